@@ -1,0 +1,44 @@
+"""Switchboard's configuration: packaged defaults, an optional TOML file, then the environment.
+
+``load_config()`` reads ``default.toml`` (shipped in this package, every option documented),
+deep-merges the operator's TOML file over it, applies ``SWITCHBOARD_<SECTION>_<KEY>``
+environment variables, and returns a frozen, typed ``Config``. A file with a ``[tenants]``
+table replaces the demo tenant wholesale, so public demo passwords never survive into a real
+deployment by accident.
+
+Anything wrong -- a typo'd key, a size like ``"256Q"``, a user without a password -- raises
+``ConfigError`` with the dotted key first (``limits.max_frame: ...``). Passwords never appear
+in error messages or in a ``repr``.
+"""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+from .loader import ENV_PREFIX, load_config
+from .sections import (
+    AppConfig,
+    Config,
+    LimitsConfig,
+    LoginConfig,
+    ServerConfig,
+    SignalingConfig,
+    TenantConfig,
+    UserConfig,
+)
+from .units import parse_duration, parse_size
+
+__all__ = [
+    "ENV_PREFIX",
+    "AppConfig",
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "LoginConfig",
+    "ServerConfig",
+    "SignalingConfig",
+    "TenantConfig",
+    "UserConfig",
+    "load_config",
+    "parse_duration",
+    "parse_size",
+]

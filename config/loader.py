@@ -1,0 +1,482 @@
+"""Build a ``Config`` from the packaged defaults, an optional TOML file and the environment.
+
+The layers are merged as plain TOML-shaped dicts first and validated once at the end, so a
+value is checked the same way wherever it came from. Only the environment layer is checked
+early as well, because only there can the error name the variable that caused it.
+
+Validation is strict on purpose: unknown keys are errors (a typo must not silently fall back
+to a default), and every error names the dotted key to fix. Passwords are only ever
+described by their type, so no error message can leak one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError, shown_value, type_name
+from .sections import (
+    AppConfig,
+    Config,
+    LimitsConfig,
+    LoginConfig,
+    ServerConfig,
+    SignalingConfig,
+    TenantConfig,
+    UserConfig,
+)
+from .units import parse_duration, parse_size
+
+__all__ = ["ENV_PREFIX", "load_config"]
+
+ENV_PREFIX = "SWITCHBOARD_"
+
+Table = dict[str, Any]
+_Number = TypeVar("_Number", int, float)
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_DIGITS = re.compile(r"[0-9]*")
+_NAME_FORBIDDEN = re.compile(r"[@:\s]")
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration from defaults, then ``path`` (if any), then ``env`` (default: os.environ).
+
+    Raises ``ConfigError`` for anything that cannot be used; nothing is silently ignored
+    except environment variables outside the four overridable sections.
+    """
+    tree = _read_defaults()
+    if path is not None:
+        tree = _merge_file(tree, _read_file(Path(path)))
+    tree = _deep_merge(tree, _env_overrides(os.environ if env is None else env))
+    return _build(tree)
+
+
+# --- reading and merging ------------------------------------------------------------------
+
+
+def _read_defaults() -> Table:
+    """The packaged ``default.toml``, found as package data so it works from a wheel too."""
+    resource = files("config") / "default.toml"
+    return _parse_toml(resource.read_bytes(), "config/default.toml")
+
+
+def _read_file(path: Path) -> Table:
+    """The operator's TOML file; a missing or unreadable file is an error, not "no overrides"."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read file: {exc.strerror or exc}") from None
+    return _parse_toml(data, str(path))
+
+
+def _parse_toml(data: bytes, name: str) -> Table:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(name, "not a UTF-8 text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib reports positions and key names, never values, so this cannot leak a secret.
+        raise ConfigError(name, f"not valid TOML: {exc}") from None
+
+
+def _merge_file(defaults: Table, user: Table) -> Table:
+    """Deep-merge the user's file over the defaults, but let its ``tenants`` replace them.
+
+    Merging tenants key by key would keep the demo tenant (and its public passwords) alive in
+    any deployment that merely adds its own tenant, which is exactly what must not happen.
+    """
+    merged = _deep_merge(defaults, {key: value for key, value in user.items() if key != "tenants"})
+    if "tenants" in user:
+        merged["tenants"] = user["tenants"]
+    return merged
+
+
+def _deep_merge(base: Table, override: Table) -> Table:
+    """``override`` over ``base``: tables merge recursively, any other value replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merged[key] = _deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+# --- options of the four plain sections ---------------------------------------------------
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {shown_value(value)}")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _path(value: object) -> Path:
+    return Path(_text(value))
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {shown_value(value)}")
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _port(value: object) -> int:
+    port = _count(value)
+    if port > 65535:
+        raise ValueError(f"expected a port number 0..65535, got {port}")
+    return port
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"expected a number, got {shown_value(value)}")
+    return float(value)
+
+
+def _duration(value: object) -> float:
+    if not isinstance(value, str | int | float):
+        raise ValueError(f'expected a duration like "30s", got {shown_value(value)}')
+    return parse_duration(value)
+
+
+def _size(value: object) -> int:
+    if not isinstance(value, str | int):
+        raise ValueError(f'expected a size like "256K", got {shown_value(value)}')
+    return parse_size(value)
+
+
+def _positive(parse: Callable[[object], _Number]) -> Callable[[object], _Number]:
+    """``parse``, additionally rejecting zero (and below) for values that divide or time out."""
+
+    def parse_positive(value: object) -> _Number:
+        result = parse(value)
+        if result <= 0:
+            raise ValueError(f"must be greater than 0, got {shown_value(value)}")
+        return result
+
+    return parse_positive
+
+
+def _integer_from_env(text: str) -> object:
+    """An environment string as an integer if it is one; otherwise left for the parser to reject."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return text
+
+
+def _number_from_env(text: str) -> object:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    """How to check one key's TOML value, and how to read it from an environment string."""
+
+    parse: Callable[[object], object]
+    from_env: Callable[[str], object] = str
+
+
+_TEXT = _Option(_text)
+_PORT = _Option(_port, _integer_from_env)
+_COUNT = _Option(_count, _integer_from_env)
+_POSITIVE_COUNT = _Option(_positive(_count), _integer_from_env)
+_POSITIVE_RATE = _Option(_positive(_number), _number_from_env)
+_DURATION = _Option(_duration)
+_POSITIVE_DURATION = _Option(_positive(_duration))
+_SIZE = _Option(_size)
+_POSITIVE_SIZE = _Option(_positive(_size))
+
+_SECTIONS: dict[str, dict[str, _Option]] = {
+    "server": {"host": _TEXT, "port": _PORT, "data_dir": _Option(_path), "node": _TEXT},
+    "login": {
+        "challenge_ttl": _POSITIVE_DURATION,
+        "timeout": _POSITIVE_DURATION,
+        "throttle_failures": _POSITIVE_COUNT,
+        "throttle_window": _POSITIVE_DURATION,
+        "default_domain": _TEXT,
+    },
+    "limits": {
+        "max_frame": _POSITIVE_SIZE,
+        "max_message": _POSITIVE_SIZE,
+        "max_bad_messages": _POSITIVE_COUNT,
+        "rate": _POSITIVE_RATE,
+        "burst": _POSITIVE_COUNT,
+        "rate_close_after": _POSITIVE_COUNT,
+        "idle_timeout": _POSITIVE_DURATION,
+        "send_queue": _POSITIVE_COUNT,
+    },
+    "signaling": {
+        "ring_timeout": _POSITIVE_DURATION,
+        "typing_ttl": _POSITIVE_DURATION,
+        "resume_grace": _DURATION,
+        "hold_messages": _COUNT,
+        "hold_bytes": _SIZE,
+        "max_ids": _POSITIVE_COUNT,
+    },
+}
+_TOP_LEVEL = (*_SECTIONS, "tenants")
+_TENANT_KEYS = ("demo", "users", "apps")
+_USER_KEYS = ("dn", "num", "password", "licences")
+_APP_KEYS = ("dn", "password", "act_for", "apis")
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+def _env_overrides(env: Mapping[str, str]) -> Table:
+    """``SWITCHBOARD_<SECTION>_<KEY>`` variables as a TOML-shaped override table.
+
+    Variables whose prefix is not one of the four sections belong to someone else (the test
+    suite, deployment scripts) and are ignored; a known section with an unknown key is a typo
+    and an error. Values are checked here already so the error can name the variable.
+    """
+    overrides: dict[str, Table] = {}
+    for name in sorted(env):
+        target = _env_target(name)
+        if target is None:
+            continue
+        section, key = target
+        where = _key(section, key)
+        option = _SECTIONS[section].get(key)
+        if option is None:
+            raise ConfigError(where, f"unknown key (from environment variable {name})")
+        value = option.from_env(env[name])
+        try:
+            option.parse(value)
+        except ValueError as exc:
+            raise ConfigError(where, f"{exc} (from environment variable {name})") from None
+        overrides.setdefault(section, {})[key] = value
+    return dict(overrides)
+
+
+def _env_target(name: str) -> tuple[str, str] | None:
+    """``(section, key)`` for a variable addressed to one of the overridable sections."""
+    if not name.startswith(ENV_PREFIX):
+        return None
+    rest = name[len(ENV_PREFIX) :]
+    for section in _SECTIONS:
+        prefix = section.upper() + "_"
+        if rest.startswith(prefix):
+            return section, rest[len(prefix) :].lower()
+    return None
+
+
+# --- building the typed config ------------------------------------------------------------
+
+
+def _build(tree: Table) -> Config:
+    _reject_unknown(tree, _TOP_LEVEL, "")
+    config = Config(
+        server=ServerConfig(**_section_values(tree, "server")),
+        login=LoginConfig(**_section_values(tree, "login")),
+        limits=LimitsConfig(**_section_values(tree, "limits")),
+        signaling=SignalingConfig(**_section_values(tree, "signaling")),
+        tenants=_tenants(tree.get("tenants", {})),
+    )
+    _check_default_domain(config)
+    return config
+
+
+def _section_values(tree: Table, section: str) -> dict[str, Any]:
+    """The checked values of one plain section; keys absent here keep the dataclass default."""
+    table = _table(tree.get(section, {}), section)
+    options = _SECTIONS[section]
+    _reject_unknown(table, options, section)
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        try:
+            values[key] = options[key].parse(raw)
+        except ValueError as exc:
+            raise ConfigError(_key(section, key), str(exc)) from None
+    return values
+
+
+def _check_default_domain(config: Config) -> None:
+    """The short login form needs a tenant to log into, so it must name a configured one."""
+    domains = [tenant.domain for tenant in config.tenants]
+    default = config.login.default_domain
+    if domains and default not in domains:
+        known = ", ".join(shown_value(domain) for domain in domains)
+        raise ConfigError(
+            "login.default_domain", f"{shown_value(default)} is not a configured tenant ({known})"
+        )
+
+
+def _tenants(value: object) -> tuple[TenantConfig, ...]:
+    table = _table(value, "tenants")
+    return tuple(_tenant(domain, spec) for domain, spec in table.items())
+
+
+def _tenant(domain: str, value: object) -> TenantConfig:
+    where = _key("tenants", domain)
+    _check_domain(domain, where)
+    table = _table(value, where)
+    _reject_unknown(table, _TENANT_KEYS, where)
+    demo = table.get("demo", False)
+    if not isinstance(demo, bool):
+        raise ConfigError(f"{where}.demo", f"expected true or false, got {shown_value(demo)}")
+    users = _users(table.get("users", {}), f"{where}.users")
+    apps = _apps(table.get("apps", {}), f"{where}.apps", users)
+    return TenantConfig(domain=domain, users=users, apps=apps, demo=demo)
+
+
+def _users(value: object, where: str) -> tuple[UserConfig, ...]:
+    """The users of a tenant; a number may belong to one user only, or dialling is ambiguous."""
+    users: list[UserConfig] = []
+    owners: dict[str, str] = {}
+    for sip, spec in _table(value, where).items():
+        user = _user(sip, spec, _key(where, sip))
+        if user.num in owners:
+            raise ConfigError(
+                _key(where, sip, "num"),
+                f"{shown_value(user.num)} is already the number of {shown_value(owners[user.num])}",
+            )
+        if user.num:
+            owners[user.num] = sip
+        users.append(user)
+    return tuple(users)
+
+
+def _user(sip: str, value: object, where: str) -> UserConfig:
+    _check_name(sip, where)
+    table = _table(value, where)
+    _reject_unknown(table, _USER_KEYS, where)
+    dn = _optional_text(table, "dn", where, default=sip)
+    num = _optional_text(table, "num", where, default="")
+    if not _DIGITS.fullmatch(num):
+        raise ConfigError(f"{where}.num", f"expected digits only, got {shown_value(num)}")
+    return UserConfig(
+        sip=sip,
+        dn=dn,
+        num=num,
+        password=_password(table, where),
+        licences=frozenset(_strings(table, "licences", where)),
+    )
+
+
+def _apps(value: object, where: str, users: tuple[UserConfig, ...]) -> tuple[AppConfig, ...]:
+    """The App objects of a tenant; their names share one namespace with the user sips."""
+    sips = {user.sip for user in users}
+    apps: list[AppConfig] = []
+    for name, spec in _table(value, where).items():
+        app_where = _key(where, name)
+        if name in sips:
+            raise ConfigError(app_where, "a user of this tenant already has this name")
+        apps.append(_app(name, spec, app_where, sips))
+    return tuple(apps)
+
+
+def _app(name: str, value: object, where: str, sips: set[str]) -> AppConfig:
+    _check_name(name, where)
+    table = _table(value, where)
+    _reject_unknown(table, _APP_KEYS, where)
+    act_for = _strings(table, "act_for", where)
+    for sip in act_for:
+        if sip != "*" and sip not in sips:
+            raise ConfigError(f"{where}.act_for", f"no user {shown_value(sip)} in this tenant")
+    return AppConfig(
+        name=name,
+        password=_password(table, where),
+        dn=_optional_text(table, "dn", where, default=""),
+        act_for=frozenset(act_for),
+        apis=tuple(_strings(table, "apis", where)),
+    )
+
+
+# --- small checks -------------------------------------------------------------------------
+
+
+def _password(table: Table, where: str) -> str:
+    """The password of a user or App; described by type only, never by value, on error."""
+    where = f"{where}.password"
+    if "password" not in table:
+        raise ConfigError(where, "required")
+    password = table["password"]
+    if not isinstance(password, str):
+        raise ConfigError(where, f"expected a string, got {type_name(password)}")
+    if not password:
+        raise ConfigError(where, "must not be empty")
+    return password
+
+
+def _optional_text(table: Table, key: str, where: str, *, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(_key(where, key), f"expected a string, got {shown_value(value)}")
+    return value
+
+
+def _strings(table: Table, key: str, where: str) -> list[str]:
+    """A list of non-empty strings (licences, act_for, apis); absent means empty."""
+    value = table.get(key, [])
+    where = _key(where, key)
+    if not isinstance(value, list):
+        raise ConfigError(where, f"expected a list of strings, got {shown_value(value)}")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(where, f"expected non-empty strings, got {shown_value(item)}")
+    return value
+
+
+def _check_domain(domain: str, where: str) -> None:
+    if not domain:
+        raise ConfigError(where, "a domain name must not be empty")
+    if domain != domain.lower() or any(char.isspace() for char in domain):
+        raise ConfigError(where, "a domain name must be lower case without whitespace")
+
+
+def _check_name(name: str, where: str) -> None:
+    """User sips and App names end up in addresses (``sip@domain``), so keep them plain."""
+    if not name:
+        raise ConfigError(where, "a name must not be empty")
+    if _NAME_FORBIDDEN.search(name):
+        raise ConfigError(where, 'a name must not contain whitespace, "@" or ":"')
+
+
+def _table(value: object, where: str) -> Table:
+    """``value`` as a table; described by type only, because it may hold a password."""
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"expected a table, got {type_name(value)}")
+    return value
+
+
+def _reject_unknown(table: Table, allowed: Iterable[str], where: str) -> None:
+    """Unknown keys are typos until proven otherwise; suggest the closest known key."""
+    known = list(allowed)
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {shown_value(close[0])}?)" if close else ""
+            raise ConfigError(_key(where, key), f"unknown key{hint}")
+
+
+def _key(where: str, *parts: str) -> str:
+    """``where`` (already dotted) extended by raw key ``parts``, quoted unless bare keys.
+
+    ``_key("tenants", "example.com")`` is ``tenants."example.com"``, as one would write it
+    in the file, so the message can be searched for.
+    """
+    quoted = [part if _BARE_KEY.fullmatch(part) else json.dumps(part) for part in parts]
+    return ".".join([where, *quoted] if where else quoted)

@@ -1,0 +1,120 @@
+"""The typed configuration the rest of Switchboard reads, one frozen dataclass per section.
+
+The classes are frozen so a running hub can share one ``Config`` between every component
+without anyone changing it underneath the others, and slotted because thousands of
+connections read these values on every message. Tests and the CLI derive variants with
+``dataclasses.replace``. Defaults here are the same as in ``default.toml`` (a test checks it).
+
+Passwords are declared ``repr=False``: a ``Config`` is printed in logs, banners and test
+failures, and none of those may ever show a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AppConfig",
+    "Config",
+    "LimitsConfig",
+    "LoginConfig",
+    "ServerConfig",
+    "SignalingConfig",
+    "TenantConfig",
+    "UserConfig",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Where the HTTP/WebSocket server listens and keeps its files."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0..65535 (0 = pick a free port)
+    data_dir: Path = Path("./data")
+    node: str = "switchboard"  # this node's name, sent as "pbx" in PbxInfo
+
+
+@dataclass(frozen=True, slots=True)
+class LoginConfig:
+    """How long a login may take and how hard a password may be guessed."""
+
+    challenge_ttl: float = 30.0  # seconds a challenge is valid
+    timeout: float = 20.0  # close 4001 if not logged in by then
+    throttle_failures: int = 5  # failed logins allowed per window, per address and per account
+    throttle_window: float = 60.0
+    default_domain: str = "example.com"  # tenant for the short login form (only sip + digest)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """What one connection may cost the hub before it is closed."""
+
+    max_frame: int = 256 * 1024  # bytes per WebSocket frame, bigger -> close 1009
+    max_message: int = 64 * 1024  # bytes of joined im_message data
+    max_bad_messages: int = 10  # consecutive bad messages before close 4002
+    rate: float = 20.0  # messages per second per connection (token bucket refill)
+    burst: int = 40  # bucket size
+    rate_close_after: int = 20  # consecutive rate-limited messages before close 4004
+    idle_timeout: float = 120.0  # close 4006 after this long without a message from the client
+    send_queue: int = 1024  # frames queued toward one connection before close 4008
+
+
+@dataclass(frozen=True, slots=True)
+class SignalingConfig:
+    """Timers and memory bounds of a chat call."""
+
+    ring_timeout: float = 60.0  # no conn by then -> rel cause 19
+    typing_ttl: float = 6.0  # typing not renewed by then -> hub sends typing:false
+    resume_grace: float = 60.0  # reserved for resume after reconnect
+    hold_messages: int = 32  # messages held before conn, at most
+    hold_bytes: int = 256 * 1024  # bytes held before conn, at most
+    max_ids: int = 1024  # client message ids remembered per call for idempotent retries
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """A person who logs in with sip + password; ``licences`` unlock features ("messages")."""
+
+    sip: str
+    dn: str
+    num: str
+    password: str = field(repr=False)  # repr must NEVER show a password
+    licences: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """An App object: a bot, a service, an operator console, logging in under its own name."""
+
+    name: str
+    password: str = field(repr=False)
+    dn: str = ""
+    act_for: frozenset[str] = frozenset()  # user sips it may act for; "*" = any user of the tenant
+    apis: tuple[str, ...] = ()  # PBX APIs enabled, e.g. ("PbxSignal",)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantConfig:
+    """One domain: its users and App objects share one namespace and never see other tenants."""
+
+    domain: str
+    users: tuple[UserConfig, ...] = ()
+    apps: tuple[AppConfig, ...] = ()
+    demo: bool = False  # true marks a tenant whose passwords are public demo values
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration, as ``load_config`` returns it."""
+
+    server: ServerConfig = ServerConfig()
+    login: LoginConfig = LoginConfig()
+    limits: LimitsConfig = LimitsConfig()
+    signaling: SignalingConfig = SignalingConfig()
+    tenants: tuple[TenantConfig, ...] = ()
+
+    def tenant(self, domain: str) -> TenantConfig | None:
+        """The tenant configured for ``domain``, or None; there is no fallback to a default."""
+        return next((tenant for tenant in self.tenants if tenant.domain == domain), None)

@@ -1,0 +1,119 @@
+"""An asyncio AppWebsocket client: connect, log in with the digest, send and receive.
+
+The hub uses it to reach the messages service; tests, bots and benchmarks use it to
+reach the hub. Frames are JSON objects; ``recv`` returns the next one in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from .digest import NO_INFO, login_digest
+from .errors import ConnectionClosed, LoginFailed, ReplyTimeout
+
+__all__ = ["AppWebsocketClient"]
+
+JsonObject = dict[str, Any]
+
+
+class AppWebsocketClient:
+    def __init__(self, connection: ClientConnection) -> None:
+        self._ws = connection
+        self.domain: str | None = None
+
+    @classmethod
+    async def connect(cls, url: str, *, max_size: int | None = 2**20) -> AppWebsocketClient:
+        return cls(await connect(url, max_size=max_size, ping_interval=None, compression=None))
+
+    async def login(
+        self,
+        *,
+        password: str,
+        app: str = "",
+        domain: str = "",
+        sip: str = "",
+        guid: str = "",
+        dn: str = "",
+        info: object = NO_INFO,
+        pbx_obj: str | None = None,
+        timeout: float = 5.0,
+    ) -> JsonObject:
+        """Challenge, digest, ``AppLogin``; returns ``AppLoginResult`` or raises LoginFailed."""
+        await self.send({"mt": "AppChallenge"})
+        challenge = await self.recv(timeout)
+        if challenge.get("mt") != "AppChallengeResult":
+            raise LoginFailed(None, f"unexpected {challenge.get('mt')!r}")
+        message: JsonObject = {
+            "mt": "AppLogin",
+            "app": app,
+            "domain": domain,
+            "sip": sip,
+            "guid": guid,
+            "dn": dn,
+            "digest": login_digest(
+                app=app,
+                domain=domain,
+                sip=sip,
+                guid=guid,
+                dn=dn,
+                info=info,
+                challenge=str(challenge.get("challenge", "")),
+                password=password,
+            ),
+        }
+        if info is not NO_INFO:
+            message["info"] = info
+        if pbx_obj is not None:
+            message["pbxObj"] = pbx_obj
+        await self.send(message)
+        result = await self.recv(timeout)
+        if result.get("mt") != "AppLoginResult" or result.get("ok") is not True:
+            raise LoginFailed(result.get("error"), result.get("errorText"))
+        self.domain = result.get("domain")
+        return result
+
+    async def send(self, message: JsonObject) -> None:
+        await self.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+
+    async def send_text(self, text: str | bytes) -> None:
+        try:
+            await self._ws.send(text)
+        except websockets.ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def recv(self, timeout: float = 5.0) -> JsonObject:
+        try:
+            text = await asyncio.wait_for(self._ws.recv(), timeout)
+        except TimeoutError as exc:
+            raise ReplyTimeout(f"nothing received within {timeout} s") from exc
+        except websockets.ConnectionClosed as exc:
+            raise _closed(exc) from exc
+        message = json.loads(text)
+        if not isinstance(message, dict):
+            raise ConnectionClosed(None, "peer sent a non-object frame")
+        return message
+
+    async def wait_closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
+        """Read until the server closes; returns the close code and reason."""
+        try:
+            while True:
+                await self.recv(timeout)
+        except ConnectionClosed as exc:
+            return exc.code, exc.reason
+
+    async def close(self, code: int = 1000) -> None:
+        await self._ws.close(code)
+
+    @property
+    def close_code(self) -> int | None:
+        return self._ws.close_code
+
+
+def _closed(exc: websockets.ConnectionClosed) -> ConnectionClosed:
+    frame = exc.rcvd
+    return ConnectionClosed(frame.code if frame else None, frame.reason if frame else "")

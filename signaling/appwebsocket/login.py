@@ -1,0 +1,213 @@
+"""The server side of the AppWebsocket login, sans I/O (PROTOCOL §3).
+
+Theory of operation: each connection owns one ``LoginServer``. ``challenge(now)`` answers
+``AppChallenge`` with a fresh challenge that is good for exactly one ``AppLogin`` and for
+``challenge_ttl`` seconds; a new ``AppChallenge`` replaces the old one. ``login(body, now)``
+consumes the challenge, asks the ``Accounts`` provider which password the message names,
+and checks the digest in constant time. The provider decides *who* a login may act as
+(user, App object, App object for a user); this module only knows the wire rules, so the
+messages service can reuse it with its own accounts.
+
+States (``LoginState``): ``NEW -> CHALLENGED -> LOGGED_IN`` or ``-> FAILED``. A failed
+login is final: the caller closes the connection with 4001 after sending the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from .digest import NO_INFO, login_digest, new_challenge, session_key, verify_digest
+from .throttle import LoginThrottle
+
+__all__ = [
+    "Account",
+    "Accounts",
+    "LoginFailure",
+    "LoginOutcome",
+    "LoginRequest",
+    "LoginServer",
+    "LoginState",
+    "Principal",
+]
+
+JsonObject = dict[str, Any]
+
+
+class LoginState(Enum):
+    NEW = "new"
+    CHALLENGED = "challenged"
+    LOGGED_IN = "logged_in"
+    FAILED = "failed"
+
+
+class LoginFailure(Enum):
+    """``error`` numbers of a failed ``AppLoginResult`` with their ``errorText``."""
+
+    FAILED = (1, "login failed")
+    THROTTLED = (2, "throttled")
+    NO_CHALLENGE = (3, "no valid challenge")
+
+    @property
+    def number(self) -> int:
+        return self.value[0]
+
+    @property
+    def text(self) -> str:
+        return self.value[1]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRequest:
+    """The fields of ``AppLogin`` that take part in the digest, plus ``pbxObj``."""
+
+    app: str
+    domain: str
+    sip: str
+    guid: str
+    dn: str
+    info: object
+    digest: object
+    pbx_obj: str
+
+    @classmethod
+    def from_message(cls, body: JsonObject) -> LoginRequest:
+        return cls(
+            app=_field(body, "app"),
+            domain=_field(body, "domain"),
+            sip=_field(body, "sip"),
+            guid=_field(body, "guid"),
+            dn=_field(body, "dn"),
+            info=body.get("info", NO_INFO),
+            digest=body.get("digest"),
+            pbx_obj=_field(body, "pbxObj"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a logged-in session acts as: exactly one user or App object of one tenant."""
+
+    domain: str
+    sip: str
+    """The user acted for; empty when an App object acts as itself."""
+    dn: str
+    app: str | None = None
+    """The App object's name for App-object logins."""
+    apis: tuple[str, ...] = ()
+    """PBX APIs enabled on the App object (PROTOCOL §3.7)."""
+
+    @property
+    def is_user(self) -> bool:
+        return bool(self.sip)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """What a login message names: the password to check and who it then acts as."""
+
+    password: str = field(repr=False)
+    principal: Principal
+
+
+class Accounts(Protocol):
+    def throttle_key(self, request: LoginRequest) -> str:
+        """A stable name of the account the request targets, known or not."""
+        ...
+
+    def find(self, request: LoginRequest) -> Account | None:
+        """The account whose password must match, or None if the login cannot succeed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    reply: JsonObject
+    principal: Principal | None = None
+    session_key: str | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.principal is not None
+
+
+_DUMMY_PASSWORD = "\x00no-such-account"
+
+
+class LoginServer:
+    def __init__(
+        self,
+        accounts: Accounts,
+        throttle: LoginThrottle,
+        *,
+        address: str,
+        challenge_ttl: float,
+        make_challenge: Callable[[], str] = new_challenge,
+    ) -> None:
+        self._accounts = accounts
+        self._throttle = throttle
+        self._address = address
+        self._ttl = challenge_ttl
+        self._make_challenge = make_challenge
+        self._challenge: str | None = None
+        self._issued = 0.0
+        self.state = LoginState.NEW
+
+    def challenge(self, now: float) -> JsonObject:
+        """Answer ``AppChallenge``: a fresh challenge that replaces any earlier one."""
+        self._challenge = self._make_challenge()
+        self._issued = now
+        self.state = LoginState.CHALLENGED
+        return {"mt": "AppChallengeResult", "challenge": self._challenge}
+
+    def login(self, body: JsonObject, now: float) -> LoginOutcome:
+        """Check one ``AppLogin``; the challenge is used up whatever the result."""
+        challenge, self._challenge = self._challenge, None
+        request = LoginRequest.from_message(body)
+        keys = (f"addr:{self._address}", f"acct:{self._accounts.throttle_key(request)}")
+        if self._throttle.blocked(keys, now):
+            return self._fail(body, LoginFailure.THROTTLED)
+        if challenge is None or now - self._issued > self._ttl:
+            self._throttle.failed(keys, now)
+            return self._fail(body, LoginFailure.NO_CHALLENGE)
+        account = self._accounts.find(request)
+        password = account.password if account else _DUMMY_PASSWORD
+        expected = login_digest(
+            app=request.app,
+            domain=request.domain,
+            sip=request.sip,
+            guid=request.guid,
+            dn=request.dn,
+            info=request.info,
+            challenge=challenge,
+            password=password,
+        )
+        # Compare even for unknown accounts so that timing does not reveal which exist.
+        if not verify_digest(expected, request.digest) or account is None:
+            self._throttle.failed(keys, now)
+            return self._fail(body, LoginFailure.FAILED)
+        self.state = LoginState.LOGGED_IN
+        reply = _echo(
+            body, {"mt": "AppLoginResult", "ok": True, "domain": account.principal.domain}
+        )
+        return LoginOutcome(reply, account.principal, session_key(challenge, account.password))
+
+    def _fail(self, body: JsonObject, failure: LoginFailure) -> LoginOutcome:
+        self.state = LoginState.FAILED
+        reply = {"mt": "AppLoginResult", "error": failure.number, "errorText": failure.text}
+        return LoginOutcome(_echo(body, reply))
+
+
+def _echo(request: JsonObject, reply: JsonObject) -> JsonObject:
+    src = request.get("src")
+    if src is not None:
+        reply["src"] = src
+    return reply
+
+
+def _field(body: JsonObject, key: str) -> str:
+    value = body.get(key)
+    # A non-string field cannot have been hashed as the documented string: let it fail.
+    return value if type(value) is str else ("" if value is None else "\x00invalid")

@@ -1,0 +1,41 @@
+"""Failed-login throttling per source address and per account (PROTOCOL §3.6).
+
+A key (``addr:<ip>`` or ``acct:<domain>/<name>``) is blocked once it has collected
+``failures`` failed logins within the last ``window`` seconds. Throttled attempts are
+not counted themselves, so a blocked key frees up ``window`` after its last real failure.
+Memory is bounded: past ``max_keys`` the oldest keys are forgotten.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+__all__ = ["LoginThrottle"]
+
+
+class LoginThrottle:
+    def __init__(self, failures: int, window: float, max_keys: int = 100_000) -> None:
+        self._failures = failures
+        self._window = window
+        self._max_keys = max_keys
+        self._seen: dict[str, deque[float]] = {}
+
+    def blocked(self, keys: Iterable[str], now: float) -> bool:
+        return any(self._recent(key, now) >= self._failures for key in keys)
+
+    def failed(self, keys: Iterable[str], now: float) -> None:
+        for key in keys:
+            times = self._seen.pop(key, None) or deque(maxlen=self._failures)
+            times.append(now)
+            self._seen[key] = times  # re-insert: dict order is least recently failed first
+        while len(self._seen) > self._max_keys:
+            del self._seen[next(iter(self._seen))]
+
+    def _recent(self, key: str, now: float) -> int:
+        times = self._seen.get(key)
+        if not times:
+            return 0
+        while times and times[0] <= now - self._window:
+            times.popleft()
+        return len(times)

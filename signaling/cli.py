@@ -1,0 +1,105 @@
+"""``switchboard`` command line: ``serve`` runs the server, ``chat`` is a terminal client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from config import Config, ConfigError, load_config
+
+from .app import HUB_WEBSOCKET_PATH, create_app
+from .core.switch import VERSION
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    from .chat_cli import run_chat
+
+    return asyncio.run(run_chat(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard", description="Switchboard messaging gateway"
+    )
+    parser.add_argument("--version", action="version", version=f"switchboard {VERSION}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server (hub and everything else)")
+    serve.add_argument("--config", type=Path, help="TOML file over config/default.toml")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--data-dir", type=Path, help="where data is kept (default ./data)")
+    chat = commands.add_parser("chat", help="chat from a terminal (volatile chat)")
+    chat.add_argument("--url", default=f"ws://127.0.0.1:8080{HUB_WEBSOCKET_PATH}")
+    chat.add_argument("--sip", required=True, help="your user name")
+    chat.add_argument("--password", required=True)
+    chat.add_argument("--domain", default="", help="your tenant (default: the server's default)")
+    chat.add_argument("--to", help="start a chat with this user; otherwise wait for one")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .server import uvicorn_config
+
+    try:
+        config = _with_overrides(load_config(args.config), args)
+    except ConfigError as exc:
+        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    print(_banner(config), flush=True)
+    uvicorn.Server(uvicorn_config(create_app(config), config)).run()
+    return 0
+
+
+def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
+    server = config.server
+    if args.host is not None:
+        server = replace(server, host=args.host)
+    if args.port is not None:
+        server = replace(server, port=args.port)
+    if args.data_dir is not None:
+        server = replace(server, data_dir=args.data_dir)
+    return replace(config, server=server)
+
+
+def _banner(config: Config) -> str:
+    host, port = config.server.host, config.server.port
+    shown = f"[{host}]" if ":" in host else host
+    lines = [
+        f"Switchboard {VERSION} listening on http://{shown}:{port}",
+        f"  hub AppWebsocket (PbxSignal): ws://{shown}:{port}{HUB_WEBSOCKET_PATH}",
+        f"  data directory: {config.server.data_dir}",
+    ]
+    for tenant in config.tenants:
+        users = ", ".join(user.sip for user in tenant.users)
+        lines.append(f"  tenant {tenant.domain}: {users}")
+        if tenant.demo:
+            lines.append(
+                "    demo tenant: each password is <user>-demo (public, never use in production)"
+            )
+    demo = next(
+        (tenant for tenant in config.tenants if tenant.demo and len(tenant.users) >= 2), None
+    )
+    if demo is not None:
+        first, second = demo.users[0].sip, demo.users[1].sip
+        lines += [
+            "  try a chat in two more terminals:",
+            f"    switchboard chat --sip {second} --password {second}-demo",
+            f"    switchboard chat --sip {first} --password {first}-demo --to {second}",
+        ]
+    return "\n".join(lines)

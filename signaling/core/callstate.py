@@ -1,0 +1,95 @@
+"""Call leg states and every allowed transition, in one table (PROTOCOL §5).
+
+Theory of operation: a chat call has one *leg* per registration taking part. The caller's
+leg moves ``setup_sent -> proceeding -> alerting -> connected``; each device offered the
+call has a callee leg ``offered -> alerting -> connected``. A leg is removed (released) on
+``rel``. Two tables hold the transitions: ``CLIENT`` for what a client may send on its leg,
+``HUB`` for what the hub tells a leg. Anything not in a table is refused with ``bad_state``
+naming the event and the state, and the leg is left as it was.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from .errors import BadState
+
+__all__ = ["CLIENT", "HUB", "Event", "LegState", "Role", "client_event", "hub_event"]
+
+
+class Role(Enum):
+    CALLER = "caller"
+    CALLEE = "callee"
+
+
+class LegState(Enum):
+    IDLE = "idle"
+    SETUP_SENT = "setup_sent"
+    PROCEEDING = "proceeding"
+    OFFERED = "offered"
+    ALERTING = "alerting"
+    CONNECTED = "connected"
+    RELEASED = "released"
+
+
+class Event(Enum):
+    SETUP = "setup"
+    CALL_PROC = "call_proc"
+    ALERT = "alert"
+    CONN = "conn"
+    FACILITY = "facility"
+    REL = "rel"
+
+
+_C, _E = Role.CALLER, Role.CALLEE
+_S = LegState
+_V = Event
+
+CLIENT: dict[tuple[Role, LegState, Event], LegState] = {
+    # The caller may write while the call rings: the hub holds those messages (§4.6).
+    (_C, _S.SETUP_SENT, _V.FACILITY): _S.SETUP_SENT,
+    (_C, _S.PROCEEDING, _V.FACILITY): _S.PROCEEDING,
+    (_C, _S.ALERTING, _V.FACILITY): _S.ALERTING,
+    (_C, _S.CONNECTED, _V.FACILITY): _S.CONNECTED,
+    (_C, _S.SETUP_SENT, _V.REL): _S.RELEASED,
+    (_C, _S.PROCEEDING, _V.REL): _S.RELEASED,
+    (_C, _S.ALERTING, _V.REL): _S.RELEASED,
+    (_C, _S.CONNECTED, _V.REL): _S.RELEASED,
+    (_E, _S.OFFERED, _V.ALERT): _S.ALERTING,
+    (_E, _S.ALERTING, _V.ALERT): _S.ALERTING,
+    (_E, _S.OFFERED, _V.CONN): _S.CONNECTED,
+    (_E, _S.ALERTING, _V.CONN): _S.CONNECTED,
+    (_E, _S.CONNECTED, _V.FACILITY): _S.CONNECTED,
+    (_E, _S.OFFERED, _V.REL): _S.RELEASED,
+    (_E, _S.ALERTING, _V.REL): _S.RELEASED,
+    (_E, _S.CONNECTED, _V.REL): _S.RELEASED,
+}
+
+HUB: dict[tuple[Role, LegState, Event], LegState] = {
+    (_C, _S.SETUP_SENT, _V.CALL_PROC): _S.PROCEEDING,
+    (_C, _S.PROCEEDING, _V.ALERT): _S.ALERTING,
+    (_C, _S.PROCEEDING, _V.CONN): _S.CONNECTED,
+    (_C, _S.ALERTING, _V.CONN): _S.CONNECTED,
+}
+
+CLIENT_EVENTS: dict[str, Event] = {
+    "setup": Event.SETUP,
+    "alert": Event.ALERT,
+    "conn": Event.CONN,
+    "facility": Event.FACILITY,
+    "rel": Event.REL,
+    "disc": Event.REL,  # PROTOCOL §4.7: disc is treated as rel
+}
+
+
+def client_event(role: Role, state: LegState, event: Event) -> LegState:
+    """The state after a client's ``event``; ``BadState`` if the table does not allow it."""
+    try:
+        return CLIENT[role, state, event]
+    except KeyError:
+        raise BadState(f"{event.value} not allowed in state {state.value}") from None
+
+
+def hub_event(role: Role, state: LegState, event: Event) -> LegState | None:
+    """The state after the hub sends ``event``, or None when it does not apply (no send)."""
+    return HUB.get((role, state, event))

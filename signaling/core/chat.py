@@ -1,0 +1,419 @@
+"""Chat calls: setup, forking, answer, messages, typing and release (PROTOCOL §4.4-§4.8).
+
+Theory of operation: a client's ``setup`` with ``im_setup`` resolves its destination in
+the caller's tenant and is offered (negative call numbers) to every ``NO_MEDIA_CALL``
+registration of the callee. The first ``conn`` wins; the other devices get ``rel`` 26.
+Messages written before ``conn`` are held and relayed in order at ``conn``; every message
+gets the next ``seq`` of the call, the sender fields stamped by the hub, and, when the
+client gave an ``id``, an ``im_ack``. Volatile chat stores nothing: anything that could
+not be relayed is reported ``not_delivered``.
+
+Hot path: ``facility`` on a connected call -> ``_message`` -> one ``sanitize`` (free for
+text without markup) -> one encode per receiving leg.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from config import LimitsConfig, SignalingConfig
+
+from .calls import AckRecord, Call, Fragments, HeldMessage, Leg
+from .callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
+from .causes import Q931, hub_cause
+from .clock import Clock
+from .directory_view import TenantLookup
+from .errors import BadState, MessageTooBig
+from .messages import Cause, ImMessage, Sig, Signaling
+from .outbox import Outbox
+from .registry import Registration, Registry
+from .sanitize import sanitize
+from .timers import TimerQueue
+
+__all__ = ["ChatCalls"]
+
+JsonObject = dict[str, Any]
+_NORMAL = hub_cause(Q931.NORMAL_CLEARING)
+
+
+def utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+class ChatCalls:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        timers: TimerQueue,
+        clock: Clock,
+        tenants: TenantLookup,
+        registry: Registry,
+        signaling: SignalingConfig,
+        limits: LimitsConfig,
+    ) -> None:
+        self._out = outbox
+        self._timers = timers
+        self._clock = clock
+        self._tenants = tenants
+        self._registry = registry
+        self._config = signaling
+        self._max_message = limits.max_message
+        self.calls: dict[str, Call] = {}
+
+    # -- entry points -------------------------------------------------------------------
+
+    def on_signaling(self, reg: Registration, msg: Signaling) -> None:
+        """One ``Signaling`` from a client's registration."""
+        sig = msg.sig
+        event = CLIENT_EVENTS.get(sig.type)
+        leg = reg.legs.get(msg.call)
+        if leg is None:
+            if event is Event.SETUP:
+                return self._setup(reg, msg.call, sig)
+            if event is Event.REL:
+                return None  # crossed with our own rel: the call is already gone
+            raise BadState(f"{sig.type} not allowed in state idle")
+        if event is None or event is Event.SETUP:
+            raise BadState(f"{sig.type} not allowed in state {leg.state.value}")
+        next_state = client_event(leg.role, leg.state, event)
+        if event is Event.FACILITY:
+            return self._facility(leg, sig)
+        if event is Event.REL:
+            return self._release_by(leg, sig.cau)
+        if event is Event.ALERT:
+            leg.state = next_state
+            return self._alert(leg.call)
+        return self._answer(leg)
+
+    def registration_ended(self, reg: Registration, cause: Cause) -> None:
+        """The device is gone: its calls end, peers learn it (typing stops first)."""
+        for leg in list(reg.legs.values()):
+            call = leg.call
+            if leg.role is Role.CALLEE and call.callee is not leg:
+                self._drop_offer(leg)
+            else:
+                self._stop_typing(leg)
+                self._release(call, cause, except_leg=leg)
+
+    # -- setup and answer ---------------------------------------------------------------
+
+    def _setup(self, reg: Registration, number: int, sig: Sig) -> None:
+        if number < 0:
+            raise BadState("setup not allowed on a negative call number (those are the hub's)")
+        if not sig.has_fty("im_setup"):
+            return self._refuse(reg, number, Q931.PROTOCOL_ERROR)
+        callee, refusal = self._resolve(reg, sig)
+        if callee is None:
+            return self._refuse(reg, number, refusal)
+        devices = [
+            device
+            for device in self._registry.of(reg.domain, callee.sip)
+            if device.no_media and device is not reg
+        ]
+        if not devices:
+            for message in sig.messages:
+                if message.id is not None:
+                    self._send_fty(reg, number, _ack_not_delivered(message.id))
+            return self._refuse(reg, number, Q931.NO_USER_RESPONDING)
+        call = Call(secrets.token_hex(16), reg.domain, self._config.max_ids)
+        caller = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
+        call.caller = caller
+        reg.legs[number] = caller
+        self.calls[call.call_id] = call
+        self._hub_event(caller, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        offer = {
+            "type": "setup",
+            "channel": 0,
+            "cg": _endpoint(reg.user.sip, reg.user.num),
+            "cd": _endpoint(callee.sip, callee.num),
+            "fty": [
+                {"type": "im_setup"},
+                {"type": "name_identification", "name": reg.user.dn},
+                *(item for item in sig.fty if item["type"] not in _HUB_FTY),
+            ],
+            "callId": call.call_id,
+        }
+        for device in devices:
+            leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
+            device.legs[leg.number] = leg
+            call.offers.append(leg)
+            self._send_sig(leg, offer)
+        call.ring = self._timers.arm(
+            self._clock.monotonic() + self._config.ring_timeout, lambda: self._ring_timeout(call)
+        )
+        for message in sig.messages:
+            self._im_message(caller, message)
+
+    def _resolve(self, reg: Registration, sig: Sig) -> tuple[Any, Q931]:
+        """The callee in the caller's tenant, or None and the cause to refuse with."""
+        cd = sig.cd
+        if cd is None:
+            return None, Q931.UNALLOCATED_NUMBER
+        sip = cd.sip
+        if sip and "@" in sip:
+            sip, _, domain = sip.partition("@")
+            if domain.lower() != reg.domain:
+                return None, Q931.CALL_REJECTED  # other tenants are never reachable (§3.3)
+        tenant = self._tenants.tenant(reg.domain)
+        callee = tenant.resolve(sip, cd.num) if tenant else None
+        return callee, Q931.UNALLOCATED_NUMBER
+
+    def _alert(self, call: Call) -> None:
+        if call.caller is not None:
+            self._hub_event(call.caller, Event.ALERT, {"type": "alert"})
+
+    def _answer(self, leg: Leg) -> None:
+        """The first ``conn`` wins; every other device is told cause 26 (§4.5)."""
+        call = leg.call
+        leg.state = LegState.CONNECTED
+        call.callee = leg
+        losers, call.offers = [leg_ for leg_ in call.offers if leg_ is not leg], []
+        for loser in losers:
+            self._end_leg(loser, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
+        if call.ring is not None:
+            call.ring.cancel()
+            call.ring = None
+        caller = call.caller
+        if caller is None:
+            return
+        name = {"type": "name_identification", "name": leg.reg.user.dn}
+        self._hub_event(caller, Event.CONN, {"type": "conn", "fty": [name]})
+        held, call.held, call.held_bytes = call.held, [], 0
+        for message in held:
+            self._send_fty(leg.reg, leg.number, message.im_message)
+            if message.id is not None:
+                record = call.acks.get(message.id)
+                if record is not None:
+                    record.state = "delivered"
+                    self._send_ack(caller, message.id, record)
+
+    # -- messages -----------------------------------------------------------------------
+
+    def _facility(self, leg: Leg, sig: Sig) -> None:
+        for message in sig.messages:
+            self._im_message(leg, message)
+        if sig.fty:
+            peer = leg.call.peer(leg)
+            if peer is not None:  # facilities the hub does not know travel untouched
+                self._send_sig(peer, {"type": "facility", "fty": list(sig.fty)})
+
+    def _im_message(self, leg: Leg, message: ImMessage) -> None:
+        if message.is_typing_only:
+            return self._typing(leg, bool(message.typing))
+        data = message.data
+        if data is None:
+            if message.attach is None:
+                return None  # neither text, typing nor attachment: nothing to relay
+            data = ""
+        if message.more or leg.fragments is not None:
+            return self._fragment(leg, message, data)
+        self._message(leg, data, message.mime, message.id, message)
+
+    def _fragment(self, leg: Leg, message: ImMessage, data: str) -> None:
+        """Join ``more`` fragments; the joined data obeys ``limits.max_message`` (§4.6)."""
+        parts = leg.fragments
+        if parts is None:
+            parts = leg.fragments = Fragments([], 0, message.mime, message.id)
+        if not message.more:
+            leg.fragments = None
+        if parts.discarding:
+            return None  # the rest of a message already refused as too big
+        parts.size += utf8_len(data)
+        if parts.size > self._max_message:
+            parts.discarding = message.more
+            parts.parts.clear()
+            raise MessageTooBig(f"message data above {self._max_message} bytes")
+        parts.parts.append(data)
+        if not message.more:
+            joined = "".join(parts.parts)
+            self._message(leg, joined, parts.mime, parts.id or message.id, message)
+
+    def _message(
+        self, leg: Leg, data: str, mime: str | None, message_id: str | None, raw: ImMessage
+    ) -> None:
+        call = leg.call
+        if message_id is not None:
+            record = call.acks.get(message_id)
+            if record is not None:  # a retry: acknowledge again, relay nothing (§4.6)
+                return self._send_ack(leg, message_id, record)
+        size = utf8_len(data)
+        if size > self._max_message:
+            raise MessageTooBig(f"message data above {self._max_message} bytes")
+        html = sanitize(data, mime)
+        peer = call.peer(leg)
+        if peer is None and (
+            len(call.held) >= self._config.hold_messages
+            or call.held_bytes + size > self._config.hold_bytes
+        ):
+            if message_id is not None:
+                self._send_fty(leg.reg, leg.number, _ack_not_delivered(message_id))
+            return None
+        user = leg.reg.user
+        now = int(self._clock.wall())
+        seq = call.next_seq()
+        out: JsonObject = {
+            "type": "im_message",
+            "sender": user.sip,
+            "sender_dn": user.dn,
+            "time": now,
+            "seq": seq,
+            "mime": "text/html",
+            "data": html,
+        }
+        if raw.attach is not None:
+            out["attach"] = raw.attach
+        if raw.subject is not None:
+            out["subject"] = raw.subject
+        if peer is not None:
+            self._send_fty(peer.reg, peer.number, out)
+            state = "delivered"
+        else:
+            call.held.append(HeldMessage(out, message_id, size))
+            call.held_bytes += size
+            state = "held"
+        if message_id is not None:
+            record = AckRecord(seq, now, state)
+            call.remember(message_id, record)
+            self._send_ack(leg, message_id, record)
+        if leg.typing is not None:
+            self._stop_typing(leg)
+
+    def _typing(self, leg: Leg, typing: bool) -> None:
+        """Typing is relayed, never held or stored; the hub owns its expiry (§4.6)."""
+        peer = leg.call.peer(leg)
+        if peer is None:
+            return None
+        if not typing:
+            return self._stop_typing(leg)
+        if leg.typing is not None:
+            leg.typing.cancel()
+        deadline = self._clock.monotonic() + self._config.typing_ttl
+        leg.typing = self._timers.arm(deadline, lambda: self._stop_typing(leg))
+        self._send_fty(peer.reg, peer.number, self._typing_fty(leg, True))
+
+    def _stop_typing(self, leg: Leg) -> None:
+        timer, leg.typing = leg.typing, None
+        if timer is None:
+            return
+        timer.cancel()
+        peer = leg.call.peer(leg)
+        if peer is not None:
+            self._send_fty(peer.reg, peer.number, self._typing_fty(leg, False))
+
+    def _typing_fty(self, leg: Leg, typing: bool) -> JsonObject:
+        user = leg.reg.user
+        return {"type": "im_message", "typing": typing, "sender": user.sip, "sender_dn": user.dn}
+
+    # -- release ------------------------------------------------------------------------
+
+    def _release_by(self, leg: Leg, cause: Cause | None) -> None:
+        """``rel`` from either side ends the call for both (§4.7)."""
+        self._stop_typing(leg)
+        self._release(leg.call, cause or _NORMAL, except_leg=leg)
+
+    def _ring_timeout(self, call: Call) -> None:
+        call.ring = None
+        self._release(call, hub_cause(Q931.NO_ANSWER))
+
+    def _release(self, call: Call, cause: Cause, except_leg: Leg | None = None) -> None:
+        if self.calls.pop(call.call_id, None) is None:
+            return
+        if call.ring is not None:
+            call.ring.cancel()
+        caller = call.caller
+        if caller is not None and caller is not except_leg and call.held:
+            self._report_undelivered(call, caller)
+        for leg in call.legs():
+            if leg is except_leg:
+                self._forget(leg)
+            elif (
+                except_leg is not None
+                and except_leg.role is Role.CALLEE
+                and leg.role is Role.CALLEE
+            ):
+                # one device declined: the user's other devices stop ringing (§4.5, §4.7)
+                self._end_leg(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
+            else:
+                self._end_leg(leg, cause)
+
+    def _drop_offer(self, leg: Leg) -> None:
+        """An offered device went away; with no device left the caller hears 18."""
+        call = leg.call
+        self._forget(leg)
+        if leg in call.offers:
+            call.offers.remove(leg)
+        if not call.offers and call.callee is None:
+            self._release(call, hub_cause(Q931.NO_USER_RESPONDING))
+
+    def _report_undelivered(self, call: Call, caller: Leg) -> None:
+        held, call.held, call.held_bytes = call.held, [], 0
+        for message in held:
+            ack: JsonObject = {"type": "im_ack", "seq": message.im_message["seq"]}
+            if message.id is not None:
+                ack["id"] = message.id
+                record = call.acks.get(message.id)
+                if record is not None:
+                    record.state = "not_delivered"
+            ack["state"] = "not_delivered"
+            self._send_fty(caller.reg, caller.number, ack)
+
+    def _end_leg(self, leg: Leg, cause: Cause) -> None:
+        self._send_sig(leg, {"type": "rel", "cau": cause.to_json()})
+        self._forget(leg)
+
+    def _forget(self, leg: Leg) -> None:
+        leg.state = LegState.RELEASED
+        if leg.typing is not None:
+            leg.typing.cancel()
+            leg.typing = None
+        if leg.reg.legs.get(leg.number) is leg:
+            del leg.reg.legs[leg.number]
+
+    def _refuse(self, reg: Registration, number: int, cause: Q931) -> None:
+        self._send_raw(reg, number, {"type": "rel", "cau": hub_cause(cause).to_json()})
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _hub_event(self, leg: Leg, event: Event, sig: JsonObject) -> None:
+        """Tell a leg what happened, if its state table lets that happen now."""
+        next_state = hub_event(leg.role, leg.state, event)
+        if next_state is not None:
+            leg.state = next_state
+            self._send_sig(leg, sig)
+
+    def _send_ack(self, leg: Leg, message_id: str, record: AckRecord) -> None:
+        ack = {
+            "type": "im_ack",
+            "id": message_id,
+            "seq": record.seq,
+            "time": record.time,
+            "state": record.state,
+        }
+        self._send_fty(leg.reg, leg.number, ack)
+
+    def _send_fty(self, reg: Registration, number: int, item: JsonObject) -> None:
+        self._send_raw(reg, number, {"type": "facility", "fty": [item]})
+
+    def _send_sig(self, leg: Leg, sig: JsonObject) -> None:
+        self._send_raw(leg.reg, leg.number, sig)
+
+    def _send_raw(self, reg: Registration, number: int, sig: JsonObject) -> None:
+        message: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
+        if reg.src is not None:
+            message["src"] = reg.src
+        message["call"] = number
+        message["sig"] = sig
+        self._out.send(reg.conn, message)
+
+
+_HUB_FTY = frozenset({"im_setup", "name_identification"})
+
+
+def _endpoint(sip: str, num: str) -> JsonObject:
+    return {"sip": sip, "num": num} if num else {"sip": sip}
+
+
+def _ack_not_delivered(message_id: str) -> JsonObject:
+    return {"type": "im_ack", "id": message_id, "state": "not_delivered"}

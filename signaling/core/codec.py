@@ -1,0 +1,139 @@
+"""JSON text <-> messages. The only module that parses client frames.
+
+Invariant (kept by a Hypothesis test): any text either decodes or raises ``BadJson``;
+nothing else escapes. Serialising goes through ``encode`` so the whole hub writes JSON
+the same way: compact, UTF-8 friendly (``ensure_ascii=False``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import BadJson
+from .messages import Cause, Endpoint, ImMessage, Inbound, JsonObject, Register, Sig, Signaling
+
+__all__ = ["decode", "encode", "parse_register", "parse_signaling"]
+
+_decoder = json.JSONDecoder()
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+encode = _encoder.encode
+"""Serialise one outbound message (compact, non-ASCII kept as is)."""
+
+MAX_ID_LENGTH = 64
+MAX_CALL_NUMBER = 2**53 - 1
+
+
+def decode(text: str) -> Inbound:
+    """Parse one frame into its envelope (PROTOCOL §1.2, §1.4)."""
+    try:
+        body = _decoder.decode(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadJson("malformed JSON") from exc
+    if type(body) is not dict:
+        raise BadJson("a message must be a JSON object")
+    mt = body.get("mt")
+    if type(mt) is not str or not mt:
+        raise BadJson("a message needs a string mt")
+    api = body.get("api")
+    if api is not None and type(api) is not str:
+        raise BadJson("api must be a string")
+    return Inbound(mt=mt, api=api, src=body.get("src"), body=body)
+
+
+def parse_register(inbound: Inbound) -> Register:
+    body = inbound.body
+    hw = _optional_str(body, "hw")
+    flags = _optional_str(body, "flags") or ""
+    return Register(
+        src=inbound.src,
+        hw=hw,
+        flags=frozenset(flag.strip() for flag in flags.split("|") if flag.strip()),
+    )
+
+
+def parse_signaling(inbound: Inbound) -> Signaling:
+    body = inbound.body
+    call = body.get("call")
+    if type(call) is not int or call == 0 or abs(call) > MAX_CALL_NUMBER:
+        raise BadJson("Signaling needs a non-zero integer call")
+    sig = body.get("sig")
+    if type(sig) is not dict:
+        raise BadJson("Signaling needs a sig object")
+    return Signaling(src=inbound.src, call=call, sig=_parse_sig(sig))
+
+
+def _parse_sig(sig: JsonObject) -> Sig:
+    kind = sig.get("type")
+    if type(kind) is not str:
+        raise BadJson("sig needs a string type")
+    raw_fty = sig.get("fty", ())
+    if raw_fty is None:
+        raw_fty = ()
+    if type(raw_fty) is not list and raw_fty != ():
+        raise BadJson("fty must be a list")
+    messages: list[ImMessage] = []
+    others: list[JsonObject] = []
+    for item in raw_fty:
+        if type(item) is not dict or type(item.get("type")) is not str:
+            raise BadJson("each fty item must be an object with a string type")
+        if item["type"] == "im_message":
+            messages.append(_parse_im_message(item))
+        else:
+            others.append(item)
+    channel = sig.get("channel")
+    return Sig(
+        type=kind,
+        cd=_parse_endpoint(sig.get("cd")),
+        cau=_parse_cause(sig.get("cau")),
+        channel=channel if type(channel) is int else None,
+        messages=tuple(messages),
+        fty=tuple(others),
+    )
+
+
+def _parse_im_message(item: JsonObject) -> ImMessage:
+    message_id = _optional_str(item, "id")
+    if message_id is not None and not 0 < len(message_id) <= MAX_ID_LENGTH:
+        raise BadJson(f"im_message id must be 1 to {MAX_ID_LENGTH} characters")
+    typing = item.get("typing")
+    if typing is not None and type(typing) is not bool:
+        raise BadJson("im_message typing must be a boolean")
+    more = item.get("more", False)
+    if more is None:
+        more = False
+    if type(more) is not bool:
+        raise BadJson("im_message more must be a boolean")
+    return ImMessage(
+        data=_optional_str(item, "data"),
+        mime=_optional_str(item, "mime"),
+        typing=typing,
+        more=more,
+        id=message_id,
+        attach=_optional_str(item, "attach"),
+        subject=_optional_str(item, "subject"),
+    )
+
+
+def _parse_endpoint(value: Any) -> Endpoint | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise BadJson("an endpoint must be an object")
+    return Endpoint(sip=_optional_str(value, "sip"), num=_optional_str(value, "num"))
+
+
+def _parse_cause(value: Any) -> Cause | None:
+    if type(value) is not dict:
+        return None
+    num, loc = value.get("num"), value.get("loc", 0)
+    if type(num) is not int or not 0 <= num <= 127:
+        return None
+    return Cause(loc=loc if type(loc) is int and 0 <= loc <= 15 else 0, num=num)
+
+
+def _optional_str(obj: JsonObject, key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or type(value) is str:
+        return value
+    raise BadJson(f"{key} must be a string")

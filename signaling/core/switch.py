@@ -1,0 +1,373 @@
+"""The hub's sans-I/O core: every connection's protocol state, in one object.
+
+Theory of operation: the I/O layer calls ``open`` when a WebSocket is accepted,
+``receive`` for each text frame, ``receive_binary`` for a binary one, ``closed`` when it
+ends, and ``fire_timers`` when ``next_deadline`` has passed. Each call returns the
+actions (``Send``/``Close``) to carry out, in order. Nothing here awaits or touches a
+socket; time comes from the injected clock.
+
+Per frame: rate limit (§4.11) -> decode (§1.4) -> login gate (§3.1) -> api dispatch.
+``ProtocolError`` is answered with ``Error`` and the connection stays open; ten bad
+frames in a row close it (4002); anything unexpected is answered ``internal`` and logged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from config import Config
+from signaling.appwebsocket import closecodes
+from signaling.appwebsocket.digest import new_challenge
+from signaling.appwebsocket.login import LoginServer, Principal
+from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.directory import Directory, HubAccounts
+
+from .actions import Action
+from .causes import Q931, hub_cause
+from .chat import ChatCalls
+from .clock import Clock
+from .codec import decode, parse_register, parse_signaling
+from .errors import BadJson, BadState, NotLoggedIn, ProtocolError, RateLimited, UnknownMt
+from .limits import TokenBucket
+from .messages import Inbound
+from .outbox import Outbox
+from .registry import Registration, Registry
+from .timers import Timer, TimerQueue
+
+__all__ = ["VERSION", "Connection", "Switch"]
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+JsonObject = dict[str, Any]
+
+
+class Connection:
+    """The core's view of one WebSocket."""
+
+    __slots__ = (
+        "address",
+        "bad",
+        "bucket",
+        "closing",
+        "id",
+        "idle_timer",
+        "last_rx",
+        "limited",
+        "login",
+        "login_timer",
+        "principal",
+        "registration",
+    )
+
+    def __init__(self, conn_id: int, address: str, login: LoginServer, bucket: TokenBucket):
+        self.id = conn_id
+        self.address = address
+        self.login = login
+        self.bucket = bucket
+        self.principal: Principal | None = None
+        self.registration: Registration | None = None
+        self.bad = 0
+        self.limited = 0
+        self.last_rx = 0.0
+        self.closing = False
+        self.login_timer: Timer | None = None
+        self.idle_timer: Timer | None = None
+
+
+class Switch:
+    def __init__(
+        self,
+        config: Config,
+        clock: Clock,
+        *,
+        directory: Directory | None = None,
+        make_challenge: Callable[[], str] = new_challenge,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.directory = directory or Directory(config.tenants, config.login.default_domain)
+        self._accounts = HubAccounts(self.directory)
+        self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
+        self._make_challenge = make_challenge
+        self._out = Outbox()
+        self.timers = TimerQueue()
+        self.registry = Registry()
+        self.chat = ChatCalls(
+            outbox=self._out,
+            timers=self.timers,
+            clock=clock,
+            tenants=self.directory,
+            registry=self.registry,
+            signaling=config.signaling,
+            limits=config.limits,
+        )
+        self.connections: dict[int, Connection] = {}
+        self._ids = itertools.count(1)
+
+    # -- entry points from the I/O layer --------------------------------------------------
+
+    def open(self, address: str) -> tuple[int, list[Action]]:
+        """A WebSocket was accepted; returns its connection id."""
+        now = self.clock.monotonic()
+        limits = self.config.limits
+        login = LoginServer(
+            self._accounts,
+            self._throttle,
+            address=address,
+            challenge_ttl=self.config.login.challenge_ttl,
+            make_challenge=self._make_challenge,
+        )
+        conn = Connection(
+            next(self._ids), address, login, TokenBucket(limits.rate, limits.burst, now)
+        )
+        conn.last_rx = now
+        conn.login_timer = self.timers.arm(
+            now + self.config.login.timeout, lambda: self._login_timeout(conn)
+        )
+        conn.idle_timer = self.timers.arm(now + limits.idle_timeout, lambda: self._idle(conn))
+        self.connections[conn.id] = conn
+        return conn.id, self._out.drain()
+
+    def receive(self, conn_id: int, text: str) -> list[Action]:
+        """One text frame from a client."""
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.closing:
+            return []
+        now = self.clock.monotonic()
+        conn.last_rx = now
+        wait_ms = conn.bucket.take(now)
+        if wait_ms:
+            self._rate_limited(conn, wait_ms)
+            return self._out.drain()
+        conn.limited = 0
+        inbound: Inbound | None = None
+        try:
+            inbound = decode(text)
+            self._dispatch(conn, inbound)
+            conn.bad = 0
+        except BadJson as exc:
+            conn.bad += 1
+            self._error(conn, exc, inbound)
+            if conn.bad >= self.config.limits.max_bad_messages:
+                self._close(conn, closecodes.WS_4002_TOO_MANY_BAD_MESSAGES, "too many bad messages")
+        except ProtocolError as exc:
+            conn.bad = 0
+            self._error(conn, exc, inbound)
+        except Exception:
+            log.exception("internal error handling a message on connection %d", conn.id)
+            self._error(conn, ProtocolError("internal error"), inbound, code="internal")
+        return self._out.drain()
+
+    def receive_binary(self, conn_id: int) -> list[Action]:
+        """Binary frames are refused (PROTOCOL §1.1)."""
+        conn = self.connections.get(conn_id)
+        if conn is not None and not conn.closing:
+            self._close(conn, closecodes.WS_4003_BINARY_FRAME, "binary frames are not accepted")
+        return self._out.drain()
+
+    def closed(self, conn_id: int, clean: bool = True) -> list[Action]:
+        """The WebSocket is gone; its registration and calls end with it."""
+        conn = self.connections.pop(conn_id, None)
+        if conn is not None:
+            self._teardown(conn, Q931.NORMAL_CLEARING if clean else Q931.TEMPORARY_FAILURE)
+        return self._out.drain()
+
+    def kick(self, conn_id: int, code: int, reason: str) -> list[Action]:
+        """The I/O layer gives up on a connection (e.g. its send queue overflowed)."""
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            self._close(conn, code, reason)
+        return self._out.drain()
+
+    def next_deadline(self) -> float | None:
+        return self.timers.next_deadline()
+
+    def fire_timers(self) -> list[Action]:
+        for timer in self.timers.pop_due(self.clock.monotonic()):
+            try:
+                timer.callback()
+            except Exception:
+                log.exception("internal error in a timer")
+        return self._out.drain()
+
+    # -- dispatch --------------------------------------------------------------------------
+
+    def _dispatch(self, conn: Connection, inbound: Inbound) -> None:
+        mt, api = inbound.mt, inbound.api
+        if mt == "KeepAlive" and api is None:
+            return self._out.send(conn.id, {"mt": "KeepAlive"})
+        if conn.principal is None:
+            return self._before_login(conn, inbound)
+        if api == "PbxSignal":
+            return self._pbx_signal(conn, inbound)
+        if api == "PbxMessages":
+            return self._pbx_messages(conn, inbound)
+        if api is None and mt in ("AppChallenge", "AppLogin"):
+            raise BadState(f"{mt} not allowed in state logged_in")
+        if api is None:
+            raise UnknownMt(f"unknown mt {mt[:40]!r}")
+        raise UnknownMt(f"unknown api {api[:40]!r}")
+
+    def _before_login(self, conn: Connection, inbound: Inbound) -> None:
+        now = self.clock.monotonic()
+        if inbound.api is None and inbound.mt == "AppChallenge":
+            return self._out.send(conn.id, conn.login.challenge(now))
+        if inbound.api is None and inbound.mt == "AppLogin":
+            outcome = conn.login.login(inbound.body, now)
+            self._out.send(conn.id, outcome.reply)
+            if outcome.principal is None:
+                return self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login failed")
+            return self._logged_in(conn, outcome.principal)
+        raise NotLoggedIn(f"{inbound.mt[:40]} before login")
+
+    def _logged_in(self, conn: Connection, principal: Principal) -> None:
+        conn.principal = principal
+        if conn.login_timer is not None:
+            conn.login_timer.cancel()
+            conn.login_timer = None
+        if principal.app is not None and principal.apis:
+            self._out.send(
+                conn.id,
+                {
+                    "mt": "PbxInfo",
+                    "domain": principal.domain,
+                    "pbx": self.config.server.node,
+                    "apis": list(principal.apis),
+                    "version": VERSION,
+                    "build": VERSION,
+                },
+            )
+
+    def _pbx_signal(self, conn: Connection, inbound: Inbound) -> None:
+        mt = inbound.mt
+        if mt == "Signaling":
+            registration = conn.registration
+            if registration is None:
+                raise BadState("Signaling not allowed before Register")
+            return self.chat.on_signaling(registration, parse_signaling(inbound))
+        if mt == "Register":
+            return self._register(conn, inbound)
+        if mt == "Unregister":
+            self._unregister(conn, Q931.NORMAL_CLEARING)
+            return self._reply(conn, inbound, {"mt": "UnregisterResult"})
+        raise UnknownMt(f"unknown PbxSignal mt {mt[:40]!r}")
+
+    def _register(self, conn: Connection, inbound: Inbound) -> None:
+        """Register this connection as a device of its user (PROTOCOL §4.1)."""
+        request = parse_register(inbound)
+        principal = conn.principal
+        assert principal is not None
+        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
+        if user is None:
+            return self._reply(conn, inbound, {"mt": "RegisterResult", "err": "forbidden"})
+        registration = conn.registration
+        if registration is None:
+            registration = Registration(
+                conn.id,
+                principal.domain,
+                user,
+                request.hw or f"conn-{conn.id}",
+                request.flags,
+                request.src,
+            )
+            conn.registration = registration
+            self.registry.add(registration)
+        else:  # a repeated Register updates the device in place, keeping its calls
+            registration.hw = request.hw or registration.hw
+            registration.flags = request.flags
+            registration.src = request.src
+        self._reply(conn, inbound, {"mt": "RegisterResult"})
+
+    def _pbx_messages(self, conn: Connection, inbound: Inbound) -> None:
+        """PbxMessages (§6). The messages service is not part of this build yet: licensed
+        users learn it is unavailable, everyone else that they are unlicensed."""
+        principal = conn.principal
+        assert principal is not None
+        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
+        licensed = user is not None and "messages" in user.licences
+        if inbound.mt == "Session" and not licensed:
+            error = {"mt": "Error", "code": "unlicensed", "text": "no messages licence"}
+        else:
+            error = {"mt": "Error", "code": "unavailable", "text": "messages service unavailable"}
+        self._reply(conn, inbound, error)
+
+    # -- limits, timers, teardown ------------------------------------------------------------
+
+    def _rate_limited(self, conn: Connection, wait_ms: int) -> None:
+        conn.limited += 1
+        if conn.limited >= self.config.limits.rate_close_after:
+            return self._close(conn, closecodes.WS_4004_RATE_LIMIT, "rate limit exceeded")
+        error = RateLimited(wait_ms)
+        self._out.send(
+            conn.id,
+            {"mt": "Error", "code": error.code, "text": error.text, "retry_after_ms": wait_ms},
+        )
+
+    def _login_timeout(self, conn: Connection) -> None:
+        conn.login_timer = None
+        if conn.principal is None and not conn.closing:
+            self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login timeout")
+
+    def _idle(self, conn: Connection) -> None:
+        """Lazy idle check: the hot path only stamps ``last_rx``; this re-arms itself."""
+        conn.idle_timer = None
+        if conn.closing or conn.id not in self.connections:
+            return
+        deadline = conn.last_rx + self.config.limits.idle_timeout
+        if deadline <= self.clock.monotonic():
+            return self._close(conn, closecodes.WS_4006_IDLE, "idle timeout")
+        conn.idle_timer = self.timers.arm(deadline, lambda: self._idle(conn))
+
+    def _close(self, conn: Connection, code: int, reason: str) -> None:
+        """Close after what is queued; the device stops being reachable right now."""
+        if conn.closing:
+            return
+        conn.closing = True
+        self._out.close(conn.id, code, reason)
+        self._teardown(conn, Q931.TEMPORARY_FAILURE)
+
+    def _teardown(self, conn: Connection, cause: Q931) -> None:
+        conn.closing = True
+        for timer in (conn.login_timer, conn.idle_timer):
+            if timer is not None:
+                timer.cancel()
+        conn.login_timer = conn.idle_timer = None
+        self._unregister(conn, cause)
+
+    def _unregister(self, conn: Connection, cause: Q931) -> None:
+        registration, conn.registration = conn.registration, None
+        if registration is not None:
+            self.registry.remove(registration)
+            self.chat.registration_ended(registration, hub_cause(cause))
+
+    # -- replies ------------------------------------------------------------------------------
+
+    def _reply(self, conn: Connection, inbound: Inbound, reply: JsonObject) -> None:
+        """Answer a request: ``api`` and ``src`` are echoed (PROTOCOL §1.2)."""
+        message: JsonObject = {}
+        if inbound.api is not None:
+            message["api"] = inbound.api
+        message.update(reply)
+        if inbound.src is not None:
+            message["src"] = inbound.src
+        self._out.send(conn.id, message)
+
+    def _error(
+        self,
+        conn: Connection,
+        error: ProtocolError,
+        inbound: Inbound | None,
+        code: str | None = None,
+    ) -> None:
+        reply: JsonObject = {"mt": "Error", "code": code or error.code, "text": error.text}
+        if inbound is None:
+            return self._out.send(conn.id, reply)
+        if inbound.mt == "Signaling":
+            call = inbound.body.get("call")
+            if type(call) is int:
+                reply["call"] = call
+        self._reply(conn, inbound, reply)

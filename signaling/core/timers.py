@@ -1,0 +1,59 @@
+"""A sans-I/O timer queue: the core arms timers, the I/O layer asks when to wake.
+
+The asyncio glue sleeps until ``next_deadline()`` (or until poked), then calls
+``pop_due(now)`` and runs the callbacks. Nothing here reads a clock: ``now`` comes in.
+Cancelling marks the entry; the heap drops it lazily.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+__all__ = ["Timer", "TimerQueue"]
+
+
+class Timer:
+    """Handle of an armed timer; ``cancel()`` is idempotent."""
+
+    __slots__ = ("callback", "cancelled", "deadline")
+
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class TimerQueue:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._order = itertools.count()
+
+    def arm(self, deadline: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(deadline, callback)
+        heapq.heappush(self._heap, (deadline, next(self._order), timer))
+        return timer
+
+    def next_deadline(self) -> float | None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def pop_due(self, now: float) -> list[Timer]:
+        """Remove and return the live timers whose deadline is ``<= now``, earliest first."""
+        due: list[Timer] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            timer = heapq.heappop(heap)[2]
+            if not timer.cancelled:
+                timer.cancelled = True
+                due.append(timer)
+        return due
+
+    def __len__(self) -> int:
+        return sum(1 for entry in self._heap if not entry[2].cancelled)

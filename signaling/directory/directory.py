@@ -1,0 +1,55 @@
+"""Tenants, users and App objects, as the hub looks them up (in memory, from config).
+
+Every lookup is scoped to one tenant: there is no call that finds a user across
+tenants, so nothing can cross a tenant boundary by accident (PROTOCOL §3.3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from config import AppConfig, TenantConfig, UserConfig
+
+__all__ = ["Directory", "Tenant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    domain: str
+    users: dict[str, UserConfig]
+    numbers: dict[str, UserConfig]
+    apps: dict[str, AppConfig]
+
+    @classmethod
+    def from_config(cls, tenant: TenantConfig) -> Tenant:
+        return cls(
+            domain=tenant.domain,
+            users={user.sip: user for user in tenant.users},
+            numbers={user.num: user for user in tenant.users if user.num},
+            apps={app.name: app for app in tenant.apps},
+        )
+
+    def user(self, sip: str) -> UserConfig | None:
+        return self.users.get(sip)
+
+    def resolve(self, sip: str | None, num: str | None) -> UserConfig | None:
+        """The user a Signal ``cd`` names, by sip (user part) first, else by number."""
+        if sip:
+            return self.users.get(sip)
+        if num:
+            return self.numbers.get(num)
+        return None
+
+
+class Directory:
+    def __init__(self, tenants: Iterable[TenantConfig], default_domain: str) -> None:
+        self._tenants = {tenant.domain: Tenant.from_config(tenant) for tenant in tenants}
+        self.default_domain = default_domain
+
+    def tenant(self, domain: str) -> Tenant | None:
+        return self._tenants.get(domain or self.default_domain)
+
+    def user(self, domain: str, sip: str) -> UserConfig | None:
+        tenant = self.tenant(domain)
+        return tenant.user(sip) if tenant else None

@@ -1,0 +1,171 @@
+"""asyncio glue around the sans-I/O ``Switch``: sockets, send queues and the timer task.
+
+Each connection gets a bounded send queue drained by its own writer task, so one slow or
+dead client never slows the others: when its queue overflows the connection is closed
+4008 (DESIGN "Principles"). One timer task sleeps until the switch's next deadline; the
+clock is injected, so tests that advance a manual clock call ``wake()`` afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from typing import Protocol
+
+from signaling.appwebsocket import closecodes
+from signaling.core.actions import Action, Send
+from signaling.core.switch import Switch
+
+__all__ = ["Hub", "Peer"]
+
+log = logging.getLogger(__name__)
+
+
+class Peer(Protocol):
+    """The part of a Starlette WebSocket the hub uses."""
+
+    async def send_text(self, data: str) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+_CloseItem = tuple[int, str]
+
+
+class _Link:
+    """One connection's outbound side: a bounded queue and the task that drains it."""
+
+    __slots__ = ("closing", "peer", "queue", "writer")
+
+    def __init__(self, peer: Peer, size: int) -> None:
+        self.peer = peer
+        self.queue: asyncio.Queue[str | _CloseItem] = asyncio.Queue(size)
+        self.closing = False
+        self.writer = asyncio.get_running_loop().create_task(self._write())
+
+    async def _write(self) -> None:
+        queue, peer = self.queue, self.peer
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, str):
+                    await peer.send_text(item)
+                else:
+                    await peer.close(*item)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-send; the reader sees it too
+            log.debug("send failed: %r", exc)
+
+
+class Hub:
+    def __init__(self, switch: Switch, *, send_queue: int) -> None:
+        self.switch = switch
+        self._send_queue = send_queue
+        self._links: dict[int, _Link] = {}
+        self._wake = asyncio.Event()
+        self._sleeping_until = math.inf
+        self._timer_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
+
+    async def stop(self) -> None:
+        """Close every connection with 1012 (restarting) and stop the timers."""
+        for conn_id in list(self._links):
+            self._apply(self.switch.kick(conn_id, closecodes.WS_1012_SERVICE_RESTART, "restart"))
+        writers = [link.writer for link in self._links.values()]
+        if writers:
+            await asyncio.wait(writers, timeout=2.0)
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer_task
+
+    def wake(self) -> None:
+        """Re-read the clock now (tests call this after advancing a manual clock)."""
+        self._wake.set()
+
+    # -- connections --------------------------------------------------------------------------
+
+    def attach(self, peer: Peer, address: str) -> int:
+        conn_id, actions = self.switch.open(address)
+        self._links[conn_id] = _Link(peer, self._send_queue)
+        self._apply(actions)
+        return conn_id
+
+    def receive(self, conn_id: int, text: str) -> None:
+        self._apply(self.switch.receive(conn_id, text))
+
+    def receive_binary(self, conn_id: int) -> None:
+        self._apply(self.switch.receive_binary(conn_id))
+
+    async def detach(self, conn_id: int, clean: bool) -> None:
+        self._apply(self.switch.closed(conn_id, clean))
+        link = self._links.pop(conn_id, None)
+        if link is not None and not link.writer.done():
+            link.writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await link.writer
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._links)
+
+    # -- carrying out actions ------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        links = self._links
+        for action in actions:
+            link = links.get(action.conn)
+            if link is None or link.closing:
+                continue
+            if type(action) is Send:
+                try:
+                    link.queue.put_nowait(action.text)
+                except asyncio.QueueFull:
+                    self._overflow(action.conn, link)
+            else:
+                link.closing = True
+                self._enqueue_close(link, action.code, action.reason)  # type: ignore[union-attr]
+        deadline = self.switch.next_deadline()
+        if deadline is not None and deadline < self._sleeping_until:
+            self._wake.set()
+
+    def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
+        try:
+            link.queue.put_nowait((code, reason))
+        except asyncio.QueueFull:
+            link.writer.cancel()
+            asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, reason))
+
+    def _overflow(self, conn_id: int, link: _Link) -> None:
+        """A client that does not read its messages is closed 4008, nobody else waits."""
+        log.info("connection %d: send queue full, closing (slow consumer)", conn_id)
+        link.closing = True
+        link.writer.cancel()
+        code = closecodes.WS_4008_SLOW_CONSUMER
+        asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, "slow consumer"))
+        self._apply(self.switch.kick(conn_id, code, "slow consumer"))
+
+    async def _run_timers(self) -> None:
+        clock = self.switch.clock
+        while True:
+            deadline = self.switch.next_deadline()
+            self._sleeping_until = math.inf if deadline is None else deadline
+            delay = None if deadline is None else max(0.0, deadline - clock.monotonic())
+            self._wake.clear()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+            self._apply(self.switch.fire_timers())
+
+
+async def _close_quietly(peer: Peer, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await peer.close(code, reason)

@@ -1,0 +1,45 @@
+"""Running the app under uvicorn with the WebSocket settings the protocol needs."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import uvicorn
+
+from config import Config
+
+__all__ = ["uvicorn_config"]
+
+PING_INTERVAL = 20.0
+"""WebSocket pings find dead TCP links long before ``limits.idle_timeout``."""
+
+
+def uvicorn_config(
+    app: Any, config: Config, *, log_level: str = "info", **overrides: Any
+) -> uvicorn.Config:
+    """A uvicorn config that enforces ``limits.max_frame`` (close 1009, PROTOCOL §1.1)."""
+    options: dict[str, Any] = {
+        "host": config.server.host,
+        "port": config.server.port,
+        "ws": "websockets-sansio",
+        "ws_max_size": config.limits.max_frame,
+        "ws_ping_interval": PING_INTERVAL,
+        "ws_ping_timeout": PING_INTERVAL,
+        "lifespan": "on",
+        "log_level": log_level,
+        "server_header": False,
+        "timeout_graceful_shutdown": 5,
+    }
+    options.update(overrides)
+    return uvicorn.Config(app, **options)
+
+
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A listening socket, so callers know the port before the server starts (port 0)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,483 @@
+"""load_config: packaged defaults, a TOML file over them, environment overrides, validation."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from config import (
+    AppConfig,
+    Config,
+    ConfigError,
+    LimitsConfig,
+    LoginConfig,
+    ServerConfig,
+    SignalingConfig,
+    TenantConfig,
+    UserConfig,
+    load_config,
+)
+
+SECRET = "Zebra-Quokka-771-not-for-logs"
+
+OTHER_TENANT = """
+[login]
+default_domain = "acme.org"
+
+[tenants."acme.org".users.erin]
+dn = "Erin Acme"
+num = "201"
+password = "erin-pw"
+licences = ["messages"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "switchboard.toml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config:
+    return load_config(write(tmp_path, text), env=env or {})
+
+
+def error(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text, env)
+    return str(caught.value)
+
+
+def env_error(env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, env=env)
+    return str(caught.value)
+
+
+# --- defaults -----------------------------------------------------------------------------
+
+
+def test_defaults_equal_the_dataclass_defaults() -> None:
+    config = load_config(None, env={})
+    assert config.server == ServerConfig()
+    assert config.login == LoginConfig()
+    assert config.limits == LimitsConfig()
+    assert config.signaling == SignalingConfig()
+
+
+def test_default_tenant_is_the_demo_tenant() -> None:
+    config = load_config(None, env={})
+    assert [tenant.domain for tenant in config.tenants] == ["example.com"]
+    tenant = config.tenant("example.com")
+    assert tenant is not None
+    assert tenant.demo is True
+    assert tenant.apps == ()
+    assert tenant.users == (
+        UserConfig("alice", "Alice Example", "101", "alice-demo", frozenset({"messages"})),
+        UserConfig("bob", "Bob Example", "102", "bob-demo", frozenset({"messages"})),
+        UserConfig("carol", "Carol Example", "103", "carol-demo", frozenset()),
+        UserConfig("dave", "Dave Example", "104", "dave-demo", frozenset()),
+    )
+    assert config.tenant(config.login.default_domain) is tenant
+    assert config.tenant("other.org") is None
+
+
+def test_config_works_with_dataclasses_replace() -> None:
+    config = load_config(None, env={})
+    faster = replace(config, limits=replace(config.limits, rate=1000.0))
+    assert faster.limits.rate == 1000.0
+    assert config.limits.rate == 20.0
+
+
+# --- the user's file ----------------------------------------------------------------------
+
+
+def test_file_overrides_one_key_and_keeps_the_others(tmp_path: Path) -> None:
+    config = load(tmp_path, "[server]\nport = 9000\n")
+    assert config.server == replace(ServerConfig(), port=9000)
+    assert config.limits == LimitsConfig()
+    assert config.tenants == load_config(None, env={}).tenants
+
+
+def test_file_values_use_units(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [limits]
+        max_frame = "1M"
+        idle_timeout = "2m"
+        [signaling]
+        ring_timeout = 45
+        typing_ttl = 1.5
+        hold_bytes = 0
+        [server]
+        data_dir = "/var/lib/switchboard"
+        """,
+    )
+    assert config.limits.max_frame == 1024 * 1024
+    assert config.limits.idle_timeout == 120.0
+    assert config.signaling.ring_timeout == 45.0
+    assert config.signaling.typing_ttl == 1.5
+    assert config.signaling.hold_bytes == 0
+    assert config.server.data_dir == Path("/var/lib/switchboard")
+
+
+def test_file_tenants_replace_the_demo_tenant(tmp_path: Path) -> None:
+    config = load(tmp_path, OTHER_TENANT)
+    assert [tenant.domain for tenant in config.tenants] == ["acme.org"]
+    assert config.tenant("example.com") is None
+    (tenant,) = config.tenants
+    assert tenant.demo is False
+    assert tenant.users == (
+        UserConfig("erin", "Erin Acme", "201", "erin-pw", frozenset({"messages"})),
+    )
+
+
+def test_file_tenants_with_the_demo_domain_replace_its_users(tmp_path: Path) -> None:
+    config = load(tmp_path, '[tenants."example.com".users.zoe]\npassword = "zoe-pw"\n')
+    (tenant,) = config.tenants
+    assert tenant.demo is False
+    assert [user.sip for user in tenant.users] == ["zoe"]
+    assert tenant.users[0] == UserConfig("zoe", "zoe", "", "zoe-pw")
+
+
+def test_empty_tenants_table_leaves_no_tenant(tmp_path: Path) -> None:
+    assert load(tmp_path, "tenants = {}\n").tenants == ()
+
+
+def test_apps(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        OTHER_TENANT
+        + """
+        [tenants."acme.org".apps.helpdesk-bot]
+        dn = "Helpdesk bot"
+        password = "bot-pw"
+        act_for = ["*"]
+        apis = ["PbxSignal"]
+
+        [tenants."acme.org".apps.console]
+        password = "console-pw"
+        act_for = ["erin"]
+        """,
+    )
+    (tenant,) = config.tenants
+    assert tenant.apps == (
+        AppConfig("helpdesk-bot", "bot-pw", "Helpdesk bot", frozenset({"*"}), ("PbxSignal",)),
+        AppConfig("console", "console-pw", "", frozenset({"erin"}), ()),
+    )
+
+
+def test_default_domain_must_name_a_tenant(tmp_path: Path) -> None:
+    message = error(tmp_path, OTHER_TENANT.replace('default_domain = "acme.org"', ""))
+    assert message == 'login.default_domain: "example.com" is not a configured tenant ("acme.org")'
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+def test_env_overrides_port_size_and_duration() -> None:
+    config = load_config(
+        None,
+        env={
+            "SWITCHBOARD_SERVER_PORT": "9000",
+            "SWITCHBOARD_LIMITS_MAX_FRAME": "512K",
+            "SWITCHBOARD_SIGNALING_RING_TIMEOUT": "30s",
+            "SWITCHBOARD_LIMITS_RATE": "2.5",
+            "SWITCHBOARD_SERVER_HOST": "0.0.0.0",
+        },
+    )
+    assert config.server.port == 9000
+    assert config.server.host == "0.0.0.0"
+    assert config.limits.max_frame == 512 * 1024
+    assert config.limits.rate == 2.5
+    assert config.signaling.ring_timeout == 30.0
+
+
+def test_env_overrides_the_file(tmp_path: Path) -> None:
+    config = load(tmp_path, "[server]\nport = 9000\n", env={"SWITCHBOARD_SERVER_PORT": "9001"})
+    assert config.server.port == 9001
+
+
+def test_env_unknown_key_in_known_section_is_an_error() -> None:
+    message = env_error({"SWITCHBOARD_LIMITS_MAX_FRAMES": "1K"})
+    assert message.startswith("limits.max_frames: unknown key")
+    assert "SWITCHBOARD_LIMITS_MAX_FRAMES" in message
+
+
+def test_env_outside_the_known_sections_is_ignored() -> None:
+    config = load_config(
+        None,
+        env={
+            "SWITCHBOARD_REQUIRE_SERVICES": "1",
+            "SWITCHBOARD_TENANTS_EXAMPLE": "x",
+            "SWITCHBOARD": "x",
+            "PATH": "/usr/bin",
+            "switchboard_server_port": "1",
+        },
+    )
+    assert config == load_config(None, env={})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "SWITCHBOARD_SERVER_PORT",
+            "abc",
+            'server.port: expected an integer, got "abc" '
+            "(from environment variable SWITCHBOARD_SERVER_PORT)",
+        ),
+        (
+            "SWITCHBOARD_SERVER_PORT",
+            "70000",
+            "server.port: expected a port number 0..65535, got 70000 "
+            "(from environment variable SWITCHBOARD_SERVER_PORT)",
+        ),
+        (
+            "SWITCHBOARD_LIMITS_MAX_FRAME",
+            "big",
+            'limits.max_frame: expected a size like "256K", got "big" '
+            "(from environment variable SWITCHBOARD_LIMITS_MAX_FRAME)",
+        ),
+        (
+            "SWITCHBOARD_LOGIN_TIMEOUT",
+            "0s",
+            'login.timeout: must be greater than 0, got "0s" '
+            "(from environment variable SWITCHBOARD_LOGIN_TIMEOUT)",
+        ),
+        (
+            "SWITCHBOARD_LIMITS_RATE",
+            "fast",
+            'limits.rate: expected a number, got "fast" '
+            "(from environment variable SWITCHBOARD_LIMITS_RATE)",
+        ),
+    ],
+)
+def test_env_bad_values_name_key_and_variable(name: str, value: str, message: str) -> None:
+    assert env_error({name: value}) == message
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nprot = 1\n", 'server.prot: unknown key (did you mean "port"?)'),
+        ("[limits]\nwhatever = 1\n", "limits.whatever: unknown key"),
+        ("[srever]\nport = 1\n", 'srever: unknown key (did you mean "server"?)'),
+        (
+            '[tenants."a.org"]\ndemo = false\nusers = {}\ncolour = "red"\n'
+            '[login]\ndefault_domain = "a.org"\n',
+            'tenants."a.org".colour: unknown key',
+        ),
+        (
+            '[tenants."a.org".users.al]\npassword = "pw"\nlicense = ["messages"]\n'
+            '[login]\ndefault_domain = "a.org"\n',
+            'tenants."a.org".users.al.license: unknown key (did you mean "licences"?)',
+        ),
+    ],
+)
+def test_unknown_keys_are_errors(tmp_path: Path, text: str, message: str) -> None:
+    assert error(tmp_path, text) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[limits]\nmax_frame = "abc"\n',
+            'limits.max_frame: expected a size like "256K", got "abc"',
+        ),
+        ("[limits]\nmax_frame = 1.5\n", 'limits.max_frame: expected a size like "256K", got 1.5'),
+        ("[limits]\nmax_message = 0\n", "limits.max_message: must be greater than 0, got 0"),
+        (
+            '[signaling]\nring_timeout = "soon"\n',
+            'signaling.ring_timeout: expected a duration like "30s", got "soon"',
+        ),
+        (
+            "[signaling]\nring_timeout = true\n",
+            'signaling.ring_timeout: expected a duration like "30s", got true',
+        ),
+        (
+            '[signaling]\ntyping_ttl = "-1s"\n',
+            'signaling.typing_ttl: a duration must not be negative, got "-1s"',
+        ),
+        (
+            "[signaling]\nring_timeout = 0\n",
+            "signaling.ring_timeout: must be greater than 0, got 0",
+        ),
+        ('[server]\nport = "9000"\n', 'server.port: expected an integer, got "9000"'),
+        ("[server]\nport = -1\n", "server.port: must not be negative, got -1"),
+        ('[server]\nhost = ""\n', "server.host: must not be empty"),
+        ("[limits]\nburst = 0\n", "limits.burst: must be greater than 0, got 0"),
+        ("[limits]\nrate = 0\n", "limits.rate: must be greater than 0, got 0"),
+        ("server = 5\n", "server: expected a table, got an integer"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    assert error(tmp_path, text) == message
+
+
+def tenant_file(users: str, apps: str = "") -> str:
+    return '[login]\ndefault_domain = "a.org"\n' + users + apps
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\nnum = "7"\npassword = "x"\n'
+                '[tenants."a.org".users.bo]\nnum = "7"\npassword = "y"\n'
+            ),
+            'tenants."a.org".users.bo.num: "7" is already the number of "al"',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\ndn = "Al"\n'),
+            'tenants."a.org".users.al.password: required',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = ""\n'),
+            'tenants."a.org".users.al.password: must not be empty',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\nnum = "1a"\npassword = "x"\n'),
+            'tenants."a.org".users.al.num: expected digits only, got "1a"',
+        ),
+        (
+            tenant_file('[tenants."a.org".users."al@a.org"]\npassword = "x"\n'),
+            'tenants."a.org".users."al@a.org": a name must not contain whitespace, "@" or ":"',
+        ),
+        (
+            tenant_file('[tenants."a.org".users."al ice"]\npassword = "x"\n'),
+            'tenants."a.org".users."al ice": a name must not contain whitespace, "@" or ":"',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = "x"\nlicences = "messages"\n'),
+            'tenants."a.org".users.al.licences: expected a list of strings, got "messages"',
+        ),
+        (
+            '[tenants."A.org".users.al]\npassword = "x"\n',
+            'tenants."A.org": a domain name must be lower case without whitespace',
+        ),
+        (
+            '[tenants.""]\n',
+            'tenants."": a domain name must not be empty',
+        ),
+        (
+            tenant_file('[tenants."a.org"]\ndemo = "yes"\n'),
+            'tenants."a.org".demo: expected true or false, got "yes"',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".apps.al]\npassword = "y"\n',
+            ),
+            'tenants."a.org".apps.al: a user of this tenant already has this name',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".apps.bot]\nact_for = ["bo"]\npassword = "y"\n',
+            ),
+            'tenants."a.org".apps.bot.act_for: no user "bo" in this tenant',
+        ),
+        (
+            tenant_file("", '[tenants."a.org".apps.bot]\napis = ["PbxSignal"]\n'),
+            'tenants."a.org".apps.bot.password: required',
+        ),
+    ],
+)
+def test_bad_tenants_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    assert error(tmp_path, text) == message
+
+
+# --- passwords never leak -----------------------------------------------------------------
+
+
+def test_password_not_in_repr() -> None:
+    user = UserConfig("al", "Al", "1", SECRET)
+    app = AppConfig("bot", SECRET)
+    config = Config(tenants=(TenantConfig("a.org", users=(user,), apps=(app,)),))
+    assert SECRET not in repr(config)
+    assert SECRET not in str(config)
+    assert "al" in repr(user)
+
+
+def test_loaded_password_not_in_repr(tmp_path: Path) -> None:
+    config = load(tmp_path, tenant_file(f'[tenants."a.org".users.al]\npassword = "{SECRET}"\n'))
+    assert config.tenants[0].users[0].password == SECRET
+    assert SECRET not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a malformed tenant around a valid password
+        tenant_file(f'[tenants."a.org".users.al]\npassword = "{SECRET}"\nnum = "x1"\n'),
+        tenant_file(f'[tenants."a.org".users.al]\npassword = "{SECRET}"\nnick = "al"\n'),
+        tenant_file(f'[tenants."a.org".users."a l"]\npassword = "{SECRET}"\n'),
+        tenant_file(
+            f'[tenants."a.org".users.al]\npassword = "{SECRET}"\nnum = "1"\n'
+            f'[tenants."a.org".users.bo]\npassword = "{SECRET}"\nnum = "1"\n'
+        ),
+        f'[tenants."A.org".users.al]\npassword = "{SECRET}"\n',
+        f'[tenants."a.org".users.al]\npassword = "{SECRET}"\n',  # default_domain mismatch
+        tenant_file(
+            f'[tenants."a.org".users.al]\npassword = "{SECRET}"\n',
+            f'[tenants."a.org".apps.al]\npassword = "{SECRET}"\n',
+        ),
+        # the password itself malformed
+        tenant_file(f'[tenants."a.org".users.al]\npassword = ["{SECRET}"]\n'),
+        tenant_file(f'[tenants."a.org".users.al]\npassword = {{ value = "{SECRET}" }}\n'),
+        tenant_file(f'[tenants."a.org".users]\nal = "{SECRET}"\n'),
+        tenant_file(f'[tenants."a.org".apps.bot]\npassword = ["{SECRET}"]\n'),
+        tenant_file(f'[tenants."a.org".users.al]\npasword = "{SECRET}"\n'),
+        # broken TOML around a password
+        f'[tenants."a.org".users.al]\npassword = "{SECRET}\n',
+        f'[tenants."a.org".users.al]\npassword = "{SECRET}" x\n',
+        f'[tenants."a.org".users.al]\npassword = "{SECRET}"\npassword = "{SECRET}"\n',
+    ],
+)
+def test_password_never_in_error_messages(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, text)
+    assert SECRET not in str(caught.value)
+    assert caught.value.__cause__ is None or SECRET not in str(caught.value.__cause__)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server\nport = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert str(caught.value).startswith(f"{path}: not valid TOML")
+    assert caught.value.where == str(path)
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert str(caught.value) == f"{path}: file not found"
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, env={})
+    assert str(caught.value).startswith(f"{tmp_path}: cannot read file")
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[server]\nnode = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert str(caught.value) == f"{path}: not a UTF-8 text file"

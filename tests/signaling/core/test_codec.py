@@ -1,0 +1,118 @@
+"""The codec's invariant: any text decodes or raises BadJson, nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from signaling.core.codec import decode, encode, parse_register, parse_signaling
+from signaling.core.errors import BadJson
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+FIELDS = [
+    "mt",
+    "api",
+    "src",
+    "call",
+    "sig",
+    "type",
+    "fty",
+    "cd",
+    "cau",
+    "data",
+    "more",
+    "id",
+    "typing",
+    "mime",
+    "flags",
+    "hw",
+    "sip",
+    "num",
+]
+shaped = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.text(max_size=10)
+    | st.sampled_from(["Signaling", "PbxSignal", "setup", "im_message", "facility", "Register"]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELDS), children, max_size=6)
+    ),
+    max_leaves=25,
+)
+
+
+@given(st.text())
+def test_any_text_decodes_or_raises_bad_json(text: str) -> None:
+    with contextlib.suppress(BadJson):
+        decode(text)
+
+
+@given(shaped)
+def test_any_shape_parses_or_raises_bad_json(value: object) -> None:
+    try:
+        inbound = decode(json.dumps(value))
+        parse_signaling(inbound)
+        parse_register(inbound)
+    except BadJson:
+        pass
+
+
+@given(json_values)
+def test_encode_round_trips(value: object) -> None:
+    assert json.loads(encode(value)) == value
+
+
+def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
+    with pytest.raises(BadJson):
+        decode("[" * 100_000)
+
+
+def test_signaling_is_parsed() -> None:
+    inbound = decode(
+        '{"api":"PbxSignal","mt":"Signaling","call":3,"src":"x","sig":{"type":"facility",'
+        '"fty":[{"type":"im_message","data":"hi","id":"m","more":true},{"type":"other","k":1}]}}'
+    )
+    message = parse_signaling(inbound)
+    assert message.call == 3 and message.src == "x"
+    (im,) = message.sig.messages
+    assert (im.data, im.id, im.more, im.typing) == ("hi", "m", True, None)
+    assert message.sig.fty == ({"type": "other", "k": 1},)
+
+
+@pytest.mark.parametrize(
+    "sig",
+    [
+        '{"call":0,"sig":{"type":"rel"}}',
+        '{"call":true,"sig":{"type":"rel"}}',
+        '{"call":1,"sig":[]}',
+        '{"call":1,"sig":{"type":7}}',
+        '{"call":1,"sig":{"type":"facility","fty":{}}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","data":5}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","id":""}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","typing":"yes"}]}}',
+        '{"call":9007199254740992,"sig":{"type":"rel"}}',
+    ],
+)
+def test_malformed_signaling_is_bad_json(sig: str) -> None:
+    inbound = decode('{"api":"PbxSignal","mt":"Signaling",' + sig[1:])
+    with pytest.raises(BadJson):
+        parse_signaling(inbound)
+
+
+def test_register_flags() -> None:
+    register = parse_register(decode('{"mt":"Register","flags":"NO_MEDIA_CALL| OTHER"}'))
+    assert register.no_media and register.flags == {"NO_MEDIA_CALL", "OTHER"}
+    assert not parse_register(decode('{"mt":"Register"}')).no_media

@@ -1,0 +1,33 @@
+"""Timer queue and token bucket: pure, driven by explicit times."""
+
+from __future__ import annotations
+
+from signaling.core.limits import TokenBucket
+from signaling.core.timers import TimerQueue
+
+
+def test_timers_fire_in_deadline_order_and_cancelled_ones_never() -> None:
+    fired: list[str] = []
+    queue = TimerQueue()
+    queue.arm(5.0, lambda: fired.append("b"))
+    queue.arm(1.0, lambda: fired.append("a"))
+    dropped = queue.arm(3.0, lambda: fired.append("never"))
+    dropped.cancel()
+    assert queue.next_deadline() == 1.0
+    for timer in queue.pop_due(4.0):
+        timer.callback()
+    assert fired == ["a"]
+    assert queue.next_deadline() == 5.0
+    for timer in queue.pop_due(5.0):
+        timer.callback()
+    assert fired == ["a", "b"] and queue.next_deadline() is None and len(queue) == 0
+
+
+def test_token_bucket_allows_a_burst_then_the_rate() -> None:
+    bucket = TokenBucket(rate=10.0, burst=3, now=0.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [0, 0, 0]
+    assert bucket.take(0.0) == 100
+    assert bucket.take(0.05) == 50
+    assert bucket.take(0.1) == 0
+    assert bucket.take(10.0) == 0  # refill is capped at the burst
+    assert [bucket.take(10.0) for _ in range(3)] == [0, 0, 100]

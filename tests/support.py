@@ -1,0 +1,197 @@
+"""Test support: a real uvicorn server on a loopback port, and a scripted chat client.
+
+The server runs in the test's own event loop with a ``ManualClock``: tests move time with
+``server.advance(seconds)`` instead of sleeping. ``Phone.sync()`` sends a KeepAlive and
+expects its echo next, which proves nothing else was queued for that client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from config import Config, TenantConfig, UserConfig, load_config
+from config.sections import AppConfig
+from signaling.app import HUB_WEBSOCKET_PATH, create_app
+from signaling.appwebsocket.client import AppWebsocketClient
+from signaling.core.clock import ManualClock
+from signaling.hub import Hub
+from signaling.server import bound_socket, uvicorn_config
+
+JsonObject = dict[str, Any]
+
+OTHER_TENANT = TenantConfig(
+    domain="other.org",
+    users=(
+        UserConfig(sip="alice", dn="Alice Other", num="201", password="other-alice-pw"),
+        UserConfig(sip="erin", dn="Erin Other", num="202", password="erin-pw"),
+    ),
+)
+BOT = AppConfig(
+    name="helpdesk-bot",
+    password="bot-secret",
+    dn="Helpdesk bot",
+    act_for=frozenset({"carol"}),
+    apis=("PbxSignal",),
+)
+
+PASSWORDS = {"alice": "alice-demo", "bob": "bob-demo", "carol": "carol-demo", "dave": "dave-demo"}
+
+
+def make_config(**limits: Any) -> Config:
+    """The default config (demo tenant) plus a second tenant and a bot, from no env."""
+    config = load_config(None, env={})
+    demo = config.tenants[0]
+    tenants = (replace(demo, apps=(*demo.apps, BOT)), OTHER_TENANT)
+    return replace(config, tenants=tenants, limits=replace(config.limits, **limits))
+
+
+@dataclass
+class RunningServer:
+    app: Starlette
+    clock: ManualClock
+    port: int
+    config: Config
+    phones: list[Phone] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}{HUB_WEBSOCKET_PATH}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+    async def advance(self, seconds: float) -> None:
+        """Move the server's clock and let its timers run."""
+        self.clock.advance(seconds)
+        self.hub.wake()
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async def connect(self) -> AppWebsocketClient:
+        return await AppWebsocketClient.connect(self.url, max_size=None)
+
+    async def phone(
+        self, sip: str, *, domain: str = "", password: str | None = None, hw: str | None = None
+    ) -> Phone:
+        """A logged-in, registered (NO_MEDIA_CALL) client of ``sip``."""
+        client = await self.connect()
+        await client.login(password=password or PASSWORDS[sip], sip=sip, domain=domain)
+        phone = Phone(client, sip)
+        self.phones.append(phone)
+        result = await phone.register(hw=hw)
+        assert result == {"api": "PbxSignal", "mt": "RegisterResult", "src": "reg"}
+        return phone
+
+
+@contextlib.asynccontextmanager
+async def running_server(config: Config | None = None) -> AsyncIterator[RunningServer]:
+    config = config or make_config()
+    clock = ManualClock()
+    app = create_app(config, clock=clock)
+    sock = bound_socket("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.005)
+    running = RunningServer(app, clock, port, config)
+    try:
+        yield running
+    finally:
+        for phone in running.phones:
+            with contextlib.suppress(Exception):
+                await phone.client.close()
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+class Phone:
+    """A scripted PbxSignal device."""
+
+    def __init__(self, client: AppWebsocketClient, sip: str) -> None:
+        self.client = client
+        self.sip = sip
+        self._ids = itertools.count(1)
+
+    async def register(self, *, hw: str | None = None, flags: str = "NO_MEDIA_CALL") -> JsonObject:
+        message: JsonObject = {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": flags}
+        if hw is not None:
+            message["hw"] = hw
+        await self.client.send(message)
+        return await self.client.recv()
+
+    async def signal(self, call: int, sig: JsonObject) -> None:
+        await self.client.send({"api": "PbxSignal", "mt": "Signaling", "call": call, "sig": sig})
+
+    async def setup(self, call: int, to: str, *messages: JsonObject, **sig: Any) -> None:
+        fty = [{"type": "im_setup"}, *({"type": "im_message", **m} for m in messages)]
+        await self.signal(
+            call, {"type": "setup", "channel": 0, "cd": {"sip": to}, "fty": fty, **sig}
+        )
+
+    async def say(self, call: int, data: str | None = None, **fields: Any) -> None:
+        message: JsonObject = {"type": "im_message", **fields}
+        if data is not None:
+            message.setdefault("mime", "text/plain")
+            message["data"] = data
+        await self.signal(call, {"type": "facility", "fty": [message]})
+
+    async def next(self, timeout: float = 5.0) -> JsonObject:
+        return await self.client.recv(timeout)
+
+    async def sig(self, call: int | None = None, kind: str | None = None) -> JsonObject:
+        """The next message, which must be a Signaling (of ``call``, of type ``kind``)."""
+        message = await self.next()
+        assert message.get("mt") == "Signaling", message
+        assert message.get("src") == "reg", message
+        if call is not None:
+            assert message["call"] == call, message
+        if kind is not None:
+            assert message["sig"]["type"] == kind, message
+        return message
+
+    async def fty(self, call: int | None = None) -> JsonObject:
+        """The single facility object of the next Signaling, which must be a facility."""
+        message = await self.sig(call, "facility")
+        (item,) = message["sig"]["fty"]
+        return dict(item)
+
+    async def offered(self) -> tuple[int, JsonObject]:
+        message = await self.sig(kind="setup")
+        assert message["call"] < 0
+        return message["call"], message["sig"]
+
+    async def sync(self) -> None:
+        """Prove nothing is pending for this client: the next frame is our KeepAlive echo."""
+        await self.client.send({"mt": "KeepAlive"})
+        assert await self.next() == {"mt": "KeepAlive"}
+
+
+async def connected_pair(
+    server: RunningServer, a: str = "alice", b: str = "bob"
+) -> tuple[Phone, Phone, int]:
+    """A calls B, B answers; returns both phones and B's (negative) call number."""
+    pa, pb = await server.phone(a), await server.phone(b)
+    await pa.setup(1, b)
+    assert (await pa.sig(1, "call_proc"))["sig"]["callId"]
+    number, _ = await pb.offered()
+    await pb.signal(number, {"type": "conn"})
+    await pa.sig(1, "conn")
+    return pa, pb, number
