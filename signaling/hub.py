@@ -69,6 +69,7 @@ class Hub:
         self._wake = asyncio.Event()
         self._sleeping_until = math.inf
         self._timer_task: asyncio.Task[None] | None = None
+        switch.congested = self._congested
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -118,6 +119,10 @@ class Hub:
         return len(self._links)
 
     # -- carrying out actions ------------------------------------------------------------------
+
+    def _congested(self, conn_id: int) -> bool:
+        link = self._links.get(conn_id)
+        return link is not None and link.queue.full()
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links

@@ -15,6 +15,7 @@ text without markup) -> one encode per receiving leg.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from config import LimitsConfig, SignalingConfig
@@ -52,8 +53,12 @@ class ChatCalls:
         registry: Registry,
         signaling: SignalingConfig,
         limits: LimitsConfig,
+        congested: Callable[[int], bool],
+        drop_slow: Callable[[int], None],
     ) -> None:
         self._out = outbox
+        self._congested = congested
+        self._drop_slow = drop_slow
         self._timers = timers
         self._clock = clock
         self._tenants = tenants
@@ -243,6 +248,12 @@ class ChatCalls:
             raise MessageTooBig(f"message data above {self._max_message} bytes")
         html = sanitize(data, mime)
         peer = call.peer(leg)
+        if peer is not None and self._congested(peer.reg.conn):
+            # The reader is not keeping up: say so now, then cut it off (4008), which
+            # releases this call. Acknowledging "delivered" here would be a lie.
+            if message_id is not None:
+                self._send_fty(leg.reg, leg.number, _ack_not_delivered(message_id))
+            return self._drop_slow(peer.reg.conn)
         if peer is None and (
             len(call.held) >= self._config.hold_messages
             or call.held_bytes + size > self._config.hold_bytes

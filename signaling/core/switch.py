@@ -45,6 +45,10 @@ VERSION = "0.1.0"
 JsonObject = dict[str, Any]
 
 
+def _never_congested(conn_id: int) -> bool:
+    return False
+
+
 class Connection:
     """The core's view of one WebSocket."""
 
@@ -94,6 +98,8 @@ class Switch:
         self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
         self._make_challenge = make_challenge
         self._out = Outbox()
+        self.congested: Callable[[int], bool] = _never_congested
+        """Set by the I/O layer: is this connection's send queue full?"""
         self.timers = TimerQueue()
         self.registry = Registry()
         self.chat = ChatCalls(
@@ -104,6 +110,8 @@ class Switch:
             registry=self.registry,
             signaling=config.signaling,
             limits=config.limits,
+            congested=lambda conn_id: self.congested(conn_id),
+            drop_slow=self._drop_slow,
         )
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
@@ -306,6 +314,11 @@ class Switch:
             conn.id,
             {"mt": "Error", "code": error.code, "text": error.text, "retry_after_ms": wait_ms},
         )
+
+    def _drop_slow(self, conn_id: int) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None:
+            self._close(conn, closecodes.WS_4008_SLOW_CONSUMER, "slow consumer")
 
     def _login_timeout(self, conn: Connection) -> None:
         conn.login_timer = None
