@@ -84,7 +84,8 @@ class Call:
         """The callee device that answered; None while the call is offered."""
         self.offers: list[Leg] = []
         self.seq = 0
-        self.acks: OrderedDict[str, AckRecord] = OrderedDict()
+        self.acks: OrderedDict[tuple[Role, str], AckRecord] = OrderedDict()
+        """Client ids per side: each side numbers its own messages, so ids may collide."""
         self.max_ids = max_ids
         self.held: list[HeldMessage] = []
         self.held_bytes = 0
@@ -98,8 +99,11 @@ class Call:
         self.seq += 1
         return self.seq
 
-    def remember(self, message_id: str, record: AckRecord) -> None:
-        self.acks[message_id] = record
+    def acked(self, role: Role, message_id: str) -> AckRecord | None:
+        return self.acks.get((role, message_id))
+
+    def remember(self, role: Role, message_id: str, record: AckRecord) -> None:
+        self.acks[role, message_id] = record
         if len(self.acks) > self.max_ids:
             self.acks.popitem(last=False)
 

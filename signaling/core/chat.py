@@ -189,7 +189,7 @@ class ChatCalls:
         for message in held:
             self._send_fty(leg.reg, leg.number, message.im_message)
             if message.id is not None:
-                record = call.acks.get(message.id)
+                record = call.acked(Role.CALLER, message.id)
                 if record is not None:
                     record.state = "delivered"
                     self._send_ack(caller, message.id, record)
@@ -240,7 +240,7 @@ class ChatCalls:
     ) -> None:
         call = leg.call
         if message_id is not None:
-            record = call.acks.get(message_id)
+            record = call.acked(leg.role, message_id)
             if record is not None:  # a retry: acknowledge again, relay nothing (§4.6)
                 return self._send_ack(leg, message_id, record)
         size = utf8_len(data)
@@ -286,7 +286,7 @@ class ChatCalls:
             state = "held"
         if message_id is not None:
             record = AckRecord(seq, now, state)
-            call.remember(message_id, record)
+            call.remember(leg.role, message_id, record)
             self._send_ack(leg, message_id, record)
         if leg.typing is not None:
             self._stop_typing(leg)
@@ -364,7 +364,7 @@ class ChatCalls:
             ack: JsonObject = {"type": "im_ack", "seq": message.im_message["seq"]}
             if message.id is not None:
                 ack["id"] = message.id
-                record = call.acks.get(message.id)
+                record = call.acked(Role.CALLER, message.id)
                 if record is not None:
                     record.state = "not_delivered"
             ack["state"] = "not_delivered"

@@ -223,7 +223,7 @@ class Switch:
     def _before_login(self, conn: Connection, inbound: Inbound) -> None:
         now = self.clock.monotonic()
         if inbound.api is None and inbound.mt == "AppChallenge":
-            return self._out.send(conn.id, conn.login.challenge(now))
+            return self._reply(conn, inbound, conn.login.challenge(now))
         if inbound.api is None and inbound.mt == "AppLogin":
             outcome = conn.login.login(inbound.body, now)
             self._out.send(conn.id, outcome.reply)
