@@ -1,8 +1,9 @@
 """Failed-login throttling per source address and per account (PROTOCOL §3.6).
 
 A key (``addr:<ip>`` or ``acct:<domain>/<name>``) is blocked once it has collected
-``failures`` failed logins within the last ``window`` seconds. Throttled attempts are
-not counted themselves, so a blocked key frees up ``window`` after its last real failure.
+``failures`` failed logins within the last ``window`` seconds (a sliding window: it frees
+up as soon as fewer than ``failures`` of them are that recent). Throttled attempts are not
+counted themselves, so hammering a blocked key does not extend the block.
 Memory is bounded: past ``max_keys`` the oldest keys are forgotten.
 """
 

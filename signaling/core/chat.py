@@ -199,6 +199,8 @@ class ChatCalls:
     def _facility(self, leg: Leg, sig: Sig) -> None:
         for message in sig.messages:
             self._im_message(leg, message)
+            if leg.state is LegState.RELEASED:
+                return None  # e.g. the receiver was cut off: the rest has nowhere to go
         if sig.fty:
             peer = leg.call.peer(leg)
             if peer is not None:  # facilities the hub does not know travel untouched
