@@ -22,6 +22,9 @@ encode = _encoder.encode
 
 MAX_ID_LENGTH = 64
 MAX_CALL_NUMBER = 2**53 - 1
+MAX_ECHO_DEPTH = 32
+"""Nesting allowed in values the hub sends back or passes on (``src``, unknown facility
+objects): whatever JSON could decode must also encode again, with room to spare."""
 
 
 def decode(text: str) -> Inbound:
@@ -38,7 +41,10 @@ def decode(text: str) -> Inbound:
     api = body.get("api")
     if api is not None and type(api) is not str:
         raise BadJson("api must be a string")
-    return Inbound(mt=mt, api=api, src=body.get("src"), body=body)
+    src = body.get("src")
+    if type(src) is not str and not _shallow(src, MAX_ECHO_DEPTH):
+        raise BadJson(f"src nested deeper than {MAX_ECHO_DEPTH} levels")
+    return Inbound(mt=mt, api=api, src=src, body=body)
 
 
 def parse_register(inbound: Inbound) -> Register:
@@ -79,8 +85,10 @@ def _parse_sig(sig: JsonObject) -> Sig:
             raise BadJson("each fty item must be an object with a string type")
         if item["type"] == "im_message":
             messages.append(_parse_im_message(item))
-        else:
+        elif _shallow(item, MAX_ECHO_DEPTH):
             others.append(item)
+        else:
+            raise BadJson(f"fty item nested deeper than {MAX_ECHO_DEPTH} levels")
     channel = sig.get("channel")
     return Sig(
         type=kind,
@@ -130,6 +138,17 @@ def _parse_cause(value: Any) -> Cause | None:
     if type(num) is not int or not 0 <= num <= 127:
         return None
     return Cause(loc=loc if type(loc) is int and 0 <= loc <= 15 else 0, num=num)
+
+
+def _shallow(value: Any, depth: int) -> bool:
+    """True when ``value`` nests lists/objects at most ``depth`` levels deep."""
+    if type(value) is dict:
+        value = value.values()
+    elif type(value) is not list:
+        return True
+    if depth == 0:
+        return False
+    return all(_shallow(item, depth - 1) for item in value)
 
 
 def _optional_str(obj: JsonObject, key: str) -> str | None:

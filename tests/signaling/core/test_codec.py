@@ -80,6 +80,20 @@ def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
         decode("[" * 100_000)
 
 
+def test_echoed_values_are_bounded_in_depth() -> None:
+    deep = "[" * 40 + "]" * 40
+    with pytest.raises(BadJson):
+        decode('{"mt":"KeepAlive","src":' + deep + "}")
+    assert decode('{"mt":"KeepAlive","src":[[["ok"]]]}').src == [[["ok"]]]
+    inbound = decode(
+        '{"mt":"Signaling","call":1,"sig":{"type":"facility","fty":[{"type":"x","v":'
+        + deep
+        + "}]}}"
+    )
+    with pytest.raises(BadJson):
+        parse_signaling(inbound)
+
+
 def test_signaling_is_parsed() -> None:
     inbound = decode(
         '{"api":"PbxSignal","mt":"Signaling","call":3,"src":"x","sig":{"type":"facility",'
