@@ -8,6 +8,7 @@ the same way: compact, UTF-8 friendly (``ensure_ascii=False``).
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .errors import BadJson
@@ -15,7 +16,19 @@ from .messages import Cause, Endpoint, ImMessage, Inbound, JsonObject, Register,
 
 __all__ = ["decode", "encode", "parse_register", "parse_signaling"]
 
-_decoder = json.JSONDecoder()
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e400: it could only be sent back as Infinity, which is not JSON
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 encode = _encoder.encode
 """Serialise one outbound message (compact, non-ASCII kept as is)."""
@@ -35,6 +48,9 @@ def decode(text: str) -> Inbound:
         raise BadJson("malformed JSON") from exc
     if type(body) is not dict:
         raise BadJson("a message must be a JSON object")
+    if "\\u" in text and _has_lone_surrogate(body):
+        # "\ud800" decodes to a string that UTF-8 cannot carry back out (§1.1)
+        raise BadJson("a string holds a lone surrogate")
     mt = body.get("mt")
     if type(mt) is not str or not mt:
         raise BadJson("a message needs a string mt")
@@ -44,6 +60,8 @@ def decode(text: str) -> Inbound:
     src = body.get("src")
     if type(src) is not str and not _shallow(src, MAX_ECHO_DEPTH):
         raise BadJson(f"src nested deeper than {MAX_ECHO_DEPTH} levels")
+    if mt == "AppLogin" and not _shallow(body.get("info"), MAX_ECHO_DEPTH):
+        raise BadJson(f"info nested deeper than {MAX_ECHO_DEPTH} levels")  # it is hashed
     return Inbound(mt=mt, api=api, src=src, body=body)
 
 
@@ -138,6 +156,14 @@ def _parse_cause(value: Any) -> Cause | None:
     if type(num) is not int or not 0 <= num <= 127:
         return None
     return Cause(loc=loc if type(loc) is int and 0 <= loc <= 15 else 0, num=num)
+
+
+def _has_lone_surrogate(body: JsonObject) -> bool:
+    try:
+        encode(body).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _shallow(value: Any, depth: int) -> bool:

@@ -80,6 +80,26 @@ def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
         decode("[" * 100_000)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"mt":"KeepAlive","src":NaN}',
+        '{"mt":"KeepAlive","src":-Infinity}',
+        '{"mt":"KeepAlive","src":1e400}',
+        '{"mt":"KeepAlive","src":"\\ud800"}',
+        '{"mt":"\\udfff"}',
+        '{"mt":"AppLogin","info":' + "[" * 40 + "]" * 40 + "}",
+    ],
+)
+def test_what_could_not_be_sent_back_is_refused(text: str) -> None:
+    with pytest.raises(BadJson):
+        decode(text)
+
+
+def test_escaped_surrogate_pairs_are_fine() -> None:
+    assert decode('{"mt":"KeepAlive","src":"\\ud83d\\ude00"}').src == "\U0001f600"
+
+
 def test_echoed_values_are_bounded_in_depth() -> None:
     deep = "[" * 40 + "]" * 40
     with pytest.raises(BadJson):
