@@ -57,8 +57,12 @@ class _Link:
                     return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the peer went away mid-send; the reader sees it too
+        except OSError as exc:  # the peer went away mid-send; its reader sees that too
             log.debug("send failed: %r", exc)
+        except Exception:
+            # Never leave a live connection deaf: close it so the client reconnects.
+            log.exception("a frame could not be sent; closing the connection with 1011")
+            await _close_quietly(peer, closecodes.WS_1011_INTERNAL_ERROR, "internal error")
 
 
 class Hub:
