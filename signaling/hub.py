@@ -1,9 +1,10 @@
 """asyncio glue around the sans-I/O ``Switch``: sockets, send queues and the timer task.
 
-Each connection gets a bounded send queue drained by its own writer task, so one slow or
-dead client never slows the others: when its queue overflows the connection is closed
-4008 (DESIGN "Principles"). One timer task sleeps until the switch's next deadline; the
-clock is injected, so tests that advance a manual clock call ``wake()`` afterwards.
+Each connection gets a bounded send queue drained by its own writer task (created only
+while frames wait), so one slow or dead client never slows the others: when its queue
+overflows the connection is closed 4008 (DESIGN "Principles"). One timer task sleeps
+until the switch's next deadline; the clock is injected, so tests that advance a manual
+clock call ``wake()`` afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from typing import Protocol
 
 from signaling.appwebsocket import closecodes
@@ -35,26 +37,45 @@ _CloseItem = tuple[int, str]
 
 
 class _Link:
-    """One connection's outbound side: a bounded queue and the task that drains it."""
+    """One connection's outbound side: a bounded FIFO and, only while it holds frames, a
+    task draining it. An idle connection costs no task (PROTOCOL §1.6: 4008 on overflow)."""
 
-    __slots__ = ("closing", "peer", "queue", "writer")
+    __slots__ = ("closing", "items", "limit", "peer", "writer")
 
-    def __init__(self, peer: Peer, size: int) -> None:
+    def __init__(self, peer: Peer, limit: int) -> None:
         self.peer = peer
-        self.queue: asyncio.Queue[str | _CloseItem] = asyncio.Queue(size)
+        self.limit = limit
+        self.items: deque[str | _CloseItem] = deque()
         self.closing = False
-        self.writer = asyncio.get_running_loop().create_task(self._write())
+        self.writer: asyncio.Task[None] | None = None
+
+    def full(self) -> bool:
+        return len(self.items) >= self.limit
+
+    def push(self, item: str | _CloseItem) -> bool:
+        """Queue a frame (or the close); False when the queue is full."""
+        if len(self.items) >= self.limit:
+            return False
+        self.items.append(item)
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._write())
+        return True
+
+    def stop(self) -> None:
+        self.items.clear()
+        if self.writer is not None:
+            self.writer.cancel()
 
     async def _write(self) -> None:
-        queue, peer = self.queue, self.peer
+        items, peer = self.items, self.peer
         try:
-            while True:
-                item = await queue.get()
+            while items:
+                item = items.popleft()
                 if isinstance(item, str):
                     await peer.send_text(item)
                 else:
+                    items.clear()
                     await peer.close(*item)
-                    return
         except asyncio.CancelledError:
             raise
         except OSError as exc:  # the peer went away mid-send; its reader sees that too
@@ -63,6 +84,8 @@ class _Link:
             # Never leave a live connection deaf: close it so the client reconnects.
             log.exception("a frame could not be sent; closing the connection with 1011")
             await _close_quietly(peer, closecodes.WS_1011_INTERNAL_ERROR, "internal error")
+        finally:
+            self.writer = None
 
 
 class Hub:
@@ -84,7 +107,7 @@ class Hub:
         """Close every connection with 1012 (restarting) and stop the timers."""
         for conn_id in list(self._links):
             self._apply(self.switch.kick(conn_id, closecodes.WS_1012_SERVICE_RESTART, "restart"))
-        writers = [link.writer for link in self._links.values()]
+        writers = [link.writer for link in self._links.values() if link.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=2.0)
         if self._timer_task is not None:
@@ -113,10 +136,11 @@ class Hub:
     async def detach(self, conn_id: int, clean: bool) -> None:
         self._apply(self.switch.closed(conn_id, clean))
         link = self._links.pop(conn_id, None)
-        if link is not None and not link.writer.done():
-            link.writer.cancel()
+        if link is not None and link.writer is not None:
+            writer = link.writer
+            link.stop()
             with contextlib.suppress(asyncio.CancelledError):
-                await link.writer
+                await writer
 
     @property
     def connection_count(self) -> int:
@@ -126,7 +150,7 @@ class Hub:
 
     def _congested(self, conn_id: int) -> bool:
         link = self._links.get(conn_id)
-        return link is not None and link.queue.full()
+        return link is not None and link.full()
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links
@@ -135,9 +159,7 @@ class Hub:
             if link is None or link.closing:
                 continue
             if type(action) is Send:
-                try:
-                    link.queue.put_nowait(action.text)
-                except asyncio.QueueFull:
+                if not link.push(action.text):
                     self._overflow(action.conn, link)
             else:
                 link.closing = True
@@ -147,17 +169,15 @@ class Hub:
             self._wake.set()
 
     def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
-        try:
-            link.queue.put_nowait((code, reason))
-        except asyncio.QueueFull:
-            link.writer.cancel()
+        if not link.push((code, reason)):
+            link.stop()
             asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, reason))
 
     def _overflow(self, conn_id: int, link: _Link) -> None:
         """A client that does not read its messages is closed 4008, nobody else waits."""
         log.info("connection %d: send queue full, closing (slow consumer)", conn_id)
         link.closing = True
-        link.writer.cancel()
+        link.stop()
         code = closecodes.WS_4008_SLOW_CONSUMER
         asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, "slow consumer"))
         self._apply(self.switch.kick(conn_id, code, "slow consumer"))
