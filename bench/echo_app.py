@@ -1,0 +1,79 @@
+"""A bare Starlette WebSocket echo endpoint: the ceiling of our stack on this box.
+
+``bench/relay.py`` runs it next to Switchboard to answer one question: how many frames per
+second can uvicorn + Starlette + websockets move at all when the application does nothing
+but hand every text frame straight back? Whatever the relay loses against this number is
+spent in Switchboard's own code (JSON, protocol state, per-connection send queues).
+
+Run it like the server, so that the two differ only in the application::
+
+    .venv/bin/python bench/echo_app.py --config bench.toml --port 9001
+
+The launcher below builds its uvicorn settings with ``signaling.server.uvicorn_config``,
+the very function ``switchboard serve`` uses (ws="websockets-sansio", the same
+``ws_max_size``, ping interval, loop "auto", one process), with the access log off.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+__all__ = ["ECHO_PATH", "app"]
+
+ECHO_PATH = "/echo"
+
+
+async def echo(websocket: WebSocket) -> None:
+    """Send every text frame back as it came; read the same way Switchboard's endpoint does.
+
+    ``websocket.receive()`` (not ``receive_text``) mirrors ``signaling.endpoint`` so both
+    sides pay for the same ASGI plumbing per frame. Binary frames are ignored.
+    """
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is not None:
+                await websocket.send_text(text)
+    except (WebSocketDisconnect, RuntimeError):
+        return
+
+
+app = Starlette(routes=[WebSocketRoute(ECHO_PATH, echo)])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve ``app`` with Switchboard's uvicorn settings (see the module docstring)."""
+    import uvicorn
+
+    from config import load_config
+    from signaling.server import uvicorn_config
+
+    parser = argparse.ArgumentParser(description="bare uvicorn + Starlette echo server")
+    parser.add_argument("--config", type=Path, help="Switchboard TOML (for ws_max_size)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    options = uvicorn_config(
+        app,
+        config,
+        log_level=args.log_level,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+    )
+    uvicorn.Server(options).run()
+
+
+if __name__ == "__main__":
+    main()

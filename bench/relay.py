@@ -1,0 +1,1259 @@
+"""Relay benchmark: Switchboard chat throughput, latency and memory against a bare echo.
+
+Run::
+
+    .venv/bin/python bench/relay.py [--pairs N] [--procs K] [--seconds S] [--idle M] [--quick]
+
+What it does (see bench/README.md for what the figures mean):
+
+1. starts ``switchboard serve`` with a generated config (users for every pair and idle
+   connection, a rate limit so high it never triggers but still runs) and a bare
+   uvicorn + Starlette echo server (``bench/echo_app.py``) with the same uvicorn settings;
+2. max throughput: K load processes, each with P chat pairs (relay) or P connections (echo),
+   a closed loop with W messages in flight per sender; counts what receivers get;
+3. latency at half the relay maximum, paced evenly over all senders, one-way for the relay
+   (sender -> hub -> receiver) and round trip for the echo (client -> echo -> client);
+4. memory: RSS growth of a fresh server per idle logged-in, registered connection;
+5. prints a summary and writes it as JSON to bench/results/.
+
+The load generator speaks WebSocket on raw asyncio protocols (``FrameClient``) instead of
+the ``websockets`` client so that it costs a fraction of what the server spends per frame;
+the run reports load-generator CPU next to server CPU to show that it is not the limit.
+
+This is a benchmark, not a test: nothing here is collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import base64
+import contextlib
+import ctypes
+import hashlib
+import json
+import multiprocessing
+import os
+import resource
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any, cast
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+HOST = "127.0.0.1"
+DOMAIN = "bench.test"
+HUB_PATH = "/PBX0/APPS/websocket"
+ECHO_PATH = "/echo"  # bench/echo_app.py ECHO_PATH; not imported, the app is a subprocess
+
+JsonObject = dict[str, Any]
+
+# Message text of the throughput runs: typical chat length, no markup, so the hub takes the
+# sanitizer's fast path exactly as it does for nearly every real message.
+FILLER = b"bench message from a sender to its receiver 0123456789"
+CALL = 1  # the caller's call number of every pair
+MEMORY_WARMUP = 10  # connections opened before the memory baseline (one-time costs)
+SETUP_CONCURRENCY = 50  # chat pairs set up at once per load process
+IDLE_CONCURRENCY = 100  # idle connections opening at once (memory run)
+PACE_TICK = 0.001  # seconds between pacer wake-ups in the latency runs
+DRAIN_SECONDS = 3.0  # how long a run waits for messages still in flight
+REPLY_TIMEOUT = 10.0  # seconds to wait for one expected protocol reply
+START_LEAD = 0.3  # how far ahead the coordinator schedules a run's start
+OTHER_CPU_WARNING = 30.0  # % of a core used by neither server nor load: figures disturbed
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+# ==========================================================================================
+# Load generator side (runs inside the worker processes)
+# ==========================================================================================
+
+
+def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One final client frame, masked with an all-zero key (RFC 6455 §5.3).
+
+    The key is four zero bytes: XOR with it changes nothing, so the payload needs no
+    per-byte work here, yet the server unmasks exactly as for any other key.
+    """
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x80 | opcode, 0x80 | size))
+    elif size < 65536:
+        head = bytes((0x80 | opcode, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0x80 | 127)) + size.to_bytes(8, "big")
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+class FrameClient(asyncio.Protocol):
+    """A minimal client WebSocket on a raw asyncio protocol.
+
+    The ``websockets`` client spends about as much per frame as the server does (futures,
+    a reader task, UTF-8 checks), so with two cores the benchmark would mostly measure its
+    own load generator. Here a burst of frames is one ``transport.write`` of prepared
+    bytes and each received chunk is split into frames in one pass. Before ``on_texts`` is
+    set, text frames go to ``inbox`` for the scripted login and call setup.
+    """
+
+    def __init__(self, port: int, path: str) -> None:
+        self._key = base64.b64encode(os.urandom(16))
+        self._request = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {self._key.decode()}\r\n\r\n"
+        ).encode()
+        self._buffer = bytearray()
+        self._upgraded = False
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.on_texts: Callable[[list[bytes]], None] | None = None
+        self.lost = False
+        self.error: str | None = None
+
+    @classmethod
+    async def open(cls, port: int, path: str) -> FrameClient:
+        loop = asyncio.get_running_loop()
+        _, client = await asyncio.wait_for(
+            loop.create_connection(lambda: cls(port, path), HOST, port), REPLY_TIMEOUT
+        )
+        await asyncio.wait_for(client.opened, REPLY_TIMEOUT)
+        return client
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if not self._upgraded and not self._upgrade():
+            return
+        texts = self._frames()
+        if not texts:
+            return
+        handler = self.on_texts
+        if handler is not None:
+            handler(texts)
+        else:
+            for text in texts:
+                self.inbox.put_nowait(text)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(self.error or "connection lost"))
+        self.inbox.put_nowait(None)
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def write(self, frames: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(frames)
+
+    def send_json(self, message: JsonObject) -> None:
+        self.write(client_frame(json.dumps(message, separators=(",", ":")).encode()))
+
+    def close(self) -> None:
+        """Close 1000 and hang up; the server sees a clean close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(client_frame((1000).to_bytes(2, "big"), 0x8))
+            self.transport.close()
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    async def recv_json(self) -> JsonObject:
+        item = await asyncio.wait_for(self.inbox.get(), REPLY_TIMEOUT)
+        if item is None:
+            raise ConnectionError(self.error or "connection closed during setup")
+        message: JsonObject = json.loads(item)
+        return message
+
+    def _upgrade(self) -> bool:
+        """Consume the HTTP 101 answer; False while it is incomplete."""
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = bytes(self._buffer[:end]).decode("latin-1").split("\r\n")
+        del self._buffer[: end + 4]
+        status = head[0].split(" ")
+        headers = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
+        accept = base64.b64encode(hashlib.sha1(self._key + WS_GUID).digest()).decode().lower()
+        if len(status) < 2 or status[1] != "101" or headers.get("sec-websocket-accept") != accept:
+            self._fail(f"handshake refused: {head[0]}")
+            return False
+        self._upgraded = True
+        self.opened.set_result(None)
+        return True
+
+    def _frames(self) -> list[bytes]:
+        """Split the buffer into complete frames; text payloads are returned, in order."""
+        buffer = self._buffer
+        texts: list[bytes] = []
+        size = len(buffer)
+        pos = 0
+        while size - pos >= 2:  # pos only grows: bounded by the buffer length
+            head, length = buffer[pos], buffer[pos + 1] & 0x7F
+            start = pos + 2
+            if length >= 126:
+                start += 2 if length == 126 else 8
+                if start > size:
+                    break
+                length = int.from_bytes(buffer[pos + 2 : start], "big")
+            end = start + length
+            if end > size:
+                break
+            payload = bytes(buffer[start:end])
+            pos = end
+            if head == 0x81:  # FIN + text: the only data frame the server sends here
+                texts.append(payload)
+            else:
+                self._control(head, payload)
+        if pos:
+            del buffer[:pos]
+        return texts
+
+    def _control(self, head: int, payload: bytes) -> None:
+        opcode = head & 0x0F
+        if opcode == 0x9:  # ping (the server pings every 20 s): answer or be dropped
+            self.write(client_frame(payload, 0xA))
+        elif opcode == 0x8:
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.error = f"closed by server: {code} {payload[2:].decode(errors='replace')}"
+            self.close()
+        elif opcode != 0xA:
+            self._fail(f"unexpected frame 0x{head:02x}")
+
+    def _fail(self, reason: str) -> None:
+        self.error = reason
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(reason))
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def expect(client: FrameClient, mt: str, sig: str | None = None) -> JsonObject:
+    """The next message, which must be ``mt`` (and Signaling of type ``sig``)."""
+    message = await client.recv_json()
+    if message.get("mt") != mt or (sig is not None and message.get("sig", {}).get("type") != sig):
+        raise RuntimeError(f"expected {mt} {sig or ''}, got {json.dumps(message)[:300]}")
+    return message
+
+
+def user_name(index: int) -> str:
+    return f"u{index}"
+
+
+def user_password(secret: str, index: int) -> str:
+    return f"{secret}-{index}"
+
+
+async def open_session(port: int, secret: str, index: int) -> FrameClient:
+    """A connection logged in as user ``index`` and registered NO_MEDIA_CALL (PROTOCOL §3, §4.1)."""
+    from signaling.appwebsocket.digest import login_digest
+
+    client = await FrameClient.open(port, HUB_PATH)
+    client.send_json({"mt": "AppChallenge"})
+    challenge = str((await expect(client, "AppChallengeResult")).get("challenge", ""))
+    sip = user_name(index)
+    fields = {"app": "", "domain": "", "sip": sip, "guid": "", "dn": ""}
+    digest = login_digest(**fields, challenge=challenge, password=user_password(secret, index))
+    client.send_json({"mt": "AppLogin", **fields, "digest": digest})
+    result = await expect(client, "AppLoginResult")
+    if result.get("ok") is not True:
+        raise RuntimeError(f"login of {sip} failed: {result}")
+    client.send_json({"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"})
+    registered = await expect(client, "RegisterResult")
+    if "err" in registered:
+        raise RuntimeError(f"Register of {sip} failed: {registered}")
+    return client
+
+
+async def open_pair(port: int, secret: str, caller_index: int) -> tuple[FrameClient, FrameClient]:
+    """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat."""
+    callee = await open_session(port, secret, caller_index + 1)
+    caller = await open_session(port, secret, caller_index)
+    setup = {"type": "setup", "channel": 0, "cd": {"sip": user_name(caller_index + 1)}}
+    setup["fty"] = [{"type": "im_setup"}]
+    caller.send_json({"api": "PbxSignal", "mt": "Signaling", "call": CALL, "sig": setup})
+    await expect(caller, "Signaling", "call_proc")
+    offer = await expect(callee, "Signaling", "setup")
+    conn = {"api": "PbxSignal", "mt": "Signaling", "call": offer["call"], "sig": {"type": "conn"}}
+    callee.send_json(conn)
+    await expect(caller, "Signaling", "conn")
+    return caller, callee
+
+
+class Tally:
+    """What the receivers of one load process saw in the current run."""
+
+    __slots__ = (
+        "acks",
+        "delivered",
+        "latencies",
+        "measure_from",
+        "measure_to",
+        "other_samples",
+        "others",
+        "refill",
+    )
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.acks = 0
+        self.others = 0
+        self.other_samples: list[str] = []
+        self.refill = False
+        self.measure_from = 0.0
+        self.measure_to = 0.0
+        self.latencies = array.array("d")
+
+    def other(self, text: bytes) -> None:
+        """A frame that is not what the run expects (an Error, a rel): counted and kept."""
+        self.others += 1
+        if len(self.other_samples) < 5:
+            self.other_samples.append(text[:300].decode(errors="replace"))
+
+
+class Lane:
+    """One message stream: a sender and the connection that receives what it sends.
+
+    For the relay the receiver is the chat peer, for the echo it is the sender itself.
+    Frames are prepared from a byte template so that sending costs no JSON encoding.
+    """
+
+    __slots__ = (
+        "_head",
+        "_mid",
+        "_tail",
+        "frame",
+        "next_id",
+        "receiver",
+        "sender",
+        "sent",
+        "tally",
+        "with_id",
+    )
+
+    def __init__(
+        self, sender: FrameClient, receiver: FrameClient, tally: Tally, with_id: bool
+    ) -> None:
+        self.sender = sender
+        self.receiver = receiver
+        self.tally = tally
+        self.sent = 0
+        self.next_id = 0
+        self.with_id = with_id
+        item = {"type": "im_message", "mime": "text/plain", "data": "@DATA@"}
+        if with_id:
+            item["id"] = "@ID@"
+        message = {"api": "PbxSignal", "mt": "Signaling", "call": CALL}
+        message["sig"] = {"type": "facility", "fty": [item]}
+        self._head, rest = json.dumps(message, separators=(",", ":")).encode().split(b"@DATA@")
+        self._mid, self._tail = rest.split(b"@ID@") if with_id else (b"", rest)
+        self.frame: bytes | None = None if with_id else client_frame(self.payload(FILLER))
+
+    def payload(self, data: bytes) -> bytes:
+        """The message JSON for ``data`` (ASCII without quotes), with a fresh id if used."""
+        if self.with_id:
+            self.next_id += 1
+            return b"".join((self._head, data, self._mid, b"m%d" % self.next_id, self._tail))
+        return self._head + data + self._tail
+
+    def send_burst(self, count: int) -> None:
+        frame = self.frame
+        if frame is not None:
+            self.sender.write(frame * count)
+        else:
+            self.sender.write(b"".join(client_frame(self.payload(FILLER)) for _ in range(count)))
+        self.sent += count
+
+    def send_stamped(self) -> float:
+        """Send one message carrying its send time (time.monotonic is system-wide)."""
+        stamp = time.monotonic()
+        self.sender.write(client_frame(self.payload(b"%.6f" % stamp)))
+        self.sent += 1
+        return stamp
+
+    # -- receive handlers ---------------------------------------------------------------
+
+    def on_bulk(self, texts: list[bytes]) -> None:
+        """Closed loop: every message that arrives lets its sender send one more."""
+        tally = self.tally
+        count = 0
+        for text in texts:
+            if b'"im_message"' in text:
+                count += 1
+            else:
+                tally.other(text)
+        tally.delivered += count
+        if count and tally.refill:
+            self.send_burst(count)
+
+    def on_acks(self, texts: list[bytes]) -> None:
+        tally = self.tally
+        for text in texts:
+            if b'"im_ack"' in text:
+                tally.acks += 1
+            else:
+                tally.other(text)
+
+    def on_stamped(self, texts: list[bytes]) -> None:
+        """Latency: arrival minus the send time the message carries in its data."""
+        now = time.monotonic()
+        tally = self.tally
+        for text in texts:
+            start = text.find(b'"data":"')
+            if start < 0 or b'"im_message"' not in text:
+                tally.other(text)
+                continue
+            start += 8
+            stamp = float(text[start : text.index(b'"', start)])
+            tally.delivered += 1
+            if tally.measure_from <= stamp < tally.measure_to:
+                tally.latencies.append(now - stamp)
+
+
+async def sleep_until(moment: float) -> None:
+    delay = moment - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class LoadWorker:
+    """The state of one load process between the coordinator's commands."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.clients: list[FrameClient] = []
+        self.lanes: list[Lane] = []
+        self.tally = Tally()
+
+    async def handle(self, command: JsonObject) -> JsonObject:
+        handlers: dict[str, Callable[[JsonObject], Coroutine[Any, Any, JsonObject]]] = {
+            "relay": self.setup_relay,
+            "echo": self.setup_echo,
+            "max": self.run_max,
+            "paced": self.run_paced,
+            "idle": self.open_idle,
+            "close": self.close_all,
+        }
+        return await handlers[command["op"]](command)
+
+    # -- setup ------------------------------------------------------------------------
+
+    async def setup_relay(self, command: JsonObject) -> JsonObject:
+        port, first, with_id = command["port"], command["first_user"], command["with_id"]
+        gate = asyncio.Semaphore(SETUP_CONCURRENCY)
+
+        async def one(index: int) -> tuple[FrameClient, FrameClient]:
+            async with gate:
+                return await open_pair(port, self.secret, first + 2 * index)
+
+        self.tally = Tally()
+        pairs = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        for caller, callee in pairs:
+            self.clients += [caller, callee]
+            self.lanes.append(Lane(caller, callee, self.tally, with_id))
+        return {"lanes": len(self.lanes)}
+
+    async def setup_echo(self, command: JsonObject) -> JsonObject:
+        self.tally = Tally()
+        count = command["count"]
+        clients = await asyncio.gather(
+            *(FrameClient.open(command["port"], ECHO_PATH) for _ in range(count))
+        )
+        for client in clients:
+            self.clients.append(client)
+            self.lanes.append(Lane(client, client, self.tally, with_id=False))
+        return {"lanes": len(self.lanes)}
+
+    async def open_idle(self, command: JsonObject) -> JsonObject:
+        """Idle connections for the memory runs, then left alone.
+
+        On the hub each one logs in and registers; on the echo server it is a bare
+        WebSocket, which is what the stack costs before Switchboard adds anything.
+        """
+        gate = asyncio.Semaphore(command["concurrency"])
+        first, port, hub = command["first_user"], command["port"], command["target"] == "hub"
+
+        async def one(index: int) -> FrameClient:
+            async with gate:
+                if hub:
+                    return await open_session(port, self.secret, first + index)
+                return await FrameClient.open(port, ECHO_PATH)
+
+        began = time.monotonic()
+        clients = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        self.clients += clients
+        return {"opened": len(clients), "seconds": time.monotonic() - began}
+
+    async def close_all(self, command: JsonObject) -> JsonObject:
+        clients, self.clients, self.lanes = self.clients, [], []
+        for client in clients:
+            client.on_texts = None
+            client.close()
+        for _ in range(300):  # up to 3 s for the server to see every close
+            if all(client.lost for client in clients):
+                break
+            await asyncio.sleep(0.01)
+        return {"closed": len(clients)}
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def _attach(self, receive: Callable[[Lane], Callable[[list[bytes]], None]]) -> None:
+        """Route each lane's frames: replies to the sender are acks or surprises."""
+        for lane in self.lanes:
+            lane.sender.on_texts = lane.on_acks
+            lane.receiver.on_texts = receive(lane)
+
+    async def run_max(self, command: JsonObject) -> JsonObject:
+        """Closed loop at full speed; counts deliveries between the two measuring marks."""
+        tally = self.tally
+        self._attach(lambda lane: lane.on_bulk)
+        await sleep_until(command["start"])
+        tally.refill = True
+        for lane in self.lanes:
+            lane.send_burst(command["window"])
+        await sleep_until(command["measure_from"])
+        delivered, acks = tally.delivered, tally.acks
+        await sleep_until(command["measure_to"])
+        delivered, acks = tally.delivered - delivered, tally.acks - acks
+        tally.refill = False
+        drained = await self._drain()
+        return self._report(delivered=delivered, acks=acks, drained=drained)
+
+    async def run_paced(self, command: JsonObject) -> JsonObject:
+        """Open loop at ``rate`` messages/s over all lanes, round robin, each stamped."""
+        tally = self.tally
+        tally.measure_from, tally.measure_to = command["measure_from"], command["measure_to"]
+        self._attach(lambda lane: lane.on_stamped)
+        sent_in_window, max_lag = await self._pace(
+            command["rate"], command["start"], command["measure_to"]
+        )
+        drained = await self._drain()
+        return self._report(
+            sent_in_window=sent_in_window,
+            delivered_in_window=len(tally.latencies),
+            latencies=tally.latencies.tobytes(),
+            max_lag=max_lag,
+            drained=drained,
+        )
+
+    async def _pace(self, rate: float, start: float, stop: float) -> tuple[int, float]:
+        """Send ``rate`` per second from ``start`` to ``stop``; returns (in window, max lag).
+
+        Each tick sends what the schedule says is due by now, so a late wake-up is made up
+        at once rather than silently lowering the offered rate; ``max_lag`` says how late.
+        """
+        tally, lanes = self.tally, self.lanes
+        await sleep_until(start)
+        sent = index = in_window = 0
+        max_lag = 0.0
+        ticks = int((stop - start) / PACE_TICK * 4) + 100  # bound; sleeps are >= PACE_TICK
+        for _ in range(ticks):
+            now = time.monotonic()
+            if now >= stop:
+                break
+            due = int((now - start) * rate)
+            if due > sent:
+                max_lag = max(max_lag, now - start - sent / rate)
+            for _ in range(due - sent):
+                stamp = lanes[index].send_stamped()
+                index = (index + 1) % len(lanes)
+                if tally.measure_from <= stamp < tally.measure_to:
+                    in_window += 1
+            sent = max(sent, due)
+            await asyncio.sleep(PACE_TICK)
+        return in_window, max_lag
+
+    async def _drain(self) -> bool:
+        """Wait (bounded) until everything sent has arrived, so runs do not overlap."""
+        for _ in range(int(DRAIN_SECONDS / 0.01)):
+            if self.tally.delivered >= sum(lane.sent for lane in self.lanes):
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    def _report(self, **figures: Any) -> JsonObject:
+        tally = self.tally
+        return {
+            **figures,
+            "sent": sum(lane.sent for lane in self.lanes),
+            "delivered_total": tally.delivered,
+            "others": tally.others,
+            "other_samples": tally.other_samples,
+            "lost": sum(1 for client in self.clients if client.lost),
+            "errors": [client.error for client in self.clients if client.error][:5],
+        }
+
+
+async def serve_commands(pipe: Pipe, secret: str) -> None:
+    """Answer the coordinator's commands one at a time until told to exit."""
+    loop = asyncio.get_running_loop()
+    worker = LoadWorker(secret)
+    pipe.send({"ready": True, "loop": type(loop).__module__})
+    try:
+        for _ in range(10_000):  # far more commands than a run sends
+            if not await loop.run_in_executor(None, pipe.poll, 900.0):
+                break  # the coordinator is gone or stuck: give up
+            command = pipe.recv()
+            if command["op"] == "exit":
+                break
+            try:
+                reply = await worker.handle(command)
+            except Exception as exc:
+                reply = {"error": f"{command['op']}: {type(exc).__name__}: {exc}"}
+            pipe.send(reply)
+    finally:
+        await worker.close_all({})
+
+
+def worker_main(pipe: Pipe, secret: str) -> None:
+    """Entry point of a load process: own event loop (uvloop if installed)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when we stop
+    raise_fd_limit()
+    runner: Callable[[Coroutine[Any, Any, None]], None]
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    with contextlib.suppress(EOFError, BrokenPipeError):
+        runner(serve_commands(pipe, secret))
+
+
+# ==========================================================================================
+# Coordinator side (the main process)
+# ==========================================================================================
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The run's parameters, as given or defaulted on the command line."""
+
+    pairs: int
+    procs: int
+    seconds: float
+    warmup: float
+    idle: int
+    window: int
+    rounds: int
+    ack_seconds: float
+    save: bool
+    quick: bool
+    rate_fraction: float = 0.5
+
+    @property
+    def users(self) -> int:
+        return max(2 * self.pairs * self.procs, self.idle + MEMORY_WARMUP)
+
+
+def parse_plan(argv: Sequence[str] | None = None) -> Plan:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--pairs", type=int, default=25, help="pairs (or echo conns) per process")
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes")
+    parser.add_argument("--seconds", type=float, help="measuring time per run (default 8, quick 3)")
+    parser.add_argument(
+        "--rounds", type=int, help="relay/echo max runs, alternating; best counts (default 2)"
+    )
+    parser.add_argument("--idle", type=int, help="idle connections for memory (default 2000)")
+    parser.add_argument("--window", type=int, default=16, help="messages in flight per sender")
+    parser.add_argument(
+        "--rate-fraction",
+        type=float,
+        default=0.5,
+        help="latency runs offer this fraction of the relay maximum (default 0.5)",
+    )
+    parser.add_argument("--quick", action="store_true", help="short run (under 30 s)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
+    args = parser.parse_args(argv)
+    seconds = args.seconds or (3.0 if args.quick else 8.0)
+    idle = args.idle if args.idle is not None else (500 if args.quick else 2000)
+    rounds = args.rounds or (1 if args.quick else 2)
+    if not 0 < args.rate_fraction <= 1:
+        parser.error("--rate-fraction must be in (0, 1]")
+    if min(args.pairs, args.procs, args.window, idle, rounds) < 1 or seconds <= 0:
+        parser.error("--pairs, --procs, --window, --idle, --rounds, --seconds must be positive")
+    return Plan(
+        pairs=args.pairs,
+        procs=args.procs,
+        seconds=seconds,
+        warmup=0.5 if args.quick else 1.0,
+        idle=idle,
+        window=args.window,
+        rounds=rounds,
+        rate_fraction=args.rate_fraction,
+        ack_seconds=max(1.0, seconds / 2),
+        save=not args.no_save,
+        quick=args.quick,
+    )
+
+
+def write_config(path: Path, users: int, secret: str) -> None:
+    """Switchboard TOML: one tenant of ``users`` users; rate limit on but out of reach."""
+    lines = [
+        "[login]",
+        f'default_domain = "{DOMAIN}"',
+        "throttle_failures = 100000",
+        "",
+        "[limits]",
+        "rate = 1000000.0",
+        "burst = 1000000",
+        "",
+    ]
+    for index in range(users):
+        lines += [
+            f'[tenants."{DOMAIN}".users.{user_name(index)}]',
+            f'dn = "Bench {index}"',
+            f'num = "{100000 + index}"',
+            f'password = "{user_password(secret, index)}"',
+            "",
+        ]
+    path.write_text("\n".join(lines))
+
+
+def raise_fd_limit() -> None:
+    """Thousands of sockets on both ends: lift the soft descriptor limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def source_version() -> str:
+    """The commit measured, marked dirty when the working tree differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def switchboard_command() -> list[str]:
+    """The ``switchboard`` console script next to this interpreter, else its entry point.
+
+    Not ``python -m signaling.cli``: that module has no ``__main__`` guard and exits 0
+    without doing anything.
+    """
+    script = Path(sys.executable).parent / "switchboard"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from signaling.cli import main; sys.exit(main())"]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it if the benchmark dies without cleanup."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` in clock ticks (/proc/<pid>/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) ticks of all CPUs from /proc/stat; idle and iowait count as not busy."""
+    values = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(values[:8])  # guest time is already inside user
+    return total - values[3] - values[4], total
+
+
+class ServerProcess:
+    """A server subprocess on a loopback port, its log in a file, stopped on exit."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
+        self.name = name
+        self.port = port
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop it in order
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Until the port accepts TCP: uvicorn binds only after its startup has finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.2):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not listening after {timeout} s:\n{self.log_tail()}")
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS in /proc status")
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+class WorkerPool:
+    """K load processes, each driven through a pipe; every call waits for all replies."""
+
+    def __init__(self, count: int, secret: str) -> None:
+        context = multiprocessing.get_context("spawn")  # a clean interpreter per worker
+        self.pipes: list[Pipe] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        for index in range(count):
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=worker_main, args=(child, secret), name=f"load-{index}", daemon=True
+            )
+            process.start()
+            child.close()
+            self.pipes.append(parent)
+            self.processes.append(process)
+        self.loops = {reply["loop"] for reply in self._gather(range(count), 30.0)}
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes if process.pid is not None]
+
+    def send(self, commands: Sequence[JsonObject]) -> None:
+        for pipe, command in zip(self.pipes, commands, strict=True):
+            pipe.send(command)
+
+    def call(self, commands: Sequence[JsonObject], timeout: float = 60.0) -> list[JsonObject]:
+        self.send(commands)
+        return self.gather(timeout)
+
+    def call_one(self, index: int, command: JsonObject, timeout: float = 60.0) -> JsonObject:
+        self.pipes[index].send(command)
+        return self._gather([index], timeout)[0]
+
+    def gather(self, timeout: float) -> list[JsonObject]:
+        return self._gather(range(len(self.pipes)), timeout)
+
+    def _gather(self, indexes: Sequence[int] | range, timeout: float) -> list[JsonObject]:
+        deadline = time.monotonic() + timeout
+        replies = []
+        for index in indexes:
+            pipe = self.pipes[index]
+            if not pipe.poll(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"load process {index} did not answer within {timeout} s")
+            reply: JsonObject = pipe.recv()
+            if "error" in reply:
+                raise RuntimeError(f"load process {index}: {reply['error']}")
+            replies.append(reply)
+        return replies
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError, ValueError):
+                pipe.send({"op": "exit"})
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=2)
+
+
+@dataclass
+class CpuSample:
+    at: float
+    server: int
+    load: int
+    busy: int
+    total: int
+
+
+@dataclass
+class CpuUse:
+    """CPU use in percent of one core (``machine``: of all cores together).
+
+    ``other`` is busy time that is neither the server's nor the load generator's, in
+    percent of one core: loopback softirq work the kernel did not charge to either, and
+    any other process on the box. A high value means the figures are disturbed.
+    """
+
+    server: float
+    load: float
+    other: float
+    machine: float
+    cores: int
+
+
+def sample_cpu(server_pid: int, worker_pids: Sequence[int]) -> CpuSample:
+    busy, total = machine_ticks()
+    load = sum(cpu_ticks(pid) for pid in worker_pids)
+    return CpuSample(time.monotonic(), cpu_ticks(server_pid), load, busy, total)
+
+
+def cpu_use(before: CpuSample, after: CpuSample) -> CpuUse:
+    ticks = (after.at - before.at) * os.sysconf("SC_CLK_TCK")
+    cores = os.cpu_count() or 1
+    server = 100.0 * (after.server - before.server) / ticks
+    load = 100.0 * (after.load - before.load) / ticks
+    machine = 100.0 * (after.busy - before.busy) / max(1, after.total - before.total)
+    other = max(0.0, machine * cores - server - load)
+    return CpuUse(server=server, load=load, other=other, machine=machine, cores=cores)
+
+
+def percentile(ordered: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+class Bench:
+    """Starts the servers and load processes, runs each phase, keeps the figures."""
+
+    def __init__(self, plan: Plan, stack: contextlib.ExitStack) -> None:
+        self.plan = plan
+        self.stack = stack
+        self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-bench-")))
+        self.secret = secrets.token_hex(8)
+        self.config_path = self.tmp / "bench.toml"
+        write_config(self.config_path, plan.users, self.secret)
+        self.workers: WorkerPool | None = None
+
+    # -- processes ------------------------------------------------------------------------
+
+    def start_hub(self, name: str) -> ServerProcess:
+        port = free_port()
+        argv = [*switchboard_command(), "serve", "--config", str(self.config_path)]
+        argv += ["--host", HOST, "--port", str(port), "--data-dir", str(self.tmp / name)]
+        return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log"))
+
+    def start_echo(self) -> ServerProcess:
+        port = free_port()
+        argv = [sys.executable, str(BENCH_DIR / "echo_app.py"), "--config", str(self.config_path)]
+        argv += ["--host", HOST, "--port", str(port)]
+        return self._started(ServerProcess("echo", argv, port, self.tmp / "echo.log"))
+
+    def _started(self, server: ServerProcess) -> ServerProcess:
+        self.stack.callback(server.stop)
+        return server
+
+    def start_workers(self) -> WorkerPool:
+        self.workers = WorkerPool(self.plan.procs, self.secret)
+        self.stack.callback(self.workers.stop)
+        return self.workers
+
+    # -- phases -----------------------------------------------------------------------------
+
+    def run(self) -> JsonObject:
+        plan = self.plan
+        hub, echo = self.start_hub("hub"), self.start_echo()
+        workers = self.start_workers()
+        hub.wait_ready()
+        echo.wait_ready()
+        say(
+            f"load processes: {plan.procs} ({', '.join(sorted(workers.loops))}), "
+            f"{plan.pairs} pairs or connections each, window {plan.window}"
+        )
+        results: JsonObject = {"plan": asdict(plan), "cores": os.cpu_count()}
+        results["source"] = source_version()
+        results["relay_max"], results["echo_max"] = self.max_rounds(hub, echo)
+        rate = results["relay_max"]["rate"] * plan.rate_fraction
+        results["relay_latency"] = self.paced_run(hub, "relay", rate)
+        results["echo_latency"] = self.paced_run(echo, "echo", rate)
+        results["relay_ack_max"] = self.max_run(hub, "relay", plan.ack_seconds, with_id=True)
+        hub.stop()
+        echo.stop()
+        results["memory"] = self.memory_run("hub")
+        results["echo_memory"] = self.memory_run("echo")
+        return results
+
+    def _setup(self, server: ServerProcess, kind: str, with_id: bool) -> None:
+        assert self.workers is not None
+        per = self.plan.pairs
+        commands = [
+            {"op": kind, "port": server.port, "count": per, "first_user": 2 * per * index}
+            | {"with_id": with_id}
+            for index in range(self.plan.procs)
+        ]
+        self.workers.call(commands, timeout=60.0)
+
+    def _timed(self, server: ServerProcess, seconds: float, **command: Any) -> JsonObject:
+        """Schedule a run on every load process; sample CPU over its measuring window."""
+        assert self.workers is not None
+        start = time.monotonic() + START_LEAD
+        measure_from = start + self.plan.warmup
+        measure_to = measure_from + seconds
+        times = {"start": start, "measure_from": measure_from, "measure_to": measure_to}
+        self.workers.send([command | times] * self.plan.procs)
+        time.sleep(max(0.0, measure_from - time.monotonic()))
+        before = sample_cpu(server.pid, self.workers.pids)
+        time.sleep(max(0.0, measure_to - time.monotonic()))
+        after = sample_cpu(server.pid, self.workers.pids)
+        replies = self.workers.gather(timeout=DRAIN_SECONDS + 30.0)
+        self.workers.call([{"op": "close"}] * self.plan.procs)
+        time.sleep(0.3)  # let the server finish tearing the connections down
+        return {"replies": replies, "cpu": asdict(cpu_use(before, after))}
+
+    def max_rounds(self, hub: ServerProcess, echo: ServerProcess) -> tuple[JsonObject, JsonObject]:
+        """Relay and echo maximum, alternating ``rounds`` times; the best of each counts.
+
+        On a small shared box another process can take a core for seconds; alternating
+        gives both servers the same chances and the best round is the least disturbed.
+        """
+        relay, echo_runs = [], []
+        for _ in range(self.plan.rounds):
+            relay.append(self.max_run(hub, "relay", self.plan.seconds, with_id=False))
+            echo_runs.append(self.max_run(echo, "echo", self.plan.seconds, with_id=False))
+        return _best(relay), _best(echo_runs)
+
+    def max_run(
+        self, server: ServerProcess, kind: str, seconds: float, with_id: bool
+    ) -> JsonObject:
+        self._setup(server, kind, with_id)
+        run = self._timed(server, seconds, op="max", window=self.plan.window)
+        replies = run["replies"]
+        delivered = sum(reply["delivered"] for reply in replies)
+        result = {
+            "rate": delivered / seconds,
+            "ack_rate": sum(reply["acks"] for reply in replies) / seconds,
+            "cpu": run["cpu"],
+            "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
+            **_health(replies),
+        }
+        label = f"{kind}{'+ack' if with_id else ''} max"
+        say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
+        return result
+
+    def paced_run(self, server: ServerProcess, kind: str, rate: float) -> JsonObject:
+        self._setup(server, kind, with_id=False)
+        run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
+        replies = run["replies"]
+        latencies = array.array("d")
+        for reply in replies:
+            latencies.frombytes(reply["latencies"])
+        ordered = sorted(latencies)
+        seconds = self.plan.seconds
+        achieved = sum(reply["delivered_in_window"] for reply in replies) / seconds
+        result = {
+            "offered": rate,
+            "sent_rate": sum(reply["sent_in_window"] for reply in replies) / seconds,
+            "achieved": achieved,
+            "p50_ms": 1000 * percentile(ordered, 0.50),
+            "p99_ms": 1000 * percentile(ordered, 0.99),
+            "p999_ms": 1000 * percentile(ordered, 0.999),
+            "max_ms": 1000 * (ordered[-1] if ordered else float("nan")),
+            "samples": len(ordered),
+            "pacer_max_lag_ms": 1000 * max(reply["max_lag"] for reply in replies),
+            "cpu": run["cpu"],
+            "server_us_per_msg": _cost(run["cpu"], achieved),
+            **_health(replies),
+        }
+        say(
+            f"{kind + ' latency':<14} {_latency_text(result)}\n"
+            f"{'':14} {_cpu_text(result)}{_warn(result)}"
+        )
+        return result
+
+    def memory_run(self, target: str) -> JsonObject:
+        """RSS growth per idle connection, on a fresh server that has served nothing else.
+
+        ``MEMORY_WARMUP`` connections come first and stay open, so one-time costs (first
+        handshake, first login, lazily built caches) are in the baseline, not the figure.
+        """
+        assert self.workers is not None
+        server = self.start_hub("memory") if target == "hub" else self.start_echo()
+        server.wait_ready()
+        base = {"op": "idle", "port": server.port, "target": target}
+        warm = base | {"first_user": 0, "count": MEMORY_WARMUP, "concurrency": MEMORY_WARMUP}
+        self.workers.call_one(0, warm)
+        time.sleep(0.5)
+        before = server.rss_kib()
+        idle = base | {"first_user": MEMORY_WARMUP, "count": self.plan.idle}
+        opened = self.workers.call_one(0, idle | {"concurrency": IDLE_CONCURRENCY}, timeout=120.0)
+        time.sleep(1.0)
+        after = server.rss_kib()
+        self.workers.call_one(0, {"op": "close"})
+        server.stop()
+        result = {
+            "connections": opened["opened"],
+            "open_seconds": opened["seconds"],
+            "rss_before_kib": before,
+            "rss_after_kib": after,
+            "kib_per_connection": (after - before) / opened["opened"],
+        }
+        what = "idle registered connection" if target == "hub" else "idle echo connection"
+        say(
+            f"{target + ' memory':<14} {result['kib_per_connection']:.1f} KiB per {what} "
+            f"(RSS {before} -> {after} KiB, {result['connections']} opened in "
+            f"{result['open_seconds']:.1f} s)"
+        )
+        return result
+
+
+def _best(runs: list[JsonObject]) -> JsonObject:
+    """The run with the highest rate, with every round's rate alongside."""
+    best = max(runs, key=lambda run: float(run["rate"]))
+    return best | {"rounds": [run["rate"] for run in runs]}
+
+
+def _health(replies: Sequence[JsonObject]) -> JsonObject:
+    """What went wrong on the way, if anything: surprises, lost connections, stragglers."""
+    return {
+        "others": sum(reply["others"] for reply in replies),
+        "other_samples": [s for reply in replies for s in reply["other_samples"]][:5],
+        "lost": sum(reply["lost"] for reply in replies),
+        "errors": [e for reply in replies for e in reply["errors"]][:5],
+        "drained": all(reply["drained"] for reply in replies),
+    }
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _cost(cpu: JsonObject, rate: float) -> float:
+    """Server CPU time per relayed (or echoed) message, in microseconds."""
+    return 1e4 * cpu["server"] / rate if rate else float("nan")
+
+
+def _cpu_text(result: JsonObject) -> str:
+    cpu = result["cpu"]
+    return (
+        f"server CPU {cpu['server']:3.0f}% ({result['server_us_per_msg']:.0f} us/msg)  "
+        f"load CPU {cpu['load']:3.0f}%  other {cpu['other']:3.0f}%"
+    )
+
+
+def _latency_text(result: JsonObject) -> str:
+    return (
+        f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+        f"max {result['max_ms']:.2f} ms at {result['offered']:.0f} msg/s offered "
+        f"({result['achieved']:.0f} achieved)"
+    )
+
+
+def _warn(result: JsonObject) -> str:
+    notes = []
+    if result["others"]:
+        notes.append(f"{result['others']} unexpected frames, e.g. {result['other_samples'][:1]}")
+    if result["lost"]:
+        notes.append(f"{result['lost']} connections lost {result['errors'][:2]}")
+    if not result["drained"]:
+        notes.append("not everything sent arrived")
+    if result["cpu"]["other"] > OTHER_CPU_WARNING:
+        notes.append(
+            f"other CPU {result['cpu']['other']:.0f}% of a core: something else ran on "
+            "the box (or heavy softirq); this figure is disturbed"
+        )
+    return "".join(f"\n    ! {note}" for note in notes)
+
+
+def summary(results: JsonObject) -> str:
+    relay, echo = results["relay_max"], results["echo_max"]
+    ratio = relay["rate"] / echo["rate"] if echo["rate"] else float("nan")
+    memory = results["memory"]
+    return "\n".join(
+        [
+            f"relay  max {relay['rate']:6.0f} msg/s   echo max {echo['rate']:6.0f} msg/s   "
+            f"ratio {ratio:.2f}   (best of {len(relay['rounds'])}: relay "
+            f"{_rates(relay['rounds'])}, echo {_rates(echo['rounds'])})",
+            f"relay  {_latency_text(results['relay_latency'])}",
+            f"echo   {_latency_text(results['echo_latency'])}",
+            f"relay+ack max {results['relay_ack_max']['rate']:6.0f} msg/s "
+            "(with id: every message also acked to its sender)",
+            f"memory {memory['kib_per_connection']:.1f} KiB per idle registered connection "
+            f"({memory['connections']} connections; bare echo stack "
+            f"{results['echo_memory']['kib_per_connection']:.1f} KiB)",
+            f"server CPU {relay['cpu']['server']:.0f}%  load CPU {relay['cpu']['load']:.0f}%  "
+            f"other {relay['cpu']['other']:.0f}%  (relay max run; echo max run: server "
+            f"{echo['cpu']['server']:.0f}%  load {echo['cpu']['load']:.0f}%  "
+            f"other {echo['cpu']['other']:.0f}%)",
+        ]
+    )
+
+
+def _rates(rates: Sequence[float]) -> str:
+    return "/".join(f"{rate:.0f}" for rate in rates)
+
+
+def save(results: JsonObject) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"relay-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def terminate_as_exit() -> Iterator[None]:
+    """SIGTERM runs the same cleanup as Ctrl-C: every subprocess is stopped."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = parse_plan(argv)
+    raise_fd_limit()
+    began = time.monotonic()
+    with terminate_as_exit(), contextlib.ExitStack() as stack:
+        try:
+            results = Bench(plan, stack).run()
+        except KeyboardInterrupt:
+            print("\ninterrupted; stopping servers and load processes", file=sys.stderr)
+            return 130
+    results["wall_seconds"] = time.monotonic() - began
+    say("\n" + summary(results))
+    if plan.save:
+        say(f"saved {save(results).relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
