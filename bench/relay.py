@@ -623,6 +623,7 @@ async def serve_commands(pipe: Pipe, secret: str) -> None:
 def worker_main(pipe: Pipe, secret: str) -> None:
     """Entry point of a load process: own event loop (uvloop if installed)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when we stop
+    _die_with_parent()  # ... or its death does
     raise_fd_limit()
     runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
@@ -768,7 +769,10 @@ def switchboard_command() -> list[str]:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the benchmark dies without cleanup."""
+    """SIGTERM this process when its parent dies without cleaning up (kill -9).
+
+    Runs in server children before exec, and first thing in each load process.
+    """
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
