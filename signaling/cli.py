@@ -103,3 +103,7 @@ def _banner(config: Config) -> str:
             f"    switchboard chat --sip {first} --password {first}-demo --to {second}",
         ]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 __all__ = ["Action", "Close", "Send"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per relayed frame (see messages.py)
 class Send:
     """Send ``text`` (one JSON frame) to connection ``conn``."""
 

@@ -48,7 +48,7 @@ class Fragments:
 
 
 class Leg:
-    __slots__ = ("call", "fragments", "number", "reg", "role", "state", "typing")
+    __slots__ = ("call", "fragments", "number", "reg", "relay_head", "role", "state", "typing")
 
     def __init__(self, call: Call, reg: Registration, number: int, role: Role, state: LegState):
         self.call = call
@@ -59,6 +59,8 @@ class Leg:
         self.fragments: Fragments | None = None
         self.typing: Timer | None = None
         """The typing expiry timer while this leg's user is typing."""
+        self.relay_head: tuple[object, str] | None = None
+        """(src it was built for, the fixed start of every message relayed to this leg)."""
 
 
 class Call:

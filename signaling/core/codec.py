@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+from json.encoder import encode_basestring
 from typing import Any
 
 from .errors import BadJson
 from .messages import Cause, Endpoint, ImMessage, Inbound, JsonObject, Register, Sig, Signaling
 
-__all__ = ["decode", "encode", "parse_register", "parse_signaling"]
+__all__ = ["decode", "encode", "encode_string", "parse_register", "parse_signaling"]
 
 
 def _refuse_constant(name: str) -> Any:
@@ -32,6 +33,8 @@ _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 encode = _encoder.encode
 """Serialise one outbound message (compact, non-ASCII kept as is)."""
+encode_string: Any = encode_basestring
+"""One JSON string exactly as ``encode`` writes it, for frames built from pieces."""
 
 MAX_ID_LENGTH = 64
 MAX_CALL_NUMBER = 2**53 - 1

@@ -1,9 +1,12 @@
-"""Inbound messages as frozen, slotted dataclasses (PROTOCOL §1, §4).
+"""Inbound messages as slotted dataclasses (PROTOCOL §1, §4).
 
 The codec (``signaling.core.codec``) is the only place that builds them; everything past
-the codec can trust their types. Fields a client may omit are ``None``; unknown fields
-are dropped (PROTOCOL §1.3) except unknown facility objects, which are kept verbatim so
-they can travel between the parties.
+the codec can trust their types and treats them as immutable. They are not ``frozen``:
+a frozen ``__init__`` assigns through ``object.__setattr__`` and cost about 10 % of the
+hub's CPU on the relay path (docs/benchmarks.md), where four of them are built per frame.
+
+Fields a client may omit are ``None``; unknown fields are dropped (PROTOCOL §1.3) except
+unknown facility objects, which are kept verbatim so they can travel between the parties.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ __all__ = [
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Inbound:
     """One parsed frame: the envelope plus the whole object for the api layer to read."""
 
@@ -47,7 +50,7 @@ class Register:
         return "NO_MEDIA_CALL" in self.flags
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Endpoint:
     """A Signal EP (``cg``/``cd``): a sip user part and/or a number."""
 
@@ -66,7 +69,7 @@ class Cause:
         return {"loc": self.loc, "num": self.num}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ImMessage:
     """The ``im_message`` facility (PROTOCOL §4.6), as the client sent it."""
 
@@ -83,7 +86,7 @@ class ImMessage:
         return self.data is None and self.typing is not None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sig:
     """One Signal message carried in ``Signaling`` (PROTOCOL §4.3)."""
 
@@ -99,7 +102,7 @@ class Sig:
         return any(item.get("type") == kind for item in self.fty)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Signaling:
     """PbxSignal ``Signaling``: one Signal message of call ``call`` (PROTOCOL §4.3)."""
 

@@ -19,6 +19,10 @@ class Outbox:
     def send(self, conn: int, message: dict[str, Any]) -> None:
         self._actions.append(Send(conn, encode(message)))
 
+    def send_text(self, conn: int, text: str) -> None:
+        """Send a frame the caller already encoded (the relay builds its own)."""
+        self._actions.append(Send(conn, text))
+
     def close(self, conn: int, code: int, reason: str) -> None:
         self._actions.append(Close(conn, code, reason))
 

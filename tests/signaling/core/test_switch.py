@@ -12,10 +12,13 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from config import Config
 from signaling.appwebsocket.digest import login_digest
 from signaling.core.actions import Action, Close, Send
 from signaling.core.clock import ManualClock
+from signaling.core.codec import encode
 from signaling.core.switch import VERSION, Switch
 from tests.support import PASSWORDS, make_config
 
@@ -1356,3 +1359,25 @@ def test_calling_yourself_rings_your_other_devices_only() -> None:
     assert setup["cg"]["sip"] == "alice"
     h.quiet(desk)
     h.finish()
+
+
+@pytest.mark.parametrize(
+    "data",
+    ['plain "quoted" \\ back', "tab\tnew\nline \x01 ctl", "héllo 😀 مرحبا", "<p>b &amp; i</p>"],
+)
+def test_the_relayed_frame_is_exactly_what_the_codec_would_write(data: str) -> None:
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    number = h.call(alice, bob)
+    for src in ({"k": ["v/\\"]}, 'b"o/b', 7):
+        # a new Register changes the src every later frame to bob carries
+        h.send(bob, {"api": "PbxSignal", "mt": "Register", "src": src, "flags": "NO_MEDIA_CALL"})
+        h.take(bob)
+        actions = h.say(alice, 1, data, mime="text/html", attach="u%201 u2", subject='s"')
+        (frame,) = [a.text for a in actions if isinstance(a, Send) and a.conn == bob]
+        assert encode(json.loads(frame)) == frame
+        message = json.loads(frame)
+        item = message["sig"]["fty"][0]
+        assert (message["src"], message["call"]) == (src, number)
+        assert (item["attach"], item["subject"], item["sender"]) == ("u%201 u2", 's"', "alice")
+        h.take(alice)
