@@ -234,6 +234,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "hold_messages": _COUNT,
         "hold_bytes": _SIZE,
         "max_ids": _POSITIVE_COUNT,
+        "max_calls": _POSITIVE_COUNT,
     },
 }
 _TOP_LEVEL = (*_SECTIONS, "tenants")

@@ -71,6 +71,7 @@ class SignalingConfig:
     hold_messages: int = 32  # messages held before conn, at most
     hold_bytes: int = 256 * 1024  # bytes held before conn, at most
     max_ids: int = 1024  # client message ids remembered per call for idempotent retries
+    max_calls: int = 64  # calls one registration may be part of at once; more -> cause 47
 
 
 @dataclass(frozen=True, slots=True)

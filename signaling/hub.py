@@ -14,7 +14,10 @@ import contextlib
 import logging
 import math
 from collections import deque
-from typing import Protocol
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import Action, Send
@@ -78,8 +81,11 @@ class _Link:
                     await peer.close(*item)
         except asyncio.CancelledError:
             raise
-        except OSError as exc:  # the peer went away mid-send; its reader sees that too
+        except (OSError, WebSocketDisconnect, WebSocketDisconnected) as exc:
+            # The peer went away mid-send; its reader sees that too and detaches.
             log.debug("send failed: %r", exc)
+            self.closing = True
+            items.clear()
         except Exception:
             # Never leave a live connection deaf: close it so the client reconnects.
             log.exception("a frame could not be sent; closing the connection with 1011")
@@ -97,6 +103,7 @@ class Hub:
         self._sleeping_until = math.inf
         self._timer_task: asyncio.Task[None] | None = None
         switch.congested = self._congested
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -108,8 +115,8 @@ class Hub:
         for conn_id in list(self._links):
             self._apply(self.switch.kick(conn_id, closecodes.WS_1012_SERVICE_RESTART, "restart"))
         writers = [link.writer for link in self._links.values() if link.writer is not None]
-        if writers:
-            await asyncio.wait(writers, timeout=2.0)
+        if writers or self._closing:
+            await asyncio.wait([*writers, *self._closing], timeout=2.0)
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -148,19 +155,28 @@ class Hub:
 
     # -- carrying out actions ------------------------------------------------------------------
 
-    def _congested(self, conn_id: int) -> bool:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a close in the background, keeping a reference until it is done."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _congested(self, conn_id: int, pending: int) -> bool:
         link = self._links.get(conn_id)
-        return link is not None and link.full()
+        return link is not None and len(link.items) + pending >= link.limit
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links
-        for action in actions:
+        index = 0
+        while index < len(actions):  # an overflow appends its consequences, in order
+            action = actions[index]
+            index += 1
             link = links.get(action.conn)
             if link is None or link.closing:
                 continue
             if type(action) is Send:
                 if not link.push(action.text):
-                    self._overflow(action.conn, link)
+                    actions.extend(self._overflow(action.conn, link))
             else:
                 link.closing = True
                 self._enqueue_close(link, action.code, action.reason)  # type: ignore[union-attr]
@@ -171,16 +187,19 @@ class Hub:
     def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
         if not link.push((code, reason)):
             link.stop()
-            asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, reason))
+            self._spawn(_close_quietly(link.peer, code, reason))
 
-    def _overflow(self, conn_id: int, link: _Link) -> None:
-        """A client that does not read its messages is closed 4008, nobody else waits."""
+    def _overflow(self, conn_id: int, link: _Link) -> list[Action]:
+        """A client that does not read its messages is closed 4008, nobody else waits.
+
+        The core refuses relays to a congested receiver itself; this is the backstop for
+        everything else (offers, typing, replies)."""
         log.info("connection %d: send queue full, closing (slow consumer)", conn_id)
         link.closing = True
         link.stop()
         code = closecodes.WS_4008_SLOW_CONSUMER
-        asyncio.get_running_loop().create_task(_close_quietly(link.peer, code, "slow consumer"))
-        self._apply(self.switch.kick(conn_id, code, "slow consumer"))
+        self._spawn(_close_quietly(link.peer, code, "slow consumer"))
+        return self.switch.kick(conn_id, code, "slow consumer")
 
     async def _run_timers(self) -> None:
         clock = self.switch.clock

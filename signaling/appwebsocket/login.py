@@ -14,6 +14,7 @@ login is final: the caller closes the connection with 4001 after sending the rep
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -166,14 +167,16 @@ class LoginServer:
         """Check one ``AppLogin``; the challenge is used up whatever the result."""
         challenge, self._challenge = self._challenge, None
         request = LoginRequest.from_message(body)
-        keys = (f"addr:{self._address}", f"acct:{self._accounts.throttle_key(request)}")
+        throttled = hashlib.sha256(self._accounts.throttle_key(request).encode("utf-8", "replace"))
+        # hashed: the name comes from the client and could be as long as a frame
+        keys = (f"addr:{self._address}", f"acct:{throttled.hexdigest()}")
         if self._throttle.blocked(keys, now):
             return self._fail(body, LoginFailure.THROTTLED)
         if challenge is None or now - self._issued > self._ttl:
             self._throttle.failed(keys, now)
             return self._fail(body, LoginFailure.NO_CHALLENGE)
-        account = self._accounts.find(request)
-        password = account.password if account else _DUMMY_PASSWORD
+        found = self._accounts.find(request)
+        password = found.password if found else _DUMMY_PASSWORD
         expected = login_digest(
             app=request.app,
             domain=request.domain,
@@ -185,14 +188,12 @@ class LoginServer:
             password=password,
         )
         # Compare even for unknown accounts so that timing does not reveal which exist.
-        if not verify_digest(expected, request.digest) or account is None:
+        if not verify_digest(expected, request.digest) or found is None:
             self._throttle.failed(keys, now)
             return self._fail(body, LoginFailure.FAILED)
         self.state = LoginState.LOGGED_IN
-        reply = _echo(
-            body, {"mt": "AppLoginResult", "ok": True, "domain": account.principal.domain}
-        )
-        return LoginOutcome(reply, account.principal, session_key(challenge, account.password))
+        reply = _echo(body, {"mt": "AppLoginResult", "ok": True, "domain": found.principal.domain})
+        return LoginOutcome(reply, found.principal, session_key(challenge, found.password))
 
     def _fail(self, body: JsonObject, failure: LoginFailure) -> LoginOutcome:
         self.state = LoginState.FAILED

@@ -54,7 +54,7 @@ class ChatCalls:
         registry: Registry,
         signaling: SignalingConfig,
         limits: LimitsConfig,
-        congested: Callable[[int], bool],
+        congested: Callable[[int, int], bool],
         drop_slow: Callable[[int], None],
     ) -> None:
         self._out = outbox
@@ -110,19 +110,24 @@ class ChatCalls:
             raise BadState("setup not allowed on a negative call number (those are the hub's)")
         if not sig.has_fty("im_setup"):
             return self._refuse(reg, number, Q931.PROTOCOL_ERROR)
+        max_calls = self._config.max_calls
+        if len(reg.legs) >= max_calls:
+            return self._refuse(reg, number, Q931.RESOURCE_UNAVAILABLE)
         callee, refusal = self._resolve(reg, sig)
         if callee is None:
             return self._refuse(reg, number, refusal)
-        devices = [
+        reachable = [
             device
             for device in self._registry.of(reg.domain, callee.sip)
             if device.no_media and device is not reg
         ]
+        devices = [device for device in reachable if len(device.legs) < max_calls]
         if not devices:
             for message in sig.messages:
                 if message.id is not None:
                     self._send_fty(reg, number, _ack_not_delivered(message.id))
-            return self._refuse(reg, number, Q931.NO_USER_RESPONDING)
+            cause = Q931.RESOURCE_UNAVAILABLE if reachable else Q931.NO_USER_RESPONDING
+            return self._refuse(reg, number, cause)
         call = Call(secrets.token_hex(16), reg.domain, self._config.max_ids)
         caller = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
         call.caller = caller
@@ -204,17 +209,18 @@ class ChatCalls:
                 return None  # e.g. the receiver was cut off: the rest has nowhere to go
         if sig.fty:
             peer = leg.call.peer(leg)
-            if peer is not None:  # facilities the hub does not know travel untouched
-                self._send_sig(peer, {"type": "facility", "fty": list(sig.fty)})
+            passed = [item for item in sig.fty if item["type"] not in _HUB_FTY]
+            if peer is not None and passed:  # facilities the hub does not know travel untouched
+                self._send_sig(peer, {"type": "facility", "fty": passed})
 
     def _im_message(self, leg: Leg, message: ImMessage) -> None:
         if message.is_typing_only:
             return self._typing(leg, bool(message.typing))
         data = message.data
         if data is None:
-            if message.attach is None:
+            if message.attach is None and leg.fragments is None:
                 return None  # neither text, typing nor attachment: nothing to relay
-            data = ""
+            data = ""  # an attachment alone, or the data-less last fragment
         if message.more or leg.fragments is not None:
             return self._fragment(leg, message, data)
         self._message(leg, data, message.mime, message.id, message)
@@ -249,9 +255,9 @@ class ChatCalls:
         size = utf8_len(data)
         if size > self._max_message:
             raise MessageTooBig(f"message data above {self._max_message} bytes")
-        html = sanitize(data, mime)
         peer = call.peer(leg)
-        if peer is not None and self._congested(peer.reg.conn):
+        conn = peer.reg.conn if peer is not None else 0
+        if peer is not None and self._congested(conn, self._out.pending(conn)):
             # The reader is not keeping up: say so now, then cut it off (4008), which
             # releases this call. Acknowledging "delivered" here would be a lie.
             if message_id is not None:
@@ -264,6 +270,7 @@ class ChatCalls:
             if message_id is not None:
                 self._send_fty(leg.reg, leg.number, _ack_not_delivered(message_id))
             return None
+        html = sanitize(data, mime)  # after the cheap refusals: bleach is the costly part
         now = int(self._clock.wall())
         seq = call.next_seq()
         if peer is not None:
@@ -336,9 +343,11 @@ class ChatCalls:
             return
         if call.ring is not None:
             call.ring.cancel()
+            call.ring = None
         caller = call.caller
         if caller is not None and caller is not except_leg and call.held:
             self._report_undelivered(call, caller)
+        call.held, call.held_bytes = [], 0
         for leg in call.legs():
             if leg is except_leg:
                 self._forget(leg)
@@ -422,7 +431,11 @@ class ChatCalls:
         self._out.send(reg.conn, message)
 
 
-_HUB_FTY = frozenset({"im_setup", "name_identification"})
+_HUB_FTY = frozenset(
+    {"im_setup", "name_identification", "im_ack", "im_seen", "resumed", "presence_notify"}
+)
+"""Facility types only the hub writes: a client's copies are dropped, never passed on,
+so no peer can fake a name, an acknowledgement or a presence state."""
 
 
 def _relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw: ImMessage) -> str:

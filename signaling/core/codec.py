@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -36,6 +37,9 @@ encode = _encoder.encode
 encode_string: Any = encode_basestring
 """One JSON string exactly as ``encode`` writes it, for frames built from pieces."""
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""Only frames with an escaped surrogate (\\ud800-\\udfff) pay for the full check."""
+
 MAX_ID_LENGTH = 64
 MAX_CALL_NUMBER = 2**53 - 1
 MAX_ECHO_DEPTH = 32
@@ -51,7 +55,7 @@ def decode(text: str) -> Inbound:
         raise BadJson("malformed JSON") from exc
     if type(body) is not dict:
         raise BadJson("a message must be a JSON object")
-    if "\\u" in text and _has_lone_surrogate(body):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):
         # "\ud800" decodes to a string that UTF-8 cannot carry back out (§1.1)
         raise BadJson("a string holds a lone surrogate")
     mt = body.get("mt")

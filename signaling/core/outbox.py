@@ -11,21 +11,28 @@ __all__ = ["Outbox"]
 
 
 class Outbox:
-    __slots__ = ("_actions",)
+    __slots__ = ("_actions", "_pending")
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
+        self._pending: dict[int, int] = {}
 
     def send(self, conn: int, message: dict[str, Any]) -> None:
-        self._actions.append(Send(conn, encode(message)))
+        self.send_text(conn, encode(message))
 
     def send_text(self, conn: int, text: str) -> None:
         """Send a frame the caller already encoded (the relay builds its own)."""
         self._actions.append(Send(conn, text))
+        self._pending[conn] = self._pending.get(conn, 0) + 1
+
+    def pending(self, conn: int) -> int:
+        """Frames for ``conn`` collected since the last drain (not yet in its queue)."""
+        return self._pending.get(conn, 0)
 
     def close(self, conn: int, code: int, reason: str) -> None:
         self._actions.append(Close(conn, code, reason))
 
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []
+        self._pending.clear()
         return actions

@@ -45,7 +45,7 @@ VERSION = "0.1.0"
 JsonObject = dict[str, Any]
 
 
-def _never_congested(conn_id: int) -> bool:
+def _never_congested(conn_id: int, pending: int) -> bool:
     return False
 
 
@@ -98,8 +98,9 @@ class Switch:
         self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
         self._make_challenge = make_challenge
         self._out = Outbox()
-        self.congested: Callable[[int], bool] = _never_congested
-        """Set by the I/O layer: is this connection's send queue full?"""
+        self.congested: Callable[[int, int], bool] = _never_congested
+        """Set by the I/O layer: would this connection's send queue overflow with that
+        many more frames (the ones this event already produced for it) plus one?"""
         self.timers = TimerQueue()
         self.registry = Registry()
         self.chat = ChatCalls(
@@ -110,7 +111,7 @@ class Switch:
             registry=self.registry,
             signaling=config.signaling,
             limits=config.limits,
-            congested=lambda conn_id: self.congested(conn_id),
+            congested=lambda conn_id, pending: self.congested(conn_id, pending),
             drop_slow=self._drop_slow,
         )
         self.connections: dict[int, Connection] = {}

@@ -14,6 +14,10 @@ from collections.abc import Callable
 __all__ = ["Timer", "TimerQueue"]
 
 
+def _noop() -> None:
+    pass
+
+
 class Timer:
     """Handle of an armed timer; ``cancel()`` is idempotent."""
 
@@ -25,7 +29,10 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # Drop the callback too: the heap keeps the entry until its deadline, and the
+        # closure would keep a released call (and its held messages) alive that long.
         self.cancelled = True
+        self.callback = _noop
 
 
 class TimerQueue:
@@ -51,8 +58,8 @@ class TimerQueue:
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]
             if not timer.cancelled:
-                timer.cancelled = True
                 due.append(timer)
+                timer.cancelled = True  # fired: a late cancel() must not matter
         return due
 
     def __len__(self) -> int:

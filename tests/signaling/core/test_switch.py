@@ -1196,7 +1196,7 @@ def test_a_congested_receiver_is_closed_4008_and_the_sender_told_not_delivered()
     h.call(alice, bob)
     h.say(bob, -1, None, typing=True)
     h.take(alice)
-    h.switch.congested = lambda conn: conn == bob
+    h.switch.congested = lambda conn, _pending: conn == bob
     actions = h.say(alice, 1, "are you reading?", id="s1")
     assert closes(actions) == [Close(bob, 4008, "slow consumer")]
     ack, stop, rel = h.take(alice)
@@ -1212,7 +1212,7 @@ def test_nothing_is_sent_to_a_slow_receiver_after_its_close() -> None:
     h = Harness()
     alice, bob = h.phone("alice"), h.phone("bob")
     h.call(alice, bob)
-    h.switch.congested = lambda conn: conn == bob
+    h.switch.congested = lambda conn, _pending: conn == bob
     sig = {"type": "facility", "fty": [im("first", id="a"), {"type": "x_vendor"}]}
     message = {"api": "PbxSignal", "mt": "Signaling", "call": 1, "sig": sig}
     actions = h.switch.receive(alice, json.dumps(message))
@@ -1231,7 +1231,7 @@ def test_nothing_follows_the_rel_of_a_call_released_for_a_slow_receiver() -> Non
     h = Harness()
     alice, bob = h.phone("alice"), h.phone("bob")
     h.call(alice, bob)
-    h.switch.congested = lambda conn: conn == bob
+    h.switch.congested = lambda conn, _pending: conn == bob
     h.signal(alice, 1, {"type": "facility", "fty": [im("one", id="a"), im("two", id="b")]})
     kinds = [m["sig"]["type"] for m in h.take(alice)]
     assert kinds[-1] == "rel", kinds
@@ -1381,3 +1381,60 @@ def test_the_relayed_frame_is_exactly_what_the_codec_would_write(data: str) -> N
         assert (message["src"], message["call"]) == (src, number)
         assert (item["attach"], item["subject"], item["sender"]) == ("u%201 u2", 's"', "alice")
         h.take(alice)
+
+
+def test_congestion_counts_the_frames_this_event_already_produced() -> None:
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    h.call(alice, bob)
+    # the hub's queue for bob has room for two more frames
+    h.switch.congested = lambda conn, pending: conn == bob and pending >= 2
+    sig = {"type": "facility", "fty": [im(f"m{n}", id=f"m{n}") for n in range(5)]}
+    h.send(alice, {"api": "PbxSignal", "mt": "Signaling", "call": 1, "sig": sig})
+    replies = h.take(alice)
+    acks = [fty_of(reply, 1) for reply in replies[:-1]]
+    assert [(a["id"], a["state"]) for a in acks] == [
+        ("m0", "delivered"),
+        ("m1", "delivered"),
+        ("m2", "not_delivered"),
+    ]
+    assert sig_of(replies[-1], 1, "rel")["cau"]["num"] == 41  # and nothing after the rel
+
+
+def test_calls_per_registration_are_limited() -> None:
+    h = Harness(with_signaling(make_config(), max_calls=2))
+    alice, bob = h.phone("alice"), h.phone("bob")
+    for number in (1, 2):
+        h.setup(alice, number, "bob")
+        assert sig_of(h.take(alice)[0], number, "call_proc")
+        h.take(bob)
+    h.setup(alice, 3, "bob")
+    assert sig_of(h.one(alice), 3, "rel")["cau"] == {"loc": 1, "num": 47}
+    carol = h.phone("carol")
+    h.setup(carol, 1, "bob")  # bob's only device is full: not offered
+    assert sig_of(h.one(carol), 1, "rel")["cau"]["num"] == 47
+    h.quiet(bob)
+
+
+def test_facilities_only_the_hub_writes_are_never_passed_on() -> None:
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    number = h.call(alice, bob)
+    forged = [
+        {"type": "name_identification", "name": "Bank Security Team"},
+        {"type": "im_ack", "id": "b1", "seq": 9, "state": "delivered"},
+        {"type": "x_vendor", "k": 1},
+    ]
+    h.signal(alice, 1, {"type": "facility", "fty": forged})
+    assert sig_of(h.one(bob), number, "facility")["fty"] == [{"type": "x_vendor", "k": 1}]
+
+
+def test_a_last_fragment_without_data_ends_the_message() -> None:
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    number = h.call(alice, bob)
+    h.say(alice, 1, "draft ", more=True)
+    h.say(alice, 1, None, more=False)
+    assert fty_of(h.one(bob), number)["data"] == "draft "
+    h.say(alice, 1, "hello")
+    assert fty_of(h.one(bob), number)["data"] == "hello"

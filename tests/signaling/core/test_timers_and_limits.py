@@ -31,3 +31,12 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
     assert bucket.take(0.1) == 0
     assert bucket.take(10.0) == 0  # refill is capped at the burst
     assert [bucket.take(10.0) for _ in range(3)] == [0, 0, 100]
+
+
+def test_a_cancelled_timer_lets_go_of_its_callback() -> None:
+    queue = TimerQueue()
+    held = bytearray(10)
+    timer = queue.arm(100.0, lambda: held.clear())
+    timer.cancel()
+    assert timer.callback.__closure__ is None  # the closure (and what it holds) is released
+    assert queue.pop_due(200.0) == []
