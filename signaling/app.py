@@ -6,6 +6,7 @@ Starlette lifespan starts and stops the hub's background task.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,10 @@ def create_app(
         hub = Hub(switch, send_queue=config.limits.send_queue)
         app.state.hub = hub
         await hub.start()
+        # Everything alive now (modules, config, routes) lives as long as the process:
+        # keep it out of the collector's full passes, which otherwise walk it all and
+        # stall the relay for tens of milliseconds (docs/benchmarks.md).
+        gc.freeze()
         try:
             yield
         finally:
