@@ -91,7 +91,7 @@ class ChatCalls:
         if event is Event.ALERT:
             leg.state = next_state
             return self._alert(leg.call)
-        return self._answer(leg)
+        return self._answer(leg, next_state)
 
     def registration_ended(self, reg: Registration, cause: Cause) -> None:
         """The device is gone: its calls end, peers learn it (typing stops first)."""
@@ -175,10 +175,10 @@ class ChatCalls:
         if call.caller is not None:
             self._hub_event(call.caller, Event.ALERT, {"type": "alert"})
 
-    def _answer(self, leg: Leg) -> None:
+    def _answer(self, leg: Leg, state: LegState) -> None:
         """The first ``conn`` wins; every other device is told cause 26 (§4.5)."""
         call = leg.call
-        leg.state = LegState.CONNECTED
+        leg.state = state  # the table's answer: connected
         call.callee = leg
         losers, call.offers = [leg_ for leg_ in call.offers if leg_ is not leg], []
         for loser in losers:
