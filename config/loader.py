@@ -29,6 +29,7 @@ from .sections import (
     Config,
     LimitsConfig,
     LoginConfig,
+    MessagesConfig,
     ServerConfig,
     SignalingConfig,
     TenantConfig,
@@ -46,13 +47,15 @@ _Number = TypeVar("_Number", int, float)
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DIGITS = re.compile(r"[0-9]*")
 _NAME_FORBIDDEN = re.compile(r"[@:\s]")
+_GROUP_NAME = re.compile(r"group-[0-9]+")
+"""Addresses the messages service gives to groups (PROTOCOL §7.6); no user may take one."""
 
 
 def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The configuration from defaults, then ``path`` (if any), then ``env`` (default: os.environ).
 
     Raises ``ConfigError`` for anything that cannot be used; nothing is silently ignored
-    except environment variables outside the four overridable sections.
+    except environment variables outside the five overridable sections.
     """
     tree = _read_defaults()
     if path is not None:
@@ -115,7 +118,7 @@ def _deep_merge(base: Table, override: Table) -> Table:
     return merged
 
 
-# --- options of the four plain sections ---------------------------------------------------
+# --- options of the plain sections ---------------------------------------------------
 
 
 def _text(value: object) -> str:
@@ -136,6 +139,42 @@ def _count(value: object) -> int:
     if value < 0:
         raise ValueError(f"must not be negative, got {value}")
     return value
+
+
+def _flag(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {shown_value(value)}")
+    return value
+
+
+def _flag_from_env(text: str) -> object:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    return text
+
+
+def _optional_string(value: object) -> str:
+    """A string that may be empty (empty means "the built-in choice")."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type_name(value)}")
+    return value
+
+
+def _ws_url(value: object) -> str:
+    url = _optional_string(value)
+    if url and not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"expected a ws:// or wss:// URL, got {shown_value(url)}")
+    return url
+
+
+def _database_url(value: object) -> str:
+    url = _optional_string(value)
+    if url and not url.startswith(("sqlite://", "postgres://", "postgresql://")):
+        raise ValueError("expected a sqlite:// or postgres:// URL")
+    return url
 
 
 def _port(value: object) -> int:
@@ -206,6 +245,7 @@ _POSITIVE_RATE = _Option(_positive(_number), _number_from_env)
 _DURATION = _Option(_duration)
 _POSITIVE_DURATION = _Option(_positive(_duration))
 _SIZE = _Option(_size)
+_FLAG = _Option(_flag, _flag_from_env)
 _POSITIVE_SIZE = _Option(_positive(_size))
 
 _SECTIONS: dict[str, dict[str, _Option]] = {
@@ -236,6 +276,17 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "max_ids": _POSITIVE_COUNT,
         "max_calls": _POSITIVE_COUNT,
     },
+    "messages": {
+        "enabled": _FLAG,
+        "url": _Option(_ws_url),
+        "password": _Option(_optional_string),
+        "database": _Option(_database_url),
+        "batch_max": _POSITIVE_COUNT,
+        "reconnect_min": _POSITIVE_DURATION,
+        "reconnect_max": _POSITIVE_DURATION,
+        "keepalive": _POSITIVE_DURATION,
+        "request_timeout": _POSITIVE_DURATION,
+    },
 }
 _TOP_LEVEL = (*_SECTIONS, "tenants")
 _TENANT_KEYS = ("demo", "users", "apps")
@@ -249,7 +300,7 @@ _APP_KEYS = ("dn", "password", "act_for", "apis")
 def _env_overrides(env: Mapping[str, str]) -> Table:
     """``SWITCHBOARD_<SECTION>_<KEY>`` variables as a TOML-shaped override table.
 
-    Variables whose prefix is not one of the four sections belong to someone else (the test
+    Variables whose prefix is not one of the plain sections belong to someone else (the test
     suite, deployment scripts) and are ignored; a known section with an unknown key is a typo
     and an error. Values are checked here already so the error can name the variable.
     """
@@ -294,9 +345,11 @@ def _build(tree: Table) -> Config:
         login=LoginConfig(**_section_values(tree, "login")),
         limits=LimitsConfig(**_section_values(tree, "limits")),
         signaling=SignalingConfig(**_section_values(tree, "signaling")),
+        messages=MessagesConfig(**_section_values(tree, "messages")),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)
+    _check_messages(config)
     return config
 
 
@@ -323,6 +376,14 @@ def _check_default_domain(config: Config) -> None:
         raise ConfigError(
             "login.default_domain", f"{shown_value(default)} is not a configured tenant ({known})"
         )
+
+
+def _check_messages(config: Config) -> None:
+    """A hub reaching a service in another process must share its secret; a random one
+    only works when both live in this process."""
+    messages = config.messages
+    if messages.enabled and messages.url and not messages.password:
+        raise ConfigError("messages.password", "required when messages.url is set")
 
 
 def _tenants(value: object) -> tuple[TenantConfig, ...]:
@@ -454,6 +515,8 @@ def _check_name(name: str, where: str) -> None:
         raise ConfigError(where, "a name must not be empty")
     if _NAME_FORBIDDEN.search(name):
         raise ConfigError(where, 'a name must not contain whitespace, "@" or ":"')
+    if _GROUP_NAME.fullmatch(name):
+        raise ConfigError(where, 'names "group-<number>" are reserved for groups')
 
 
 def _table(value: object, where: str) -> Table:

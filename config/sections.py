@@ -19,6 +19,7 @@ __all__ = [
     "Config",
     "LimitsConfig",
     "LoginConfig",
+    "MessagesConfig",
     "ServerConfig",
     "SignalingConfig",
     "TenantConfig",
@@ -75,6 +76,21 @@ class SignalingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MessagesConfig:
+    """The licensed messages service (PROTOCOL §6, §7) and the hub's link to it."""
+
+    enabled: bool = True  # false: every user chats volatile, PbxMessages is "unavailable"
+    url: str = ""  # the service's AppWebsocket; empty = the one this process serves
+    password: str = field(default="", repr=False)  # App object "messages"; empty = random
+    database: str = ""  # empty = SQLite file in server.data_dir; or sqlite:// / postgres:// URL
+    batch_max: int = 512  # Posts written in one transaction, at most
+    reconnect_min: float = 0.2  # first reconnect delay of the hub's link (then doubled, jittered)
+    reconnect_max: float = 10.0  # longest reconnect delay
+    keepalive: float = 20.0  # the hub sends KeepAlive this often on an idle link
+    request_timeout: float = 10.0  # a forwarded request unanswered by then gets "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
 class UserConfig:
     """A person who logs in with sip + password; ``licences`` unlock features ("messages")."""
 
@@ -114,6 +130,7 @@ class Config:
     login: LoginConfig = LoginConfig()
     limits: LimitsConfig = LimitsConfig()
     signaling: SignalingConfig = SignalingConfig()
+    messages: MessagesConfig = MessagesConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

@@ -14,6 +14,7 @@ from config import (
     ConfigError,
     LimitsConfig,
     LoginConfig,
+    MessagesConfig,
     ServerConfig,
     SignalingConfig,
     TenantConfig,
@@ -66,6 +67,7 @@ def test_defaults_equal_the_dataclass_defaults() -> None:
     assert config.login == LoginConfig()
     assert config.limits == LimitsConfig()
     assert config.signaling == SignalingConfig()
+    assert config.messages == MessagesConfig()
 
 
 def test_default_tenant_is_the_demo_tenant() -> None:
@@ -481,3 +483,47 @@ def test_non_utf8_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     assert str(caught.value) == f"{path}: not a UTF-8 text file"
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def test_messages_section_from_file_and_env(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[messages]\nurl = "ws://10.0.0.2:8080/messages/websocket"\npassword = "s3cret"\n'
+        'database = "postgres://sb@db/sb"\nbatch_max = 64\n'
+    )
+    config = load_config(path, env={"SWITCHBOARD_MESSAGES_ENABLED": "off"})
+    assert config.messages.url.startswith("ws://10.0.0.2")
+    assert config.messages.batch_max == 64
+    assert config.messages.enabled is False
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[messages]\nurl = "http://x"\n', "messages.url: expected a ws:// or wss:// URL"),
+        ('[messages]\ndatabase = "mysql://x"\n', "messages.database: expected a sqlite://"),
+        ('[messages]\nenabled = "yes"\n', "messages.enabled: expected true or false"),
+        (
+            '[messages]\nurl = "ws://h/messages/websocket"\n',
+            "messages.password: required when messages.url is set",
+        ),
+        (
+            '[tenants."a.org".users.group-7]\npassword = "x"\n',
+            'names "group-<number>" are reserved for groups',
+        ),
+    ],
+)
+def test_messages_errors(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        text + '\n[login]\ndefault_domain = "a.org"\n[tenants."a.org"]\n'
+        if "tenants" not in text
+        else text + '\n[login]\ndefault_domain = "a.org"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env={})
+    assert expected in str(caught.value)
