@@ -1,0 +1,135 @@
+"""The messages service as an object and as a standalone Starlette app (PROTOCOL §7).
+
+``MessagesService`` is the composition root of this package: it builds the store, the
+writer, the handlers and the login provider from one ``Config``. The embedded hub mounts
+``routes()`` in its own app and calls ``start()``/``stop()`` from its lifespan;
+``create_messages_app`` wraps the same object for ``switchboard serve --role messages``.
+
+Layers: routes (``connection``) -> ``handlers`` / ``writer`` -> ``storage``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from config import Config, ConfigError
+from signaling.appwebsocket import closecodes
+from signaling.appwebsocket.throttle import LoginThrottle
+
+from .accounts import ServiceAccounts
+from .connection import Connection, Services
+from .directory import TenantDirectory
+from .handlers import Handlers
+from .hubs import HubConnections
+from .storage import MessageStore
+from .writer import PostWriter
+
+__all__ = ["MESSAGES_PATH", "MessagesService", "create_messages_app", "database_url"]
+
+log = logging.getLogger(__name__)
+
+MESSAGES_PATH = "/messages/websocket"
+"""The service's AppWebsocket (PROTOCOL §2)."""
+
+CLOSE_TIMEOUT = 5.0
+"""How long ``stop()`` waits for connections to finish closing."""
+
+
+def database_url(config: Config) -> str:
+    """``messages.database``, or the SQLite file ``messages.sqlite3`` in ``server.data_dir``."""
+    if config.messages.database:
+        return config.messages.database
+    return f"sqlite://{(config.server.data_dir / 'messages.sqlite3').as_posix()}"
+
+
+class MessagesService:
+    """The service: ``start()`` opens the store and the writer, ``routes()`` serve the
+    AppWebsocket, ``stop()`` drains and closes. ``password`` is App object ``messages``'s
+    shared secret (an empty one would let nobody in, and is refused)."""
+
+    def __init__(self, config: Config, *, password: str) -> None:
+        if not password:
+            raise ConfigError(
+                "messages.password", "required: the hub logs in to the service with it"
+            )
+        self.config = config
+        self.database_url = database_url(config)
+        self._accounts = ServiceAccounts(password)
+        self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
+        self._directory = TenantDirectory(config.tenants)
+        self.hubs = HubConnections()
+        self._store: MessageStore | None = None
+        self._services: Services | None = None
+
+    async def start(self) -> None:
+        """Open the store (running migrations) and start the Post writer."""
+        if self._services is not None:
+            return
+        try:
+            store = await MessageStore.open(self.database_url)
+        except ValueError as exc:
+            raise ConfigError("messages.database", str(exc)) from exc
+        writer = PostWriter(
+            store, batch_max=self.config.messages.batch_max, notify=self.hubs.broadcast
+        )
+        writer.start()
+        self._store = store
+        self._services = Services(
+            login=self.config.login,
+            limits=self.config.limits,
+            accounts=self._accounts,
+            throttle=self._throttle,
+            handlers=Handlers(store, self._directory),
+            writer=writer,
+            hubs=self.hubs,
+        )
+        log.info("messages service started (%s)", store.dialect)
+
+    async def stop(self) -> None:
+        """Write every queued Post, close the connections (1012), close the store."""
+        services, self._services = self._services, None
+        if services is None:
+            return
+        await services.writer.stop()
+        await self.hubs.close_all(closecodes.WS_1012_SERVICE_RESTART, CLOSE_TIMEOUT)
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+        log.info("messages service stopped")
+
+    def routes(self) -> list[BaseRoute]:
+        return [WebSocketRoute(MESSAGES_PATH, self._websocket)]
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        services = self._services
+        if services is None:  # not started yet, or stopping
+            await websocket.accept()
+            await websocket.close(closecodes.WS_1012_SERVICE_RESTART)
+            return
+        await Connection(websocket, services).serve()
+
+
+def create_messages_app(config: Config, *, password: str | None = None) -> Starlette:
+    """The service alone (``--role messages``); ``password`` defaults to
+    ``messages.password``."""
+    service = MessagesService(
+        config, password=config.messages.password if password is None else password
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = Starlette(routes=service.routes(), lifespan=lifespan)
+    app.state.messages_service = service
+    return app

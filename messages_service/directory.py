@@ -1,0 +1,28 @@
+"""Who exists: the tenants' users and their licences, read from the configuration.
+
+The service trusts the hub for *who is asking* (it stamps ``user`` and ``domain``), but
+checks group members itself (PROTOCOL §12.10): a member must be a user of the tenant
+holding the ``messages`` licence.
+"""
+
+from __future__ import annotations
+
+from config import TenantConfig, UserConfig
+
+__all__ = ["LICENCE", "TenantDirectory"]
+
+LICENCE = "messages"
+
+
+class TenantDirectory:
+    def __init__(self, tenants: tuple[TenantConfig, ...]) -> None:
+        self._users = {
+            (tenant.domain, user.sip): user for tenant in tenants for user in tenant.users
+        }
+
+    def user(self, domain: str, sip: str) -> UserConfig | None:
+        return self._users.get((domain, sip))
+
+    @staticmethod
+    def licensed(user: UserConfig) -> bool:
+        return LICENCE in user.licences

@@ -1,0 +1,94 @@
+"""The Tortoise models of the message store (PROTOCOL §7.2, §12.10).
+
+The tables themselves are created by ``migrations`` (versioned SQL for SQLite and
+PostgreSQL), never by ``generate_schemas``: these classes only tell Tortoise the column
+names and types so that queries and bulk inserts can be written with the ORM. Keep them
+in step with the latest migration.
+
+Timestamps are integers (milliseconds since the epoch, PROTOCOL §1.5), so no time zone
+setting of Tortoise or the database ever changes them.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+__all__ = ["APP_LABEL", "Chat", "Group", "Member", "Message"]
+
+APP_LABEL = "messages"
+
+
+class Message(Model):
+    """One side's copy of one message: the row lives in ``topic`` (the user who owns the
+    copy) under ``peer`` (the other user, or the group's sip). Unique on
+    ``(domain, topic, call_id, seq)``, which makes a resent Post harmless. A deleted row
+    stays as a tombstone so a resend cannot bring it back."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.TextField()
+    topic = fields.TextField()
+    peer = fields.TextField()
+    grp = fields.BooleanField()
+    author = fields.TextField()
+    author_dn = fields.TextField()
+    text = fields.TextField()
+    attach = fields.TextField(null=True)
+    call_id = fields.TextField()
+    seq = fields.BigIntField()
+    client_id = fields.TextField(null=True)
+    time_ms = fields.BigIntField()
+    deleted = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "messages"
+        app = APP_LABEL
+
+
+class Chat(Model):
+    """One user's conversation with one peer (user or group): what ``ReadChats`` lists.
+
+    ``read_upto`` is the newest row id this user has read; ``peer_read_upto`` the newest
+    of this user's own rows the peer has read (``read:true`` in ``ReadChat``)."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.TextField()
+    topic = fields.TextField()
+    peer = fields.TextField()
+    peer_dn = fields.TextField()
+    grp = fields.BooleanField()
+    last_id = fields.BigIntField(default=0)
+    last_time = fields.BigIntField(default=0)
+    read_upto = fields.BigIntField(default=0)
+    peer_read_upto = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "chats"
+        app = APP_LABEL
+
+
+class Group(Model):
+    """A group chat (PROTOCOL §7.6); its address is ``group-<id>``."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.TextField()
+    dn = fields.TextField()
+
+    class Meta:
+        table = "groups"
+        app = APP_LABEL
+
+
+class Member(Model):
+    """A user's membership of a group; ``domain`` repeats the group's so that a user's
+    groups are found through one index."""
+
+    id = fields.BigIntField(primary_key=True)
+    group_id = fields.BigIntField()
+    domain = fields.TextField()
+    sip = fields.TextField()
+    admin = fields.BooleanField(default=False)
+
+    class Meta:
+        table = "members"
+        app = APP_LABEL

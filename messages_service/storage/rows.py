@@ -1,0 +1,152 @@
+"""What goes into the store and what comes out: plain frozen values, never ORM objects,
+so that nothing above the storage package depends on Tortoise."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from messages_service.errors import MessagesServiceError
+
+__all__ = [
+    "Badge",
+    "ChatPage",
+    "ChatSummary",
+    "GroupInfo",
+    "MemberInfo",
+    "NewPost",
+    "PostBatch",
+    "ReadMark",
+    "Removal",
+    "StoredMessage",
+    "group_id_of",
+    "group_sip",
+]
+
+_GROUP_SIP = re.compile(r"group-([1-9][0-9]{0,15})")
+
+
+def group_sip(group_id: int) -> str:
+    """A group's address (PROTOCOL §12.10: ``group-<id>``)."""
+    return f"group-{group_id}"
+
+
+def group_id_of(sip: str) -> int | None:
+    """The id in a group's address, or None when ``sip`` is not one."""
+    match = _GROUP_SIP.fullmatch(sip)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class NewPost:
+    """One Post to store (PROTOCOL §12.10). One-to-one: ``topic`` is the author, ``peer``
+    the other user, ``sides`` those of the two who get a row. Group: ``grp`` is true,
+    ``topic`` the group's sip, and every member gets a row."""
+
+    domain: str
+    author: str
+    author_dn: str
+    topic: str
+    peer: str
+    peer_dn: str
+    grp: bool
+    sides: tuple[str, ...]
+    text: str
+    attach: str | None
+    call_id: str
+    seq: int
+    client_id: str | None
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One row of the user's own topic, as ``ReadChat`` and ``Search`` show it."""
+
+    id: int
+    peer: str
+    grp: bool
+    author: str
+    author_dn: str
+    text: str
+    attach: str | None
+    call_id: str
+    seq: int
+    time_ms: int
+    read: bool | None = None
+    """Has the peer read it: set on the user's own one-to-one messages where the store
+    was asked (``ReadChat``, ``Search``), None everywhere else."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSummary:
+    peer: str
+    peer_dn: str
+    grp: bool
+    last_time: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPage:
+    """Messages newest first; ``more`` when older ones exist."""
+
+    messages: tuple[StoredMessage, ...]
+    more: bool
+    had_unread: bool
+    """The chat had unread messages before this read marked all of it read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMark:
+    """What ``SetRead`` changed: the row read, and whether the unread count moved."""
+
+    message: StoredMessage
+    unread_changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What ``Delete`` changed."""
+
+    message: StoredMessage
+    was_unread: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    sip: str
+    admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    id: int
+    domain: str
+    dn: str
+    members: tuple[MemberInfo, ...]
+
+    @property
+    def sip(self) -> str:
+        return group_sip(self.id)
+
+    def member(self, sip: str) -> MemberInfo | None:
+        return next((member for member in self.members if member.sip == sip), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    """A user's total unread count (PROTOCOL §12.10 ``Badge``)."""
+
+    domain: str
+    user: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostBatch:
+    """The outcome of one group commit: per Post (in order) the id to answer with, or
+    the error that Post alone gets; then the badges of users whose unread count moved."""
+
+    outcomes: tuple[int | MessagesServiceError, ...]
+    badges: tuple[Badge, ...]

@@ -1,0 +1,388 @@
+"""``MessageStore``: every query the service makes, each one named.
+
+Every method that reads or changes rows takes the ``(domain, user)`` it acts for and
+looks only at that user's own topic, so an id or a peer taken from a request can never
+reach another user's rows (PROTOCOL §7.2: each side has its own copy). Authorization
+beyond that (group admins, licences) is the handlers' job.
+
+Open with ``await MessageStore.open(url)`` (runs the migrations), ``close()`` when done.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from .database import Database, Dialect
+from .migrations import migrate
+from .models import Chat, Group, Member, Message
+from .posts import write_posts
+from .rows import (
+    ChatPage,
+    ChatSummary,
+    GroupInfo,
+    MemberInfo,
+    NewPost,
+    PostBatch,
+    ReadMark,
+    Removal,
+    StoredMessage,
+    group_sip,
+)
+from .unread import chat_unread, unread_by_peer, unread_totals
+
+__all__ = ["MessageStore"]
+
+_SEARCH_CHUNK = 200
+_TAG = re.compile(r"<[^>]*>")
+
+
+class MessageStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, url: str) -> MessageStore:
+        """Open the database at ``url`` and bring its schema up to date."""
+        db = await Database.open(url)
+        try:
+            await db.run(migrate(db))
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._db.dialect
+
+    # -- Posts ---------------------------------------------------------------------------
+
+    async def write_posts(self, posts: list[NewPost]) -> PostBatch:
+        """Store a batch of Posts in one transaction (see ``posts``)."""
+        return await self._db.run(write_posts(self._db, posts))
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def chats(self, domain: str, user: str, *, unread_only: bool) -> list[ChatSummary]:
+        """The user's chats, newest first (PROTOCOL §7.4 ``ReadChats``)."""
+        return await self._db.run(self._chats(domain, user, unread_only))
+
+    async def _chats(self, domain: str, user: str, unread_only: bool) -> list[ChatSummary]:
+        conn = self._db.client()
+        unread = await unread_by_peer(self._db, conn, domain, user)
+        chats = await (
+            Chat.filter(domain=domain, topic=user, last_id__gt=0)
+            .using_db(conn)
+            .order_by("-last_id")
+            .values_list("peer", "peer_dn", "grp", "last_time")
+        )
+        summaries = [
+            ChatSummary(peer, peer_dn, bool(grp), last_time, unread.get(peer, 0))
+            for peer, peer_dn, grp, last_time in chats
+        ]
+        return [chat for chat in summaries if chat.unread or not unread_only]
+
+    async def read_chat(
+        self, domain: str, user: str, peer: str, *, older: int | None, count: int, rows: bool
+    ) -> ChatPage:
+        """A page of one chat, newest first, and all of the chat marked read
+        (PROTOCOL §12.10 ``ReadChat``; ``rows=False`` for ``noind``)."""
+        return await self._db.run(self._read_chat(domain, user, peer, older, count, rows))
+
+    async def _read_chat(
+        self, domain: str, user: str, peer: str, older: int | None, count: int, rows: bool
+    ) -> ChatPage:
+        conn = self._db.client()
+        chat = await Chat.filter(domain=domain, topic=user, peer=peer).using_db(conn).first()
+        if chat is None:
+            return ChatPage((), False, False)
+        page: list[StoredMessage] = []
+        if rows:
+            query = Message.filter(domain=domain, topic=user, peer=peer, deleted=False)
+            if older is not None:
+                query = query.filter(id__lt=older)
+            found = await query.using_db(conn).order_by("-id").limit(count + 1)
+            page = [_stored(row, user, chat.peer_read_upto) for row in found]
+        had_unread = False
+        if chat.last_id > chat.read_upto:
+            had_unread = await chat_unread(self._db, conn, domain, user, peer) > 0
+            # Up to the newest row seen now: a row stored meanwhile stays unread.
+            await (
+                Chat.filter(id=chat.id, read_upto__lt=chat.last_id)
+                .using_db(conn)
+                .update(read_upto=chat.last_id)
+            )
+        return ChatPage(tuple(page[:count]), len(page) > count, had_unread)
+
+    async def unread_total(self, domain: str, user: str) -> int:
+        """The user's badge (PROTOCOL §12.10 ``ReadBadge``)."""
+        return (await self._db.run(self._unread_totals(domain, [user])))[user]
+
+    async def _unread_totals(self, domain: str, users: list[str]) -> dict[str, int]:
+        return await unread_totals(self._db, self._db.client(), domain, users)
+
+    async def search(self, domain: str, user: str, needle: str, count: int) -> list[StoredMessage]:
+        """Up to ``count`` of the user's messages whose text contains ``needle``, any
+        case, newest first (PROTOCOL §12.10 ``Search``)."""
+        return await self._db.run(self._search(domain, user, needle, count))
+
+    async def _search(self, domain: str, user: str, needle: str, count: int) -> list[StoredMessage]:
+        # Texts are stored as sanitized HTML: the database narrows the candidates (when
+        # its case folding can: ASCII only), the exact test runs on the visible text.
+        conn = self._db.client()
+        wanted = needle.casefold()
+        prefilter = html.escape(needle, quote=False) if needle.isascii() else ""
+        marks = dict(
+            await Chat.filter(domain=domain, topic=user)
+            .using_db(conn)
+            .values_list("peer", "peer_read_upto")
+        )
+        hits: list[StoredMessage] = []
+        before: int | None = None
+        while len(hits) < count:
+            query = Message.filter(domain=domain, topic=user, deleted=False)
+            if prefilter:
+                query = query.filter(text__icontains=prefilter)
+            if before is not None:
+                query = query.filter(id__lt=before)
+            chunk = await query.using_db(conn).order_by("-id").limit(_SEARCH_CHUNK)
+            hits += (
+                _stored(row, user, marks.get(row.peer, 0))
+                for row in chunk
+                if wanted in _visible_text(row.text).casefold()
+            )
+            if len(chunk) < _SEARCH_CHUNK:
+                break
+            before = chunk[-1].id
+        return hits[:count]
+
+    # -- changing read state ---------------------------------------------------------------
+
+    async def set_read(self, domain: str, user: str, message_id: int) -> ReadMark | None:
+        """Mark the user's chat read up to ``message_id``; for a one-to-one message also
+        mark, in the peer's chat with the user, the peer's copy of it as read by the
+        peer (``read:true``). None when the id is not a live row of the user's topic."""
+        return await self._db.run(self._set_read(domain, user, message_id))
+
+    async def _set_read(self, domain: str, user: str, message_id: int) -> ReadMark | None:
+        # No transaction: both updates only ever move a marker forward, so they need no
+        # atomicity, and one row lock at a time cannot deadlock with the writer's upserts.
+        conn = self._db.client()
+        row = await _own_row(conn, domain, user, message_id)
+        if row is None:
+            return None
+        chat = await Chat.filter(domain=domain, topic=user, peer=row.peer).using_db(conn).first()
+        changed = False
+        if chat is not None and message_id > chat.read_upto:
+            newly_read = (
+                await Message.filter(
+                    domain=domain,
+                    topic=user,
+                    peer=row.peer,
+                    id__gt=chat.read_upto,
+                    id__lte=message_id,
+                    deleted=False,
+                )
+                .exclude(author=user)
+                .using_db(conn)
+                .count()
+            )
+            await (
+                Chat.filter(id=chat.id, read_upto__lt=message_id)
+                .using_db(conn)
+                .update(read_upto=message_id)
+            )
+            changed = newly_read > 0
+        if not row.grp:
+            await _mark_peer_copy_read(conn, row)
+        return ReadMark(_stored(row), changed)
+
+    async def delete(self, domain: str, user: str, message_id: int) -> Removal | None:
+        """Delete a row of the user's own topic, leaving a tombstone (a resent Post must
+        not bring it back). None when the id is not a live row of the user's topic."""
+        return await self._db.run(self._delete(domain, user, message_id))
+
+    async def _delete(self, domain: str, user: str, message_id: int) -> Removal | None:
+        async with self._db.transaction() as tx:
+            row = await _own_row(tx, domain, user, message_id)
+            if row is None:
+                return None
+            await Message.filter(id=row.id).using_db(tx).update(deleted=True)
+            chat = await Chat.filter(domain=domain, topic=user, peer=row.peer).using_db(tx).first()
+            if chat is None:
+                return Removal(_stored(row), False)
+            if chat.last_id == row.id:  # the chat now ends at its newest live row
+                latest = (
+                    await Message.filter(domain=domain, topic=user, peer=row.peer, deleted=False)
+                    .using_db(tx)
+                    .order_by("-id")
+                    .first()
+                )
+                await (
+                    Chat.filter(id=chat.id)
+                    .using_db(tx)
+                    .update(
+                        last_id=latest.id if latest else 0,
+                        last_time=latest.time_ms if latest else 0,
+                    )
+                )
+        return Removal(_stored(row), row.author != user and row.id > chat.read_upto)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    async def create_group(self, domain: str, dn: str, creator: str) -> GroupInfo:
+        """A new group whose first member and admin is ``creator``."""
+        return await self._db.run(self._create_group(domain, dn, creator))
+
+    async def _create_group(self, domain: str, dn: str, creator: str) -> GroupInfo:
+        async with self._db.transaction() as tx:
+            group = await Group.create(domain=domain, dn=dn, using_db=tx)
+            await Member.create(
+                group_id=group.id, domain=domain, sip=creator, admin=True, using_db=tx
+            )
+        return GroupInfo(group.id, domain, dn, (MemberInfo(creator, True),))
+
+    async def group(self, domain: str, group_id: int) -> GroupInfo | None:
+        """The group with its members, or None (also for another tenant's group)."""
+        return await self._db.run(self._group(self._db.client(), domain, group_id))
+
+    async def _group(self, conn: BaseDBAsyncClient, domain: str, group_id: int) -> GroupInfo | None:
+        groups = await _with_members(
+            conn, await Group.filter(id=group_id, domain=domain).using_db(conn)
+        )
+        return groups[0] if groups else None
+
+    async def rename_group(self, domain: str, group_id: int, dn: str) -> GroupInfo | None:
+        """Rename a group (and its members' chats with it)."""
+        return await self._db.run(self._rename_group(domain, group_id, dn))
+
+    async def _rename_group(self, domain: str, group_id: int, dn: str) -> GroupInfo | None:
+        async with self._db.transaction() as tx:
+            await Group.filter(id=group_id, domain=domain).using_db(tx).update(dn=dn)
+            chats = Chat.filter(domain=domain, peer=group_sip(group_id), grp=True)
+            await chats.using_db(tx).update(peer_dn=dn)
+            return await self._group(tx, domain, group_id)
+
+    async def put_member(
+        self, domain: str, group_id: int, sip: str, *, admin: bool
+    ) -> GroupInfo | None:
+        """Add ``sip`` to the group, or change whether it is an admin."""
+        return await self._db.run(self._put_member(domain, group_id, sip, admin))
+
+    async def _put_member(
+        self, domain: str, group_id: int, sip: str, admin: bool
+    ) -> GroupInfo | None:
+        async with self._db.transaction() as tx:
+            updated = (
+                await Member.filter(group_id=group_id, sip=sip).using_db(tx).update(admin=admin)
+            )
+            if not updated:
+                await Member.create(
+                    group_id=group_id, domain=domain, sip=sip, admin=admin, using_db=tx
+                )
+            return await self._group(tx, domain, group_id)
+
+    async def remove_member(self, domain: str, group_id: int, sip: str) -> GroupInfo | None:
+        """Remove ``sip`` from the group; its rows stay (they are its own copies)."""
+        return await self._db.run(self._remove_member(domain, group_id, sip))
+
+    async def _remove_member(self, domain: str, group_id: int, sip: str) -> GroupInfo | None:
+        async with self._db.transaction() as tx:
+            await Member.filter(group_id=group_id, domain=domain, sip=sip).using_db(tx).delete()
+            return await self._group(tx, domain, group_id)
+
+    async def groups_of(self, domain: str, user: str) -> list[GroupInfo]:
+        """The groups ``user`` is a member of, oldest first."""
+        return await self._db.run(self._groups_of(domain, user))
+
+    async def _groups_of(self, domain: str, user: str) -> list[GroupInfo]:
+        conn = self._db.client()
+        memberships = Member.filter(domain=domain, sip=user).using_db(conn)
+        ids = await memberships.values_list("group_id", flat=True)
+        groups = await Group.filter(domain=domain, id__in=ids).using_db(conn)
+        return await _with_members(conn, groups)
+
+    async def all_groups(self) -> list[GroupInfo]:
+        """Every group of every tenant (PROTOCOL §12.10 ``SyncGroups``)."""
+        return await self._db.run(self._all_groups())
+
+    async def _all_groups(self) -> list[GroupInfo]:
+        conn = self._db.client()
+        return await _with_members(conn, await Group.all().using_db(conn))
+
+
+async def _own_row(
+    conn: BaseDBAsyncClient, domain: str, user: str, message_id: int
+) -> Message | None:
+    query = Message.filter(id=message_id, domain=domain, topic=user, deleted=False)
+    return await query.using_db(conn).first()
+
+
+async def _mark_peer_copy_read(conn: BaseDBAsyncClient, row: Message) -> None:
+    """``row`` (in the reader's topic) is read: in the peer's chat with the reader, the
+    peer's copy of the same message (same callId and seq) becomes ``peer_read_upto``."""
+    copies = await (
+        Message.filter(domain=row.domain, topic=row.peer, call_id=row.call_id, seq=row.seq)
+        .using_db(conn)
+        .values_list("id", flat=True)
+    )
+    if not copies:  # the peer holds no licence: nothing stored on that side
+        return
+    await (
+        Chat.filter(domain=row.domain, topic=row.peer, peer=row.topic, peer_read_upto__lt=copies[0])
+        .using_db(conn)
+        .update(peer_read_upto=copies[0])
+    )
+
+
+async def _with_members(conn: BaseDBAsyncClient, groups: Iterable[Group]) -> list[GroupInfo]:
+    by_id = {group.id: group for group in groups}
+    members: dict[int, list[MemberInfo]] = defaultdict(list)
+    if by_id:
+        for group_id, sip, admin in (
+            await Member.filter(group_id__in=list(by_id))
+            .using_db(conn)
+            .order_by("id")
+            .values_list("group_id", "sip", "admin")
+        ):
+            members[group_id].append(MemberInfo(sip, bool(admin)))
+    return [
+        GroupInfo(group.id, group.domain, group.dn, tuple(members[group.id]))
+        for group in sorted(by_id.values(), key=lambda group: group.id)
+    ]
+
+
+def _stored(row: Message, user: str | None = None, peer_read_upto: int = 0) -> StoredMessage:
+    """A row as the store hands it out; ``read`` only on the user's own one-to-one
+    messages, and only when the caller passed the user."""
+    read = None
+    if user is not None and row.author == user and not row.grp:
+        read = row.id <= peer_read_upto
+    return StoredMessage(
+        id=row.id,
+        peer=row.peer,
+        grp=bool(row.grp),
+        author=row.author,
+        author_dn=row.author_dn,
+        text=row.text,
+        attach=row.attach,
+        call_id=row.call_id,
+        seq=row.seq,
+        time_ms=row.time_ms,
+        read=read,
+    )
+
+
+def _visible_text(text: str) -> str:
+    """What a reader sees of a stored (sanitized) HTML text: tags gone, entities decoded.
+    The hub's sanitizer leaves only attribute-free allow-listed tags, so a simple pattern
+    is exact here."""
+    return html.unescape(_TAG.sub("", text))

@@ -1,0 +1,137 @@
+"""The Post writer: one task, group commit (PROTOCOL §7.3, §12.10; DESIGN "Data flows").
+
+Theory of operation. Posts are queued in the order they arrive. One task takes whatever
+is queued (up to ``messages.batch_max``: natural batching, so under load each commit
+carries everything that queued while the previous one ran, and alone a Post is written
+at once) and stores it in one transaction. Then it answers every Post of the batch in
+order (``PostResult`` with the id, or the ``Error`` that Post alone earned, such as an
+unknown group) and finally sends one ``Badge`` per user whose unread count moved.
+
+A failed transaction is retried once; if it fails again every Post of the batch is
+answered ``unavailable``, which tells the hub to keep them in its outbox and resend
+later. Nothing is lost (the hub still holds them) and nothing is doubled (the
+transaction wrote nothing, and Posts are idempotent anyway).
+
+Call ``start()``, ``await submit(...)`` for each Post, ``await stop()`` to drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import render
+from .errors import MessagesServiceError, Unavailable
+from .storage import NewPost, PostBatch
+
+__all__ = ["PostStore", "PostWriter", "QueuedPost"]
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+
+ATTEMPTS = 2
+"""A batch is tried twice before its Posts are answered ``unavailable``."""
+
+
+class PostStore(Protocol):
+    async def write_posts(self, posts: list[NewPost]) -> PostBatch: ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedPost:
+    post: NewPost
+    src: object
+    answer: Callable[[JsonObject], None]
+    """Sends a frame to the connection the Post came from (dropped if it is gone)."""
+
+
+class PostWriter:
+    def __init__(
+        self,
+        store: PostStore,
+        *,
+        batch_max: int,
+        notify: Callable[[JsonObject], None],
+    ) -> None:
+        self._store = store
+        self._batch_max = max(1, batch_max)
+        self._notify = notify
+        # Bounded: a hub that sends faster than the database writes is slowed down by
+        # its own socket, instead of growing this queue without limit.
+        self._queue: asyncio.Queue[QueuedPost] = asyncio.Queue(self._batch_max * 4)
+        self._task: asyncio.Task[None] | None = None
+        self._accepting = False
+        self.batches = 0
+        """Transactions committed so far (tests and metrics read it)."""
+
+    def start(self) -> None:
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def submit(self, item: QueuedPost) -> None:
+        """Queue one Post; waits while the queue is full. After ``stop`` the Post is
+        answered ``unavailable`` at once (the hub resends it to the next service)."""
+        if not self._accepting:
+            item.answer(Unavailable("service stopping").to_wire(item.src))
+            return
+        await self._queue.put(item)
+
+    async def stop(self) -> None:
+        """Stop taking Posts, write everything queued, then end the task."""
+        self._accepting = False
+        if self._task is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._batch_max and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._commit(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _commit(self, batch: Sequence[QueuedPost]) -> None:
+        result = await self._write([item.post for item in batch])
+        if result is None:
+            for item in batch:
+                item.answer(Unavailable().to_wire(item.src))
+            return
+        self.batches += 1
+        for item, outcome in zip(batch, result.outcomes, strict=True):
+            item.answer(_answer(item.src, outcome))
+        for badge in result.badges:
+            self._notify(render.badge(badge))
+
+    async def _write(self, posts: list[NewPost]) -> PostBatch | None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await self._store.write_posts(posts)
+            except Unavailable:
+                log.warning("storing %d Post(s) failed (attempt %d)", len(posts), attempt)
+            except Exception:
+                # A bug, not the database: still answer "unavailable", never drop a Post.
+                log.exception("storing %d Post(s) failed (attempt %d)", len(posts), attempt)
+        return None
+
+
+def _answer(src: object, outcome: int | MessagesServiceError) -> JsonObject:
+    if isinstance(outcome, MessagesServiceError):
+        return outcome.to_wire(src)
+    answer: JsonObject = {"mt": "PostResult", "id": outcome}
+    if src is not None:
+        answer["src"] = src
+    return answer

@@ -1,0 +1,112 @@
+"""Opening databases, migrations, and Tortoise contexts side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from messages_service.errors import Unavailable
+from messages_service.storage import MessageStore
+from messages_service.storage.database import Database, dialect_of
+from messages_service.storage.migrations import LATEST_VERSION, migrate
+
+
+async def _versions(db: Database) -> list[int]:
+    async def read() -> list[int]:
+        rows = await db.client().execute_query_dict("SELECT version FROM schema_version")
+        return sorted(int(row["version"]) for row in rows)
+
+    return await db.run(read())
+
+
+async def test_migrations_run_once_and_are_recorded(database_url: str) -> None:
+    db = await Database.open(database_url)
+    try:
+        assert await db.run(migrate(db)) == 0
+        assert await db.run(migrate(db)) == LATEST_VERSION  # nothing left to do
+        assert await _versions(db) == list(range(1, LATEST_VERSION + 1))
+    finally:
+        await db.close()
+
+
+async def test_a_database_from_a_newer_release_is_refused(database_url: str) -> None:
+    db = await Database.open(database_url)
+    try:
+        await db.run(migrate(db))
+
+        async def newer() -> None:
+            await db.client().execute_query(
+                db.sql("INSERT INTO schema_version (version, description) VALUES (?, ?)"),
+                [LATEST_VERSION + 1, "from the future"],
+            )
+
+        await db.run(newer())
+    finally:
+        await db.close()
+    with pytest.raises(Unavailable, match="schema version"):
+        await MessageStore.open(database_url)
+
+
+async def test_sqlite_runs_with_wal_normal_sync_and_foreign_keys(tmp_path: Path) -> None:
+    db = await Database.open(f"sqlite://{tmp_path / 'deep' / 'er' / 'm.sqlite3'}")
+
+    async def pragmas() -> list[object]:
+        client = db.client()
+        return [
+            (await client.execute_query_dict(f"PRAGMA {name}"))[0][name]
+            for name in ("journal_mode", "synchronous", "foreign_keys")
+        ]
+
+    try:
+        assert await db.run(pragmas()) == ["wal", 1, 1]  # synchronous 1 = NORMAL
+    finally:
+        await db.close()
+
+
+async def test_two_stores_of_the_same_kind_work_side_by_side(tmp_path: Path) -> None:
+    first = await MessageStore.open(f"sqlite://{tmp_path / 'a.sqlite3'}")
+    second = await MessageStore.open(f"sqlite://{tmp_path / 'b.sqlite3'}")
+    try:
+        a = await first.create_group("example.com", "only in a", "alice")
+        await second.create_group("example.com", "only in b", "alice")
+        await second.create_group("example.com", "also in b", "alice")
+        assert [g.dn for g in await first.all_groups()] == ["only in a"]
+        assert [g.dn for g in await second.all_groups()] == ["only in b", "also in b"]
+        assert a.id == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_store_of_the_other_kind_is_refused_while_one_is_open(
+    database_url: str, tmp_path: Path
+) -> None:
+    other = (
+        "postgres://nobody@127.0.0.1:1/none"
+        if dialect_of(database_url) == "sqlite"
+        else f"sqlite://{tmp_path / 'other.sqlite3'}"
+    )
+    store = await MessageStore.open(database_url)
+    try:
+        with pytest.raises(ValueError, match="process-global"):
+            await MessageStore.open(other)
+    finally:
+        await store.close()
+    if dialect_of(other) == "sqlite":  # once closed, the other kind opens fine
+        await (await MessageStore.open(other)).close()
+
+
+def test_only_sqlite_and_postgres_urls() -> None:
+    assert dialect_of("sqlite:///x") == "sqlite"
+    assert dialect_of("postgresql://h/db") == "postgres"
+    with pytest.raises(ValueError, match="mysql"):
+        dialect_of("mysql://h/db")
+
+
+async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
+    store = await MessageStore.open(f"sqlite://{tmp_path / 'm.sqlite3'}")
+    await store.close()
+    with pytest.raises(Unavailable):
+        await store.unread_total("example.com", "bob")
+    await store.close()  # twice is fine
