@@ -1,30 +1,43 @@
 """The composition root: builds the switch, hub and routes from one ``Config``.
 
 ``create_app`` is what ``switchboard serve``, the tests and the benchmarks start; the
-Starlette lifespan starts and stops the hub's background task.
+Starlette lifespan starts and stops the hub's background tasks.
+
+Roles (DESIGN "Deployment modes"): ``all`` serves the hub and, when ``messages.enabled``,
+the messages service in one process; the hub still reaches the service over its
+AppWebsocket (loopback), exactly as it would in another process. ``hub`` links to the
+service at ``messages.url``; ``messages`` serves only the service.
 """
 
 from __future__ import annotations
 
 import gc
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from config import Config
+from config import Config, ConfigError
+from messages_service.app import MessagesService, create_messages_app
 from signaling.appwebsocket.digest import new_challenge
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
+from signaling.messages_link import ServiceLink
+from signaling.post_outbox import PostOutbox
 
-__all__ = ["create_app"]
+__all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 
 HUB_WEBSOCKET_PATH = "/PBX0/APPS/websocket"
+MESSAGES_WEBSOCKET_PATH = "/messages/websocket"
+
+Role = Literal["all", "hub", "messages"]
 
 
 def create_app(
@@ -32,13 +45,32 @@ def create_app(
     *,
     clock: Clock | None = None,
     make_challenge: Callable[[], str] = new_challenge,
+    role: Role = "all",
+    service_url: str | None = None,
 ) -> Starlette:
+    """The app for ``role``. ``service_url`` is where the hub finds the messages service
+    (default: ``messages.url``, else this process at ``server.host``/``server.port``)."""
+    if role == "messages":
+        return create_messages_app(config)
+    messages = config.messages
+    service: MessagesService | None = None
+    password = messages.password
+    if messages.enabled and role == "all" and not messages.url:
+        password = password or secrets.token_hex(32)  # both ends live in this process
+        service = MessagesService(config, password=password)
+    if messages.enabled and role == "hub" and not messages.url:
+        raise ConfigError("messages.url", "required for --role hub (where is the service?)")
+    url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
     switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(switch, send_queue=config.limits.send_queue)
         app.state.hub = hub
+        if service is not None:
+            await service.start()
+        if messages.enabled:
+            _link_messages_service(hub, config, url, password)
         await hub.start()
         # Everything alive now (modules, config, routes) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise walk it all and
@@ -48,16 +80,49 @@ def create_app(
             yield
         finally:
             await hub.stop()
+            if service is not None:
+                await service.stop()
 
-    app = Starlette(
-        routes=[
-            WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
-            Route("/healthz", healthz),
-        ],
-        lifespan=lifespan,
-    )
+    routes: list[BaseRoute] = [
+        WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
+        Route("/healthz", healthz),
+    ]
+    if service is not None:
+        routes += service.routes()
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.switch = switch
+    app.state.messages_service = service
     return app
+
+
+def _link_messages_service(hub: Hub, config: Config, url: str, password: str) -> None:
+    """The durable outbox and the link that empties it into the service (§7.7)."""
+    outbox = PostOutbox(
+        config.server.data_dir / f"outbox-{config.server.node}.jsonl", on_durable=hub.stored
+    )
+    hub.outbox = outbox
+    hub.link = ServiceLink(
+        url,
+        password=password,
+        domain=config.login.default_domain,
+        node=config.server.node,
+        config=config.messages,
+        outbox=outbox,
+        on_up=hub.service_up,
+        on_down=hub.service_down,
+        on_message=hub.from_service,
+    )
+
+
+def local_url(config: Config, path: str) -> str:
+    """``ws://`` URL of ``path`` on this server, as a client on this machine reaches it."""
+    host = config.server.host
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"ws://{shown}:{config.server.port}{path}"
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -89,6 +89,10 @@ class _Session:
                 print(f"[{item.get('sender_dn') or item.get('sender')}] {text}", flush=True)
             elif item.get("type") == "im_ack" and item.get("state") == "not_delivered":
                 print(f"* message {item.get('id')} was not delivered", flush=True)
+            elif item.get("type") == "im_ack" and item.get("state") == "stored":
+                print(f"* message {item.get('id')} stored: they will read it later", flush=True)
+            elif item.get("type") == "im_seen":
+                print(f"* read up to message {item.get('seq')}", flush=True)
         return False
 
     async def write(self) -> None:

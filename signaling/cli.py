@@ -11,7 +11,7 @@ from pathlib import Path
 
 from config import Config, ConfigError, load_config
 
-from .app import HUB_WEBSOCKET_PATH, create_app
+from .app import HUB_WEBSOCKET_PATH, MESSAGES_WEBSOCKET_PATH, create_app
 from .core.switch import VERSION
 
 __all__ = ["main"]
@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="where data is kept (default ./data)")
+    serve.add_argument(
+        "--role",
+        choices=("all", "hub", "messages"),
+        default="all",
+        help="all: everything in one process (default); hub: the hub only, using the "
+        "messages service at messages.url; messages: the messages service only",
+    )
     chat = commands.add_parser("chat", help="chat from a terminal (volatile chat)")
     chat.add_argument("--url", default=f"ws://127.0.0.1:8080{HUB_WEBSOCKET_PATH}")
     chat.add_argument("--sip", required=True, help="your user name")
@@ -50,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .server import uvicorn_config
+    from .server import bound_socket, uvicorn_config
 
     try:
         config = _with_overrides(load_config(args.config), args)
@@ -61,8 +68,24 @@ def _serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
-    print(_banner(config), flush=True)
-    uvicorn.Server(uvicorn_config(create_app(config), config)).run()
+    try:
+        sock = bound_socket(config.server.host, config.server.port)
+    except OSError as exc:
+        print(
+            f"switchboard: cannot listen on {config.server.host}:{config.server.port}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
+    # Port 0 picks a free port; the hub needs the real one to reach its own service.
+    config = replace(config, server=replace(config.server, port=sock.getsockname()[1]))
+    try:
+        app = create_app(config, role=args.role)
+    except ConfigError as exc:
+        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+        return 2
+    print(_banner(config, args.role), flush=True)
+    uvicorn.Server(uvicorn_config(app, config)).run(sockets=[sock])
     return 0
 
 
@@ -77,14 +100,33 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
     return replace(config, server=server)
 
 
-def _banner(config: Config) -> str:
+def _without_credentials(url: str) -> str:
+    """A database URL fit for a banner: never print the password it may carry."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        return f"{scheme}://…@{rest.rpartition('@')[2]}"
+    return url
+
+
+def _banner(config: Config, role: str = "all") -> str:
     host, port = config.server.host, config.server.port
     shown = f"[{host}]" if ":" in host else host
-    lines = [
-        f"Switchboard {VERSION} listening on http://{shown}:{port}",
-        f"  hub AppWebsocket (PbxSignal): ws://{shown}:{port}{HUB_WEBSOCKET_PATH}",
-        f"  data directory: {config.server.data_dir}",
-    ]
+    lines = [f"Switchboard {VERSION} ({role}) listening on http://{shown}:{port}"]
+    if role != "messages":
+        lines.append(
+            f"  hub AppWebsocket (PbxSignal, PbxMessages): ws://{shown}:{port}{HUB_WEBSOCKET_PATH}"
+        )
+    messages = config.messages
+    if role == "messages" or (role == "all" and messages.enabled and not messages.url):
+        database = _without_credentials(messages.database) or f"SQLite in {config.server.data_dir}"
+        lines.append(
+            f"  messages service: ws://{shown}:{port}{MESSAGES_WEBSOCKET_PATH} ({database})"
+        )
+    elif role == "hub" and messages.enabled:
+        lines.append(f"  messages service at {messages.url}")
+    lines.append(f"  data directory: {config.server.data_dir}")
+    if role == "messages":
+        return "\n".join(lines)
     for tenant in config.tenants:
         users = ", ".join(user.sip for user in tenant.users)
         lines.append(f"  tenant {tenant.domain}: {users}")

@@ -15,13 +15,18 @@ import logging
 import math
 from collections import deque
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
-from signaling.core.actions import Action, Send
-from signaling.core.switch import Switch
+from signaling.core.actions import Action, Close, Send, Store, StoredAck, ToService
+
+from .core.switch import Switch
+
+if TYPE_CHECKING:
+    from .messages_link import ServiceLink
+    from .post_outbox import PostOutbox
 
 __all__ = ["Hub", "Peer"]
 
@@ -104,11 +109,18 @@ class Hub:
         self._timer_task: asyncio.Task[None] | None = None
         switch.congested = self._congested
         self._closing: set[asyncio.Task[None]] = set()
+        self.outbox: PostOutbox | None = None
+        self.link: ServiceLink | None = None
+        """The messages service's side (PROTOCOL §7), when it is enabled."""
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
+        if self.outbox is not None:
+            await self.outbox.open()
+        if self.link is not None:
+            self.link.start()
 
     async def stop(self) -> None:
         """Close every connection with 1012 (restarting) and stop the timers."""
@@ -117,6 +129,10 @@ class Hub:
         writers = [link.writer for link in self._links.values() if link.writer is not None]
         if writers or self._closing:
             await asyncio.wait([*writers, *self._closing], timeout=2.0)
+        if self.link is not None:
+            await self.link.stop()
+        if self.outbox is not None:
+            await self.outbox.close()
         if self._timer_task is not None:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -153,6 +169,20 @@ class Hub:
     def connection_count(self) -> int:
         return len(self._links)
 
+    # -- the messages service --------------------------------------------------------------
+
+    def service_up(self) -> None:
+        self._apply(self.switch.service_up())
+
+    def service_down(self) -> None:
+        self._apply(self.switch.service_down())
+
+    def from_service(self, message: dict[str, Any]) -> None:
+        self._apply(self.switch.from_service(message))
+
+    def stored(self, acks: list[StoredAck]) -> None:
+        self._apply(self.switch.stored(acks))
+
     # -- carrying out actions ------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -171,15 +201,20 @@ class Hub:
         while index < len(actions):  # an overflow appends its consequences, in order
             action = actions[index]
             index += 1
-            link = links.get(action.conn)
-            if link is None or link.closing:
-                continue
-            if type(action) is Send:
-                if not link.push(action.text):
+            if type(action) is Send:  # the relay: first and cheapest
+                link = links.get(action.conn)
+                if link is not None and not link.closing and not link.push(action.text):
                     actions.extend(self._overflow(action.conn, link))
-            else:
-                link.closing = True
-                self._enqueue_close(link, action.code, action.reason)  # type: ignore[union-attr]
+            elif type(action) is Close:
+                link = links.get(action.conn)
+                if link is not None and not link.closing:
+                    link.closing = True
+                    self._enqueue_close(link, action.code, action.reason)
+            elif type(action) is ToService:
+                if self.link is not None:
+                    self.link.send(action.message)
+            elif type(action) is Store and self.outbox is not None:
+                self.outbox.add(action.post, action.ack)
         deadline = self.switch.next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._wake.set()

@@ -43,5 +43,8 @@ def bound_socket(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    # Listening before uvicorn serves lets the hub's link to an in-process messages
+    # service connect during start-up: the kernel queues it until the server accepts.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from tests.support import RunningServer, running_server
@@ -13,3 +19,49 @@ from tests.support import RunningServer, running_server
 async def server() -> AsyncIterator[RunningServer]:
     async with running_server() as running:
         yield running
+
+
+# -- databases for the messages service's storage tests ------------------------------------
+
+POSTGRES_ENV = "SWITCHBOARD_TEST_POSTGRES"
+"""Server the PostgreSQL runs use; each test gets a fresh database created on it."""
+POSTGRES_DEFAULT = "postgres://postgres@127.0.0.1:5432/postgres"
+REQUIRE_SERVICES_ENV = "SWITCHBOARD_REQUIRE_SERVICES"
+"""Set to 1 (CI) to make an unreachable PostgreSQL a failure instead of a skip."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database: a SQLite file in ``tmp_path``, or a PostgreSQL database
+    made for this test on ``$SWITCHBOARD_TEST_POSTGRES`` and dropped afterwards."""
+    if request.param == "sqlite":
+        yield f"sqlite://{(tmp_path / 'messages.sqlite3').as_posix()}"
+        return
+    async with _postgres_database() as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _postgres_database() -> AsyncIterator[str]:
+    server = os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT
+    try:
+        admin = await asyncpg.connect(server, timeout=5)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        message = f"PostgreSQL at ${POSTGRES_ENV} unreachable: {exc!r}"
+        if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"switchboard_test_{secrets.token_hex(6)}"
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield urlsplit(server)._replace(path=f"/{name}").geturl()
+        finally:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await admin.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -19,7 +21,7 @@ from starlette.applications import Starlette
 
 from config import Config, TenantConfig, UserConfig, load_config
 from config.sections import AppConfig
-from signaling.app import HUB_WEBSOCKET_PATH, create_app
+from signaling.app import HUB_WEBSOCKET_PATH, MESSAGES_WEBSOCKET_PATH, create_app
 from signaling.appwebsocket.client import AppWebsocketClient
 from signaling.core.clock import ManualClock
 from signaling.hub import Hub
@@ -45,12 +47,19 @@ BOT = AppConfig(
 PASSWORDS = {"alice": "alice-demo", "bob": "bob-demo", "carol": "carol-demo", "dave": "dave-demo"}
 
 
-def make_config(**limits: Any) -> Config:
-    """The default config (demo tenant) plus a second tenant and a bot, from no env."""
+def make_config(*, messages: bool = True, **limits: Any) -> Config:
+    """The default config (demo tenant) plus a second tenant and a bot, from no env.
+
+    ``messages=False`` switches the messages service off: every user chats volatile."""
     config = load_config(None, env={})
     demo = config.tenants[0]
     tenants = (replace(demo, apps=(*demo.apps, BOT)), OTHER_TENANT)
-    return replace(config, tenants=tenants, limits=replace(config.limits, **limits))
+    return replace(
+        config,
+        tenants=tenants,
+        limits=replace(config.limits, **limits),
+        messages=replace(config.messages, enabled=messages),
+    )
 
 
 @dataclass
@@ -81,6 +90,20 @@ class RunningServer:
         for _ in range(5):
             await asyncio.sleep(0)
 
+    async def idle(self, seconds: float) -> None:
+        """Let real time pass (for the link to the messages service, which is real I/O)."""
+        await asyncio.sleep(seconds)
+
+    async def service_ready(self, timeout: float = 10.0) -> None:
+        """Wait until the hub's link to the messages service is logged in."""
+        link = self.hub.link
+        assert link is not None, "the messages service is not enabled"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not link.up:
+            assert loop.time() < deadline, "the hub's link to the messages service is not up"
+            await asyncio.sleep(0.01)
+
     async def connect(self) -> AppWebsocketClient:
         return await AppWebsocketClient.connect(self.url, max_size=None)
 
@@ -98,12 +121,29 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def running_server(config: Config | None = None) -> AsyncIterator[RunningServer]:
-    config = config or make_config()
+async def running_server(
+    config: Config | None = None, *, data_dir: Path | None = None
+) -> AsyncIterator[RunningServer]:
+    """The whole server (hub and, when enabled, the messages service) on a free port.
+
+    ``data_dir`` keeps stored data between two servers (restart tests); by default each
+    server gets a fresh temporary directory."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        async with _serving(config or make_config(), data_dir) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _serving(config: Config, data_dir: Path) -> AsyncIterator[RunningServer]:
+    config = replace(config, server=replace(config.server, data_dir=data_dir))
     clock = ManualClock()
-    app = create_app(config, clock=clock)
     sock = bound_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
+    # The embedded service listens on this server's own port; a configured url wins.
+    service_url = config.messages.url or f"ws://127.0.0.1:{port}{MESSAGES_WEBSOCKET_PATH}"
+    app = create_app(config, clock=clock, service_url=service_url)
     server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -112,6 +152,8 @@ async def running_server(config: Config | None = None) -> AsyncIterator[RunningS
         await asyncio.sleep(0.005)
     running = RunningServer(app, clock, port, config)
     try:
+        if config.messages.enabled and not config.messages.url:
+            await running.service_ready()
         yield running
     finally:
         for phone in running.phones:

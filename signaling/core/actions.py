@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Action", "Close", "Send"]
+__all__ = ["Action", "Close", "Send", "Store", "StoredAck", "ToService"]
 
 
 @dataclass(slots=True)  # not frozen: one is built per relayed frame (see messages.py)
@@ -24,4 +25,31 @@ class Close:
     reason: str
 
 
-Action = Send | Close
+@dataclass(frozen=True, slots=True)
+class ToService:
+    """Send ``message`` to the messages service over the hub's link (PROTOCOL §6.2)."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAck:
+    """Whom to tell ``im_ack stored`` once a Post is durable (PROTOCOL §7.5)."""
+
+    conn: int
+    call_id: str
+    number: int
+    message_id: str | None
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Append ``post`` to the hub's durable outbox (PROTOCOL §7.3, §7.7). When it is on
+    disk, the I/O layer hands ``ack`` (if any) back through ``Switch.stored``."""
+
+    post: dict[str, Any]
+    ack: StoredAck | None
+
+
+Action = Send | Close | ToService | Store

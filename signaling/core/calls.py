@@ -7,13 +7,18 @@ instead of relayed twice. A ``Leg`` is one registration's part in it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from config import UserConfig
 
 from .callstate import LegState, Role
 from .registry import Registration
 from .timers import Timer
+
+if TYPE_CHECKING:
+    from .groups import Group
 
 __all__ = ["AckRecord", "Call", "Fragments", "HeldMessage", "Leg"]
 
@@ -48,7 +53,18 @@ class Fragments:
 
 
 class Leg:
-    __slots__ = ("call", "fragments", "number", "reg", "relay_head", "role", "state", "typing")
+    __slots__ = (
+        "call",
+        "fragments",
+        "number",
+        "offered_after",
+        "reg",
+        "relay_head",
+        "ring",
+        "role",
+        "state",
+        "typing",
+    )
 
     def __init__(self, call: Call, reg: Registration, number: int, role: Role, state: LegState):
         self.call = call
@@ -61,33 +77,67 @@ class Leg:
         """The typing expiry timer while this leg's user is typing."""
         self.relay_head: tuple[object, str] | None = None
         """(src it was built for, the fixed start of every message relayed to this leg)."""
+        self.ring: Timer | None = None
+        """A group call offered to this device rings until then (§7.6)."""
+        self.offered_after = 0
+        """A group call offered to this device: the seq it has seen (§7.6)."""
 
 
 class Call:
     __slots__ = (
         "acks",
+        "answered_by_hub",
         "call_id",
         "callee",
+        "callee_user",
         "caller",
+        "caller_user",
         "domain",
+        "group",
         "held",
         "held_bytes",
+        "joined",
         "max_ids",
         "offers",
+        "presence",
         "ring",
         "seq",
+        "stored",
+        "transcript",
     )
 
-    def __init__(self, call_id: str, domain: str, max_ids: int) -> None:
+    def __init__(
+        self,
+        call_id: str,
+        domain: str,
+        max_ids: int,
+        caller_user: UserConfig,
+        callee_user: UserConfig,
+        stored: bool = False,
+    ) -> None:
         self.call_id = call_id
         self.domain = domain
+        self.caller_user = caller_user
+        self.callee_user = callee_user
+        self.stored = stored
+        """Either side holds the messages licence: every message is also posted (§7.3)."""
+        self.group: Group | None = None
+        """A group's chat (§7.6): any number of members' devices, in ``joined``."""
+        self.joined: list[Leg] = []
+        self.transcript: deque[dict[str, Any]] = deque()
+        """A group's latest messages, for devices that answer an offer later."""
+        self.presence = False
+        """A presence subscription (§4.10), not a chat: no messages, no seq."""
+        self.answered_by_hub = False
+        """The callee is offline and licensed: the hub answered and stores (§7.5)."""
         self.caller: Leg | None = None
         self.callee: Leg | None = None
         """The callee device that answered; None while the call is offered."""
         self.offers: list[Leg] = []
         self.seq = 0
-        self.acks: OrderedDict[tuple[Role, str], AckRecord] = OrderedDict()
-        """Client ids per side: each side numbers its own messages, so ids may collide."""
+        self.acks: OrderedDict[tuple[Role, str, str], AckRecord] = OrderedDict()
+        """Client ids per side (and per member of a group): each side numbers its own
+        messages, so ids may collide."""
         self.max_ids = max_ids
         self.held: list[HeldMessage] = []
         self.held_bytes = 0
@@ -95,17 +145,17 @@ class Call:
 
     @property
     def connected(self) -> bool:
-        return self.callee is not None
+        return self.callee is not None or self.answered_by_hub
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
-    def acked(self, role: Role, message_id: str) -> AckRecord | None:
-        return self.acks.get((role, message_id))
+    def acked(self, leg: Leg, message_id: str) -> AckRecord | None:
+        return self.acks.get((leg.role, leg.reg.user.sip, message_id))
 
-    def remember(self, role: Role, message_id: str, record: AckRecord) -> None:
-        self.acks[role, message_id] = record
+    def remember(self, leg: Leg, message_id: str, record: AckRecord) -> None:
+        self.acks[leg.role, leg.reg.user.sip, message_id] = record
         if len(self.acks) > self.max_ids:
             self.acks.popitem(last=False)
 

@@ -67,6 +67,7 @@ CLIENT: dict[tuple[Role, LegState, Event], LegState] = {
 
 HUB: dict[tuple[Role, LegState, Event], LegState] = {
     (_C, _S.SETUP_SENT, _V.CALL_PROC): _S.PROCEEDING,
+    (_C, _S.SETUP_SENT, _V.CONN): _S.CONNECTED,  # presence: the hub answers at once (§4.10)
     (_C, _S.PROCEEDING, _V.ALERT): _S.ALERTING,
     (_C, _S.PROCEEDING, _V.CONN): _S.CONNECTED,
     (_C, _S.ALERTING, _V.CONN): _S.CONNECTED,

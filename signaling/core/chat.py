@@ -8,18 +8,26 @@ gets the next ``seq`` of the call, the sender fields stamped by the hub, and, wh
 client gave an ``id``, an ``im_ack``. Volatile chat stores nothing: anything that could
 not be relayed is reported ``not_delivered``.
 
+Licensed chat (PROTOCOL §7.3, §7.5): when either side holds the ``messages`` licence,
+every message is also handed to the hub's durable outbox as a ``Post`` (a ``Store``
+action); the relay never waits for it. A licensed callee with no registration is
+answered by the hub itself: its messages are acknowledged ``stored`` once the outbox
+has them on disk (``stored``).
+
 Hot path: ``facility`` on a connected call -> ``_message`` -> one ``sanitize`` (free for
 text without markup) -> one encode per receiving leg.
 """
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from typing import Any
 
-from config import LimitsConfig, SignalingConfig
+from config import LimitsConfig, SignalingConfig, UserConfig
 
+from .actions import StoredAck
 from .calls import AckRecord, Call, Fragments, HeldMessage, Leg
 from .callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from .causes import Q931, hub_cause
@@ -27,8 +35,10 @@ from .clock import Clock
 from .codec import encode, encode_string
 from .directory_view import TenantLookup
 from .errors import BadState, MessageTooBig
+from .groups import Group, GroupBook
 from .messages import Cause, ImMessage, Sig, Signaling
 from .outbox import Outbox
+from .presence import Presence
 from .registry import Registration, Registry
 from .sanitize import sanitize
 from .timers import TimerQueue
@@ -56,8 +66,15 @@ class ChatCalls:
         limits: LimitsConfig,
         congested: Callable[[int, int], bool],
         drop_slow: Callable[[int], None],
+        presence: Presence,
+        groups: GroupBook | None = None,
+        licensed: Callable[[UserConfig], bool] = lambda user: False,
     ) -> None:
+        self.presence = presence
+        self.groups = groups or GroupBook()
+        self._group_calls: dict[tuple[str, str], Call] = {}
         self._out = outbox
+        self._licensed = licensed
         self._congested = congested
         self._drop_slow = drop_slow
         self._timers = timers
@@ -83,6 +100,8 @@ class ChatCalls:
             raise BadState(f"{sig.type} not allowed in state idle")
         if event is None or event is Event.SETUP:
             raise BadState(f"{sig.type} not allowed in state {leg.state.value}")
+        if leg.call.presence:
+            return self.presence.on_event(leg, event, sig)
         next_state = client_event(leg.role, leg.state, event)
         if event is Event.FACILITY:
             return self._facility(leg, sig)
@@ -97,7 +116,12 @@ class ChatCalls:
         """The device is gone: its calls end, peers learn it (typing stops first)."""
         for leg in list(reg.legs.values()):
             call = leg.call
-            if leg.role is Role.CALLEE and call.callee is not leg:
+            if call.presence:
+                self.presence.ended(leg)
+            elif call.group is not None:
+                self._stop_typing(leg)
+                self._leave_group(leg)
+            elif leg.role is Role.CALLEE and call.callee is not leg:
                 self._drop_offer(leg)
             else:
                 self._stop_typing(leg)
@@ -108,32 +132,39 @@ class ChatCalls:
     def _setup(self, reg: Registration, number: int, sig: Sig) -> None:
         if number < 0:
             raise BadState("setup not allowed on a negative call number (those are the hub's)")
-        if not sig.has_fty("im_setup"):
+        chat = sig.has_fty("im_setup")
+        if not chat and not sig.has_fty("presence_subscribe"):
             return self._refuse(reg, number, Q931.PROTOCOL_ERROR)
         max_calls = self._config.max_calls
         if len(reg.legs) >= max_calls:
             return self._refuse(reg, number, Q931.RESOURCE_UNAVAILABLE)
         callee, refusal = self._resolve(reg, sig)
         if callee is None:
+            group = self._group_named(reg, sig) if chat else None
+            if group is not None:
+                return self._join_group(reg, number, sig, group)
             return self._refuse(reg, number, refusal)
+        if not chat:
+            return self.presence.subscribe(reg, number, callee)
+        stored = self._licensed(reg.user) or self._licensed(callee)
         reachable = [
             device
             for device in self._registry.of(reg.domain, callee.sip)
             if device.no_media and device is not reg
         ]
         devices = [device for device in reachable if len(device.legs) < max_calls]
+        if not reachable and self._licensed(callee):
+            return self._answer_for_offline(reg, number, sig, callee)
         if not devices:
             for message in sig.messages:
                 if message.id is not None:
                     self._send_fty(reg, number, _ack_not_delivered(message.id))
             cause = Q931.RESOURCE_UNAVAILABLE if reachable else Q931.NO_USER_RESPONDING
             return self._refuse(reg, number, cause)
-        call = Call(secrets.token_hex(16), reg.domain, self._config.max_ids)
-        caller = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
-        call.caller = caller
-        reg.legs[number] = caller
-        self.calls[call.call_id] = call
-        self._hub_event(caller, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        call = Call(
+            secrets.token_hex(16), reg.domain, self._config.max_ids, reg.user, callee, stored
+        )
+        caller = self._place(call, reg, number)
         offer = {
             "type": "setup",
             "channel": 0,
@@ -157,6 +188,27 @@ class ChatCalls:
         for message in sig.messages:
             self._im_message(caller, message)
 
+    def _place(self, call: Call, reg: Registration, number: int) -> Leg:
+        """The caller's leg of a new call, which the caller learns is proceeding."""
+        caller = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
+        call.caller = caller
+        reg.legs[number] = caller
+        self.calls[call.call_id] = call
+        self._hub_event(caller, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        return caller
+
+    def _answer_for_offline(
+        self, reg: Registration, number: int, sig: Sig, callee: UserConfig
+    ) -> None:
+        """A licensed callee with no registration: the hub answers and stores (§7.5)."""
+        call = Call(secrets.token_hex(16), reg.domain, self._config.max_ids, reg.user, callee, True)
+        call.answered_by_hub = True
+        caller = self._place(call, reg, number)
+        name = {"type": "name_identification", "name": callee.dn}
+        self._hub_event(caller, Event.CONN, {"type": "conn", "fty": [name]})
+        for message in sig.messages:
+            self._im_message(caller, message)
+
     def _resolve(self, reg: Registration, sig: Sig) -> tuple[Any, Q931]:
         """The callee in the caller's tenant, or None and the cause to refuse with."""
         cd = sig.cd
@@ -171,6 +223,188 @@ class ChatCalls:
         callee = tenant.resolve(sip, cd.num) if tenant else None
         return callee, Q931.UNALLOCATED_NUMBER
 
+    # -- groups (§7.6) ------------------------------------------------------------------
+
+    def _group_named(self, reg: Registration, sig: Sig) -> Group | None:
+        sip = sig.cd.sip if sig.cd is not None else None
+        if not sip:
+            return None
+        sip, _, domain = sip.partition("@")
+        if domain and domain.lower() != reg.domain:
+            return None
+        return self.groups.get(reg.domain, sip)
+
+    def _join_group(self, reg: Registration, number: int, sig: Sig, group: Group) -> None:
+        """A member's setup to the group joins its one live chat; nobody else may."""
+        if reg.user.sip not in group.members:
+            return self._refuse(reg, number, Q931.CALL_REJECTED)
+        key = (reg.domain, group.sip)
+        call = self._group_calls.get(key)
+        if call is None:
+            call = Call(
+                secrets.token_hex(16),
+                reg.domain,
+                self._config.max_ids,
+                reg.user,
+                group.as_user(),
+                True,
+            )
+            call.group = group
+            self._group_calls[key] = call
+            self.calls[call.call_id] = call
+        leg = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
+        reg.legs[number] = leg
+        call.joined.append(leg)
+        self._hub_event(leg, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        name = {"type": "name_identification", "name": group.dn}
+        self._hub_event(leg, Event.CONN, {"type": "conn", "fty": [name]})
+        for message in sig.messages:
+            self._im_message(leg, message)
+
+    def _group_answer(self, leg: Leg, state: LegState) -> None:
+        """An offered member device answers: it joins and gets what it missed."""
+        call = leg.call
+        leg.state = state
+        if leg in call.offers:
+            call.offers.remove(leg)
+        call.joined.append(leg)
+        if leg.ring is not None:
+            leg.ring.cancel()
+            leg.ring = None
+        for item in call.transcript:
+            if item["seq"] > leg.offered_after:
+                self._send_fty(leg.reg, leg.number, item)
+
+    def _group_message(
+        self,
+        leg: Leg,
+        html: str,
+        raw: ImMessage,
+        message_id: str | None,
+        wall: float,
+    ) -> None:
+        call = leg.call
+        group = call.group
+        assert group is not None
+        now = int(wall)
+        seq = call.next_seq()
+        user = leg.reg.user
+        item: JsonObject = {
+            "type": "im_message",
+            "sender": user.sip,
+            "sender_dn": user.dn,
+            "time": now,
+            "seq": seq,
+            "mime": "text/html",
+            "data": html,
+        }
+        if raw.attach is not None:
+            item["attach"] = raw.attach
+        if raw.subject is not None:
+            item["subject"] = raw.subject
+        receivers = [other for other in call.joined if other is not leg]
+        for other in receivers:
+            self._send_fty(other.reg, other.number, item)
+        call.transcript.append(item)
+        if len(call.transcript) > max(self._config.hold_messages, 1):
+            call.transcript.popleft()
+        self._offer_group(call, group, seq - 1)
+        state = "delivered" if receivers else _PENDING
+        post: JsonObject = {
+            "mt": "Post",
+            "type": 1,
+            "domain": call.domain,
+            "author": user.sip,
+            "dn": user.dn,
+            "topic": group.sip,
+            "peer_dn": group.dn,
+            "grp": True,
+            "text": html,
+            "callId": call.call_id,
+            "seq": seq,
+            "time": int(wall * 1000),
+        }
+        if raw.attach is not None:
+            post["attach"] = raw.attach
+        if message_id is not None:
+            post["id"] = message_id
+        pending = state == _PENDING and message_id is not None
+        ack = (
+            StoredAck(leg.reg.conn, call.call_id, leg.number, message_id, seq) if pending else None
+        )
+        self._out.store(post, ack)
+        if message_id is not None:
+            record = AckRecord(seq, now, state)
+            call.remember(leg, message_id, record)
+            if state != _PENDING:
+                self._send_ack(leg, message_id, record)
+
+    def _offer_group(self, call: Call, group: Group, seen: int) -> None:
+        """Online members' devices not yet in the group's chat are offered it (§7.6)."""
+        max_calls = self._config.max_calls
+        for member in sorted(group.members):
+            for device in self._registry.of(call.domain, member):
+                if not device.no_media or len(device.legs) >= max_calls:
+                    continue
+                if any(other.call is call for other in device.legs.values()):
+                    continue
+                leg = Leg(
+                    call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED
+                )
+                leg.offered_after = seen
+                device.legs[leg.number] = leg
+                call.offers.append(leg)
+                self._send_sig(
+                    leg,
+                    {
+                        "type": "setup",
+                        "channel": 0,
+                        "cg": {"sip": group.sip},
+                        "cd": _endpoint(device.user.sip, device.user.num),
+                        "fty": [
+                            {"type": "im_setup"},
+                            {"type": "name_identification", "name": group.dn},
+                        ],
+                        "callId": call.call_id,
+                    },
+                )
+                leg.ring = self._timers.arm(
+                    self._clock.monotonic() + self._config.ring_timeout,
+                    functools.partial(self._group_no_answer, leg),
+                )
+
+    def _group_no_answer(self, leg: Leg) -> None:
+        leg.ring = None
+        self._send_sig(leg, {"type": "rel", "cau": hub_cause(Q931.NO_ANSWER).to_json()})
+        self._leave_group(leg)
+
+    def _leave_group(self, leg: Leg) -> None:
+        """One device leaves; the group's chat lives on while any device is in it."""
+        call = leg.call
+        self._forget(leg)
+        if leg.ring is not None:
+            leg.ring.cancel()
+            leg.ring = None
+        for legs in (call.joined, call.offers):
+            if leg in legs:
+                legs.remove(leg)
+        if not call.joined and not call.offers and call.group is not None:
+            self.calls.pop(call.call_id, None)
+            self._group_calls.pop((call.domain, call.group.sip), None)
+
+    def group_changed(self, group: Group) -> None:
+        """The service changed a group: devices of users no longer members leave (21)."""
+        call = self._group_calls.get((group.domain, group.sip))
+        if call is None:
+            return
+        call.group = group
+        for leg in [*call.joined, *call.offers]:
+            if leg.reg.user.sip not in group.members:
+                self._send_sig(leg, {"type": "rel", "cau": hub_cause(Q931.CALL_REJECTED).to_json()})
+                self._leave_group(leg)
+
+    # -- answer --------------------------------------------------------------------------
+
     def _alert(self, call: Call) -> None:
         if call.caller is not None:
             self._hub_event(call.caller, Event.ALERT, {"type": "alert"})
@@ -178,6 +412,8 @@ class ChatCalls:
     def _answer(self, leg: Leg, state: LegState) -> None:
         """The first ``conn`` wins; every other device is told cause 26 (§4.5)."""
         call = leg.call
+        if call.group is not None:
+            return self._group_answer(leg, state)
         leg.state = state  # the table's answer: connected
         call.callee = leg
         losers, call.offers = [leg_ for leg_ in call.offers if leg_ is not leg], []
@@ -194,8 +430,19 @@ class ChatCalls:
         held, call.held, call.held_bytes = call.held, [], 0
         for message in held:
             self._send_fty(leg.reg, leg.number, message.im_message)
+            if call.stored:
+                fields = message.im_message
+                self._post(
+                    caller,
+                    fields["seq"],
+                    fields["time"] * 1000,
+                    fields["data"],
+                    fields.get("attach"),
+                    message.id,
+                    ack=False,
+                )
             if message.id is not None:
-                record = call.acked(Role.CALLER, message.id)
+                record = call.acked(caller, message.id)
                 if record is not None:
                     record.state = "delivered"
                     self._send_ack(caller, message.id, record)
@@ -249,12 +496,17 @@ class ChatCalls:
     ) -> None:
         call = leg.call
         if message_id is not None:
-            record = call.acked(leg.role, message_id)
+            record = call.acked(leg, message_id)
             if record is not None:  # a retry: acknowledge again, relay nothing (§4.6)
+                if record.state == _PENDING:
+                    return None  # its "stored" is on the way (see ``stored``)
                 return self._send_ack(leg, message_id, record)
         size = utf8_len(data)
         if size > self._max_message:
             raise MessageTooBig(f"message data above {self._max_message} bytes")
+        if call.group is not None:
+            self._group_message(leg, sanitize(data, mime), raw, message_id, self._clock.wall())
+            return self._stop_typing(leg)
         peer = call.peer(leg)
         conn = peer.reg.conn if peer is not None else 0
         if peer is not None and self._congested(conn, self._out.pending(conn)):
@@ -263,19 +515,26 @@ class ChatCalls:
             if message_id is not None:
                 self._send_fty(leg.reg, leg.number, _ack_not_delivered(message_id))
             return self._drop_slow(peer.reg.conn)
-        if peer is None and (
-            len(call.held) >= self._config.hold_messages
-            or call.held_bytes + size > self._config.hold_bytes
+        if (
+            peer is None
+            and not call.answered_by_hub
+            and (
+                len(call.held) >= self._config.hold_messages
+                or call.held_bytes + size > self._config.hold_bytes
+            )
         ):
             if message_id is not None:
                 self._send_fty(leg.reg, leg.number, _ack_not_delivered(message_id))
             return None
         html = sanitize(data, mime)  # after the cheap refusals: bleach is the costly part
-        now = int(self._clock.wall())
+        wall = self._clock.wall()
+        now = int(wall)
         seq = call.next_seq()
         if peer is not None:
             self._out.send_text(peer.reg.conn, _relay_text(leg, peer, now, seq, html, raw))
             state = "delivered"
+        elif call.answered_by_hub:
+            state = _PENDING
         else:
             user = leg.reg.user
             out: JsonObject = {
@@ -294,15 +553,90 @@ class ChatCalls:
             call.held.append(HeldMessage(out, message_id, size))
             call.held_bytes += size
             state = "held"
+        if call.stored and state != "held":  # held ones are posted when relayed
+            self._post(
+                leg, seq, int(wall * 1000), html, raw.attach, message_id, ack=state == _PENDING
+            )
         if message_id is not None:
             record = AckRecord(seq, now, state)
-            call.remember(leg.role, message_id, record)
-            self._send_ack(leg, message_id, record)
+            call.remember(leg, message_id, record)
+            if state != _PENDING:
+                self._send_ack(leg, message_id, record)
         if leg.typing is not None:
             self._stop_typing(leg)
 
+    def _post(
+        self,
+        leg: Leg,
+        seq: int,
+        time_ms: int,
+        html: str,
+        attach: str | None,
+        message_id: str | None,
+        *,
+        ack: bool,
+    ) -> None:
+        """Hand one message to the durable outbox as a Post (PROTOCOL §7.3)."""
+        call = leg.call
+        author, other = (
+            (call.caller_user, call.callee_user)
+            if leg.role is Role.CALLER
+            else (call.callee_user, call.caller_user)
+        )
+        sides = [user.sip for user in (author, other) if self._licensed(user)]
+        post: JsonObject = {
+            "mt": "Post",
+            "type": 1,
+            "domain": call.domain,
+            "author": author.sip,
+            "dn": author.dn,
+            "topic": author.sip,
+            "peer": other.sip,
+            "peer_dn": other.dn,
+            "grp": False,
+            "sides": list(dict.fromkeys(sides)),  # one side when chatting with oneself
+            "text": html,
+            "callId": call.call_id,
+            "seq": seq,
+            "time": time_ms,
+        }
+        if attach is not None:
+            post["attach"] = attach
+        if message_id is not None:
+            post["id"] = message_id
+        stored_ack = (
+            StoredAck(leg.reg.conn, call.call_id, leg.number, message_id, seq)
+            if ack and message_id is not None
+            else None
+        )
+        self._out.store(post, stored_ack)
+
+    def seen(self, call_id: str, reader: str, seq: int) -> None:
+        """``reader`` has read up to ``seq``: tell the other side of the live call (§7.4)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return
+        for leg in (call.caller, call.callee):
+            if leg is not None and leg.reg.user.sip != reader:
+                self._send_fty(leg.reg, leg.number, {"type": "im_seen", "seq": seq})
+
+    def stored(self, leg: Leg, ack: StoredAck) -> None:
+        """A Post of this leg's is on disk: ``im_ack stored`` (PROTOCOL §7.5)."""
+        if ack.message_id is None:
+            return
+        record = leg.call.acked(leg, ack.message_id)
+        if record is not None and record.seq == ack.seq:
+            record.state = "stored"
+            self._send_ack(leg, ack.message_id, record)
+
     def _typing(self, leg: Leg, typing: bool) -> None:
         """Typing is relayed, never held or stored; the hub owns its expiry (§4.6)."""
+        if leg.call.group is not None:  # groups: relayed as sent, no expiry of the hub's
+            item = self._typing_fty(leg, typing)
+            for other in leg.call.joined:
+                if other is not leg:
+                    self._send_fty(other.reg, other.number, item)
+            return None
         peer = leg.call.peer(leg)
         if peer is None:
             return None
@@ -330,8 +664,11 @@ class ChatCalls:
     # -- release ------------------------------------------------------------------------
 
     def _release_by(self, leg: Leg, cause: Cause | None) -> None:
-        """``rel`` from either side ends the call for both (§4.7)."""
+        """``rel`` from either side ends the call for both (§4.7); in a group, only that
+        device leaves."""
         self._stop_typing(leg)
+        if leg.call.group is not None:
+            return self._leave_group(leg)
         self._release(leg.call, cause or _NORMAL, except_leg=leg)
 
     def _ring_timeout(self, call: Call) -> None:
@@ -376,7 +713,7 @@ class ChatCalls:
             ack: JsonObject = {"type": "im_ack", "seq": message.im_message["seq"]}
             if message.id is not None:
                 ack["id"] = message.id
-                record = call.acked(Role.CALLER, message.id)
+                record = call.acked(caller, message.id)
                 if record is not None:
                     record.state = "not_delivered"
             ack["state"] = "not_delivered"
@@ -430,6 +767,9 @@ class ChatCalls:
         message["sig"] = sig
         self._out.send(reg.conn, message)
 
+
+_PENDING = "pending"
+"""Internal ack state of a message the hub answered for, until its Post is on disk."""
 
 _HUB_FTY = frozenset(
     {"im_setup", "name_identification", "im_ack", "im_seen", "resumed", "presence_notify"}

@@ -45,6 +45,12 @@ MAX_CALL_NUMBER = 2**53 - 1
 MAX_ECHO_DEPTH = 32
 """Nesting allowed in values the hub sends back or passes on (``src``, unknown facility
 objects): whatever JSON could decode must also encode again, with room to spare."""
+MAX_ATTACH_LENGTH = 8192
+_ATTACH = re.compile(
+    r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+(?: +[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+)*"
+)
+"""``attach``: URL-encoded URLs separated by blanks (PROTOCOL §4.6, §8.3); nothing else
+may travel there, since it is relayed and stored as it came."""
 
 
 def decode(text: str) -> Inbound:
@@ -143,9 +149,21 @@ def _parse_im_message(item: JsonObject) -> ImMessage:
         typing=typing,
         more=more,
         id=message_id,
-        attach=_optional_str(item, "attach"),
+        attach=_parse_attach(item),
         subject=_optional_str(item, "subject"),
     )
+
+
+def _parse_attach(item: JsonObject) -> str | None:
+    attach = _optional_str(item, "attach")
+    if attach is not None and (
+        len(attach) > MAX_ATTACH_LENGTH or _ATTACH.fullmatch(attach) is None
+    ):
+        raise BadJson(
+            f"im_message attach must be blank-separated URL-encoded URLs,"
+            f" at most {MAX_ATTACH_LENGTH} characters"
+        )
+    return attach
 
 
 def _parse_endpoint(value: Any) -> Endpoint | None:

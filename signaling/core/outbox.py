@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Action, Close, Send
+from .actions import Action, Close, Send, Store, StoredAck, ToService
 from .codec import encode
 
 __all__ = ["Outbox"]
@@ -31,6 +31,12 @@ class Outbox:
 
     def close(self, conn: int, code: int, reason: str) -> None:
         self._actions.append(Close(conn, code, reason))
+
+    def to_service(self, message: dict[str, Any]) -> None:
+        self._actions.append(ToService(message))
+
+    def store(self, post: dict[str, Any], ack: StoredAck | None) -> None:
+        self._actions.append(Store(post, ack))
 
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []

@@ -25,15 +25,18 @@ from signaling.appwebsocket.login import LoginServer, Principal
 from signaling.appwebsocket.throttle import LoginThrottle
 from signaling.directory import Directory, HubAccounts
 
-from .actions import Action
+from .actions import Action, StoredAck
 from .causes import Q931, hub_cause
 from .chat import ChatCalls
 from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
 from .errors import BadJson, BadState, NotLoggedIn, ProtocolError, RateLimited, UnknownMt
+from .groups import GroupBook
 from .limits import TokenBucket
 from .messages import Inbound
 from .outbox import Outbox
+from .pbx_messages import MessagesBridge
+from .presence import Presence
 from .registry import Registration, Registry
 from .timers import Timer, TimerQueue
 
@@ -103,6 +106,15 @@ class Switch:
         many more frames (the ones this event already produced for it) plus one?"""
         self.timers = TimerQueue()
         self.registry = Registry()
+        self.messages = MessagesBridge(
+            outbox=self._out, timers=self.timers, clock=clock, config=config.messages
+        )
+        self.presence = Presence(
+            outbox=self._out,
+            registry=self.registry,
+            licensed=self.messages.licensed,
+            ask_badge=self._ask_badge,
+        )
         self.chat = ChatCalls(
             outbox=self._out,
             timers=self.timers,
@@ -113,6 +125,9 @@ class Switch:
             limits=config.limits,
             congested=lambda conn_id, pending: self.congested(conn_id, pending),
             drop_slow=self._drop_slow,
+            presence=self.presence,
+            groups=GroupBook(),
+            licensed=self.messages.licensed,
         )
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
@@ -181,6 +196,7 @@ class Switch:
     def closed(self, conn_id: int, clean: bool = True) -> list[Action]:
         """The WebSocket is gone; its registration and calls end with it."""
         conn = self.connections.pop(conn_id, None)
+        self.messages.connection_closed(conn_id)
         if conn is not None:
             self._teardown(conn, Q931.NORMAL_CLEARING if clean else Q931.TEMPORARY_FAILURE)
         return self._out.drain()
@@ -190,6 +206,40 @@ class Switch:
         conn = self.connections.get(conn_id)
         if conn is not None:
             self._close(conn, code, reason)
+        return self._out.drain()
+
+    # -- entry points from the link to the messages service ---------------------------------
+
+    def service_up(self) -> list[Action]:
+        """The hub's link to the messages service is logged in."""
+        self.messages.service_up()
+        self.messages.query({"mt": "SyncGroups"}, self._group_answer)
+        for domain, sip in self.presence.watched_badges():
+            self._ask_badge(domain, sip)
+        return self._out.drain()
+
+    def service_down(self) -> list[Action]:
+        self.messages.service_down()
+        return self._out.drain()
+
+    def from_service(self, message: JsonObject) -> list[Action]:
+        """One message from the messages service: an answer or a notification."""
+        try:
+            notification = self.messages.from_service(message)
+            if notification is not None:
+                self._notification(notification)
+        except Exception:
+            log.exception("internal error handling a message from the messages service")
+        return self._out.drain()
+
+    def stored(self, acks: list[StoredAck]) -> list[Action]:
+        """These Posts are on disk: their senders learn ``stored`` (PROTOCOL §7.5)."""
+        for ack in acks:
+            conn = self.connections.get(ack.conn)
+            registration = conn.registration if conn is not None else None
+            leg = registration.legs.get(ack.number) if registration is not None else None
+            if leg is not None and leg.call.call_id == ack.call_id:
+                self.chat.stored(leg, ack)
         return self._out.drain()
 
     def next_deadline(self) -> float | None:
@@ -284,7 +334,9 @@ class Switch:
                 request.src,
             )
             conn.registration = registration
+            before = len(self.registry.of(principal.domain, user.sip))
             self.registry.add(registration)
+            self.presence.registrations_changed(principal.domain, user.sip, before)
         else:  # a repeated Register updates the device in place, keeping its calls
             registration.hw = request.hw or registration.hw
             registration.flags = request.flags
@@ -292,17 +344,38 @@ class Switch:
         self._reply(conn, inbound, {"mt": "RegisterResult"})
 
     def _pbx_messages(self, conn: Connection, inbound: Inbound) -> None:
-        """PbxMessages (§6). The messages service is not part of this build yet: licensed
-        users learn it is unavailable, everyone else that they are unlicensed."""
+        """PbxMessages (§6): sessions of licensed users, forwarded to the service."""
         principal = conn.principal
         assert principal is not None
         user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
-        licensed = user is not None and "messages" in user.licences
-        if inbound.mt == "Session" and not licensed:
-            error = {"mt": "Error", "code": "unlicensed", "text": "no messages licence"}
-        else:
-            error = {"mt": "Error", "code": "unavailable", "text": "messages service unavailable"}
-        self._reply(conn, inbound, error)
+        self.messages.request(conn.id, principal.domain, user, inbound)
+
+    def _group_answer(self, message: JsonObject) -> None:
+        if message.get("mt") == "GroupInd":
+            group = self.chat.groups.update(message)
+            if group is not None:
+                self.chat.group_changed(group)
+
+    def _notification(self, message: JsonObject) -> None:
+        """What the service tells the hub unasked (PROTOCOL §12.10)."""
+        mt, domain, user = message.get("mt"), message.get("domain"), message.get("user")
+        if mt == "GroupInd":
+            return self._group_answer(message)
+        if not isinstance(domain, str) or not isinstance(user, str):
+            return
+        if mt == "Badge" and type(message.get("count")) is int:
+            self.presence.badge(domain, user, message["count"])
+        elif mt == "Seen" and type(message.get("seq")) is int:
+            call_id = message.get("callId")
+            if isinstance(call_id, str):
+                self.chat.seen(call_id, user, message["seq"])
+
+    def _ask_badge(self, domain: str, sip: str) -> None:
+        def done(answer: JsonObject) -> None:
+            if answer.get("mt") == "ReadBadgeResult" and type(answer.get("count")) is int:
+                self.presence.badge(domain, sip, answer["count"])
+
+        self.messages.query({"mt": "ReadBadge", "domain": domain, "user": sip}, done)
 
     # -- limits, timers, teardown ------------------------------------------------------------
 
@@ -355,8 +428,10 @@ class Switch:
     def _unregister(self, conn: Connection, cause: Q931) -> None:
         registration, conn.registration = conn.registration, None
         if registration is not None:
+            before = len(self.registry.of(registration.domain, registration.user.sip))
             self.registry.remove(registration)
             self.chat.registration_ended(registration, hub_cause(cause))
+            self.presence.registrations_changed(registration.domain, registration.user.sip, before)
 
     # -- replies ------------------------------------------------------------------------------
 

@@ -156,7 +156,12 @@ async def test_idle_connection_closes_4006(server: RunningServer) -> None:
     assert (await phone.client.wait_closed())[0] == 4006
 
 
-async def test_pbx_messages_without_the_service(server: RunningServer) -> None:
+async def test_pbx_messages_without_the_service() -> None:
+    async with running_server(make_config(messages=False)) as server:
+        await _pbx_messages_refused(server)
+
+
+async def _pbx_messages_refused(server: RunningServer) -> None:
     carol = await server.phone("carol")
     await carol.client.send({"api": "PbxMessages", "mt": "Session", "src": "m"})
     assert await carol.next() == {

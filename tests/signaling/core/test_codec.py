@@ -138,10 +138,32 @@ def test_signaling_is_parsed() -> None:
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","id":""}]}}',
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","typing":"yes"}]}}',
         '{"call":9007199254740992,"sig":{"type":"rel"}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":"a\\u0000"}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":""}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":"x\\ny"}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":"<b>é"}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":" u"}]}}',
     ],
 )
 def test_malformed_signaling_is_bad_json(sig: str) -> None:
     inbound = decode('{"api":"PbxSignal","mt":"Signaling",' + sig[1:])
+    with pytest.raises(BadJson):
+        parse_signaling(inbound)
+
+
+def test_attach_is_blank_separated_url_encoded_urls() -> None:
+    urls = "https://h.test/files/1?k=a%20b#x http://h.test/~u/(2).png"
+    inbound = decode(
+        '{"api":"PbxSignal","mt":"Signaling","call":1,"sig":{"type":"facility",'
+        '"fty":[{"type":"im_message","attach":"' + urls + '"}]}}'
+    )
+    (im,) = parse_signaling(inbound).sig.messages
+    assert im.attach == urls
+    too_long = "u" * 8193
+    inbound = decode(
+        '{"api":"PbxSignal","mt":"Signaling","call":1,"sig":{"type":"facility",'
+        '"fty":[{"type":"im_message","attach":"' + too_long + '"}]}}'
+    )
     with pytest.raises(BadJson):
         parse_signaling(inbound)
 

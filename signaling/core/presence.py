@@ -1,0 +1,167 @@
+"""Presence subscriptions and the unread badge (PROTOCOL §4.10).
+
+A client subscribes with a no-media ``setup`` carrying ``presence_subscribe`` to a user of
+its tenant; the hub answers ``conn`` at once and sends ``presence_notify`` now and on every
+change: ``open`` while the user has any registration, ``closed`` otherwise, with the
+activity and note last published. A user's subscription to itself also carries the unread
+badge of the messages service as ``note:"#badge:<n>"`` when the user holds the licence.
+
+The subscription is a call like any other (it lives in the registration's call table, so
+``rel`` and the end of the registration remove it), but it carries no messages.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from config import UserConfig
+
+from .calls import Call, Leg
+from .callstate import Event, LegState, Role, hub_event
+from .errors import BadState
+from .messages import Sig
+from .outbox import Outbox
+from .registry import Registration, Registry, UserKey
+
+__all__ = ["Presence"]
+
+JsonObject = dict[str, Any]
+
+ACTIVITIES = frozenset({"available", "away", "busy", "dnd"})
+
+
+@dataclass(slots=True)
+class Published:
+    activity: str = "available"
+    note: str = ""
+
+
+class Presence:
+    def __init__(
+        self,
+        *,
+        outbox: Outbox,
+        registry: Registry,
+        licensed: Callable[[UserConfig], bool],
+        ask_badge: Callable[[str, str], None],
+    ) -> None:
+        self._out = outbox
+        self._registry = registry
+        self._licensed = licensed
+        self._ask_badge = ask_badge
+        self._watchers: dict[UserKey, list[Leg]] = {}
+        self._published: dict[UserKey, Published] = {}
+        self._badges: dict[UserKey, int] = {}
+
+    # -- subscriptions -------------------------------------------------------------------
+
+    def subscribe(self, reg: Registration, number: int, watched: UserConfig) -> None:
+        call = Call(secrets.token_hex(16), reg.domain, 0, reg.user, watched)
+        call.presence = True
+        leg = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
+        call.caller = leg
+        reg.legs[number] = leg
+        key = (reg.domain, watched.sip)
+        self._watchers.setdefault(key, []).append(leg)
+        state = hub_event(Role.CALLER, leg.state, Event.CONN)
+        assert state is not None
+        leg.state = state
+        self._send(leg, {"type": "conn", "callId": call.call_id})
+        self._notify_leg(leg, key)
+        if self._is_self(leg) and self._licensed(watched):
+            self._ask_badge(reg.domain, watched.sip)
+
+    def on_event(self, leg: Leg, event: Event, sig: Sig) -> None:
+        """A client's event on its subscription: ``presence_publish`` or ``rel``."""
+        if event is Event.REL:
+            return self.ended(leg)
+        if event is not Event.FACILITY:
+            raise BadState(f"{event.value} not allowed on a presence subscription")
+        for item in sig.fty:
+            if item.get("type") == "presence_publish" and self._is_self(leg):
+                self.publish(leg.reg, item)
+
+    def ended(self, leg: Leg) -> None:
+        leg.state = LegState.RELEASED
+        if leg.reg.legs.get(leg.number) is leg:
+            del leg.reg.legs[leg.number]
+        key = (leg.call.domain, leg.call.callee_user.sip)
+        watchers = self._watchers.get(key)
+        if watchers and leg in watchers:
+            watchers.remove(leg)
+            if not watchers:
+                del self._watchers[key]
+
+    # -- changes -------------------------------------------------------------------------
+
+    def publish(self, reg: Registration, item: JsonObject) -> None:
+        """The user's own activity and note (§4.10); unknown activities are ignored."""
+        key = reg.key
+        published = self._published.setdefault(key, Published())
+        activity, note = item.get("activity"), item.get("note")
+        if isinstance(activity, str) and activity in ACTIVITIES:
+            published.activity = activity
+        if isinstance(note, str):
+            published.note = note[:200]
+        self._notify_all(key)
+
+    def registrations_changed(self, domain: str, sip: str, before: int) -> None:
+        """A registration of the user came or went; ``before`` is how many it had."""
+        key = (domain, sip)
+        if (before > 0) != bool(self._registry.of(domain, sip)):
+            if not self._registry.of(domain, sip):
+                self._published.pop(key, None)  # a new login starts as available
+            self._notify_all(key)
+
+    def badge(self, domain: str, sip: str, count: int) -> None:
+        """The service says how many unread messages the user has."""
+        key = (domain, sip)
+        if self._badges.get(key) == count:
+            return  # e.g. the answer to ReadBadge repeating what a subscriber was just shown
+        self._badges[key] = count
+        for leg in self._watchers.get(key, ()):
+            if self._is_self(leg):
+                self._notify_leg(leg, key)
+
+    def watched_badges(self) -> list[UserKey]:
+        """Users whose badge someone shows (asked again when the link comes back)."""
+        return [
+            key
+            for key, legs in self._watchers.items()
+            if any(self._is_self(leg) and self._licensed(leg.reg.user) for leg in legs)
+        ]
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _notify_all(self, key: UserKey) -> None:
+        for leg in self._watchers.get(key, ()):
+            self._notify_leg(leg, key)
+
+    def _notify_leg(self, leg: Leg, key: UserKey) -> None:
+        online = bool(self._registry.of(*key))
+        published = self._published.get(key, Published())
+        notify: JsonObject = {
+            "type": "presence_notify",
+            "status": "open" if online else "closed",
+            "activity": published.activity if online else "",
+            "note": published.note,
+        }
+        if self._is_self(leg) and key in self._badges:
+            notify["note"] = f"#badge:{self._badges[key]}"
+        self._send(leg, {"type": "facility", "fty": [notify]})
+
+    @staticmethod
+    def _is_self(leg: Leg) -> bool:
+        return leg.call.caller_user.sip == leg.call.callee_user.sip
+
+    def _send(self, leg: Leg, sig: JsonObject) -> None:
+        reg = leg.reg
+        message: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
+        if reg.src is not None:
+            message["src"] = reg.src
+        message["call"] = leg.number
+        message["sig"] = sig
+        self._out.send(reg.conn, message)

@@ -1,0 +1,188 @@
+"""The hub's AppWebsocket link to the messages service (PROTOCOL §7.1, §12.10).
+
+One task keeps the link: connect, log in as App object ``messages`` with the digest,
+send ``PbxInfo``, then run a reader, a writer and a KeepAlive ticker until something
+fails; then wait (doubling from ``reconnect_min`` to ``reconnect_max``, with jitter so
+that many hubs do not reconnect in step) and start over.
+
+The writer sends forwarded requests as they come and the outbox's durable Posts in key
+order; after every reconnect it starts again from the oldest unacknowledged Post, so
+the service sees them in order (§7.7). ``PostResult`` goes to the outbox; every other
+answer or notification goes to the hub's core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from websockets.exceptions import WebSocketException
+
+from config import MessagesConfig
+from signaling.appwebsocket.client import AppWebsocketClient
+from signaling.appwebsocket.errors import AppWebsocketError
+
+from .core.switch import VERSION
+from .post_outbox import PostOutbox
+
+__all__ = ["ServiceLink"]
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+
+
+class ServiceLink:
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str,
+        domain: str,
+        node: str,
+        config: MessagesConfig,
+        outbox: PostOutbox,
+        on_up: Callable[[], None],
+        on_down: Callable[[], None],
+        on_message: Callable[[JsonObject], None],
+    ) -> None:
+        self.url = url
+        self._password = password
+        self._domain = domain
+        self._node = node
+        self._config = config
+        self._outbox = outbox
+        self._on_up = on_up
+        self._on_down = on_down
+        self._on_message = on_message
+        self._requests: deque[JsonObject] = deque()
+        self._wake = asyncio.Event()
+        self._sent_upto = 0
+        self._task: asyncio.Task[None] | None = None
+        self.up = False
+        self.connects = 0
+        """Successful logins so far (tests and metrics read it)."""
+        outbox.on_ready = self._wake.set
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def send(self, message: JsonObject) -> None:
+        """A request for the service; dropped when the link is down (the core knows)."""
+        if self.up:
+            self._requests.append(message)
+            self._wake.set()
+
+    # -- the connection loop -------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delay = self._config.reconnect_min
+        while True:
+            client: AppWebsocketClient | None = None
+            try:
+                client = await AppWebsocketClient.connect(self.url, max_size=None)
+                await client.login(
+                    app="messages",
+                    sip="messages",
+                    domain=self._domain,
+                    password=self._password,
+                )
+                await client.send(
+                    {
+                        "mt": "PbxInfo",
+                        "domain": self._domain,
+                        "pbx": self._node,
+                        "apis": ["PbxSignal", "PbxMessages"],
+                        "version": VERSION,
+                        "build": VERSION,
+                    }
+                )
+                delay = self._config.reconnect_min
+                await self._serve(client)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, AppWebsocketError, WebSocketException, TimeoutError) as exc:
+                log.warning("messages service link: %r; retrying in %.1f s", exc, delay)
+            except Exception:
+                log.exception("messages service link failed; retrying in %.1f s", delay)
+            finally:
+                if self.up:
+                    self.up = False
+                    self._requests.clear()
+                    self._on_down()
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        await client.close()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, self._config.reconnect_max)
+
+    async def _serve(self, client: AppWebsocketClient) -> None:
+        self._sent_upto = 0  # the service may have missed anything unacknowledged
+        self.up = True
+        self.connects += 1
+        log.info("messages service link up (%s)", self.url)
+        self._on_up()
+        self._wake.set()
+        tasks = [
+            asyncio.create_task(self._read(client)),
+            asyncio.create_task(self._write(client)),
+            asyncio.create_task(self._keepalive(client)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _read(self, client: AppWebsocketClient) -> None:
+        # The service answers our KeepAlives, so silence for three periods is a dead link.
+        timeout = self._config.keepalive * 3
+        while True:
+            message = await client.recv(timeout)
+            mt, src = message.get("mt"), message.get("src")
+            if type(src) is int and mt in ("PostResult", "Error"):
+                self._post_answered(src, message)
+            elif mt != "KeepAlive":
+                self._on_message(message)
+
+    def _post_answered(self, key: int, message: JsonObject) -> None:
+        if message.get("mt") == "PostResult":
+            self._outbox.done(key)
+        elif message.get("code") == "unavailable":
+            raise ConnectionError("the service could not store a message")  # resend later
+        else:  # a Post the service can never take: keeping it would block the outbox
+            log.error("messages service refused stored message %d: %s", key, message)
+            self._outbox.done(key)
+
+    async def _write(self, client: AppWebsocketClient) -> None:
+        requests = self._requests
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while requests:
+                await client.send(requests.popleft())
+            for key, post in self._outbox.unacknowledged(self._sent_upto):
+                await client.send(post)
+                self._sent_upto = key
+                while requests:  # a reader's request need not wait for a long backlog
+                    await client.send(requests.popleft())
+
+    async def _keepalive(self, client: AppWebsocketClient) -> None:
+        while True:
+            await asyncio.sleep(self._config.keepalive)
+            await client.send({"mt": "KeepAlive"})

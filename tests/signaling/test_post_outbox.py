@@ -1,0 +1,72 @@
+"""The hub's durable outbox (PROTOCOL §7.7): what was reported durable survives a crash,
+what the service acknowledged does not come back, order is kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from signaling.core.actions import StoredAck
+from signaling.post_outbox import PostOutbox
+
+
+def post(seq: int) -> dict[str, object]:
+    return {"mt": "Post", "callId": "c", "seq": seq, "text": f"message {seq}"}
+
+
+async def opened(path: Path, durable: list[StoredAck] | None = None) -> PostOutbox:
+    outbox = PostOutbox(path, on_durable=(durable if durable is not None else []).extend)
+    await outbox.open()
+    return outbox
+
+
+async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Path) -> None:
+    durable: list[StoredAck] = []
+    outbox = await opened(tmp_path / "outbox.jsonl", durable)
+    ready: list[int] = []
+    outbox.on_ready = lambda: ready.append(len(outbox.pending))
+    ack = StoredAck(1, "c", 1, "m1", 1)
+    outbox.add(post(1), ack)
+    outbox.add(post(2), None)
+    assert outbox.pending == {}  # nothing is durable before the flusher wrote it
+    await outbox.flushed()
+    assert [key for key, _ in outbox.unacknowledged(0)] == [1, 2]
+    assert [post["src"] for _, post in outbox.unacknowledged(1)] == [2]
+    assert durable == [ack] and ready == [2]
+    await outbox.close()
+
+
+async def test_a_crash_keeps_exactly_the_unacknowledged_posts(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    outbox = await opened(path)
+    for seq in range(1, 6):
+        outbox.add(post(seq), None)
+    await outbox.flushed()
+    outbox.done(2)
+    outbox.done(4)
+    outbox.done(99)  # unknown keys are ignored
+    await outbox.flushed()
+    # no close(): the process dies here; a torn line is all a crash can leave behind
+    with path.open("ab") as file:
+        file.write(b'{"k":6,"post":{"mt":"Po')
+    again = await opened(path)
+    assert [(key, p["seq"]) for key, p in again.unacknowledged(0)] == [(1, 1), (3, 3), (5, 5)]
+    again.add(post(7), None)  # keys keep growing after a restart
+    await again.flushed()
+    assert list(again.pending) == [1, 3, 5, 6]
+    await again.close()
+    lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+    assert [line["k"] for line in lines] == [1, 3, 5, 6]  # rewritten at start: compact
+
+
+async def test_everything_acknowledged_leaves_nothing_to_resend(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.jsonl"
+    outbox = await opened(path)
+    outbox.add(post(1), None)
+    await outbox.flushed()
+    outbox.done(1)
+    await outbox.close()
+    again = await opened(path)
+    assert again.pending == {}
+    assert path.read_bytes() == b""
+    await again.close()
