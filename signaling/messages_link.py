@@ -62,7 +62,6 @@ class ServiceLink:
         self._on_message = on_message
         self._requests: deque[JsonObject] = deque()
         self._wake = asyncio.Event()
-        self._sent_upto = 0
         self._task: asyncio.Task[None] | None = None
         self.up = False
         self.connects = 0
@@ -129,7 +128,7 @@ class ServiceLink:
             delay = min(delay * 2, self._config.reconnect_max)
 
     async def _serve(self, client: AppWebsocketClient) -> None:
-        self._sent_upto = 0  # the service may have missed anything unacknowledged
+        self._outbox.rewind()  # the service may have missed anything unacknowledged
         self.up = True
         self.connects += 1
         log.info("messages service link up (%s)", self.url)
@@ -176,9 +175,8 @@ class ServiceLink:
             self._wake.clear()
             while requests:
                 await client.send(requests.popleft())
-            for key, post in self._outbox.unacknowledged(self._sent_upto):
-                await client.send(post)
-                self._sent_upto = key
+            while (unsent := self._outbox.next_unsent()) is not None:
+                await client.send(unsent[1])
                 while requests:  # a reader's request need not wait for a long backlog
                     await client.send(requests.popleft())
 

@@ -19,7 +19,8 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -41,6 +42,9 @@ class PostOutbox:
         self._on_durable = on_durable
         self.pending: dict[int, JsonObject] = {}
         """Durable Posts the service has not acknowledged, oldest first."""
+        self._unsent: deque[int] = deque()
+        """Keys of durable Posts not yet handed to the link, oldest first. A cursor, so
+        sending costs the same however many Posts wait for their acknowledgement."""
         self._adding: list[tuple[int, JsonObject, StoredAck | None]] = []
         self._done: list[int] = []
         self._next_key = 1
@@ -59,6 +63,7 @@ class PostOutbox:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pending = await asyncio.to_thread(_recover, self.path)
         self._next_key = max(self.pending, default=0) + 1
+        self._unsent = deque(self.pending)
         self._file, self._size = await asyncio.to_thread(_rewrite, self.path, self.pending)
         if self.pending:
             log.info("outbox: %d stored messages to resend", len(self.pending))
@@ -99,11 +104,20 @@ class PostOutbox:
             self._done.append(key)
             self._wake.set()
 
-    def unacknowledged(self, after: int) -> Iterator[tuple[int, JsonObject]]:
-        """Durable Posts with a key above ``after``, oldest first."""
-        for key, post in list(self.pending.items()):
-            if key > after:
-                yield key, post
+    def rewind(self) -> None:
+        """Send every unacknowledged Post again, oldest first (after a reconnect the
+        service may have missed any of them)."""
+        self._unsent = deque(self.pending)
+
+    def next_unsent(self) -> tuple[int, JsonObject] | None:
+        """The oldest durable Post not handed out since the last ``rewind``, if any."""
+        unsent, pending = self._unsent, self.pending
+        while unsent:
+            key = unsent.popleft()
+            post = pending.get(key)
+            if post is not None:  # else acknowledged meanwhile: nothing left to send
+                return key, post
+        return None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -141,6 +155,7 @@ class PostOutbox:
         if adding:
             for key, post, _ in adding:
                 self.pending[key] = post
+                self._unsent.append(key)
             acks = [ack for _, _, ack in adding if ack is not None]
             if acks:
                 self._on_durable(acks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from signaling.core.actions import StoredAck
 from signaling.post_outbox import PostOutbox
@@ -20,6 +21,14 @@ async def opened(path: Path, durable: list[StoredAck] | None = None) -> PostOutb
     return outbox
 
 
+def unsent(outbox: PostOutbox) -> list[tuple[int, dict[str, Any]]]:
+    """Everything the link would send now, as it takes it."""
+    taken = []
+    while (item := outbox.next_unsent()) is not None:
+        taken.append(item)
+    return taken
+
+
 async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Path) -> None:
     durable: list[StoredAck] = []
     outbox = await opened(tmp_path / "outbox.jsonl", durable)
@@ -30,9 +39,12 @@ async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Pat
     outbox.add(post(2), None)
     assert outbox.pending == {}  # nothing is durable before the flusher wrote it
     await outbox.flushed()
-    assert [key for key, _ in outbox.unacknowledged(0)] == [1, 2]
-    assert [post["src"] for _, post in outbox.unacknowledged(1)] == [2]
+    assert outbox.next_unsent() == (1, outbox.pending[1])
+    assert [post["src"] for _, post in unsent(outbox)] == [2]
     assert durable == [ack] and ready == [2]
+    outbox.done(1)
+    outbox.rewind()  # a reconnect: whatever is unacknowledged goes again, in order
+    assert [key for key, _ in unsent(outbox)] == [2]
     await outbox.close()
 
 
@@ -50,7 +62,7 @@ async def test_a_crash_keeps_exactly_the_unacknowledged_posts(tmp_path: Path) ->
     with path.open("ab") as file:
         file.write(b'{"k":6,"post":{"mt":"Po')
     again = await opened(path)
-    assert [(key, p["seq"]) for key, p in again.unacknowledged(0)] == [(1, 1), (3, 3), (5, 5)]
+    assert [(key, p["seq"]) for key, p in unsent(again)] == [(1, 1), (3, 3), (5, 5)]
     again.add(post(7), None)  # keys keep growing after a restart
     await again.flushed()
     assert list(again.pending) == [1, 3, 5, 6]
