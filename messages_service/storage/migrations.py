@@ -70,7 +70,8 @@ def _tables(id_column: str) -> tuple[str, ...]:
             last_id BIGINT NOT NULL DEFAULT 0,
             last_time BIGINT NOT NULL DEFAULT 0,
             read_upto BIGINT NOT NULL DEFAULT 0,
-            peer_read_upto BIGINT NOT NULL DEFAULT 0
+            peer_read_upto BIGINT NOT NULL DEFAULT 0,
+            unread BIGINT NOT NULL DEFAULT 0
         )""",
         "CREATE UNIQUE INDEX chats_peer ON chats (domain, topic, peer)",
         f"""CREATE TABLE groups (

@@ -49,7 +49,8 @@ class Chat(Model):
     """One user's conversation with one peer (user or group): what ``ReadChats`` lists.
 
     ``read_upto`` is the newest row id this user has read; ``peer_read_upto`` the newest
-    of this user's own rows the peer has read (``read:true`` in ``ReadChat``)."""
+    of this user's own rows the peer has read (``read:true`` in ``ReadChat``); ``unread``
+    how many rows from others after ``read_upto`` are not deleted (see ``unread``)."""
 
     id = fields.BigIntField(primary_key=True)
     domain = fields.TextField()
@@ -61,6 +62,7 @@ class Chat(Model):
     last_time = fields.BigIntField(default=0)
     read_upto = fields.BigIntField(default=0)
     peer_read_upto = fields.BigIntField(default=0)
+    unread = fields.BigIntField(default=0)
 
     class Meta:
         table = "chats"

@@ -1,13 +1,14 @@
 """Writing a batch of Posts in one transaction: the storage half of the group commit.
 
 Theory of operation (PROTOCOL §7.3, §12.10). Each Post becomes one row per side (one-to-
-one) or per member (group), keyed ``(domain, topic, callId, seq)``. One query finds which
-keys are stored already; those rows, and a key repeated inside the batch, are answered
-with the stored id and written nowhere. The rest go in with one bulk insert; a second
-query fetches their ids; one bulk upsert moves each touched chat's ``last_id``; one
-aggregate gives the new unread totals of the users who received something. So a batch
-costs a handful of round trips however many Posts it holds, and the whole of it commits
-or none of it does.
+one) or per member (group), keyed ``(domain, topic, callId, seq)``; a key repeated inside
+the batch is written once, by its first Post. One multi-row ``INSERT … ON CONFLICT DO
+NOTHING RETURNING`` writes the rows whose key is new and gives their ids; keys already
+stored (resends) are looked up and answered with the stored id, written nowhere. One
+upsert moves each touched chat's ``last_id`` and adds to its ``unread``; one sum over the
+chats of the users who received something gives their new badges. So a batch costs a
+handful of round trips however many Posts it holds, and the whole of it commits or none
+of it does.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tortoise.expressions import Q
 from messages_service.errors import MessagesServiceError, NotFound
 
 from .database import Database
-from .models import Chat, Group, Member, Message
+from .models import Group, Member, Message
 from .rows import Badge, NewPost, PostBatch, group_id_of, group_sip
 from .unread import unread_totals
 
@@ -60,17 +61,63 @@ async def write_posts(db: Database, posts: Sequence[NewPost]) -> PostBatch:
     async with db.transaction() as tx:
         groups = await _groups(tx, posts)
         plans = [_plan(post, groups) for post in posts]
-        wanted = [row for plan in plans if isinstance(plan, list) for row in plan]
-        ids = await _stored_ids(tx, wanted)
-        fresh = _first_of_each_key(row for row in wanted if row.key not in ids)
+        wanted = _first_of_each_key(row for plan in plans if isinstance(plan, list) for row in plan)
+        ids = await _insert(db, tx, wanted)
+        fresh = [row for row in wanted if row.key in ids]
+        already = [row for row in wanted if row.key not in ids]
+        if already:  # resends: answered with the rows stored before
+            ids.update(await _stored_ids(tx, already))
         badges: tuple[Badge, ...] = ()
         if fresh:
-            await Message.bulk_create([_message(row) for row in fresh], using_db=tx)
-            ids.update(await _stored_ids(tx, fresh))
-            await _touch_chats(tx, fresh, ids)
+            await _touch_chats(db, tx, fresh, ids)
             badges = await _badges(db, tx, fresh)
     outcomes = tuple(_answer(plan, ids) for plan in plans)
     return PostBatch(outcomes, badges)
+
+
+_INSERT = """
+    INSERT INTO messages (domain, topic, peer, grp, author, author_dn, text, attach,
+                          call_id, seq, client_id, time_ms, deleted)
+    VALUES {rows}
+    ON CONFLICT (domain, topic, call_id, seq) DO NOTHING
+    RETURNING id, domain, topic, call_id, seq"""
+_MESSAGE_COLUMNS = 13
+_INSERT_PARAMS = 3900  # per statement; SQLite allows 32766, PostgreSQL 32767
+_ROWS_PER_INSERT = _INSERT_PARAMS // _MESSAGE_COLUMNS
+
+
+async def _insert(db: Database, tx: BaseDBAsyncClient, rows: list[_Row]) -> dict[_Key, int]:
+    """Insert the rows whose key is not stored yet; the ids of those it inserted.
+
+    Plain SQL rather than ORM objects: this is the hot path of storage, and building a
+    model instance per row cost more than the database's own work."""
+    ids: dict[_Key, int] = {}
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        marks = ", ".join(["(" + ", ".join("?" * _MESSAGE_COLUMNS) + ")"] * len(chunk))
+        params: list[object] = []
+        for row in chunk:
+            post = row.post
+            params += (
+                post.domain,
+                row.topic,
+                row.peer,
+                post.grp,
+                post.author,
+                post.author_dn,
+                post.text,
+                post.attach,
+                post.call_id,
+                post.seq,
+                post.client_id,
+                post.time_ms,
+                False,
+            )
+        found = await tx.execute_query_dict(db.sql(_INSERT.format(rows=marks)), params)
+        for stored in found:
+            key = (stored["domain"], stored["topic"], stored["call_id"], int(stored["seq"]))
+            ids[key] = int(stored["id"])
+    return ids
 
 
 def _plan(post: NewPost, groups: dict[tuple[str, int], _Group]) -> list[_Row] | NotFound:
@@ -106,25 +153,6 @@ def _first_of_each_key(rows: Iterable[_Row]) -> list[_Row]:
     return list(first.values())
 
 
-def _message(row: _Row) -> Message:
-    post = row.post
-    return Message(
-        domain=post.domain,
-        topic=row.topic,
-        peer=row.peer,
-        grp=post.grp,
-        author=post.author,
-        author_dn=post.author_dn,
-        text=post.text,
-        attach=post.attach,
-        call_id=post.call_id,
-        seq=post.seq,
-        client_id=post.client_id,
-        time_ms=post.time_ms,
-        deleted=False,
-    )
-
-
 async def _groups(tx: BaseDBAsyncClient, posts: Iterable[NewPost]) -> dict[tuple[str, int], _Group]:
     """The groups the batch posts to, with their members as of this transaction."""
     wanted = {
@@ -152,15 +180,18 @@ async def _groups(tx: BaseDBAsyncClient, posts: Iterable[NewPost]) -> dict[tuple
 
 
 async def _stored_ids(tx: BaseDBAsyncClient, rows: Iterable[_Row]) -> dict[_Key, int]:
-    """Ids of the rows already stored under the keys of ``rows`` (and of their other
-    sides, which share domain, callId and seq)."""
-    seqs: dict[tuple[str, str], set[int]] = defaultdict(set)
+    """Ids of the rows already stored under the keys of ``rows``.
+
+    Asked per (domain, topic, callId) with the seqs as a list, so that each condition
+    is a range of the unique index ``messages_post``: its cost does not grow with the
+    table."""
+    seqs: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     for row in rows:
-        seqs[(row.post.domain, row.post.call_id)].add(row.post.seq)
+        seqs[(row.post.domain, row.topic, row.post.call_id)].add(row.post.seq)
     found: dict[_Key, int] = {}
     for query in _chunked(
-        (Q(domain=domain, call_id=call_id, seq__in=sorted(numbers)), 2 + len(numbers))
-        for (domain, call_id), numbers in seqs.items()
+        (Q(domain=domain, topic=topic, call_id=call_id, seq__in=sorted(numbers)), 3 + len(numbers))
+        for (domain, topic, call_id), numbers in seqs.items()
     ):
         for row_id, domain, topic, call_id, seq in (
             await Message.filter(query)
@@ -185,30 +216,38 @@ def _chunked(conditions: Iterable[tuple[Q, int]]) -> Iterable[Q]:
         yield Q(*batch, join_type="OR")
 
 
-async def _touch_chats(tx: BaseDBAsyncClient, fresh: list[_Row], ids: dict[_Key, int]) -> None:
+_UPSERT_CHATS = """
+    INSERT INTO chats (domain, topic, peer, peer_dn, grp, last_id, last_time, unread)
+    VALUES {rows}
+    ON CONFLICT (domain, topic, peer) DO UPDATE SET
+        peer_dn = excluded.peer_dn, grp = excluded.grp, last_id = excluded.last_id,
+        last_time = excluded.last_time, unread = chats.unread + excluded.unread"""
+_CHAT_COLUMNS = 8
+_CHATS_PER_UPSERT = _MAX_PARAMS // _CHAT_COLUMNS
+
+
+async def _touch_chats(
+    db: Database, tx: BaseDBAsyncClient, fresh: list[_Row], ids: dict[_Key, int]
+) -> None:
     """Create or move forward the chat of every new row: the new rows are the newest of
-    their chats, so their ids and times become ``last_id``/``last_time``."""
+    their chats, so their ids and times become ``last_id``/``last_time``, and those from
+    someone else add to the chat's ``unread`` (see ``unread``)."""
     newest: dict[tuple[str, str, str], _Row] = {}
+    received: dict[tuple[str, str, str], int] = defaultdict(int)
     for row in fresh:  # later rows of a chat replace earlier ones: they have higher ids
-        newest[(row.post.domain, row.topic, row.peer)] = row
-    chats = [  # in key order, so concurrent writers (PostgreSQL) lock rows in one order
-        Chat(
-            domain=row.post.domain,
-            topic=row.topic,
-            peer=row.peer,
-            peer_dn=row.peer_dn,
-            grp=row.post.grp,
-            last_id=ids[row.key],
-            last_time=row.post.time_ms,
-        )
-        for _, row in sorted(newest.items())
+        chat = (row.post.domain, row.topic, row.peer)
+        newest[chat] = row
+        received[chat] += row.topic != row.post.author
+    # In key order, so concurrent writers (PostgreSQL) lock chat rows in one order.
+    values = [
+        (*chat, row.peer_dn, row.post.grp, ids[row.key], row.post.time_ms, received[chat])
+        for chat, row in sorted(newest.items())
     ]
-    await Chat.bulk_create(
-        chats,
-        on_conflict=("domain", "topic", "peer"),
-        update_fields=("peer_dn", "grp", "last_id", "last_time"),
-        using_db=tx,
-    )
+    for start in range(0, len(values), _CHATS_PER_UPSERT):
+        chunk = values[start : start + _CHATS_PER_UPSERT]
+        marks = ", ".join(["(" + ", ".join("?" * _CHAT_COLUMNS) + ")"] * len(chunk))
+        params = [value for chat in chunk for value in chat]
+        await tx.execute_query(db.sql(_UPSERT_CHATS.format(rows=marks)), params)
 
 
 async def _badges(db: Database, tx: BaseDBAsyncClient, fresh: list[_Row]) -> tuple[Badge, ...]:

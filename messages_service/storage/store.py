@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
 
 from .database import Database, Dialect
 from .migrations import migrate
@@ -33,7 +34,7 @@ from .rows import (
     StoredMessage,
     group_sip,
 )
-from .unread import chat_unread, unread_by_peer, unread_totals
+from .unread import mark_read, unread_totals
 
 __all__ = ["MessageStore"]
 
@@ -76,19 +77,18 @@ class MessageStore:
         return await self._db.run(self._chats(domain, user, unread_only))
 
     async def _chats(self, domain: str, user: str, unread_only: bool) -> list[ChatSummary]:
-        conn = self._db.client()
-        unread = await unread_by_peer(self._db, conn, domain, user)
+        query = Chat.filter(domain=domain, topic=user, last_id__gt=0)
+        if unread_only:
+            query = query.filter(unread__gt=0)
         chats = await (
-            Chat.filter(domain=domain, topic=user, last_id__gt=0)
-            .using_db(conn)
+            query.using_db(self._db.client())
             .order_by("-last_id")
-            .values_list("peer", "peer_dn", "grp", "last_time")
+            .values_list("peer", "peer_dn", "grp", "last_time", "unread")
         )
-        summaries = [
-            ChatSummary(peer, peer_dn, bool(grp), last_time, unread.get(peer, 0))
-            for peer, peer_dn, grp, last_time in chats
+        return [
+            ChatSummary(peer, peer_dn, bool(grp), last_time, unread)
+            for peer, peer_dn, grp, last_time, unread in chats
         ]
-        return [chat for chat in summaries if chat.unread or not unread_only]
 
     async def read_chat(
         self, domain: str, user: str, peer: str, *, older: int | None, count: int, rows: bool
@@ -113,13 +113,12 @@ class MessageStore:
             page = [_stored(row, user, chat.peer_read_upto) for row in found]
         had_unread = False
         if chat.last_id > chat.read_upto:
-            had_unread = await chat_unread(self._db, conn, domain, user, peer) > 0
             # Up to the newest row seen now: a row stored meanwhile stays unread.
-            await (
-                Chat.filter(id=chat.id, read_upto__lt=chat.last_id)
-                .using_db(conn)
-                .update(read_upto=chat.last_id)
-            )
+            async with self._db.transaction() as tx:
+                locked = await _locked_chat(tx, chat.id)
+                if locked is not None and locked.read_upto < chat.last_id:
+                    had_unread = locked.unread > 0
+                    await mark_read(self._db, tx, chat.id, chat.last_id)
         return ChatPage(tuple(page[:count]), len(page) > count, had_unread)
 
     async def unread_total(self, domain: str, user: str) -> int:
@@ -173,34 +172,24 @@ class MessageStore:
         return await self._db.run(self._set_read(domain, user, message_id))
 
     async def _set_read(self, domain: str, user: str, message_id: int) -> ReadMark | None:
-        # No transaction: both updates only ever move a marker forward, so they need no
-        # atomicity, and one row lock at a time cannot deadlock with the writer's upserts.
         conn = self._db.client()
         row = await _own_row(conn, domain, user, message_id)
         if row is None:
             return None
-        chat = await Chat.filter(domain=domain, topic=user, peer=row.peer).using_db(conn).first()
         changed = False
-        if chat is not None and message_id > chat.read_upto:
-            newly_read = (
-                await Message.filter(
-                    domain=domain,
-                    topic=user,
-                    peer=row.peer,
-                    id__gt=chat.read_upto,
-                    id__lte=message_id,
-                    deleted=False,
-                )
-                .exclude(author=user)
-                .using_db(conn)
-                .count()
+        async with self._db.transaction() as tx:
+            chat = await (
+                Chat.filter(domain=domain, topic=user, peer=row.peer)
+                .select_for_update()
+                .using_db(tx)
+                .first()
             )
-            await (
-                Chat.filter(id=chat.id, read_upto__lt=message_id)
-                .using_db(conn)
-                .update(read_upto=message_id)
-            )
-            changed = newly_read > 0
+            if chat is not None and message_id > chat.read_upto:
+                await mark_read(self._db, tx, chat.id, message_id)
+                after = await Chat.filter(id=chat.id).using_db(tx).first()
+                changed = after is not None and after.unread != chat.unread
+        # Apart from the transaction above: one chat row locked at a time cannot deadlock
+        # with the writer's upserts, and this only ever moves a marker forward.
         if not row.grp:
             await _mark_peer_copy_read(conn, row)
         return ReadMark(_stored(row), changed)
@@ -216,9 +205,17 @@ class MessageStore:
             if row is None:
                 return None
             await Message.filter(id=row.id).using_db(tx).update(deleted=True)
-            chat = await Chat.filter(domain=domain, topic=user, peer=row.peer).using_db(tx).first()
+            chat = await (
+                Chat.filter(domain=domain, topic=user, peer=row.peer)
+                .select_for_update()
+                .using_db(tx)
+                .first()
+            )
             if chat is None:
                 return Removal(_stored(row), False)
+            was_unread = row.author != user and row.id > chat.read_upto
+            if was_unread:
+                await Chat.filter(id=chat.id).using_db(tx).update(unread=F("unread") - 1)
             if chat.last_id == row.id:  # the chat now ends at its newest live row
                 latest = (
                     await Message.filter(domain=domain, topic=user, peer=row.peer, deleted=False)
@@ -234,7 +231,7 @@ class MessageStore:
                         last_time=latest.time_ms if latest else 0,
                     )
                 )
-        return Removal(_stored(row), row.author != user and row.id > chat.read_upto)
+        return Removal(_stored(row), was_unread)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -317,6 +314,12 @@ class MessageStore:
     async def _all_groups(self) -> list[GroupInfo]:
         conn = self._db.client()
         return await _with_members(conn, await Group.all().using_db(conn))
+
+
+async def _locked_chat(tx: BaseDBAsyncClient, chat_id: int) -> Chat | None:
+    """The chat's row, locked until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway)."""
+    return await Chat.filter(id=chat_id).select_for_update().using_db(tx).first()
 
 
 async def _own_row(

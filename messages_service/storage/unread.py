@@ -1,9 +1,14 @@
-"""Unread counts, the one query the ORM cannot say without a round trip per chat.
+"""Unread counts (PROTOCOL §12.10), kept per chat so that they cost nothing to read.
 
-Unread of a chat (PROTOCOL §12.10): the rows of ``(domain, topic, peer)`` written by
-someone else (``author <> topic``), newer than the chat's ``read_upto``, not deleted.
-A user's badge is the sum over their chats. Both are computed, never stored, so no
-counter can drift from the rows; the ``messages_chat`` index keeps them cheap.
+Unread of a chat: its rows written by someone else (``author <> topic``), newer than
+the chat's ``read_upto``, not deleted. A user's badge is the sum over their chats.
+
+Each chat keeps that number in ``unread``, changed only inside the transaction that
+changes what it counts: the Post writer adds the new rows from others, a read recounts
+the rows after the new mark (normally none) while it holds the chat's row, a delete of
+an unread row takes one off. Computing it from the rows instead would make every
+stored message scan everything its receiver has not read yet, which grows without
+bound for someone who never reads.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 
 from .database import Database
 
-__all__ = ["chat_unread", "unread_by_peer", "unread_totals"]
-
-_UNREAD_JOIN = """
-    FROM chats c
-    JOIN messages m
-      ON m.domain = c.domain AND m.topic = c.topic AND m.peer = c.peer
-     AND m.id > c.read_upto
-    WHERE m.author <> c.topic AND NOT m.deleted"""
+__all__ = ["mark_read", "unread_totals"]
 
 _MAX_USERS_PER_QUERY = 500
+
+_MARK_READ = """
+    UPDATE chats SET read_upto = ?, unread = (
+        SELECT COUNT(*) FROM messages m
+         WHERE m.domain = chats.domain AND m.topic = chats.topic AND m.peer = chats.peer
+           AND m.id > ? AND m.author <> chats.topic AND NOT m.deleted)
+     WHERE id = ?"""
 
 
 async def unread_totals(
@@ -36,33 +41,18 @@ async def unread_totals(
         chunk = unique[start : start + _MAX_USERS_PER_QUERY]
         marks = ", ".join("?" * len(chunk))
         sql = (
-            f"SELECT c.topic AS topic, COUNT(m.id) AS unread {_UNREAD_JOIN}"
-            f" AND c.domain = ? AND c.topic IN ({marks}) GROUP BY c.topic"
+            "SELECT topic, SUM(unread) AS unread FROM chats"
+            f" WHERE domain = ? AND topic IN ({marks}) GROUP BY topic"
         )
         for row in await conn.execute_query_dict(db.sql(sql), [domain, *chunk]):
-            totals[row["topic"]] = int(row["unread"])
+            totals[row["topic"]] = int(row["unread"] or 0)
     return totals
 
 
-async def unread_by_peer(
-    db: Database, conn: BaseDBAsyncClient, domain: str, user: str
-) -> dict[str, int]:
-    """Unread per chat of one user; chats with nothing unread are left out."""
-    sql = (
-        f"SELECT c.peer AS peer, COUNT(m.id) AS unread {_UNREAD_JOIN}"
-        " AND c.domain = ? AND c.topic = ? GROUP BY c.peer"
-    )
-    rows = await conn.execute_query_dict(db.sql(sql), [domain, user])
-    return {row["peer"]: int(row["unread"]) for row in rows}
+async def mark_read(db: Database, conn: BaseDBAsyncClient, chat_id: int, upto: int) -> None:
+    """Set the chat's ``read_upto`` and recount what is unread after it.
 
-
-async def chat_unread(
-    db: Database, conn: BaseDBAsyncClient, domain: str, user: str, peer: str
-) -> int:
-    """Unread of one chat."""
-    sql = (
-        f"SELECT COUNT(m.id) AS unread {_UNREAD_JOIN}"
-        " AND c.domain = ? AND c.topic = ? AND c.peer = ?"
-    )
-    rows = await conn.execute_query_dict(db.sql(sql), [domain, user, peer])
-    return int(rows[0]["unread"]) if rows else 0
+    Run it in a transaction that has locked the chat's row first (``select_for_update``):
+    then every writer that stored rows in this chat has committed, the count sees them,
+    and writers after us wait and add to the new count."""
+    await conn.execute_query(db.sql(_MARK_READ), [upto, upto, chat_id])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -163,3 +164,48 @@ async def test_everything_survives_closing_and_reopening(database_url: str) -> N
         assert group.id == (await store.groups_of(D, "bob"))[0].id
     finally:
         await store.close()
+
+
+async def test_kept_unread_counts_always_match_the_rows(store: MessageStore) -> None:
+    """The per-chat ``unread`` counter against its definition, recounted from the rows
+    after every step of a long random mix of posts, reads, partial reads and deletes."""
+    rng = random.Random(3)
+    read_upto = {"alice": 0, "bob": 0}
+    seq = 0
+
+    async def live_rows(user: str) -> list[tuple[int, str]]:
+        return [(m.id, m.author) for m in await store.search(D, user, "", 200)]
+
+    for _ in range(150):
+        user = rng.choice(["alice", "bob"])
+        step = rng.choice(["post", "post", "post", "set_read", "read_chat", "delete"])
+        rows = await live_rows(user)
+        if step == "post":
+            seq += 1
+            await store.write_posts([post(seq) if user == "alice" else reply(seq)])
+        elif step == "read_chat":
+            await store.read_chat(
+                D,
+                user,
+                "bob" if user == "alice" else "alice",
+                older=None,
+                count=5,
+                rows=rng.random() < 0.5,
+            )
+            read_upto[user] = max([read_upto[user], *(row_id for row_id, _ in rows)])
+        elif rows:
+            row_id, _ = rng.choice(rows)
+            if step == "set_read":
+                assert await store.set_read(D, user, row_id) is not None
+                read_upto[user] = max(read_upto[user], row_id)
+            else:
+                assert await store.delete(D, user, row_id) is not None
+        for who in ("alice", "bob"):
+            expected = sum(
+                1
+                for row_id, author in await live_rows(who)
+                if author != who and row_id > read_upto[who]
+            )
+            assert await store.unread_total(D, who) == expected, (step, who)
+            chats = await store.chats(D, who, unread_only=False)
+            assert sum(chat.unread for chat in chats) == expected
