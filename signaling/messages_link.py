@@ -176,7 +176,7 @@ class ServiceLink:
             while requests:
                 await client.send(requests.popleft())
             while (unsent := self._outbox.next_unsent()) is not None:
-                await client.send(unsent[1])
+                await client.send_text(unsent[1])
                 while requests:  # a reader's request need not wait for a long backlog
                     await client.send(requests.popleft())
 

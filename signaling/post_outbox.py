@@ -40,8 +40,9 @@ class PostOutbox:
     def __init__(self, path: Path, *, on_durable: Callable[[list[StoredAck]], None]) -> None:
         self.path = path
         self._on_durable = on_durable
-        self.pending: dict[int, JsonObject] = {}
-        """Durable Posts the service has not acknowledged, oldest first."""
+        self.pending: dict[int, str] = {}
+        """Durable Posts the service has not acknowledged, oldest first, as the JSON text
+        that was journaled and that the link sends: each Post is encoded once."""
         self._unsent: deque[int] = deque()
         """Keys of durable Posts not yet handed to the link, oldest first. A cursor, so
         sending costs the same however many Posts wait for their acknowledgement."""
@@ -109,7 +110,7 @@ class PostOutbox:
         service may have missed any of them)."""
         self._unsent = deque(self.pending)
 
-    def next_unsent(self) -> tuple[int, JsonObject] | None:
+    def next_unsent(self) -> tuple[int, str] | None:
         """The oldest durable Post not handed out since the last ``rewind``, if any."""
         unsent, pending = self._unsent, self.pending
         while unsent:
@@ -140,7 +141,8 @@ class PostOutbox:
         done, self._done = self._done, []
         if not adding and not done:
             return
-        lines = [_line({"k": key, "post": post}) for key, post, _ in adding]
+        encoded = [(key, _ENCODE(post)) for key, post, _ in adding]
+        lines = [_post_line(key, text) for key, text in encoded]
         if done:
             lines.append(_line({"done": done}))
         data = b"".join(lines)
@@ -153,8 +155,8 @@ class PostOutbox:
             raise
         self._size += len(data)
         if adding:
-            for key, post, _ in adding:
-                self.pending[key] = post
+            for key, text in encoded:
+                self.pending[key] = text
                 self._unsent.append(key)
             acks = [ack for _, _, ack in adding if ack is not None]
             if acks:
@@ -166,8 +168,16 @@ class PostOutbox:
             await asyncio.to_thread(file.close)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _line(record: JsonObject) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    return _ENCODE(record).encode() + b"\n"
+
+
+def _post_line(key: int, text: str) -> bytes:
+    """``{"k":key,"post":…}`` around a Post already encoded."""
+    return b'{"k":%d,"post":%s}\n' % (key, text.encode())
 
 
 def _append(file: BinaryIO, data: bytes, sync: bool) -> None:
@@ -178,9 +188,9 @@ def _append(file: BinaryIO, data: bytes, sync: bool) -> None:
         os.fsync(file.fileno())
 
 
-def _recover(path: Path) -> dict[int, JsonObject]:
+def _recover(path: Path) -> dict[int, str]:
     """The Posts a journal holds that were never acknowledged, by key."""
-    pending: dict[int, JsonObject] = {}
+    pending: dict[int, str] = {}
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -192,7 +202,7 @@ def _recover(path: Path) -> dict[int, JsonObject]:
                 for key in record["done"]:
                     pending.pop(key, None)
             else:
-                pending[int(record["k"])] = record["post"]
+                pending[int(record["k"])] = _ENCODE(record["post"])
         except (ValueError, KeyError, TypeError):
             # Only the last line can be torn (a crash mid-write); it was never reported
             # durable, so nobody was told "stored" about it.
@@ -200,10 +210,10 @@ def _recover(path: Path) -> dict[int, JsonObject]:
     return dict(sorted(pending.items()))
 
 
-def _rewrite(path: Path, pending: dict[int, JsonObject]) -> tuple[BinaryIO, int]:
+def _rewrite(path: Path, pending: dict[int, str]) -> tuple[BinaryIO, int]:
     """Replace the journal atomically with just ``pending``; returns it opened to append."""
     temporary = path.with_suffix(path.suffix + ".tmp")
-    data = b"".join(_line({"k": key, "post": post}) for key, post in pending.items())
+    data = b"".join(_post_line(key, text) for key, text in pending.items())
     with temporary.open("wb") as file:
         file.write(data)
         file.flush()

@@ -22,10 +22,10 @@ async def opened(path: Path, durable: list[StoredAck] | None = None) -> PostOutb
 
 
 def unsent(outbox: PostOutbox) -> list[tuple[int, dict[str, Any]]]:
-    """Everything the link would send now, as it takes it."""
+    """Everything the link would send now, as it takes it, decoded."""
     taken = []
     while (item := outbox.next_unsent()) is not None:
-        taken.append(item)
+        taken.append((item[0], json.loads(item[1])))
     return taken
 
 
@@ -40,6 +40,7 @@ async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Pat
     assert outbox.pending == {}  # nothing is durable before the flusher wrote it
     await outbox.flushed()
     assert outbox.next_unsent() == (1, outbox.pending[1])
+    assert json.loads(outbox.pending[1]) == post(1) | {"src": 1}
     assert [post["src"] for _, post in unsent(outbox)] == [2]
     assert durable == [ack] and ready == [2]
     outbox.done(1)
