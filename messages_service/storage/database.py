@@ -70,6 +70,10 @@ _DRIVER_ERRORS = (
 _open_dialects: Counter[Dialect] = Counter()
 
 
+SQLITE_MINIMUM = (3, 35, 0)
+"""The SQLite library Python is linked with must know ``RETURNING``."""
+
+
 def dialect_of(url: str) -> Dialect:
     """``sqlite`` or ``postgres`` for a database URL; ValueError for anything else."""
     scheme = urlsplit(url).scheme
@@ -86,6 +90,11 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.dialect = dialect_of(url)
+        if self.dialect == "sqlite" and sqlite3.sqlite_version_info < SQLITE_MINIMUM:
+            raise ValueError(
+                f"SQLite {sqlite3.sqlite_version} is too old: the message store needs "
+                f"{'.'.join(map(str, SQLITE_MINIMUM))} or newer (INSERT … RETURNING)"
+            )
         self.alias = f"messages_{self.dialect}"
         try:
             self._config: dict[str, Any] = expand_db_url(url)

@@ -82,7 +82,7 @@ _INSERT = """
     ON CONFLICT (domain, topic, call_id, seq) DO NOTHING
     RETURNING id, domain, topic, call_id, seq"""
 _MESSAGE_COLUMNS = 13
-_INSERT_PARAMS = 3900  # per statement; SQLite allows 32766, PostgreSQL 32767
+_INSERT_PARAMS = 30000  # per statement; SQLite (3.32+) allows 32766, PostgreSQL 32767
 _ROWS_PER_INSERT = _INSERT_PARAMS // _MESSAGE_COLUMNS
 
 

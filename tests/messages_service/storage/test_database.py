@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,12 @@ async def test_a_closed_store_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(Unavailable):
         await store.unread_total("example.com", "bob")
     await store.close()  # twice is fine
+
+
+def test_an_sqlite_without_returning_is_refused_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
+    with pytest.raises(ValueError, match=r"SQLite 3\.34\.1 is too old.*3\.35\.0"):
+        Database(f"sqlite://{tmp_path / 'm.sqlite3'}")
