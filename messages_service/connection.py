@@ -3,17 +3,20 @@
 Theory of operation. ``serve()`` reads frames one at a time and handles each before the
 next, so a hub's requests are answered in the order it sent them (a ``SetRead`` is seen
 by the ``ReadChat`` behind it); only Posts leave that order, handed to the writer. Frames
-out go through a bounded queue drained by a sender task, so the writer and the
-notifications never wait for a socket; the close code is queued behind the frames that
-precede it (``AppLoginResult`` before 4001).
+out go through a queue drained by a sender task, so the writer and the notifications
+never wait for a socket; the close code is queued behind the frames that precede it
+(``AppLoginResult`` before 4001). Once ``limits.send_queue`` frames wait, a logged-in
+hub's next frame is not read until they drain: the hub slows down, and a batch's
+answers (one per Post, plus a Badge per receiver) never overflow anything.
 
 Wire rules, the same as the hub's: before login only ``AppChallenge``, ``AppLogin`` and
 ``KeepAlive`` (anything else ``not_logged_in``); a failed login is answered and closed
 4001, as is a connection not logged in within ``login.timeout``; a binary frame closes
-4003; bad JSON or a bad field is ``bad_json`` and ``limits.max_bad_messages`` of them in
-a row close 4002; ``KeepAlive`` is answered in kind; a connection silent for
-``limits.idle_timeout`` closes 4006; a send queue overflowing ``limits.send_queue``
-closes 4008.
+4003; bad JSON or a bad field is ``bad_json``, and before login ``limits.max_bad_messages``
+of them in a row close 4002 (after login they are answered only: a hub forwards its
+clients' requests, and one client's bad requests must not cut every user's link);
+``KeepAlive`` is answered in kind; a connection silent for ``limits.idle_timeout``
+closes 4006; before login, a send queue overflowing ``limits.send_queue`` closes 4008.
 """
 
 from __future__ import annotations
@@ -82,7 +85,10 @@ class Connection:
         """The hub's ``PbxInfo`` (PROTOCOL §3.7, §7.1), for logs and debugging."""
         self._bad = 0
         self._closing = False
-        self._out: asyncio.Queue[str | int] = asyncio.Queue(services.limits.send_queue)
+        self._out: asyncio.Queue[str | int] = asyncio.Queue()
+        self._room = asyncio.Event()
+        """Set while fewer than ``limits.send_queue`` frames wait to go out."""
+        self._room.set()
         self._done = asyncio.Event()
 
     # -- outgoing --------------------------------------------------------------------------
@@ -91,21 +97,24 @@ class Connection:
         """Queue a frame; dropped once the connection is closing."""
         if self._closing:
             return
-        try:
-            self._out.put_nowait(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
-        except asyncio.QueueFull:
-            log.warning("connection %d: send queue full, closing 4008", self.id)
-            self.close(closecodes.WS_4008_SLOW_CONSUMER)
+        waiting = self._out.qsize()
+        if waiting >= self._services.limits.send_queue:
+            if not self.logged_in:
+                log.warning("connection %d: send queue full, closing 4008", self.id)
+                return self.close(closecodes.WS_4008_SLOW_CONSUMER)
+            self._room.clear()  # the receive loop waits for the hub to read
+        self._out.put_nowait(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
 
     def close(self, code: int) -> None:
         """Close after the frames already queued; later frames are dropped."""
         if self._closing:
             return
         self._closing = True
-        if self._out.full():  # a peer this far behind will not read the rest in time
-            while not self._out.empty():
+        if self._out.qsize() >= self._services.limits.send_queue:
+            while not self._out.empty():  # a peer this far behind will not read them in time
                 self._out.get_nowait()
         self._out.put_nowait(code)
+        self._room.set()
 
     async def wait_closed(self) -> None:
         await self._done.wait()
@@ -114,6 +123,8 @@ class Connection:
         try:
             while True:
                 item = await self._out.get()
+                if self._out.qsize() < self._services.limits.send_queue:
+                    self._room.set()
                 if isinstance(item, int):
                     await self._ws.close(item)
                     return
@@ -163,6 +174,7 @@ class Connection:
             )
             try:
                 async with asyncio.timeout_at(deadline):
+                    await self._room.wait()
                     message = await self._ws.receive()
             except TimeoutError:
                 if self.logged_in:
@@ -201,6 +213,9 @@ class Connection:
     def _refuse(self, error: BadJson, src: object) -> None:
         """``bad_json``; too many in a row close the connection (PROTOCOL §1.4, §12.2)."""
         self.send(error.to_wire(src))
+        if self.logged_in:
+            log.debug("connection %d: bad_json answered: %s", self.id, error)
+            return
         self._bad += 1
         if self._bad >= self._services.limits.max_bad_messages:
             self.close(closecodes.WS_4002_TOO_MANY_BAD_MESSAGES)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 import pytest
 
 from signaling.appwebsocket.errors import LoginFailed
@@ -9,6 +12,7 @@ from tests.messages_service.support import (
     DOMAIN,
     PASSWORD,
     RunningService,
+    chat_post,
     running_service,
     service_config,
 )
@@ -62,7 +66,11 @@ async def test_a_connection_that_does_not_log_in_in_time_is_closed(sqlite_url: s
         assert (await client.wait_closed(timeout=10))[0] == 4001
 
 
-async def test_bad_json_is_answered_and_ten_in_a_row_close(sqlite_service: RunningService) -> None:
+async def test_bad_json_is_answered_and_a_logged_in_hub_stays(
+    sqlite_service: RunningService,
+) -> None:
+    """A hub forwards its clients' requests: their mistakes are answered one by one and
+    never cut the link that every other user's session rides on."""
     hub = await sqlite_service.hub()
     client = hub.client
     await client.send_text("{not json")
@@ -71,10 +79,20 @@ async def test_bad_json_is_answered_and_ten_in_a_row_close(sqlite_service: Runni
     assert (await client.recv())["code"] == "bad_json"
     await client.send({"mt": "Frobnicate", "src": "x"})
     unknown = await client.recv()
-    assert unknown["code"] == "unknown_mt" and unknown["src"] == "x"  # resets the count
-    for _ in range(9):
+    assert unknown["code"] == "unknown_mt" and unknown["src"] == "x"
+    for _ in range(30):
         await client.send({"mt": "ReadChat", "src": "s", "domain": DOMAIN})  # no user
         assert (await client.recv())["code"] == "bad_json"
+    await client.send({"mt": "KeepAlive"})
+    assert await client.recv() == {"mt": "KeepAlive"}
+
+
+async def test_ten_bad_frames_in_a_row_before_login_close_4002(
+    sqlite_service: RunningService,
+) -> None:
+    client = await sqlite_service.connect()
+    await client.send_text("[]")
+    assert (await client.recv())["code"] == "bad_json"
     await client.send({"mt": "KeepAlive"})  # any good frame resets the count
     assert await client.recv() == {"mt": "KeepAlive"}
     for _ in range(10):
@@ -129,3 +147,23 @@ async def test_stopping_the_service_closes_hub_links_with_1012(sqlite_url: str) 
         assert (await hub.client.wait_closed())[0] == 1012
         client = await service.connect()  # a late connection is turned away the same way
         assert (await client.wait_closed())[0] == 1012
+
+
+async def test_a_hub_that_reads_slowly_is_slowed_down_not_cut_off(sqlite_url: str) -> None:
+    """A batch answers every Post and sends a Badge per receiver: far more frames than
+    ``limits.send_queue`` when it is small. The service stops reading from the hub
+    until they drain instead of closing the link 4008."""
+    config = service_config(sqlite_url)
+    config = replace(config, limits=replace(config.limits, send_queue=4))
+    async with running_service(config) as running:
+        hub = await running.hub()
+        posts = [chat_post("alice", "bob", seq, call_id=f"call-{seq}") for seq in range(1, 101)]
+        for key, fields in enumerate(posts, start=1):  # all at once, nothing read yet
+            await hub.client.send({"mt": "Post", "src": key, "type": 1, **fields})
+        await asyncio.sleep(0.2)
+        answers = [await hub.answer_to(key) for key in range(1, 101)]
+        assert all(answer["mt"] == "PostResult" for answer in answers)
+        badges = await hub.take("Badge")
+        assert badges and badges[-1]["count"] == 100
+        (chat,) = (await hub.user("bob").chats()).values()
+        assert chat["unread"] == 100
