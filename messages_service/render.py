@@ -32,10 +32,14 @@ def message(stored: StoredMessage) -> JsonObject:
 
 def attached(attach: str | None) -> list[JsonObject]:
     """``attached`` from an ``attach`` value: blank-separated, URL-encoded URLs (§4.6).
-    The name is the decoded last path segment, or the URL itself when it has none."""
+    The name is the decoded last path segment, or the URL itself when it has none or
+    does not parse (``http://[`` is URL-encoded text, but not a URL)."""
     files: list[JsonObject] = []
     for url in (attach or "").split():
-        segment = urlsplit(url).path.rsplit("/", 1)[-1]
+        try:
+            segment = urlsplit(url).path.rsplit("/", 1)[-1]
+        except ValueError:
+            segment = ""
         files.append({"name": unquote(segment) or url, "url": url})
     return files
 

@@ -220,8 +220,13 @@ _UPSERT_CHATS = """
     INSERT INTO chats (domain, topic, peer, peer_dn, grp, last_id, last_time, unread)
     VALUES {rows}
     ON CONFLICT (domain, topic, peer) DO UPDATE SET
-        peer_dn = excluded.peer_dn, grp = excluded.grp, last_id = excluded.last_id,
-        last_time = excluded.last_time, unread = chats.unread + excluded.unread"""
+        peer_dn = excluded.peer_dn, grp = excluded.grp,
+        last_id = CASE WHEN excluded.last_id > chats.last_id
+                       THEN excluded.last_id ELSE chats.last_id END,
+        last_time = CASE WHEN excluded.last_id > chats.last_id
+                         THEN excluded.last_time ELSE chats.last_time END,
+        unread = chats.unread + CASE WHEN excluded.last_id > chats.read_upto
+                                     THEN excluded.unread ELSE 0 END"""
 _CHAT_COLUMNS = 8
 _CHATS_PER_UPSERT = _MAX_PARAMS // _CHAT_COLUMNS
 
@@ -229,14 +234,15 @@ _CHATS_PER_UPSERT = _MAX_PARAMS // _CHAT_COLUMNS
 async def _touch_chats(
     db: Database, tx: BaseDBAsyncClient, fresh: list[_Row], ids: dict[_Key, int]
 ) -> None:
-    """Create or move forward the chat of every new row: the new rows are the newest of
-    their chats, so their ids and times become ``last_id``/``last_time``, and those from
-    someone else add to the chat's ``unread`` (see ``unread``)."""
+    """Create or move forward the chat of every new row: the newest new row of a chat
+    gives its ``last_id``/``last_time`` (unless another writer already stored a newer
+    one), and rows from someone else add to the chat's ``unread`` (see ``unread``)."""
     newest: dict[tuple[str, str, str], _Row] = {}
     received: dict[tuple[str, str, str], int] = defaultdict(int)
-    for row in fresh:  # later rows of a chat replace earlier ones: they have higher ids
+    for row in fresh:
         chat = (row.post.domain, row.topic, row.peer)
-        newest[chat] = row
+        if chat not in newest or ids[row.key] > ids[newest[chat].key]:
+            newest[chat] = row
         received[chat] += row.topic != row.post.author
     # In key order, so concurrent writers (PostgreSQL) lock chat rows in one order.
     values = [

@@ -204,7 +204,10 @@ class MessageStore:
             row = await _own_row(tx, domain, user, message_id)
             if row is None:
                 return None
-            await Message.filter(id=row.id).using_db(tx).update(deleted=True)
+            # Only if still live: two deletes of one row at once (two devices) must not
+            # both take it off the unread count.
+            if not await Message.filter(id=row.id, deleted=False).using_db(tx).update(deleted=True):
+                return None
             chat = await (
                 Chat.filter(domain=domain, topic=user, peer=row.peer)
                 .select_for_update()

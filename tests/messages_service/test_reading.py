@@ -137,10 +137,11 @@ async def test_search_finds_text_in_any_case_newest_first(service: RunningServic
 
 async def test_attachments_are_listed_by_name(sqlite_service: RunningService) -> None:
     hub = await sqlite_service.hub()
-    attach = "http://h/messages/files/1/report%20final.pdf http://h/messages/files/2/"
+    attach = "http://h/messages/files/1/report%20final.pdf http://h/messages/files/2/ http://["
     await hub.post(1, **chat_post("alice", "bob", 1, "", attach=attach))
     (row,) = await hub.user("bob").read("alice")
     assert row["attached"] == [
         {"name": "report final.pdf", "url": "http://h/messages/files/1/report%20final.pdf"},
         {"name": "http://h/messages/files/2/", "url": "http://h/messages/files/2/"},
+        {"name": "http://[", "url": "http://["},  # URL-encoded text, not a URL: named by itself
     ]

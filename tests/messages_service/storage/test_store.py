@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -209,3 +210,13 @@ async def test_kept_unread_counts_always_match_the_rows(store: MessageStore) -> 
             assert await store.unread_total(D, who) == expected, (step, who)
             chats = await store.chats(D, who, unread_only=False)
             assert sum(chat.unread for chat in chats) == expected
+
+
+async def test_two_deletes_of_one_unread_row_at_once_count_once(store: MessageStore) -> None:
+    """Two devices delete the same message at the same moment (on PostgreSQL the two
+    transactions really overlap): one succeeds, the unread count drops by one only."""
+    await store.write_posts([post(1), post(2)])
+    first, _ = await store.search(D, "bob", "", 5)
+    removals = await asyncio.gather(*(store.delete(D, "bob", first.id) for _ in range(2)))
+    assert sum(removal is not None for removal in removals) == 1
+    assert await store.unread_total(D, "bob") == 1
