@@ -7,10 +7,11 @@ at once) and stores it in one transaction. Then it answers every Post of the bat
 order (``PostResult`` with the id, or the ``Error`` that Post alone earned, such as an
 unknown group) and finally sends one ``Badge`` per user whose unread count moved.
 
-A failed transaction is retried once; if it fails again every Post of the batch is
-answered ``unavailable``, which tells the hub to keep them in its outbox and resend
-later. Nothing is lost (the hub still holds them) and nothing is doubled (the
-transaction wrote nothing, and Posts are idempotent anyway).
+A failed transaction is retried once; if it fails again every Post of the batch, and
+every Post queued behind it, is answered ``unavailable``, which tells the hub to keep
+them in its outbox and resend them later, in order. Nothing is lost (the hub still
+holds them) and nothing is doubled (the transaction wrote nothing, and Posts are
+idempotent anyway).
 
 Call ``start()``, ``await submit(...)`` for each Post, ``await stop()`` to drain.
 """
@@ -109,6 +110,12 @@ class PostWriter:
         if result is None:
             for item in batch:
                 item.answer(Unavailable().to_wire(item.src))
+            # The Posts queued behind it are refused too: stored before the failed ones
+            # (which the hub resends) they would get smaller ids, out of order (§7.7).
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                item.answer(Unavailable().to_wire(item.src))
+                self._queue.task_done()
             return
         self.batches += 1
         for item, outcome in zip(batch, result.outcomes, strict=True):

@@ -109,13 +109,30 @@ async def test_a_failed_batch_is_retried_once() -> None:
     assert out.frames[0] == {"mt": "PostResult", "src": 1, "id": 10}
 
 
-async def test_a_batch_failing_twice_is_answered_unavailable() -> None:
+async def test_a_batch_failing_twice_is_refused_with_everything_behind_it() -> None:
+    """Post 2 waited behind the failed batch: storing it now would put it before Post 1,
+    which the hub resends; so it is refused too. A Post after that is written."""
     store = ScriptedStore(failures=2)
-    out = await _run(store, [1, 2])
-    assert store.batches == [[1], [1], [2]]
-    assert out.frames[:2] == [
-        {"mt": "Error", "code": "unavailable", "text": "storage unavailable", "src": 1},
-        {"mt": "PostResult", "src": 2, "id": 20},
+    out = Recorder()
+    writer = PostWriter(store, batch_max=512, notify=out)
+    writer.start()
+    store.release.clear()
+    for seq in (1, 2):
+        await writer.submit(QueuedPost(_post(seq), seq, out))
+        await asyncio.sleep(0)
+    store.release.set()
+    for _ in range(100):  # until both are refused
+        if len(out.frames) == 2:
+            break
+        await asyncio.sleep(0)
+    await writer.submit(QueuedPost(_post(3), 3, out))
+    await writer.stop()
+    unavailable = {"mt": "Error", "code": "unavailable", "text": "storage unavailable"}
+    assert store.batches == [[1], [1], [3]]
+    assert out.frames[:3] == [
+        unavailable | {"src": 1},
+        unavailable | {"src": 2},
+        {"mt": "PostResult", "src": 3, "id": 30},
     ]
 
 
