@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 
 _COMPACT_BYTES = 4 * 1024 * 1024
-"""Once everything is acknowledged and the journal is bigger than this, it starts over."""
+"""A journal bigger than this, and more than ``_COMPACT_RATIO`` times what is still
+pending, is rewritten with only the pending Posts: it stays small under steady traffic,
+and the rewrite's cost (proportional to what is pending) is paid rarely."""
+_COMPACT_RATIO = 4
 
 
 class PostOutbox:
@@ -43,6 +46,7 @@ class PostOutbox:
         self.pending: dict[int, str] = {}
         """Durable Posts the service has not acknowledged, oldest first, as the JSON text
         that was journaled and that the link sends: each Post is encoded once."""
+        self._pending_bytes = 0
         self._unsent: deque[int] = deque()
         """Keys of durable Posts not yet handed to the link, oldest first. A cursor, so
         sending costs the same however many Posts wait for their acknowledgement."""
@@ -65,6 +69,7 @@ class PostOutbox:
         self.pending = await asyncio.to_thread(_recover, self.path)
         self._next_key = max(self.pending, default=0) + 1
         self._unsent = deque(self.pending)
+        self._pending_bytes = sum(len(text) for text in self.pending.values())
         self._file, self._size = await asyncio.to_thread(_rewrite, self.path, self.pending)
         if self.pending:
             log.info("outbox: %d stored messages to resend", len(self.pending))
@@ -101,7 +106,9 @@ class PostOutbox:
 
     def done(self, key: int) -> None:
         """The service has stored it."""
-        if self.pending.pop(key, None) is not None:
+        text = self.pending.pop(key, None)
+        if text is not None:
+            self._pending_bytes -= len(text)
             self._done.append(key)
             self._wake.set()
 
@@ -152,19 +159,26 @@ class PostOutbox:
         except BaseException:
             self._adding[:0] = adding  # nobody was told: try again, in the same order
             self._done[:0] = done
+            # Cut off whatever part of it reached the file, so the retry starts a fresh
+            # line: recovery may skip a torn line only at the very end.
+            with contextlib.suppress(Exception):
+                self._file = await asyncio.to_thread(_reopen_at, self.path, self._file, self._size)
             raise
         self._size += len(data)
         if adding:
             for key, text in encoded:
                 self.pending[key] = text
+                self._pending_bytes += len(text)
                 self._unsent.append(key)
             acks = [ack for _, _, ack in adding if ack is not None]
             if acks:
                 self._on_durable(acks)
             self.on_ready()
-        if not self.pending and not self._adding and self._size > _COMPACT_BYTES:
-            file = self._file
-            self._file, self._size = await asyncio.to_thread(_rewrite, self.path, {})
+        if self._size > max(_COMPACT_BYTES, _COMPACT_RATIO * self._pending_bytes):
+            file, snapshot = self._file, dict(self.pending)
+            # Acknowledgements that arrive meanwhile are queued in _done and go to the
+            # new file, after the Posts they cancel.
+            self._file, self._size = await asyncio.to_thread(_rewrite, self.path, snapshot)
             await asyncio.to_thread(file.close)
 
 
@@ -186,6 +200,15 @@ def _append(file: BinaryIO, data: bytes, sync: bool) -> None:
     file.flush()
     if sync:
         os.fsync(file.fileno())
+
+
+def _reopen_at(path: Path, file: BinaryIO, size: int) -> BinaryIO:
+    """Close ``file`` (dropping what its buffer holds), cut the journal back to ``size``
+    bytes and open it again to append."""
+    with contextlib.suppress(OSError):
+        file.close()
+    os.truncate(path, size)
+    return path.open("ab")
 
 
 def _recover(path: Path) -> dict[int, str]:

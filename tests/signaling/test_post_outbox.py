@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import pytest
+
+from signaling import post_outbox
 from signaling.core.actions import StoredAck
 from signaling.post_outbox import PostOutbox
 
@@ -82,4 +85,57 @@ async def test_everything_acknowledged_leaves_nothing_to_resend(tmp_path: Path) 
     again = await opened(path)
     assert again.pending == {}
     assert path.read_bytes() == b""
+    await again.close()
+
+
+async def test_the_journal_stays_small_while_something_is_always_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steady traffic: the service acknowledges each Post after the next one is added,
+    so the outbox is never empty; the journal is still compacted, and keeps exactly
+    what is pending."""
+    monkeypatch.setattr(post_outbox, "_COMPACT_BYTES", 2000)
+    path = tmp_path / "outbox.jsonl"
+    outbox = await opened(path)
+    largest = 0
+    for seq in range(1, 301):
+        outbox.add(post(seq), None)
+        await outbox.flushed()
+        if seq > 1:
+            outbox.done(seq - 1)
+        largest = max(largest, path.stat().st_size)
+    await outbox.flushed()
+    assert largest < 3000  # 300 Posts of ~70 bytes, plus their acknowledgements
+    await outbox.close()
+    again = await opened(path)
+    assert [p["seq"] for _, p in unsent(again)] == [300]
+    await again.close()
+
+
+async def test_a_write_that_fails_halfway_is_cut_off_before_the_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error in the middle of an append (disk full): the part that reached the
+    file is removed, so the retried Posts start on a line of their own and survive."""
+    real_append = post_outbox._append
+    failures = [True]
+
+    def flaky_append(file: BinaryIO, data: bytes, sync: bool) -> None:
+        if failures and len(data) > 20:
+            failures.clear()
+            file.write(data[:15])
+            file.flush()
+            raise OSError(28, "No space left on device")
+        real_append(file, data, sync)
+
+    monkeypatch.setattr(post_outbox, "_append", flaky_append)
+    path = tmp_path / "outbox.jsonl"
+    outbox = await opened(path)
+    outbox.add(post(1), None)
+    outbox.add(post(2), None)
+    await outbox.flushed()
+    assert not failures and list(outbox.pending) == [1, 2]
+    await outbox.close()
+    again = await opened(path)
+    assert [p["seq"] for _, p in unsent(again)] == [1, 2]
     await again.close()
