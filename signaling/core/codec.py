@@ -133,8 +133,11 @@ def _parse_sig(sig: JsonObject) -> Sig:
 
 def _parse_im_message(item: JsonObject) -> ImMessage:
     message_id = _optional_str(item, "id")
-    if message_id is not None and not 0 < len(message_id) <= MAX_ID_LENGTH:
-        raise BadJson(f"im_message id must be 1 to {MAX_ID_LENGTH} characters")
+    if message_id is not None and (
+        not 0 < len(message_id) <= MAX_ID_LENGTH or "\x00" in message_id
+    ):
+        # NUL: no database text column can hold it, and the id is stored with the message
+        raise BadJson(f"im_message id must be 1 to {MAX_ID_LENGTH} characters, without NUL")
     typing = item.get("typing")
     if typing is not None and type(typing) is not bool:
         raise BadJson("im_message typing must be a boolean")

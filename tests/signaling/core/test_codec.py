@@ -136,6 +136,7 @@ def test_signaling_is_parsed() -> None:
         '{"call":1,"sig":{"type":"facility","fty":{}}}',
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","data":5}]}}',
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","id":""}]}}',
+        '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","id":"a\\u0000"}]}}',
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","typing":"yes"}]}}',
         '{"call":9007199254740992,"sig":{"type":"rel"}}',
         '{"call":1,"sig":{"type":"facility","fty":[{"type":"im_message","attach":"a\\u0000"}]}}',
