@@ -9,9 +9,9 @@ raised as ``MessagesServiceError``s; the connection answers them.
 Authorization, in one place (§12.10): every forwarded request acts for the ``user`` and
 ``domain`` the hub stamped; a ``topic`` other than that user is ``forbidden``; ids are
 looked up in the user's own topic only (``not_found`` otherwise); group changes need an
-admin (``forbidden``). Reading a group's chat needs no membership check: rows are
-per-member copies, so a non-member only ever sees the copies it holds itself (none, or
-those from before it left).
+admin (``forbidden``). Reading a group's chat needs membership (PROTOCOL §7.6: only
+members read it), checked even though rows are per-member copies and a non-member would
+find none of its own but those from before it left.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from .requests import (
     read_caller,
     text,
 )
-from .storage import Badge, GroupInfo, MessageStore
+from .storage import Badge, GroupInfo, MessageStore, group_id_of
 
 __all__ = ["HUB_ONLY", "Handlers", "Reply", "refuse_forwarded"]
 
@@ -96,6 +96,11 @@ class Handlers:
 
     async def read_chat(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_read_chat(body)
+        group_id = group_id_of(request.peer)
+        if group_id is not None:
+            group = await self._store.group(caller.domain, group_id)
+            if group is None or group.member(caller.user) is None:
+                raise Forbidden("only members read a group's chat")
         page = await self._store.read_chat(
             caller.domain,
             caller.user,

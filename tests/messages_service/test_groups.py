@@ -70,7 +70,8 @@ async def test_a_non_member_reads_nothing_of_a_group(service: RunningService) ->
     hub = await service.hub()
     _, sip = await _team(hub)
     await hub.post(1, **group_post("alice", sip, 1, "members only"))
-    assert await hub.user("dave").read(sip) == []
+    refused = await hub.user("dave").one("ReadChat", sip=sip)
+    assert refused["mt"] == "Error" and refused["code"] == "forbidden", refused
     assert sip not in await hub.user("dave").chats()
     *hits, _ = await hub.user("dave").ask("Search", text="members")
     assert hits == []
@@ -118,8 +119,11 @@ async def test_members_leave_and_admins_remove(sqlite_service: RunningService) -
     assert (await hub.take("GroupInd"))[-1]["members"] == [{"sip": "alice", "admin": True}]
     assert [g["mt"] for g in await hub.user("bob").ask("ReadGroups")] == ["ReadGroupsResult"]
     await hub.post(2, **group_post("alice", sip, 2, "after"))
-    # bob keeps his copy of what he received as a member, and gets nothing new
-    assert [m["text"] for m in await hub.user("bob").read(sip)] == ["before"]
+    # only members read a group's chat (§7.6); bob's copy of "before" is in his search
+    assert (await hub.user("bob").one("ReadChat", sip=sip))["code"] == "forbidden"
+    assert [hit["msg"]["text"] for hit in (await hub.user("bob").ask("Search", text=""))[:-1]] == [
+        "before"
+    ]
     again = await hub.user("bob").one("WriteMember", grp=group_id, member="bob", remove=True)
     assert again["code"] == "not_found"
     promoted = await hub.user("alice").one("WriteMember", grp=group_id, member="bob", admin=True)
