@@ -1242,21 +1242,31 @@ def terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    plan = parse_plan(argv)
+def run_bench(
+    run: Callable[[contextlib.ExitStack], JsonObject],
+    summarize: Callable[[JsonObject], str],
+    save_to: Callable[[JsonObject], Path] | None,
+) -> int:
+    """A benchmark's main: ``run`` with every process it starts stopped on exit, Ctrl-C
+    or SIGTERM; then the summary, and the JSON saved unless ``save_to`` is None."""
     raise_fd_limit()
     began = time.monotonic()
     with terminate_as_exit(), contextlib.ExitStack() as stack:
         try:
-            results = Bench(plan, stack).run()
+            results = run(stack)
         except KeyboardInterrupt:
             print("\ninterrupted; stopping servers and load processes", file=sys.stderr)
             return 130
     results["wall_seconds"] = time.monotonic() - began
-    say("\n" + summary(results))
-    if plan.save:
-        say(f"saved {save(results).relative_to(ROOT)}")
+    say("\n" + summarize(results))
+    if save_to is not None:
+        say(f"saved {save_to(results).relative_to(ROOT)}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = parse_plan(argv)
+    return run_bench(lambda stack: Bench(plan, stack).run(), summary, save if plan.save else None)
 
 
 if __name__ == "__main__":

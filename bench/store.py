@@ -43,7 +43,6 @@ from relay import (
     DOMAIN,
     DRAIN_SECONDS,
     HOST,
-    ROOT,
     START_LEAD,
     JsonObject,
     ServerProcess,
@@ -55,12 +54,11 @@ from relay import (
     cpu_ticks,
     cpu_use,
     free_port,
-    raise_fd_limit,
+    run_bench,
     sample_cpu,
     say,
     source_version,
     switchboard_command,
-    terminate_as_exit,
     user_name,
     user_password,
 )
@@ -465,19 +463,9 @@ def save(results: JsonObject) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     plan = parse_plan(argv)
-    raise_fd_limit()
-    began = time.monotonic()
-    with terminate_as_exit(), contextlib.ExitStack() as stack:
-        try:
-            results = StoreBench(plan, stack).run()
-        except KeyboardInterrupt:
-            print("\ninterrupted; stopping servers and load processes", file=sys.stderr)
-            return 130
-    results["wall_seconds"] = time.monotonic() - began
-    say("\n" + summary(results))
-    if plan.save:
-        say(f"saved {save(results).relative_to(ROOT)}")
-    return 0
+    return run_bench(
+        lambda stack: StoreBench(plan, stack).run(), summary, save if plan.save else None
+    )
 
 
 if __name__ == "__main__":

@@ -289,19 +289,7 @@ class ChatCalls:
         now = int(wall)
         seq = call.next_seq()
         user = leg.reg.user
-        item: JsonObject = {
-            "type": "im_message",
-            "sender": user.sip,
-            "sender_dn": user.dn,
-            "time": now,
-            "seq": seq,
-            "mime": "text/html",
-            "data": html,
-        }
-        if raw.attach is not None:
-            item["attach"] = raw.attach
-        if raw.subject is not None:
-            item["subject"] = raw.subject
+        item = _relayed_item(leg, now, seq, html, raw)
         receivers = [other for other in call.joined if other is not leg]
         for other in receivers:
             self._send_fty(other.reg, other.number, item)
@@ -536,20 +524,7 @@ class ChatCalls:
         elif call.answered_by_hub:
             state = _PENDING
         else:
-            user = leg.reg.user
-            out: JsonObject = {
-                "type": "im_message",
-                "sender": user.sip,
-                "sender_dn": user.dn,
-                "time": now,
-                "seq": seq,
-                "mime": "text/html",
-                "data": html,
-            }
-            if raw.attach is not None:
-                out["attach"] = raw.attach
-            if raw.subject is not None:
-                out["subject"] = raw.subject
+            out = _relayed_item(leg, now, seq, html, raw)
             call.held.append(HeldMessage(out, message_id, size))
             call.held_bytes += size
             state = "held"
@@ -776,6 +751,27 @@ _HUB_FTY = frozenset(
 )
 """Facility types only the hub writes: a client's copies are dropped, never passed on,
 so no peer can fake a name, an acknowledgement or a presence state."""
+
+
+def _relayed_item(leg: Leg, now: int, seq: int, html: str, raw: ImMessage) -> JsonObject:
+    """The ``im_message`` as receivers get it (PROTOCOL §12.5), as a dict: for messages
+    held until ``conn`` and for group calls; a one-to-one relay builds its frame as text
+    (``_relay_text``)."""
+    user = leg.reg.user
+    item: JsonObject = {
+        "type": "im_message",
+        "sender": user.sip,
+        "sender_dn": user.dn,
+        "time": now,
+        "seq": seq,
+        "mime": "text/html",
+        "data": html,
+    }
+    if raw.attach is not None:
+        item["attach"] = raw.attach
+    if raw.subject is not None:
+        item["subject"] = raw.subject
+    return item
 
 
 def _relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw: ImMessage) -> str:
