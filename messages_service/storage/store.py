@@ -39,6 +39,10 @@ from .unread import mark_read, unread_totals
 __all__ = ["MessageStore"]
 
 _SEARCH_CHUNK = 200
+SEARCH_SCAN_MAX = 10_000
+"""Rows a Search reads when the database cannot narrow them (a non-ASCII needle): the
+service answers one hub's requests in order, so one search through a long history
+must not hold up every other user of that hub."""
 _TAG = re.compile(r"<[^>]*>")
 
 
@@ -146,19 +150,22 @@ class MessageStore:
         )
         hits: list[StoredMessage] = []
         before: int | None = None
-        while len(hits) < count:
+        scanned = 0
+        while len(hits) < count and (prefilter or scanned < SEARCH_SCAN_MAX):
             query = Message.filter(domain=domain, topic=user, deleted=False)
             if prefilter:
                 query = query.filter(text__icontains=prefilter)
             if before is not None:
                 query = query.filter(id__lt=before)
-            chunk = await query.using_db(conn).order_by("-id").limit(_SEARCH_CHUNK)
+            size = _SEARCH_CHUNK if prefilter else min(_SEARCH_CHUNK, SEARCH_SCAN_MAX - scanned)
+            chunk = await query.using_db(conn).order_by("-id").limit(size)
+            scanned += len(chunk)
             hits += (
                 _stored(row, user, marks.get(row.peer, 0))
                 for row in chunk
                 if wanted in _visible_text(row.text).casefold()
             )
-            if len(chunk) < _SEARCH_CHUNK:
+            if len(chunk) < size:
                 break
             before = chunk[-1].id
         return hits[:count]

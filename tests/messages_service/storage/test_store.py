@@ -11,6 +11,7 @@ import pytest
 
 from messages_service.errors import NotFound
 from messages_service.storage import Badge, MessageStore, NewPost
+from messages_service.storage import store as store_module
 
 D = "example.com"
 
@@ -220,3 +221,14 @@ async def test_two_deletes_of_one_unread_row_at_once_count_once(store: MessageSt
     removals = await asyncio.gather(*(store.delete(D, "bob", first.id) for _ in range(2)))
     assert sum(removal is not None for removal in removals) == 1
     assert await store.unread_total(D, "bob") == 1
+
+
+async def test_a_search_the_database_cannot_narrow_reads_a_bounded_history(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SEARCH_SCAN_MAX", 3)
+    await store.write_posts([post(seq, f"café {seq}") for seq in range(1, 11)])
+    folded = await store.search(D, "bob", "CAFÉ", 50)  # non-ASCII: matched in Python
+    assert [hit.seq for hit in folded] == [10, 9, 8]  # the newest 3 rows only
+    ascii_only = await store.search(D, "bob", "CAF", 50)  # narrowed by the database
+    assert len(ascii_only) == 10
