@@ -150,3 +150,6 @@ async def test_kill_9_of_the_service_loses_no_message_acknowledged_stored(
     per_side = Counter(topic for topic, _ in rows)
     assert per_side == {"alice": MESSAGES, "bob": MESSAGES}, per_side
     assert sorted({seq for _, seq in rows}) == sorted(acked.values())
+    for side in ("alice", "bob"):  # stored in the order sent (§7.7), resends included
+        seqs = [seq for topic, seq in rows if topic == side]
+        assert seqs == sorted(seqs), side
