@@ -18,6 +18,7 @@ from .loader import ENV_PREFIX, load_config
 from .sections import (
     AppConfig,
     Config,
+    FilesConfig,
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
@@ -33,6 +34,7 @@ __all__ = [
     "AppConfig",
     "Config",
     "ConfigError",
+    "FilesConfig",
     "LimitsConfig",
     "LoginConfig",
     "MessagesConfig",

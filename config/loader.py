@@ -27,6 +27,7 @@ from .errors import ConfigError, shown_value, type_name
 from .sections import (
     AppConfig,
     Config,
+    FilesConfig,
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
@@ -287,6 +288,13 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "keepalive": _POSITIVE_DURATION,
         "request_timeout": _POSITIVE_DURATION,
     },
+    "files": {
+        "dir": _Option(_optional_string),
+        "max_size": _POSITIVE_SIZE,
+        "temp_ttl": _POSITIVE_DURATION,
+        "quota": _POSITIVE_SIZE,
+        "gc_interval": _POSITIVE_DURATION,
+    },
 }
 _TOP_LEVEL = (*_SECTIONS, "tenants")
 _TENANT_KEYS = ("demo", "users", "apps")
@@ -346,6 +354,7 @@ def _build(tree: Table) -> Config:
         limits=LimitsConfig(**_section_values(tree, "limits")),
         signaling=SignalingConfig(**_section_values(tree, "signaling")),
         messages=MessagesConfig(**_section_values(tree, "messages")),
+        files=FilesConfig(**_section_values(tree, "files")),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)

@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "AppConfig",
     "Config",
+    "FilesConfig",
     "LimitsConfig",
     "LoginConfig",
     "MessagesConfig",
@@ -91,6 +92,17 @@ class MessagesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FilesConfig:
+    """File buffers for attachments (PROTOCOL §8)."""
+
+    dir: str = ""  # empty = the folder "files" in server.data_dir
+    max_size: int = 25 * 1024 * 1024  # bytes per file, at most
+    temp_ttl: float = 600.0  # seconds a temporary buffer (and its upload url) lives
+    quota: int = 1024 * 1024 * 1024  # bytes of buffers one user may hold
+    gc_interval: float = 60.0  # seconds between garbage collections
+
+
+@dataclass(frozen=True, slots=True)
 class UserConfig:
     """A person who logs in with sip + password; ``licences`` unlock features ("messages")."""
 
@@ -131,6 +143,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     signaling: SignalingConfig = SignalingConfig()
     messages: MessagesConfig = MessagesConfig()
+    files: FilesConfig = FilesConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

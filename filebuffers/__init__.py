@@ -1,4 +1,28 @@
-"""Temporary and permanent file buffers for attachments (PROTOCOL §8). Not part of this
-release yet."""
+"""Temporary and permanent file buffers for attachments (PROTOCOL §8): a local store with
+streamed, hashed, size-checked uploads and content-addressed bytes, safe names, content
+sniffing and signed download urls. Imports nothing else of Switchboard."""
 
-__all__: list[str] = []
+from .errors import AlreadyUploaded, Expired, FileBufferError, Forbidden, NotFound, TooBig
+from .names import content_disposition, safe_name
+from .signing import sign, verify
+from .sniff import INLINE_IMAGES, sniff
+from .store import Buffer, LocalStore, Owner, Usage
+
+__all__ = [
+    "INLINE_IMAGES",
+    "AlreadyUploaded",
+    "Buffer",
+    "Expired",
+    "FileBufferError",
+    "Forbidden",
+    "LocalStore",
+    "NotFound",
+    "Owner",
+    "TooBig",
+    "Usage",
+    "content_disposition",
+    "safe_name",
+    "sign",
+    "sniff",
+    "verify",
+]

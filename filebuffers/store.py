@@ -1,0 +1,409 @@
+"""File buffers on a local (or shared) folder (PROTOCOL §8; DESIGN "Attachments").
+
+Theory of operation. A *buffer* is what a client sees: an id, a name, a type, a size,
+an owner and a lifetime. Its bytes live apart, as a *blob* named by their SHA-256, so
+the permanent buffers made for each side of a message share one copy on disk while
+each has its own id, owner and lifetime (deleting one side's buffer never touches the
+other's). The folder holds::
+
+    buffers/<id>.json     one per buffer: its metadata, replaced atomically
+    blobs/<h[:2]>/<h>     the bytes, by SHA-256, written once and never changed
+    incoming/<random>     uploads in progress
+
+An upload is streamed chunk by chunk into ``incoming/`` with a running size check (the
+writer stops at the limit, whatever the client declared) and a running hash, then
+flushed, ``fsync``ed and renamed to its blob; only then does the buffer's metadata say
+it holds bytes. A failed, refused or interrupted upload deletes its incoming file
+before the error leaves ``upload``. Nothing a client sends becomes part of a path: ids
+are checked against their alphabet, names are only metadata.
+
+Garbage collection removes expired temporary buffers, incoming files older than a
+temporary buffer lives, and blobs no buffer refers to once they are that old too (the
+age keeps a blob that an upload has just renamed, but not yet recorded, alive).
+
+Quotas are counted per owner over the buffers that hold bytes; the counts are built
+from the metadata at ``open`` and kept in memory, which is exact for one process per
+folder (the embedded default and the split mode's single service).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import re
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterable, Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import aiofiles
+
+from .errors import AlreadyUploaded, Expired, NotFound, TooBig
+from .names import safe_name
+from .sniff import SNIFF_BYTES, sniff
+
+__all__ = ["Buffer", "LocalStore", "Owner", "Usage"]
+
+_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+Kind = Literal["temporary", "permanent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    domain: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class Buffer:
+    """One buffer's metadata, as stored in ``buffers/<id>.json``."""
+
+    id: str
+    kind: Kind
+    domain: str
+    user: str
+    name: str
+    mime: str
+    size: int  # bytes held (0 until uploaded); the announced size is ``announced``
+    sha256: str  # "" until uploaded
+    created: float
+    expires: float | None  # temporary buffers only
+    key_hash: str = ""  # temporary buffers: SHA-256 of the upload key
+    announced: int | None = None
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.domain, self.user)
+
+    @property
+    def uploaded(self) -> bool:
+        return bool(self.sha256)
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What one garbage collection removed."""
+
+    buffers: int = 0
+    incoming: int = 0
+    blobs: int = 0
+
+
+class LocalStore:
+    """Buffers in ``root``; see the module documentation. Open with ``await open()``."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        max_size: int,
+        temp_ttl: float,
+        quota: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.root = root
+        self.max_size = max_size
+        self.temp_ttl = temp_ttl
+        self.quota = quota
+        self._clock = clock
+        self._used: dict[Owner, int] = defaultdict(int)
+        self._uploading: set[str] = set()
+
+    async def open(self) -> None:
+        """Make the folders and count every owner's usage."""
+
+        def scan() -> dict[Owner, int]:
+            for part in ("buffers", "blobs", "incoming"):
+                (self.root / part).mkdir(parents=True, exist_ok=True)
+            used: dict[Owner, int] = defaultdict(int)
+            for buffer in self._all_buffers():
+                used[buffer.owner] += buffer.size
+            return used
+
+        self._used = await asyncio.to_thread(scan)
+
+    # -- what clients do ---------------------------------------------------------------
+
+    def used(self, owner: Owner) -> int:
+        """Bytes held by ``owner``'s buffers."""
+        return self._used.get(owner, 0)
+
+    def room(self, owner: Owner) -> int:
+        """The most one more file of ``owner`` may hold: the file limit or what is left
+        of the quota, whichever is smaller."""
+        return max(0, min(self.max_size, self.quota - self.used(owner)))
+
+    async def create(
+        self, owner: Owner, name: str | None, mime: str | None, announced: int | None
+    ) -> tuple[Buffer, str]:
+        """A temporary buffer and the key that uploads into it (PROTOCOL §8.1). An
+        announced size over ``room`` is refused before anything is written."""
+        room = self.room(owner)
+        if announced is not None and announced > room:
+            raise TooBig(room)
+        key = secrets.token_urlsafe(32)
+        now = self._clock()
+        buffer = Buffer(
+            id=secrets.token_urlsafe(16),
+            kind="temporary",
+            domain=owner.domain,
+            user=owner.user,
+            name=safe_name(name),
+            mime=(mime or "application/octet-stream")[:200],
+            size=0,
+            sha256="",
+            created=now,
+            expires=now + self.temp_ttl,
+            key_hash=_key_hash(key),
+            announced=announced,
+        )
+        await self._save(buffer)
+        return buffer, key
+
+    async def get(self, buffer_id: str) -> Buffer | None:
+        """The buffer, or None for an unknown or malformed id."""
+        if _ID.fullmatch(buffer_id) is None:
+            return None
+        return await asyncio.to_thread(self._load, buffer_id)
+
+    async def check_upload(self, buffer_id: str, key: str, declared: int | None) -> Buffer:
+        """Everything that can refuse an upload before its body is read: an unknown
+        buffer or a wrong key (``not_found``), expiry, a second upload, and a declared
+        ``Content-Length`` over the room left (``too_big``)."""
+        buffer = await self.get(buffer_id)
+        if buffer is None or buffer.kind != "temporary" or not _key_matches(buffer, key):
+            raise NotFound("no such upload")
+        if buffer.expired(self._clock()):
+            raise Expired("the upload url has expired")
+        if buffer.uploaded or buffer_id in self._uploading:
+            raise AlreadyUploaded("this buffer already holds its file")
+        room = self.room(buffer.owner)
+        if declared is not None and declared > room:
+            raise TooBig(room)
+        return buffer
+
+    async def upload(
+        self,
+        buffer_id: str,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        declared: int | None = None,
+        claimed_mime: str | None = None,
+    ) -> Buffer:
+        """Stream ``chunks`` into the buffer (PROTOCOL §8.2). Stops with ``TooBig`` as
+        soon as the bytes go over the room left, whatever ``declared`` said; on any
+        failure (or cancellation) nothing of the upload is left on disk."""
+        buffer = await self.check_upload(buffer_id, key, declared)
+        if buffer_id in self._uploading:  # another upload started since the check
+            raise AlreadyUploaded("this buffer is being uploaded")
+        owner = buffer.owner
+        limit = self.room(owner)
+        self._uploading.add(buffer_id)
+        incoming = self.root / "incoming" / secrets.token_hex(16)
+        try:
+            size, digest, head = await _receive(chunks, incoming, limit)
+            blob = self._blob_path(digest)
+            await asyncio.to_thread(_settle, incoming, blob)
+            current = await self.get(buffer_id)
+            if current is None or current.expired(self._clock()):
+                raise Expired("the upload url expired during the upload")
+            mime = sniff(head, claimed_mime or buffer.mime)
+            done = replace(current, size=size, sha256=digest, mime=mime)
+            await self._save(done)
+            self._used[owner] += size
+            return done
+        finally:
+            self._uploading.discard(buffer_id)
+            with contextlib.suppress(FileNotFoundError):
+                await asyncio.to_thread(incoming.unlink)
+
+    async def promote(self, buffer_id: str, owners: list[Owner]) -> list[Buffer]:
+        """One permanent buffer per owner over the temporary buffer's bytes (PROTOCOL
+        §8.4), then the temporary buffer is deleted. Its bytes are not copied."""
+        temporary = await self.get(buffer_id)
+        if temporary is None or temporary.kind != "temporary" or not temporary.uploaded:
+            raise NotFound("no uploaded temporary buffer")
+        now = self._clock()
+        made = []
+        for owner in owners:
+            permanent = replace(
+                temporary,
+                id=secrets.token_urlsafe(16),
+                kind="permanent",
+                domain=owner.domain,
+                user=owner.user,
+                created=now,
+                expires=None,
+                key_hash="",
+            )
+            await self._save(permanent)
+            self._used[owner] += permanent.size
+            made.append(permanent)
+        await self.delete(buffer_id)
+        return made
+
+    async def delete(self, buffer_id: str) -> bool:
+        """Forget the buffer; its blob goes with the next collection if nothing else
+        refers to it. False when there was no such buffer."""
+        buffer = await self.get(buffer_id)
+        if buffer is None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(self._meta_path(buffer_id).unlink)
+            self._used[buffer.owner] -= buffer.size
+            return True
+        return False
+
+    def blob(self, buffer: Buffer) -> Path:
+        """Where the bytes of an uploaded buffer are."""
+        if _SHA256.fullmatch(buffer.sha256) is None:
+            raise NotFound("the buffer holds no file")
+        return self._blob_path(buffer.sha256)
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    async def collect_garbage(self) -> Usage:
+        """Remove expired temporary buffers, stale incoming files and orphaned blobs."""
+        now = self._clock()
+        expired = [b for b in await asyncio.to_thread(self._all_buffers) if b.expired(now)]
+        for buffer in expired:
+            await self.delete(buffer.id)
+        incoming, blobs = await asyncio.to_thread(self._sweep, now - self.temp_ttl)
+        return Usage(len(expired), incoming, blobs)
+
+    def _sweep(self, older_than: float) -> tuple[int, int]:
+        referenced = {buffer.sha256 for buffer in self._all_buffers()}
+        incoming = 0
+        for path in (self.root / "incoming").iterdir():
+            if _mtime(path) < older_than:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    incoming += 1
+        blobs = 0
+        for folder in (self.root / "blobs").iterdir():
+            for path in folder.iterdir():
+                if path.name not in referenced and _mtime(path) < older_than:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        blobs += 1
+        return incoming, blobs
+
+    # -- metadata files ------------------------------------------------------------------
+
+    def _meta_path(self, buffer_id: str) -> Path:
+        if _ID.fullmatch(buffer_id) is None:
+            raise NotFound("malformed buffer id")
+        return self.root / "buffers" / f"{buffer_id}.json"
+
+    def _blob_path(self, digest: str) -> Path:
+        return self.root / "blobs" / digest[:2] / digest
+
+    async def _save(self, buffer: Buffer) -> None:
+        path = self._meta_path(buffer.id)
+        await asyncio.to_thread(_write_atomically, path, json.dumps(asdict(buffer)).encode())
+
+    def _load(self, buffer_id: str) -> Buffer | None:
+        try:
+            data = self._meta_path(buffer_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        return _parse(data)
+
+    def _all_buffers(self) -> list[Buffer]:
+        found = []
+        for path in (self.root / "buffers").glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):
+                buffer = _parse(path.read_bytes())
+                if buffer is not None:
+                    found.append(buffer)
+        return found
+
+
+async def _receive(chunks: AsyncIterable[bytes], path: Path, limit: int) -> tuple[int, str, bytes]:
+    """Write ``chunks`` to ``path`` with a running size check and hash; flushed and
+    ``fsync``ed. Returns (size, sha256 hex, the first ``SNIFF_BYTES``)."""
+    hasher = hashlib.sha256()
+    head = b""
+    size = 0
+    async with aiofiles.open(path, "wb") as file:
+        async for chunk in chunks:
+            if not chunk:
+                continue
+            size += len(chunk)
+            if size > limit:
+                raise TooBig(limit)
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+            hasher.update(chunk)
+            await file.write(chunk)
+        await file.flush()
+        await asyncio.to_thread(os.fsync, file.fileno())
+    return size, hasher.hexdigest(), head
+
+
+def _settle(incoming: Path, blob: Path) -> None:
+    """Make ``incoming`` the blob, or drop it when that content is stored already (then
+    the blob's time is renewed, so a collection running now does not take it)."""
+    blob.parent.mkdir(exist_ok=True)
+    if blob.exists():
+        os.utime(blob)
+        return
+    os.replace(incoming, blob)
+    _sync_folder(blob.parent)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    try:
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _parse(data: bytes) -> Buffer | None:
+    try:
+        fields: dict[str, Any] = json.loads(data)
+        return Buffer(**fields)
+    except (ValueError, TypeError):
+        return None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("inf")
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_matches(buffer: Buffer, key: str) -> bool:
+    return bool(buffer.key_hash) and secrets.compare_digest(buffer.key_hash, _key_hash(key))
