@@ -7,6 +7,7 @@ from typing import Any
 
 __all__ = [
     "AlreadyUploaded",
+    "BadRequest",
     "Expired",
     "FileBufferError",
     "Forbidden",
@@ -27,6 +28,13 @@ class FileBufferError(Exception):
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "text": self.text}
+
+
+class BadRequest(FileBufferError):
+    """A malformed request, such as a ``Content-Length`` that is not a number."""
+
+    code = "bad_json"
+    status = 400
 
 
 class TooBig(FileBufferError):

@@ -177,6 +177,15 @@ class LocalStore:
             return None
         return await asyncio.to_thread(self._load, buffer_id)
 
+    def opens(self, buffer: Buffer, key: str) -> bool:
+        """True when ``key`` is the upload key of the temporary ``buffer``."""
+        return _key_matches(buffer, key)
+
+    def check_alive(self, buffer: Buffer, now: float) -> None:
+        """``Expired`` for a temporary buffer past its lifetime."""
+        if buffer.expired(now):
+            raise Expired("the url has expired")
+
     async def check_upload(self, buffer_id: str, key: str, declared: int | None) -> Buffer:
         """Everything that can refuse an upload before its body is read: an unknown
         buffer or a wrong key (``not_found``), expiry, a second upload, and a declared
@@ -189,6 +198,8 @@ class LocalStore:
         if buffer.uploaded or buffer_id in self._uploading:
             raise AlreadyUploaded("this buffer already holds its file")
         room = self.room(buffer.owner)
+        if buffer.announced is not None:
+            room = min(room, buffer.announced)
         if declared is not None and declared > room:
             raise TooBig(room)
         return buffer
@@ -203,13 +214,16 @@ class LocalStore:
         claimed_mime: str | None = None,
     ) -> Buffer:
         """Stream ``chunks`` into the buffer (PROTOCOL §8.2). Stops with ``TooBig`` as
-        soon as the bytes go over the room left, whatever ``declared`` said; on any
-        failure (or cancellation) nothing of the upload is left on disk."""
+        soon as the bytes go over the room left, or over the size announced at
+        ``create``, whatever ``declared`` said; on any failure (or cancellation)
+        nothing of the upload is left on disk."""
         buffer = await self.check_upload(buffer_id, key, declared)
         if buffer_id in self._uploading:  # another upload started since the check
             raise AlreadyUploaded("this buffer is being uploaded")
         owner = buffer.owner
         limit = self.room(owner)
+        if buffer.announced is not None:  # the client said how big: not a byte more
+            limit = min(limit, buffer.announced)
         self._uploading.add(buffer_id)
         incoming = self.root / "incoming" / secrets.token_hex(16)
         try:

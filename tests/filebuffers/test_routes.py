@@ -1,0 +1,219 @@
+"""Upload and download over real HTTP (uvicorn on loopback, httpx): the refusals of §8.2
+with their codes, the safe headers of §8.5, Range, and who may read what."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+
+from config import Config
+from filebuffers import Buffer, LocalStore, Owner
+from filebuffers.routes import FileRoutes
+from signaling.server import bound_socket, uvicorn_config
+
+ALICE = Owner("example.com", "alice")
+BOB = Owner("other.org", "bob")
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+SECRET = b"s" * 32
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Served:
+    files: FileRoutes
+    store: LocalStore
+    http: httpx.AsyncClient
+    clock: Clock
+    port: int
+
+    async def temporary(self, data: bytes, name: str = "f.bin", mime: str = "") -> str:
+        """A temporary buffer holding ``data``: its url."""
+        buffer, key = await self.store.create(ALICE, name, mime or None, len(data))
+        url = self.files.upload_url(buffer, key)
+        answer = await self.http.post(url, content=data, headers={"Content-Type": mime or "x/y"})
+        assert answer.status_code == 201, answer.text
+        return url
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    clock = Clock()
+    store = LocalStore(
+        tmp_path / "files", max_size=64 * 1024, temp_ttl=600, quota=10**7, clock=clock
+    )
+    await store.open()
+    files = FileRoutes(store, SECRET, clock=clock)
+    app = Starlette(routes=files.routes())
+    sock = bound_socket("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn_config(app, Config(), log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    port = sock.getsockname()[1]
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            yield Served(files, store, http, clock, port)
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+async def test_upload_answers_201_with_the_sniffed_type_and_hash(served: Served) -> None:
+    buffer, key = await served.store.create(ALICE, "pic.png", "text/html", len(PNG))
+    answer = await served.http.post(
+        served.files.upload_url(buffer, key), content=PNG, headers={"Content-Type": "text/html"}
+    )
+    assert answer.status_code == 201
+    body = answer.json()
+    assert (body["id"], body["size"], body["mime"]) == (buffer.id, len(PNG), "image/png")
+    assert len(body["sha256"]) == 64
+
+
+async def test_refusals_are_json_with_their_codes(served: Served) -> None:
+    buffer, key = await served.store.create(ALICE, "a.bin", None, None)
+    url = served.files.upload_url(buffer, key)
+    too_big = await served.http.post(url, content=b"x" * (64 * 1024 + 1))
+    assert too_big.status_code == 413
+    assert too_big.json() == {"code": "too_big", "text": "at most 65536 bytes", "max_bytes": 65536}
+    wrong_key = await served.http.post(f"/messages/files/{buffer.id}?key=nope", content=b"x")
+    assert (wrong_key.status_code, wrong_key.json()["code"]) == (404, "not_found")
+    assert (await served.http.post(url, content=b"ok")).status_code == 201
+    again = await served.http.post(url, content=b"again")
+    assert (again.status_code, again.json()["code"]) == (409, "bad_state")
+    late, late_key = await served.store.create(ALICE, "late.bin", None, None)
+    served.clock.now += 601
+    expired = await served.http.post(served.files.upload_url(late, late_key), content=b"x")
+    assert (expired.status_code, expired.json()["code"]) == (410, "expired")
+    odd = await served.http.post("/messages/files/..%2F..%2Fetc?key=x", content=b"x")
+    assert odd.status_code == 404
+
+
+@pytest.mark.parametrize(("announced", "limit"), [(10, 10), (None, 65536)])
+async def test_a_body_bigger_than_said_is_cut_off_at_the_limit(
+    served: Served, announced: int | None, limit: int
+) -> None:
+    """A chunked body (no Content-Length to refuse early) of 100 KiB: cut off as soon as
+    it passes the size announced at CreateFileBuffer, else the file limit; nothing kept."""
+    buffer, key = await served.store.create(ALICE, "liar.bin", None, announced)
+    path = served.files.upload_url(buffer, key)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    with contextlib.suppress(ConnectionError):
+        for _ in range(100):
+            writer.write(b"400\r\n" + b"z" * 1024 + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+    head = await reader.read(4096)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+    assert f'"max_bytes":{limit}'.encode() in head
+    assert list((served.store.root / "incoming").iterdir()) == []
+    assert not (await served.store.get(buffer.id)).uploaded  # type: ignore[union-attr]
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_the_body(served: Served) -> None:
+    buffer, key = await served.store.create(ALICE, "big.bin", None, None)
+    path = served.files.upload_url(buffer, key)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(4096), 5)  # no body was sent at all
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 413"), head[:200]
+
+
+async def test_html_and_svg_are_served_as_sandboxed_attachments(served: Served) -> None:
+    for data, name, sniffed in [
+        (b"<!doctype html><script>alert(1)</script>", "page.html", "text/html"),
+        (
+            b"<svg xmlns='http://www.w3.org/2000/svg'><script>x()</script></svg>",
+            "i.svg",
+            "image/svg+xml",
+        ),
+    ]:
+        url = await served.temporary(data, name, "image/png")  # claimed an image
+        answer = await served.http.get(url)
+        assert answer.status_code == 200 and answer.content == data
+        assert answer.headers["content-disposition"].startswith("attachment; ")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["content-security-policy"] == "sandbox"
+        assert answer.headers["content-type"].split(";")[0] == sniffed
+
+
+async def test_images_are_shown_inline_and_names_come_back_safely(served: Served) -> None:
+    url = await served.temporary(PNG, "../../\u202egnp.exe", "image/png")
+    answer = await served.http.get(url)
+    assert answer.headers["content-disposition"] == (
+        "inline; filename=\"gnp.exe\"; filename*=UTF-8''gnp.exe"
+    )
+    assert answer.headers["content-security-policy"] == "sandbox"
+
+
+async def test_range_requests_are_served(served: Served) -> None:
+    url = await served.temporary(PNG, "p.png", "image/png")
+    part = await served.http.get(url, headers={"Range": "bytes=8-15"})
+    assert part.status_code == 206 and part.content == PNG[8:16]
+    assert part.headers["content-range"] == f"bytes 8-15/{len(PNG)}"
+    assert part.headers["x-content-type-options"] == "nosniff"
+    tail = await served.http.get(url, headers={"Range": "bytes=-4"})
+    assert tail.content == PNG[-4:]
+    beyond = await served.http.get(url, headers={"Range": f"bytes={len(PNG) + 10}-"})
+    assert beyond.status_code == 416
+
+
+async def test_a_temporary_url_expires(served: Served) -> None:
+    url = await served.temporary(b"soon gone", "a.txt", "text/plain")
+    assert (await served.http.get(url)).status_code == 200
+    served.clock.now += 601
+    assert (await served.http.get(url)).status_code == 410
+
+
+async def _permanent(served: Served) -> Buffer:
+    buffer, key = await served.store.create(ALICE, "doc.pdf", "application/pdf", None)
+    await served.store.upload(buffer.id, key, _once(b"%PDF-1.7 body"))
+    (permanent,) = await served.store.promote(buffer.id, [BOB])
+    return permanent
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_signed_urls_open_for_their_session_only_until_they_expire(served: Served) -> None:
+    permanent = await _permanent(served)
+    url = served.files.signed_url(permanent, "session-1", lifetime=60)
+    answer = await served.http.get(url)
+    assert answer.status_code == 200 and answer.content == b"%PDF-1.7 body"
+    assert answer.headers["content-disposition"].startswith("attachment; ")
+    other_session = url.replace("s=session-1", "s=session-2")
+    assert (await served.http.get(other_session)).status_code == 403
+    unsigned = f"/messages/files/{permanent.id}"
+    assert (await served.http.get(unsigned)).status_code == 403
+    with_a_key = f"/messages/files/{permanent.id}?key=anything"
+    assert (await served.http.get(with_a_key)).status_code == 403
+    served.clock.now += 61
+    assert (await served.http.get(url)).status_code == 403
