@@ -247,26 +247,34 @@ class LocalStore:
         """One permanent buffer per owner over the temporary buffer's bytes (PROTOCOL
         §8.4), then the temporary buffer is deleted. Its bytes are not copied."""
         temporary = await self.get(buffer_id)
-        if temporary is None or temporary.kind != "temporary" or not temporary.uploaded:
+        if temporary is None:
             raise NotFound("no uploaded temporary buffer")
-        now = self._clock()
-        made = []
-        for owner in owners:
-            permanent = replace(
-                temporary,
-                id=secrets.token_urlsafe(16),
-                kind="permanent",
-                domain=owner.domain,
-                user=owner.user,
-                created=now,
-                expires=None,
-                key_hash="",
-            )
-            await self._save(permanent)
-            self._used[owner] += permanent.size
-            made.append(permanent)
+        made = [await self.grant(temporary, owner, secrets.token_urlsafe(16)) for owner in owners]
         await self.delete(buffer_id)
         return made
+
+    async def grant(self, temporary: Buffer, owner: Owner, buffer_id: str) -> Buffer:
+        """The permanent buffer ``buffer_id`` of ``owner`` over the bytes of the uploaded
+        ``temporary`` buffer (no copy is made); the existing one when it was granted
+        already, so granting again (a Post stored twice) changes nothing."""
+        if temporary.kind != "temporary" or not temporary.uploaded:
+            raise NotFound("no uploaded temporary buffer")
+        existing = await self.get(buffer_id)
+        if existing is not None:
+            return existing
+        permanent = replace(
+            temporary,
+            id=buffer_id,
+            kind="permanent",
+            domain=owner.domain,
+            user=owner.user,
+            created=self._clock(),
+            expires=None,
+            key_hash="",
+        )
+        await self._save(permanent)
+        self._used[owner] += permanent.size
+        return permanent
 
     async def delete(self, buffer_id: str) -> bool:
         """Forget the buffer; its blob goes with the next collection if nothing else

@@ -10,19 +10,26 @@ Layers: routes (``connection``) -> ``handlers`` / ``writer`` -> ``storage``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from config import Config, ConfigError
+from filebuffers import LocalStore
+from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.throttle import LoginThrottle
 
 from .accounts import ServiceAccounts
+from .attachments import Attachments
 from .connection import Connection, Services
 from .directory import TenantDirectory
 from .handlers import Handlers
@@ -39,6 +46,11 @@ MESSAGES_PATH = "/messages/websocket"
 
 CLOSE_TIMEOUT = 5.0
 """How long ``stop()`` waits for connections to finish closing."""
+
+
+def files_folder(config: Config) -> Path:
+    """``files.dir``, or the folder ``files`` in ``server.data_dir``."""
+    return Path(config.files.dir) if config.files.dir else config.server.data_dir / "files"
 
 
 def database_url(config: Config) -> str:
@@ -66,6 +78,19 @@ class MessagesService:
         self.hubs = HubConnections()
         self._store: MessageStore | None = None
         self._services: Services | None = None
+        files = config.files
+        self.file_store = LocalStore(
+            files_folder(config),
+            max_size=files.max_size,
+            temp_ttl=files.temp_ttl,
+            quota=files.quota,
+        )
+        # The key of signed download urls: from the shared secret, so that every service
+        # process of one deployment signs alike (and a url outlives a restart).
+        secret = hashlib.sha256(b"switchboard file urls\n" + password.encode()).digest()
+        self.file_routes = FileRoutes(self.file_store, secret)
+        self.attachments = Attachments(self.file_store, self.file_routes, secret)
+        self._collector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Open the store (running migrations) and start the Post writer."""
@@ -75,8 +100,13 @@ class MessagesService:
             store = await MessageStore.open(self.database_url)
         except ValueError as exc:
             raise ConfigError("messages.database", str(exc)) from exc
+        await self.file_store.open()
+        self._collector = asyncio.get_running_loop().create_task(self._collect_garbage())
         writer = PostWriter(
-            store, batch_max=self.config.messages.batch_max, notify=self.hubs.broadcast
+            store,
+            batch_max=self.config.messages.batch_max,
+            notify=self.hubs.broadcast,
+            on_files=self.attachments.grant,
         )
         writer.start()
         self._store = store
@@ -85,7 +115,7 @@ class MessagesService:
             limits=self.config.limits,
             accounts=self._accounts,
             throttle=self._throttle,
-            handlers=Handlers(store, self._directory),
+            handlers=Handlers(store, self._directory, self.attachments),
             writer=writer,
             hubs=self.hubs,
         )
@@ -97,6 +127,11 @@ class MessagesService:
         if services is None:
             return
         await services.writer.stop()
+        if self._collector is not None:
+            self._collector.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._collector
+            self._collector = None
         await self.hubs.close_all(closecodes.WS_1012_SERVICE_RESTART, CLOSE_TIMEOUT)
         if self._store is not None:
             await self._store.close()
@@ -104,7 +139,19 @@ class MessagesService:
         log.info("messages service stopped")
 
     def routes(self) -> list[BaseRoute]:
-        return [WebSocketRoute(MESSAGES_PATH, self._websocket)]
+        return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
+
+    async def _collect_garbage(self) -> None:
+        """Expired and orphaned buffers, every ``files.gc_interval`` (PROTOCOL §8.6)."""
+        while True:
+            await asyncio.sleep(self.config.files.gc_interval)
+            try:
+                removed = await self.file_store.collect_garbage()
+            except OSError as exc:
+                log.warning("collecting file buffers failed: %r", exc)
+                continue
+            if removed.buffers or removed.incoming or removed.blobs:
+                log.info("file buffers collected: %s", removed)
 
     async def _websocket(self, websocket: WebSocket) -> None:
         services = self._services

@@ -20,11 +20,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from filebuffers import Owner
+
 from . import render
+from .attachments import Attachments
 from .directory import TenantDirectory
-from .errors import Forbidden, NotFound, UnknownMt, Unlicensed
+from .errors import Forbidden, NotFound, Unavailable, UnknownMt, Unlicensed
 from .requests import (
     Caller,
+    parse_create_file_buffer,
     parse_delete,
     parse_read_chat,
     parse_read_chats,
@@ -60,10 +64,18 @@ def refuse_forwarded(mt: str, body: JsonObject) -> None:
 
 
 class Handlers:
-    def __init__(self, store: MessageStore, directory: TenantDirectory) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        directory: TenantDirectory,
+        attachments: Attachments | None = None,
+    ) -> None:
         self._store = store
         self._directory = directory
+        self._attachments = attachments
         self._table: dict[str, Callable[[JsonObject], Awaitable[Reply]]] = {
+            "CreateFileBuffer": self.create_file_buffer,
+            "Attachments": self.attachments,
             "ReadChats": self.read_chats,
             "ReadChat": self.read_chat,
             "SetRead": self.set_read,
@@ -141,8 +153,33 @@ class Handlers:
         removal = await self._store.delete(caller.domain, caller.user, request.id)
         if removal is None:
             raise NotFound(f"no message {request.id} of yours")
+        if self._attachments is not None:  # §8.6: this side's files go with its copy
+            await self._attachments.forget(Owner(caller.domain, caller.user), removal.message)
         badges = [await self._badge(caller)] if removal.was_unread else []
         return Reply([{"mt": "DeleteResult", "id": request.id}], badges)
+
+    # -- files (§8) ------------------------------------------------------------------------
+
+    async def create_file_buffer(self, body: JsonObject) -> Reply:
+        caller, request = read_caller(body), parse_create_file_buffer(body)
+        owner = Owner(caller.domain, caller.user)
+        answer = await self._files().create(owner, request.name, request.size, request.mime)
+        return Reply([answer])
+
+    async def attachments(self, body: JsonObject) -> Reply:
+        caller, request = read_caller(body), parse_delete(body)  # {id}, as Delete
+        session = text(body, "session")
+        message = await self._store.own_message(caller.domain, caller.user, request.id)
+        if message is None:
+            raise NotFound(f"no message {request.id} of yours")
+        owner = Owner(caller.domain, caller.user)
+        files = await self._files().files(owner, message, session)
+        return Reply([{"mt": "AttachmentsResult", "files": files}])
+
+    def _files(self) -> Attachments:
+        if self._attachments is None:
+            raise Unavailable("file buffers are not available")
+        return self._attachments
 
     async def search(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_search(body)

@@ -17,6 +17,7 @@ from .storage import NewPost, group_id_of
 
 __all__ = [
     "Caller",
+    "CreateFileBuffer",
     "Delete",
     "ReadChat",
     "ReadChats",
@@ -24,6 +25,7 @@ __all__ = [
     "SetRead",
     "WriteGroup",
     "WriteMember",
+    "parse_create_file_buffer",
     "parse_delete",
     "parse_post",
     "parse_read_chat",
@@ -77,6 +79,13 @@ class Delete:
 
 
 @dataclass(frozen=True, slots=True)
+class CreateFileBuffer:
+    name: str | None
+    size: int | None
+    mime: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Search:
     text: str
     count: int
@@ -127,6 +136,15 @@ def parse_set_read(body: JsonObject) -> SetRead:
 
 def parse_delete(body: JsonObject) -> Delete:
     return Delete(id=number(body, "id"))
+
+
+def parse_create_file_buffer(body: JsonObject) -> CreateFileBuffer:
+    """PROTOCOL §8.1: every field may be left out; a name is only ever metadata."""
+    return CreateFileBuffer(
+        name=None if body.get("name") is None else text(body, "name", allow_empty=True),
+        size=None if body.get("size") is None else number(body, "size", minimum=0),
+        mime=None if body.get("mime") is None else text(body, "mime", allow_empty=True),
+    )
 
 
 def parse_search(body: JsonObject) -> Search:

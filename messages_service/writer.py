@@ -21,13 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import render
 from .errors import MessagesServiceError, Unavailable
-from .storage import NewPost, PostBatch
+from .storage import FileGrant, NewPost, PostBatch
 
 __all__ = ["PostStore", "PostWriter", "QueuedPost"]
 
@@ -58,8 +58,10 @@ class PostWriter:
         *,
         batch_max: int,
         notify: Callable[[JsonObject], None],
+        on_files: Callable[[tuple[FileGrant, ...]], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._on_files = on_files
         self._batch_max = max(1, batch_max)
         self._notify = notify
         # Bounded: a hub that sends faster than the database writes is slowed down by
@@ -122,6 +124,13 @@ class PostWriter:
             item.answer(_answer(item.src, outcome))
         for badge in result.badges:
             self._notify(render.badge(badge))
+        if result.files and self._on_files is not None:
+            try:  # after the answers: a Post's PostResult never waits for its files
+                await self._on_files(result.files)
+            except Exception:
+                log.exception(
+                    "granting the files of %d stored message(s) failed", len(result.files)
+                )
 
     async def _write(self, posts: list[NewPost]) -> PostBatch | None:
         for attempt in range(1, ATTEMPTS + 1):

@@ -24,7 +24,7 @@ from messages_service.errors import MessagesServiceError, NotFound
 
 from .database import Database
 from .models import Group, Member, Message
-from .rows import Badge, NewPost, PostBatch, group_id_of, group_sip
+from .rows import Badge, FileGrant, NewPost, PostBatch, group_id_of, group_sip
 from .unread import unread_totals
 
 __all__ = ["write_posts"]
@@ -72,7 +72,18 @@ async def write_posts(db: Database, posts: Sequence[NewPost]) -> PostBatch:
             await _touch_chats(db, tx, fresh, ids)
             badges = await _badges(db, tx, fresh)
     outcomes = tuple(_answer(plan, ids) for plan in plans)
-    return PostBatch(outcomes, badges)
+    return PostBatch(outcomes, badges, _file_grants(fresh))
+
+
+def _file_grants(fresh: list[_Row]) -> tuple[FileGrant, ...]:
+    """For each Post with attachments, the users who just got a row of it."""
+    owners: dict[tuple[str, str, str, int], tuple[NewPost, list[str]]] = {}
+    for row in fresh:
+        post = row.post
+        if post.attach:
+            key = (post.domain, post.topic, post.call_id, post.seq)
+            owners.setdefault(key, (post, []))[1].append(row.topic)
+    return tuple(FileGrant(post, tuple(topics)) for post, topics in owners.values())
 
 
 _INSERT = """

@@ -12,6 +12,7 @@ __all__ = [
     "Badge",
     "ChatPage",
     "ChatSummary",
+    "FileGrant",
     "GroupInfo",
     "MemberInfo",
     "NewPost",
@@ -144,9 +145,19 @@ class Badge:
 
 
 @dataclass(frozen=True, slots=True)
+class FileGrant:
+    """A Post with ``attach`` that was just stored, and the users who got a row of it:
+    each gets permanent buffers of its own (PROTOCOL §8.4)."""
+
+    post: NewPost
+    owners: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PostBatch:
     """The outcome of one group commit: per Post (in order) the id to answer with, or
     the error that Post alone gets; then the badges of users whose unread count moved."""
 
     outcomes: tuple[int | MessagesServiceError, ...]
     badges: tuple[Badge, ...]
+    files: tuple[FileGrant, ...] = ()

@@ -201,6 +201,14 @@ class MessageStore:
             await _mark_peer_copy_read(conn, row)
         return ReadMark(_stored(row), changed)
 
+    async def own_message(self, domain: str, user: str, message_id: int) -> StoredMessage | None:
+        """A live row of the user's own topic, or None (``Attachments``)."""
+        return await self._db.run(self._own_message(domain, user, message_id))
+
+    async def _own_message(self, domain: str, user: str, message_id: int) -> StoredMessage | None:
+        row = await _own_row(self._db.client(), domain, user, message_id)
+        return None if row is None else _stored(row)
+
     async def delete(self, domain: str, user: str, message_id: int) -> Removal | None:
         """Delete a row of the user's own topic, leaving a tombstone (a resent Post must
         not bring it back). None when the id is not a live row of the user's topic."""

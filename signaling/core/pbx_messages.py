@@ -41,6 +41,8 @@ FORWARDED = frozenset(
         "WriteGroup",
         "WriteMember",
         "ReadGroups",
+        "CreateFileBuffer",
+        "Attachments",
     }
 )
 """What a client may ask the service; anything else (``Post`` above all) is the hub's."""

@@ -1,0 +1,99 @@
+"""Attachments end to end in one real server (PROTOCOL §8): CreateFileBuffer through
+PbxMessages, the upload over HTTP, the url in ``im_message.attach``, and after the Post is
+stored a permanent buffer per side, each listed with its own signed url.
+
+alice and bob hold the ``messages`` licence in the demo tenant.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.test_messages import ask, drained, read_chat, session
+from tests.support import RunningServer, connected_pair
+
+PDF = b"%PDF-1.7\n" + b"report body " * 500
+
+
+async def test_a_file_from_a_to_b_gets_a_permanent_copy_on_each_side(
+    server: RunningServer,
+) -> None:
+    alice, bob, number = await connected_pair(server)
+    await session(alice)
+    (created,) = await ask(
+        alice, "CreateFileBuffer", name="report.pdf", size=len(PDF), mime="application/pdf"
+    )
+    assert created["mt"] == "CreateFileBufferResult" and created["url"], created
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        uploaded = await http.post(
+            created["url"], content=PDF, headers={"Content-Type": "application/pdf"}
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        assert uploaded.json()["mime"] == "application/pdf"
+
+        await alice.say(1, "the report", attach=created["url"])
+        relayed = await bob.fty(number)
+        assert relayed["attach"] == created["url"]
+        online = await http.get(relayed["attach"])  # bob was online: the url he got works
+        assert online.status_code == 200 and online.content == PDF
+
+        await drained(server)
+        await session(bob)
+        (mine,) = await read_chat(alice, "bob")
+        (theirs,) = await read_chat(bob, "alice")
+        (alice_files,) = await ask(alice, "Attachments", id=mine["id"])
+        (bob_files,) = await ask(bob, "Attachments", id=theirs["id"])
+        (a,) = alice_files["files"]
+        (b,) = bob_files["files"]
+        assert a["id"] != b["id"] and a["url"] != b["url"]
+        assert (a["name"], a["size"], a["mime"]) == ("report.pdf", len(PDF), "application/pdf")
+        assert (b["name"], b["size"]) == ("report.pdf", len(PDF))
+        for url in (a["url"], b["url"]):
+            answer = await http.get(url)
+            assert answer.status_code == 200 and answer.content == PDF
+            assert answer.headers["content-disposition"].startswith("attachment; ")
+
+        (refused,) = await ask(bob, "Attachments", id=mine["id"])  # alice's row, not his
+        assert refused["mt"] == "Error" and refused["code"] == "not_found"
+
+        (deleted,) = await ask(alice, "Delete", id=mine["id"])
+        assert deleted["mt"] == "DeleteResult"
+        assert (await http.get(a["url"])).status_code == 404  # alice's copy is gone
+        kept = await http.get(b["url"])
+        assert kept.status_code == 200 and kept.content == PDF  # bob's is not
+
+
+async def test_a_message_cannot_claim_someone_elses_file(server: RunningServer) -> None:
+    """bob forwards the url of alice's upload in a message of his own: it is relayed as
+    text, but nobody is granted a copy of a file bob did not upload."""
+    alice, bob, number = await connected_pair(server)
+    await session(alice)
+    (created,) = await ask(alice, "CreateFileBuffer", name="private.txt", size=6)
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        assert (await http.post(created["url"], content=b"secret")).status_code == 201
+    await bob.say(number, "look", attach=created["url"])
+    await alice.fty(1)
+    await drained(server)
+    await session(bob)
+    (his,) = await read_chat(bob, "alice")
+    (listed,) = await ask(bob, "Attachments", id=his["id"])
+    assert listed == {
+        "api": "PbxMessages",
+        "mt": "AttachmentsResult",
+        "files": [],
+        "src": listed["src"],
+    }
+
+
+async def test_an_announced_size_over_the_limit_is_refused_before_any_upload(
+    server: RunningServer,
+) -> None:
+    alice = await server.phone("alice")
+    await session(alice)
+    (answer,) = await ask(alice, "CreateFileBuffer", name="huge.iso", size=26 * 1024 * 1024)
+    assert answer["mt"] == "CreateFileBufferResult"
+    assert (answer["error"], answer["code"], answer["max_bytes"]) == (
+        True,
+        "too_big",
+        25 * 1024 * 1024,
+    )
