@@ -217,3 +217,29 @@ async def test_signed_urls_open_for_their_session_only_until_they_expire(served:
     assert (await served.http.get(with_a_key)).status_code == 403
     served.clock.now += 61
     assert (await served.http.get(url)).status_code == 403
+
+
+async def test_an_upload_cut_off_by_the_client_leaves_no_file(served: Served) -> None:
+    buffer, key = await served.store.create(ALICE, "half.bin", None, None)
+    path = served.files.upload_url(buffer, key)
+    _, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n".encode())
+    writer.write(b"q" * 20000)
+    await writer.drain()
+    started = False
+    for _ in range(200):  # until the server has started writing the upload
+        started = any((served.store.root / "incoming").iterdir())
+        if started:
+            break
+        await asyncio.sleep(0.01)
+    assert started
+    writer.close()  # gone with 30,000 bytes still to come
+    for _ in range(200):
+        if not any((served.store.root / "incoming").iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert list((served.store.root / "incoming").iterdir()) == []
+    assert list((served.store.root / "blobs").iterdir()) == []
+    assert not (await served.store.get(buffer.id)).uploaded  # type: ignore[union-attr]
+    retry = await served.http.post(path, content=b"whole")  # the url still takes the file
+    assert retry.status_code == 201
