@@ -171,6 +171,13 @@ def _ws_url(value: object) -> str:
     return url
 
 
+def _http_url(value: object) -> str:
+    url = _optional_string(value)
+    if url and (not url.startswith(("http://", "https://")) or any(c in url for c in "?# ")):
+        raise ValueError(f"expected an http:// or https:// base URL, got {shown_value(url)}")
+    return url.rstrip("/")
+
+
 def _database_url(value: object) -> str:
     url = _optional_string(value)
     if url and not url.startswith(("sqlite://", "postgres://", "postgresql://")):
@@ -290,6 +297,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
     },
     "files": {
         "dir": _Option(_optional_string),
+        "url": _Option(_http_url),
         "max_size": _POSITIVE_SIZE,
         "temp_ttl": _POSITIVE_DURATION,
         "quota": _POSITIVE_SIZE,

@@ -96,6 +96,7 @@ class FilesConfig:
     """File buffers for attachments (PROTOCOL §8)."""
 
     dir: str = ""  # empty = the folder "files" in server.data_dir
+    url: str = ""  # base of upload/download urls; empty = paths on the server asked
     max_size: int = 25 * 1024 * 1024  # bytes per file, at most
     temp_ttl: float = 600.0  # seconds a temporary buffer (and its upload url) lives
     quota: int = 1024 * 1024 * 1024  # bytes of buffers one user may hold

@@ -88,7 +88,7 @@ class MessagesService:
         # The key of signed download urls: from the shared secret, so that every service
         # process of one deployment signs alike (and a url outlives a restart).
         secret = hashlib.sha256(b"switchboard file urls\n" + password.encode()).digest()
-        self.file_routes = FileRoutes(self.file_store, secret)
+        self.file_routes = FileRoutes(self.file_store, secret, base_url=files.url)
         self.attachments = Attachments(self.file_store, self.file_routes, secret)
         self._collector: asyncio.Task[None] | None = None
 

@@ -527,3 +527,14 @@ def test_messages_errors(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
     assert expected in str(caught.value)
+
+
+def test_files_url_must_be_an_http_base_url(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[files]\nurl = "https://files.example.com/"\n')
+    assert load_config(good, env={}).files.url == "https://files.example.com"
+    for bad in ("ftp://x", "files.example.com", "https://x/?a=1"):
+        path = tmp_path / "bad.toml"
+        path.write_text(f'[files]\nurl = "{bad}"\n')
+        with pytest.raises(ConfigError, match="files.url"):
+            load_config(path, env={})

@@ -243,3 +243,34 @@ async def test_an_upload_cut_off_by_the_client_leaves_no_file(served: Served) ->
     assert not (await served.store.get(buffer.id)).uploaded  # type: ignore[union-attr]
     retry = await served.http.post(path, content=b"whole")  # the url still takes the file
     assert retry.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("name", "ascii_name"),
+    [
+        ("../../../etc/passwd", "passwd"),
+        ("nul\x00byte.txt", "nulbyte.txt"),
+        ("\u202eexe.txt", "exe.txt"),
+        ("ünïcødé 文件.txt", "_n_c_d_ __.txt"),
+        ("x" * 600 + ".txt", "x" * 251 + ".txt"),
+    ],
+)
+async def test_odd_names_stay_names_and_come_back_safely(
+    served: Served, name: str, ascii_name: str
+) -> None:
+    url = await served.temporary(b"plain words", name, "text/plain")
+    disposition = (await served.http.get(url)).headers["content-disposition"]
+    assert disposition.startswith(f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''")
+    assert all(32 <= ord(char) < 127 for char in disposition)
+    root = served.store.root.resolve()
+    assert all(path.resolve().is_relative_to(root) for path in served.store.root.rglob("*"))
+    assert {path.name for path in served.store.root.iterdir()} == {"buffers", "blobs", "incoming"}
+
+
+def test_urls_can_name_another_origin(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, max_size=1, temp_ttl=1, quota=1)
+    files = FileRoutes(store, SECRET, base_url="https://files.example.com/")
+    buffer = Buffer("b" * 22, "permanent", "d", "u", "n", "m", 1, "0" * 64, 0.0, None)
+    assert files.upload_url(buffer, "k") == "https://files.example.com/messages/files/" + (
+        "b" * 22 + "?key=k"
+    )
