@@ -536,5 +536,5 @@ def test_files_url_must_be_an_http_base_url(tmp_path: Path) -> None:
     for bad in ("ftp://x", "files.example.com", "https://x/?a=1"):
         path = tmp_path / "bad.toml"
         path.write_text(f'[files]\nurl = "{bad}"\n')
-        with pytest.raises(ConfigError, match="files.url"):
+        with pytest.raises(ConfigError, match=r"files\.url"):
             load_config(path, env={})
