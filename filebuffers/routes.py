@@ -133,7 +133,7 @@ def _content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise BadRequest("Content-Length must be a number")
     return int(value)
 

@@ -10,7 +10,9 @@ text the bytes do not contradict, the claim stands; otherwise the sniffed type w
 
 from __future__ import annotations
 
-__all__ = ["INLINE_IMAGES", "SNIFF_BYTES", "sniff"]
+import re
+
+__all__ = ["INLINE_IMAGES", "SNIFF_BYTES", "media_type", "sniff"]
 
 SNIFF_BYTES = 512
 """How much of the start of a file the sniffer looks at."""
@@ -31,10 +33,20 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 _HTML_MARKS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<iframe")
 
 
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
+
+
+def media_type(claimed: str | None) -> str:
+    """``type/subtype`` of a claimed Content-Type, lower case and without parameters;
+    ``application/octet-stream`` for anything that is not one (it ends up in a header)."""
+    claim = (claimed or "").split(";", 1)[0].strip().lower()
+    return claim if _MEDIA_TYPE.fullmatch(claim) else OCTETS
+
+
 def sniff(head: bytes, claimed: str | None = None) -> str:
     """The type to store for a file starting with ``head`` and announced as ``claimed``."""
     found = _by_bytes(head)
-    claim = (claimed or "").split(";", 1)[0].strip().lower()
+    claim = media_type(claimed)
     if found == "text/plain" and claim.startswith("text/") and claim not in _ACTIVE_TEXT:
         return claim  # text/csv, text/markdown...: the bytes are text, the claim is finer
     return found

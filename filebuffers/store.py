@@ -46,7 +46,7 @@ import aiofiles
 
 from .errors import AlreadyUploaded, Expired, NotFound, TooBig
 from .names import safe_name
-from .sniff import SNIFF_BYTES, sniff
+from .sniff import SNIFF_BYTES, media_type, sniff
 
 __all__ = ["Buffer", "LocalStore", "Owner", "Usage"]
 
@@ -78,6 +78,7 @@ class Buffer:
     expires: float | None  # temporary buffers only
     key_hash: str = ""  # temporary buffers: SHA-256 of the upload key
     announced: int | None = None
+    uploader: str = ""  # permanent buffers: the user (same domain) who uploaded the bytes
 
     @property
     def owner(self) -> Owner:
@@ -89,6 +90,13 @@ class Buffer:
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and now >= self.expires
+
+    @property
+    def charged(self) -> int:
+        """What the buffer counts toward its owner's quota: its size when the owner
+        uploaded the bytes, nothing for a copy received from someone else (who cannot
+        be made to fill another user's quota)."""
+        return self.size if self.uploader in ("", self.user) else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +126,8 @@ class LocalStore:
         self.quota = quota
         self._clock = clock
         self._used: dict[Owner, int] = defaultdict(int)
+        self._reserved: dict[Owner, int] = defaultdict(int)
+        """Room held by uploads in progress, so that uploads at once share the quota."""
         self._uploading: set[str] = set()
 
     async def open(self) -> None:
@@ -128,7 +138,7 @@ class LocalStore:
                 (self.root / part).mkdir(parents=True, exist_ok=True)
             used: dict[Owner, int] = defaultdict(int)
             for buffer in self._all_buffers():
-                used[buffer.owner] += buffer.size
+                used[buffer.owner] += buffer.charged
             return used
 
         self._used = await asyncio.to_thread(scan)
@@ -136,13 +146,15 @@ class LocalStore:
     # -- what clients do ---------------------------------------------------------------
 
     def used(self, owner: Owner) -> int:
-        """Bytes held by ``owner``'s buffers."""
+        """Bytes of the files ``owner`` uploaded, in all its buffers (see ``charged``)."""
         return self._used.get(owner, 0)
 
     def room(self, owner: Owner) -> int:
         """The most one more file of ``owner`` may hold: the file limit or what is left
-        of the quota, whichever is smaller."""
-        return max(0, min(self.max_size, self.quota - self.used(owner)))
+        of the quota (less what uploads in progress may still take), whichever is
+        smaller."""
+        left = self.quota - self.used(owner) - self._reserved.get(owner, 0)
+        return max(0, min(self.max_size, left))
 
     async def create(
         self, owner: Owner, name: str | None, mime: str | None, announced: int | None
@@ -160,7 +172,7 @@ class LocalStore:
             domain=owner.domain,
             user=owner.user,
             name=safe_name(name),
-            mime=(mime or "application/octet-stream")[:200],
+            mime=media_type(mime),
             size=0,
             sha256="",
             created=now,
@@ -225,6 +237,7 @@ class LocalStore:
         if buffer.announced is not None:  # the client said how big: not a byte more
             limit = min(limit, buffer.announced)
         self._uploading.add(buffer_id)
+        self._reserved[owner] += limit
         incoming = self.root / "incoming" / secrets.token_hex(16)
         try:
             size, digest, head = await _receive(chunks, incoming, limit)
@@ -236,9 +249,10 @@ class LocalStore:
             mime = sniff(head, claimed_mime or buffer.mime)
             done = replace(current, size=size, sha256=digest, mime=mime)
             await self._save(done)
-            self._used[owner] += size
+            self._used[owner] += done.charged
             return done
         finally:
+            self._reserved[owner] -= limit
             self._uploading.discard(buffer_id)
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(incoming.unlink)
@@ -271,9 +285,10 @@ class LocalStore:
             created=self._clock(),
             expires=None,
             key_hash="",
+            uploader=temporary.user,
         )
         await self._save(permanent)
-        self._used[owner] += permanent.size
+        self._used[owner] += permanent.charged
         return permanent
 
     async def delete(self, buffer_id: str) -> bool:
@@ -284,7 +299,7 @@ class LocalStore:
             return False
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self._meta_path(buffer_id).unlink)
-            self._used[buffer.owner] -= buffer.size
+            self._used[buffer.owner] -= buffer.charged
             return True
         return False
 

@@ -5,9 +5,11 @@ with a side's copy of the message.
 Theory of operation. A message's ``attach`` holds the urls of temporary buffers its
 author uploaded. Once the Post is stored, each user who got a row of it is granted a
 permanent buffer over the same bytes. Its id is derived, not stored: an HMAC of the
-temporary buffer's id and the owner, so that the row (which keeps ``attach`` as sent)
-is enough to find each side's buffers again, and granting twice (a resent Post) makes
-nothing new. Only buffers the author made and uploaded are granted, with the key in
+temporary buffer's id, the owner and the message (callId and seq), so that the row
+(which keeps ``attach`` as sent) is enough to find each side's buffers again, granting
+twice (a resent Post) makes nothing new, and the same url in two messages gives each
+message buffers of its own. Expired uploads are not granted (their bytes may be
+collected at any moment). Only buffers the author made and uploaded are granted, with the key in
 the url: a message cannot claim someone else's file. The temporary buffer lives on
 until it expires, so that a recipient who was online reads it from the url it got.
 """
@@ -18,6 +20,8 @@ import base64
 import hashlib
 import hmac
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,15 +36,22 @@ log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
-URL_LIFETIME = 3600.0
+URL_LIFETIME = 900.0
 """Seconds a url from ``Attachments`` stays valid."""
 
 
 class Attachments:
-    def __init__(self, store: LocalStore, routes: FileRoutes, secret: bytes) -> None:
+    def __init__(
+        self,
+        store: LocalStore,
+        routes: FileRoutes,
+        secret: bytes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self._routes = routes
         self._secret = secret
+        self._clock = clock
 
     async def create(
         self, owner: Owner, name: str | None, size: int | None, mime: str | None
@@ -66,11 +77,13 @@ class Attachments:
         """Permanent buffers for every side of freshly stored Posts (§8.4)."""
         for grant in grants:
             post = grant.post
-            for temporary in await self._uploads_of(post.attach, Owner(post.domain, post.author)):
+            author = Owner(post.domain, post.author)
+            for temporary in await self._uploads_of(post.attach, author):
                 for user in grant.owners:
                     owner = Owner(post.domain, user)
+                    buffer_id = self._own_id(temporary.id, owner, post.call_id, post.seq)
                     try:
-                        await self.store.grant(temporary, owner, self._own_id(temporary.id, owner))
+                        await self.store.grant(temporary, owner, buffer_id)
                     except (FileBufferError, OSError) as exc:
                         log.warning("attachment %s not granted: %r", temporary.id, exc)
 
@@ -79,7 +92,8 @@ class Attachments:
         ``session`` only (§8.4)."""
         found = []
         for temporary_id in _temporary_ids(message.attach):
-            buffer = await self.store.get(self._own_id(temporary_id, owner))
+            own_id = self._own_id(temporary_id, owner, message.call_id, message.seq)
+            buffer = await self.store.get(own_id)
             if buffer is not None and buffer.owner == owner:
                 url = self._routes.signed_url(buffer, session, URL_LIFETIME)
                 found.append(
@@ -97,7 +111,7 @@ class Attachments:
         """``owner`` deleted its copy of ``message``: its buffers go too (§8.6); the
         bytes stay while another side's buffer refers to them."""
         for temporary_id in _temporary_ids(message.attach):
-            await self.store.delete(self._own_id(temporary_id, owner))
+            await self.store.delete(self._own_id(temporary_id, owner, message.call_id, message.seq))
 
     async def _uploads_of(self, attach: str | None, author: Owner) -> list[Buffer]:
         """The uploaded temporary buffers ``attach`` names with their keys, of ``author``."""
@@ -111,14 +125,17 @@ class Attachments:
                 buffer is not None
                 and buffer.kind == "temporary"
                 and buffer.uploaded
+                and not buffer.expired(self._clock())
                 and buffer.owner == author
                 and self.store.opens(buffer, parsed[1])
             ):
                 found.append(buffer)
         return found
 
-    def _own_id(self, temporary_id: str, owner: Owner) -> str:
-        message = f"{temporary_id}\n{owner.domain}\n{owner.user}".encode()
+    def _own_id(self, temporary_id: str, owner: Owner, call_id: str, seq: int) -> str:
+        """The id of ``owner``'s buffer of that upload in that message: the same url in
+        two messages gives two buffers, so deleting one message keeps the other's."""
+        message = f"{temporary_id}\n{owner.domain}\n{owner.user}\n{call_id}\n{seq}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:22]
 

@@ -120,17 +120,20 @@ class PostWriter:
                 self._queue.task_done()
             return
         self.batches += 1
-        for item, outcome in zip(batch, result.outcomes, strict=True):
-            item.answer(_answer(item.src, outcome))
-        for badge in result.badges:
-            self._notify(render.badge(badge))
         if result.files and self._on_files is not None:
-            try:  # after the answers: a Post's PostResult never waits for its files
+            # Before the answers: a Post is acknowledged only once its files are granted,
+            # so a crash in between makes the hub resend it, and granting again is
+            # harmless. Only Posts with attachments pay for it.
+            try:
                 await self._on_files(result.files)
             except Exception:
                 log.exception(
                     "granting the files of %d stored message(s) failed", len(result.files)
                 )
+        for item, outcome in zip(batch, result.outcomes, strict=True):
+            item.answer(_answer(item.src, outcome))
+        for badge in result.badges:
+            self._notify(render.badge(badge))
 
     async def _write(self, posts: list[NewPost]) -> PostBatch | None:
         for attempt in range(1, ATTEMPTS + 1):

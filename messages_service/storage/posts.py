@@ -65,20 +65,25 @@ async def write_posts(db: Database, posts: Sequence[NewPost]) -> PostBatch:
         ids = await _insert(db, tx, wanted)
         fresh = [row for row in wanted if row.key in ids]
         already = [row for row in wanted if row.key not in ids]
+        gone: set[_Key] = set()
         if already:  # resends: answered with the rows stored before
             ids.update(await _stored_ids(tx, already))
+            if any(row.post.attach for row in already):
+                gone = await _deleted_keys(tx, [row for row in already if row.post.attach])
         badges: tuple[Badge, ...] = ()
         if fresh:
             await _touch_chats(db, tx, fresh, ids)
             badges = await _badges(db, tx, fresh)
     outcomes = tuple(_answer(plan, ids) for plan in plans)
-    return PostBatch(outcomes, badges, _file_grants(fresh))
+    return PostBatch(outcomes, badges, _file_grants([r for r in wanted if r.key not in gone]))
 
 
-def _file_grants(fresh: list[_Row]) -> tuple[FileGrant, ...]:
-    """For each Post with attachments, the users who just got a row of it."""
+def _file_grants(rows: list[_Row]) -> tuple[FileGrant, ...]:
+    """For each Post with attachments, the users who have a row of it: those just
+    written and, for a resent Post, those written before (granting is idempotent, and a
+    resend may follow a crash that came before the files were granted)."""
     owners: dict[tuple[str, str, str, int], tuple[NewPost, list[str]]] = {}
-    for row in fresh:
+    for row in rows:
         post = row.post
         if post.attach:
             key = (post.domain, post.topic, post.call_id, post.seq)
@@ -210,6 +215,27 @@ async def _stored_ids(tx: BaseDBAsyncClient, rows: Iterable[_Row]) -> dict[_Key,
             .values_list("id", "domain", "topic", "call_id", "seq")
         ):
             found[(domain, topic, call_id, seq)] = row_id
+    return found
+
+
+async def _deleted_keys(tx: BaseDBAsyncClient, rows: list[_Row]) -> set[_Key]:
+    """The keys of ``rows`` whose stored row its owner has deleted (a tombstone): a
+    resend must not give them their files back."""
+    found: set[_Key] = set()
+    for row in rows:
+        post = row.post
+        if await (
+            Message.filter(
+                domain=post.domain,
+                topic=row.topic,
+                call_id=post.call_id,
+                seq=post.seq,
+                deleted=True,
+            )
+            .using_db(tx)
+            .exists()
+        ):
+            found.add(row.key)
     return found
 
 

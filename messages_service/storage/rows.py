@@ -146,8 +146,8 @@ class Badge:
 
 @dataclass(frozen=True, slots=True)
 class FileGrant:
-    """A Post with ``attach`` that was just stored, and the users who got a row of it:
-    each gets permanent buffers of its own (PROTOCOL §8.4)."""
+    """A Post with ``attach`` that is stored, and the users who have a row of it: each
+    gets permanent buffers of its own (PROTOCOL §8.4)."""
 
     post: NewPost
     owners: tuple[str, ...]

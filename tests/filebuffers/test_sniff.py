@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from filebuffers import sniff
+from filebuffers.sniff import media_type
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,24 @@ from filebuffers import sniff
         (b"a,b\n1,2\n", "text/html", "text/plain"),
         (b"\x00\x01\x02binary", "image/png", "application/octet-stream"),
         ("café".encode()[:-1], None, "text/plain"),  # cut inside the last character
+        (b"words", "text/plain\r\nX-Injected: 1", "text/plain"),  # never a header's worth
+        (b"words", "text/x-weird type", "text/plain"),
     ],
 )
 def test_the_bytes_decide(head: bytes, claimed: str | None, stored: str) -> None:
     assert sniff(head, claimed) == stored
+
+
+@pytest.mark.parametrize(
+    ("claimed", "kept"),
+    [
+        ("Text/CSV; charset=utf-8", "text/csv"),
+        ("application/vnd.ms-excel", "application/vnd.ms-excel"),
+        ("text/plain\r\nSet-Cookie: x=1", "application/octet-stream"),
+        ("", "application/octet-stream"),
+        (None, "application/octet-stream"),
+        ("nonsense", "application/octet-stream"),
+    ],
+)
+def test_a_claimed_type_is_a_plain_media_type_or_nothing(claimed: str | None, kept: str) -> None:
+    assert media_type(claimed) == kept

@@ -164,7 +164,8 @@ async def test_promotion_gives_each_side_its_own_buffer_over_one_copy(
     assert mine.id != theirs.id and (mine.user, theirs.user) == ("alice", "bob")
     assert mine.kind == theirs.kind == "permanent" and mine.expires is None
     assert store.blob(mine) == store.blob(theirs)  # one copy on disk
-    assert store.used(ALICE) == store.used(BOB) == len(PNG)
+    assert store.used(ALICE) == len(PNG)  # the uploader's quota carries the file
+    assert store.used(BOB) == 0  # a received copy costs bob nothing: nobody fills his quota
     assert await store.delete(mine.id)
     clock.now += 3600
     await store.collect_garbage()
@@ -203,7 +204,7 @@ async def test_collection_takes_expired_buffers_and_stale_uploads(
     assert (removed.buffers, removed.incoming, removed.blobs) == (2, 1, 1)
     assert await store.get(gone.id) is None and await store.get(never.id) is None
     assert (await store.get(permanent.id)) == permanent
-    assert store.used(ALICE) == 0 and store.used(BOB) == 4
+    assert store.used(ALICE) == 0 and store.used(BOB) == 0
 
 
 async def test_usage_is_counted_again_when_the_store_opens(
@@ -214,3 +215,17 @@ async def test_usage_is_counted_again_when_the_store_opens(
     again = LocalStore(store.root, max_size=4096, temp_ttl=600, quota=10_000, clock=clock)
     await again.open()
     assert again.used(ALICE) == 123
+
+
+async def test_uploads_at_once_share_the_quota(store: LocalStore) -> None:
+    """Four 3000-byte uploads started together against a 10,000-byte quota: the room each
+    may take is held while it runs, so one of them is refused."""
+    started = []
+    for index in range(4):
+        started.append(await store.create(ALICE, f"{index}.bin", None, None))
+    results = await asyncio.gather(
+        *(store.upload(buffer.id, key, chunks(b"q" * 3000, 50)) for buffer, key in started),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(result, TooBig) for result in results) >= 1
+    assert store.used(ALICE) <= 10_000

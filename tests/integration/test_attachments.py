@@ -97,3 +97,27 @@ async def test_an_announced_size_over_the_limit_is_refused_before_any_upload(
         "too_big",
         25 * 1024 * 1024,
     )
+
+
+async def test_one_upload_in_two_messages_gives_each_message_its_own_copy(
+    server: RunningServer,
+) -> None:
+    alice, bob, number = await connected_pair(server)
+    await session(alice)
+    (created,) = await ask(alice, "CreateFileBuffer", name="twice.txt", size=5)
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        assert (await http.post(created["url"], content=b"twice")).status_code == 201
+        await alice.say(1, "first", attach=created["url"])
+        await alice.say(1, "second", attach=created["url"])
+        await bob.fty(number)
+        await bob.fty(number)
+        await drained(server)
+        second, first = await read_chat(alice, "bob")
+        (listed_first,) = await ask(alice, "Attachments", id=first["id"])
+        (listed_second,) = await ask(alice, "Attachments", id=second["id"])
+        (one,) = listed_first["files"]
+        (two,) = listed_second["files"]
+        assert one["id"] != two["id"]
+        await ask(alice, "Delete", id=first["id"])
+        assert (await http.get(one["url"])).status_code == 404
+        assert (await http.get(two["url"])).content == b"twice"  # the other message keeps it
