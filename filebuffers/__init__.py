@@ -3,6 +3,7 @@ streamed, hashed, size-checked uploads and content-addressed bytes, safe names, 
 sniffing and signed download urls. Imports nothing else of Switchboard."""
 
 from .errors import AlreadyUploaded, Expired, FileBufferError, Forbidden, NotFound, TooBig
+from .interface import BufferStore
 from .names import content_disposition, safe_name
 from .signing import sign, verify
 from .sniff import INLINE_IMAGES, sniff
@@ -12,6 +13,7 @@ __all__ = [
     "INLINE_IMAGES",
     "AlreadyUploaded",
     "Buffer",
+    "BufferStore",
     "Expired",
     "FileBufferError",
     "Forbidden",

@@ -26,10 +26,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .errors import BadRequest, FileBufferError, Forbidden, NotFound
+from .interface import BufferStore
 from .names import content_disposition
 from .signing import sign, verify
 from .sniff import INLINE_IMAGES
-from .store import Buffer, LocalStore
+from .store import Buffer
 
 __all__ = ["FILES_PATH", "FileRoutes"]
 
@@ -50,7 +51,7 @@ class FileRoutes:
 
     def __init__(
         self,
-        store: LocalStore,
+        store: BufferStore,
         secret: bytes,
         *,
         base_url: str = "",

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from filebuffers import Buffer, FileBufferError, LocalStore, Owner, TooBig
+from filebuffers import Buffer, BufferStore, FileBufferError, Owner, TooBig
 from filebuffers.routes import FILES_PATH, FileRoutes
 
 from .storage import FileGrant, StoredMessage
@@ -43,7 +43,7 @@ URL_LIFETIME = 900.0
 class Attachments:
     def __init__(
         self,
-        store: LocalStore,
+        store: BufferStore,
         routes: FileRoutes,
         secret: bytes,
         clock: Callable[[], float] = time.time,
