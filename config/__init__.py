@@ -16,6 +16,7 @@ from __future__ import annotations
 from .errors import ConfigError
 from .loader import ENV_PREFIX, load_config
 from .sections import (
+    AdminConfig,
     AppConfig,
     Config,
     FilesConfig,
@@ -25,12 +26,14 @@ from .sections import (
     ServerConfig,
     SignalingConfig,
     TenantConfig,
+    TraceConfig,
     UserConfig,
 )
 from .units import parse_duration, parse_size
 
 __all__ = [
     "ENV_PREFIX",
+    "AdminConfig",
     "AppConfig",
     "Config",
     "ConfigError",
@@ -41,6 +44,7 @@ __all__ = [
     "ServerConfig",
     "SignalingConfig",
     "TenantConfig",
+    "TraceConfig",
     "UserConfig",
     "load_config",
     "parse_duration",

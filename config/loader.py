@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from .errors import ConfigError, shown_value, type_name
 from .sections import (
+    AdminConfig,
     AppConfig,
     Config,
     FilesConfig,
@@ -34,6 +35,7 @@ from .sections import (
     ServerConfig,
     SignalingConfig,
     TenantConfig,
+    TraceConfig,
     UserConfig,
 )
 from .units import parse_duration, parse_size
@@ -148,6 +150,16 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _names(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"expected a list of names, got {shown_value(value)}")
+    return tuple(dict.fromkeys(item.strip().lower() for item in value))
+
+
+def _names_from_env(text: str) -> object:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _flag_from_env(text: str) -> object:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -254,6 +266,9 @@ _DURATION = _Option(_duration)
 _POSITIVE_DURATION = _Option(_positive(_duration))
 _SIZE = _Option(_size)
 _FLAG = _Option(_flag, _flag_from_env)
+_NAMES = _Option(
+    lambda value: _names(value), lambda text: [n.strip() for n in text.split(",") if n.strip()]
+)
 _POSITIVE_SIZE = _Option(_positive(_size))
 
 _SECTIONS: dict[str, dict[str, _Option]] = {
@@ -294,6 +309,14 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "reconnect_max": _POSITIVE_DURATION,
         "keepalive": _POSITIVE_DURATION,
         "request_timeout": _POSITIVE_DURATION,
+    },
+    "admin": {"user": _TEXT, "password": _Option(_optional_string)},
+    "trace": {
+        "flags": _NAMES,
+        "buffer": _POSITIVE_COUNT,
+        "file": _Option(_optional_string),
+        "file_max": _POSITIVE_SIZE,
+        "file_count": _COUNT,
     },
     "files": {
         "dir": _Option(_optional_string),
@@ -363,6 +386,8 @@ def _build(tree: Table) -> Config:
         signaling=SignalingConfig(**_section_values(tree, "signaling")),
         messages=MessagesConfig(**_section_values(tree, "messages")),
         files=FilesConfig(**_section_values(tree, "files")),
+        trace=TraceConfig(**_section_values(tree, "trace")),
+        admin=AdminConfig(**_section_values(tree, "admin")),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)

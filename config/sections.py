@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "AdminConfig",
     "AppConfig",
     "Config",
     "FilesConfig",
@@ -24,6 +25,7 @@ __all__ = [
     "ServerConfig",
     "SignalingConfig",
     "TenantConfig",
+    "TraceConfig",
     "UserConfig",
 ]
 
@@ -104,6 +106,26 @@ class FilesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The operator's login to ``/admin`` and ``/debug.xml`` (PROTOCOL §10)."""
+
+    user: str = "admin"
+    password: str = field(default="", repr=False)  # empty = the admin API refuses everyone
+
+
+@dataclass(frozen=True, slots=True)
+class TraceConfig:
+    """Trace flags at start and where records go (PROTOCOL §10.1); flags change at run
+    time through the admin API."""
+
+    flags: tuple[str, ...] = ("app", "appwebsocket")  # subsystems traced from the start
+    buffer: int = 10_000  # records kept in memory (the newest)
+    file: str = ""  # also write records to this file, rotated; empty = memory only
+    file_max: int = 10 * 1024 * 1024  # bytes of one trace file before it is rotated
+    file_count: int = 3  # rotated files kept
+
+
+@dataclass(frozen=True, slots=True)
 class UserConfig:
     """A person who logs in with sip + password; ``licences`` unlock features ("messages")."""
 
@@ -145,6 +167,8 @@ class Config:
     signaling: SignalingConfig = SignalingConfig()
     messages: MessagesConfig = MessagesConfig()
     files: FilesConfig = FilesConfig()
+    trace: TraceConfig = TraceConfig()
+    admin: AdminConfig = AdminConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

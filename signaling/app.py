@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import gc
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Config, ConfigError
 from messages_service.app import MessagesService, create_messages_app
+from signaling.admin_login import basic_login
 from signaling.appwebsocket.digest import new_challenge
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
@@ -31,6 +35,8 @@ from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
 from signaling.messages_link import ServiceLink
 from signaling.post_outbox import PostOutbox
+from tracing import Tracer
+from tracing.routes import TraceRoutes
 
 __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 
@@ -62,16 +68,19 @@ def create_app(
         raise ConfigError("messages.url", "required for --role hub (where is the service?)")
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
     switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
+    tracer = make_tracer(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = Hub(switch, send_queue=config.limits.send_queue)
+        hub = Hub(switch, send_queue=config.limits.send_queue, tracer=tracer)
         app.state.hub = hub
         if service is not None:
             await service.start()
         if messages.enabled:
-            _link_messages_service(hub, config, url, password)
+            _link_messages_service(hub, config, url, password, tracer)
         await hub.start()
+        if tracer.app:
+            tracer.record("app", f"hub started ({role}), node {config.server.node}")
         # Everything alive now (modules, config, routes) lives as long as the process:
         # keep it out of the collector's full passes, which otherwise walk it all and
         # stall the relay for tens of milliseconds (docs/benchmarks.md).
@@ -79,6 +88,8 @@ def create_app(
         try:
             yield
         finally:
+            if tracer.app:
+                tracer.record("app", "hub stopping")
             await hub.stop()
             if service is not None:
                 await service.stop()
@@ -89,13 +100,18 @@ def create_app(
     ]
     if service is not None:
         routes += service.routes()
+    routes += TraceRoutes(tracer, basic_login(config.admin)).routes()
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(HttpTrace, tracer=tracer)
     app.state.switch = switch
+    app.state.tracer = tracer
     app.state.messages_service = service
     return app
 
 
-def _link_messages_service(hub: Hub, config: Config, url: str, password: str) -> None:
+def _link_messages_service(
+    hub: Hub, config: Config, url: str, password: str, tracer: Tracer
+) -> None:
     """The durable outbox and the link that empties it into the service (§7.7)."""
     outbox = PostOutbox(
         config.server.data_dir / f"outbox-{config.server.node}.jsonl", on_durable=hub.stored
@@ -111,7 +127,56 @@ def _link_messages_service(hub: Hub, config: Config, url: str, password: str) ->
         on_up=hub.service_up,
         on_down=hub.service_down,
         on_message=hub.from_service,
+        tracer=tracer,
     )
+
+
+def make_tracer(config: Config) -> Tracer:
+    """The tracer of ``[trace]``; an unknown flag name is a configuration error."""
+    trace = config.trace
+    try:
+        return Tracer(
+            flags=trace.flags,
+            buffer=trace.buffer,
+            file=Path(trace.file) if trace.file else None,
+            file_max=trace.file_max,
+            file_count=trace.file_count,
+        )
+    except ValueError as exc:
+        raise ConfigError("trace.flags", str(exc)) from exc
+
+
+class HttpTrace:
+    """ASGI middleware: with the ``http`` flag on, one record per HTTP request (method,
+    path, status, milliseconds); WebSocket traffic is ``pbx``'s and ``appwebsocket``'s."""
+
+    def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
+        self.app = app
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.tracer.http:
+            return await self.app(scope, receive, send)
+        began = time.monotonic()
+        status = 0
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            target = scope["path"] + (f"?{query}" if query else "")
+            millis = (time.monotonic() - began) * 1000
+            client = scope.get("client") or ("-", 0)
+            self.tracer.record(
+                "http",
+                f"{scope['method']} {target} -> {status} in {millis:.1f} ms from {client[0]}",
+            )
 
 
 def local_url(config: Config, path: str) -> str:

@@ -21,6 +21,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import Action, Close, Send, Store, StoredAck, ToService
+from tracing import Tracer
 
 from .core.switch import Switch
 
@@ -100,8 +101,11 @@ class _Link:
 
 
 class Hub:
-    def __init__(self, switch: Switch, *, send_queue: int) -> None:
+    def __init__(self, switch: Switch, *, send_queue: int, tracer: Tracer | None = None) -> None:
         self.switch = switch
+        self.tracer = tracer or Tracer()
+        """``pbx`` traces every frame in and out; the core traces ``signalling``."""
+        switch.chat.tracer = self.tracer
         self._send_queue = send_queue
         self._links: dict[int, _Link] = {}
         self._wake = asyncio.Event()
@@ -151,7 +155,16 @@ class Hub:
         return conn_id
 
     def receive(self, conn_id: int, text: str) -> None:
+        if self.tracer.pbx:
+            self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
+
+    def _trace_pbx(self, conn_id: int, direction: str, text: str) -> None:
+        conn = self.switch.connections.get(conn_id)
+        principal = conn.principal if conn is not None else None
+        user = (principal.sip or principal.app) if principal is not None else None
+        domain = principal.domain if principal is not None else None
+        self.tracer.record("pbx", f"{direction} {text}", conn=conn_id, user=user, domain=domain)
 
     def receive_binary(self, conn_id: int) -> None:
         self._apply(self.switch.receive_binary(conn_id))
@@ -197,11 +210,14 @@ class Hub:
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links
+        tracer = self.tracer
         index = 0
         while index < len(actions):  # an overflow appends its consequences, in order
             action = actions[index]
             index += 1
             if type(action) is Send:  # the relay: first and cheapest
+                if tracer.pbx:
+                    self._trace_pbx(action.conn, "send", action.text)
                 link = links.get(action.conn)
                 if link is not None and not link.closing and not link.push(action.text):
                     actions.extend(self._overflow(action.conn, link))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 from collections import deque
@@ -26,6 +27,7 @@ from websockets.exceptions import WebSocketException
 from config import MessagesConfig
 from signaling.appwebsocket.client import AppWebsocketClient
 from signaling.appwebsocket.errors import AppWebsocketError
+from tracing import Tracer
 
 from .core.switch import VERSION
 from .post_outbox import PostOutbox
@@ -50,8 +52,10 @@ class ServiceLink:
         on_up: Callable[[], None],
         on_down: Callable[[], None],
         on_message: Callable[[JsonObject], None],
+        tracer: Tracer | None = None,
     ) -> None:
         self.url = url
+        self._tracer = tracer or Tracer()
         self._password = password
         self._domain = domain
         self._node = node
@@ -153,6 +157,8 @@ class ServiceLink:
         timeout = self._config.keepalive * 3
         while True:
             message = await client.recv(timeout)
+            if self._tracer.appwebsocket:
+                self._trace("recv", json.dumps(message, ensure_ascii=False))
             mt, src = message.get("mt"), message.get("src")
             if type(src) is int and mt in ("PostResult", "Error"):
                 self._post_answered(src, message)
@@ -174,13 +180,23 @@ class ServiceLink:
             await self._wake.wait()
             self._wake.clear()
             while requests:
-                await client.send(requests.popleft())
+                await self._send(client, requests.popleft())
             while (unsent := self._outbox.next_unsent()) is not None:
+                if self._tracer.appwebsocket:
+                    self._trace("send", unsent[1])
                 await client.send_text(unsent[1])
                 while requests:  # a reader's request need not wait for a long backlog
-                    await client.send(requests.popleft())
+                    await self._send(client, requests.popleft())
+
+    async def _send(self, client: AppWebsocketClient, message: JsonObject) -> None:
+        if self._tracer.appwebsocket:
+            self._trace("send", json.dumps(message, ensure_ascii=False))
+        await client.send(message)
+
+    def _trace(self, direction: str, text: str) -> None:
+        self._tracer.record("appwebsocket", f"{direction} {text}", user="messages")
 
     async def _keepalive(self, client: AppWebsocketClient) -> None:
         while True:
             await asyncio.sleep(self._config.keepalive)
-            await client.send({"mt": "KeepAlive"})
+            await self._send(client, {"mt": "KeepAlive"})

@@ -1,4 +1,8 @@
-"""Per-subsystem trace flags switched at run time (PROTOCOL §10.1). Not part of this
-release yet; the hub logs through the standard ``logging`` module meanwhile."""
+"""Per-subsystem trace flags switched at run time (PROTOCOL §10.1): a ``Tracer`` that code
+asks before it builds a trace line, a bounded ring of redacted records, and an optional
+rotating file. Imports nothing of Switchboard."""
 
-__all__: list[str] = []
+from .redact import redact
+from .tracer import SUBSYSTEMS, TraceFilter, Tracer, TraceRecord
+
+__all__ = ["SUBSYSTEMS", "TraceFilter", "TraceRecord", "Tracer", "redact"]

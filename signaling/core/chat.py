@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from config import LimitsConfig, SignalingConfig, UserConfig
+from tracing import Tracer
 
 from .actions import StoredAck
 from .calls import AckRecord, Call, Fragments, HeldMessage, Leg
@@ -84,6 +85,9 @@ class ChatCalls:
         self._config = signaling
         self._max_message = limits.max_message
         self.calls: dict[str, Call] = {}
+        self.tracer = Tracer()
+        """Call states and routing go to its ``signalling`` flag (never on the relay of a
+        message: that is ``pbx``'s to see)."""
 
     # -- entry points -------------------------------------------------------------------
 
@@ -105,6 +109,8 @@ class ChatCalls:
         next_state = client_event(leg.role, leg.state, event)
         if event is Event.FACILITY:
             return self._facility(leg, sig)
+        if self.tracer.signalling:
+            self._note(leg.reg, leg.number, f"{sig.type}: {leg.state.value} -> {next_state.value}")
         if event is Event.REL:
             return self._release_by(leg, sig.cau)
         if event is Event.ALERT:
@@ -177,6 +183,8 @@ class ChatCalls:
             ],
             "callId": call.call_id,
         }
+        if self.tracer.signalling:
+            self._note(reg, number, f"setup to {callee.sip}: offered to {len(devices)} device(s)")
         for device in devices:
             leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
             device.legs[leg.number] = leg
@@ -707,7 +715,15 @@ class ChatCalls:
             del leg.reg.legs[leg.number]
 
     def _refuse(self, reg: Registration, number: int, cause: Q931) -> None:
+        if self.tracer.signalling:
+            self._note(reg, number, f"refused: rel cause {int(cause)} ({cause.name.lower()})")
         self._send_raw(reg, number, {"type": "rel", "cau": hub_cause(cause).to_json()})
+
+    def _note(self, reg: Registration, number: int, text: str) -> None:
+        user = reg.user
+        self.tracer.record(
+            "signalling", f"call {number}: {text}", conn=reg.conn, user=user.sip, domain=reg.domain
+        )
 
     # -- sending ------------------------------------------------------------------------
 
@@ -715,6 +731,9 @@ class ChatCalls:
         """Tell a leg what happened, if its state table lets that happen now."""
         next_state = hub_event(leg.role, leg.state, event)
         if next_state is not None:
+            if self.tracer.signalling:
+                change = f"{leg.state.value} -> {next_state.value}"
+                self._note(leg.reg, leg.number, f"hub {sig.get('type')}: {change}")
             leg.state = next_state
             self._send_sig(leg, sig)
 

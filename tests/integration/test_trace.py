@@ -1,0 +1,185 @@
+"""Trace flags switched at run time over the admin API (PROTOCOL §10.1), on a real server:
+what is traced appears at once, stops at once, can be narrowed to one user, and never
+shows a secret."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+
+from config import Config
+from tests.integration.test_messages import ask, session
+from tests.support import PASSWORDS, RunningServer, connected_pair, make_config, running_server
+
+ADMIN = ("admin", "trace-admin-secret")
+SUBSYSTEMS = ("pbx", "http", "app", "database", "appwebsocket", "signalling", "browser")
+
+
+def admin_config(password: str = ADMIN[1]) -> Config:
+    config = make_config()
+    return replace(config, admin=replace(config.admin, password=password))
+
+
+@pytest.fixture
+async def traced() -> AsyncIterator[tuple[RunningServer, httpx.AsyncClient]]:
+    async with (
+        running_server(admin_config()) as server,
+        httpx.AsyncClient(base_url=server.http, auth=ADMIN, timeout=10) as http,
+    ):
+        yield server, http
+
+
+async def put_flags(client: httpx.AsyncClient, /, **flags: Any) -> dict[str, Any]:
+    answer = await client.put("/admin/trace", json={"flags": flags})
+    assert answer.status_code == 200, answer.text
+    state: dict[str, Any] = answer.json()
+    return state
+
+
+async def records(http: httpx.AsyncClient, since: int = 0) -> tuple[list[dict[str, Any]], int]:
+    answer = await http.get("/admin/trace/log", params={"since": since})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    return body["records"], body["last"]
+
+
+async def test_pbx_on_shows_the_next_chat_and_off_stops_it(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    state = (await http.get("/admin/trace")).json()
+    assert state["flags"]["pbx"] is False and set(state["flags"]) == set(SUBSYSTEMS)
+    await put_flags(http, pbx=True)
+    _, mark = await records(http)
+    alice, bob, number = await connected_pair(server)
+    await alice.say(1, "traced hello")
+    await bob.fty(number)
+    seen, mark = await records(http, mark)
+    texts = [r["text"] for r in seen if r["subsystem"] == "pbx"]
+    assert any("recv" in t and "traced hello" in t for t in texts), texts
+    assert any("send" in t and "traced hello" in t for t in texts)
+    sender = next(r for r in seen if "recv" in r["text"] and "traced hello" in r["text"])
+    assert (sender["user"], sender["domain"]) == ("alice", "example.com")
+
+    await put_flags(http, pbx=False)  # no restart: the very next message is not traced
+    await alice.say(1, "not traced")
+    await bob.fty(number)
+    later, _ = await records(http, mark)
+    assert not [r for r in later if "not traced" in r["text"]]
+
+
+async def test_a_user_filter_traces_only_that_user(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    answer = await http.put(
+        "/admin/trace", json={"flags": {"pbx": True, "signalling": True}, "filter": {"user": "bob"}}
+    )
+    assert answer.json()["filter"] == {"user": "bob", "domain": ""}
+    _, mark = await records(http)
+    alice, bob, number = await connected_pair(server)
+    await alice.say(1, "for bob")
+    await bob.fty(number)
+    seen, _ = await records(http, mark)
+    assert seen and {r["user"] for r in seen} == {"bob"}
+    assert any(r["subsystem"] == "signalling" for r in seen)
+    assert any("for bob" in r["text"] for r in seen)  # what bob received
+
+
+async def test_signalling_shows_call_states_and_routing(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    await put_flags(http, signalling=True)
+    await connected_pair(server)
+    dave = await server.phone("dave")
+    await dave.setup(1, "carol")  # carol is not registered: released with cause 18
+    await dave.sig(1, "rel")
+    text = (await http.get("/admin/trace/download")).text
+    assert "setup to bob: offered to 1 device(s)" in text
+    assert "conn: offered -> connected" in text or "connected" in text
+    assert "refused: rel cause 18" in text
+
+
+async def test_no_secret_is_ever_traced(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    """Every flag on over a login, a chat, a licensed session and a file upload."""
+    server, http = traced
+    await put_flags(http, **dict.fromkeys(SUBSYSTEMS, True))
+    alice, bob, number = await connected_pair(server)
+    await alice.say(1, "hello with everything traced")
+    await bob.fty(number)
+    await session(alice)
+    (created,) = await ask(alice, "CreateFileBuffer", name="t.txt", size=4)
+    assert (await http.post(created["url"], content=b"data")).status_code == 201
+    key = created["url"].split("key=", 1)[1]
+    await alice.say(1, "file", attach=created["url"])
+    await bob.fty(number)
+    text = (await http.get("/admin/trace/download")).text
+    assert "hello with everything traced" in text  # the trace did see the traffic
+    link = server.hub.link
+    assert link is not None
+    secrets = [*PASSWORDS.values(), ADMIN[1], key, link._password]
+    for secret in secrets:
+        assert secret not in text, "a secret is in the trace"
+    assert not re.search(r'"digest"\s*:\s*"[0-9a-f]', text)
+
+
+async def test_the_admin_api_needs_the_admin_login(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, _ = traced
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as anonymous:
+        for method, path in [
+            ("GET", "/admin/trace"),
+            ("PUT", "/admin/trace"),
+            ("GET", "/admin/trace/log"),
+            ("GET", "/admin/trace/download"),
+            ("GET", "/debug.xml"),
+        ]:
+            answer = await anonymous.request(method, path)
+            assert answer.status_code == 401, (method, path)
+            assert answer.json()["code"] == "forbidden"
+            assert answer.headers["www-authenticate"].startswith("Basic")
+        wrong = await anonymous.get("/admin/trace", auth=("admin", "guess"))
+        assert wrong.status_code == 401
+
+
+async def test_without_an_admin_password_nobody_gets_in() -> None:
+    async with (
+        running_server(admin_config(password="")) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=10) as http,
+    ):
+        assert (await http.get("/admin/trace", auth=("admin", ""))).status_code == 401
+
+
+async def test_bad_changes_are_refused_and_change_nothing(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    _, http = traced
+    before = (await http.get("/admin/trace")).json()
+    for body in [{"flags": {"nope": True}}, {"flags": {"pbx": "yes"}}, ["pbx"], {"filter": 3}]:
+        answer = await http.put("/admin/trace", json=body)
+        assert answer.status_code == 400 and answer.json()["code"] == "bad_json", body
+    assert (await http.put("/admin/trace", content=b"{not json")).status_code == 400
+    assert (await http.get("/admin/trace")).json() == before
+
+
+async def test_debug_xml_shows_and_sets_the_flags(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    _, http = traced
+    answer = await http.get("/debug.xml", params={"pbx": "on", "app": "off"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith(
+        "application/xml"
+    )
+    assert '<flag name="pbx" on="true"/>' in answer.text
+    assert '<flag name="app" on="false"/>' in answer.text
+    assert (await http.get("/admin/trace")).json()["flags"]["pbx"] is True
+    assert (await http.get("/debug.xml", params={"pbx": "maybe"})).status_code == 400

@@ -1,0 +1,51 @@
+"""The tracer: flags, filter, the ring of numbered records, the text and the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tracing import SUBSYSTEMS, TraceFilter, Tracer
+
+
+def test_flags_start_from_config_and_switch_at_once() -> None:
+    tracer = Tracer(flags=["app", "pbx"])
+    assert tracer.flags() == {name: name in ("app", "pbx") for name in SUBSYSTEMS}
+    tracer.set_flags({"pbx": False, "database": True})
+    assert (tracer.pbx, tracer.database) == (False, True)
+    with pytest.raises(ValueError, match="nope"):
+        tracer.set_flags({"nope": True, "http": True})
+    assert tracer.http is False  # nothing changed
+
+
+def test_records_are_numbered_kept_to_the_buffer_and_read_incrementally() -> None:
+    tracer = Tracer(buffer=3, clock=lambda: 1_800_000_000.25)
+    for index in range(5):
+        tracer.record("app", f"event {index}", conn=index, user="alice", domain="example.com")
+    assert [r.seq for r in tracer.since(0)] == [3, 4, 5]  # the oldest two fell out
+    assert [r.text for r in tracer.since(4)] == ["event 4"]
+    assert tracer.records_json(5) == {"records": [], "last": 5}
+    first_line = tracer.text().splitlines()[0]
+    assert first_line == "2027-01-15T08:00:00.250Z 3 app conn=2 alice@example.com event 2"
+
+
+def test_the_filter_keeps_one_user_or_one_tenant() -> None:
+    tracer = Tracer()
+    tracer.filter = TraceFilter(domain="example.com")
+    tracer.record("pbx", "kept", user="alice", domain="example.com")
+    tracer.record("pbx", "other tenant", user="alice", domain="other.org")
+    tracer.filter = TraceFilter(user="bob")
+    tracer.record("pbx", "alice's", user="alice", domain="example.com")
+    tracer.record("pbx", "bob's", user="bob", domain="example.com")
+    assert [r.text for r in tracer.since(0)] == ["kept", "bob's"]
+
+
+def test_records_go_to_a_rotating_file_too(tmp_path: Path) -> None:
+    path = tmp_path / "trace" / "switchboard.trace"
+    tracer = Tracer(file=path, file_max=300, file_count=2)
+    for index in range(20):
+        tracer.record("app", f"line {index} " + "x" * 40)
+    files = sorted(p.name for p in path.parent.iterdir())
+    assert files == ["switchboard.trace", "switchboard.trace.1", "switchboard.trace.2"]
+    assert "line 19" in path.read_text()
