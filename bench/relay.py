@@ -656,6 +656,7 @@ class Plan:
     save: bool
     quick: bool
     rate_fraction: float = 0.5
+    trace: tuple[str, ...] = ()
 
     @property
     def users(self) -> int:
@@ -677,6 +678,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         type=float,
         default=0.5,
         help="latency runs offer this fraction of the relay maximum (default 0.5)",
+    )
+    parser.add_argument(
+        "--trace",
+        default="",
+        help="trace flags on in the hub, comma separated (default: all off)",
     )
     parser.add_argument("--quick", action="store_true", help="short run (under 30 s)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
@@ -700,10 +706,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         ack_seconds=max(1.0, seconds / 2),
         save=not args.no_save,
         quick=args.quick,
+        trace=tuple(name.strip() for name in args.trace.split(",") if name.strip()),
     )
 
 
-def write_config(path: Path, users: int, secret: str) -> None:
+def write_config(path: Path, users: int, secret: str, trace: Sequence[str] = ()) -> None:
     """Switchboard TOML: one tenant of ``users`` users; rate limit on but out of reach."""
     lines = [
         "[login]",
@@ -713,6 +720,9 @@ def write_config(path: Path, users: int, secret: str) -> None:
         "[limits]",
         "rate = 1000000.0",
         "burst = 1000000",
+        "",
+        "[trace]",
+        f"flags = {json.dumps(list(trace))}",
         "",
     ]
     for index in range(users):
@@ -961,7 +971,7 @@ class Bench:
         self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-bench-")))
         self.secret = secrets.token_hex(8)
         self.config_path = self.tmp / "bench.toml"
-        write_config(self.config_path, plan.users, self.secret)
+        write_config(self.config_path, plan.users, self.secret, plan.trace)
         self.workers: WorkerPool | None = None
 
     # -- processes ------------------------------------------------------------------------

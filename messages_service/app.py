@@ -27,6 +27,7 @@ from filebuffers import LocalStore
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.throttle import LoginThrottle
+from tracing import Tracer
 
 from .accounts import ServiceAccounts
 from .attachments import Attachments
@@ -65,12 +66,13 @@ class MessagesService:
     AppWebsocket, ``stop()`` drains and closes. ``password`` is App object ``messages``'s
     shared secret (an empty one would let nobody in, and is refused)."""
 
-    def __init__(self, config: Config, *, password: str) -> None:
+    def __init__(self, config: Config, *, password: str, tracer: Tracer | None = None) -> None:
         if not password:
             raise ConfigError(
                 "messages.password", "required: the hub logs in to the service with it"
             )
         self.config = config
+        self.tracer = tracer or Tracer()
         self.database_url = database_url(config)
         self._accounts = ServiceAccounts(password)
         self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
@@ -97,7 +99,7 @@ class MessagesService:
         if self._services is not None:
             return
         try:
-            store = await MessageStore.open(self.database_url)
+            store = await MessageStore.open(self.database_url, self.tracer)
         except ValueError as exc:
             raise ConfigError("messages.database", str(exc)) from exc
         await self.file_store.open()

@@ -59,16 +59,16 @@ def create_app(
     if role == "messages":
         return create_messages_app(config)
     messages = config.messages
+    tracer = make_tracer(config)
     service: MessagesService | None = None
     password = messages.password
     if messages.enabled and role == "all" and not messages.url:
         password = password or secrets.token_hex(32)  # both ends live in this process
-        service = MessagesService(config, password=password)
+        service = MessagesService(config, password=password, tracer=tracer)
     if messages.enabled and role == "hub" and not messages.url:
         raise ConfigError("messages.url", "required for --role hub (where is the service?)")
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
     switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
-    tracer = make_tracer(config)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

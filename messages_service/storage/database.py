@@ -25,6 +25,7 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Coroutine
 from pathlib import Path
@@ -38,6 +39,7 @@ from tortoise.context import TortoiseContext
 from tortoise.exceptions import BaseORMException, ConfigurationError
 
 from messages_service.errors import MessagesServiceError, Unavailable
+from tracing import Tracer
 
 from .models import APP_LABEL
 
@@ -104,6 +106,8 @@ class Database:
         self._context = contextvars.Context()
         self._context.run(self._tortoise.__enter__)
         self._open = False
+        self.tracer = Tracer()
+        """Each unit of work and its time go to the ``database`` flag."""
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -163,7 +167,19 @@ class Database:
         if not self._open:
             work.close()
             raise Unavailable("storage closed")
-        return await self._run(work)
+        tracer = self.tracer
+        if not tracer.database:
+            return await self._run(work)
+        name = getattr(work, "__qualname__", "work")
+        began = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = await self._run(work)
+            outcome = "done"
+            return result
+        finally:
+            millis = (time.perf_counter() - began) * 1000
+            tracer.record("database", f"{name} {outcome} in {millis:.2f} ms ({self.dialect})")
 
     async def _run(self, work: Coroutine[Any, Any, T]) -> T:
         task = asyncio.create_task(_translated(work), context=self._context.copy())

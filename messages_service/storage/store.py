@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
+from tracing import Tracer
+
 from .database import Database, Dialect
 from .migrations import migrate
 from .models import Chat, Group, Member, Message
@@ -51,9 +53,11 @@ class MessageStore:
         self._db = db
 
     @classmethod
-    async def open(cls, url: str) -> MessageStore:
+    async def open(cls, url: str, tracer: Tracer | None = None) -> MessageStore:
         """Open the database at ``url`` and bring its schema up to date."""
         db = await Database.open(url)
+        if tracer is not None:
+            db.tracer = tracer
         try:
             await db.run(migrate(db))
         except BaseException:

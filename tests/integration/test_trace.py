@@ -183,3 +183,16 @@ async def test_debug_xml_shows_and_sets_the_flags(
     assert '<flag name="app" on="false"/>' in answer.text
     assert (await http.get("/admin/trace")).json()["flags"]["pbx"] is True
     assert (await http.get("/debug.xml", params={"pbx": "maybe"})).status_code == 400
+
+
+async def test_database_work_is_traced_with_its_time(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    await put_flags(http, database=True)
+    alice = await server.phone("alice")
+    await session(alice)
+    await ask(alice, "ReadChats")
+    seen, _ = await records(http)
+    lines = [r["text"] for r in seen if r["subsystem"] == "database"]
+    assert any(re.fullmatch(r"\S*_chats done in \d+\.\d\d ms \(sqlite\)", t) for t in lines), lines
