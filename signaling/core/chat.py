@@ -162,6 +162,9 @@ class ChatCalls:
         if not reachable and self._licensed(callee):
             return self._answer_for_offline(reg, number, sig, callee)
         if not devices:
+            if self.tracer.signalling:
+                why = "every device at max_calls" if reachable else "no registered device"
+                self._note(reg, number, f"setup to {callee.sip}: {why}")
             for message in sig.messages:
                 if message.id is not None:
                     self._send_fty(reg, number, _ack_not_delivered(message.id))
