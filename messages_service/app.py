@@ -140,6 +140,12 @@ class MessagesService:
             self._store = None
         log.info("messages service stopped")
 
+    async def database_ready(self) -> bool:
+        """True when the message store answers a trivial query now (``/healthz``)."""
+        if self._store is None:
+            return False
+        return await self._store.ready()
+
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
 

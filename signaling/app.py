@@ -14,14 +14,14 @@ from __future__ import annotations
 import gc
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +34,7 @@ from signaling.core.switch import Switch
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
 from signaling.messages_link import ServiceLink
+from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
 from tracing import Tracer
 from tracing.routes import TraceRoutes
@@ -97,6 +98,7 @@ def create_app(
     routes: list[BaseRoute] = [
         WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
         Route("/healthz", healthz),
+        Route("/metrics", _admin_only(metrics, basic_login(config.admin))),
     ]
     if service is not None:
         routes += service.routes()
@@ -191,9 +193,55 @@ def local_url(config: Config, path: str) -> str:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """Liveness: the process serves requests and the hub runs."""
+    """Liveness, with readiness alongside: 200 while the process serves (``status``
+    ``ok``, or ``degraded`` when a dependency is down; ``checks`` say which), 503 only
+    while starting. ``?ready=1`` answers 503 unless everything is up, for a load
+    balancer that should send clients elsewhere meanwhile."""
     hub: Hub | None = getattr(request.app.state, "hub", None)
-    return JSONResponse(
-        {"status": "ok" if hub is not None else "starting"},
-        status_code=200 if hub is not None else 503,
+    if hub is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    checks: dict[str, str] = {}
+    if hub.link is not None:
+        checks["messages_link"] = "up" if hub.link.up else "down"
+    service: MessagesService | None = getattr(request.app.state, "messages_service", None)
+    if service is not None:
+        checks["database"] = "up" if await service.database_ready() else "down"
+    ready = all(state == "up" for state in checks.values())
+    body = {"status": "ok" if ready else "degraded", "checks": checks}
+    status = 503 if request.query_params.get("ready") == "1" and not ready else 200
+    return JSONResponse(body, status_code=status)
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text (``signaling.metrics``); behind the admin login."""
+    hub: Hub | None = getattr(request.app.state, "hub", None)
+    if hub is None:
+        return Response("starting\n", status_code=503, media_type="text/plain")
+    switch = hub.switch
+    outbox = hub.outbox
+    text = render_metrics(
+        connections=hub.connection_count,
+        registrations=len(switch.registry),
+        calls=len(switch.chat.calls),
+        messages=switch.chat.messages,
+        stored=outbox.acknowledged if outbox is not None else 0,
+        outbox_depth=len(outbox.pending) if outbox is not None else 0,
+        errors=dict(switch.errors),
+        frame_times=hub.frame_times,
     )
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _admin_only(
+    handler: Callable[[Request], Awaitable[Response]], authorized: Callable[[Request], bool]
+) -> Callable[[Request], Awaitable[Response]]:
+    async def guarded(request: Request) -> Response:
+        if not authorized(request):
+            return JSONResponse(
+                {"code": "forbidden", "text": "admin login needed"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="Switchboard admin"'},
+            )
+        return await handler(request)
+
+    return guarded

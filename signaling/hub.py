@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,6 +25,7 @@ from signaling.core.actions import Action, Close, Send, Store, StoredAck, ToServ
 from tracing import Tracer
 
 from .core.switch import Switch
+from .metrics import FrameTimes
 
 if TYPE_CHECKING:
     from .messages_link import ServiceLink
@@ -104,6 +106,8 @@ class Hub:
     def __init__(self, switch: Switch, *, send_queue: int, tracer: Tracer | None = None) -> None:
         self.switch = switch
         self.tracer = tracer or Tracer()
+        self.frame_times = FrameTimes()
+        """How long each client frame takes here, for ``/metrics``."""
         """``pbx`` traces every frame in and out; the core traces ``signalling``."""
         switch.chat.tracer = self.tracer
         self._send_queue = send_queue
@@ -155,9 +159,11 @@ class Hub:
         return conn_id
 
     def receive(self, conn_id: int, text: str) -> None:
+        began = time.perf_counter()
         if self.tracer.pbx:
             self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
+        self.frame_times.observe(time.perf_counter() - began)
 
     def _trace_pbx(self, conn_id: int, direction: str, text: str) -> None:
         conn = self.switch.connections.get(conn_id)

@@ -47,6 +47,8 @@ class PostOutbox:
         """Durable Posts the service has not acknowledged, oldest first, as the JSON text
         that was journaled and that the link sends: each Post is encoded once."""
         self._pending_bytes = 0
+        self.acknowledged = 0
+        """Posts the service has stored since start, for ``/metrics``."""
         self._unsent: deque[int] = deque()
         """Keys of durable Posts not yet handed to the link, oldest first. A cursor, so
         sending costs the same however many Posts wait for their acknowledgement."""
@@ -108,6 +110,7 @@ class PostOutbox:
         """The service has stored it."""
         text = self.pending.pop(key, None)
         if text is not None:
+            self.acknowledged += 1
             self._pending_bytes -= len(text)
             self._done.append(key)
             self._wake.set()

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
 
+from messages_service.errors import Unavailable
 from tracing import Tracer
 
 from .database import Database, Dialect
@@ -71,6 +72,17 @@ class MessageStore:
     @property
     def dialect(self) -> Dialect:
         return self._db.dialect
+
+    async def ready(self) -> bool:
+        """True when the database answers ``SELECT 1`` (``/healthz``)."""
+        try:
+            await self._db.run(self._ping())
+        except Unavailable:
+            return False
+        return True
+
+    async def _ping(self) -> None:
+        await self._db.client().execute_query("SELECT 1")
 
     # -- Posts ---------------------------------------------------------------------------
 

@@ -85,6 +85,8 @@ class ChatCalls:
         self._config = signaling
         self._max_message = limits.max_message
         self.calls: dict[str, Call] = {}
+        self.messages = 0
+        """Chat messages accepted (given a seq) since start, for ``/metrics``."""
         self.tracer = Tracer()
         """Call states and routing go to its ``signalling`` flag (never on the relay of a
         message: that is ``pbx``'s to see)."""
@@ -299,6 +301,7 @@ class ChatCalls:
         assert group is not None
         now = int(wall)
         seq = call.next_seq()
+        self.messages += 1
         user = leg.reg.user
         item = _relayed_item(leg, now, seq, html, raw)
         receivers = [other for other in call.joined if other is not leg]
@@ -529,6 +532,7 @@ class ChatCalls:
         wall = self._clock.wall()
         now = int(wall)
         seq = call.next_seq()
+        self.messages += 1
         if peer is not None:
             self._out.send_text(peer.reg.conn, _relay_text(leg, peer, now, seq, html, raw))
             state = "delivered"

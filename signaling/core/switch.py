@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -131,6 +132,8 @@ class Switch:
         )
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
+        self.errors: Counter[str] = Counter()
+        """``Error`` replies sent, by code, for ``/metrics``."""
 
     # -- entry points from the I/O layer --------------------------------------------------
 
@@ -384,6 +387,7 @@ class Switch:
         if conn.limited >= self.config.limits.rate_close_after:
             return self._close(conn, closecodes.WS_4004_RATE_LIMIT, "rate limit exceeded")
         error = RateLimited(wait_ms)
+        self.errors[error.code] += 1
         self._out.send(
             conn.id,
             {"mt": "Error", "code": error.code, "text": error.text, "retry_after_ms": wait_ms},
@@ -453,6 +457,7 @@ class Switch:
         code: str | None = None,
     ) -> None:
         reply: JsonObject = {"mt": "Error", "code": code or error.code, "text": error.text}
+        self.errors[reply["code"]] += 1
         if inbound is None:
             return self._out.send(conn.id, reply)
         if inbound.mt == "Signaling":

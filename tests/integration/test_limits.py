@@ -179,6 +179,12 @@ async def _pbx_messages_refused(server: RunningServer) -> None:
 async def test_healthz(server: RunningServer) -> None:
     import httpx
 
+    await server.service_ready()
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{server.http}/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+        ready = await http.get(f"{server.http}/healthz?ready=1")
+    assert response.status_code == 200 and ready.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"messages_link": "up", "database": "up"},
+    }

@@ -1,0 +1,109 @@
+"""``GET /metrics`` in the Prometheus text format (version 0.0.4).
+
+Gauges are read when scraped (connections, registrations, calls, the outbox's depth);
+counters are plain integers the code already keeps (messages accepted, Posts stored,
+errors by code); the one histogram, how long the hub takes over a frame from a client
+(parse, route, queue every frame it causes), is observed by the hub itself.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+
+__all__ = ["FrameTimes", "render"]
+
+BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+"""Seconds; a frame usually takes tens of microseconds."""
+
+
+class FrameTimes:
+    """A histogram of seconds, cumulative only when rendered (one increment to observe)."""
+
+    __slots__ = ("count", "counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+
+    def lines(self, name: str) -> Iterable[str]:
+        running = 0
+        for bound, count in zip(BUCKETS, self.counts, strict=False):
+            running += count
+            yield f'{name}_bucket{{le="{bound}"}} {running}'
+        yield f'{name}_bucket{{le="+Inf"}} {self.count}'
+        yield f"{name}_sum {self.total:.6f}"
+        yield f"{name}_count {self.count}"
+
+
+def render(
+    *,
+    connections: int,
+    registrations: int,
+    calls: int,
+    messages: int,
+    stored: int,
+    outbox_depth: int,
+    errors: dict[str, int],
+    frame_times: FrameTimes,
+) -> str:
+    out: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+        out.extend(samples)
+
+    metric(
+        "switchboard_connections",
+        "gauge",
+        "Open client WebSocket connections.",
+        [f"switchboard_connections {connections}"],
+    )
+    metric(
+        "switchboard_registrations",
+        "gauge",
+        "Registered devices.",
+        [f"switchboard_registrations {registrations}"],
+    )
+    metric("switchboard_calls", "gauge", "Chat calls in progress.", [f"switchboard_calls {calls}"])
+    metric(
+        "switchboard_messages_total",
+        "counter",
+        "Chat messages accepted from clients.",
+        [f"switchboard_messages_total {messages}"],
+    )
+    metric(
+        "switchboard_messages_stored_total",
+        "counter",
+        "Messages the messages service has stored.",
+        [f"switchboard_messages_stored_total {stored}"],
+    )
+    metric(
+        "switchboard_outbox_depth",
+        "gauge",
+        "Messages waiting in the hub's outbox.",
+        [f"switchboard_outbox_depth {outbox_depth}"],
+    )
+    metric(
+        "switchboard_errors_total",
+        "counter",
+        "Error replies sent to clients, by code.",
+        [
+            f'switchboard_errors_total{{code="{code}"}} {count}'
+            for code, count in sorted(errors.items())
+        ],
+    )
+    metric(
+        "switchboard_frame_seconds",
+        "histogram",
+        "Time the hub takes over one frame from a client (relay latency inside the hub).",
+        frame_times.lines("switchboard_frame_seconds"),
+    )
+    return "\n".join(out) + "\n"
