@@ -150,6 +150,12 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _log_format(value: object) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f'expected "text" or "json", got {shown_value(value)}')
+    return str(value)
+
+
 def _names(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError(f"expected a list of names, got {shown_value(value)}")
@@ -272,7 +278,13 @@ _NAMES = _Option(
 _POSITIVE_SIZE = _Option(_positive(_size))
 
 _SECTIONS: dict[str, dict[str, _Option]] = {
-    "server": {"host": _TEXT, "port": _PORT, "data_dir": _Option(_path), "node": _TEXT},
+    "server": {
+        "host": _TEXT,
+        "port": _PORT,
+        "data_dir": _Option(_path),
+        "node": _TEXT,
+        "log_format": _Option(_log_format),
+    },
     "login": {
         "challenge_ttl": _POSITIVE_DURATION,
         "timeout": _POSITIVE_DURATION,

@@ -38,6 +38,7 @@ class ServerConfig:
     port: int = 8080  # 0..65535 (0 = pick a free port)
     data_dir: Path = Path("./data")
     node: str = "switchboard"  # this node's name, sent as "pbx" in PbxInfo
+    log_format: str = "text"  # "text" lines or "json" (one object per line)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
+from signaling.logs import install_record_factory
 from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
@@ -59,6 +60,7 @@ def create_app(
     (default: ``messages.url``, else this process at ``server.host``/``server.port``)."""
     if role == "messages":
         return create_messages_app(config)
+    install_record_factory()
     messages = config.messages
     tracer = make_tracer(config)
     service: MessagesService | None = None

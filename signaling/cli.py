@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -57,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .logs import configure as configure_logging
     from .server import bound_socket, uvicorn_config
 
     try:
@@ -64,9 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.server.log_format)
     config.server.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         sock = bound_socket(config.server.host, config.server.port)

@@ -29,6 +29,9 @@ def uvicorn_config(
         "lifespan": "on",
         "log_level": log_level,
         "server_header": False,
+        # uvicorn's access log would write every url, capability keys and signatures
+        # included; HTTP requests are traced (redacted) under the "http" flag instead.
+        "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
     options.update(overrides)

@@ -4,6 +4,7 @@ shows a secret."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -70,7 +71,7 @@ async def test_pbx_on_shows_the_next_chat_and_off_stops_it(
     await alice.say(1, "not traced")
     await bob.fty(number)
     later, _ = await records(http, mark)
-    assert not [r for r in later if "not traced" in r["text"]]
+    assert not [r for r in later if r["subsystem"] == "pbx" and "not traced" in r["text"]]
 
 
 async def test_a_user_filter_traces_only_that_user(
@@ -106,10 +107,12 @@ async def test_signalling_shows_call_states_and_routing(
     assert "refused: rel cause 18" in text
 
 
-async def test_no_secret_is_ever_traced(
-    traced: tuple[RunningServer, httpx.AsyncClient],
+async def test_no_secret_is_ever_traced_or_logged(
+    traced: tuple[RunningServer, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Every flag on over a login, a chat, a licensed session and a file upload."""
+    """Every flag on, every log line kept, over a login, a chat, a licensed session and a
+    file upload."""
+    caplog.set_level(logging.DEBUG)
     server, http = traced
     await put_flags(http, **dict.fromkeys(SUBSYSTEMS, True))
     alice, bob, number = await connected_pair(server)
@@ -126,8 +129,15 @@ async def test_no_secret_is_ever_traced(
     link = server.hub.link
     assert link is not None
     secrets = [*PASSWORDS.values(), ADMIN[1], key, link._password]
+    logged = "\n".join(  # the server's log, not this test's own HTTP client's
+        record.getMessage()
+        for record in caplog.records
+        if not record.name.startswith(("httpx", "httpcore"))
+    )
+    assert logged  # the run did log (start-up at least)
     for secret in secrets:
         assert secret not in text, "a secret is in the trace"
+        assert secret not in logged, "a secret is in the log"
     assert not re.search(r'"digest"\s*:\s*"[0-9a-f]', text)
 
 
