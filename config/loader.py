@@ -328,7 +328,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "buffer": _POSITIVE_COUNT,
         "file": _Option(_optional_string),
         "file_max": _POSITIVE_SIZE,
-        "file_count": _COUNT,
+        "file_count": _POSITIVE_COUNT,
     },
     "files": {
         "dir": _Option(_optional_string),

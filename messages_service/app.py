@@ -46,6 +46,8 @@ MESSAGES_PATH = "/messages/websocket"
 """The service's AppWebsocket (PROTOCOL §2)."""
 
 CLOSE_TIMEOUT = 5.0
+READY_TIMEOUT = 2.0
+"""Seconds ``/healthz`` waits for the database's answer before calling it down."""
 """How long ``stop()`` waits for connections to finish closing."""
 
 
@@ -144,7 +146,10 @@ class MessagesService:
         """True when the message store answers a trivial query now (``/healthz``)."""
         if self._store is None:
             return False
-        return await self._store.ready()
+        try:  # a database that hangs is not ready, and must not hang the probe
+            return await asyncio.wait_for(self._store.ready(), READY_TIMEOUT)
+        except TimeoutError:
+            return False
 
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
@@ -173,8 +178,13 @@ class MessagesService:
 def create_messages_app(config: Config, *, password: str | None = None) -> Starlette:
     """The service alone (``--role messages``); ``password`` defaults to
     ``messages.password``."""
+    trace = config.trace
+    try:  # [trace] applies here too; its flags are switched through a hub's admin API
+        tracer = Tracer(flags=trace.flags, buffer=trace.buffer)
+    except ValueError as exc:
+        raise ConfigError("trace.flags", str(exc)) from exc
     service = MessagesService(
-        config, password=config.messages.password if password is None else password
+        config, password=config.messages.password if password is None else password, tracer=tracer
     )
 
     @asynccontextmanager

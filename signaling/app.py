@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -61,6 +62,7 @@ def create_app(
     if role == "messages":
         return create_messages_app(config)
     install_record_factory()
+    admin_login = basic_login(config.admin, config.login)
     messages = config.messages
     tracer = make_tracer(config)
     service: MessagesService | None = None
@@ -100,12 +102,16 @@ def create_app(
     routes: list[BaseRoute] = [
         WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
         Route("/healthz", healthz),
-        Route("/metrics", _admin_only(metrics, basic_login(config.admin))),
+        Route("/metrics", _admin_only(metrics, admin_login)),
     ]
     if service is not None:
         routes += service.routes()
-    routes += TraceRoutes(tracer, basic_login(config.admin)).routes()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    routes += TraceRoutes(tracer, admin_login).routes()
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _json_error, 405: _json_error},
+    )
     app.add_middleware(HttpTrace, tracer=tracer)
     app.state.switch = switch
     app.state.tracer = tracer
@@ -173,8 +179,11 @@ class HttpTrace:
         try:
             await self.app(scope, receive, sending)
         finally:
+            # Values never: urls carry capability keys and signatures, and names may be
+            # percent-encoded past any pattern. Names are shown decoded, values as ***.
             query = scope.get("query_string", b"").decode("latin-1")
-            target = scope["path"] + (f"?{query}" if query else "")
+            names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+            target = scope["path"] + ("?" + "&".join(f"{n}=***" for n in names) if names else "")
             millis = (time.monotonic() - began) * 1000
             client = scope.get("client") or ("-", 0)
             self.tracer.record(
@@ -218,7 +227,7 @@ async def metrics(request: Request) -> Response:
     """Prometheus text (``signaling.metrics``); behind the admin login."""
     hub: Hub | None = getattr(request.app.state, "hub", None)
     if hub is None:
-        return Response("starting\n", status_code=503, media_type="text/plain")
+        return JSONResponse({"code": "unavailable", "text": "starting"}, status_code=503)
     switch = hub.switch
     outbox = hub.outbox
     text = render_metrics(
@@ -232,6 +241,14 @@ async def metrics(request: Request) -> Response:
         frame_times=hub.frame_times,
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _json_error(request: Request, exc: Exception) -> Response:
+    """404 and 405 as JSON ``{code, text}`` (PROTOCOL §10.3), like every other error."""
+    status = getattr(exc, "status_code", 500)
+    code = "not_found" if status == 404 else "bad_state"
+    text = "no such path" if status == 404 else "method not allowed here"
+    return JSONResponse({"code": code, "text": text}, status_code=status)
 
 
 def _admin_only(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ from signaling.core.actions import Action, Close, Send, Store, StoredAck, ToServ
 from tracing import Tracer
 
 from .core.switch import Switch
+from .logs import CONNECTION
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
@@ -51,10 +53,11 @@ class _Link:
     """One connection's outbound side: a bounded FIFO and, only while it holds frames, a
     task draining it. An idle connection costs no task (PROTOCOL §1.6: 4008 on overflow)."""
 
-    __slots__ = ("closing", "items", "limit", "peer", "writer")
+    __slots__ = ("closing", "conn_id", "items", "limit", "peer", "writer")
 
-    def __init__(self, peer: Peer, limit: int) -> None:
+    def __init__(self, peer: Peer, limit: int, conn_id: int = 0) -> None:
         self.peer = peer
+        self.conn_id = conn_id
         self.limit = limit
         self.items: deque[str | _CloseItem] = deque()
         self.closing = False
@@ -78,6 +81,9 @@ class _Link:
             self.writer.cancel()
 
     async def _write(self) -> None:
+        # Started from whichever connection's task caused the first frame: its log lines
+        # are about this connection.
+        CONNECTION.set(str(self.conn_id))
         items, peer = self.items, self.peer
         try:
             while items:
@@ -154,7 +160,7 @@ class Hub:
 
     def attach(self, peer: Peer, address: str) -> int:
         conn_id, actions = self.switch.open(address)
-        self._links[conn_id] = _Link(peer, self._send_queue)
+        self._links[conn_id] = _Link(peer, self._send_queue, conn_id)
         self._apply(actions)
         return conn_id
 
@@ -166,6 +172,9 @@ class Hub:
         self.frame_times.observe(time.perf_counter() - began)
 
     def _trace_pbx(self, conn_id: int, direction: str, text: str) -> None:
+        if "\\u" in text:  # "dig\u0065st" is "digest": redact what the JSON says
+            with contextlib.suppress(ValueError, RecursionError):
+                text = json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
         conn = self.switch.connections.get(conn_id)
         principal = conn.principal if conn is not None else None
         user = (principal.sip or principal.app) if principal is not None else None

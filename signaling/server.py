@@ -28,6 +28,9 @@ def uvicorn_config(
         "ws_ping_timeout": PING_INTERVAL,
         "lifespan": "on",
         "log_level": log_level,
+        # uvicorn's loggers go through the root logger configured by signaling.logs
+        # (text or JSON lines, with the connection), not handlers of their own.
+        "log_config": None,
         "server_header": False,
         # uvicorn's access log would write every url, capability keys and signatures
         # included; HTTP requests are traced (redacted) under the "http" flag instead.

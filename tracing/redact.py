@@ -19,7 +19,12 @@ _SECRET_NAMES = r"password|passwd|pwd|digest|key|sig|signature|secret|token|resu
 _JSON_FIELD = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 _QUERY = re.compile(rf"([?&](?:{_SECRET_NAMES}|s)=)[^&\s\"'#]*", re.IGNORECASE)
 _HEADER = re.compile(r"\b((?:Basic|Bearer|Digest)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
-_ASSIGN = re.compile(rf"\b((?:{_SECRET_NAMES})\s*=\s*)[^\s,;&\"']+", re.IGNORECASE)
+_ASSIGN = re.compile(
+    rf"\b((?:{_SECRET_NAMES})\s*=\s*)"
+    r"(?:\\\"(?:[^\"\\]|\\[^\"])*\\\"|\"[^\"]*\"|'[^']*'|[^\s,;&\"']+)",
+    re.IGNORECASE,
+)
+_CONTROL = {code: f"\\x{code:02x}" for code in range(32)} | {10: "\\n", 13: "\\r", 9: "\\t"}
 
 
 _JSON_SECRET_HINT = re.compile(rf'"(?:{_SECRET_NAMES})"\s*:\s*"')
@@ -40,6 +45,7 @@ def redact(text: str, limit: int = MAX_TEXT) -> str:
         text = _ASSIGN.sub(r"\1***", text)
     if any(hint in low for hint in _HEADER_HINTS):
         text = _HEADER.sub(r"\1***", text)
+    text = text.translate(_CONTROL)  # one record is one line: no forged lines
     if len(text) > limit:
         return f"{text[:limit]}…(+{len(text) - limit})"
     return text

@@ -62,8 +62,8 @@ class TraceRoutes:
         try:
             data = json.loads(body)
             flags, trace_filter = _changes(data)
-        except (ValueError, TypeError) as exc:
-            return _error(400, "bad_json", str(exc))
+        except (ValueError, TypeError, RecursionError) as exc:
+            return _error(400, "bad_json", str(exc)[:200])
         self.tracer.set_flags(flags)
         if trace_filter is not None:
             self.tracer.filter = trace_filter

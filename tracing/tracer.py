@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -72,6 +73,7 @@ class Tracer:
         "_seq",
         "app",
         "appwebsocket",
+        "boot",
         "browser",
         "clock",
         "database",
@@ -97,6 +99,9 @@ class Tracer:
         self.clock = clock
         self._records: deque[TraceRecord] = deque(maxlen=max(1, buffer))
         self._seq = itertools.count(1)
+        self.boot = secrets.token_hex(4)
+        """Differs after every start: a reader holding a ``since`` from before a restart
+        sees a new ``boot`` and starts again from 0."""
         self._file: logging.Logger | None = None
         if file is not None:
             self._file = _file_logger(file, file_max, file_count)
@@ -152,7 +157,13 @@ class Tracer:
     def records_json(self, seq: int, limit: int = 1000) -> dict[str, Any]:
         records = self.since(seq, limit)
         last = records[-1].seq if records else seq
-        return {"records": [asdict(record) for record in records], "last": last}
+        first = self._records[0].seq if self._records else 0
+        return {
+            "records": [asdict(record) for record in records],
+            "last": last,
+            "first": first,  # above since + 1: records were overwritten before being read
+            "boot": self.boot,
+        }
 
 
 def _file_logger(path: Path, max_bytes: int, count: int) -> logging.Logger:

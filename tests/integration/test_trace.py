@@ -206,3 +206,38 @@ async def test_database_work_is_traced_with_its_time(
     seen, _ = await records(http)
     lines = [r["text"] for r in seen if r["subsystem"] == "database"]
     assert any(re.fullmatch(r"\S*_chats done in \d+\.\d\d ms \(sqlite\)", t) for t in lines), lines
+
+
+async def test_crafted_frames_and_urls_cannot_hide_a_secret_or_forge_a_line(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    await put_flags(http, pbx=True, http=True)
+    client = await server.connect()
+    await client.send_text('{"mt":"AppLogin","sip":"x","dig\\u0065st":"ESCAPED-DIGEST"}')
+    await client.send_text('{"mt":"Nope","note":"one\\nFAKE 99 pbx conn=3 carol@example.com"}')
+    await http.get("/messages/files/abcdefghijklmnopqrstuv", params={"%6Bey": "x"})
+    await http.get("/messages/files/abcdefghijklmnopqrstuv?%6Bey=PERCENT-KEY&%73ig=PERCENT-SIG")
+    await http.get("/admin/trace/x%0AFAKE 100 app")
+    text = (await http.get("/admin/trace/download")).text
+    for secret in ("ESCAPED-DIGEST", "PERCENT-KEY", "PERCENT-SIG"):
+        assert secret not in text
+    assert not [line for line in text.splitlines() if line.startswith("FAKE")]
+
+
+async def test_admin_errors_are_json_and_failed_logins_are_throttled(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    missing = await http.get("/admin/nothing-here")
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+    wrong_method = await http.delete("/admin/trace")
+    assert wrong_method.status_code == 405 and wrong_method.json()["code"] == "bad_state"
+    deep = await http.put("/admin/trace", content=b"[" * 100_000)
+    assert deep.status_code in (400, 413)
+    cross = await http.get("/admin/trace", headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 401
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as guesser:
+        for _ in range(6):
+            await guesser.get("/admin/trace", auth=("admin", "guess"))
+    assert (await http.get("/admin/trace")).status_code == 401  # this address is throttled

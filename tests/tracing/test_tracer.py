@@ -25,7 +25,9 @@ def test_records_are_numbered_kept_to_the_buffer_and_read_incrementally() -> Non
         tracer.record("app", f"event {index}", conn=index, user="alice", domain="example.com")
     assert [r.seq for r in tracer.since(0)] == [3, 4, 5]  # the oldest two fell out
     assert [r.text for r in tracer.since(4)] == ["event 4"]
-    assert tracer.records_json(5) == {"records": [], "last": 5}
+    assert tracer.records_json(5) == {"records": [], "last": 5, "first": 3, "boot": tracer.boot}
+    assert tracer.records_json(1)["first"] == 3  # record 2, next after 1, was overwritten
+    assert Tracer().boot != tracer.boot  # a restart shows
     first_line = tracer.text().splitlines()[0]
     assert first_line == "2027-01-15T08:00:00.250Z 3 app conn=2 alice@example.com event 2"
 
