@@ -244,8 +244,11 @@ class FrameClient(asyncio.Protocol):
 
 
 async def expect(client: FrameClient, mt: str, sig: str | None = None) -> JsonObject:
-    """The next message, which must be ``mt`` (and Signaling of type ``sig``)."""
+    """The next message, which must be ``mt`` (and Signaling of type ``sig``); a
+    ``TraceFlags`` (the browser trace flag, PROTOCOL 12.14) is passed over."""
     message = await client.recv_json()
+    while message.get("mt") == "TraceFlags":
+        message = await client.recv_json()
     if message.get("mt") != mt or (sig is not None and message.get("sig", {}).get("type") != sig):
         raise RuntimeError(f"expected {mt} {sig or ''}, got {json.dumps(message)[:300]}")
     return message

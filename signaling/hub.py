@@ -116,6 +116,8 @@ class Hub:
         """How long each client frame takes here, for ``/metrics``."""
         """``pbx`` traces every frame in and out; the core traces ``signalling``."""
         switch.chat.tracer = self.tracer
+        self.tracer.on_change.append(self._flags_changed)
+        switch.browser_trace = self.tracer.browser
         self._send_queue = send_queue
         self._links: dict[int, _Link] = {}
         self._wake = asyncio.Event()
@@ -170,6 +172,9 @@ class Hub:
             self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
         self.frame_times.observe(time.perf_counter() - began)
+
+    def _flags_changed(self, flags: dict[str, bool]) -> None:
+        self._apply(self.switch.set_browser_trace(flags["browser"]))
 
     def _trace_pbx(self, conn_id: int, direction: str, text: str) -> None:
         if "\\u" in text:  # "dig\u0065st" is "digest": redact what the JSON says

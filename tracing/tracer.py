@@ -79,6 +79,7 @@ class Tracer:
         "database",
         "filter",
         "http",
+        "on_change",
         "pbx",
         "signalling",
     )
@@ -103,6 +104,8 @@ class Tracer:
         """Differs after every start: a reader holding a ``since`` from before a restart
         sees a new ``boot`` and starts again from 0."""
         self._file: logging.Logger | None = None
+        self.on_change: list[Callable[[dict[str, bool]], None]] = []
+        """Called with the flags after every ``set_flags``."""
         if file is not None:
             self._file = _file_logger(file, file_max, file_count)
         self.set_flags(dict.fromkeys(flags, True))
@@ -119,6 +122,9 @@ class Tracer:
             raise ValueError(f"unknown trace flag(s): {', '.join(unknown)}")
         for name, on in changes.items():
             setattr(self, name, bool(on))
+        flags = self.flags()
+        for listener in self.on_change:
+            listener(flags)
 
     def state(self) -> dict[str, Any]:
         """What ``GET /admin/trace`` answers."""

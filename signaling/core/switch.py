@@ -132,6 +132,8 @@ class Switch:
         )
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
+        self.browser_trace = False
+        """The ``browser`` trace flag, told to clients at login and when it changes."""
         self.errors: Counter[str] = Counter()
         """``Error`` replies sent, by code, for ``/metrics``."""
 
@@ -245,6 +247,15 @@ class Switch:
                 self.chat.stored(leg, ack)
         return self._out.drain()
 
+    def set_browser_trace(self, on: bool) -> list[Action]:
+        """The ``browser`` flag changed: every logged-in connection hears it."""
+        if on != self.browser_trace:
+            self.browser_trace = on
+            for conn in self.connections.values():
+                if conn.principal is not None and not conn.closing:
+                    self._out.send(conn.id, {"mt": "TraceFlags", "browser": on})
+        return self._out.drain()
+
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
@@ -291,6 +302,8 @@ class Switch:
         if conn.login_timer is not None:
             conn.login_timer.cancel()
             conn.login_timer = None
+        if self.browser_trace:  # §12.14 (extension): the web client logs to its console
+            self._out.send(conn.id, {"mt": "TraceFlags", "browser": True})
         if principal.app is not None and principal.apis:
             self._out.send(
                 conn.id,

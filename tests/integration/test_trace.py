@@ -114,7 +114,8 @@ async def test_no_secret_is_ever_traced_or_logged(
     file upload."""
     caplog.set_level(logging.DEBUG)
     server, http = traced
-    await put_flags(http, **dict.fromkeys(SUBSYSTEMS, True))
+    # every flag that records (browser records nothing: it tells clients a TraceFlags)
+    await put_flags(http, **dict.fromkeys(SUBSYSTEMS, True) | {"browser": False})
     alice, bob, number = await connected_pair(server)
     await alice.say(1, "hello with everything traced")
     await bob.fty(number)
@@ -241,3 +242,19 @@ async def test_admin_errors_are_json_and_failed_logins_are_throttled(
         for _ in range(6):
             await guesser.get("/admin/trace", auth=("admin", "guess"))
     assert (await http.get("/admin/trace")).status_code == 401  # this address is throttled
+
+
+async def test_the_browser_flag_reaches_logged_in_clients(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    alice = await server.phone("alice")
+    await put_flags(http, browser=True)
+    assert await alice.next() == {"mt": "TraceFlags", "browser": True}
+    bob = await server.connect()  # logs in while it is on: told right after login
+    await bob.login(password=PASSWORDS["bob"], sip="bob")
+    assert await bob.recv() == {"mt": "TraceFlags", "browser": True}
+    await put_flags(http, browser=False, pbx=True)  # only a change of browser is told
+    assert await alice.next() == {"mt": "TraceFlags", "browser": False}
+    await put_flags(http, pbx=False)
+    await alice.sync()  # nothing else arrived
