@@ -14,7 +14,7 @@ in error messages or in a ``repr``.
 from __future__ import annotations
 
 from .errors import ConfigError
-from .loader import ENV_PREFIX, load_config
+from .loader import ENV_PREFIX, load_config, user_from_table
 from .sections import (
     AdminConfig,
     AppConfig,
@@ -25,6 +25,7 @@ from .sections import (
     MessagesConfig,
     ServerConfig,
     SignalingConfig,
+    TenantAdmin,
     TenantConfig,
     TraceConfig,
     UserConfig,
@@ -43,10 +44,12 @@ __all__ = [
     "MessagesConfig",
     "ServerConfig",
     "SignalingConfig",
+    "TenantAdmin",
     "TenantConfig",
     "TraceConfig",
     "UserConfig",
     "load_config",
     "parse_duration",
     "parse_size",
+    "user_from_table",
 ]

@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,13 +34,14 @@ from .sections import (
     MessagesConfig,
     ServerConfig,
     SignalingConfig,
+    TenantAdmin,
     TenantConfig,
     TraceConfig,
     UserConfig,
 )
 from .units import parse_duration, parse_size
 
-__all__ = ["ENV_PREFIX", "load_config"]
+__all__ = ["ENV_PREFIX", "load_config", "user_from_table"]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -148,6 +149,27 @@ def _flag(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {shown_value(value)}")
     return value
+
+
+def _admin(tree: Table) -> AdminConfig:
+    """``[admin]`` with its optional ``[admin.tenants."<domain>"]`` tables."""
+    table = dict(_table(tree.get("admin", {}), "admin"))
+    tenants = _table(table.pop("tenants", {}), "admin.tenants")
+    admin = AdminConfig(**_section_values({"admin": table}, "admin"))
+    accounts = []
+    for domain, spec in tenants.items():
+        where = _key("admin.tenants", domain)
+        _check_domain(domain, where)
+        entry = _table(spec, where)
+        _reject_unknown(entry, ("user", "password"), where)
+        accounts.append(
+            TenantAdmin(
+                domain=domain,
+                user=_optional_text(entry, "user", where, default="admin"),
+                password=_password(entry, where),
+            )
+        )
+    return replace(admin, tenants=tuple(accounts))
 
 
 def _log_format(value: object) -> str:
@@ -399,7 +421,7 @@ def _build(tree: Table) -> Config:
         messages=MessagesConfig(**_section_values(tree, "messages")),
         files=FilesConfig(**_section_values(tree, "files")),
         trace=TraceConfig(**_section_values(tree, "trace")),
-        admin=AdminConfig(**_section_values(tree, "admin")),
+        admin=_admin(tree),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)
@@ -473,6 +495,12 @@ def _users(value: object, where: str) -> tuple[UserConfig, ...]:
             owners[user.num] = sip
         users.append(user)
     return tuple(users)
+
+
+def user_from_table(sip: str, value: object, where: str) -> UserConfig:
+    """A user from a table shaped like ``[tenants."<domain>".users.<sip>]`` (the admin API
+    takes the same fields); ``ConfigError`` names what is wrong."""
+    return _user(sip, value, where)
 
 
 def _user(sip: str, value: object, where: str) -> UserConfig:

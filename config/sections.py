@@ -24,6 +24,7 @@ __all__ = [
     "MessagesConfig",
     "ServerConfig",
     "SignalingConfig",
+    "TenantAdmin",
     "TenantConfig",
     "TraceConfig",
     "UserConfig",
@@ -112,6 +113,16 @@ class AdminConfig:
 
     user: str = "admin"
     password: str = field(default="", repr=False)  # empty = the admin API refuses everyone
+    tenants: tuple[TenantAdmin, ...] = ()  # admins who see and change one tenant only
+
+
+@dataclass(frozen=True, slots=True)
+class TenantAdmin:
+    """An admin account limited to one tenant (``[admin.tenants."<domain>"]``)."""
+
+    domain: str
+    user: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from config import Config, ConfigError
+from config import Config, ConfigError, UserConfig
 from filebuffers import LocalStore
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
@@ -68,7 +68,14 @@ class MessagesService:
     AppWebsocket, ``stop()`` drains and closes. ``password`` is App object ``messages``'s
     shared secret (an empty one would let nobody in, and is refused)."""
 
-    def __init__(self, config: Config, *, password: str, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        password: str,
+        tracer: Tracer | None = None,
+        users: Callable[[str, str], UserConfig | None] | None = None,
+    ) -> None:
         if not password:
             raise ConfigError(
                 "messages.password", "required: the hub logs in to the service with it"
@@ -78,7 +85,7 @@ class MessagesService:
         self.database_url = database_url(config)
         self._accounts = ServiceAccounts(password)
         self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
-        self._directory = TenantDirectory(config.tenants)
+        self._directory = TenantDirectory(config.tenants, users)
         self.hubs = HubConnections()
         self._store: MessageStore | None = None
         self._services: Services | None = None

@@ -1,5 +1,6 @@
 """The operator's login to ``/admin``, ``/metrics`` and ``/debug.xml`` (PROTOCOL §10): HTTP
-Basic against ``[admin]``. With no admin password configured every request is refused,
+Basic against ``[admin]`` (the whole server) and ``[admin.tenants."<domain>"]`` (one
+tenant each). With no admin password configured every request is refused,
 so a server started from the defaults exposes no admin surface. Failed logins are
 throttled per client address like client logins (``login.throttle_failures`` per
 ``login.throttle_window``), and a request a browser marks as coming from another site
@@ -13,13 +14,86 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
 from config import AdminConfig, LoginConfig
 from signaling.appwebsocket.throttle import LoginThrottle
 
-__all__ = ["basic_login"]
+__all__ = ["AdminLogins", "AdminScope", "basic_login"]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminScope:
+    """Who an admin request comes from: ``domain`` None for the operator of the whole
+    server, else the one tenant a tenant admin sees and changes."""
+
+    domain: str | None
+
+    def covers(self, domain: str) -> bool:
+        return self.domain is None or self.domain == domain
+
+
+class AdminLogins:
+    """The server's admin and the tenant admins of ``[admin]``, checked by HTTP Basic."""
+
+    def __init__(
+        self,
+        admin: AdminConfig,
+        login: LoginConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        login = login or LoginConfig()
+        self._throttle = LoginThrottle(login.throttle_failures, login.throttle_window)
+        self._clock = clock
+        self._accounts: list[tuple[bytes, bytes, AdminScope]] = []
+        if admin.password:
+            self._accounts.append(
+                (_digest(admin.user.encode()), _digest(admin.password.encode()), AdminScope(None))
+            )
+        for tenant in admin.tenants:
+            if tenant.password:
+                self._accounts.append(
+                    (
+                        _digest(tenant.user.encode()),
+                        _digest(tenant.password.encode()),
+                        AdminScope(tenant.domain),
+                    )
+                )
+
+    def who(self, request: Request) -> AdminScope | None:
+        """The scope of the request's valid admin login, or None."""
+        if not self._accounts or request.headers.get("sec-fetch-site") == "cross-site":
+            return None
+        address = [f"admin:{request.client.host if request.client else '-'}"]
+        now = self._clock()
+        if self._throttle.blocked(address, now):
+            return None
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            given_user, sep, given_password = base64.b64decode(value, validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            given_user, sep, given_password = b"", b"", b""
+        user, password = _digest(given_user), _digest(given_password)
+        found = None
+        for account_user, account_password, scope in self._accounts:
+            # Fixed-length digests, both parts compared for every account: neither which
+            # part was wrong nor the password's length shows in the time taken.
+            user_ok = hmac.compare_digest(user, account_user)
+            password_ok = hmac.compare_digest(password, account_password)
+            if sep and user_ok and password_ok and found is None:
+                found = scope
+        if found is None:
+            self._throttle.failed(address, now)
+        return found
+
+    def server_admin(self, request: Request) -> bool:
+        """Only the operator of the whole server (trace, metrics: they span tenants)."""
+        scope = self.who(request)
+        return scope is not None and scope.domain is None
 
 
 def basic_login(
@@ -27,37 +101,8 @@ def basic_login(
     login: LoginConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Callable[[Request], bool]:
-    """A check of a request's ``Authorization: Basic`` header against ``admin``."""
-    login = login or LoginConfig()
-    throttle = LoginThrottle(login.throttle_failures, login.throttle_window)
-    user = _digest(admin.user.encode())
-    password = _digest(admin.password.encode())
-    enabled = bool(admin.password)
-
-    def authorized(request: Request) -> bool:
-        if not enabled or request.headers.get("sec-fetch-site") == "cross-site":
-            return False
-        address = [f"admin:{request.client.host if request.client else '-'}"]
-        now = clock()
-        if throttle.blocked(address, now):
-            return False
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            given_user, sep, given_password = base64.b64decode(value, validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            given_user, sep, given_password = b"", b"", b""
-        # Fixed-length digests compared, both every time: neither which part was wrong
-        # nor the password's length shows in the time taken.
-        user_ok = hmac.compare_digest(_digest(given_user), user)
-        password_ok = hmac.compare_digest(_digest(given_password), password)
-        if sep and user_ok and password_ok:
-            return True
-        throttle.failed(address, now)
-        return False
-
-    return authorized
+    """A check that a request comes from the server's admin (not a tenant admin)."""
+    return AdminLogins(admin, login, clock).server_admin
 
 
 def _digest(value: bytes) -> bytes:

@@ -28,10 +28,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Config, ConfigError
 from messages_service.app import MessagesService, create_messages_app
-from signaling.admin_login import basic_login
+from signaling.admin_login import AdminLogins
+from signaling.admin_users import UserAdmin
 from signaling.appwebsocket.digest import new_challenge
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
+from signaling.directory.changes import DirectoryChanges
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
 from signaling.logs import install_record_factory
@@ -62,18 +64,23 @@ def create_app(
     if role == "messages":
         return create_messages_app(config)
     install_record_factory()
-    admin_login = basic_login(config.admin, config.login)
+    logins = AdminLogins(config.admin, config.login)
+    admin_login = logins.server_admin
     messages = config.messages
     tracer = make_tracer(config)
+    switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
+    changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
+    changes.load_into(switch.directory)
     service: MessagesService | None = None
     password = messages.password
     if messages.enabled and role == "all" and not messages.url:
         password = password or secrets.token_hex(32)  # both ends live in this process
-        service = MessagesService(config, password=password, tracer=tracer)
+        service = MessagesService(
+            config, password=password, tracer=tracer, users=switch.directory.user
+        )
     if messages.enabled and role == "hub" and not messages.url:
         raise ConfigError("messages.url", "required for --role hub (where is the service?)")
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
-    switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -107,6 +114,7 @@ def create_app(
     if service is not None:
         routes += service.routes()
     routes += TraceRoutes(tracer, admin_login).routes()
+    routes += UserAdmin(switch.directory, changes, logins).routes()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -1,7 +1,10 @@
-"""Tenants, users and App objects, as the hub looks them up (in memory, from config).
+"""Tenants, users and App objects, as the hub looks them up (in memory, from config, with
+the changes the admin API made since, PROTOCOL §10.2).
 
 Every lookup is scoped to one tenant: there is no call that finds a user across
-tenants, so nothing can cross a tenant boundary by accident (PROTOCOL §3.3).
+tenants, so nothing can cross a tenant boundary by accident (PROTOCOL §3.3). Lookups
+happen at the moment they are needed (login, setup, a PbxMessages session), so a
+change is seen by the next one without a restart.
 """
 
 from __future__ import annotations
@@ -33,6 +36,27 @@ class Tenant:
     def user(self, sip: str) -> UserConfig | None:
         return self.users.get(sip)
 
+    def put(self, user: UserConfig) -> None:
+        """Add or replace a user; ValueError when its sip is an App object's name or its
+        number belongs to another user."""
+        if user.sip in self.apps:
+            raise ValueError(f"{user.sip!r} is the name of an App object of this tenant")
+        owner = self.numbers.get(user.num) if user.num else None
+        if owner is not None and owner.sip != user.sip:
+            raise ValueError(f"number {user.num} belongs to {owner.sip!r}")
+        old = self.users.get(user.sip)
+        if old is not None and old.num:
+            self.numbers.pop(old.num, None)
+        self.users[user.sip] = user
+        if user.num:
+            self.numbers[user.num] = user
+
+    def remove(self, sip: str) -> UserConfig | None:
+        user = self.users.pop(sip, None)
+        if user is not None and user.num:
+            self.numbers.pop(user.num, None)
+        return user
+
     def resolve(self, sip: str | None, num: str | None) -> UserConfig | None:
         """The user a Signal ``cd`` names, by sip (user part) first, else by number."""
         if sip:
@@ -53,3 +77,6 @@ class Directory:
     def user(self, domain: str, sip: str) -> UserConfig | None:
         tenant = self.tenant(domain)
         return tenant.user(sip) if tenant else None
+
+    def domains(self) -> list[str]:
+        return sorted(self._tenants)

@@ -1,0 +1,142 @@
+"""The users of each tenant, for operators (PROTOCOL §10.2): list, read, create or change,
+delete; JSON in and out, passwords never out.
+
+``GET /admin/users[?domain=D]`` → ``{"users":[{domain, sip, dn, num, licences}…]}``;
+``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path with ``{dn, num,
+password, licences}`` creates (``password`` required, 201) or changes (fields left out
+keep their value, 200); ``DELETE`` removes (204). Every field is checked as the config
+checks it. A change takes effect at the next lookup: the next login, setup or
+PbxMessages session (a new licence lets the user open a session on the next try);
+connections already open keep what they logged in with.
+
+The server's admin sees every tenant; a tenant admin sees and changes its own only
+(``forbidden`` for any other, even to ask whether it exists).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from config import ConfigError, UserConfig, user_from_table
+
+from .admin_login import AdminLogins, AdminScope
+from .directory.changes import DirectoryChanges, user_table
+from .directory.directory import Directory
+
+__all__ = ["UserAdmin"]
+
+_MAX_BODY = 64 * 1024
+
+Handler = Callable[[Request, AdminScope], Awaitable[Response]]
+
+
+class UserAdmin:
+    def __init__(
+        self, directory: Directory, changes: DirectoryChanges, logins: AdminLogins
+    ) -> None:
+        self._directory = directory
+        self._changes = changes
+        self._logins = logins
+
+    def routes(self) -> list[BaseRoute]:
+        one = "/admin/users/{domain}/{sip}"
+        return [
+            Route("/admin/users", self._guard(self._list), methods=["GET"]),
+            Route(one, self._guard(self._get), methods=["GET"]),
+            Route(one, self._guard(self._put), methods=["PUT"]),
+            Route(one, self._guard(self._delete), methods=["DELETE"]),
+        ]
+
+    def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def guarded(request: Request) -> Response:
+            scope = self._logins.who(request)
+            if scope is None:
+                return _error(
+                    401,
+                    "forbidden",
+                    "admin login needed",
+                    {"WWW-Authenticate": 'Basic realm="Switchboard admin"'},
+                )
+            domain = request.path_params.get("domain") or request.query_params.get("domain")
+            if domain is not None and not scope.covers(domain):
+                return _error(403, "forbidden", "another tenant's users")
+            response = await handler(request, scope)
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return guarded
+
+    async def _list(self, request: Request, scope: AdminScope) -> Response:
+        wanted = request.query_params.get("domain")
+        domains = [wanted] if wanted else self._directory.domains()
+        users = []
+        for domain in domains:
+            tenant = self._directory.tenant(domain)
+            if tenant is None or tenant.domain != domain:
+                return _error(404, "not_found", "no such tenant")
+            if scope.covers(domain):
+                users += [_shown(domain, user) for _, user in sorted(tenant.users.items())]
+        return JSONResponse({"users": users})
+
+    async def _get(self, request: Request, scope: AdminScope) -> Response:
+        domain, sip = request.path_params["domain"], request.path_params["sip"]
+        tenant = self._directory.tenant(domain)
+        user = tenant.user(sip) if tenant is not None and tenant.domain == domain else None
+        if user is None:
+            return _error(404, "not_found", "no such user")
+        return JSONResponse(_shown(domain, user))
+
+    async def _put(self, request: Request, scope: AdminScope) -> Response:
+        domain, sip = request.path_params["domain"], request.path_params["sip"]
+        tenant = self._directory.tenant(domain)
+        if tenant is None or tenant.domain != domain:
+            return _error(404, "not_found", "no such tenant")
+        body = await request.body()
+        if len(body) > _MAX_BODY:
+            return _error(413, "too_big", "request too big")
+        try:
+            fields = json.loads(body)
+        except (ValueError, RecursionError):
+            return _error(400, "bad_json", "the body must be a JSON object")
+        if not isinstance(fields, dict):
+            return _error(400, "bad_json", "the body must be a JSON object")
+        old = tenant.user(sip)
+        table: dict[str, Any] = {**(user_table(old) if old else {}), **fields}
+        try:
+            user = user_from_table(sip, table, "user")
+            tenant.put(user)
+        except ConfigError as exc:
+            return _error(400, "bad_json", str(exc))
+        except ValueError as exc:
+            return _error(409, "bad_state", str(exc))
+        self._changes.record(domain, sip, user)
+        return JSONResponse(_shown(domain, user), status_code=200 if old else 201)
+
+    async def _delete(self, request: Request, scope: AdminScope) -> Response:
+        domain, sip = request.path_params["domain"], request.path_params["sip"]
+        tenant = self._directory.tenant(domain)
+        if tenant is None or tenant.domain != domain or tenant.remove(sip) is None:
+            return _error(404, "not_found", "no such user")
+        self._changes.record(domain, sip, None)
+        return Response(status_code=204)
+
+
+def _shown(domain: str, user: UserConfig) -> dict[str, Any]:
+    """A user as the API shows it: never the password."""
+    return {
+        "domain": domain,
+        "sip": user.sip,
+        "dn": user.dn,
+        "num": user.num,
+        "licences": sorted(user.licences),
+    }
+
+
+def _error(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"code": code, "text": text}, status_code=status, headers=headers)
