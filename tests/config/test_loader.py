@@ -538,3 +538,20 @@ def test_files_url_must_be_an_http_base_url(tmp_path: Path) -> None:
         path.write_text(f'[files]\nurl = "{bad}"\n')
         with pytest.raises(ConfigError, match=r"files\.url"):
             load_config(path, env={})
+
+
+def test_tenant_admins_are_read_and_checked(tmp_path: Path) -> None:
+    path = tmp_path / "admins.toml"
+    path.write_text(
+        '[admin]\npassword = "top"\n[admin.tenants."example.com"]\nuser = "ops"\npassword = "p"\n'
+    )
+    admin = load_config(path, env={}).admin
+    assert admin.password == "top"
+    assert [(t.domain, t.user, t.password) for t in admin.tenants] == [("example.com", "ops", "p")]
+    assert "p'" not in repr(admin)  # passwords stay out of reprs
+    path.write_text('[admin.tenants."example.com"]\nuser = "ops"\n')
+    with pytest.raises(ConfigError, match="password"):
+        load_config(path, env={})
+    path.write_text('[admin.tenants."Example.COM"]\npassword = "p"\n')
+    with pytest.raises(ConfigError, match="lower case"):
+        load_config(path, env={})
