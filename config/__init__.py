@@ -14,7 +14,7 @@ in error messages or in a ``repr``.
 from __future__ import annotations
 
 from .errors import ConfigError
-from .loader import ENV_PREFIX, load_config, user_from_table
+from .loader import ENV_PREFIX, app_from_table, check_domain, load_config, user_from_table
 from .sections import (
     AdminConfig,
     AppConfig,
@@ -48,6 +48,8 @@ __all__ = [
     "TenantConfig",
     "TraceConfig",
     "UserConfig",
+    "app_from_table",
+    "check_domain",
     "load_config",
     "parse_duration",
     "parse_size",

@@ -41,7 +41,7 @@ from .sections import (
 )
 from .units import parse_duration, parse_size
 
-__all__ = ["ENV_PREFIX", "load_config", "user_from_table"]
+__all__ = ["ENV_PREFIX", "app_from_table", "check_domain", "load_config", "user_from_table"]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -501,6 +501,17 @@ def user_from_table(sip: str, value: object, where: str) -> UserConfig:
     """A user from a table shaped like ``[tenants."<domain>".users.<sip>]`` (the admin API
     takes the same fields); ``ConfigError`` names what is wrong."""
     return _user(sip, value, where)
+
+
+def app_from_table(name: str, value: object, where: str, sips: set[str]) -> AppConfig:
+    """An App object from a table shaped like ``[tenants."<domain>".apps.<name>]``;
+    ``act_for`` must name users of ``sips``."""
+    return _app(name, value, where, sips)
+
+
+def check_domain(domain: str, where: str) -> None:
+    """A tenant's domain as the config accepts it, else ``ConfigError``."""
+    _check_domain(domain, where)
 
 
 def _user(sip: str, value: object, where: str) -> UserConfig:

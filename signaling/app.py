@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Config, ConfigError
 from messages_service.app import MessagesService, create_messages_app
+from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
-from signaling.admin_users import UserAdmin
 from signaling.appwebsocket.digest import new_challenge
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
@@ -114,7 +114,7 @@ def create_app(
     if service is not None:
         routes += service.routes()
     routes += TraceRoutes(tracer, admin_login).routes()
-    routes += UserAdmin(switch.directory, changes, logins).routes()
+    routes += DirectoryAdmin(switch.directory, changes, logins).routes()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -51,6 +51,15 @@ class Tenant:
         if user.num:
             self.numbers[user.num] = user
 
+    def put_app(self, app: AppConfig) -> None:
+        """Add or replace an App object; ValueError when a user has its name."""
+        if app.name in self.users:
+            raise ValueError(f"{app.name!r} is the sip of a user of this tenant")
+        self.apps[app.name] = app
+
+    def remove_app(self, name: str) -> AppConfig | None:
+        return self.apps.pop(name, None)
+
     def remove(self, sip: str) -> UserConfig | None:
         user = self.users.pop(sip, None)
         if user is not None and user.num:
@@ -80,3 +89,17 @@ class Directory:
 
     def domains(self) -> list[str]:
         return sorted(self._tenants)
+
+    def add_tenant(self, domain: str) -> Tenant:
+        """A new, empty tenant (or the existing one)."""
+        tenant = self._tenants.get(domain)
+        if tenant is None:
+            tenant = Tenant(domain, {}, {}, {})
+            self._tenants[domain] = tenant
+        return tenant
+
+    def remove_tenant(self, domain: str) -> Tenant | None:
+        """Forget a tenant; the default tenant cannot go (ValueError)."""
+        if domain == self.default_domain:
+            raise ValueError("the default tenant (login.default_domain) cannot be removed")
+        return self._tenants.pop(domain, None)

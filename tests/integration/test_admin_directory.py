@@ -1,5 +1,6 @@
-"""The users part of the admin API on a real server (PROTOCOL §10.2): changes that take
-effect without a restart and survive one, passwords never shown, tenants kept apart."""
+"""The directory part of the admin API on a real server (PROTOCOL §10.2): tenants, users
+and App objects changed without a restart and kept across one, passwords never shown,
+tenants kept apart."""
 
 from __future__ import annotations
 
@@ -150,3 +151,82 @@ async def test_changes_survive_a_restart(tmp_path: Path) -> None:
         assert (await session_answer(server, "dave"))["mt"] == "SessionResult"
         with pytest.raises(LoginFailed):
             await server.phone("carol")
+
+
+async def test_tenants_are_added_and_removed_by_the_server_admin_only(
+    served: RunningServer,
+) -> None:
+    async with client(served, TENANT_ADMIN) as tenant_admin:
+        assert (await tenant_admin.put("/admin/tenants/new.test")).status_code == 403
+        assert (await tenant_admin.delete("/admin/tenants/example.com")).status_code == 403
+        own = (await tenant_admin.get("/admin/tenants")).json()["tenants"]
+        assert [t["domain"] for t in own] == ["example.com"]
+    async with client(served, SERVER_ADMIN) as admin:
+        assert (await admin.put("/admin/tenants/Bad Domain")).status_code == 400
+        assert (await admin.put("/admin/tenants/new.test")).status_code == 201
+        assert (await admin.put("/admin/tenants/new.test")).status_code == 200  # exists
+        created = await admin.put("/admin/users/new.test/zed", json={"password": "zed-pw"})
+        assert created.status_code == 201
+        await served.phone("zed", domain="new.test", password="zed-pw")
+        tenants = {t["domain"]: t for t in (await admin.get("/admin/tenants")).json()["tenants"]}
+        assert tenants["new.test"] == {"domain": "new.test", "users": 1, "apps": 0}
+        default = await admin.delete("/admin/tenants/example.com")
+        assert (default.status_code, default.json()["code"]) == (409, "bad_state")
+        assert (await admin.delete("/admin/tenants/new.test")).status_code == 204
+        with pytest.raises(LoginFailed):
+            await served.phone("zed", domain="new.test", password="zed-pw")
+
+
+async def test_app_objects_are_managed_like_users(served: RunningServer) -> None:
+    async with client(served, TENANT_ADMIN) as admin:
+        body = {
+            "dn": "Reporter",
+            "password": "bot-pw-1",
+            "act_for": ["alice"],
+            "apis": ["PbxSignal"],
+        }
+        created = await admin.put("/admin/apps/example.com/reporter", json=body)
+        assert created.status_code == 201, created.text
+        assert created.json() == {
+            "domain": "example.com",
+            "name": "reporter",
+            "dn": "Reporter",
+            "act_for": ["alice"],
+            "apis": ["PbxSignal"],
+        }
+        bot = await served.connect()
+        result = await bot.login(password="bot-pw-1", app="reporter", sip="alice")
+        assert result["ok"] is True
+        listed = await admin.get("/admin/apps")
+        assert "bot-pw-1" not in listed.text and "password" not in listed.text
+        for name, fields, status in [
+            ("alice", {"password": "x"}, 409),  # a user's sip
+            ("reporter", {"act_for": ["nobody"]}, 400),
+            ("reporter", {"apis": "PbxSignal"}, 400),
+        ]:
+            answer = await admin.put(f"/admin/apps/example.com/{name}", json=fields)
+            assert answer.status_code == status, (name, answer.text)
+        assert (
+            await admin.put("/admin/apps/other.org/x", json={"password": "x"})
+        ).status_code == 403
+        assert (await admin.delete("/admin/apps/example.com/reporter")).status_code == 204
+        again = await served.connect()
+        with pytest.raises(LoginFailed):
+            await again.login(password="bot-pw-1", app="reporter", sip="alice")
+
+
+async def test_tenants_and_apps_survive_a_restart(tmp_path: Path) -> None:
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, SERVER_ADMIN) as admin,
+    ):
+        await admin.put("/admin/tenants/kept.test")
+        await admin.put("/admin/users/kept.test/kim", json={"password": "kim-pw"})
+        await admin.put("/admin/apps/kept.test/kbot", json={"password": "kb", "act_for": ["kim"]})
+        await admin.delete("/admin/tenants/other.org")
+    async with running_server(admin_config(), data_dir=tmp_path) as server:
+        await server.phone("kim", domain="kept.test", password="kim-pw")
+        bot = await server.connect()
+        assert (await bot.login(password="kb", app="kbot", sip="kim", domain="kept.test"))["ok"]
+        with pytest.raises(LoginFailed):
+            await server.phone("alice", domain="other.org", password="other-alice-pw")
