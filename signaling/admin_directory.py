@@ -26,6 +26,8 @@ The server's admin sees every tenant; a tenant admin sees and changes its own on
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,6 +44,10 @@ from .directory.directory import Directory, Tenant
 __all__ = ["DirectoryAdmin"]
 
 _MAX_BODY = 64 * 1024
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, AdminScope], Awaitable[Response]]
 
@@ -85,7 +91,11 @@ class DirectoryAdmin:
             domain = request.path_params.get("domain") or request.query_params.get("domain")
             if domain is not None and not scope.covers(domain):
                 return _error(403, "forbidden", "another tenant's users")
-            response = await handler(request, scope)
+            try:
+                response = await handler(request, scope)
+            except OSError:
+                log.exception("an admin change could not be saved; nothing was changed")
+                response = _error(500, "internal", "the change could not be saved")
             response.headers["Cache-Control"] = "no-store"
             return response
 
@@ -113,36 +123,36 @@ class DirectoryAdmin:
 
     async def _put(self, request: Request, scope: AdminScope) -> Response:
         domain, sip = request.path_params["domain"], request.path_params["sip"]
-        tenant = self._directory.tenant(domain)
-        if tenant is None or tenant.domain != domain:
+        fields = await _json_object(request)  # first: the tenant is looked up after it
+        if isinstance(fields, Response):
+            return fields
+        tenant = self._tenant(domain)
+        if tenant is None:
             return _error(404, "not_found", "no such tenant")
-        body = await request.body()
-        if len(body) > _MAX_BODY:
-            return _error(413, "too_big", "request too big")
-        try:
-            fields = json.loads(body)
-        except (ValueError, RecursionError):
-            return _error(400, "bad_json", "the body must be a JSON object")
-        if not isinstance(fields, dict):
-            return _error(400, "bad_json", "the body must be a JSON object")
         old = tenant.user(sip)
         table: dict[str, Any] = {**(user_table(old) if old else {}), **fields}
         try:
             user = user_from_table(sip, table, "user")
-            tenant.put(user)
+            tenant.check_put(user)
         except ConfigError as exc:
             return _error(400, "bad_json", str(exc))
         except ValueError as exc:
             return _error(409, "bad_state", str(exc))
-        self._changes.record_user(domain, sip, user)
+        self._changes.record_user(domain, sip, user)  # saved first: then made
+        tenant.put(user)
         return JSONResponse(_shown(domain, user), status_code=200 if old else 201)
 
     async def _delete(self, request: Request, scope: AdminScope) -> Response:
         domain, sip = request.path_params["domain"], request.path_params["sip"]
-        tenant = self._directory.tenant(domain)
-        if tenant is None or tenant.domain != domain or tenant.remove(sip) is None:
+        tenant = self._tenant(domain)
+        if tenant is None or tenant.user(sip) is None:
             return _error(404, "not_found", "no such user")
+        try:
+            tenant.check_remove(sip)
+        except ValueError as exc:
+            return _error(409, "bad_state", str(exc))
         self._changes.record_user(domain, sip, None)
+        tenant.remove(sip)
         return Response(status_code=204)
 
     # -- tenants -----------------------------------------------------------------------------
@@ -165,10 +175,12 @@ class DirectoryAdmin:
             check_domain(domain, "domain")
         except ConfigError as exc:
             return _error(400, "bad_json", str(exc))
+        if _HOSTNAME.fullmatch(domain) is None:
+            return _error(400, "bad_json", "domain: expected a host name such as example.com")
         if self._tenant(domain) is not None:
             return JSONResponse({"domain": domain}, status_code=200)
-        self._directory.add_tenant(domain)
         self._changes.record_tenant(domain, added=True)
+        self._directory.add_tenant(domain)
         return JSONResponse({"domain": domain}, status_code=201)
 
     async def _delete_tenant(self, request: Request, scope: AdminScope) -> Response:
@@ -177,11 +189,10 @@ class DirectoryAdmin:
         domain = request.path_params["domain"]
         if self._tenant(domain) is None:
             return _error(404, "not_found", "no such tenant")
-        try:
-            self._directory.remove_tenant(domain)
-        except ValueError as exc:
-            return _error(409, "bad_state", str(exc))
+        if domain == self._directory.default_domain:
+            return _error(409, "bad_state", "the default tenant (login.default_domain) stays")
         self._changes.record_tenant(domain, added=False)
+        self._directory.remove_tenant(domain)
         return Response(status_code=204)
 
     # -- App objects ---------------------------------------------------------------------
@@ -208,30 +219,32 @@ class DirectoryAdmin:
 
     async def _put_app(self, request: Request, scope: AdminScope) -> Response:
         domain, name = request.path_params["domain"], request.path_params["name"]
+        fields = await _json_object(request)  # first: the tenant is looked up after it
+        if isinstance(fields, Response):
+            return fields
         tenant = self._tenant(domain)
         if tenant is None:
             return _error(404, "not_found", "no such tenant")
-        fields = await _json_object(request)
-        if isinstance(fields, Response):
-            return fields
         old = tenant.apps.get(name)
         table: dict[str, Any] = {**(app_table(old) if old else {}), **fields}
         try:
             app = app_from_table(name, table, "app", set(tenant.users))
-            tenant.put_app(app)
+            tenant.check_put_app(app)
         except ConfigError as exc:
             return _error(400, "bad_json", str(exc))
         except ValueError as exc:
             return _error(409, "bad_state", str(exc))
-        self._changes.record_app(domain, name, app)
+        self._changes.record_app(domain, name, app)  # saved first: then made
+        tenant.put_app(app)
         return JSONResponse(_shown_app(domain, app), status_code=200 if old else 201)
 
     async def _delete_app(self, request: Request, scope: AdminScope) -> Response:
         domain, name = request.path_params["domain"], request.path_params["name"]
         tenant = self._tenant(domain)
-        if tenant is None or tenant.remove_app(name) is None:
+        if tenant is None or name not in tenant.apps:
             return _error(404, "not_found", "no such App object")
         self._changes.record_app(domain, name, None)
+        tenant.remove_app(name)
         return Response(status_code=204)
 
     def _tenant(self, domain: str) -> Tenant | None:

@@ -17,9 +17,12 @@ itself, so the server must know it (PROTOCOL §3).
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import logging
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -63,66 +66,100 @@ class DirectoryChanges:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return
+        except (OSError, ValueError) as exc:
+            raise ConfigError(self.path.name, f"cannot be read: {exc}") from exc
         tenants = data.get("tenants") if isinstance(data, dict) else None
-        if not isinstance(tenants, dict):
-            raise ConfigError(self.path.name, 'expected {"tenants": {…}}')
+        if not isinstance(tenants, dict) or not all(
+            isinstance(change, dict)
+            and isinstance(change.get("users", {}), dict)
+            and isinstance(change.get("apps", {}), dict)
+            for change in tenants.values()
+        ):
+            raise ConfigError(self.path.name, 'expected {"tenants": {<domain>: {users, apps}}}')
         self._tenants = tenants
         for domain, change in tenants.items():
-            state = change.get("state", "config")
-            if state == "removed":
+            self._apply(directory, domain, change)
+
+    def _apply(self, directory: Directory, domain: str, change: dict[str, Any]) -> None:
+        state = change.get("state", "config")
+        if state in ("removed", "added"):  # "added" after a removal starts out empty
+            existing = directory.tenant(domain)
+            if existing is not None and existing.domain == domain:
                 try:
                     directory.remove_tenant(domain)
                 except ValueError as exc:
                     log.warning("directory changes: %s not removed: %s", domain, exc)
-                continue
-            tenant = directory.add_tenant(domain) if state == "added" else directory.tenant(domain)
-            if tenant is None or tenant.domain != domain:
-                log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
-                continue
-            for sip, table in change.get("users", {}).items():
+            if state == "removed":
+                return
+        tenant = directory.add_tenant(domain) if state == "added" else directory.tenant(domain)
+        if tenant is None or tenant.domain != domain:
+            log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
+            return
+        users, apps = change.get("users", {}), change.get("apps", {})
+        # Deletions first, then users, then App objects (which may act for those users):
+        # a name freed by one may be taken by the other.
+        for name, table in apps.items():
+            if table is None:
+                tenant.remove_app(name)
+        for sip, table in users.items():
+            if table is None:
+                tenant.remove(sip)
+        for sip, table in users.items():
+            if table is not None:
                 try:
-                    if table is None:
-                        tenant.remove(sip)
-                    else:
-                        tenant.put(user_from_table(sip, table, f"{domain}/{sip}"))
+                    tenant.put(user_from_table(sip, table, f"{domain}/{sip}"))
                 except (ConfigError, ValueError) as exc:
                     log.warning("directory changes: user %s/%s skipped: %s", domain, sip, exc)
-            for name, table in change.get("apps", {}).items():
+        for name, table in apps.items():
+            if table is not None:
                 try:
-                    if table is None:
-                        tenant.remove_app(name)
-                    else:
-                        where = f"{domain}/{name}"
-                        tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
+                    where = f"{domain}/{name}"
+                    tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
                 except (ConfigError, ValueError) as exc:
                     log.warning("directory changes: app %s/%s skipped: %s", domain, name, exc)
 
+    # Each record writes the whole new state first and keeps it only once it is on disk:
+    # the caller applies a change after recording it, so a change that could not be
+    # saved is not made at all (OSError reaches the caller).
+
     def record_user(self, domain: str, sip: str, user: UserConfig | None) -> None:
-        """Remember a user as it is now (None: deleted)."""
-        self._tenant(domain)["users"][sip] = None if user is None else user_table(user)
-        self._write()
+        """Save a user as it is to be (None: deleted)."""
+        tenants = copy.deepcopy(self._tenants)
+        _entry(tenants, domain)["users"][sip] = None if user is None else user_table(user)
+        self._write(tenants)
 
     def record_app(self, domain: str, name: str, app: AppConfig | None) -> None:
-        self._tenant(domain)["apps"][name] = None if app is None else app_table(app)
-        self._write()
+        tenants = copy.deepcopy(self._tenants)
+        _entry(tenants, domain)["apps"][name] = None if app is None else app_table(app)
+        self._write(tenants)
 
     def record_tenant(self, domain: str, *, added: bool) -> None:
         """A tenant added (empty) or removed: what was recorded for it before is moot."""
-        self._tenants[domain] = {"state": "added" if added else "removed", "users": {}, "apps": {}}
-        self._write()
+        tenants = copy.deepcopy(self._tenants)
+        tenants[domain] = {"state": "added" if added else "removed", "users": {}, "apps": {}}
+        self._write(tenants)
 
-    def _tenant(self, domain: str) -> dict[str, Any]:
-        change = self._tenants.setdefault(domain, {"state": "config"})
-        change.setdefault("users", {})
-        change.setdefault("apps", {})
-        return change
-
-    def _write(self) -> None:
+    def _write(self, tenants: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            json.dump({"tenants": self._tenants}, file, indent=1, sort_keys=True)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, self.path)
+        # A fresh name, created here and now with the owner's rights only: never a file
+        # (or a link) something else left behind.
+        temporary = self.path.with_name(f".{self.path.name}.{secrets.token_hex(6)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        descriptor = os.open(temporary, flags, 0o600)
+        try:
+            with os.fdopen(descriptor, "w") as file:
+                json.dump({"tenants": tenants}, file, indent=1, sort_keys=True)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+            self._tenants = tenants
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+
+
+def _entry(tenants: dict[str, dict[str, Any]], domain: str) -> dict[str, Any]:
+    change = tenants.setdefault(domain, {"state": "config"})
+    change.setdefault("users", {})
+    change.setdefault("apps", {})
+    return change

@@ -36,14 +36,25 @@ class Tenant:
     def user(self, sip: str) -> UserConfig | None:
         return self.users.get(sip)
 
-    def put(self, user: UserConfig) -> None:
-        """Add or replace a user; ValueError when its sip is an App object's name or its
-        number belongs to another user."""
+    def check_put(self, user: UserConfig) -> None:
+        """ValueError when ``put(user)`` would clash: its sip is an App object's name or
+        its number belongs to another user."""
         if user.sip in self.apps:
             raise ValueError(f"{user.sip!r} is the name of an App object of this tenant")
         owner = self.numbers.get(user.num) if user.num else None
         if owner is not None and owner.sip != user.sip:
             raise ValueError(f"number {user.num} belongs to {owner.sip!r}")
+
+    def check_remove(self, sip: str) -> None:
+        """ValueError while an App object acts for the user by name: removing the user
+        would let a later user of that sip be acted for without anyone deciding so."""
+        acting = sorted(name for name, app in self.apps.items() if sip in app.act_for)
+        if acting:
+            raise ValueError(f"App object(s) {', '.join(acting)} act for {sip!r}")
+
+    def put(self, user: UserConfig) -> None:
+        """Add or replace a user (``check_put`` first)."""
+        self.check_put(user)
         old = self.users.get(user.sip)
         if old is not None and old.num:
             self.numbers.pop(old.num, None)
@@ -51,10 +62,13 @@ class Tenant:
         if user.num:
             self.numbers[user.num] = user
 
-    def put_app(self, app: AppConfig) -> None:
-        """Add or replace an App object; ValueError when a user has its name."""
+    def check_put_app(self, app: AppConfig) -> None:
         if app.name in self.users:
             raise ValueError(f"{app.name!r} is the sip of a user of this tenant")
+
+    def put_app(self, app: AppConfig) -> None:
+        """Add or replace an App object; ValueError when a user has its name."""
+        self.check_put_app(app)
         self.apps[app.name] = app
 
     def remove_app(self, name: str) -> AppConfig | None:

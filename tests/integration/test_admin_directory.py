@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from config import Config, TenantAdmin
+from config import Config, ConfigError, TenantAdmin
+from signaling.app import create_app
 from signaling.appwebsocket.errors import LoginFailed
 from tests.support import PASSWORDS, RunningServer, make_config, running_server
 
@@ -145,7 +146,11 @@ async def test_changes_survive_a_restart(tmp_path: Path) -> None:
         client(server, SERVER_ADMIN) as admin,
     ):
         await admin.put("/admin/users/example.com/dave", json={"licences": ["messages"]})
-        await admin.delete("/admin/users/example.com/carol")
+        refused = await admin.delete("/admin/users/example.com/carol")
+        assert refused.status_code == 409  # the helpdesk bot acts for her: not like this
+        assert "helpdesk-bot" in refused.json()["text"]
+        assert (await admin.delete("/admin/apps/example.com/helpdesk-bot")).status_code == 204
+        assert (await admin.delete("/admin/users/example.com/carol")).status_code == 204
     assert saved_mode(tmp_path) & 0o077 == 0  # it holds passwords: the owner's only
     async with running_server(admin_config(), data_dir=tmp_path) as server:
         assert (await session_answer(server, "dave"))["mt"] == "SessionResult"
@@ -230,3 +235,31 @@ async def test_tenants_and_apps_survive_a_restart(tmp_path: Path) -> None:
         assert (await bot.login(password="kb", app="kbot", sip="kim", domain="kept.test"))["ok"]
         with pytest.raises(LoginFailed):
             await server.phone("alice", domain="other.org", password="other-alice-pw")
+
+
+async def test_a_tenant_removed_and_added_again_starts_empty_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, SERVER_ADMIN) as admin,
+    ):
+        assert (await admin.delete("/admin/tenants/other.org")).status_code == 204
+        assert (await admin.put("/admin/tenants/other.org")).status_code == 201
+        assert (await admin.put("/admin/tenants/example.com.")).status_code == 400
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, SERVER_ADMIN) as admin,
+    ):
+        tenants = {t["domain"]: t for t in (await admin.get("/admin/tenants")).json()["tenants"]}
+        assert tenants["other.org"]["users"] == 0  # the configured users did not come back
+        with pytest.raises(LoginFailed):
+            await server.phone("alice", domain="other.org", password="other-alice-pw")
+
+
+def test_a_corrupt_changes_file_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "directory-switchboard.json").write_text('{"tenants": {"x": []}}')
+    with pytest.raises(ConfigError, match=r"directory-switchboard\.json"):
+        create_app(
+            replace(admin_config(), server=replace(admin_config().server, data_dir=tmp_path))
+        )
