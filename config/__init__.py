@@ -29,6 +29,7 @@ from .sections import (
     TenantConfig,
     TraceConfig,
     UserConfig,
+    WebhooksConfig,
 )
 from .units import parse_duration, parse_size
 
@@ -48,6 +49,7 @@ __all__ = [
     "TenantConfig",
     "TraceConfig",
     "UserConfig",
+    "WebhooksConfig",
     "app_from_table",
     "check_domain",
     "load_config",

@@ -38,6 +38,7 @@ from .sections import (
     TenantConfig,
     TraceConfig,
     UserConfig,
+    WebhooksConfig,
 )
 from .units import parse_duration, parse_size
 
@@ -345,6 +346,15 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "request_timeout": _POSITIVE_DURATION,
     },
     "admin": {"user": _TEXT, "password": _Option(_optional_string)},
+    "webhooks": {
+        "url": _Option(_http_url),
+        "secret": _Option(_optional_string),
+        "timeout": _POSITIVE_DURATION,
+        "attempts": _POSITIVE_COUNT,
+        "backoff_min": _POSITIVE_DURATION,
+        "backoff_max": _POSITIVE_DURATION,
+        "queue": _POSITIVE_COUNT,
+    },
     "trace": {
         "flags": _NAMES,
         "buffer": _POSITIVE_COUNT,
@@ -422,10 +432,13 @@ def _build(tree: Table) -> Config:
         files=FilesConfig(**_section_values(tree, "files")),
         trace=TraceConfig(**_section_values(tree, "trace")),
         admin=_admin(tree),
+        webhooks=WebhooksConfig(**_section_values(tree, "webhooks")),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)
     _check_messages(config)
+    if config.webhooks.url and not config.webhooks.secret:
+        raise ConfigError("webhooks.secret", "required when webhooks.url is set")
     return config
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "TenantConfig",
     "TraceConfig",
     "UserConfig",
+    "WebhooksConfig",
 ]
 
 
@@ -108,6 +109,19 @@ class FilesConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """Events POSTed to the operator (PROTOCOL §9.6)."""
+
+    url: str = ""  # where events go; empty = no webhooks
+    secret: str = field(default="", repr=False)  # HMAC-SHA256 key of the signature header
+    timeout: float = 5.0  # seconds one POST may take
+    attempts: int = 4  # tries per event (network errors, 5xx, 429)
+    backoff_min: float = 1.0  # first delay between tries, then doubled
+    backoff_max: float = 30.0
+    queue: int = 1000  # events waiting at most; beyond, new ones are dropped
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
     """The operator's login to ``/admin`` and ``/debug.xml`` (PROTOCOL §10)."""
 
@@ -181,6 +195,7 @@ class Config:
     files: FilesConfig = FilesConfig()
     trace: TraceConfig = TraceConfig()
     admin: AdminConfig = AdminConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

@@ -40,6 +40,7 @@ from signaling.logs import install_record_factory
 from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
+from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
 from tracing.routes import TraceRoutes
 
@@ -86,6 +87,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(switch, send_queue=config.limits.send_queue, tracer=tracer)
         app.state.hub = hub
+        if config.webhooks.url:
+            hub.webhooks = WebhookSender(config.webhooks)
+            hub.webhooks.start()
         if service is not None:
             await service.start()
         if messages.enabled:
@@ -103,6 +107,8 @@ def create_app(
             if tracer.app:
                 tracer.record("app", "hub stopping")
             await hub.stop()
+            if hub.webhooks is not None:
+                await hub.webhooks.stop()
             if service is not None:
                 await service.stop()
 

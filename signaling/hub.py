@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
-from signaling.core.actions import Action, Close, Send, Store, StoredAck, ToService
+from signaling.core.actions import Action, Close, Notify, Send, Store, StoredAck, ToService
 from tracing import Tracer
 
 from .core.switch import Switch
@@ -32,6 +32,7 @@ from .metrics import FrameTimes
 if TYPE_CHECKING:
     from .messages_link import ServiceLink
     from .post_outbox import PostOutbox
+    from .support.webhooks import WebhookSender
 
 __all__ = ["Hub", "Peer"]
 
@@ -126,6 +127,8 @@ class Hub:
         switch.congested = self._congested
         self._closing: set[asyncio.Task[None]] = set()
         self.outbox: PostOutbox | None = None
+        self.webhooks: WebhookSender | None = None
+        """Where ``Notify`` actions go (PROTOCOL §9.6), when configured."""
         self.link: ServiceLink | None = None
         """The messages service's side (PROTOCOL §7), when it is enabled."""
 
@@ -251,6 +254,8 @@ class Hub:
                     self.link.send(action.message)
             elif type(action) is Store and self.outbox is not None:
                 self.outbox.add(action.post, action.ack)
+            elif type(action) is Notify and self.webhooks is not None:
+                self.webhooks.emit(action.event, action.data)
         deadline = self.switch.next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._wake.set()

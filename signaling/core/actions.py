@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Action", "Close", "Send", "Store", "StoredAck", "ToService"]
+__all__ = ["Action", "Close", "Notify", "Send", "Store", "StoredAck", "ToService"]
 
 
 @dataclass(slots=True)  # not frozen: one is built per relayed frame (see messages.py)
@@ -52,4 +52,12 @@ class Store:
     ack: StoredAck | None
 
 
-Action = Send | Close | ToService | Store
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Tell the outside world (a webhook, PROTOCOL §9.6) that ``event`` happened."""
+
+    event: str
+    data: dict[str, Any]
+
+
+Action = Send | Close | ToService | Store | Notify

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from config import LimitsConfig, SignalingConfig, UserConfig
@@ -35,7 +35,7 @@ from .causes import Q931, hub_cause
 from .clock import Clock
 from .codec import encode, encode_string
 from .directory_view import TenantLookup
-from .errors import BadState, MessageTooBig
+from .errors import BadMime, BadState, MessageTooBig
 from .groups import Group, GroupBook
 from .messages import Cause, ImMessage, Sig, Signaling
 from .outbox import Outbox
@@ -167,6 +167,7 @@ class ChatCalls:
             if self.tracer.signalling:
                 why = "every device at max_calls" if reachable else "no registered device"
                 self._note(reg, number, f"setup to {callee.sip}: {why}")
+            self._undelivered(reg, callee, sig.messages, cause="unreachable")
             for message in sig.messages:
                 if message.id is not None:
                     self._send_fty(reg, number, _ack_not_delivered(message.id))
@@ -672,6 +673,8 @@ class ChatCalls:
             call.ring.cancel()
             call.ring = None
         caller = call.caller
+        if call.held and not call.stored:  # never reached the callee, nor stored for them
+            self._notify_offline(call, [held.im_message for held in call.held], "unanswered")
         if caller is not None and caller is not except_leg and call.held:
             self._report_undelivered(call, caller)
         call.held, call.held_bytes = [], 0
@@ -720,6 +723,45 @@ class ChatCalls:
             leg.typing = None
         if leg.reg.legs.get(leg.number) is leg:
             del leg.reg.legs[leg.number]
+
+    def _undelivered(
+        self, reg: Registration, callee: UserConfig, messages: Iterable[ImMessage], cause: str
+    ) -> None:
+        """PROTOCOL §9.6 ``message.offline``: messages nobody received nor stored."""
+        for message in messages:
+            if message.data:
+                try:
+                    text = sanitize(message.data[: self._max_message], message.mime)
+                except BadMime:
+                    continue  # never a message: nothing was lost
+                self._out.notify(
+                    "message.offline",
+                    {
+                        "domain": reg.domain,
+                        "from": reg.user.sip,
+                        "from_dn": reg.user.dn,
+                        "to": callee.sip,
+                        "text": text,
+                        "mime": "text/html",
+                        "reason": cause,
+                    },
+                )
+
+    def _notify_offline(self, call: Call, items: list[JsonObject], cause: str) -> None:
+        """``message.offline`` for relayed items (already sanitized) that never arrived."""
+        for item in items:
+            self._out.notify(
+                "message.offline",
+                {
+                    "domain": call.domain,
+                    "from": call.caller_user.sip,
+                    "from_dn": call.caller_user.dn,
+                    "to": call.callee_user.sip,
+                    "text": item.get("data", ""),
+                    "mime": "text/html",
+                    "reason": cause,
+                },
+            )
 
     def _refuse(self, reg: Registration, number: int, cause: Q931) -> None:
         if self.tracer.signalling:

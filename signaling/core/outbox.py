@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Action, Close, Send, Store, StoredAck, ToService
+from .actions import Action, Close, Notify, Send, Store, StoredAck, ToService
 from .codec import encode
 
 __all__ = ["Outbox"]
@@ -37,6 +37,9 @@ class Outbox:
 
     def store(self, post: dict[str, Any], ack: StoredAck | None) -> None:
         self._actions.append(Store(post, ack))
+
+    def notify(self, event: str, data: dict[str, Any]) -> None:
+        self._actions.append(Notify(event, data))
 
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []

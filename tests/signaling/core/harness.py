@@ -13,7 +13,7 @@ from typing import Any
 
 from config import Config
 from signaling.appwebsocket.digest import login_digest
-from signaling.core.actions import Action, Close, Send, Store, ToService
+from signaling.core.actions import Action, Close, Notify, Send, Store, ToService
 from signaling.core.clock import ManualClock
 from signaling.core.switch import Switch
 from tests.support import PASSWORDS, make_config
@@ -81,6 +81,8 @@ class Harness:
         """Posts handed to the durable outbox, in order."""
         self.to_service: list[JsonObject] = []
         """Messages for the messages service, in order."""
+        self.notified: list[Notify] = []
+        """Events for webhooks (PROTOCOL §9.6)."""
 
     # -- feeding events ------------------------------------------------------------------
 
@@ -91,6 +93,9 @@ class Harness:
                 continue
             if isinstance(action, ToService):
                 self.to_service.append(action.message)
+                continue
+            if isinstance(action, Notify):
+                self.notified.append(action)
                 continue
             assert action.conn not in self.closed_with, f"action after Close: {action}"
             if isinstance(action, Send):
