@@ -422,6 +422,7 @@ class Wire:
         self.close_code: int | None = None
         self._send_failed = False
         self._sent_oversize = False
+        self._sent_binary = False
         self._barriers = itertools.count(1)
         self._stack = contextlib.ExitStack()
         self.ws: ClientConnection = self._stack.enter_context(
@@ -462,6 +463,7 @@ class Wire:
         data = serialise(frame)
         size = len(data.encode("utf-8") if isinstance(data, str) else data)
         self._sent_oversize |= size > self.live.config.limits.max_frame
+        self._sent_binary |= isinstance(data, bytes)
         try:
             self.ws.send(data)
         except ConnectionClosed:
@@ -518,6 +520,19 @@ class Wire:
         assert self.close_code is not None
         return self.close_code
 
+    def _close_was_due(self) -> bool:
+        """Has this client sent what makes the server close (PROTOCOL §1.4, §3.1, §4.11)?"""
+        if self._sent_binary:
+            return True
+        codes = [m.get("code") for m in self.replies if m.get("mt") == "Error"]
+        failed_login = any(m.get("mt") == "AppLoginResult" and "ok" not in m for m in self.replies)
+        limits = self.live.config.limits
+        return (
+            failed_login
+            or codes.count("bad_json") >= limits.max_bad_messages - 1
+            or "rate_limited" in codes
+        )
+
     def _on_close(self, exc: ConnectionClosed) -> None:
         if self.closed:
             return
@@ -526,6 +541,13 @@ class Wire:
             # The server closes 1009 while the rest of the big frame is still in flight;
             # the reset that data causes may overtake the close frame (a TCP race).
             self.close_code = 1009
+            return
+        if frame is None and self._close_was_due():
+            # The same race for every close the client has earned (a binary frame, too
+            # many bad frames, a failed login): frames it sent after the one that decided
+            # the close reach a socket the server has shut, and the reset they cause may
+            # overtake the close frame. Only an unexplained drop is a failure.
+            self.close_code = 1006
             return
         assert frame is not None, (
             f"{self.name}: the server dropped the connection without a close frame "
