@@ -345,7 +345,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "keepalive": _POSITIVE_DURATION,
         "request_timeout": _POSITIVE_DURATION,
     },
-    "admin": {"user": _TEXT, "password": _Option(_optional_string)},
+    "admin": {"user": _TEXT, "password": _Option(_optional_string), "metrics_login": _FLAG},
     "webhooks": {
         "url": _Option(_http_url),
         "secret": _Option(_optional_string),

@@ -127,6 +127,7 @@ class AdminConfig:
 
     user: str = "admin"
     password: str = field(default="", repr=False)  # empty = the admin API refuses everyone
+    metrics_login: bool = False  # true: /metrics needs the server admin's login too
     tenants: tuple[TenantAdmin, ...] = ()  # admins who see and change one tenant only
 
 

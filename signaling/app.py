@@ -115,7 +115,10 @@ def create_app(
     routes: list[BaseRoute] = [
         WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
         Route("/healthz", healthz),
-        Route("/metrics", _admin_only(metrics, admin_login)),
+        Route(
+            "/metrics",
+            _admin_only(metrics, admin_login) if config.admin.metrics_login else metrics,
+        ),
     ]
     if service is not None:
         routes += service.routes()
@@ -238,7 +241,8 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    """Prometheus text (``signaling.metrics``); behind the admin login."""
+    """Prometheus text (``signaling.metrics``); open like /healthz unless
+    ``admin.metrics_login``."""
     hub: Hub | None = getattr(request.app.state, "hub", None)
     if hub is None:
         return JSONResponse({"code": "unavailable", "text": "starting"}, status_code=503)

@@ -13,9 +13,10 @@ from tests.support import RunningServer, connected_pair, make_config, running_se
 ADMIN = ("admin", "metrics-admin-secret")
 
 
-def admin_config() -> Config:
+def admin_config(*, metrics_login: bool = False) -> Config:
     config = make_config()
-    return replace(config, admin=replace(config.admin, password=ADMIN[1]))
+    admin = replace(config.admin, password=ADMIN[1], metrics_login=metrics_login)
+    return replace(config, admin=admin)
 
 
 def sample(text: str, name: str) -> float:
@@ -36,8 +37,7 @@ async def test_metrics_count_a_scripted_session() -> None:
         await alice.signal(7, {"type": "conn"})  # no such call: bad_state
         assert (await alice.next())["code"] == "bad_state"
         async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
-            assert (await http.get("/metrics")).status_code == 401  # admin only
-            answer = await http.get("/metrics", auth=ADMIN)
+            answer = await http.get("/metrics")  # PROTOCOL §2: like /healthz, no login
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
         text = answer.text
@@ -68,3 +68,12 @@ async def test_healthz_reports_a_link_that_is_down(server: RunningServer) -> Non
         "checks": {"messages_link": "down", "database": "up"},
     }
     assert ready.status_code == 503
+
+
+async def test_metrics_can_require_the_admin_login() -> None:
+    async with (
+        running_server(admin_config(metrics_login=True)) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=10) as http,
+    ):
+        assert (await http.get("/metrics")).status_code == 401
+        assert (await http.get("/metrics", auth=ADMIN)).status_code == 200
