@@ -34,6 +34,7 @@ from .sections import (
     MessagesConfig,
     ServerConfig,
     SignalingConfig,
+    SupportConfig,
     TenantAdmin,
     TenantConfig,
     TraceConfig,
@@ -346,6 +347,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "request_timeout": _POSITIVE_DURATION,
     },
     "admin": {"user": _TEXT, "password": _Option(_optional_string), "metrics_login": _FLAG},
+    "support": {"visitor_ttl": _POSITIVE_DURATION, "visitors_per_hour": _POSITIVE_COUNT},
     "webhooks": {
         "url": _Option(_http_url),
         "secret": _Option(_optional_string),
@@ -433,6 +435,7 @@ def _build(tree: Table) -> Config:
         trace=TraceConfig(**_section_values(tree, "trace")),
         admin=_admin(tree),
         webhooks=WebhooksConfig(**_section_values(tree, "webhooks")),
+        support=SupportConfig(**_section_values(tree, "support")),
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)

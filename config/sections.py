@@ -24,6 +24,7 @@ __all__ = [
     "MessagesConfig",
     "ServerConfig",
     "SignalingConfig",
+    "SupportConfig",
     "TenantAdmin",
     "TenantConfig",
     "TraceConfig",
@@ -106,6 +107,14 @@ class FilesConfig:
     temp_ttl: float = 600.0  # seconds a temporary buffer (and its upload url) lives
     quota: int = 1024 * 1024 * 1024  # bytes of buffers one user may hold
     gc_interval: float = 60.0  # seconds between garbage collections
+
+
+@dataclass(frozen=True, slots=True)
+class SupportConfig:
+    """Live support (PROTOCOL §9); so far its visitors."""
+
+    visitor_ttl: float = 24 * 3600.0  # a visitor account unused this long is deleted
+    visitors_per_hour: int = 20  # visitor accounts one client address may make per hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +206,7 @@ class Config:
     trace: TraceConfig = TraceConfig()
     admin: AdminConfig = AdminConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    support: SupportConfig = SupportConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

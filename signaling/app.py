@@ -40,6 +40,7 @@ from signaling.logs import install_record_factory
 from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
+from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
 from tracing.routes import TraceRoutes
@@ -124,6 +125,8 @@ def create_app(
         routes += service.routes()
     routes += TraceRoutes(tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
+    visitors = Visitors(switch, config.support, wake=lambda: _wake_hub(app))
+    routes += visitors.routes()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -259,6 +262,12 @@ async def metrics(request: Request) -> Response:
         frame_times=hub.frame_times,
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _wake_hub(app: Starlette) -> None:
+    hub: Hub | None = getattr(app.state, "hub", None)
+    if hub is not None:
+        hub.wake()
 
 
 async def _json_error(request: Request, exc: Exception) -> Response:
