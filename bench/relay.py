@@ -713,17 +713,24 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     )
 
 
+BENCH_SETTINGS = [
+    "[login]",
+    f'default_domain = "{DOMAIN}"',
+    "throttle_failures = 100000",
+    "",
+    "[limits]",
+    "rate = 1000000.0",
+    "burst = 1000000",
+    "",
+]
+"""Config lines every bench server starts with: its tenant the default, login throttling
+and the rate limit out of reach (the token bucket still runs on every frame)."""
+
+
 def write_config(path: Path, users: int, secret: str, trace: Sequence[str] = ()) -> None:
     """Switchboard TOML: one tenant of ``users`` users; rate limit on but out of reach."""
     lines = [
-        "[login]",
-        f'default_domain = "{DOMAIN}"',
-        "throttle_failures = 100000",
-        "",
-        "[limits]",
-        "rate = 1000000.0",
-        "burst = 1000000",
-        "",
+        *BENCH_SETTINGS,
         "[trace]",
         f"flags = {json.dumps(list(trace))}",
         "",

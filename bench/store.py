@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from relay import (
+    BENCH_SETTINGS,
     DOMAIN,
     DRAIN_SECONDS,
     HOST,
@@ -139,14 +140,7 @@ def write_config(path: Path, plan: Plan, secret: str, database: str, service_url
     With ``service_url`` the hub uses the service there (``--split``); both processes
     then share a password for the hub's login as App object ``messages``."""
     lines = [
-        "[login]",
-        f'default_domain = "{DOMAIN}"',
-        "throttle_failures = 100000",
-        "",
-        "[limits]",
-        "rate = 1000000.0",
-        "burst = 1000000",
-        "",
+        *BENCH_SETTINGS,
         "[messages]",
         f"database = {json.dumps(database)}",
         f"url = {json.dumps(service_url)}",

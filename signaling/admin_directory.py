@@ -28,7 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -61,18 +62,18 @@ class DirectoryAdmin:
         self._logins = logins
 
     def routes(self) -> list[BaseRoute]:
-        one = "/admin/users/{domain}/{sip}"
-        app = "/admin/apps/{domain}/{name}"
+        routes: list[BaseRoute] = []
+        for kind in (_USERS, _APPS):
+            one = f"/admin/{kind.plural}/{{domain}}/{{name}}"
+            routes += [
+                Route(f"/admin/{kind.plural}", self._guard(self._lister(kind)), methods=["GET"]),
+                Route(one, self._guard(self._getter(kind)), methods=["GET"]),
+                Route(one, self._guard(self._putter(kind)), methods=["PUT"]),
+                Route(one, self._guard(self._deleter(kind)), methods=["DELETE"]),
+            ]
         tenant = "/admin/tenants/{domain}"
         return [
-            Route("/admin/users", self._guard(self._list), methods=["GET"]),
-            Route(one, self._guard(self._get), methods=["GET"]),
-            Route(one, self._guard(self._put), methods=["PUT"]),
-            Route(one, self._guard(self._delete), methods=["DELETE"]),
-            Route("/admin/apps", self._guard(self._list_apps), methods=["GET"]),
-            Route(app, self._guard(self._get_app), methods=["GET"]),
-            Route(app, self._guard(self._put_app), methods=["PUT"]),
-            Route(app, self._guard(self._delete_app), methods=["DELETE"]),
+            *routes,
             Route("/admin/tenants", self._guard(self._list_tenants), methods=["GET"]),
             Route(tenant, self._guard(self._put_tenant), methods=["PUT"]),
             Route(tenant, self._guard(self._delete_tenant), methods=["DELETE"]),
@@ -101,59 +102,72 @@ class DirectoryAdmin:
 
         return guarded
 
-    async def _list(self, request: Request, scope: AdminScope) -> Response:
-        wanted = request.query_params.get("domain")
-        domains = [wanted] if wanted else self._directory.domains()
-        users = []
-        for domain in domains:
-            tenant = self._directory.tenant(domain)
-            if tenant is None or tenant.domain != domain:
+    # -- users and App objects: one shape, described by an _Entries ------------------------
+
+    def _lister(self, kind: _Entries) -> Handler:
+        async def listed(request: Request, scope: AdminScope) -> Response:
+            wanted = request.query_params.get("domain")
+            entries: list[dict[str, Any]] = []
+            for domain in [wanted] if wanted else self._directory.domains():
+                tenant = self._tenant(domain)
+                if tenant is None:
+                    return _error(404, "not_found", "no such tenant")
+                if scope.covers(domain):
+                    entries += [kind.shown(domain, e) for _, e in sorted(kind.of(tenant).items())]
+            return JSONResponse({kind.plural: entries})
+
+        return listed
+
+    def _getter(self, kind: _Entries) -> Handler:
+        async def got(request: Request, scope: AdminScope) -> Response:
+            domain, name = request.path_params["domain"], request.path_params["name"]
+            tenant = self._tenant(domain)
+            entry = kind.of(tenant).get(name) if tenant is not None else None
+            if entry is None:
+                return _error(404, "not_found", f"no such {kind.singular}")
+            return JSONResponse(kind.shown(domain, entry))
+
+        return got
+
+    def _putter(self, kind: _Entries) -> Handler:
+        async def put(request: Request, scope: AdminScope) -> Response:
+            domain, name = request.path_params["domain"], request.path_params["name"]
+            fields = await _json_object(request)  # first: the tenant is looked up after it
+            if isinstance(fields, Response):
+                return fields
+            tenant = self._tenant(domain)
+            if tenant is None:
                 return _error(404, "not_found", "no such tenant")
-            if scope.covers(domain):
-                users += [_shown(domain, user) for _, user in sorted(tenant.users.items())]
-        return JSONResponse({"users": users})
+            old = kind.of(tenant).get(name)
+            table: dict[str, Any] = {**(kind.table(old) if old else {}), **fields}
+            try:
+                entry = kind.parse(name, table, tenant)
+                kind.check_put(tenant, entry)
+            except ConfigError as exc:
+                return _error(400, "bad_json", str(exc))
+            except ValueError as exc:
+                return _error(409, "bad_state", str(exc))
+            kind.record(self._changes, domain, name, entry)  # saved first: then made
+            kind.put(tenant, entry)
+            return JSONResponse(kind.shown(domain, entry), status_code=200 if old else 201)
 
-    async def _get(self, request: Request, scope: AdminScope) -> Response:
-        domain, sip = request.path_params["domain"], request.path_params["sip"]
-        tenant = self._directory.tenant(domain)
-        user = tenant.user(sip) if tenant is not None and tenant.domain == domain else None
-        if user is None:
-            return _error(404, "not_found", "no such user")
-        return JSONResponse(_shown(domain, user))
+        return put
 
-    async def _put(self, request: Request, scope: AdminScope) -> Response:
-        domain, sip = request.path_params["domain"], request.path_params["sip"]
-        fields = await _json_object(request)  # first: the tenant is looked up after it
-        if isinstance(fields, Response):
-            return fields
-        tenant = self._tenant(domain)
-        if tenant is None:
-            return _error(404, "not_found", "no such tenant")
-        old = tenant.user(sip)
-        table: dict[str, Any] = {**(user_table(old) if old else {}), **fields}
-        try:
-            user = user_from_table(sip, table, "user")
-            tenant.check_put(user)
-        except ConfigError as exc:
-            return _error(400, "bad_json", str(exc))
-        except ValueError as exc:
-            return _error(409, "bad_state", str(exc))
-        self._changes.record_user(domain, sip, user)  # saved first: then made
-        tenant.put(user)
-        return JSONResponse(_shown(domain, user), status_code=200 if old else 201)
+    def _deleter(self, kind: _Entries) -> Handler:
+        async def deleted(request: Request, scope: AdminScope) -> Response:
+            domain, name = request.path_params["domain"], request.path_params["name"]
+            tenant = self._tenant(domain)
+            if tenant is None or name not in kind.of(tenant):
+                return _error(404, "not_found", f"no such {kind.singular}")
+            try:
+                kind.check_remove(tenant, name)
+            except ValueError as exc:
+                return _error(409, "bad_state", str(exc))
+            kind.record(self._changes, domain, name, None)
+            kind.remove(tenant, name)
+            return Response(status_code=204)
 
-    async def _delete(self, request: Request, scope: AdminScope) -> Response:
-        domain, sip = request.path_params["domain"], request.path_params["sip"]
-        tenant = self._tenant(domain)
-        if tenant is None or tenant.user(sip) is None:
-            return _error(404, "not_found", "no such user")
-        try:
-            tenant.check_remove(sip)
-        except ValueError as exc:
-            return _error(409, "bad_state", str(exc))
-        self._changes.record_user(domain, sip, None)
-        tenant.remove(sip)
-        return Response(status_code=204)
+        return deleted
 
     # -- tenants -----------------------------------------------------------------------------
 
@@ -195,58 +209,6 @@ class DirectoryAdmin:
         self._directory.remove_tenant(domain)
         return Response(status_code=204)
 
-    # -- App objects ---------------------------------------------------------------------
-
-    async def _list_apps(self, request: Request, scope: AdminScope) -> Response:
-        wanted = request.query_params.get("domain")
-        domains = [wanted] if wanted else self._directory.domains()
-        apps = []
-        for domain in domains:
-            tenant = self._tenant(domain)
-            if tenant is None:
-                return _error(404, "not_found", "no such tenant")
-            if scope.covers(domain):
-                apps += [_shown_app(domain, app) for _, app in sorted(tenant.apps.items())]
-        return JSONResponse({"apps": apps})
-
-    async def _get_app(self, request: Request, scope: AdminScope) -> Response:
-        domain, name = request.path_params["domain"], request.path_params["name"]
-        tenant = self._tenant(domain)
-        app = tenant.apps.get(name) if tenant is not None else None
-        if app is None:
-            return _error(404, "not_found", "no such App object")
-        return JSONResponse(_shown_app(domain, app))
-
-    async def _put_app(self, request: Request, scope: AdminScope) -> Response:
-        domain, name = request.path_params["domain"], request.path_params["name"]
-        fields = await _json_object(request)  # first: the tenant is looked up after it
-        if isinstance(fields, Response):
-            return fields
-        tenant = self._tenant(domain)
-        if tenant is None:
-            return _error(404, "not_found", "no such tenant")
-        old = tenant.apps.get(name)
-        table: dict[str, Any] = {**(app_table(old) if old else {}), **fields}
-        try:
-            app = app_from_table(name, table, "app", set(tenant.users))
-            tenant.check_put_app(app)
-        except ConfigError as exc:
-            return _error(400, "bad_json", str(exc))
-        except ValueError as exc:
-            return _error(409, "bad_state", str(exc))
-        self._changes.record_app(domain, name, app)  # saved first: then made
-        tenant.put_app(app)
-        return JSONResponse(_shown_app(domain, app), status_code=200 if old else 201)
-
-    async def _delete_app(self, request: Request, scope: AdminScope) -> Response:
-        domain, name = request.path_params["domain"], request.path_params["name"]
-        tenant = self._tenant(domain)
-        if tenant is None or name not in tenant.apps:
-            return _error(404, "not_found", "no such App object")
-        self._changes.record_app(domain, name, None)
-        tenant.remove_app(name)
-        return Response(status_code=204)
-
     def _tenant(self, domain: str) -> Tenant | None:
         tenant = self._directory.tenant(domain)
         return tenant if tenant is not None and tenant.domain == domain else None
@@ -265,6 +227,23 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
     return fields
 
 
+@dataclass(frozen=True, slots=True)
+class _Entries:
+    """What differs between users and App objects in the API; the handlers are shared."""
+
+    plural: str
+    singular: str
+    of: Callable[[Tenant], Mapping[str, Any]]
+    parse: Callable[[str, dict[str, Any], Tenant], Any]
+    table: Callable[[Any], dict[str, Any]]
+    shown: Callable[[str, Any], dict[str, Any]]
+    check_put: Callable[[Tenant, Any], None]
+    put: Callable[[Tenant, Any], None]
+    check_remove: Callable[[Tenant, str], None]
+    remove: Callable[[Tenant, str], Any]
+    record: Callable[[DirectoryChanges, str, str, Any], None]
+
+
 def _shown_app(domain: str, app: AppConfig) -> dict[str, Any]:
     """An App object as the API shows it: never the password."""
     return {
@@ -276,7 +255,7 @@ def _shown_app(domain: str, app: AppConfig) -> dict[str, Any]:
     }
 
 
-def _shown(domain: str, user: UserConfig) -> dict[str, Any]:
+def _shown_user(domain: str, user: UserConfig) -> dict[str, Any]:
     """A user as the API shows it: never the password."""
     return {
         "domain": domain,
@@ -289,3 +268,31 @@ def _shown(domain: str, user: UserConfig) -> dict[str, Any]:
 
 def _error(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"code": code, "text": text}, status_code=status, headers=headers)
+
+
+_USERS = _Entries(
+    plural="users",
+    singular="user",
+    of=lambda tenant: tenant.users,
+    parse=lambda sip, table, tenant: user_from_table(sip, table, "user"),
+    table=user_table,
+    shown=_shown_user,
+    check_put=Tenant.check_put,
+    put=Tenant.put,
+    check_remove=Tenant.check_remove,
+    remove=Tenant.remove,
+    record=DirectoryChanges.record_user,
+)
+_APPS = _Entries(
+    plural="apps",
+    singular="App object",
+    of=lambda tenant: tenant.apps,
+    parse=lambda name, table, tenant: app_from_table(name, table, "app", set(tenant.users)),
+    table=app_table,
+    shown=_shown_app,
+    check_put=Tenant.check_put_app,
+    put=Tenant.put_app,
+    check_remove=lambda tenant, name: None,
+    remove=Tenant.remove_app,
+    record=DirectoryChanges.record_app,
+)

@@ -37,7 +37,6 @@ class Visitors:
         self._config = config
         self._wake = wake  # the hub re-reads its timers
         self._made = LoginThrottle(config.visitors_per_hour, _HOUR)
-        self.active = 0
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/api/visitors", self._create, methods=["POST"])]
@@ -64,7 +63,6 @@ class Visitors:
         password = secrets.token_urlsafe(24)
         tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
         self._made.failed(address, clock.monotonic())  # counts what this address made
-        self.active += 1
         self._arm(domain, sip)
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)
         answer = {"domain": domain, "sip": sip, "password": password, "expires": expires}
@@ -81,8 +79,8 @@ class Visitors:
         if self._switch.registry.of(domain, sip):
             return self._arm(domain, sip)  # in use: another period
         tenant = self._switch.directory.tenant(domain)
-        if tenant is not None and tenant.remove(sip) is not None:
-            self.active -= 1
+        if tenant is not None:
+            tenant.remove(sip)
         return None
 
 

@@ -103,7 +103,8 @@ async def test_signalling_shows_call_states_and_routing(
     await dave.sig(1, "rel")
     text = (await http.get("/admin/trace/download")).text
     assert "setup to bob: offered to 1 device(s)" in text
-    assert "conn: offered -> connected" in text or "connected" in text
+    assert "bob@example.com call -1: conn: offered -> connected" in text  # the answer
+    assert "alice@example.com call 1: hub conn: proceeding -> connected" in text  # told
     assert "refused: rel cause 18" in text
 
 
