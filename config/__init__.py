@@ -14,7 +14,14 @@ in error messages or in a ``repr``.
 from __future__ import annotations
 
 from .errors import ConfigError
-from .loader import ENV_PREFIX, app_from_table, check_domain, load_config, user_from_table
+from .loader import (
+    ENV_PREFIX,
+    app_from_table,
+    check_domain,
+    load_config,
+    queue_from_table,
+    user_from_table,
+)
 from .sections import (
     AdminConfig,
     AppConfig,
@@ -23,6 +30,7 @@ from .sections import (
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
+    QueueConfig,
     ServerConfig,
     SignalingConfig,
     SupportConfig,
@@ -44,6 +52,7 @@ __all__ = [
     "LimitsConfig",
     "LoginConfig",
     "MessagesConfig",
+    "QueueConfig",
     "ServerConfig",
     "SignalingConfig",
     "SupportConfig",
@@ -57,5 +66,6 @@ __all__ = [
     "load_config",
     "parse_duration",
     "parse_size",
+    "queue_from_table",
     "user_from_table",
 ]

@@ -32,6 +32,7 @@ from .sections import (
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
+    QueueConfig,
     ServerConfig,
     SignalingConfig,
     SupportConfig,
@@ -43,7 +44,14 @@ from .sections import (
 )
 from .units import parse_duration, parse_size
 
-__all__ = ["ENV_PREFIX", "app_from_table", "check_domain", "load_config", "user_from_table"]
+__all__ = [
+    "ENV_PREFIX",
+    "app_from_table",
+    "check_domain",
+    "load_config",
+    "queue_from_table",
+    "user_from_table",
+]
 
 ENV_PREFIX = "SWITCHBOARD_"
 
@@ -334,6 +342,8 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "hold_bytes": _SIZE,
         "max_ids": _POSITIVE_COUNT,
         "max_calls": _POSITIVE_COUNT,
+        "transcript_messages": _COUNT,
+        "transcript_bytes": _SIZE,
     },
     "messages": {
         "enabled": _FLAG,
@@ -347,7 +357,13 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "request_timeout": _POSITIVE_DURATION,
     },
     "admin": {"user": _TEXT, "password": _Option(_optional_string), "metrics_login": _FLAG},
-    "support": {"visitor_ttl": _POSITIVE_DURATION, "visitors_per_hour": _POSITIVE_COUNT},
+    "support": {
+        "visitor_ttl": _POSITIVE_DURATION,
+        "visitors_per_hour": _POSITIVE_COUNT,
+        "idle_warn": _POSITIVE_DURATION,
+        "idle_close": _POSITIVE_DURATION,
+        "wait_timeout": _POSITIVE_DURATION,
+    },
     "webhooks": {
         "url": _Option(_http_url),
         "secret": _Option(_optional_string),
@@ -374,8 +390,9 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
     },
 }
 _TOP_LEVEL = (*_SECTIONS, "tenants")
-_TENANT_KEYS = ("demo", "users", "apps")
-_USER_KEYS = ("dn", "num", "password", "licences")
+_TENANT_KEYS = ("demo", "users", "apps", "queues")
+_USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
+_QUEUE_KEYS = ("dn", "agents")
 _APP_KEYS = ("dn", "password", "act_for", "apis")
 
 
@@ -493,7 +510,8 @@ def _tenant(domain: str, value: object) -> TenantConfig:
         raise ConfigError(f"{where}.demo", f"expected true or false, got {shown_value(demo)}")
     users = _users(table.get("users", {}), f"{where}.users")
     apps = _apps(table.get("apps", {}), f"{where}.apps", users)
-    return TenantConfig(domain=domain, users=users, apps=apps, demo=demo)
+    queues = _queues(table.get("queues", {}), f"{where}.queues", users, apps)
+    return TenantConfig(domain=domain, users=users, apps=apps, queues=queues, demo=demo)
 
 
 def _users(value: object, where: str) -> tuple[UserConfig, ...]:
@@ -525,6 +543,12 @@ def app_from_table(name: str, value: object, where: str, sips: set[str]) -> AppC
     return _app(name, value, where, sips)
 
 
+def queue_from_table(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
+    """A queue from a table shaped like ``[tenants."<domain>".queues.<sip>]``; ``agents``
+    must name users of ``sips``."""
+    return _queue(sip, value, where, sips)
+
+
 def check_domain(domain: str, where: str) -> None:
     """A tenant's domain as the config accepts it, else ``ConfigError``."""
     _check_domain(domain, where)
@@ -544,6 +568,44 @@ def _user(sip: str, value: object, where: str) -> UserConfig:
         num=num,
         password=_password(table, where),
         licences=frozenset(_strings(table, "licences", where)),
+        max_chats=_max_chats(table, where),
+    )
+
+
+def _max_chats(table: Table, where: str) -> int:
+    value = table.get("max_chats", 3)
+    if type(value) is not int or not 0 <= value <= 1000:
+        raise ConfigError(f"{where}.max_chats", f"expected 0 to 1000, got {shown_value(value)}")
+    return value
+
+
+def _queues(
+    value: object, where: str, users: tuple[UserConfig, ...], apps: tuple[AppConfig, ...]
+) -> tuple[QueueConfig, ...]:
+    """The support queues of a tenant; their sips share the namespace of users and Apps."""
+    sips = {user.sip for user in users}
+    taken = sips | {app.name for app in apps}
+    queues: list[QueueConfig] = []
+    for sip, spec in _table(value, where).items():
+        queue_where = _key(where, sip)
+        if sip in taken:
+            raise ConfigError(queue_where, "a user or App object of this tenant has this name")
+        queues.append(_queue(sip, spec, queue_where, sips))
+    return tuple(queues)
+
+
+def _queue(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
+    _check_name(sip, where)
+    table = _table(value, where)
+    _reject_unknown(table, _QUEUE_KEYS, where)
+    agents = _strings(table, "agents", where)
+    for agent in agents:
+        if agent not in sips:
+            raise ConfigError(f"{where}.agents", f"no user {shown_value(agent)} in this tenant")
+    return QueueConfig(
+        sip=sip,
+        dn=_optional_text(table, "dn", where, default=sip),
+        agents=tuple(dict.fromkeys(agents)),
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "LimitsConfig",
     "LoginConfig",
     "MessagesConfig",
+    "QueueConfig",
     "ServerConfig",
     "SignalingConfig",
     "SupportConfig",
@@ -75,7 +76,9 @@ class SignalingConfig:
 
     ring_timeout: float = 60.0  # no conn by then -> rel cause 19
     typing_ttl: float = 6.0  # typing not renewed by then -> hub sends typing:false
-    resume_grace: float = 60.0  # reserved for resume after reconnect
+    resume_grace: float = 60.0  # a dropped connection's registration and calls live this long
+    transcript_messages: int = 200  # messages of a live call kept for resume and transfer
+    transcript_bytes: int = 1024 * 1024  # ... and their bytes, at most
     hold_messages: int = 32  # messages held before conn, at most
     hold_bytes: int = 256 * 1024  # bytes held before conn, at most
     max_ids: int = 1024  # client message ids remembered per call for idempotent retries
@@ -111,10 +114,13 @@ class FilesConfig:
 
 @dataclass(frozen=True, slots=True)
 class SupportConfig:
-    """Live support (PROTOCOL §9); so far its visitors."""
+    """Live support (PROTOCOL §9): visitors, queue timers."""
 
     visitor_ttl: float = 24 * 3600.0  # a visitor account unused this long is deleted
     visitors_per_hour: int = 20  # visitor accounts one client address may make per hour
+    idle_warn: float = 90.0  # a support chat silent this long gets a warning
+    idle_close: float = 120.0  # ... and this long is released with cause 102
+    wait_timeout: float = 300.0  # a chat no agent took by then is released with cause 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,16 @@ class UserConfig:
     num: str
     password: str = field(repr=False)  # repr must NEVER show a password
     licences: frozenset[str] = frozenset()
+    max_chats: int = 3  # support chats an agent is offered at once, at most (PROTOCOL §9.2)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """A support queue (PROTOCOL §9.2): callers reach it by its sip, its agents answer."""
+
+    sip: str
+    dn: str
+    agents: tuple[str, ...] = ()  # user sips of the tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +206,7 @@ class TenantConfig:
     domain: str
     users: tuple[UserConfig, ...] = ()
     apps: tuple[AppConfig, ...] = ()
+    queues: tuple[QueueConfig, ...] = ()
     demo: bool = False  # true marks a tenant whose passwords are public demo values
 
 

@@ -1,5 +1,5 @@
-"""Tenants, their users and their App objects, for operators (PROTOCOL §10.2): list,
-read, create or change, delete; JSON in and out, passwords never out.
+"""Tenants, their users, App objects and support queues, for operators (PROTOCOL §10.2):
+list, read, create or change, delete; JSON in and out, passwords never out.
 
 Tenants: ``GET /admin/tenants`` → ``{"tenants":[{domain, users, apps}…]}`` (counts);
 ``PUT /admin/tenants/<domain>`` adds an empty tenant (201, or 200 when it exists);
@@ -9,15 +9,19 @@ admin adds or removes tenants.
 App objects: ``/admin/apps[?domain=D]`` and ``/admin/apps/<domain>/<name>`` as for users,
 with ``{dn, password, act_for, apis}``.
 
+Queues: ``/admin/queues[?domain=D]`` → ``{"queues":[{domain, sip, dn, agents}…]}`` and
+``/admin/queues/<domain>/<sip>`` as for users, with ``{dn, agents}``; agents must be users
+of the tenant, and a user who is an agent cannot be deleted.
+
 Users:
 
-``GET /admin/users[?domain=D]`` → ``{"users":[{domain, sip, dn, num, licences}…]}``;
-``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path with ``{dn, num,
-password, licences}`` creates (``password`` required, 201) or changes (fields left out
-keep their value, 200); ``DELETE`` removes (204). Every field is checked as the config
-checks it. A change takes effect at the next lookup: the next login, setup or
-PbxMessages session (a new licence lets the user open a session on the next try);
-connections already open keep what they logged in with.
+``GET /admin/users[?domain=D]`` → ``{"users":[{domain, sip, dn, num, licences,
+max_chats}…]}``; ``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path
+with ``{dn, num, password, licences, max_chats}`` creates (``password`` required, 201)
+or changes (fields left out keep their value, 200); ``DELETE`` removes (204). Every field
+is checked as the config checks it. A change takes effect at the next lookup: the next
+login, setup or PbxMessages session (a new licence lets the user open a session on the
+next try); connections already open keep what they logged in with.
 
 The server's admin sees every tenant; a tenant admin sees and changes its own only
 (``forbidden`` for any other, even to ask whether it exists).
@@ -36,10 +40,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from config import AppConfig, ConfigError, UserConfig, app_from_table, check_domain, user_from_table
+from config import (
+    AppConfig,
+    ConfigError,
+    QueueConfig,
+    UserConfig,
+    app_from_table,
+    check_domain,
+    queue_from_table,
+    user_from_table,
+)
 
 from .admin_login import AdminLogins, AdminScope
-from .directory.changes import DirectoryChanges, app_table, user_table
+from .directory.changes import DirectoryChanges, app_table, queue_table, user_table
 from .directory.directory import Directory, Tenant
 
 __all__ = ["DirectoryAdmin"]
@@ -63,7 +76,7 @@ class DirectoryAdmin:
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = []
-        for kind in (_USERS, _APPS):
+        for kind in (_USERS, _APPS, _QUEUES):
             one = f"/admin/{kind.plural}/{{domain}}/{{name}}"
             routes += [
                 Route(f"/admin/{kind.plural}", self._guard(self._lister(kind)), methods=["GET"]),
@@ -102,7 +115,7 @@ class DirectoryAdmin:
 
         return guarded
 
-    # -- users and App objects: one shape, described by an _Entries ------------------------
+    # -- users, App objects, queues: one shape, described by an _Entries -------------------
 
     def _lister(self, kind: _Entries) -> Handler:
         async def listed(request: Request, scope: AdminScope) -> Response:
@@ -229,7 +242,8 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
 
 @dataclass(frozen=True, slots=True)
 class _Entries:
-    """What differs between users and App objects in the API; the handlers are shared."""
+    """What differs between users, App objects and queues in the API; the handlers are
+    shared."""
 
     plural: str
     singular: str
@@ -263,7 +277,12 @@ def _shown_user(domain: str, user: UserConfig) -> dict[str, Any]:
         "dn": user.dn,
         "num": user.num,
         "licences": sorted(user.licences),
+        "max_chats": user.max_chats,
     }
+
+
+def _shown_queue(domain: str, queue: QueueConfig) -> dict[str, Any]:
+    return {"domain": domain, "sip": queue.sip, "dn": queue.dn, "agents": list(queue.agents)}
 
 
 def _error(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:
@@ -295,4 +314,17 @@ _APPS = _Entries(
     check_remove=lambda tenant, name: None,
     remove=Tenant.remove_app,
     record=DirectoryChanges.record_app,
+)
+_QUEUES = _Entries(
+    plural="queues",
+    singular="queue",
+    of=lambda tenant: tenant.queues,
+    parse=lambda sip, table, tenant: queue_from_table(sip, table, "queue", set(tenant.users)),
+    table=queue_table,
+    shown=_shown_queue,
+    check_put=Tenant.check_put_queue,
+    put=Tenant.put_queue,
+    check_remove=lambda tenant, sip: None,
+    remove=Tenant.remove_queue,
+    record=DirectoryChanges.record_queue,
 )

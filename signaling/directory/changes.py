@@ -1,17 +1,20 @@
-"""The admin API's changes to tenants, users and App objects, kept across restarts
-(PROTOCOL §10.2).
+"""The admin API's changes to tenants, users, App objects and support queues, kept across
+restarts (PROTOCOL §10.2).
 
 The configuration stays the starting point; this file in ``server.data_dir`` holds what
 the admin API changed since::
 
     {"tenants": {"<domain>": {"state": "config" | "added" | "removed",
                               "users": {"<sip>": {…} | null},
-                              "apps": {"<name>": {…} | null}}}}
+                              "apps": {"<name>": {…} | null},
+                              "queues": {"<sip>": {…} | null}}}}
 
-``null`` marks a user or App object deleted. At start the file is applied over the
-configured tenants; after each change it is rewritten whole (small: one entry per thing
-changed), atomically, readable by the server's user only because it holds passwords, as
-the config file does: the AppWebsocket login digest is computed from the password
+``null`` marks a user, App object or queue deleted; a tenant without ``queues`` (a file
+written before queues could be changed) has none changed, and a user without
+``max_chats`` has the default. At start the file is applied over the configured tenants;
+after each change it is rewritten whole (small: one entry per thing changed),
+atomically, readable by the server's user only because it holds passwords, as the
+config file does: the AppWebsocket login digest is computed from the password
 itself, so the server must know it (PROTOCOL §3).
 """
 
@@ -26,11 +29,19 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from config import AppConfig, ConfigError, UserConfig, app_from_table, user_from_table
+from config import (
+    AppConfig,
+    ConfigError,
+    QueueConfig,
+    UserConfig,
+    app_from_table,
+    queue_from_table,
+    user_from_table,
+)
 
 from .directory import Directory
 
-__all__ = ["DirectoryChanges", "app_table", "user_table"]
+__all__ = ["DirectoryChanges", "app_table", "queue_table", "user_table"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,7 @@ def user_table(user: UserConfig) -> dict[str, Any]:
         "num": user.num,
         "password": user.password,
         "licences": sorted(user.licences),
+        "max_chats": user.max_chats,
     }
 
 
@@ -54,6 +66,10 @@ def app_table(app: AppConfig) -> dict[str, Any]:
     }
 
 
+def queue_table(queue: QueueConfig) -> dict[str, Any]:
+    return {"dn": queue.dn, "agents": list(queue.agents)}
+
+
 class DirectoryChanges:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -61,7 +77,7 @@ class DirectoryChanges:
 
     def load_into(self, directory: Directory) -> None:
         """Apply the saved changes; entries that no longer fit (a number now taken, an
-        App acting for a user gone) are skipped with a warning."""
+        App acting for a user gone, a queue agent gone) are skipped with a warning."""
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
@@ -73,9 +89,12 @@ class DirectoryChanges:
             isinstance(change, dict)
             and isinstance(change.get("users", {}), dict)
             and isinstance(change.get("apps", {}), dict)
+            and isinstance(change.get("queues", {}), dict)
             for change in tenants.values()
         ):
-            raise ConfigError(self.path.name, 'expected {"tenants": {<domain>: {users, apps}}}')
+            raise ConfigError(
+                self.path.name, 'expected {"tenants": {<domain>: {users, apps, queues}}}'
+            )
         self._tenants = tenants
         for domain, change in tenants.items():
             self._apply(directory, domain, change)
@@ -96,8 +115,12 @@ class DirectoryChanges:
             log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
             return
         users, apps = change.get("users", {}), change.get("apps", {})
-        # Deletions first, then users, then App objects (which may act for those users):
-        # a name freed by one may be taken by the other.
+        queues = change.get("queues", {})
+        # Deletions first, then users, then App objects and queues (which may name those
+        # users): a name freed by one may be taken by another.
+        for sip, table in queues.items():
+            if table is None:
+                tenant.remove_queue(sip)
         for name, table in apps.items():
             if table is None:
                 tenant.remove_app(name)
@@ -117,6 +140,13 @@ class DirectoryChanges:
                     tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
                 except (ConfigError, ValueError) as exc:
                     log.warning("directory changes: app %s/%s skipped: %s", domain, name, exc)
+        for sip, table in queues.items():
+            if table is not None:
+                try:
+                    where = f"{domain}/{sip}"
+                    tenant.put_queue(queue_from_table(sip, table, where, set(tenant.users)))
+                except (ConfigError, ValueError) as exc:
+                    log.warning("directory changes: queue %s/%s skipped: %s", domain, sip, exc)
 
     # Each record writes the whole new state first and keeps it only once it is on disk:
     # the caller applies a change after recording it, so a change that could not be
@@ -133,10 +163,16 @@ class DirectoryChanges:
         _entry(tenants, domain)["apps"][name] = None if app is None else app_table(app)
         self._write(tenants)
 
+    def record_queue(self, domain: str, sip: str, queue: QueueConfig | None) -> None:
+        tenants = copy.deepcopy(self._tenants)
+        _entry(tenants, domain)["queues"][sip] = None if queue is None else queue_table(queue)
+        self._write(tenants)
+
     def record_tenant(self, domain: str, *, added: bool) -> None:
         """A tenant added (empty) or removed: what was recorded for it before is moot."""
         tenants = copy.deepcopy(self._tenants)
-        tenants[domain] = {"state": "added" if added else "removed", "users": {}, "apps": {}}
+        state = "added" if added else "removed"
+        tenants[domain] = {"state": state, "users": {}, "apps": {}, "queues": {}}
         self._write(tenants)
 
     def _write(self, tenants: dict[str, dict[str, Any]]) -> None:
@@ -162,4 +198,5 @@ def _entry(tenants: dict[str, dict[str, Any]], domain: str) -> dict[str, Any]:
     change = tenants.setdefault(domain, {"state": "config"})
     change.setdefault("users", {})
     change.setdefault("apps", {})
+    change.setdefault("queues", {})
     return change

@@ -1,5 +1,5 @@
-"""Tenants, users and App objects, as the hub looks them up (in memory, from config, with
-the changes the admin API made since, PROTOCOL §10.2).
+"""Tenants, users, App objects and support queues, as the hub looks them up (in memory,
+from config, with the changes the admin API made since, PROTOCOL §10.2).
 
 Every lookup is scoped to one tenant: there is no call that finds a user across
 tenants, so nothing can cross a tenant boundary by accident (PROTOCOL §3.3). Lookups
@@ -10,9 +10,9 @@ change is seen by the next one without a restart.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from config import AppConfig, TenantConfig, UserConfig
+from config import AppConfig, QueueConfig, TenantConfig, UserConfig
 
 __all__ = ["Directory", "Tenant"]
 
@@ -23,6 +23,7 @@ class Tenant:
     users: dict[str, UserConfig]
     numbers: dict[str, UserConfig]
     apps: dict[str, AppConfig]
+    queues: dict[str, QueueConfig] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, tenant: TenantConfig) -> Tenant:
@@ -31,16 +32,25 @@ class Tenant:
             users={user.sip: user for user in tenant.users},
             numbers={user.num: user for user in tenant.users if user.num},
             apps={app.name: app for app in tenant.apps},
+            queues={queue.sip: queue for queue in tenant.queues},
         )
 
     def user(self, sip: str) -> UserConfig | None:
         return self.users.get(sip)
+
+    def queue(self, sip: str) -> QueueConfig | None:
+        return self.queues.get(sip)
+
+    def all_queues(self) -> list[QueueConfig]:
+        return list(self.queues.values())
 
     def check_put(self, user: UserConfig) -> None:
         """ValueError when ``put(user)`` would clash: its sip is an App object's name or
         its number belongs to another user."""
         if user.sip in self.apps:
             raise ValueError(f"{user.sip!r} is the name of an App object of this tenant")
+        if user.sip in self.queues:
+            raise ValueError(f"{user.sip!r} is the sip of a queue of this tenant")
         owner = self.numbers.get(user.num) if user.num else None
         if owner is not None and owner.sip != user.sip:
             raise ValueError(f"number {user.num} belongs to {owner.sip!r}")
@@ -51,6 +61,9 @@ class Tenant:
         acting = sorted(name for name, app in self.apps.items() if sip in app.act_for)
         if acting:
             raise ValueError(f"App object(s) {', '.join(acting)} act for {sip!r}")
+        queues = sorted(name for name, queue in self.queues.items() if sip in queue.agents)
+        if queues:
+            raise ValueError(f"{sip!r} is an agent of queue(s) {', '.join(queues)}")
 
     def put(self, user: UserConfig) -> None:
         """Add or replace a user (``check_put`` first)."""
@@ -65,6 +78,8 @@ class Tenant:
     def check_put_app(self, app: AppConfig) -> None:
         if app.name in self.users:
             raise ValueError(f"{app.name!r} is the sip of a user of this tenant")
+        if app.name in self.queues:
+            raise ValueError(f"{app.name!r} is the sip of a queue of this tenant")
 
     def put_app(self, app: AppConfig) -> None:
         """Add or replace an App object; ValueError when a user has its name."""
@@ -73,6 +88,25 @@ class Tenant:
 
     def remove_app(self, name: str) -> AppConfig | None:
         return self.apps.pop(name, None)
+
+    def check_put_queue(self, queue: QueueConfig) -> None:
+        """ValueError when ``put_queue(queue)`` would clash: its sip is a user's or an App
+        object's name, or an agent is not a user of this tenant."""
+        if queue.sip in self.users:
+            raise ValueError(f"{queue.sip!r} is the sip of a user of this tenant")
+        if queue.sip in self.apps:
+            raise ValueError(f"{queue.sip!r} is the name of an App object of this tenant")
+        missing = [agent for agent in queue.agents if agent not in self.users]
+        if missing:
+            raise ValueError(f"no user {missing[0]!r} in this tenant")
+
+    def put_queue(self, queue: QueueConfig) -> None:
+        """Add or replace a queue (``check_put_queue`` first)."""
+        self.check_put_queue(queue)
+        self.queues[queue.sip] = queue
+
+    def remove_queue(self, sip: str) -> QueueConfig | None:
+        return self.queues.pop(sip, None)
 
     def remove(self, sip: str) -> UserConfig | None:
         user = self.users.pop(sip, None)

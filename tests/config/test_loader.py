@@ -15,6 +15,7 @@ from config import (
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
+    QueueConfig,
     ServerConfig,
     SignalingConfig,
     TenantConfig,
@@ -83,6 +84,7 @@ def test_default_tenant_is_the_demo_tenant() -> None:
         UserConfig("carol", "Carol Example", "103", "carol-demo", frozenset()),
         UserConfig("dave", "Dave Example", "104", "dave-demo", frozenset()),
     )
+    assert tenant.queues == (QueueConfig("support", "Example support", ("alice", "bob")),)
     assert config.tenant(config.login.default_domain) is tenant
     assert config.tenant("other.org") is None
 
@@ -170,6 +172,31 @@ def test_apps(tmp_path: Path) -> None:
     assert tenant.apps == (
         AppConfig("helpdesk-bot", "bot-pw", "Helpdesk bot", frozenset({"*"}), ("PbxSignal",)),
         AppConfig("console", "console-pw", "", frozenset({"erin"}), ()),
+    )
+
+
+def test_queues_and_max_chats(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        OTHER_TENANT
+        + """
+        max_chats = 5
+
+        [tenants."acme.org".users.finn]
+        password = "finn-pw"
+
+        [tenants."acme.org".queues.help]
+        dn = "Help desk"
+        agents = ["erin", "finn", "erin"]
+
+        [tenants."acme.org".queues.empty]
+        """,
+    )
+    (tenant,) = config.tenants
+    assert [(user.sip, user.max_chats) for user in tenant.users] == [("erin", 5), ("finn", 3)]
+    assert tenant.queues == (
+        QueueConfig("help", "Help desk", ("erin", "finn")),  # an agent named twice: once
+        QueueConfig("empty", "empty", ()),
     )
 
 
@@ -392,6 +419,57 @@ def tenant_file(users: str, apps: str = "") -> str:
         (
             tenant_file("", '[tenants."a.org".apps.bot]\napis = ["PbxSignal"]\n'),
             'tenants."a.org".apps.bot.password: required',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".queues.help]\nagent = ["al"]\n',
+            ),
+            'tenants."a.org".queues.help.agent: unknown key (did you mean "agents"?)',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".queues.help]\nagents = ["al", "bo"]\n',
+            ),
+            'tenants."a.org".queues.help.agents: no user "bo" in this tenant',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".queues.help]\nagents = "al"\n',
+            ),
+            'tenants."a.org".queues.help.agents: expected a list of strings, got "al"',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".queues.al]\nagents = ["al"]\n',
+            ),
+            'tenants."a.org".queues.al: a user or App object of this tenant has this name',
+        ),
+        (
+            tenant_file(
+                '[tenants."a.org".users.al]\npassword = "x"\n',
+                '[tenants."a.org".apps.bot]\npassword = "y"\n[tenants."a.org".queues.bot]\n',
+            ),
+            'tenants."a.org".queues.bot: a user or App object of this tenant has this name',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = "x"\nmax_chats = 1001\n'),
+            'tenants."a.org".users.al.max_chats: expected 0 to 1000, got 1001',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = "x"\nmax_chats = -1\n'),
+            'tenants."a.org".users.al.max_chats: expected 0 to 1000, got -1',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = "x"\nmax_chats = "3"\n'),
+            'tenants."a.org".users.al.max_chats: expected 0 to 1000, got "3"',
+        ),
+        (
+            tenant_file('[tenants."a.org".users.al]\npassword = "x"\nmax_chats = true\n'),
+            'tenants."a.org".users.al.max_chats: expected 0 to 1000, got true',
         ),
     ],
 )

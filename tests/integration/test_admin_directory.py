@@ -1,6 +1,6 @@
-"""The directory part of the admin API on a real server (PROTOCOL §10.2): tenants, users
-and App objects changed without a restart and kept across one, passwords never shown,
-tenants kept apart."""
+"""The directory part of the admin API on a real server (PROTOCOL §10.2): tenants, users,
+App objects and queues changed without a restart and kept across one, passwords never
+shown, tenants kept apart."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ async def test_a_new_licence_opens_a_session_on_the_next_try(served: RunningServ
         "dn": "Carol Example",
         "num": "103",
         "licences": ["messages"],
+        "max_chats": 3,
     }
     assert (await session_answer(served, "carol"))["mt"] == "SessionResult"  # no restart
 
@@ -262,3 +263,170 @@ def test_a_corrupt_changes_file_is_a_configuration_error(tmp_path: Path) -> None
         create_app(
             replace(admin_config(), server=replace(admin_config().server, data_dir=tmp_path))
         )
+
+
+# -- support queues and agent settings -----------------------------------------------------
+
+
+async def test_queues_are_created_read_listed_changed_and_deleted(served: RunningServer) -> None:
+    async with client(served, TENANT_ADMIN) as admin:
+        listed = (await admin.get("/admin/queues")).json()["queues"]
+        support = {"sip": "support", "dn": "Example support", "agents": ["alice", "bob"]}
+        assert listed == [{"domain": "example.com", **support}]  # from the config
+        created = await admin.put(
+            "/admin/queues/example.com/sales", json={"dn": "Sales", "agents": ["carol"]}
+        )
+        assert created.status_code == 201, created.text
+        assert created.json() == {
+            "domain": "example.com",
+            "sip": "sales",
+            "dn": "Sales",
+            "agents": ["carol"],
+        }
+        assert (await admin.get("/admin/queues/example.com/sales")).json() == created.json()
+        changed = await admin.put(
+            "/admin/queues/example.com/sales", json={"agents": ["carol", "dave"]}
+        )
+        assert changed.status_code == 200, changed.text
+        assert (changed.json()["dn"], changed.json()["agents"]) == ("Sales", ["carol", "dave"])
+        listed = (await admin.get("/admin/queues", params={"domain": "example.com"})).json()
+        assert [queue["sip"] for queue in listed["queues"]] == ["sales", "support"]
+        assert (await admin.delete("/admin/queues/example.com/sales")).status_code == 204
+        gone = await admin.get("/admin/queues/example.com/sales")
+        assert (gone.status_code, gone.json()["code"]) == (404, "not_found")
+        assert (await admin.delete("/admin/queues/example.com/sales")).status_code == 404
+        # its name is free again, for a user as for anything else
+        user = await admin.put("/admin/users/example.com/sales", json={"password": "s-pw"})
+        assert user.status_code == 201, user.text
+    async with client(served, SERVER_ADMIN) as server_admin:
+        assert (await server_admin.get("/admin/queues?domain=other.org")).json() == {"queues": []}
+        unknown = await server_admin.put("/admin/queues/nowhere.test/help", json={})
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+        assert (await server_admin.get("/admin/queues?domain=nowhere.test")).status_code == 404
+
+
+async def test_bad_queues_are_refused_with_a_clear_error(served: RunningServer) -> None:
+    async with client(served, SERVER_ADMIN) as admin:
+        cases = [
+            ("help", {"agents": ["alice", "nobody"]}, 400, "nobody"),  # not a user
+            ("help", {"agents": "alice"}, 400, "agents"),
+            ("help", {"dn": 5}, 400, "dn"),
+            ("help", {"members": ["alice"]}, 400, "members"),
+            ("group-3", {}, 400, "reserved"),
+            ("support", {"agents": ["erin"]}, 400, "erin"),  # a user of the other tenant only
+            ("alice", {"agents": ["bob"]}, 409, "alice"),  # a user's sip
+            ("helpdesk-bot", {}, 409, "helpdesk-bot"),  # an App object's name
+        ]
+        for sip, body, status, named in cases:
+            answer = await admin.put(f"/admin/queues/example.com/{sip}", json=body)
+            assert answer.status_code == status, (sip, body, answer.text)
+            error = answer.json()
+            assert set(error) == {"code", "text"}
+            assert error["code"] == ("bad_json" if status == 400 else "bad_state")
+            assert named in error["text"], (sip, error)
+        assert (await admin.get("/admin/queues/example.com/help")).status_code == 404
+        support = (await admin.get("/admin/queues/example.com/support")).json()
+        assert support["agents"] == ["alice", "bob"]  # nothing changed
+        # and the other way round: a user or App object cannot take a queue's sip
+        user = await admin.put("/admin/users/example.com/support", json={"password": "x"})
+        assert (user.status_code, user.json()["code"]) == (409, "bad_state")
+        app = await admin.put("/admin/apps/example.com/support", json={"password": "x"})
+        assert (app.status_code, app.json()["code"]) == (409, "bad_state")
+
+
+async def test_a_tenant_admin_cannot_see_or_change_another_tenants_queues(
+    served: RunningServer,
+) -> None:
+    async with client(served, SERVER_ADMIN) as server_admin:
+        made = await server_admin.put("/admin/queues/other.org/help", json={"agents": ["erin"]})
+        assert made.status_code == 201, made.text
+    requests: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("GET", "/admin/queues?domain=other.org", None),
+        ("GET", "/admin/queues/other.org/help", None),
+        ("GET", "/admin/queues/other.org/nothing", None),
+        ("PUT", "/admin/queues/other.org/help", {"agents": []}),
+        ("PUT", "/admin/queues/other.org/new", {"agents": ["erin"]}),
+        ("DELETE", "/admin/queues/other.org/help", None),
+    ]
+    async with client(served, TENANT_ADMIN) as admin:
+        for method, path, body in requests:
+            answer = await admin.request(method, path, json=body)
+            assert answer.status_code == 403, (method, path, answer.status_code)
+            assert answer.json()["code"] == "forbidden"
+        mine = (await admin.get("/admin/queues")).json()["queues"]
+        assert {queue["domain"] for queue in mine} == {"example.com"}
+    async with client(served, SERVER_ADMIN) as server_admin:
+        help_queue = (await server_admin.get("/admin/queues/other.org/help")).json()
+        assert help_queue["agents"] == ["erin"]  # unchanged
+        every = (await server_admin.get("/admin/queues")).json()["queues"]
+        assert {queue["domain"] for queue in every} == {"example.com", "other.org"}
+
+
+async def test_a_user_who_is_an_agent_cannot_be_deleted(served: RunningServer) -> None:
+    async with client(served, SERVER_ADMIN) as admin:
+        refused = await admin.delete("/admin/users/example.com/alice")
+        assert (refused.status_code, refused.json()["code"]) == (409, "bad_state")
+        assert "support" in refused.json()["text"]
+        await served.phone("alice")  # still there
+        changed = await admin.put("/admin/queues/example.com/support", json={"agents": ["bob"]})
+        assert changed.status_code == 200, changed.text
+        assert (await admin.delete("/admin/users/example.com/alice")).status_code == 204
+
+
+async def test_max_chats_is_shown_changed_and_checked(served: RunningServer) -> None:
+    async with client(served, TENANT_ADMIN) as admin:
+        bob = (await admin.get("/admin/users/example.com/bob")).json()
+        assert bob["max_chats"] == 3  # the default
+        changed = await admin.put("/admin/users/example.com/bob", json={"max_chats": 5})
+        assert (changed.status_code, changed.json()["max_chats"]) == (200, 5)
+        renamed = await admin.put("/admin/users/example.com/bob", json={"dn": "Bobby"})
+        assert renamed.json()["max_chats"] == 5  # left out: kept
+        assert (await admin.get("/admin/users/example.com/bob")).json()["max_chats"] == 5
+        created = await admin.put(
+            "/admin/users/example.com/fay", json={"password": "fay-pw", "max_chats": 0}
+        )
+        assert (created.status_code, created.json()["max_chats"]) == (201, 0)
+        for bad in (1001, -1, "4", 2.5, True, None):
+            answer = await admin.put("/admin/users/example.com/bob", json={"max_chats": bad})
+            assert answer.status_code == 400, (bad, answer.text)
+            assert answer.json()["code"] == "bad_json"
+            assert "max_chats" in answer.json()["text"]
+        listed = (await admin.get("/admin/users", params={"domain": "example.com"})).json()
+        assert {user["sip"]: user["max_chats"] for user in listed["users"]}["bob"] == 5
+
+
+async def test_queues_and_agent_settings_survive_a_restart(tmp_path: Path) -> None:
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, SERVER_ADMIN) as admin,
+    ):
+        sales = {"dn": "Sales", "agents": ["carol"]}
+        assert (await admin.put("/admin/queues/example.com/sales", json=sales)).status_code == 201
+        await admin.put("/admin/queues/example.com/support", json={"agents": ["bob"]})
+        assert (await admin.delete("/admin/users/example.com/alice")).status_code == 204
+        await admin.put("/admin/users/example.com/bob", json={"max_chats": 7})
+        # a name moves from a user to a queue: applied in that order at start
+        assert (await admin.delete("/admin/users/example.com/dave")).status_code == 204
+        assert (await admin.put("/admin/queues/example.com/dave", json={})).status_code == 201
+        await admin.put("/admin/queues/other.org/help", json={"agents": ["erin"]})
+        assert (await admin.delete("/admin/queues/other.org/help")).status_code == 204
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, SERVER_ADMIN) as admin,
+    ):
+        queues = {q["sip"]: q for q in (await admin.get("/admin/queues")).json()["queues"]}
+        assert queues == {
+            "sales": {"domain": "example.com", "sip": "sales", "dn": "Sales", "agents": ["carol"]},
+            "support": {
+                "domain": "example.com",
+                "sip": "support",
+                "dn": "Example support",
+                "agents": ["bob"],
+            },
+            "dave": {"domain": "example.com", "sip": "dave", "dn": "dave", "agents": []},
+        }
+        assert (await admin.get("/admin/users/example.com/bob")).json()["max_chats"] == 7
+        assert (await admin.get("/admin/users/example.com/alice")).status_code == 404
+        assert (await admin.get("/admin/users/example.com/dave")).status_code == 404
+        with pytest.raises(LoginFailed):
+            await server.phone("alice")
