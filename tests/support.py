@@ -47,10 +47,12 @@ BOT = AppConfig(
 PASSWORDS = {"alice": "alice-demo", "bob": "bob-demo", "carol": "carol-demo", "dave": "dave-demo"}
 
 
-def make_config(*, messages: bool = True, **limits: Any) -> Config:
+def make_config(*, messages: bool = True, grace: float = 0.0, **limits: Any) -> Config:
     """The default config (demo tenant) plus a second tenant and a bot, from no env.
 
-    ``messages=False`` switches the messages service off: every user chats volatile."""
+    ``messages=False`` switches the messages service off: every user chats volatile.
+    ``grace`` is ``signaling.resume_grace``: 0 (a closed connection ends its registration
+    at once) unless a test is about resuming (PROTOCOL §4.9)."""
     config = load_config(None, env={})
     demo = config.tenants[0]
     tenants = (replace(demo, apps=(*demo.apps, BOT)), OTHER_TENANT)
@@ -59,6 +61,7 @@ def make_config(*, messages: bool = True, **limits: Any) -> Config:
         tenants=tenants,
         limits=replace(config.limits, **limits),
         messages=replace(config.messages, enabled=messages),
+        signaling=replace(config.signaling, resume_grace=grace),
     )
 
 
@@ -171,13 +174,20 @@ class Phone:
         self.client = client
         self.sip = sip
         self._ids = itertools.count(1)
+        self.resume_token = ""
+        """From the last RegisterResult (PROTOCOL §4.9)."""
 
     async def register(self, *, hw: str | None = None, flags: str = "NO_MEDIA_CALL") -> JsonObject:
         message: JsonObject = {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": flags}
         if hw is not None:
             message["hw"] = hw
         await self.client.send(message)
-        return await self.client.recv()
+        result = await self.client.recv()
+        token = result.pop("resume", None)
+        if result.get("mt") == "RegisterResult" and "err" not in result:
+            assert isinstance(token, str) and len(token) >= 32, result
+            self.resume_token = token
+        return result
 
     async def signal(self, call: int, sig: JsonObject) -> None:
         await self.client.send({"api": "PbxSignal", "mt": "Signaling", "call": call, "sig": sig})

@@ -20,7 +20,7 @@ from .timers import Timer
 if TYPE_CHECKING:
     from .groups import Group
 
-__all__ = ["AckRecord", "Call", "Fragments", "HeldMessage", "Leg"]
+__all__ = ["AckRecord", "Call", "Fragments", "HeldMessage", "Leg", "Line"]
 
 
 @dataclass(slots=True)
@@ -37,6 +37,20 @@ class HeldMessage:
     """A message the caller wrote before ``conn`` (PROTOCOL §4.6), ready to relay."""
 
     im_message: dict[str, Any]
+    id: str | None
+    size: int
+
+
+@dataclass(slots=True)
+class Line:
+    """One message of a live call's transcript (§4.9): replayed after a resume, and to the
+    agent a support chat is transferred to. Memory only, and only while the call lives."""
+
+    item: dict[str, Any]
+    """The ``im_message`` as receivers got it (with ``seq``)."""
+    role: Role
+    sip: str
+    """Who wrote it: the side (``role``) and, in a group, the member."""
     id: str | None
     size: int
 
@@ -60,6 +74,7 @@ class Leg:
         "offered_after",
         "reg",
         "relay_head",
+        "resume",
         "ring",
         "role",
         "state",
@@ -81,6 +96,14 @@ class Leg:
         """A group call offered to this device rings until then (§7.6)."""
         self.offered_after = 0
         """A group call offered to this device: the seq it has seen (§7.6)."""
+        self.resume: int | None = None
+        """Set after a resume until the client answers the re-offered call: the last seq
+        it saw (§4.9). Messages for the leg wait in the transcript meanwhile."""
+
+    @property
+    def parked(self) -> bool:
+        """Nothing can be sent to this leg now: its device is detached or resuming."""
+        return self.resume is not None or self.reg.conn == 0
 
 
 class Call:
@@ -103,7 +126,9 @@ class Call:
         "ring",
         "seq",
         "stored",
+        "support",
         "transcript",
+        "transcript_bytes",
     )
 
     def __init__(
@@ -124,8 +149,12 @@ class Call:
         self.group: Group | None = None
         """A group's chat (§7.6): any number of members' devices, in ``joined``."""
         self.joined: list[Leg] = []
-        self.transcript: deque[dict[str, Any]] = deque()
-        """A group's latest messages, for devices that answer an offer later."""
+        self.transcript: deque[Line] = deque()
+        """The latest messages, for a resume (§4.9), a transfer (§9.4) and group devices
+        that answer an offer later (§7.6)."""
+        self.transcript_bytes = 0
+        self.support: Any = None
+        """The support chat (§9) when this call reached a queue."""
         self.presence = False
         """A presence subscription (§4.10), not a chat: no messages, no seq."""
         self.answered_by_hub = False
@@ -146,6 +175,14 @@ class Call:
     @property
     def connected(self) -> bool:
         return self.callee is not None or self.answered_by_hub
+
+    def record(self, line: Line, max_lines: int, max_bytes: int) -> None:
+        """Keep ``line`` in the transcript, dropping the oldest beyond the limits."""
+        transcript = self.transcript
+        transcript.append(line)
+        self.transcript_bytes += line.size
+        while transcript and (len(transcript) > max_lines or self.transcript_bytes > max_bytes):
+            self.transcript_bytes -= transcript.popleft().size
 
     def next_seq(self) -> int:
         self.seq += 1

@@ -25,21 +25,22 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from config import LimitsConfig, SignalingConfig, UserConfig
+from config import LimitsConfig, QueueConfig, SignalingConfig, SupportConfig, UserConfig
 from tracing import Tracer
 
 from .actions import StoredAck
-from .calls import AckRecord, Call, Fragments, HeldMessage, Leg
+from .calls import AckRecord, Call, Fragments, HeldMessage, Leg, Line
 from .callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .codec import encode, encode_string
 from .directory_view import TenantLookup
-from .errors import BadMime, BadState, MessageTooBig
+from .errors import AlreadyTaken, BadMime, BadState, MessageTooBig
 from .groups import Group, GroupBook
 from .messages import Cause, ImMessage, Sig, Signaling
 from .outbox import Outbox
 from .presence import Presence
+from .queues import Queues
 from .registry import Registration, Registry
 from .sanitize import sanitize
 from .timers import TimerQueue
@@ -70,6 +71,7 @@ class ChatCalls:
         presence: Presence,
         groups: GroupBook | None = None,
         licensed: Callable[[UserConfig], bool] = lambda user: False,
+        support: SupportConfig | None = None,
     ) -> None:
         self.presence = presence
         self.groups = groups or GroupBook()
@@ -84,12 +86,27 @@ class ChatCalls:
         self._registry = registry
         self._config = signaling
         self._max_message = limits.max_message
+        self._keep = signaling.transcript_messages
+        self._keep_bytes = signaling.transcript_bytes
         self.calls: dict[str, Call] = {}
         self.messages = 0
         """Chat messages accepted (given a seq) since start, for ``/metrics``."""
         self.tracer = Tracer()
         """Call states and routing go to its ``signalling`` flag (never on the relay of a
         message: that is ``pbx``'s to see)."""
+        self.support = Queues(
+            chat=self,
+            outbox=outbox,
+            timers=timers,
+            clock=clock,
+            tenants=tenants,
+            registry=registry,
+            presence=presence,
+            config=support or SupportConfig(),
+            max_calls=signaling.max_calls,
+            max_ids=signaling.max_ids,
+            licensed=licensed,
+        )
 
     # -- entry points -------------------------------------------------------------------
 
@@ -103,9 +120,13 @@ class ChatCalls:
                 return self._setup(reg, msg.call, sig)
             if event is Event.REL:
                 return None  # crossed with our own rel: the call is already gone
+            if msg.call in reg.taken:  # §9.2: another agent answered first; its rel
+                raise AlreadyTaken("another agent took this chat")  # (26) is on the way
             raise BadState(f"{sig.type} not allowed in state idle")
         if event is None or event is Event.SETUP:
             raise BadState(f"{sig.type} not allowed in state {leg.state.value}")
+        if leg.resume is not None:
+            return self._on_resumed_leg(leg, event, sig)
         if leg.call.presence:
             return self.presence.on_event(leg, event, sig)
         next_state = client_event(leg.role, leg.state, event)
@@ -114,6 +135,8 @@ class ChatCalls:
         if self.tracer.signalling:
             self._note(leg.reg, leg.number, f"{sig.type}: {leg.state.value} -> {next_state.value}")
         if event is Event.REL:
+            if leg.call.support is not None and leg in leg.call.offers:
+                return self.support.declined(leg)  # the others still ring
             return self._release_by(leg, sig.cau)
         if event is Event.ALERT:
             leg.state = next_state
@@ -135,6 +158,107 @@ class ChatCalls:
                 self._stop_typing(leg)
                 self._release(call, cause, except_leg=leg)
 
+    # -- resume (§4.9) ------------------------------------------------------------------
+
+    def detach(self, reg: Registration) -> None:
+        """The device's connection dropped; its calls wait for a resume. What it cannot do
+        while away ends now: its typing, a half-sent message, offers it could not answer."""
+        for leg in list(reg.legs.values()):
+            leg.fragments = None
+            leg.relay_head = None
+            call = leg.call
+            if call.presence:
+                continue
+            self._stop_typing(leg)
+            if call.group is not None:
+                if leg in call.offers:
+                    self._leave_group(leg)
+            elif leg.role is Role.CALLEE and call.callee is not leg:
+                self._drop_offer(leg)
+
+    def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
+        """A new connection took the registration over: each live call is offered again
+        (new call number, same ``callId``, ``resumed``); the replay follows its ``conn``."""
+        for leg in sorted(reg.legs.values(), key=lambda leg: -leg.number):
+            del reg.legs[leg.number]
+            leg.number = reg.allocate_offer_number()
+            reg.legs[leg.number] = leg
+            leg.relay_head = None
+            leg.resume = seqs.get(leg.call.call_id, 0)
+            if self.tracer.signalling:
+                self._note(reg, leg.number, f"resumed {leg.call.call_id} after seq {leg.resume}")
+            self._send_sig(leg, self._resumed_setup(leg))
+
+    def _resumed_setup(self, leg: Leg) -> JsonObject:
+        call, own = leg.call, leg.reg.user
+        resumed = {"type": "resumed"}
+        setup: JsonObject = {"type": "setup", "channel": 0}
+        if call.presence:
+            watched = call.callee_user
+            setup["cd"] = _endpoint(watched.sip, watched.num)
+            setup["fty"] = [{"type": "presence_subscribe"}, resumed]
+        else:
+            if call.group is not None:
+                setup["cg"], name = {"sip": call.group.sip}, call.group.dn
+            else:
+                peer = call.peer(leg)
+                other = (
+                    peer.reg.user
+                    if peer is not None
+                    else call.callee_user
+                    if leg.role is Role.CALLER
+                    else call.caller_user
+                )
+                setup["cg"], name = _endpoint(other.sip, other.num), other.dn
+            setup["cd"] = _endpoint(own.sip, own.num)
+            fty: list[JsonObject] = [
+                {"type": "im_setup"},
+                {"type": "name_identification", "name": name},
+            ]
+            if call.support is not None:
+                fty.extend(call.support.setup_fty())
+            setup["fty"] = [*fty, resumed]
+        setup["callId"] = call.call_id
+        return setup
+
+    def _on_resumed_leg(self, leg: Leg, event: Event, sig: Sig) -> None:
+        """The client's answer to a re-offered call: ``conn`` (replay), or ``rel``."""
+        if event is Event.REL:
+            leg.resume = None
+            if leg.call.presence:
+                return self.presence.ended(leg)
+            return self._release_by(leg, sig.cau)
+        if event is Event.ALERT:
+            return None
+        if event is not Event.CONN:
+            raise BadState(f"{sig.type} not allowed in state resumed (answer conn first)")
+        after, leg.resume = leg.resume or 0, None
+        call = leg.call
+        if call.presence:
+            return self.presence.resumed(leg)
+        self._replay(leg, after)
+
+    def _replay(self, leg: Leg, after: int) -> None:
+        """Every kept message above ``after``, in order; the writers of those that waited
+        for this device learn they are delivered now."""
+        call, own = leg.call, leg.reg.user.sip
+        for line in list(call.transcript):
+            item = line.item
+            if item["seq"] <= after:
+                continue
+            mine = line.role is leg.role and line.sip == own
+            if mine and line.id is not None:
+                item = {**item, "id": line.id}  # so the client recognises its own message
+            self._send_fty(leg.reg, leg.number, item)
+            if mine or line.id is None or call.group is not None:
+                continue
+            record = call.acks.get((line.role, line.sip, line.id))
+            writer = call.peer(leg)
+            if record is not None and record.state == "held" and record.seq == item["seq"]:
+                record.state = "delivered"
+                if writer is not None and not writer.parked:
+                    self._send_ack(writer, line.id, record)
+
     # -- setup and answer ---------------------------------------------------------------
 
     def _setup(self, reg: Registration, number: int, sig: Sig) -> None:
@@ -151,6 +275,9 @@ class ChatCalls:
             group = self._group_named(reg, sig) if chat else None
             if group is not None:
                 return self._join_group(reg, number, sig, group)
+            queue = self._queue_named(reg, sig) if chat else None
+            if queue is not None:
+                return self.support.call(reg, number, sig, queue)
             return self._refuse(reg, number, refusal)
         if not chat:
             return self.presence.subscribe(reg, number, callee)
@@ -158,7 +285,7 @@ class ChatCalls:
         reachable = [
             device
             for device in self._registry.of(reg.domain, callee.sip)
-            if device.no_media and device is not reg
+            if device.no_media and device is not reg and device.attached
         ]
         devices = [device for device in reachable if len(device.legs) < max_calls]
         if not reachable and self._licensed(callee):
@@ -237,6 +364,65 @@ class ChatCalls:
         callee = tenant.resolve(sip, cd.num) if tenant else None
         return callee, Q931.UNALLOCATED_NUMBER
 
+    def _queue_named(self, reg: Registration, sig: Sig) -> QueueConfig | None:
+        sip = sig.cd.sip if sig.cd is not None else None
+        if not sip:
+            return None
+        sip, _, domain = sip.partition("@")
+        if domain and domain.lower() != reg.domain:
+            return None
+        tenant = self._tenants.tenant(reg.domain)
+        return tenant.queue(sip) if tenant is not None else None
+
+    # -- what the support queues use (§9) -----------------------------------------------
+
+    def place(self, call: Call, reg: Registration, number: int) -> Leg:
+        return self._place(call, reg, number)
+
+    def offer(self, call: Call, device: Registration, setup: JsonObject) -> Leg:
+        """Offer ``call`` to one more device (the sig is the same for every device)."""
+        leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
+        device.legs[leg.number] = leg
+        call.offers.append(leg)
+        self._send_sig(leg, setup)
+        return leg
+
+    def answer(self, leg: Leg) -> None:
+        """``Take``: the same as the device's ``conn``."""
+        self._answer(leg, LegState.CONNECTED)
+
+    def write(self, leg: Leg, message: ImMessage) -> None:
+        self._im_message(leg, message)
+
+    def release(self, call: Call, cause: Cause) -> None:
+        self._release(call, cause)
+
+    def arm_wait(self, call: Call, seconds: float) -> None:
+        """The call waits for an answer this long, then ends with cause 19."""
+        if call.ring is not None:
+            call.ring.cancel()
+        call.ring = self._timers.arm(
+            self._clock.monotonic() + seconds, functools.partial(self._ring_timeout, call)
+        )
+
+    def withdraw(self, leg: Leg) -> None:
+        """One offer ends (declined, or its device went away); the call waits on."""
+        self._forget(leg)
+        if leg in leg.call.offers:
+            leg.call.offers.remove(leg)
+
+    def hand_back(self, leg: Leg) -> None:
+        """A transfer: the agent's leg ends (16), the call is unanswered again."""
+        self._stop_typing(leg)
+        call = leg.call
+        call.callee = None
+        if call.caller is not None:
+            call.caller.relay_head = None  # it names the sender: the next agent is another
+        self._end_leg(leg, _NORMAL)
+
+    def send_fty(self, reg: Registration, number: int, item: JsonObject) -> None:
+        self._send_fty(reg, number, item)
+
     # -- groups (§7.6) ------------------------------------------------------------------
 
     def _group_named(self, reg: Registration, sig: Sig) -> Group | None:
@@ -285,9 +471,9 @@ class ChatCalls:
         if leg.ring is not None:
             leg.ring.cancel()
             leg.ring = None
-        for item in call.transcript:
-            if item["seq"] > leg.offered_after:
-                self._send_fty(leg.reg, leg.number, item)
+        missed = [line for line in call.transcript if line.item["seq"] > leg.offered_after]
+        for line in missed[-self._config.hold_messages :] if self._config.hold_messages else ():
+            self._send_fty(leg.reg, leg.number, line.item)
 
     def _group_message(
         self,
@@ -307,10 +493,11 @@ class ChatCalls:
         item = _relayed_item(leg, now, seq, html, raw)
         receivers = [other for other in call.joined if other is not leg]
         for other in receivers:
-            self._send_fty(other.reg, other.number, item)
-        call.transcript.append(item)
-        if len(call.transcript) > max(self._config.hold_messages, 1):
-            call.transcript.popleft()
+            if not other.parked:  # a detached member device catches up when it resumes
+                self._send_fty(other.reg, other.number, item)
+        size = utf8_len(html)
+        keep = max(self._keep, self._config.hold_messages, 1)
+        call.record(Line(item, leg.role, user.sip, message_id, size), keep, self._keep_bytes)
         self._offer_group(call, group, seq - 1)
         state = "delivered" if receivers else _PENDING
         post: JsonObject = {
@@ -347,7 +534,7 @@ class ChatCalls:
         max_calls = self._config.max_calls
         for member in sorted(group.members):
             for device in self._registry.of(call.domain, member):
-                if not device.no_media or len(device.legs) >= max_calls:
+                if not device.no_media or not device.attached or len(device.legs) >= max_calls:
                     continue
                 if any(other.call is call for other in device.legs.values()):
                     continue
@@ -421,6 +608,8 @@ class ChatCalls:
         call.callee = leg
         losers, call.offers = [leg_ for leg_ in call.offers if leg_ is not leg], []
         for loser in losers:
+            if call.support is not None:
+                loser.reg.remember_taken(loser.number)
             self._end_leg(loser, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
         if call.ring is not None:
             call.ring.cancel()
@@ -431,6 +620,13 @@ class ChatCalls:
         name = {"type": "name_identification", "name": leg.reg.user.dn}
         self._hub_event(caller, Event.CONN, {"type": "conn", "fty": [name]})
         held, call.held, call.held_bytes = call.held, [], 0
+        if call.support is not None:
+            self.support.taken(call, leg)
+            # an agent taking a transferred chat reads what was said before (§9.4)
+            first_held = held[0].im_message["seq"] if held else call.seq + 1
+            for line in list(call.transcript):
+                if line.item["seq"] < first_held:
+                    self._send_fty(leg.reg, leg.number, line.item)
         for message in held:
             self._send_fty(leg.reg, leg.number, message.im_message)
             if call.stored:
@@ -512,7 +708,7 @@ class ChatCalls:
             return self._stop_typing(leg)
         peer = call.peer(leg)
         conn = peer.reg.conn if peer is not None else 0
-        if peer is not None and self._congested(conn, self._out.pending(conn)):
+        if peer is not None and not peer.parked and self._congested(conn, self._out.pending(conn)):
             # The reader is not keeping up: say so now, then cut it off (4008), which
             # releases this call. Acknowledging "delivered" here would be a lie.
             if message_id is not None:
@@ -534,17 +730,29 @@ class ChatCalls:
         now = int(wall)
         seq = call.next_seq()
         self.messages += 1
-        if peer is not None:
+        if call.support is not None:
+            call.support.touch(self._clock.monotonic(), int(wall * 1000))
+        item = _relayed_item(leg, now, seq, html, raw) if self._keep or peer is None else None
+        if item is not None and self._keep:
+            call.record(
+                Line(item, leg.role, leg.reg.user.sip, message_id, size),
+                self._keep,
+                self._keep_bytes,
+            )
+        parked = peer is not None and peer.parked
+        if peer is not None and not parked:
             self._out.send_text(peer.reg.conn, _relay_text(leg, peer, now, seq, html, raw))
             state = "delivered"
+        elif parked:
+            state = "held"  # in the transcript, replayed when the peer resumes (§4.9)
         elif call.answered_by_hub:
             state = _PENDING
         else:
-            out = _relayed_item(leg, now, seq, html, raw)
-            call.held.append(HeldMessage(out, message_id, size))
+            assert item is not None
+            call.held.append(HeldMessage(item, message_id, size))
             call.held_bytes += size
             state = "held"
-        if call.stored and state != "held":  # held ones are posted when relayed
+        if call.stored and (state != "held" or parked):  # held ones are posted when relayed
             self._post(
                 leg, seq, int(wall * 1000), html, raw.attach, message_id, ack=state == _PENDING
             )
@@ -629,7 +837,7 @@ class ChatCalls:
                     self._send_fty(other.reg, other.number, item)
             return None
         peer = leg.call.peer(leg)
-        if peer is None:
+        if peer is None or peer.parked:
             return None
         if not typing:
             return self._stop_typing(leg)
@@ -645,7 +853,7 @@ class ChatCalls:
             return
         timer.cancel()
         peer = leg.call.peer(leg)
-        if peer is not None:
+        if peer is not None and not peer.parked:
             self._send_fty(peer.reg, peer.number, self._typing_fty(leg, False))
 
     def _typing_fty(self, leg: Leg, typing: bool) -> JsonObject:
@@ -669,6 +877,7 @@ class ChatCalls:
     def _release(self, call: Call, cause: Cause, except_leg: Leg | None = None) -> None:
         if self.calls.pop(call.call_id, None) is None:
             return
+
         if call.ring is not None:
             call.ring.cancel()
             call.ring = None
@@ -678,6 +887,7 @@ class ChatCalls:
         if caller is not None and caller is not except_leg and call.held:
             self._report_undelivered(call, caller)
         call.held, call.held_bytes = [], 0
+        self._report_parked(call, except_leg)
         for leg in call.legs():
             if leg is except_leg:
                 self._forget(leg)
@@ -690,6 +900,9 @@ class ChatCalls:
                 self._end_leg(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
             else:
                 self._end_leg(leg, cause)
+        if call.support is not None:
+            by = except_leg.reg.user.sip if except_leg is not None else None
+            self.support.closed(call, cause.num, by)
 
     def _drop_offer(self, leg: Leg) -> None:
         """An offered device went away; with no device left the caller hears 18."""
@@ -697,6 +910,8 @@ class ChatCalls:
         self._forget(leg)
         if leg in call.offers:
             call.offers.remove(leg)
+        if call.support is not None:
+            return None  # a support chat waits for the queue's other agents
         if not call.offers and call.callee is None:
             self._release(call, hub_cause(Q931.NO_USER_RESPONDING))
 
@@ -711,6 +926,20 @@ class ChatCalls:
                     record.state = "not_delivered"
             ack["state"] = "not_delivered"
             self._send_fty(caller.reg, caller.number, ack)
+
+    def _report_parked(self, call: Call, except_leg: Leg | None) -> None:
+        """Messages that waited for a detached device that never came back (§4.9): their
+        writers learn they were stored (a licensed chat) or not delivered."""
+        if call.group is not None or not any(r.state == "held" for r in call.acks.values()):
+            return
+        state = "stored" if call.stored else "not_delivered"
+        for (role, _sip, message_id), record in call.acks.items():
+            if record.state != "held":
+                continue
+            record.state = state
+            writer = call.caller if role is Role.CALLER else call.callee
+            if writer is not None and writer is not except_leg and not writer.parked:
+                self._send_ack(writer, message_id, record)
 
     def _end_leg(self, leg: Leg, cause: Cause) -> None:
         self._send_sig(leg, {"type": "rel", "cau": cause.to_json()})

@@ -42,6 +42,9 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 MAX_ID_LENGTH = 64
 MAX_CALL_NUMBER = 2**53 - 1
+MAX_SEQ = 2**53 - 1
+MAX_RESUMED_CALLS = 4096
+"""``seqs`` entries one ``Register`` may carry (a registration has far fewer calls)."""
 MAX_ECHO_DEPTH = 32
 """Nesting allowed in values the hub sends back or passes on (``src``, unknown facility
 objects): whatever JSON could decode must also encode again, with room to spare."""
@@ -82,10 +85,23 @@ def parse_register(inbound: Inbound) -> Register:
     body = inbound.body
     hw = _optional_str(body, "hw")
     flags = _optional_str(body, "flags") or ""
+    resume = _optional_str(body, "resume")
+    raw_seqs = body.get("seqs", {})
+    if raw_seqs is None:
+        raw_seqs = {}
+    if type(raw_seqs) is not dict or len(raw_seqs) > MAX_RESUMED_CALLS:
+        raise BadJson("seqs must be an object of callId: seq")
+    seqs = []
+    for call_id, seq in raw_seqs.items():
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            raise BadJson("seqs must map each callId to a seq (an integer, 0 or more)")
+        seqs.append((call_id, seq))
     return Register(
         src=inbound.src,
         hw=hw,
         flags=frozenset(flag.strip() for flag in flags.split("|") if flag.strip()),
+        resume=resume,
+        seqs=tuple(seqs),
     )
 
 

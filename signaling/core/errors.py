@@ -14,21 +14,27 @@ the traceback). Codes are the ones listed in PROTOCOL §11::
         ├── BadMime                bad_mime        (§4.6)
         ├── MessageTooBig          message_too_big (§4.6)
         ├── RateLimited            rate_limited    (§4.11)
-        └── Forbidden              forbidden
+        ├── Forbidden              forbidden
+        ├── NotFound               not_found
+        ├── AlreadyTaken           already_taken   (§9.2)
+        └── Unavailable            unavailable
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AlreadyTaken",
     "BadJson",
     "BadMime",
     "BadState",
     "Forbidden",
     "MessageTooBig",
+    "NotFound",
     "NotLoggedIn",
     "ProtocolError",
     "RateLimited",
     "SignalingError",
+    "Unavailable",
     "UnknownMt",
 ]
 
@@ -83,3 +89,17 @@ class RateLimited(ProtocolError):
     def __init__(self, retry_after_ms: int) -> None:
         super().__init__(f"rate limit exceeded, retry after {retry_after_ms} ms")
         self.retry_after_ms = retry_after_ms
+
+
+class NotFound(ProtocolError):
+    code = "not_found"
+
+
+class AlreadyTaken(ProtocolError):
+    """Another agent took the support chat first (PROTOCOL §9.2)."""
+
+    code = "already_taken"
+
+
+class Unavailable(ProtocolError):
+    code = "unavailable"

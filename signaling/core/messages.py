@@ -44,6 +44,10 @@ class Register:
     src: object
     hw: str | None
     flags: frozenset[str]
+    resume: str | None = None
+    """The token of a registration to take over (§4.9)."""
+    seqs: tuple[tuple[str, int], ...] = ()
+    """(callId, last seq the client saw) per call (§4.9)."""
 
     @property
     def no_media(self) -> bool:

@@ -21,7 +21,10 @@ class Outbox:
         self.send_text(conn, encode(message))
 
     def send_text(self, conn: int, text: str) -> None:
-        """Send a frame the caller already encoded (the relay builds its own)."""
+        """Send a frame the caller already encoded (the relay builds its own). Connection
+        0 is a detached registration's (§4.9): nothing can reach it, so nothing is sent."""
+        if not conn:
+            return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1
 

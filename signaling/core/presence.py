@@ -55,6 +55,9 @@ class Presence:
         self._watchers: dict[UserKey, list[Leg]] = {}
         self._published: dict[UserKey, Published] = {}
         self._badges: dict[UserKey, int] = {}
+        self.changed: Callable[[str, str], None] = lambda domain, sip: None
+        """Told after a user's devices or published activity changed (live support
+        follows its agents through it, §9.2)."""
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -84,6 +87,10 @@ class Presence:
             if item.get("type") == "presence_publish" and self._is_self(leg):
                 self.publish(leg.reg, item)
 
+    def resumed(self, leg: Leg) -> None:
+        """The client answered its re-offered subscription (§4.9): the state as it is now."""
+        self._notify_leg(leg, (leg.call.domain, leg.call.callee_user.sip))
+
     def ended(self, leg: Leg) -> None:
         leg.state = LegState.RELEASED
         if leg.reg.legs.get(leg.number) is leg:
@@ -107,6 +114,7 @@ class Presence:
         if isinstance(note, str):
             published.note = note[:200]
         self._notify_all(key)
+        self.changed(*key)
 
     def registrations_changed(self, domain: str, sip: str, before: int) -> None:
         """A registration of the user came or went; ``before`` is how many it had."""
@@ -115,6 +123,12 @@ class Presence:
             if not self._registry.of(domain, sip):
                 self._published.pop(key, None)  # a new login starts as available
             self._notify_all(key)
+        self.changed(domain, sip)  # also a device more or less: offers may follow
+
+    def activity(self, domain: str, sip: str) -> str:
+        """The activity the user last published (``available`` until then)."""
+        published = self._published.get((domain, sip))
+        return published.activity if published is not None else "available"
 
     def badge(self, domain: str, sip: str, count: int) -> None:
         """The service says how many unread messages the user has."""
@@ -123,7 +137,7 @@ class Presence:
             return  # e.g. the answer to ReadBadge repeating what a subscriber was just shown
         self._badges[key] = count
         for leg in self._watchers.get(key, ()):
-            if self._is_self(leg):
+            if self._is_self(leg) and not leg.parked:
                 self._notify_leg(leg, key)
 
     def watched_badges(self) -> list[UserKey]:
@@ -138,7 +152,8 @@ class Presence:
 
     def _notify_all(self, key: UserKey) -> None:
         for leg in self._watchers.get(key, ()):
-            self._notify_leg(leg, key)
+            if not leg.parked:  # a resumed one is told the state when it answers
+                self._notify_leg(leg, key)
 
     def _notify_leg(self, leg: Leg, key: UserKey) -> None:
         online = bool(self._registry.of(*key))

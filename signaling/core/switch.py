@@ -31,14 +31,22 @@ from .causes import Q931, hub_cause
 from .chat import ChatCalls
 from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
-from .errors import BadJson, BadState, NotLoggedIn, ProtocolError, RateLimited, UnknownMt
+from .errors import (
+    BadJson,
+    BadState,
+    Forbidden,
+    NotLoggedIn,
+    ProtocolError,
+    RateLimited,
+    UnknownMt,
+)
 from .groups import GroupBook
 from .limits import TokenBucket
 from .messages import Inbound
 from .outbox import Outbox
 from .pbx_messages import MessagesBridge
 from .presence import Presence
-from .registry import Registration, Registry
+from .registry import Registration, Registry, new_token
 from .timers import Timer, TimerQueue
 
 __all__ = ["VERSION", "Connection", "Switch"]
@@ -47,6 +55,16 @@ log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 JsonObject = dict[str, Any]
+
+
+_ABUSE = frozenset(
+    {
+        closecodes.WS_4002_TOO_MANY_BAD_MESSAGES,
+        closecodes.WS_4003_BINARY_FRAME,
+        closecodes.WS_4004_RATE_LIMIT,
+    }
+)
+"""Closes the hub makes for abuse: the registration ends at once, no resume (§4.9)."""
 
 
 def _never_congested(conn_id: int, pending: int) -> bool:
@@ -129,8 +147,12 @@ class Switch:
             presence=self.presence,
             groups=GroupBook(),
             licensed=self.messages.licensed,
+            support=config.support,
         )
+        self.presence.changed = self.chat.support.agent_changed
         self.connections: dict[int, Connection] = {}
+        self._by_token: dict[str, Registration] = {}
+        """Live registrations by resume token (§4.9), detached ones included."""
         self._ids = itertools.count(1)
         self.browser_trace = False
         """The ``browser`` trace flag, told to clients at login and when it changes."""
@@ -202,7 +224,8 @@ class Switch:
         """The WebSocket is gone; its registration and calls end with it."""
         conn = self.connections.pop(conn_id, None)
         self.messages.connection_closed(conn_id)
-        if conn is not None:
+        self.chat.support.connection_closed(conn_id)
+        if conn is not None and not conn.closing:
             self._teardown(conn, Q931.NORMAL_CLEARING if clean else Q931.TEMPORARY_FAILURE)
         return self._out.drain()
 
@@ -279,6 +302,8 @@ class Switch:
             return self._pbx_signal(conn, inbound)
         if api == "PbxMessages":
             return self._pbx_messages(conn, inbound)
+        if api == "Queue":
+            return self._queue(conn, inbound)
         if api is None and mt in ("AppChallenge", "AppLogin"):
             raise BadState(f"{mt} not allowed in state logged_in")
         if api is None:
@@ -340,6 +365,18 @@ class Switch:
         if user is None:
             return self._reply(conn, inbound, {"mt": "RegisterResult", "err": "forbidden"})
         registration = conn.registration
+        reply: JsonObject = {"mt": "RegisterResult"}
+        if registration is None and request.resume is not None:
+            registration = self._take_over(conn, request.resume, principal.domain, user.sip)
+            reply["resumed"] = registration is not None
+            if registration is not None:
+                registration.user = user
+                registration.hw = request.hw or registration.hw
+                registration.flags = request.flags
+                registration.src = request.src
+                reply["resume"] = registration.token
+                self._reply(conn, inbound, reply)
+                return self.chat.resume(registration, dict(request.seqs))
         if registration is None:
             registration = Registration(
                 conn.id,
@@ -350,14 +387,58 @@ class Switch:
                 request.src,
             )
             conn.registration = registration
+            self._by_token[registration.token] = registration
             before = len(self.registry.of(principal.domain, user.sip))
             self.registry.add(registration)
-            self.presence.registrations_changed(principal.domain, user.sip, before)
-        else:  # a repeated Register updates the device in place, keeping its calls
-            registration.hw = request.hw or registration.hw
-            registration.flags = request.flags
-            registration.src = request.src
-        self._reply(conn, inbound, {"mt": "RegisterResult"})
+            reply["resume"] = registration.token
+            self._reply(conn, inbound, reply)  # before any offer the new device gets
+            return self.presence.registrations_changed(principal.domain, user.sip, before)
+        # a repeated Register updates the device in place, keeping its calls
+        registration.hw = request.hw or registration.hw
+        registration.flags = request.flags
+        registration.src = request.src
+        reply["resume"] = registration.token
+        self._reply(conn, inbound, reply)
+
+    def _take_over(
+        self, conn: Connection, token: str, domain: str, sip: str
+    ) -> Registration | None:
+        """The registration ``token`` names, now this connection's (§4.9); None when the
+        token is unknown, expired or another user's. A connection still holding it is
+        closed 4005. The token changes, so each one works once."""
+        registration = self._by_token.get(token)
+        if registration is None or registration.key != (domain, sip):
+            return None
+        old = self.connections.get(registration.conn) if registration.attached else None
+        if old is not None:
+            old.registration = None
+            self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
+        if registration.grace is not None:
+            registration.grace.cancel()
+            registration.grace = None
+        del self._by_token[token]
+        registration.token = new_token()
+        self._by_token[registration.token] = registration
+        registration.conn = conn.id
+        conn.registration = registration
+        return registration
+
+    def _queue(self, conn: Connection, inbound: Inbound) -> None:
+        """The Queue API of live support (§9.3, §9.4): users only, in their own tenant."""
+        principal = conn.principal
+        assert principal is not None
+        if not principal.sip or self.directory.user(principal.domain, principal.sip) is None:
+            raise Forbidden("the Queue API is for users (agents and visitors)")
+        reply = self.chat.support.request(
+            conn.id,
+            principal.domain,
+            principal.sip,
+            conn.registration,
+            inbound.mt,
+            inbound.body,
+            inbound.src,
+        )
+        self._reply(conn, inbound, reply)
 
     def _pbx_messages(self, conn: Connection, inbound: Inbound) -> None:
         """PbxMessages (§6): sessions of licensed users, forwarded to the service."""
@@ -432,23 +513,46 @@ class Switch:
             return
         conn.closing = True
         self._out.close(conn.id, code, reason)
-        self._teardown(conn, Q931.TEMPORARY_FAILURE)
+        self._teardown(conn, Q931.TEMPORARY_FAILURE, resumable=code not in _ABUSE)
 
-    def _teardown(self, conn: Connection, cause: Q931) -> None:
+    def _teardown(self, conn: Connection, cause: Q931, *, resumable: bool = True) -> None:
         conn.closing = True
         for timer in (conn.login_timer, conn.idle_timer):
             if timer is not None:
                 timer.cancel()
         conn.login_timer = conn.idle_timer = None
-        self._unregister(conn, cause)
+        grace = self.config.signaling.resume_grace
+        registration = conn.registration
+        if registration is None or not resumable or grace <= 0:
+            return self._unregister(conn, cause)
+        conn.registration = None
+        registration.conn = 0
+        registration.drop_cause = int(cause)
+        self.chat.detach(registration)
+        registration.grace = self.timers.arm(
+            self.clock.monotonic() + grace, lambda: self._grace_over(registration)
+        )
+
+    def _grace_over(self, registration: Registration) -> None:
+        """Nobody resumed the registration in time: it ends, and its calls with it."""
+        registration.grace = None
+        if not registration.attached:
+            self._end(registration, Q931(registration.drop_cause))
 
     def _unregister(self, conn: Connection, cause: Q931) -> None:
         registration, conn.registration = conn.registration, None
         if registration is not None:
-            before = len(self.registry.of(registration.domain, registration.user.sip))
-            self.registry.remove(registration)
-            self.chat.registration_ended(registration, hub_cause(cause))
-            self.presence.registrations_changed(registration.domain, registration.user.sip, before)
+            self._end(registration, cause)
+
+    def _end(self, registration: Registration, cause: Q931) -> None:
+        if registration.grace is not None:
+            registration.grace.cancel()
+            registration.grace = None
+        self._by_token.pop(registration.token, None)
+        before = len(self.registry.of(registration.domain, registration.user.sip))
+        self.registry.remove(registration)
+        self.chat.registration_ended(registration, hub_cause(cause))
+        self.presence.registrations_changed(registration.domain, registration.user.sip, before)
 
     # -- replies ------------------------------------------------------------------------------
 

@@ -605,6 +605,7 @@ class Wire:
             {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"}
         )
         result = self.expect("RegisterResult")
+        assert isinstance(result.pop("resume", None), str), result
         assert result == {"api": "PbxSignal", "mt": "RegisterResult", "src": "reg"}, result
 
 

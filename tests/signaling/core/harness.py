@@ -83,6 +83,8 @@ class Harness:
         """Messages for the messages service, in order."""
         self.notified: list[Notify] = []
         """Events for webhooks (PROTOCOL §9.6)."""
+        self.tokens: dict[int, str] = {}
+        """The resume token each registered connection was given (PROTOCOL §4.9)."""
 
     # -- feeding events ------------------------------------------------------------------
 
@@ -170,7 +172,11 @@ class Harness:
         if hw is not None:
             register["hw"] = hw
         self.send(conn, register)
-        assert self.one(conn) == {"api": "PbxSignal", "mt": "RegisterResult", "src": src}
+        result = self.one(conn)
+        token = result.pop("resume", None)
+        assert isinstance(token, str), result
+        self.tokens[conn] = token
+        assert result == {"api": "PbxSignal", "mt": "RegisterResult", "src": src}
         return conn
 
     # -- PbxSignal ---------------------------------------------------------------------------
@@ -211,6 +217,8 @@ class Harness:
         """Close every connection; nothing may leak (calls, registrations, timers)."""
         for conn in list(self.switch.connections):
             self.close(conn)
+        if self.config.signaling.resume_grace:  # detached registrations end after the grace
+            self.advance(self.config.signaling.resume_grace)
         assert self.switch.connections == {}
         assert self.switch.chat.calls == {}
         assert len(self.switch.registry) == 0

@@ -859,7 +859,7 @@ def test_register_defaults_hw_to_the_connection_and_repeats_update_it() -> None:
     registration = h.switch.connections[conn].registration
     assert registration is not None and registration.hw == f"conn-{conn}"
     h.send(conn, {"api": "PbxSignal", "mt": "Register", "hw": "desk", "flags": "X | NO_MEDIA_CALL"})
-    assert h.one(conn) == {"api": "PbxSignal", "mt": "RegisterResult"}
+    assert h.one(conn) == {"api": "PbxSignal", "mt": "RegisterResult", "resume": h.tokens[conn]}
     assert h.switch.connections[conn].registration is registration
     assert registration.hw == "desk" and registration.no_media
     h.finish()
@@ -1106,7 +1106,12 @@ def test_unsolicited_signaling_echoes_the_latest_register_src() -> None:
     assert (offer["src"], offer["call"]) == (42, -1)
     # a repeated Register updates src (and keeps the calls)
     h.send(bob, {"api": "PbxSignal", "mt": "Register", "src": "again", "flags": "NO_MEDIA_CALL"})
-    assert h.one(bob) == {"api": "PbxSignal", "mt": "RegisterResult", "src": "again"}
+    assert h.one(bob) == {
+        "api": "PbxSignal",
+        "mt": "RegisterResult",
+        "src": "again",
+        "resume": h.tokens[bob],
+    }
     assert len(h.switch.registry) == 2
     h.signal(alice, 1, {"type": "rel"})
     rel = h.one(bob)

@@ -1,0 +1,499 @@
+"""Live support on the call model: queues, agents, the board (PROTOCOL §9.2-§9.6).
+
+Theory of operation: a visitor's ``setup`` to a queue's sip becomes a chat call whose
+callee side is the queue. It is offered at once to every *available* agent of the queue
+(presence open on an attached device, activity ``available``, fewer support chats than
+their ``max_chats``), and again to agents who become available while it waits. The
+first ``conn`` (or ``Take``) wins: ``ChatCalls`` answers it exactly like a chat to a user
+with several devices, and since the whole core runs one event at a time, the first
+answer processed is the only one; every other agent's offer is released with cause 26
+and a later frame on it is told ``already_taken``.
+
+A chat nobody takes within ``support.wait_timeout`` is released with cause 19 (its
+volatile messages go to the ``message.offline`` webhook). A taken chat silent for
+``support.idle_warn`` gets a system warning, and after ``support.idle_close`` is released
+with cause 102. ``Transfer`` hands the chat to another agent or queue, who gets the
+transcript on ``conn``. The board (``api:"Queue"``) lists waiting and active chats and
+follows every change; the same changes go to the webhooks.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from config import QueueConfig, SupportConfig, UserConfig
+
+from .calls import Call, Leg
+from .causes import Q931, hub_cause
+from .clock import Clock
+from .directory_view import TenantLookup
+from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
+from .messages import Sig
+from .outbox import Outbox
+from .registry import Registration, Registry, UserKey
+from .timers import Timer, TimerQueue
+
+if TYPE_CHECKING:
+    from .chat import ChatCalls
+    from .presence import Presence
+
+__all__ = ["Queues", "SupportChat"]
+
+JsonObject = dict[str, Any]
+
+WARNING = "<p>This chat will be closed soon because nobody has written for a while.</p>"
+"""The system message of §9.5, sent to both sides (without a ``seq``)."""
+
+_CONTEXT_FIELDS = {"product": 200, "seller": 200, "url": 2000}
+"""The context a visitor's setup may carry (§9.2), with the longest value kept."""
+
+
+@dataclass(slots=True, eq=False)
+class SupportChat:
+    """What the hub knows of one support chat besides its call."""
+
+    call: Call
+    queue: QueueConfig
+    visitor: UserConfig
+    since: int
+    """When it started (ms since the epoch)."""
+    context: JsonObject | None
+    target: str | None = None
+    """An agent the chat is meant for (the seller of the context, or a transfer's
+    ``to``): only that agent is offered it."""
+    agent: UserConfig | None = None
+    declined: set[str] = field(default_factory=set)
+    last: float = 0.0
+    """Monotonic time of the latest message (or of the answer): inactivity counts from it."""
+    last_ms: int | None = None
+    warned: bool = False
+    idle: Timer | None = None
+    closed_by: str | None = None
+    transfers: int = 0
+
+    def view(self) -> JsonObject:
+        """The ``chat`` object of the board (§9.3)."""
+        chat: JsonObject = {
+            "callId": self.call.call_id,
+            "visitor": {"sip": self.visitor.sip, "dn": self.visitor.dn},
+            "queue": self.queue.sip,
+            "since": self.since,
+            "context": self.context,
+            "last_message_time": self.last_ms,
+        }
+        if self.agent is not None:
+            chat["agent"] = {"sip": self.agent.sip, "dn": self.agent.dn}
+        return chat
+
+    def setup_fty(self) -> list[JsonObject]:
+        """What an agent's ``setup`` carries besides ``im_setup`` and the name."""
+        fty: list[JsonObject] = [{"type": "queue", "sip": self.queue.sip, "dn": self.queue.dn}]
+        if self.context is not None:
+            fty.append({"type": "context", **self.context})
+        return fty
+
+    def touch(self, now: float, wall_ms: int) -> None:
+        """A message: the inactivity clock starts again (the hot path: no timer work)."""
+        self.last = now
+        self.last_ms = wall_ms
+        self.warned = False
+
+
+class Queues:
+    def __init__(
+        self,
+        *,
+        chat: ChatCalls,
+        outbox: Outbox,
+        timers: TimerQueue,
+        clock: Clock,
+        tenants: TenantLookup,
+        registry: Registry,
+        presence: Presence,
+        config: SupportConfig,
+        max_calls: int,
+        max_ids: int,
+        licensed: Callable[[UserConfig], bool],
+    ) -> None:
+        self._chat = chat
+        self._out = outbox
+        self._timers = timers
+        self._clock = clock
+        self._tenants = tenants
+        self._registry = registry
+        self._presence = presence
+        self._config = config
+        self._max_calls = max_calls
+        self._max_ids = max_ids
+        self._licensed = licensed
+        self.chats: dict[str, SupportChat] = {}
+        """Live support chats by callId."""
+        self._boards: dict[tuple[str, str], dict[int, object]] = {}
+        """(domain, queue sip) -> {connection: the src of its Subscribe}."""
+        self._active: dict[UserKey, set[str]] = {}
+        """The support chats each agent has taken and not yet closed."""
+        self._status: dict[UserKey, tuple[str, str]] = {}
+        """The last (status, activity) told to the ``agent.status`` webhook."""
+
+    # -- a visitor calls a queue (§9.2) ----------------------------------------------------
+
+    def call(self, reg: Registration, number: int, sig: Sig, queue: QueueConfig) -> None:
+        context = _context(sig)
+        target = None
+        seller = context.get("seller") if context else None
+        tenant = self._tenants.tenant(reg.domain)
+        if seller and tenant is not None:
+            own_queue = tenant.queue(seller)
+            if own_queue is not None:
+                queue = own_queue  # the seller's own queue
+            elif tenant.user(seller) is not None and seller != reg.user.sip:
+                target = seller  # a seller who answers their own chats
+        wall = self._clock.wall()
+        call = Call(
+            secrets.token_hex(16),
+            reg.domain,
+            self._max_ids,
+            reg.user,
+            _queue_user(queue),
+            self._licensed(reg.user),
+        )
+        chat = SupportChat(call, queue, reg.user, int(wall * 1000), context, target)
+        call.support = chat
+        self.chats[call.call_id] = chat
+        caller = self._chat.place(call, reg, number)
+        self._waiting(chat)
+        self._chat.arm_wait(call, self._config.wait_timeout)
+        for message in sig.messages:
+            self._chat.write(caller, message)
+
+    def _waiting(self, chat: SupportChat) -> None:
+        view = chat.view()
+        self._board(chat.call.domain, chat.queue.sip, "ChatWaiting", {"chat": view})
+        self._out.notify("chat.waiting", {"domain": chat.call.domain, "chat": view})
+        self._offer(chat)
+
+    def _offer(self, chat: SupportChat) -> None:
+        """Offer the waiting chat to every available agent not offered it yet."""
+        call = chat.call
+        if call.callee is not None or call.call_id not in self.chats:
+            return
+        tenant = self._tenants.tenant(call.domain)
+        if tenant is None:
+            return
+        offered = {leg.reg.user.sip for leg in call.offers}
+        candidates = [chat.target] if chat.target else chat.queue.agents
+        for sip in candidates:
+            if sip in offered or sip in chat.declined or sip == chat.visitor.sip:
+                continue
+            agent = tenant.user(sip)
+            if agent is None or not self.available(call.domain, agent):
+                continue
+            for device in self._devices(call.domain, sip):
+                self._chat.offer(call, device, self._offer_sig(chat))
+
+    def _offer_sig(self, chat: SupportChat) -> JsonObject:
+        visitor = chat.visitor
+        cg = {"sip": visitor.sip, "num": visitor.num} if visitor.num else {"sip": visitor.sip}
+        return {
+            "type": "setup",
+            "channel": 0,
+            "cg": cg,
+            "cd": {"sip": chat.queue.sip},
+            "fty": [
+                {"type": "im_setup"},
+                {"type": "name_identification", "name": visitor.dn},
+                *chat.setup_fty(),
+            ],
+            "callId": chat.call.call_id,
+        }
+
+    def _devices(self, domain: str, sip: str) -> list[Registration]:
+        return [
+            device
+            for device in self._registry.of(domain, sip)
+            if device.no_media and device.attached and len(device.legs) < self._max_calls
+        ]
+
+    def available(self, domain: str, agent: UserConfig) -> bool:
+        """Presence open on a device that can take a call, activity ``available``, room
+        under ``max_chats`` (§9.2)."""
+        key = (domain, agent.sip)
+        if len(self._active.get(key, ())) >= agent.max_chats:
+            return False
+        if self._presence.activity(domain, agent.sip) != "available":
+            return False
+        return bool(self._devices(domain, agent.sip))
+
+    # -- what ChatCalls tells the queue --------------------------------------------------
+
+    def taken(self, call: Call, leg: Leg) -> None:
+        """An agent answered: the others' offers are gone (cause 26, see ChatCalls)."""
+        chat: SupportChat = call.support
+        assert chat is not None
+        agent = leg.reg.user
+        transferred = chat.transfers > 0
+        chat.agent = agent
+        self._active.setdefault((call.domain, agent.sip), set()).add(call.call_id)
+        view = chat.view()
+        self._board(call.domain, chat.queue.sip, "ChatTaken", {"chat": view, "agent": agent.sip})
+        self._out.notify("chat.taken", {"domain": call.domain, "chat": view, "agent": agent.sip})
+        chat.last = self._clock.monotonic()
+        chat.warned = False
+        self._arm_idle(chat)
+        caller = call.caller
+        if transferred and caller is not None and not caller.parked:
+            name = {"type": "name_identification", "name": agent.dn}
+            self._chat.send_fty(caller.reg, caller.number, name)
+
+    def declined(self, leg: Leg) -> None:
+        """An agent released its offer: the chat keeps waiting for the others."""
+        chat: SupportChat = leg.call.support
+        chat.declined.add(leg.reg.user.sip)
+        self._chat.withdraw(leg)
+
+    def closed(self, call: Call, cause: int, by: str | None) -> None:
+        """The call ended, whoever ended it."""
+        gone = self.chats.pop(call.call_id, None)
+        if gone is None:
+            return
+        chat = gone
+        if chat.idle is not None:
+            chat.idle.cancel()
+            chat.idle = None
+        agent = chat.agent
+        if agent is not None:
+            self._active.get((call.domain, agent.sip), set()).discard(call.call_id)
+        view = chat.view()
+        who = chat.closed_by or by or "system"
+        update = {"chat": view, "by": who, "cause": cause}
+        self._board(call.domain, chat.queue.sip, "ChatClosed", update)
+        self._out.notify("chat.closed", {"domain": call.domain, **update})
+        if agent is not None:
+            self.agent_changed(call.domain, agent.sip)
+
+    def agent_changed(self, domain: str, sip: str) -> None:
+        """A user's presence, devices or load changed: tell ``agent.status`` and offer
+        the waiting chats they may now take."""
+        tenant = self._tenants.tenant(domain)
+        if tenant is None:
+            return
+        queues = [queue.sip for queue in tenant.all_queues() if sip in queue.agents]
+        if queues:
+            online = bool(self._registry.of(domain, sip))
+            activity = self._presence.activity(domain, sip) if online else ""
+            status = ("open" if online else "closed", activity)
+            if self._status.get((domain, sip)) != status:
+                self._status[(domain, sip)] = status
+                self._out.notify(
+                    "agent.status",
+                    {
+                        "domain": domain,
+                        "agent": sip,
+                        "status": status[0],
+                        "activity": status[1],
+                        "queues": queues,
+                    },
+                )
+                if not online:
+                    del self._status[(domain, sip)]
+        for chat in list(self.chats.values()):
+            if (
+                chat.call.domain == domain
+                and chat.call.callee is None
+                and (chat.target == sip or (chat.target is None and sip in chat.queue.agents))
+            ):
+                self._offer(chat)
+
+    # -- inactivity (§9.5) ---------------------------------------------------------------
+
+    def _arm_idle(self, chat: SupportChat) -> None:
+        if chat.idle is not None:
+            chat.idle.cancel()
+        wait = self._config.idle_close if chat.warned else self._config.idle_warn
+        chat.idle = self._timers.arm(chat.last + wait, functools.partial(self._idle, chat))
+
+    def _idle(self, chat: SupportChat) -> None:
+        chat.idle = None
+        call = chat.call
+        if call.call_id not in self.chats or call.callee is None:
+            return  # closed, or waiting again after a transfer (the wait timer runs)
+        silent = self._clock.monotonic() - chat.last
+        if silent >= self._config.idle_close:
+            chat.closed_by = "system"
+            return self._chat.release(call, hub_cause(Q931.RECOVERY_ON_TIMER_EXPIRY))
+        if silent >= self._config.idle_warn and not chat.warned:
+            chat.warned = True
+            warning = {
+                "type": "im_message",
+                "sender": chat.queue.sip,
+                "sender_dn": chat.queue.dn,
+                "time": int(self._clock.wall()),
+                "mime": "text/html",
+                "data": WARNING,
+                "system": True,
+            }
+            for leg in (call.caller, call.callee):
+                if leg is not None and not leg.parked:
+                    self._chat.send_fty(leg.reg, leg.number, warning)
+        self._arm_idle(chat)
+
+    # -- the Queue API (§9.3, §9.4) ------------------------------------------------------
+
+    def request(
+        self,
+        conn: int,
+        domain: str,
+        sip: str,
+        reg: Registration | None,
+        mt: str,
+        body: JsonObject,
+        src: object,
+    ) -> JsonObject:
+        """One ``api:"Queue"`` request of a logged-in user; returns the result's body."""
+        if mt == "Subscribe":
+            queue = self._queue_of_agent(domain, sip, body.get("queue"))
+            self._boards.setdefault((domain, queue.sip), {})[conn] = src
+            for chat in self.chats.values():
+                if chat.call.domain == domain and chat.queue.sip == queue.sip:
+                    self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
+            return {"mt": "SubscribeResult", "queue": queue.sip}
+        if mt == "Unsubscribe":
+            queue = self._queue_of_agent(domain, sip, body.get("queue"))
+            board = self._boards.get((domain, queue.sip), {})
+            board.pop(conn, None)
+            return {"mt": "UnsubscribeResult", "queue": queue.sip}
+        if mt not in ("Take", "Transfer", "Close"):
+            raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
+        call_id = body.get("callId")
+        if not isinstance(call_id, str):
+            raise BadJson(f"{mt} needs a callId")
+        found = self.chats.get(call_id)
+        if found is None or found.call.domain != domain:
+            raise NotFound("no such support chat")
+        chat = found
+        if mt == "Close":
+            return self._close(chat, sip)
+        if reg is None:
+            raise BadState(f"{mt} not allowed before Register")
+        if mt == "Take":
+            return self._take(chat, reg)
+        to = body.get("to")
+        if not isinstance(to, str) or not to:
+            raise BadJson("Transfer needs to (an agent's or a queue's sip)")
+        return self._transfer(chat, reg, to)
+
+    def _queue_of_agent(self, domain: str, sip: str, name: object) -> QueueConfig:
+        if not isinstance(name, str):
+            raise BadJson("queue must be a queue's sip")
+        tenant = self._tenants.tenant(domain)
+        queue = tenant.queue(name) if tenant is not None else None
+        if queue is None:
+            raise NotFound("no such queue")
+        if sip not in queue.agents:
+            raise Forbidden("only the queue's agents see its board")
+        return queue
+
+    def _may_answer(self, chat: SupportChat, sip: str) -> bool:
+        return chat.target == sip or (chat.target is None and sip in chat.queue.agents)
+
+    def _take(self, chat: SupportChat, reg: Registration) -> JsonObject:
+        call = chat.call
+        sip = reg.user.sip
+        if not self._may_answer(chat, sip):
+            raise Forbidden("not an agent of this chat's queue")
+        if call.callee is not None:
+            raise AlreadyTaken("another agent took this chat")
+        leg = next((leg for leg in call.offers if leg.reg is reg), None)
+        if leg is None:
+            if len(reg.legs) >= self._max_calls or not reg.no_media or not reg.attached:
+                raise Unavailable("this device cannot take another call")
+            leg = self._chat.offer(call, reg, self._offer_sig(chat))
+        self._chat.answer(leg)
+        return {"mt": "TakeResult", "callId": call.call_id, "call": leg.number}
+
+    def _transfer(self, chat: SupportChat, reg: Registration, to: str) -> JsonObject:
+        call = chat.call
+        current = call.callee
+        if current is None or current.reg.user.sip != reg.user.sip:
+            raise Forbidden("only the agent who has the chat transfers it")
+        tenant = self._tenants.tenant(call.domain)
+        assert tenant is not None
+        old_queue = chat.queue
+        queue = tenant.queue(to)
+        if queue is not None:
+            chat.queue, chat.target = queue, None
+        else:
+            agent = tenant.user(to)
+            if agent is None:
+                raise NotFound("no such agent or queue")
+            if agent.sip == reg.user.sip or not self.available(call.domain, agent):
+                raise Unavailable(f"{to} cannot take the chat now")
+            chat.target = agent.sip
+        previous = chat.agent
+        assert previous is not None
+        self._chat.hand_back(current)
+        self._active.get((call.domain, previous.sip), set()).discard(call.call_id)
+        chat.agent = None
+        chat.transfers += 1
+        chat.declined = set()
+        if chat.idle is not None:
+            chat.idle.cancel()
+            chat.idle = None
+        moved = {"chat": chat.view(), "from": previous.sip, "to": to}
+        self._board(call.domain, old_queue.sip, "ChatTransferred", moved)
+        if chat.queue.sip != old_queue.sip:
+            self._board(call.domain, chat.queue.sip, "ChatTransferred", moved)
+        self._chat.arm_wait(call, self._config.wait_timeout)
+        self._waiting(chat)
+        self.agent_changed(call.domain, previous.sip)
+        return {"mt": "TransferResult", "callId": call.call_id, "to": to}
+
+    def _close(self, chat: SupportChat, sip: str) -> JsonObject:
+        call = chat.call
+        agent = call.callee.reg.user.sip if call.callee is not None else None
+        if sip not in (chat.visitor.sip, agent) and sip not in chat.queue.agents:
+            raise Forbidden("only the visitor and the queue's agents close a chat")
+        chat.closed_by = sip
+        self._chat.release(call, hub_cause(Q931.NORMAL_CLEARING))
+        return {"mt": "CloseResult", "callId": call.call_id}
+
+    def connection_closed(self, conn: int) -> None:
+        for key, board in list(self._boards.items()):
+            if board.pop(conn, None) is not None and not board:
+                del self._boards[key]
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _board(self, domain: str, queue: str, mt: str, body: JsonObject) -> None:
+        for conn, src in self._boards.get((domain, queue), {}).items():
+            self._send_board(conn, src, mt, body)
+
+    def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
+        message: JsonObject = {"api": "Queue", "mt": mt}
+        if src is not None:
+            message["src"] = src
+        message.update(body)
+        self._out.send(conn, message)
+
+
+def _queue_user(queue: QueueConfig) -> UserConfig:
+    """The queue as the callee side of its calls (the name a licensed visitor's history
+    shows, §7.3)."""
+    return UserConfig(sip=queue.sip, dn=queue.dn, num="", password="")
+
+
+def _context(sig: Sig) -> JsonObject | None:
+    """The visitor's ``context`` facility (§9.2), strings only, each cut to its limit."""
+    for item in sig.fty:
+        if item.get("type") == "context":
+            context = {
+                key: value[:limit]
+                for key, limit in _CONTEXT_FIELDS.items()
+                if isinstance(value := item.get(key), str) and value
+            }
+            return context or None
+    return None
