@@ -654,7 +654,12 @@ class ChatCalls:
             if leg.state is LegState.RELEASED:
                 return None  # e.g. the receiver was cut off: the rest has nowhere to go
         if sig.fty:
-            peer = leg.call.peer(leg)
+            call = leg.call
+            if call.caller_user.sip == call.callee_user.sip:  # §4.10: a call to oneself
+                for item in sig.fty:
+                    if item["type"] == "presence_publish":
+                        self.presence.publish(leg.reg, item)
+            peer = call.peer(leg)
             passed = [item for item in sig.fty if item["type"] not in _HUB_FTY]
             if peer is not None and passed:  # facilities the hub does not know travel untouched
                 self._send_sig(peer, {"type": "facility", "fty": passed})
@@ -1044,7 +1049,16 @@ _PENDING = "pending"
 """Internal ack state of a message the hub answered for, until its Post is on disk."""
 
 _HUB_FTY = frozenset(
-    {"im_setup", "name_identification", "im_ack", "im_seen", "resumed", "presence_notify"}
+    {
+        "im_setup",
+        "name_identification",
+        "im_ack",
+        "im_seen",
+        "resumed",
+        "presence_notify",
+        "presence_publish",
+        "queue",
+    }
 )
 """Facility types only the hub writes: a client's copies are dropped, never passed on,
 so no peer can fake a name, an acknowledgement or a presence state."""

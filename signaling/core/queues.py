@@ -138,11 +138,22 @@ class Queues:
         """The support chats each agent has taken and not yet closed."""
         self._status: dict[UserKey, tuple[str, str]] = {}
         """The last (status, activity) told to the ``agent.status`` webhook."""
+        self._contexts: dict[UserKey, JsonObject] = {}
+        """What a visitor's web page said when the account was made (§9.1)."""
+
+    def visitor_context(self, domain: str, sip: str, context: object) -> None:
+        """Keep a visitor account's ``context`` (None forgets it): its chats carry it
+        unless their ``setup`` brings one."""
+        kept = _context_of(context) if isinstance(context, dict) else None
+        if kept is None:
+            self._contexts.pop((domain, sip), None)
+        else:
+            self._contexts[(domain, sip)] = kept
 
     # -- a visitor calls a queue (§9.2) ----------------------------------------------------
 
     def call(self, reg: Registration, number: int, sig: Sig, queue: QueueConfig) -> None:
-        context = _context(sig)
+        context = _context(sig) or self._contexts.get(reg.key)
         target = None
         seller = context.get("seller") if context else None
         tenant = self._tenants.tenant(reg.domain)
@@ -490,10 +501,14 @@ def _context(sig: Sig) -> JsonObject | None:
     """The visitor's ``context`` facility (§9.2), strings only, each cut to its limit."""
     for item in sig.fty:
         if item.get("type") == "context":
-            context = {
-                key: value[:limit]
-                for key, limit in _CONTEXT_FIELDS.items()
-                if isinstance(value := item.get(key), str) and value
-            }
-            return context or None
+            return _context_of(item)
     return None
+
+
+def _context_of(item: JsonObject) -> JsonObject | None:
+    context = {
+        key: value[:limit]
+        for key, limit in _CONTEXT_FIELDS.items()
+        if isinstance(value := item.get(key), str) and value
+    }
+    return context or None

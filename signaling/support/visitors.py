@@ -63,6 +63,7 @@ class Visitors:
         password = secrets.token_urlsafe(24)
         tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
         self._made.failed(address, clock.monotonic())  # counts what this address made
+        self._switch.chat.support.visitor_context(domain, sip, fields.get("context"))
         self._arm(domain, sip)
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)
         answer = {"domain": domain, "sip": sip, "password": password, "expires": expires}
@@ -81,6 +82,7 @@ class Visitors:
         tenant = self._switch.directory.tenant(domain)
         if tenant is not None:
             tenant.remove(sip)
+        self._switch.chat.support.visitor_context(domain, sip, None)
         return None
 
 

@@ -72,3 +72,21 @@ async def test_visitor_accounts_are_limited_per_address_and_checked() -> None:
         for body in (b"[1]", b"{not json", b'{"name": 5}'):
             answer = await http.post("/api/visitors", content=body)
             assert (answer.status_code, answer.json()["code"]) == (400, "bad_json")
+
+
+async def test_the_context_given_with_the_account_reaches_the_agent() -> None:
+    async with running_server(visitor_config()) as server:
+        agent = await server.phone("alice")
+        context = {"product": "Lamp 7", "url": "https://shop.example/lamp", "colour": "red"}
+        visitor = (await new_visitor(server, name="Ann", context=context)).json()
+        phone = await server.phone(visitor["sip"], password=visitor["password"])
+        await phone.setup(1, "support")
+        await phone.sig(1, "call_proc")
+        _, offer = await agent.offered()
+        assert {
+            "type": "context",
+            "product": "Lamp 7",
+            "url": "https://shop.example/lamp",
+        } in offer["fty"]  # only the fields of a context are kept
+        await phone.signal(1, {"type": "rel"})
+        await agent.sig(kind="rel")

@@ -255,3 +255,20 @@ def test_seqs_that_are_not_a_map_of_integers_are_bad_json() -> None:
         h.send(conn, {"api": "PbxSignal", "mt": "Register", "resume": "t", "seqs": seqs})
         assert h.one(conn)["code"] == "bad_json"
     h.finish()
+
+
+def test_presence_publish_on_a_chat_call_to_oneself_sets_the_activity() -> None:
+    h = _harness(grace=0)
+    watcher = h.phone("alice")
+    h.signal(
+        watcher, 7, {"type": "setup", "cd": {"sip": "bob"}, "fty": [{"type": "presence_subscribe"}]}
+    )
+    h.take(watcher)
+    bob, other_bob = h.phone("bob"), h.phone("bob")
+    h.setup(bob, 1, "bob")
+    h.take(bob), h.take(other_bob), h.take(watcher)
+    publish = {"type": "presence_publish", "activity": "dnd", "note": "focus"}
+    h.signal(bob, 1, {"type": "facility", "fty": [publish]})
+    notify = sig_of(h.one(watcher), 7)["fty"][0]
+    assert (notify["activity"], notify["note"]) == ("dnd", "focus")
+    h.finish()
