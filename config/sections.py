@@ -176,7 +176,7 @@ class UserConfig:
     num: str
     password: str = field(repr=False)  # repr must NEVER show a password
     licences: frozenset[str] = frozenset()
-    max_chats: int = 3  # support chats an agent is offered at once, at most (PROTOCOL §9.2)
+    max_chats: int = 3  # support chats an agent has at once, taken or ringing (PROTOCOL §9.2)
 
 
 @dataclass(frozen=True, slots=True)

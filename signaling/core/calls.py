@@ -30,6 +30,8 @@ class AckRecord:
     seq: int
     time: int
     state: str
+    told: bool = True
+    """The writer heard this state (False while its device was away, §4.9)."""
 
 
 @dataclass(slots=True)

@@ -88,6 +88,9 @@ class ChatCalls:
         self._max_message = limits.max_message
         self._keep = signaling.transcript_messages
         self._keep_bytes = signaling.transcript_bytes
+        self._resumable = signaling.resume_grace > 0
+        """Transcripts serve resumes and transfers: without resume, only support calls
+        keep one."""
         self.calls: dict[str, Call] = {}
         self.messages = 0
         """Chat messages accepted (given a seq) since start, for ``/metrics``."""
@@ -184,6 +187,9 @@ class ChatCalls:
             leg.number = reg.allocate_offer_number()
             reg.legs[leg.number] = leg
             leg.relay_head = None
+            peer = leg.call.peer(leg)
+            if peer is not None:
+                peer.relay_head = None  # it names the sender, whose name may have changed
             leg.resume = seqs.get(leg.call.call_id, 0)
             if self.tracer.signalling:
                 self._note(reg, leg.number, f"resumed {leg.call.call_id} after seq {leg.resume}")
@@ -250,14 +256,36 @@ class ChatCalls:
             if mine and line.id is not None:
                 item = {**item, "id": line.id}  # so the client recognises its own message
             self._send_fty(leg.reg, leg.number, item)
-            if mine or line.id is None or call.group is not None:
+            if line.id is None or call.group is not None:
                 continue
             record = call.acks.get((line.role, line.sip, line.id))
-            writer = call.peer(leg)
-            if record is not None and record.state == "held" and record.seq == item["seq"]:
+            if record is None or record.seq != item["seq"]:
+                continue
+            if mine:  # what became of it while this device was away
+                if record.state != _PENDING:
+                    self._send_ack(leg, line.id, record)
+            elif record.state == "held":
                 record.state = "delivered"
-                if writer is not None and not writer.parked:
-                    self._send_ack(writer, line.id, record)
+                self._tell(call, line.role, line.sip, line.id, record)
+        for (role, sip, message_id), record in list(call.acks.items()):
+            if not record.told and role is leg.role and sip == own:  # older than the replay
+                self._send_ack(leg, message_id, record)
+
+    def _tell(self, call: Call, role: Role, sip: str, message_id: str, record: AckRecord) -> None:
+        """The writer of a message hears its new state now, or after its resume."""
+        writer = self._writer(call, role, sip)
+        if writer is not None:
+            self._send_ack(writer, message_id, record)
+        else:
+            record.told = False
+
+    def _writer(self, call: Call, role: Role, sip: str) -> Leg | None:
+        """The live, reachable leg of whoever wrote a message (not whoever holds that side
+        now: a support chat changes agents)."""
+        leg = call.caller if role is Role.CALLER else call.callee
+        if leg is None or leg.reg.user.sip != sip or leg.parked:
+            return None
+        return leg
 
     # -- setup and answer ---------------------------------------------------------------
 
@@ -408,6 +436,12 @@ class ChatCalls:
     def withdraw(self, leg: Leg) -> None:
         """One offer ends (declined, or its device went away); the call waits on."""
         self._forget(leg)
+        if leg in leg.call.offers:
+            leg.call.offers.remove(leg)
+
+    def end_offer(self, leg: Leg, cause: Cause) -> None:
+        """One device stops ringing (told ``cause``); the call waits on."""
+        self._end_leg(leg, cause)
         if leg in leg.call.offers:
             leg.call.offers.remove(leg)
 
@@ -661,7 +695,8 @@ class ChatCalls:
                         self.presence.publish(leg.reg, item)
             peer = call.peer(leg)
             passed = [item for item in sig.fty if item["type"] not in _HUB_FTY]
-            if peer is not None and passed:  # facilities the hub does not know travel untouched
+            if peer is not None and passed and not peer.parked:  # unknown facilities travel
+                # untouched (never kept: they are not messages)
                 self._send_sig(peer, {"type": "facility", "fty": passed})
 
     def _im_message(self, leg: Leg, message: ImMessage) -> None:
@@ -737,13 +772,11 @@ class ChatCalls:
         self.messages += 1
         if call.support is not None:
             call.support.touch(self._clock.monotonic(), int(wall * 1000))
-        item = _relayed_item(leg, now, seq, html, raw) if self._keep or peer is None else None
-        if item is not None and self._keep:
-            call.record(
-                Line(item, leg.role, leg.reg.user.sip, message_id, size),
-                self._keep,
-                self._keep_bytes,
-            )
+        keep = self._keep and (self._resumable or call.support is not None)
+        item = _relayed_item(leg, now, seq, html, raw) if keep or peer is None else None
+        if keep and item is not None:
+            line = Line(item, leg.role, leg.reg.user.sip, message_id, utf8_len(html))
+            call.record(line, self._keep, self._keep_bytes)
         parked = peer is not None and peer.parked
         if peer is not None and not parked:
             self._out.send_text(peer.reg.conn, _relay_text(leg, peer, now, seq, html, raw))
@@ -821,7 +854,7 @@ class ChatCalls:
         if call is None:
             return
         for leg in (call.caller, call.callee):
-            if leg is not None and leg.reg.user.sip != reader:
+            if leg is not None and leg.reg.user.sip != reader and not leg.parked:
                 self._send_fty(leg.reg, leg.number, {"type": "im_seen", "seq": seq})
 
     def stored(self, leg: Leg, ack: StoredAck) -> None:
@@ -832,6 +865,17 @@ class ChatCalls:
         if record is not None and record.seq == ack.seq:
             record.state = "stored"
             self._send_ack(leg, ack.message_id, record)
+
+    def stored_late(self, ack: StoredAck) -> None:
+        """A Post is on disk but its writer's device has moved (or gone): the record says
+        ``stored`` now, so a retry is answered, and a live writer is told."""
+        call = self.calls.get(ack.call_id)
+        if call is None or ack.message_id is None:
+            return
+        for (role, sip, message_id), record in call.acks.items():
+            if message_id == ack.message_id and record.seq == ack.seq and record.state == _PENDING:
+                record.state = "stored"
+                self._tell(call, role, sip, message_id, record)
 
     def _typing(self, leg: Leg, typing: bool) -> None:
         """Typing is relayed, never held or stored; the hub owns its expiry (§4.6)."""
@@ -938,12 +982,12 @@ class ChatCalls:
         if call.group is not None or not any(r.state == "held" for r in call.acks.values()):
             return
         state = "stored" if call.stored else "not_delivered"
-        for (role, _sip, message_id), record in call.acks.items():
+        for (role, sip, message_id), record in call.acks.items():
             if record.state != "held":
                 continue
             record.state = state
-            writer = call.caller if role is Role.CALLER else call.callee
-            if writer is not None and writer is not except_leg and not writer.parked:
+            writer = self._writer(call, role, sip)
+            if writer is not None and writer is not except_leg:
                 self._send_ack(writer, message_id, record)
 
     def _end_leg(self, leg: Leg, cause: Cause) -> None:
@@ -1018,9 +1062,13 @@ class ChatCalls:
                 change = f"{leg.state.value} -> {next_state.value}"
                 self._note(leg.reg, leg.number, f"hub {sig.get('type')}: {change}")
             leg.state = next_state
-            self._send_sig(leg, sig)
+            if leg.resume is None:  # a resumed call learns its state from the replay
+                self._send_sig(leg, sig)
 
     def _send_ack(self, leg: Leg, message_id: str, record: AckRecord) -> None:
+        record.told = not leg.parked
+        if not record.told:
+            return None  # told after the replay (``_replay``)
         ack = {
             "type": "im_ack",
             "id": message_id,

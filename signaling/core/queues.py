@@ -229,11 +229,20 @@ class Queues:
             if device.no_media and device.attached and len(device.legs) < self._max_calls
         ]
 
+    def load(self, domain: str, sip: str) -> int:
+        """Support chats the agent has taken or is being offered."""
+        offered = sum(
+            1
+            for chat in self.chats.values()
+            if chat.call.domain == domain
+            and any(leg.reg.user.sip == sip for leg in chat.call.offers)
+        )
+        return len(self._active.get((domain, sip), ())) + offered
+
     def available(self, domain: str, agent: UserConfig) -> bool:
         """Presence open on a device that can take a call, activity ``available``, room
-        under ``max_chats`` (§9.2)."""
-        key = (domain, agent.sip)
-        if len(self._active.get(key, ())) >= agent.max_chats:
+        under ``max_chats`` for one more chat, offered or taken (§9.2)."""
+        if self.load(domain, agent.sip) >= agent.max_chats:
             return False
         if self._presence.activity(domain, agent.sip) != "available":
             return False
@@ -248,7 +257,10 @@ class Queues:
         agent = leg.reg.user
         transferred = chat.transfers > 0
         chat.agent = agent
-        self._active.setdefault((call.domain, agent.sip), set()).add(call.call_id)
+        active = self._active.setdefault((call.domain, agent.sip), set())
+        active.add(call.call_id)
+        if len(active) >= agent.max_chats:
+            self._withdraw_offers(call.domain, agent.sip)
         view = chat.view()
         self._board(call.domain, chat.queue.sip, "ChatTaken", {"chat": view, "agent": agent.sip})
         self._out.notify("chat.taken", {"domain": call.domain, "chat": view, "agent": agent.sip})
@@ -259,6 +271,16 @@ class Queues:
         if transferred and caller is not None and not caller.parked:
             name = {"type": "name_identification", "name": agent.dn}
             self._chat.send_fty(caller.reg, caller.number, name)
+
+    def _withdraw_offers(self, domain: str, sip: str) -> None:
+        """The agent is full: the other chats still ringing there stop (cause 26) and
+        wait for someone else; they come back when the agent has room again."""
+        for chat in list(self.chats.values()):
+            call = chat.call
+            if call.domain != domain or call.callee is not None:
+                continue
+            for leg in [leg for leg in call.offers if leg.reg.user.sip == sip]:
+                self._chat.end_offer(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
 
     def declined(self, leg: Leg) -> None:
         """An agent released its offer: the chat keeps waiting for the others."""
@@ -419,6 +441,8 @@ class Queues:
         if call.callee is not None:
             raise AlreadyTaken("another agent took this chat")
         leg = next((leg for leg in call.offers if leg.reg is reg), None)
+        if leg is None and len(self._active.get((call.domain, sip), ())) >= reg.user.max_chats:
+            raise Unavailable("max_chats reached: close a chat first")
         if leg is None:
             if len(reg.legs) >= self._max_calls or not reg.no_media or not reg.attached:
                 raise Unavailable("this device cannot take another call")
@@ -441,7 +465,9 @@ class Queues:
             agent = tenant.user(to)
             if agent is None:
                 raise NotFound("no such agent or queue")
-            if agent.sip == reg.user.sip or not self.available(call.domain, agent):
+            if agent.sip in (reg.user.sip, chat.visitor.sip) or not self.available(
+                call.domain, agent
+            ):
                 raise Unavailable(f"{to} cannot take the chat now")
             chat.target = agent.sip
         previous = chat.agent

@@ -268,6 +268,8 @@ class Switch:
             leg = registration.legs.get(ack.number) if registration is not None else None
             if leg is not None and leg.call.call_id == ack.call_id:
                 self.chat.stored(leg, ack)
+            else:  # the writer's connection changed since (a resume, §4.9)
+                self.chat.stored_late(ack)
         return self._out.drain()
 
     def set_browser_trace(self, on: bool) -> list[Action]:
@@ -376,7 +378,8 @@ class Switch:
                 registration.src = request.src
                 reply["resume"] = registration.token
                 self._reply(conn, inbound, reply)
-                return self.chat.resume(registration, dict(request.seqs))
+                self.chat.resume(registration, dict(request.seqs))
+                return self.chat.support.agent_changed(principal.domain, user.sip)
         if registration is None:
             registration = Registration(
                 conn.id,
@@ -410,8 +413,10 @@ class Switch:
         if registration is None or registration.key != (domain, sip):
             return None
         old = self.connections.get(registration.conn) if registration.attached else None
-        if old is not None:
-            old.registration = None
+        if old is not None:  # the old link still looks alive: it is dropped as if it had
+            old.registration = None  # gone (offers it rang with end, typing stops), then
+            registration.conn = 0  # closed 4005
+            self.chat.detach(registration)
             self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
         if registration.grace is not None:
             registration.grace.cancel()

@@ -407,3 +407,127 @@ def test_a_licensed_customer_gets_a_stored_chat_with_the_queue() -> None:
     assert store.post["topic"] == "alice" and store.post["peer"] == "sales"
     assert store.post["sides"] == ["alice"]
     h.finish()
+
+
+def _resumable(**support: Any) -> Config:
+    config = _config(**support)
+    return replace(config, signaling=replace(config.signaling, resume_grace=60.0))
+
+
+def _take_over(h: Harness, sip: str, token: str, seqs: JsonObject | None = None) -> int:
+    conn = h.login(sip)
+    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"}
+    h.send(conn, {**register, "resume": token, "seqs": seqs or {}})
+    return conn
+
+
+def test_a_message_held_for_a_dropped_visitor_is_acked_to_its_writer_not_the_next_agent() -> None:
+    h = Harness(_resumable())
+    agents = _agents(h, "alice", "bob")
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    numbers = {sip: h.offered(conn)[0] for sip, conn in agents.items()}
+    h.signal(agents["alice"], numbers["alice"], {"type": "conn"})
+    h.take(visitor), h.take(agents["bob"])
+    (call_id,) = h.switch.chat.support.chats
+    token = h.tokens[visitor]
+    h.close(visitor, clean=False)
+    h.say(agents["alice"], numbers["alice"], "are you there?", id="a1")
+    assert sig_of(h.one(agents["alice"]))["fty"][0]["state"] == "held"
+    transfer = {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "bob"}
+    h.send(agents["alice"], transfer)
+    h.take(agents["alice"])
+    number, _ = h.offered(agents["bob"])
+    h.signal(agents["bob"], number, {"type": "conn"})
+    assert [sig_of(m)["fty"][0]["data"] for m in h.take(agents["bob"])] == ["are you there?"]
+    again = _take_over(h, "carol", token, {call_id: 0})
+    result, setup = h.take(again)
+    assert result["resumed"] is True
+    h.signal(again, setup["call"], {"type": "conn"})
+    assert [sig_of(m)["fty"][0]["data"] for m in h.take(again)] == ["are you there?"]
+    h.quiet(agents["bob"])  # bob never wrote a1: no ack for him
+    h.finish()
+
+
+def test_an_agent_resuming_in_time_is_offered_the_chat_that_came_meanwhile() -> None:
+    h = Harness(_resumable())
+    bob = h.phone("bob")
+    token = h.tokens[bob]
+    h.close(bob, clean=False)
+    visitor = h.phone("carol")
+    _visit(h, visitor, to="sales")  # sales has only bob, who is away for a moment
+    again = _take_over(h, "bob", token)
+    result, offer = h.take(again)
+    assert result["resumed"] is True
+    assert sig_of(offer, kind="setup")["cd"] == {"sip": "sales"}
+    h.finish()
+
+
+def test_taking_over_a_live_connection_withdraws_its_offers_and_rings_the_new_one() -> None:
+    h = Harness(_resumable())
+    alice, bob = h.phone("alice"), h.phone("bob")
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    h.offered(alice), h.offered(bob)
+    again = _take_over(h, "alice", h.tokens[alice])
+    result, offer = h.take(again)  # no resumed setup for an offer: a fresh one
+    assert result["resumed"] is True and h.closed_with[alice].code == 4005
+    sig = sig_of(offer, kind="setup")
+    assert {"type": "resumed"} not in sig["fty"]
+    h.signal(again, offer["call"], {"type": "conn"})
+    assert sig_of(h.one(visitor), 1, "conn")["fty"][0]["name"] == "Alice Example"
+    assert sig_of(h.one(bob), kind="rel")["cau"]["num"] == 26
+    h.finish()
+
+
+def test_a_visitor_resuming_while_an_agent_answers_hears_nothing_before_its_conn() -> None:
+    h = Harness(_resumable())
+    alice = h.phone("alice")
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    number, _ = h.offered(alice)
+    token = h.tokens[visitor]
+    h.close(visitor, clean=False)
+    again = _take_over(h, "carol", token)
+    result, setup = h.take(again)
+    assert result["resumed"] is True
+    h.signal(alice, number, {"type": "conn"})
+    h.say(alice, number, "hello")
+    h.quiet(again)
+    h.signal(again, setup["call"], {"type": "conn"})
+    assert [sig_of(m)["fty"][0]["data"] for m in h.take(again)] == ["hello"]
+    h.finish()
+
+
+def test_max_chats_counts_offers_too_and_a_full_agent_stops_ringing() -> None:
+    h = Harness(_config(max_chats=2))
+    bob = h.phone("bob")
+    visitors = [h.phone("carol") for _ in range(3)]
+    for visitor in visitors:
+        _visit(h, visitor, to="sales")
+    offers = h.take(bob)
+    assert len(offers) == 2  # the third chat waits: bob has two ringing
+    h.signal(bob, offers[0]["call"], {"type": "conn"})
+    h.quiet(bob)  # one taken, one ringing: still full
+    h.signal(bob, offers[1]["call"], {"type": "conn"})
+    h.quiet(bob)  # two taken: full, the third chat still waits
+    (chat,) = [c for c in h.switch.chat.support.chats.values() if c.agent is None]
+    h.send(bob, {"api": "Queue", "mt": "Take", "callId": chat.call.call_id})
+    assert h.one(bob)["code"] == "unavailable"
+    h.signal(visitors[0], 1, {"type": "rel"})  # one chat closes: the waiting one rings
+    rel, offer = h.take(bob)
+    assert sig_of(rel, kind="rel") and sig_of(offer, kind="setup")["callId"] == chat.call.call_id
+    h.finish()
+
+
+def test_a_chat_cannot_be_transferred_to_its_visitor() -> None:
+    h = Harness(_config())
+    alice = h.phone("alice")
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    number, _ = h.offered(alice)
+    h.signal(alice, number, {"type": "conn"})
+    (call_id,) = h.switch.chat.support.chats
+    h.send(alice, {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "carol"})
+    assert h.one(alice)["code"] == "unavailable"
+    h.finish()

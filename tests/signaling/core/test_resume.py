@@ -92,10 +92,12 @@ def test_replay_includes_own_messages_with_their_ids_after_the_seq_given() -> No
     resumed_number = h.one(again)["call"]
     h.signal(again, resumed_number, {"type": "conn"})
     replayed = [sig_of(m, resumed_number)["fty"][0] for m in h.take(again)]
-    assert [(m["seq"], m["sender"], m.get("id")) for m in replayed] == [
-        (1, "bob", "b1"),
-        (2, "alice", None),
+    assert [(m["type"], m["seq"], m.get("sender"), m.get("id")) for m in replayed] == [
+        ("im_message", 1, "bob", "b1"),
+        ("im_ack", 1, None, "b1"),  # its own message, then what became of it
+        ("im_message", 2, "alice", None),
     ]
+    assert replayed[1]["state"] == "delivered"
     h.finish()
 
 
@@ -271,4 +273,27 @@ def test_presence_publish_on_a_chat_call_to_oneself_sets_the_activity() -> None:
     h.signal(bob, 1, {"type": "facility", "fty": [publish]})
     notify = sig_of(h.one(watcher), 7)["fty"][0]
     assert (notify["activity"], notify["note"]) == ("dnd", "focus")
+    h.finish()
+
+
+def test_a_stored_ack_due_to_the_old_connection_reaches_the_resumed_one() -> None:
+    h = _harness(messages=True)
+    alice = h.phone("alice")
+    h.setup(alice, 1, "bob")  # bob (licensed) has no device: the hub answers and stores
+    h.take(alice)
+    h.say(alice, 1, "for later", id="m1")
+    h.quiet(alice)  # pending until the Post is on disk
+    store = h.stores[-1]
+    assert store.ack is not None
+    token = h.tokens[alice]
+    h.close(alice, clean=False)
+    again = _resume(h, "alice", token, {store.post["callId"]: 1})
+    _result(h, again)
+    number = h.one(again)["call"]
+    h.signal(again, number, {"type": "conn"})
+    h.quiet(again)  # nothing above seq 1, and m1 is still pending
+    h.record(h.switch.stored([store.ack]))
+    assert sig_of(h.one(again), number)["fty"][0]["state"] == "stored"
+    h.say(again, number, "for later", id="m1")  # a retry is answered again
+    assert sig_of(h.one(again), number)["fty"][0]["state"] == "stored"
     h.finish()
