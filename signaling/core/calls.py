@@ -46,15 +46,40 @@ class HeldMessage:
 @dataclass(slots=True)
 class Line:
     """One message of a live call's transcript (§4.9): replayed after a resume, and to the
-    agent a support chat is transferred to. Memory only, and only while the call lives."""
+    agent a support chat is transferred to. Memory only, and only while the call lives.
+    The frame is built again when it is replayed (rare), not kept (one object a message)."""
 
-    item: dict[str, Any]
-    """The ``im_message`` as receivers got it (with ``seq``)."""
+    seq: int
+    time: int
     role: Role
-    sip: str
+    user: UserConfig
     """Who wrote it: the side (``role``) and, in a group, the member."""
+    html: str
+    attach: str | None
+    subject: str | None
     id: str | None
     size: int
+
+    @property
+    def sip(self) -> str:
+        return self.user.sip
+
+    def item(self) -> dict[str, Any]:
+        """The ``im_message`` as receivers got it (PROTOCOL §12.5)."""
+        item: dict[str, Any] = {
+            "type": "im_message",
+            "sender": self.user.sip,
+            "sender_dn": self.user.dn,
+            "time": self.time,
+            "seq": self.seq,
+            "mime": "text/html",
+            "data": self.html,
+        }
+        if self.attach is not None:
+            item["attach"] = self.attach
+        if self.subject is not None:
+            item["subject"] = self.subject
+        return item
 
 
 @dataclass(slots=True)

@@ -249,17 +249,17 @@ class ChatCalls:
         for this device learn they are delivered now."""
         call, own = leg.call, leg.reg.user.sip
         for line in list(call.transcript):
-            item = line.item
-            if item["seq"] <= after:
+            if line.seq <= after:
                 continue
+            item = line.item()
             mine = line.role is leg.role and line.sip == own
             if mine and line.id is not None:
-                item = {**item, "id": line.id}  # so the client recognises its own message
+                item["id"] = line.id  # so the client recognises its own message
             self._send_fty(leg.reg, leg.number, item)
             if line.id is None or call.group is not None:
                 continue
             record = call.acks.get((line.role, line.sip, line.id))
-            if record is None or record.seq != item["seq"]:
+            if record is None or record.seq != line.seq:
                 continue
             if mine:  # what became of it while this device was away
                 if record.state != _PENDING:
@@ -505,9 +505,9 @@ class ChatCalls:
         if leg.ring is not None:
             leg.ring.cancel()
             leg.ring = None
-        missed = [line for line in call.transcript if line.item["seq"] > leg.offered_after]
+        missed = [line for line in call.transcript if line.seq > leg.offered_after]
         for line in missed[-self._config.hold_messages :] if self._config.hold_messages else ():
-            self._send_fty(leg.reg, leg.number, line.item)
+            self._send_fty(leg.reg, leg.number, line.item())
 
     def _group_message(
         self,
@@ -531,7 +531,8 @@ class ChatCalls:
                 self._send_fty(other.reg, other.number, item)
         size = utf8_len(html)
         keep = max(self._keep, self._config.hold_messages, 1)
-        call.record(Line(item, leg.role, user.sip, message_id, size), keep, self._keep_bytes)
+        line = Line(seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size)
+        call.record(line, keep, self._keep_bytes)
         self._offer_group(call, group, seq - 1)
         state = "delivered" if receivers else _PENDING
         post: JsonObject = {
@@ -659,8 +660,8 @@ class ChatCalls:
             # an agent taking a transferred chat reads what was said before (§9.4)
             first_held = held[0].im_message["seq"] if held else call.seq + 1
             for line in list(call.transcript):
-                if line.item["seq"] < first_held:
-                    self._send_fty(leg.reg, leg.number, line.item)
+                if line.seq < first_held:
+                    self._send_fty(leg.reg, leg.number, line.item())
         for message in held:
             self._send_fty(leg.reg, leg.number, message.im_message)
             if call.stored:
@@ -772,10 +773,12 @@ class ChatCalls:
         self.messages += 1
         if call.support is not None:
             call.support.touch(self._clock.monotonic(), int(wall * 1000))
-        keep = self._keep and (self._resumable or call.support is not None)
-        item = _relayed_item(leg, now, seq, html, raw) if keep or peer is None else None
-        if keep and item is not None:
-            line = Line(item, leg.role, leg.reg.user.sip, message_id, utf8_len(html))
+        if self._keep and (self._resumable or call.support is not None):
+            user = leg.reg.user
+            size_html = utf8_len(html)
+            line = Line(
+                seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size_html
+            )
             call.record(line, self._keep, self._keep_bytes)
         parked = peer is not None and peer.parked
         if peer is not None and not parked:
@@ -786,7 +789,7 @@ class ChatCalls:
         elif call.answered_by_hub:
             state = _PENDING
         else:
-            assert item is not None
+            item = _relayed_item(leg, now, seq, html, raw)
             call.held.append(HeldMessage(item, message_id, size))
             call.held_bytes += size
             state = "held"
