@@ -393,14 +393,9 @@ class ChatCalls:
         return callee, Q931.UNALLOCATED_NUMBER
 
     def _queue_named(self, reg: Registration, sig: Sig) -> QueueConfig | None:
-        sip = sig.cd.sip if sig.cd is not None else None
-        if not sip:
-            return None
-        sip, _, domain = sip.partition("@")
-        if domain and domain.lower() != reg.domain:
-            return None
-        tenant = self._tenants.tenant(reg.domain)
-        return tenant.queue(sip) if tenant is not None else None
+        sip = _own_tenant_sip(reg, sig)
+        tenant = self._tenants.tenant(reg.domain) if sip else None
+        return tenant.queue(sip) if tenant is not None and sip else None
 
     # -- what the support queues use (§9) -----------------------------------------------
 
@@ -460,13 +455,8 @@ class ChatCalls:
     # -- groups (§7.6) ------------------------------------------------------------------
 
     def _group_named(self, reg: Registration, sig: Sig) -> Group | None:
-        sip = sig.cd.sip if sig.cd is not None else None
-        if not sip:
-            return None
-        sip, _, domain = sip.partition("@")
-        if domain and domain.lower() != reg.domain:
-            return None
-        return self.groups.get(reg.domain, sip)
+        sip = _own_tenant_sip(reg, sig)
+        return self.groups.get(reg.domain, sip) if sip else None
 
     def _join_group(self, reg: Registration, number: int, sig: Sig, group: Group) -> None:
         """A member's setup to the group joins its one live chat; nobody else may."""
@@ -1165,6 +1155,17 @@ def _relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw:
     if raw.subject is not None:
         text += ',"subject":' + encode_string(raw.subject)
     return text + "}]}}"
+
+
+def _own_tenant_sip(reg: Registration, sig: Sig) -> str | None:
+    """The user part of ``cd.sip`` when it names the caller's own tenant (or none)."""
+    sip = sig.cd.sip if sig.cd is not None else None
+    if not sip:
+        return None
+    sip, _, domain = sip.partition("@")
+    if domain and domain.lower() != reg.domain:
+        return None
+    return sip
 
 
 def _endpoint(sip: str, num: str) -> JsonObject:

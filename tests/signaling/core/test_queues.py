@@ -41,6 +41,19 @@ def _agents(h: Harness, *sips: str) -> dict[str, int]:
     return {sip: h.phone(sip) for sip in sips}
 
 
+def _taken_by_alice(h: Harness, agents: dict[str, int]) -> tuple[int, dict[str, int]]:
+    """A visitor (carol) calls the desk, alice answers; the offers' numbers by agent."""
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    numbers = {sip: h.offered(conn)[0] for sip, conn in agents.items()}
+    h.signal(agents["alice"], numbers["alice"], {"type": "conn"})
+    h.take(visitor)
+    for sip, conn in agents.items():
+        if sip != "alice":
+            h.take(conn)
+    return visitor, numbers
+
+
 def _board(h: Harness, conn: int, queue: str = "desk") -> list[JsonObject]:
     h.send(conn, {"api": "Queue", "mt": "Subscribe", "src": "board", "queue": queue})
     return h.take(conn)
@@ -216,11 +229,7 @@ def test_transfer_to_an_agent_replays_the_transcript_and_the_visitor_keeps_talki
     agents = _agents(h, "alice", "bob")
     board = h.login("dave")
     _board(h, board)
-    visitor = h.phone("carol")
-    _visit(h, visitor)
-    numbers = {sip: h.offered(conn)[0] for sip, conn in agents.items()}
-    h.signal(agents["alice"], numbers["alice"], {"type": "conn"})
-    h.take(visitor), h.take(agents["bob"])
+    visitor, numbers = _taken_by_alice(h, agents)
     h.say(visitor, 1, "my kettle leaks")
     h.say(agents["alice"], numbers["alice"], "let me get bob")
     h.take(visitor), h.take(agents["alice"])
@@ -256,11 +265,7 @@ def test_transfer_to_an_agent_replays_the_transcript_and_the_visitor_keeps_talki
 def test_transfer_to_another_queue_and_who_may_transfer() -> None:
     h = Harness(_config())
     agents = _agents(h, "alice", "bob")
-    visitor = h.phone("carol")
-    _visit(h, visitor)
-    numbers = {sip: h.offered(conn)[0] for sip, conn in agents.items()}
-    h.signal(agents["alice"], numbers["alice"], {"type": "conn"})
-    h.take(visitor), h.take(agents["bob"])
+    _taken_by_alice(h, agents)
     (chat,) = h.switch.chat.support.chats.values()
     call_id = chat.call.call_id
     transfer = {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "sales"}
@@ -424,11 +429,7 @@ def _take_over(h: Harness, sip: str, token: str, seqs: JsonObject | None = None)
 def test_a_message_held_for_a_dropped_visitor_is_acked_to_its_writer_not_the_next_agent() -> None:
     h = Harness(_resumable())
     agents = _agents(h, "alice", "bob")
-    visitor = h.phone("carol")
-    _visit(h, visitor)
-    numbers = {sip: h.offered(conn)[0] for sip, conn in agents.items()}
-    h.signal(agents["alice"], numbers["alice"], {"type": "conn"})
-    h.take(visitor), h.take(agents["bob"])
+    visitor, numbers = _taken_by_alice(h, agents)
     (call_id,) = h.switch.chat.support.chats
     token = h.tokens[visitor]
     h.close(visitor, clean=False)
