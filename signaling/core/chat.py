@@ -305,6 +305,8 @@ class ChatCalls:
                 return self._join_group(reg, number, sig, group)
             queue = self._queue_named(reg, sig) if chat else None
             if queue is not None:
+                if self.tracer.signalling:
+                    self._note(reg, number, f"setup to queue {queue.sip}")
                 return self.support.call(reg, number, sig, queue)
             return self._refuse(reg, number, refusal)
         if not chat:
@@ -407,6 +409,8 @@ class ChatCalls:
         leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
         device.legs[leg.number] = leg
         call.offers.append(leg)
+        if self.tracer.signalling:
+            self._note(device, leg.number, f"offered {call.call_id} from {call.caller_user.sip}")
         self._send_sig(leg, setup)
         return leg
 

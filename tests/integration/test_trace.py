@@ -108,6 +108,23 @@ async def test_signalling_shows_call_states_and_routing(
     assert "refused: rel cause 18" in text
 
 
+async def test_signalling_follows_a_support_chat(
+    traced: tuple[RunningServer, httpx.AsyncClient],
+) -> None:
+    server, http = traced
+    await put_flags(http, signalling=True)
+    alice = await server.phone("alice")
+    carol = await server.phone("carol")
+    await carol.setup(1, "support")
+    await carol.sig(1, "call_proc")
+    number, _ = await alice.offered()
+    await alice.signal(number, {"type": "conn"})
+    await carol.sig(1, "conn")
+    text = (await http.get("/admin/trace/download")).text
+    assert "carol@example.com call 1: setup to queue support" in text
+    assert f"alice@example.com call {number}: offered " in text
+
+
 async def test_no_secret_is_ever_traced_or_logged(
     traced: tuple[RunningServer, httpx.AsyncClient], caplog: pytest.LogCaptureFixture
 ) -> None:
