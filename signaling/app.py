@@ -41,6 +41,7 @@ from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
 from signaling.support.visitors import Visitors
+from web import web_routes
 from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
 from tracing.routes import TraceRoutes
@@ -127,6 +128,7 @@ def create_app(
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
     visitors = Visitors(switch, config.support, wake=lambda: _wake_hub(app))
     routes += visitors.routes()
+    routes += web_routes()
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -1,0 +1,76 @@
+"""Routes that serve the web client's files, with the security headers every page gets."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
+
+__all__ = ["PAGES", "STATIC", "web_routes"]
+
+STATIC = Path(__file__).parent / "static"
+
+PAGES = {"/": "chat.html", "/agent": "agent.html", "/visit": "visit.html", "/admin": "admin.html"}
+"""Path -> the page's file in ``static/``."""
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
+)
+"""The pages load nothing from elsewhere and run no inline script: text a peer wrote can
+never become code, even if sanitizing ever failed."""
+
+EMBEDDABLE = {"/visit"}
+"""Pages other sites may frame: the visitor widget lives in a frame on shop pages."""
+
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def web_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [Route(path, _page(path, name)) for path, name in PAGES.items()]
+    routes.append(Route("/favicon.ico", _favicon))
+    routes.append(Mount("/static", app=_Static(directory=STATIC), name="static"))
+    return routes
+
+
+def _page(path: str, name: str) -> Callable[[Request], Awaitable[Response]]:
+    headers = dict(_HEADERS)
+    if path in EMBEDDABLE:
+        headers["Content-Security-Policy"] = CSP.replace(
+            "frame-ancestors 'self'", "frame-ancestors *"
+        )
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / name, media_type="text/html", headers=headers)
+
+    return page
+
+
+async def _favicon(request: Request) -> Response:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=_HEADERS)
+
+
+class _Static(StaticFiles):
+    """Static files with the same headers as the pages (the widget's script is embedded
+    on other sites' pages, so it is the one file that may be loaded cross-origin)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                for key, value in _HEADERS.items():
+                    headers.append((key.lower().encode(), value.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await super().__call__(scope, receive, with_headers)

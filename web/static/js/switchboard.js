@@ -1,0 +1,419 @@
+// Switchboard's browser client: the public protocol (docs/protocol.md), nothing more.
+//
+// One Client is one logged-in device. It logs in (AppChallenge, AppLogin with the SHA-256
+// digest of PROTOCOL 3.2), registers with NO_MEDIA_CALL, and keeps the registration alive
+// across network blinks: on a lost connection it reconnects with backoff and registers with
+// its resume token and the last seq it saw of each call (PROTOCOL 4.9), answers the calls
+// the hub offers again, and drops replayed messages it already has.
+//
+// It is an EventTarget. Events (detail in parentheses):
+//   status    ({status: "connecting"|"online"|"reconnecting"|"offline", error?})
+//   call      ({call}) a call was offered (call.incoming) or placed
+//   connected ({call}) the other side answered
+//   message   ({call, message}) an im_message (message.mine for our own, message.system)
+//   ack       ({call, ack}) what became of a message we sent (delivered, held, stored, ...)
+//   typing    ({call, sip, dn, typing})
+//   seen      ({call, seq}) the peer read up to seq
+//   released  ({call, cause}) the call ended; cause is the Q.931 number
+//   presence  ({sip, status, activity, note, badge})
+//   queue     ({message}) a board update (api Queue)
+//   error     ({message}) an Error frame about nothing we asked
+
+const TEXT = new TextEncoder();
+
+export async function sha256Hex(text) {
+  const digest = await crypto.subtle.digest("SHA-256", TEXT.encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function hubUrl(base = location) {
+  const scheme = base.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${base.host}/PBX0/APPS/websocket`;
+}
+
+export const CAUSES = {
+  1: "no such user or queue",
+  16: "ended",
+  17: "busy",
+  18: "not reachable (offline)",
+  19: "nobody answered",
+  21: "not allowed",
+  26: "answered elsewhere",
+  41: "connection lost",
+  47: "too many chats",
+  102: "closed for inactivity",
+  111: "protocol error",
+};
+
+export class Call {
+  constructor(client, number, callId, peer, incoming) {
+    this.client = client;
+    this.number = number;
+    this.callId = callId;
+    this.peer = peer; // {sip, dn}
+    this.incoming = incoming;
+    this.state = incoming ? "offered" : "calling";
+    this.lastSeq = 0;
+    this.fty = [];
+    this.presence = false;
+    this.context = null;
+    this.queue = null;
+  }
+
+  answer() {
+    this.client._signal(this.number, { type: "conn" });
+    this.state = "connected";
+    this.client._emit("connected", { call: this });
+  }
+
+  release() {
+    this.client._signal(this.number, { type: "rel" });
+    this.client._ended(this, 16);
+  }
+
+  /** Send text (plain text unless mime says otherwise); resolves with the message id. */
+  send(data, { mime = "text/plain", attach = null } = {}) {
+    const id = this.client._newId();
+    const message = { type: "im_message", mime, data, id };
+    if (attach) message.attach = attach;
+    this.client._signal(this.number, { type: "facility", fty: [message] });
+    return id;
+  }
+
+  typing(on) {
+    this.client._signal(this.number, { type: "facility", fty: [{ type: "im_message", typing: on }] });
+  }
+}
+
+export class Client extends EventTarget {
+  constructor({ sip, password, domain = "", url = hubUrl(), app = "switchboard-web" }) {
+    super();
+    this.sip = sip;
+    this.password = password;
+    this.domain = domain;
+    this.url = url;
+    this.app = app;
+    this.calls = new Map(); // by call number
+    this.byCallId = new Map();
+    this.trace = false;
+    this._src = 0;
+    this._pending = new Map();
+    this._ids = 0;
+    this._nextCall = 1;
+    this._resume = null;
+    this._retry = 0;
+    this._closing = false;
+    this._session = null;
+    this._keepalive = null;
+    this.status = "offline";
+  }
+
+  // -- connection ----------------------------------------------------------------------
+
+  /** Log in and register; resolves once registered, rejects if the login fails. */
+  connect() {
+    this._closing = false;
+    return new Promise((resolve, reject) => {
+      this._firstConnect = { resolve, reject };
+      this._open();
+    });
+  }
+
+  close() {
+    this._closing = true;
+    clearInterval(this._keepalive);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this._send({ api: "PbxSignal", mt: "Unregister" });
+      this.ws.close(1000);
+    }
+    this._setStatus("offline");
+  }
+
+  _open() {
+    this._setStatus(this._resume ? "reconnecting" : "connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => this._send({ mt: "AppChallenge" });
+    ws.onmessage = (event) => this._receive(event.data);
+    ws.onclose = (event) => this._lost(event);
+  }
+
+  _lost(event) {
+    clearInterval(this._keepalive);
+    this._session = null;
+    for (const { reject } of this._pending.values()) reject(new Error("connection lost"));
+    this._pending.clear();
+    if (this._firstConnect) {
+      this._firstConnect.reject(new Error(event.reason || "connection failed"));
+      this._firstConnect = null;
+      this._setStatus("offline");
+      return;
+    }
+    if (this._closing || event.code === 4001 || event.code === 4005) {
+      this._setStatus("offline", event.reason);
+      return;
+    }
+    const delay = Math.min(10000, 250 * 2 ** this._retry) * (0.5 + Math.random() / 2);
+    this._retry += 1;
+    this._setStatus("reconnecting");
+    setTimeout(() => this._open(), delay);
+  }
+
+  _setStatus(status, error) {
+    this.status = status;
+    this._emit("status", { status, error });
+  }
+
+  _send(message) {
+    if (this.trace) console.debug("switchboard >", message);
+    this.ws.send(JSON.stringify(message));
+  }
+
+  async _login(challenge) {
+    const info = "";
+    const digest = await sha256Hex(
+      [this.app, this.domain, this.sip, "", "", challenge, this.password].join(":") + info,
+    );
+    this._send({ mt: "AppLogin", app: this.app, domain: this.domain, sip: this.sip, guid: "", dn: "", digest });
+  }
+
+  _register() {
+    const register = { api: "PbxSignal", mt: "Register", src: "reg", flags: "NO_MEDIA_CALL", hw: "web" };
+    if (this._resume) {
+      register.resume = this._resume;
+      register.seqs = {};
+      for (const call of this.calls.values()) register.seqs[call.callId] = call.lastSeq;
+    }
+    this._send(register);
+  }
+
+  // -- receiving -----------------------------------------------------------------------
+
+  _receive(text) {
+    let message;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (this.trace) console.debug("switchboard <", message);
+    const mt = message.mt;
+    if (mt === "AppChallengeResult") return this._login(message.challenge);
+    if (mt === "AppLoginResult") {
+      if (!message.ok) {
+        const error = new Error(message.errorText || "login failed");
+        if (this._firstConnect) this._firstConnect.reject(error);
+        this._firstConnect = null;
+        this._closing = true;
+        return;
+      }
+      this.domain = message.domain || this.domain;
+      return this._register();
+    }
+    if (mt === "TraceFlags") {
+      this.trace = Boolean(message.browser);
+      return;
+    }
+    if (mt === "KeepAlive") return;
+    if (message.api === "PbxSignal" && mt === "RegisterResult") return this._registered(message);
+    if (message.api === "PbxSignal" && mt === "Signaling") return this._signaling(message);
+    if (message.src !== undefined && this._pending.has(message.src)) return this._answer(message);
+    if (message.api === "Queue") return this._emit("queue", { message });
+    if (mt === "Error") return this._emit("error", { message });
+  }
+
+  _registered(message) {
+    if (message.err) {
+      if (this._firstConnect) this._firstConnect.reject(new Error(message.err));
+      this._firstConnect = null;
+      return;
+    }
+    if (this._resume && !message.resumed) {
+      // the hub forgot us (grace over): every call we knew has ended
+      for (const call of [...this.calls.values()]) this._ended(call, 41);
+    }
+    this._resume = message.resume;
+    this._retry = 0;
+    clearInterval(this._keepalive);
+    this._keepalive = setInterval(() => this._send({ mt: "KeepAlive" }), 30000);
+    this._setStatus("online");
+    if (this._firstConnect) {
+      this._firstConnect.resolve(this);
+      this._firstConnect = null;
+    }
+  }
+
+  _signaling(message) {
+    const sig = message.sig || {};
+    const number = message.call;
+    let call = this.calls.get(number);
+    if (sig.type === "setup") return this._offered(number, sig);
+    if (!call) return;
+    if (sig.type === "call_proc") {
+      call.callId = sig.callId || call.callId;
+      this.byCallId.set(call.callId, call);
+      call.state = "waiting";
+      return;
+    }
+    if (sig.type === "alert") return;
+    if (sig.type === "conn") {
+      call.state = "connected";
+      const name = (sig.fty || []).find((item) => item.type === "name_identification");
+      if (name && !call.presence) call.peer = { ...call.peer, dn: name.name };
+      return this._emit("connected", { call });
+    }
+    if (sig.type === "rel" || sig.type === "disc") return this._ended(call, sig.cau ? sig.cau.num : 16);
+    if (sig.type === "facility") for (const item of sig.fty || []) this._facility(call, item);
+  }
+
+  _offered(number, sig) {
+    const fty = sig.fty || [];
+    const resumed = fty.some((item) => item.type === "resumed");
+    const known = resumed ? this.byCallId.get(sig.callId) : null;
+    if (known) {
+      // the same call after a reconnect: new number, answer it, the replay follows
+      this.calls.delete(known.number);
+      known.number = number;
+      this.calls.set(number, known);
+      this._signal(number, { type: "conn" });
+      return;
+    }
+    const name = fty.find((item) => item.type === "name_identification");
+    const peer = sig.cg ? { sip: sig.cg.sip, dn: name ? name.name : sig.cg.sip } : { sip: "", dn: "" };
+    const call = new Call(this, number, sig.callId, peer, true);
+    call.fty = fty;
+    call.context = fty.find((item) => item.type === "context") || null;
+    call.queue = fty.find((item) => item.type === "queue") || null;
+    call.presence = fty.some((item) => item.type === "presence_subscribe");
+    this.calls.set(number, call);
+    this.byCallId.set(sig.callId, call);
+    if (resumed) {
+      // a call we no longer knew (e.g. after a page reload): take it back
+      call.state = "connected";
+      this._signal(number, { type: "conn" });
+    }
+    this._emit("call", { call });
+  }
+
+  _facility(call, item) {
+    if (item.type === "presence_notify") {
+      const match = /^#badge:(\d+)$/.exec(item.note || "");
+      return this._emit("presence", {
+        sip: call.peer.sip,
+        status: item.status,
+        activity: item.activity,
+        note: match ? "" : item.note,
+        badge: match ? Number(match[1]) : null,
+      });
+    }
+    if (item.type === "im_ack") {
+      if (item.seq) call.lastSeq = Math.max(call.lastSeq, item.seq);
+      return this._emit("ack", { call, ack: item });
+    }
+    if (item.type === "im_seen") return this._emit("seen", { call, seq: item.seq });
+    if (item.type === "name_identification") {
+      call.peer = { ...call.peer, dn: item.name };
+      return this._emit("connected", { call });
+    }
+    if (item.type !== "im_message") return;
+    if (item.typing !== undefined && item.data === undefined && !item.attach) {
+      return this._emit("typing", { call, sip: item.sender, dn: item.sender_dn, typing: item.typing });
+    }
+    if (item.seq) {
+      if (item.seq <= call.lastSeq && !item.id) return; // already shown (a replay)
+      call.lastSeq = Math.max(call.lastSeq, item.seq);
+    }
+    const message = { ...item, mine: item.sender === this.sip, system: Boolean(item.system) };
+    this._emit("message", { call, message });
+  }
+
+  _ended(call, cause) {
+    if (call.state === "released") return;
+    call.state = "released";
+    this.calls.delete(call.number);
+    this.byCallId.delete(call.callId);
+    this._emit("released", { call, cause });
+  }
+
+  // -- calls ---------------------------------------------------------------------------
+
+  _signal(number, sig) {
+    this._send({ api: "PbxSignal", mt: "Signaling", call: number, sig });
+  }
+
+  _newId() {
+    this._ids += 1;
+    return `w${Date.now().toString(36)}-${this._ids}`;
+  }
+
+  /** Start a chat with a user, a group or a queue; extra fty (e.g. a context) ride along. */
+  chat(to, { context = null, first = null } = {}) {
+    const number = this._nextCall++;
+    const call = new Call(this, number, null, { sip: to, dn: to }, false);
+    const fty = [{ type: "im_setup" }];
+    if (context) fty.push({ type: "context", ...context });
+    if (first) fty.push({ type: "im_message", mime: "text/plain", data: first, id: this._newId() });
+    this.calls.set(number, call);
+    this._signal(number, { type: "setup", channel: 0, cd: { sip: to }, fty });
+    this._emit("call", { call });
+    return call;
+  }
+
+  /** Follow a user's presence (PROTOCOL 4.10); one subscription per user. */
+  watch(sip) {
+    const number = this._nextCall++;
+    const call = new Call(this, number, null, { sip, dn: sip }, false);
+    call.presence = true;
+    this.calls.set(number, call);
+    this._signal(number, { type: "setup", channel: 0, cd: { sip }, fty: [{ type: "presence_subscribe" }] });
+    return call;
+  }
+
+  publish(activity, note = "") {
+    let own = [...this.calls.values()].find((call) => call.presence && call.peer.sip === this.sip);
+    if (!own) own = this.watch(this.sip);
+    this._signal(own.number, { type: "facility", fty: [{ type: "presence_publish", activity, note }] });
+  }
+
+  // -- requests (PbxMessages, Queue) ---------------------------------------------------
+
+  /** A request; resolves with {inds: [...], result} or rejects with the Error frame. */
+  request(api, mt, body = {}) {
+    this._src += 1;
+    const src = `q${this._src}`;
+    return new Promise((resolve, reject) => {
+      this._pending.set(src, { resolve, reject, inds: [] });
+      this._send({ api, mt, src, ...body });
+    });
+  }
+
+  _answer(message) {
+    const pending = this._pending.get(message.src);
+    if (message.mt === "Error" || (message.mt.endsWith("Result") && message.error)) {
+      this._pending.delete(message.src);
+      const error = new Error(message.text || message.code || "error");
+      error.code = message.code;
+      error.frame = message;
+      return pending.reject(error);
+    }
+    if (message.mt.endsWith("Ind")) return pending.inds.push(message);
+    if (message.mt.endsWith("Result")) {
+      this._pending.delete(message.src);
+      return pending.resolve({ inds: pending.inds, result: message });
+    }
+    this._emit(message.api === "Queue" ? "queue" : "error", { message });
+  }
+
+  /** PbxMessages (licensed users): opens the session on first use. */
+  async messages(mt, body = {}) {
+    if (!this._session) {
+      const { result } = await this.request("PbxMessages", "Session");
+      this._session = result.session;
+    }
+    return this.request("PbxMessages", mt, body);
+  }
+
+  _emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
