@@ -41,10 +41,10 @@ from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
 from signaling.support.visitors import Visitors
-from web import web_routes
 from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
 from tracing.routes import TraceRoutes
+from web import web_routes
 
 __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 

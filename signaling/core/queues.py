@@ -436,8 +436,8 @@ class Queues:
     def _take(self, chat: SupportChat, reg: Registration) -> JsonObject:
         call = chat.call
         sip = reg.user.sip
-        if not self._may_answer(chat, sip):
-            raise Forbidden("not an agent of this chat's queue")
+        if not self._may_answer(chat, sip) or sip == chat.visitor.sip:
+            raise Forbidden("not an agent of this chat's queue (or it is your own chat)")
         if call.callee is not None:
             raise AlreadyTaken("another agent took this chat")
         leg = next((leg for leg in call.offers if leg.reg is reg), None)
@@ -476,7 +476,7 @@ class Queues:
         self._active.get((call.domain, previous.sip), set()).discard(call.call_id)
         chat.agent = None
         chat.transfers += 1
-        chat.declined = set()
+        chat.declined = {previous.sip}  # handed on: it goes to someone else
         if chat.idle is not None:
             chat.idle.cancel()
             chat.idle = None

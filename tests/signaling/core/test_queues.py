@@ -532,3 +532,26 @@ def test_a_chat_cannot_be_transferred_to_its_visitor() -> None:
     h.send(alice, {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "carol"})
     assert h.one(alice)["code"] == "unavailable"
     h.finish()
+
+
+def test_an_agent_calling_its_own_queue_cannot_take_its_own_chat() -> None:
+    h = Harness(_config())
+    alice, bob = h.phone("alice"), h.phone("bob")
+    _visit(h, alice)  # alice calls the desk as a customer: only the others are offered it
+    h.offered(bob)
+    (call_id,) = h.switch.chat.support.chats
+    h.send(alice, {"api": "Queue", "mt": "Take", "callId": call_id})
+    assert h.one(alice)["code"] == "forbidden"
+    h.finish()
+
+
+def test_a_chat_transferred_to_its_own_queue_goes_to_someone_else() -> None:
+    h = Harness(_config())
+    agents = _agents(h, "alice", "bob")
+    _taken_by_alice(h, agents)
+    (call_id,) = h.switch.chat.support.chats
+    h.send(agents["alice"], {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "desk"})
+    assert [m.get("mt") for m in h.take(agents["alice"])] == ["Signaling", "TransferResult"]
+    _, sig = h.offered(agents["bob"])
+    assert sig["callId"] == call_id
+    h.finish()
