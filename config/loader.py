@@ -62,6 +62,8 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _DIGITS = re.compile(r"[0-9]*")
 _NAME_FORBIDDEN = re.compile(r"[@:\s]")
 _GROUP_NAME = re.compile(r"group-[0-9]+")
+_SHORTCODE = re.compile(r"[a-z0-9_+-]{1,32}")
+_IMAGE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,200}\.(png|gif|svg|webp|jpe?g)")
 """Addresses the messages service gives to groups (PROTOCOL §7.6); no user may take one."""
 
 
@@ -390,7 +392,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
     },
 }
 _TOP_LEVEL = (*_SECTIONS, "tenants")
-_TENANT_KEYS = ("demo", "users", "apps", "queues")
+_TENANT_KEYS = ("demo", "users", "apps", "queues", "emoticons")
 _USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
 _QUEUE_KEYS = ("dn", "agents")
 _APP_KEYS = ("dn", "password", "act_for", "apis")
@@ -511,7 +513,27 @@ def _tenant(domain: str, value: object) -> TenantConfig:
     users = _users(table.get("users", {}), f"{where}.users")
     apps = _apps(table.get("apps", {}), f"{where}.apps", users)
     queues = _queues(table.get("queues", {}), f"{where}.queues", users, apps)
-    return TenantConfig(domain=domain, users=users, apps=apps, queues=queues, demo=demo)
+    emoticons = _emoticons(table.get("emoticons", {}), f"{where}.emoticons")
+    return TenantConfig(
+        domain=domain, users=users, apps=apps, queues=queues, demo=demo, emoticons=emoticons
+    )
+
+
+def _emoticons(value: object, where: str) -> tuple[tuple[str, str], ...]:
+    """Shortcodes (letters, digits, ``_``, ``-``, ``+``) mapped to image paths on this
+    server: the web client shows ``:code:`` as that image. Paths only, so the pages'
+    Content-Security-Policy (images from this server) holds."""
+    emoticons = []
+    for code, path in _table(value, where).items():
+        if not _SHORTCODE.fullmatch(code):
+            raise ConfigError(_key(where, code), "a shortcode is 1-32 of a-z 0-9 _ - +")
+        if not isinstance(path, str) or not _IMAGE_PATH.fullmatch(path) or ".." in path:
+            raise ConfigError(
+                _key(where, code),
+                f"expected a path on this server like /static/x.png, got {shown_value(path)}",
+            )
+        emoticons.append((code, path))
+    return tuple(emoticons)
 
 
 def _users(value: object, where: str) -> tuple[UserConfig, ...]:

@@ -208,6 +208,7 @@ class TenantConfig:
     apps: tuple[AppConfig, ...] = ()
     queues: tuple[QueueConfig, ...] = ()
     demo: bool = False  # true marks a tenant whose passwords are public demo values
+    emoticons: tuple[tuple[str, str], ...] = ()  # (shortcode, image url path on this server)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ def create_app(
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
     visitors = Visitors(switch, config.support, wake=lambda: _wake_hub(app))
     routes += visitors.routes()
-    routes += web_routes()
+    routes += web_routes(config)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -6,10 +6,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
+
+from config import Config
 
 __all__ = ["PAGES", "STATIC", "web_routes"]
 
@@ -36,8 +38,9 @@ _HEADERS = {
 }
 
 
-def web_routes() -> list[BaseRoute]:
+def web_routes(config: Config) -> list[BaseRoute]:
     routes: list[BaseRoute] = [Route(path, _page(path, name)) for path, name in PAGES.items()]
+    routes.append(Route("/api/emoticons", _emoticons(config)))
     routes.append(Route("/favicon.ico", _favicon))
     routes.append(Mount("/static", app=_Static(directory=STATIC), name="static"))
     return routes
@@ -54,6 +57,21 @@ def _page(path: str, name: str) -> Callable[[Request], Awaitable[Response]]:
         return FileResponse(STATIC / name, media_type="text/html", headers=headers)
 
     return page
+
+
+def _emoticons(config: Config) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /api/emoticons[?domain=D]`` → ``{"emoticons": {code: path}}``: a tenant's custom
+    emoticons (``[tenants."<domain>".emoticons]``); public, like the images themselves."""
+    by_domain = {tenant.domain: dict(tenant.emoticons) for tenant in config.tenants}
+    default = config.login.default_domain
+
+    async def emoticons(request: Request) -> Response:
+        domain = request.query_params.get("domain") or default
+        return JSONResponse(
+            {"emoticons": by_domain.get(domain, {})}, headers={"Cache-Control": "max-age=300"}
+        )
+
+    return emoticons
 
 
 async def _favicon(request: Request) -> Response:
