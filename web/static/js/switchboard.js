@@ -6,9 +6,15 @@
 // its resume token and the last seq it saw of each call (PROTOCOL 4.9), answers the calls
 // the hub offers again, and drops replayed messages it already has.
 //
+// A page that outlives its own reload (the visitor widget) keeps `client.resumeToken` and
+// passes it back as `new Client({..., resume, seqs})`: the first Register then takes the
+// old registration over and the hub offers its live calls again (setup with `resumed`).
+//
 // It is an EventTarget. Events (detail in parentheses):
 //   status    ({status: "connecting"|"online"|"reconnecting"|"offline", error?})
+//   registered ({resumed, resume}) every RegisterResult; resume is the token for next time
 //   call      ({call}) a call was offered (call.incoming) or placed
+//   proceeding ({call}) the hub accepted a call we placed; call.callId is known from now on
 //   connected ({call}) the other side answered
 //   message   ({call, message}) an im_message (message.mine for our own, message.system)
 //   ack       ({call, ack}) what became of a message we sent (delivered, held, stored, ...)
@@ -71,9 +77,10 @@ export class Call {
     this.client._ended(this, 16);
   }
 
-  /** Send text (plain text unless mime says otherwise); resolves with the message id. */
-  send(data, { mime = "text/plain", attach = null } = {}) {
-    const id = this.client._newId();
+  /** Send text (plain text unless mime says otherwise); returns the message id. A retry
+   * passes the first try's `id`: the hub acknowledges it again and never relays it twice. */
+  send(data, { mime = "text/plain", attach = null, id = null } = {}) {
+    id = id || this.client._newId();
     const message = { type: "im_message", mime, data, id };
     if (attach) message.attach = attach;
     this.client._signal(this.number, { type: "facility", fty: [message] });
@@ -86,7 +93,7 @@ export class Call {
 }
 
 export class Client extends EventTarget {
-  constructor({ sip, password, domain = "", url = hubUrl(), app = "switchboard-web" }) {
+  constructor({ sip, password, domain = "", url = hubUrl(), app = "switchboard-web", resume = null, seqs = null }) {
     super();
     this.sip = sip;
     this.password = password;
@@ -100,7 +107,10 @@ export class Client extends EventTarget {
     this._pending = new Map();
     this._ids = 0;
     this._nextCall = 1;
-    this._resume = null;
+    this._resume = resume; // PROTOCOL 4.9: a token from an earlier page of the same tab
+    this._seqs = { ...(seqs || {}) }; // callId -> last seq seen, for that first Register
+    this._keepalives = []; // one entry per KeepAlive in flight: a sync() resolver or null
+    this.resumed = false;
     this._retry = 0;
     this._closing = false;
     this._session = null;
@@ -130,7 +140,7 @@ export class Client extends EventTarget {
   }
 
   _open() {
-    this._setStatus(this._resume ? "reconnecting" : "connecting");
+    this._setStatus(this._resume && !this._firstConnect ? "reconnecting" : "connecting");
     const ws = new WebSocket(this.url);
     this.ws = ws;
     ws.onopen = () => this._send({ mt: "AppChallenge" });
@@ -138,8 +148,22 @@ export class Client extends EventTarget {
     ws.onclose = (event) => this._lost(event);
   }
 
+  /** The resume token of the current registration (PROTOCOL 4.9), null before the first. */
+  get resumeToken() {
+    return this._resume;
+  }
+
+  /** Resolves once the hub has answered everything sent before (a KeepAlive round trip). */
+  sync() {
+    return new Promise((resolve) => {
+      this._keepalives.push(resolve);
+      this._send({ mt: "KeepAlive" });
+    });
+  }
+
   _lost(event) {
     clearInterval(this._keepalive);
+    for (const waiting of this._keepalives.splice(0)) if (waiting) waiting();
     this._session = null;
     for (const { reject } of this._pending.values()) reject(new Error("connection lost"));
     this._pending.clear();
@@ -181,8 +205,8 @@ export class Client extends EventTarget {
     const register = { api: "PbxSignal", mt: "Register", src: "reg", flags: "NO_MEDIA_CALL", hw: "web" };
     if (this._resume) {
       register.resume = this._resume;
-      register.seqs = {};
-      for (const call of this.calls.values()) register.seqs[call.callId] = call.lastSeq;
+      register.seqs = { ...this._seqs };
+      for (const call of this.calls.values()) if (call.callId) register.seqs[call.callId] = call.lastSeq;
     }
     this._send(register);
   }
@@ -214,7 +238,11 @@ export class Client extends EventTarget {
       this.trace = Boolean(message.browser);
       return;
     }
-    if (mt === "KeepAlive") return;
+    if (mt === "KeepAlive") {
+      const waiting = this._keepalives.shift();
+      if (waiting) waiting();
+      return;
+    }
     if (message.api === "PbxSignal" && mt === "RegisterResult") return this._registered(message);
     if (message.api === "PbxSignal" && mt === "Signaling") return this._signaling(message);
     if (message.src !== undefined && this._pending.has(message.src)) return this._answer(message);
@@ -233,9 +261,15 @@ export class Client extends EventTarget {
       for (const call of [...this.calls.values()]) this._ended(call, 41);
     }
     this._resume = message.resume;
+    this._seqs = {};
+    this.resumed = Boolean(message.resumed);
     this._retry = 0;
     clearInterval(this._keepalive);
-    this._keepalive = setInterval(() => this._send({ mt: "KeepAlive" }), 30000);
+    this._keepalive = setInterval(() => {
+      this._keepalives.push(null);
+      this._send({ mt: "KeepAlive" });
+    }, 30000);
+    this._emit("registered", { resumed: this.resumed, resume: this._resume });
     this._setStatus("online");
     if (this._firstConnect) {
       this._firstConnect.resolve(this);
@@ -253,10 +287,16 @@ export class Client extends EventTarget {
       call.callId = sig.callId || call.callId;
       this.byCallId.set(call.callId, call);
       call.state = "waiting";
-      return;
+      return this._emit("proceeding", { call });
     }
     if (sig.type === "alert") return;
     if (sig.type === "conn") {
+      if (sig.callId && !call.callId) {
+        // a presence subscription learns its callId here (PROTOCOL 12.11), so that a
+        // resume finds it again instead of keeping a stale call number
+        call.callId = sig.callId;
+        this.byCallId.set(call.callId, call);
+      }
       call.state = "connected";
       const name = (sig.fty || []).find((item) => item.type === "name_identification");
       if (name && !call.presence) call.peer = { ...call.peer, dn: name.name };
@@ -346,13 +386,19 @@ export class Client extends EventTarget {
     return `w${Date.now().toString(36)}-${this._ids}`;
   }
 
-  /** Start a chat with a user, a group or a queue; extra fty (e.g. a context) ride along. */
+  /** Start a chat with a user, a group or a queue; extra fty (e.g. a context) ride along.
+   * `first` (text, or {data, mime, attach}) travels in the setup itself, so a callee who
+   * is offline is reported at once (im_ack not_delivered, rel 18); its id is call.firstId. */
   chat(to, { context = null, first = null } = {}) {
     const number = this._nextCall++;
     const call = new Call(this, number, null, { sip: to, dn: to }, false);
     const fty = [{ type: "im_setup" }];
     if (context) fty.push({ type: "context", ...context });
-    if (first) fty.push({ type: "im_message", mime: "text/plain", data: first, id: this._newId() });
+    if (first) {
+      const message = typeof first === "string" ? { data: first } : first;
+      call.firstId = this._newId();
+      fty.push({ type: "im_message", mime: "text/plain", ...message, id: call.firstId });
+    }
     this.calls.set(number, call);
     this._signal(number, { type: "setup", channel: 0, cd: { sip: to }, fty });
     this._emit("call", { call });
@@ -377,14 +423,18 @@ export class Client extends EventTarget {
 
   // -- requests (PbxMessages, Queue) ---------------------------------------------------
 
-  /** A request; resolves with {inds: [...], result} or rejects with the Error frame. */
+  /** A request; resolves with {inds: [...], result} or rejects with the Error frame.
+   * The promise carries the request's `src` (updates that follow on it, e.g. a Queue
+   * board's, arrive as `queue` events with that `src`). */
   request(api, mt, body = {}) {
     this._src += 1;
     const src = `q${this._src}`;
-    return new Promise((resolve, reject) => {
+    const promise = new Promise((resolve, reject) => {
       this._pending.set(src, { resolve, reject, inds: [] });
       this._send({ api, mt, src, ...body });
     });
+    promise.src = src;
+    return promise;
   }
 
   _answer(message) {
