@@ -6,6 +6,7 @@
 // the agent has is a column with its context, messages, typing, Transfer and Close.
 
 import { Client, CAUSES } from "./switchboard.js";
+import { messageFragment as fragment } from "./html.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,29 +24,6 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const child of children) if (child !== null && child !== undefined && child !== false) element.append(child);
   return element;
-}
-
-const ALLOWED = new Set("P BR B STRONG I EM U S UL OL LI BLOCKQUOTE CODE PRE SPAN DIV".split(" "));
-const DROPPED = new Set(["SCRIPT", "STYLE", "TEMPLATE", "TITLE"]);
-
-/** The hub's sanitized HTML (PROTOCOL §4.6), copied element by element, no attributes. */
-function fragment(html) {
-  const body = new DOMParser().parseFromString(html || "", "text/html").body;
-  const out = document.createDocumentFragment();
-  const copy = (from, to) => {
-    for (const node of from.childNodes) {
-      if (node.nodeType === Node.TEXT_NODE) to.append(node.data);
-      else if (node.nodeType === Node.ELEMENT_NODE && !DROPPED.has(node.tagName)) {
-        if (ALLOWED.has(node.tagName)) {
-          const element = document.createElement(node.tagName.toLowerCase());
-          copy(node, element);
-          to.append(element);
-        } else copy(node, to);
-      }
-    }
-  };
-  copy(body, out);
-  return out;
 }
 
 function escapeHtml(value) {

@@ -7,6 +7,7 @@
 // offers the live call again (setup with `resumed`, §4.9) and replays what was said.
 
 import { Client, CAUSES } from "./switchboard.js";
+import { messageFragment as fragment } from "./html.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -60,30 +61,6 @@ function save() {
   } catch {
     // memory only
   }
-}
-
-// -- message text: the hub's sanitized HTML, copied element by element -------------------
-
-const ALLOWED = new Set("P BR B STRONG I EM U S UL OL LI BLOCKQUOTE CODE PRE SPAN DIV".split(" "));
-const DROPPED = new Set(["SCRIPT", "STYLE", "TEMPLATE", "TITLE"]);
-
-function fragment(html) {
-  const body = new DOMParser().parseFromString(html || "", "text/html").body;
-  const out = document.createDocumentFragment();
-  const copy = (from, to) => {
-    for (const node of from.childNodes) {
-      if (node.nodeType === Node.TEXT_NODE) to.append(node.data);
-      else if (node.nodeType === Node.ELEMENT_NODE && !DROPPED.has(node.tagName)) {
-        if (ALLOWED.has(node.tagName)) {
-          const element = document.createElement(node.tagName.toLowerCase());
-          copy(node, element);
-          to.append(element);
-        } else copy(node, to);
-      }
-    }
-  };
-  copy(body, out);
-  return out;
 }
 
 function el(tag, className, text) {
