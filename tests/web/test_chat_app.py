@@ -451,3 +451,88 @@ async def test_a_network_blink_loses_nothing(browser: Browser) -> None:
         await _composer(bob).press("Enter")
         await expect(alice.locator(".msg.theirs .body")).to_have_text(["Still here"])
         _clean(alice)
+
+
+async def test_a_group_chat_names_each_sender(browser: Browser) -> None:
+    async with running_server() as server:
+        alice = await _login(browser, server.http, "alice")
+        bob = await _login(browser, server.http, "bob")
+
+        # alice makes a group with bob in it: it opens at once, and she is in its chat
+        await alice.get_by_role("button", name="New group").click()
+        await expect(alice.get_by_label("Group name")).to_be_focused()
+        await alice.get_by_label("Group name").fill("Lunch crew")
+        await alice.get_by_label("Members").fill("bob")
+        await alice.get_by_role("button", name="Create group").click()
+        await expect(alice.locator("#group-form")).to_be_hidden()
+        await expect(alice.locator("#chat-name")).to_have_text("Lunch crew")
+        await expect(alice.locator("#chat-status")).to_have_text("Group chat")
+        group = await alice.locator(".contact[aria-current]").get_attribute("data-sip")
+        assert group is not None
+        assert re.fullmatch(r"group-\d+", group)
+        await expect(alice.locator("#notice")).to_be_hidden()
+
+        # someone who cannot be in a group is said so
+        await alice.get_by_role("button", name="Add people").click()
+        await alice.get_by_label("Add to the group (user names)").fill("carol")
+        await alice.get_by_role("button", name="Add", exact=True).click()
+        await expect(alice.locator("#notice-text")).to_have_text(
+            "Not added: carol (no messages licence)."
+        )
+        await alice.get_by_role("button", name="Cancel").click()
+        await alice.get_by_role("button", name="Dismiss").click()
+
+        await _composer(alice).fill("Pizza at noon, anyone?")
+        await _composer(alice).press("Enter")
+        await expect(alice.locator(".msg.mine")).to_have_count(1)
+        # nobody else is in the group's chat yet: the hub stores it and rings the members
+        await expect(alice.locator(".msg.mine").last).to_have_attribute(
+            "data-state", re.compile("sent|delivered")
+        )
+
+        # the group rings bob's app, which takes it: the message names alice
+        await expect(_contact(bob, group).locator(".contact-name")).to_have_text("Lunch crew")
+        await expect(_contact(bob, group).locator(".badge")).to_have_text("1")
+        await expect(_contact(bob, group).locator(".contact-sub")).to_have_text(
+            "Alice: Pizza at noon, anyone?"
+        )
+        await _contact(bob, group).click()
+        await expect(bob.locator("#chat-name")).to_have_text("Lunch crew")
+        theirs = bob.locator(".msg.theirs")
+        await expect(theirs).to_have_count(1)
+        await expect(theirs.locator(".sender")).to_have_text("Alice Example")
+        await expect(theirs.locator(".body")).to_have_text("Pizza at noon, anyone?")
+
+        # bob answers; alice sees it with his name
+        await _composer(bob).press_sequentially("Count me in 🍕")
+        await expect(alice.locator("#typing")).to_have_text("Bob Example is typing…")
+        await _composer(bob).press("Enter")
+        answer = alice.locator(".msg.theirs")
+        await expect(answer).to_have_count(1)
+        await expect(answer.locator(".sender")).to_have_text("Bob Example")
+        await expect(answer.locator(".body")).to_have_text("Count me in 🍕")
+        await expect(_contact(alice, group).locator(".contact-sub")).to_have_text(
+            "Bob: Count me in 🍕"
+        )
+        await _composer(alice).fill("Great, see you at the door")
+        await _composer(alice).press("Enter")
+        await expect(bob.locator(".msg.theirs .body").last).to_have_text(
+            "Great, see you at the door"
+        )
+        await expect(alice.locator(".msg.mine").last).to_have_attribute("data-state", "delivered")
+        await alice.screenshot(path=screenshot_path("chat-group"))
+        _keep("chat-group", "chat-group.png")
+
+        # the group's history: bob signs in again and reads it from the store
+        await _drained(server)
+        await bob.reload()
+        await _sign_in(bob, "bob")
+        await expect(_contact(bob, group).locator(".contact-name")).to_have_text("Lunch crew")
+        await _contact(bob, group).click()
+        await expect(bob.locator(".msg .body")).to_have_text(
+            ["Pizza at noon, anyone?", "Count me in 🍕", "Great, see you at the door"]
+        )
+        await expect(bob.locator(".msg.theirs .sender").first).to_have_text("Alice Example")
+        await expect(bob.locator("#history-status")).to_have_text("Start of the conversation")
+        _clean(alice)
+        _clean(bob)
