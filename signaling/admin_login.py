@@ -35,6 +35,12 @@ class AdminScope:
         return self.domain is None or self.domain == domain
 
 
+_ADMIN_DESTINATIONS = frozenset({"empty", "document"})
+"""What may carry an admin login: the admin pages' fetches, a typed address, curl (no
+header). ``/debug.xml`` changes flags on a GET, so a chat message must not be able to make
+a browser load it as an image with the operator's remembered credentials."""
+
+
 class AdminLogins:
     """The server's admin and the tenant admins of ``[admin]``, checked by HTTP Basic."""
 
@@ -66,6 +72,8 @@ class AdminLogins:
         """The scope of the request's valid admin login, or None."""
         if not self._accounts or request.headers.get("sec-fetch-site") == "cross-site":
             return None
+        if request.headers.get("sec-fetch-dest", "empty") not in _ADMIN_DESTINATIONS:
+            return None  # an <img>, <script>, frame... of a page: never the operator's wish
         address = [f"admin:{request.client.host if request.client else '-'}"]
         now = self._clock()
         if self._throttle.blocked(address, now):

@@ -256,6 +256,12 @@ async def test_admin_errors_are_json_and_failed_logins_are_throttled(
     assert deep.status_code in (400, 413)
     cross = await http.get("/admin/trace", headers={"Sec-Fetch-Site": "cross-site"})
     assert cross.status_code == 401
+    # a page's <img> of /debug.xml (e.g. a url a chat peer sent) never switches flags
+    embedded = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "image"}
+    assert (await http.get("/debug.xml?pbx=on", headers=embedded)).status_code == 401
+    assert (await http.get("/admin/trace")).json()["flags"]["pbx"] is False
+    typed = {"Sec-Fetch-Site": "none", "Sec-Fetch-Dest": "document"}
+    assert (await http.get("/debug.xml", headers=typed)).status_code == 200
     async with httpx.AsyncClient(base_url=server.http, timeout=10) as guesser:
         for _ in range(6):
             await guesser.get("/admin/trace", auth=("admin", "guess"))

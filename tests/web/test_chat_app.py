@@ -536,3 +536,27 @@ async def test_a_group_chat_names_each_sender(browser: Browser) -> None:
         await expect(bob.locator("#history-status")).to_have_text("Start of the conversation")
         _clean(alice)
         _clean(bob)
+
+
+async def test_an_attach_url_that_is_not_an_upload_is_only_a_link(browser: Browser) -> None:
+    """A peer may put any url in ``attach``; the page loads none of them by itself (an
+    image of another path of this server would be a request with the reader's cookies and
+    remembered logins), and shows foreign ones with their host."""
+    async with running_server() as server:
+        dave = await _login(browser, server.http, "dave")
+        carol = await server.phone("carol")
+        await carol.setup(1, "dave")
+        await carol.sig(1, "call_proc")
+        await expect(_contact(dave, "carol")).to_be_visible()
+        await carol.sig(1, "conn")
+        requested: list[str] = []
+        dave.on("request", lambda request: requested.append(request.url))
+        await carol.say(1, "cat.png", attach="/debug.xml?pbx=on")
+        await carol.say(1, "invoice.pdf", attach="https://elsewhere.example/x.exe")
+        await _contact(dave, "carol").click()
+        links = dave.locator(".msg .attachments a.external")
+        await expect(links).to_have_count(2)
+        await expect(links.last).to_contain_text("elsewhere.example/x.exe")
+        await expect(dave.locator(".msg .attachments img")).to_have_count(0)
+        assert not any("debug.xml" in url or "elsewhere" in url for url in requested)
+        _clean(dave)

@@ -38,7 +38,8 @@
     if (data.seller) params.set("seller", data.seller);
     if (data.queue) params.set("queue", data.queue);
     if (data.title) params.set("title", data.title);
-    params.set("url", location.href.split("#")[0].slice(0, 2000));
+    // the page, not its query: a query may hold tokens, addresses or order numbers
+    params.set("url", (location.origin + location.pathname).slice(0, 2000));
     params.set("embed", "1");
     params.set("origin", location.origin);
     var saved = read(STATE_KEY);
@@ -178,7 +179,7 @@
     css(bubble, { display: phone && open ? "none" : "grid" });
   }
 
-  function setOpen(open) {
+  function setOpen(open, byUser) {
     if (open && !frame) {
       frame = document.createElement("iframe");
       frame.src = visitUrl();
@@ -193,10 +194,15 @@
     if (open) css(badge, { display: "none" });
     remember(open);
     layout();
+    if (byUser && open) frame.focus(); // keyboard users land in the chat
+    if (byUser && !open) bubble.focus(); // and come back to the button that opened it
   }
 
   bubble.addEventListener("click", function () {
-    setOpen(panel.style.display === "none");
+    setOpen(panel.style.display === "none", true);
+  });
+  root.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && panel.style.display !== "none") setOpen(false, true);
   });
   bubble.addEventListener("mouseenter", function () {
     css(bubble, { transform: "scale(1.06)" });
@@ -208,7 +214,7 @@
   window.addEventListener("message", function (event) {
     if (!frame || event.source !== frame.contentWindow || event.origin !== hub) return;
     var type = event.data && event.data.type;
-    if (type === "switchboard:close") setOpen(false);
+    if (type === "switchboard:close") setOpen(false, true);
     if (type === "switchboard:state") {
       var state = event.data.state;
       write(STATE_KEY, state && state.account ? JSON.stringify(state) : "");
@@ -218,8 +224,9 @@
 
   if (PHONE.addEventListener) PHONE.addEventListener("change", layout);
 
-  root.appendChild(panel);
+  // the button first, then the panel it opens: Tab goes from one into the other
   root.appendChild(bubble);
+  root.appendChild(panel);
 
   function mount() {
     document.body.appendChild(host);

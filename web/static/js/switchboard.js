@@ -245,6 +245,9 @@ export class Client extends EventTarget {
     }
     if (message.api === "PbxSignal" && mt === "RegisterResult") return this._registered(message);
     if (message.api === "PbxSignal" && mt === "Signaling") return this._signaling(message);
+    if (message.api === "PbxMessages" && mt === "Error" && message.src === undefined) {
+      this._session = null; // the hub lost the messages service: sessions ended (PROTOCOL 6.3)
+    }
     if (message.src !== undefined && this._pending.has(message.src)) return this._answer(message);
     if (message.api === "Queue") return this._emit("queue", { message });
     if (mt === "Error") return this._emit("error", { message });
@@ -460,7 +463,15 @@ export class Client extends EventTarget {
       const { result } = await this.request("PbxMessages", "Session");
       this._session = result.session;
     }
-    return this.request("PbxMessages", mt, body);
+    try {
+      return await this.request("PbxMessages", mt, body);
+    } catch (error) {
+      if (error.code !== "bad_state") throw error;
+      this._session = null; // the session ended meanwhile: open a new one, once
+      const { result } = await this.request("PbxMessages", "Session");
+      this._session = result.session;
+      return this.request("PbxMessages", mt, body);
+    }
   }
 
   _emit(type, detail) {

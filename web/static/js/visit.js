@@ -186,6 +186,11 @@ function addMessage(message) {
   }
   if (message.id) shownIds.set(message.id, item);
   messages.append(item);
+  if (!message.mine) {
+    // one polite announcer, replaced each time: a replayed history is not read out whole
+    const who = system ? "" : `${message.sender_dn || agent || "Support"}: `;
+    $("announce").textContent = who + (item.querySelector(".bubble, .system-text")?.textContent || "");
+  }
   scrollDown();
   return item;
 }
@@ -466,6 +471,9 @@ $("restart").addEventListener("click", async () => {
   }
 });
 $("minimize").addEventListener("click", () => post("close"));
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && framed) post("close"); // the widget closes and refocuses its button
+});
 
 if (state.account && state.callId) restore();
 else phase("intro");

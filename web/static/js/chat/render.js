@@ -107,8 +107,20 @@ export function renderAttachments(msg) {
   for (const file of msg.attach) {
     const url = safeUrl(file.url);
     if (!url) continue;
-    const sameOrigin = url.origin === location.origin;
-    const image = sameOrigin && (IMAGE_MIME.test(file.mime || "") || IMAGE_NAME.test(file.name));
+    // Only a file buffer of this server is a file (PROTOCOL 8): any other url a peer put in
+    // `attach` is a plain link showing its host, never loaded by the page (an <img> of
+    // another path of this server would be a request made with this browser's credentials).
+    const uploaded = url.origin === location.origin && url.pathname.startsWith("/messages/files/");
+    if (!uploaded) {
+      const external = el("a", "file external");
+      external.href = url.href;
+      external.target = "_blank";
+      external.rel = "noopener noreferrer";
+      external.append(el("span", "file-icon", "🔗"), el("span", "file-name", `${url.host}${url.pathname}`));
+      box.append(external);
+      continue;
+    }
+    const image = IMAGE_MIME.test(file.mime || "") || (!file.mime && IMAGE_NAME.test(file.name));
     const link = el("a", image ? "preview" : "file");
     link.href = url.href;
     link.target = "_blank";
