@@ -3,7 +3,8 @@
 
 Without Chromium the tests skip, unless ``SWITCHBOARD_REQUIRE_SERVICES=1`` (CI), where they
 fail: CI installs it. Screenshots go to ``tests/web/artifacts/`` (ignored by git); the
-ones worth keeping are copied to ``docs/screenshots/`` by hand.
+current ones live in ``docs/screenshots/`` (the chat app's tests refresh theirs with
+``SWITCHBOARD_SCREENSHOTS=1``; the others were copied from the artifacts).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ is for its outbox to reach the messages service (``_drained``)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -116,8 +117,11 @@ def _png(width: int = 320, height: int = 200) -> bytes:
 
 
 def _keep(name: str, as_name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(screenshot_path(name), SCREENSHOTS / as_name)
+    """With ``SWITCHBOARD_SCREENSHOTS=1``, also refresh the copy in ``docs/screenshots``
+    (a plain test run leaves the tracked files alone)."""
+    if os.environ.get("SWITCHBOARD_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(screenshot_path(name), SCREENSHOTS / as_name)
 
 
 async def _drained(server: RunningServer) -> None:
