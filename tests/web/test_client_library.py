@@ -1,11 +1,14 @@
 """The browser client library (web/static/js/switchboard.js) in a real Chromium: login
-digest, registration, a chat between two browser contexts, resume after a dropped link."""
+digest, registration, a chat between two browser contexts, the ``browser`` trace flag."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import httpx
 from playwright.async_api import Browser, Page
 
-from tests.support import running_server
+from tests.support import make_config, running_server
 
 CONNECT = """async ([sip, password]) => {
   const { Client } = await import("/static/js/switchboard.js");
@@ -53,3 +56,31 @@ async def test_a_wrong_password_is_refused(browser: Browser) -> None:
             }"""
         )
         assert error == "login failed"
+
+
+async def test_the_browser_trace_flag_makes_the_client_log_its_traffic(browser: Browser) -> None:
+    config = make_config()
+    config = replace(config, admin=replace(config.admin, password="trace-secret"))
+    async with running_server(config) as server:
+        page = await _client(browser, server.http + "/", "alice")
+        await page.evaluate(
+            """() => {
+              window.logged = [];
+              const debug = console.debug;
+              console.debug = (...args) => {
+                window.logged.push(String(args[0]));
+                debug(...args);
+              };
+            }"""
+        )
+        async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+            answer = await http.put(
+                "/admin/trace", json={"browser": True}, auth=("admin", "trace-secret")
+            )
+            assert answer.status_code == 200
+        await page.wait_for_function("() => window.client.trace === true")
+        await page.evaluate("() => window.client.watch('bob')")
+        await page.wait_for_function(
+            "() => window.logged.some((t) => t.startsWith('switchboard >'))"
+            " && window.logged.some((t) => t.startsWith('switchboard <'))"
+        )
