@@ -607,23 +607,15 @@ def _queues(
     """The support queues of a tenant; their sips share the namespace of users and Apps."""
     sips = {user.sip for user in users}
     taken = sips | {app.name for app in apps}
-    queues: list[QueueConfig] = []
-    for sip, spec in _table(value, where).items():
-        queue_where = _key(where, sip)
-        if sip in taken:
-            raise ConfigError(queue_where, "a user or App object of this tenant has this name")
-        queues.append(_queue(sip, spec, queue_where, sips))
-    return tuple(queues)
+    clash = "a user or App object of this tenant has this name"
+    return _named(value, where, taken, clash, lambda sip, spec, at: _queue(sip, spec, at, sips))
 
 
 def _queue(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
     _check_name(sip, where)
     table = _table(value, where)
     _reject_unknown(table, _QUEUE_KEYS, where)
-    agents = _strings(table, "agents", where)
-    for agent in agents:
-        if agent not in sips:
-            raise ConfigError(f"{where}.agents", f"no user {shown_value(agent)} in this tenant")
+    agents = _users_named(table, "agents", where, sips)
     return QueueConfig(
         sip=sip,
         dn=_optional_text(table, "dn", where, default=sip),
@@ -634,23 +626,43 @@ def _queue(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
 def _apps(value: object, where: str, users: tuple[UserConfig, ...]) -> tuple[AppConfig, ...]:
     """The App objects of a tenant; their names share one namespace with the user sips."""
     sips = {user.sip for user in users}
-    apps: list[AppConfig] = []
+    clash = "a user of this tenant already has this name"
+    return _named(value, where, sips, clash, lambda name, spec, at: _app(name, spec, at, sips))
+
+
+_T = TypeVar("_T")
+
+
+def _named(
+    value: object, where: str, taken: set[str], clash: str, make: Callable[[str, object, str], _T]
+) -> tuple[_T, ...]:
+    """The entries of a table keyed by name (App objects, queues), none named like
+    ``taken`` (they share one namespace per tenant)."""
+    entries: list[_T] = []
     for name, spec in _table(value, where).items():
-        app_where = _key(where, name)
-        if name in sips:
-            raise ConfigError(app_where, "a user of this tenant already has this name")
-        apps.append(_app(name, spec, app_where, sips))
-    return tuple(apps)
+        at = _key(where, name)
+        if name in taken:
+            raise ConfigError(at, clash)
+        entries.append(make(name, spec, at))
+    return tuple(entries)
+
+
+def _users_named(
+    table: Table, key: str, where: str, sips: set[str], *, anyone: bool = False
+) -> list[str]:
+    """A list of user sips of the tenant (``"*"`` too when ``anyone``)."""
+    names = _strings(table, key, where)
+    for sip in names:
+        if sip not in sips and not (anyone and sip == "*"):
+            raise ConfigError(f"{where}.{key}", f"no user {shown_value(sip)} in this tenant")
+    return names
 
 
 def _app(name: str, value: object, where: str, sips: set[str]) -> AppConfig:
     _check_name(name, where)
     table = _table(value, where)
     _reject_unknown(table, _APP_KEYS, where)
-    act_for = _strings(table, "act_for", where)
-    for sip in act_for:
-        if sip != "*" and sip not in sips:
-            raise ConfigError(f"{where}.act_for", f"no user {shown_value(sip)} in this tenant")
+    act_for = _users_named(table, "act_for", where, sips, anyone=True)
     return AppConfig(
         name=name,
         password=_password(table, where),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import httpx
+import respx
 import uvicorn
 from starlette.applications import Starlette
 
@@ -247,3 +249,26 @@ async def connected_pair(
     await pb.signal(number, {"type": "conn"})
     await pa.sig(1, "conn")
     return pa, pb, number
+
+
+async def drained(server: RunningServer) -> None:
+    """Wait until the messages service has acknowledged every Post the hub took (it
+    stores them in the background; histories are read from there)."""
+    outbox = server.hub.outbox
+    assert outbox is not None
+    for _ in range(1000):
+        await outbox.flushed()
+        if not outbox.pending:
+            return
+        await server.idle(0.01)
+    raise AssertionError(f"{len(outbox.pending)} Posts never acknowledged")
+
+
+async def posted(route: respx.Route, count: int) -> list[httpx.Request]:
+    """The requests of a mocked webhook ``route`` once ``count`` have arrived (the
+    sender POSTs from its own task: real I/O, polled)."""
+    for _ in range(500):
+        if route.call_count >= count:
+            return [call.request for call in route.calls]
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{route.call_count} of {count} webhooks posted")

@@ -742,8 +742,9 @@ class ChatCalls:
             self._group_message(leg, sanitize(data, mime), raw, message_id, self._clock.wall())
             return self._stop_typing(leg)
         peer = call.peer(leg)
+        parked = peer is not None and peer.parked
         conn = peer.reg.conn if peer is not None else 0
-        if peer is not None and not peer.parked and self._congested(conn, self._out.pending(conn)):
+        if peer is not None and not parked and self._congested(conn, self._out.pending(conn)):
             # The reader is not keeping up: say so now, then cut it off (4008), which
             # releases this call. Acknowledging "delivered" here would be a lie.
             if message_id is not None:
@@ -762,11 +763,11 @@ class ChatCalls:
             return None
         html = sanitize(data, mime)  # after the cheap refusals: bleach is the costly part
         wall = self._clock.wall()
-        now = int(wall)
+        now, wall_ms = int(wall), int(wall * 1000)
         seq = call.next_seq()
         self.messages += 1
         if call.support is not None:
-            call.support.touch(self._clock.monotonic(), int(wall * 1000))
+            call.support.touch(self._clock.monotonic(), wall_ms)
         if self._keep and (self._resumable or call.support is not None):
             user = leg.reg.user
             size_html = utf8_len(html)
@@ -774,7 +775,6 @@ class ChatCalls:
                 seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size_html
             )
             call.record(line, self._keep, self._keep_bytes)
-        parked = peer is not None and peer.parked
         if peer is not None and not parked:
             self._out.send_text(peer.reg.conn, _relay_text(leg, peer, now, seq, html, raw))
             state = "delivered"
@@ -788,9 +788,7 @@ class ChatCalls:
             call.held_bytes += size
             state = "held"
         if call.stored and (state != "held" or parked):  # held ones are posted when relayed
-            self._post(
-                leg, seq, int(wall * 1000), html, raw.attach, message_id, ack=state == _PENDING
-            )
+            self._post(leg, seq, wall_ms, html, raw.attach, message_id, ack=state == _PENDING)
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,10 @@ from .directory import Directory
 __all__ = ["DirectoryChanges", "app_table", "queue_table", "user_table"]
 
 log = logging.getLogger(__name__)
+
+Table = dict[str, Any]
+Put = Callable[[str, Table, str], None]
+"""Adds one saved entry (name, its table, where it was for messages) to a tenant."""
 
 
 def user_table(user: UserConfig) -> dict[str, Any]:
@@ -114,39 +119,35 @@ class DirectoryChanges:
         if tenant is None or tenant.domain != domain:
             log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
             return
-        users, apps = change.get("users", {}), change.get("apps", {})
-        queues = change.get("queues", {})
-        # Deletions first, then users, then App objects and queues (which may name those
-        # users): a name freed by one may be taken by another.
-        for sip, table in queues.items():
-            if table is None:
-                tenant.remove_queue(sip)
-        for name, table in apps.items():
-            if table is None:
-                tenant.remove_app(name)
-        for sip, table in users.items():
-            if table is None:
-                tenant.remove(sip)
-        for sip, table in users.items():
-            if table is not None:
+
+        def put_user(sip: str, table: Table, where: str) -> None:
+            tenant.put(user_from_table(sip, table, where))
+
+        def put_app(name: str, table: Table, where: str) -> None:
+            tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
+
+        def put_queue(sip: str, table: Table, where: str) -> None:
+            tenant.put_queue(queue_from_table(sip, table, where, set(tenant.users)))
+
+        # Users first, then App objects and queues (which may name those users); all
+        # deletions before, the other way round: a name freed by one may be taken by another.
+        kinds: list[tuple[str, dict[str, Table | None], Callable[[str], object], Put]] = [
+            ("user", change.get("users", {}), tenant.remove, put_user),
+            ("app", change.get("apps", {}), tenant.remove_app, put_app),
+            ("queue", change.get("queues", {}), tenant.remove_queue, put_queue),
+        ]
+        for _kind, entries, remove, _put in reversed(kinds):
+            for name, table in entries.items():
+                if table is None:
+                    remove(name)
+        for kind, entries, _remove, put in kinds:
+            for name, table in entries.items():
+                if table is None:
+                    continue
                 try:
-                    tenant.put(user_from_table(sip, table, f"{domain}/{sip}"))
+                    put(name, table, f"{domain}/{name}")
                 except (ConfigError, ValueError) as exc:
-                    log.warning("directory changes: user %s/%s skipped: %s", domain, sip, exc)
-        for name, table in apps.items():
-            if table is not None:
-                try:
-                    where = f"{domain}/{name}"
-                    tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
-                except (ConfigError, ValueError) as exc:
-                    log.warning("directory changes: app %s/%s skipped: %s", domain, name, exc)
-        for sip, table in queues.items():
-            if table is not None:
-                try:
-                    where = f"{domain}/{sip}"
-                    tenant.put_queue(queue_from_table(sip, table, where, set(tenant.users)))
-                except (ConfigError, ValueError) as exc:
-                    log.warning("directory changes: queue %s/%s skipped: %s", domain, sip, exc)
+                    log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, exc)
 
     # Each record writes the whole new state first and keeps it only once it is on disk:
     # the caller applies a change after recording it, so a change that could not be

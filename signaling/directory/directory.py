@@ -9,7 +9,7 @@ change is seen by the next one without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from config import AppConfig, QueueConfig, TenantConfig, UserConfig
@@ -44,13 +44,22 @@ class Tenant:
     def all_queues(self) -> list[QueueConfig]:
         return list(self.queues.values())
 
+    def _check_name_free(self, name: str, own: Mapping[str, object]) -> None:
+        """Users, App objects and queues share one namespace: ValueError when ``name``
+        belongs to an entry of another kind than ``own``'s."""
+        kinds: tuple[tuple[str, Mapping[str, object]], ...] = (
+            ("a user", self.users),
+            ("an App object", self.apps),
+            ("a queue", self.queues),
+        )
+        for kind, entries in kinds:
+            if entries is not own and name in entries:
+                raise ValueError(f"{name!r} is the name of {kind} of this tenant")
+
     def check_put(self, user: UserConfig) -> None:
         """ValueError when ``put(user)`` would clash: its sip is an App object's name or
         its number belongs to another user."""
-        if user.sip in self.apps:
-            raise ValueError(f"{user.sip!r} is the name of an App object of this tenant")
-        if user.sip in self.queues:
-            raise ValueError(f"{user.sip!r} is the sip of a queue of this tenant")
+        self._check_name_free(user.sip, self.users)
         owner = self.numbers.get(user.num) if user.num else None
         if owner is not None and owner.sip != user.sip:
             raise ValueError(f"number {user.num} belongs to {owner.sip!r}")
@@ -76,10 +85,7 @@ class Tenant:
             self.numbers[user.num] = user
 
     def check_put_app(self, app: AppConfig) -> None:
-        if app.name in self.users:
-            raise ValueError(f"{app.name!r} is the sip of a user of this tenant")
-        if app.name in self.queues:
-            raise ValueError(f"{app.name!r} is the sip of a queue of this tenant")
+        self._check_name_free(app.name, self.apps)
 
     def put_app(self, app: AppConfig) -> None:
         """Add or replace an App object; ValueError when a user has its name."""
@@ -92,10 +98,7 @@ class Tenant:
     def check_put_queue(self, queue: QueueConfig) -> None:
         """ValueError when ``put_queue(queue)`` would clash: its sip is a user's or an App
         object's name, or an agent is not a user of this tenant."""
-        if queue.sip in self.users:
-            raise ValueError(f"{queue.sip!r} is the sip of a user of this tenant")
-        if queue.sip in self.apps:
-            raise ValueError(f"{queue.sip!r} is the name of an App object of this tenant")
+        self._check_name_free(queue.sip, self.queues)
         missing = [agent for agent in queue.agents if agent not in self.users]
         if missing:
             raise ValueError(f"no user {missing[0]!r} in this tenant")

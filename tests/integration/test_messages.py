@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from config import Config
-from tests.support import Phone, RunningServer, make_config, running_server
+from tests.support import Phone, RunningServer, drained, make_config, running_server
 
 JsonObject = dict[str, Any]
 
@@ -50,18 +50,6 @@ async def chats(phone: Phone, **fields: Any) -> dict[str, JsonObject]:
     *inds, result = await ask(phone, "ReadChats", **fields)
     assert result["mt"] == "ReadChatsResult", result
     return {ind["sip"]: ind for ind in inds}
-
-
-async def drained(server: RunningServer) -> None:
-    """Wait until the service has acknowledged every Post the hub took."""
-    outbox = server.hub.outbox
-    assert outbox is not None
-    for _ in range(1000):
-        await outbox.flushed()
-        if not outbox.pending:
-            return
-        await server.idle(0.01)
-    raise AssertionError(f"{len(outbox.pending)} Posts never acknowledged")
 
 
 async def call_offline(phone: Phone, to: str, number: int = 1) -> str:

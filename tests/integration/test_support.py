@@ -20,7 +20,15 @@ import httpx
 import respx
 
 from config import Config, QueueConfig
-from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
+from tests.support import (
+    PASSWORDS,
+    Phone,
+    RunningServer,
+    drained,
+    make_config,
+    posted,
+    running_server,
+)
 
 JsonObject = dict[str, Any]
 
@@ -340,13 +348,9 @@ async def test_a_visitors_chat_with_a_licensed_agent_is_never_stored(tmp_path: P
         await alice.say(7, "stored control", id="c1")
         assert (await alice.fty(7))["state"] == "delivered"
         await bob.fty(number)
+        await drained(server)
         outbox = server.hub.outbox
         assert outbox is not None
-        for _ in range(1000):
-            await outbox.flushed()
-            if not outbox.pending:
-                break
-            await server.idle(0.01)
         assert not outbox.pending and outbox.acknowledged == 1  # one Post, both sides
 
         # What alice's history shows: bob, never the visitor nor the queue.
@@ -378,15 +382,6 @@ async def test_a_visitors_chat_with_a_licensed_agent_is_never_stored(tmp_path: P
 
 
 # -- 4. webhooks -------------------------------------------------------------------------
-
-
-async def posted(route: respx.Route, count: int) -> list[httpx.Request]:
-    """The first ``count`` requests of ``route``, once they have arrived (real I/O)."""
-    for _ in range(500):
-        if route.call_count >= count:
-            return [call.request for call in route.calls]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{route.call_count} of {count} webhooks posted")
 
 
 async def test_support_webhooks_are_signed_and_carry_the_chat() -> None:

@@ -3,7 +3,6 @@ receive nor store is posted, signed, to the operator's receiver (mocked with res
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -13,7 +12,7 @@ import httpx
 import respx
 
 from config import Config
-from tests.support import make_config, running_server
+from tests.support import make_config, posted, running_server
 
 URL = "https://hooks.example.test/in"
 SECRET = "integration-hook-secret"
@@ -23,14 +22,6 @@ def hooked_config() -> Config:
     config = make_config()
     hooks = replace(config.webhooks, url=URL, secret=SECRET)
     return replace(config, webhooks=hooks)
-
-
-async def posted(route: respx.Route, count: int) -> list[httpx.Request]:
-    for _ in range(500):
-        if route.call_count >= count:
-            return [call.request for call in route.calls]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{route.call_count} of {count} webhooks posted")
 
 
 async def test_a_message_to_an_offline_volatile_user_is_posted() -> None:

@@ -5,7 +5,7 @@ long, sending too fast, a file with its preview, the stored history with infinit
 a network blink that loses nothing.
 
 No sleeps: Playwright's ``expect`` waits for each state, and the only wait on the server
-is for its outbox to reach the messages service (``_drained``)."""
+is for its outbox to reach the messages service (``drained``)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.support import PASSWORDS, RunningServer, make_config, running_server
+from tests.support import PASSWORDS, drained, make_config, running_server
 from tests.web.conftest import screenshot_path
 
 DESKTOP = ViewportSize(width=1280, height=800)
@@ -122,19 +122,6 @@ def _keep(name: str, as_name: str) -> None:
     if os.environ.get("SWITCHBOARD_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(screenshot_path(name), SCREENSHOTS / as_name)
-
-
-async def _drained(server: RunningServer) -> None:
-    """Every message the hub took is in the messages service (it stores them in the
-    background; the history is read from there)."""
-    outbox = server.hub.outbox
-    assert outbox is not None
-    for _ in range(1000):
-        await outbox.flushed()
-        if not outbox.pending:
-            return
-        await server.idle(0.01)
-    raise AssertionError("the messages service never took the hub's Posts")
 
 
 async def test_two_people_chat_both_ways_with_typing_marks_and_history(browser: Browser) -> None:
@@ -254,7 +241,7 @@ async def test_two_people_chat_both_ways_with_typing_marks_and_history(browser: 
         await bob.screenshot(path=screenshot_path("chat-phone-list"))
 
         # bob reloads: after signing in again the conversation is there, from the history
-        await _drained(server)
+        await drained(server)
         await bob.reload()
         await expect(bob.get_by_label("User", exact=True)).to_have_value("bob")
         await _sign_in(bob, "bob")
@@ -358,7 +345,7 @@ async def test_a_picture_goes_through_with_a_preview(browser: Browser) -> None:
         await bob.screenshot(path=screenshot_path("chat-attachment"))
 
         # from the history the picture comes through a url signed for bob's session
-        await _drained(server)
+        await drained(server)
         await bob.reload()
         await _sign_in(bob, "bob")
         await _contact(bob, "alice").click()
@@ -383,7 +370,7 @@ async def test_stored_history_scrolls_back_to_the_first_message(browser: Browser
                 await server.advance(2)  # the rate limit's bucket refills on the hub's clock
             await phone.say(1, f"Note {n}", id=f"n{n}")
             assert (await phone.fty(1))["state"] == "stored"
-        await _drained(server)
+        await drained(server)
 
         bob = await _login(browser, server.http, "bob")
         await expect(_contact(bob, "alice").locator(".badge")).to_have_text("40")
@@ -528,7 +515,7 @@ async def test_a_group_chat_names_each_sender(browser: Browser) -> None:
         _keep("chat-group", "chat-group.png")
 
         # the group's history: bob signs in again and reads it from the store
-        await _drained(server)
+        await drained(server)
         await bob.reload()
         await _sign_in(bob, "bob")
         await expect(_contact(bob, group).locator(".contact-name")).to_have_text("Lunch crew")
