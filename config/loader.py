@@ -343,6 +343,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "hold_messages": _COUNT,
         "hold_bytes": _SIZE,
         "max_ids": _POSITIVE_COUNT,
+        "sender_ids": _COUNT,
         "max_calls": _POSITIVE_COUNT,
         "transcript_messages": _COUNT,
         "transcript_bytes": _SIZE,
@@ -357,6 +358,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "reconnect_max": _POSITIVE_DURATION,
         "keepalive": _POSITIVE_DURATION,
         "request_timeout": _POSITIVE_DURATION,
+        "idempotency_ttl": _POSITIVE_DURATION,
     },
     "admin": {"user": _TEXT, "password": _Option(_optional_string), "metrics_login": _FLAG},
     "support": {

@@ -82,6 +82,7 @@ class SignalingConfig:
     hold_messages: int = 32  # messages held before conn, at most
     hold_bytes: int = 256 * 1024  # bytes held before conn, at most
     max_ids: int = 1024  # client message ids remembered per call for idempotent retries
+    sender_ids: int = 100_000  # licensed message ids remembered across calls, per hub (§4.6)
     max_calls: int = 64  # calls one registration may be part of at once; more -> cause 47
 
 
@@ -98,6 +99,7 @@ class MessagesConfig:
     reconnect_max: float = 10.0  # longest reconnect delay
     keepalive: float = 20.0  # the hub sends KeepAlive this often on an idle link
     request_timeout: float = 10.0  # a forwarded request unanswered by then gets "unavailable"
+    idempotency_ttl: float = 24 * 3600.0  # a client message id stays a key per sender this long
 
 
 @dataclass(frozen=True, slots=True)

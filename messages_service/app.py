@@ -108,7 +108,9 @@ class MessagesService:
         if self._services is not None:
             return
         try:
-            store = await MessageStore.open(self.database_url, self.tracer)
+            store = await MessageStore.open(
+                self.database_url, self.tracer, key_ttl=self.config.messages.idempotency_ttl
+            )
         except ValueError as exc:
             raise ConfigError("messages.database", str(exc)) from exc
         await self.file_store.open()

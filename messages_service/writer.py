@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from . import render
 from .errors import MessagesServiceError, Unavailable
-from .storage import FileGrant, NewPost, PostBatch
+from .storage import Duplicate, FileGrant, NewPost, PostBatch
 
 __all__ = ["PostStore", "PostWriter", "QueuedPost"]
 
@@ -147,10 +147,22 @@ class PostWriter:
         return None
 
 
-def _answer(src: object, outcome: int | MessagesServiceError) -> JsonObject:
+def _answer(src: object, outcome: int | Duplicate | MessagesServiceError) -> JsonObject:
     if isinstance(outcome, MessagesServiceError):
         return outcome.to_wire(src)
-    answer: JsonObject = {"mt": "PostResult", "id": outcome}
+    if isinstance(outcome, Duplicate):  # docs/protocol.md 12.21: a client's resend
+        original = outcome.original
+        answer: JsonObject = {
+            "mt": "PostResult",
+            "id": outcome.id,
+            "original": {
+                "callId": original.call_id,
+                "seq": original.seq,
+                "time": original.time_ms,
+            },
+        }
+    else:
+        answer = {"mt": "PostResult", "id": outcome}
     if src is not None:
         answer["src"] = src
     return answer

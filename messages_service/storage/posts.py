@@ -9,6 +9,10 @@ upsert moves each touched chat's ``last_id`` and adds to its ``unread``; one sum
 chats of the users who received something gives their new badges. So a batch costs a
 handful of round trips however many Posts it holds, and the whole of it commits or none
 of it does.
+
+Before any row, each Post with a client id claims its key per sender (``post_keys``): a
+Post whose id another Post already holds is a client's resend on a new call, and is
+answered with that original (a ``Duplicate``), writing nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,17 @@ from messages_service.errors import MessagesServiceError, NotFound
 
 from .database import Database
 from .models import Group, Member, Message
-from .rows import Badge, FileGrant, NewPost, PostBatch, group_id_of, group_sip
+from .post_keys import claim_keys
+from .rows import (
+    Badge,
+    Duplicate,
+    FileGrant,
+    NewPost,
+    Original,
+    PostBatch,
+    group_id_of,
+    group_sip,
+)
 from .unread import unread_totals
 
 __all__ = ["write_posts"]
@@ -49,6 +63,11 @@ class _Row:
         return (self.post.domain, self.topic, self.post.call_id, self.post.seq)
 
 
+_Plan = list[_Row] | NotFound | Original
+"""What a Post asks for: its rows, the error it alone gets, or (a duplicate of a stored
+client id) the Post it repeats."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Group:
     sip: str
@@ -56,12 +75,19 @@ class _Group:
     members: tuple[str, ...]
 
 
-async def write_posts(db: Database, posts: Sequence[NewPost]) -> PostBatch:
-    """Store ``posts`` in one transaction; runs inside ``db.run``."""
+async def write_posts(
+    db: Database, posts: Sequence[NewPost], *, now_ms: int, key_ttl_ms: int
+) -> PostBatch:
+    """Store ``posts`` in one transaction; runs inside ``db.run``. A Post that repeats a
+    client id stored under another Post (``post_keys``) writes nothing."""
     async with db.transaction() as tx:
         groups = await _groups(tx, posts)
-        plans = [_plan(post, groups) for post in posts]
-        wanted = _first_of_each_key(row for plan in plans if isinstance(plan, list) for row in plan)
+        plans: list[_Plan] = [_plan(post, groups) for post in posts]
+        keyed = [(n, post) for n, post in enumerate(posts) if _rows(plans[n])]
+        duplicates = await claim_keys(db, tx, keyed, now_ms=now_ms, ttl_ms=key_ttl_ms)
+        for index, original in duplicates.items():
+            plans[index] = original
+        wanted = _first_of_each_key(row for plan in plans for row in _rows(plan))
         ids = await _insert(db, tx, wanted)
         fresh = [row for row in wanted if row.key in ids]
         already = [row for row in wanted if row.key not in ids]
@@ -74,7 +100,8 @@ async def write_posts(db: Database, posts: Sequence[NewPost]) -> PostBatch:
         if fresh:
             await _touch_chats(db, tx, fresh, ids)
             badges = await _badges(db, tx, fresh)
-    outcomes = tuple(_answer(plan, ids) for plan in plans)
+        originals = await _original_ids(tx, posts, duplicates)
+    outcomes = tuple(_answer(plan, ids, originals.get(n)) for n, plan in enumerate(plans))
     return PostBatch(outcomes, badges, _file_grants([r for r in wanted if r.key not in gone]))
 
 
@@ -152,12 +179,46 @@ def _plan(post: NewPost, groups: dict[tuple[str, int], _Group]) -> list[_Row] | 
     return list(rows.values())
 
 
-def _answer(plan: list[_Row] | NotFound, ids: dict[_Key, int]) -> int | MessagesServiceError:
+def _rows(plan: _Plan) -> list[_Row]:
+    return plan if isinstance(plan, list) else []
+
+
+def _answer(
+    plan: _Plan, ids: dict[_Key, int], duplicate: Duplicate | None
+) -> int | Duplicate | MessagesServiceError:
     """The author's row id, else the first row's (PROTOCOL §12.10 ``PostResult``)."""
     if isinstance(plan, NotFound):
         return plan
+    if isinstance(plan, Original):
+        assert duplicate is not None
+        return duplicate
     own = next((row for row in plan if row.topic == row.post.author), plan[0])
     return ids[own.key]
+
+
+async def _original_ids(
+    tx: BaseDBAsyncClient, posts: Sequence[NewPost], duplicates: dict[int, Original]
+) -> dict[int, Duplicate]:
+    """Each duplicate with the row id of its original: the author's copy where there is
+    one, else the peer's, else 0. Duplicates are rare (a client's resend after a crash),
+    so one small query each is fine."""
+    answers: dict[int, Duplicate] = {}
+    for index, original in duplicates.items():
+        post = posts[index]
+        topics = [post.author] if post.grp else [post.author, post.peer]
+        found = dict(
+            await Message.filter(
+                domain=post.domain,
+                topic__in=topics,
+                call_id=original.call_id,
+                seq=original.seq,
+            )
+            .using_db(tx)
+            .values_list("topic", "id")
+        )
+        row_id = next((found[topic] for topic in topics if topic in found), 0)
+        answers[index] = Duplicate(int(row_id), original)
+    return answers
 
 
 def _first_of_each_key(rows: Iterable[_Row]) -> list[_Row]:

@@ -12,10 +12,12 @@ __all__ = [
     "Badge",
     "ChatPage",
     "ChatSummary",
+    "Duplicate",
     "FileGrant",
     "GroupInfo",
     "MemberInfo",
     "NewPost",
+    "Original",
     "PostBatch",
     "ReadMark",
     "Removal",
@@ -58,6 +60,25 @@ class NewPost:
     seq: int
     client_id: str | None
     time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """The Post that first used a client message id (PROTOCOL §4.6 revised): what a
+    resend of that id is answered with."""
+
+    call_id: str
+    seq: int
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A Post that repeated a stored client id: no row was written; ``id`` is the row
+    of the original (the author's where there is one, 0 if none is left)."""
+
+    id: int
+    original: Original
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +179,6 @@ class PostBatch:
     """The outcome of one group commit: per Post (in order) the id to answer with, or
     the error that Post alone gets; then the badges of users whose unread count moved."""
 
-    outcomes: tuple[int | MessagesServiceError, ...]
+    outcomes: tuple[int | Duplicate | MessagesServiceError, ...]
     badges: tuple[Badge, ...]
     files: tuple[FileGrant, ...] = ()

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -24,6 +25,7 @@ from tracing import Tracer
 from .database import Database, Dialect
 from .migrations import migrate
 from .models import Chat, Group, Member, Message
+from .post_keys import prune_keys
 from .posts import write_posts
 from .rows import (
     ChatPage,
@@ -47,14 +49,30 @@ SEARCH_SCAN_MAX = 10_000
 service answers one hub's requests in order, so one search through a long history
 must not hold up every other user of that hub."""
 _TAG = re.compile(r"<[^>]*>")
+DEFAULT_KEY_TTL = 24 * 3600.0
+_PRUNE_EVERY = 60.0
+"""Seconds between two prunings of expired idempotency keys (one indexed DELETE)."""
 
 
 class MessageStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        key_ttl: float = DEFAULT_KEY_TTL,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._db = db
+        self.key_ttl = key_ttl
+        """How long a client message id stays an idempotency key (PROTOCOL §4.6)."""
+        self.wall = wall
+        """Wall-clock seconds, injected: key ages are measured with it."""
+        self._next_prune = 0.0
 
     @classmethod
-    async def open(cls, url: str, tracer: Tracer | None = None) -> MessageStore:
+    async def open(
+        cls, url: str, tracer: Tracer | None = None, *, key_ttl: float = DEFAULT_KEY_TTL
+    ) -> MessageStore:
         """Open the database at ``url`` and bring its schema up to date."""
         db = await Database.open(url)
         if tracer is not None:
@@ -64,7 +82,7 @@ class MessageStore:
         except BaseException:
             await db.close()
             raise
-        return cls(db)
+        return cls(db, key_ttl=key_ttl)
 
     async def close(self) -> None:
         await self._db.close()
@@ -87,8 +105,28 @@ class MessageStore:
     # -- Posts ---------------------------------------------------------------------------
 
     async def write_posts(self, posts: list[NewPost]) -> PostBatch:
-        """Store a batch of Posts in one transaction (see ``posts``)."""
-        return await self._db.run(write_posts(self._db, posts))
+        """Store a batch of Posts in one transaction (see ``posts``); now and then, first
+        drop the idempotency keys that have expired."""
+        now = self.wall()
+        ttl_ms = int(self.key_ttl * 1000)
+        if now >= self._next_prune:
+            self._next_prune = now + min(_PRUNE_EVERY, self.key_ttl)
+            await self._db.run(self._prune_keys(int(now * 1000) - ttl_ms))
+        return await self._db.run(
+            write_posts(self._db, posts, now_ms=int(now * 1000), key_ttl_ms=ttl_ms)
+        )
+
+    async def idempotency_keys(self) -> int:
+        """How many client message ids are held as keys now (``/metrics``, tests)."""
+        return await self._db.run(self._count_keys())
+
+    async def _count_keys(self) -> int:
+        rows = await self._db.client().execute_query_dict("SELECT COUNT(*) AS n FROM post_keys")
+        return int(rows[0]["n"])
+
+    async def _prune_keys(self, cutoff_ms: int) -> int:
+        async with self._db.transaction() as tx:
+            return await prune_keys(self._db, tx, cutoff_ms)
 
     # -- reading -------------------------------------------------------------------------
 

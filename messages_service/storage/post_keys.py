@@ -1,0 +1,127 @@
+"""Client message ids as idempotency keys per sender (PROTOCOL §4.6 revised, docs 12.21).
+
+Theory of operation. ``(callId, seq)`` makes the hub's own resends harmless, but a client
+that resends a message whose acknowledgement it lost does so on a *new* call, with a new
+``(callId, seq)``: only its own id ties the two together. So every Post that carries an
+id claims the key ``(domain, author, id)`` in ``post_keys``, in the same transaction as
+its rows. A Post whose key is already held by another Post is a duplicate: it writes no
+row and is answered with the Post that holds the key (its ``callId``, ``seq`` and time).
+The same Post again (same ``callId`` and ``seq``: the hub's journal resending it) is not a
+duplicate; the message rows' own uniqueness answers it.
+
+Keys live ``messages.idempotency_ttl`` (24 h by default): an older key is taken over by
+the next Post that uses it, and ``prune`` deletes them in the background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+
+from .database import Database
+from .rows import NewPost, Original
+
+__all__ = ["claim_keys", "prune_keys"]
+
+_Key = tuple[str, str, str]
+"""(domain, author, client id)."""
+
+_COLUMNS = 7
+_PER_STATEMENT = 120  # keys per statement: 840 parameters, far below every driver's limit
+
+_CLAIM = """
+    INSERT INTO post_keys (domain, author, client_id, call_id, seq, time_ms, stored_ms)
+    VALUES {rows}
+    ON CONFLICT (domain, author, client_id) DO UPDATE SET
+        call_id = excluded.call_id, seq = excluded.seq,
+        time_ms = excluded.time_ms, stored_ms = excluded.stored_ms
+    WHERE post_keys.stored_ms < ?
+    RETURNING domain, author, client_id"""
+
+_HOLDERS = """
+    SELECT domain, author, client_id, call_id, seq, time_ms FROM post_keys
+    WHERE {conditions}"""
+
+
+def _key(post: NewPost) -> _Key:
+    assert post.client_id is not None
+    return (post.domain, post.author, post.client_id)
+
+
+def _same_post(post: NewPost, original: Original) -> bool:
+    return post.call_id == original.call_id and post.seq == original.seq
+
+
+async def claim_keys(
+    db: Database,
+    tx: BaseDBAsyncClient,
+    posts: Sequence[tuple[int, NewPost]],
+    *,
+    now_ms: int,
+    ttl_ms: int,
+) -> dict[int, Original]:
+    """Claim the key of each ``(index, post)`` that carries a client id; the duplicates,
+    by index, each with the Post that holds its key. Runs inside the batch's transaction,
+    so a key is held exactly when its Post's rows are written."""
+    first: dict[_Key, NewPost] = {}
+    duplicates: dict[int, Original] = {}
+    claimed: list[tuple[int, NewPost]] = []
+    for index, post in posts:
+        if post.client_id is None:
+            continue
+        earliest = first.setdefault(_key(post), post)
+        claimed.append((index, post))
+        if earliest is not post:  # the same id twice in one batch: the first one holds it
+            original = Original(earliest.call_id, earliest.seq, earliest.time_ms)
+            if not _same_post(post, original):
+                duplicates[index] = original
+    if not first:
+        return duplicates
+    taken = await _insert(db, tx, list(first.values()), now_ms, now_ms - ttl_ms)
+    held = await _holders(db, tx, [key for key in first if key not in taken])
+    for index, post in claimed:
+        holder = held.get(_key(post))
+        if holder is not None and not _same_post(post, holder):
+            duplicates[index] = holder
+    return duplicates
+
+
+async def _insert(
+    db: Database, tx: BaseDBAsyncClient, posts: list[NewPost], now_ms: int, cutoff_ms: int
+) -> set[_Key]:
+    """Insert (or take over, where expired) each Post's key; the keys it got."""
+    taken: set[_Key] = set()
+    for start in range(0, len(posts), _PER_STATEMENT):
+        chunk = posts[start : start + _PER_STATEMENT]
+        marks = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * len(chunk))
+        params: list[object] = []
+        for post in chunk:
+            params += (*_key(post), post.call_id, post.seq, post.time_ms, now_ms)
+        params.append(cutoff_ms)
+        found = await tx.execute_query_dict(db.sql(_CLAIM.format(rows=marks)), params)
+        taken.update((row["domain"], row["author"], row["client_id"]) for row in found)
+    return taken
+
+
+async def _holders(db: Database, tx: BaseDBAsyncClient, keys: list[_Key]) -> dict[_Key, Original]:
+    """The Post that holds each of ``keys`` (a live key some earlier Post claimed)."""
+    held: dict[_Key, Original] = {}
+    for start in range(0, len(keys), _PER_STATEMENT):
+        chunk = keys[start : start + _PER_STATEMENT]
+        conditions = " OR ".join(["(domain = ? AND author = ? AND client_id = ?)"] * len(chunk))
+        params = [value for key in chunk for value in key]
+        for row in await tx.execute_query_dict(
+            db.sql(_HOLDERS.format(conditions=conditions)), params
+        ):
+            key = (row["domain"], row["author"], row["client_id"])
+            held[key] = Original(str(row["call_id"]), int(row["seq"]), int(row["time_ms"]))
+    return held
+
+
+async def prune_keys(db: Database, tx: BaseDBAsyncClient, cutoff_ms: int) -> int:
+    """Delete the keys claimed before ``cutoff_ms``; how many went."""
+    rows = await tx.execute_query_dict(
+        db.sql("DELETE FROM post_keys WHERE stored_ms < ? RETURNING 1 AS gone"), [cutoff_ms]
+    )
+    return len(rows)
