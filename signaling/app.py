@@ -159,6 +159,7 @@ def _link_messages_service(
         on_up=hub.service_up,
         on_down=hub.service_down,
         on_message=hub.from_service,
+        on_duplicate=hub.duplicate,
         tracer=tracer,
     )
 

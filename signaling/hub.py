@@ -138,6 +138,8 @@ class Hub:
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
         if self.outbox is not None:
             await self.outbox.open()
+            recovered, self.outbox.recovered = self.outbox.recovered, []
+            self.switch.recovered(json.loads(text) for text in recovered)
         if self.link is not None:
             self.link.start()
 
@@ -218,6 +220,9 @@ class Hub:
 
     def stored(self, acks: list[StoredAck]) -> None:
         self._apply(self.switch.stored(acks))
+
+    def duplicate(self, post: dict[str, Any], original: dict[str, Any]) -> None:
+        self._apply(self.switch.duplicate(post, original))
 
     # -- carrying out actions ------------------------------------------------------------------
 

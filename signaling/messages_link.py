@@ -52,6 +52,7 @@ class ServiceLink:
         on_up: Callable[[], None],
         on_down: Callable[[], None],
         on_message: Callable[[JsonObject], None],
+        on_duplicate: Callable[[JsonObject, JsonObject], None] = lambda post, original: None,
         tracer: Tracer | None = None,
     ) -> None:
         self.url = url
@@ -64,6 +65,8 @@ class ServiceLink:
         self._on_up = on_up
         self._on_down = on_down
         self._on_message = on_message
+        self._on_duplicate = on_duplicate
+        """Told of a Post the service answered with an earlier one (``PostResult.original``)."""
         self._requests: deque[JsonObject] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -167,7 +170,11 @@ class ServiceLink:
 
     def _post_answered(self, key: int, message: JsonObject) -> None:
         if message.get("mt") == "PostResult":
-            self._outbox.done(key)
+            text = self._outbox.done(key)
+            original = message.get("original")
+            if isinstance(original, dict) and text is not None:
+                # A client's resend of an id stored under an earlier Post (docs 12.21)
+                self._on_duplicate(json.loads(text), original)
         elif message.get("code") == "unavailable":
             raise ConnectionError("the service could not store a message")  # resend later
         else:  # a Post the service can never take: keeping it would block the outbox

@@ -60,6 +60,9 @@ class PostOutbox:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
+        self.recovered: list[str] = []
+        """After ``open``: every Post the journal still held, acknowledged or not, for the
+        hub to learn their client ids (PROTOCOL §4.6); the hub takes and clears it."""
         self.on_ready: Callable[[], None] = lambda: None
         """Called after new Posts became durable (the link sends them on)."""
 
@@ -68,7 +71,8 @@ class PostOutbox:
     async def open(self) -> None:
         """Read what a previous run left pending, rewrite the journal, start flushing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.pending = await asyncio.to_thread(_recover, self.path)
+        self.pending, settled = await asyncio.to_thread(_recover, self.path)
+        self.recovered = [*settled, *self.pending.values()]
         self._next_key = max(self.pending, default=0) + 1
         self._unsent = deque(self.pending)
         self._pending_bytes = sum(len(text) for text in self.pending.values())
@@ -106,14 +110,15 @@ class PostOutbox:
         self._adding.append((key, post, ack))
         self._wake.set()
 
-    def done(self, key: int) -> None:
-        """The service has stored it."""
+    def done(self, key: int) -> str | None:
+        """The service has stored it; the Post as journaled, if it was still pending."""
         text = self.pending.pop(key, None)
         if text is not None:
             self.acknowledged += 1
             self._pending_bytes -= len(text)
             self._done.append(key)
             self._wake.set()
+        return text
 
     def rewind(self) -> None:
         """Send every unacknowledged Post again, oldest first (after a reconnect the
@@ -214,26 +219,30 @@ def _reopen_at(path: Path, file: BinaryIO, size: int) -> BinaryIO:
     return path.open("ab")
 
 
-def _recover(path: Path) -> dict[int, str]:
-    """The Posts a journal holds that were never acknowledged, by key."""
+def _recover(path: Path) -> tuple[dict[int, str], list[str]]:
+    """The Posts a journal holds that were never acknowledged, by key; and those it still
+    holds that were (since its last rewrite), whose ids the hub remembers too."""
     pending: dict[int, str] = {}
+    settled: list[str] = []
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return pending
+        return pending, settled
     for number, raw in enumerate(data.splitlines(), 1):
         try:
             record = json.loads(raw)
             if "done" in record:
                 for key in record["done"]:
-                    pending.pop(key, None)
+                    post = pending.pop(key, None)
+                    if post is not None:
+                        settled.append(post)
             else:
                 pending[int(record["k"])] = _ENCODE(record["post"])
         except (ValueError, KeyError, TypeError):
             # Only the last line can be torn (a crash mid-write); it was never reported
             # durable, so nobody was told "stored" about it.
             log.warning("outbox: skipping unreadable line %d of %s", number, path.name)
-    return dict(sorted(pending.items()))
+    return dict(sorted(pending.items())), settled
 
 
 def _rewrite(path: Path, pending: dict[int, str]) -> tuple[BinaryIO, int]:

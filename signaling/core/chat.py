@@ -43,6 +43,7 @@ from .presence import Presence
 from .queues import Queues
 from .registry import Registration, Registry
 from .sanitize import sanitize
+from .sender_ids import SenderIds, SenderKey
 from .timers import TimerQueue
 
 __all__ = ["ChatCalls"]
@@ -72,6 +73,7 @@ class ChatCalls:
         groups: GroupBook | None = None,
         licensed: Callable[[UserConfig], bool] = lambda user: False,
         support: SupportConfig | None = None,
+        id_ttl: float = 24 * 3600.0,
     ) -> None:
         self.presence = presence
         self.groups = groups or GroupBook()
@@ -92,6 +94,10 @@ class ChatCalls:
         """Transcripts serve resumes and transfers: without resume, only support calls
         keep one."""
         self.calls: dict[str, Call] = {}
+        self.sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
+        """Ids of stored messages per sender, across calls (§4.6 revised)."""
+        self._awaiting: dict[SenderKey, list[Leg]] = {}
+        """Resends whose original is not on disk yet: told when it is (``_told_resends``)."""
         self.messages = 0
         """Chat messages accepted (given a seq) since start, for ``/metrics``."""
         self.tracer = Tracer()
@@ -555,6 +561,7 @@ class ChatCalls:
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
+            self.sender_ids.put(call.domain, user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
 
@@ -735,6 +742,10 @@ class ChatCalls:
                 if record.state == _PENDING:
                     return None  # its "stored" is on the way (see ``stored``)
                 return self._send_ack(leg, message_id, record)
+            if call.stored or call.group is not None:  # stored: the id is the sender's key
+                known = self.sender_ids.get(call.domain, leg.reg.user.sip, message_id)
+                if known is not None:
+                    return self._answer_resend(leg, message_id, known)
         size = utf8_len(data)
         if size > self._max_message:
             raise MessageTooBig(f"message data above {self._max_message} bytes")
@@ -792,6 +803,8 @@ class ChatCalls:
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
+            if call.stored:
+                self.sender_ids.put(call.domain, leg.reg.user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
         if leg.typing is not None:
@@ -860,6 +873,7 @@ class ChatCalls:
         if record is not None and record.seq == ack.seq:
             record.state = "stored"
             self._send_ack(leg, ack.message_id, record)
+            self._told_resends((leg.call.domain, leg.reg.user.sip, ack.message_id), record)
 
     def stored_late(self, ack: StoredAck) -> None:
         """A Post is on disk but its writer's device has moved (or gone): the record says
@@ -867,10 +881,72 @@ class ChatCalls:
         call = self.calls.get(ack.call_id)
         if call is None or ack.message_id is None:
             return
-        for (role, sip, message_id), record in call.acks.items():
+        for (role, sip, message_id), record in list(call.acks.items()):
             if message_id == ack.message_id and record.seq == ack.seq and record.state == _PENDING:
                 record.state = "stored"
                 self._tell(call, role, sip, message_id, record)
+                self._told_resends((call.domain, sip, message_id), record)
+
+    # -- ids across calls (§4.6 revised, docs 12.21) -------------------------------------
+
+    def _answer_resend(self, leg: Leg, message_id: str, known: AckRecord) -> None:
+        """A stored message's id again, from another call or device of its sender: the
+        original's ack, and nothing relayed or stored."""
+        if known.state == _PENDING:  # the original's "stored" is moments away
+            key = (leg.call.domain, leg.reg.user.sip, message_id)
+            self._awaiting.setdefault(key, []).append(leg)
+            return None
+        # A copy: ``told`` belongs to the original writer's leg, not to this one.
+        self._send_ack(leg, message_id, AckRecord(known.seq, known.time, known.state))
+
+    def _told_resends(self, key: SenderKey, record: AckRecord) -> None:
+        for leg in self._awaiting.pop(key, ()):
+            if leg.reg.legs.get(leg.number) is leg:  # that call still lives
+                self._send_ack(leg, key[2], AckRecord(record.seq, record.time, record.state))
+
+    def remember_stored(self, posts: Iterable[JsonObject]) -> None:
+        """Posts a previous run of this hub journaled (docs 12.21): their ids are keys
+        from the start, so a client resending them after a restart is answered."""
+        for post in posts:
+            message_id, domain, author = post.get("id"), post.get("domain"), post.get("author")
+            seq, time_ms = post.get("seq"), post.get("time")
+            if (
+                isinstance(message_id, str)
+                and isinstance(domain, str)
+                and isinstance(author, str)
+                and type(seq) is int
+                and type(time_ms) is int
+            ):
+                record = AckRecord(seq, time_ms // 1000, "stored")
+                self.sender_ids.put(domain, author, message_id, record)
+
+    def duplicate(self, post: JsonObject, original: JsonObject) -> None:
+        """The messages service already held this Post's id under an earlier Post (one
+        this hub had forgotten): the writer's ack is corrected to the original's seq and
+        time, and the memory answers with them from now on."""
+        message_id, domain, author = post.get("id"), post.get("domain"), post.get("author")
+        seq, time_ms = original.get("seq"), original.get("time")
+        if not (
+            isinstance(message_id, str)
+            and isinstance(domain, str)
+            and isinstance(author, str)
+            and type(seq) is int
+            and type(time_ms) is int
+        ):
+            return
+        time = time_ms // 1000
+        known = self.sender_ids.get(domain, author, message_id)
+        if known is None or known.seq == post.get("seq"):  # from now on: the original
+            self.sender_ids.put(domain, author, message_id, AckRecord(seq, time, "stored"))
+        call = self.calls.get(str(post.get("callId")))
+        if call is None:
+            return  # the writer hears the original when it resends
+        for (role, sip, written), record in list(call.acks.items()):
+            if sip == author and written == message_id and record.seq == post.get("seq"):
+                record.seq, record.time = seq, time
+                if record.state == _PENDING:
+                    record.state = "stored"
+                self._tell(call, role, sip, written, record)
 
     def _typing(self, leg: Leg, typing: bool) -> None:
         """Typing is relayed, never held or stored; the hub owns its expiry (§4.6)."""

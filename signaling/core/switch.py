@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from config import Config
@@ -148,6 +148,7 @@ class Switch:
             groups=GroupBook(),
             licensed=self.messages.licensed,
             support=config.support,
+            id_ttl=config.messages.idempotency_ttl,
         )
         self.presence.changed = self.chat.support.agent_changed
         self.connections: dict[int, Connection] = {}
@@ -270,6 +271,15 @@ class Switch:
                 self.chat.stored(leg, ack)
             else:  # the writer's connection changed since (a resume, §4.9)
                 self.chat.stored_late(ack)
+        return self._out.drain()
+
+    def recovered(self, posts: Iterable[JsonObject]) -> None:
+        """Posts a previous run journaled: their ids are known from the start (§4.6)."""
+        self.chat.remember_stored(posts)
+
+    def duplicate(self, post: JsonObject, original: JsonObject) -> list[Action]:
+        """The service stored nothing for ``post``: its id was an earlier Post's (§4.6)."""
+        self.chat.duplicate(post, original)
         return self._out.drain()
 
     def set_browser_trace(self, on: bool) -> list[Action]:

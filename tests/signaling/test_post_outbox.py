@@ -67,6 +67,8 @@ async def test_a_crash_keeps_exactly_the_unacknowledged_posts(tmp_path: Path) ->
         file.write(b'{"k":6,"post":{"mt":"Po')
     again = await opened(path)
     assert [(key, p["seq"]) for key, p in unsent(again)] == [(1, 1), (3, 3), (5, 5)]
+    # Every Post the journal still held, acknowledged or not: the hub learns their ids
+    assert [json.loads(text)["seq"] for text in again.recovered] == [2, 4, 1, 3, 5]
     again.add(post(7), None)  # keys keep growing after a restart
     await again.flushed()
     assert list(again.pending) == [1, 3, 5, 6]

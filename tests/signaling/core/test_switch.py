@@ -837,9 +837,10 @@ def test_attachment_without_text_is_a_message_and_nothing_at_all_is_ignored() ->
 
 
 def test_only_the_last_max_ids_client_ids_are_remembered() -> None:
+    """Volatile chat: ids are per call (stored chat keeps them per sender, test_sender_ids)."""
     h = Harness(with_signaling(make_config(), max_ids=2))
-    alice, bob = h.phone("alice"), h.phone("bob")
-    number = h.call(alice, bob)
+    alice, bob = h.phone("carol"), h.phone("dave")
+    number = h.call(alice, bob, to="dave")
     for message_id in ("a", "b", "c"):
         h.say(alice, 1, message_id, id=message_id)
     h.take(alice)

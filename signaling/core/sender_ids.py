@@ -1,0 +1,71 @@
+"""Client message ids per sender, across calls (PROTOCOL §4.6 revised, docs 12.21).
+
+Why: a client that lost the acknowledgement of a message resends it with the same id,
+and after a reconnect or a hub restart necessarily on a *new* call. The per-call memory
+(``Call.acks``) cannot recognise it there; this one can. It holds, for each stored
+(licensed) message with an id, the ``AckRecord`` its writer was answered with, keyed by
+tenant, sender and id, so that a resend from any call or device of that user is
+answered with the original ``seq``, ``time`` and state and relayed to nobody.
+
+The records are the very objects the calls keep, so a state that moves on (``pending``
+to ``stored``) is seen here too. Memory is bounded twice: entries older than the
+messages service's key lifetime are dropped, and past ``capacity`` the oldest go first.
+What this memory has forgotten the messages service still catches: it stores nothing
+twice and answers such a Post with the original (``PostResult.original``), and the hub
+then corrects the writer's ack (``ChatCalls.duplicate``).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from .calls import AckRecord
+from .clock import Clock
+
+__all__ = ["SenderIds"]
+
+SenderKey = tuple[str, str, str]
+"""(tenant, sender sip, client message id)."""
+
+_SWEEP = 8
+"""Expired entries looked at, at most, per ``put``: the sweep's cost stays flat."""
+
+
+class SenderIds:
+    __slots__ = ("_capacity", "_clock", "_entries", "_ttl")
+
+    def __init__(self, capacity: int, ttl: float, clock: Clock) -> None:
+        self._capacity = capacity
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[SenderKey, AckRecord] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[SenderKey]:
+        return iter(self._entries)
+
+    def get(self, domain: str, sip: str, message_id: str) -> AckRecord | None:
+        """The live record of this id, if any. A message reported ``not_delivered`` was
+        neither relayed nor stored: its id is free for the resend."""
+        record = self._entries.get((domain, sip, message_id))
+        if record is None or record.state == "not_delivered" or self._expired(record):
+            return None
+        return record
+
+    def put(self, domain: str, sip: str, message_id: str, record: AckRecord) -> None:
+        if not self._capacity:
+            return
+        entries = self._entries
+        entries[(domain, sip, message_id)] = record
+        entries.move_to_end((domain, sip, message_id))
+        for _ in range(_SWEEP):
+            oldest = next(iter(entries.values()))
+            if len(entries) <= self._capacity and not self._expired(oldest):
+                break
+            entries.popitem(last=False)
+
+    def _expired(self, record: AckRecord) -> bool:
+        return self._clock.wall() - record.time > self._ttl
