@@ -11,8 +11,9 @@ What it does (see bench/README.md for what the figures mean):
    and ``files.quota`` above the biggest file of the run;
 2. logs that user in over the hub's AppWebsocket, opens a PbxMessages session and asks
    ``CreateFileBuffer`` for every file, exactly as a client does;
-3. uploads each file with one HTTP POST (the body streamed from a 1 MiB block repeated,
-   so the client costs little) and downloads it again from the same url, timing both;
+3. uploads each file with one HTTP POST to its upload url (the body streamed from a
+   1 MiB block repeated, so the client costs little) and downloads it again from its
+   read url, timing both;
 4. during the big upload samples the server's resident memory every 10 ms: it must stay
    flat, because uploads are streamed to disk, never held;
 5. prints a summary and writes it as JSON to bench/results/.
@@ -122,15 +123,16 @@ class Client:
         await self.ws.close()
         await self.http.aclose()
 
-    async def create(self, size: int) -> str:
+    async def create(self, size: int) -> tuple[str, str]:
+        """The new buffer's upload url and read url."""
         await self.ws.send(
             {"api": "PbxMessages", "mt": "CreateFileBuffer", "src": "c", "name": "b.bin"}
             | {"size": size, "mime": "application/octet-stream"}
         )
         answer = await self.ws.recv()
-        if "url" not in answer:
+        if "upload" not in answer:
             raise RuntimeError(f"CreateFileBuffer refused: {answer}")
-        return str(answer["url"])
+        return str(answer["upload"]), str(answer["url"])
 
     async def upload(self, url: str, size: int) -> float:
         """Seconds to POST ``size`` bytes (streamed, with Content-Length)."""
@@ -172,20 +174,20 @@ async def sample_rss(server: ServerProcess, into: list[int], stop: asyncio.Event
 async def measure(plan: Plan, server: ServerProcess, password: str) -> JsonObject:
     results: JsonObject = {}
     async with Client(server.port, password) as client:
-        await client.upload(await client.create(MIB), MIB)  # warm-up: first-use costs
+        await client.upload((await client.create(MIB))[0], MIB)  # warm-up: first-use costs
         for label, size, count in [
             ("1 MiB", MIB, plan.small_count),
             (f"{plan.big_mib} MiB", plan.big_mib * MIB, plan.big_count),
         ]:
             uploads, downloads, peaks = [], [], []
             for _ in range(count):
-                url = await client.create(size)
+                upload, url = await client.create(size)
                 await asyncio.sleep(0.2)  # let the server settle before the baseline
                 baseline = server.rss_kib()
                 samples: list[int] = []
                 stop = asyncio.Event()
                 sampler = asyncio.create_task(sample_rss(server, samples, stop))
-                uploads.append(await client.upload(url, size))
+                uploads.append(await client.upload(upload, size))
                 stop.set()
                 await sampler
                 peaks.append(max(samples, default=baseline) - baseline)

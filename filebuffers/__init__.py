@@ -1,13 +1,14 @@
 """Temporary and permanent file buffers for attachments (PROTOCOL §8): a local store with
-streamed, hashed, size-checked uploads and content-addressed bytes, safe names, content
-sniffing and signed download urls. Imports nothing else of Switchboard."""
+streamed, hashed, size-checked uploads (by a key apart from the read key) and
+content-addressed bytes, safe names, content sniffing and signed download urls. Imports
+nothing else of Switchboard."""
 
 from .errors import AlreadyUploaded, Expired, FileBufferError, Forbidden, NotFound, TooBig
 from .interface import BufferStore
 from .names import content_disposition, safe_name
 from .signing import sign, verify
 from .sniff import INLINE_IMAGES, sniff
-from .store import Buffer, LocalStore, Owner, Usage
+from .store import Buffer, Keys, LocalStore, Owner, Usage
 
 __all__ = [
     "INLINE_IMAGES",
@@ -17,6 +18,7 @@ __all__ = [
     "Expired",
     "FileBufferError",
     "Forbidden",
+    "Keys",
     "LocalStore",
     "NotFound",
     "Owner",

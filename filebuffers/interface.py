@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Protocol
 
-from .store import Buffer, Owner, Usage
+from .store import Buffer, Keys, Owner, Usage
 
 __all__ = ["BufferStore"]
 
@@ -25,7 +25,7 @@ class BufferStore(Protocol):
 
     async def create(
         self, owner: Owner, name: str | None, mime: str | None, announced: int | None
-    ) -> tuple[Buffer, str]: ...
+    ) -> tuple[Buffer, Keys]: ...
 
     async def get(self, buffer_id: str) -> Buffer | None: ...
 
@@ -36,7 +36,7 @@ class BufferStore(Protocol):
     async def upload(
         self,
         buffer_id: str,
-        key: str,
+        upload_key: str,
         chunks: AsyncIterable[bytes],
         *,
         declared: int | None = None,

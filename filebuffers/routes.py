@@ -1,14 +1,17 @@
 """HTTP upload and download of file buffers under ``/messages/files/`` (PROTOCOL §8.2-§8.5).
 
-``POST /messages/files/<id>?key=<key>`` uploads the raw body into a temporary buffer.
-Refusals that need no body come first (unknown buffer or key, expiry, a second upload,
-a ``Content-Length`` over the room left), so a client learns them before it sends a
-byte; then the body is streamed to the store, which stops at the limit whatever the
-client declared. Every refusal is JSON ``{code, text}`` (``too_big`` adds ``max_bytes``)
-with the status of §8.2.
+``POST /messages/files/<id>?upload=<upload key>`` uploads the raw body into a temporary
+buffer; only its creator got that url (``CreateFileBufferResult.upload``). Refusals
+that need no body come first (unknown buffer or key, expiry, a second upload, a
+``Content-Length`` over the room left), so a client learns them before it sends a byte;
+then the body is streamed to the store, which stops at the limit whatever the client
+declared. A POST to a read url (``?key=``, the one every recipient sees in
+``attach``) is refused 403 ``forbidden``, unread, so nobody but the creator can fill
+the buffer (docs/protocol.md 12.13). Every refusal is JSON ``{code, text}``
+(``too_big`` adds ``max_bytes``) with the status of §8.2.
 
-``GET /messages/files/<id>?key=<key>`` reads a temporary buffer until it expires (the
-recipient of a message that was online when it was relayed); ``GET
+``GET /messages/files/<id>?key=<read key>`` reads a temporary buffer until it expires
+(the recipient of a message that was online when it was relayed); ``GET
 /messages/files/<id>?s=<session>&e=<expiry>&sig=<signature>`` reads a permanent buffer
 with a url signed for one session (``Attachments``). Downloads are served with the safe
 headers of §8.5, and with Range support.
@@ -68,9 +71,14 @@ class FileRoutes:
 
     # -- urls ----------------------------------------------------------------------------
 
-    def upload_url(self, buffer: Buffer, key: str) -> str:
-        """Where a temporary buffer is uploaded to, and read from until it expires."""
-        return f"{self._base}{FILES_PATH}/{buffer.id}?{urlencode({'key': key})}"
+    def read_url(self, buffer: Buffer, read_key: str) -> str:
+        """Where a temporary buffer is read from until it expires: the url that goes
+        into ``im_message.attach`` (PROTOCOL §8.3). It takes no upload."""
+        return f"{self._base}{FILES_PATH}/{buffer.id}?{urlencode({'key': read_key})}"
+
+    def upload_url(self, buffer: Buffer, upload_key: str) -> str:
+        """Where the creator uploads into a temporary buffer (§8.2); it reads nothing."""
+        return f"{self._base}{FILES_PATH}/{buffer.id}?{urlencode({'upload': upload_key})}"
 
     def signed_url(self, buffer: Buffer, session: str, lifetime: float) -> str:
         """A url for ``session`` only, valid ``lifetime`` seconds (PROTOCOL §8.4)."""
@@ -83,10 +91,13 @@ class FileRoutes:
 
     async def _upload(self, request: Request) -> Response:
         try:
+            upload_key = request.query_params.get("upload")
+            if upload_key is None:
+                raise await self._not_an_upload(request)
             declared = _content_length(request)
             done = await self.store.upload(
                 request.path_params["buffer_id"],
-                request.query_params.get("key", ""),
+                upload_key,
                 request.stream(),
                 declared=declared,
                 claimed_mime=request.headers.get("content-type"),
@@ -95,6 +106,23 @@ class FileRoutes:
             return _refusal(error)
         body = {"id": done.id, "size": done.size, "mime": done.mime, "sha256": done.sha256}
         return JSONResponse(body, status_code=201)
+
+    async def _not_an_upload(self, request: Request) -> FileBufferError:
+        """Why a POST without an upload key is refused: ``Forbidden`` when it names a
+        temporary buffer by its read key (whoever got the url in a message may read the
+        file, not fill it), else ``NotFound``, as for any key that opens nothing."""
+        buffer = await self.store.get(request.path_params["buffer_id"])
+        read_key = request.query_params.get("key")
+        if (
+            buffer is not None
+            and buffer.kind == "temporary"
+            and read_key is not None
+            and self.store.opens(buffer, read_key)
+        ):
+            return Forbidden(
+                "this url only reads the file; upload to the url in CreateFileBufferResult.upload"
+            )
+        return NotFound("no such upload")
 
     async def _download(self, request: Request) -> Response:
         try:

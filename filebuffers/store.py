@@ -21,6 +21,13 @@ Garbage collection removes expired temporary buffers, incoming files older than 
 temporary buffer lives, and blobs no buffer refers to once they are that old too (the
 age keeps a blob that an upload has just renamed, but not yet recorded, alive).
 
+Capabilities. A temporary buffer has two keys, each a random secret of its own: the
+*read key* opens it for reading until it expires (its url goes into ``im_message.attach``
+for every recipient to see), the *upload key* lets its creator upload into it once. Only
+their SHA-256 is stored, compared in constant time. Keeping them apart means that
+whoever receives the read url before the upload cannot fill the buffer (docs/protocol.md
+12.13). A buffer stored before the keys were split has no upload key and takes no upload.
+
 Quotas are counted per owner over the buffers that hold bytes; the counts are built
 from the metadata at ``open`` and kept in memory, which is exact for one process per
 folder (the embedded default and the split mode's single service).
@@ -48,7 +55,7 @@ from .errors import AlreadyUploaded, Expired, NotFound, TooBig
 from .names import safe_name
 from .sniff import SNIFF_BYTES, media_type, sniff
 
-__all__ = ["Buffer", "LocalStore", "Owner", "Usage"]
+__all__ = ["Buffer", "Keys", "LocalStore", "Owner", "Usage"]
 
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -76,9 +83,10 @@ class Buffer:
     sha256: str  # "" until uploaded
     created: float
     expires: float | None  # temporary buffers only
-    key_hash: str = ""  # temporary buffers: SHA-256 of the upload key
+    key_hash: str = ""  # temporary buffers: SHA-256 of the read key
     announced: int | None = None
     uploader: str = ""  # permanent buffers: the user (same domain) who uploaded the bytes
+    upload_hash: str = ""  # temporary buffers: SHA-256 of the upload key
 
     @property
     def owner(self) -> Owner:
@@ -97,6 +105,18 @@ class Buffer:
         uploaded the bytes, nothing for a copy received from someone else (who cannot
         be made to fill another user's quota)."""
         return self.size if self.uploader in ("", self.user) else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The two secrets of a new temporary buffer, given to its creator only: ``read``
+    goes into the url that is shared, ``upload`` into the url the creator uploads to."""
+
+    read: str
+    upload: str
+
+    def __repr__(self) -> str:  # a key must not reach a log through a repr
+        return "Keys(read=***, upload=***)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +178,14 @@ class LocalStore:
 
     async def create(
         self, owner: Owner, name: str | None, mime: str | None, announced: int | None
-    ) -> tuple[Buffer, str]:
-        """A temporary buffer and the key that uploads into it (PROTOCOL §8.1). An
-        announced size over ``room`` is refused before anything is written."""
+    ) -> tuple[Buffer, Keys]:
+        """A temporary buffer and its keys, one that reads it and one that uploads into
+        it (PROTOCOL §8.1). An announced size over ``room`` is refused before anything
+        is written."""
         room = self.room(owner)
         if announced is not None and announced > room:
             raise TooBig(room)
-        key = secrets.token_urlsafe(32)
+        keys = Keys(read=secrets.token_urlsafe(32), upload=secrets.token_urlsafe(32))
         now = self._clock()
         buffer = Buffer(
             id=secrets.token_urlsafe(16),
@@ -177,11 +198,12 @@ class LocalStore:
             sha256="",
             created=now,
             expires=now + self.temp_ttl,
-            key_hash=_key_hash(key),
+            key_hash=_key_hash(keys.read),
             announced=announced,
+            upload_hash=_key_hash(keys.upload),
         )
         await self._save(buffer)
-        return buffer, key
+        return buffer, keys
 
     async def get(self, buffer_id: str) -> Buffer | None:
         """The buffer, or None for an unknown or malformed id."""
@@ -190,20 +212,25 @@ class LocalStore:
         return await asyncio.to_thread(self._load, buffer_id)
 
     def opens(self, buffer: Buffer, key: str) -> bool:
-        """True when ``key`` is the upload key of the temporary ``buffer``."""
-        return _key_matches(buffer, key)
+        """True when ``key`` is the read key of the temporary ``buffer``."""
+        return _matches(buffer.key_hash, key)
 
     def check_alive(self, buffer: Buffer, now: float) -> None:
         """``Expired`` for a temporary buffer past its lifetime."""
         if buffer.expired(now):
             raise Expired("the url has expired")
 
-    async def check_upload(self, buffer_id: str, key: str, declared: int | None) -> Buffer:
+    async def check_upload(self, buffer_id: str, upload_key: str, declared: int | None) -> Buffer:
         """Everything that can refuse an upload before its body is read: an unknown
-        buffer or a wrong key (``not_found``), expiry, a second upload, and a declared
-        ``Content-Length`` over the room left (``too_big``)."""
+        buffer or a key that is not its upload key (``not_found``; the read key does
+        not upload), expiry, a second upload, and a declared ``Content-Length`` over the
+        room left (``too_big``)."""
         buffer = await self.get(buffer_id)
-        if buffer is None or buffer.kind != "temporary" or not _key_matches(buffer, key):
+        if (
+            buffer is None
+            or buffer.kind != "temporary"
+            or not _matches(buffer.upload_hash, upload_key)
+        ):
             raise NotFound("no such upload")
         if buffer.expired(self._clock()):
             raise Expired("the upload url has expired")
@@ -219,17 +246,18 @@ class LocalStore:
     async def upload(
         self,
         buffer_id: str,
-        key: str,
+        upload_key: str,
         chunks: AsyncIterable[bytes],
         *,
         declared: int | None = None,
         claimed_mime: str | None = None,
     ) -> Buffer:
-        """Stream ``chunks`` into the buffer (PROTOCOL §8.2). Stops with ``TooBig`` as
-        soon as the bytes go over the room left, or over the size announced at
-        ``create``, whatever ``declared`` said; on any failure (or cancellation)
-        nothing of the upload is left on disk."""
-        buffer = await self.check_upload(buffer_id, key, declared)
+        """Stream ``chunks`` into the buffer that ``upload_key`` opens for upload
+        (PROTOCOL §8.2; the read key does not). Stops with ``TooBig`` as soon as the
+        bytes go over the room left, or over the size announced at ``create``, whatever
+        ``declared`` said; on any failure (or cancellation) nothing of the upload is
+        left on disk."""
+        buffer = await self.check_upload(buffer_id, upload_key, declared)
         if buffer_id in self._uploading:  # another upload started since the check
             raise AlreadyUploaded("this buffer is being uploaded")
         owner = buffer.owner
@@ -285,6 +313,7 @@ class LocalStore:
             created=self._clock(),
             expires=None,
             key_hash="",
+            upload_hash="",
             uploader=temporary.user,
         )
         await self._save(permanent)
@@ -442,5 +471,7 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _key_matches(buffer: Buffer, key: str) -> bool:
-    return bool(buffer.key_hash) and secrets.compare_digest(buffer.key_hash, _key_hash(key))
+def _matches(stored_hash: str, key: str) -> bool:
+    """True when ``key`` hashes to ``stored_hash``, compared in constant time; a buffer
+    without that key (``""``) opens to nothing."""
+    return bool(stored_hash) and secrets.compare_digest(stored_hash, _key_hash(key))

@@ -9,9 +9,10 @@ temporary buffer's id, the owner and the message (callId and seq), so that the r
 (which keeps ``attach`` as sent) is enough to find each side's buffers again, granting
 twice (a resent Post) makes nothing new, and the same url in two messages gives each
 message buffers of its own. Expired uploads are not granted (their bytes may be
-collected at any moment). Only buffers the author made and uploaded are granted, with the key in
-the url: a message cannot claim someone else's file. The temporary buffer lives on
-until it expires, so that a recipient who was online reads it from the url it got.
+collected at any moment). Only buffers the author made and uploaded are granted, named by
+their read url (key included): a message cannot claim someone else's file. The temporary
+buffer lives on until it expires, so that a recipient who was online reads it from the
+url it got.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ class Attachments:
     async def create(
         self, owner: Owner, name: str | None, size: int | None, mime: str | None
     ) -> JsonObject:
-        """``CreateFileBufferResult`` (§8.1): the buffer's id and upload url, or the
-        ``too_big`` answer with the most that would be taken."""
+        """``CreateFileBufferResult`` (§8.1): the buffer's id, its read ``url`` (for
+        ``attach``) and its ``upload`` url (for the creator alone: docs/protocol.md
+        12.13), or the ``too_big`` answer with the most that would be taken."""
         try:
-            buffer, key = await self.store.create(owner, name, mime, size)
+            buffer, keys = await self.store.create(owner, name, mime, size)
         except TooBig as refused:
             return {
                 "mt": "CreateFileBufferResult",
@@ -70,7 +72,8 @@ class Attachments:
         return {
             "mt": "CreateFileBufferResult",
             "id": buffer.id,
-            "url": self._routes.upload_url(buffer, key),
+            "url": self._routes.read_url(buffer, keys.read),
+            "upload": self._routes.upload_url(buffer, keys.upload),
         }
 
     async def grant(self, grants: tuple[FileGrant, ...]) -> None:
@@ -114,7 +117,8 @@ class Attachments:
             await self.store.delete(self._own_id(temporary_id, owner, message.call_id, message.seq))
 
     async def _uploads_of(self, attach: str | None, author: Owner) -> list[Buffer]:
-        """The uploaded temporary buffers ``attach`` names with their keys, of ``author``."""
+        """The uploaded temporary buffers of ``author`` that ``attach`` names by their
+        read urls."""
         found = []
         for url in (attach or "").split():
             parsed = _our_buffer(url)
@@ -145,7 +149,7 @@ def _temporary_ids(attach: str | None) -> list[str]:
 
 
 def _our_buffer(url: str) -> tuple[str, str] | None:
-    """(buffer id, key) of a url of ours (absolute or not), else None."""
+    """(buffer id, read key) of a url of ours (absolute or not), else None."""
     try:
         parts = urlsplit(url)
     except ValueError:

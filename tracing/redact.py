@@ -1,9 +1,9 @@
 """What a trace line may show of a payload (STYLE 6): shortened, and never a secret.
 
 Passwords, login digests, keys, signatures, tokens and the capability parts of urls
-(``key=``, ``sig=``) are replaced by ``***`` before a record is kept, whatever the
-subsystem and wherever in the text they stand; then the text is cut to ``limit``
-characters, so one huge frame cannot flood the buffer.
+(``key=``, ``sig=``, ``upload=``) are replaced by ``***`` before a record is kept,
+whatever the subsystem and wherever in the text they stand; then the text is cut to
+``limit`` characters, so one huge frame cannot flood the buffer.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ __all__ = ["MAX_TEXT", "redact"]
 MAX_TEXT = 400
 """Characters a record keeps of its text."""
 
-_SECRET_NAMES = r"password|passwd|pwd|digest|key|sig|signature|secret|token|resume|authorization"
+_SECRET_NAMES = (
+    r"password|passwd|pwd|digest|key|sig|signature|secret|token|resume|authorization|upload"
+)
 _JSON_FIELD = re.compile(rf'("(?:{_SECRET_NAMES})"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 _QUERY = re.compile(rf"([?&](?:{_SECRET_NAMES}|s)=)[^&\s\"'#]*", re.IGNORECASE)
 _HEADER = re.compile(r"\b((?:Basic|Bearer|Digest)\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)

@@ -43,12 +43,12 @@ class Served:
     port: int
 
     async def temporary(self, data: bytes, name: str = "f.bin", mime: str = "") -> str:
-        """A temporary buffer holding ``data``: its url."""
-        buffer, key = await self.store.create(ALICE, name, mime or None, len(data))
-        url = self.files.upload_url(buffer, key)
-        answer = await self.http.post(url, content=data, headers={"Content-Type": mime or "x/y"})
+        """A temporary buffer holding ``data``: its read url."""
+        buffer, keys = await self.store.create(ALICE, name, mime or None, len(data))
+        upload = self.files.upload_url(buffer, keys.upload)
+        answer = await self.http.post(upload, content=data, headers={"Content-Type": mime or "x/y"})
         assert answer.status_code == 201, answer.text
-        return url
+        return self.files.read_url(buffer, keys.read)
 
 
 @pytest.fixture
@@ -79,9 +79,11 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
 
 
 async def test_upload_answers_201_with_the_sniffed_type_and_hash(served: Served) -> None:
-    buffer, key = await served.store.create(ALICE, "pic.png", "text/html", len(PNG))
+    buffer, keys = await served.store.create(ALICE, "pic.png", "text/html", len(PNG))
     answer = await served.http.post(
-        served.files.upload_url(buffer, key), content=PNG, headers={"Content-Type": "text/html"}
+        served.files.upload_url(buffer, keys.upload),
+        content=PNG,
+        headers={"Content-Type": "text/html"},
     )
     assert answer.status_code == 201
     body = answer.json()
@@ -90,22 +92,78 @@ async def test_upload_answers_201_with_the_sniffed_type_and_hash(served: Served)
 
 
 async def test_refusals_are_json_with_their_codes(served: Served) -> None:
-    buffer, key = await served.store.create(ALICE, "a.bin", None, None)
-    url = served.files.upload_url(buffer, key)
+    buffer, keys = await served.store.create(ALICE, "a.bin", None, None)
+    url = served.files.upload_url(buffer, keys.upload)
     too_big = await served.http.post(url, content=b"x" * (64 * 1024 + 1))
     assert too_big.status_code == 413
     assert too_big.json() == {"code": "too_big", "text": "at most 65536 bytes", "max_bytes": 65536}
-    wrong_key = await served.http.post(f"/messages/files/{buffer.id}?key=nope", content=b"x")
+    wrong_key = await served.http.post(f"/messages/files/{buffer.id}?upload=nope", content=b"x")
     assert (wrong_key.status_code, wrong_key.json()["code"]) == (404, "not_found")
     assert (await served.http.post(url, content=b"ok")).status_code == 201
     again = await served.http.post(url, content=b"again")
     assert (again.status_code, again.json()["code"]) == (409, "bad_state")
-    late, late_key = await served.store.create(ALICE, "late.bin", None, None)
+    late, late_keys = await served.store.create(ALICE, "late.bin", None, None)
     served.clock.now += 601
-    expired = await served.http.post(served.files.upload_url(late, late_key), content=b"x")
+    expired = await served.http.post(served.files.upload_url(late, late_keys.upload), content=b"x")
     assert (expired.status_code, expired.json()["code"]) == (410, "expired")
-    odd = await served.http.post("/messages/files/..%2F..%2Fetc?key=x", content=b"x")
+    odd = await served.http.post("/messages/files/..%2F..%2Fetc?upload=x", content=b"x")
     assert odd.status_code == 404
+
+
+async def test_the_read_url_takes_no_upload_and_the_upload_url_reads_nothing(
+    served: Served,
+) -> None:
+    """Whoever got the read url (every recipient of the message) is refused before the
+    body is read, and the buffer stays empty for its creator; forged upload keys look
+    like no buffer; the upload url reads nothing."""
+    buffer, keys = await served.store.create(ALICE, "a.txt", "text/plain", 5)
+    read = served.files.read_url(buffer, keys.read)
+    upload = served.files.upload_url(buffer, keys.upload)
+    assert keys.upload not in read and keys.read not in upload
+
+    refused = await served.http.post(read, content=b"fake!")
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "code": "forbidden",
+        "text": "this url only reads the file; upload to the url in CreateFileBufferResult.upload",
+    }
+    path = f"/messages/files/{buffer.id}"
+    for forged in [
+        f"{path}?upload={keys.read}",  # the read key where the upload key goes
+        f"{path}?upload={keys.upload[:-1]}",
+        f"{path}?upload=",
+        f"{path}?key={keys.read}&upload=guessed",
+        f"{path}?key=guessed",
+        path,
+    ]:
+        answer = await served.http.post(forged, content=b"fake!")
+        assert (answer.status_code, answer.json()["code"]) == (404, "not_found"), forged
+    assert (await served.http.get(upload)).status_code == 404
+    assert not (await served.store.get(buffer.id)).uploaded  # type: ignore[union-attr]
+    assert list((served.store.root / "incoming").iterdir()) == []
+    assert (await served.http.get(read)).status_code == 404  # nothing to read yet
+
+    assert (await served.http.post(upload, content=b"mine!")).status_code == 201
+    assert (await served.http.get(read)).content == b"mine!"
+    again = await served.http.post(read, content=b"fake!")
+    assert again.status_code == 403  # the read url never uploads, before or after
+    assert (await served.http.get(read)).content == b"mine!"
+
+
+async def test_a_post_to_the_read_url_is_refused_before_its_body(served: Served) -> None:
+    """A recipient's huge POST is answered at once; no byte is read or kept."""
+    buffer, keys = await served.store.create(ALICE, "big.bin", None, None)
+    path = served.files.read_url(buffer, keys.read)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
+    )
+    await writer.drain()
+    head = await asyncio.wait_for(reader.read(4096), 5)  # no body was sent at all
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 403"), head[:200]
+    assert b'"code":"forbidden"' in head
 
 
 @pytest.mark.parametrize(("announced", "limit"), [(10, 10), (None, 65536)])
@@ -114,8 +172,8 @@ async def test_a_body_bigger_than_said_is_cut_off_at_the_limit(
 ) -> None:
     """A chunked body (no Content-Length to refuse early) of 100 KiB: cut off as soon as
     it passes the size announced at CreateFileBuffer, else the file limit; nothing kept."""
-    buffer, key = await served.store.create(ALICE, "liar.bin", None, announced)
-    path = served.files.upload_url(buffer, key)
+    buffer, keys = await served.store.create(ALICE, "liar.bin", None, announced)
+    path = served.files.upload_url(buffer, keys.upload)
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
     with contextlib.suppress(ConnectionError):
@@ -133,8 +191,8 @@ async def test_a_body_bigger_than_said_is_cut_off_at_the_limit(
 
 
 async def test_a_declared_length_over_the_limit_is_refused_before_the_body(served: Served) -> None:
-    buffer, key = await served.store.create(ALICE, "big.bin", None, None)
-    path = served.files.upload_url(buffer, key)
+    buffer, keys = await served.store.create(ALICE, "big.bin", None, None)
+    path = served.files.upload_url(buffer, keys.upload)
     reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n"
@@ -193,8 +251,8 @@ async def test_a_temporary_url_expires(served: Served) -> None:
 
 
 async def _permanent(served: Served) -> Buffer:
-    buffer, key = await served.store.create(ALICE, "doc.pdf", "application/pdf", None)
-    await served.store.upload(buffer.id, key, _once(b"%PDF-1.7 body"))
+    buffer, keys = await served.store.create(ALICE, "doc.pdf", "application/pdf", None)
+    await served.store.upload(buffer.id, keys.upload, _once(b"%PDF-1.7 body"))
     (permanent,) = await served.store.promote(buffer.id, [BOB])
     return permanent
 
@@ -220,8 +278,8 @@ async def test_signed_urls_open_for_their_session_only_until_they_expire(served:
 
 
 async def test_an_upload_cut_off_by_the_client_leaves_no_file(served: Served) -> None:
-    buffer, key = await served.store.create(ALICE, "half.bin", None, None)
-    path = served.files.upload_url(buffer, key)
+    buffer, keys = await served.store.create(ALICE, "half.bin", None, None)
+    path = served.files.upload_url(buffer, keys.upload)
     _, writer = await asyncio.open_connection("127.0.0.1", served.port)
     writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n".encode())
     writer.write(b"q" * 20000)
@@ -271,6 +329,6 @@ def test_urls_can_name_another_origin(tmp_path: Path) -> None:
     store = LocalStore(tmp_path, max_size=1, temp_ttl=1, quota=1)
     files = FileRoutes(store, SECRET, base_url="https://files.example.com/")
     buffer = Buffer("b" * 22, "permanent", "d", "u", "n", "m", 1, "0" * 64, 0.0, None)
-    assert files.upload_url(buffer, "k") == "https://files.example.com/messages/files/" + (
-        "b" * 22 + "?key=k"
-    )
+    base = "https://files.example.com/messages/files/" + "b" * 22
+    assert files.read_url(buffer, "r") == base + "?key=r"
+    assert files.upload_url(buffer, "u") == base + "?upload=u"

@@ -24,9 +24,10 @@ async def test_a_file_from_a_to_b_gets_a_permanent_copy_on_each_side(
         alice, "CreateFileBuffer", name="report.pdf", size=len(PDF), mime="application/pdf"
     )
     assert created["mt"] == "CreateFileBufferResult" and created["url"], created
+    assert created["upload"] != created["url"]
     async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
         uploaded = await http.post(
-            created["url"], content=PDF, headers={"Content-Type": "application/pdf"}
+            created["upload"], content=PDF, headers={"Content-Type": "application/pdf"}
         )
         assert uploaded.status_code == 201, uploaded.text
         assert uploaded.json()["mime"] == "application/pdf"
@@ -70,7 +71,7 @@ async def test_a_message_cannot_claim_someone_elses_file(server: RunningServer) 
     await session(alice)
     (created,) = await ask(alice, "CreateFileBuffer", name="private.txt", size=6)
     async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
-        assert (await http.post(created["url"], content=b"secret")).status_code == 201
+        assert (await http.post(created["upload"], content=b"secret")).status_code == 201
     await bob.say(number, "look", attach=created["url"])
     await alice.fty(1)
     await drained(server)
@@ -83,6 +84,37 @@ async def test_a_message_cannot_claim_someone_elses_file(server: RunningServer) 
         "files": [],
         "src": listed["src"],
     }
+
+
+async def test_a_recipient_cannot_fill_a_buffer_the_author_has_not_uploaded_yet(
+    server: RunningServer,
+) -> None:
+    """alice sends the url before she uploads (a client may): bob, who got it in the
+    message, is refused a POST to it, and so is a forged upload key; the buffer stays
+    empty, alice's upload then goes in, and bob reads her file from the same url."""
+    alice, bob, number = await connected_pair(server)
+    await session(alice)
+    (created,) = await ask(alice, "CreateFileBuffer", name="plan.txt", size=5)
+    await alice.say(1, "coming", attach=created["url"])
+    relayed = await bob.fty(number)
+    assert "upload" not in relayed and created["upload"] not in str(relayed)
+    got = relayed["attach"]
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        refused = await http.post(got, content=b"evil!", headers={"Content-Type": "text/plain"})
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+        buffer_path = got.split("?", 1)[0]
+        read_key = got.split("key=", 1)[1]
+        for forged in (f"{buffer_path}?upload={read_key}", f"{buffer_path}?upload=x" + read_key):
+            answer = await http.post(forged, content=b"evil!")
+            assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
+        assert (await http.get(got)).status_code == 404  # still empty
+
+        uploaded = await http.post(created["upload"], content=b"plan!")
+        assert uploaded.status_code == 201, uploaded.text
+        assert (await http.get(got)).content == b"plan!"
+        again = await http.post(created["upload"], content=b"more!")
+        assert (again.status_code, again.json()["code"]) == (409, "bad_state")
+        assert (await http.post(got, content=b"evil!")).status_code == 403
 
 
 async def test_an_announced_size_over_the_limit_is_refused_before_any_upload(
@@ -106,7 +138,7 @@ async def test_one_upload_in_two_messages_gives_each_message_its_own_copy(
     await session(alice)
     (created,) = await ask(alice, "CreateFileBuffer", name="twice.txt", size=5)
     async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
-        assert (await http.post(created["url"], content=b"twice")).status_code == 201
+        assert (await http.post(created["upload"], content=b"twice")).status_code == 201
         await alice.say(1, "first", attach=created["url"])
         await alice.say(1, "second", attach=created["url"])
         await bob.fty(number)

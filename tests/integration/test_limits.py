@@ -1,10 +1,11 @@
 """Bad input and limits: each gets its documented answer and the server stays healthy
-(PROTOCOL §1.1, §1.3, §1.4, §3.5, §4.6, §4.11, §5)."""
+(PROTOCOL §1.1, §1.3, §1.4, §1.6, §3.5, §4.6, §4.11, §5)."""
 
 from __future__ import annotations
 
 import json
 
+from signaling.appwebsocket import closecodes
 from tests.support import RunningServer, connected_pair, make_config, running_server
 
 
@@ -88,6 +89,24 @@ async def test_binary_frame_closes_4003(server: RunningServer) -> None:
     phone = await server.phone("alice")
     await phone.client.send_text(b"\x00\x01binary")
     assert (await phone.client.wait_closed())[0] == 4003
+    await _still_serving(server)
+
+
+async def test_a_text_frame_that_is_not_utf8_closes_1007(server: RunningServer) -> None:
+    phone = await server.phone("alice")
+    await phone.client._ws.send(b'{"mt":"KeepAlive","x":"\xff\xfe"}', text=True)
+    assert (await phone.client.wait_closed())[0] == closecodes.WS_1007_INVALID_UTF8
+    await _still_serving(server)
+
+
+async def test_a_frame_that_breaks_the_websocket_protocol_closes_1002(
+    server: RunningServer,
+) -> None:
+    """A client frame must be masked (RFC 6455 5.1); this one is not."""
+    phone = await server.phone("alice")
+    phone.client._ws.transport.write(b"\x81\x02{}")
+    code, reason = await phone.client.wait_closed()
+    assert (code, reason) == (closecodes.WS_1002_PROTOCOL_ERROR, "incorrect masking")
     await _still_serving(server)
 
 

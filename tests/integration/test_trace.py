@@ -139,15 +139,16 @@ async def test_no_secret_is_ever_traced_or_logged(
     await bob.fty(number)
     await session(alice)
     (created,) = await ask(alice, "CreateFileBuffer", name="t.txt", size=4)
-    assert (await http.post(created["url"], content=b"data")).status_code == 201
+    assert (await http.post(created["upload"], content=b"data")).status_code == 201
     key = created["url"].split("key=", 1)[1]
+    upload_key = created["upload"].split("upload=", 1)[1]
     await alice.say(1, "file", attach=created["url"])
     await bob.fty(number)
     text = (await http.get("/admin/trace/download")).text
     assert "hello with everything traced" in text  # the trace did see the traffic
     link = server.hub.link
     assert link is not None
-    secrets = [*PASSWORDS.values(), ADMIN[1], key, link._password]
+    secrets = [*PASSWORDS.values(), ADMIN[1], key, upload_key, link._password]
     logged = "\n".join(  # the server's log, not this test's own HTTP client's
         record.getMessage()
         for record in caplog.records

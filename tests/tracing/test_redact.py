@@ -15,6 +15,8 @@ from tracing import redact
         ('{"Password":"with \\"quote\\" inside"}', "quote"),
         ('{"key":"k3y","sig":"s1g","token":"t0k","resume":"r3s"}', "k3y"),
         ("POST /messages/files/abc?key=CAPABILITY-KEY HTTP/1.1", "CAPABILITY-KEY"),
+        ("POST /messages/files/abc?upload=UPLOAD-KEY HTTP/1.1", "UPLOAD-KEY"),
+        ('{"mt":"CreateFileBufferResult","upload":"/messages/files/abc?upload=U"}', "?upload=U"),
         ("GET /messages/files/abc?s=session-9&e=17&sig=SIGNATURE", "SIGNATURE"),
         ("GET /messages/files/abc?s=session-9&e=17&sig=SIGNATURE", "session-9"),
         ("Authorization: Basic YWRtaW46c2VjcmV0", "YWRtaW46c2VjcmV0"),

@@ -47,7 +47,8 @@ export async function sendFile(conv, file) {
   try {
     const mime = file.type || "application/octet-stream";
     const { result } = await state.client.messages("CreateFileBuffer", { name: file.name, size: file.size, mime });
-    await uploadBytes(result.url, file, (share) => {
+    // `upload` writes (it stays with us); `url` only reads, and goes into the message.
+    await uploadBytes(result.upload, file, (share) => {
       ui.uploadProgress.value = Math.round(share * 100);
     });
     ui.uploadProgress.value = 100;
