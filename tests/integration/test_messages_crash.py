@@ -5,19 +5,15 @@ its database exactly once per side."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 
+from tests.integration.processes import ServerProcess, free_port, stopping
 from tests.integration.test_messages import call_offline, drained
 from tests.support import make_config, running_server
 
@@ -40,76 +36,6 @@ async def stored_rows(database_url: str, call_id: str) -> list[tuple[str, int]]:
     return [(str(record["topic"]), int(record["seq"])) for record in records]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class ServiceProcess:
-    """``switchboard serve --role messages`` in a child process."""
-
-    def __init__(self, config: Path, data_dir: Path, port: int) -> None:
-        self.command = [
-            sys.executable,
-            "-m",
-            "signaling.cli",
-            "serve",
-            "--role",
-            "messages",
-            "--config",
-            str(config),
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ]
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def spawn(self) -> None:
-        self.process = subprocess.Popen(
-            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-
-    async def start(self) -> None:
-        """Spawn the process and wait until it accepts connections."""
-        self.spawn()
-        assert self.process is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while True:
-            assert self.process.poll() is None, self.process.stderr.read()  # type: ignore[union-attr]
-            with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
-            assert loop.time() < deadline, "the messages service did not start"
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown, no flush
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@contextlib.contextmanager
-def stopping(service: ServiceProcess) -> Iterator[ServiceProcess]:
-    try:
-        yield service
-    finally:
-        service.stop()
-
-
 async def test_kill_9_of_the_service_loses_no_message_acknowledged_stored(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -127,7 +53,10 @@ async def test_kill_9_of_the_service_loses_no_message_acknowledged_stored(
             reconnect_max=0.2,
         ),
     )
-    with stopping(ServiceProcess(config_file, tmp_path / "service", port)) as service:
+    service = ServerProcess(
+        "messages", config_file, tmp_path / "service", port, tmp_path / "service.log"
+    )
+    with stopping(service):
         await service.start()
         async with running_server(hub_config, data_dir=tmp_path / "hub") as server:
             await server.service_ready()
