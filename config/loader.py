@@ -324,6 +324,11 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "timeout": _POSITIVE_DURATION,
         "throttle_failures": _POSITIVE_COUNT,
         "throttle_window": _POSITIVE_DURATION,
+        "throttle_delay": _POSITIVE_DURATION,
+        "throttle_max_delay": _POSITIVE_DURATION,
+        "throttle_account_failures": _POSITIVE_COUNT,
+        "throttle_address_failures": _POSITIVE_COUNT,
+        "throttle_keys": _POSITIVE_COUNT,
         "default_domain": _TEXT,
     },
     "limits": {
@@ -460,6 +465,7 @@ def _build(tree: Table) -> Config:
         tenants=_tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)
+    _check_throttle(config.login)
     _check_messages(config)
     if config.webhooks.url and not config.webhooks.secret:
         raise ConfigError("webhooks.secret", "required when webhooks.url is set")
@@ -488,6 +494,23 @@ def _check_default_domain(config: Config) -> None:
         known = ", ".join(shown_value(domain) for domain in domains)
         raise ConfigError(
             "login.default_domain", f"{shown_value(default)} is not a configured tenant ({known})"
+        )
+
+
+def _check_throttle(login: LoginConfig) -> None:
+    """A pair's back-off runs from ``throttle_delay`` up to ``throttle_max_delay``, and a
+    lock must end before its failures are forgotten (``throttle_window``)."""
+    if login.throttle_max_delay < login.throttle_delay:
+        raise ConfigError(
+            "login.throttle_max_delay",
+            f"{login.throttle_max_delay:g}s is shorter than login.throttle_delay "
+            f"({login.throttle_delay:g}s)",
+        )
+    if login.throttle_max_delay > login.throttle_window:
+        raise ConfigError(
+            "login.throttle_max_delay",
+            f"{login.throttle_max_delay:g}s is longer than login.throttle_window "
+            f"({login.throttle_window:g}s): a lock must end before its failures are forgotten",
         )
 
 

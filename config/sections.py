@@ -51,8 +51,14 @@ class LoginConfig:
 
     challenge_ttl: float = 30.0  # seconds a challenge is valid
     timeout: float = 20.0  # close 4001 if not logged in by then
-    throttle_failures: int = 5  # failed logins allowed per window, per address and per account
-    throttle_window: float = 60.0
+    # Failed-login throttle (PROTOCOL §3.6, docs/protocol.md §12.21):
+    throttle_failures: int = 5  # wrong passwords of one (address, account) before back-off
+    throttle_window: float = 600.0  # how long a failure is remembered
+    throttle_delay: float = 1.0  # a pair's first lock, doubling per further failure
+    throttle_max_delay: float = 30.0  # the longest lock
+    throttle_account_failures: int = 20  # per account from anywhere, refilled per window
+    throttle_address_failures: int = 100  # per address for any account, refilled per window
+    throttle_keys: int = 100_000  # entries kept of each kind (pairs, accounts, addresses)
     default_domain: str = "example.com"  # tenant for the short login form (only sip + digest)
 
 

@@ -26,7 +26,7 @@ from config import Config, ConfigError, UserConfig
 from filebuffers import LocalStore
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
-from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 from tracing import Tracer
 
 from .accounts import ServiceAccounts
@@ -84,7 +84,7 @@ class MessagesService:
         self.tracer = tracer or Tracer()
         self.database_url = database_url(config)
         self._accounts = ServiceAccounts(password)
-        self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
+        self._throttle = LoginThrottle(ThrottlePolicy.from_config(config.login))
         self._directory = TenantDirectory(config.tenants, users)
         self.hubs = HubConnections()
         self._store: MessageStore | None = None

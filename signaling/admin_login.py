@@ -2,9 +2,10 @@
 Basic against ``[admin]`` (the whole server) and ``[admin.tenants."<domain>"]`` (one
 tenant each). With no admin password configured every request is refused,
 so a server started from the defaults exposes no admin surface. Failed logins are
-throttled per client address like client logins (``login.throttle_failures`` per
-``login.throttle_window``), and a request a browser marks as coming from another site
-is refused, so a page elsewhere cannot use an operator's remembered credentials."""
+throttled like client logins (PROTOCOL §3.6, the ``login.throttle_*`` numbers), the user
+name given being the account: a guesser's (address, user) pair is made to wait, another
+admin behind the same address is not. A request a browser marks as coming from another
+site is refused, so a page elsewhere cannot use an operator's remembered credentials."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from config import AdminConfig, LoginConfig
-from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 
 __all__ = ["AdminLogins", "AdminScope", "basic_login"]
 
@@ -51,7 +52,7 @@ class AdminLogins:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         login = login or LoginConfig()
-        self._throttle = LoginThrottle(login.throttle_failures, login.throttle_window)
+        self._throttle = LoginThrottle(ThrottlePolicy.from_config(login))
         self._clock = clock
         self._accounts: list[tuple[bytes, bytes, AdminScope]] = []
         if admin.password:
@@ -74,17 +75,18 @@ class AdminLogins:
             return None
         if request.headers.get("sec-fetch-dest", "empty") not in _ADMIN_DESTINATIONS:
             return None  # an <img>, <script>, frame... of a page: never the operator's wish
-        address = [f"admin:{request.client.host if request.client else '-'}"]
-        now = self._clock()
-        if self._throttle.blocked(address, now):
-            return None
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "basic":
-            return None
+            return None  # no login tried: nothing to count
         try:
             given_user, sep, given_password = base64.b64decode(value, validate=True).partition(b":")
         except (binascii.Error, ValueError):
             given_user, sep, given_password = b"", b"", b""
+        address = request.client.host if request.client else "-"
+        account = given_user.decode("utf-8", "replace")
+        now = self._clock()
+        if self._throttle.locked(address, account, now) > 0:
+            return None
         user, password = _digest(given_user), _digest(given_password)
         found = None
         for account_user, account_password, scope in self._accounts:
@@ -95,7 +97,9 @@ class AdminLogins:
             if sep and user_ok and password_ok and found is None:
                 found = scope
         if found is None:
-            self._throttle.failed(address, now)
+            self._throttle.failed(address, account, now)
+        else:
+            self._throttle.succeeded(address, account, now)
         return found
 
     def server_admin(self, request: Request) -> bool:

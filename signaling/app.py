@@ -67,11 +67,11 @@ def create_app(
     if role == "messages":
         return create_messages_app(config)
     install_record_factory()
-    logins = AdminLogins(config.admin, config.login)
-    admin_login = logins.server_admin
     messages = config.messages
     tracer = make_tracer(config)
     switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
+    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
+    admin_login = logins.server_admin
     changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
     changes.load_into(switch.directory)
     service: MessagesService | None = None
@@ -263,6 +263,9 @@ async def metrics(request: Request) -> Response:
         outbox_depth=len(outbox.pending) if outbox is not None else 0,
         errors=dict(switch.errors),
         frame_times=hub.frame_times,
+        login_failures=switch.throttle.failures,
+        login_throttled=dict(switch.throttle.throttled),
+        throttle_keys=switch.throttle.tracked(switch.clock.monotonic()),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

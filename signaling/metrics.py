@@ -1,9 +1,10 @@
 """``GET /metrics`` in the Prometheus text format (version 0.0.4).
 
-Gauges are read when scraped (connections, registrations, calls, the outbox's depth);
-counters are plain integers the code already keeps (messages accepted, Posts stored,
-errors by code); the one histogram, how long the hub takes over a frame from a client
-(parse, route, queue every frame it causes), is observed by the hub itself.
+Gauges are read when scraped (connections, registrations, calls, the outbox's depth, the
+login throttle's entries); counters are plain integers the code already keeps (messages
+accepted, Posts stored, errors by code, wrong passwords, throttled logins); the one
+histogram, how long the hub takes over a frame from a client (parse, route, queue every
+frame it causes), is observed by the hub itself.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def render(
     outbox_depth: int,
     errors: dict[str, int],
     frame_times: FrameTimes,
+    login_failures: int,
+    login_throttled: dict[str, int],
+    throttle_keys: dict[str, int],
 ) -> str:
     out: list[str] = []
 
@@ -98,6 +102,32 @@ def render(
         [
             f'switchboard_errors_total{{code="{code}"}} {count}'
             for code, count in sorted(errors.items())
+        ],
+    )
+    metric(
+        "switchboard_login_failures_total",
+        "counter",
+        "Client logins refused for a wrong password or an unknown account.",
+        [f"switchboard_login_failures_total {login_failures}"],
+    )
+    throttled = {"pair": 0, "account": 0, "address": 0, **login_throttled}
+    metric(
+        "switchboard_login_throttled_total",
+        "counter",
+        "Client logins answered throttled, by the budget that was spent (pair: refused "
+        "before the password was checked; account, address: a wrong password).",
+        [
+            f'switchboard_login_throttled_total{{budget="{budget}"}} {count}'
+            for budget, count in sorted(throttled.items())
+        ],
+    )
+    metric(
+        "switchboard_login_throttle_keys",
+        "gauge",
+        "Entries the login throttle keeps, by kind: (address, account) pairs, accounts, addresses.",
+        [
+            f'switchboard_login_throttle_keys{{kind="{kind}"}} {count}'
+            for kind, count in sorted(throttle_keys.items())
         ],
     )
     metric(

@@ -20,6 +20,7 @@ import httpx
 import respx
 import uvicorn
 from starlette.applications import Starlette
+from websockets.asyncio.client import connect
 
 from config import Config, TenantConfig, UserConfig, load_config
 from config.sections import AppConfig
@@ -109,8 +110,15 @@ class RunningServer:
             assert loop.time() < deadline, "the hub's link to the messages service is not up"
             await asyncio.sleep(0.01)
 
-    async def connect(self) -> AppWebsocketClient:
-        return await AppWebsocketClient.connect(self.url, max_size=None)
+    async def connect(self, *, source: str | None = None) -> AppWebsocketClient:
+        """A client; ``source`` is the local address it connects from (any of 127.0.0.0/8
+        reaches the server), so that a test can have clients at several addresses."""
+        if source is None:
+            return await AppWebsocketClient.connect(self.url, max_size=None)
+        connection = await connect(
+            self.url, max_size=None, ping_interval=None, compression=None, local_addr=(source, 0)
+        )
+        return AppWebsocketClient(connection)
 
     async def phone(
         self, sip: str, *, domain: str = "", password: str | None = None, hw: str | None = None

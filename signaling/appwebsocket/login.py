@@ -14,7 +14,7 @@ login is final: the caller closes the connection with 4001 after sending the rep
 
 from __future__ import annotations
 
-import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -164,16 +164,19 @@ class LoginServer:
         return {"mt": "AppChallengeResult", "challenge": self._challenge}
 
     def login(self, body: JsonObject, now: float) -> LoginOutcome:
-        """Check one ``AppLogin``; the challenge is used up whatever the result."""
+        """Check one ``AppLogin``; the challenge is used up whatever the result.
+
+        The throttle (§3.6) is asked twice: before the digest, whether this (address,
+        account) pair is locked (that alone may refuse a correct password); after a wrong
+        digest, whether the answer is ``throttled``. Nothing else can refuse a right one."""
         challenge, self._challenge = self._challenge, None
         request = LoginRequest.from_message(body)
-        throttled = hashlib.sha256(self._accounts.throttle_key(request).encode("utf-8", "replace"))
-        # hashed: the name comes from the client and could be as long as a frame
-        keys = (f"addr:{self._address}", f"acct:{throttled.hexdigest()}")
-        if self._throttle.blocked(keys, now):
-            return self._fail(body, LoginFailure.THROTTLED)
+        account = self._accounts.throttle_key(request)
+        wait = self._throttle.locked(self._address, account, now)
+        if wait > 0:
+            return self._throttled(body, wait)
         if challenge is None or now - self._issued > self._ttl:
-            self._throttle.failed(keys, now)
+            # Not counted: without a challenge nothing about the password was learnt.
             return self._fail(body, LoginFailure.NO_CHALLENGE)
         found = self._accounts.find(request)
         password = found.password if found else _DUMMY_PASSWORD
@@ -189,15 +192,30 @@ class LoginServer:
         )
         # Compare even for unknown accounts so that timing does not reveal which exist.
         if not verify_digest(expected, request.digest) or found is None:
-            self._throttle.failed(keys, now)
+            wait_after = self._throttle.failed(self._address, account, now)
+            if wait_after is not None:
+                return self._throttled(body, wait_after)
             return self._fail(body, LoginFailure.FAILED)
+        self._throttle.succeeded(self._address, account, now)
         self.state = LoginState.LOGGED_IN
         reply = _echo(body, {"mt": "AppLoginResult", "ok": True, "domain": found.principal.domain})
         return LoginOutcome(reply, found.principal, session_key(challenge, found.password))
 
-    def _fail(self, body: JsonObject, failure: LoginFailure) -> LoginOutcome:
+    def _throttled(self, body: JsonObject, wait: float) -> LoginOutcome:
+        # (extension, docs §12.22) when this pair may try again, as rate_limited says it
+        return self._fail(body, LoginFailure.THROTTLED, max(1, math.ceil(wait * 1000.0)))
+
+    def _fail(
+        self, body: JsonObject, failure: LoginFailure, retry_after_ms: int | None = None
+    ) -> LoginOutcome:
         self.state = LoginState.FAILED
-        reply = {"mt": "AppLoginResult", "error": failure.number, "errorText": failure.text}
+        reply: JsonObject = {
+            "mt": "AppLoginResult",
+            "error": failure.number,
+            "errorText": failure.text,
+        }
+        if retry_after_ms is not None:
+            reply["retry_after_ms"] = retry_after_ms
         return LoginOutcome(_echo(body, reply))
 
 

@@ -23,7 +23,7 @@ from config import Config
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.digest import new_challenge
 from signaling.appwebsocket.login import LoginServer, Principal
-from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 from signaling.directory import Directory, HubAccounts
 
 from .actions import Action, StoredAck
@@ -117,7 +117,9 @@ class Switch:
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
         self._accounts = HubAccounts(self.directory)
-        self._throttle = LoginThrottle(config.login.throttle_failures, config.login.throttle_window)
+        self.throttle = LoginThrottle(ThrottlePolicy.from_config(config.login))
+        """Failed logins (§3.6); its counts feed ``/metrics``."""
+        self._throttle_sweep: Timer | None = None
         self._make_challenge = make_challenge
         self._out = Outbox()
         self.congested: Callable[[int, int], bool] = _never_congested
@@ -168,7 +170,7 @@ class Switch:
         limits = self.config.limits
         login = LoginServer(
             self._accounts,
-            self._throttle,
+            self.throttle,
             address=address,
             challenge_ttl=self.config.login.challenge_ttl,
             make_challenge=self._make_challenge,
@@ -328,6 +330,7 @@ class Switch:
             return self._reply(conn, inbound, conn.login.challenge(now))
         if inbound.api is None and inbound.mt == "AppLogin":
             outcome = conn.login.login(inbound.body, now)
+            self._sweep_throttle_later()
             self._out.send(conn.id, outcome.reply)
             if outcome.principal is None:
                 return self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login failed")
@@ -506,6 +509,19 @@ class Switch:
         conn = self.connections.get(conn_id)
         if conn is not None:
             self._close(conn, closecodes.WS_4008_SLOW_CONSUMER, "slow consumer")
+
+    def _sweep_throttle_later(self) -> None:
+        """Arm one timer for the throttle's oldest entry, so that no entry outlives its
+        window even when no login comes to sweep it."""
+        if self._throttle_sweep is None:
+            expiry = self.throttle.next_expiry()
+            if expiry is not None:
+                self._throttle_sweep = self.timers.arm(expiry, self._sweep_throttle)
+
+    def _sweep_throttle(self) -> None:
+        self._throttle_sweep = None
+        self.throttle.sweep(self.clock.monotonic())
+        self._sweep_throttle_later()
 
     def _login_timeout(self, conn: Connection) -> None:
         conn.login_timer = None

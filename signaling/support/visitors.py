@@ -20,9 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config import SupportConfig, UserConfig
-from signaling.appwebsocket.throttle import LoginThrottle
 
 from ..core.switch import Switch
+from ..core.window import SlidingWindow
 
 __all__ = ["VISITOR_PREFIX", "Visitors"]
 
@@ -36,15 +36,15 @@ class Visitors:
         self._switch = switch
         self._config = config
         self._wake = wake  # the hub re-reads its timers
-        self._made = LoginThrottle(config.visitors_per_hour, _HOUR)
+        self._made = SlidingWindow(config.visitors_per_hour, _HOUR)
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/api/visitors", self._create, methods=["POST"])]
 
     async def _create(self, request: Request) -> Response:
         clock = self._switch.clock
-        address = [f"visitor:{request.client.host if request.client else '-'}"]
-        if self._made.blocked(address, clock.monotonic()):
+        address = request.client.host if request.client else "-"
+        if self._made.full(address, clock.monotonic()):
             return _error(429, "rate_limited", "too many visitor accounts from this address")
         body = await request.body()
         try:
@@ -62,7 +62,7 @@ class Visitors:
         sip = VISITOR_PREFIX + secrets.token_hex(8)
         password = secrets.token_urlsafe(24)
         tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
-        self._made.failed(address, clock.monotonic())  # counts what this address made
+        self._made.add(address, clock.monotonic())  # counts what this address made
         self._switch.chat.support.visitor_context(domain, sip, fields.get("context"))
         self._arm(domain, sip)
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)

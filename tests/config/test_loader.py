@@ -633,3 +633,58 @@ def test_tenant_admins_are_read_and_checked(tmp_path: Path) -> None:
     path.write_text('[admin.tenants."Example.COM"]\npassword = "p"\n')
     with pytest.raises(ConfigError, match="lower case"):
         load_config(path, env={})
+
+
+# --- the login throttle ---------------------------------------------------------------------
+
+
+def test_login_throttle_numbers_from_file_and_env(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        """
+        [login]
+        throttle_failures = 3
+        throttle_delay = "500ms"
+        throttle_max_delay = "2m"
+        throttle_window = "1h"
+        throttle_account_failures = 50
+        """,
+        env={
+            "SWITCHBOARD_LOGIN_THROTTLE_ADDRESS_FAILURES": "500",
+            "SWITCHBOARD_LOGIN_THROTTLE_KEYS": "10",
+        },
+    )
+    login = config.login
+    assert (login.throttle_failures, login.throttle_delay, login.throttle_max_delay) == (
+        3,
+        0.5,
+        120,
+    )
+    assert (login.throttle_window, login.throttle_account_failures) == (3600, 50)
+    assert (login.throttle_address_failures, login.throttle_keys) == (500, 10)
+
+
+def test_an_old_file_with_the_first_two_throttle_keys_still_loads(tmp_path: Path) -> None:
+    config = load(tmp_path, '[login]\nthrottle_failures = 10\nthrottle_window = "60s"\n')
+    assert (config.login.throttle_failures, config.login.throttle_window) == (10, 60.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[login]\nthrottle_delay = "1m"\n',
+            "login.throttle_max_delay: 30s is shorter than login.throttle_delay (60s)",
+        ),
+        (
+            '[login]\nthrottle_window = "10s"\n',
+            "login.throttle_max_delay: 30s is longer than login.throttle_window (10s): "
+            "a lock must end before its failures are forgotten",
+        ),
+        ("[login]\nthrottle_account_failures = 0\n", "login.throttle_account_failures: "),
+        ('[login]\nthrottle_keys = "many"\n', "login.throttle_keys: "),
+        ("[login]\nthrottle_delay = 0\n", "login.throttle_delay: "),
+    ],
+)
+def test_login_throttle_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    assert error(tmp_path, text).startswith(message)

@@ -430,3 +430,24 @@ async def test_queues_and_agent_settings_survive_a_restart(tmp_path: Path) -> No
         assert (await admin.get("/admin/users/example.com/dave")).status_code == 404
         with pytest.raises(LoginFailed):
             await server.phone("alice")
+
+
+async def test_guessing_an_admin_password_locks_only_the_guessing_pair(
+    served: RunningServer,
+) -> None:
+    """PROTOCOL §3.6 for admin logins too: the user name given is the account."""
+    async with client(served, (SERVER_ADMIN[0], "guess")) as guesser:
+        answers = [(await guesser.get("/admin/tenants")).status_code for _ in range(20)]
+    assert answers == [401] * 20
+    async with client(served, SERVER_ADMIN) as admin:
+        assert (await admin.get("/admin/tenants")).status_code == 401  # the pair waits
+    async with client(served, TENANT_ADMIN) as colleague:
+        assert (await colleague.get("/admin/tenants")).status_code == 200  # same address
+    elsewhere = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(
+        base_url=served.http, auth=SERVER_ADMIN, transport=elsewhere, timeout=10
+    ) as admin:
+        assert (await admin.get("/admin/tenants")).status_code == 200
+    served.clock.advance(served.config.login.throttle_delay)
+    async with client(served, SERVER_ADMIN) as admin:
+        assert (await admin.get("/admin/tenants")).status_code == 200

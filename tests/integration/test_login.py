@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from signaling.appwebsocket.client import AppWebsocketClient
@@ -180,20 +181,81 @@ async def test_login_timeout_closes_4001(server: RunningServer) -> None:
     assert (await client.wait_closed())[0] == 4001
 
 
-async def test_failed_logins_are_throttled(server: RunningServer) -> None:
-    for _ in range(server.config.login.throttle_failures):
-        client = await server.connect()
-        challenge = await _challenge(client)
-        await client.send(_login(challenge, "guess", sip="bob", domain="example.com"))
-        await _expect_failure(client)
-    client = await server.connect()
+# -- the failed-login throttle (PROTOCOL §3.6, docs §12.22) ----------------------------------
+# The server sees 127.0.0.1 for ``server.connect()``; ``source=`` connects from another
+# loopback address, which the server sees as another client address.
+
+ELSEWHERE = "127.0.0.2"
+
+
+async def _try(
+    server: RunningServer, sip: str, password: str, *, source: str | None = None
+) -> dict[str, object]:
+    """One login on its own connection; a refusal is followed by close 4001."""
+    client = await server.connect(source=source)
     challenge = await _challenge(client)
-    await client.send(_login(challenge, "bob-demo", sip="bob", domain="example.com"))
-    await _expect_failure(client, "throttled")
-    server.clock.advance(server.config.login.throttle_window + 1)
-    client = await server.connect()
-    assert (await client.login(password="bob-demo", sip="bob"))["ok"] is True
-    await client.close()
+    await client.send(_login(challenge, password, sip=sip, domain="example.com"))
+    reply = await client.recv()
+    assert reply["mt"] == "AppLoginResult"
+    if reply.get("ok") is True:
+        await client.close()
+    else:
+        assert (await client.wait_closed())[0] == 4001
+    return reply
+
+
+async def test_guessing_slows_the_guesser_and_locks_out_nobody_else(
+    server: RunningServer,
+) -> None:
+    texts = [(await _try(server, "alice", "guess"))["errorText"] for _ in range(200)]
+    assert texts == ["login failed"] * 5 + ["throttled"] * 195
+    # bob behind the same address, and alice from another one, get in at once
+    assert (await _try(server, "bob", "bob-demo"))["ok"] is True
+    assert (await _try(server, "alice", "alice-demo", source=ELSEWHERE))["ok"] is True
+    # alice from the guessing address waits out the pair's lock: one second
+    refused = await _try(server, "alice", "alice-demo")
+    assert (refused["error"], refused["errorText"], refused["retry_after_ms"]) == (
+        2,
+        "throttled",
+        1000,
+    )
+    server.clock.advance(server.config.login.throttle_delay)
+    assert (await _try(server, "alice", "alice-demo"))["ok"] is True
+
+
+async def test_a_guesser_gets_ten_tries_in_the_first_minute(server: RunningServer) -> None:
+    checked = []  # when a guess got as far as the password check
+    for second in range(60):  # every second, guesses until one is throttled
+        while (await _try(server, "carol", "guess"))["errorText"] == "login failed":
+            checked.append(second)
+        server.clock.advance(1.0)
+    assert checked == [0, 0, 0, 0, 0, 1, 3, 7, 15, 31]  # docs §12.22
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        text = (await http.get("/metrics")).text
+    assert "switchboard_login_failures_total 10\n" in text
+    assert 'switchboard_login_throttled_total{budget="pair"} 60\n' in text
+    assert 'switchboard_login_throttle_keys{kind="pair"} 1\n' in text
+
+
+async def test_a_distributed_attack_never_refuses_the_owners_password(
+    server: RunningServer,
+) -> None:
+    budget = server.config.login.throttle_account_failures
+    guessers = [f"127.0.0.{n}" for n in range(2, 2 + budget)]
+    for source in guessers:
+        assert (await _try(server, "dave", "guess", source=source))["errorText"] == "login failed"
+    # the account's budget is spent: the next wrong password is throttled, whoever sends it
+    late = await _try(server, "dave", "guess", source=f"127.0.0.{2 + budget}")
+    assert (late["errorText"], late["retry_after_ms"]) == ("throttled", 30_000)
+    # ...but dave's own password goes through at once, from an address that has not guessed
+    assert (await _try(server, "dave", "dave-demo"))["ok"] is True
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        text = (await http.get("/metrics")).text
+    assert 'switchboard_login_throttled_total{budget="account"} 1\n' in text
+    assert f'switchboard_login_throttle_keys{{kind="pair"}} {budget + 1}\n' in text
+    # a window after the last failure the hub's own timer has dropped every entry
+    await server.advance(server.config.login.throttle_window)
+    assert server.hub.switch.throttle.next_expiry() is None
 
 
 async def test_app_object_logs_in_as_itself_and_gets_pbx_info(server: RunningServer) -> None:

@@ -17,7 +17,7 @@ from signaling.appwebsocket.login import (
     LoginState,
     Principal,
 )
-from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 
 JsonObject = dict[str, Any]
 
@@ -62,7 +62,7 @@ def make_server(
         extra["make_challenge"] = make_challenge
     return LoginServer(
         accounts or FakeAccounts(),
-        throttle or LoginThrottle(5, 60.0),
+        throttle or LoginThrottle(),
         address=address,
         challenge_ttl=TTL,
         **extra,
@@ -311,69 +311,90 @@ def test_no_src_no_echo() -> None:
     assert "src" not in server.login(app_login(challenged(server), "x"), 0.0).reply
 
 
-# -- throttling (PROTOCOL §3.6) ----------------------------------------------------------------
+# -- throttling (PROTOCOL §3.6, docs §12.22) ---------------------------------------------------
+
+A = "192.0.2.1"
+B = "198.51.100.7"
 
 
-def _fail_once(throttle: LoginThrottle, now: float, address: str = "192.0.2.1") -> None:
-    server = make_server(throttle=throttle, address=address)
-    outcome = server.login(app_login(challenged(server, now), "guess"), now)
-    assert failure(outcome) == (1, "login failed")
+def attempt(
+    throttle: LoginThrottle,
+    password: str,
+    now: float,
+    *,
+    address: str = A,
+    sip: str = "alice",
+    accounts: FakeAccounts | None = None,
+) -> LoginOutcome:
+    server = make_server(throttle=throttle, address=address, accounts=accounts)
+    return server.login(app_login(challenged(server, now), password, sip=sip, src="t"), now)
 
 
-def test_throttled_once_the_throttle_blocks_even_with_the_right_password() -> None:
-    throttle = LoginThrottle(3, 60.0)
-    for second in range(3):
-        _fail_once(throttle, float(second))
+def test_a_locked_pair_is_refused_even_with_the_right_password() -> None:
+    throttle = LoginThrottle()
+    for _ in range(5):
+        assert failure(attempt(throttle, "guess", 0.0)) == (1, "login failed")
     accounts = FakeAccounts()
-    server = make_server(accounts=accounts, throttle=throttle)
-    outcome = server.login(app_login(challenged(server, 3.0), PASSWORDS["alice"], src="t"), 3.0)
-    assert failure(outcome) == (2, "throttled")
+    outcome = attempt(throttle, PASSWORDS["alice"], 0.25, accounts=accounts)
     assert outcome.reply == {
         "mt": "AppLoginResult",
         "error": 2,
         "errorText": "throttled",
+        "retry_after_ms": 750,
         "src": "t",
     }
-    assert server.state is LoginState.FAILED
-    assert accounts.asked == []  # not even looked up
-    # throttled attempts are not counted: the window runs from the real failures
+    assert accounts.asked == []  # the digest was not even looked at
+    assert attempt(throttle, PASSWORDS["alice"], 1.0).ok  # the pair's first lock is 1 s
+
+
+def test_two_hundred_guesses_lock_neither_colleagues_nor_the_owner_elsewhere() -> None:
+    throttle = LoginThrottle()
+    results = [failure(attempt(throttle, "guess", n / 1000))[1] for n in range(200)]
+    assert results == ["login failed"] * 5 + ["throttled"] * 195
+    assert attempt(throttle, PASSWORDS["bot"], 0.2, sip="bot").ok  # same address
+    assert attempt(throttle, PASSWORDS["alice"], 0.2, address=B).ok  # alice elsewhere
+    assert failure(attempt(throttle, PASSWORDS["alice"], 0.2)) == (2, "throttled")
+    assert attempt(throttle, PASSWORDS["alice"], 1.004).ok  # 1 s after the fifth failure
+
+
+def test_over_the_account_budget_wrong_passwords_are_throttled_right_ones_pass() -> None:
+    throttle = LoginThrottle(ThrottlePolicy(account_failures=3))
+    for n in range(3):
+        outcome = attempt(throttle, "guess", 0.0, address=f"203.0.113.{n}")
+        assert failure(outcome) == (1, "login failed")
+    outcome = attempt(throttle, "guess", 0.0, address="203.0.113.3")
+    assert failure(outcome) == (2, "throttled")
+    assert outcome.reply["retry_after_ms"] == 30_000
+    assert attempt(throttle, PASSWORDS["alice"], 0.0, address=B).ok  # the owner
+    assert failure(attempt(throttle, PASSWORDS["alice"], 0.0, address="203.0.113.3"))[0] == 2
+
+
+def test_an_unknown_account_counts_like_a_wrong_password() -> None:
+    throttle = LoginThrottle()
+    for _ in range(5):
+        assert failure(attempt(throttle, "guess", 0.0, sip="mallory")) == (1, "login failed")
+    assert failure(attempt(throttle, "guess", 0.0, sip="mallory")) == (2, "throttled")
+    assert throttle.failures == 5
+
+
+def test_a_login_without_a_valid_challenge_is_not_counted() -> None:
+    """Nothing about the password can be learnt from it, so there is nothing to slow."""
+    throttle = LoginThrottle()
     for _ in range(10):
         server = make_server(throttle=throttle)
-        assert failure(server.login(app_login(challenged(server, 30.0), "x"), 30.0))[0] == 2
-    server = make_server(throttle=throttle)
-    assert server.login(app_login(challenged(server, 60.0), PASSWORDS["alice"]), 60.0).ok
-
-
-def test_throttle_counts_per_account_across_addresses() -> None:
-    throttle = LoginThrottle(3, 60.0)
-    for n in range(3):
-        _fail_once(throttle, 0.0, address=f"198.51.100.{n}")
-    server = make_server(throttle=throttle, address="203.0.113.9")
-    outcome = server.login(app_login(challenged(server), PASSWORDS["alice"]), 1.0)
-    assert failure(outcome) == (2, "throttled")
-    # another account from a fresh address is not affected
-    server = make_server(throttle=throttle, address="203.0.113.10")
-    assert server.login(app_login(challenged(server), PASSWORDS["bot"], sip="bot"), 1.0).ok
-
-
-def test_throttle_counts_per_address_across_accounts() -> None:
-    throttle = LoginThrottle(2, 60.0)
-    for sip in ("mallory", "eve"):
-        server = make_server(throttle=throttle)
-        server.login(app_login(challenged(server), "guess", sip=sip), 0.0)
-    server = make_server(throttle=throttle)
-    outcome = server.login(app_login(challenged(server), PASSWORDS["alice"]), 0.0)
-    assert failure(outcome) == (2, "throttled")
-
-
-def test_a_login_without_challenge_counts_as_a_failure() -> None:
-    throttle = LoginThrottle(2, 60.0)
-    for _ in range(2):
-        server = make_server(throttle=throttle)
         assert failure(server.login(app_login("0" * 16, "x"), 0.0))[0] == 3
-    server = make_server(throttle=throttle)
-    outcome = server.login(app_login(challenged(server), PASSWORDS["alice"]), 0.0)
-    assert failure(outcome)[0] == 2
+    assert throttle.failures == 0
+    assert attempt(throttle, PASSWORDS["alice"], 0.0).ok
+
+
+def test_a_correct_password_forgives_earlier_typos() -> None:
+    throttle = LoginThrottle()
+    for _ in range(4):
+        attempt(throttle, "typo", 0.0)
+    assert attempt(throttle, PASSWORDS["alice"], 0.0).ok
+    for _ in range(4):
+        assert failure(attempt(throttle, "typo", 1.0)) == (1, "login failed")
+    assert attempt(throttle, PASSWORDS["alice"], 1.0).ok
 
 
 # -- secrets never show ------------------------------------------------------------------------

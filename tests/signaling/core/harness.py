@@ -214,11 +214,15 @@ class Harness:
     # -- the invariants ----------------------------------------------------------------------
 
     def finish(self) -> None:
-        """Close every connection; nothing may leak (calls, registrations, timers)."""
+        """Close every connection; nothing may leak (calls, registrations, timers, the
+        login throttle's entries)."""
         for conn in list(self.switch.connections):
             self.close(conn)
         if self.config.signaling.resume_grace:  # detached registrations end after the grace
             self.advance(self.config.signaling.resume_grace)
+        if self.switch.throttle.next_expiry() is not None:  # failed logins are forgotten
+            self.advance(self.config.login.throttle_window)
+            assert set(self.switch.throttle.tracked(self.clock.monotonic()).values()) == {0}
         assert self.switch.connections == {}
         assert self.switch.chat.calls == {}
         assert len(self.switch.registry) == 0

@@ -91,7 +91,7 @@ def test_login_without_a_challenge_fails_with_no_valid_challenge() -> None:
     h.finish()
 
 
-def test_failed_logins_are_throttled_per_address() -> None:
+def test_guessing_locks_only_the_guessing_pair() -> None:
     h = Harness()
     for _ in range(h.config.login.throttle_failures):
         conn = h.open()
@@ -103,10 +103,33 @@ def test_failed_logins_are_throttled_per_address() -> None:
     h.send(conn, {"mt": "AppChallenge"})
     h.take(conn)
     actions = h.send(conn, login_message("bob", "bob-demo"))
-    assert h.one(conn) == {"mt": "AppLoginResult", "error": 2, "errorText": "throttled"}
+    assert h.one(conn) == {
+        "mt": "AppLoginResult",
+        "error": 2,
+        "errorText": "throttled",
+        "retry_after_ms": 1000,
+    }
     assert [close.code for close in closes(actions)] == [4001]
-    h.clock.advance(h.config.login.throttle_window + 1)
+    h.login("alice")  # a colleague behind the same address
+    h.login("bob", address="198.51.100.7")  # bob elsewhere
+    h.clock.advance(h.config.login.throttle_delay)
     h.login("bob")
+    h.finish()
+
+
+def test_the_throttle_forgets_failures_on_its_own_timer() -> None:
+    h = Harness()
+    conn = h.open()
+    h.send(conn, {"mt": "AppChallenge"})
+    h.take(conn)
+    h.send(conn, login_message("bob", "guess"))
+    h.close(conn)
+    expiry = h.clock.monotonic() + h.config.login.throttle_window
+    assert h.switch.next_deadline() == expiry
+    assert h.switch.throttle.tracked(h.clock.monotonic())["pair"] == 1
+    h.advance(h.config.login.throttle_window)
+    assert h.switch.throttle.next_expiry() is None
+    assert h.switch.next_deadline() is None
     h.finish()
 
 
