@@ -2,12 +2,15 @@
 
 Theory of operation. ``serve()`` reads frames one at a time and handles each before the
 next, so a hub's requests are answered in the order it sent them (a ``SetRead`` is seen
-by the ``ReadChat`` behind it); only Posts leave that order, handed to the writer. Frames
-out go through a queue drained by a sender task, so the writer and the notifications
-never wait for a socket; the close code is queued behind the frames that precede it
-(``AppLoginResult`` before 4001). Once ``limits.send_queue`` frames wait, a logged-in
-hub's next frame is not read until they drain: the hub slows down, and a batch's
-answers (one per Post, plus a Badge per receiver) never overflow anything.
+by the ``ReadChat`` behind it); only Posts leave that order, handed to the writer. A
+request's notifications are queued for every hub before its answers are queued for the
+asker, so that a hub has taken a change before its client hears it is done (PROTOCOL
+§7.6, docs/protocol.md 12.23). Frames out go through a queue drained by a sender task,
+in the order queued, so the writer and the notifications never wait for a socket; the
+close code is queued behind the frames that precede it (``AppLoginResult`` before 4001).
+Once ``limits.send_queue`` frames wait, a logged-in hub's next frame is not read until
+they drain: the hub slows down, and a batch's answers (one per Post, plus a Badge per
+receiver) never overflow anything.
 
 Wire rules, the same as the hub's: before login only ``AppChallenge``, ``AppLogin`` and
 ``KeepAlive`` (anything else ``not_logged_in``); a failed login is answered and closed
@@ -237,10 +240,10 @@ class Connection:
         if mt == "Post":
             return await self._post(body)
         reply = await self._services.handlers.handle(mt, body)
+        for notification in reply.notifications:  # first: see ``Reply.notifications``
+            self._services.hubs.broadcast(notification)
         for answer in reply.answers:
             self.send(answer)
-        for notification in reply.notifications:
-            self._services.hubs.broadcast(notification)
         return None
 
     def _before_login(self, mt: str, body: JsonObject) -> None:

@@ -3,8 +3,8 @@
 
 Each handler parses its request (``requests``), checks what the store cannot (group
 admins, licences), asks the store, and returns a ``Reply``: the frames for the asker, in
-order (``…Ind``s, then ``…Result``), and the notifications for every hub. Errors are
-raised as ``MessagesServiceError``s; the connection answers them.
+order (``…Ind``s, then ``…Result``), and the notifications for every hub, which go out
+first. Errors are raised as ``MessagesServiceError``s; the connection answers them.
 
 Authorization, in one place (§12.10): every forwarded request acts for the ``user`` and
 ``domain`` the hub stamped; a ``topic`` other than that user is ``forbidden``; ids are
@@ -54,7 +54,10 @@ class Reply:
     answers: list[JsonObject] = field(default_factory=list)
     """For the asker, in order; ``handle`` stamps the request's ``src`` on each."""
     notifications: list[JsonObject] = field(default_factory=list)
-    """For every logged-in hub."""
+    """For every logged-in hub, sent *before* the answers (PROTOCOL §7.6, 12.23): each
+    hub link delivers in order and the hub applies a notification before it reads the
+    next frame, so the hub forwarding a ``WriteGroupResult`` already routes by the new
+    group, and any hub answering a read made after the change knows it too."""
 
 
 def refuse_forwarded(mt: str, body: JsonObject) -> None:

@@ -9,6 +9,12 @@ The writer sends forwarded requests as they come and the outbox's durable Posts 
 order; after every reconnect it starts again from the oldest unacknowledged Post, so
 the service sees them in order (§7.7). ``PostResult`` goes to the outbox; every other
 answer or notification goes to the hub's core.
+
+The reader hands each frame to the core and lets it finish before it reads the next: it
+never awaits in between. The service sends a change's notification (``GroupInd``) before
+the request's answer, so by the time the core forwards ``WriteGroupResult`` or
+``WriteMemberResult`` to the client its own view of the groups already holds the change,
+and a ``setup`` the client sends on that result is routed by it (PROTOCOL §7.6, 12.23).
 """
 
 from __future__ import annotations
@@ -157,6 +163,7 @@ class ServiceLink:
 
     async def _read(self, client: AppWebsocketClient) -> None:
         # The service answers our KeepAlives, so silence for three periods is a dead link.
+        # Each frame is handled whole before the next is read (12.23: causal order).
         timeout = self._config.keepalive * 3
         while True:
             message = await client.recv(timeout)

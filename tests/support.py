@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -135,27 +136,49 @@ class RunningServer:
 
 @contextlib.asynccontextmanager
 async def running_server(
-    config: Config | None = None, *, data_dir: Path | None = None
+    config: Config | None = None,
+    *,
+    data_dir: Path | None = None,
+    service_link: Callable[[str], contextlib.AbstractAsyncContextManager[str]] | None = None,
 ) -> AsyncIterator[RunningServer]:
     """The whole server (hub and, when enabled, the messages service) on a free port.
 
     ``data_dir`` keeps stored data between two servers (restart tests); by default each
-    server gets a fresh temporary directory."""
-    with contextlib.ExitStack() as stack:
+    server gets a fresh temporary directory. ``service_link``, given the url of the
+    messages service, opens what the hub connects to instead (a proxy in between)."""
+    async with contextlib.AsyncExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        async with _serving(config or make_config(), data_dir) as running:
-            yield running
+        running = await stack.enter_async_context(
+            _serving(config or make_config(), data_dir, service_link)
+        )
+        yield running
 
 
 @contextlib.asynccontextmanager
-async def _serving(config: Config, data_dir: Path) -> AsyncIterator[RunningServer]:
+async def _serving(
+    config: Config,
+    data_dir: Path,
+    service_link: Callable[[str], contextlib.AbstractAsyncContextManager[str]] | None,
+) -> AsyncIterator[RunningServer]:
     config = replace(config, server=replace(config.server, data_dir=data_dir))
     clock = ManualClock()
     sock = bound_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]
     # The embedded service listens on this server's own port; a configured url wins.
     service_url = config.messages.url or f"ws://127.0.0.1:{port}{MESSAGES_WEBSOCKET_PATH}"
+    async with contextlib.AsyncExitStack() as links:
+        if service_link is not None:
+            service_url = await links.enter_async_context(service_link(service_url))
+        async with _uvicorn(config, clock, sock, service_url) as running:
+            yield running
+
+
+@contextlib.asynccontextmanager
+async def _uvicorn(
+    config: Config, clock: ManualClock, sock: socket.socket, service_url: str
+) -> AsyncIterator[RunningServer]:
+    port = sock.getsockname()[1]
     app = create_app(config, clock=clock, service_url=service_url)
     server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -3,7 +3,9 @@
 The service owns groups; the hub needs them on the hot side of a ``setup`` (is this sip
 a group, is the caller a member) and cannot wait for a round trip there. So the service
 sends ``GroupInd`` for every group when the hub's link comes up (``SyncGroups``) and again
-after every change, and the hub answers setups from this copy.
+after every change, and the hub answers setups from this copy. The change's ``GroupInd``
+comes before the result that tells the client, and is taken at once, so a setup made on
+that result finds it here (docs/protocol.md 12.23).
 """
 
 from __future__ import annotations

@@ -254,7 +254,9 @@ class Switch:
         return self._out.drain()
 
     def from_service(self, message: JsonObject) -> list[Action]:
-        """One message from the messages service: an answer or a notification."""
+        """One message from the messages service: an answer or a notification, applied
+        in full before this returns, so that whatever the next message forwards to a
+        client was sent with this one's change already in force (12.23)."""
         try:
             notification = self.messages.from_service(message)
             if notification is not None:

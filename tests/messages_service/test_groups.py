@@ -131,3 +131,37 @@ async def test_members_leave_and_admins_remove(sqlite_service: RunningService) -
     removed = await hub.user("bob").one("WriteMember", grp=group_id, member="alice", remove=True)
     assert removed["mt"] == "WriteMemberResult"
     assert (await hub.take("GroupInd"))[-1]["members"] == [{"sip": "bob", "admin": True}]
+
+
+async def test_every_hub_is_told_of_a_change_before_the_asker_gets_its_result(
+    service: RunningService,
+) -> None:
+    """PROTOCOL §7.6 (revised), docs/protocol.md 12.23: a hub applies each frame before it
+    reads the next, so the GroupInd must come before the result on the asker's link, and
+    before the answer to anything another hub reads after the change."""
+    hub, other_hub = await service.hub(), await service.hub()
+    created = await hub.user("alice").one("WriteGroup", dn="Team")
+    (told,) = hub.notifications  # read while waiting for the result: it came first
+    assert (told["mt"], told["sip"], told["members"]) == (
+        "GroupInd",
+        created["sip"],
+        [{"sip": "alice", "admin": True}],
+    )
+    hub.notifications.clear()
+    await other_hub.user("bob").ask("ReadGroups")
+    assert [n["sip"] for n in other_hub.notifications] == [created["sip"]]
+    other_hub.notifications.clear()
+    for change, members in [
+        ({"admin": False}, [{"sip": "alice", "admin": True}, {"sip": "bob", "admin": False}]),
+        ({"remove": True}, [{"sip": "alice", "admin": True}]),
+    ]:
+        result = await hub.user("alice").one(
+            "WriteMember", grp=created["id"], member="bob", **change
+        )
+        assert result["mt"] == "WriteMemberResult", result
+        (told,) = hub.notifications
+        assert (told["mt"], told["members"]) == ("GroupInd", members)
+        hub.notifications.clear()
+        await other_hub.user("bob").ask("ReadGroups")
+        assert [n["members"] for n in other_hub.notifications] == [members]
+        other_hub.notifications.clear()

@@ -427,3 +427,33 @@ def test_a_lone_member_s_message_is_acknowledged_stored_once_on_disk() -> None:
     h.record(h.switch.stored([store.ack]))
     assert fty_of(h.one(alice), 1)["state"] == "stored"
     h.finish()
+
+
+def test_a_group_change_is_routed_by_as_soon_as_its_indication_is_taken() -> None:
+    """PROTOCOL §7.6 (revised), docs/protocol.md 12.23: the service sends GroupInd before
+    the result, and the hub applies each message before it forwards the next, so a setup
+    made on the result is never refused for an unknown group or member."""
+    h = up(Harness())
+    alice, bob = h.phone("alice"), h.phone("bob")
+    session(h, alice)
+    h.send(alice, {"api": "PbxMessages", "mt": "WriteGroup", "src": "w", "dn": "Team"})
+    (write,) = h.to_service
+    h.to_service.clear()
+    alone = {**TEAM, "members": [{"sip": "alice", "admin": True}]}
+    h.record(h.switch.from_service({"mt": "GroupInd", **alone}))
+    h.quiet(alice)  # an indication alone tells the client nothing
+    created = {"mt": "WriteGroupResult", "id": 1, "sip": "group-1"}
+    h.record(h.switch.from_service({**created, "src": write["src"]}))
+    assert h.one(alice) == {"api": "PbxMessages", **created, "src": "w"}
+    join(h, alice, 1)
+    h.setup(bob, 1, "group-1")  # not a member yet
+    assert sig_of(h.one(bob), 1, "rel")["cau"]["num"] == 21
+    h.send(
+        alice, {"api": "PbxMessages", "mt": "WriteMember", "src": "m", "grp": 1, "member": "bob"}
+    )
+    (member,) = h.to_service
+    h.record(h.switch.from_service({"mt": "GroupInd", **TEAM}))
+    h.record(h.switch.from_service({"mt": "WriteMemberResult", "src": member["src"], "grp": 1}))
+    assert h.one(alice)["mt"] == "WriteMemberResult"
+    join(h, bob, 2)
+    h.finish()
