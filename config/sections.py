@@ -88,7 +88,7 @@ class SignalingConfig:
     hold_messages: int = 32  # messages held before conn, at most
     hold_bytes: int = 256 * 1024  # bytes held before conn, at most
     max_ids: int = 1024  # client message ids remembered per call for idempotent retries
-    sender_ids: int = 100_000  # licensed message ids remembered across calls, per hub (§4.6)
+    sender_ids: int = 50_000  # licensed message ids remembered across calls, per hub (§4.6)
     max_calls: int = 64  # calls one registration may be part of at once; more -> cause 47
 
 

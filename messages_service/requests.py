@@ -207,6 +207,7 @@ def parse_post(body: JsonObject, now_ms: int) -> NewPost:
         seq=number(body, "seq", minimum=0),
         client_id=None if body.get("id") is None else text(body, "id"),
         time_ms=number(body, "time", minimum=0, default=now_ms),
+        writer="" if body.get("writer") is None else text(body, "writer"),
     )
 
 

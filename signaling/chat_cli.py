@@ -11,6 +11,7 @@ import asyncio
 import html
 import itertools
 import re
+import secrets
 import sys
 from typing import Any
 
@@ -51,6 +52,7 @@ class _Session:
         self.client = client
         self.call_number: int | None = None
         self._ids = itertools.count(1)
+        self._run = secrets.token_hex(6)
 
     async def call(self, sip: str) -> None:
         self.call_number = 1
@@ -105,7 +107,8 @@ class _Session:
             if self.call_number is None or not line.strip():
                 continue
             message = {"type": "im_message", "mime": "text/plain", "data": line.rstrip("\n")}
-            message["id"] = f"m{next(self._ids)}"
+            # Unique per user for a day (docs/protocol.md 12.21): never reused by a rerun
+            message["id"] = f"{self._run}-{next(self._ids)}"
             await self._signal(self.call_number, {"type": "facility", "fty": [message]})
 
     async def _signal(self, call: int, sig: dict[str, Any]) -> None:

@@ -94,8 +94,9 @@ def _tables(id_column: str) -> tuple[str, ...]:
 def _post_keys() -> tuple[str, ...]:
     """PROTOCOL §4.6 (revised), docs 12.21: a client's message id is an idempotency key per
     sender. One row per (domain, author, id) names the Post that first used it; rows older
-    than ``messages.idempotency_ttl`` are pruned. Filled at once with the ids already
-    stored, so an upgrade does not forget the messages of the last day."""
+    than ``messages.idempotency_ttl`` are pruned. Filled at once with the ids of the last
+    day stored (before the newest message), so an upgrade does not forget them; older
+    ones would only be pruned again."""
     return (
         """CREATE TABLE post_keys (
             domain TEXT NOT NULL,
@@ -111,6 +112,7 @@ def _post_keys() -> tuple[str, ...]:
         """INSERT INTO post_keys (domain, author, client_id, call_id, seq, time_ms, stored_ms)
             SELECT domain, author, client_id, call_id, seq, time_ms, time_ms FROM messages
             WHERE id IN (SELECT MIN(id) FROM messages WHERE client_id IS NOT NULL
+                           AND time_ms > (SELECT MAX(time_ms) FROM messages) - 86400000
                          GROUP BY domain, author, client_id)""",
     )
 

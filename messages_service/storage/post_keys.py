@@ -45,8 +45,10 @@ _HOLDERS = """
 
 
 def _key(post: NewPost) -> _Key:
+    """Whose id it is: the writer's (a support agent's, writing as its queue), else the
+    author's."""
     assert post.client_id is not None
-    return (post.domain, post.author, post.client_id)
+    return (post.domain, post.writer or post.author, post.client_id)
 
 
 def _same_post(post: NewPost, original: Original) -> bool:
@@ -65,24 +67,24 @@ async def claim_keys(
     by index, each with the Post that holds its key. Runs inside the batch's transaction,
     so a key is held exactly when its Post's rows are written."""
     first: dict[_Key, NewPost] = {}
-    duplicates: dict[int, Original] = {}
     claimed: list[tuple[int, NewPost]] = []
     for index, post in posts:
-        if post.client_id is None:
-            continue
-        earliest = first.setdefault(_key(post), post)
-        claimed.append((index, post))
-        if earliest is not post:  # the same id twice in one batch: the first one holds it
-            original = Original(earliest.call_id, earliest.seq, earliest.time_ms)
-            if not _same_post(post, original):
-                duplicates[index] = original
+        if post.client_id is not None:
+            first.setdefault(_key(post), post)  # the same id twice in a batch: the first
+            claimed.append((index, post))
     if not first:
-        return duplicates
-    taken = await _insert(db, tx, list(first.values()), now_ms, now_ms - ttl_ms)
+        return {}
+    # In key order, so that two writers (PostgreSQL replicas) lock keys in one order.
+    ordered = [first[key] for key in sorted(first)]
+    taken = await _insert(db, tx, ordered, now_ms, now_ms - ttl_ms)
     held = await _holders(db, tx, [key for key in first if key not in taken])
+    duplicates: dict[int, Original] = {}
     for index, post in claimed:
-        holder = held.get(_key(post))
-        if holder is not None and not _same_post(post, holder):
+        key = _key(post)
+        earliest = first[key]
+        # The key's holder: the Post stored before, else this batch's first with that id.
+        holder = held.get(key) or Original(earliest.call_id, earliest.seq, earliest.time_ms)
+        if not _same_post(post, holder):
             duplicates[index] = holder
     return duplicates
 
@@ -121,7 +123,7 @@ async def _holders(db: Database, tx: BaseDBAsyncClient, keys: list[_Key]) -> dic
 
 async def prune_keys(db: Database, tx: BaseDBAsyncClient, cutoff_ms: int) -> int:
     """Delete the keys claimed before ``cutoff_ms``; how many went."""
-    rows = await tx.execute_query_dict(
-        db.sql("DELETE FROM post_keys WHERE stored_ms < ? RETURNING 1 AS gone"), [cutoff_ms]
+    count, _ = await tx.execute_query(
+        db.sql("DELETE FROM post_keys WHERE stored_ms < ?"), [cutoff_ms]
     )
-    return len(rows)
+    return int(count)

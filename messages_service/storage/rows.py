@@ -60,6 +60,9 @@ class NewPost:
     seq: int
     client_id: str | None
     time_ms: int
+    writer: str = ""
+    """Who wrote it when that is not ``author``: a support agent writing as its queue.
+    Its client id is the writer's key (docs/protocol.md 12.21)."""
 
 
 @dataclass(frozen=True, slots=True)

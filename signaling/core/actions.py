@@ -41,6 +41,9 @@ class StoredAck:
     number: int
     message_id: str | None
     seq: int
+    domain: str = ""
+    author: str = ""
+    """Whose message id it is (tenant and writer's sip): the key of §4.6 to settle."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -555,13 +555,17 @@ class ChatCalls:
             post["id"] = message_id
         pending = state == _PENDING and message_id is not None
         ack = (
-            StoredAck(leg.reg.conn, call.call_id, leg.number, message_id, seq) if pending else None
+            StoredAck(
+                leg.reg.conn, call.call_id, leg.number, message_id, seq, call.domain, user.sip
+            )
+            if pending
+            else None
         )
         self._out.store(post, ack)
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
-            self.sender_ids.put(call.domain, user.sip, message_id, record)
+            self._remember(call, user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
 
@@ -681,6 +685,8 @@ class ChatCalls:
                 if record is not None:
                     record.state = "delivered"
                     self._send_ack(caller, message.id, record)
+                    if call.stored:  # posted now: its id is the sender's key (§4.6)
+                        self._remember(call, caller.reg.user.sip, message.id, record)
 
     # -- messages -----------------------------------------------------------------------
 
@@ -803,8 +809,8 @@ class ChatCalls:
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
-            if call.stored:
-                self.sender_ids.put(call.domain, leg.reg.user.sip, message_id, record)
+            if call.stored and (state != "held" or parked):  # posted: a key (§4.6)
+                self._remember(call, leg.reg.user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
         if leg.typing is not None:
@@ -847,10 +853,13 @@ class ChatCalls:
         }
         if attach is not None:
             post["attach"] = attach
+        writer = leg.reg.user.sip
         if message_id is not None:
             post["id"] = message_id
+            if writer != author.sip:  # a support agent writes as its queue (§9): the key
+                post["writer"] = writer  # is the agent's own (docs 12.21)
         stored_ack = (
-            StoredAck(leg.reg.conn, call.call_id, leg.number, message_id, seq)
+            StoredAck(leg.reg.conn, call.call_id, leg.number, message_id, seq, call.domain, writer)
             if ack and message_id is not None
             else None
         )
@@ -873,7 +882,6 @@ class ChatCalls:
         if record is not None and record.seq == ack.seq:
             record.state = "stored"
             self._send_ack(leg, ack.message_id, record)
-            self._told_resends((leg.call.domain, leg.reg.user.sip, ack.message_id), record)
 
     def stored_late(self, ack: StoredAck) -> None:
         """A Post is on disk but its writer's device has moved (or gone): the record says
@@ -885,23 +893,34 @@ class ChatCalls:
             if message_id == ack.message_id and record.seq == ack.seq and record.state == _PENDING:
                 record.state = "stored"
                 self._tell(call, role, sip, message_id, record)
-                self._told_resends((call.domain, sip, message_id), record)
 
     # -- ids across calls (§4.6 revised, docs 12.21) -------------------------------------
+
+    def _remember(self, call: Call, sip: str, message_id: str, record: AckRecord) -> None:
+        self.sender_ids.put(call.domain, sip, message_id, record)
 
     def _answer_resend(self, leg: Leg, message_id: str, known: AckRecord) -> None:
         """A stored message's id again, from another call or device of its sender: the
         original's ack, and nothing relayed or stored."""
         if known.state == _PENDING:  # the original's "stored" is moments away
-            key = (leg.call.domain, leg.reg.user.sip, message_id)
-            self._awaiting.setdefault(key, []).append(leg)
+            waiting = self._awaiting.setdefault((leg.call.domain, leg.reg.user.sip, message_id), [])
+            if leg not in waiting and len(waiting) < _MAX_WAITING:
+                waiting.append(leg)
             return None
         # A copy: ``told`` belongs to the original writer's leg, not to this one.
         self._send_ack(leg, message_id, AckRecord(known.seq, known.time, known.state))
 
-    def _told_resends(self, key: SenderKey, record: AckRecord) -> None:
+    def settled(self, ack: StoredAck) -> None:
+        """A Post is on disk, whether or not its call still lives: its id's record says
+        ``stored``, and resends that waited for it hear so (§4.6)."""
+        if ack.message_id is None or not ack.author:
+            return
+        key = (ack.domain, ack.author, ack.message_id)
+        record = self.sender_ids.get(*key)
+        if record is not None and record.seq == ack.seq and record.state == _PENDING:
+            record.state = "stored"
         for leg in self._awaiting.pop(key, ()):
-            if leg.reg.legs.get(leg.number) is leg:  # that call still lives
+            if record is not None and leg.reg.legs.get(leg.number) is leg:  # still on its call
                 self._send_ack(leg, key[2], AckRecord(record.seq, record.time, record.state))
 
     def remember_stored(self, posts: Iterable[JsonObject]) -> None:
@@ -924,7 +943,8 @@ class ChatCalls:
         """The messages service already held this Post's id under an earlier Post (one
         this hub had forgotten): the writer's ack is corrected to the original's seq and
         time, and the memory answers with them from now on."""
-        message_id, domain, author = post.get("id"), post.get("domain"), post.get("author")
+        message_id, domain = post.get("id"), post.get("domain")
+        author = post.get("writer", post.get("author"))
         seq, time_ms = original.get("seq"), original.get("time")
         if not (
             isinstance(message_id, str)
@@ -935,10 +955,10 @@ class ChatCalls:
         ):
             return
         time = time_ms // 1000
+        call = self.calls.get(str(post.get("callId")))
         known = self.sender_ids.get(domain, author, message_id)
         if known is None or known.seq == post.get("seq"):  # from now on: the original
             self.sender_ids.put(domain, author, message_id, AckRecord(seq, time, "stored"))
-        call = self.calls.get(str(post.get("callId")))
         if call is None:
             return  # the writer hears the original when it resends
         for (role, sip, written), record in list(call.acks.items()):
@@ -946,7 +966,12 @@ class ChatCalls:
                 record.seq, record.time = seq, time
                 if record.state == _PENDING:
                     record.state = "stored"
-                self._tell(call, role, sip, written, record)
+                if call.group is None:
+                    self._tell(call, role, sip, written, record)
+                else:  # a group's writer is one of its joined legs
+                    for leg in call.joined:
+                        if leg.reg.user.sip == sip and not leg.parked:
+                            self._send_ack(leg, written, record)
 
     def _typing(self, leg: Leg, typing: bool) -> None:
         """Typing is relayed, never held or stored; the hub owns its expiry (§4.6)."""
@@ -1163,6 +1188,10 @@ class ChatCalls:
         message["sig"] = sig
         self._out.send(reg.conn, message)
 
+
+_MAX_WAITING = 8
+"""Resends of one id waiting for their original's "stored", at most (a client retrying
+in a loop must not pile up legs)."""
 
 _PENDING = "pending"
 """Internal ack state of a message the hub answered for, until its Post is on disk."""

@@ -56,14 +56,14 @@ class SenderIds:
         return record
 
     def put(self, domain: str, sip: str, message_id: str, record: AckRecord) -> None:
-        if not self._capacity:
-            return
+        if not self._capacity or self._expired(record):
+            return  # off, or a journal's Post older than the key lifetime
         entries = self._entries
         entries[(domain, sip, message_id)] = record
         entries.move_to_end((domain, sip, message_id))
         for _ in range(_SWEEP):
-            oldest = next(iter(entries.values()))
-            if len(entries) <= self._capacity and not self._expired(oldest):
+            oldest = next(iter(entries.values()), None)
+            if oldest is None or (len(entries) <= self._capacity and not self._expired(oldest)):
                 break
             entries.popitem(last=False)
 

@@ -275,6 +275,7 @@ class Switch:
                 self.chat.stored(leg, ack)
             else:  # the writer's connection changed since (a resume, §4.9)
                 self.chat.stored_late(ack)
+            self.chat.settled(ack)
         return self._out.drain()
 
     def recovered(self, posts: Iterable[JsonObject]) -> None:

@@ -3,6 +3,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -152,3 +153,46 @@ async def test_the_upgrade_makes_keys_of_the_ids_already_stored(database_url: st
         assert resend.original == Original("call-1", 2, 5002)  # the first stored row
     finally:
         await store.close()
+
+
+async def test_a_resend_ahead_of_the_journals_copy_in_one_batch(store: MessageStore) -> None:
+    """The holder is the Post stored before, not whichever comes first in the batch: the
+    journal's own resend stays the original, the client's resend is the duplicate."""
+    (stored,) = (await store.write_posts([sent("m1", "call-1", 7)])).outcomes
+    batch = await store.write_posts([sent("m1", "call-2", 1), sent("m1", "call-1", 7)])
+    assert batch.outcomes == (Duplicate(stored, Original("call-1", 7, 5007)), stored)  # type: ignore[arg-type]
+    assert await rows(store, "alice", "bob") == [("call-1", 7)]
+
+
+async def test_an_agents_id_is_the_agents_own_not_its_queues(store: MessageStore) -> None:
+    """Support agents write as their queue (author); the key is the writer's."""
+    queue = {"author": "support", "author_dn": "Support", "topic": "support", "peer": "alice"}
+    batch = await store.write_posts(
+        [
+            sent("a1", "call-1", 1, sides=("alice",), writer="carol", **queue),
+            sent("a1", "call-1", 2, sides=("alice",), writer="dave", **queue),
+        ]
+    )
+    assert all(isinstance(outcome, int) for outcome in batch.outcomes)
+    page = await store.read_chat(D, "alice", "support", older=None, count=10, rows=True)
+    assert len(page.messages) == 2
+
+
+async def test_two_writers_claiming_the_same_keys_at_once(database_url: str) -> None:
+    """Two service replicas on one database (PostgreSQL) claim overlapping keys in
+    opposite orders: no deadlock, and each key is held by exactly one Post."""
+    first = await MessageStore.open(database_url, key_ttl=DAY)
+    second = await MessageStore.open(database_url, key_ttl=DAY)
+    try:
+        for round_ in range(10):
+            ids = [f"r{round_}-{n}" for n in range(30)]
+            one = [sent(i, f"one-{round_}", n) for n, i in enumerate(ids)]
+            two = [sent(i, f"two-{round_}", n) for n, i in enumerate(reversed(ids))]
+            a, b = await asyncio.gather(first.write_posts(one), second.write_posts(two))
+            fresh = sum(isinstance(o, int) for o in (*a.outcomes, *b.outcomes))
+            assert fresh == 30, round_
+        page = await first.read_chat(D, "bob", "alice", older=None, count=400, rows=True)
+        assert len(page.messages) == 300
+    finally:
+        await first.close()
+        await second.close()

@@ -126,7 +126,7 @@ def test_a_licensed_offline_callee_is_answered_by_the_hub_and_acks_wait_for_the_
     ]
     (store,) = h.stores
     assert store.post["sides"] == ["bob"] and store.post["peer"] == "bob"
-    assert store.ack == StoredAck(carol, call_id, 1, "q1", 1)
+    assert store.ack == StoredAck(carol, call_id, 1, "q1", 1, "example.com", "carol")
     h.say(carol, 1, "are you there?", id="q1")  # a retry before the disk said yes: silence
     h.quiet(carol)
     assert len(h.stores) == 1

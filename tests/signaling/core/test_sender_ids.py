@@ -228,3 +228,62 @@ def test_sender_ids_zero_turns_the_hub_memory_off() -> None:
     h.say(alice, 1, "x", id="z1")
     assert len(h.stores) == 2  # left to the messages service's own check
     h.finish()
+
+
+def test_a_journal_older_than_the_key_lifetime_is_no_trouble() -> None:
+    """A restarted hub whose journal still holds a day-old Post starts, and forgets it."""
+    h = Harness()
+    old = {"mt": "Post", "domain": "example.com", "author": "alice", "id": "o1", "seq": 3}
+    h.switch.recovered([old | {"time": (T0 - 2 * 24 * 3600) * 1000}])
+    assert len(h.switch.chat.sender_ids) == 0
+    clock = ManualClock(T0)
+    ids = SenderIds(capacity=2, ttl=60.0, clock=clock)
+    ids.put("d", "alice", "gone", AckRecord(1, int(T0 - 61), "stored"))  # empty, expired
+    assert len(ids) == 0
+    h.finish()
+
+
+def test_a_held_message_whose_caller_gave_up_was_never_stored_so_a_resend_is_new() -> None:
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    h.setup(alice, 1, "bob", im("early", id="e2"))
+    h.take(alice)
+    h.offered(bob)
+    h.signal(alice, 1, {"type": "rel"})  # the caller leaves while bob's phone rings
+    h.take(alice), h.take(bob)
+    assert h.stores == []
+    number = h.call(alice, bob)
+    h.say(alice, 1, "early", id="e2")
+    assert ack_of(h, alice, 1)["state"] == "delivered"
+    assert fty_of(h.one(bob), number)["data"] == "early"
+    assert len(h.stores) == 1
+    h.finish()
+
+
+def test_an_original_stored_after_its_call_ended_still_answers_resends() -> None:
+    h = Harness()
+    alice, laptop = h.phone("alice"), h.phone("alice", hw="laptop")
+    offline_call(h, alice, 1)
+    h.say(alice, 1, "one", id="s1")
+    (store,) = h.stores
+    offline_call(h, laptop, 1)
+    for _ in range(20):  # a client retrying in a loop while the disk is slow
+        h.say(laptop, 1, "one", id="s1")
+    h.quiet(laptop)
+    assert len(h.switch.chat._awaiting[("example.com", "alice", "s1")]) == 1
+    h.signal(alice, 1, {"type": "rel"})  # the original's call ends before the disk said yes
+    h.take(alice)
+    h.record(h.switch.stored([store.ack]))  # type: ignore[list-item]
+    assert ack_of(h, laptop, 1)["state"] == "stored"
+    assert h.switch.chat._awaiting == {}
+    offline_call(h, alice, 2)
+    h.say(alice, 2, "one", id="s1")
+    assert ack_of(h, alice, 2) == {
+        "type": "im_ack",
+        "id": "s1",
+        "seq": 1,
+        "time": T0,
+        "state": "stored",
+    }
+    assert len(h.stores) == 1
+    h.finish()
