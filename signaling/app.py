@@ -266,6 +266,8 @@ async def metrics(request: Request) -> Response:
         login_failures=switch.throttle.failures,
         login_throttled=dict(switch.throttle.throttled),
         throttle_keys=switch.throttle.tracked(switch.clock.monotonic()),
+        sender_ids=len(switch.chat.sender_ids),
+        resends=dict(switch.chat.resends),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

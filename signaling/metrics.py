@@ -56,6 +56,8 @@ def render(
     login_failures: int,
     login_throttled: dict[str, int],
     throttle_keys: dict[str, int],
+    sender_ids: int = 0,
+    resends: dict[str, int] | None = None,
 ) -> str:
     out: list[str] = []
 
@@ -128,6 +130,23 @@ def render(
         [
             f'switchboard_login_throttle_keys{{kind="{kind}"}} {count}'
             for kind, count in sorted(throttle_keys.items())
+        ],
+    )
+    metric(
+        "switchboard_sender_ids",
+        "gauge",
+        "Ids of stored messages the hub remembers per sender, across calls (docs 12.21).",
+        [f"switchboard_sender_ids {sender_ids}"],
+    )
+    answered = {"hub": 0, "service": 0, **(resends or {})}
+    metric(
+        "switchboard_resends_total",
+        "counter",
+        "Messages resent with an id already stored, by who recognised them (hub: answered "
+        "from memory, nothing relayed; service: stored nothing, the ack was corrected).",
+        [
+            f'switchboard_resends_total{{by="{by}"}} {count}'
+            for by, count in sorted(answered.items())
         ],
     )
     metric(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -96,6 +97,9 @@ class ChatCalls:
         self.calls: dict[str, Call] = {}
         self.sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         """Ids of stored messages per sender, across calls (§4.6 revised)."""
+        self.resends: Counter[str] = Counter()
+        """Resends of stored ids, by who recognised them (``hub``, ``service``), for
+        ``/metrics``."""
         self._awaiting: dict[SenderKey, list[Leg]] = {}
         """Resends whose original is not on disk yet: told when it is (``_told_resends``)."""
         self.messages = 0
@@ -902,6 +906,7 @@ class ChatCalls:
     def _answer_resend(self, leg: Leg, message_id: str, known: AckRecord) -> None:
         """A stored message's id again, from another call or device of its sender: the
         original's ack, and nothing relayed or stored."""
+        self.resends["hub"] += 1
         if known.state == _PENDING:  # the original's "stored" is moments away
             waiting = self._awaiting.setdefault((leg.call.domain, leg.reg.user.sip, message_id), [])
             if leg not in waiting and len(waiting) < _MAX_WAITING:
@@ -954,6 +959,7 @@ class ChatCalls:
             and type(time_ms) is int
         ):
             return
+        self.resends["service"] += 1
         time = time_ms // 1000
         call = self.calls.get(str(post.get("callId")))
         known = self.sender_ids.get(domain, author, message_id)

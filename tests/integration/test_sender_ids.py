@@ -1,12 +1,15 @@
 """A stored message's id is its sender's key across calls, devices and restarts, end to
 end (PROTOCOL §4.6 revised, docs/protocol.md 12.21). The kill -9 runs are in
-``test_exactly_once``; these are the quiet paths, over a real server and database."""
+``test_faults``; these are the quiet paths, over a real server and database."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
+
+from tests.integration.test_health_metrics import sample
 from tests.integration.test_messages import (
     call_offline,
     forget_acknowledgements,
@@ -14,7 +17,12 @@ from tests.integration.test_messages import (
     say_stored,
     session,
 )
-from tests.support import drained, make_config, running_server
+from tests.support import RunningServer, drained, make_config, running_server
+
+
+async def metrics(server: RunningServer) -> str:
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        return (await http.get("/metrics")).text
 
 
 async def test_a_resend_from_another_device_on_a_new_call_is_stored_once(tmp_path: Path) -> None:
@@ -31,6 +39,10 @@ async def test_a_resend_from_another_device_on_a_new_call_is_stored_once(tmp_pat
         await session(bob)
         history = await read_chat(bob, "alice")
         assert [m["text"] for m in history] == ["next", "only once"]
+        text = await metrics(server)
+        assert sample(text, 'switchboard_resends_total{by="hub"}') == 1
+        assert sample(text, 'switchboard_resends_total{by="service"}') == 0
+        assert sample(text, "switchboard_sender_ids") == 2
 
 
 async def test_a_restarted_hub_answers_journaled_ids_with_the_original(tmp_path: Path) -> None:
@@ -71,3 +83,6 @@ async def test_an_id_the_hub_forgot_is_corrected_by_the_service(tmp_path: Path) 
         await session(alice)
         history = await read_chat(alice, "bob")
         assert [m["text"] for m in history] == ["fresh", "twice?", "first"]
+        text = await metrics(server)
+        assert sample(text, 'switchboard_resends_total{by="service"}') == 1
+        assert sample(text, "switchboard_sender_ids") == 0  # the memory is off
