@@ -317,6 +317,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "port": _PORT,
         "data_dir": _Option(_path),
         "node": _TEXT,
+        "dns": _TEXT,
         "log_format": _Option(_log_format),
     },
     "login": {
@@ -402,7 +403,7 @@ _TOP_LEVEL = (*_SECTIONS, "tenants")
 _TENANT_KEYS = ("demo", "users", "apps", "queues", "emoticons")
 _USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
 _QUEUE_KEYS = ("dn", "agents")
-_APP_KEYS = ("dn", "password", "act_for", "apis")
+_APP_KEYS = ("dn", "password", "act_for", "apis", "num", "licences")
 
 
 # --- environment --------------------------------------------------------------------------
@@ -606,17 +607,22 @@ def _user(sip: str, value: object, where: str) -> UserConfig:
     table = _table(value, where)
     _reject_unknown(table, _USER_KEYS, where)
     dn = _optional_text(table, "dn", where, default=sip)
-    num = _optional_text(table, "num", where, default="")
-    if not _DIGITS.fullmatch(num):
-        raise ConfigError(f"{where}.num", f"expected digits only, got {shown_value(num)}")
     return UserConfig(
         sip=sip,
         dn=dn,
-        num=num,
+        num=_dial_number(table, where),
         password=_password(table, where),
         licences=frozenset(_strings(table, "licences", where)),
         max_chats=_max_chats(table, where),
     )
+
+
+def _dial_number(table: Table, where: str) -> str:
+    """A user's or App object's number: digits only, empty for none."""
+    num = _optional_text(table, "num", where, default="")
+    if not _DIGITS.fullmatch(num):
+        raise ConfigError(f"{where}.num", f"expected digits only, got {shown_value(num)}")
+    return num
 
 
 def _max_chats(table: Table, where: str) -> int:
@@ -649,10 +655,21 @@ def _queue(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
 
 
 def _apps(value: object, where: str, users: tuple[UserConfig, ...]) -> tuple[AppConfig, ...]:
-    """The App objects of a tenant; their names share one namespace with the user sips."""
+    """The App objects of a tenant; their names share one namespace with the user sips,
+    their numbers one with the users' numbers (both are dialled alike, docs 12.24)."""
     sips = {user.sip for user in users}
     clash = "a user of this tenant already has this name"
-    return _named(value, where, sips, clash, lambda name, spec, at: _app(name, spec, at, sips))
+    apps = _named(value, where, sips, clash, lambda name, spec, at: _app(name, spec, at, sips))
+    owners = {user.num: user.sip for user in users if user.num}
+    for app in apps:
+        if app.num in owners:
+            raise ConfigError(
+                _key(where, app.name, "num"),
+                f"{shown_value(app.num)} is already the number of {shown_value(owners[app.num])}",
+            )
+        if app.num:
+            owners[app.num] = app.name
+    return apps
 
 
 _T = TypeVar("_T")
@@ -694,6 +711,8 @@ def _app(name: str, value: object, where: str, sips: set[str]) -> AppConfig:
         dn=_optional_text(table, "dn", where, default=""),
         act_for=frozenset(act_for),
         apis=tuple(_strings(table, "apis", where)),
+        num=_dial_number(table, where),
+        licences=frozenset(_strings(table, "licences", where)),
     )
 
 

@@ -42,6 +42,7 @@ class ServerConfig:
     port: int = 8080  # 0..65535 (0 = pick a free port)
     data_dir: Path = Path("./data")
     node: str = "switchboard"  # this node's name, sent as "pbx" in PbxInfo
+    dns: str = ""  # the DNS name clients reach this server by, sent as "pbxDns" in PbxInfo
     log_format: str = "text"  # "text" lines or "json" (one object per line)
 
 
@@ -198,13 +199,18 @@ class QueueConfig:
 
 @dataclass(frozen=True, slots=True)
 class AppConfig:
-    """An App object: a bot, a service, an operator console, logging in under its own name."""
+    """An App object: a bot, a service, an operator console, logging in under its own name.
+
+    With "PbxSignal" among its ``apis`` it is also a device of its own name: it registers,
+    is called by its name or ``num`` and may hold ``licences`` as a user does (docs 12.24)."""
 
     name: str
     password: str = field(repr=False)
     dn: str = ""
     act_for: frozenset[str] = frozenset()  # user sips it may act for; "*" = any user of the tenant
     apis: tuple[str, ...] = ()  # PBX APIs enabled, e.g. ("PbxSignal",)
+    num: str = ""  # its number, unique among the tenant's users and App objects
+    licences: frozenset[str] = frozenset()  # as a user's, e.g. "messages"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ Tenants: ``GET /admin/tenants`` → ``{"tenants":[{domain, users, apps}…]}`` (
 admin adds or removes tenants.
 
 App objects: ``/admin/apps[?domain=D]`` and ``/admin/apps/<domain>/<name>`` as for users,
-with ``{dn, password, act_for, apis}``.
+with ``{dn, password, act_for, apis, num, licences}`` (``num`` and ``licences`` count once
+"PbxSignal" is among ``apis``: the App object is then a device of its own, docs 12.24).
 
 Queues: ``/admin/queues[?domain=D]`` → ``{"queues":[{domain, sip, dn, agents}…]}`` and
 ``/admin/queues/<domain>/<sip>`` as for users, with ``{dn, agents}``; agents must be users
@@ -266,6 +267,8 @@ def _shown_app(domain: str, app: AppConfig) -> dict[str, Any]:
         "dn": app.dn,
         "act_for": sorted(app.act_for),
         "apis": list(app.apis),
+        "num": app.num,
+        "licences": sorted(app.licences),
     }
 
 

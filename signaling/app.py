@@ -154,6 +154,7 @@ def _link_messages_service(
         password=password,
         domain=config.login.default_domain,
         node=config.server.node,
+        dns=config.server.dns,
         config=config.messages,
         outbox=outbox,
         on_up=hub.service_up,

@@ -35,7 +35,8 @@ from signaling.appwebsocket.client import AppWebsocketClient
 from signaling.appwebsocket.errors import AppWebsocketError
 from tracing import Tracer
 
-from .core.switch import VERSION
+from .appwebsocket.housekeeping import pbx_info
+from .core.switch import BUILD, VERSION
 from .post_outbox import PostOutbox
 
 __all__ = ["ServiceLink"]
@@ -53,6 +54,7 @@ class ServiceLink:
         password: str,
         domain: str,
         node: str,
+        dns: str = "",
         config: MessagesConfig,
         outbox: PostOutbox,
         on_up: Callable[[], None],
@@ -66,6 +68,7 @@ class ServiceLink:
         self._password = password
         self._domain = domain
         self._node = node
+        self._dns = dns
         self._config = config
         self._outbox = outbox
         self._on_up = on_up
@@ -111,16 +114,15 @@ class ServiceLink:
                     domain=self._domain,
                     password=self._password,
                 )
-                await client.send(
-                    {
-                        "mt": "PbxInfo",
-                        "domain": self._domain,
-                        "pbx": self._node,
-                        "apis": ["PbxSignal", "PbxMessages"],
-                        "version": VERSION,
-                        "build": VERSION,
-                    }
+                info = pbx_info(
+                    domain=self._domain,
+                    pbx=self._node,
+                    pbx_dns=self._dns,
+                    apis=("PbxSignal", "PbxMessages"),
+                    version=VERSION,
+                    build=BUILD,
                 )
+                await client.send(info)
                 delay = self._config.reconnect_min
                 await self._serve(client)
             except asyncio.CancelledError:

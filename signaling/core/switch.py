@@ -19,9 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from config import Config
+from config import Config, UserConfig
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.digest import new_challenge
+from signaling.appwebsocket.housekeeping import app_info, build_number, check_build, pbx_info
 from signaling.appwebsocket.login import LoginServer, Principal
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 from signaling.directory import Directory, HubAccounts
@@ -49,11 +50,13 @@ from .presence import Presence
 from .registry import Registration, Registry, new_token
 from .timers import Timer, TimerQueue
 
-__all__ = ["VERSION", "Connection", "Switch"]
+__all__ = ["BUILD", "VERSION", "Connection", "Switch"]
 
 log = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
+BUILD = build_number(VERSION)
+"""The build ``CheckBuild`` compares with and ``PbxInfo.build`` names (docs 12.24)."""
 JsonObject = dict[str, Any]
 
 
@@ -313,6 +316,8 @@ class Switch:
         mt, api = inbound.mt, inbound.api
         if mt == "KeepAlive" and api is None:
             return self._out.send(conn.id, {"mt": "KeepAlive"})
+        if mt == "CheckBuild" and api is None:  # before login too: docs 12.24
+            return self._check_build(conn, inbound)
         if conn.principal is None:
             return self._before_login(conn, inbound)
         if api == "PbxSignal":
@@ -323,6 +328,8 @@ class Switch:
             return self._queue(conn, inbound)
         if api is None and mt in ("AppChallenge", "AppLogin"):
             raise BadState(f"{mt} not allowed in state logged_in")
+        if api is None and mt == "AppInfo":
+            return self._reply(conn, inbound, app_info())
         if api is None:
             raise UnknownMt(f"unknown mt {mt[:40]!r}")
         raise UnknownMt(f"unknown api {api[:40]!r}")
@@ -348,17 +355,36 @@ class Switch:
         if self.browser_trace:  # §12.14 (extension): the web client logs to its console
             self._out.send(conn.id, {"mt": "TraceFlags", "browser": True})
         if principal.app is not None and principal.apis:
-            self._out.send(
-                conn.id,
-                {
-                    "mt": "PbxInfo",
-                    "domain": principal.domain,
-                    "pbx": self.config.server.node,
-                    "apis": list(principal.apis),
-                    "version": VERSION,
-                    "build": VERSION,
-                },
+            server = self.config.server
+            info = pbx_info(
+                domain=principal.domain,
+                pbx=server.node,
+                pbx_dns=server.dns,
+                apis=principal.apis,
+                version=VERSION,
+                build=BUILD,
             )
+            self._out.send(conn.id, info)
+
+    def _check_build(self, conn: Connection, inbound: Inbound) -> None:
+        url = inbound.body.get("url")
+        if not isinstance(url, str):
+            raise BadJson("CheckBuild needs a string url")
+        self._reply(conn, inbound, check_build(url, BUILD))
+
+    def _own_device(self, principal: Principal, api: str) -> UserConfig | None:
+        """Who the session is on PbxSignal or PbxMessages: the user it logged in as or acts
+        for, or the App object itself when it acts as itself with ``api`` enabled (docs
+        12.24; the App object's current config decides, not the one of its login)."""
+        tenant = self.directory.tenant(principal.domain)
+        if tenant is None:
+            return None
+        if principal.sip:
+            return tenant.user(principal.sip)
+        app = tenant.apps.get(principal.app) if principal.app else None
+        if app is None or api not in app.apis:
+            return None
+        return tenant.app_users.get(app.name)
 
     def _pbx_signal(self, conn: Connection, inbound: Inbound) -> None:
         mt = inbound.mt
@@ -375,11 +401,12 @@ class Switch:
         raise UnknownMt(f"unknown PbxSignal mt {mt[:40]!r}")
 
     def _register(self, conn: Connection, inbound: Inbound) -> None:
-        """Register this connection as a device of its user (PROTOCOL §4.1)."""
+        """Register this connection as a device of its user, or of the App object itself
+        (PROTOCOL §4.1 revised, docs 12.24)."""
         request = parse_register(inbound)
         principal = conn.principal
         assert principal is not None
-        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
+        user = self._own_device(principal, "PbxSignal")
         if user is None:
             return self._reply(conn, inbound, {"mt": "RegisterResult", "err": "forbidden"})
         registration = conn.registration
@@ -465,7 +492,7 @@ class Switch:
         """PbxMessages (§6): sessions of licensed users, forwarded to the service."""
         principal = conn.principal
         assert principal is not None
-        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
+        user = self._own_device(principal, "PbxMessages")
         self.messages.request(conn.id, principal.domain, user, inbound)
 
     def _group_answer(self, message: JsonObject) -> None:

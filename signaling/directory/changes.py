@@ -68,6 +68,8 @@ def app_table(app: AppConfig) -> dict[str, Any]:
         "password": app.password,
         "act_for": sorted(app.act_for),
         "apis": list(app.apis),
+        "num": app.num,
+        "licences": sorted(app.licences),
     }
 
 

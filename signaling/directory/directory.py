@@ -5,6 +5,13 @@ Every lookup is scoped to one tenant: there is no call that finds a user across
 tenants, so nothing can cross a tenant boundary by accident (PROTOCOL §3.3). Lookups
 happen at the moment they are needed (login, setup, a PbxMessages session), so a
 change is seen by the next one without a restart.
+
+An App object with PbxSignal enabled is a device of its own name (PROTOCOL §4.1, docs
+12.24). The core knows devices as ``UserConfig``; rather than teach every part of it a
+second kind, the tenant keeps each App object also as a ``UserConfig`` made from its
+config (``app_as_user``: its name as sip, its dn, number and licences, no password, no
+support chats). ``user()`` still finds people only (login, agents, ``act_for``);
+``resolve()`` and ``device()`` find App objects too.
 """
 
 from __future__ import annotations
@@ -14,7 +21,23 @@ from dataclasses import dataclass, field
 
 from config import AppConfig, QueueConfig, TenantConfig, UserConfig
 
-__all__ = ["Directory", "Tenant"]
+__all__ = ["Directory", "Tenant", "app_as_user"]
+
+SIGNAL_API = "PbxSignal"
+"""The API an App object needs enabled to register and be called (PROTOCOL §4.1)."""
+
+
+def app_as_user(app: AppConfig) -> UserConfig:
+    """The App object as the core's registrations, calls and presence see it. The empty
+    password is never checked: logins look App objects up in ``Tenant.apps``."""
+    return UserConfig(
+        sip=app.name,
+        dn=app.dn or app.name,
+        num=app.num,
+        password="",
+        licences=app.licences,
+        max_chats=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +47,29 @@ class Tenant:
     numbers: dict[str, UserConfig]
     apps: dict[str, AppConfig]
     queues: dict[str, QueueConfig] = field(default_factory=dict)
+    app_users: dict[str, UserConfig] = field(default_factory=dict)
+    """Every App object as ``app_as_user`` makes it, by name."""
 
     @classmethod
     def from_config(cls, tenant: TenantConfig) -> Tenant:
+        app_users = [app_as_user(app) for app in tenant.apps]
         return cls(
             domain=tenant.domain,
             users={user.sip: user for user in tenant.users},
-            numbers={user.num: user for user in tenant.users if user.num},
+            numbers={entry.num: entry for entry in (*tenant.users, *app_users) if entry.num},
             apps={app.name: app for app in tenant.apps},
             queues={queue.sip: queue for queue in tenant.queues},
+            app_users={entry.sip: entry for entry in app_users},
         )
 
     def user(self, sip: str) -> UserConfig | None:
+        """A person of the tenant (never an App object)."""
         return self.users.get(sip)
+
+    def device(self, name: str) -> UserConfig | None:
+        """The App object ``name`` as a device, if it has PbxSignal enabled (docs 12.24)."""
+        app = self.apps.get(name)
+        return self.app_users.get(name) if app is not None and SIGNAL_API in app.apis else None
 
     def queue(self, sip: str) -> QueueConfig | None:
         return self.queues.get(sip)
@@ -58,11 +91,14 @@ class Tenant:
 
     def check_put(self, user: UserConfig) -> None:
         """ValueError when ``put(user)`` would clash: its sip is an App object's name or
-        its number belongs to another user."""
+        its number belongs to another user or App object."""
         self._check_name_free(user.sip, self.users)
-        owner = self.numbers.get(user.num) if user.num else None
-        if owner is not None and owner.sip != user.sip:
-            raise ValueError(f"number {user.num} belongs to {owner.sip!r}")
+        self._check_number_free(user.num, user.sip)
+
+    def _check_number_free(self, num: str, owner_name: str) -> None:
+        owner = self.numbers.get(num) if num else None
+        if owner is not None and owner.sip != owner_name:
+            raise ValueError(f"number {num} belongs to {owner.sip!r}")
 
     def check_remove(self, sip: str) -> None:
         """ValueError while an App object acts for the user by name: removing the user
@@ -85,14 +121,24 @@ class Tenant:
             self.numbers[user.num] = user
 
     def check_put_app(self, app: AppConfig) -> None:
+        """ValueError when ``put_app(app)`` would clash: its name is a user's or a queue's,
+        or its number belongs to someone else."""
         self._check_name_free(app.name, self.apps)
+        self._check_number_free(app.num, app.name)
 
     def put_app(self, app: AppConfig) -> None:
-        """Add or replace an App object; ValueError when a user has its name."""
+        """Add or replace an App object (``check_put_app`` first)."""
         self.check_put_app(app)
+        self.remove_app(app.name)
         self.apps[app.name] = app
+        entry = self.app_users[app.name] = app_as_user(app)
+        if entry.num:
+            self.numbers[entry.num] = entry
 
     def remove_app(self, name: str) -> AppConfig | None:
+        entry = self.app_users.pop(name, None)
+        if entry is not None and entry.num:
+            self.numbers.pop(entry.num, None)
         return self.apps.pop(name, None)
 
     def check_put_queue(self, queue: QueueConfig) -> None:
@@ -118,12 +164,14 @@ class Tenant:
         return user
 
     def resolve(self, sip: str | None, num: str | None) -> UserConfig | None:
-        """The user a Signal ``cd`` names, by sip (user part) first, else by number."""
+        """The user or App-object device a Signal ``cd`` names, by sip (user part) first,
+        else by number. An App object without PbxSignal is nobody's to call."""
         if sip:
-            return self.users.get(sip)
-        if num:
-            return self.numbers.get(num)
-        return None
+            return self.users.get(sip) or self.device(sip)
+        entry = self.numbers.get(num) if num else None
+        if entry is None or entry.sip in self.users:
+            return entry
+        return self.device(entry.sip)
 
 
 class Directory:

@@ -175,6 +175,32 @@ def test_apps(tmp_path: Path) -> None:
     )
 
 
+def test_an_app_objects_number_and_licences(tmp_path: Path) -> None:
+    config = load(
+        tmp_path,
+        OTHER_TENANT
+        + """
+        [tenants."acme.org".apps.echo]
+        password = "echo-pw"
+        apis = ["PbxSignal"]
+        num = "250"
+        licences = ["messages"]
+        """,
+    )
+    (app,) = config.tenants[0].apps
+    assert (app.num, app.licences) == ("250", frozenset({"messages"}))
+
+
+def test_an_app_objects_number_must_be_digits_and_nobody_elses(tmp_path: Path) -> None:
+    app = '[tenants."acme.org".apps.echo]\npassword = "echo-pw"\n'
+    text = error(tmp_path, OTHER_TENANT + app + 'num = "2x"\n')
+    assert text.startswith('tenants."acme.org".apps.echo.num: expected digits only')
+    text = error(tmp_path, OTHER_TENANT + app + 'num = "201"\n')
+    assert text == 'tenants."acme.org".apps.echo.num: "201" is already the number of "erin"'
+    two = app + 'num = "250"\n[tenants."acme.org".apps.other]\npassword = "x"\nnum = "250"\n'
+    assert 'is already the number of "echo"' in error(tmp_path, OTHER_TENANT + two)
+
+
 def test_queues_and_max_chats(tmp_path: Path) -> None:
     config = load(
         tmp_path,
