@@ -15,7 +15,7 @@ import pytest
 from config import Config, ConfigError, TenantAdmin
 from signaling.app import create_app
 from signaling.appwebsocket.errors import LoginFailed
-from tests.support import PASSWORDS, RunningServer, make_config, running_server
+from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
 
 SERVER_ADMIN = ("admin", "server-admin-secret")
 TENANT_ADMIN = ("ops", "example-admin-secret")
@@ -198,6 +198,8 @@ async def test_app_objects_are_managed_like_users(served: RunningServer) -> None
             "dn": "Reporter",
             "act_for": ["alice"],
             "apis": ["PbxSignal"],
+            "num": "",
+            "licences": [],
         }
         bot = await served.connect()
         result = await bot.login(password="bot-pw-1", app="reporter", sip="alice")
@@ -208,12 +210,31 @@ async def test_app_objects_are_managed_like_users(served: RunningServer) -> None
             ("alice", {"password": "x"}, 409),  # a user's sip
             ("reporter", {"act_for": ["nobody"]}, 400),
             ("reporter", {"apis": "PbxSignal"}, 400),
+            ("reporter", {"num": "12a"}, 400),
+            ("reporter", {"num": served.config.tenants[0].users[0].num}, 409),  # a user's
         ]:
             answer = await admin.put(f"/admin/apps/example.com/{name}", json=fields)
             assert answer.status_code == status, (name, answer.text)
         assert (
             await admin.put("/admin/apps/other.org/x", json={"password": "x"})
         ).status_code == 403
+        changed = await admin.put(
+            "/admin/apps/example.com/reporter", json={"num": "777", "licences": ["messages"]}
+        )
+        assert (changed.json()["num"], changed.json()["licences"]) == ("777", ["messages"])
+        # now a device of its own, reachable by that number at the next setup (docs 12.24)
+        itself = await served.connect()
+        await itself.login(password="bot-pw-1", app="reporter", sip="reporter")
+        assert (await itself.recv())["mt"] == "PbxInfo"
+        device = Phone(itself, "reporter")
+        served.phones.append(device)
+        assert "err" not in await device.register()
+        alice = await served.phone("alice")
+        await alice.signal(
+            1, {"type": "setup", "channel": 0, "cd": {"num": "777"}, "fty": [{"type": "im_setup"}]}
+        )
+        await alice.sig(1, "call_proc")
+        assert (await device.offered())[1]["cd"] == {"sip": "reporter", "num": "777"}
         assert (await admin.delete("/admin/apps/example.com/reporter")).status_code == 204
         again = await served.connect()
         with pytest.raises(LoginFailed):
