@@ -317,7 +317,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "port": _PORT,
         "data_dir": _Option(_path),
         "node": _TEXT,
-        "dns": _TEXT,
+        "dns": _Option(_optional_string),
         "log_format": _Option(_log_format),
     },
     "login": {
