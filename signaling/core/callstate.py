@@ -6,6 +6,15 @@ call has a callee leg ``offered -> alerting -> connected``. A leg is removed (re
 ``rel``. Two tables hold the transitions: ``CLIENT`` for what a client may send on its leg,
 ``HUB`` for what the hub tells a leg. Anything not in a table is refused with ``bad_state``
 naming the event and the state, and the leg is left as it was.
+
+The other message types of innovaphone's Signal page (docs/protocol.md 12.25) are rows of
+the same table: ``info``, ``user_info`` and ``channels`` pass between connected legs only
+(the hub completes dialling at ``setup`` and never sends ``setup_ack``, so there is no
+overlap dialling to carry, and user information is defined for a connected call);
+``progress`` is the called side's news while the call rings; ``disc`` ends a leg like
+``rel`` but the other side hears ``disc`` before its ``rel``. Types the table has no row
+for at all (``accept``, ``setup_ack``, ``call_proc``, ``media_info`` from a client) are
+``bad_state`` in every state.
 """
 
 from __future__ import annotations
@@ -39,6 +48,11 @@ class Event(Enum):
     CONN = "conn"
     FACILITY = "facility"
     REL = "rel"
+    DISC = "disc"
+    INFO = "info"
+    PROGRESS = "progress"
+    USER_INFO = "user_info"
+    CHANNELS = "channels"
 
 
 _C, _E = Role.CALLER, Role.CALLEE
@@ -63,6 +77,24 @@ CLIENT: dict[tuple[Role, LegState, Event], LegState] = {
     (_E, _S.OFFERED, _V.REL): _S.RELEASED,
     (_E, _S.ALERTING, _V.REL): _S.RELEASED,
     (_E, _S.CONNECTED, _V.REL): _S.RELEASED,
+    # disc ends the leg as rel does; the other side hears disc, then rel (§4.7)
+    (_C, _S.SETUP_SENT, _V.DISC): _S.RELEASED,
+    (_C, _S.PROCEEDING, _V.DISC): _S.RELEASED,
+    (_C, _S.ALERTING, _V.DISC): _S.RELEASED,
+    (_C, _S.CONNECTED, _V.DISC): _S.RELEASED,
+    (_E, _S.OFFERED, _V.DISC): _S.RELEASED,
+    (_E, _S.ALERTING, _V.DISC): _S.RELEASED,
+    (_E, _S.CONNECTED, _V.DISC): _S.RELEASED,
+    # the called side's progress while it rings goes to the caller
+    (_E, _S.OFFERED, _V.PROGRESS): _S.OFFERED,
+    (_E, _S.ALERTING, _V.PROGRESS): _S.ALERTING,
+    # end-to-end information of a connected call, either way
+    (_C, _S.CONNECTED, _V.INFO): _S.CONNECTED,
+    (_E, _S.CONNECTED, _V.INFO): _S.CONNECTED,
+    (_C, _S.CONNECTED, _V.USER_INFO): _S.CONNECTED,
+    (_E, _S.CONNECTED, _V.USER_INFO): _S.CONNECTED,
+    (_C, _S.CONNECTED, _V.CHANNELS): _S.CONNECTED,
+    (_E, _S.CONNECTED, _V.CHANNELS): _S.CONNECTED,
 }
 
 HUB: dict[tuple[Role, LegState, Event], LegState] = {
@@ -71,6 +103,8 @@ HUB: dict[tuple[Role, LegState, Event], LegState] = {
     (_C, _S.PROCEEDING, _V.ALERT): _S.ALERTING,
     (_C, _S.PROCEEDING, _V.CONN): _S.CONNECTED,
     (_C, _S.ALERTING, _V.CONN): _S.CONNECTED,
+    (_C, _S.PROCEEDING, _V.PROGRESS): _S.PROCEEDING,
+    (_C, _S.ALERTING, _V.PROGRESS): _S.ALERTING,
 }
 
 CLIENT_EVENTS: dict[str, Event] = {
@@ -79,8 +113,14 @@ CLIENT_EVENTS: dict[str, Event] = {
     "conn": Event.CONN,
     "facility": Event.FACILITY,
     "rel": Event.REL,
-    "disc": Event.REL,  # PROTOCOL §4.7: disc is treated as rel
+    "disc": Event.DISC,
+    "info": Event.INFO,
+    "progress": Event.PROGRESS,
+    "user_info": Event.USER_INFO,
+    "channels": Event.CHANNELS,
 }
+RELAYED: frozenset[Event] = frozenset({Event.INFO, Event.PROGRESS, Event.USER_INFO, Event.CHANNELS})
+"""Events whose message travels to the other side's leg(s) as it came (12.25)."""
 
 
 def client_event(role: Role, state: LegState, event: Event) -> LegState:

@@ -31,7 +31,7 @@ from tracing import Tracer
 
 from .actions import StoredAck
 from .calls import AckRecord, Call, Fragments, HeldMessage, Leg, Line
-from .callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
+from .callstate import CLIENT_EVENTS, RELAYED, Event, LegState, Role, client_event, hub_event
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .codec import encode, encode_string
@@ -43,7 +43,7 @@ from .outbox import Outbox
 from .presence import Presence
 from .queues import Queues
 from .registry import Registration, Registry
-from .sanitize import sanitize
+from .sanitize import is_opaque, sanitize
 from .sender_ids import SenderIds, SenderKey
 from .timers import TimerQueue
 
@@ -131,7 +131,7 @@ class ChatCalls:
         if leg is None:
             if event is Event.SETUP:
                 return self._setup(reg, msg.call, sig)
-            if event is Event.REL:
+            if event is Event.REL or event is Event.DISC:
                 return None  # crossed with our own rel: the call is already gone
             if msg.call in reg.taken:  # §9.2: another agent answered first; its rel
                 raise AlreadyTaken("another agent took this chat")  # (26) is on the way
@@ -141,16 +141,25 @@ class ChatCalls:
         if leg.resume is not None:
             return self._on_resumed_leg(leg, event, sig)
         if leg.call.presence:
+            if event is Event.DISC:  # a subscription ends as on rel; disc is answered rel
+                self.presence.ended(leg)
+                return self._send_sig(leg, {"type": "rel", "cau": _NORMAL.to_json()})
             return self.presence.on_event(leg, event, sig)
+        if event is Event.PROGRESS and sig.fields and "cau" in sig.fields:
+            event = Event.DISC  # progress with a cause: this device disconnected (12.25)
         next_state = client_event(leg.role, leg.state, event)
         if event is Event.FACILITY:
             return self._facility(leg, sig)
         if self.tracer.signalling:
             self._note(leg.reg, leg.number, f"{sig.type}: {leg.state.value} -> {next_state.value}")
-        if event is Event.REL:
+        if event in RELAYED:
+            return self._relay(leg, event, sig)
+        if event is Event.REL or event is Event.DISC:
+            disc = _disc_of(sig) if event is Event.DISC else None
             if leg.call.support is not None and leg in leg.call.offers:
-                return self.support.declined(leg)  # the others still ring
-            return self._release_by(leg, sig.cau)
+                self.support.declined(leg)  # the others still ring
+                return self._rel_back(leg, sig.cau, disc)
+            return self._release_by(leg, sig.cau, disc)
         if event is Event.ALERT:
             leg.state = next_state
             return self._alert(leg.call)
@@ -239,11 +248,13 @@ class ChatCalls:
 
     def _on_resumed_leg(self, leg: Leg, event: Event, sig: Sig) -> None:
         """The client's answer to a re-offered call: ``conn`` (replay), or ``rel``."""
-        if event is Event.REL:
+        if event is Event.REL or event is Event.DISC:
             leg.resume = None
+            disc = _disc_of(sig) if event is Event.DISC else None
             if leg.call.presence:
-                return self.presence.ended(leg)
-            return self._release_by(leg, sig.cau)
+                self.presence.ended(leg)
+                return self._rel_back(leg, None, disc)
+            return self._release_by(leg, sig.cau, disc)
         if event is Event.ALERT:
             return None
         if event is not Event.CONN:
@@ -529,6 +540,8 @@ class ChatCalls:
         self.messages += 1
         user = leg.reg.user
         item = _relayed_item(leg, now, seq, html, raw)
+        if raw.participants is not None:  # the group's own list, never the writer's word
+            item["participants"] = ",".join(sorted(group.members))
         receivers = [other for other in call.joined if other is not leg]
         for other in receivers:
             if not other.parked:  # a detached member device catches up when it resumes
@@ -692,6 +705,29 @@ class ChatCalls:
                     if call.stored:  # posted now: its id is the sender's key (§4.6)
                         self._remember(call, caller.reg.user.sip, message.id, record)
 
+    # -- the other Signal types (docs/protocol.md 12.25) ---------------------------------
+
+    def _relay(self, leg: Leg, event: Event, sig: Sig) -> None:
+        """``info``, ``user_info``, ``channels`` between connected legs, ``progress`` from
+        a ringing device to the caller: the documented fields as checked by the codec,
+        nothing kept. Nobody to hear it (a group's offer, an offline callee answered by
+        the hub, a device away) is no error: the message had no one to reach."""
+        call = leg.call
+        out: JsonObject = {"type": sig.type, **(sig.fields or {})}
+        if event is Event.PROGRESS:
+            caller = call.caller
+            if call.group is None and caller is not None and not caller.parked:
+                self._hub_event(caller, Event.PROGRESS, out)
+            return None
+        receivers = (
+            [other for other in call.joined if other is not leg]
+            if call.group is not None
+            else [peer for peer in (call.peer(leg),) if peer is not None]
+        )
+        for receiver in receivers:
+            if not receiver.parked:
+                self._send_sig(receiver, out)
+
     # -- messages -----------------------------------------------------------------------
 
     def _facility(self, leg: Leg, sig: Sig) -> None:
@@ -759,6 +795,9 @@ class ChatCalls:
         size = utf8_len(data)
         if size > self._max_message:
             raise MessageTooBig(f"message data above {self._max_message} bytes")
+        if is_opaque(mime):
+            assert mime is not None
+            return self._app_data(leg, data, mime, message_id, raw)
         if call.group is not None:
             self._group_message(leg, sanitize(data, mime), raw, message_id, self._clock.wall())
             return self._stop_typing(leg)
@@ -819,6 +858,47 @@ class ChatCalls:
                 self._send_ack(leg, message_id, record)
         if leg.typing is not None:
             self._stop_typing(leg)
+
+    def _app_data(
+        self, leg: Leg, data: str, mime: str, message_id: str | None, raw: ImMessage
+    ) -> None:
+        """Data of another mime, as opaque application data (docs/protocol.md 12.25):
+        relayed unchanged, with its mime, only to connected legs whose registration said
+        ``APP_DATA`` (they never render it as HTML); never sanitized, so never held,
+        kept for a replay, stored or handed to a webhook. It takes a seq like any
+        message, so acknowledgements and retries work as usual."""
+        call = leg.call
+        others = (
+            [other for other in call.joined if other is not leg]
+            if call.group is not None
+            else [peer for peer in (call.peer(leg),) if peer is not None]
+        )
+        receivers = [other for other in others if not other.parked and other.reg.app_data]
+        if not receivers:
+            raise BadMime(
+                f"{mime[:40]!r} travels only as application data, to a connected device"
+                " registered with APP_DATA"
+            )
+        now = int(self._clock.wall())
+        seq = call.next_seq()
+        user = leg.reg.user
+        item: JsonObject = {
+            "type": "im_message",
+            "sender": user.sip,
+            "sender_dn": user.dn,
+            "time": now,
+            "seq": seq,
+            "mime": mime,
+            "data": data,
+        }
+        if raw.subject is not None:
+            item["subject"] = raw.subject
+        for receiver in receivers:
+            self._send_fty(receiver.reg, receiver.number, item)
+        if message_id is not None:
+            record = AckRecord(seq, now, "delivered")
+            call.remember(leg, message_id, record)
+            self._send_ack(leg, message_id, record)
 
     def _post(
         self,
@@ -1013,19 +1093,33 @@ class ChatCalls:
 
     # -- release ------------------------------------------------------------------------
 
-    def _release_by(self, leg: Leg, cause: Cause | None) -> None:
+    def _release_by(self, leg: Leg, cause: Cause | None, disc: JsonObject | None = None) -> None:
         """``rel`` from either side ends the call for both (§4.7); in a group, only that
-        device leaves."""
+        device leaves. After ``disc`` (``disc``: what the other side hears before its
+        ``rel``), the sender is answered ``rel`` too, as the network would."""
         self._stop_typing(leg)
         if leg.call.group is not None:
-            return self._leave_group(leg)
-        self._release(leg.call, cause or _NORMAL, except_leg=leg)
+            self._leave_group(leg)
+        else:
+            self._release(leg.call, cause or _NORMAL, except_leg=leg, disc=disc)
+        self._rel_back(leg, cause, disc)
+
+    def _rel_back(self, leg: Leg, cause: Cause | None, disc: JsonObject | None) -> None:
+        """The ``rel`` that answers a client's ``disc`` (none after its own ``rel``)."""
+        if disc is not None:
+            self._send_sig(leg, {"type": "rel", "cau": (cause or _NORMAL).to_json()})
 
     def _ring_timeout(self, call: Call) -> None:
         call.ring = None
         self._release(call, hub_cause(Q931.NO_ANSWER))
 
-    def _release(self, call: Call, cause: Cause, except_leg: Leg | None = None) -> None:
+    def _release(
+        self,
+        call: Call,
+        cause: Cause,
+        except_leg: Leg | None = None,
+        disc: JsonObject | None = None,
+    ) -> None:
         if self.calls.pop(call.call_id, None) is None:
             return
 
@@ -1050,7 +1144,7 @@ class ChatCalls:
                 # one device declined: the user's other devices stop ringing (§4.5, §4.7)
                 self._end_leg(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
             else:
-                self._end_leg(leg, cause)
+                self._end_leg(leg, cause, disc)
         if call.support is not None:
             by = except_leg.reg.user.sip if except_leg is not None else None
             self.support.closed(call, cause.num, by)
@@ -1092,7 +1186,9 @@ class ChatCalls:
             if writer is not None and writer is not except_leg:
                 self._send_ack(writer, message_id, record)
 
-    def _end_leg(self, leg: Leg, cause: Cause) -> None:
+    def _end_leg(self, leg: Leg, cause: Cause, disc: JsonObject | None = None) -> None:
+        if disc is not None and not leg.parked:  # the other side's disc, then our rel
+            self._send_sig(leg, {**disc, "cau": cause.to_json()})
         self._send_sig(leg, {"type": "rel", "cau": cause.to_json()})
         self._forget(leg)
 
@@ -1268,6 +1364,17 @@ def _relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw:
     if raw.subject is not None:
         text += ',"subject":' + encode_string(raw.subject)
     return text + "}]}}"
+
+
+def _disc_of(sig: Sig) -> JsonObject:
+    """What the other side hears of a client's ``disc`` (or ``progress`` with a cause)
+    before its ``rel``: the same type and documented fields, and the facilities a peer
+    may see; the cause is set where it is sent."""
+    disc: JsonObject = {"type": sig.type, **(sig.fields or {})}
+    passed = [item for item in sig.fty if item["type"] not in _HUB_FTY]
+    if passed:
+        disc["fty"] = passed
+    return disc
 
 
 def _own_tenant_sip(reg: Registration, sig: Sig) -> str | None:

@@ -144,7 +144,83 @@ def _parse_sig(sig: JsonObject) -> Sig:
         channel=channel if type(channel) is int else None,
         messages=tuple(messages),
         fty=tuple(others),
+        fields=_relayed_fields(kind, sig),
     )
+
+
+MAX_UUI_BYTES = 128
+"""``uui``: at most 128 bytes, as Signal's page says."""
+MAX_DSP_LENGTH = 128
+"""``dsp``: a display text; the page sets no limit, Q.931 displays hold far less."""
+MAX_HEX_ITEMS = 16
+"""``pi`` and ``faststart``: lists of hex strings, this many at most."""
+MAX_HEX_LENGTH = 1024
+CHANNELS_CMDS = frozenset({"NONE", "SELECT", "PROPOSAL", "REQUEST", "CLOSE"})
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+RELAYED_FIELDS: dict[str, tuple[str, ...]] = {
+    "info": ("complete", "dsp"),
+    "progress": ("inband_info", "cau", "pi", "channels_cmd", "channels", "faststart"),
+    "user_info": ("uui",),
+    "channels": ("channel", "channels_cmd", "channels", "faststart"),
+    "disc": ("inband_info", "cau", "pi", "uui", "dsp"),
+}
+"""Per Signal type the hub passes on, the fields of Signal's page that travel with it
+(docs/protocol.md 12.25). ``cg``/``cd`` of ``info`` are left out on purpose: dialling is
+complete at ``setup``, and identities are the hub's to state."""
+
+
+def _relayed_fields(kind: str, sig: JsonObject) -> JsonObject | None:
+    names = RELAYED_FIELDS.get(kind)
+    if names is None:
+        return None
+    fields: JsonObject = {}
+    for name in names:
+        value = sig.get(name)
+        if value is None:
+            continue
+        if name in ("complete", "inband_info"):
+            if type(value) is not bool:
+                raise BadJson(f"{kind} {name} must be a boolean")
+        elif name == "dsp":
+            if type(value) is not str or len(value) > MAX_DSP_LENGTH:
+                raise BadJson(f"{kind} dsp must be a string of at most {MAX_DSP_LENGTH} characters")
+        elif name == "uui":
+            if (
+                type(value) is not str
+                or len(value.encode("utf-8", "surrogatepass")) > MAX_UUI_BYTES
+            ):
+                raise BadJson(f"{kind} uui must be a string of at most {MAX_UUI_BYTES} bytes")
+        elif name in ("pi", "faststart"):
+            if (
+                type(value) is not list
+                or len(value) > MAX_HEX_ITEMS
+                or not all(
+                    type(item) is str and len(item) <= MAX_HEX_LENGTH and _HEX.fullmatch(item)
+                    for item in value
+                )
+            ):
+                raise BadJson(f"{kind} {name} must be a list of hex strings")
+        elif name == "channel":
+            if type(value) is not int or not -1 <= value <= MAX_CALL_NUMBER:
+                raise BadJson(f"{kind} channel must be an integer")
+        elif name == "channels_cmd":
+            if value not in CHANNELS_CMDS:
+                raise BadJson(
+                    f"{kind} channels_cmd must be one of {', '.join(sorted(CHANNELS_CMDS))}"
+                )
+        elif name == "channels":
+            if type(value) is not dict or not _shallow(value, MAX_ECHO_DEPTH):
+                raise BadJson(
+                    f"{kind} channels must be an object nested at most {MAX_ECHO_DEPTH} deep"
+                )
+        elif name == "cau":
+            cause = _parse_cause(value)
+            if cause is None:
+                continue
+            value = cause.to_json()
+        fields[name] = value
+    return fields
 
 
 def _parse_im_message(item: JsonObject) -> ImMessage:
@@ -164,12 +240,13 @@ def _parse_im_message(item: JsonObject) -> ImMessage:
         raise BadJson("im_message more must be a boolean")
     return ImMessage(
         data=_optional_str(item, "data"),
-        mime=_optional_str(item, "mime"),
         typing=typing,
         more=more,
         id=message_id,
         attach=_parse_attach(item),
         subject=_optional_str(item, "subject"),
+        participants=_optional_str(item, "participants"),
+        mime=_optional_str(item, "mime"),
     )
 
 

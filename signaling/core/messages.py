@@ -84,6 +84,8 @@ class ImMessage:
     id: str | None
     attach: str | None
     subject: str | None
+    participants: str | None = None
+    """Signal's group-chat list; the hub writes its own for group calls (12.25)."""
 
     @property
     def is_typing_only(self) -> bool:
@@ -101,6 +103,10 @@ class Sig:
     messages: tuple[ImMessage, ...]
     fty: tuple[JsonObject, ...]
     """Facility objects other than ``im_message``, verbatim."""
+    fields: JsonObject | None = None
+    """For the types the hub passes on (``info``, ``progress``, ``user_info``,
+    ``channels``, ``disc``): their documented fields, checked, ready to relay (12.25).
+    Identities (``cg``, ``cd``) are never among them: the hub owns who is who."""
 
     def has_fty(self, kind: str) -> bool:
         return any(item.get("type") == kind for item in self.fty)

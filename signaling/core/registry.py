@@ -87,6 +87,12 @@ class Registration:
     def no_media(self) -> bool:
         return "NO_MEDIA_CALL" in self.flags
 
+    @property
+    def app_data(self) -> bool:
+        """The device takes ``im_message`` of other mimes as opaque application data and
+        never renders them (docs/protocol.md 12.25)."""
+        return "APP_DATA" in self.flags
+
     def allocate_offer_number(self) -> int:
         number = self.next_offer
         self.next_offer -= 1

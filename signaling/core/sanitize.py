@@ -9,7 +9,9 @@ text is reduced, once, on its way in, to markup that cannot run anything:
   is dropped but its text is kept, escaped; comments, doctypes and processing
   instructions go away.
 * ``text/plain``: HTML-escaped, so it shows as typed.
-* anything else: refused with ``BadMime``.
+* anything else: never sanitized and never rendered here. ``is_opaque`` tells the chat
+  layer so; it carries such data only as opaque application data (docs/protocol.md
+  12.25) and ``sanitize`` itself still refuses it with ``BadMime``.
 
 NUL characters are removed in every case (HTML parsers treat them inconsistently).
 Non-ASCII text, emoji included, passes through as is: it is never turned into entities.
@@ -26,13 +28,14 @@ tags inside them are stripped too and only inert, escaped text survives.
 from __future__ import annotations
 
 import html
+import re
 from typing import Final
 
 import bleach
 
 from signaling.core.errors import BadMime
 
-__all__ = ["ALLOWED_TAGS", "sanitize"]
+__all__ = ["ALLOWED_TAGS", "is_opaque", "sanitize"]
 
 ALLOWED_TAGS: Final[frozenset[str]] = frozenset(
     {
@@ -91,6 +94,25 @@ def sanitize(data: str, mime: str | None) -> str:
     if kind == _PLAIN:
         return html.escape(data, quote=False)
     return _clean_html(data)
+
+
+_MAX_MIME = 127
+_MIME_SYNTAX: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(?:[ \t]*;[ -~]*)?")
+"""``type/subtype`` (RFC 6838 names), optional printable parameters."""
+
+
+def is_opaque(mime: str | None) -> bool:
+    """True for a well-formed mime other than text/html and text/plain: data the hub
+    never renders (docs/protocol.md 12.25). ``BadMime`` for one that is no mime at all."""
+    if mime in _KNOWN_MIMES:
+        return False
+    assert mime is not None  # None is in _KNOWN_MIMES
+    essence = mime.split(";", 1)[0].strip().lower()
+    if essence in (_HTML, _PLAIN):
+        return False
+    if len(mime) > _MAX_MIME or _MIME_SYNTAX.fullmatch(mime) is None:
+        raise BadMime(f"unsupported mime {mime[:_MIME_SHOWN]!r}")
+    return True
 
 
 def _is_inert(data: str) -> bool:

@@ -178,6 +178,8 @@ async def test_release_from_either_side(server: RunningServer) -> None:
     await alice.sig(1, "call_proc")
     number, _ = await bob.offered()
     await alice.signal(1, {"type": "disc"})
+    assert (await alice.sig(1, "rel"))["sig"]["cau"]["num"] == 16  # disc is answered rel
+    assert (await bob.sig(number, "disc"))["sig"]["cau"]["num"] == 16  # relayed as disc
     assert (await bob.sig(number, "rel"))["sig"]["cau"]["num"] == 16
 
 

@@ -1000,7 +1000,7 @@ sips = mostly(
 nums = mostly(st.sampled_from(["101", "102", "103", "104", "201", "999", ""]), texts, 8)
 mimes = mostly(
     st.sampled_from(["text/plain", "text/html", "image/png", "TEXT/HTML; charset=utf-8", ""]),
-    st.sampled_from(["text/plain;x", "image/svg+xml", "junk"]) | texts,
+    st.sampled_from(["text/plain;x", "image/svg+xml", "junk", "application/json"]) | texts,
     7,
 )
 data_values = mostly(
@@ -1016,6 +1016,8 @@ message_ids = mostly(
     9,
 )
 SIG_TYPES = ["alert", "conn", "rel", "disc", "call_proc", "info", "setup", "facility"]
+SIG_TYPES += ["progress", "user_info", "channels", "accept", "setup_ack", "media_info"]
+"""Every type of innovaphone's Signal page (docs/protocol.md 12.25)."""
 FACILITY_TYPES = ["im_setup", "name_identification", "presence_subscribe", "presence_publish"]
 FACILITY_TYPES += ["im_ack", "im_seen", "resumed", "queue", "context", "x_vendor"]
 live_call_ids = st.builds(Live, st.just("callId"), st.integers(0, 3))
@@ -1136,6 +1138,16 @@ class Grammar:
                         "cau": optional(causes),
                         "cd": optional(endpoints),
                         "fty": optional(facilities),
+                        # the fields passed on with info, progress, user_info, channels, disc
+                        "dsp": optional(self.either(st.text(max_size=130), st.integers()), 2),
+                        "uui": optional(self.either(st.text(max_size=130), st.booleans()), 2),
+                        "complete": optional(self.either(st.booleans(), st.just(1)), 1),
+                        "inband_info": optional(self.either(st.booleans(), st.just("x")), 1),
+                        "pi": optional(self.either(st.lists(st.just("8188")), texts), 1),
+                        "channels_cmd": optional(
+                            self.either(st.sampled_from(["PROPOSAL", "NONE"]), texts), 1
+                        ),
+                        "channels": optional(self.either(st.just({"ch": []}), json_values), 1),
                     }
                 ),
             ),
@@ -1220,7 +1232,16 @@ class Grammar:
             }
         )
         flags = self.either(
-            st.sampled_from(["NO_MEDIA_CALL", "", "X|NO_MEDIA_CALL", " NO_MEDIA_CALL |", "M"]),
+            st.sampled_from(
+                [
+                    "NO_MEDIA_CALL",
+                    "",
+                    "X|NO_MEDIA_CALL",
+                    " NO_MEDIA_CALL |",
+                    "M",
+                    "NO_MEDIA_CALL|APP_DATA",
+                ]
+            ),
             texts,
         )
         others = st.one_of(

@@ -467,9 +467,12 @@ def test_caller_hanging_up_before_conn_stops_every_device() -> None:
     desk_call, _ = h.offered(desk)
     mobile_call, _ = h.offered(mobile)
     h.signal(alice, 1, {"type": "disc"})
-    h.quiet(alice)
-    assert sig_of(h.one(desk), desk_call, "rel")["cau"] == {"loc": 1, "num": 16}
-    assert sig_of(h.one(mobile), mobile_call, "rel")["cau"] == {"loc": 1, "num": 16}
+    # disc is answered rel; every device hears disc, then rel (docs 12.25)
+    assert sig_of(h.one(alice), 1, "rel")["cau"] == {"loc": 1, "num": 16}
+    for device, number in ((desk, desk_call), (mobile, mobile_call)):
+        disc, rel = h.take(device)
+        assert sig_of(disc, number, "disc") == {"type": "disc", "cau": {"loc": 1, "num": 16}}
+        assert sig_of(rel, number, "rel")["cau"] == {"loc": 1, "num": 16}
     assert h.switch.chat.calls == {}
     # a crossed rel on a call that is gone is ignored
     assert h.signal(alice, 1, {"type": "rel"}) == []
