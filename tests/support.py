@@ -275,7 +275,7 @@ async def connected_pair(
     """A calls B, B answers; returns both phones and B's (negative) call number."""
     pa, pb = await server.phone(a), await server.phone(b)
     await pa.setup(1, b)
-    assert (await pa.sig(1, "call_proc"))["sig"]["callId"]
+    assert (await pa.sig(1, "call_proc"))["sig"]["confId"]
     number, _ = await pb.offered()
     await pb.signal(number, {"type": "conn"})
     await pa.sig(1, "conn")

@@ -3,10 +3,16 @@
 A ``Call`` is the conversation: its ``call_id`` names it, its ``seq`` numbers every
 message in order, and it remembers client message ids so a retry is acknowledged again
 instead of relayed twice. A ``Leg`` is one registration's part in it.
+
+Identifiers (PROTOCOL §4.5 revised, docs 12.25): on the wire the conversation's id is the
+``confId`` innovaphone's Signal page shares between all legs of a call, and each leg has a
+``callId`` of its own. Inside the hub, and towards the messages service (Posts, ``Seen``,
+stored rows), ``Call.call_id`` stays the conversation's key under its old name.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -96,6 +102,7 @@ class Fragments:
 class Leg:
     __slots__ = (
         "call",
+        "call_id",
         "fragments",
         "number",
         "offered_after",
@@ -114,6 +121,8 @@ class Leg:
         self.number = number
         self.role = role
         self.state = state
+        self.call_id = secrets.token_hex(16)
+        """This leg's own ``callId`` (§4.5 revised); kept across a resume (§4.9)."""
         self.fragments: Fragments | None = None
         self.typing: Timer | None = None
         """The typing expiry timer while this leg's user is typing."""
@@ -126,6 +135,10 @@ class Leg:
         self.resume: int | None = None
         """Set after a resume until the client answers the re-offered call: the last seq
         it saw (§4.9). Messages for the leg wait in the transcript meanwhile."""
+
+    def ids(self) -> dict[str, str]:
+        """``callId`` (this leg) and ``confId`` (the conversation) for a frame to it."""
+        return {"callId": self.call_id, "confId": self.call.call_id}
 
     @property
     def parked(self) -> bool:

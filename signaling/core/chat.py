@@ -200,7 +200,9 @@ class ChatCalls:
 
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
         """A new connection took the registration over: each live call is offered again
-        (new call number, same ``callId``, ``resumed``); the replay follows its ``conn``."""
+        (new call number, the same ``callId`` and ``confId``, ``resumed``); the replay
+        follows its ``conn``. ``seqs`` may name a call by its ``confId`` or by the leg's
+        ``callId`` (docs 12.18); the ``confId`` wins when both are there."""
         for leg in sorted(reg.legs.values(), key=lambda leg: -leg.number):
             del reg.legs[leg.number]
             leg.number = reg.allocate_offer_number()
@@ -209,7 +211,7 @@ class ChatCalls:
             peer = leg.call.peer(leg)
             if peer is not None:
                 peer.relay_head = None  # it names the sender, whose name may have changed
-            leg.resume = seqs.get(leg.call.call_id, 0)
+            leg.resume = seqs.get(leg.call.call_id, seqs.get(leg.call_id, 0))
             if self.tracer.signalling:
                 self._note(reg, leg.number, f"resumed {leg.call.call_id} after seq {leg.resume}")
             self._send_sig(leg, self._resumed_setup(leg))
@@ -243,7 +245,7 @@ class ChatCalls:
             if call.support is not None:
                 fty.extend(call.support.setup_fty())
             setup["fty"] = [*fty, resumed]
-        setup["callId"] = call.call_id
+        setup.update(leg.ids())
         return setup
 
     def _on_resumed_leg(self, leg: Leg, event: Event, sig: Sig) -> None:
@@ -365,7 +367,6 @@ class ChatCalls:
                 {"type": "name_identification", "name": reg.user.dn},
                 *(item for item in sig.fty if item["type"] not in _HUB_FTY),
             ],
-            "callId": call.call_id,
         }
         if self.tracer.signalling:
             self._note(reg, number, f"setup to {callee.sip}: offered to {len(devices)} device(s)")
@@ -373,7 +374,7 @@ class ChatCalls:
             leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
             device.legs[leg.number] = leg
             call.offers.append(leg)
-            self._send_sig(leg, offer)
+            self._send_sig(leg, {**offer, **leg.ids()})
         call.ring = self._timers.arm(
             self._clock.monotonic() + self._config.ring_timeout, lambda: self._ring_timeout(call)
         )
@@ -386,7 +387,7 @@ class ChatCalls:
         call.caller = caller
         reg.legs[number] = caller
         self.calls[call.call_id] = call
-        self._hub_event(caller, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        self._hub_event(caller, Event.CALL_PROC, {"type": "call_proc", **caller.ids()})
         return caller
 
     def _answer_for_offline(
@@ -426,13 +427,14 @@ class ChatCalls:
         return self._place(call, reg, number)
 
     def offer(self, call: Call, device: Registration, setup: JsonObject) -> Leg:
-        """Offer ``call`` to one more device (the sig is the same for every device)."""
+        """Offer ``call`` to one more device (the sig is the same for every device; the
+        leg's ``callId`` and the ``confId`` are added here)."""
         leg = Leg(call, device, device.allocate_offer_number(), Role.CALLEE, LegState.OFFERED)
         device.legs[leg.number] = leg
         call.offers.append(leg)
         if self.tracer.signalling:
             self._note(device, leg.number, f"offered {call.call_id} from {call.caller_user.sip}")
-        self._send_sig(leg, setup)
+        self._send_sig(leg, {**setup, **leg.ids()})
         return leg
 
     def answer(self, leg: Leg) -> None:
@@ -504,7 +506,7 @@ class ChatCalls:
         leg = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
         reg.legs[number] = leg
         call.joined.append(leg)
-        self._hub_event(leg, Event.CALL_PROC, {"type": "call_proc", "callId": call.call_id})
+        self._hub_event(leg, Event.CALL_PROC, {"type": "call_proc", **leg.ids()})
         name = {"type": "name_identification", "name": group.dn}
         self._hub_event(leg, Event.CONN, {"type": "conn", "fty": [name]})
         for message in sig.messages:
@@ -612,7 +614,7 @@ class ChatCalls:
                             {"type": "im_setup"},
                             {"type": "name_identification", "name": group.dn},
                         ],
-                        "callId": call.call_id,
+                        **leg.ids(),
                     },
                 )
                 leg.ring = self._timers.arm(

@@ -90,11 +90,11 @@ def parse_register(inbound: Inbound) -> Register:
     if raw_seqs is None:
         raw_seqs = {}
     if type(raw_seqs) is not dict or len(raw_seqs) > MAX_RESUMED_CALLS:
-        raise BadJson("seqs must be an object of callId: seq")
+        raise BadJson("seqs must be an object of confId (or callId): seq")
     seqs = []
     for call_id, seq in raw_seqs.items():
         if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-            raise BadJson("seqs must map each callId to a seq (an integer, 0 or more)")
+            raise BadJson("seqs must map each confId to a seq (an integer, 0 or more)")
         seqs.append((call_id, seq))
     return Register(
         src=inbound.src,

@@ -47,7 +47,7 @@ class Register:
     resume: str | None = None
     """The token of a registration to take over (§4.9)."""
     seqs: tuple[tuple[str, int], ...] = ()
-    """(callId, last seq the client saw) per call (§4.9)."""
+    """(confId, or the leg's callId; last seq the client saw) per call (§4.9)."""
 
     @property
     def no_media(self) -> bool:

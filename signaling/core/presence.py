@@ -72,7 +72,7 @@ class Presence:
         state = hub_event(Role.CALLER, leg.state, Event.CONN)
         assert state is not None
         leg.state = state
-        self._send(leg, {"type": "conn", "callId": call.call_id})
+        self._send(leg, {"type": "conn", **leg.ids()})
         self._notify_leg(leg, key)
         if self._is_self(leg) and self._licensed(watched):
             self._ask_badge(reg.domain, watched.sip)

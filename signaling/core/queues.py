@@ -76,9 +76,11 @@ class SupportChat:
     transfers: int = 0
 
     def view(self) -> JsonObject:
-        """The ``chat`` object of the board (§9.3)."""
+        """The ``chat`` object of the board (§9.3): ``confId`` names the conversation, and
+        ``callId`` (§9.3's name) carries the same value for clients written before per-leg
+        ids (docs 12.19)."""
         chat: JsonObject = {
-            "callId": self.call.call_id,
+            **_conversation(self.call),
             "visitor": {"sip": self.visitor.sip, "dn": self.visitor.dn},
             "queue": self.queue.sip,
             "since": self.since,
@@ -131,7 +133,7 @@ class Queues:
         self._max_ids = max_ids
         self._licensed = licensed
         self.chats: dict[str, SupportChat] = {}
-        """Live support chats by callId."""
+        """Live support chats by conversation id (``confId``)."""
         self._boards: dict[tuple[str, str], dict[int, object]] = {}
         """(domain, queue sip) -> {connection: the src of its Subscribe}."""
         self._active: dict[UserKey, set[str]] = {}
@@ -219,7 +221,6 @@ class Queues:
                 {"type": "name_identification", "name": visitor.dn},
                 *chat.setup_fty(),
             ],
-            "callId": chat.call.call_id,
         }
 
     def _devices(self, domain: str, sip: str) -> list[Registration]:
@@ -401,10 +402,7 @@ class Queues:
             return {"mt": "UnsubscribeResult", "queue": queue.sip}
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
-        call_id = body.get("callId")
-        if not isinstance(call_id, str):
-            raise BadJson(f"{mt} needs a callId")
-        found = self.chats.get(call_id)
+        found = self.chats.get(_conversation_of(mt, body))
         if found is None or found.call.domain != domain:
             raise NotFound("no such support chat")
         chat = found
@@ -448,7 +446,7 @@ class Queues:
                 raise Unavailable("this device cannot take another call")
             leg = self._chat.offer(call, reg, self._offer_sig(chat))
         self._chat.answer(leg)
-        return {"mt": "TakeResult", "callId": call.call_id, "call": leg.number}
+        return {"mt": "TakeResult", **_conversation(call), "call": leg.number}
 
     def _transfer(self, chat: SupportChat, reg: Registration, to: str) -> JsonObject:
         call = chat.call
@@ -487,7 +485,7 @@ class Queues:
         self._chat.arm_wait(call, self._config.wait_timeout)
         self._waiting(chat)
         self.agent_changed(call.domain, previous.sip)
-        return {"mt": "TransferResult", "callId": call.call_id, "to": to}
+        return {"mt": "TransferResult", **_conversation(call), "to": to}
 
     def _close(self, chat: SupportChat, sip: str) -> JsonObject:
         call = chat.call
@@ -496,7 +494,7 @@ class Queues:
             raise Forbidden("only the visitor and the queue's agents close a chat")
         chat.closed_by = sip
         self._chat.release(call, hub_cause(Q931.NORMAL_CLEARING))
-        return {"mt": "CloseResult", "callId": call.call_id}
+        return {"mt": "CloseResult", **_conversation(call)}
 
     def connection_closed(self, conn: int) -> None:
         for key, board in list(self._boards.items()):
@@ -538,3 +536,18 @@ def _context_of(item: JsonObject) -> JsonObject | None:
         if isinstance(value := item.get(key), str) and value
     }
     return context or None
+
+
+def _conversation(call: Call) -> JsonObject:
+    """How the Queue API names a chat: ``confId``, and ``callId`` as its alias (12.19)."""
+    return {"confId": call.call_id, "callId": call.call_id}
+
+
+def _conversation_of(mt: str, body: JsonObject) -> str:
+    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (which
+    means the conversation here, as on the board, not a leg); both must agree."""
+    conf_id, call_id = body.get("confId"), body.get("callId")
+    named = conf_id if conf_id is not None else call_id
+    if not isinstance(named, str) or (call_id is not None and call_id != named):
+        raise BadJson(f"{mt} needs a confId (or callId, the same conversation id)")
+    return named

@@ -39,7 +39,7 @@ async def test_sender_fields_are_set_by_the_hub(server: RunningServer) -> None:
 async def test_offer_carries_caller_identity_and_call_id(server: RunningServer) -> None:
     alice, bob = await server.phone("alice"), await server.phone("bob")
     await alice.setup(1, "bob")
-    call_id = (await alice.sig(1, "call_proc"))["sig"]["callId"]
+    proc = (await alice.sig(1, "call_proc"))["sig"]
     number, setup = await bob.offered()
     assert number == -1
     assert setup["cg"] == {"sip": "alice", "num": "101"}
@@ -48,7 +48,10 @@ async def test_offer_carries_caller_identity_and_call_id(server: RunningServer) 
         {"type": "im_setup"},
         {"type": "name_identification", "name": "Alice Example"},
     ]
-    assert setup["callId"] == call_id and len(call_id) == 32
+    # one conversation (confId), a callId per leg (§4.5 revised)
+    assert setup["confId"] == proc["confId"] and len(proc["confId"]) == 32
+    assert len({setup["callId"], proc["callId"], proc["confId"]}) == 3
+    assert len(setup["callId"]) == len(proc["callId"]) == 32
     await bob.signal(number, {"type": "alert"})
     await alice.sig(1, "alert")
     await bob.signal(number, {"type": "conn"})

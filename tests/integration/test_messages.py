@@ -53,9 +53,10 @@ async def chats(phone: Phone, **fields: Any) -> dict[str, JsonObject]:
 
 
 async def call_offline(phone: Phone, to: str, number: int = 1) -> str:
-    """A call the hub answers for an offline licensed user (§7.5); returns its callId."""
+    """A call the hub answers for an offline licensed user (§7.5); returns its confId,
+    the conversation's id that Posts and stored rows carry as ``callId``."""
     await phone.setup(number, to)
-    call_id = (await phone.sig(number, "call_proc"))["sig"]["callId"]
+    call_id = (await phone.sig(number, "call_proc"))["sig"]["confId"]
     await phone.sig(number, "conn")
     return str(call_id)
 
@@ -130,7 +131,7 @@ async def test_offline_user_finds_messages_unread_and_reading_clears_the_badge(
     server: RunningServer,
 ) -> None:
     alice = await server.phone("alice")
-    await call_offline(alice, "bob")
+    conf_id = await call_offline(alice, "bob")
     for n in range(3):
         await say_stored(alice, 1, f"while you were out {n}", f"o{n}")
     await alice.signal(1, {"type": "rel"})
@@ -155,6 +156,8 @@ async def test_offline_user_finds_messages_unread_and_reading_clears_the_badge(
     *inds, result = [await bob.next() for _ in range(4)]
     assert result["mt"] == "ReadChatResult" and result["src"] == "rc", result
     assert [ind["msg"]["text"] for ind in inds] == [f"while you were out {n}" for n in (2, 1, 0)]
+    # stored rows name the conversation under the service's field name: the call's confId
+    assert {ind["msg"]["callId"] for ind in inds} == {conf_id}
     assert await chats(bob, unread=True) == {}
     assert (await chats(bob))["alice"]["unread"] == 0
 
@@ -300,11 +303,13 @@ async def test_groups_members_chat_and_non_members_can_neither_join_nor_read() -
         assert (await dave.sig(1, "rel"))["sig"]["cau"]["num"] == 21
 
         await alice.setup(1, group)
-        call_id = (await alice.sig(1, "call_proc"))["sig"]["callId"]
+        joined = (await alice.sig(1, "call_proc"))["sig"]
+        call_id = joined["confId"]
         await alice.sig(1, "conn")
         await alice.say(1, "hello team", id="t1")
         number, offer = await bob.offered()
-        assert offer["callId"] == call_id and offer["cg"] == {"sip": group}
+        assert offer["confId"] == call_id and offer["cg"] == {"sip": group}
+        assert offer["callId"] != joined["callId"]
         await bob.signal(number, {"type": "conn"})
         assert (await bob.fty(number))["data"] == "hello team"
         assert (await alice.fty(1))["state"] == "stored"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -21,16 +21,23 @@ GRACE = 60.0
 # -- helpers ---------------------------------------------------------------------------------
 
 
-async def _pair(server: RunningServer) -> tuple[Phone, Phone, int, str]:
-    """Alice calls bob, bob answers: both phones, bob's call number and the callId."""
+class Ids(NamedTuple):
+    """How a call is named on the wire (§4.5 revised): the conversation, and bob's leg."""
+
+    conf: str
+    leg: str
+
+
+async def _pair(server: RunningServer) -> tuple[Phone, Phone, int, Ids]:
+    """Alice calls bob, bob answers: both phones, bob's call number and the ids."""
     alice, bob = await server.phone("alice"), await server.phone("bob")
     await alice.setup(1, "bob")
-    call_id = (await alice.sig(1, "call_proc"))["sig"]["callId"]
+    proc = (await alice.sig(1, "call_proc"))["sig"]
     number, setup = await bob.offered()
-    assert setup["callId"] == call_id
+    assert setup["confId"] == proc["confId"] and setup["callId"] != proc["callId"]
     await bob.signal(number, {"type": "conn"})
     await alice.sig(1, "conn")
-    return alice, bob, number, str(call_id)
+    return alice, bob, number, Ids(str(setup["confId"]), str(setup["callId"]))
 
 
 def _abort(phone: Phone) -> None:
@@ -76,13 +83,16 @@ async def _register_resume(
     return phone, result
 
 
-async def _resume(server: RunningServer, old: Phone, call_id: str, seen: int) -> tuple[Phone, int]:
-    """Resume ``old``'s registration, having seen up to ``seen``; answer the re-offered
-    call. Returns the new phone and its new call number."""
-    phone, result = await _register_resume(server, old, {call_id: seen})
+async def _resume(
+    server: RunningServer, old: Phone, ids: Ids, seen: int, *, by_leg: bool = False
+) -> tuple[Phone, int]:
+    """Resume ``old``'s registration, having seen up to ``seen`` (``seqs`` keyed by the
+    confId, or by the leg's callId); answer the re-offered call. Returns the new phone and
+    its new call number."""
+    phone, result = await _register_resume(server, old, {ids.leg if by_leg else ids.conf: seen})
     assert result["resumed"] is True
     number, setup = await phone.offered()
-    assert setup["callId"] == call_id
+    assert (setup["confId"], setup["callId"]) == ids  # the leg keeps its callId
     assert {"type": "resumed"} in setup["fty"] and {"type": "im_setup"} in setup["fty"]
     assert setup["cg"]["sip"] == "alice"
     await phone.signal(number, {"type": "conn"})
@@ -99,13 +109,14 @@ async def _settle(server: RunningServer, connections: int) -> None:
 
 
 async def _subscribe(phone: Phone, number: int, to: str) -> JsonObject:
-    """A presence subscription (§4.10): ``conn`` with a callId, then the first notify."""
+    """A presence subscription (§4.10): ``conn`` with a callId and a confId, then the
+    first notify."""
     await phone.signal(
         number,
         {"type": "setup", "channel": 0, "cd": {"sip": to}, "fty": [{"type": "presence_subscribe"}]},
     )
     conn = await phone.sig(number, "conn")
-    assert len(conn["sig"]["callId"]) == 32
+    assert len(conn["sig"]["callId"]) == len(conn["sig"]["confId"]) == 32
     notify = await phone.fty(number)
     assert notify["type"] == "presence_notify"
     return notify
@@ -139,7 +150,7 @@ def _status(notify: JsonObject) -> tuple[str, str]:
 @pytest.mark.parametrize("messages", [False, True], ids=["volatile", "stored"])
 async def test_repeated_drops_and_resumes_lose_and_repeat_nothing(messages: bool) -> None:
     async with running_server(make_config(messages=messages, grace=GRACE)) as server:
-        alice, bob, number, call_id = await _pair(server)
+        alice, bob, number, ids = await _pair(server)
         seen: list[tuple[int, str]] = []
         sent = 0
 
@@ -173,7 +184,7 @@ async def test_repeated_drops_and_resumes_lose_and_repeat_nothing(messages: bool
             for n in range(3):
                 await say(f"while away {cycle}.{n}", "held")
             await alice.sync()
-            bob, number = await _resume(server, bob, call_id, last_seen)
+            bob, number = await _resume(server, bob, ids, last_seen, by_leg=cycle % 2 == 1)
             for _ in range(4):  # the one in flight, then the three held
                 await receive(bob, number)
             await bob.sync()  # nothing twice
@@ -197,11 +208,11 @@ async def test_repeated_drops_and_resumes_lose_and_repeat_nothing(messages: bool
 
 async def test_resuming_while_the_old_connection_is_open_closes_it_4005() -> None:
     async with running_server(make_config(messages=False, grace=GRACE)) as server:
-        alice, bob, number, call_id = await _pair(server)
+        alice, bob, number, ids = await _pair(server)
         await alice.say(1, "before", id="a1")
         await alice.fty(1)
         assert (await bob.fty(number))["seq"] == 1
-        again, resumed_number = await _resume(server, bob, call_id, 1)
+        again, resumed_number = await _resume(server, bob, ids, 1, by_leg=True)
         with pytest.raises(ConnectionClosed) as closed:
             await bob.next()
         assert closed.value.code == 4005

@@ -96,8 +96,9 @@ async def queue_request(phone: Phone, mt: str, src: str, **fields: Any) -> None:
 async def visit(
     visitor: Phone, number: int, queue: str = "desk", *fty: JsonObject
 ) -> tuple[str, list[JsonObject]]:
-    """The visitor calls ``queue``; returns the callId and the acknowledgement that
-    followed ``call_proc`` for each ``im_message`` with an ``id``."""
+    """The visitor calls ``queue``; returns the chat's confId (the conversation, which the
+    Queue API names) and the acknowledgement that followed ``call_proc`` for each
+    ``im_message`` with an ``id``."""
     await visitor.signal(
         number,
         {
@@ -107,8 +108,9 @@ async def visit(
             "fty": [{"type": "im_setup"}, *fty],
         },
     )
-    call_id = (await visitor.sig(number, "call_proc"))["sig"]["callId"]
-    assert isinstance(call_id, str) and call_id
+    proc = (await visitor.sig(number, "call_proc"))["sig"]
+    call_id = proc["confId"]
+    assert isinstance(call_id, str) and call_id and proc["callId"] != call_id
     acks = [
         await visitor.fty(number) for item in fty if item["type"] == "im_message" and "id" in item
     ]
@@ -142,16 +144,19 @@ async def test_a_visitor_is_served_by_alice_then_transferred_to_bob_who_closes()
 
         # Both available agents are offered it, with the visitor's name and context.
         offers: dict[str, int] = {}
+        legs: set[str] = set()
         for sip, agent in (("alice", alice), ("bob", bob)):
             number, sig = await agent.offered()
             offers[sip] = number
-            assert sig["callId"] == call_id
+            assert sig["confId"] == call_id
+            legs.add(sig["callId"])
             assert sig["cg"] == {"sip": vsip} and sig["cd"] == {"sip": "desk"}
             assert {"type": "name_identification", "name": "Ann Buyer"} in sig["fty"]
             assert {"type": "queue", "sip": "desk", "dn": "Help desk"} in sig["fty"]
             assert {"type": "context", **CONTEXT} in sig["fty"]
+        assert len(legs) == 2 and call_id not in legs  # each agent's device: a leg of its own
         waiting = (await update(board, "ChatWaiting"))["chat"]
-        assert waiting["callId"] == call_id and waiting["queue"] == "desk"
+        assert waiting["confId"] == waiting["callId"] == call_id and waiting["queue"] == "desk"
         assert waiting["visitor"] == {"sip": vsip, "dn": "Ann Buyer"}
         assert waiting["context"] == CONTEXT and "agent" not in waiting
         assert isinstance(waiting["since"], int)
@@ -169,7 +174,7 @@ async def test_a_visitor_is_served_by_alice_then_transferred_to_bob_who_closes()
         taken = await update(board, "ChatTaken")
         assert taken["agent"] == "alice"
         assert taken["chat"]["agent"] == {"sip": "alice", "dn": "Alice Example"}
-        assert taken["chat"]["callId"] == call_id
+        assert taken["chat"]["confId"] == call_id
 
         # Messages both ways.
         await alice.say(offers["alice"], "Hello, Alice here. Which model?")
@@ -190,21 +195,23 @@ async def test_a_visitor_is_served_by_alice_then_transferred_to_bob_who_closes()
         )
 
         # alice transfers to bob: her leg ends, bob alone is offered the same conversation.
-        await queue_request(alice, "Transfer", "x", callId=call_id, to="bob")
+        await queue_request(alice, "Transfer", "x", confId=call_id, to="bob")
         assert (await alice.sig(offers["alice"], "rel"))["sig"]["cau"] == {"loc": 1, "num": 16}
         assert await alice.next() == {
             "api": "Queue",
             "mt": "TransferResult",
             "src": "x",
+            "confId": call_id,
             "callId": call_id,
             "to": "bob",
         }
         number, sig = await bob.offered()
-        assert sig["callId"] == call_id and {"type": "context", **CONTEXT} in sig["fty"]
+        assert sig["confId"] == call_id and {"type": "context", **CONTEXT} in sig["fty"]
+        assert sig["callId"] not in legs  # a new leg of the same conversation
         moved = await update(board, "ChatTransferred")
-        assert (moved["from"], moved["to"], moved["chat"]["callId"]) == ("alice", "bob", call_id)
+        assert (moved["from"], moved["to"], moved["chat"]["confId"]) == ("alice", "bob", call_id)
         assert "agent" not in moved["chat"]
-        assert (await update(board, "ChatWaiting"))["chat"]["callId"] == call_id
+        assert (await update(board, "ChatWaiting"))["chat"]["confId"] == call_id
 
         # The visitor writes while nobody has the chat: held for the next agent.
         await visitor.say(1, "Hello?", id="v3")
@@ -239,18 +246,20 @@ async def test_a_visitor_is_served_by_alice_then_transferred_to_bob_who_closes()
         assert message_of(await bob.fty(number)) == (6, vsip, "Ann Buyer", "Thanks!")
         await alice.sync()
 
-        # bob closes: both sides end with 16, the board says who closed it.
+        # bob closes: both sides end with 16, the board says who closed it. (``callId`` is
+        # the Queue API's older name of the same conversation id, still understood.)
         await queue_request(bob, "Close", "c", callId=call_id)
         assert (await bob.sig(number, "rel"))["sig"]["cau"] == {"loc": 1, "num": 16}
         assert await bob.next() == {
             "api": "Queue",
             "mt": "CloseResult",
             "src": "c",
+            "confId": call_id,
             "callId": call_id,
         }
         assert (await visitor.sig(1, "rel"))["sig"]["cau"] == {"loc": 1, "num": 16}
         closed = await update(board, "ChatClosed")
-        assert (closed["by"], closed["cause"], closed["chat"]["callId"]) == ("bob", 16, call_id)
+        assert (closed["by"], closed["cause"], closed["chat"]["confId"]) == ("bob", 16, call_id)
         for phone in (alice, bob, visitor, board):
             await phone.sync()
 
@@ -271,7 +280,7 @@ async def test_three_agents_answering_at_once_exactly_one_wins_every_round() -> 
         for round_ in range(1, rounds + 1):
             call_id, _ = await visit(visitor, round_)
             numbers = {sip: (await agents[sip].offered())[0] for sip in AGENTS}
-            assert (await update(board, "ChatWaiting"))["chat"]["callId"] == call_id
+            assert (await update(board, "ChatWaiting"))["chat"]["confId"] == call_id
             order = list(AGENTS)
             rng.shuffle(order)
             await asyncio.gather(
@@ -295,7 +304,7 @@ async def test_three_agents_answering_at_once_exactly_one_wins_every_round() -> 
                 ), error
                 assert error["api"] == "PbxSignal"
             taken = await update(board, "ChatTaken")
-            assert taken["agent"] == winner and taken["chat"]["callId"] == call_id
+            assert taken["agent"] == winner and taken["chat"]["confId"] == call_id
             await visitor.signal(round_, {"type": "rel"})
             rel = await agents[winner].sig(numbers[winner], "rel")
             assert rel["sig"]["cau"] == {"loc": 1, "num": 16}
@@ -341,7 +350,7 @@ async def test_a_visitors_chat_with_a_licensed_agent_is_never_stored(tmp_path: P
 
         # A licensed chat right after, as the control: it is stored.
         await alice.setup(7, "bob")
-        control = (await alice.sig(7, "call_proc"))["sig"]["callId"]
+        control = (await alice.sig(7, "call_proc"))["sig"]["confId"]
         number, _ = await bob.offered()
         await bob.signal(number, {"type": "conn"})
         await alice.sig(7, "conn")
@@ -432,13 +441,13 @@ async def test_support_webhooks_are_signed_and_carry_the_chat() -> None:
             assert away == {**agent, "status": "open", "activity": "away"}
             assert waiting["domain"] == "example.com"
             chat = waiting["chat"]
-            assert chat["callId"] == call_id and chat["queue"] == "support"
+            assert chat["confId"] == call_id and chat["queue"] == "support"
             assert chat["visitor"] == {"sip": "carol", "dn": "Carol Example"}
             assert chat["context"] == CONTEXT and "agent" not in chat
-            assert taken["agent"] == "alice" and taken["chat"]["callId"] == call_id
+            assert taken["agent"] == "alice" and taken["chat"]["confId"] == call_id
             assert taken["chat"]["agent"] == {"sip": "alice", "dn": "Alice Example"}
             assert (closed["by"], closed["cause"]) == ("carol", 16)
-            assert closed["chat"]["callId"] == call_id
+            assert closed["chat"]["confId"] == call_id
             assert isinstance(closed["chat"]["last_message_time"], int)
             assert all(isinstance(body["time"], int) for body in bodies)
 
@@ -464,7 +473,7 @@ async def test_a_chat_nobody_takes_ends_with_19_after_the_wait_timeout() -> None
         assert (await visitor.sig(1, "rel"))["sig"]["cau"] == {"loc": 1, "num": 19}
         assert (await alice.sig(number, "rel"))["sig"]["cau"] == {"loc": 1, "num": 19}
         closed = await update(board, "ChatClosed")
-        assert (closed["by"], closed["cause"], closed["chat"]["callId"]) == ("system", 19, call_id)
+        assert (closed["by"], closed["cause"], closed["chat"]["confId"]) == ("system", 19, call_id)
         for phone in (visitor, alice, board):
             await phone.sync()
 
@@ -501,6 +510,6 @@ async def test_a_silent_chat_is_warned_then_released_with_102_on_both_sides() ->
         assert (await visitor.sig(1, "rel"))["sig"]["cau"] == {"loc": 1, "num": 102}
         assert (await alice.sig(number, "rel"))["sig"]["cau"] == {"loc": 1, "num": 102}
         closed = await update(board, "ChatClosed")
-        assert (closed["by"], closed["cause"], closed["chat"]["callId"]) == ("system", 102, call_id)
+        assert (closed["by"], closed["cause"], closed["chat"]["confId"]) == ("system", 102, call_id)
         for phone in (visitor, alice, board):
             await phone.sync()

@@ -122,7 +122,7 @@ CLOSE_CODES: Final = frozenset({1000, 1009, 4001, 4002, 4003, 4004, 4005})
 CONTEXT_LIMITS: Final = {"product": 200, "seller": 200, "url": 2000}
 """What a support chat's ``context`` may hold, and the longest value kept (notes 12.19)."""
 CALL_ID: Final = re.compile("[0-9a-f]{32}")
-"""A ``callId`` (notes 12.4)."""
+"""A ``callId`` or ``confId`` (notes 12.4, 12.25)."""
 
 REPLY_TIMEOUT: Final = 5.0
 """Seconds to wait for any expected frame; the loopback server answers in milliseconds."""
@@ -240,8 +240,12 @@ def _check_sig(sig: JsonObject, where: str) -> None:
         assert type(cau) is dict and type(cau.get("loc")) is int and type(cau.get("num")) is int, (
             f"rel without an integer cause: {where}"
         )
-    if "callId" in sig:
-        assert _is_call_id(sig["callId"]), where
+    for key in ("callId", "confId"):
+        if key in sig:
+            assert _is_call_id(sig[key]), where
+    if sig["type"] in ("setup", "call_proc"):  # a leg of its own in a conversation (12.25)
+        assert _is_call_id(sig.get("callId")) and _is_call_id(sig.get("confId")), where
+        assert sig["callId"] != sig["confId"], where
     fty = sig.get("fty", [])
     assert type(fty) is list, where
     assert all(type(item) is dict and type(item.get("type")) is str for item in fty), where
@@ -278,7 +282,7 @@ def _check_context(context: object, where: str) -> None:
 def _check_chat(chat: object, where: str) -> JsonObject:
     """The ``chat`` object of the board (§9.3, notes 12.19)."""
     assert type(chat) is dict, where
-    assert _is_call_id(chat.get("callId")), where
+    assert _is_call_id(chat.get("confId")) and chat.get("callId") == chat["confId"], where
     visitor = chat.get("visitor")
     assert type(visitor) is dict and set(visitor) == {"sip", "dn"}, where
     assert type(visitor["sip"]) is str and type(visitor["dn"]) is str, where
@@ -301,7 +305,8 @@ def _check_queue_message(message: JsonObject, where: str) -> None:
     if mt in ("SubscribeResult", "UnsubscribeResult"):
         assert type(message.get("queue")) is str, where
     elif mt in ("TakeResult", "TransferResult", "CloseResult"):
-        assert _is_call_id(message.get("callId")), where
+        assert _is_call_id(message.get("confId")), where
+        assert message.get("callId") == message["confId"], where
         if mt == "TakeResult":  # a call number of the hub's on the taking registration
             assert type(message.get("call")) is int and message["call"] < 0, where
         elif mt == "TransferResult":
@@ -491,8 +496,8 @@ class ServerThread:
             dave.register()
             setup = {"type": "setup", "channel": 0, "cd": {"sip": "support"}}
             dave.send_json(signaling(1, {**setup, "fty": [{"type": "im_setup"}]}))
-            call_id = dave.expect_sig(1, "call_proc")["sig"]["callId"]
-            assert bob.expect("ChatWaiting")["chat"]["callId"] == call_id
+            call_id = dave.expect_sig(1, "call_proc")["sig"]["confId"]
+            assert bob.expect("ChatWaiting")["chat"]["confId"] == call_id
             number = bob.expect_sig(None, "setup")["call"]
             bob.send_json(signaling(number, {"type": "conn"}))
             dave.expect_sig(1, "conn")
@@ -534,7 +539,7 @@ class Raw:
 @dataclass(frozen=True)
 class Live:
     """A value known only once the example runs, filled in when its frame is sent: the
-    ``index``-th callId the clients were told (``kind="callId"``, §4.5, §9.3), or a resume
+    ``index``-th callId or confId the clients were told (``kind="callId"``, §4.5, §9.3), or a resume
     token (``kind="token"``, §4.9), the sending user's own (newest first) before others'."""
 
     kind: str
@@ -815,6 +820,7 @@ class Wire:
         scene, mt, where = self.live.scene, message.get("mt"), f"{self.name}: {short(message)}"
         if mt == "Signaling":
             sig, call = message["sig"], message["call"]
+            scene.note_call_id(sig.get("confId"))
             scene.note_call_id(sig.get("callId"))
             if sig["type"] == "setup":
                 self.offers.add(call)
@@ -839,7 +845,7 @@ class Wire:
         elif mt == "TakeResult":  # connected on a call this device was offered (notes 12.19)
             assert message["call"] in self.offers, f"no setup on that call: {where}"
         elif isinstance(message.get("chat"), dict):
-            scene.note_call_id(message["chat"].get("callId"))
+            scene.note_call_id(message["chat"].get("confId"))
 
     # -- synchronising ----------------------------------------------------------------------
 
@@ -946,7 +952,7 @@ def optional(strategy: st.SearchStrategy[Any], tenths: int = 3) -> st.SearchStra
 
 FIELDS = ["mt", "api", "src", "call", "sig", "type", "fty", "cd", "cg", "cau", "data"]
 FIELDS += ["mime", "id", "typing", "more", "flags", "hw", "sip", "num", "loc", "info"]
-FIELDS += ["queue", "callId", "to", "resume", "seqs", "product", "seller", "url"]
+FIELDS += ["queue", "callId", "confId", "to", "resume", "seqs", "product", "seller", "url"]
 
 texts = st.one_of(
     st.text(max_size=12),
@@ -1187,13 +1193,16 @@ class Grammar:
 
         queue = self.either(queue_names, st.integers())
         call_id = self.either(call_ids, st.integers())
-        requests = {"queue": queue, "callId": call_id, "to": self.either(targets, st.integers())}
+        to = self.either(targets, st.integers())
+        requests = {"queue": queue, "confId": call_id, "callId": call_id, "to": to}
         return st.one_of(
-            request("Take", callId=call_id),
-            request("Transfer", callId=call_id, to=requests["to"]),
+            request("Take", confId=call_id),
+            request("Transfer", confId=call_id, to=to),
             request("Subscribe", queue=queue),
-            request("Close", callId=call_id),
+            request("Close", confId=call_id),
             request("Unsubscribe", queue=queue),
+            request("Take", callId=call_id),  # the older name of the conversation id
+            request("Close", callId=call_id),
         )
 
     def answers(self, usual_call: int) -> st.SearchStrategy[JsonObject]:

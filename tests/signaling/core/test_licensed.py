@@ -120,12 +120,13 @@ def test_a_licensed_offline_callee_is_answered_by_the_hub_and_acks_wait_for_the_
     carol = h.phone("carol")
     h.setup(carol, 1, "bob", im("are you there?", id="q1"))
     proc, conn = h.take(carol)
-    call_id = sig_of(proc, 1, "call_proc")["callId"]
+    call_id = sig_of(proc, 1, "call_proc")["confId"]
     assert sig_of(conn, 1, "conn")["fty"] == [
         {"type": "name_identification", "name": "Bob Example"}
     ]
     (store,) = h.stores
     assert store.post["sides"] == ["bob"] and store.post["peer"] == "bob"
+    assert store.post["callId"] == call_id  # Posts name the conversation: its confId
     assert store.ack == StoredAck(carol, call_id, 1, "q1", 1, "example.com", "carol")
     h.say(carol, 1, "are you there?", id="q1")  # a retry before the disk said yes: silence
     h.quiet(carol)
@@ -371,7 +372,7 @@ def join(h: Harness, conn: int, number: int, group: str = "group-1") -> str:
     assert sig_of(conn_sig, number, "conn")["fty"] == [
         {"type": "name_identification", "name": "Team"}
     ]
-    return str(sig_of(proc, number, "call_proc")["callId"])
+    return str(sig_of(proc, number, "call_proc")["confId"])
 
 
 def test_a_group_call_relays_to_members_in_it_and_offers_it_to_the_others() -> None:
@@ -381,8 +382,10 @@ def test_a_group_call_relays_to_members_in_it_and_offers_it_to_the_others() -> N
     h.say(alice, 1, "hello team", id="g1")
     h.quiet(alice)  # nobody else is in the call yet: "stored" comes from the disk
     number, offer = h.offered(bob)
-    assert offer["cg"] == {"sip": "group-1"} and offer["callId"] == call_id
+    assert offer["cg"] == {"sip": "group-1"} and offer["confId"] == call_id
+    assert offer["callId"] not in (call_id, None)  # bob's device has a leg of its own
     (store,) = h.stores
+    assert store.post["callId"] == call_id
     assert {key: store.post[key] for key in ("topic", "grp", "author", "seq")} == {
         "topic": "group-1",
         "grp": True,

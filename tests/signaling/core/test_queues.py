@@ -34,7 +34,8 @@ def _visit(h: Harness, visitor: int, to: str = "desk", **context: str) -> None:
     if context:
         fty.append({"type": "context", **context})
     h.signal(visitor, 1, {"type": "setup", "channel": 0, "cd": {"sip": to}, "fty": fty})
-    assert sig_of(h.one(visitor), 1, "call_proc")["callId"]
+    proc = sig_of(h.one(visitor), 1, "call_proc")
+    assert proc["callId"] and proc["confId"] and proc["callId"] != proc["confId"]
 
 
 def _agents(h: Harness, *sips: str) -> dict[str, int]:
@@ -193,19 +194,25 @@ def test_take_from_the_board_and_close_by_the_agent() -> None:
     )
     call_proc, held = h.take(visitor)
     assert sig_of(held, 1)["fty"][0]["state"] == "held"
-    call_id = sig_of(call_proc, 1)["callId"]
+    call_id = sig_of(call_proc, 1)["confId"]
     offered = [m for m in h.take(alice) if m.get("api") == "PbxSignal"]
     number = offered[0]["call"]
-    h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "callId": call_id})
+    leg_id = sig_of(offered[0], kind="setup")["callId"]
+    assert leg_id != call_id
+    h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "callId": leg_id})
+    assert h.one(alice)["code"] == "not_found"  # the Queue API names the conversation
+    h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "confId": call_id})
     messages = h.take(alice)
     relayed = [m for m in messages if m.get("api") == "PbxSignal"]
     assert sig_of(relayed[0], number)["fty"][0]["data"] == "hi"  # held until the take
     taken = [m for m in messages if m.get("mt") == "ChatTaken"]
     assert taken[0]["chat"]["agent"] == {"sip": "alice", "dn": "Alice Example"}
+    assert (taken[0]["chat"]["confId"], taken[0]["chat"]["callId"]) == (call_id, call_id)
     assert messages[-1] == {
         "api": "Queue",
         "mt": "TakeResult",
         "src": "t",
+        "confId": call_id,
         "callId": call_id,
         "call": number,
     }
@@ -213,7 +220,7 @@ def test_take_from_the_board_and_close_by_the_agent() -> None:
     assert sig_of(conn, 1, "conn") and sig_of(delivered, 1)["fty"][0]["state"] == "delivered"
     h.send(alice, {"api": "Queue", "mt": "Take", "src": "t2", "callId": call_id})
     assert h.one(alice)["code"] == "already_taken"
-    h.send(alice, {"api": "Queue", "mt": "Close", "src": "c", "callId": call_id})
+    h.send(alice, {"api": "Queue", "mt": "Close", "src": "c", "confId": call_id})
     rel_agent, closed, result = h.take(alice)  # the call ends, then the board says so
     assert sig_of(rel_agent, number, "rel")["cau"]["num"] == 16
     assert closed["mt"] == "ChatClosed" and closed["by"] == "alice" and closed["cause"] == 16
@@ -243,7 +250,7 @@ def test_transfer_to_an_agent_replays_the_transcript_and_the_visitor_keeps_talki
     assert sig_of(rel, numbers["alice"], "rel")["cau"]["num"] == 16
     assert result["mt"] == "TransferResult"
     number, sig = h.offered(agents["bob"])
-    assert sig["callId"] == call_id
+    assert sig["confId"] == call_id and sig["callId"] != call_id  # bob's own leg
     h.say(visitor, 1, "still there?")
     h.quiet(visitor)  # held for the next agent: no ack without an id
     h.signal(agents["bob"], number, {"type": "conn"})
@@ -382,7 +389,7 @@ def test_the_board_is_for_the_queues_agents_and_lists_chats_on_subscribe() -> No
     listed = _board(h, alice)
     assert [m["mt"] for m in listed] == ["QueueInd", "SubscribeResult"]
     assert listed[0]["chat"]["visitor"]["sip"] == "carol"
-    h.send(alice, {"api": "Queue", "mt": "Take", "callId": listed[0]["chat"]["callId"]})
+    h.send(alice, {"api": "Queue", "mt": "Take", "confId": listed[0]["chat"]["confId"]})
     assert h.one(alice)["code"] == "bad_state"  # Take needs a registered device
     h.finish()
 
@@ -517,7 +524,25 @@ def test_max_chats_counts_offers_too_and_a_full_agent_stops_ringing() -> None:
     assert h.one(bob)["code"] == "unavailable"
     h.signal(visitors[0], 1, {"type": "rel"})  # one chat closes: the waiting one rings
     rel, offer = h.take(bob)
-    assert sig_of(rel, kind="rel") and sig_of(offer, kind="setup")["callId"] == chat.call.call_id
+    assert sig_of(rel, kind="rel") and sig_of(offer, kind="setup")["confId"] == chat.call.call_id
+    h.finish()
+
+
+def test_queue_requests_name_the_chat_by_confid_or_by_callid_and_both_must_agree() -> None:
+    h = Harness(_config())
+    alice = h.phone("alice")
+    visitor = h.phone("carol")
+    _visit(h, visitor)
+    h.offered(alice)
+    (call_id,) = h.switch.chat.support.chats
+    take = {"api": "Queue", "mt": "Take", "src": "t"}
+    for bad in ({}, {"confId": 7}, {"callId": None}, {"confId": call_id, "callId": "other"}):
+        h.send(alice, {**take, **bad})
+        assert h.one(alice)["code"] == "bad_json", bad
+    assert h.switch.chat.support.chats[call_id].agent is None  # nothing happened
+    h.send(alice, {**take, "confId": call_id, "callId": call_id})
+    messages = h.take(alice)
+    assert messages[-1]["mt"] == "TakeResult" and messages[-1]["confId"] == call_id
     h.finish()
 
 
@@ -550,8 +575,8 @@ def test_a_chat_transferred_to_its_own_queue_goes_to_someone_else() -> None:
     agents = _agents(h, "alice", "bob")
     _taken_by_alice(h, agents)
     (call_id,) = h.switch.chat.support.chats
-    h.send(agents["alice"], {"api": "Queue", "mt": "Transfer", "callId": call_id, "to": "desk"})
+    h.send(agents["alice"], {"api": "Queue", "mt": "Transfer", "confId": call_id, "to": "desk"})
     assert [m.get("mt") for m in h.take(agents["alice"])] == ["Signaling", "TransferResult"]
     _, sig = h.offered(agents["bob"])
-    assert sig["callId"] == call_id
+    assert sig["confId"] == call_id
     h.finish()

@@ -42,11 +42,74 @@ def _call_id(h: Harness, alice: int) -> str:
     return str(h.switch.connections[alice].registration.legs[1].call.call_id)  # type: ignore[union-attr]
 
 
+def _leg_id(h: Harness, conn: int, number: int) -> str:
+    return str(h.switch.connections[conn].registration.legs[number].call_id)  # type: ignore[union-attr]
+
+
+def _offer_ids(h: Harness, caller: int, callee: int) -> tuple[int, dict[str, str]]:
+    """``caller`` calls ``callee``, who answers: its call number, and the callIds of both
+    legs and the confId."""
+    h.setup(caller, 1, "bob")
+    proc = sig_of(h.one(caller), 1, "call_proc")
+    number, offer = h.offered(callee)
+    h.signal(callee, number, {"type": "conn"})
+    sig_of(h.one(caller), 1, "conn")
+    assert offer["confId"] == proc["confId"]
+    ids = {"leg": offer["callId"], "conf": offer["confId"], "caller": proc["callId"]}
+    return number, ids
+
+
+def _resume_with(h: Harness, seqs: dict[str, int]) -> list[JsonObject]:
+    """alice writes three messages to bob, whose device drops after the first and
+    resumes with ``seqs``: what its re-offered call carries and gets after ``conn``."""
+    alice, bob = h.phone("alice"), h.phone("bob")
+    _, ids = _offer_ids(h, alice, bob)
+    for text in ("one", "two", "three"):
+        h.say(alice, 1, text)
+        if text == "one":
+            h.take(bob)
+            token = h.tokens[bob]
+            h.close(bob, clean=False)
+    again = _resume(h, "bob", token, {ids[key]: seq for key, seq in seqs.items()})
+    _result(h, again)
+    setup = h.one(again)
+    sig = sig_of(setup, kind="setup")
+    assert (sig["callId"], sig["confId"]) == (ids["leg"], ids["conf"])  # both kept
+    h.signal(again, setup["call"], {"type": "conn"})
+    return [sig_of(m, setup["call"])["fty"][0] for m in h.take(again)]
+
+
+def test_resume_seqs_may_name_the_call_by_its_confid() -> None:
+    h = _harness()
+    assert [m["data"] for m in _resume_with(h, {"conf": 1})] == ["two", "three"]
+    h.finish()
+
+
+def test_resume_seqs_may_name_the_call_by_the_legs_old_callid() -> None:
+    h = _harness()
+    assert [m["data"] for m in _resume_with(h, {"leg": 2})] == ["three"]
+    h.finish()
+
+
+def test_resume_seqs_prefer_the_confid_when_both_name_the_call() -> None:
+    h = _harness()
+    assert [m["data"] for m in _resume_with(h, {"conf": 1, "leg": 2})] == ["two", "three"]
+    h.finish()
+
+
+def test_resume_seqs_naming_the_other_legs_callid_count_for_nothing() -> None:
+    h = _harness()
+    replayed = _resume_with(h, {"caller": 2})
+    assert [m["data"] for m in replayed] == ["one", "two", "three"]
+    h.finish()
+
+
 def test_a_dropped_callee_resumes_and_gets_exactly_what_it_missed() -> None:
     h = _harness()
     alice, bob = h.phone("alice"), h.phone("bob")
     number = h.call(alice, bob)
     call_id = _call_id(h, alice)
+    bob_leg = _leg_id(h, bob, number)
     h.say(alice, 1, "one", id="a1")
     assert sig_of(h.take(bob)[0], number)["fty"][0]["seq"] == 1
     h.take(alice)
@@ -63,7 +126,8 @@ def test_a_dropped_callee_resumes_and_gets_exactly_what_it_missed() -> None:
     setup = h.one(again)
     resumed_number = setup["call"]
     sig = sig_of(setup, kind="setup")
-    assert resumed_number < 0 and sig["callId"] == call_id
+    # the same conversation (confId) and the same leg (callId), on a new call number
+    assert resumed_number < 0 and sig["confId"] == call_id and sig["callId"] == bob_leg
     assert {"type": "resumed"} in sig["fty"] and sig["cg"]["sip"] == "alice"
     h.signal(again, resumed_number, {"type": "conn"})
     replayed = [sig_of(m, resumed_number)["fty"][0] for m in h.take(again)]

@@ -21,7 +21,7 @@ def offline_call(h: Harness, conn: int, number: int, to: str = "bob") -> str:
     """``conn`` calls ``to``, who is offline and licensed: the hub answers."""
     h.setup(conn, number, to)
     proc, _ = h.take(conn)
-    return str(sig_of(proc, number, "call_proc")["callId"])
+    return str(sig_of(proc, number, "call_proc")["confId"])
 
 
 def ack_of(h: Harness, conn: int, number: int) -> JsonObject:

@@ -265,17 +265,23 @@ def test_full_chat_setup_offer_alert_conn_messages_and_rel() -> None:
 
     h.setup(alice, 1, "bob")
     proc = sig_of(h.one(alice), 1, "call_proc")
-    call_id = proc["callId"]
-    assert isinstance(call_id, str) and len(call_id) == 32 and int(call_id, 16) >= 0
+    conf_id, caller_leg = proc["confId"], proc["callId"]
+    for value in (conf_id, caller_leg):
+        assert isinstance(value, str) and len(value) == 32 and int(value, 16) >= 0
+    assert caller_leg != conf_id
     number, setup = h.offered(bob)
     assert number == -1
+    callee_leg = setup["callId"]
+    assert isinstance(callee_leg, str) and len(callee_leg) == 32 and int(callee_leg, 16) >= 0
+    assert callee_leg not in (caller_leg, conf_id)
     assert setup == {
         "type": "setup",
         "channel": 0,
         "cg": {"sip": "alice", "num": "101"},
         "cd": {"sip": "bob", "num": "102"},
         "fty": [{"type": "im_setup"}, {"type": "name_identification", "name": "Alice Example"}],
-        "callId": call_id,
+        "callId": callee_leg,
+        "confId": conf_id,
     }
 
     h.signal(bob, number, {"type": "alert"})
@@ -396,10 +402,14 @@ def test_alert_reaches_the_caller_once_when_two_devices_alert() -> None:
     alice = h.phone("alice")
     desk, mobile = h.phone("bob", hw="desk"), h.phone("bob", hw="mobile")
     h.setup(alice, 1, "bob")
-    call_id = sig_of(h.one(alice), 1, "call_proc")["callId"]
+    proc = sig_of(h.one(alice), 1, "call_proc")
     desk_call, desk_setup = h.offered(desk)
     mobile_call, mobile_setup = h.offered(mobile)
-    assert desk_setup == mobile_setup and desk_setup["callId"] == call_id
+    # one conversation (confId), one callId per leg (Signal page, PROTOCOL §4.5 revised)
+    assert desk_setup["confId"] == mobile_setup["confId"] == proc["confId"]
+    legs = {desk_setup.pop("callId"), mobile_setup.pop("callId"), proc["callId"]}
+    assert len(legs) == 3 and proc["confId"] not in legs
+    assert desk_setup == mobile_setup
     h.signal(desk, desk_call, {"type": "alert"})
     assert sig_of(h.one(alice), 1, "alert")["type"] == "alert"
     h.signal(mobile, mobile_call, {"type": "alert"})
