@@ -84,3 +84,47 @@ async def test_the_browser_trace_flag_makes_the_client_log_its_traffic(browser: 
             "() => window.logged.some((t) => t.startsWith('switchboard >'))"
             " && window.logged.some((t) => t.startsWith('switchboard <'))"
         )
+
+
+async def test_calls_know_their_confid_and_leg_and_resume_by_confid(browser: Browser) -> None:
+    """Both devices of a chat learn the same ``confId`` and a ``callId`` of their own
+    (PROTOCOL §4.5 revised); after a drop the library resumes with ``seqs`` keyed by the
+    confId (§4.9) and keeps the same call, leg id and all."""
+    async with running_server(make_config(grace=60)) as server:
+        alice = await _client(browser, server.http + "/", "alice")
+        bob = await _client(browser, server.http + "/", "bob")
+        await alice.evaluate("() => { window.call = window.client.chat('bob'); }")
+        await alice.wait_for_function("() => window.call.state === 'connected'")
+        ids = "() => [window.call.confId, window.call.callId]"
+        (conf, alice_leg), (bob_conf, bob_leg) = await alice.evaluate(ids), await bob.evaluate(ids)
+        assert conf == bob_conf and len(conf) == 32
+        assert len({conf, alice_leg, bob_leg}) == 3
+        assert await bob.evaluate(
+            "(conf) => window.client.byConfId.get(conf) === window.call", conf
+        )
+        await alice.evaluate("() => window.call.send('before')")
+        await bob.wait_for_function("() => window.seen.length === 1")
+        await bob.evaluate(
+            """() => {
+              const client = window.client;
+              window.registers = [];
+              window.before = window.call;
+              const send = client._send.bind(client);
+              client._send = (message) => {
+                if (message.mt === "Register") window.registers.push(message);
+                send(message);
+              };
+              client.ws.close(4000, "blink");
+            }"""
+        )
+        await bob.wait_for_function("() => window.client.status === 'reconnecting'")
+        await alice.evaluate("() => window.call.send('during')")
+        await bob.wait_for_function("() => window.client.resumed && window.seen.length === 2")
+        assert await bob.evaluate("() => window.seen") == ["before", "during"]
+        (register,) = await bob.evaluate("() => window.registers")
+        assert register["seqs"] == {conf: 1}
+        assert await bob.evaluate(
+            """() => window.call === window.before
+              && window.client.calls.get(window.call.number) === window.call"""
+        )
+        assert await bob.evaluate(ids) == [conf, bob_leg]

@@ -173,6 +173,14 @@ async def write(box: Locator, text: str) -> None:
     await box.press("Enter")
 
 
+STATE_KEY = "switchboard-widget-state"
+"""Where the widget keeps the visitor frame's state in the shop page's sessionStorage."""
+OLD_STATE = """([key, saved]) => {
+  const { confId, ...rest } = saved;
+  sessionStorage.setItem(key, JSON.stringify({ ...rest, callId: confId }));
+}"""
+
+
 async def test_a_shop_visitor_and_an_agent_chat_through_the_widget(browser: Browser) -> None:
     async with running_server(support_config()) as server, shop_site(server.http) as shop_url:
         agent = await agent_console(browser, server)
@@ -210,6 +218,13 @@ async def test_a_shop_visitor_and_an_agent_chat_through_the_widget(browser: Brow
         await expect(visit.locator("#title")).to_have_text("Alice Example")
         await expect(visit.locator("#typing")).to_be_hidden()
         await expect(visit.locator(".msg.mine")).to_contain_text("Delivered")
+
+        # the tab keeps the chat by its confId (§4.5), the id the board and the hub use
+        saved = await shop.evaluate(f"() => JSON.parse(sessionStorage.getItem('{STATE_KEY}'))")
+        assert list(server.hub.switch.chat.support.chats) == [saved["confId"]]
+        assert "callId" not in saved
+        # state an older page kept (the same id, under callId) still takes the chat back
+        await shop.evaluate(OLD_STATE, [STATE_KEY, saved])
 
         # a reload of the shop page keeps the chat: same call, same history, still live
         await shop.reload()

@@ -93,10 +93,12 @@ let subscription = 0; // which Subscribe the board shows (a newer one wins)
 let boardSrc = null; // its src: the board's updates carry it
 let activity = "available";
 let registeredOnce = false;
-const board = new Map(); // callId -> the board's chat object
-const ringing = new Map(); // callId -> an offered Call of ours
-const taking = new Set(); // callIds we asked to Take
-const chats = new Map(); // callId -> ChatView
+// Chats are keyed by their confId: the conversation's id, the same on the board (§9.3) and
+// on every device's leg of the call (§4.5), whose own callId differs.
+const board = new Map(); // confId -> the board's chat object
+const ringing = new Map(); // confId -> an offered Call of ours
+const taking = new Set(); // confIds we asked to Take
+const chats = new Map(); // confId -> ChatView
 
 // -- one chat ---------------------------------------------------------------------------
 
@@ -105,7 +107,7 @@ const ACK_TEXT = { held: "held", delivered: "delivered", stored: "stored", not_d
 class ChatView {
   constructor(call) {
     this.call = call;
-    this.callId = call.callId;
+    this.confId = call.confId;
     this.ids = new Map();
     this.seqs = new Set();
     this.closing = false;
@@ -117,7 +119,7 @@ class ChatView {
   }
 
   get info() {
-    return board.get(this.callId) || null;
+    return board.get(this.confId) || null;
   }
 
   get visitor() {
@@ -142,10 +144,10 @@ class ChatView {
       class: "transfer-input",
       placeholder: "agent or queue, e.g. bob or support",
       "aria-label": "Transfer to",
-      list: `targets-${this.callId}`,
+      list: `targets-${this.confId}`,
       required: true,
     });
-    this.targets = el("datalist", { id: `targets-${this.callId}` });
+    this.targets = el("datalist", { id: `targets-${this.confId}` });
     this.transferError = el("p", { class: "error", role: "alert", hidden: true });
     this.transferForm = el(
       "form",
@@ -191,7 +193,7 @@ class ChatView {
     );
     this.root = el(
       "section",
-      { class: "chat", dataset: { callId: this.callId }, "aria-label": "Chat" },
+      { class: "chat", dataset: { confId: this.confId }, "aria-label": "Chat" },
       el(
         "header",
         { class: "chat-head" },
@@ -339,7 +341,7 @@ class ChatView {
     if (!to) return;
     this.transferring = to;
     try {
-      await client.request("Queue", "Transfer", { callId: this.callId, to });
+      await client.request("Queue", "Transfer", { confId: this.confId, to });
       if (this.call.state === "released") this.remove();
       toast(`Chat with ${this.visitor.dn} transferred to ${to}`);
     } catch (error) {
@@ -357,7 +359,7 @@ class ChatView {
   async close() {
     this.closing = true;
     try {
-      await client.request("Queue", "Close", { callId: this.callId });
+      await client.request("Queue", "Close", { confId: this.confId });
     } catch (error) {
       this.closing = false;
       if (error.code === "not_found" && this.call.state !== "released") this.call.release();
@@ -389,7 +391,7 @@ class ChatView {
 
   remove() {
     this.root.remove();
-    chats.delete(this.callId);
+    chats.delete(this.confId);
     $("chats-empty").hidden = chats.size > 0;
     renderBoard();
   }
@@ -404,10 +406,10 @@ class ChatView {
 }
 
 function chatOf(call) {
-  let view = chats.get(call.callId);
+  let view = chats.get(call.confId);
   if (!view) {
     view = new ChatView(call);
-    chats.set(call.callId, view);
+    chats.set(call.confId, view);
     renderBoard();
   } else if (view.call !== call && view.call.state === "released") {
     view.remove();
@@ -418,7 +420,7 @@ function chatOf(call) {
 
 // -- the board --------------------------------------------------------------------------
 
-function waitingCard(callId, chat, call) {
+function waitingCard(confId, chat, call) {
   const name = chat ? chat.visitor.dn || chat.visitor.sip : call.peer.dn || call.peer.sip;
   const context = (chat && chat.context) || (call && call.context) || {};
   const url = context.url && safeUrl(context.url);
@@ -427,10 +429,10 @@ function waitingCard(callId, chat, call) {
     buttons.push(el("button", { type: "button", class: "primary small accept", text: "Accept", onclick: () => accept(call) }));
     buttons.push(el("button", { type: "button", class: "ghost small", text: "Decline", onclick: () => call.release() }));
   }
-  if (chat && !call) buttons.push(el("button", { type: "button", class: "primary small", text: "Take", onclick: (event) => take(callId, event.currentTarget) }));
+  if (chat && !call) buttons.push(el("button", { type: "button", class: "primary small", text: "Take", onclick: (event) => take(confId, event.currentTarget) }));
   return el(
     "li",
-    { class: `card${call ? " ringing" : ""}`, dataset: { callId } },
+    { class: `card${call ? " ringing" : ""}`, dataset: { confId } },
     el(
       "div",
       { class: "card-top" },
@@ -452,11 +454,11 @@ function waitingCard(callId, chat, call) {
 
 function activeCard(chat) {
   const mine = chat.agent && client && chat.agent.sip === client.sip;
-  const view = chats.get(chat.callId);
+  const view = chats.get(chat.confId);
   const name = chat.visitor.dn || chat.visitor.sip;
   return el(
     "li",
-    { class: `card active${mine ? " mine" : ""}`, dataset: { callId: chat.callId } },
+    { class: `card active${mine ? " mine" : ""}`, dataset: { confId: chat.confId } },
     el(
       "div",
       { class: "card-top" },
@@ -476,13 +478,13 @@ function activeCard(chat) {
 function renderBoard() {
   const waiting = [];
   const seen = new Set();
-  for (const [callId, chat] of board) {
+  for (const [confId, chat] of board) {
     if (chat.agent) continue;
-    seen.add(callId);
-    waiting.push([chat.since, waitingCard(callId, chat, ringing.get(callId))]);
+    seen.add(confId);
+    waiting.push([chat.since, waitingCard(confId, chat, ringing.get(confId))]);
   }
-  for (const [callId, call] of ringing) {
-    if (!seen.has(callId)) waiting.push([0, waitingCard(callId, null, call)]);
+  for (const [confId, call] of ringing) {
+    if (!seen.has(confId)) waiting.push([0, waitingCard(confId, null, call)]);
   }
   waiting.sort((a, b) => a[0] - b[0]);
   $("waiting").replaceChildren(...waiting.map(([, card]) => card));
@@ -501,9 +503,9 @@ function onBoard(message) {
   if (message.src !== boardSrc) return;
   const chat = message.chat;
   if (!chat) return;
-  if (message.mt === "ChatClosed" || chat.queue !== queue) board.delete(chat.callId);
-  else board.set(chat.callId, chat);
-  const view = chats.get(chat.callId);
+  if (message.mt === "ChatClosed" || chat.queue !== queue) board.delete(chat.confId);
+  else board.set(chat.confId, chat);
+  const view = chats.get(chat.confId);
   if (view) view.refresh();
   renderBoard();
 }
@@ -526,7 +528,7 @@ async function subscribe(name) {
   try {
     const result = await request;
     if (mine !== subscription) return;
-    for (const ind of result.inds) board.set(ind.chat.callId, ind.chat);
+    for (const ind of result.inds) board.set(ind.chat.confId, ind.chat);
     localStorage.setItem("switchboard.agent.queue", name);
     renderBoard();
     for (const view of chats.values()) view.refresh();
@@ -544,15 +546,15 @@ async function subscribe(name) {
 
 // -- taking and answering ---------------------------------------------------------------
 
-async function take(callId, button) {
+async function take(confId, button) {
   if (button) button.disabled = true;
-  taking.add(callId);
+  taking.add(confId);
   try {
-    const { result } = await client.request("Queue", "Take", { callId });
-    const call = client.calls.get(result.call) || client.byCallId.get(callId);
+    const { result } = await client.request("Queue", "Take", { confId });
+    const call = client.calls.get(result.call) || client.byConfId.get(confId);
     if (call) {
       call.state = "connected"; // Take connects it: the hub's setup must not be answered
-      ringing.delete(callId);
+      ringing.delete(confId);
       chatOf(call).focus();
     }
   } catch (error) {
@@ -565,13 +567,13 @@ async function take(callId, button) {
       "error",
     );
   } finally {
-    taking.delete(callId);
+    taking.delete(confId);
     renderBoard();
   }
 }
 
 function accept(call) {
-  ringing.delete(call.callId);
+  ringing.delete(call.confId);
   call.answer();
   renderBoard();
 }
@@ -637,12 +639,12 @@ function listen(c) {
   c.addEventListener("call", (event) => {
     const { call } = event.detail;
     if (call.presence || !call.incoming) return;
-    if (taking.has(call.callId)) return; // our own Take: connected by TakeResult
+    if (taking.has(call.confId)) return; // our own Take: connected by TakeResult
     if (call.state === "connected") {
       chatOf(call); // a chat we had, offered again after a reconnect
       return;
     }
-    ringing.set(call.callId, call);
+    ringing.set(call.confId, call);
     const name = call.peer.dn || call.peer.sip;
     toast(`New chat from ${name}${call.context && call.context.product ? ` about ${call.context.product}` : ""}`);
     renderBoard();
@@ -650,7 +652,7 @@ function listen(c) {
   c.addEventListener("connected", (event) => {
     const { call } = event.detail;
     if (call.presence) return;
-    ringing.delete(call.callId);
+    ringing.delete(call.confId);
     const view = chatOf(call);
     view.refresh();
     view.focus();
@@ -658,7 +660,7 @@ function listen(c) {
   c.addEventListener("message", (event) => {
     const { call, message } = event.detail;
     if (call.presence) return;
-    if (call.state !== "connected" && !taking.has(call.callId) && !chats.has(call.callId)) return;
+    if (call.state !== "connected" && !taking.has(call.confId) && !chats.has(call.confId)) return;
     const view = chatOf(call);
     if (message.mine && !message.state) message.state = "delivered";
     view.add(message);
@@ -667,23 +669,23 @@ function listen(c) {
   c.addEventListener("ack", (event) => {
     const { call, ack } = event.detail;
     if (ack.time) skew = ack.time * 1000 - Date.now();
-    const view = chats.get(call.callId);
+    const view = chats.get(call.confId);
     if (view) view.ack(ack);
   });
   c.addEventListener("typing", (event) => {
     const { call, typing, dn, sip } = event.detail;
     if (sip === c.sip) return;
-    const view = chats.get(call.callId);
+    const view = chats.get(call.confId);
     if (view) view.showTyping(typing, dn);
   });
   c.addEventListener("released", (event) => {
     const { call, cause } = event.detail;
     if (call.presence) return;
-    if (ringing.get(call.callId) === call) {
-      ringing.delete(call.callId);
+    if (ringing.get(call.confId) === call) {
+      ringing.delete(call.confId);
       renderBoard();
     }
-    const view = chats.get(call.callId);
+    const view = chats.get(call.confId);
     if (view && view.call === call) view.ended(cause);
   });
   c.addEventListener("queue", (event) => onBoard(event.detail.message));

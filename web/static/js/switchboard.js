@@ -3,7 +3,8 @@
 // One Client is one logged-in device. It logs in (AppChallenge, AppLogin with the SHA-256
 // digest of PROTOCOL 3.2), registers with NO_MEDIA_CALL, and keeps the registration alive
 // across network blinks: on a lost connection it reconnects with backoff and registers with
-// its resume token and the last seq it saw of each call (PROTOCOL 4.9), answers the calls
+// its resume token and the last seq it saw of each call, keyed by the call's confId
+// (PROTOCOL 4.9), answers the calls
 // the hub offers again, and drops replayed messages it already has.
 //
 // A page that outlives its own reload (the visitor widget) keeps `client.resumeToken` and
@@ -14,7 +15,8 @@
 //   status    ({status: "connecting"|"online"|"reconnecting"|"offline", error?})
 //   registered ({resumed, resume}) every RegisterResult; resume is the token for next time
 //   call      ({call}) a call was offered (call.incoming) or placed
-//   proceeding ({call}) the hub accepted a call we placed; call.callId is known from now on
+//   proceeding ({call}) the hub accepted a call we placed; call.confId (the conversation,
+//              the id stored messages carry as callId) and call.callId (our leg) are known
 //   connected ({call}) the other side answered
 //   message   ({call, message}) an im_message (message.mine for our own, message.system)
 //   ack       ({call, ack}) what became of a message we sent (delivered, held, stored, ...)
@@ -51,11 +53,14 @@ export const CAUSES = {
   111: "protocol error",
 };
 
+// Identifiers, as innovaphone's Signal page defines them (PROTOCOL 4.5): `confId` names the
+// conversation and is the same for every device in it; `callId` names this device's leg.
 export class Call {
-  constructor(client, number, callId, peer, incoming) {
+  constructor(client, number, ids, peer, incoming) {
     this.client = client;
     this.number = number;
-    this.callId = callId;
+    this.confId = (ids && ids.confId) || null;
+    this.callId = (ids && ids.callId) || null;
     this.peer = peer; // {sip, dn}
     this.incoming = incoming;
     this.state = incoming ? "offered" : "calling";
@@ -101,14 +106,14 @@ export class Client extends EventTarget {
     this.url = url;
     this.app = app;
     this.calls = new Map(); // by call number
-    this.byCallId = new Map();
+    this.byConfId = new Map(); // the conversation's id -> Call
     this.trace = false;
     this._src = 0;
     this._pending = new Map();
     this._ids = 0;
     this._nextCall = 1;
     this._resume = resume; // PROTOCOL 4.9: a token from an earlier page of the same tab
-    this._seqs = { ...(seqs || {}) }; // callId -> last seq seen, for that first Register
+    this._seqs = { ...(seqs || {}) }; // confId -> last seq seen, for that first Register
     this._keepalives = []; // one entry per KeepAlive in flight: a sync() resolver or null
     this.resumed = false;
     this._retry = 0;
@@ -206,7 +211,7 @@ export class Client extends EventTarget {
     if (this._resume) {
       register.resume = this._resume;
       register.seqs = { ...this._seqs };
-      for (const call of this.calls.values()) if (call.callId) register.seqs[call.callId] = call.lastSeq;
+      for (const call of this.calls.values()) if (call.confId) register.seqs[call.confId] = call.lastSeq;
     }
     this._send(register);
   }
@@ -287,19 +292,15 @@ export class Client extends EventTarget {
     if (sig.type === "setup") return this._offered(number, sig);
     if (!call) return;
     if (sig.type === "call_proc") {
-      call.callId = sig.callId || call.callId;
-      this.byCallId.set(call.callId, call);
+      this._learnIds(call, sig);
       call.state = "waiting";
       return this._emit("proceeding", { call });
     }
     if (sig.type === "alert") return;
     if (sig.type === "conn") {
-      if (sig.callId && !call.callId) {
-        // a presence subscription learns its callId here (PROTOCOL 12.11), so that a
-        // resume finds it again instead of keeping a stale call number
-        call.callId = sig.callId;
-        this.byCallId.set(call.callId, call);
-      }
+      // a presence subscription learns its ids here (PROTOCOL 12.11), so that a resume
+      // finds it again instead of keeping a stale call number
+      if (sig.confId && !call.confId) this._learnIds(call, sig);
       call.state = "connected";
       const name = (sig.fty || []).find((item) => item.type === "name_identification");
       if (name && !call.presence) call.peer = { ...call.peer, dn: name.name };
@@ -309,27 +310,34 @@ export class Client extends EventTarget {
     if (sig.type === "facility") for (const item of sig.fty || []) this._facility(call, item);
   }
 
+  _learnIds(call, sig) {
+    if (sig.confId) call.confId = sig.confId;
+    if (sig.callId) call.callId = sig.callId;
+    if (call.confId) this.byConfId.set(call.confId, call);
+  }
+
   _offered(number, sig) {
     const fty = sig.fty || [];
     const resumed = fty.some((item) => item.type === "resumed");
-    const known = resumed ? this.byCallId.get(sig.callId) : null;
+    const known = resumed ? this.byConfId.get(sig.confId) : null;
     if (known) {
       // the same call after a reconnect: new number, answer it, the replay follows
       this.calls.delete(known.number);
       known.number = number;
+      known.callId = sig.callId || known.callId;
       this.calls.set(number, known);
       this._signal(number, { type: "conn" });
       return;
     }
     const name = fty.find((item) => item.type === "name_identification");
     const peer = sig.cg ? { sip: sig.cg.sip, dn: name ? name.name : sig.cg.sip } : { sip: "", dn: "" };
-    const call = new Call(this, number, sig.callId, peer, true);
+    const call = new Call(this, number, { confId: sig.confId, callId: sig.callId }, peer, true);
     call.fty = fty;
     call.context = fty.find((item) => item.type === "context") || null;
     call.queue = fty.find((item) => item.type === "queue") || null;
     call.presence = fty.some((item) => item.type === "presence_subscribe");
     this.calls.set(number, call);
-    this.byCallId.set(sig.callId, call);
+    if (call.confId) this.byConfId.set(call.confId, call);
     if (resumed) {
       // a call we no longer knew (e.g. after a page reload): take it back
       call.state = "connected";
@@ -374,7 +382,7 @@ export class Client extends EventTarget {
     if (call.state === "released") return;
     call.state = "released";
     this.calls.delete(call.number);
-    this.byCallId.delete(call.callId);
+    if (this.byConfId.get(call.confId) === call) this.byConfId.delete(call.confId);
     this._emit("released", { call, cause });
   }
 

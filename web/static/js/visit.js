@@ -2,7 +2,7 @@
 //
 // It makes a throwaway visitor account (POST /api/visitors, §9.1) with the shop page's
 // context, logs in with it and calls the support queue. The account, the resume token and
-// the chat's callId are kept for the tab (sessionStorage, see "storage" below), so a reload
+// the chat's confId (the conversation's id, §4.5) are kept for the tab (sessionStorage, see "storage" below), so a reload
 // of the shop page keeps the chat: the new page registers with the stored token, the hub
 // offers the live call again (setup with `resumed`, §4.9) and replays what was said.
 
@@ -48,6 +48,8 @@ if (embedded) {
     state = {}; // storage refused: the chat lives as long as this page
   }
 }
+if (state.callId && !state.confId) state.confId = state.callId; // kept by an older page: the same id
+delete state.callId;
 
 function save() {
   if (embedded) {
@@ -204,7 +206,7 @@ function showTyping(on, name) {
 function ended(cause) {
   const waiting = page.dataset.phase === "waiting";
   call = null;
-  state.callId = null;
+  state.confId = null;
   state.agent = "";
   save();
   let title = "Chat ended";
@@ -267,11 +269,11 @@ function listen(c) {
   c.addEventListener("call", (event) => {
     const offered = event.detail.call;
     if (!offered.incoming || offered.presence || call) return;
-    if (offered.callId === state.callId) adopt(offered);
+    if (offered.confId === state.confId) adopt(offered);
   });
   c.addEventListener("proceeding", (event) => {
     if (event.detail.call !== call) return;
-    state.callId = call.callId;
+    state.confId = call.confId;
     save();
   });
   c.addEventListener("connected", (event) => {
@@ -317,7 +319,7 @@ function listen(c) {
 /** The chat the hub offered again after a reload: the replay of what was said follows. */
 function adopt(offered) {
   call = offered;
-  state.callId = call.callId;
+  state.confId = call.confId;
   save();
   phase("chatting");
   const queueSip = call.queue ? call.queue.sip : queue;
@@ -333,7 +335,7 @@ async function connect() {
     password: account.password,
     domain: account.domain,
     resume: state.token || null,
-    seqs: state.callId ? { [state.callId]: 0 } : null, // 0: replay everything we had
+    seqs: state.confId ? { [state.confId]: 0 } : null, // 0: replay everything we had
   });
   listen(client);
   await client.connect();
@@ -401,7 +403,7 @@ async function restore() {
   await client.sync(); // the hub offers every live call right after RegisterResult
   if (!call) {
     const cause = client.resumed ? 16 : 41;
-    state.callId = null;
+    state.confId = null;
     save();
     $("ended-title").textContent = "Chat ended";
     $("ended-text").textContent =
@@ -475,5 +477,5 @@ document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && framed) post("close"); // the widget closes and refocuses its button
 });
 
-if (state.account && state.callId) restore();
+if (state.account && state.confId) restore();
 else phase("intro");

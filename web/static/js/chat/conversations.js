@@ -17,7 +17,7 @@ export class Conv {
     this.lastText = "";
     this.call = null;
     this.messages = []; // sorted, oldest first
-    this.byKey = new Map(); // callId:seq or id -> Msg
+    this.byKey = new Map(); // confId:seq or id -> Msg
     this.typing = false;
     this.typingTimer = null;
     this.sentTyping = 0; // when we last told the peer we type (0: we do not)

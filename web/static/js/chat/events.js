@@ -58,7 +58,7 @@ export function onMessage({ call, message }) {
     if (own) {
       // our message replayed after a resume: we know it, learn its place
       own.seq = message.seq || own.seq;
-      own.callId = call.callId || own.callId;
+      own.confId = call.confId || own.confId;
       rekey(conv, own);
       return;
     }
@@ -79,7 +79,7 @@ export function onMessage({ call, message }) {
       return { url, name };
     });
   const msg = makeMsg({
-    callId: call.callId,
+    confId: call.confId,
     seq: message.seq || 0,
     mine: Boolean(message.mine),
     system: message.system,
@@ -111,7 +111,7 @@ export function onAck({ call, ack }) {
   if (!msg) return;
   if (ack.seq) {
     msg.seq = ack.seq;
-    msg.callId = call.callId || msg.callId;
+    msg.confId = call.confId || msg.confId;
     rekey(conv, msg);
   }
   if (ack.time) setTime(conv, msg, ack.time * 1000); // the hub's clock, as everyone's
@@ -129,10 +129,10 @@ export function onAck({ call, ack }) {
 export function onSeen({ call, seq }) {
   const conv = convOf(call);
   if (!conv) return;
-  const target = conv.messages.find((m) => m.mine && m.callId === call.callId && m.seq === seq);
+  const target = conv.messages.find((m) => m.mine && m.confId === call.confId && m.seq === seq);
   for (const msg of conv.messages) {
     if (!msg.mine || !["delivered", "sent", "stored"].includes(msg.state)) continue;
-    const upTo = msg.callId === call.callId ? msg.seq <= seq : target ? !comesBefore(target, msg) : false;
+    const upTo = msg.confId === call.confId ? msg.seq <= seq : target ? !comesBefore(target, msg) : false;
     if (upTo) {
       msg.state = "seen";
       updateMark(msg);

@@ -28,7 +28,7 @@ export function historyMsg(conv, stored) {
   if (attach.length === 1 && text) attach[0].name = text; // we send the file name as text
   return makeMsg({
     rowId: stored.id,
-    callId: stored.callId || null,
+    confId: stored.callId || null, // the service names the conversation callId
     seq: stored.seq || 0,
     mine,
     author: stored.author,
@@ -130,10 +130,10 @@ export async function markNewest(conv) {
     if (!state.licensed || !visible(conv)) return;
     const newest = [...conv.messages].reverse().find((msg) => !msg.mine && !msg.system);
     if (!newest) return;
-    if (!newest.rowId && newest.callId && newest.seq) {
+    if (!newest.rowId && newest.confId && newest.seq) {
       // a live message: find its row (the hub stores it on its way; it may not be there yet)
       const { inds } = await state.client.messages("ReadChat", { sip: conv.sip, count: 10 });
-      const row = inds.map((ind) => ind.msg).find((m) => m && m.callId === newest.callId && m.seq === newest.seq);
+      const row = inds.map((ind) => ind.msg).find((m) => m && m.callId === newest.confId && m.seq === newest.seq);
       if (row) newest.rowId = row.id;
     }
     if (newest.rowId) {
@@ -143,7 +143,7 @@ export async function markNewest(conv) {
       }
       return;
     }
-    if (!newest.callId || !newest.seq) return; // not a stored message (e.g. volatile chat)
+    if (!newest.confId || !newest.seq) return; // not a stored message (e.g. volatile chat)
     await new Promise((resolve) => setTimeout(resolve, 150 * (attempt + 1)));
   }
 }

@@ -1,4 +1,6 @@
-// Messages in a conversation: keys (callId:seq, our id, the stored row) and their order.
+// Messages in a conversation: keys (confId:seq, our id, the stored row) and their order.
+// confId names the call a message was said in (PROTOCOL 4.5); stored rows carry the same
+// id under the messages service's field name, callId.
 
 import { firstName, htmlToText } from "./format.js";
 import { renderMessage } from "./render.js";
@@ -11,7 +13,7 @@ export function makeMsg(fields) {
     key: null,
     id: null, // our client id (own messages we sent)
     rowId: null, // the stored row (history)
-    callId: null,
+    confId: null, // the call it was said in (a stored row's callId)
     seq: 0,
     mine: false,
     system: false,
@@ -28,7 +30,7 @@ export function makeMsg(fields) {
 }
 
 export function msgKey(msg) {
-  if (msg.callId && msg.seq) return `${msg.callId}:${msg.seq}`;
+  if (msg.confId && msg.seq) return `${msg.confId}:${msg.seq}`;
   if (msg.id) return `id:${msg.id}`;
   if (msg.rowId) return `row:${msg.rowId}`;
   return `n:${msg.order}`;
@@ -44,7 +46,7 @@ export function rekey(conv, msg) {
 }
 
 export function comesBefore(a, b) {
-  if (a.callId && a.callId === b.callId && a.seq && b.seq) return a.seq < b.seq;
+  if (a.confId && a.confId === b.confId && a.seq && b.seq) return a.seq < b.seq;
   // ours, not yet acknowledged: the newest there is (its time is still the local clock's)
   if (b.mine && !b.seq) return true;
   if (a.mine && !a.seq) return false;
