@@ -40,3 +40,7 @@ class LoginThrottle:
         while times and times[0] <= now - self._window:
             times.popleft()
         return len(times)
+
+    def held(self) -> int:
+        """Keys remembered now; only failed logins add them."""
+        return len(self._seen)
