@@ -186,9 +186,14 @@ class HttpTrace:
         self.app = app
         self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket passes straight through, so this adds no
+        # frame that would live as long as each connection.
         if scope["type"] != "http" or not self.tracer.http:
-            return await self.app(scope, receive, send)
+            return self.app(scope, receive, send)
+        return self._traced(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.monotonic()
         status = 0
 
@@ -262,6 +267,7 @@ async def metrics(request: Request) -> Response:
         outbox_depth=len(outbox.pending) if outbox is not None else 0,
         errors=dict(switch.errors),
         frame_times=hub.frame_times,
+        held=hub.held(),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

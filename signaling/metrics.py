@@ -52,6 +52,7 @@ def render(
     outbox_depth: int,
     errors: dict[str, int],
     frame_times: FrameTimes,
+    held: dict[str, int] | None = None,
 ) -> str:
     out: list[str] = []
 
@@ -100,6 +101,14 @@ def render(
             for code, count in sorted(errors.items())
         ],
     )
+    if held is not None:
+        metric(
+            "switchboard_held",
+            "gauge",
+            "What the hub keeps in memory, by kind; all 0 once no connection is open and "
+            "the resume grace is over.",
+            [f'switchboard_held{{what="{what}"}} {count}' for what, count in held.items()],
+        )
     metric(
         "switchboard_frame_seconds",
         "histogram",
