@@ -68,6 +68,7 @@ class LimitsConfig:
     rate_close_after: int = 20  # consecutive rate-limited messages before close 4004
     idle_timeout: float = 120.0  # close 4006 after this long without a message from the client
     send_queue: int = 1024  # frames queued toward one connection before close 4008
+    compression: bool = False  # permessage-deflate for clients that offer it (~40 KiB each)
 
 
 @dataclass(frozen=True, slots=True)
