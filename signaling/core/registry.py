@@ -33,16 +33,15 @@ rather than an empty dict in every registration."""
 
 class Registration:
     """One device of a user. There is one for every registered connection, so it keeps
-    nothing it can share or make when asked (``taken``, the default ``hw``)."""
+    nothing it can share or make when asked (``legs``, ``taken``, the default ``hw``)."""
 
     __slots__ = (
         "_hw",
-        "_origin",
+        "_legs",
         "conn",
         "domain",
         "drop_cause",
         "flags",
-        "legs",
         "next_offer",
         "src",
         "taken",
@@ -60,13 +59,13 @@ class Registration:
         src: object,
     ) -> None:
         self.conn = conn
-        self._origin = conn
         self.domain = domain
         self.user = user
-        self._hw = hw
+        self._hw: str | int = conn if hw is None else hw
+        """The name the client gave, else the id of the connection it registered on."""
         self.flags = flags
         self.src = src
-        self.legs: dict[int, Leg] = {}
+        self._legs: dict[int, Leg] | None = None
         self.next_offer = -1
         self.token = new_token()
         """Lets a later connection of the same user take this registration over (§4.9)."""
@@ -84,10 +83,20 @@ class Registration:
         self.taken = taken
 
     @property
+    def legs(self) -> dict[int, Leg]:
+        """Its calls by call number (§4.3), made when first asked for: an idle device that
+        was never offered a call has none."""
+        legs = self._legs
+        if legs is None:
+            legs = self._legs = {}
+        return legs
+
+    @property
     def hw(self) -> str:
-        """The device's name (§4.1): as the client gave it, else the id of the connection
-        it registered on."""
-        return self._hw if self._hw is not None else f"conn-{self._origin}"
+        """The device's name (§4.1): as the client gave it, else ``conn-`` and the id of
+        the connection it registered on."""
+        hw = self._hw
+        return hw if isinstance(hw, str) else f"conn-{hw}"
 
     @hw.setter
     def hw(self, name: str) -> None:
