@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -84,6 +85,9 @@ class Plan:
     grace: float
     concurrency: int
     deflate: bool
+    """The clients offer permessage-deflate."""
+    compression: bool
+    """The servers accept it (``limits.compression``)."""
     tracemalloc: str | None
     """None: off; "": snapshots in the temporary folder; else the folder to keep them in."""
     save: bool
@@ -112,9 +116,14 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         help=f"connections opening at once per load process (default {CONCURRENCY})",
     )
     parser.add_argument(
-        "--deflate",
+        "--no-deflate-offer",
         action="store_true",
-        help="clients offer permessage-deflate, as browsers do (default: they do not)",
+        help="clients do not offer permessage-deflate (by default they do, as browsers do)",
+    )
+    parser.add_argument(
+        "--compression",
+        action="store_true",
+        help="limits.compression = true: the servers accept the offer (default: as shipped, off)",
     )
     parser.add_argument(
         "--tracemalloc",
@@ -137,7 +146,8 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         storms=storms,
         grace=args.grace,
         concurrency=args.concurrency,
-        deflate=args.deflate,
+        deflate=not args.no_deflate_offer,
+        compression=args.compression,
         tracemalloc=args.tracemalloc,
         save=not args.no_save,
     )
@@ -146,8 +156,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
 def write_config(path: Path, plan: Plan, secret: str) -> None:
     """The shipped defaults, but for: the bench tenant as the default one, the login
     throttle and rate limit out of reach of one address making thousands of logins
-    (relay.BENCH_SETTINGS), and the resume grace of the plan. Trace flags stay as shipped."""
+    (relay.BENCH_SETTINGS), the resume grace of the plan and, with ``--compression``,
+    ``limits.compression``. Trace flags stay as shipped."""
     lines = [*BENCH_SETTINGS, "[signaling]", f'resume_grace = "{plan.grace}s"', ""]
+    if plan.compression:
+        lines.insert(lines.index("[limits]") + 1, "compression = true")
     for index in range(plan.users):
         lines += [
             f'[tenants."{DOMAIN}".users.{user_name(index)}]',
@@ -262,7 +275,12 @@ class IdleBench:
         replies = self.workers.gather(timeout=1.0)
         seconds = time.monotonic() - began
         peak = max(peak, server.rss_kib())
-        return {"opened": sum(r["opened"] for r in replies), "seconds": seconds, "peak": peak}
+        return {
+            "opened": sum(reply["opened"] for reply in replies),
+            "deflated": sum(reply["deflated"] for reply in replies),
+            "seconds": seconds,
+            "peak": peak,
+        }
 
     def close(self) -> None:
         self.workers.call([{"op": "close"}] * self.plan.procs, timeout=60.0)
@@ -281,7 +299,8 @@ class IdleBench:
         say(
             f"{plan.conns} connections from {plan.procs} load processes "
             f"({', '.join(sorted(self.workers.loops))}), resume grace {plan.grace:g} s"
-            f"{', permessage-deflate offered' if plan.deflate else ''}"
+            f"; clients {'offer' if plan.deflate else 'do not offer'} permessage-deflate"
+            f"{', limits.compression on' if plan.compression else ''}"
             f"{'; tracemalloc on: RSS figures are not comparable' if self.traces else ''}"
         )
         results: JsonObject = {"plan": asdict(plan), "source": source_version()}
@@ -312,7 +331,7 @@ class IdleBench:
         what = "idle registered connection" if target == "hub" else "bare WebSocket"
         say(
             f"{target:<5} {kib:6.2f} KiB per {what} (RSS {before} -> {after} KiB, "
-            f"{opened['opened']} opened in {opened['seconds']:.1f} s)"
+            f"{opened['opened']} opened in {opened['seconds']:.1f} s{_deflated(opened)})"
         )
         return {"kib": kib, "rss_before": before, "rss_after": after, "marks": marks, **opened}
 
@@ -344,9 +363,10 @@ class IdleBench:
             storms.append(storm)
             slow = "" if opened["seconds"] <= STORM_LIMIT else f"  ! over {STORM_LIMIT:g} s"
             say(
-                f"storm {number}: {opened['opened']} logins in {opened['seconds']:.1f} s{slow}, "
+                f"storm {number}: {opened['opened']} logins in {opened['seconds']:.1f} s"
+                f"{_deflated(opened)}{slow}, "
                 f"peak RSS {opened['peak']} KiB ({storm['kib_per_live']:.1f} KiB per live "
-                f"connection), after {after} KiB; hub holds {left}"
+                f"connection), after {after} KiB; {_holds(left)}"
             )
         server.stop()
         if self.traces is not None:
@@ -397,25 +417,47 @@ class IdleBench:
         ours_live, ours_base = storm.sites(live, True), storm.sites(base, True)
         show_sites("by Switchboard's innermost caller", ours_live, ours_base, count)
         show_types(storm.types(base), storm.types(live), count)
+        if len(marks) < 4:
+            return  # one storm: nothing to compare it with
         say(f"\ntracemalloc: after storm {len(marks) - 2} against after storm 1, whole bytes")
         show_sites("by allocation site", storm.sites(last), storm.sites(first), 1)
         ours_first, ours_last = storm.sites(first, True), storm.sites(last, True)
         show_sites("by Switchboard's innermost caller", ours_last, ours_first, 1)
-        grew = [site for site in ours_last if ours_last[site][0] > ours_first.get(site, (0, 0))[0]]
-        say(f"  Switchboard sites that grew: {len(grew)}")
+        storms = len(marks) - 3  # storms after the first
+        grew = {
+            site: blocks - ours_first.get(site, (0, 0))[1]
+            for site, (size, blocks) in ours_last.items()
+            if size > ours_first.get(site, (0, 0))[0]
+        }
+        scaling = [site for site, blocks in grew.items() if blocks * 100 >= count * storms]
+        say(
+            f"  Switchboard sites that grew: {len(grew)}, by {sum(grew.values())} blocks in all; "
+            f"growing with the connections (a block per 100 connections a storm or more): "
+            f"{', '.join(scaling) or 'none'}"
+        )
         show_types(storm.types(first), storm.types(last), 1)
 
 
 def hub_counts(port: int) -> dict[str, int]:
-    """Connections, registrations and calls the hub reports on /metrics."""
+    """What the hub says it keeps (``switchboard_held`` on /metrics; a hub from before
+    that gauge: its connections, registrations and calls)."""
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    counts = {}
-    for name in ("connections", "registrations", "calls"):
-        for line in text.splitlines():
-            if line.startswith(f"switchboard_{name} "):
-                counts[name] = int(float(line.split()[1]))
-    return counts
+    held = dict(re.findall(r'^switchboard_held\{what="(\w+)"\} (\d+)$', text, re.MULTILINE))
+    if not held:
+        found = re.findall(r"^switchboard_(connections|registrations|calls) (\S+)$", text, re.M)
+        held = dict(found)
+    return {what: int(float(count)) for what, count in held.items()}
+
+
+def _deflated(opened: JsonObject) -> str:
+    deflated = opened["deflated"]
+    return f", {deflated} with permessage-deflate" if deflated else ""
+
+
+def _holds(counts: dict[str, int]) -> str:
+    kept = {what: count for what, count in counts.items() if count}
+    return f"hub holds {kept}" if kept else f"hub holds nothing ({len(counts)} kinds counted)"
 
 
 Site = tuple[int, int]  # bytes, blocks

@@ -130,6 +130,11 @@ class FrameClient(asyncio.Protocol):
         self.lost = False
         self.error: str | None = None
 
+    @property
+    def deflated(self) -> bool:
+        """The server accepted permessage-deflate for this connection."""
+        return self._inflater is not None
+
     @classmethod
     async def open(cls, port: int, path: str, deflate: bool = False) -> FrameClient:
         loop = asyncio.get_running_loop()
@@ -529,7 +534,8 @@ class LoadWorker:
         began = time.monotonic()
         clients = await asyncio.gather(*(one(i) for i in range(command["count"])))
         self.clients += clients
-        return {"opened": len(clients), "seconds": time.monotonic() - began}
+        deflated = sum(1 for client in clients if client.deflated)
+        return {"opened": len(clients), "seconds": time.monotonic() - began, "deflated": deflated}
 
     async def close_all(self, command: JsonObject) -> JsonObject:
         clients, self.clients, self.lanes = self.clients, [], []
