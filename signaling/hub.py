@@ -1,7 +1,8 @@
 """asyncio glue around the sans-I/O ``Switch``: sockets, send queues and the timer task.
 
-Each connection gets a bounded send queue drained by its own writer task (created only
-while frames wait), so one slow or dead client never slows the others: when its queue
+A connection with frames to send gets a bounded send queue drained by a writer task of
+its own, both made for the first frame and dropped once all are sent (an idle connection
+has neither), so one slow or dead client never slows the others: when its queue
 overflows the connection is closed 4008 (DESIGN "Principles"). One timer task sleeps
 until the switch's next deadline; the clock is injected, so tests that advance a manual
 clock call ``wake()`` afterwards.
