@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection as Pipe
@@ -72,6 +73,8 @@ REPLY_TIMEOUT = 10.0  # seconds to wait for one expected protocol reply
 START_LEAD = 0.3  # how far ahead the coordinator schedules a run's start
 OTHER_CPU_WARNING = 30.0  # % of a core used by neither server nor load: figures disturbed
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"  # what browsers offer (RFC 7692)
+DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: removed by the sender, added back
 
 
 # ==========================================================================================
@@ -103,15 +106,21 @@ class FrameClient(asyncio.Protocol):
     own load generator. Here a burst of frames is one ``transport.write`` of prepared
     bytes and each received chunk is split into frames in one pass. Before ``on_texts`` is
     set, text frames go to ``inbox`` for the scripted login and call setup.
+
+    With ``deflate`` it offers permessage-deflate as browsers do, so that the server keeps
+    the compression state it would keep for them; it inflates what the server sends and
+    sends its own frames uncompressed (allowed per message, RFC 7692 §6).
     """
 
-    def __init__(self, port: int, path: str) -> None:
+    def __init__(self, port: int, path: str, deflate: bool = False) -> None:
         self._key = base64.b64encode(os.urandom(16))
+        offer = f"Sec-WebSocket-Extensions: {DEFLATE_OFFER}\r\n" if deflate else ""
         self._request = (
             f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n{offer}"
             f"Sec-WebSocket-Key: {self._key.decode()}\r\n\r\n"
         ).encode()
+        self._inflater: Any = None  # a zlib decompressor once the server accepted deflate
         self._buffer = bytearray()
         self._upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -121,11 +130,16 @@ class FrameClient(asyncio.Protocol):
         self.lost = False
         self.error: str | None = None
 
+    @property
+    def deflated(self) -> bool:
+        """The server accepted permessage-deflate for this connection."""
+        return self._inflater is not None
+
     @classmethod
-    async def open(cls, port: int, path: str) -> FrameClient:
+    async def open(cls, port: int, path: str, deflate: bool = False) -> FrameClient:
         loop = asyncio.get_running_loop()
         _, client = await asyncio.wait_for(
-            loop.create_connection(lambda: cls(port, path), HOST, port), REPLY_TIMEOUT
+            loop.create_connection(lambda: cls(port, path, deflate), HOST, port), REPLY_TIMEOUT
         )
         await asyncio.wait_for(client.opened, REPLY_TIMEOUT)
         return client
@@ -193,6 +207,8 @@ class FrameClient(asyncio.Protocol):
         if len(status) < 2 or status[1] != "101" or headers.get("sec-websocket-accept") != accept:
             self._fail(f"handshake refused: {head[0]}")
             return False
+        if headers.get("sec-websocket-extensions", "").startswith("permessage-deflate"):
+            self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)  # takes any window size
         self._upgraded = True
         self.opened.set_result(None)
         return True
@@ -218,6 +234,8 @@ class FrameClient(asyncio.Protocol):
             pos = end
             if head == 0x81:  # FIN + text: the only data frame the server sends here
                 texts.append(payload)
+            elif head == 0xC1 and self._inflater is not None:  # FIN + RSV1 + text: deflated
+                texts.append(self._inflater.decompress(payload + DEFLATE_TAIL))
             else:
                 self._control(head, payload)
         if pos:
@@ -262,11 +280,11 @@ def user_password(secret: str, index: int) -> str:
     return f"{secret}-{index}"
 
 
-async def open_session(port: int, secret: str, index: int) -> FrameClient:
+async def open_session(port: int, secret: str, index: int, deflate: bool = False) -> FrameClient:
     """A connection logged in as user ``index`` and registered NO_MEDIA_CALL (PROTOCOL §3, §4.1)."""
     from signaling.appwebsocket.digest import login_digest
 
-    client = await FrameClient.open(port, HUB_PATH)
+    client = await FrameClient.open(port, HUB_PATH, deflate)
     client.send_json({"mt": "AppChallenge"})
     challenge = str((await expect(client, "AppChallengeResult")).get("challenge", ""))
     sip = user_name(index)
@@ -281,6 +299,16 @@ async def open_session(port: int, secret: str, index: int) -> FrameClient:
     if "err" in registered:
         raise RuntimeError(f"Register of {sip} failed: {registered}")
     return client
+
+
+async def echo_session(client: FrameClient, index: int) -> None:
+    """On the echo server: the frames of ``open_session``, each sent and echoed back."""
+    sip = user_name(index)
+    fields = {"app": "", "domain": "", "sip": sip, "guid": "", "dn": "", "digest": "0" * 64}
+    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"}
+    for message in ({"mt": "AppChallenge"}, {"mt": "AppLogin", **fields}, register):
+        client.send_json(message)
+        await client.recv_json()
 
 
 async def open_pair(port: int, secret: str, caller_index: int) -> tuple[FrameClient, FrameClient]:
@@ -486,21 +514,28 @@ class LoadWorker:
         """Idle connections for the memory runs, then left alone.
 
         On the hub each one logs in and registers; on the echo server it is a bare
-        WebSocket, which is what the stack costs before Switchboard adds anything.
+        WebSocket, which is what the stack costs before Switchboard adds anything. With
+        ``echo_setup`` the echo connection first carries three frames each way shaped like
+        the login and Register, so that the stack has done what it does for a hub session.
         """
         gate = asyncio.Semaphore(command["concurrency"])
         first, port, hub = command["first_user"], command["port"], command["target"] == "hub"
+        deflate, echo_setup = bool(command.get("deflate")), bool(command.get("echo_setup"))
 
         async def one(index: int) -> FrameClient:
             async with gate:
                 if hub:
-                    return await open_session(port, self.secret, first + index)
-                return await FrameClient.open(port, ECHO_PATH)
+                    return await open_session(port, self.secret, first + index, deflate)
+                client = await FrameClient.open(port, ECHO_PATH, deflate)
+                if echo_setup:
+                    await echo_session(client, first + index)
+                return client
 
         began = time.monotonic()
         clients = await asyncio.gather(*(one(i) for i in range(command["count"])))
         self.clients += clients
-        return {"opened": len(clients), "seconds": time.monotonic() - began}
+        deflated = sum(1 for client in clients if client.deflated)
+        return {"opened": len(clients), "seconds": time.monotonic() - began, "deflated": deflated}
 
     async def close_all(self, command: JsonObject) -> JsonObject:
         clients, self.clients, self.lanes = self.clients, [], []

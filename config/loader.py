@@ -341,6 +341,7 @@ _SECTIONS: dict[str, dict[str, _Option]] = {
         "rate_close_after": _POSITIVE_COUNT,
         "idle_timeout": _POSITIVE_DURATION,
         "send_queue": _POSITIVE_COUNT,
+        "compression": _FLAG,
     },
     "signaling": {
         "ring_timeout": _POSITIVE_DURATION,

@@ -52,7 +52,7 @@ class LoginConfig:
 
     challenge_ttl: float = 30.0  # seconds a challenge is valid
     timeout: float = 20.0  # close 4001 if not logged in by then
-    # Failed-login throttle (PROTOCOL §3.6, docs/protocol.md §12.21):
+    # Failed-login throttle (PROTOCOL §3.6, docs/protocol.md §12.22):
     throttle_failures: int = 5  # wrong passwords of one (address, account) before back-off
     throttle_window: float = 600.0  # how long a failure is remembered
     throttle_delay: float = 1.0  # a pair's first lock, doubling per further failure
@@ -75,6 +75,7 @@ class LimitsConfig:
     rate_close_after: int = 20  # consecutive rate-limited messages before close 4004
     idle_timeout: float = 120.0  # close 4006 after this long without a message from the client
     send_queue: int = 1024  # frames queued toward one connection before close 4008
+    compression: bool = False  # permessage-deflate for clients that offer it (~40 KiB each)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from config import LimitsConfig, LoginConfig
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.login import Accounts, LoginServer
 from signaling.appwebsocket.throttle import LoginThrottle
-from signaling.logs import CONNECTION
+from signaling.logs import connection_task_name, name_connection
 
 from .errors import BadJson, BadState, MessagesServiceError, NotLoggedIn
 from .handlers import Handlers, refuse_forwarded
@@ -145,10 +145,11 @@ class Connection:
             await self._ws.accept()
         except (OSError, WebSocketDisconnect, WebSocketDisconnected):
             return  # gone before it started
-        CONNECTION.set(f"svc{self.id}")  # this task's log lines name the connection
+        name = f"svc{self.id}"
+        name_connection(name)  # this task's log lines name the connection
         hubs = self._services.hubs
         hubs.connected(self)
-        sender = asyncio.create_task(self._send_loop())
+        sender = asyncio.create_task(self._send_loop(), name=connection_task_name(name))
         disconnected = False
         try:
             disconnected = await self._receive_loop()

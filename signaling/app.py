@@ -188,9 +188,14 @@ class HttpTrace:
         self.app = app
         self.tracer = tracer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket passes straight through, so this adds no
+        # frame that would live as long as each connection.
         if scope["type"] != "http" or not self.tracer.http:
-            return await self.app(scope, receive, send)
+            return self.app(scope, receive, send)
+        return self._traced(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
         began = time.monotonic()
         status = 0
 
@@ -269,6 +274,7 @@ async def metrics(request: Request) -> Response:
         throttle_keys=switch.throttle.tracked(switch.clock.monotonic()),
         sender_ids=len(switch.chat.sender_ids),
         resends=dict(switch.chat.resends),
+        held=hub.held(),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

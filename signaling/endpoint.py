@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from signaling.hub import Hub
-from signaling.logs import CONNECTION
+from signaling.logs import name_connection
 
 __all__ = ["pbx_websocket"]
 
@@ -21,7 +21,7 @@ async def pbx_websocket(websocket: WebSocket) -> None:
     await websocket.accept()
     address = websocket.client.host if websocket.client else "unknown"
     conn_id = hub.attach(websocket, address)
-    CONNECTION.set(str(conn_id))  # this task's log lines name the connection
+    name_connection(conn_id)  # this task's log lines name the connection
     clean = False
     try:
         while True:

@@ -1,7 +1,8 @@
 """asyncio glue around the sans-I/O ``Switch``: sockets, send queues and the timer task.
 
-Each connection gets a bounded send queue drained by its own writer task (created only
-while frames wait), so one slow or dead client never slows the others: when its queue
+A connection with frames to send gets a bounded send queue drained by a writer task of
+its own, both made for the first frame and dropped once all are sent (an idle connection
+has neither), so one slow or dead client never slows the others: when its queue
 overflows the connection is closed 4008 (DESIGN "Principles"). One timer task sleeps
 until the switch's next deadline; the clock is injected, so tests that advance a manual
 clock call ``wake()`` afterwards.
@@ -26,7 +27,7 @@ from signaling.core.actions import Action, Close, Notify, Send, Store, StoredAck
 from tracing import Tracer
 
 from .core.switch import Switch
-from .logs import CONNECTION
+from .logs import connection_task_name
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
@@ -51,29 +52,35 @@ _CloseItem = tuple[int, str]
 
 
 class _Link:
-    """One connection's outbound side: a bounded FIFO and, only while it holds frames, a
-    task draining it. An idle connection costs no task (PROTOCOL §1.6: 4008 on overflow)."""
+    """One connection's outbound side while it has something to send: a bounded FIFO and
+    the task draining it (PROTOCOL §1.6: 4008 on overflow).
 
-    __slots__ = ("closing", "conn_id", "items", "limit", "peer", "writer")
+    Made for the first frame and dropped, with its queue and task, once everything is
+    sent, so an idle connection costs none of them; one that is closing keeps its link
+    until it is gone, so that nothing more is queued for it."""
 
-    def __init__(self, peer: Peer, limit: int, conn_id: int = 0) -> None:
+    __slots__ = ("closing", "conn_id", "items", "links", "peer", "writer")
+
+    def __init__(self, peer: Peer, conn_id: int, links: dict[int, _Link]) -> None:
         self.peer = peer
         self.conn_id = conn_id
-        self.limit = limit
+        self.links = links
+        """The hub's links, which this one leaves when it has sent everything."""
         self.items: deque[str | _CloseItem] = deque()
         self.closing = False
         self.writer: asyncio.Task[None] | None = None
 
-    def full(self) -> bool:
-        return len(self.items) >= self.limit
-
-    def push(self, item: str | _CloseItem) -> bool:
-        """Queue a frame (or the close); False when the queue is full."""
-        if len(self.items) >= self.limit:
+    def push(self, item: str | _CloseItem, limit: int) -> bool:
+        """Queue a frame (or the close); False when ``limit`` frames already wait."""
+        items = self.items
+        if len(items) >= limit:
             return False
-        self.items.append(item)
+        items.append(item)
         if self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self._write())
+            # Named after the connection: its log lines are about this connection, not
+            # the one whose event caused the frame.
+            name = connection_task_name(self.conn_id)
+            self.writer = asyncio.get_running_loop().create_task(self._write(), name=name)
         return True
 
     def stop(self) -> None:
@@ -82,9 +89,6 @@ class _Link:
             self.writer.cancel()
 
     async def _write(self) -> None:
-        # Started from whichever connection's task caused the first frame: its log lines
-        # are about this connection.
-        CONNECTION.set(str(self.conn_id))
         items, peer = self.items, self.peer
         try:
             while items:
@@ -107,6 +111,8 @@ class _Link:
             await _close_quietly(peer, closecodes.WS_1011_INTERNAL_ERROR, "internal error")
         finally:
             self.writer = None
+            if not items and not self.closing and self.links.get(self.conn_id) is self:
+                del self.links[self.conn_id]
 
 
 class Hub:
@@ -120,7 +126,10 @@ class Hub:
         self.tracer.on_change.append(self._flags_changed)
         switch.browser_trace = self.tracer.browser
         self._send_queue = send_queue
+        self._peers: dict[int, Peer] = {}
+        """Every open connection's WebSocket, by connection id."""
         self._links: dict[int, _Link] = {}
+        """Connections with frames waiting to be sent, or closing (see ``_Link``)."""
         self._wake = asyncio.Event()
         self._sleeping_until = math.inf
         self._timer_task: asyncio.Task[None] | None = None
@@ -145,7 +154,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Close every connection with 1012 (restarting) and stop the timers."""
-        for conn_id in list(self._links):
+        for conn_id in list(self._peers):
             self._apply(self.switch.kick(conn_id, closecodes.WS_1012_SERVICE_RESTART, "restart"))
         writers = [link.writer for link in self._links.values() if link.writer is not None]
         if writers or self._closing:
@@ -167,7 +176,7 @@ class Hub:
 
     def attach(self, peer: Peer, address: str) -> int:
         conn_id, actions = self.switch.open(address)
-        self._links[conn_id] = _Link(peer, self._send_queue, conn_id)
+        self._peers[conn_id] = peer
         self._apply(actions)
         return conn_id
 
@@ -196,6 +205,7 @@ class Hub:
 
     async def detach(self, conn_id: int, clean: bool) -> None:
         self._apply(self.switch.closed(conn_id, clean))
+        self._peers.pop(conn_id, None)
         link = self._links.pop(conn_id, None)
         if link is not None and link.writer is not None:
             writer = link.writer
@@ -205,7 +215,17 @@ class Hub:
 
     @property
     def connection_count(self) -> int:
-        return len(self._links)
+        return len(self._peers)
+
+    def held(self) -> dict[str, int]:
+        """What the hub and its core keep now, by kind; all 0 once every connection has
+        closed and the resume grace is over (``Switch.held``)."""
+        return {
+            **self.switch.held(),
+            "sockets": len(self._peers),
+            "send_queues": len(self._links),
+            "closing": len(self._closing),
+        }
 
     # -- the messages service --------------------------------------------------------------
 
@@ -233,12 +253,23 @@ class Hub:
         task.add_done_callback(self._closing.discard)
 
     def _congested(self, conn_id: int, pending: int) -> bool:
+        if conn_id not in self._peers:
+            return False
         link = self._links.get(conn_id)
-        return link is not None and len(link.items) + pending >= link.limit
+        return (0 if link is None else len(link.items)) + pending >= self._send_queue
+
+    def _link(self, conn_id: int) -> _Link | None:
+        """The connection's link, made now if it has none; None if it is gone."""
+        peer = self._peers.get(conn_id)
+        if peer is None:
+            return None
+        link = self._links[conn_id] = _Link(peer, conn_id, self._links)
+        return link
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links
         tracer = self.tracer
+        limit = self._send_queue
         index = 0
         while index < len(actions):  # an overflow appends its consequences, in order
             action = actions[index]
@@ -246,11 +277,11 @@ class Hub:
             if type(action) is Send:  # the relay: first and cheapest
                 if tracer.pbx:
                     self._trace_pbx(action.conn, "send", action.text)
-                link = links.get(action.conn)
-                if link is not None and not link.closing and not link.push(action.text):
+                link = links.get(action.conn) or self._link(action.conn)
+                if link is not None and not link.closing and not link.push(action.text, limit):
                     actions.extend(self._overflow(action.conn, link))
             elif type(action) is Close:
-                link = links.get(action.conn)
+                link = links.get(action.conn) or self._link(action.conn)
                 if link is not None and not link.closing:
                     link.closing = True
                     self._enqueue_close(link, action.code, action.reason)
@@ -266,7 +297,7 @@ class Hub:
             self._wake.set()
 
     def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
-        if not link.push((code, reason)):
+        if not link.push((code, reason), self._send_queue):
             link.stop()
             self._spawn(_close_quietly(link.peer, code, reason))
 

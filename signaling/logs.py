@@ -1,29 +1,61 @@
 """Logging set-up (STYLE 7): the connection id on every line, text or JSON lines.
 
-Every log record gets a ``conn`` attribute from the ``CONNECTION`` context variable,
-which each connection's task sets once when it starts; code that logs needs to pass
-nothing. ``configure`` installs a handler on the root logger writing either the
-classic text line or one JSON object per line (for log shippers). Secrets are never
-logged in the first place: log calls pass ids and codes, not payloads.
+Every log record gets a ``conn`` attribute: the connection the running task serves.
+Each connection's task is named after it once, when it starts (``name_connection``), and
+the record factory reads the name back; code that logs needs to pass nothing. A task
+has a name anyway, so this costs an idle connection nothing, where a context variable
+set in every connection's task costs a new context mapping each (docs/benchmarks.md).
+
+``configure`` installs a handler on the root logger writing either the classic text line
+or one JSON object per line (for log shippers). Secrets are never logged in the first
+place: log calls pass ids and codes, not payloads.
 """
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import json
 import logging
 import sys
 import time
 from typing import Any
 
-__all__ = ["CONNECTION", "JsonFormatter", "configure", "install_record_factory"]
+__all__ = [
+    "JsonFormatter",
+    "configure",
+    "connection_task_name",
+    "current_connection",
+    "install_record_factory",
+    "name_connection",
+]
 
-CONNECTION: contextvars.ContextVar[str] = contextvars.ContextVar("connection", default="-")
-"""The connection the current task serves (``"-"`` outside any)."""
+_PREFIX = "conn-"
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [conn %(conn)s]: %(message)s"
 
 _installed = False
+
+
+def connection_task_name(conn_id: int | str) -> str:
+    """The name of a task that serves connection ``conn_id`` (``create_task(name=...)``)."""
+    return f"{_PREFIX}{conn_id}"
+
+
+def name_connection(conn_id: int | str) -> None:
+    """The running task serves connection ``conn_id``: its log lines say so from now on."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(connection_task_name(conn_id))
+
+
+def current_connection() -> str:
+    """The connection the running task serves, as text; ``"-"`` outside any."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop in this thread
+        return "-"
+    name = task.get_name() if task is not None else ""
+    return name[len(_PREFIX) :] if name.startswith(_PREFIX) else "-"
 
 
 def install_record_factory() -> None:
@@ -35,7 +67,7 @@ def install_record_factory() -> None:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        record.conn = CONNECTION.get()
+        record.conn = current_connection()
         return record
 
     logging.setLogRecordFactory(factory)

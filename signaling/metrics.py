@@ -58,6 +58,7 @@ def render(
     throttle_keys: dict[str, int],
     sender_ids: int = 0,
     resends: dict[str, int] | None = None,
+    held: dict[str, int] | None = None,
 ) -> str:
     out: list[str] = []
 
@@ -106,6 +107,14 @@ def render(
             for code, count in sorted(errors.items())
         ],
     )
+    if held is not None:
+        metric(
+            "switchboard_held",
+            "gauge",
+            "What the hub keeps in memory, by kind; all 0 once no connection is open and "
+            "the resume grace is over.",
+            [f'switchboard_held{{what="{what}"}} {count}' for what, count in held.items()],
+        )
     metric(
         "switchboard_login_failures_total",
         "counter",

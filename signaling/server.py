@@ -24,6 +24,8 @@ def uvicorn_config(
         "port": config.server.port,
         "ws": "websockets-sansio",
         "ws_max_size": config.limits.max_frame,
+        # permessage-deflate keeps ~40 KiB per connection (docs/benchmarks.md): opt-in.
+        "ws_per_message_deflate": config.limits.compression,
         "ws_ping_interval": PING_INTERVAL,
         "ws_ping_timeout": PING_INTERVAL,
         "lifespan": "on",

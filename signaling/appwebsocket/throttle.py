@@ -248,6 +248,10 @@ class LoginThrottle:
             "address": len(self._addresses.items),
         }
 
+    def held(self) -> int:
+        """Entries kept now, of every kind; only failed logins add them."""
+        return len(self._pairs.items) + len(self._accounts.items) + len(self._addresses.items)
+
     def _charge(self, kind: _Recent[_K, _Bucket], key: _K, capacity: int, now: float) -> bool:
         """One wrong password against a budget; False when it was already spent."""
         bucket = kind.get(key) or _Bucket(now, capacity)

@@ -982,6 +982,11 @@ class ChatCalls:
 
     # -- ids across calls (§4.6 revised, docs 12.21) -------------------------------------
 
+    @property
+    def waiting_resends(self) -> int:
+        """Resends waiting for their original to be on disk (``Switch.held``)."""
+        return sum(len(legs) for legs in self._awaiting.values())
+
     def _remember(self, call: Call, sip: str, message_id: str, record: AckRecord) -> None:
         self.sender_ids.put(call.domain, sip, message_id, record)
 

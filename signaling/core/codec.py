@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -96,13 +97,41 @@ def parse_register(inbound: Inbound) -> Register:
         if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
             raise BadJson("seqs must map each confId to a seq (an integer, 0 or more)")
         seqs.append((call_id, seq))
+    src = inbound.src
     return Register(
-        src=inbound.src,
-        hw=hw,
-        flags=frozenset(flag.strip() for flag in flags.split("|") if flag.strip()),
+        src=_shared(src) if type(src) is str else src,
+        hw=_shared(hw) if hw is not None else None,
+        flags=_flag_set(flags),
         resume=resume,
         seqs=tuple(seqs),
     )
+
+
+_FLAG_SETS: dict[str, frozenset[str]] = {}
+"""Flag sets parsed before, shared by every registration that sends the same ``flags``
+(nearly all say ``NO_MEDIA_CALL``): a registration then holds no set of its own. Only
+short strings are kept, and only the first few, so a client cannot grow it."""
+_FLAG_SETS_KEPT = 32
+_FLAG_STRING_KEPT = 80
+
+
+_SHARED_LENGTH = 64
+
+
+def _shared(text: str) -> str:
+    """One copy of a short string that many registrations hold alike (the web client's
+    ``src`` and ``hw`` are the same in every tab). Interned strings go when the last
+    holder does, so this keeps nothing for a closed connection."""
+    return sys.intern(text) if len(text) <= _SHARED_LENGTH else text
+
+
+def _flag_set(flags: str) -> frozenset[str]:
+    found = _FLAG_SETS.get(flags)
+    if found is None:
+        found = frozenset(flag.strip() for flag in flags.split("|") if flag.strip())
+        if len(flags) <= _FLAG_STRING_KEPT and len(_FLAG_SETS) < _FLAG_SETS_KEPT:
+            _FLAG_SETS[flags] = found
+    return found
 
 
 def parse_signaling(inbound: Inbound) -> Signaling:

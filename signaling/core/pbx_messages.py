@@ -127,6 +127,10 @@ class MessagesBridge:
         """Answers for a connection that is gone are dropped when they arrive."""
         self._sessions.pop(conn, None)
 
+    def held(self) -> dict[str, int]:
+        """Sessions and unanswered requests kept now (``Switch.held``)."""
+        return {"message_sessions": len(self._sessions), "service_requests": len(self._pending)}
+
     # -- the hub's own queries -----------------------------------------------------------
 
     def query(self, message: JsonObject, done: Callable[[JsonObject], None]) -> None:

@@ -122,6 +122,7 @@ class Presence:
         if (before > 0) != bool(self._registry.of(domain, sip)):
             if not self._registry.of(domain, sip):
                 self._published.pop(key, None)  # a new login starts as available
+                self._badges.pop(key, None)  # asked again when the user subscribes
             self._notify_all(key)
         self.changed(domain, sip)  # also a device more or less: offers may follow
 
@@ -139,6 +140,10 @@ class Presence:
         for leg in self._watchers.get(key, ()):
             if self._is_self(leg) and not leg.parked:
                 self._notify_leg(leg, key)
+
+    def held(self) -> int:
+        """Users with watchers, a published activity or a badge kept (``Switch.held``)."""
+        return len(self._watchers) + len(self._published) + len(self._badges)
 
     def watched_badges(self) -> list[UserKey]:
         """Users whose badge someone shows (asked again when the link comes back)."""

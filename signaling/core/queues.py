@@ -300,7 +300,7 @@ class Queues:
             chat.idle = None
         agent = chat.agent
         if agent is not None:
-            self._active.get((call.domain, agent.sip), set()).discard(call.call_id)
+            self._finished(call.domain, agent.sip, call.call_id)
         view = chat.view()
         who = chat.closed_by or by or "system"
         update = {"chat": view, "by": who, "cause": cause}
@@ -471,7 +471,7 @@ class Queues:
         previous = chat.agent
         assert previous is not None
         self._chat.hand_back(current)
-        self._active.get((call.domain, previous.sip), set()).discard(call.call_id)
+        self._finished(call.domain, previous.sip, call.call_id)
         chat.agent = None
         chat.transfers += 1
         chat.declined = {previous.sip}  # handed on: it goes to someone else
@@ -500,6 +500,22 @@ class Queues:
         for key, board in list(self._boards.items()):
             if board.pop(conn, None) is not None and not board:
                 del self._boards[key]
+
+    def held(self) -> dict[str, int]:
+        """What live support keeps now (``Switch.held``)."""
+        return {
+            "support_chats": len(self.chats),
+            "support_boards": len(self._boards),
+            "support_agents": len(self._active) + len(self._status),
+        }
+
+    def _finished(self, domain: str, agent: str, call_id: str) -> None:
+        """The agent no longer has this chat; an agent with none has no entry at all."""
+        active = self._active.get((domain, agent))
+        if active is not None:
+            active.discard(call_id)
+            if not active:
+                del self._active[(domain, agent)]
 
     # -- sending -------------------------------------------------------------------------
 

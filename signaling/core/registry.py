@@ -12,29 +12,36 @@ it is offered nothing new, until a new connection takes it over with its ``token
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from config import UserConfig
 
 if TYPE_CHECKING:
     from .calls import Leg
-    from .timers import Timer
 
 __all__ = ["Registration", "Registry"]
 
 UserKey = tuple[str, str]
 """(tenant domain, user sip)."""
 
+_NOTHING_TAKEN: Mapping[int, None] = MappingProxyType({})
+"""What ``taken`` is until an offer is first taken elsewhere: one shared empty mapping
+rather than an empty dict in every registration."""
+
 
 class Registration:
+    """One device of a user. There is one for every registered connection, so it keeps
+    nothing it can share or make when asked (``legs``, ``taken``, the default ``hw``)."""
+
     __slots__ = (
+        "_hw",
+        "_legs",
         "conn",
         "domain",
         "drop_cause",
         "flags",
-        "grace",
-        "hw",
-        "legs",
         "next_offer",
         "src",
         "taken",
@@ -47,32 +54,53 @@ class Registration:
         conn: int,
         domain: str,
         user: UserConfig,
-        hw: str,
+        hw: str | None,
         flags: frozenset[str],
         src: object,
     ) -> None:
         self.conn = conn
         self.domain = domain
         self.user = user
-        self.hw = hw
+        self._hw: str | int = conn if hw is None else hw
+        """The name the client gave, else the id of the connection it registered on."""
         self.flags = flags
         self.src = src
-        self.legs: dict[int, Leg] = {}
+        self._legs: dict[int, Leg] | None = None
         self.next_offer = -1
         self.token = new_token()
         """Lets a later connection of the same user take this registration over (§4.9)."""
-        self.grace: Timer | None = None
-        """While detached: when the registration ends for good."""
         self.drop_cause = 16
         """The cause its calls end with if the grace runs out (16 clean close, 41 lost)."""
-        self.taken: dict[int, None] = {}
+        self.taken: Mapping[int, None] = _NOTHING_TAKEN
         """Call numbers of support offers another agent answered first (§9.2), newest
         last: a late frame on one is told ``already_taken``."""
 
     def remember_taken(self, number: int) -> None:
-        self.taken[number] = None
-        if len(self.taken) > 64:
-            del self.taken[next(iter(self.taken))]
+        taken = self.taken if isinstance(self.taken, dict) else {}
+        taken[number] = None
+        if len(taken) > 64:
+            del taken[next(iter(taken))]
+        self.taken = taken
+
+    @property
+    def legs(self) -> dict[int, Leg]:
+        """Its calls by call number (§4.3), made when first asked for: an idle device that
+        was never offered a call has none."""
+        legs = self._legs
+        if legs is None:
+            legs = self._legs = {}
+        return legs
+
+    @property
+    def hw(self) -> str:
+        """The device's name (§4.1): as the client gave it, else ``conn-`` and the id of
+        the connection it registered on."""
+        hw = self._hw
+        return hw if isinstance(hw, str) else f"conn-{hw}"
+
+    @hw.setter
+    def hw(self, name: str) -> None:
+        self._hw = name
 
     @property
     def attached(self) -> bool:
@@ -103,22 +131,52 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+_Devices = Registration | tuple[Registration, ...]
+
+
 class Registry:
+    """The registrations of each user, oldest first, by tenant and then by sip.
+
+    Kept lean, since most users have one device: the keys are the tenant's and the
+    user's own strings (no key tuple per user), and a user's one registration is stored
+    as it is, several as a tuple."""
+
     def __init__(self) -> None:
-        self._by_user: dict[UserKey, list[Registration]] = {}
+        self._tenants: dict[str, dict[str, _Devices]] = {}
 
     def add(self, registration: Registration) -> None:
-        self._by_user.setdefault(registration.key, []).append(registration)
+        users = self._tenants.setdefault(registration.domain, {})
+        sip = registration.user.sip
+        found = users.get(sip)
+        users[sip] = registration if found is None else (*_tuple(found), registration)
 
     def remove(self, registration: Registration) -> None:
-        devices = self._by_user.get(registration.key)
-        if devices and registration in devices:
-            devices.remove(registration)
-            if not devices:
-                del self._by_user[registration.key]
+        users = self._tenants.get(registration.domain)
+        sip = registration.user.sip
+        devices = _tuple(users.get(sip)) if users is not None else ()
+        if users is None or registration not in devices:
+            return
+        rest = tuple(device for device in devices if device is not registration)
+        if len(rest) > 1:
+            users[sip] = rest
+        elif rest:
+            users[sip] = rest[0]
+        else:
+            del users[sip]
+            if not users:
+                del self._tenants[registration.domain]
 
-    def of(self, domain: str, sip: str) -> list[Registration]:
-        return self._by_user.get((domain, sip), [])
+    def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
+        users = self._tenants.get(domain)
+        return _tuple(users.get(sip)) if users is not None else ()
 
     def __len__(self) -> int:
-        return sum(len(devices) for devices in self._by_user.values())
+        return sum(
+            len(_tuple(found)) for users in self._tenants.values() for found in users.values()
+        )
+
+
+def _tuple(found: _Devices | None) -> tuple[Registration, ...]:
+    if found is None:
+        return ()
+    return (found,) if isinstance(found, Registration) else found

@@ -41,6 +41,7 @@ from .errors import (
     RateLimited,
     UnknownMt,
 )
+from .expiry import Expiry
 from .groups import GroupBook
 from .limits import TokenBucket
 from .messages import Inbound
@@ -75,36 +76,36 @@ def _never_congested(conn_id: int, pending: int) -> bool:
 
 
 class Connection:
-    """The core's view of one WebSocket."""
+    """The core's view of one WebSocket.
+
+    Kept small, since there is one per open connection: its deadlines live in the
+    switch's ``Expiry`` queues (no timer of its own), and the login state goes once the
+    login is over."""
 
     __slots__ = (
-        "address",
         "bad",
-        "bucket",
         "closing",
+        "counted",
         "id",
-        "idle_timer",
-        "last_rx",
         "limited",
         "login",
-        "login_timer",
         "principal",
         "registration",
+        "tokens",
     )
 
-    def __init__(self, conn_id: int, address: str, login: LoginServer, bucket: TokenBucket):
+    def __init__(self, conn_id: int, login: LoginServer):
         self.id = conn_id
-        self.address = address
-        self.login = login
-        self.bucket = bucket
+        self.login: LoginServer | None = login
+        """Until the login ends; then None (nothing of it is needed any more)."""
+        self.tokens = 0.0
+        self.counted = 0.0
+        """Its level of the rate limit's token bucket (``limits.Level``)."""
         self.principal: Principal | None = None
         self.registration: Registration | None = None
         self.bad = 0
         self.limited = 0
-        self.last_rx = 0.0
         self.closing = False
-        self.login_timer: Timer | None = None
-        self.idle_timer: Timer | None = None
 
 
 class Switch:
@@ -129,6 +130,19 @@ class Switch:
         """Set by the I/O layer: would this connection's send queue overflow with that
         many more frames (the ones this event already produced for it) plus one?"""
         self.timers = TimerQueue()
+        self._login_due: Expiry[int] = Expiry(
+            self.timers, clock, config.login.timeout, self._login_timeout
+        )
+        """Connections not logged in yet, by id: closed 4001 when ``login.timeout`` is up."""
+        self._idle_due: Expiry[int] = Expiry(
+            self.timers, clock, config.limits.idle_timeout, self._idle
+        )
+        """Every open connection by id, stamped by each frame: closed 4006 when silent for
+        ``limits.idle_timeout``."""
+        self._graces: Expiry[Registration] = Expiry(
+            self.timers, clock, config.signaling.resume_grace, self._grace_over
+        )
+        """Detached registrations (§4.9), ended when the resume grace is up."""
         self.registry = Registry()
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
@@ -160,6 +174,8 @@ class Switch:
         self._by_token: dict[str, Registration] = {}
         """Live registrations by resume token (§4.9), detached ones included."""
         self._ids = itertools.count(1)
+        self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
+        """The rate limit (§4.11); each connection keeps its own level of it."""
         self.browser_trace = False
         """The ``browser`` trace flag, told to clients at login and when it changes."""
         self.errors: Counter[str] = Counter()
@@ -170,7 +186,6 @@ class Switch:
     def open(self, address: str) -> tuple[int, list[Action]]:
         """A WebSocket was accepted; returns its connection id."""
         now = self.clock.monotonic()
-        limits = self.config.limits
         login = LoginServer(
             self._accounts,
             self.throttle,
@@ -178,14 +193,10 @@ class Switch:
             challenge_ttl=self.config.login.challenge_ttl,
             make_challenge=self._make_challenge,
         )
-        conn = Connection(
-            next(self._ids), address, login, TokenBucket(limits.rate, limits.burst, now)
-        )
-        conn.last_rx = now
-        conn.login_timer = self.timers.arm(
-            now + self.config.login.timeout, lambda: self._login_timeout(conn)
-        )
-        conn.idle_timer = self.timers.arm(now + limits.idle_timeout, lambda: self._idle(conn))
+        conn = Connection(next(self._ids), login)
+        self._bucket.fill(conn, now)
+        self._login_due.touch(conn.id, now)
+        self._idle_due.touch(conn.id, now)
         self.connections[conn.id] = conn
         return conn.id, self._out.drain()
 
@@ -195,8 +206,8 @@ class Switch:
         if conn is None or conn.closing:
             return []
         now = self.clock.monotonic()
-        conn.last_rx = now
-        wait_ms = conn.bucket.take(now)
+        self._idle_due.touch(conn_id, now)
+        wait_ms = self._bucket.take(conn, now)
         if wait_ms:
             self._rate_limited(conn, wait_ms)
             return self._out.drain()
@@ -302,6 +313,27 @@ class Switch:
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
 
+    def held(self) -> dict[str, int]:
+        """How many of each thing the core keeps now. Once every connection has closed
+        and the resume grace is over, all of them are 0: nothing is kept for a closed
+        connection (docs/benchmarks.md, the idle bench). ``/metrics`` shows them."""
+        self.timers.next_deadline()  # drops cancelled entries that are due first
+        return {
+            "connections": len(self.connections),
+            "registrations": len(self.registry),
+            "resume_tokens": len(self._by_token),
+            "login_deadlines": len(self._login_due),
+            "idle_deadlines": len(self._idle_due),
+            "resume_graces": len(self._graces),
+            "timers": self.timers.held,
+            "throttle_keys": self.throttle.held(),
+            "resends_waiting": self.chat.waiting_resends,
+            "calls": len(self.chat.calls),
+            "presence": self.presence.held(),
+            **self.messages.held(),
+            **self.chat.support.held(),
+        }
+
     def fire_timers(self) -> list[Action]:
         for timer in self.timers.pop_due(self.clock.monotonic()):
             try:
@@ -336,10 +368,12 @@ class Switch:
 
     def _before_login(self, conn: Connection, inbound: Inbound) -> None:
         now = self.clock.monotonic()
+        login = conn.login
+        assert login is not None  # there until the login ends, and then principal is set
         if inbound.api is None and inbound.mt == "AppChallenge":
-            return self._reply(conn, inbound, conn.login.challenge(now))
+            return self._reply(conn, inbound, login.challenge(now))
         if inbound.api is None and inbound.mt == "AppLogin":
-            outcome = conn.login.login(inbound.body, now)
+            outcome = login.login(inbound.body, now)
             self._sweep_throttle_later()
             self._out.send(conn.id, outcome.reply)
             if outcome.principal is None:
@@ -349,9 +383,8 @@ class Switch:
 
     def _logged_in(self, conn: Connection, principal: Principal) -> None:
         conn.principal = principal
-        if conn.login_timer is not None:
-            conn.login_timer.cancel()
-            conn.login_timer = None
+        conn.login = None
+        self._login_due.discard(conn.id)
         if self.browser_trace:  # §12.14 (extension): the web client logs to its console
             self._out.send(conn.id, {"mt": "TraceFlags", "browser": True})
         if principal.app is not None and principal.apis:
@@ -416,7 +449,8 @@ class Switch:
             reply["resumed"] = registration is not None
             if registration is not None:
                 registration.user = user
-                registration.hw = request.hw or registration.hw
+                if request.hw:
+                    registration.hw = request.hw
                 registration.flags = request.flags
                 registration.src = request.src
                 reply["resume"] = registration.token
@@ -428,7 +462,7 @@ class Switch:
                 conn.id,
                 principal.domain,
                 user,
-                request.hw or f"conn-{conn.id}",
+                request.hw or None,
                 request.flags,
                 request.src,
             )
@@ -440,7 +474,8 @@ class Switch:
             self._reply(conn, inbound, reply)  # before any offer the new device gets
             return self.presence.registrations_changed(principal.domain, user.sip, before)
         # a repeated Register updates the device in place, keeping its calls
-        registration.hw = request.hw or registration.hw
+        if request.hw:
+            registration.hw = request.hw
         registration.flags = request.flags
         registration.src = request.src
         reply["resume"] = registration.token
@@ -461,9 +496,7 @@ class Switch:
             registration.conn = 0  # closed 4005
             self.chat.detach(registration)
             self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
-        if registration.grace is not None:
-            registration.grace.cancel()
-            registration.grace = None
+        self._graces.discard(registration)
         del self._by_token[token]
         registration.token = new_token()
         self._by_token[registration.token] = registration
@@ -553,20 +586,16 @@ class Switch:
         self.throttle.sweep(self.clock.monotonic())
         self._sweep_throttle_later()
 
-    def _login_timeout(self, conn: Connection) -> None:
-        conn.login_timer = None
-        if conn.principal is None and not conn.closing:
+    def _login_timeout(self, conn_id: int) -> None:
+        conn = self.connections.get(conn_id)
+        if conn is not None and conn.principal is None and not conn.closing:
             self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login timeout")
 
-    def _idle(self, conn: Connection) -> None:
-        """Lazy idle check: the hot path only stamps ``last_rx``; this re-arms itself."""
-        conn.idle_timer = None
-        if conn.closing or conn.id not in self.connections:
-            return
-        deadline = conn.last_rx + self.config.limits.idle_timeout
-        if deadline <= self.clock.monotonic():
-            return self._close(conn, closecodes.WS_4006_IDLE, "idle timeout")
-        conn.idle_timer = self.timers.arm(deadline, lambda: self._idle(conn))
+    def _idle(self, conn_id: int) -> None:
+        """Nothing came from the connection for ``limits.idle_timeout``."""
+        conn = self.connections.get(conn_id)
+        if conn is not None and not conn.closing:
+            self._close(conn, closecodes.WS_4006_IDLE, "idle timeout")
 
     def _close(self, conn: Connection, code: int, reason: str) -> None:
         """Close after what is queued; the device stops being reachable right now."""
@@ -578,10 +607,9 @@ class Switch:
 
     def _teardown(self, conn: Connection, cause: Q931, *, resumable: bool = True) -> None:
         conn.closing = True
-        for timer in (conn.login_timer, conn.idle_timer):
-            if timer is not None:
-                timer.cancel()
-        conn.login_timer = conn.idle_timer = None
+        conn.login = None
+        self._login_due.discard(conn.id)
+        self._idle_due.discard(conn.id)
         grace = self.config.signaling.resume_grace
         registration = conn.registration
         if registration is None or not resumable or grace <= 0:
@@ -590,13 +618,10 @@ class Switch:
         registration.conn = 0
         registration.drop_cause = int(cause)
         self.chat.detach(registration)
-        registration.grace = self.timers.arm(
-            self.clock.monotonic() + grace, lambda: self._grace_over(registration)
-        )
+        self._graces.touch(registration, self.clock.monotonic())
 
     def _grace_over(self, registration: Registration) -> None:
         """Nobody resumed the registration in time: it ends, and its calls with it."""
-        registration.grace = None
         if not registration.attached:
             self._end(registration, Q931(registration.drop_cause))
 
@@ -606,9 +631,7 @@ class Switch:
             self._end(registration, cause)
 
     def _end(self, registration: Registration, cause: Q931) -> None:
-        if registration.grace is not None:
-            registration.grace.cancel()
-            registration.grace = None
+        self._graces.discard(registration)
         self._by_token.pop(registration.token, None)
         before = len(self.registry.of(registration.domain, registration.user.sip))
         self.registry.remove(registration)

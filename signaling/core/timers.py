@@ -21,12 +21,14 @@ def _noop() -> None:
 class Timer:
     """Handle of an armed timer; ``cancel()`` is idempotent."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("callback", "cancelled", "deadline", "queued")
 
     def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False
+        self.queued = True
+        """Its entry is still in the heap (cancelled or not)."""
 
     def cancel(self) -> None:
         # Drop the callback too: the heap keeps the entry until its deadline, and the
@@ -45,10 +47,20 @@ class TimerQueue:
         heapq.heappush(self._heap, (deadline, next(self._order), timer))
         return timer
 
+    def revive(self, timer: Timer, callback: Callable[[], None]) -> bool:
+        """Arm a cancelled ``timer`` again, at its old deadline, if its heap entry is still
+        there; False if it is gone (then arm a new one). A holder that cancels and re-arms
+        often (``Expiry``) thus leaves no cancelled entries behind until their deadline."""
+        if not timer.queued:
+            return False
+        timer.cancelled = False
+        timer.callback = callback
+        return True
+
     def next_deadline(self) -> float | None:
         heap = self._heap
         while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
+            heapq.heappop(heap)[2].queued = False
         return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> list[Timer]:
@@ -57,6 +69,7 @@ class TimerQueue:
         heap = self._heap
         while heap and heap[0][0] <= now:
             timer = heapq.heappop(heap)[2]
+            timer.queued = False
             if not timer.cancelled:
                 due.append(timer)
                 timer.cancelled = True  # fired: a late cancel() must not matter
@@ -64,3 +77,8 @@ class TimerQueue:
 
     def __len__(self) -> int:
         return sum(1 for entry in self._heap if not entry[2].cancelled)
+
+    @property
+    def held(self) -> int:
+        """Entries in the heap, cancelled ones included: what the queue holds in memory."""
+        return len(self._heap)

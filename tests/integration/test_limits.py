@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from websockets.asyncio.client import connect
+
 from signaling.appwebsocket import closecodes
 from tests.support import RunningServer, connected_pair, make_config, running_server
 
@@ -207,3 +209,16 @@ async def test_healthz(server: RunningServer) -> None:
         "status": "ok",
         "checks": {"messages_link": "up", "database": "up"},
     }
+
+
+async def test_compression_is_declined_unless_configured() -> None:
+    """permessage-deflate keeps about 40 KiB per connection: only when the operator says
+    so (limits.compression) is a client's offer accepted (docs/benchmarks.md)."""
+    for compression in (False, True):
+        config = make_config(compression=compression)
+        async with running_server(config) as server, connect(server.url) as ws:
+            # the client offers permessage-deflate, as websockets (and browsers) do
+            accepted = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
+            assert accepted.startswith("permessage-deflate") is compression, accepted
+            await ws.send('{"mt":"KeepAlive"}')
+            assert json.loads(await ws.recv()) == {"mt": "KeepAlive"}

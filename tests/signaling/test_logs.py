@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 
-from signaling.logs import CONNECTION, JsonFormatter, install_record_factory
+from signaling.logs import JsonFormatter, install_record_factory, name_connection
 
 
 async def test_each_task_stamps_its_own_connection_on_its_records(
@@ -16,14 +16,23 @@ async def test_each_task_stamps_its_own_connection_on_its_records(
     log = logging.getLogger("switchboard.test")
     caplog.set_level(logging.INFO)
 
-    async def serve(conn: str) -> None:
-        CONNECTION.set(conn)
+    async def serve(conn: int) -> None:
+        name_connection(conn)
         await asyncio.sleep(0)
         log.info("handling a frame")
 
-    await asyncio.gather(serve("7"), serve("8"))
+    await asyncio.gather(serve(7), serve(8))
     log.info("outside")
     assert sorted(getattr(r, "conn", None) for r in caplog.records) == ["-", "7", "8"]
+
+
+def test_records_outside_an_event_loop_name_no_connection(
+    caplog: logging.LogCaptureFixture,
+) -> None:
+    install_record_factory()
+    caplog.set_level(logging.INFO)
+    logging.getLogger("switchboard.test").info("no loop here")
+    assert [getattr(r, "conn", None) for r in caplog.records] == ["-"]
 
 
 def test_json_lines_carry_time_level_logger_conn_and_message() -> None:

@@ -1270,3 +1270,61 @@ def test_a_last_fragment_without_data_ends_the_message() -> None:
     assert fty_of(h.one(bob), number)["data"] == "draft "
     h.say(alice, 1, "hello")
     assert fty_of(h.one(bob), number)["data"] == "hello"
+
+
+# -- nothing kept for a closed connection (docs/benchmarks.md, bench/idle.py) ---------------
+
+
+def test_connections_that_log_in_register_and_close_leave_nothing_behind() -> None:
+    """Counts, not bytes: while connections are registered the core holds one entry of
+    each kind per connection and a fixed number of timers; once they have closed every
+    way a connection closes and the resume grace is over, it holds nothing at all."""
+    grace = 60.0
+    h = Harness(make_config(grace=grace))
+    users = ("alice", "bob", "carol", "dave")
+    conns = [h.phone(users[index % 4]) for index in range(40)]
+    held = h.switch.held()
+    assert held["connections"] == held["registrations"] == held["idle_deadlines"] == 40
+    assert held["login_deadlines"] == 0 and held["throttle_keys"] == 0
+    assert held["timers"] <= 2  # one per kind of deadline, not one or two per connection
+    assert all(h.switch.connections[conn].login is None for conn in conns)
+
+    alice, bob = conns[0], conns[1]
+    h.call(alice, bob)
+    h.say(alice, 1, "hello")
+    waiting = h.open()  # never logs in
+    late = h.open()
+    h.advance(h.config.login.timeout)  # late and waiting are closed 4001
+    assert h.closed_with[late].code == h.closed_with[waiting].code == 4001
+    resumed = _resume(h, "carol", h.tokens[conns[2]], lose=conns[2])
+    h.record(h.switch.kick(conns[3], 4008, "slow consumer"))
+    for index, conn in enumerate([*conns[4:], alice, bob, resumed, conns[3], waiting, late]):
+        h.close(conn, clean=index % 2 == 0)
+    h.close(conns[2])  # already replaced: a second close changes nothing
+
+    h.advance(grace)
+    assert h.switch.held() == dict.fromkeys(h.switch.held(), 0)
+    assert h.switch.next_deadline() is None
+
+
+def _resume(h: Harness, sip: str, token: str, *, lose: int) -> int:
+    """``lose``'s link drops; a new connection of ``sip`` takes its registration over."""
+    h.close(lose, clean=False)
+    conn = h.login(sip)
+    h.send(conn, {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": token})
+    assert h.take(conn)[0]["resumed"] is True
+    return conn
+
+
+def test_successful_logins_leave_no_throttle_keys_and_failed_ones_do() -> None:
+    h = Harness()
+    for _ in range(5):
+        h.close(h.login("alice"))
+    assert h.switch.held()["throttle_keys"] == 0
+    conn = h.open()
+    h.send(conn, {"mt": "AppChallenge"})
+    h.take(conn)
+    h.send(conn, login_message("alice", "wrong"))
+    assert h.closed_with[conn].code == 4001
+    assert h.switch.held()["throttle_keys"] == 3  # the pair, the account and the address (§3.6)
+    h.close(conn)
