@@ -73,7 +73,7 @@ class LimitsConfig:
     rate: float = 20.0  # messages per second per connection (token bucket refill)
     burst: int = 40  # bucket size
     rate_close_after: int = 20  # consecutive rate-limited messages before close 4004
-    idle_timeout: float = 120.0  # close 4006 after this long without a message from the client
+    idle_timeout: float = 120.0  # close 4006 after this long without a frame or a pong
     send_queue: int = 1024  # frames queued toward one connection before close 4008
     compression: bool = False  # permessage-deflate for clients that offer it (~40 KiB each)
 

@@ -9,10 +9,9 @@ import uvicorn
 
 from config import Config
 
-__all__ = ["uvicorn_config"]
+from .liveness import LivenessProtocol, ping_settings
 
-PING_INTERVAL = 20.0
-"""WebSocket pings find dead TCP links long before ``limits.idle_timeout``."""
+__all__ = ["uvicorn_config"]
 
 
 def uvicorn_config(
@@ -22,12 +21,11 @@ def uvicorn_config(
     options: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
-        "ws": "websockets-sansio",
+        "ws": LivenessProtocol,
         "ws_max_size": config.limits.max_frame,
         # permessage-deflate keeps ~40 KiB per connection (docs/benchmarks.md): opt-in.
         "ws_per_message_deflate": config.limits.compression,
-        "ws_ping_interval": PING_INTERVAL,
-        "ws_ping_timeout": PING_INTERVAL,
+        **ping_settings(config.limits.idle_timeout),
         "lifespan": "on",
         "log_level": log_level,
         # uvicorn's loggers go through the root logger configured by signaling.logs

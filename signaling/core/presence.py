@@ -136,6 +136,8 @@ class Presence:
         key = (domain, sip)
         if self._badges.get(key) == count:
             return  # e.g. the answer to ReadBadge repeating what a subscriber was just shown
+        if not self._registry.of(domain, sip):
+            return  # nobody of theirs is here: asked again when the user subscribes
         self._badges[key] = count
         for leg in self._watchers.get(key, ()):
             if self._is_self(leg) and not leg.parked:

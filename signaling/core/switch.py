@@ -134,11 +134,6 @@ class Switch:
             self.timers, clock, config.login.timeout, self._login_timeout
         )
         """Connections not logged in yet, by id: closed 4001 when ``login.timeout`` is up."""
-        self._idle_due: Expiry[int] = Expiry(
-            self.timers, clock, config.limits.idle_timeout, self._idle
-        )
-        """Every open connection by id, stamped by each frame: closed 4006 when silent for
-        ``limits.idle_timeout``."""
         self._graces: Expiry[Registration] = Expiry(
             self.timers, clock, config.signaling.resume_grace, self._grace_over
         )
@@ -196,7 +191,6 @@ class Switch:
         conn = Connection(next(self._ids), login)
         self._bucket.fill(conn, now)
         self._login_due.touch(conn.id, now)
-        self._idle_due.touch(conn.id, now)
         self.connections[conn.id] = conn
         return conn.id, self._out.drain()
 
@@ -206,7 +200,6 @@ class Switch:
         if conn is None or conn.closing:
             return []
         now = self.clock.monotonic()
-        self._idle_due.touch(conn_id, now)
         wait_ms = self._bucket.take(conn, now)
         if wait_ms:
             self._rate_limited(conn, wait_ms)
@@ -323,7 +316,6 @@ class Switch:
             "registrations": len(self.registry),
             "resume_tokens": len(self._by_token),
             "login_deadlines": len(self._login_due),
-            "idle_deadlines": len(self._idle_due),
             "resume_graces": len(self._graces),
             "timers": self.timers.held,
             "throttle_keys": self.throttle.held(),
@@ -591,12 +583,6 @@ class Switch:
         if conn is not None and conn.principal is None and not conn.closing:
             self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login timeout")
 
-    def _idle(self, conn_id: int) -> None:
-        """Nothing came from the connection for ``limits.idle_timeout``."""
-        conn = self.connections.get(conn_id)
-        if conn is not None and not conn.closing:
-            self._close(conn, closecodes.WS_4006_IDLE, "idle timeout")
-
     def _close(self, conn: Connection, code: int, reason: str) -> None:
         """Close after what is queued; the device stops being reachable right now."""
         if conn.closing:
@@ -609,7 +595,6 @@ class Switch:
         conn.closing = True
         conn.login = None
         self._login_due.discard(conn.id)
-        self._idle_due.discard(conn.id)
         grace = self.config.signaling.resume_grace
         registration = conn.registration
         if registration is None or not resumable or grace <= 0:

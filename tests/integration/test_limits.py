@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from websockets.asyncio.client import connect
@@ -166,15 +167,19 @@ async def test_rate_limit_answers_retry_after_and_abuse_closes_4004() -> None:
         await _still_serving(server)
 
 
-async def test_idle_connection_closes_4006(server: RunningServer) -> None:
-    phone = await server.phone("alice")
-    idle = server.config.limits.idle_timeout
-    await server.advance(idle - 1)
-    await phone.sync()  # activity moves the deadline
-    await server.advance(idle - 1)
-    await phone.sync()
-    await server.advance(idle + 1)
-    assert (await phone.client.wait_closed())[0] == 4006
+async def test_only_a_peer_that_stops_answering_pings_is_closed_4006() -> None:
+    """Liveness is the transport's (PROTOCOL §3.5 revised, docs 12.26): a client that
+    only listens stays, however long it sends nothing; one whose WebSocket stack stops
+    answering the server's pings is closed 4006 within ``limits.idle_timeout``."""
+    async with running_server(make_config(idle_timeout=1.0)) as server:
+        listener, alice = await server.phone("bob"), await server.phone("alice")
+        await server.advance(3600)  # an hour of the hub's time without a client frame
+        alice.client._ws.transport.pause_reading()  # pings pile up unread, unanswered
+        await asyncio.sleep(2.5)  # real time: pings every 0.5 s, pongs awaited 0.5 s
+        alice.client._ws.transport.resume_reading()
+        assert (await alice.client.wait_closed())[0] == closecodes.WS_4006_IDLE
+        await listener.sync()  # its stack answered every ping: still here
+        await _still_serving(server)
 
 
 async def test_pbx_messages_without_the_service() -> None:
