@@ -187,6 +187,7 @@ class UserConfig:
     password: str = field(repr=False)  # repr must NEVER show a password
     licences: frozenset[str] = frozenset()
     max_chats: int = 3  # support chats an agent has at once, taken or ringing (PROTOCOL §9.2)
+    app: bool = False  # an App object seen as a device of its own (docs 12.24), not a person
 
 
 @dataclass(frozen=True, slots=True)

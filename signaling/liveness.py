@@ -8,10 +8,11 @@ do), and only a peer from which nothing arrives — no pong and no frame — for
 
 uvicorn's WebSocket protocol (the ``websockets`` sans-I/O one) already pings every
 ``ws_ping_interval`` and gives up when no pong came within ``ws_ping_timeout``; it closes
-with 1011. ``LivenessProtocol`` changes two things: any frame received since the ping
-counts as a sign of life too, and giving up closes with 4006, the code the protocol
-documents. ``ping_settings`` splits the idle timeout between the two waits, so a dead
-peer is closed at most ``idle_timeout`` after it was last heard.
+with 1011. ``LivenessProtocol`` changes two things: a missed pong only ends the connection when
+nothing at all (no pong, no frame) came for ``idle_timeout``, otherwise it pings again;
+and it closes with 4006, the code the protocol documents. ``ping_settings`` pings at
+least every 20 s and four times per ``idle_timeout``, so a dead peer is closed about
+``idle_timeout`` after it was last heard.
 """
 
 from __future__ import annotations
@@ -22,39 +23,59 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from .appwebsocket import closecodes
 
-__all__ = ["LivenessProtocol", "ping_settings"]
+__all__ = ["LivenessProtocol", "ping_settings", "protocol_for"]
+
+
+PING_EVERY = 20.0
+"""Seconds between pings at most: often enough for the 60 s idle cut-offs of common
+proxies and NATs, whatever ``idle_timeout`` says."""
 
 
 def ping_settings(idle_timeout: float) -> dict[str, float]:
-    """uvicorn's ping interval and pong timeout for ``limits.idle_timeout``: half each."""
-    half = idle_timeout / 2
-    return {"ws_ping_interval": half, "ws_ping_timeout": half}
+    """uvicorn's ping interval and pong wait for ``limits.idle_timeout``: a quarter of it,
+    at most ``PING_EVERY``, so the link is proved several times within the timeout."""
+    every = min(PING_EVERY, idle_timeout / 4)
+    return {"ws_ping_interval": every, "ws_ping_timeout": every}
 
 
 class LivenessProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, with frames counting as life and a 4006 close."""
+    """uvicorn's WebSocket protocol, closing with 4006 only a peer silent for the whole
+    ``idle_timeout``: neither a pong nor any other frame."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, idle_timeout: float = 120.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.heard_at = 0.0
-        """Loop time of the last bytes from the peer."""
+        self.idle_timeout = idle_timeout
+        self.heard_at = self.loop.time()
+        """Loop time of the last bytes from the peer (a pong, a frame, anything)."""
 
     def data_received(self, data: bytes) -> None:
         self.heard_at = self.loop.time()
         super().data_received(data)
 
     def keepalive_timeout(self) -> None:
-        if self.heard_at > self.ping_sent_at and not self.close_sent:
-            # No pong yet, but the peer spoke after the ping: it is there. Ping again.
-            self.pong_timer = None
-            self.pending_ping_payload = None
-            self.schedule_ping()
-            return
+        """No pong within the wait. Unless the peer has been silent for ``idle_timeout``
+        (it may have sent frames, or the timeout is not up yet), ping again."""
         self.pong_timer = None
         self.pending_ping_payload = None
         if self.close_sent or self.transport.is_closing():
+            return
+        if self.loop.time() - self.heard_at < self.idle_timeout:
+            self.schedule_ping()
             return
         self.conn.fail(closecodes.WS_4006_IDLE, "idle timeout")
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.close_sent = True
         self.transport.close()
+        # A dead peer never takes what is still buffered for it: drop it soon rather
+        # than when TCP gives up, so the hub learns of the disconnect now.
+        self.loop.call_later(1.0, self.transport.abort)
+
+
+def protocol_for(idle_timeout: float) -> type[LivenessProtocol]:
+    """The protocol class uvicorn builds per connection, knowing ``idle_timeout``."""
+
+    class Configured(LivenessProtocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, idle_timeout=idle_timeout, **kwargs)
+
+    return Configured

@@ -9,7 +9,7 @@ import uvicorn
 
 from config import Config
 
-from .liveness import LivenessProtocol, ping_settings
+from .liveness import ping_settings, protocol_for
 
 __all__ = ["uvicorn_config"]
 
@@ -21,7 +21,7 @@ def uvicorn_config(
     options: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
-        "ws": LivenessProtocol,
+        "ws": protocol_for(config.limits.idle_timeout),
         "ws_max_size": config.limits.max_frame,
         # permessage-deflate keeps ~40 KiB per connection (docs/benchmarks.md): opt-in.
         "ws_per_message_deflate": config.limits.compression,

@@ -145,9 +145,10 @@ class ChatCalls:
                 self.presence.ended(leg)
                 return self._send_sig(leg, {"type": "rel", "cau": _NORMAL.to_json()})
             return self.presence.on_event(leg, event, sig)
+        next_state = client_event(leg.role, leg.state, event)  # BadState unless allowed
         if event is Event.PROGRESS and sig.fields and "cau" in sig.fields:
             event = Event.DISC  # progress with a cause: this device disconnected (12.25)
-        next_state = client_event(leg.role, leg.state, event)
+            next_state = client_event(leg.role, leg.state, event)
         if event is Event.FACILITY:
             return self._facility(leg, sig)
         if self.tracer.signalling:
@@ -338,7 +339,11 @@ class ChatCalls:
         reachable = [
             device
             for device in self._registry.of(reg.domain, callee.sip)
-            if device.no_media and device is not reg and device.attached
+            if device.no_media
+            and device is not reg
+            and device.attached
+            # a registration of a removed App object never gets a new user's calls
+            and device.user.app == callee.app
         ]
         devices = [device for device in reachable if len(device.legs) < max_calls]
         if not reachable and self._licensed(callee):
@@ -881,8 +886,11 @@ class ChatCalls:
                 f"{mime[:40]!r} travels only as application data, to a connected device"
                 " registered with APP_DATA"
             )
-        now = int(self._clock.wall())
+        wall = self._clock.wall()
+        now = int(wall)
         seq = call.next_seq()
+        if call.support is not None:  # application data is activity too (no idle close)
+            call.support.touch(self._clock.monotonic(), int(wall * 1000))
         user = leg.reg.user
         item: JsonObject = {
             "type": "im_message",

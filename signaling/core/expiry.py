@@ -1,16 +1,16 @@
 """Deadlines that are all the same delay after a stamp, kept with one timer for the lot.
 
 Theory of operation: the hub closes a connection that has not logged in ``login.timeout``
-after it opened, or that has been silent for ``limits.idle_timeout``, and ends a detached
-registration ``signaling.resume_grace`` after its connection dropped. Each of these is a
+after it opened, and ends a detached registration ``signaling.resume_grace`` after its
+connection dropped (silence is the transport's business: ``signaling.liveness``). Each of these is a
 fixed delay after a stamp, so the order in which keys were last stamped is the order in
 which they fall due. A dict keeps exactly that order: ``touch`` moves a key to the end,
 the first key is always the next to fall due. One ``Timer`` in the ``TimerQueue`` waits
 for the first key; when it fires, every key that is due is handed to ``expired`` and the
 timer is armed again for the new first key.
 
-So an idle connection costs one dict entry here, not a timer, a heap entry and a closure
-of its own; stamping a key on every frame costs a dict pop and insert.
+So a waiting connection costs one dict entry here, not a timer, a heap entry and a
+closure of its own.
 """
 
 from __future__ import annotations

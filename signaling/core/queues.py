@@ -402,7 +402,10 @@ class Queues:
             return {"mt": "UnsubscribeResult", "queue": queue.sip}
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
-        found = self.chats.get(_conversation_of(mt, body))
+        named = _conversation_of(mt, body)
+        found = self.chats.get(named)
+        if found is None and body.get("confId") is None:  # a leg's own callId, as the
+            found = self._chat_with_leg(named)  # agent's offered setup carried it
         if found is None or found.call.domain != domain:
             raise NotFound("no such support chat")
         chat = found
@@ -416,6 +419,14 @@ class Queues:
         if not isinstance(to, str) or not to:
             raise BadJson("Transfer needs to (an agent's or a queue's sip)")
         return self._transfer(chat, reg, to)
+
+    def _chat_with_leg(self, call_id: str) -> SupportChat | None:
+        """The chat one of whose legs has this ``callId`` (a scan: rare, and bounded by
+        the support chats in progress)."""
+        for chat in self.chats.values():
+            if any(leg.call_id == call_id for leg in chat.call.legs()):
+                return chat
+        return None
 
     def _queue_of_agent(self, domain: str, sip: str, name: object) -> QueueConfig:
         if not isinstance(name, str):
@@ -560,8 +571,8 @@ def _conversation(call: Call) -> JsonObject:
 
 
 def _conversation_of(mt: str, body: JsonObject) -> str:
-    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (which
-    means the conversation here, as on the board, not a leg); both must agree."""
+    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (the
+    conversation, as on the board, or one of its legs); both must agree."""
     conf_id, call_id = body.get("confId"), body.get("callId")
     named = conf_id if conf_id is not None else call_id
     if not isinstance(named, str) or (call_id is not None and call_id != named):

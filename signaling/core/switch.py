@@ -395,7 +395,11 @@ class Switch:
         url = inbound.body.get("url")
         if not isinstance(url, str):
             raise BadJson("CheckBuild needs a string url")
-        self._reply(conn, inbound, check_build(url, BUILD))
+        try:
+            answer = check_build(url, BUILD)
+        except ValueError:  # e.g. an unclosed "[" in the host: not a url
+            raise BadJson("CheckBuild url is not a url") from None
+        self._reply(conn, inbound, answer)
 
     def _own_device(self, principal: Principal, api: str) -> UserConfig | None:
         """Who the session is on PbxSignal or PbxMessages: the user it logged in as or acts

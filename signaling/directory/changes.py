@@ -142,14 +142,26 @@ class DirectoryChanges:
             for name, table in entries.items():
                 if table is None:
                     remove(name)
-        for kind, entries, _remove, put in kinds:
-            for name, table in entries.items():
-                if table is None:
-                    continue
+        waiting = [
+            (kind, name, table, put)
+            for kind, entries, _remove, put in kinds
+            for name, table in entries.items()
+            if table is not None
+        ]
+        # Until nothing moves: an entry may need a number or name that a later one frees
+        # (an App object moved off the number a new user now has), whatever the order.
+        while waiting:
+            refused: list[tuple[str, str, Table, Put, Exception]] = []
+            for kind, name, table, put in waiting:
                 try:
                     put(name, table, f"{domain}/{name}")
-                except (ConfigError, ValueError) as exc:
-                    log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, exc)
+                except (ConfigError, ValueError) as error:
+                    refused.append((kind, name, table, put, error))
+            if len(refused) == len(waiting):
+                for kind, name, _table, _put, why in refused:
+                    log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, why)
+                break
+            waiting = [(kind, name, table, put) for kind, name, table, put, _ in refused]
 
     # Each record writes the whole new state first and keeps it only once it is on disk:
     # the caller applies a change after recording it, so a change that could not be

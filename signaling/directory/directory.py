@@ -37,6 +37,7 @@ def app_as_user(app: AppConfig) -> UserConfig:
         password="",
         licences=app.licences,
         max_chats=0,
+        app=True,
     )
 
 

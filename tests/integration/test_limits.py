@@ -170,16 +170,32 @@ async def test_rate_limit_answers_retry_after_and_abuse_closes_4004() -> None:
 async def test_only_a_peer_that_stops_answering_pings_is_closed_4006() -> None:
     """Liveness is the transport's (PROTOCOL §3.5 revised, docs 12.26): a client that
     only listens stays, however long it sends nothing; one whose WebSocket stack stops
-    answering the server's pings is closed 4006 within ``limits.idle_timeout``."""
+    answering the server's pings is closed 4006 once silent for ``limits.idle_timeout``
+    (give or take a ping interval)."""
     async with running_server(make_config(idle_timeout=1.0)) as server:
         listener, alice = await server.phone("bob"), await server.phone("alice")
         await server.advance(3600)  # an hour of the hub's time without a client frame
         alice.client._ws.transport.pause_reading()  # pings pile up unread, unanswered
-        await asyncio.sleep(2.5)  # real time: pings every 0.5 s, pongs awaited 0.5 s
+        await asyncio.sleep(2.5)  # real time: pings every 0.25 s, closed after 1 s of silence
         alice.client._ws.transport.resume_reading()
         assert (await alice.client.wait_closed())[0] == closecodes.WS_4006_IDLE
         await listener.sync()  # its stack answered every ping: still here
         await _still_serving(server)
+
+
+async def test_frames_prove_a_peer_alive_even_without_pongs() -> None:
+    """A peer that keeps sending but does not answer pings is there (docs 12.26): only
+    silence of every kind for ``limits.idle_timeout`` closes it."""
+    async with running_server(make_config(idle_timeout=1.0)) as server:
+        alice = await server.phone("alice")
+        alice.client._ws.transport.pause_reading()  # no pong will be sent
+        for _ in range(10):  # 2.5 s, two and a half idle timeouts, of frames only
+            await alice.client.send({"mt": "KeepAlive"})
+            await asyncio.sleep(0.25)
+        assert alice.client._ws.state.name == "OPEN"
+        await asyncio.sleep(2.0)  # now silent too
+        alice.client._ws.transport.resume_reading()
+        assert (await alice.client.wait_closed())[0] == closecodes.WS_4006_IDLE
 
 
 async def test_pbx_messages_without_the_service() -> None:

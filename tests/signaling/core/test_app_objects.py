@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from config import AppConfig, Config
+from config import AppConfig, Config, UserConfig
 from signaling.appwebsocket.digest import login_digest
 from signaling.core.switch import BUILD
 from tests.signaling.core.harness import CHALLENGE, Harness, fty_of, im, sig_of
@@ -163,6 +163,19 @@ def test_the_app_objects_current_config_decides_at_register() -> None:
     h.finish()
 
 
+def test_a_removed_app_objects_registration_never_gets_a_new_users_calls() -> None:
+    h = Harness(app_config())
+    bot, carol = app_phone(h, "echo-bot"), h.phone("carol")
+    tenant = h.switch.directory.tenant("example.com")
+    assert tenant is not None
+    tenant.remove_app("echo-bot")  # the operator deletes it, then makes a user of the name
+    tenant.put(UserConfig(sip="echo-bot", dn="Echo Person", num="", password="p"))
+    h.setup(carol, 1, "echo-bot")
+    assert sig_of(h.take(carol)[-1], 1, "rel")["cau"]["num"] == 18  # the person is away
+    h.quiet(bot)  # the old App registration hears nothing of it
+    h.finish()
+
+
 def test_an_app_object_shows_in_presence_while_registered() -> None:
     h = Harness(app_config())
     carol = h.phone("carol")
@@ -228,6 +241,8 @@ def test_check_build_is_answered_before_login_and_after() -> None:
     h.send(conn, {"mt": "CheckBuild", "url": current, "src": "b"})
     assert h.one(conn) == {"mt": "CheckBuildResult", "src": "b"}  # current: no url, no reload
     h.send(conn, {"mt": "CheckBuild"})
+    assert h.one(conn)["code"] == "bad_json"
+    h.send(conn, {"mt": "CheckBuild", "url": "http://[abc/x"})  # not a url at all
     assert h.one(conn)["code"] == "bad_json"
     h.close(conn)
     alice = h.login("alice")

@@ -199,9 +199,10 @@ def test_take_from_the_board_and_close_by_the_agent() -> None:
     number = offered[0]["call"]
     leg_id = sig_of(offered[0], kind="setup")["callId"]
     assert leg_id != call_id
+    h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "confId": leg_id})
+    assert h.one(alice)["code"] == "not_found"  # a confId names the conversation only
+    # the callId its offered setup carried names the chat too (a client off the board)
     h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "callId": leg_id})
-    assert h.one(alice)["code"] == "not_found"  # the Queue API names the conversation
-    h.send(alice, {"api": "Queue", "mt": "Take", "src": "t", "confId": call_id})
     messages = h.take(alice)
     relayed = [m for m in messages if m.get("api") == "PbxSignal"]
     assert sig_of(relayed[0], number)["fty"][0]["data"] == "hi"  # held until the take

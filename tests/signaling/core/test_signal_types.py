@@ -201,6 +201,24 @@ def test_progress_with_a_cause_is_that_device_disconnecting() -> None:
     h.finish()
 
 
+def test_progress_with_a_cause_obeys_the_table_like_any_progress() -> None:
+    """Only a ringing callee device may send progress, with a cause or without."""
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    h.setup(alice, 1, "bob")
+    h.take(alice)
+    h.signal(alice, 1, {"type": "progress", "cau": {"loc": 0, "num": 17}})  # the caller
+    assert h.one(alice)["code"] == "bad_state"
+    number, _ = h.offered(bob)
+    h.signal(bob, number, {"type": "conn"})
+    h.take(alice)
+    h.signal(bob, number, {"type": "progress", "cau": {"loc": 0, "num": 17}})  # after conn
+    assert h.one(bob)["code"] == "bad_state"
+    assert len(h.switch.chat.calls) == 1  # nothing ended
+    h.quiet(alice)
+    h.finish()
+
+
 def test_disc_on_a_connected_call_is_relayed_as_disc_then_rel() -> None:
     h = Harness()
     alice, bob = h.phone("alice"), h.phone("bob")

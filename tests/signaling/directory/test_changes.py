@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, QueueConfig, UserConfig
+from config import AppConfig, ConfigError, QueueConfig, UserConfig
 from signaling.directory import Directory, Tenant
 from signaling.directory.changes import DirectoryChanges
 from tests.support import make_config
@@ -71,6 +71,24 @@ def test_a_name_freed_by_a_deletion_can_be_taken_at_start(tmp_path: Path) -> Non
     tenant = demo(loaded)
     assert "dave" not in tenant.users and tenant.queues["dave"].dn == "Dave's desk"
     assert "support" not in tenant.queues and tenant.users["support"].dn == "S"
+
+
+def test_a_number_an_app_object_gave_up_can_go_to_a_new_user_at_start(tmp_path: Path) -> None:
+    """Replayed in any order, changes the admin API accepted one after the other apply:
+    the bot moves off 150, then a new user takes 150."""
+    path = tmp_path / "directory-n1.json"
+    bot = AppConfig("echo-bot", "bot-pw", apis=("PbxSignal",), num="150")
+    config = make_config()
+    demo_tenant, *others = config.tenants
+    configured = [replace(demo_tenant, apps=(*demo_tenant.apps, bot)), *others]
+    changes = DirectoryChanges(path)
+    changes.record_app("example.com", "echo-bot", replace(bot, num="151"))
+    changes.record_user("example.com", "yvonne", UserConfig("yvonne", "Yvonne", "150", "y-pw"))
+    loaded = Directory(configured, config.login.default_domain)
+    DirectoryChanges(path).load_into(loaded)
+    tenant = demo(loaded)
+    assert tenant.users["yvonne"].num == "150"
+    assert tenant.apps["echo-bot"].num == "151"
 
 
 def test_a_queue_that_no_longer_fits_is_skipped(

@@ -24,7 +24,13 @@ def demo() -> Tenant:
 def test_an_app_object_as_a_user_has_its_name_dn_number_and_licences_but_no_password() -> None:
     licensed = replace(ECHO, licences=frozenset({"messages"}))
     assert app_as_user(licensed) == UserConfig(
-        sip="echo", dn="Echo", num="150", password="", licences=frozenset({"messages"}), max_chats=0
+        sip="echo",
+        dn="Echo",
+        num="150",
+        password="",
+        licences=frozenset({"messages"}),
+        max_chats=0,
+        app=True,  # a device of an App object, never taken for a person of the same name
     )
     assert app_as_user(replace(ECHO, dn="")).dn == "echo"  # no dn: its name
 
