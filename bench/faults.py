@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import random
-import secrets
 import sys
 import tempfile
 import time
@@ -34,7 +33,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -43,6 +41,7 @@ sys.path.insert(0, str(ROOT))  # the scenario lives with the tests
 import asyncpg  # noqa: E402
 from relay import source_version, terminate_as_exit  # noqa: E402
 
+from tests.databases import scratch_postgres  # noqa: E402
 from tests.integration.faults import FAULTS, MESSAGES, WINDOW, Outcome, run_fault  # noqa: E402
 
 JsonObject = dict[str, Any]
@@ -104,19 +103,10 @@ async def database(backend: str, directory: Path, server: str) -> AsyncIterator[
     if backend == "sqlite":
         yield f"sqlite://{(directory / 'messages.sqlite3').as_posix()}"
         return
-    name = f"switchboard_bench_faults_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server, timeout=5)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlsplit(server)._replace(path=f"/{name}").geturl()
-        finally:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        async with scratch_postgres(admin, server, "switchboard_bench_faults") as url:
+            yield url
     finally:
         await admin.close()
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from tests.databases import scratch_postgres
 from tests.support import RunningServer, running_server
 
 
@@ -51,17 +50,8 @@ async def _postgres_database() -> AsyncIterator[str]:
         if os.environ.get(REQUIRE_SERVICES_ENV) == "1":
             pytest.fail(message)
         pytest.skip(message)
-    name = f"switchboard_test_{secrets.token_hex(6)}"
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield urlsplit(server)._replace(path=f"/{name}").geturl()
-        finally:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        async with scratch_postgres(admin, server, "switchboard_test") as url:
+            yield url
     finally:
         await admin.close()

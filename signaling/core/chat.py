@@ -891,18 +891,7 @@ class ChatCalls:
         seq = call.next_seq()
         if call.support is not None:  # application data is activity too (no idle close)
             call.support.touch(self._clock.monotonic(), int(wall * 1000))
-        user = leg.reg.user
-        item: JsonObject = {
-            "type": "im_message",
-            "sender": user.sip,
-            "sender_dn": user.dn,
-            "time": now,
-            "seq": seq,
-            "mime": mime,
-            "data": data,
-        }
-        if raw.subject is not None:
-            item["subject"] = raw.subject
+        item = _relayed_item(leg, now, seq, data, raw, mime=mime, attach=False)
         for receiver in receivers:
             self._send_fty(receiver.reg, receiver.number, item)
         if message_id is not None:
@@ -1329,10 +1318,19 @@ _HUB_FTY = frozenset(
 so no peer can fake a name, an acknowledgement or a presence state."""
 
 
-def _relayed_item(leg: Leg, now: int, seq: int, html: str, raw: ImMessage) -> JsonObject:
+def _relayed_item(
+    leg: Leg,
+    now: int,
+    seq: int,
+    data: str,
+    raw: ImMessage,
+    *,
+    mime: str = "text/html",
+    attach: bool = True,
+) -> JsonObject:
     """The ``im_message`` as receivers get it (PROTOCOL §12.5), as a dict: for messages
-    held until ``conn`` and for group calls; a one-to-one relay builds its frame as text
-    (``_relay_text``)."""
+    held until ``conn``, for group calls and for application data (another ``mime``, no
+    attachments); a one-to-one relay builds its frame as text (``_relay_text``)."""
     user = leg.reg.user
     item: JsonObject = {
         "type": "im_message",
@@ -1340,10 +1338,10 @@ def _relayed_item(leg: Leg, now: int, seq: int, html: str, raw: ImMessage) -> Js
         "sender_dn": user.dn,
         "time": now,
         "seq": seq,
-        "mime": "text/html",
-        "data": html,
+        "mime": mime,
+        "data": data,
     }
-    if raw.attach is not None:
+    if attach and raw.attach is not None:
         item["attach"] = raw.attach
     if raw.subject is not None:
         item["subject"] = raw.subject
