@@ -338,8 +338,8 @@ class Switch:
 
     def _dispatch(self, conn: Connection, inbound: Inbound) -> None:
         mt, api = inbound.mt, inbound.api
-        if mt == "KeepAlive" and api is None:
-            return self._out.send(conn.id, {"mt": "KeepAlive"})
+        if mt == "KeepAlive" and api is None:  # echoes src, as every answer (§1.2)
+            return self._reply(conn, inbound, {"mt": "KeepAlive"})
         if mt == "CheckBuild" and api is None:  # before login too: docs 12.24
             return self._check_build(conn, inbound)
         if conn.principal is None:
@@ -396,10 +396,10 @@ class Switch:
         if not isinstance(url, str):
             raise BadJson("CheckBuild needs a string url")
         try:
-            answer = check_build(url, BUILD)
-        except ValueError:  # e.g. an unclosed "[" in the host: not a url
-            raise BadJson("CheckBuild url is not a url") from None
-        self._reply(conn, inbound, answer)
+            reply = check_build(url, BUILD)
+        except ValueError as exc:  # e.g. an unclosed "[" in the host: no URL to rewrite
+            raise BadJson("CheckBuild url is no URL") from exc
+        self._reply(conn, inbound, reply)
 
     def _own_device(self, principal: Principal, api: str) -> UserConfig | None:
         """Who the session is on PbxSignal or PbxMessages: the user it logged in as or acts

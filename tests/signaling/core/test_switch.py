@@ -168,6 +168,8 @@ def test_keepalive_is_answered_before_and_after_login() -> None:
     h.take(conn)
     h.send(conn, {"mt": "KeepAlive"})
     assert h.one(conn) == {"mt": "KeepAlive"}
+    h.send(conn, {"mt": "KeepAlive", "src": "k"})  # the answer echoes src (§1.2)
+    assert h.one(conn) == {"mt": "KeepAlive", "src": "k"}
     h.finish()
 
 
