@@ -51,7 +51,6 @@ from typing import Any
 from relay import (
     BENCH_DIR,
     BENCH_SETTINGS,
-    DOMAIN,
     HOST,
     MEMORY_WARMUP,
     ROOT,
@@ -63,8 +62,7 @@ from relay import (
     say,
     source_version,
     switchboard_command,
-    user_name,
-    user_password,
+    user_tables,
 )
 from traced_serve import SNAPSHOT_DIR_VARIABLE
 
@@ -164,15 +162,7 @@ def write_config(path: Path, plan: Plan, secret: str) -> None:
     lines = [*BENCH_SETTINGS, "[signaling]", f'resume_grace = "{plan.grace}s"', ""]
     if plan.compression:
         lines.insert(lines.index("[limits]") + 1, "compression = true")
-    for index in range(plan.users):
-        lines += [
-            f'[tenants."{DOMAIN}".users.{user_name(index)}]',
-            f'dn = "Bench {index}"',
-            f'num = "{100000 + index}"',
-            f'password = "{user_password(secret, index)}"',
-            "",
-        ]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join([*lines, *user_tables(plan.users, secret)]))
 
 
 class Snapshots:

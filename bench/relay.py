@@ -770,6 +770,12 @@ def write_config(path: Path, users: int, secret: str, trace: Sequence[str] = ())
         f"flags = {json.dumps(list(trace))}",
         "",
     ]
+    path.write_text("\n".join([*lines, *user_tables(users, secret)]))
+
+
+def user_tables(users: int, secret: str) -> list[str]:
+    """The TOML lines of the bench tenant's ``users`` users."""
+    lines: list[str] = []
     for index in range(users):
         lines += [
             f'[tenants."{DOMAIN}".users.{user_name(index)}]',
@@ -778,7 +784,7 @@ def write_config(path: Path, users: int, secret: str, trace: Sequence[str] = ())
             f'password = "{user_password(secret, index)}"',
             "",
         ]
-    path.write_text("\n".join(lines))
+    return lines
 
 
 def raise_fd_limit() -> None:

@@ -83,6 +83,9 @@ class Plan:
     postgres: str
     save: bool
     split: bool = False
+    ids: bool = False
+    """Every message carries a client ``id`` (acked; on licensed pairs a per-sender
+    idempotency key, PROTOCOL §4.6)."""
 
     @property
     def pair_users(self) -> int:
@@ -112,6 +115,9 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         help="run the messages service in a process of its own (--role messages) beside "
         "the hub (--role hub), instead of both in one process",
     )
+    parser.add_argument(
+        "--ids", action="store_true", help="every message carries an id (acked, idempotent)"
+    )
     parser.add_argument("--quick", action="store_true", help="short run (about a minute)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
     args = parser.parse_args(argv)
@@ -131,6 +137,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         postgres=args.postgres,
         save=not args.no_save,
         split=args.split,
+        ids=args.ids,
     )
 
 
@@ -335,7 +342,7 @@ class StoreBench:
         plan, workers = self.plan, self.workers
         base = plan.pair_users if stored else 0
         setup = [
-            {"op": "relay", "port": hub.port, "count": plan.pairs, "with_id": False}
+            {"op": "relay", "port": hub.port, "count": plan.pairs, "with_id": plan.ids}
             | {"first_user": base + 2 * plan.pairs * index}
             for index in range(plan.procs)
         ]

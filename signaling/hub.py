@@ -146,8 +146,7 @@ class Hub:
     async def start(self) -> None:
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
         if self.outbox is not None:
-            await self.outbox.open()
-            recovered, self.outbox.recovered = self.outbox.recovered, []
+            recovered = await self.outbox.open()
             self.switch.recovered(json.loads(text) for text in recovered)
         if self.link is not None:
             self.link.start()

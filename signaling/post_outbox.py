@@ -60,19 +60,17 @@ class PostOutbox:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self.recovered: list[str] = []
-        """After ``open``: every Post the journal still held, acknowledged or not, for the
-        hub to learn their client ids (PROTOCOL §4.6); the hub takes and clears it."""
         self.on_ready: Callable[[], None] = lambda: None
         """Called after new Posts became durable (the link sends them on)."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Read what a previous run left pending, rewrite the journal, start flushing."""
+    async def open(self) -> list[str]:
+        """Read what a previous run left pending, rewrite the journal, start flushing.
+        Returns every Post the journal still held, acknowledged or not, for the hub to
+        learn their client ids (PROTOCOL §4.6)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.pending, settled = await asyncio.to_thread(_recover, self.path)
-        self.recovered = [*settled, *self.pending.values()]
         self._next_key = max(self.pending, default=0) + 1
         self._unsent = deque(self.pending)
         self._pending_bytes = sum(len(text) for text in self.pending.values())
@@ -81,6 +79,7 @@ class PostOutbox:
             log.info("outbox: %d stored messages to resend", len(self.pending))
         self._idle.set()
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+        return [*settled, *self.pending.values()]
 
     async def close(self) -> None:
         """Write what is waiting, then stop."""

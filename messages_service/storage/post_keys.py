@@ -28,7 +28,10 @@ _Key = tuple[str, str, str]
 """(domain, author, client id)."""
 
 _COLUMNS = 7
-_PER_STATEMENT = 120  # keys per statement: 840 parameters, far below every driver's limit
+_CLAIMS_PER_STATEMENT = (30000 - 1) // _COLUMNS
+"""Keys one INSERT claims: a whole batch at once (SQLite 3.32+ allows 32766 parameters,
+PostgreSQL 32767), since every statement is a round trip on the Post path."""
+_LOOKUPS_PER_STATEMENT = 120  # keys per lookup of holders (resends only: rare)
 
 _CLAIM = """
     INSERT INTO post_keys (domain, author, client_id, call_id, seq, time_ms, stored_ms)
@@ -94,8 +97,8 @@ async def _insert(
 ) -> set[_Key]:
     """Insert (or take over, where expired) each Post's key; the keys it got."""
     taken: set[_Key] = set()
-    for start in range(0, len(posts), _PER_STATEMENT):
-        chunk = posts[start : start + _PER_STATEMENT]
+    for start in range(0, len(posts), _CLAIMS_PER_STATEMENT):
+        chunk = posts[start : start + _CLAIMS_PER_STATEMENT]
         marks = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * len(chunk))
         params: list[object] = []
         for post in chunk:
@@ -109,8 +112,8 @@ async def _insert(
 async def _holders(db: Database, tx: BaseDBAsyncClient, keys: list[_Key]) -> dict[_Key, Original]:
     """The Post that holds each of ``keys`` (a live key some earlier Post claimed)."""
     held: dict[_Key, Original] = {}
-    for start in range(0, len(keys), _PER_STATEMENT):
-        chunk = keys[start : start + _PER_STATEMENT]
+    for start in range(0, len(keys), _LOOKUPS_PER_STATEMENT):
+        chunk = keys[start : start + _LOOKUPS_PER_STATEMENT]
         conditions = " OR ".join(["(domain = ? AND author = ? AND client_id = ?)"] * len(chunk))
         params = [value for key in chunk for value in key]
         for row in await tx.execute_query_dict(

@@ -101,7 +101,7 @@ class ChatCalls:
         """Resends of stored ids, by who recognised them (``hub``, ``service``), for
         ``/metrics``."""
         self._awaiting: dict[SenderKey, list[Leg]] = {}
-        """Resends whose original is not on disk yet: told when it is (``_told_resends``)."""
+        """Resends whose original is not on disk yet: told when it is (``settled``)."""
         self.messages = 0
         """Chat messages accepted (given a seq) since start, for ``/metrics``."""
         self.tracer = Tracer()
@@ -589,7 +589,7 @@ class ChatCalls:
         if message_id is not None:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
-            self._remember(call, user.sip, message_id, record)
+            self.sender_ids.put(call.domain, user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
 
@@ -710,7 +710,7 @@ class ChatCalls:
                     record.state = "delivered"
                     self._send_ack(caller, message.id, record)
                     if call.stored:  # posted now: its id is the sender's key (§4.6)
-                        self._remember(call, caller.reg.user.sip, message.id, record)
+                        self.sender_ids.put(call.domain, caller.reg.user.sip, message.id, record)
 
     # -- the other Signal types (docs/protocol.md 12.25) ---------------------------------
 
@@ -726,12 +726,7 @@ class ChatCalls:
             if call.group is None and caller is not None and not caller.parked:
                 self._hub_event(caller, Event.PROGRESS, out)
             return None
-        receivers = (
-            [other for other in call.joined if other is not leg]
-            if call.group is not None
-            else [peer for peer in (call.peer(leg),) if peer is not None]
-        )
-        for receiver in receivers:
+        for receiver in _listeners(leg):
             if not receiver.parked:
                 self._send_sig(receiver, out)
 
@@ -860,7 +855,7 @@ class ChatCalls:
             record = AckRecord(seq, now, state)
             call.remember(leg, message_id, record)
             if call.stored and (state != "held" or parked):  # posted: a key (§4.6)
-                self._remember(call, leg.reg.user.sip, message_id, record)
+                self.sender_ids.put(call.domain, leg.reg.user.sip, message_id, record)
             if state != _PENDING:
                 self._send_ack(leg, message_id, record)
         if leg.typing is not None:
@@ -875,12 +870,7 @@ class ChatCalls:
         kept for a replay, stored or handed to a webhook. It takes a seq like any
         message, so acknowledgements and retries work as usual."""
         call = leg.call
-        others = (
-            [other for other in call.joined if other is not leg]
-            if call.group is not None
-            else [peer for peer in (call.peer(leg),) if peer is not None]
-        )
-        receivers = [other for other in others if not other.parked and other.reg.app_data]
+        receivers = [other for other in _listeners(leg) if not other.parked and other.reg.app_data]
         if not receivers:
             raise BadMime(
                 f"{mime[:40]!r} travels only as application data, to a connected device"
@@ -984,9 +974,6 @@ class ChatCalls:
         """Resends waiting for their original to be on disk (``Switch.held``)."""
         return sum(len(legs) for legs in self._awaiting.values())
 
-    def _remember(self, call: Call, sip: str, message_id: str, record: AckRecord) -> None:
-        self.sender_ids.put(call.domain, sip, message_id, record)
-
     def _answer_resend(self, leg: Leg, message_id: str, known: AckRecord) -> None:
         """A stored message's id again, from another call or device of its sender: the
         original's ack, and nothing relayed or stored."""
@@ -1016,44 +1003,29 @@ class ChatCalls:
         """Posts a previous run of this hub journaled (docs 12.21): their ids are keys
         from the start, so a client resending them after a restart is answered."""
         for post in posts:
-            message_id, domain, author = post.get("id"), post.get("domain"), post.get("author")
-            seq, time_ms = post.get("seq"), post.get("time")
-            if (
-                isinstance(message_id, str)
-                and isinstance(domain, str)
-                and isinstance(author, str)
-                and type(seq) is int
-                and type(time_ms) is int
-            ):
-                record = AckRecord(seq, time_ms // 1000, "stored")
-                self.sender_ids.put(domain, author, message_id, record)
+            key = _sender_key(post)
+            record = _stored_record(post)
+            if key is not None and record is not None:
+                self.sender_ids.put(*key, record)
 
     def duplicate(self, post: JsonObject, original: JsonObject) -> None:
         """The messages service already held this Post's id under an earlier Post (one
         this hub had forgotten): the writer's ack is corrected to the original's seq and
         time, and the memory answers with them from now on."""
-        message_id, domain = post.get("id"), post.get("domain")
-        author = post.get("writer", post.get("author"))
-        seq, time_ms = original.get("seq"), original.get("time")
-        if not (
-            isinstance(message_id, str)
-            and isinstance(domain, str)
-            and isinstance(author, str)
-            and type(seq) is int
-            and type(time_ms) is int
-        ):
+        key, corrected = _sender_key(post), _stored_record(original)
+        if key is None or corrected is None:
             return
         self.resends["service"] += 1
-        time = time_ms // 1000
-        call = self.calls.get(str(post.get("callId")))
-        known = self.sender_ids.get(domain, author, message_id)
+        known = self.sender_ids.get(*key)
         if known is None or known.seq == post.get("seq"):  # from now on: the original
-            self.sender_ids.put(domain, author, message_id, AckRecord(seq, time, "stored"))
+            self.sender_ids.put(*key, corrected)
+        call = self.calls.get(str(post.get("callId")))
         if call is None:
             return  # the writer hears the original when it resends
+        _, author, message_id = key
         for (role, sip, written), record in list(call.acks.items()):
             if sip == author and written == message_id and record.seq == post.get("seq"):
-                record.seq, record.time = seq, time
+                record.seq, record.time = corrected.seq, corrected.time
                 if record.state == _PENDING:
                     record.state = "stored"
                 if call.group is None:
@@ -1316,6 +1288,35 @@ _HUB_FTY = frozenset(
 )
 """Facility types only the hub writes: a client's copies are dropped, never passed on,
 so no peer can fake a name, an acknowledgement or a presence state."""
+
+
+def _listeners(leg: Leg) -> list[Leg]:
+    """The legs that hear what ``leg`` sends: the other members' in a group call, else
+    the connected peer's (none before ``conn``)."""
+    call = leg.call
+    if call.group is not None:
+        return [other for other in call.joined if other is not leg]
+    peer = call.peer(leg)
+    return [] if peer is None else [peer]
+
+
+def _sender_key(post: JsonObject) -> SenderKey | None:
+    """Whose client id a Post carries: (tenant, writer, id); the writer is the author
+    unless an agent wrote as its queue (``writer``, docs 12.21)."""
+    message_id, domain = post.get("id"), post.get("domain")
+    writer = post.get("writer", post.get("author"))
+    if isinstance(message_id, str) and isinstance(domain, str) and isinstance(writer, str):
+        return (domain, writer, message_id)
+    return None
+
+
+def _stored_record(fields: JsonObject) -> AckRecord | None:
+    """``stored`` with the ``seq`` and ``time`` (ms) of a Post or of a PostResult's
+    ``original``."""
+    seq, time_ms = fields.get("seq"), fields.get("time")
+    if type(seq) is int and type(time_ms) is int:
+        return AckRecord(seq, time_ms // 1000, "stored")
+    return None
 
 
 def _relayed_item(

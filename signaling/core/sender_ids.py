@@ -56,16 +56,20 @@ class SenderIds:
         return record
 
     def put(self, domain: str, sip: str, message_id: str, record: AckRecord) -> None:
-        if not self._capacity or self._expired(record):
-            return  # off, or a journal's Post older than the key lifetime
+        if not self._capacity:
+            return
+        born = self._clock.wall() - self._ttl  # records older than this are expired
+        if record.time < born:
+            return  # a journal's Post older than the key lifetime
         entries = self._entries
-        entries[(domain, sip, message_id)] = record
-        entries.move_to_end((domain, sip, message_id))
+        key = (domain, sip, message_id)
+        entries[key] = record
+        entries.move_to_end(key)
         for _ in range(_SWEEP):
             oldest = next(iter(entries.values()), None)
-            if oldest is None or (len(entries) <= self._capacity and not self._expired(oldest)):
+            if oldest is None or (len(entries) <= self._capacity and oldest.time >= born):
                 break
             entries.popitem(last=False)
 
     def _expired(self, record: AckRecord) -> bool:
-        return self._clock.wall() - record.time > self._ttl
+        return record.time < self._clock.wall() - self._ttl

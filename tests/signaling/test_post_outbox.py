@@ -19,9 +19,16 @@ def post(seq: int) -> dict[str, object]:
 
 
 async def opened(path: Path, durable: list[StoredAck] | None = None) -> PostOutbox:
-    outbox = PostOutbox(path, on_durable=(durable if durable is not None else []).extend)
-    await outbox.open()
+    outbox, _ = await reopened(path, durable)
     return outbox
+
+
+async def reopened(
+    path: Path, durable: list[StoredAck] | None = None
+) -> tuple[PostOutbox, list[str]]:
+    """The outbox opened on ``path``, and what it recovered from it."""
+    outbox = PostOutbox(path, on_durable=(durable if durable is not None else []).extend)
+    return outbox, await outbox.open()
 
 
 def unsent(outbox: PostOutbox) -> list[tuple[int, dict[str, Any]]]:
@@ -65,10 +72,10 @@ async def test_a_crash_keeps_exactly_the_unacknowledged_posts(tmp_path: Path) ->
     # no close(): the process dies here; a torn line is all a crash can leave behind
     with path.open("ab") as file:
         file.write(b'{"k":6,"post":{"mt":"Po')
-    again = await opened(path)
+    again, recovered = await reopened(path)
     assert [(key, p["seq"]) for key, p in unsent(again)] == [(1, 1), (3, 3), (5, 5)]
     # Every Post the journal still held, acknowledged or not: the hub learns their ids
-    assert [json.loads(text)["seq"] for text in again.recovered] == [2, 4, 1, 3, 5]
+    assert [json.loads(text)["seq"] for text in recovered] == [2, 4, 1, 3, 5]
     again.add(post(7), None)  # keys keep growing after a restart
     await again.flushed()
     assert list(again.pending) == [1, 3, 5, 6]

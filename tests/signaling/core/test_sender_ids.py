@@ -287,3 +287,12 @@ def test_an_original_stored_after_its_call_ended_still_answers_resends() -> None
     }
     assert len(h.stores) == 1
     h.finish()
+
+
+def test_an_agents_journaled_id_is_the_agents_not_its_queues() -> None:
+    h = Harness()
+    post = {"mt": "Post", "domain": "example.com", "author": "support", "writer": "alice"}
+    h.switch.recovered([post | {"id": "w1", "seq": 2, "time": T0 * 1000}])
+    assert h.switch.chat.sender_ids.get("example.com", "alice", "w1") is not None
+    assert h.switch.chat.sender_ids.get("example.com", "support", "w1") is None
+    h.finish()
