@@ -69,7 +69,7 @@ def create_app(
     install_record_factory()
     messages = config.messages
     tracer = make_tracer(config)
-    switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
+    switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge, tracer=tracer)
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
     admin_login = logins.server_admin
     changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")

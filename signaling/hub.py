@@ -118,11 +118,10 @@ class _Link:
 class Hub:
     def __init__(self, switch: Switch, *, send_queue: int, tracer: Tracer | None = None) -> None:
         self.switch = switch
-        self.tracer = tracer or Tracer()
+        self.tracer = tracer or switch.tracer
         self.frame_times = FrameTimes()
         """How long each client frame takes here, for ``/metrics``."""
         """``pbx`` traces every frame in and out; the core traces ``signalling``."""
-        switch.chat.tracer = self.tracer
         self.tracer.on_change.append(self._flags_changed)
         switch.browser_trace = self.tracer.browser
         self._send_queue = send_queue

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from config import UserConfig
 
 from .callstate import LegState, Role
+from .delivery_state import Delivery
 from .registry import Registration
 from .timers import Timer
 
@@ -35,7 +36,7 @@ class AckRecord:
 
     seq: int
     time: int
-    state: str
+    state: Delivery
     told: bool = True
     """The writer heard this state (False while its device was away, §4.9)."""
 
@@ -53,7 +54,8 @@ class HeldMessage:
 class Line:
     """One message of a live call's transcript (§4.9): replayed after a resume, and to the
     agent a support chat is transferred to. Memory only, and only while the call lives.
-    The frame is built again when it is replayed (rare), not kept (one object a message)."""
+    The frame is built again when it is replayed (rare, ``frames.line_item``), not kept
+    (one object a message)."""
 
     seq: int
     time: int
@@ -69,23 +71,6 @@ class Line:
     @property
     def sip(self) -> str:
         return self.user.sip
-
-    def item(self) -> dict[str, Any]:
-        """The ``im_message`` as receivers got it (PROTOCOL §12.5)."""
-        item: dict[str, Any] = {
-            "type": "im_message",
-            "sender": self.user.sip,
-            "sender_dn": self.user.dn,
-            "time": self.time,
-            "seq": self.seq,
-            "mime": "text/html",
-            "data": self.html,
-        }
-        if self.attach is not None:
-            item["attach"] = self.attach
-        if self.subject is not None:
-            item["subject"] = self.subject
-        return item
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ from signaling.appwebsocket.housekeeping import app_info, build_number, check_bu
 from signaling.appwebsocket.login import LoginServer, Principal
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 from signaling.directory import Directory, HubAccounts
+from tracing import Tracer
 
 from .actions import Action, StoredAck
 from .causes import Q931, hub_cause
@@ -116,8 +117,11 @@ class Switch:
         *,
         directory: Directory | None = None,
         make_challenge: Callable[[], str] = new_challenge,
+        tracer: Tracer | None = None,
     ) -> None:
         self.config = config
+        self.tracer = tracer or Tracer()
+        """The chat core traces call states and routing to its ``signalling`` flag."""
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
         self._accounts = HubAccounts(self.directory)
@@ -163,6 +167,7 @@ class Switch:
             licensed=self.messages.licensed,
             support=config.support,
             id_ttl=config.messages.idempotency_ttl,
+            tracer=self.tracer,
         )
         self.presence.changed = self.chat.support.agent_changed
         self.connections: dict[int, Connection] = {}
