@@ -319,18 +319,9 @@ class Queues:
         src: object,
     ) -> JsonObject:
         """One ``api:"Queue"`` request of a logged-in user; returns the result's body."""
-        if mt == "Subscribe":
+        if mt in ("Subscribe", "Unsubscribe"):
             queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            self._boards.setdefault((domain, queue.sip), {})[conn] = src
-            for chat in self.chats.values():
-                if chat.call.domain == domain and chat.queue.sip == queue.sip:
-                    self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
-            return {"mt": "SubscribeResult", "queue": queue.sip}
-        if mt == "Unsubscribe":
-            queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            board = self._boards.get((domain, queue.sip), {})
-            board.pop(conn, None)
-            return {"mt": "UnsubscribeResult", "queue": queue.sip}
+            return self._follow(conn, src, domain, queue, mt == "Subscribe")
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
         named = _conversation_of(mt, body)
@@ -350,6 +341,19 @@ class Queues:
         if not isinstance(to, str) or not to:
             raise BadJson("Transfer needs to (an agent's or a queue's sip)")
         return self._transfer(chat, reg, to)
+
+    def _follow(
+        self, conn: int, src: object, domain: str, queue: QueueConfig, on: bool
+    ) -> JsonObject:
+        """A connection subscribes to a queue's board (and gets it as it is) or stops."""
+        if not on:
+            self._boards.get((domain, queue.sip), {}).pop(conn, None)
+            return {"mt": "UnsubscribeResult", "queue": queue.sip}
+        self._boards.setdefault((domain, queue.sip), {})[conn] = src
+        for chat in self.chats.values():
+            if chat.call.domain == domain and chat.queue.sip == queue.sip:
+                self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
+        return {"mt": "SubscribeResult", "queue": queue.sip}
 
     def _chat_with_leg(self, call_id: str) -> SupportChat | None:
         """The chat one of whose legs has this ``callId`` (a scan: rare, and bounded by

@@ -53,7 +53,7 @@ class SenderIds:
         """The live record of this id, if any. A message reported ``not_delivered`` was
         neither relayed nor stored: its id is free for the resend."""
         record = self._entries.get((domain, sip, message_id))
-        if record is None or record.state == "not_delivered" or self._expired(record):
+        if record is None or record.state == Delivery.NOT_DELIVERED or self._expired(record):
             return None
         return record
 
