@@ -45,8 +45,9 @@ class Wire:
         """The writer hears what became of its message now, or after its resume (then
         ``record.told`` stays False and the replay tells it)."""
         record.told = not leg.parked
-        if record.told:
-            self.fty(leg, record_ack(message_id, record))
+        if record.told:  # built in one line: an acked message's one extra frame
+            ack = facility(record_ack(message_id, record))
+            self.text(leg, encode(signaling(leg.reg.src, leg.number, ack)))
 
     def to_number(self, reg: Registration, number: int, sig: JsonObject) -> None:
         """A frame for a call number of ``reg`` that has no leg (a refused ``setup``)."""

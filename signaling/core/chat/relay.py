@@ -46,6 +46,10 @@ __all__ = ["Relay", "listeners"]
 
 JsonObject = dict[str, Any]
 
+# The states as module constants: a global is cheaper to read than an enum's member on the
+# hot path (PROTOCOL §4.6; the figures are in docs/benchmarks.md).
+_DELIVERED, _HELD, _PENDING = Delivery.DELIVERED, Delivery.HELD, Delivery.PENDING
+
 
 class Relay:
     def __init__(
@@ -180,11 +184,15 @@ class Relay:
         seq = call.next_seq()
         self.messages += 1
         self._keep_line(leg, seq, now, wall_ms, html, raw, message_id)
-        state = self._deliver(leg, peer, seq, now, html, raw, message_id, size)
         parked = peer is not None and peer.parked
-        posted = call.stored and (state != Delivery.HELD or parked)  # held: at conn
+        if peer is not None and not parked:  # the hot path: straight to the connected peer
+            self._wire.text(peer, relay_text(leg, peer, now, seq, html, raw))
+            state = _DELIVERED
+        else:
+            state = self._keep_for_later(leg, parked, seq, now, html, raw, message_id, size)
+        posted = call.stored and (state != _HELD or parked)  # held: at conn
         if posted:
-            pending = state == Delivery.PENDING
+            pending = state == _PENDING
             self._acks.post(leg, seq, wall_ms, html, raw.attach, message_id, ack=pending)
         if message_id is not None:
             self._acks.decided(leg, message_id, seq, now, state, keyed=posted)
@@ -235,10 +243,10 @@ class Relay:
             line = Line(seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size)
             call.record(line, self._keep, self._keep_bytes)
 
-    def _deliver(
+    def _keep_for_later(
         self,
         leg: Leg,
-        peer: Leg | None,
+        parked: bool,
         seq: int,
         now: int,
         html: str,
@@ -246,20 +254,17 @@ class Relay:
         message_id: str | None,
         size: int,
     ) -> Delivery:
-        """Send the message to a connected peer, or keep it; where it went."""
-        if peer is not None:
-            if peer.parked:
-                return Delivery.HELD  # in the transcript, replayed when it resumes (§4.9)
-            self._wire.text(peer, relay_text(leg, peer, now, seq, html, raw))
-            return Delivery.DELIVERED
+        """No connected peer to send the message to: where it waits, and its state."""
+        if parked:
+            return _HELD  # in the transcript, replayed when the peer resumes (§4.9)
         call = leg.call
         if call.answered_by_hub:
-            return Delivery.PENDING
+            return _PENDING
         user = leg.reg.user
         item = relayed_item(user, now, seq, html, raw.attach, raw.subject)
         call.held.append(HeldMessage(item, message_id, size))
         call.held_bytes += size
-        return Delivery.HELD
+        return _HELD
 
     def _app_data(
         self, leg: Leg, data: str, mime: str, message_id: str | None, raw: ImMessage
@@ -285,7 +290,7 @@ class Relay:
         for receiver in receivers:
             self._wire.fty(receiver, item)
         if message_id is not None:
-            self._acks.decided(leg, message_id, seq, now, Delivery.DELIVERED, keyed=False)
+            self._acks.decided(leg, message_id, seq, now, _DELIVERED, keyed=False)
 
     # -- typing -------------------------------------------------------------------------------
 
