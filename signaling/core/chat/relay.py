@@ -176,7 +176,8 @@ class Relay:
             self._groups.message(leg, sanitize(data, mime), raw, message_id)
             return self.stop_typing(leg)
         peer = call.peer(leg)
-        if self._refused(leg, peer, size, message_id):
+        parked = peer is not None and peer.parked
+        if self._refused(leg, peer, parked, size, message_id):
             return None
         html = sanitize(data, mime)  # after the cheap refusals: bleach is the costly part
         wall = self._clock.wall()
@@ -184,7 +185,6 @@ class Relay:
         seq = call.next_seq()
         self.messages += 1
         self._keep_line(leg, seq, now, wall_ms, html, raw, message_id)
-        parked = peer is not None and peer.parked
         if peer is not None and not parked:  # the hot path: straight to the connected peer
             self._wire.text(peer, relay_text(leg, peer, now, seq, html, raw))
             state = _DELIVERED
@@ -199,10 +199,12 @@ class Relay:
         if leg.typing is not None:
             self.stop_typing(leg)
 
-    def _refused(self, leg: Leg, peer: Leg | None, size: int, message_id: str | None) -> bool:
+    def _refused(
+        self, leg: Leg, peer: Leg | None, parked: bool, size: int, message_id: str | None
+    ) -> bool:
         """A reader that is not keeping up, or no room to hold the message: refused."""
         call = leg.call
-        if peer is not None and not peer.parked:
+        if peer is not None and not parked:
             conn = peer.reg.conn
             if not self._congested(conn, self._out.pending(conn)):
                 return False
