@@ -36,13 +36,13 @@ from signaling.core.switch import Switch
 from signaling.directory.changes import DirectoryChanges
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
-from signaling.logs import install_record_factory
 from signaling.messages_link import ServiceLink
 from signaling.metrics import render as render_metrics
 from signaling.post_outbox import PostOutbox
 from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
+from tracing.logs import install_record_factory
 from tracing.routes import TraceRoutes
 from web import web_routes
 

@@ -25,9 +25,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import Action, Close, Notify, Send, Store, StoredAck, ToService
 from tracing import Tracer
+from tracing.logs import connection_task_name
 
 from .core.switch import Switch
-from .logs import connection_task_name
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
