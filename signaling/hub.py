@@ -203,7 +203,7 @@ class Hub:
 
     def apply(self, actions: list[Action]) -> None:
         """Carry out what the core returned to a caller other than the hub (the visitors'
-        and admin routes call entry points of the switch too)."""
+        route calls an entry point of the switch too)."""
         self._apply(actions)
 
     def _flags_changed(self, flags: dict[str, bool]) -> None:
