@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .logs import configure as configure_logging
+    from tracing.logs import configure as configure_logging
+
     from .server import bound_socket, uvicorn_config
 
     try:

@@ -28,7 +28,7 @@ def uvicorn_config(
         **ping_settings(config.limits.idle_timeout),
         "lifespan": "on",
         "log_level": log_level,
-        # uvicorn's loggers go through the root logger configured by signaling.logs
+        # uvicorn's loggers go through the root logger configured by tracing.logs
         # (text or JSON lines, with the connection), not handlers of their own.
         "log_config": None,
         "server_header": False,

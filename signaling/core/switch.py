@@ -13,52 +13,48 @@ frames in a row close it (4002); anything unexpected is answered ``internal`` an
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from config import Config, UserConfig
+from config import Config
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.digest import new_challenge
-from signaling.appwebsocket.housekeeping import app_info, build_number, check_build, pbx_info
-from signaling.appwebsocket.login import LoginServer, Principal
-from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
+from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
 from .actions import Action, StoredAck
-from .causes import Q931, hub_cause
+from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
+from .devices import Devices, own_device
 from .errors import (
     BadJson,
     BadState,
     Forbidden,
-    NotLoggedIn,
     ProtocolError,
     RateLimited,
     UnknownMt,
 )
-from .expiry import Expiry
 from .groups import GroupBook
 from .limits import TokenBucket
+from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
 from .messages import Inbound
 from .outbox import Outbox
 from .pbx_messages import MessagesBridge
 from .presence import Presence
-from .registry import Registration, Registry, new_token
-from .timers import Timer, TimerQueue
+from .registry import Registry
+from .status import SwitchStatus
+from .timers import TimerQueue
+from .visitor_accounts import VisitorAccounts
 
-__all__ = ["BUILD", "VERSION", "Connection", "Switch"]
+__all__ = ["BUILD", "VERSION", "Connection", "Switch", "SwitchStatus"]
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1.0"
-BUILD = build_number(VERSION)
-"""The build ``CheckBuild`` compares with and ``PbxInfo.build`` names (docs 12.24)."""
 JsonObject = dict[str, Any]
 
 
@@ -76,39 +72,6 @@ def _never_congested(conn_id: int, pending: int) -> bool:
     return False
 
 
-class Connection:
-    """The core's view of one WebSocket.
-
-    Kept small, since there is one per open connection: its deadlines live in the
-    switch's ``Expiry`` queues (no timer of its own), and the login state goes once the
-    login is over."""
-
-    __slots__ = (
-        "bad",
-        "closing",
-        "counted",
-        "id",
-        "limited",
-        "login",
-        "principal",
-        "registration",
-        "tokens",
-    )
-
-    def __init__(self, conn_id: int, login: LoginServer):
-        self.id = conn_id
-        self.login: LoginServer | None = login
-        """Until the login ends; then None (nothing of it is needed any more)."""
-        self.tokens = 0.0
-        self.counted = 0.0
-        """Its level of the rate limit's token bucket (``limits.Level``)."""
-        self.principal: Principal | None = None
-        self.registration: Registration | None = None
-        self.bad = 0
-        self.limited = 0
-        self.closing = False
-
-
 class Switch:
     def __init__(
         self,
@@ -116,32 +79,23 @@ class Switch:
         clock: Clock,
         *,
         directory: Directory | None = None,
-        make_challenge: Callable[[], str] = new_challenge,
         tracer: Tracer | None = None,
+        make_challenge: Callable[[], str] = new_challenge,
     ) -> None:
         self.config = config
-        self.tracer = tracer or Tracer()
-        """The chat core traces call states and routing to its ``signalling`` flag."""
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
-        self._accounts = HubAccounts(self.directory)
-        self.throttle = LoginThrottle(ThrottlePolicy.from_config(config.login))
-        """Failed logins (§3.6); its counts feed ``/metrics``."""
-        self._throttle_sweep: Timer | None = None
-        self._make_challenge = make_challenge
+        self.tracer = tracer or Tracer()
+        """``signalling`` traces the core's decisions; the hub traces ``pbx`` with it."""
         self._out = Outbox()
         self.congested: Callable[[int, int], bool] = _never_congested
         """Set by the I/O layer: would this connection's send queue overflow with that
         many more frames (the ones this event already produced for it) plus one?"""
         self.timers = TimerQueue()
-        self._login_due: Expiry[int] = Expiry(
-            self.timers, clock, config.login.timeout, self._login_timeout
-        )
-        """Connections not logged in yet, by id: closed 4001 when ``login.timeout`` is up."""
-        self._graces: Expiry[Registration] = Expiry(
-            self.timers, clock, config.signaling.resume_grace, self._grace_over
-        )
-        """Detached registrations (§4.9), ended when the resume grace is up."""
+        self.logins = self._login_phase(make_challenge)
+        self.connections: dict[int, Connection] = self.logins.connections
+        self.throttle = self.logins.throttle
+        """Failed logins (§3.6); its counts feed ``/metrics``."""
         self.registry = Registry()
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
@@ -152,10 +106,57 @@ class Switch:
             licensed=self.messages.licensed,
             ask_badge=self._ask_badge,
         )
-        self.chat = ChatCalls(
+        self.chat = self._chat_calls()
+        self.presence.changed = self.chat.support.agent_changed
+        self.devices = self._devices()
+        self.visitors = self._visitor_accounts()
+        self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
+        """The rate limit (§4.11); each connection keeps its own level of it."""
+        self.errors: Counter[str] = Counter()
+        """``Error`` replies sent, by code, for ``/metrics``."""
+
+    def _login_phase(self, make_challenge: Callable[[], str]) -> LoginPhase:
+        logins = LoginPhase(
+            self.config,
+            self.clock,
+            timers=self.timers,
+            outbox=self._out,
+            accounts=HubAccounts(self.directory),
+            make_challenge=make_challenge,
+            close=self._close,
+        )
+        logins.set_browser_trace(self.tracer.browser)
+        return logins
+
+    def _devices(self) -> Devices:
+        return Devices(
+            registry=self.registry,
+            presence=self.presence,
+            chat=self.chat,
+            connections=self.connections,
             outbox=self._out,
             timers=self.timers,
-            clock=clock,
+            clock=self.clock,
+            resume_grace=self.config.signaling.resume_grace,
+            close=self._close,
+        )
+
+    def _visitor_accounts(self) -> VisitorAccounts:
+        return VisitorAccounts(
+            directory=self.directory,
+            registry=self.registry,
+            support=self.chat.support,
+            timers=self.timers,
+            clock=self.clock,
+            ttl=self.config.support.visitor_ttl,
+        )
+
+    def _chat_calls(self) -> ChatCalls:
+        config = self.config
+        chat = ChatCalls(
+            outbox=self._out,
+            timers=self.timers,
+            clock=self.clock,
             tenants=self.directory,
             registry=self.registry,
             signaling=config.signaling,
@@ -169,34 +170,15 @@ class Switch:
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
         )
-        self.presence.changed = self.chat.support.agent_changed
-        self.connections: dict[int, Connection] = {}
-        self._by_token: dict[str, Registration] = {}
-        """Live registrations by resume token (§4.9), detached ones included."""
-        self._ids = itertools.count(1)
-        self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
-        """The rate limit (§4.11); each connection keeps its own level of it."""
-        self.browser_trace = False
-        """The ``browser`` trace flag, told to clients at login and when it changes."""
-        self.errors: Counter[str] = Counter()
-        """``Error`` replies sent, by code, for ``/metrics``."""
+        return chat
 
     # -- entry points from the I/O layer --------------------------------------------------
 
     def open(self, address: str) -> tuple[int, list[Action]]:
         """A WebSocket was accepted; returns its connection id."""
         now = self.clock.monotonic()
-        login = LoginServer(
-            self._accounts,
-            self.throttle,
-            address=address,
-            challenge_ttl=self.config.login.challenge_ttl,
-            make_challenge=self._make_challenge,
-        )
-        conn = Connection(next(self._ids), login)
+        conn = self.logins.open(address, now)
         self._bucket.fill(conn, now)
-        self._login_due.touch(conn.id, now)
-        self.connections[conn.id] = conn
         return conn.id, self._out.drain()
 
     def receive(self, conn_id: int, text: str) -> list[Action]:
@@ -301,12 +283,33 @@ class Switch:
 
     def set_browser_trace(self, on: bool) -> list[Action]:
         """The ``browser`` flag changed: every logged-in connection hears it."""
-        if on != self.browser_trace:
-            self.browser_trace = on
-            for conn in self.connections.values():
-                if conn.principal is not None and not conn.closing:
-                    self._out.send(conn.id, {"mt": "TraceFlags", "browser": on})
+        self.logins.set_browser_trace(on)
         return self._out.drain()
+
+    # -- entry points from the visitors' routes (§9.1) -----------------------------------------
+
+    def visitor_made(self, domain: str, sip: str, context: object) -> list[Action]:
+        """A visitor account was made: its chats carry ``context``, and the account ends
+        once it has gone ``support.visitor_ttl`` without a registration (the core ends it)."""
+        self.visitors.made(domain, sip, context)
+        return self._out.drain()
+
+    # -- what the core holds, for /metrics and /healthz -----------------------------------------
+
+    def status(self) -> SwitchStatus:
+        """A snapshot of the counters and sizes ``/metrics`` shows."""
+        chat, throttle = self.chat, self.throttle
+        return SwitchStatus(
+            registrations=len(self.registry),
+            calls=len(chat.calls),
+            messages=chat.messages,
+            errors=dict(self.errors),
+            login_failures=throttle.failures,
+            login_throttled=dict(throttle.throttled),
+            throttle_keys=throttle.tracked(self.clock.monotonic()),
+            sender_ids=len(chat.sender_ids),
+            resends=dict(chat.resends),
+        )
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -316,14 +319,15 @@ class Switch:
         and the resume grace is over, all of them are 0: nothing is kept for a closed
         connection (docs/benchmarks.md, the idle bench). ``/metrics`` shows them."""
         self.timers.next_deadline()  # drops cancelled entries that are due first
+        logins, devices = self.logins.held(), self.devices.held()
         return {
             "connections": len(self.connections),
             "registrations": len(self.registry),
-            "resume_tokens": len(self._by_token),
-            "login_deadlines": len(self._login_due),
-            "resume_graces": len(self._graces),
+            "resume_tokens": devices["resume_tokens"],
+            "login_deadlines": logins["login_deadlines"],
+            "resume_graces": devices["resume_graces"],
             "timers": self.timers.held,
-            "throttle_keys": self.throttle.held(),
+            "throttle_keys": logins["throttle_keys"],
             "resends_waiting": self.chat.waiting_resends,
             "calls": len(self.chat.calls),
             "presence": self.presence.held(),
@@ -346,9 +350,9 @@ class Switch:
         if mt == "KeepAlive" and api is None:  # echoes src, as every answer (§1.2)
             return self._reply(conn, inbound, {"mt": "KeepAlive"})
         if mt == "CheckBuild" and api is None:  # before login too: docs 12.24
-            return self._check_build(conn, inbound)
+            return self.logins.check_build(conn, inbound)
         if conn.principal is None:
-            return self._before_login(conn, inbound)
+            return self.logins.step(conn, inbound)
         if api == "PbxSignal":
             return self._pbx_signal(conn, inbound)
         if api == "PbxMessages":
@@ -363,63 +367,6 @@ class Switch:
             raise UnknownMt(f"unknown mt {mt[:40]!r}")
         raise UnknownMt(f"unknown api {api[:40]!r}")
 
-    def _before_login(self, conn: Connection, inbound: Inbound) -> None:
-        now = self.clock.monotonic()
-        login = conn.login
-        assert login is not None  # there until the login ends, and then principal is set
-        if inbound.api is None and inbound.mt == "AppChallenge":
-            return self._reply(conn, inbound, login.challenge(now))
-        if inbound.api is None and inbound.mt == "AppLogin":
-            outcome = login.login(inbound.body, now)
-            self._sweep_throttle_later()
-            self._out.send(conn.id, outcome.reply)
-            if outcome.principal is None:
-                return self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login failed")
-            return self._logged_in(conn, outcome.principal)
-        raise NotLoggedIn(f"{inbound.mt[:40]} before login")
-
-    def _logged_in(self, conn: Connection, principal: Principal) -> None:
-        conn.principal = principal
-        conn.login = None
-        self._login_due.discard(conn.id)
-        if self.browser_trace:  # §12.14 (extension): the web client logs to its console
-            self._out.send(conn.id, {"mt": "TraceFlags", "browser": True})
-        if principal.app is not None and principal.apis:
-            server = self.config.server
-            info = pbx_info(
-                domain=principal.domain,
-                pbx=server.node,
-                pbx_dns=server.dns,
-                apis=principal.apis,
-                version=VERSION,
-                build=BUILD,
-            )
-            self._out.send(conn.id, info)
-
-    def _check_build(self, conn: Connection, inbound: Inbound) -> None:
-        url = inbound.body.get("url")
-        if not isinstance(url, str):
-            raise BadJson("CheckBuild needs a string url")
-        try:
-            reply = check_build(url, BUILD)
-        except ValueError as exc:  # e.g. an unclosed "[" in the host: no URL to rewrite
-            raise BadJson("CheckBuild url is no URL") from exc
-        self._reply(conn, inbound, reply)
-
-    def _own_device(self, principal: Principal, api: str) -> UserConfig | None:
-        """Who the session is on PbxSignal or PbxMessages: the user it logged in as or acts
-        for, or the App object itself when it acts as itself with ``api`` enabled (docs
-        12.24; the App object's current config decides, not the one of its login)."""
-        tenant = self.directory.tenant(principal.domain)
-        if tenant is None:
-            return None
-        if principal.sip:
-            return tenant.user(principal.sip)
-        app = tenant.apps.get(principal.app) if principal.app else None
-        if app is None or api not in app.apis:
-            return None
-        return tenant.app_users.get(app.name)
-
     def _pbx_signal(self, conn: Connection, inbound: Inbound) -> None:
         mt = inbound.mt
         if mt == "Signaling":
@@ -430,7 +377,7 @@ class Switch:
         if mt == "Register":
             return self._register(conn, inbound)
         if mt == "Unregister":
-            self._unregister(conn, Q931.NORMAL_CLEARING)
+            self.devices.unregister(conn, Q931.NORMAL_CLEARING)
             return self._reply(conn, inbound, {"mt": "UnregisterResult"})
         raise UnknownMt(f"unknown PbxSignal mt {mt[:40]!r}")
 
@@ -440,70 +387,10 @@ class Switch:
         request = parse_register(inbound)
         principal = conn.principal
         assert principal is not None
-        user = self._own_device(principal, "PbxSignal")
+        user = own_device(self.directory, principal, "PbxSignal")
         if user is None:
             return self._reply(conn, inbound, {"mt": "RegisterResult", "err": "forbidden"})
-        registration = conn.registration
-        reply: JsonObject = {"mt": "RegisterResult"}
-        if registration is None and request.resume is not None:
-            registration = self._take_over(conn, request.resume, principal.domain, user.sip)
-            reply["resumed"] = registration is not None
-            if registration is not None:
-                registration.user = user
-                if request.hw:
-                    registration.hw = request.hw
-                registration.flags = request.flags
-                registration.src = request.src
-                reply["resume"] = registration.token
-                self._reply(conn, inbound, reply)
-                self.chat.resume(registration, dict(request.seqs))
-                return self.chat.support.agent_changed(principal.domain, user.sip)
-        if registration is None:
-            registration = Registration(
-                conn.id,
-                principal.domain,
-                user,
-                request.hw or None,
-                request.flags,
-                request.src,
-            )
-            conn.registration = registration
-            self._by_token[registration.token] = registration
-            before = len(self.registry.of(principal.domain, user.sip))
-            self.registry.add(registration)
-            reply["resume"] = registration.token
-            self._reply(conn, inbound, reply)  # before any offer the new device gets
-            return self.presence.registrations_changed(principal.domain, user.sip, before)
-        # a repeated Register updates the device in place, keeping its calls
-        if request.hw:
-            registration.hw = request.hw
-        registration.flags = request.flags
-        registration.src = request.src
-        reply["resume"] = registration.token
-        self._reply(conn, inbound, reply)
-
-    def _take_over(
-        self, conn: Connection, token: str, domain: str, sip: str
-    ) -> Registration | None:
-        """The registration ``token`` names, now this connection's (§4.9); None when the
-        token is unknown, expired or another user's. A connection still holding it is
-        closed 4005. The token changes, so each one works once."""
-        registration = self._by_token.get(token)
-        if registration is None or registration.key != (domain, sip):
-            return None
-        old = self.connections.get(registration.conn) if registration.attached else None
-        if old is not None:  # the old link still looks alive: it is dropped as if it had
-            old.registration = None  # gone (offers it rang with end, typing stops), then
-            registration.conn = 0  # closed 4005
-            self.chat.detach(registration)
-            self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
-        self._graces.discard(registration)
-        del self._by_token[token]
-        registration.token = new_token()
-        self._by_token[registration.token] = registration
-        registration.conn = conn.id
-        conn.registration = registration
-        return registration
+        self.devices.register(conn, inbound, request, user)
 
     def _queue(self, conn: Connection, inbound: Inbound) -> None:
         """The Queue API of live support (§9.3, §9.4): users only, in their own tenant."""
@@ -526,7 +413,7 @@ class Switch:
         """PbxMessages (§6): sessions of licensed users, forwarded to the service."""
         principal = conn.principal
         assert principal is not None
-        user = self._own_device(principal, "PbxMessages")
+        user = own_device(self.directory, principal, "PbxMessages")
         self.messages.request(conn.id, principal.domain, user, inbound)
 
     def _group_answer(self, message: JsonObject) -> None:
@@ -574,24 +461,6 @@ class Switch:
         if conn is not None:
             self._close(conn, closecodes.WS_4008_SLOW_CONSUMER, "slow consumer")
 
-    def _sweep_throttle_later(self) -> None:
-        """Arm one timer for the throttle's oldest entry, so that no entry outlives its
-        window even when no login comes to sweep it."""
-        if self._throttle_sweep is None:
-            expiry = self.throttle.next_expiry()
-            if expiry is not None:
-                self._throttle_sweep = self.timers.arm(expiry, self._sweep_throttle)
-
-    def _sweep_throttle(self) -> None:
-        self._throttle_sweep = None
-        self.throttle.sweep(self.clock.monotonic())
-        self._sweep_throttle_later()
-
-    def _login_timeout(self, conn_id: int) -> None:
-        conn = self.connections.get(conn_id)
-        if conn is not None and conn.principal is None and not conn.closing:
-            self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login timeout")
-
     def _close(self, conn: Connection, code: int, reason: str) -> None:
         """Close after what is queued; the device stops being reachable right now."""
         if conn.closing:
@@ -602,47 +471,14 @@ class Switch:
 
     def _teardown(self, conn: Connection, cause: Q931, *, resumable: bool = True) -> None:
         conn.closing = True
-        conn.login = None
-        self._login_due.discard(conn.id)
-        grace = self.config.signaling.resume_grace
-        registration = conn.registration
-        if registration is None or not resumable or grace <= 0:
-            return self._unregister(conn, cause)
-        conn.registration = None
-        registration.conn = 0
-        registration.drop_cause = int(cause)
-        self.chat.detach(registration)
-        self._graces.touch(registration, self.clock.monotonic())
-
-    def _grace_over(self, registration: Registration) -> None:
-        """Nobody resumed the registration in time: it ends, and its calls with it."""
-        if not registration.attached:
-            self._end(registration, Q931(registration.drop_cause))
-
-    def _unregister(self, conn: Connection, cause: Q931) -> None:
-        registration, conn.registration = conn.registration, None
-        if registration is not None:
-            self._end(registration, cause)
-
-    def _end(self, registration: Registration, cause: Q931) -> None:
-        self._graces.discard(registration)
-        self._by_token.pop(registration.token, None)
-        before = len(self.registry.of(registration.domain, registration.user.sip))
-        self.registry.remove(registration)
-        self.chat.registration_ended(registration, hub_cause(cause))
-        self.presence.registrations_changed(registration.domain, registration.user.sip, before)
+        self.logins.ended(conn)
+        self.devices.drop(conn, cause, resumable=resumable)
 
     # -- replies ------------------------------------------------------------------------------
 
-    def _reply(self, conn: Connection, inbound: Inbound, reply: JsonObject) -> None:
+    def _reply(self, conn: Connection, inbound: Inbound, body: JsonObject) -> None:
         """Answer a request: ``api`` and ``src`` are echoed (PROTOCOL §1.2)."""
-        message: JsonObject = {}
-        if inbound.api is not None:
-            message["api"] = inbound.api
-        message.update(reply)
-        if inbound.src is not None:
-            message["src"] = inbound.src
-        self._out.send(conn.id, message)
+        reply(self._out, conn.id, inbound, body)
 
     def _error(
         self,
