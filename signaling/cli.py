@@ -15,15 +15,20 @@ from .core.switch import VERSION
 
 __all__ = ["main"]
 
+DEFAULT_CHAT_URL = f"ws://127.0.0.1:8080{HUB_WEBSOCKET_PATH}"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
-    from .chat_cli import run_chat
+    from .chat_cli import INTERRUPTED, run_chat
 
-    return asyncio.run(run_chat(args))
+    try:
+        return asyncio.run(run_chat(args))
+    except KeyboardInterrupt:  # Ctrl-C before the client set its own handler
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,12 +49,31 @@ def _parser() -> argparse.ArgumentParser:
         help="all: everything in one process (default); hub: the hub only, using the "
         "messages service at messages.url; messages: the messages service only",
     )
-    chat = commands.add_parser("chat", help="chat from a terminal (volatile chat)")
-    chat.add_argument("--url", default=f"ws://127.0.0.1:8080{HUB_WEBSOCKET_PATH}")
+    chat = commands.add_parser(
+        "chat",
+        help="chat from a terminal",
+        description="Log in, show what is waiting (licensed users), then chat: call --to "
+        "or answer the first incoming chat. Each line typed is a message; Ctrl-D or Ctrl-C "
+        "ends the chat.",
+    )
+    chat.add_argument(
+        "--url",
+        default=DEFAULT_CHAT_URL,
+        help="the hub's AppWebsocket, as the server's banner shows it "
+        f"(default {DEFAULT_CHAT_URL})",
+    )
     chat.add_argument("--sip", required=True, help="your user name")
-    chat.add_argument("--password", required=True)
+    chat.add_argument("--password", required=True, help="your password")
     chat.add_argument("--domain", default="", help="your tenant (default: the server's default)")
     chat.add_argument("--to", help="start a chat with this user; otherwise wait for one")
+    chat.add_argument(
+        "--history",
+        type=int,
+        default=10,
+        metavar="N",
+        help="with --to and the messages licence: show the last N messages with that user "
+        "first (default 10; unread messages of every chat are always shown)",
+    )
     return parser
 
 
@@ -137,12 +161,44 @@ def _banner(config: Config, role: str = "all") -> str:
     )
     if demo is not None:
         first, second = demo.users[0].sip, demo.users[1].sip
+        chat = f"{_program()} chat"
+        url = _chat_url(host, port)
+        if url != DEFAULT_CHAT_URL:
+            chat += f" --url {url}"
         lines += [
             "  try a chat in two more terminals:",
-            f"    switchboard chat --sip {second} --password {second}-demo",
-            f"    switchboard chat --sip {first} --password {first}-demo --to {second}",
+            f"    {chat} --sip {second} --password {second}-demo",
+            f"    {chat} --sip {first} --password {first}-demo --to {second}",
         ]
     return "\n".join(lines)
+
+
+def _chat_url(host: str, port: int) -> str:
+    """Where a client on this machine reaches the hub: a wildcard address is not one."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"ws://{shown}:{port}{HUB_WEBSOCKET_PATH}"
+
+
+def _program() -> str:
+    """How another terminal runs this ``switchboard``: the script beside this Python
+    (``.venv/bin/switchboard`` from the checkout), shown relative to the working
+    directory when it is inside it; without the script, ``python -m signaling.cli``."""
+    bin_dir = Path(sys.executable).parent
+    script = bin_dir / "switchboard"
+    if not script.exists():
+        return f"{_relative(Path(sys.executable))} -m signaling.cli"
+    return _relative(script)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
