@@ -78,10 +78,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    """Exit 0 after a stop by SIGINT or SIGTERM; 2 with one line on stderr when the
+    server cannot start (a setting, and why; see signaling.startup); 130 on Ctrl-C during
+    start-up. The banner is printed only once the server answers."""
     from .logs import configure as configure_logging
-    from .server import bound_socket, uvicorn_config
+    from .server import bound_socket, serve
+    from .startup import HeldLog, StartupFailure, startup_failure
 
     try:
         config = _with_overrides(load_config(args.config), args)
@@ -89,25 +91,49 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"switchboard: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.server.log_format)
-    config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.server.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = f"{(exc.strerror or str(exc)).lower()}: {config.server.data_dir}"
+        print(StartupFailure("server.data_dir", reason).line(), file=sys.stderr)
+        return 2
     try:
         sock = bound_socket(config.server.host, config.server.port)
     except OSError as exc:
-        print(
-            f"switchboard: cannot listen on {config.server.host}:{config.server.port}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
+        reason = (
+            f"cannot listen on {config.server.host}:{config.server.port}: "
+            f"{(exc.strerror or str(exc)).lower()}"
         )
+        print(StartupFailure("server.port", reason).line(), file=sys.stderr)
         return 2
     # Port 0 picks a free port; the hub needs the real one to reach its own service.
     config = replace(config, server=replace(config.server, port=sock.getsockname()[1]))
+    log = HeldLog()
+    ready = False
+
+    def on_ready() -> None:
+        nonlocal ready
+        ready = True
+        log.release()
+        print(_banner(config, args.role), flush=True)
+
     try:
         app = create_app(config, role=args.role)
-    except ConfigError as exc:
-        print(f"switchboard: configuration error: {exc}", file=sys.stderr)
+        asyncio.run(serve(app, config, sock, ready=on_ready))
+    except KeyboardInterrupt:  # Ctrl-C before the server was up
+        log.release()
+        return 130
+    except Exception as exc:
+        failure = None if ready else startup_failure(exc, config.server.data_dir)
+        if failure is None:
+            log.release()
+            raise
+        log.discard()
+        print(failure.line(), file=sys.stderr)
         return 2
-    print(_banner(config, args.role), flush=True)
-    uvicorn.Server(uvicorn_config(app, config)).run(sockets=[sock])
+    finally:
+        log.release()
+        sock.close()
     return 0
 
 
