@@ -55,9 +55,10 @@ def cause_text(cau: object) -> str:
     if not isinstance(num, int):
         return "no cause given"
     try:
-        return f"{num} {Q931(num).name.lower().replace('_', ' ')}"
+        name = Q931(num).name.lower().replace("_", " ")
     except ValueError:
         return f"{num}"
+    return f"{num} {name.replace('non selected', 'non-selected')}"  # as Q.931 spells it
 
 
 async def run_chat(args: argparse.Namespace) -> int:
