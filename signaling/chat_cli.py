@@ -30,7 +30,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from .appwebsocket.client import AppWebsocketClient
-from .appwebsocket.errors import AppWebsocketError, ReplyTimeout
+from .appwebsocket.errors import AppWebsocketError, LoginFailed, ReplyTimeout
 from .chat_console import Console
 from .core.causes import Q931
 
@@ -96,6 +96,13 @@ async def _chat(args: argparse.Namespace, console: Console) -> int:
             await client.login(password=args.password, sip=args.sip, domain=args.domain)
             await _show_stored(_Requests(client, args.sip), console, args.to, args.history)
             await session.register()
+        except LoginFailed as exc:
+            print(
+                f"switchboard chat: the server refused the login of {args.sip!r} "
+                f"({exc.text}, error {exc.error}): check --sip, --password and --domain",
+                file=sys.stderr,
+            )
+            return 1
         except (OSError, AppWebsocketError) as exc:
             print(f"switchboard chat: {exc}", file=sys.stderr)
             return 1

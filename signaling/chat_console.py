@@ -52,6 +52,7 @@ class Console:
             self._saved = termios.tcgetattr(self._in)
             mode = termios.tcgetattr(self._in)
             mode[3] &= ~(termios.ICANON | termios.ECHO)  # lflag; ISIG stays on
+            mode[1] |= termios.OPOST | termios.ONLCR  # oflag: "\n" ends a line
             mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
             termios.tcsetattr(self._in, termios.TCSANOW, mode)
         loop = asyncio.get_running_loop()
@@ -81,7 +82,7 @@ class Console:
     def show(self, text: str) -> None:
         """Print ``text`` (one or more lines) above the line being typed."""
         if self._tty and self._reading:
-            self._write("\r\x1b[K" + text.replace("\n", "\r\n") + "\r\n")
+            self._write("\r\x1b[K" + text + "\n")  # the terminal's ONLCR adds the \r
             self._draw()
         else:
             self._write(text + "\n")
@@ -131,7 +132,7 @@ class Console:
             self._escape = 1
         elif char in _ENTER:
             line, self._buffer = self._buffer, ""
-            self._write("\r\x1b[K" + _PROMPT + line + "\r\n")
+            self._write("\r\x1b[K" + _PROMPT + line + "\n")
             self._lines.put_nowait(line)
         elif char in _BACKSPACE:
             self._buffer = self._buffer[:-1]

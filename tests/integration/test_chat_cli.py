@@ -138,3 +138,13 @@ async def test_with_to_the_last_messages_with_that_user_come_first(
     assert await bob.exited() == 0
     assert (await alice.sig(number, "rel"))["sig"]["type"] == "rel"
     assert_clean(bob)
+
+
+async def test_a_refused_login_says_what_to_check(server: RunningServer) -> None:
+    wrong = ChatTerminal("--url", server.url, "--sip", "bob", "--password", "not-bobs")
+    try:
+        assert await wrong.exited() == 1
+        assert "check --sip, --password and --domain" in wrong.text, wrong.text
+        assert_clean(wrong)
+    finally:
+        wrong.close()
