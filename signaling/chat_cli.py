@@ -94,7 +94,10 @@ async def _chat(args: argparse.Namespace, console: Console) -> int:
     try:
         try:
             await client.login(password=args.password, sip=args.sip, domain=args.domain)
-            await _show_stored(_Requests(client, args.sip), console, args.to, args.history)
+            try:
+                await _show_stored(_Requests(client, args.sip), console, args.to, args.history)
+            except ReplyTimeout:  # the chat itself needs no stored messages: go on
+                console.show("* stored messages unavailable (no answer)")
             await session.register()
         except LoginFailed as exc:
             print(
