@@ -36,7 +36,7 @@ from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
 from signaling.directory import Directory
 from signaling.directory.changes import DirectoryChanges
-from signaling.endpoint import pbx_websocket
+from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
 from signaling.hub import Hub
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import render as render_metrics
@@ -49,7 +49,6 @@ from web import web_routes
 
 __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 
-HUB_WEBSOCKET_PATH = "/PBX0/APPS/websocket"
 MESSAGES_WEBSOCKET_PATH = "/messages/websocket"
 
 Role = Literal["all", "hub", "messages"]

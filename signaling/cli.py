@@ -90,7 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Exit 0 after a stop by SIGINT or SIGTERM; 2 with one line on stderr when the
     server cannot start (a setting, and why; see signaling.startup); 130 on Ctrl-C during
     start-up. The banner is printed only once the server answers."""
-    from .server import serve
+    from .server import loop_factory, serve
     from .startup import HeldLog, startup_failure
 
     prepared = _prepare(args)
@@ -108,7 +108,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(config, role=args.role)
-        asyncio.run(serve(app, config, sock, ready=on_ready))
+        # uvicorn's own choice of loop (uvloop when installed), as ``uvicorn.run`` makes.
+        with asyncio.Runner(loop_factory=loop_factory(app, config)) as runner:
+            runner.run(serve(app, config, sock, ready=on_ready))
     except KeyboardInterrupt:  # Ctrl-C before the server was up
         log.release()
         return 130
