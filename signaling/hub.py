@@ -49,7 +49,7 @@ class Peer(Protocol):
 
 
 class WirePeer(Peer, Protocol):
-    """A peer the hub may also write to synchronously (``signaling.wire``): frames written
+    """A peer the hub may also write to synchronously (``signaling.hub_socket``): frames written
     while ``writable_now`` go out at the end of this turn of the loop, without a task."""
 
     writable_now: bool

@@ -22,8 +22,8 @@ from starlette.applications import Starlette
 from config import Config
 
 from .endpoint import HUB_WEBSOCKET_PATH
+from .hub_socket import wire_protocol_for
 from .liveness import ping_settings
-from .wire import wire_protocol_for
 
 __all__ = ["bound_socket", "loop_factory", "serve", "uvicorn_config"]
 

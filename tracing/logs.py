@@ -37,7 +37,7 @@ _installed = False
 
 serving: str | None = None
 """The connection whose frame is being handled outside any task of its own (the hub's
-WebSocket handles frames in the transport's callback, ``signaling.wire``), else None."""
+WebSocket handles frames in the transport's callback, ``signaling.hub_socket``), else None."""
 
 
 def connection_task_name(conn_id: int | str) -> str:

@@ -1,4 +1,4 @@
-"""The hub's WebSocket on the wire: ``/PBX0/APPS/websocket`` without ASGI (docs/protocol.md 12.28).
+"""The hub's client WebSocket without ASGI: ``/PBX0/APPS/websocket`` (docs/protocol.md 12.29).
 
 Why: under ASGI every client frame became a message dict put on a queue and taken by the
 endpoint's task, and every frame out was a task's ``await send_text`` through Starlette's
