@@ -170,7 +170,7 @@ def _routes(
         routes += service.routes()
     routes += TraceRoutes(switch.tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
-    visitors = Visitors(switch, config.support, apply=lambda actions: _on_hub(app, actions))
+    visitors = Visitors(switch, config, apply=lambda actions: _on_hub(app, actions))
     routes += visitors.routes()
     routes += web_routes(config)
     return routes

@@ -28,7 +28,9 @@ CSP = (
 never become code, even if sanitizing ever failed."""
 
 EMBEDDABLE = {"/visit"}
-"""Pages other sites may frame: the visitor widget lives in a frame on shop pages."""
+"""Pages other sites may frame: the visitor widget lives in a frame on shop pages. Which
+sites: those of the tenant's ``widget_origins`` (``/visit?domain=D``), any when it lists
+none."""
 
 _HEADERS = {
     "Content-Security-Policy": CSP,
@@ -39,22 +41,31 @@ _HEADERS = {
 
 
 def web_routes(config: Config) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Route(path, _page(path, name)) for path, name in PAGES.items()]
+    routes: list[BaseRoute] = [
+        Route(path, _page(path, name, config)) for path, name in PAGES.items()
+    ]
     routes.append(Route("/api/emoticons", _emoticons(config)))
     routes.append(Route("/favicon.ico", _favicon))
     routes.append(Mount("/static", app=_Static(directory=STATIC), name="static"))
     return routes
 
 
-def _page(path: str, name: str) -> Callable[[Request], Awaitable[Response]]:
+def _page(path: str, name: str, config: Config) -> Callable[[Request], Awaitable[Response]]:
     headers = dict(_HEADERS)
-    if path in EMBEDDABLE:
-        headers["Content-Security-Policy"] = CSP.replace(
-            "frame-ancestors 'self'", "frame-ancestors *"
-        )
+    ancestors = {tenant.domain: tenant.widget_origins for tenant in config.tenants}
+    default = config.login.default_domain
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / name, media_type="text/html", headers=headers)
+        if path not in EMBEDDABLE:
+            return FileResponse(STATIC / name, media_type="text/html", headers=headers)
+        origins = ancestors.get(request.query_params.get("domain") or default, ())
+        framed_by = " ".join(("'self'", *origins)) if origins else "*"
+        csp = CSP.replace("frame-ancestors 'self'", f"frame-ancestors {framed_by}")
+        return FileResponse(
+            STATIC / name,
+            media_type="text/html",
+            headers={**headers, "Content-Security-Policy": csp},
+        )
 
     return page
 
