@@ -39,19 +39,33 @@ _HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+HSTS = "max-age=31536000"
+"""With ``[server] tls_cert`` the server speaks HTTPS only: browsers are told to keep to it
+for a year, so a later link or typed address never goes out in clear text. Not for
+subdomains: other hosts under the same name are not this server's to decide."""
+
+
+def _headers(config: Config) -> dict[str, str]:
+    if not config.server.tls_cert:
+        return dict(_HEADERS)
+    return {**_HEADERS, "Strict-Transport-Security": HSTS}
+
 
 def web_routes(config: Config) -> list[BaseRoute]:
+    headers = _headers(config)
     routes: list[BaseRoute] = [
-        Route(path, _page(path, name, config)) for path, name in PAGES.items()
+        Route(path, _page(path, name, config, headers)) for path, name in PAGES.items()
     ]
     routes.append(Route("/api/emoticons", _emoticons(config)))
-    routes.append(Route("/favicon.ico", _favicon))
-    routes.append(Mount("/static", app=_Static(directory=STATIC), name="static"))
+    routes.append(Route("/favicon.ico", _favicon(headers)))
+    static = _Static(directory=STATIC, headers=headers)
+    routes.append(Mount("/static", app=static, name="static"))
     return routes
 
 
-def _page(path: str, name: str, config: Config) -> Callable[[Request], Awaitable[Response]]:
-    headers = dict(_HEADERS)
+def _page(
+    path: str, name: str, config: Config, headers: dict[str, str]
+) -> Callable[[Request], Awaitable[Response]]:
     ancestors = {tenant.domain: tenant.widget_origins for tenant in config.tenants}
     default = config.login.default_domain
 
@@ -85,19 +99,26 @@ def _emoticons(config: Config) -> Callable[[Request], Awaitable[Response]]:
     return emoticons
 
 
-async def _favicon(request: Request) -> Response:
-    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=_HEADERS)
+def _favicon(headers: dict[str, str]) -> Callable[[Request], Awaitable[Response]]:
+    async def favicon(request: Request) -> Response:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=headers)
+
+    return favicon
 
 
 class _Static(StaticFiles):
     """Static files with the same headers as the pages (the widget's script is embedded
     on other sites' pages, so it is the one file that may be loaded cross-origin)."""
 
+    def __init__(self, *, directory: Path, headers: dict[str, str]) -> None:
+        super().__init__(directory=directory)
+        self._headers = headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                for key, value in _HEADERS.items():
+                for key, value in self._headers.items():
                     headers.append((key.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)
