@@ -207,22 +207,29 @@ def _banner(config: Config, role: str = "all") -> str:
             lines.append(
                 "    demo tenant: each password is <user>-demo (public, never use in production)"
             )
+    lines += _try_a_chat(config, ws)
+    return "\n".join(lines)
+
+
+def _try_a_chat(config: Config, ws: str) -> list[str]:
+    """The banner's lines that start a chat between two demo users, if there are two."""
+    host, port = config.server.host, config.server.port
     demo = next(
         (tenant for tenant in config.tenants if tenant.demo and len(tenant.users) >= 2), None
     )
-    if demo is not None:
-        first, second = demo.users[0].sip, demo.users[1].sip
-        chat = f"{_program()} chat"
-        # a certificate names the host clients use, not a loopback address
-        url = _chat_url(config.server.dns if ws == "wss" and config.server.dns else host, port, ws)
-        if url != DEFAULT_CHAT_URL:
-            chat += f" --url {url}"
-        lines += [
-            "  try a chat in two more terminals:",
-            f"    {chat} --sip {second} --password {second}-demo",
-            f"    {chat} --sip {first} --password {first}-demo --to {second}",
-        ]
-    return "\n".join(lines)
+    if demo is None:
+        return []
+    first, second = demo.users[0].sip, demo.users[1].sip
+    chat = f"{_program()} chat"
+    # a certificate names the host clients use, not a loopback address
+    url = _chat_url(config.server.dns if ws == "wss" and config.server.dns else host, port, ws)
+    if url != DEFAULT_CHAT_URL:
+        chat += f" --url {url}"
+    return [
+        "  try a chat in two more terminals:",
+        f"    {chat} --sip {second} --password {second}-demo",
+        f"    {chat} --sip {first} --password {first}-demo --to {second}",
+    ]
 
 
 def _chat_url(host: str, port: int, scheme: str = "ws") -> str:
