@@ -52,6 +52,9 @@ def uvicorn_config(
         "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
+    if config.server.tls_cert:  # HTTPS and wss:// on the one port (docs/operations.md)
+        options["ssl_certfile"] = config.server.tls_cert
+        options["ssl_keyfile"] = config.server.tls_key
     options.update(overrides)
     return uvicorn.Config(app, **options)
 
