@@ -286,8 +286,11 @@ def user_password(secret: str, index: int) -> str:
     return f"{secret}-{index}"
 
 
-async def open_session(port: int, secret: str, index: int, deflate: bool = False) -> FrameClient:
-    """A connection logged in as user ``index`` and registered NO_MEDIA_CALL (PROTOCOL §3, §4.1)."""
+async def open_session(
+    port: int, secret: str, index: int, deflate: bool = False, flags: str = "NO_MEDIA_CALL"
+) -> FrameClient:
+    """A connection logged in as user ``index`` and registered with ``flags`` (PROTOCOL §3,
+    §4.1; ``CUMULATIVE_ACK``: docs/protocol.md 12.31)."""
     from signaling.appwebsocket.digest import login_digest
 
     client = await FrameClient.open(port, HUB_PATH, deflate)
@@ -300,7 +303,7 @@ async def open_session(port: int, secret: str, index: int, deflate: bool = False
     result = await expect(client, "AppLoginResult")
     if result.get("ok") is not True:
         raise RuntimeError(f"login of {sip} failed: {result}")
-    client.send_json({"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"})
+    client.send_json({"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": flags})
     registered = await expect(client, "RegisterResult")
     if "err" in registered:
         raise RuntimeError(f"Register of {sip} failed: {registered}")
@@ -317,10 +320,12 @@ async def echo_session(client: FrameClient, index: int) -> None:
         await client.recv_json()
 
 
-async def open_pair(port: int, secret: str, caller_index: int) -> tuple[FrameClient, FrameClient]:
+async def open_pair(
+    port: int, secret: str, caller_index: int, flags: str = "NO_MEDIA_CALL"
+) -> tuple[FrameClient, FrameClient]:
     """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat."""
-    callee = await open_session(port, secret, caller_index + 1)
-    caller = await open_session(port, secret, caller_index)
+    callee = await open_session(port, secret, caller_index + 1, flags=flags)
+    caller = await open_session(port, secret, caller_index, flags=flags)
     setup = {"type": "setup", "channel": 0, "cd": {"sip": user_name(caller_index + 1)}}
     setup["fty"] = [{"type": "im_setup"}]
     caller.send_json({"api": "PbxSignal", "mt": "Signaling", "call": CALL, "sig": setup})
@@ -442,7 +447,11 @@ class Lane:
         tally = self.tally
         for text in texts:
             if b'"im_ack"' in text:
-                tally.acks += 1
+                start = text.find(b'"ids":[')  # a cumulative ack (docs/protocol.md 12.31)
+                if start < 0:
+                    tally.acks += 1
+                else:
+                    tally.acks += text.count(b",", start, text.index(b"]", start)) + 1
             else:
                 tally.other(text)
 
@@ -493,11 +502,12 @@ class LoadWorker:
 
     async def setup_relay(self, command: JsonObject) -> JsonObject:
         port, first, with_id = command["port"], command["first_user"], command["with_id"]
+        flags = "NO_MEDIA_CALL|CUMULATIVE_ACK" if command.get("cumulative") else "NO_MEDIA_CALL"
         gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
         async def one(index: int) -> tuple[FrameClient, FrameClient]:
             async with gate:
-                return await open_pair(port, self.secret, first + 2 * index)
+                return await open_pair(port, self.secret, first + 2 * index, flags)
 
         self.tally = Tally()
         pairs = await asyncio.gather(*(one(i) for i in range(command["count"])))
@@ -1125,12 +1135,14 @@ class Bench:
             results["echo_memory"] = self.memory_run("echo")
         return results
 
-    def _setup(self, server: ServerProcess, kind: str, with_id: bool) -> None:
+    def _setup(
+        self, server: ServerProcess, kind: str, with_id: bool, cumulative: bool = False
+    ) -> None:
         assert self.workers is not None
         per = self.plan.pairs
         commands = [
             {"op": kind, "port": server.port, "count": per, "first_user": 2 * per * index}
-            | {"with_id": with_id}
+            | {"with_id": with_id, "cumulative": cumulative}
             for index in range(self.plan.procs)
         ]
         self.workers.call(commands, timeout=60.0)
@@ -1159,25 +1171,30 @@ class Bench:
 
         On a small shared box another process can take a core for seconds; interleaving
         gives every server the same chances and the best round is the least disturbed.
-        Each round: the hub without and with ``id``, the bare relay, the echo (and the
-        ``--compare`` hub, both ways)."""
+        Each round: the hub without ``id``, with ``id`` acked one by one and with
+        cumulative acks (docs/protocol.md 12.31), the bare relay, the echo (and the
+        ``--compare`` hub, all three ways)."""
         seconds = self.plan.seconds
-        targets: list[tuple[str, ServerProcess, str, bool]] = [
-            ("relay_max", hub, "relay", False),
-            ("relay_ack_max", hub, "relay", True),
-            ("bare_max", echo, "bare", False),
-            ("echo_max", echo, "echo", False),
+        targets: list[tuple[str, ServerProcess, str, bool, bool]] = [
+            ("relay_max", hub, "relay", False, False),
+            ("relay_ack_max", hub, "relay", True, False),
+            ("relay_cack_max", hub, "relay", True, True),
+            ("bare_max", echo, "bare", False, False),
+            ("echo_max", echo, "echo", False, False),
         ]
         if before is not None:
             targets += [
-                ("before_max", before, "relay", False),
-                ("before_ack_max", before, "relay", True),
+                ("before_max", before, "relay", False, False),
+                ("before_ack_max", before, "relay", True, False),
+                ("before_cack_max", before, "relay", True, True),
             ]
         runs: dict[str, list[JsonObject]] = {name: [] for name, *_ in targets}
         for _ in range(self.plan.rounds):
-            for name, server, kind, with_id in targets:
+            for name, server, kind, with_id, cumulative in targets:
                 label = "before" if name.startswith("before") else None
-                runs[name].append(self.max_run(server, kind, seconds, with_id, label=label))
+                runs[name].append(
+                    self.max_run(server, kind, seconds, with_id, label=label, cumulative=cumulative)
+                )
         return {name: _best(rounds) for name, rounds in runs.items()}
 
     def max_run(
@@ -1187,8 +1204,9 @@ class Bench:
         seconds: float,
         with_id: bool,
         label: str | None = None,
+        cumulative: bool = False,
     ) -> JsonObject:
-        self._setup(server, kind, with_id)
+        self._setup(server, kind, with_id, cumulative)
         run = self._timed(server, seconds, op="max", window=self.plan.window)
         replies = run["replies"]
         delivered = sum(reply["delivered"] for reply in replies)
@@ -1199,7 +1217,8 @@ class Bench:
             "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
             **_health(replies),
         }
-        label = f"{label or kind}{'+ack' if with_id else ''} max"
+        acks = "+cack" if cumulative else "+ack" if with_id else ""
+        label = f"{label or kind}{acks} max"
         say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
         return result
 
@@ -1346,8 +1365,10 @@ def summary(results: JsonObject) -> str:
     names = [
         ("relay_max", "hub, no id"),
         ("relay_ack_max", "hub, with id (acked)"),
+        ("relay_cack_max", "hub, acked, cumulative"),
         ("before_max", "before hub, no id"),
         ("before_ack_max", "before hub, with id"),
+        ("before_cack_max", "before hub, cumulative"),
         ("bare_max", "bare Starlette JSON relay"),
         ("echo_max", "bare echo"),
     ]

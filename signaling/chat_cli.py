@@ -34,7 +34,7 @@ from .appwebsocket.errors import AppWebsocketError, LoginFailed, ReplyTimeout
 from .chat_console import Console
 from .core.causes import Q931
 
-__all__ = ["cause_text", "run_chat"]
+__all__ = ["acked_ids", "cause_text", "run_chat"]
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
@@ -135,7 +135,12 @@ class _Session:
 
     async def register(self) -> None:
         await self.client.send(
-            {"api": "PbxSignal", "mt": "Register", "src": "chat", "flags": "NO_MEDIA_CALL"}
+            {
+                "api": "PbxSignal",
+                "mt": "Register",
+                "src": "chat",
+                "flags": "NO_MEDIA_CALL|CUMULATIVE_ACK",  # one ack per run (protocol 12.31)
+            }
         )
         while True:
             answer = await self.client.recv(_QUICK)
@@ -220,8 +225,8 @@ class _Session:
             who = item.get("sender_dn") or item.get("sender") or "?"
             self.console.show(f"[{who}] {_text(item['data'])}{_files(item.get('attach'))}")
         elif kind == "im_ack" and state == "not_delivered":
-            said = self._sent.get(str(item.get("id")), "")
-            self.console.show(f"* not delivered: {said}")
+            for message_id in acked_ids(item):
+                self.console.show(f"* not delivered: {self._sent.get(message_id, '')}")
         elif kind == "im_ack" and state == "stored" and not self._told_stored:
             self._told_stored = True
             self.console.show("* they are away: your messages are stored for them")
@@ -319,6 +324,15 @@ class _Requests:
 
 
 # -- rendering ---------------------------------------------------------------------------------
+
+
+def acked_ids(ack: JsonObject) -> list[str]:
+    """The message ids an ``im_ack`` speaks of: its ``id``, or the ``ids`` of a cumulative
+    one (docs/protocol.md 12.31)."""
+    ids = ack.get("ids")
+    if isinstance(ids, list):
+        return [str(message_id) for message_id in ids]
+    return [str(ack.get("id"))]
 
 
 def _caller(sig: JsonObject) -> str:

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
-from signaling.core.actions import Action, Close, Notify, Send, Store, StoredAck, ToService
+from signaling.core.actions import Ack, Action, Close, Notify, Send, Store, StoredAck, ToService
 from tracing import Tracer
 from tracing.logs import connection_task_name
 
+from .core.frames import ack_text
 from .core.switch import Switch
 from .metrics import FrameTimes
 
@@ -124,6 +125,37 @@ class _Link:
                 del self.links[self.conn_id]
 
 
+class _AckRun:
+    """Acks for one call of one connection, made in one batch, that leave as one frame
+    (docs/protocol.md 12.31): consecutive seqs, one time, one state."""
+
+    __slots__ = ("first", "ids", "seq")
+
+    def __init__(self, ack: Ack) -> None:
+        self.first = ack
+        self.ids = [ack.message_id]
+        self.seq = ack.seq
+
+    def take(self, ack: Ack) -> bool:
+        """Join ``ack`` to the run if it is the next one of the run's call and state."""
+        first = self.first
+        if (
+            ack.seq != self.seq + 1
+            or ack.number != first.number
+            or ack.state != first.state
+            or ack.time != first.time
+            or ack.src != first.src
+        ):
+            return False
+        self.ids.append(ack.message_id)
+        self.seq = ack.seq
+        return True
+
+    def text(self) -> str:
+        first = self.first
+        return ack_text(first.src, first.number, self.ids, self.seq, first.time, first.state)
+
+
 class Hub:
     """The switch's asyncio side, built with its parts: the messages service's outbox and
     link (from ``service``, when the service is enabled) and the webhook sender (when
@@ -150,6 +182,10 @@ class Hub:
         """The peers among them that take synchronous writes."""
         self._links: dict[int, _Link] = {}
         """Connections with frames waiting to be sent, or closing (see ``_Link``)."""
+        self._runs: dict[int, _AckRun] = {}
+        """Acks of registrations that asked for cumulative acks, waiting for the end of the
+        batch (or for another frame to their connection) to leave as one frame."""
+        self._batches = 0
         self._wake = asyncio.Event()
         self._sleeping_until = math.inf
         self._timer_task: asyncio.Task[None] | None = None
@@ -213,6 +249,16 @@ class Hub:
             self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
         self.frame_times.observe(time.perf_counter() - began)
+
+    def begin_batch(self) -> None:
+        """Frames from one read of one connection follow (``signaling.hub_socket``): acks
+        they cause wait for ``end_batch`` to be joined (docs/protocol.md 12.31)."""
+        self._batches += 1
+
+    def end_batch(self) -> None:
+        self._batches -= 1
+        if not self._batches and self._runs:
+            self._apply([])
 
     def apply(self, actions: list[Action]) -> None:
         """Carry out what the core returned to a caller other than the hub (the visitors'
@@ -304,37 +350,64 @@ class Hub:
         wired = self._wired
         tracer = self.tracer
         limit = self._send_queue
+        runs = self._runs
         index = 0
-        while index < len(actions):  # an overflow appends its consequences, in order
-            action = actions[index]
+        while index < len(actions) or (runs and not self._batches):
+            if index == len(actions):  # the batch is over: its acks leave
+                actions.extend(Send(conn, run.text()) for conn, run in runs.items())
+                runs.clear()
+            action = actions[index]  # an overflow appends its consequences, in order
             index += 1
-            if type(action) is Send:  # the relay: first and cheapest
-                if tracer.pbx:
-                    self._trace_pbx(action.conn, "send", action.text)
-                link = links.get(action.conn)
-                if link is None:
-                    peer = wired.get(action.conn)
-                    if peer is not None and peer.writable_now:
-                        peer.write_text(action.text)  # no queue, no task: out this turn
-                        continue
-                    link = self._link(action.conn)
-                if link is not None and not link.closing and not link.push(action.text, limit):
-                    actions.extend(self._overflow(action.conn, link))
-            elif type(action) is Close:
-                link = links.get(action.conn) or self._link(action.conn)
-                if link is not None and not link.closing:
-                    link.closing = True
-                    self._enqueue_close(link, action.code, action.reason)
-            elif type(action) is ToService:
-                if self.link is not None:
-                    self.link.send(action.message)
-            elif type(action) is Store and self.outbox is not None:
-                self.outbox.add(action.post, action.ack)
-            elif type(action) is Notify and self.webhooks is not None:
-                self.webhooks.emit(action.event, action.data)
+            if type(action) is not Send:
+                index = self._apply_other(action, actions, index)
+                continue
+            if runs and action.conn in runs:  # the relay, first and cheapest, after the
+                index -= 1  # acks before it
+                actions.insert(index, Send(action.conn, runs.pop(action.conn).text()))
+                continue
+            if tracer.pbx:
+                self._trace_pbx(action.conn, "send", action.text)
+            link = links.get(action.conn)
+            if link is None:
+                peer = wired.get(action.conn)
+                if peer is not None and peer.writable_now:
+                    peer.write_text(action.text)  # no queue, no task: out this turn
+                    continue
+                link = self._link(action.conn)
+            if link is not None and not link.closing and not link.push(action.text, limit):
+                actions.extend(self._overflow(action.conn, link))
         deadline = self.switch.next_deadline()
         if deadline is not None and deadline < self._sleeping_until:
             self._wake.set()
+
+    def _apply_other(self, action: Action, actions: list[Action], index: int) -> int:
+        """Every action but a relayed frame; returns where ``_apply`` goes on (an ack run
+        that must leave first is put in front of ``action``, which is then seen again)."""
+        runs = self._runs
+        if type(action) is Ack:
+            run = runs.get(action.conn)
+            if run is None:
+                runs[action.conn] = _AckRun(action)
+            elif not run.take(action):  # the run leaves first; this ack is seen again
+                del runs[action.conn]
+                actions.insert(index - 1, Send(action.conn, run.text()))
+                return index - 1
+        elif type(action) is Close:
+            if runs and action.conn in runs:
+                actions.insert(index - 1, Send(action.conn, runs.pop(action.conn).text()))
+                return index - 1
+            link = self._links.get(action.conn) or self._link(action.conn)
+            if link is not None and not link.closing:
+                link.closing = True
+                self._enqueue_close(link, action.code, action.reason)
+        elif type(action) is ToService:
+            if self.link is not None:
+                self.link.send(action.message)
+        elif type(action) is Store and self.outbox is not None:
+            self.outbox.add(action.post, action.ack)
+        elif type(action) is Notify and self.webhooks is not None:
+            self.webhooks.emit(action.event, action.data)
+        return index
 
     def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
         if not link.push((code, reason), self._send_queue):

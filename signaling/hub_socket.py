@@ -138,6 +138,19 @@ class WireProtocol(LivenessProtocol):
 
     # -- frames in --------------------------------------------------------------------------
 
+    def data_received(self, data: bytes) -> None:
+        """Every frame of one read is one batch for the hub: the acks they cause may leave
+        as one (docs/protocol.md 12.31)."""
+        hub = self.hub
+        if hub is None:
+            super().data_received(data)
+            return
+        hub.begin_batch()
+        try:
+            super().data_received(data)
+        finally:
+            hub.end_batch()
+
     def send_receive_event_to_app(self) -> None:
         hub = self.hub
         if hub is None:

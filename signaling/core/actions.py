@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Action", "Close", "Notify", "Send", "Store", "StoredAck", "ToService"]
+__all__ = ["Ack", "Action", "Close", "Notify", "Send", "Store", "StoredAck", "ToService"]
 
 
 @dataclass(slots=True)  # not frozen: one is built per relayed frame (see messages.py)
@@ -14,6 +14,22 @@ class Send:
 
     conn: int
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An ``im_ack`` for a registration that asked for cumulative acks (docs/protocol.md
+    12.31): the I/O layer joins it with the acks next to it on the same call into one
+    frame, or sends it alone in the single form (``frames.ack_text``). Why an action of its
+    own: only the I/O layer knows where a batch of frames from one connection ends."""
+
+    conn: int
+    src: object
+    number: int
+    message_id: str
+    seq: int
+    time: int
+    state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +79,4 @@ class Notify:
     data: dict[str, Any]
 
 
-Action = Send | Close | ToService | Store | Notify
+Action = Send | Ack | Close | ToService | Store | Notify

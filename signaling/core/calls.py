@@ -350,6 +350,12 @@ class Registration:
         never renders them (docs/protocol.md 12.25)."""
         return "APP_DATA" in self.flags
 
+    @property
+    def cumulative_acks(self) -> bool:
+        """The device takes one ``im_ack`` with ``ids`` for a run of its messages
+        (docs/protocol.md 12.31)."""
+        return "CUMULATIVE_ACK" in self.flags
+
     def allocate_offer_number(self) -> int:
         number = self.next_offer
         self.next_offer -= 1

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
+import orjson
+
 from .errors import BadJson
 from .messages import Cause, Endpoint, ImMessage, Inbound, JsonObject, Register, Sig, Signaling
 
@@ -58,12 +60,28 @@ _ATTACH = re.compile(
 may travel there, since it is relayed and stored as it came."""
 
 
-def decode(text: str) -> Inbound:
-    """Parse one frame into its envelope (PROTOCOL §1.2, §1.4)."""
+_LONG_NUMBER = re.compile(r"\d{19}")
+"""orjson reads an integer beyond 64 bits as a float; ``json`` keeps it an int."""
+
+
+def _parse(text: str) -> Any:
+    """orjson where it reads exactly what ``json`` reads (about twice as fast); ``json``
+    for everything else: long numbers, and whatever orjson refuses (NaN, 1e400, lone
+    surrogates, too deep), so that those are refused or accepted just as before."""
+    if not _LONG_NUMBER.search(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     try:
-        body = _decoder.decode(text)
+        return _decoder.decode(text)
     except (ValueError, RecursionError) as exc:
         raise BadJson("malformed JSON") from exc
+
+
+def decode(text: str) -> Inbound:
+    """Parse one frame into its envelope (PROTOCOL §1.2, §1.4)."""
+    body = _parse(text)
     if type(body) is not dict:
         raise BadJson("a message must be a JSON object")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):

@@ -26,6 +26,7 @@ from .messages import Cause, ImMessage, Sig
 
 __all__ = [
     "HUB_FTY",
+    "ack_text",
     "board",
     "conn",
     "disc_of",
@@ -182,6 +183,18 @@ def im_ack(
         ack["time"] = time
     ack["state"] = state
     return ack
+
+
+def ack_text(src: object, number: int, ids: list[str], seq: int, time: int, state: str) -> str:
+    """The frame of a run of acks (docs/protocol.md 12.31): one id in the single form of
+    §4.6, byte for byte; several as ``ids``, oldest first, whose seqs run up by one to
+    ``seq``, all with the same ``time`` and ``state``."""
+    if len(ids) == 1:
+        item: JsonObject = {"type": "im_ack", "id": ids[0]}
+    else:
+        item = {"type": "im_ack", "ids": ids}
+    item["seq"], item["time"], item["state"] = seq, time, state
+    return encode(signaling(src, number, facility(item)))
 
 
 def record_ack(message_id: str, record: AckRecord) -> JsonObject:

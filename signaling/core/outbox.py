@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .actions import Action, Close, Notify, Send, Store, StoredAck, ToService
+from .actions import Ack, Action, Close, Notify, Send, Store, StoredAck, ToService
 from .codec import encode
 
 __all__ = ["Outbox"]
@@ -27,6 +27,13 @@ class Outbox:
             return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1
+
+    def ack(self, ack: Ack) -> None:
+        """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31)."""
+        if not ack.conn:
+            return
+        self._actions.append(ack)
+        self._pending[ack.conn] = self._pending.get(ack.conn, 0) + 1
 
     def pending(self, conn: int) -> int:
         """Frames for ``conn`` collected since the last drain (not yet in its queue)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .actions import Ack
 from .calls import AckRecord, Leg
 from .codec import encode
 from .frames import facility, record_ack, signaling
@@ -45,7 +46,16 @@ class Wire:
         """The writer hears what became of its message now, or after its resume (then
         ``record.told`` stays False and the replay tells it)."""
         record.told = not leg.parked
-        if record.told:  # built in one line: an acked message's one extra frame
+        if not record.told:
+            return
+        reg = leg.reg
+        if reg.cumulative_acks:  # joined with its neighbours by the I/O layer (12.31)
+            self._out.ack(
+                Ack(
+                    reg.conn, reg.src, leg.number, message_id, record.seq, record.time, record.state
+                )
+            )
+        else:  # built in one line: an acked message's one extra frame
             ack = facility(record_ack(message_id, record))
             self.text(leg, encode(signaling(leg.reg.src, leg.number, ack)))
 

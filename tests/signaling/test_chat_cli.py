@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signaling.chat_cli import cause_text
+from signaling.chat_cli import acked_ids, cause_text
 from signaling.core.causes import Q931
 
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -25,3 +25,9 @@ def test_a_cause_outside_the_table_or_none() -> None:
     assert cause_text({"loc": 2, "num": 99}) == "99"
     assert cause_text(None) == "no cause given"
     assert cause_text({"num": "18"}) == "no cause given"
+
+
+def test_acked_ids_of_a_single_and_of_a_cumulative_ack() -> None:
+    assert acked_ids({"type": "im_ack", "id": "a1", "seq": 4, "state": "delivered"}) == ["a1"]
+    cumulative = {"type": "im_ack", "ids": ["a1", "a2"], "seq": 5, "state": "not_delivered"}
+    assert acked_ids(cumulative) == ["a1", "a2"]

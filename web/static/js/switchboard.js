@@ -39,6 +39,15 @@ export function hubUrl(base = location) {
   return `${scheme}//${base.host}/PBX0/APPS/websocket`;
 }
 
+/** The acks an im_ack stands for, each in the single form {id, seq, time, state}: a
+ * cumulative one (docs/protocol.md 12.31) lists `ids`, oldest first, whose seqs run up by
+ * one to its `seq`. */
+export function singleAcks(item) {
+  if (!Array.isArray(item.ids)) return [item];
+  const last = item.ids.length - 1;
+  return item.ids.map((id, n) => ({ type: "im_ack", id, seq: item.seq - last + n, time: item.time, state: item.state }));
+}
+
 export const CAUSES = {
   1: "no such user or queue",
   16: "ended",
@@ -207,7 +216,9 @@ export class Client extends EventTarget {
   }
 
   _register() {
-    const register = { api: "PbxSignal", mt: "Register", src: "reg", flags: "NO_MEDIA_CALL", hw: "web" };
+    // CUMULATIVE_ACK: one im_ack may cover a run of our messages (docs/protocol.md 12.31)
+    const flags = "NO_MEDIA_CALL|CUMULATIVE_ACK";
+    const register = { api: "PbxSignal", mt: "Register", src: "reg", flags, hw: "web" };
     if (this._resume) {
       register.resume = this._resume;
       register.seqs = { ...this._seqs };
@@ -359,7 +370,8 @@ export class Client extends EventTarget {
     }
     if (item.type === "im_ack") {
       if (item.seq) call.lastSeq = Math.max(call.lastSeq, item.seq);
-      return this._emit("ack", { call, ack: item });
+      for (const ack of singleAcks(item)) this._emit("ack", { call, ack });
+      return;
     }
     if (item.type === "im_seen") return this._emit("seen", { call, seq: item.seq });
     if (item.type === "name_identification") {
