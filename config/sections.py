@@ -260,6 +260,8 @@ class TenantConfig:
     emoticons: tuple[tuple[str, str], ...] = ()  # (shortcode, image url path on this server)
     # origins ("https://shop.example") whose pages may make this tenant's visitors; empty = any
     widget_origins: tuple[str, ...] = ()
+    # what PbxMessages DeleteChat removes: "own" (the deleter's copy) or "both" sides' copies
+    delete_chat: str = "own"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,16 @@ _GROUP_NAME = re.compile(r"group-[0-9]+")
 """Addresses the messages service gives to groups (PROTOCOL §7.6); no user may take one."""
 _SHORTCODE = re.compile(r"[a-z0-9_+-]{1,32}")
 _IMAGE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,200}\.(png|gif|svg|webp|jpe?g)")
-_TENANT_KEYS = ("demo", "users", "apps", "queues", "emoticons", "widget_origins")
+_TENANT_KEYS = (
+    "demo",
+    "users",
+    "apps",
+    "queues",
+    "emoticons",
+    "widget_origins",
+    "delete_chat",
+)
+_DELETE_CHAT = ("own", "both")
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 """An origin as browsers send it: scheme, host and port, lower case, no path."""
 _USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
@@ -62,7 +71,19 @@ def _tenant(domain: str, value: object) -> TenantConfig:
         demo=demo,
         emoticons=emoticons,
         widget_origins=_widget_origins(table, where),
+        delete_chat=_delete_chat(table, where),
     )
+
+
+def _delete_chat(table: Table, where: str) -> str:
+    """What ``DeleteChat`` removes (docs/protocol.md 12.32): the deleter's copy only
+    (``own``), or the other side's copy too (``both``)."""
+    value = table.get("delete_chat", "own")
+    if value not in _DELETE_CHAT:
+        raise ConfigError(
+            f"{where}.delete_chat", f'expected "own" or "both", got {shown_value(value)}'
+        )
+    return str(value)
 
 
 def _widget_origins(table: Table, where: str) -> tuple[str, ...]:

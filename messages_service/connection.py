@@ -264,5 +264,5 @@ class Connection:
         return None
 
     async def _post(self, body: JsonObject) -> None:
-        post = parse_post(body, int(time.time() * 1000))
+        post = self._services.handlers.queue_side(parse_post(body, int(time.time() * 1000)))
         await self._services.writer.submit(QueuedPost(post, body.get("src"), self.send))

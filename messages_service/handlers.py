@@ -2,7 +2,7 @@
 §7.6, §12.10). ``Post`` is not here: it goes to the writer.
 
 Each handler parses its request (``requests``), checks what the store cannot (group
-admins, licences), asks the store, and returns a ``Reply``: the frames for the asker, in
+admins, licences, queues), asks the store, and returns a ``Reply``: the frames for the asker, in
 order (``…Ind``s, then ``…Result``), and the notifications for every hub, which go out
 first. Errors are raised as ``MessagesServiceError``s; the connection answers them.
 
@@ -12,12 +12,17 @@ looked up in the user's own topic only (``not_found`` otherwise); group changes 
 admin (``forbidden``). Reading a group's chat needs membership (PROTOCOL §7.6: only
 members read it), checked even though rows are per-member copies and a non-member would
 find none of its own but those from before it left.
+
+A support queue's side of a stored support chat (docs/protocol.md 12.32) is kept under
+the queue's sip: ``ReadChats``, ``ReadChat`` and ``DeleteChat`` with ``queue`` act on it
+for an agent of that queue, or (``ReadChat``/``DeleteChat`` of one chat) for an agent who
+wrote in that chat; ``Search`` looks through the queues the caller answers for too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from filebuffers import Owner
@@ -30,16 +35,26 @@ from .requests import (
     Caller,
     parse_create_file_buffer,
     parse_delete,
+    parse_delete_chat,
     parse_read_chat,
     parse_read_chats,
     parse_search,
     parse_set_read,
     parse_write_group,
     parse_write_member,
+    queue_of,
     read_caller,
     text,
 )
-from .storage import Badge, GroupInfo, MessageStore, group_id_of
+from .storage import (
+    Badge,
+    ChatDeleted,
+    GroupInfo,
+    MessageStore,
+    NewPost,
+    StoredMessage,
+    group_id_of,
+)
 
 __all__ = ["HUB_ONLY", "Handlers", "Reply", "refuse_forwarded"]
 
@@ -83,6 +98,7 @@ class Handlers:
             "ReadChat": self.read_chat,
             "SetRead": self.set_read,
             "Delete": self.delete,
+            "DeleteChat": self.delete_chat,
             "Search": self.search,
             "WriteGroup": self.write_group,
             "WriteMember": self.write_member,
@@ -106,8 +122,16 @@ class Handlers:
 
     async def read_chats(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_read_chats(body)
-        chats = await self._store.chats(caller.domain, caller.user, unread_only=request.unread)
-        return Reply([*map(render.chat_ind, chats), {"mt": "ReadChatsResult"}])
+        topic = await self._topic(caller, queue_of(body))
+        chats = await self._store.chats(caller.domain, topic, unread_only=request.unread)
+        notes = await self._store.deletion_notes(caller.domain, topic)
+        return Reply(
+            [
+                *map(render.chat_ind, chats),
+                *map(render.chat_deleted_ind, notes),
+                {"mt": "ReadChatsResult"},
+            ]
+        )
 
     async def read_chat(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_read_chat(body)
@@ -116,9 +140,10 @@ class Handlers:
             group = await self._store.group(caller.domain, group_id)
             if group is None or group.member(caller.user) is None:
                 raise Forbidden("only members read a group's chat")
+        topic = await self._topic(caller, queue_of(body), request.peer)
         page = await self._store.read_chat(
             caller.domain,
-            caller.user,
+            topic,
             request.peer,
             older=request.older,
             count=request.count,
@@ -128,7 +153,8 @@ class Handlers:
             {"mt": "ReadChatInd", "msg": render.message(msg)} for msg in page.messages
         ]
         answers.append({"mt": "ReadChatResult", "more": page.more})
-        badges = [await self._badge(caller)] if page.had_unread else []
+        await self._store.drop_deletion_note(caller.domain, topic, request.peer)
+        badges = [await self._badge(caller)] if page.had_unread and topic == caller.user else []
         return Reply(answers, badges)
 
     async def set_read(self, body: JsonObject) -> Reply:
@@ -161,6 +187,101 @@ class Handlers:
         badges = [await self._badge(caller)] if removal.was_unread else []
         return Reply([{"mt": "DeleteResult", "id": request.id}], badges)
 
+    async def delete_chat(self, body: JsonObject) -> Reply:
+        """docs/protocol.md 12.32: one whole chat of the caller's side (or of its queue's)
+        in one request; the other side's devices are told (``ChatDeleted``)."""
+        caller, request = read_caller(body), parse_delete_chat(body)
+        peer, queue = request.peer, queue_of(body)
+        group_id = group_id_of(peer)
+        if group_id is not None:  # a group's chat: only the caller's own copy goes
+            group = await self._store.group(caller.domain, group_id)
+            if queue is not None or group is None or group.member(caller.user) is None:
+                raise Forbidden("only members delete a group's chat")
+        topic = await self._topic(caller, queue, peer)
+        one_to_one = group_id is None
+        if queue is not None:
+            role = "agent"
+        elif self._directory.queue(caller.domain, peer) is not None:
+            role = "customer"
+        else:
+            role = "member" if not one_to_one else "user"
+        both = one_to_one and self._directory.delete_chat(caller.domain) == "both"
+        removal = await self._store.delete_chat(
+            caller.domain,
+            topic,
+            peer,
+            other=peer if one_to_one else None,
+            deleter=caller.user,
+            role=role,
+            both=both,
+        )
+        if removal is None:
+            raise NotFound(f"no chat with {peer[:80]!r}")
+        for side, messages in removal.removed.items():
+            await self._forget(Owner(caller.domain, side), messages)
+        notifications: list[JsonObject] = []
+        for side in removal.unread_changed:
+            if self._directory.queue(caller.domain, side) is None:
+                count = await self._store.unread_total(caller.domain, side)
+                notifications.append(render.badge(Badge(caller.domain, side, count)))
+        if removal.note is not None:
+            notifications += self._told(removal.note)
+        removed = len(removal.removed.get(topic, ()))
+        return Reply([{"mt": "DeleteChatResult", "sip": peer, "removed": removed}], notifications)
+
+    def _told(self, note: ChatDeleted) -> list[JsonObject]:
+        """``ChatDeleted`` for each user of the other side: the user, or a queue's agents."""
+        queue = self._directory.queue(note.domain, note.topic)
+        users = list(queue.agents) if queue is not None else [note.topic]
+        event = render.chat_deleted(note)
+        return [
+            {**event, "domain": note.domain, "user": user}
+            | ({"queue": queue.sip} if queue is not None else {})
+            for user in users
+        ]
+
+    async def _forget(self, owner: Owner, messages: tuple[StoredMessage, ...]) -> None:
+        """§8.6: a side's file buffers go with its copy of the messages."""
+        if self._attachments is not None:
+            for message in messages:
+                if message.attach:
+                    await self._attachments.forget(owner, message)
+
+    async def _topic(self, caller: Caller, queue: str | None, peer: str | None = None) -> str:
+        """Whose rows a request acts on: the caller's own, or with ``queue`` the queue's,
+        for an agent of the queue or (one chat, ``peer``) an agent who wrote in it."""
+        if queue is None:
+            return caller.user
+        config = self._directory.queue(caller.domain, queue)
+        if config is None:
+            raise NotFound(f"no queue {queue[:80]!r}")
+        if caller.user in config.agents:
+            return queue
+        if peer is not None and peer in await self._store.writers_in(
+            caller.domain, queue, caller.user
+        ):
+            return queue
+        raise Forbidden("only the queue's agents, or an agent of that chat, read its history")
+
+    def queue_side(self, post: NewPost) -> NewPost:
+        """A stored support chat keeps the queue's side too (docs/protocol.md 12.32): a
+        one-to-one Post between a customer and a queue that stores the customer's side
+        (a licensed, logged-in customer) also gets a row under the queue's sip. An
+        anonymous visitor's chat is never posted at all, so it stays unstored."""
+        if post.grp or not post.sides:
+            return post
+        queue = next(
+            (
+                sip
+                for sip in (post.author, post.peer)
+                if self._directory.queue(post.domain, sip) is not None
+            ),
+            None,
+        )
+        if queue is None or queue in post.sides:
+            return post
+        return replace(post, sides=(*post.sides, queue))
+
     # -- files (§8) ------------------------------------------------------------------------
 
     async def create_file_buffer(self, body: JsonObject) -> Reply:
@@ -186,10 +307,22 @@ class Handlers:
 
     async def search(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_search(body)
-        hits = await self._store.search(caller.domain, caller.user, request.text, request.count)
-        answers: list[JsonObject] = [
-            {"mt": "SearchInd", "msg": render.message(msg), "sip": msg.peer} for msg in hits
+        found: list[tuple[StoredMessage, str | None]] = [
+            (msg, None)
+            for msg in await self._store.search(
+                caller.domain, caller.user, request.text, request.count
+            )
         ]
+        for queue in self._directory.queues_of(caller.domain, caller.user):
+            hits = await self._store.search(caller.domain, queue.sip, request.text, request.count)
+            found += ((msg, queue.sip) for msg in hits)
+        found.sort(key=lambda hit: hit[0].id, reverse=True)  # ids grow: newest first
+        answers: list[JsonObject] = []
+        for msg, queue_sip in found[: request.count]:
+            answer: JsonObject = {"mt": "SearchInd", "msg": render.message(msg), "sip": msg.peer}
+            if queue_sip is not None:
+                answer["queue"] = queue_sip
+            answers.append(answer)
         answers.append({"mt": "SearchResult"})
         return Reply(answers)
 

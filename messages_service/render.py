@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .storage import Badge, ChatSummary, GroupInfo, StoredMessage
+from .storage import Badge, ChatDeleted, ChatSummary, GroupInfo, StoredMessage
 
-__all__ = ["attached", "badge", "chat_ind", "group_ind", "message"]
+__all__ = [
+    "attached",
+    "badge",
+    "chat_deleted",
+    "chat_deleted_ind",
+    "chat_ind",
+    "group_ind",
+    "message",
+]
 
 JsonObject = dict[str, Any]
 
@@ -69,3 +77,22 @@ def group_ind(group: GroupInfo) -> JsonObject:
 
 def badge(value: Badge) -> JsonObject:
     return {"mt": "Badge", "domain": value.domain, "user": value.user, "count": value.count}
+
+
+def chat_deleted(note: ChatDeleted) -> JsonObject:
+    """``ChatDeleted`` (docs/protocol.md 12.32): ``sip`` the chat as its receiver names it
+    (its peer), ``by`` who deleted it acting as ``role``, ``removed`` when the receiver's
+    copy went too."""
+    return {
+        "mt": "ChatDeleted",
+        "sip": note.peer,
+        "by": note.deleter,
+        "role": note.role,
+        "removed": note.removed,
+        "time": note.time_ms,
+    }
+
+
+def chat_deleted_ind(note: ChatDeleted) -> JsonObject:
+    """The same, listed by ``ReadChats`` until the chat is read or deleted."""
+    return {**chat_deleted(note), "mt": "ChatDeletedInd"}

@@ -19,6 +19,7 @@ __all__ = [
     "Caller",
     "CreateFileBuffer",
     "Delete",
+    "DeleteChat",
     "ReadChat",
     "ReadChats",
     "Search",
@@ -27,6 +28,7 @@ __all__ = [
     "WriteMember",
     "parse_create_file_buffer",
     "parse_delete",
+    "parse_delete_chat",
     "parse_post",
     "parse_read_chat",
     "parse_read_chats",
@@ -34,6 +36,7 @@ __all__ = [
     "parse_set_read",
     "parse_write_group",
     "parse_write_member",
+    "queue_of",
     "read_caller",
 ]
 
@@ -76,6 +79,11 @@ class SetRead:
 @dataclass(frozen=True, slots=True)
 class Delete:
     id: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteChat:
+    peer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +144,15 @@ def parse_set_read(body: JsonObject) -> SetRead:
 
 def parse_delete(body: JsonObject) -> Delete:
     return Delete(id=number(body, "id"))
+
+
+def parse_delete_chat(body: JsonObject) -> DeleteChat:
+    return DeleteChat(peer=text(body, "sip"))
+
+
+def queue_of(body: JsonObject) -> str | None:
+    """``queue``: an agent acts on its queue's side of support chats (docs 12.32)."""
+    return None if body.get("queue") is None else text(body, "queue")
 
 
 def parse_create_file_buffer(body: JsonObject) -> CreateFileBuffer:

@@ -7,7 +7,9 @@ and return the plain values of ``rows``.
 
 from .rows import (
     Badge,
+    ChatDeleted,
     ChatPage,
+    ChatRemoval,
     ChatSummary,
     Duplicate,
     FileGrant,
@@ -26,7 +28,9 @@ from .store import MessageStore
 
 __all__ = [
     "Badge",
+    "ChatDeleted",
     "ChatPage",
+    "ChatRemoval",
     "ChatSummary",
     "Duplicate",
     "FileGrant",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-__all__ = ["APP_LABEL", "Chat", "Group", "Member", "Message"]
+__all__ = ["APP_LABEL", "Chat", "ChatDeletion", "Group", "Member", "Message"]
 
 APP_LABEL = "messages"
 
@@ -39,6 +39,8 @@ class Message(Model):
     client_id = fields.TextField(null=True)
     time_ms = fields.BigIntField()
     deleted = fields.BooleanField(default=False)
+    writer = fields.TextField(null=True)
+    """The agent who wrote a row its queue authored (docs/protocol.md 12.32), else null."""
 
     class Meta:
         table = "messages"
@@ -93,4 +95,23 @@ class Member(Model):
 
     class Meta:
         table = "members"
+        app = APP_LABEL
+
+
+class ChatDeletion(Model):
+    """A note for ``topic``: ``peer`` (its side of the chat) was deleted by ``deleter``
+    acting as ``role`` (docs/protocol.md 12.32); ``removed`` when this side's copy went
+    too. One per chat, the latest; dropped once ``topic`` reads or deletes that chat."""
+
+    id = fields.BigIntField(primary_key=True)
+    domain = fields.TextField()
+    topic = fields.TextField()
+    peer = fields.TextField()
+    deleter = fields.TextField()
+    role = fields.TextField()
+    removed = fields.BooleanField()
+    time_ms = fields.BigIntField()
+
+    class Meta:
+        table = "chat_deletions"
         app = APP_LABEL

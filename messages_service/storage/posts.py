@@ -120,11 +120,11 @@ def _file_grants(rows: list[_Row]) -> tuple[FileGrant, ...]:
 
 _INSERT = """
     INSERT INTO messages (domain, topic, peer, grp, author, author_dn, text, attach,
-                          call_id, seq, client_id, time_ms, deleted)
+                          call_id, seq, client_id, time_ms, deleted, writer)
     VALUES {rows}
     ON CONFLICT (domain, topic, call_id, seq) DO NOTHING
     RETURNING id, domain, topic, call_id, seq"""
-_MESSAGE_COLUMNS = 13
+_MESSAGE_COLUMNS = 14
 _INSERT_PARAMS = 30000  # per statement; SQLite (3.32+) allows 32766, PostgreSQL 32767
 _ROWS_PER_INSERT = _INSERT_PARAMS // _MESSAGE_COLUMNS
 
@@ -155,6 +155,7 @@ async def _insert(db: Database, tx: BaseDBAsyncClient, rows: list[_Row]) -> dict
                 post.client_id,
                 post.time_ms,
                 False,
+                post.writer or None,
             )
         found = await tx.execute_query_dict(db.sql(_INSERT.format(rows=marks)), params)
         for stored in found:

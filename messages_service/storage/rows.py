@@ -10,7 +10,9 @@ from messages_service.errors import MessagesServiceError
 
 __all__ = [
     "Badge",
+    "ChatDeleted",
     "ChatPage",
+    "ChatRemoval",
     "ChatSummary",
     "Duplicate",
     "FileGrant",
@@ -185,3 +187,27 @@ class PostBatch:
     outcomes: tuple[int | Duplicate | MessagesServiceError, ...]
     badges: tuple[Badge, ...]
     files: tuple[FileGrant, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDeleted:
+    """A note for ``topic``: its chat with ``peer`` was deleted on the other side by
+    ``deleter`` acting as ``role``; ``removed`` when ``topic``'s copy went too."""
+
+    domain: str
+    topic: str
+    peer: str
+    deleter: str
+    role: str
+    removed: bool
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRemoval:
+    """What ``DeleteChat`` removed: per side (topic), its rows that were live, and the
+    sides whose unread count changed; ``note`` the note left for the other side."""
+
+    removed: dict[str, tuple[StoredMessage, ...]]
+    unread_changed: tuple[str, ...]
+    note: ChatDeleted | None

@@ -15,6 +15,7 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -22,13 +23,16 @@ from tortoise.expressions import F
 from messages_service.errors import Unavailable
 from tracing import Tracer
 
+from .chat_removal import delete_chat, drop_note, notes_of
 from .database import Database, Dialect
 from .migrations import migrate
 from .models import Chat, Group, Member, Message
 from .post_keys import prune_keys
 from .posts import write_posts
 from .rows import (
+    ChatDeleted,
     ChatPage,
+    ChatRemoval,
     ChatSummary,
     GroupInfo,
     MemberInfo,
@@ -304,6 +308,35 @@ class MessageStore:
                     )
                 )
         return Removal(_stored(row), was_unread)
+
+    # -- deleting a whole chat (docs/protocol.md 12.32) ---------------------------------------
+
+    async def delete_chat(
+        self, domain: str, topic: str, peer: str, **how: Any
+    ) -> ChatRemoval | None:
+        """Delete ``topic``'s chat with ``peer`` (``how``: ``other``, ``deleter``, ``role``,
+        ``both``; see ``chat_removal.delete_chat``). None when there is no such chat."""
+        now_ms = int(self.wall() * 1000)
+        return await self._db.run(
+            delete_chat(self._db, domain=domain, topic=topic, peer=peer, now_ms=now_ms, **how)
+        )
+
+    async def deletion_notes(self, domain: str, topic: str) -> list[ChatDeleted]:
+        """What ``topic`` has not seen yet of chats deleted on the other side."""
+        return await self._db.run(notes_of(self._db.client(), domain, topic))
+
+    async def drop_deletion_note(self, domain: str, topic: str, peer: str) -> None:
+        await self._db.run(drop_note(self._db.client(), domain, topic, peer))
+
+    async def writers_in(self, domain: str, topic: str, writer: str) -> set[str]:
+        """The peers of ``topic``'s chats in which ``writer`` wrote a row (a support
+        agent writing as its queue: the chats it took part in)."""
+        return await self._db.run(self._writers_in(domain, topic, writer))
+
+    async def _writers_in(self, domain: str, topic: str, writer: str) -> set[str]:
+        query = Message.filter(domain=domain, topic=topic, writer=writer)
+        peers = await query.using_db(self._db.client()).distinct().values_list("peer", flat=True)
+        return {str(peer) for peer in peers}
 
     # -- groups ----------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ FORWARDED = frozenset(
         "ReadChat",
         "SetRead",
         "Delete",
+        "DeleteChat",
         "Search",
         "WriteGroup",
         "WriteMember",
@@ -84,6 +85,8 @@ class MessagesBridge:
         self.up = False
         """The link to the service is logged in (the I/O layer says so)."""
         self._sessions: dict[int, str] = {}
+        self._owners: dict[int, tuple[str, str]] = {}
+        """Each session's (domain, user): whom a ``ChatDeleted`` reaches (docs 12.32)."""
         self._pending: dict[str, _Pending] = {}
         self._tokens = itertools.count(1)
 
@@ -104,7 +107,7 @@ class MessagesBridge:
     def request(self, conn: int, domain: str, user: UserConfig | None, inbound: Inbound) -> None:
         """One PbxMessages message from a client (PROTOCOL §6.1, §6.2)."""
         if inbound.mt == "Session":
-            return self._open(conn, user, inbound)
+            return self._open(conn, domain, user, inbound)
         if inbound.mt not in FORWARDED:
             raise UnknownMt(f"unknown PbxMessages mt {inbound.mt[:40]!r}")
         session = self._sessions.get(conn)
@@ -115,17 +118,28 @@ class MessagesBridge:
         message.update(user=user.sip, domain=domain, session=session)
         self._forward(message, _Pending(conn, inbound.src, None))
 
-    def _open(self, conn: int, user: UserConfig | None, inbound: Inbound) -> None:
+    def _open(self, conn: int, domain: str, user: UserConfig | None, inbound: Inbound) -> None:
         self._check_licence(user)
         if not self.up:
             raise Unavailable("messages service unavailable")
         session = self._sessions.get(conn) or f"s{conn}-{next(self._tokens)}"
         self._sessions[conn] = session
+        if user is not None:
+            self._owners[conn] = (domain, user.sip)
         self._answer(conn, inbound.src, {"mt": "SessionResult", "session": session})
 
     def connection_closed(self, conn: int) -> None:
         """Answers for a connection that is gone are dropped when they arrive."""
         self._sessions.pop(conn, None)
+        self._owners.pop(conn, None)
+
+    def tell(self, domain: str, user: str, event: JsonObject) -> None:
+        """A service event for one user (``ChatDeleted``, docs 12.32): to each of the
+        user's connections holding a session, without the service's addressing."""
+        message = {key: value for key, value in event.items() if key not in ("domain", "user")}
+        for conn, owner in self._owners.items():
+            if owner == (domain, user) and conn in self._sessions:
+                self._answer(conn, None, message)
 
     def held(self) -> dict[str, int]:
         """Sessions and unanswered requests kept now (``Switch.held``)."""
@@ -154,6 +168,7 @@ class MessagesBridge:
             if item.conn is not None:
                 self._unavailable(item.conn, item.src)
         sessions, self._sessions = self._sessions, {}
+        self._owners.clear()
         for conn in sessions:
             if not any(item.conn == conn for item in pending.values()):
                 self._unavailable(conn, None)

@@ -431,6 +431,8 @@ class Switch:
             return
         if mt == "Badge" and type(message.get("count")) is int:
             self.presence.badge(domain, user, message["count"])
+        elif mt == "ChatDeleted":  # docs/protocol.md 12.32: to the user's sessions
+            self.messages.tell(domain, user, message)
         elif mt == "Seen" and type(message.get("seq")) is int:
             call_id = message.get("callId")
             if isinstance(call_id, str):
