@@ -440,6 +440,8 @@ function waitingCard(confId, chat, call) {
       el("div", { class: "card-who" }, el("strong", { text: name }), el("span", { class: "since", text: chat ? `waiting ${elapsed(chat.since)}` : "ringing" })),
       call ? el("span", { class: "bell", title: "Ringing for you", "aria-label": "ringing" }) : null,
     ),
+    // the start of the visitor's first message, as the board carries it (docs 12.31)
+    chat && chat.preview ? el("p", { class: "card-preview", text: chat.preview, title: "The visitor's first message" }) : null,
     context.product || url
       ? el(
           "div",
