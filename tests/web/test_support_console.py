@@ -62,3 +62,20 @@ async def test_the_console_on_a_narrow_screen_keeps_the_chat_readable(browser: B
         panel = await priya.bounding_box()
         assert panel is not None
         assert panel["x"] >= 0 and panel["x"] + panel["width"] <= 390
+
+
+async def test_one_person_has_the_same_initials_on_every_page(browser: Browser) -> None:
+    async with running_server(support_config()) as server:
+        agent = await agent_console(browser, server)
+        await expect(agent.locator("#me-avatar")).to_have_text("AL")
+        chat = await (await browser.new_context()).new_page()
+        await chat.goto(server.http + "/")
+        await chat.get_by_label("User", exact=True).fill("alice")
+        await chat.get_by_label("Password", exact=True).fill("alice-demo")
+        await chat.get_by_role("button", name="Sign in").click()
+        await expect(chat.locator("#me-initials")).to_have_text("AL")
+        # both pages import the one rule
+        names = ["Alice Example", "alice", "alice@example.com", "ann-marie.berger", ""]
+        rule = "async (names) => names.map((await import('/static/js/initials.js')).initials)"
+        got = await agent.evaluate(rule, names)
+        assert got == ["AE", "AL", "AL", "AB", "?"]

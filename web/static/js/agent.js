@@ -7,6 +7,7 @@
 
 import { Client, CAUSES } from "./switchboard.js";
 import { messageFragment as fragment } from "./html.js";
+import { initials } from "./initials.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,10 +33,6 @@ function escapeHtml(value) {
   return div.innerHTML;
 }
 
-function initials(name) {
-  const words = (name || "?").trim().split(/\s+/).filter(Boolean);
-  return ((words[0] || "?")[0] + (words.length > 1 ? words[words.length - 1][0] : "")).toUpperCase();
-}
 
 function hue(text) {
   let sum = 0;
