@@ -31,18 +31,29 @@ from .calls import Call, Leg
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .directory_view import TenantLookup
-from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
+from .errors import (
+    AlreadyTaken,
+    BadJson,
+    BadMime,
+    BadState,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    UnknownMt,
+)
 from .frames import board as board_update
 from .frames import endpoint, name_identification, setup_offer, system_message
 from .messages import Sig
 from .outbox import Outbox
 from .presence import Presence
 from .registry import Registration, Registry, UserKey
+from .sanitize import is_opaque, sanitize
 from .support_chat import (
     SupportChat,
     context_of,
     context_of_setup,
     conversation,
+    preview_of,
     queue_user,
 )
 from .timers import TimerQueue
@@ -128,10 +139,20 @@ class Queues:
         call.support = chat
         self.chats[call.call_id] = chat
         caller = self._chat.place(call, reg, number)
+        chat.preview = _setup_preview(sig)
         self._waiting(chat)
         self._chat.arm_wait(call, self._config.wait_timeout)
         for message in sig.messages:
             self._chat.write(caller, message)
+
+    def first_words(self, call: Call) -> None:
+        """The visitor wrote for the first time: a waiting chat's board entry gets its
+        preview (``ChatUpdated``, docs 12.33); a taken chat's agent reads the message
+        itself. Messages the setup carried are in the first ``ChatWaiting`` already, so
+        this frame comes once at most per chat."""
+        chat = call.support
+        if chat is not None and chat.agent is None and call.call_id in self.chats:
+            self._board(call.domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
 
     def _waiting(self, chat: SupportChat) -> None:
         view = chat.view()
@@ -471,6 +492,19 @@ class Queues:
 
     def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
         self._out.send(conn, board_update(src, mt, body))
+
+
+def _setup_preview(sig: Sig) -> str | None:
+    """The preview of the first text a visitor's ``setup`` carries, if any."""
+    for message in sig.messages:
+        if message.data is None:
+            continue
+        try:
+            if not is_opaque(message.mime):
+                return preview_of(sanitize(message.data, message.mime))
+        except BadMime:
+            return None  # refused when it is written
+    return None
 
 
 def _conversation_of(mt: str, body: JsonObject) -> str:

@@ -9,7 +9,9 @@ a conversation the way the Queue API does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from html import unescape
 from typing import Any
 
 from config import QueueConfig, UserConfig
@@ -18,7 +20,14 @@ from .calls import Call
 from .messages import Sig
 from .timers import Timer
 
-__all__ = ["SupportChat", "context_of", "context_of_setup", "conversation", "queue_user"]
+__all__ = [
+    "SupportChat",
+    "context_of",
+    "context_of_setup",
+    "conversation",
+    "preview_of",
+    "queue_user",
+]
 
 JsonObject = dict[str, Any]
 
@@ -48,6 +57,9 @@ class SupportChat:
     idle: Timer | None = None
     closed_by: str | None = None
     transfers: int = 0
+    preview: str | None = None
+    """The start of the visitor's first message, as plain text: the board shows it so an
+    agent knows what a waiting chat is about before taking it (docs 12.33)."""
 
     def view(self) -> JsonObject:
         """The ``chat`` object of the board (§9.3): ``confId`` names the conversation, and
@@ -60,6 +72,7 @@ class SupportChat:
             "since": self.since,
             "context": self.context,
             "last_message_time": self.last_ms,
+            "preview": self.preview,
         }
         if self.agent is not None:
             chat["agent"] = {"sip": self.agent.sip, "dn": self.agent.dn}
@@ -77,6 +90,21 @@ class SupportChat:
         self.last = now
         self.last_ms = wall_ms
         self.warned = False
+
+
+PREVIEW_CHARS = 140
+"""How much of the visitor's first message the board carries."""
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def preview_of(html: str) -> str | None:
+    """A short plain-text preview of a sanitized message: tags dropped, entities read,
+    white space folded, cut to ``PREVIEW_CHARS`` (None when nothing is left)."""
+    text = " ".join(unescape(_TAG.sub(" ", html)).split())
+    if not text:
+        return None
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "\u2026"
 
 
 def queue_user(queue: QueueConfig) -> UserConfig:

@@ -153,6 +153,7 @@ class ChatCalls:
             max_message=max_message,
             congested=congested,
             drop_slow=drop_slow,
+            first_words=lambda call: self.support.first_words(call),
         )
 
     def _queues(

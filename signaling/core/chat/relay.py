@@ -25,8 +25,8 @@ from typing import Any
 
 from config import SignalingConfig
 
-from ..calls import Fragments, HeldMessage, Leg, Line
-from ..callstate import Event, LegState
+from ..calls import Call, Fragments, HeldMessage, Leg, Line
+from ..callstate import Event, LegState, Role
 from ..clock import Clock
 from ..delivery_state import Delivery
 from ..errors import BadMime, MessageTooBig
@@ -35,6 +35,7 @@ from ..messages import ImMessage, Sig
 from ..outbox import Outbox
 from ..presence import Presence
 from ..sanitize import is_opaque, sanitize
+from ..support_chat import preview_of
 from ..timers import TimerQueue
 from ..wire import Wire
 from .delivery import Acks
@@ -67,6 +68,7 @@ class Relay:
         max_message: int,
         congested: Callable[[int, int], bool],
         drop_slow: Callable[[int], None],
+        first_words: Callable[[Call], None] = lambda call: None,
     ) -> None:
         self._wire = wire
         self._out = outbox
@@ -80,6 +82,8 @@ class Relay:
         self._max_message = max_message
         self._congested = congested
         self._drop_slow = drop_slow
+        self._first_words = first_words
+        """Told when a support chat's visitor writes for the first time (its preview)."""
         self._keep = config.transcript_messages
         self._keep_bytes = config.transcript_bytes
         self._resumable = config.resume_grace > 0
@@ -237,8 +241,13 @@ class Relay:
     ) -> None:
         """Support activity, and the transcript line (for a resume or a transfer)."""
         call = leg.call
-        if call.support is not None:
-            call.support.touch(self._clock.monotonic(), wall_ms)
+        support = call.support
+        if support is not None:
+            support.touch(self._clock.monotonic(), wall_ms)
+            if support.preview is None and leg.role is Role.CALLER:
+                support.preview = preview_of(html)
+                if support.preview is not None:
+                    self._first_words(call)
         if self._keep and (self._resumable or call.support is not None):
             size = utf8_len(html)
             user = leg.reg.user

@@ -7,6 +7,7 @@
 
 import { Client, CAUSES } from "./switchboard.js";
 import { messageFragment as fragment } from "./html.js";
+import { initials } from "./initials.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,10 +33,6 @@ function escapeHtml(value) {
   return div.innerHTML;
 }
 
-function initials(name) {
-  const words = (name || "?").trim().split(/\s+/).filter(Boolean);
-  return ((words[0] || "?")[0] + (words.length > 1 ? words[words.length - 1][0] : "")).toUpperCase();
-}
 
 function hue(text) {
   let sum = 0;
@@ -440,6 +437,8 @@ function waitingCard(confId, chat, call) {
       el("div", { class: "card-who" }, el("strong", { text: name }), el("span", { class: "since", text: chat ? `waiting ${elapsed(chat.since)}` : "ringing" })),
       call ? el("span", { class: "bell", title: "Ringing for you", "aria-label": "ringing" }) : null,
     ),
+    // the start of the visitor's first message, as the board carries it (docs 12.33)
+    chat && chat.preview ? el("p", { class: "card-preview", text: chat.preview, title: "The visitor's first message" }) : null,
     context.product || url
       ? el(
           "div",

@@ -8,6 +8,7 @@
 
 import { Client, CAUSES } from "./switchboard.js";
 import { messageFragment as fragment } from "./html.js";
+import { initials } from "./initials.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -78,10 +79,6 @@ function clock(seconds) {
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function initials(name) {
-  const words = (name || "?").trim().split(/\s+/).filter(Boolean);
-  return ((words[0] || "?")[0] + (words.length > 1 ? words[words.length - 1][0] : "")).toUpperCase();
-}
 
 // -- the page ---------------------------------------------------------------------------
 

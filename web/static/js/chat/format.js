@@ -2,11 +2,7 @@
 
 export const ACTIVITY_TEXT = { available: "Online", away: "Away", busy: "Busy", dnd: "Do not disturb" };
 
-export function initials(name) {
-  const words = String(name || "?").replace(/[@._-]+/g, " ").trim().split(/\s+/);
-  const letters = words.length > 1 ? words[0][0] + words[words.length - 1][0] : words[0].slice(0, 2);
-  return letters.toUpperCase();
-}
+export { initials } from "../initials.js";
 
 /** The first word of a display name, for short mentions ("Alice: see you"). */
 export function firstName(name) {
