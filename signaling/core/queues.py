@@ -31,30 +31,21 @@ from .calls import Call, Leg
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .directory_view import TenantLookup
-from .errors import (
-    AlreadyTaken,
-    BadJson,
-    BadMime,
-    BadState,
-    Forbidden,
-    NotFound,
-    Unavailable,
-    UnknownMt,
-)
+from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
 from .frames import board as board_update
 from .frames import endpoint, name_identification, setup_offer, system_message
 from .messages import Sig
 from .outbox import Outbox
 from .presence import Presence
 from .registry import Registration, Registry, UserKey
-from .sanitize import is_opaque, sanitize
 from .support_chat import (
     SupportChat,
     context_of,
     context_of_setup,
     conversation,
-    preview_of,
+    conversation_of,
     queue_user,
+    setup_preview,
 )
 from .timers import TimerQueue
 
@@ -139,7 +130,7 @@ class Queues:
         call.support = chat
         self.chats[call.call_id] = chat
         caller = self._chat.place(call, reg, number)
-        chat.preview = _setup_preview(sig)
+        chat.preview = setup_preview(sig)
         self._waiting(chat)
         self._chat.arm_wait(call, self._config.wait_timeout)
         for message in sig.messages:
@@ -345,7 +336,7 @@ class Queues:
             return self._follow(conn, src, domain, queue, mt == "Subscribe")
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
-        named = _conversation_of(mt, body)
+        named = conversation_of(mt, body)
         found = self.chats.get(named)
         if found is None and body.get("confId") is None:  # a leg's own callId, as the
             found = self._chat_with_leg(named)  # agent's offered setup carried it
@@ -492,26 +483,3 @@ class Queues:
 
     def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
         self._out.send(conn, board_update(src, mt, body))
-
-
-def _setup_preview(sig: Sig) -> str | None:
-    """The preview of the first text a visitor's ``setup`` carries, if any."""
-    for message in sig.messages:
-        if message.data is None:
-            continue
-        try:
-            if not is_opaque(message.mime):
-                return preview_of(sanitize(message.data, message.mime))
-        except BadMime:
-            return None  # refused when it is written
-    return None
-
-
-def _conversation_of(mt: str, body: JsonObject) -> str:
-    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (the
-    conversation, as on the board, or one of its legs); both must agree."""
-    conf_id, call_id = body.get("confId"), body.get("callId")
-    named = conf_id if conf_id is not None else call_id
-    if not isinstance(named, str) or (call_id is not None and call_id != named):
-        raise BadJson(f"{mt} needs a confId (or callId, the same conversation id)")
-    return named

@@ -17,7 +17,9 @@ from typing import Any
 from config import QueueConfig, UserConfig
 
 from .calls import Call
+from .errors import BadJson, BadMime
 from .messages import Sig
+from .sanitize import is_opaque, sanitize
 from .timers import Timer
 
 __all__ = [
@@ -25,8 +27,10 @@ __all__ = [
     "context_of",
     "context_of_setup",
     "conversation",
+    "conversation_of",
     "preview_of",
     "queue_user",
+    "setup_preview",
 ]
 
 JsonObject = dict[str, Any]
@@ -133,3 +137,26 @@ def context_of(item: JsonObject) -> JsonObject | None:
 def conversation(call: Call) -> JsonObject:
     """How the Queue API names a chat: ``confId``, and ``callId`` as its alias (12.19)."""
     return {"confId": call.call_id, "callId": call.call_id}
+
+
+def setup_preview(sig: Sig) -> str | None:
+    """The preview of the first text a visitor's ``setup`` carries, if any."""
+    for message in sig.messages:
+        if message.data is None:
+            continue
+        try:
+            if not is_opaque(message.mime):
+                return preview_of(sanitize(message.data, message.mime))
+        except BadMime:
+            return None  # refused when it is written
+    return None
+
+
+def conversation_of(mt: str, body: JsonObject) -> str:
+    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (the
+    conversation, as on the board, or one of its legs); both must agree."""
+    conf_id, call_id = body.get("confId"), body.get("callId")
+    named = conf_id if conf_id is not None else call_id
+    if not isinstance(named, str) or (call_id is not None and call_id != named):
+        raise BadJson(f"{mt} needs a confId (or callId, the same conversation id)")
+    return named
