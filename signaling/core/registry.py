@@ -20,6 +20,7 @@ from config import UserConfig
 
 if TYPE_CHECKING:
     from .calls import Leg
+    from .nodes.proxy_legs import ProxyLeg
 
 __all__ = ["Registration", "Registry"]
 
@@ -43,6 +44,7 @@ class Registration:
         "drop_cause",
         "flags",
         "next_offer",
+        "proxied",
         "src",
         "taken",
         "token",
@@ -67,6 +69,10 @@ class Registration:
         self.src = src
         self._legs: dict[int, Leg] | None = None
         self.next_offer = -1
+        self.proxied: dict[int, ProxyLeg] | None = None
+        """Its legs in calls whose home is another switch, by call number (a cluster's
+        ``nodes.proxy_legs``); None on a device that has none, so a local call pays
+        nothing for them."""
         self.token = new_token()
         """Lets a later connection of the same user take this registration over (§4.9)."""
         self.drop_cause = 16

@@ -27,7 +27,7 @@ from signaling.appwebsocket.login import LoginServer, Principal
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 from signaling.directory import Directory, HubAccounts
 
-from .actions import Action, StoredAck
+from .actions import Action, Claimed, LookedUp, StoredAck
 from .causes import Q931, hub_cause
 from .chat import ChatCalls
 from .clock import Clock
@@ -44,7 +44,10 @@ from .errors import (
 from .expiry import Expiry
 from .groups import GroupBook
 from .limits import TokenBucket
-from .messages import Inbound
+from .messages import Inbound, Signaling
+from .nodes.directory import DeviceBook
+from .nodes.frames import NodeFrame
+from .nodes.seat import NodeSeat
 from .outbox import Outbox
 from .pbx_messages import MessagesBridge
 from .presence import Presence
@@ -116,7 +119,11 @@ class Switch:
         *,
         directory: Directory | None = None,
         make_challenge: Callable[[], str] = new_challenge,
+        node: str = "",
+        book: DeviceBook | None = None,
     ) -> None:
+        """``node`` and ``book``: this switch's name in a cluster and the cluster's shared
+        record of registrations; without a book the switch stands alone."""
         self.config = config
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
@@ -139,6 +146,21 @@ class Switch:
         )
         """Detached registrations (§4.9), ended when the resume grace is up."""
         self.registry = Registry()
+        groups = GroupBook()
+        self.node: NodeSeat | None = None
+        """Its seat in a cluster (SCALE.md), None when it stands alone."""
+        devices = self.registry
+        if book is not None:
+            self.node = NodeSeat(
+                node,
+                book,
+                outbox=self._out,
+                registry=self.registry,
+                tenants=self.directory,
+                groups=groups,
+                max_message=config.limits.max_message,
+            )
+            devices = self.node.devices
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
@@ -153,18 +175,22 @@ class Switch:
             timers=self.timers,
             clock=clock,
             tenants=self.directory,
-            registry=self.registry,
+            registry=devices,
             signaling=config.signaling,
             limits=config.limits,
             congested=lambda conn_id, pending: self.congested(conn_id, pending),
             drop_slow=self._drop_slow,
             presence=self.presence,
-            groups=GroupBook(),
+            groups=groups,
             licensed=self.messages.licensed,
             support=config.support,
             id_ttl=config.messages.idempotency_ttl,
         )
         self.presence.changed = self.chat.support.agent_changed
+        if self.node is not None:
+            self.node.core = self.chat
+            self.node.lost = self._remote_lost
+            self.node.end = self._end
         self.connections: dict[int, Connection] = {}
         self._by_token: dict[str, Registration] = {}
         """Live registrations by resume token (§4.9), detached ones included."""
@@ -294,6 +320,32 @@ class Switch:
         self.chat.duplicate(post, original)
         return self._out.drain()
 
+    # -- entry points from the other switches of a cluster (SCALE.md) ---------------------------
+
+    def from_nodes(self, node: str, frames: list[NodeFrame]) -> list[Action]:
+        """Frames switch ``node`` forwarded to this one, in the order it sent them."""
+        if self.node is not None:
+            self.node.from_nodes(node, frames)
+        return self._out.drain()
+
+    def looked_up(self, answer: LookedUp) -> list[Action]:
+        """Where the users of a waiting setup are registered: the setup runs now."""
+        parked = self.node.looked_up(answer) if self.node is not None else None
+        conn = self.connections.get(parked.conn) if parked is not None else None
+        if parked is not None and conn is not None and conn.registration is parked.reg:
+            self._guarded(conn, parked.inbound, parked.msg)
+        return self._out.drain()
+
+    def claimed(self, answer: Claimed) -> list[Action]:
+        """The answer to a ``Claim`` (nothing waits for one yet: see docs 12.28)."""
+        return self._out.drain()
+
+    def node_down(self, node: str) -> list[Action]:
+        """Switch ``node`` is gone for good (its lease ran out)."""
+        if self.node is not None:
+            self.node.node_down(node)
+        return self._out.drain()
+
     def set_browser_trace(self, on: bool) -> list[Action]:
         """The ``browser`` flag changed: every logged-in connection hears it."""
         if on != self.browser_trace:
@@ -322,6 +374,7 @@ class Switch:
             "resends_waiting": self.chat.waiting_resends,
             "calls": len(self.chat.calls),
             "presence": self.presence.held(),
+            **(self.node.held() if self.node is not None else {}),
             **self.messages.held(),
             **self.chat.support.held(),
         }
@@ -421,13 +474,32 @@ class Switch:
             registration = conn.registration
             if registration is None:
                 raise BadState("Signaling not allowed before Register")
-            return self.chat.on_signaling(registration, parse_signaling(inbound))
+            msg = parse_signaling(inbound)
+            proxied = registration.proxied
+            if proxied is not None and msg.call in proxied:  # a call homed elsewhere
+                assert self.node is not None
+                return self.node.proxies.on_signaling(proxied[msg.call], msg, inbound.body["sig"])
+            if self.node is not None and self.node.park(conn.id, registration, inbound, msg):
+                return None  # runs when the lookup is answered (``looked_up``)
+            return self.chat.on_signaling(registration, msg)
         if mt == "Register":
             return self._register(conn, inbound)
         if mt == "Unregister":
             self._unregister(conn, Q931.NORMAL_CLEARING)
             return self._reply(conn, inbound, {"mt": "UnregisterResult"})
         raise UnknownMt(f"unknown PbxSignal mt {mt[:40]!r}")
+
+    def _guarded(self, conn: Connection, inbound: Inbound, msg: Signaling) -> None:
+        """Run a setup that waited for its lookup, answering errors as ``receive`` does."""
+        registration = conn.registration
+        assert registration is not None
+        try:
+            self.chat.on_signaling(registration, msg)
+        except ProtocolError as exc:
+            self._error(conn, exc, inbound)
+        except Exception:
+            log.exception("internal error handling a setup on connection %d", conn.id)
+            self._error(conn, ProtocolError("internal error"), inbound, code="internal")
 
     def _register(self, conn: Connection, inbound: Inbound) -> None:
         """Register this connection as a device of its user, or of the App object itself
@@ -452,6 +524,8 @@ class Switch:
                 reply["resume"] = registration.token
                 self._reply(conn, inbound, reply)
                 self.chat.resume(registration, dict(request.seqs))
+                if self.node is not None:
+                    self.node.resumed(registration, request.seqs)
                 return self.chat.support.agent_changed(principal.domain, user.sip)
         if registration is None:
             registration = Registration(
@@ -466,6 +540,8 @@ class Switch:
             self._by_token[registration.token] = registration
             before = len(self.registry.of(principal.domain, user.sip))
             self.registry.add(registration)
+            if self.node is not None:
+                self.node.registered(registration)
             reply["resume"] = registration.token
             self._reply(conn, inbound, reply)  # before any offer the new device gets
             return self.presence.registrations_changed(principal.domain, user.sip, before)
@@ -607,6 +683,15 @@ class Switch:
         registration.conn = 0
         registration.drop_cause = int(cause)
         self.chat.detach(registration)
+        if self.node is not None:
+            self.node.detached(registration)
+        self._graces.touch(registration, self.clock.monotonic())
+
+    def _remote_lost(self, registration: Registration) -> None:
+        """A device on a lost switch: its calls wait out the resume grace, as a local
+        device's whose link was lost, then end with cause 41."""
+        if self.config.signaling.resume_grace <= 0:
+            return self._end(registration, Q931.TEMPORARY_FAILURE)
         self._graces.touch(registration, self.clock.monotonic())
 
     def _grace_over(self, registration: Registration) -> None:
@@ -625,6 +710,8 @@ class Switch:
         before = len(self.registry.of(registration.domain, registration.user.sip))
         self.registry.remove(registration)
         self.chat.registration_ended(registration, hub_cause(cause))
+        if self.node is not None:
+            self.node.ended(registration, cause)
         self.presence.registrations_changed(registration.domain, registration.user.sip, before)
 
     # -- replies ------------------------------------------------------------------------------

@@ -1,0 +1,246 @@
+"""A switch's seat in a cluster: its registrations in the shared book, the lookups its
+setups wait for, and the frames other switches send it (SCALE.md decision 10).
+
+Theory of operation: a standalone switch has no seat and pays nothing for one. With a
+seat, every registration of the switch's own is written to the cluster's ``DeviceBook``
+under a number (``ref``) other switches name it by. A ``setup`` first asks the book,
+through a ``Lookup`` action, where the users it needs are registered (the callee, a
+queue's agents, a group's members); the setup waits here and runs when
+``Switch.looked_up`` brings the answer, with stand-ins for the devices found elsewhere
+(``remote_legs``). Frames from other switches are sorted here: those about this
+switch's own devices go to ``proxy_legs``, those about remote legs of calls homed here
+run through the call core. ``node_down`` ends both sides as a lost link would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..actions import LookedUp
+from ..causes import Q931
+from ..codec import parse_signaling
+from ..directory_view import TenantLookup
+from ..errors import ProtocolError
+from ..groups import GroupBook
+from ..messages import Inbound, Sig, Signaling
+from ..outbox import Outbox
+from ..registry import Registration, Registry
+from .directory import DeviceBook, ReachableDevices
+from .frames import (
+    DeviceAway,
+    DeviceBack,
+    DeviceGone,
+    DeviceRecord,
+    FromDevice,
+    NodeFrame,
+    Offer,
+    Refused,
+    Release,
+    ToLeg,
+)
+from .proxy_legs import ProxyLegs
+from .remote_legs import RemoteDevices
+
+__all__ = ["CallCore", "NodeSeat", "Parked"]
+
+log = logging.getLogger(__name__)
+
+
+class CallCore(Protocol):
+    """What the seat needs of the call core: what it does for a local device."""
+
+    def on_signaling(self, reg: Registration, msg: Signaling) -> None: ...
+
+    def detach(self, reg: Registration) -> None: ...
+
+    def resume(self, reg: Registration, seqs: dict[str, int]) -> None: ...
+
+
+@dataclass(slots=True)
+class Parked:
+    """A setup waiting for its ``Lookup``."""
+
+    conn: int
+    reg: Registration
+    inbound: Inbound
+    msg: Signaling
+
+
+class NodeSeat:
+    def __init__(
+        self,
+        name: str,
+        book: DeviceBook,
+        *,
+        outbox: Outbox,
+        registry: Registry,
+        tenants: TenantLookup,
+        groups: GroupBook,
+        max_message: int,
+    ) -> None:
+        self.name = name
+        self._book = book
+        self._out = outbox
+        self._tenants = tenants
+        self._groups = groups
+        self.remote = RemoteDevices(outbox=outbox, tenants=tenants)
+        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
+        self.devices = ReachableDevices(registry, self.remote)
+        """What the call core offers calls to: local registrations, then remote ones."""
+        self._refs: dict[Registration, int] = {}
+        self._own: dict[int, Registration] = {}
+        self._next_ref = itertools.count(1)
+        self._parked: dict[int, Parked] = {}
+        self._requests = itertools.count(1)
+        self.core: CallCore | None = None
+        self.lost: Callable[[Registration], None] = lambda reg: None
+        """Set by the switch: a remote device's link is lost (its resume grace starts)."""
+        self.end: Callable[[Registration, Q931], None] = lambda reg, cause: None
+        """Set by the switch: a registration ends, as ``Switch._end``."""
+
+    def held(self) -> dict[str, int]:
+        return {
+            "remote_devices": self.remote.held(),
+            "proxy_legs": self.proxies.held(),
+            "lookups_waiting": len(self._parked),
+        }
+
+    # -- this switch's own registrations ----------------------------------------------------
+
+    def registered(self, reg: Registration) -> None:
+        ref = next(self._next_ref)
+        self._refs[reg], self._own[ref] = ref, reg
+        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+        self._book.publish(record)
+
+    def detached(self, reg: Registration) -> None:
+        ref = self._refs.get(reg)
+        for home in {proxy.home for proxy in self.proxies.of_device(reg)}:
+            if ref is not None:
+                self._out.forward(home, DeviceAway(ref))
+
+    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
+        """A new connection took the device over: each home offers its calls again."""
+        ref = self._refs.get(reg)
+        for home in self.proxies.drop(reg):
+            if ref is not None:
+                self._out.forward(home, DeviceBack(ref, tuple(seqs)))
+
+    def ended(self, reg: Registration, cause: Q931) -> None:
+        ref = self._refs.pop(reg, None)
+        if ref is None:  # a stand-in for a device elsewhere
+            return self.remote.forget(reg)
+        del self._own[ref]
+        self._book.withdraw(self.name, ref)
+        for home in self.proxies.drop(reg):
+            self._out.forward(home, DeviceGone(ref, int(cause)))
+
+    # -- setups wait for their lookup --------------------------------------------------------
+
+    def park(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
+        """Hold a new call's ``setup`` until the book says where its users are."""
+        if msg.sig.type != "setup" or msg.call in reg.legs:
+            return False
+        sips = self._wanted(reg, msg.sig)
+        if not sips:
+            return False
+        request = next(self._requests)
+        self._parked[request] = Parked(conn, reg, inbound, msg)
+        self._out.lookup(request, reg.domain, sips)
+        return True
+
+    def looked_up(self, answer: LookedUp) -> Parked | None:
+        """The parked setup of ``answer``, with stand-ins for what was found elsewhere."""
+        parked = self._parked.pop(answer.request, None)
+        if parked is None:
+            return None
+        sips = self._wanted(parked.reg, parked.msg.sig)
+        found = [record for record in answer.devices if record.node != self.name]
+        self.remote.refresh(parked.reg.domain, sips, found)
+        return parked
+
+    def _wanted(self, reg: Registration, sig: Sig) -> tuple[str, ...]:
+        """The users a setup may be offered to: its callee, a queue's agents or a
+        group's members, in the caller's tenant."""
+        cd = sig.cd
+        tenant = self._tenants.tenant(reg.domain)
+        if cd is None or tenant is None:
+            return ()
+        sip, _, domain = (cd.sip or "").partition("@")
+        if domain and domain.lower() != reg.domain:
+            return ()
+        user = tenant.resolve(sip or None, cd.num)
+        if user is not None:
+            return (user.sip,)
+        queue = tenant.queue(sip) if sip else None
+        if queue is not None:
+            return queue.agents
+        group = self._groups.get(reg.domain, sip) if sip else None
+        return tuple(sorted(group.members)) if group is not None else ()
+
+    # -- frames from other switches ------------------------------------------------------------
+
+    def from_nodes(self, node: str, frames: Sequence[NodeFrame]) -> None:
+        for frame in frames:
+            try:
+                self._frame(node, frame)
+            except Exception:
+                log.exception("internal error handling a frame from switch %s", node)
+
+    def _frame(self, node: str, frame: NodeFrame) -> None:
+        kind = type(frame)
+        if kind is ToLeg or kind is Release:
+            return self.proxies.to_leg(node, frame)  # type: ignore[arg-type]
+        if isinstance(frame, FromDevice):
+            return self._from_device(node, frame)
+        if isinstance(frame, Offer):
+            return self._offer(node, frame)
+        if isinstance(frame, Refused):
+            return self.proxies.refused(node, frame)
+        device = self.remote.get(node, frame.device)
+        if device is None or self.core is None:
+            return None
+        if isinstance(frame, DeviceAway):
+            self.remote.away(device)
+            return self.core.detach(device)
+        if isinstance(frame, DeviceBack):
+            self.remote.back(device)
+            return self.core.resume(device, dict(frame.seqs))
+        if isinstance(frame, DeviceGone):
+            self.end(device, Q931(frame.cause))
+
+    def _offer(self, home: str, frame: Offer) -> None:
+        """A home offers a call to a device of this switch's."""
+        reg = self._own.get(frame.device)
+        if reg is None:
+            self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
+        elif not reg.attached:
+            self._out.forward(home, DeviceAway(frame.device))
+        else:
+            self.proxies.offer(home, reg, frame)
+
+    def _from_device(self, node: str, frame: FromDevice) -> None:
+        """A remote device's event on its leg of a call homed here: as a local one's."""
+        device = self.remote.get(node, frame.device)
+        if device is None or self.core is None:
+            return None
+        try:
+            inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
+            self.core.on_signaling(device, parse_signaling(inbound))
+        except ProtocolError as exc:
+            self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
+
+    def node_down(self, node: str) -> None:
+        """Switch ``node`` is gone: calls homed there end for this switch's devices, and
+        its devices in calls homed here are away as if their link were lost."""
+        self.proxies.home_lost(node)
+        for device in self.remote.on_node(node):
+            self.remote.away(device)
+            device.drop_cause = int(Q931.TEMPORARY_FAILURE)
+            if self.core is not None:
+                self.core.detach(device)
+            self.lost(device)
