@@ -111,7 +111,7 @@ class Cluster:
     # -- PbxSignal ---------------------------------------------------------------------------
 
     def signal(self, client: Client, call: int, sig: JsonObject, *, settle: bool = True) -> None:
-        message = {"api": "PbxSignal", "mt": "Signaling", "src": "reg", "call": call, "sig": sig}
+        message = {"api": "PbxSignal", "mt": "Signaling", "call": call, "sig": sig}
         self.send(client, message, settle=settle)
 
     def setup(self, client: Client, call: int, to: str, *messages: JsonObject) -> None:
