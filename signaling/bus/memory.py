@@ -3,10 +3,11 @@
 Theory of operation: nothing is delivered on its own. What the switches send each other
 waits in ``pending``, one ``Delivery`` per sender, target and event (the frames one event
 of a switch forwarded to one other switch travel together, as one stream entry would).
-The test decides what happens next: ``step`` delivers the oldest, ``step(i)`` any other
-(a reordering between senders), ``drop(i)`` loses one, ``run`` delivers until nothing is
-left, ``lose`` takes a switch out as a dead node (its registrations leave the book, what
-it sent or was sent is lost, every other switch hears ``node_down``). ``Lookup`` and
+The test decides what happens next: ``step`` delivers the oldest, ``step(i)`` another
+way's (switch to switch; each way keeps its own order, as a stream does), ``drop(i)``
+loses one, ``run`` delivers until nothing is left, ``lose`` takes a switch out as a dead
+node (its registrations leave the book, what it sent or was sent is lost, every other
+switch hears ``node_down``). ``Lookup`` and
 ``Claim`` are answered from the book when they are delivered, not when asked, so a test
 can order them against registrations and other claims. Local actions of every switch
 (``Send``, ``Close``, ``Store``...) go to ``sink``.
@@ -133,6 +134,12 @@ class MemoryBus:
     # -- the test decides ------------------------------------------------------------------------
 
     def step(self, index: int = 0) -> Delivery:
+        """Deliver ``pending[index]``, or rather the oldest that waits on the same way
+        (sender to target): one switch's frames to another keep their order, as in a
+        stream; only different ways overtake each other."""
+        chosen = self.pending[index]
+        way = (chosen.sender, chosen.target)
+        index = next(i for i, d in enumerate(self.pending) if (d.sender, d.target) == way)
         delivery = self.pending.pop(index)
         switch = self.switches.get(delivery.target)
         if switch is not None:

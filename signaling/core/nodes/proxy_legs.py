@@ -13,6 +13,7 @@ with ``rel`` 41 when the home switch is lost (as a lost link would end it).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event
@@ -26,6 +27,9 @@ from .frames import FromDevice, Offer, Refused, Release, ToLeg
 
 __all__ = ["ProxyLeg", "ProxyLegs"]
 
+_ENDED = 256
+"""Proxy legs remembered after they end, so that what the home sent before it heard the
+device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch."""
 _LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
 
 
@@ -63,6 +67,7 @@ class ProxyLegs:
         self._out = outbox
         self._max_message = max_message
         self._legs: dict[tuple[str, int, int], ProxyLeg] = {}
+        self._ended: OrderedDict[tuple[str, int, int], ProxyLeg] = OrderedDict()
 
     def held(self) -> int:
         return len(self._legs)
@@ -77,15 +82,20 @@ class ProxyLegs:
         self._out.send_text(reg.conn, proxy.frame(frame.sig))
 
     def to_leg(self, home: str, frame: ToLeg | Release) -> None:
-        proxy = self._legs.get((home, frame.device, frame.leg))
-        if proxy is None:
-            return  # the leg ended here first (the device's rel crossed this frame)
+        key = (home, frame.device, frame.leg)
+        proxy = self._legs.get(key)
+        if proxy is None:  # the device's rel crossed this frame: the home sent it before
+            proxy = self._ended.get(key)  # it heard the rel, as a socket's queue would
+            if proxy is not None:
+                self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
+            return
         self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
         if type(frame) is Release:
             self._forget(proxy)
 
     def refused(self, home: str, frame: Refused) -> None:
-        proxy = self._legs.get((home, frame.device, frame.leg))
+        key = (home, frame.device, frame.leg)
+        proxy = self._legs.get(key) or self._ended.get(key)
         if proxy is not None:
             error = {"api": "PbxSignal", "mt": "Error", "code": frame.code, "text": frame.text}
             self._out.send(proxy.reg.conn, {**error, "call": proxy.number})
@@ -128,7 +138,11 @@ class ProxyLegs:
             self._forget(proxy)
 
     def _forget(self, proxy: ProxyLeg) -> None:
-        self._legs.pop((proxy.home, proxy.device, proxy.leg), None)
+        key = (proxy.home, proxy.device, proxy.leg)
+        if self._legs.pop(key, None) is not None:
+            self._ended[key] = proxy
+            if len(self._ended) > _ENDED:
+                self._ended.popitem(last=False)
         proxied = proxy.reg.proxied
         if proxied is not None and proxied.get(proxy.number) is proxy:
             del proxied[proxy.number]

@@ -68,10 +68,13 @@ class RemoteDevices:
 
     def refresh(self, domain: str, sips: Iterable[str], found: Iterable[DeviceRecord]) -> None:
         """A lookup's answer for these users: stand-ins for what it found elsewhere;
-        those it no longer found go, unless a call still uses them."""
+        those it no longer found go, unless a call still uses them. A stand-in that is
+        found again is kept: its leg numbers go on, so a late frame for an ended leg can
+        never be taken for a new one's."""
+        keys = {(record.node, record.ref) for record in found}
         for sip in sips:
             for device in self.of(domain, sip):
-                if not device.legs:
+                if not device.legs and self._keys[device] not in keys:
                     self.forget(device)
         for record in found:
             if (record.node, record.ref) not in self._by_key:
