@@ -147,20 +147,9 @@ class Switch:
         """Detached registrations (§4.9), ended when the resume grace is up."""
         self.registry = Registry()
         groups = GroupBook()
-        self.node: NodeSeat | None = None
+        self.node = self._seat(node, book, groups)
         """Its seat in a cluster (SCALE.md), None when it stands alone."""
-        devices = self.registry
-        if book is not None:
-            self.node = NodeSeat(
-                node,
-                book,
-                outbox=self._out,
-                registry=self.registry,
-                tenants=self.directory,
-                groups=groups,
-                max_message=config.limits.max_message,
-            )
-            devices = self.node.devices
+        devices = self.registry if self.node is None else self.node.devices
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
@@ -201,6 +190,19 @@ class Switch:
         """The ``browser`` trace flag, told to clients at login and when it changes."""
         self.errors: Counter[str] = Counter()
         """``Error`` replies sent, by code, for ``/metrics``."""
+
+    def _seat(self, node: str, book: DeviceBook | None, groups: GroupBook) -> NodeSeat | None:
+        if book is None:
+            return None
+        return NodeSeat(
+            node,
+            book,
+            outbox=self._out,
+            registry=self.registry,
+            tenants=self.directory,
+            groups=groups,
+            max_message=self.config.limits.max_message,
+        )
 
     # -- entry points from the I/O layer --------------------------------------------------
 

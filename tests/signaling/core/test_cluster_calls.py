@@ -205,3 +205,26 @@ def test_a_frame_the_home_refuses_comes_back_as_an_error_on_the_device_call_numb
     error = cluster.one(bob)
     assert (error["mt"], error["code"], error["call"]) == ("Error", "bad_mime", number)
     cluster.finish()
+
+
+def test_a_support_chat_with_agents_on_two_other_switches_is_picked_once() -> None:
+    cluster = Cluster(("a", "b", "c"))
+    carol, alice, bob = (
+        cluster.phone("a", "carol"),
+        cluster.phone("b", "alice"),
+        cluster.phone("c", "bob"),
+    )
+    cluster.setup(carol, 1, "support")
+    assert [frame["sig"]["type"] for frame in cluster.take(carol)] == ["call_proc"]
+    numbers = {alice: cluster.offered(alice), bob: cluster.offered(bob)}
+    for agent in (bob, alice):  # both answer in the same step; Bob's reaches the home first
+        cluster.signal(agent, numbers[agent], {"type": "conn"}, settle=False)
+    cluster.bus.run()
+    assert [frame["sig"]["type"] for frame in cluster.take(carol)] == ["conn"]
+    lost = cluster.take(alice)
+    assert lost[0]["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 26}}
+    assert (lost[1]["code"], lost[1]["call"]) == ("already_taken", numbers[alice])
+    cluster.say(carol, 1, "help", id="h1")
+    assert cluster.one(bob)["sig"]["fty"][0]["data"] == "help"
+    assert cluster.one(carol)["sig"]["fty"][0]["state"] == "delivered"
+    cluster.finish()
