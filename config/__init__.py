@@ -14,14 +14,8 @@ in error messages or in a ``repr``.
 from __future__ import annotations
 
 from .errors import ConfigError
-from .loader import (
-    ENV_PREFIX,
-    app_from_table,
-    check_domain,
-    load_config,
-    queue_from_table,
-    user_from_table,
-)
+from .layers import ENV_PREFIX
+from .loader import load_config
 from .sections import (
     AdminConfig,
     AppConfig,
@@ -40,6 +34,7 @@ from .sections import (
     UserConfig,
     WebhooksConfig,
 )
+from .tenants import app_from_table, check_domain, queue_from_table, user_from_table
 from .units import parse_duration, parse_size
 
 __all__ = [

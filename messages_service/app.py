@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from .accounts import ServiceAccounts
 from .attachments import Attachments
 from .connection import Connection, Services
 from .directory import TenantDirectory
+from .errors import Unavailable
 from .handlers import Handlers
 from .hubs import HubConnections
 from .storage import MessageStore
@@ -113,6 +115,11 @@ class MessagesService:
             )
         except ValueError as exc:
             raise ConfigError("messages.database", str(exc)) from exc
+        except Unavailable as exc:
+            # At start-up nothing can be retried yet: the operator must fix the setting
+            # (a missing database, a wrong port or role), so say which and why.
+            reason = f"cannot open {_shown(self.database_url)}: {_first_cause(exc)}"
+            raise ConfigError("messages.database", reason) from exc
         await self.file_store.open()
         self._collector = asyncio.get_running_loop().create_task(self._collect_garbage())
         writer = PostWriter(
@@ -207,3 +214,21 @@ def create_messages_app(config: Config, *, password: str | None = None) -> Starl
     app = Starlette(routes=service.routes(), lifespan=lifespan)
     app.state.messages_service = service
     return app
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The driver's own words for why the database failed: the innermost cause, which
+    names the database, role or address but never the password."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's own text names no reason
+    return str(exc) or type(exc).__name__
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a message: never the user name or password it may carry."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.partition("/")[0]:
+        return f"{scheme}://{rest.partition('@')[2]}"
+    return url

@@ -39,7 +39,7 @@ from config import LimitsConfig, LoginConfig
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.login import Accounts, LoginServer
 from signaling.appwebsocket.throttle import LoginThrottle
-from signaling.logs import connection_task_name, name_connection
+from tracing.logs import connection_task_name, name_connection
 
 from .errors import BadJson, BadState, MessagesServiceError, NotLoggedIn
 from .handlers import Handlers, refuse_forwarded

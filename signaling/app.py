@@ -15,7 +15,7 @@ import gc
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl
@@ -31,18 +31,19 @@ from messages_service.app import MessagesService, create_messages_app
 from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
 from signaling.appwebsocket.digest import new_challenge
+from signaling.core.actions import Action
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
+from signaling.directory import Directory
 from signaling.directory.changes import DirectoryChanges
 from signaling.endpoint import pbx_websocket
 from signaling.hub import Hub
-from signaling.logs import install_record_factory
-from signaling.messages_link import ServiceLink
+from signaling.messages_link import ServiceConnector
 from signaling.metrics import render as render_metrics
-from signaling.post_outbox import PostOutbox
 from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
 from tracing import Tracer
+from tracing.logs import install_record_factory
 from tracing.routes import TraceRoutes
 from web import web_routes
 
@@ -67,35 +68,69 @@ def create_app(
     if role == "messages":
         return create_messages_app(config)
     install_record_factory()
-    messages = config.messages
     tracer = make_tracer(config)
-    switch = Switch(config, clock or SystemClock(), make_challenge=make_challenge)
-    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
-    admin_login = logins.server_admin
+    directory = Directory(config.tenants, config.login.default_domain)
     changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
-    changes.load_into(switch.directory)
+    changes.load_into(directory)
+    switch = Switch(
+        config,
+        clock or SystemClock(),
+        directory=directory,
+        tracer=tracer,
+        make_challenge=make_challenge,
+    )
+    service, connector = _messages_service(config, role, service_url, tracer, directory)
+    app = Starlette(
+        lifespan=_lifespan(config, role, switch, service, connector),
+        exception_handlers={404: _json_error, 405: _json_error},
+    )
+    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
+    app.router.routes.extend(_routes(app, config, switch, service, changes, logins))
+    app.add_middleware(HttpTrace, tracer=tracer)
+    app.state.switch = switch
+    app.state.tracer = tracer
+    app.state.messages_service = service
+    return app
+
+
+def _messages_service(
+    config: Config, role: Role, service_url: str | None, tracer: Tracer, directory: Directory
+) -> tuple[MessagesService | None, ServiceConnector | None]:
+    """The messages service this process serves, if any, and how the hub reaches the
+    service, when it is enabled."""
+    messages = config.messages
+    if not messages.enabled:
+        return None, None
+    if role == "hub" and not messages.url:
+        raise ConfigError("messages.url", "required for --role hub (where is the service?)")
     service: MessagesService | None = None
     password = messages.password
-    if messages.enabled and role == "all" and not messages.url:
+    if role == "all" and not messages.url:
         password = password or secrets.token_hex(32)  # both ends live in this process
-        service = MessagesService(
-            config, password=password, tracer=tracer, users=switch.directory.user
-        )
-    if messages.enabled and role == "hub" and not messages.url:
-        raise ConfigError("messages.url", "required for --role hub (where is the service?)")
+        service = MessagesService(config, password=password, tracer=tracer, users=directory.user)
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
+    return service, ServiceConnector(config, url, password, tracer)
+
+
+def _lifespan(
+    config: Config,
+    role: Role,
+    switch: Switch,
+    service: MessagesService | None,
+    connector: ServiceConnector | None,
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """Start the messages service (when served here) and the hub, built with its parts;
+    stop them in the opposite order."""
+    tracer = switch.tracer
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        hub = Hub(switch, send_queue=config.limits.send_queue, tracer=tracer)
+        webhooks = WebhookSender(config.webhooks) if config.webhooks.url else None
+        send_queue = config.limits.send_queue
+        hub = Hub(switch, send_queue=send_queue, service=connector, webhooks=webhooks)
         app.state.hub = hub
-        if config.webhooks.url:
-            hub.webhooks = WebhookSender(config.webhooks)
-            hub.webhooks.start()
         if service is not None:
             await service.start()
-        if messages.enabled:
-            _link_messages_service(hub, config, url, password, tracer)
         await hub.start()
         if tracer.app:
             tracer.record("app", f"hub started ({role}), node {config.server.node}")
@@ -109,60 +144,36 @@ def create_app(
             if tracer.app:
                 tracer.record("app", "hub stopping")
             await hub.stop()
-            if hub.webhooks is not None:
-                await hub.webhooks.stop()
             if service is not None:
                 await service.stop()
 
+    return lifespan
+
+
+def _routes(
+    app: Starlette,
+    config: Config,
+    switch: Switch,
+    service: MessagesService | None,
+    changes: DirectoryChanges,
+    logins: AdminLogins,
+) -> list[BaseRoute]:
+    """Every route but the messages service's own WebSocket (which ``service`` brings)."""
+    admin_login = logins.server_admin
+    metrics_route = _admin_only(metrics, admin_login) if config.admin.metrics_login else metrics
     routes: list[BaseRoute] = [
         WebSocketRoute(HUB_WEBSOCKET_PATH, pbx_websocket),
         Route("/healthz", healthz),
-        Route(
-            "/metrics",
-            _admin_only(metrics, admin_login) if config.admin.metrics_login else metrics,
-        ),
+        Route("/metrics", metrics_route),
     ]
     if service is not None:
         routes += service.routes()
-    routes += TraceRoutes(tracer, admin_login).routes()
+    routes += TraceRoutes(switch.tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
-    visitors = Visitors(switch, config.support, wake=lambda: _wake_hub(app))
+    visitors = Visitors(switch, config.support, apply=lambda actions: _on_hub(app, actions))
     routes += visitors.routes()
     routes += web_routes(config)
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        exception_handlers={404: _json_error, 405: _json_error},
-    )
-    app.add_middleware(HttpTrace, tracer=tracer)
-    app.state.switch = switch
-    app.state.tracer = tracer
-    app.state.messages_service = service
-    return app
-
-
-def _link_messages_service(
-    hub: Hub, config: Config, url: str, password: str, tracer: Tracer
-) -> None:
-    """The durable outbox and the link that empties it into the service (§7.7)."""
-    outbox = PostOutbox(
-        config.server.data_dir / f"outbox-{config.server.node}.jsonl", on_durable=hub.stored
-    )
-    hub.outbox = outbox
-    hub.link = ServiceLink(
-        url,
-        password=password,
-        domain=config.login.default_domain,
-        node=config.server.node,
-        dns=config.server.dns,
-        config=config.messages,
-        outbox=outbox,
-        on_up=hub.service_up,
-        on_down=hub.service_down,
-        on_message=hub.from_service,
-        on_duplicate=hub.duplicate,
-        tracer=tracer,
-    )
+    return routes
 
 
 def make_tracer(config: Config) -> Tracer:
@@ -258,31 +269,24 @@ async def metrics(request: Request) -> Response:
     hub: Hub | None = getattr(request.app.state, "hub", None)
     if hub is None:
         return JSONResponse({"code": "unavailable", "text": "starting"}, status_code=503)
-    switch = hub.switch
     outbox = hub.outbox
     text = render_metrics(
+        hub.switch.status(),
         connections=hub.connection_count,
-        registrations=len(switch.registry),
-        calls=len(switch.chat.calls),
-        messages=switch.chat.messages,
         stored=outbox.acknowledged if outbox is not None else 0,
         outbox_depth=len(outbox.pending) if outbox is not None else 0,
-        errors=dict(switch.errors),
         frame_times=hub.frame_times,
-        login_failures=switch.throttle.failures,
-        login_throttled=dict(switch.throttle.throttled),
-        throttle_keys=switch.throttle.tracked(switch.clock.monotonic()),
-        sender_ids=len(switch.chat.sender_ids),
-        resends=dict(switch.chat.resends),
         held=hub.held(),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-def _wake_hub(app: Starlette) -> None:
+def _on_hub(app: Starlette, actions: list[Action]) -> None:
+    """Carry out actions of the core on the running hub; before it starts there are no
+    connections to act on, and the core's timers wait for the hub's timer task."""
     hub: Hub | None = getattr(app.state, "hub", None)
     if hub is not None:
-        hub.wake()
+        hub.apply(actions)
 
 
 async def _json_error(request: Request, exc: Exception) -> Response:

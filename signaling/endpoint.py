@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from signaling.hub import Hub
-from signaling.logs import name_connection
+from tracing.logs import name_connection
 
 __all__ = ["pbx_websocket"]
 

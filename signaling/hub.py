@@ -25,13 +25,13 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import Action, Close, Notify, Send, Store, StoredAck, ToService
 from tracing import Tracer
+from tracing.logs import connection_task_name
 
 from .core.switch import Switch
-from .logs import connection_task_name
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
-    from .messages_link import ServiceLink
+    from .messages_link import ServiceConnector, ServiceLink
     from .post_outbox import PostOutbox
     from .support.webhooks import WebhookSender
 
@@ -116,15 +116,24 @@ class _Link:
 
 
 class Hub:
-    def __init__(self, switch: Switch, *, send_queue: int, tracer: Tracer | None = None) -> None:
+    """The switch's asyncio side, built with its parts: the messages service's outbox and
+    link (from ``service``, when the service is enabled) and the webhook sender (when
+    configured). ``start`` and ``stop`` run them; the tracer is the switch's."""
+
+    def __init__(
+        self,
+        switch: Switch,
+        *,
+        send_queue: int,
+        service: ServiceConnector | None = None,
+        webhooks: WebhookSender | None = None,
+    ) -> None:
         self.switch = switch
-        self.tracer = tracer or Tracer()
+        self.tracer: Tracer = switch.tracer
+        """``pbx`` traces every frame in and out; the core traces ``signalling``."""
         self.frame_times = FrameTimes()
         """How long each client frame takes here, for ``/metrics``."""
-        """``pbx`` traces every frame in and out; the core traces ``signalling``."""
-        switch.chat.tracer = self.tracer
         self.tracer.on_change.append(self._flags_changed)
-        switch.browser_trace = self.tracer.browser
         self._send_queue = send_queue
         self._peers: dict[int, Peer] = {}
         """Every open connection's WebSocket, by connection id."""
@@ -135,15 +144,19 @@ class Hub:
         self._timer_task: asyncio.Task[None] | None = None
         switch.congested = self._congested
         self._closing: set[asyncio.Task[None]] = set()
-        self.outbox: PostOutbox | None = None
-        self.webhooks: WebhookSender | None = None
+        self.webhooks = webhooks
         """Where ``Notify`` actions go (PROTOCOL §9.6), when configured."""
+        self.outbox: PostOutbox | None = None
         self.link: ServiceLink | None = None
         """The messages service's side (PROTOCOL §7), when it is enabled."""
+        if service is not None:
+            self.outbox, self.link = service.build(self)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.start()
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
         if self.outbox is not None:
             recovered = await self.outbox.open()
@@ -166,6 +179,8 @@ class Hub:
             self._timer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer_task
+        if self.webhooks is not None:
+            await self.webhooks.stop()
 
     def wake(self) -> None:
         """Re-read the clock now (tests call this after advancing a manual clock)."""
@@ -185,6 +200,11 @@ class Hub:
             self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
         self.frame_times.observe(time.perf_counter() - began)
+
+    def apply(self, actions: list[Action]) -> None:
+        """Carry out what the core returned to a caller other than the hub (the visitors'
+        route calls an entry point of the switch too)."""
+        self._apply(actions)
 
     def _flags_changed(self, flags: dict[str, bool]) -> None:
         self._apply(self.switch.set_browser_trace(flags["browser"]))

@@ -26,24 +26,74 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from websockets.exceptions import WebSocketException
 
-from config import MessagesConfig
+from config import Config, MessagesConfig
 from signaling.appwebsocket.client import AppWebsocketClient
 from signaling.appwebsocket.errors import AppWebsocketError
 from tracing import Tracer
 
 from .appwebsocket.housekeeping import pbx_info
+from .core.actions import StoredAck
 from .core.switch import BUILD, VERSION
 from .post_outbox import PostOutbox
 
-__all__ = ["ServiceLink"]
+__all__ = ["ServiceConnector", "ServiceEvents", "ServiceLink"]
 
 log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
+
+
+class ServiceEvents(Protocol):
+    """Who hears what the link and the outbox report: the hub, which hands each event to
+    its core and carries out the actions that come back."""
+
+    def service_up(self) -> None: ...
+
+    def service_down(self) -> None: ...
+
+    def from_service(self, message: JsonObject) -> None: ...
+
+    def stored(self, acks: list[StoredAck]) -> None: ...
+
+    def duplicate(self, post: JsonObject, original: JsonObject) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConnector:
+    """What a hub needs to reach the messages service (PROTOCOL §7.7): where it is and
+    the shared secret. The hub builds its durable outbox and its link from this while it
+    is built itself, so both report to it from the start and nothing is wired later."""
+
+    config: Config
+    url: str
+    password: str
+    tracer: Tracer
+
+    def build(self, events: ServiceEvents) -> tuple[PostOutbox, ServiceLink]:
+        server = self.config.server
+        outbox = PostOutbox(
+            server.data_dir / f"outbox-{server.node}.jsonl", on_durable=events.stored
+        )
+        link = ServiceLink(
+            self.url,
+            password=self.password,
+            domain=self.config.login.default_domain,
+            node=server.node,
+            dns=server.dns,
+            config=self.config.messages,
+            outbox=outbox,
+            on_up=events.service_up,
+            on_down=events.service_down,
+            on_message=events.from_service,
+            on_duplicate=events.duplicate,
+            tracer=self.tracer,
+        )
+        return outbox, link
 
 
 class ServiceLink:

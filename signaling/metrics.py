@@ -10,7 +10,9 @@ frame it causes), is observed by the hub itself.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from .core.status import SwitchStatus
 
 __all__ = ["FrameTimes", "render"]
 
@@ -44,124 +46,99 @@ class FrameTimes:
 
 
 def render(
+    status: SwitchStatus,
     *,
     connections: int,
-    registrations: int,
-    calls: int,
-    messages: int,
     stored: int,
     outbox_depth: int,
-    errors: dict[str, int],
     frame_times: FrameTimes,
-    login_failures: int,
-    login_throttled: dict[str, int],
-    throttle_keys: dict[str, int],
-    sender_ids: int = 0,
-    resends: dict[str, int] | None = None,
-    held: dict[str, int] | None = None,
+    held: Mapping[str, int] | None = None,
 ) -> str:
-    out: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-        out.extend(samples)
-
-    metric(
-        "switchboard_connections",
-        "gauge",
-        "Open client WebSocket connections.",
-        [f"switchboard_connections {connections}"],
-    )
-    metric(
-        "switchboard_registrations",
-        "gauge",
-        "Registered devices.",
-        [f"switchboard_registrations {registrations}"],
-    )
-    metric("switchboard_calls", "gauge", "Chat calls in progress.", [f"switchboard_calls {calls}"])
-    metric(
-        "switchboard_messages_total",
-        "counter",
-        "Chat messages accepted from clients.",
-        [f"switchboard_messages_total {messages}"],
-    )
-    metric(
-        "switchboard_messages_stored_total",
-        "counter",
-        "Messages the messages service has stored.",
-        [f"switchboard_messages_stored_total {stored}"],
-    )
-    metric(
-        "switchboard_outbox_depth",
-        "gauge",
-        "Messages waiting in the hub's outbox.",
-        [f"switchboard_outbox_depth {outbox_depth}"],
-    )
-    metric(
-        "switchboard_errors_total",
-        "counter",
-        "Error replies sent to clients, by code.",
-        [
-            f'switchboard_errors_total{{code="{code}"}} {count}'
-            for code, count in sorted(errors.items())
-        ],
-    )
+    """The whole page: the core's ``status`` and what the hub adds (its sockets, the
+    outbox, frame times, ``held``: what it and its core keep, by kind)."""
+    page = _Page()
+    page.single("switchboard_connections", "gauge", _CONNECTIONS, connections)
+    page.single("switchboard_registrations", "gauge", _REGISTRATIONS, status.registrations)
+    page.single("switchboard_calls", "gauge", _CALLS, status.calls)
+    page.single("switchboard_messages_total", "counter", _MESSAGES, status.messages)
+    page.single("switchboard_messages_stored_total", "counter", _STORED, stored)
+    page.single("switchboard_outbox_depth", "gauge", _OUTBOX, outbox_depth)
+    page.by_label("switchboard_errors_total", "counter", _ERRORS, "code", status.errors)
     if held is not None:
-        metric(
-            "switchboard_held",
-            "gauge",
-            "What the hub keeps in memory, by kind; all 0 once no connection is open and "
-            "the resume grace is over.",
-            [f'switchboard_held{{what="{what}"}} {count}' for what, count in held.items()],
-        )
-    metric(
-        "switchboard_login_failures_total",
-        "counter",
-        "Client logins refused for a wrong password or an unknown account.",
-        [f"switchboard_login_failures_total {login_failures}"],
+        page.by_label("switchboard_held", "gauge", _HELD, "what", held, ordered=False)
+    _logins(page, status)
+    page.single("switchboard_sender_ids", "gauge", _SENDER_IDS, status.sender_ids)
+    answered = {"hub": 0, "service": 0, **status.resends}
+    page.by_label("switchboard_resends_total", "counter", _RESENDS, "by", answered)
+    name = "switchboard_frame_seconds"
+    page.metric(name, "histogram", _FRAME_SECONDS, frame_times.lines(name))
+    return page.text()
+
+
+def _logins(page: _Page, status: SwitchStatus) -> None:
+    page.single(
+        "switchboard_login_failures_total", "counter", _LOGIN_FAILURES, status.login_failures
     )
-    throttled = {"pair": 0, "account": 0, "address": 0, **login_throttled}
-    metric(
-        "switchboard_login_throttled_total",
-        "counter",
-        "Client logins answered throttled, by the budget that was spent (pair: refused "
-        "before the password was checked; account, address: a wrong password).",
-        [
-            f'switchboard_login_throttled_total{{budget="{budget}"}} {count}'
-            for budget, count in sorted(throttled.items())
-        ],
-    )
-    metric(
-        "switchboard_login_throttle_keys",
-        "gauge",
-        "Entries the login throttle keeps, by kind: (address, account) pairs, accounts, addresses.",
-        [
-            f'switchboard_login_throttle_keys{{kind="{kind}"}} {count}'
-            for kind, count in sorted(throttle_keys.items())
-        ],
-    )
-    metric(
-        "switchboard_sender_ids",
-        "gauge",
-        "Ids of stored messages the hub remembers per sender, across calls (docs 12.21).",
-        [f"switchboard_sender_ids {sender_ids}"],
-    )
-    answered = {"hub": 0, "service": 0, **(resends or {})}
-    metric(
-        "switchboard_resends_total",
-        "counter",
-        "Messages resent with an id already stored, by who recognised them (hub: answered "
-        "from memory, nothing relayed; service: stored nothing, the ack was corrected).",
-        [
-            f'switchboard_resends_total{{by="{by}"}} {count}'
-            for by, count in sorted(answered.items())
-        ],
-    )
-    metric(
-        "switchboard_frame_seconds",
-        "histogram",
-        "Time the hub takes over one frame from a client (relay latency inside the hub).",
-        frame_times.lines("switchboard_frame_seconds"),
-    )
-    return "\n".join(out) + "\n"
+    throttled = {"pair": 0, "account": 0, "address": 0, **status.login_throttled}
+    page.by_label("switchboard_login_throttled_total", "counter", _THROTTLED, "budget", throttled)
+    keys = status.throttle_keys
+    page.by_label("switchboard_login_throttle_keys", "gauge", _THROTTLE_KEYS, "kind", keys)
+
+
+class _Page:
+    """The text being written: for each metric its HELP and TYPE lines, then its samples."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def metric(self, name: str, kind: str, help_text: str, samples: Iterable[str]) -> None:
+        self._lines.append(f"# HELP {name} {help_text}")
+        self._lines.append(f"# TYPE {name} {kind}")
+        self._lines.extend(samples)
+
+    def single(self, name: str, kind: str, help_text: str, value: int) -> None:
+        self.metric(name, kind, help_text, [f"{name} {value}"])
+
+    def by_label(
+        self,
+        name: str,
+        kind: str,
+        help_text: str,
+        label: str,
+        counts: Mapping[str, int],
+        *,
+        ordered: bool = True,
+    ) -> None:
+        """One sample per label value; sorted by it unless ``ordered`` is false."""
+        items = sorted(counts.items()) if ordered else counts.items()
+        self.metric(name, kind, help_text, [f'{name}{{{label}="{k}"}} {v}' for k, v in items])
+
+    def text(self) -> str:
+        return "\n".join(self._lines) + "\n"
+
+
+_CONNECTIONS = "Open client WebSocket connections."
+_REGISTRATIONS = "Registered devices."
+_CALLS = "Chat calls in progress."
+_MESSAGES = "Chat messages accepted from clients."
+_STORED = "Messages the messages service has stored."
+_OUTBOX = "Messages waiting in the hub's outbox."
+_ERRORS = "Error replies sent to clients, by code."
+_HELD = (
+    "What the hub keeps in memory, by kind; all 0 once no connection is open and "
+    "the resume grace is over."
+)
+_LOGIN_FAILURES = "Client logins refused for a wrong password or an unknown account."
+_THROTTLED = (
+    "Client logins answered throttled, by the budget that was spent (pair: refused "
+    "before the password was checked; account, address: a wrong password)."
+)
+_THROTTLE_KEYS = (
+    "Entries the login throttle keeps, by kind: (address, account) pairs, accounts, addresses."
+)
+_SENDER_IDS = "Ids of stored messages the hub remembers per sender, across calls (docs 12.21)."
+_RESENDS = (
+    "Messages resent with an id already stored, by who recognised them (hub: answered "
+    "from memory, nothing relayed; service: stored nothing, the ack was corrected)."
+)
+_FRAME_SECONDS = "Time the hub takes over one frame from a client (relay latency inside the hub)."

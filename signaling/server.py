@@ -1,17 +1,29 @@
-"""Running the app under uvicorn with the WebSocket settings the protocol needs."""
+"""Running the app under uvicorn with the WebSocket settings the protocol needs.
+
+``serve`` is what ``switchboard serve`` runs: the app's start-up (the messages database
+opened and migrated, the outbox recovered, the hub's tasks started) completes *before*
+uvicorn serves a single request, so that a start-up that fails raises its own exception
+to the caller, which turns it into one line (``signaling.cli``), and ``ready`` (the
+banner) runs only once the server really answers.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from config import Config
 
 from .liveness import ping_settings, protocol_for
 
-__all__ = ["uvicorn_config"]
+__all__ = ["bound_socket", "serve", "uvicorn_config"]
 
 
 def uvicorn_config(
@@ -28,7 +40,7 @@ def uvicorn_config(
         **ping_settings(config.limits.idle_timeout),
         "lifespan": "on",
         "log_level": log_level,
-        # uvicorn's loggers go through the root logger configured by signaling.logs
+        # uvicorn's loggers go through the root logger configured by tracing.logs
         # (text or JSON lines, with the connection), not handlers of their own.
         "log_config": None,
         "server_header": False,
@@ -54,3 +66,43 @@ def bound_socket(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+async def serve(
+    app: Starlette, config: Config, sock: socket.socket, *, ready: Callable[[], None]
+) -> None:
+    """Start ``app`` up, serve it on ``sock`` until SIGINT or SIGTERM, then shut it down.
+
+    The lifespan runs here rather than inside uvicorn, whose lifespan turns any start-up
+    exception into a logged traceback and ``sys.exit(3)``; here the exception reaches the
+    caller untouched. Our lifespans yield no state, so none is lost by not going through
+    uvicorn's lifespan protocol."""
+    async with app.router.lifespan_context(app):
+        server = _Server(uvicorn_config(app, config, lifespan="off"), ready)
+        await server.serve(sockets=[sock])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, saying when it is ready and stopping without re-raising the
+    signal that stopped it (uvicorn does, which would cancel the lifespan's shutdown)."""
+
+    def __init__(self, config: uvicorn.Config, ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            self._ready()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        stops = (signal.SIGINT, signal.SIGTERM)
+        for number in stops:
+            loop.add_signal_handler(number, self.handle_exit, number, None)
+        try:
+            yield
+        finally:
+            for number in stops:
+                loop.remove_signal_handler(number)

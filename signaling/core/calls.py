@@ -1,8 +1,17 @@
-"""One chat call and its legs (PROTOCOL §4.4-§4.8).
+"""One chat call, its legs, and the registrations they belong to (PROTOCOL §4.1-§4.8).
 
 A ``Call`` is the conversation: its ``call_id`` names it, its ``seq`` numbers every
 message in order, and it remembers client message ids so a retry is acknowledged again
-instead of relayed twice. A ``Leg`` is one registration's part in it.
+instead of relayed twice. A ``Leg`` is one registration's part in it. A
+``Registration`` is one device of a user and holds its legs by call number; the three
+refer to each other, so they live in one module (the ``registry`` finds registrations).
+
+A registration belongs to one connection and acts for the connection's user, never for
+whatever ``hw`` says. Call numbers are scoped to it: the client picks positive ones, the
+hub hands out negative ones for calls it offers (PROTOCOL §4.3). A registration whose
+connection drops is *detached* (``conn`` 0) for the resume grace (§4.9): it still counts
+for presence and keeps its calls, but nothing is sent to it and it is offered nothing
+new, until a new connection takes it over with its ``token``.
 
 Identifiers (PROTOCOL §4.5 revised, docs 12.25): on the wire the conversation's id is the
 ``confId`` innovaphone's Signal page shares between all legs of a call, and each leg has a
@@ -14,19 +23,31 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from config import UserConfig
 
 from .callstate import LegState, Role
-from .registry import Registration
+from .delivery_state import Delivery
 from .timers import Timer
 
 if TYPE_CHECKING:
     from .groups import Group
 
-__all__ = ["AckRecord", "Call", "Fragments", "HeldMessage", "Leg", "Line"]
+__all__ = [
+    "AckRecord",
+    "Call",
+    "Fragments",
+    "HeldMessage",
+    "Leg",
+    "Line",
+    "Registration",
+    "UserKey",
+    "new_token",
+]
 
 
 @dataclass(slots=True)
@@ -35,7 +56,7 @@ class AckRecord:
 
     seq: int
     time: int
-    state: str
+    state: Delivery
     told: bool = True
     """The writer heard this state (False while its device was away, §4.9)."""
 
@@ -53,7 +74,8 @@ class HeldMessage:
 class Line:
     """One message of a live call's transcript (§4.9): replayed after a resume, and to the
     agent a support chat is transferred to. Memory only, and only while the call lives.
-    The frame is built again when it is replayed (rare), not kept (one object a message)."""
+    The frame is built again when it is replayed (rare, ``frames.line_item``), not kept
+    (one object a message)."""
 
     seq: int
     time: int
@@ -69,23 +91,6 @@ class Line:
     @property
     def sip(self) -> str:
         return self.user.sip
-
-    def item(self) -> dict[str, Any]:
-        """The ``im_message`` as receivers got it (PROTOCOL §12.5)."""
-        item: dict[str, Any] = {
-            "type": "im_message",
-            "sender": self.user.sip,
-            "sender_dn": self.user.dn,
-            "time": self.time,
-            "seq": self.seq,
-            "mime": "text/html",
-            "data": self.html,
-        }
-        if self.attach is not None:
-            item["attach"] = self.attach
-        if self.subject is not None:
-            item["subject"] = self.subject
-        return item
 
 
 @dataclass(slots=True)
@@ -245,3 +250,111 @@ class Call:
     def legs(self) -> list[Leg]:
         legs = [leg for leg in (self.caller, self.callee) if leg is not None]
         return legs + self.offers
+
+
+UserKey = tuple[str, str]
+"""(tenant domain, user sip)."""
+
+_NOTHING_TAKEN: Mapping[int, None] = MappingProxyType({})
+"""What ``taken`` is until an offer is first taken elsewhere: one shared empty mapping
+rather than an empty dict in every registration."""
+
+
+class Registration:
+    """One device of a user. There is one for every registered connection, so it keeps
+    nothing it can share or make when asked (``legs``, ``taken``, the default ``hw``)."""
+
+    __slots__ = (
+        "_hw",
+        "_legs",
+        "conn",
+        "domain",
+        "drop_cause",
+        "flags",
+        "next_offer",
+        "src",
+        "taken",
+        "token",
+        "user",
+    )
+
+    def __init__(
+        self,
+        conn: int,
+        domain: str,
+        user: UserConfig,
+        hw: str | None,
+        flags: frozenset[str],
+        src: object,
+    ) -> None:
+        self.conn = conn
+        self.domain = domain
+        self.user = user
+        self._hw: str | int = conn if hw is None else hw
+        """The name the client gave, else the id of the connection it registered on."""
+        self.flags = flags
+        self.src = src
+        self._legs: dict[int, Leg] | None = None
+        self.next_offer = -1
+        self.token = new_token()
+        """Lets a later connection of the same user take this registration over (§4.9)."""
+        self.drop_cause = 16
+        """The cause its calls end with if the grace runs out (16 clean close, 41 lost)."""
+        self.taken: Mapping[int, None] = _NOTHING_TAKEN
+        """Call numbers of support offers another agent answered first (§9.2), newest
+        last: a late frame on one is told ``already_taken``."""
+
+    def remember_taken(self, number: int) -> None:
+        taken = self.taken if isinstance(self.taken, dict) else {}
+        taken[number] = None
+        if len(taken) > 64:
+            del taken[next(iter(taken))]
+        self.taken = taken
+
+    @property
+    def legs(self) -> dict[int, Leg]:
+        """Its calls by call number (§4.3), made when first asked for: an idle device that
+        was never offered a call has none."""
+        legs = self._legs
+        if legs is None:
+            legs = self._legs = {}
+        return legs
+
+    @property
+    def hw(self) -> str:
+        """The device's name (§4.1): as the client gave it, else ``conn-`` and the id of
+        the connection it registered on."""
+        hw = self._hw
+        return hw if isinstance(hw, str) else f"conn-{hw}"
+
+    @hw.setter
+    def hw(self, name: str) -> None:
+        self._hw = name
+
+    @property
+    def attached(self) -> bool:
+        """A connection serves it (not waiting for a resume)."""
+        return self.conn != 0
+
+    @property
+    def key(self) -> UserKey:
+        return (self.domain, self.user.sip)
+
+    @property
+    def no_media(self) -> bool:
+        return "NO_MEDIA_CALL" in self.flags
+
+    @property
+    def app_data(self) -> bool:
+        """The device takes ``im_message`` of other mimes as opaque application data and
+        never renders them (docs/protocol.md 12.25)."""
+        return "APP_DATA" in self.flags
+
+    def allocate_offer_number(self) -> int:
+        number = self.next_offer
+        self.next_offer -= 1
+        return number
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)

@@ -4,8 +4,10 @@ Theory of operation: a chat call has one *leg* per registration taking part. The
 leg moves ``setup_sent -> proceeding -> alerting -> connected``; each device offered the
 call has a callee leg ``offered -> alerting -> connected``. A leg is removed (released) on
 ``rel``. Two tables hold the transitions: ``CLIENT`` for what a client may send on its leg,
-``HUB`` for what the hub tells a leg. Anything not in a table is refused with ``bad_state``
-naming the event and the state, and the leg is left as it was.
+``HUB`` for what the hub tells a leg (including its end, ``rel``, in any state). Every
+change of ``Leg.state`` is an answer of one of these tables (``chat/legs.py`` and
+``presence.py`` apply them); ``describe()`` prints both. Anything not in a table is
+refused with ``bad_state`` naming the event and the state, and the leg is left as it was.
 
 The other message types of innovaphone's Signal page (docs/protocol.md 12.25) are rows of
 the same table: ``info``, ``user_info`` and ``channels`` pass between connected legs only
@@ -23,7 +25,17 @@ from enum import Enum
 
 from .errors import BadState
 
-__all__ = ["CLIENT", "HUB", "Event", "LegState", "Role", "client_event", "hub_event"]
+__all__ = [
+    "CLIENT",
+    "HUB",
+    "Event",
+    "LegState",
+    "Role",
+    "client_event",
+    "describe",
+    "hub_event",
+    "released",
+]
 
 
 class Role(Enum):
@@ -60,6 +72,8 @@ _S = LegState
 _V = Event
 
 CLIENT: dict[tuple[Role, LegState, Event], LegState] = {
+    # a call number the client has no call on yet: only setup starts one (§4.4)
+    (_C, _S.IDLE, _V.SETUP): _S.SETUP_SENT,
     # The caller may write while the call rings: the hub holds those messages (§4.6).
     (_C, _S.SETUP_SENT, _V.FACILITY): _S.SETUP_SENT,
     (_C, _S.PROCEEDING, _V.FACILITY): _S.PROCEEDING,
@@ -105,6 +119,13 @@ HUB: dict[tuple[Role, LegState, Event], LegState] = {
     (_C, _S.ALERTING, _V.CONN): _S.CONNECTED,
     (_C, _S.PROCEEDING, _V.PROGRESS): _S.PROCEEDING,
     (_C, _S.ALERTING, _V.PROGRESS): _S.ALERTING,
+    # the hub ends a leg in any state: a rel, the other side's end, a device gone (§4.7)
+    **{
+        (role, state, _V.REL): _S.RELEASED
+        for role in Role
+        for state in LegState
+        if state is not _S.IDLE
+    },
 }
 
 CLIENT_EVENTS: dict[str, Event] = {
@@ -134,3 +155,18 @@ def client_event(role: Role, state: LegState, event: Event) -> LegState:
 def hub_event(role: Role, state: LegState, event: Event) -> LegState | None:
     """The state after the hub sends ``event``, or None when it does not apply (no send)."""
     return HUB.get((role, state, event))
+
+
+def released(role: Role, state: LegState) -> LegState:
+    """The state of a leg the hub ends (``released``; the ``HUB`` table's ``rel`` row)."""
+    return HUB[role, state, Event.REL]
+
+
+def describe() -> str:
+    """Both tables as text, one transition a line (``client caller setup_sent --rel-->
+    released``): print it to see every move a leg can make."""
+    return "\n".join(
+        f"{side} {role.value} {state.value} --{event.value}--> {after.value}"
+        for side, table in (("client", CLIENT), ("hub", HUB))
+        for (role, state, event), after in table.items()
+    )

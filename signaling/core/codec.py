@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -200,56 +201,89 @@ complete at ``setup``, and identities are the hub's to state."""
 
 
 def _relayed_fields(kind: str, sig: JsonObject) -> JsonObject | None:
+    """The fields of ``RELAYED_FIELDS`` that ``sig`` carries, each checked; None for a
+    kind that relays none (the message relay's ``facility`` stops at the first line)."""
     names = RELAYED_FIELDS.get(kind)
     if names is None:
         return None
     fields: JsonObject = {}
     for name in names:
         value = sig.get(name)
-        if value is None:
-            continue
-        if name in ("complete", "inband_info"):
-            if type(value) is not bool:
-                raise BadJson(f"{kind} {name} must be a boolean")
-        elif name == "dsp":
-            if type(value) is not str or len(value) > MAX_DSP_LENGTH:
-                raise BadJson(f"{kind} dsp must be a string of at most {MAX_DSP_LENGTH} characters")
-        elif name == "uui":
-            if (
-                type(value) is not str
-                or len(value.encode("utf-8", "surrogatepass")) > MAX_UUI_BYTES
-            ):
-                raise BadJson(f"{kind} uui must be a string of at most {MAX_UUI_BYTES} bytes")
-        elif name in ("pi", "faststart"):
-            if (
-                type(value) is not list
-                or len(value) > MAX_HEX_ITEMS
-                or not all(
-                    type(item) is str and len(item) <= MAX_HEX_LENGTH and _HEX.fullmatch(item)
-                    for item in value
-                )
-            ):
-                raise BadJson(f"{kind} {name} must be a list of hex strings")
-        elif name == "channel":
-            if type(value) is not int or not -1 <= value <= MAX_CALL_NUMBER:
-                raise BadJson(f"{kind} channel must be an integer")
-        elif name == "channels_cmd":
-            if value not in CHANNELS_CMDS:
-                raise BadJson(
-                    f"{kind} channels_cmd must be one of {', '.join(sorted(CHANNELS_CMDS))}"
-                )
-        elif name == "channels":
-            if type(value) is not dict or not _shallow(value, MAX_ECHO_DEPTH):
-                raise BadJson(
-                    f"{kind} channels must be an object nested at most {MAX_ECHO_DEPTH} deep"
-                )
-        elif name == "cau":
-            cause = _parse_cause(value)
-            if cause is None:
-                continue
-            value = cause.to_json()
-        fields[name] = value
+        if value is not None:
+            value = _FIELD_CHECKS[name](kind, name, value)
+            if value is not None:
+                fields[name] = value
     return fields
+
+
+def _boolean(kind: str, name: str, value: object) -> object:
+    if type(value) is not bool:
+        raise BadJson(f"{kind} {name} must be a boolean")
+    return value
+
+
+def _display(kind: str, name: str, value: object) -> object:
+    if type(value) is not str or len(value) > MAX_DSP_LENGTH:
+        raise BadJson(f"{kind} dsp must be a string of at most {MAX_DSP_LENGTH} characters")
+    return value
+
+
+def _user_info(kind: str, name: str, value: object) -> object:
+    if type(value) is not str or len(value.encode("utf-8", "surrogatepass")) > MAX_UUI_BYTES:
+        raise BadJson(f"{kind} uui must be a string of at most {MAX_UUI_BYTES} bytes")
+    return value
+
+
+def _hex_list(kind: str, name: str, value: object) -> object:
+    if (
+        type(value) is not list
+        or len(value) > MAX_HEX_ITEMS
+        or not all(
+            type(item) is str and len(item) <= MAX_HEX_LENGTH and _HEX.fullmatch(item)
+            for item in value
+        )
+    ):
+        raise BadJson(f"{kind} {name} must be a list of hex strings")
+    return value
+
+
+def _channel(kind: str, name: str, value: object) -> object:
+    if type(value) is not int or not -1 <= value <= MAX_CALL_NUMBER:
+        raise BadJson(f"{kind} channel must be an integer")
+    return value
+
+
+def _channels_cmd(kind: str, name: str, value: object) -> object:
+    if value not in CHANNELS_CMDS:
+        raise BadJson(f"{kind} channels_cmd must be one of {', '.join(sorted(CHANNELS_CMDS))}")
+    return value
+
+
+def _channels(kind: str, name: str, value: object) -> object:
+    if type(value) is not dict or not _shallow(value, MAX_ECHO_DEPTH):
+        raise BadJson(f"{kind} channels must be an object nested at most {MAX_ECHO_DEPTH} deep")
+    return value
+
+
+def _cause_field(kind: str, name: str, value: object) -> object:
+    """A cause the hub understands, as it sends causes; None (left out) otherwise."""
+    cause = _parse_cause(value)
+    return None if cause is None else cause.to_json()
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, str, object], object]] = {
+    "complete": _boolean,
+    "inband_info": _boolean,
+    "dsp": _display,
+    "uui": _user_info,
+    "pi": _hex_list,
+    "faststart": _hex_list,
+    "channel": _channel,
+    "channels_cmd": _channels_cmd,
+    "channels": _channels,
+    "cau": _cause_field,
+}
+"""How each field of ``RELAYED_FIELDS`` is checked: its value as relayed, or ``BadJson``."""
 
 
 def _parse_im_message(item: JsonObject) -> ImMessage:

@@ -20,11 +20,13 @@ from typing import Any
 from config import UserConfig
 
 from .calls import Call, Leg
-from .callstate import Event, LegState, Role, hub_event
+from .callstate import Event, LegState, Role, hub_event, released
 from .errors import BadState
+from .frames import conn, facility, with_ids
 from .messages import Sig
 from .outbox import Outbox
 from .registry import Registration, Registry, UserKey
+from .wire import Wire
 
 __all__ = ["Presence"]
 
@@ -48,7 +50,7 @@ class Presence:
         licensed: Callable[[UserConfig], bool],
         ask_badge: Callable[[str, str], None],
     ) -> None:
-        self._out = outbox
+        self._wire = Wire(outbox)
         self._registry = registry
         self._licensed = licensed
         self._ask_badge = ask_badge
@@ -72,7 +74,7 @@ class Presence:
         state = hub_event(Role.CALLER, leg.state, Event.CONN)
         assert state is not None
         leg.state = state
-        self._send(leg, {"type": "conn", **leg.ids()})
+        self._wire.sig(leg, with_ids(conn(), leg))
         self._notify_leg(leg, key)
         if self._is_self(leg) and self._licensed(watched):
             self._ask_badge(reg.domain, watched.sip)
@@ -92,7 +94,7 @@ class Presence:
         self._notify_leg(leg, (leg.call.domain, leg.call.callee_user.sip))
 
     def ended(self, leg: Leg) -> None:
-        leg.state = LegState.RELEASED
+        leg.state = released(leg.role, leg.state)
         if leg.reg.legs.get(leg.number) is leg:
             del leg.reg.legs[leg.number]
         key = (leg.call.domain, leg.call.callee_user.sip)
@@ -173,17 +175,8 @@ class Presence:
         }
         if self._is_self(leg) and key in self._badges:
             notify["note"] = f"#badge:{self._badges[key]}"
-        self._send(leg, {"type": "facility", "fty": [notify]})
+        self._wire.sig(leg, facility(notify))
 
     @staticmethod
     def _is_self(leg: Leg) -> bool:
         return leg.call.caller_user.sip == leg.call.callee_user.sip
-
-    def _send(self, leg: Leg, sig: JsonObject) -> None:
-        reg = leg.reg
-        message: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
-        if reg.src is not None:
-            message["src"] = reg.src
-        message["call"] = leg.number
-        message["sig"] = sig
-        self._out.send(reg.conn, message)

@@ -4,7 +4,7 @@ Theory of operation: a visitor's ``setup`` to a queue's sip becomes a chat call 
 callee side is the queue. It is offered at once to every *available* agent of the queue
 (presence open on an attached device, activity ``available``, fewer support chats than
 their ``max_chats``), and again to agents who become available while it waits. The
-first ``conn`` (or ``Take``) wins: ``ChatCalls`` answers it exactly like a chat to a user
+first ``conn`` (or ``Take``) wins: the chat core answers it exactly like a chat to a user
 with several devices, and since the whole core runs one event at a time, the first
 answer processed is the only one; every other agent's offer is released with cause 26
 and a later frame on it is told ``already_taken``.
@@ -22,24 +22,30 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from config import QueueConfig, SupportConfig, UserConfig
 
+from .call_control import CallControl
 from .calls import Call, Leg
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .directory_view import TenantLookup
 from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
+from .frames import board as board_update
+from .frames import endpoint, name_identification, setup_offer, system_message
 from .messages import Sig
 from .outbox import Outbox
+from .presence import Presence
 from .registry import Registration, Registry, UserKey
-from .timers import Timer, TimerQueue
-
-if TYPE_CHECKING:
-    from .chat import ChatCalls
-    from .presence import Presence
+from .support_chat import (
+    SupportChat,
+    context_of,
+    context_of_setup,
+    conversation,
+    queue_user,
+)
+from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]
 
@@ -48,68 +54,12 @@ JsonObject = dict[str, Any]
 WARNING = "<p>This chat will be closed soon because nobody has written for a while.</p>"
 """The system message of §9.5, sent to both sides (without a ``seq``)."""
 
-_CONTEXT_FIELDS = {"product": 200, "seller": 200, "url": 2000}
-"""The context a visitor's setup may carry (§9.2), with the longest value kept."""
-
-
-@dataclass(slots=True, eq=False)
-class SupportChat:
-    """What the hub knows of one support chat besides its call."""
-
-    call: Call
-    queue: QueueConfig
-    visitor: UserConfig
-    since: int
-    """When it started (ms since the epoch)."""
-    context: JsonObject | None
-    target: str | None = None
-    """An agent the chat is meant for (the seller of the context, or a transfer's
-    ``to``): only that agent is offered it."""
-    agent: UserConfig | None = None
-    declined: set[str] = field(default_factory=set)
-    last: float = 0.0
-    """Monotonic time of the latest message (or of the answer): inactivity counts from it."""
-    last_ms: int | None = None
-    warned: bool = False
-    idle: Timer | None = None
-    closed_by: str | None = None
-    transfers: int = 0
-
-    def view(self) -> JsonObject:
-        """The ``chat`` object of the board (§9.3): ``confId`` names the conversation, and
-        ``callId`` (§9.3's name) carries the same value for clients written before per-leg
-        ids (docs 12.19)."""
-        chat: JsonObject = {
-            **_conversation(self.call),
-            "visitor": {"sip": self.visitor.sip, "dn": self.visitor.dn},
-            "queue": self.queue.sip,
-            "since": self.since,
-            "context": self.context,
-            "last_message_time": self.last_ms,
-        }
-        if self.agent is not None:
-            chat["agent"] = {"sip": self.agent.sip, "dn": self.agent.dn}
-        return chat
-
-    def setup_fty(self) -> list[JsonObject]:
-        """What an agent's ``setup`` carries besides ``im_setup`` and the name."""
-        fty: list[JsonObject] = [{"type": "queue", "sip": self.queue.sip, "dn": self.queue.dn}]
-        if self.context is not None:
-            fty.append({"type": "context", **self.context})
-        return fty
-
-    def touch(self, now: float, wall_ms: int) -> None:
-        """A message: the inactivity clock starts again (the hot path: no timer work)."""
-        self.last = now
-        self.last_ms = wall_ms
-        self.warned = False
-
 
 class Queues:
     def __init__(
         self,
         *,
-        chat: ChatCalls,
+        chat: CallControl,
         outbox: Outbox,
         timers: TimerQueue,
         clock: Clock,
@@ -146,7 +96,7 @@ class Queues:
     def visitor_context(self, domain: str, sip: str, context: object) -> None:
         """Keep a visitor account's ``context`` (None forgets it): its chats carry it
         unless their ``setup`` brings one."""
-        kept = _context_of(context) if isinstance(context, dict) else None
+        kept = context_of(context) if isinstance(context, dict) else None
         if kept is None:
             self._contexts.pop((domain, sip), None)
         else:
@@ -155,7 +105,7 @@ class Queues:
     # -- a visitor calls a queue (§9.2) ----------------------------------------------------
 
     def call(self, reg: Registration, number: int, sig: Sig, queue: QueueConfig) -> None:
-        context = _context(sig) or self._contexts.get(reg.key)
+        context = context_of_setup(sig) or self._contexts.get(reg.key)
         target = None
         seller = context.get("seller") if context else None
         tenant = self._tenants.tenant(reg.domain)
@@ -171,7 +121,7 @@ class Queues:
             reg.domain,
             self._max_ids,
             reg.user,
-            _queue_user(queue),
+            queue_user(queue),
             self._licensed(reg.user),
         )
         chat = SupportChat(call, queue, reg.user, int(wall * 1000), context, target)
@@ -210,18 +160,8 @@ class Queues:
 
     def _offer_sig(self, chat: SupportChat) -> JsonObject:
         visitor = chat.visitor
-        cg = {"sip": visitor.sip, "num": visitor.num} if visitor.num else {"sip": visitor.sip}
-        return {
-            "type": "setup",
-            "channel": 0,
-            "cg": cg,
-            "cd": {"sip": chat.queue.sip},
-            "fty": [
-                {"type": "im_setup"},
-                {"type": "name_identification", "name": visitor.dn},
-                *chat.setup_fty(),
-            ],
-        }
+        cg = endpoint(visitor.sip, visitor.num)
+        return setup_offer(cg, {"sip": chat.queue.sip}, visitor.dn, chat.setup_fty())
 
     def _devices(self, domain: str, sip: str) -> list[Registration]:
         return [
@@ -249,10 +189,10 @@ class Queues:
             return False
         return bool(self._devices(domain, agent.sip))
 
-    # -- what ChatCalls tells the queue --------------------------------------------------
+    # -- what the chat core tells the queue --------------------------------------------------
 
     def taken(self, call: Call, leg: Leg) -> None:
-        """An agent answered: the others' offers are gone (cause 26, see ChatCalls)."""
+        """An agent answered: the others' offers are gone (cause 26, see chat/control.py)."""
         chat: SupportChat = call.support
         assert chat is not None
         agent = leg.reg.user
@@ -270,8 +210,7 @@ class Queues:
         self._arm_idle(chat)
         caller = call.caller
         if transferred and caller is not None and not caller.parked:
-            name = {"type": "name_identification", "name": agent.dn}
-            self._chat.send_fty(caller.reg, caller.number, name)
+            self._chat.send_fty(caller, name_identification(agent.dn))
 
     def _withdraw_offers(self, domain: str, sip: str) -> None:
         """The agent is full: the other chats still ringing there stop (cause 26) and
@@ -361,18 +300,10 @@ class Queues:
             return self._chat.release(call, hub_cause(Q931.RECOVERY_ON_TIMER_EXPIRY))
         if silent >= self._config.idle_warn and not chat.warned:
             chat.warned = True
-            warning = {
-                "type": "im_message",
-                "sender": chat.queue.sip,
-                "sender_dn": chat.queue.dn,
-                "time": int(self._clock.wall()),
-                "mime": "text/html",
-                "data": WARNING,
-                "system": True,
-            }
+            warning = system_message(queue_user(chat.queue), int(self._clock.wall()), WARNING)
             for leg in (call.caller, call.callee):
                 if leg is not None and not leg.parked:
-                    self._chat.send_fty(leg.reg, leg.number, warning)
+                    self._chat.send_fty(leg, warning)
         self._arm_idle(chat)
 
     # -- the Queue API (§9.3, §9.4) ------------------------------------------------------
@@ -388,18 +319,9 @@ class Queues:
         src: object,
     ) -> JsonObject:
         """One ``api:"Queue"`` request of a logged-in user; returns the result's body."""
-        if mt == "Subscribe":
+        if mt in ("Subscribe", "Unsubscribe"):
             queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            self._boards.setdefault((domain, queue.sip), {})[conn] = src
-            for chat in self.chats.values():
-                if chat.call.domain == domain and chat.queue.sip == queue.sip:
-                    self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
-            return {"mt": "SubscribeResult", "queue": queue.sip}
-        if mt == "Unsubscribe":
-            queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            board = self._boards.get((domain, queue.sip), {})
-            board.pop(conn, None)
-            return {"mt": "UnsubscribeResult", "queue": queue.sip}
+            return self._follow(conn, src, domain, queue, mt == "Subscribe")
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
         named = _conversation_of(mt, body)
@@ -419,6 +341,19 @@ class Queues:
         if not isinstance(to, str) or not to:
             raise BadJson("Transfer needs to (an agent's or a queue's sip)")
         return self._transfer(chat, reg, to)
+
+    def _follow(
+        self, conn: int, src: object, domain: str, queue: QueueConfig, on: bool
+    ) -> JsonObject:
+        """A connection subscribes to a queue's board (and gets it as it is) or stops."""
+        if not on:
+            self._boards.get((domain, queue.sip), {}).pop(conn, None)
+            return {"mt": "UnsubscribeResult", "queue": queue.sip}
+        self._boards.setdefault((domain, queue.sip), {})[conn] = src
+        for chat in self.chats.values():
+            if chat.call.domain == domain and chat.queue.sip == queue.sip:
+                self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
+        return {"mt": "SubscribeResult", "queue": queue.sip}
 
     def _chat_with_leg(self, call_id: str) -> SupportChat | None:
         """The chat one of whose legs has this ``callId`` (a scan: rare, and bounded by
@@ -457,7 +392,7 @@ class Queues:
                 raise Unavailable("this device cannot take another call")
             leg = self._chat.offer(call, reg, self._offer_sig(chat))
         self._chat.answer(leg)
-        return {"mt": "TakeResult", **_conversation(call), "call": leg.number}
+        return {"mt": "TakeResult", **conversation(call), "call": leg.number}
 
     def _transfer(self, chat: SupportChat, reg: Registration, to: str) -> JsonObject:
         call = chat.call
@@ -496,7 +431,7 @@ class Queues:
         self._chat.arm_wait(call, self._config.wait_timeout)
         self._waiting(chat)
         self.agent_changed(call.domain, previous.sip)
-        return {"mt": "TransferResult", **_conversation(call), "to": to}
+        return {"mt": "TransferResult", **conversation(call), "to": to}
 
     def _close(self, chat: SupportChat, sip: str) -> JsonObject:
         call = chat.call
@@ -505,7 +440,7 @@ class Queues:
             raise Forbidden("only the visitor and the queue's agents close a chat")
         chat.closed_by = sip
         self._chat.release(call, hub_cause(Q931.NORMAL_CLEARING))
-        return {"mt": "CloseResult", **_conversation(call)}
+        return {"mt": "CloseResult", **conversation(call)}
 
     def connection_closed(self, conn: int) -> None:
         for key, board in list(self._boards.items()):
@@ -535,39 +470,7 @@ class Queues:
             self._send_board(conn, src, mt, body)
 
     def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
-        message: JsonObject = {"api": "Queue", "mt": mt}
-        if src is not None:
-            message["src"] = src
-        message.update(body)
-        self._out.send(conn, message)
-
-
-def _queue_user(queue: QueueConfig) -> UserConfig:
-    """The queue as the callee side of its calls (the name a licensed visitor's history
-    shows, §7.3)."""
-    return UserConfig(sip=queue.sip, dn=queue.dn, num="", password="")
-
-
-def _context(sig: Sig) -> JsonObject | None:
-    """The visitor's ``context`` facility (§9.2), strings only, each cut to its limit."""
-    for item in sig.fty:
-        if item.get("type") == "context":
-            return _context_of(item)
-    return None
-
-
-def _context_of(item: JsonObject) -> JsonObject | None:
-    context = {
-        key: value[:limit]
-        for key, limit in _CONTEXT_FIELDS.items()
-        if isinstance(value := item.get(key), str) and value
-    }
-    return context or None
-
-
-def _conversation(call: Call) -> JsonObject:
-    """How the Queue API names a chat: ``confId``, and ``callId`` as its alias (12.19)."""
-    return {"confId": call.call_id, "callId": call.call_id}
+        self._out.send(conn, board_update(src, mt, body))
 
 
 def _conversation_of(mt: str, body: JsonObject) -> str:

@@ -12,18 +12,20 @@ to ``stored``) is seen here too. Memory is bounded twice: entries older than the
 messages service's key lifetime are dropped, and past ``capacity`` the oldest go first.
 What this memory has forgotten the messages service still catches: it stores nothing
 twice and answers such a Post with the original (``PostResult.original``), and the hub
-then corrects the writer's ack (``ChatCalls.duplicate``).
+then corrects the writer's ack (``Acks.duplicate`` in ``chat/delivery.py``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import Any
 
 from .calls import AckRecord
 from .clock import Clock
+from .delivery_state import Delivery
 
-__all__ = ["SenderIds"]
+__all__ = ["SenderIds", "SenderKey", "sender_key", "stored_record"]
 
 SenderKey = tuple[str, str, str]
 """(tenant, sender sip, client message id)."""
@@ -51,7 +53,7 @@ class SenderIds:
         """The live record of this id, if any. A message reported ``not_delivered`` was
         neither relayed nor stored: its id is free for the resend."""
         record = self._entries.get((domain, sip, message_id))
-        if record is None or record.state == "not_delivered" or self._expired(record):
+        if record is None or record.state == Delivery.NOT_DELIVERED or self._expired(record):
             return None
         return record
 
@@ -73,3 +75,22 @@ class SenderIds:
 
     def _expired(self, record: AckRecord) -> bool:
         return record.time < self._clock.wall() - self._ttl
+
+
+def sender_key(message: dict[str, Any]) -> SenderKey | None:
+    """Whose client id a Post carries: (tenant, writer, id); the writer is the author
+    unless an agent wrote as its queue (``writer``, docs 12.21)."""
+    message_id, domain = message.get("id"), message.get("domain")
+    writer = message.get("writer", message.get("author"))
+    if isinstance(message_id, str) and isinstance(domain, str) and isinstance(writer, str):
+        return (domain, writer, message_id)
+    return None
+
+
+def stored_record(fields: dict[str, Any]) -> AckRecord | None:
+    """``stored`` with the ``seq`` and ``time`` (ms) of a Post or of a PostResult's
+    ``original``."""
+    seq, time_ms = fields.get("seq"), fields.get("time")
+    if type(seq) is int and type(time_ms) is int:
+        return AckRecord(seq, time_ms // 1000, Delivery.STORED)
+    return None

@@ -40,7 +40,7 @@ from config import (
     user_from_table,
 )
 
-from .directory import Directory
+from .directory import Directory, Tenant
 
 __all__ = ["DirectoryChanges", "app_table", "queue_table", "user_table"]
 
@@ -107,19 +107,8 @@ class DirectoryChanges:
             self._apply(directory, domain, change)
 
     def _apply(self, directory: Directory, domain: str, change: dict[str, Any]) -> None:
-        state = change.get("state", "config")
-        if state in ("removed", "added"):  # "added" after a removal starts out empty
-            existing = directory.tenant(domain)
-            if existing is not None and existing.domain == domain:
-                try:
-                    directory.remove_tenant(domain)
-                except ValueError as exc:
-                    log.warning("directory changes: %s not removed: %s", domain, exc)
-            if state == "removed":
-                return
-        tenant = directory.add_tenant(domain) if state == "added" else directory.tenant(domain)
-        if tenant is None or tenant.domain != domain:
-            log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
+        tenant = _tenant_for(directory, domain, change.get("state", "config"))
+        if tenant is None:
             return
 
         def put_user(sip: str, table: Table, where: str) -> None:
@@ -142,26 +131,15 @@ class DirectoryChanges:
             for name, table in entries.items():
                 if table is None:
                     remove(name)
-        waiting = [
-            (kind, name, table, put)
-            for kind, entries, _remove, put in kinds
-            for name, table in entries.items()
-            if table is not None
-        ]
-        # Until nothing moves: an entry may need a number or name that a later one frees
-        # (an App object moved off the number a new user now has), whatever the order.
-        while waiting:
-            refused: list[tuple[str, str, Table, Put, Exception]] = []
-            for kind, name, table, put in waiting:
-                try:
-                    put(name, table, f"{domain}/{name}")
-                except (ConfigError, ValueError) as error:
-                    refused.append((kind, name, table, put, error))
-            if len(refused) == len(waiting):
-                for kind, name, _table, _put, why in refused:
-                    log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, why)
-                break
-            waiting = [(kind, name, table, put) for kind, name, table, put, _ in refused]
+        _put_all(
+            domain,
+            [
+                (kind, name, table, put)
+                for kind, entries, _remove, put in kinds
+                for name, table in entries.items()
+                if table is not None
+            ],
+        )
 
     # Each record writes the whole new state first and keeps it only once it is on disk:
     # the caller applies a change after recording it, so a change that could not be
@@ -207,6 +185,49 @@ class DirectoryChanges:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
+
+
+def _tenant_for(directory: Directory, domain: str, state: str) -> Tenant | None:
+    """The tenant a saved change applies to: the configured one, or a new empty one for
+    ``"added"`` (after a removal it starts out empty); None when there is none to
+    change (``"removed"``, or a tenant no longer configured)."""
+    if state in ("removed", "added"):
+        existing = directory.tenant(domain)
+        if existing is not None and existing.domain == domain:
+            try:
+                directory.remove_tenant(domain)
+            except ValueError as exc:
+                log.warning("directory changes: %s not removed: %s", domain, exc)
+        if state == "removed":
+            return None
+    tenant = directory.add_tenant(domain) if state == "added" else directory.tenant(domain)
+    if tenant is None or tenant.domain != domain:
+        log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
+        return None
+    return tenant
+
+
+_Waiting = tuple[str, str, Table, Put]
+"""An entry to put: its kind, its name, its saved table and how to put it."""
+
+
+def _put_all(domain: str, waiting: list[_Waiting]) -> None:
+    """Put every entry, until nothing moves: an entry may need a number or name that a
+    later one frees (an App object moved off the number a new user now has), whatever
+    the order. What still does not fit is skipped with a warning."""
+    while waiting:
+        refused: list[tuple[_Waiting, Exception]] = []
+        for entry in waiting:
+            kind, name, table, put = entry
+            try:
+                put(name, table, f"{domain}/{name}")
+            except (ConfigError, ValueError) as error:
+                refused.append((entry, error))
+        if len(refused) == len(waiting):
+            for (kind, name, _table, _put), why in refused:
+                log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, why)
+            return
+        waiting = [entry for entry, _ in refused]
 
 
 def _entry(tenants: dict[str, dict[str, Any]], domain: str) -> dict[str, Any]:

@@ -3,10 +3,10 @@
 ``POST /api/visitors {"name":…, "context":{…}}`` makes a user of the tenant with a random
 sip (``visitor-<token>``) and password, no licence (its chats are volatile), and answers
 ``{"domain", "sip", "password", "expires"}``. The account is deleted once it has gone
-``support.visitor_ttl`` without a registration: its expiry is a timer on the hub's clock
-that, when it fires while the visitor is still registered somewhere, waits another
-period instead. Visitors live in memory only (a restart ends them, as it ends their
-volatile chats). Each client address may make ``support.visitors_per_hour`` of them.
+``support.visitor_ttl`` without a registration: the switch owns that from the moment it
+is told of the account (``Switch.visitor_made``), on the hub's clock. Visitors live in
+memory only (a restart ends them, as it ends their volatile chats). Each client address
+may make ``support.visitors_per_hour`` of them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from config import SupportConfig, UserConfig
 
+from ..core.actions import Action
 from ..core.switch import Switch
 from ..core.window import SlidingWindow
 
@@ -32,10 +33,13 @@ _HOUR = 3600.0
 
 
 class Visitors:
-    def __init__(self, switch: Switch, config: SupportConfig, wake: Callable[[], None]) -> None:
+    def __init__(
+        self, switch: Switch, config: SupportConfig, apply: Callable[[list[Action]], None]
+    ) -> None:
         self._switch = switch
         self._config = config
-        self._wake = wake  # the hub re-reads its timers
+        self._apply = apply
+        """Carries out the actions the switch returns (the hub's)."""
         self._made = SlidingWindow(config.visitors_per_hour, _HOUR)
 
     def routes(self) -> list[BaseRoute]:
@@ -63,27 +67,10 @@ class Visitors:
         password = secrets.token_urlsafe(24)
         tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
         self._made.add(address, clock.monotonic())  # counts what this address made
-        self._switch.chat.support.visitor_context(domain, sip, fields.get("context"))
-        self._arm(domain, sip)
+        self._apply(self._switch.visitor_made(domain, sip, fields.get("context")))
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)
         answer = {"domain": domain, "sip": sip, "password": password, "expires": expires}
         return JSONResponse(answer, status_code=201, headers={"Cache-Control": "no-store"})
-
-    def _arm(self, domain: str, sip: str) -> None:
-        clock = self._switch.clock
-        self._switch.timers.arm(
-            clock.monotonic() + self._config.visitor_ttl, lambda: self._expire(domain, sip)
-        )
-        self._wake()
-
-    def _expire(self, domain: str, sip: str) -> None:
-        if self._switch.registry.of(domain, sip):
-            return self._arm(domain, sip)  # in use: another period
-        tenant = self._switch.directory.tenant(domain)
-        if tenant is not None:
-            tenant.remove(sip)
-        self._switch.chat.support.visitor_context(domain, sip, None)
-        return None
 
 
 def _error(status: int, code: str, text: str) -> Response:

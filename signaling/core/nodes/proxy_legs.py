@@ -68,6 +68,8 @@ class ProxyLegs:
         self._max_message = max_message
         self._legs: dict[tuple[str, int, int], ProxyLeg] = {}
         self._ended: OrderedDict[tuple[str, int, int], ProxyLeg] = OrderedDict()
+        self._by_reg: dict[Registration, dict[int, ProxyLeg]] = {}
+        """Each device's proxy legs by its own call number: only devices that have one."""
 
     def held(self) -> int:
         return len(self._legs)
@@ -75,10 +77,7 @@ class ProxyLegs:
     def offer(self, home: str, reg: Registration, frame: Offer) -> None:
         proxy = ProxyLeg(home, frame.device, frame.leg, reg, reg.allocate_offer_number())
         self._legs[home, frame.device, frame.leg] = proxy
-        proxied = reg.proxied
-        if proxied is None:
-            proxied = reg.proxied = {}
-        proxied[proxy.number] = proxy
+        self._by_reg.setdefault(reg, {})[proxy.number] = proxy
         self._out.send_text(reg.conn, proxy.frame(frame.sig))
 
     def to_leg(self, home: str, frame: ToLeg | Release) -> None:
@@ -118,8 +117,13 @@ class ProxyLegs:
             self._forget(proxy)
         self._out.forward(proxy.home, FromDevice(proxy.device, proxy.leg, sig))
 
+    def get(self, reg: Registration, number: int) -> ProxyLeg | None:
+        """The device's proxy leg with call number ``number``, if that call is homed elsewhere."""
+        proxied = self._by_reg.get(reg)
+        return proxied.get(number) if proxied is not None else None
+
     def of_device(self, reg: Registration) -> list[ProxyLeg]:
-        proxied = reg.proxied
+        proxied = self._by_reg.get(reg)
         return list(proxied.values()) if proxied else []
 
     def drop(self, reg: Registration) -> set[str]:
@@ -143,11 +147,11 @@ class ProxyLegs:
             self._ended[key] = proxy
             if len(self._ended) > _ENDED:
                 self._ended.popitem(last=False)
-        proxied = proxy.reg.proxied
+        proxied = self._by_reg.get(proxy.reg)
         if proxied is not None and proxied.get(proxy.number) is proxy:
             del proxied[proxy.number]
             if not proxied:
-                proxy.reg.proxied = None
+                del self._by_reg[proxy.reg]
 
 
 def _utf8_len(text: str) -> int:

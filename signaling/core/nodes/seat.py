@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..actions import LookedUp
+from ..actions import Claimed, LookedUp
 from ..causes import Q931
 from ..codec import parse_signaling
 from ..directory_view import TenantLookup
@@ -45,7 +45,7 @@ from .frames import (
 from .proxy_legs import ProxyLegs
 from .remote_legs import RemoteDevices
 
-__all__ = ["CallCore", "NodeSeat", "Parked"]
+__all__ = ["CallCore", "DeviceEnds", "NodeSeat", "Parked"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,14 @@ class CallCore(Protocol):
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None: ...
 
 
+class DeviceEnds(Protocol):
+    """What the seat needs of the switch's devices: the resume grace and the end."""
+
+    def remote_lost(self, registration: Registration) -> None: ...
+
+    def end(self, registration: Registration, cause: Q931) -> None: ...
+
+
 @dataclass(slots=True)
 class Parked:
     """A setup waiting for its ``Lookup``."""
@@ -68,9 +76,36 @@ class Parked:
     reg: Registration
     inbound: Inbound
     msg: Signaling
+    core: CallCore
+
+    def run(self) -> None:
+        self.core.on_signaling(self.reg, self.msg)
 
 
 class NodeSeat:
+    @staticmethod
+    def of(
+        name: str,
+        book: DeviceBook | None,
+        registry: Registry,
+        tenants: TenantLookup,
+        groups: GroupBook,
+        outbox: Outbox,
+        max_message: int,
+    ) -> NodeSeat | None:
+        """The seat of a switch built with the cluster's ``book``; None for one without."""
+        if book is None:
+            return None
+        return NodeSeat(
+            name,
+            book,
+            outbox=outbox,
+            registry=registry,
+            tenants=tenants,
+            groups=groups,
+            max_message=max_message,
+        )
+
     def __init__(
         self,
         name: str,
@@ -97,10 +132,12 @@ class NodeSeat:
         self._parked: dict[int, Parked] = {}
         self._requests = itertools.count(1)
         self.core: CallCore | None = None
-        self.lost: Callable[[Registration], None] = lambda reg: None
-        """Set by the switch: a remote device's link is lost (its resume grace starts)."""
-        self.end: Callable[[Registration, Q931], None] = lambda reg, cause: None
-        """Set by the switch: a registration ends, as ``Switch._end``."""
+        self.ends: DeviceEnds | None = None
+
+    def seat(self, core: CallCore, ends: DeviceEnds) -> None:
+        """Given once the switch has built them: the call core that runs calls homed here,
+        and the devices part that gives a lost remote device its grace and ends it."""
+        self.core, self.ends = core, ends
 
     def held(self) -> dict[str, int]:
         return {
@@ -141,15 +178,25 @@ class NodeSeat:
 
     # -- setups wait for their lookup --------------------------------------------------------
 
-    def park(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
+    def signaling(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
+        """A device's frame that is the cluster's business: on a call homed elsewhere
+        (checked here, forwarded to the home), or a new call's ``setup`` that waits for
+        its lookup. False leaves it to the call core, as on a standalone switch."""
+        proxy = self.proxies.get(reg, msg.call)
+        if proxy is not None:
+            self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
+            return True
+        return self._park(conn, reg, inbound, msg)
+
+    def _park(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
         """Hold a new call's ``setup`` until the book says where its users are."""
-        if msg.sig.type != "setup" or msg.call in reg.legs:
+        if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
             return False
         sips = self._wanted(reg, msg.sig)
         if not sips:
             return False
         request = next(self._requests)
-        self._parked[request] = Parked(conn, reg, inbound, msg)
+        self._parked[request] = Parked(conn, reg, inbound, msg, self.core)
         self._out.lookup(request, reg.domain, sips)
         return True
 
@@ -202,7 +249,7 @@ class NodeSeat:
         if isinstance(frame, Refused):
             return self.proxies.refused(node, frame)
         device = self.remote.get(node, frame.device)
-        if device is None or self.core is None:
+        if device is None or self.core is None or self.ends is None:
             return None
         if isinstance(frame, DeviceAway):
             self.remote.away(device)
@@ -211,7 +258,7 @@ class NodeSeat:
             self.remote.back(device)
             return self.core.resume(device, dict(frame.seqs))
         if isinstance(frame, DeviceGone):
-            self.end(device, Q931(frame.cause))
+            self.ends.end(device, Q931(frame.cause))
 
     def _offer(self, home: str, frame: Offer) -> None:
         """A home offers a call to a device of this switch's."""
@@ -234,6 +281,9 @@ class NodeSeat:
         except ProtocolError as exc:
             self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
 
+    def claimed(self, answer: Claimed) -> None:
+        """The answer to a ``Claim`` this switch asked for (nothing asks one yet)."""
+
     def node_down(self, node: str) -> None:
         """Switch ``node`` is gone: calls homed there end for this switch's devices, and
         its devices in calls homed here are away as if their link were lost."""
@@ -241,6 +291,6 @@ class NodeSeat:
         for device in self.remote.on_node(node):
             self.remote.away(device)
             device.drop_cause = int(Q931.TEMPORARY_FAILURE)
-            if self.core is not None:
+            if self.core is not None and self.ends is not None:
                 self.core.detach(device)
-            self.lost(device)
+                self.ends.remote_lost(device)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 
-from signaling.logs import JsonFormatter, install_record_factory, name_connection
+from tracing.logs import JsonFormatter, install_record_factory, name_connection
 
 
 async def test_each_task_stamps_its_own_connection_on_its_records(

@@ -1,0 +1,160 @@
+"""Resume and replay: a device's calls across a dropped connection (PROTOCOL §4.9).
+
+Theory of operation: when a device's connection drops (``detach``), its calls wait for
+the resume grace; what it cannot do while away ends at once (its typing, a half-sent
+message, offers it could not answer). Messages for it meanwhile are ``held`` in the
+transcript. A new connection that takes the registration over (``resume``) gets each
+live call offered again: a new call number, the same ``callId`` and ``confId``, and
+``resumed``. Its ``conn`` (``answered``) brings the replay: every kept message above the
+last ``seq`` it saw, and the acks it missed; the writers of messages that waited for it
+learn they are ``delivered`` now. Its ``rel`` ends the call as any ``rel`` would.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..calls import Leg
+from ..callstate import Event, Role
+from ..delivery_state import Delivery, Outcome, advance
+from ..errors import BadState
+from ..frames import (
+    RESUMED,
+    disc_of,
+    endpoint,
+    line_item,
+    resumed_presence_setup,
+    setup_offer,
+    with_ids,
+)
+from ..messages import Sig
+from ..presence import Presence
+from ..registry import Registration
+from ..wire import Wire
+from .control import Control
+from .delivery import Acks
+from .group_calls import GroupCalls
+from .legs import Legs
+from .relay import Relay
+
+__all__ = ["Resume"]
+
+JsonObject = dict[str, Any]
+
+
+class Resume:
+    def __init__(
+        self,
+        *,
+        wire: Wire,
+        legs: Legs,
+        acks: Acks,
+        relay: Relay,
+        control: Control,
+        groups: GroupCalls,
+        presence: Presence,
+    ) -> None:
+        self._wire = wire
+        self._legs = legs
+        self._acks = acks
+        self._relay = relay
+        self._control = control
+        self._groups = groups
+        self._presence = presence
+
+    def detach(self, reg: Registration) -> None:
+        """The device's connection dropped; its calls wait for a resume. What it cannot do
+        while away ends now: its typing, a half-sent message, offers it could not answer."""
+        for leg in list(reg.legs.values()):
+            leg.fragments = None
+            leg.relay_head = None
+            call = leg.call
+            if call.presence:
+                continue
+            self._relay.stop_typing(leg)
+            if call.group is not None:
+                if leg in call.offers:
+                    self._groups.leave(leg)
+            elif leg.role is Role.CALLEE and call.callee is not leg:
+                self._control.drop_offer(leg)
+
+    def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
+        """A new connection took the registration over: each live call is offered again
+        (new call number, the same ``callId`` and ``confId``, ``resumed``); the replay
+        follows its ``conn``. ``seqs`` may name a call by its ``confId`` or by the leg's
+        ``callId`` (docs 12.18); the ``confId`` wins when both are there."""
+        for leg in sorted(reg.legs.values(), key=lambda leg: -leg.number):
+            del reg.legs[leg.number]
+            leg.number = reg.allocate_offer_number()
+            reg.legs[leg.number] = leg
+            leg.relay_head = None
+            peer = leg.call.peer(leg)
+            if peer is not None:
+                peer.relay_head = None  # it names the sender, whose name may have changed
+            leg.resume = seqs.get(leg.call.call_id, seqs.get(leg.call_id, 0))
+            if self._legs.tracer.signalling:
+                text = f"resumed {leg.call.call_id} after seq {leg.resume}"
+                self._legs.note(reg, leg.number, text)
+            self._wire.sig(leg, with_ids(_resumed_setup(leg), leg))
+
+    def answered(self, leg: Leg, event: Event, sig: Sig) -> None:
+        """The client's answer to a re-offered call: ``conn`` (replay), or ``rel``."""
+        if event is Event.REL or event is Event.DISC:
+            leg.resume = None
+            disc = disc_of(sig) if event is Event.DISC else None
+            if leg.call.presence:
+                self._presence.ended(leg)
+                return self._control.rel_back(leg, None, disc)
+            return self._control.release_by(leg, sig.cau, disc)
+        if event is Event.ALERT:
+            return None
+        if event is not Event.CONN:
+            raise BadState(f"{sig.type} not allowed in state resumed (answer conn first)")
+        after, leg.resume = leg.resume or 0, None
+        if leg.call.presence:
+            return self._presence.resumed(leg)
+        self._replay(leg, after)
+
+    def _replay(self, leg: Leg, after: int) -> None:
+        """Every kept message above ``after``, in order; the writers of those that waited
+        for this device learn they are delivered now."""
+        call, own = leg.call, leg.reg.user.sip
+        for line in list(call.transcript):
+            if line.seq <= after:
+                continue
+            item = line_item(line)
+            mine = line.role is leg.role and line.sip == own
+            if mine and line.id is not None:
+                item["id"] = line.id  # so the client recognises its own message
+            self._wire.fty(leg, item)
+            if line.id is None or call.group is not None:
+                continue
+            record = call.acks.get((line.role, line.sip, line.id))
+            if record is None or record.seq != line.seq:
+                continue
+            if mine:  # what became of it while this device was away
+                if record.state != Delivery.PENDING:
+                    self._wire.ack(leg, line.id, record)
+            elif record.state == Delivery.HELD:
+                record.state = advance(record.state, Outcome.RELAYED)
+                self._acks.tell(call, line.role, line.sip, line.id, record)
+        for (role, sip, message_id), record in list(call.acks.items()):
+            if not record.told and role is leg.role and sip == own:  # older than the replay
+                self._wire.ack(leg, message_id, record)
+
+
+def _resumed_setup(leg: Leg) -> JsonObject:
+    """The ``setup`` that offers a live call again (§4.9), as the device saw it first."""
+    call, own = leg.call, leg.reg.user
+    if call.presence:
+        return resumed_presence_setup(call.callee_user)
+    cd = endpoint(own.sip, own.num)
+    extra = [*call.support.setup_fty(), RESUMED] if call.support is not None else [RESUMED]
+    if call.group is not None:
+        return setup_offer({"sip": call.group.sip}, cd, call.group.dn, extra)
+    peer = call.peer(leg)
+    if peer is not None:
+        other = peer.reg.user
+    else:
+        other = call.callee_user if leg.role is Role.CALLER else call.caller_user
+    return setup_offer(endpoint(other.sip, other.num), cd, other.dn, extra)

@@ -1,0 +1,205 @@
+"""Connections registered as devices (PROTOCOL §4.1, §4.9): ``Register``, resuming a
+registration with its token, the resume grace of a dropped one, and its end.
+
+A registration outlives its connection by ``signaling.resume_grace``: ``drop`` detaches
+it (its calls wait, §4.9) and ``register`` with the token attaches it to a new
+connection. Each token works once. When the grace is up, or the client unregisters,
+``end`` removes the device and its calls end with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from config import UserConfig
+from signaling.appwebsocket import closecodes
+from signaling.appwebsocket.login import Principal
+from signaling.directory import Directory
+
+from .causes import Q931, hub_cause
+from .chat import ChatCalls
+from .clock import Clock
+from .expiry import Expiry
+from .login_phase import Connection, reply
+from .messages import Inbound, Register
+from .nodes.seat import NodeSeat
+from .outbox import Outbox
+from .presence import Presence
+from .registry import Registration, Registry, new_token
+from .timers import TimerQueue
+
+__all__ = ["Devices", "own_device"]
+
+JsonObject = dict[str, Any]
+
+
+class Devices:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        presence: Presence,
+        chat: ChatCalls,
+        connections: dict[int, Connection],
+        outbox: Outbox,
+        timers: TimerQueue,
+        clock: Clock,
+        resume_grace: float,
+        close: Callable[[Connection, int, str], None],
+        node: NodeSeat | None = None,
+    ) -> None:
+        self._registry = registry
+        self._presence = presence
+        self._chat = chat
+        self._connections = connections
+        self._out = outbox
+        self._clock = clock
+        self._resume_grace = resume_grace
+        self._close = close
+        self._node = node
+        """The switch's seat in a cluster: it hears of every device that comes and goes."""
+        self._graces: Expiry[Registration] = Expiry(timers, clock, resume_grace, self._grace_over)
+        """Detached registrations (§4.9), ended when the resume grace is up."""
+        self._by_token: dict[str, Registration] = {}
+        """Live registrations by resume token (§4.9), detached ones included."""
+
+    def register(
+        self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig
+    ) -> None:
+        """Register ``conn`` as a device of ``user``: a new device, a resumed one (§4.9),
+        or a repeated Register that updates the device in place, keeping its calls."""
+        registration = conn.registration
+        if registration is None and request.resume is not None:
+            registration = self._take_over(conn, request.resume, user.sip)
+            if registration is not None:
+                registration.user = user
+                return self._resumed(conn, inbound, request, registration)
+        if registration is None:
+            return self._new(conn, inbound, request, user)
+        _update(registration, request)
+        reply(self._out, conn.id, inbound, {"mt": "RegisterResult", "resume": registration.token})
+
+    def drop(self, conn: Connection, cause: Q931, *, resumable: bool) -> None:
+        """The connection is gone: its registration waits out the resume grace, unless
+        it may not be resumed (then it ends now)."""
+        registration = conn.registration
+        if registration is None or not resumable or self._resume_grace <= 0:
+            return self.unregister(conn, cause)
+        conn.registration = None
+        registration.conn = 0
+        registration.drop_cause = int(cause)
+        self._chat.detach(registration)
+        if self._node is not None:
+            self._node.detached(registration)
+        self._graces.touch(registration, self._clock.monotonic())
+
+    def remote_lost(self, registration: Registration) -> None:
+        """A device on a lost switch (its stand-in here): its calls wait out the resume
+        grace, as a local device's whose link was lost, then end with cause 41."""
+        if self._resume_grace <= 0:
+            return self.end(registration, Q931.TEMPORARY_FAILURE)
+        self._graces.touch(registration, self._clock.monotonic())
+
+    def unregister(self, conn: Connection, cause: Q931) -> None:
+        registration, conn.registration = conn.registration, None
+        if registration is not None:
+            self.end(registration, cause)
+
+    def held(self) -> dict[str, int]:
+        return {"resume_tokens": len(self._by_token), "resume_graces": len(self._graces)}
+
+    def _resumed(
+        self, conn: Connection, inbound: Inbound, request: Register, registration: Registration
+    ) -> None:
+        """The registration came back within its grace: its calls are offered again."""
+        _update(registration, request)
+        answer = {"mt": "RegisterResult", "resumed": True, "resume": registration.token}
+        reply(self._out, conn.id, inbound, answer)
+        self._chat.resume(registration, dict(request.seqs))
+        if self._node is not None:
+            self._node.resumed(registration, request.seqs)
+        self._chat.support.agent_changed(registration.domain, registration.user.sip)
+
+    def _new(self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig) -> None:
+        """A new registration; ``resumed`` is false when a resume token did not work."""
+        assert conn.principal is not None  # past the login phase
+        domain = conn.principal.domain
+        registration = Registration(
+            conn.id, domain, user, request.hw or None, request.flags, request.src
+        )
+        conn.registration = registration
+        self._by_token[registration.token] = registration
+        before = len(self._registry.of(domain, user.sip))
+        self._registry.add(registration)
+        if self._node is not None:
+            self._node.registered(registration)
+        answer: JsonObject = {"mt": "RegisterResult"}
+        if request.resume is not None:
+            answer["resumed"] = False
+        answer["resume"] = registration.token
+        reply(self._out, conn.id, inbound, answer)  # before any offer the new device gets
+        self._presence.registrations_changed(domain, user.sip, before)
+
+    def _take_over(self, conn: Connection, token: str, sip: str) -> Registration | None:
+        """The registration ``token`` names, now this connection's (§4.9); None when the
+        token is unknown, expired or another user's. A connection still holding it is
+        closed 4005. The token changes, so each one works once."""
+        assert conn.principal is not None  # past the login phase
+        registration = self._by_token.get(token)
+        if registration is None or registration.key != (conn.principal.domain, sip):
+            return None
+        old = self._connections.get(registration.conn) if registration.attached else None
+        if old is not None:  # the old link still looks alive: it is dropped as if it had
+            old.registration = None  # gone (offers it rang with end, typing stops), then
+            registration.conn = 0  # closed 4005
+            self._chat.detach(registration)
+            self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
+        self._graces.discard(registration)
+        del self._by_token[token]
+        registration.token = new_token()
+        self._by_token[registration.token] = registration
+        registration.conn = conn.id
+        conn.registration = registration
+        return registration
+
+    def _grace_over(self, registration: Registration) -> None:
+        """Nobody resumed the registration in time: it ends, and its calls with it."""
+        if not registration.attached:
+            self.end(registration, Q931(registration.drop_cause))
+
+    def end(self, registration: Registration, cause: Q931) -> None:
+        """The registration ends (unregistered, its grace over, its switch gone), and its
+        calls with it."""
+        self._graces.discard(registration)
+        self._by_token.pop(registration.token, None)
+        domain, sip = registration.domain, registration.user.sip
+        before = len(self._registry.of(domain, sip))
+        self._registry.remove(registration)
+        self._chat.registration_ended(registration, hub_cause(cause))
+        if self._node is not None:
+            self._node.ended(registration, cause)
+        self._presence.registrations_changed(domain, sip, before)
+
+
+def own_device(directory: Directory, principal: Principal, api: str) -> UserConfig | None:
+    """Who the session is on PbxSignal or PbxMessages: the user it logged in as or acts
+    for, or the App object itself when it acts as itself with ``api`` enabled (docs
+    12.24; the App object's current config decides, not the one of its login)."""
+    tenant = directory.tenant(principal.domain)
+    if tenant is None:
+        return None
+    if principal.sip:
+        return tenant.user(principal.sip)
+    app = tenant.apps.get(principal.app) if principal.app else None
+    if app is None or api not in app.apis:
+        return None
+    return tenant.app_users.get(app.name)
+
+
+def _update(registration: Registration, request: Register) -> None:
+    """What a repeated or resuming Register changes of a device."""
+    if request.hw:
+        registration.hw = request.hw
+    registration.flags = request.flags
+    registration.src = request.src

@@ -1,0 +1,315 @@
+"""Every frame the core sends to a client, one builder per kind (PROTOCOL §4-§9).
+
+Theory of operation: the parts of the core decide *what* to say; the builders here say it
+in the wire's words, so that a kind of frame has exactly one shape (a setup offer looks
+the same whether a caller, a group, a queue or a resume made it). They are plain
+functions of plain values, returning fresh dicts (``Signaling`` bodies, facility items,
+``Post`` messages) that ``wire.Wire`` or the outbox encodes.
+
+The one exception to "a dict, encoded later" is the hot path: ``relay_text`` builds the
+relayed ``im_message`` frame of a connected one-to-one call as text, from a head cached
+on the receiving leg (§4.6); ``relayed_item`` is the same message as a dict for every
+other route (held until ``conn``, groups, replays, application data), and a test holds
+the two to the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from config import UserConfig
+
+from .calls import AckRecord, Leg, Line
+from .codec import encode, encode_string
+from .messages import Cause, ImMessage, Sig
+
+__all__ = [
+    "HUB_FTY",
+    "board",
+    "conn",
+    "disc_of",
+    "endpoint",
+    "facilities",
+    "facility",
+    "im_ack",
+    "im_seen",
+    "line_item",
+    "name_identification",
+    "post",
+    "record_ack",
+    "rel",
+    "relay_text",
+    "relayed_item",
+    "resumed_presence_setup",
+    "setup_offer",
+    "signaling",
+    "system_message",
+    "typing",
+    "with_ids",
+]
+
+JsonObject = dict[str, Any]
+
+HUB_FTY = frozenset(
+    {
+        "im_setup",
+        "name_identification",
+        "im_ack",
+        "im_seen",
+        "resumed",
+        "presence_notify",
+        "presence_publish",
+        "queue",
+    }
+)
+"""Facility types only the hub writes: a client's copies are dropped, never passed on,
+so no peer can fake a name, an acknowledgement or a presence state."""
+
+RESUMED: JsonObject = {"type": "resumed"}
+
+
+# -- envelopes ------------------------------------------------------------------------------
+
+
+def signaling(src: object, number: int, sig: JsonObject) -> JsonObject:
+    """The ``PbxSignal`` ``Signaling`` envelope of ``sig`` for call ``number``."""
+    message: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
+    if src is not None:
+        message["src"] = src
+    message["call"] = number
+    message["sig"] = sig
+    return message
+
+
+def facility(item: JsonObject) -> JsonObject:
+    return {"type": "facility", "fty": [item]}
+
+
+def facilities(items: list[JsonObject]) -> JsonObject:
+    """Several facility items in one frame (a client's own, passed on untouched)."""
+    return {"type": "facility", "fty": items}
+
+
+def board(src: object, mt: str, body: JsonObject) -> JsonObject:
+    """An ``api:"Queue"`` update of a support board (§9.3)."""
+    message: JsonObject = {"api": "Queue", "mt": mt}
+    if src is not None:
+        message["src"] = src
+    message.update(body)
+    return message
+
+
+def with_ids(sig: JsonObject, leg: Leg) -> JsonObject:
+    """``sig`` addressed to one leg: its ``callId`` and the conversation's ``confId``."""
+    return {**sig, **leg.ids()}
+
+
+# -- call control ---------------------------------------------------------------------------
+
+
+def endpoint(sip: str, num: str) -> JsonObject:
+    return {"sip": sip, "num": num} if num else {"sip": sip}
+
+
+def name_identification(name: str) -> JsonObject:
+    return {"type": "name_identification", "name": name}
+
+
+def setup_offer(
+    cg: JsonObject | None, cd: JsonObject, name: str, extra: Iterable[JsonObject] = ()
+) -> JsonObject:
+    """A chat ``setup`` the hub sends a device: a caller's offer, a group's, a queue's, or
+    one offered again after a resume (``extra`` ends with ``resumed`` then)."""
+    setup: JsonObject = {"type": "setup", "channel": 0}
+    if cg is not None:
+        setup["cg"] = cg
+    setup["cd"] = cd
+    setup["fty"] = [{"type": "im_setup"}, name_identification(name), *extra]
+    return setup
+
+
+def resumed_presence_setup(watched: UserConfig) -> JsonObject:
+    """A presence subscription offered again after a resume (§4.9, §4.10)."""
+    return {
+        "type": "setup",
+        "channel": 0,
+        "cd": endpoint(watched.sip, watched.num),
+        "fty": [{"type": "presence_subscribe"}, RESUMED],
+    }
+
+
+def conn(name: str | None = None) -> JsonObject:
+    """``conn`` to a caller, naming who answered (none for a presence subscription)."""
+    if name is None:
+        return {"type": "conn"}
+    return {"type": "conn", "fty": [name_identification(name)]}
+
+
+def rel(cause: Cause) -> JsonObject:
+    return {"type": "rel", "cau": cause.to_json()}
+
+
+def disc_of(sig: Sig) -> JsonObject:
+    """What the other side hears of a client's ``disc`` (or ``progress`` with a cause)
+    before its ``rel``: the same type and documented fields, and the facilities a peer
+    may see; the cause is set where it is sent."""
+    disc: JsonObject = {"type": sig.type, **(sig.fields or {})}
+    passed = [item for item in sig.fty if item["type"] not in HUB_FTY]
+    if passed:
+        disc["fty"] = passed
+    return disc
+
+
+# -- messages -------------------------------------------------------------------------------
+
+
+def im_ack(
+    message_id: str | None,
+    state: str,
+    *,
+    seq: int | None = None,
+    time: int | None = None,
+) -> JsonObject:
+    """What became of a client's message (§4.6): ``state``, and ``seq``/``time`` once it
+    has them (an ``id`` unless the message had none)."""
+    ack: JsonObject = {"type": "im_ack"}
+    if message_id is not None:
+        ack["id"] = message_id
+    if seq is not None:
+        ack["seq"] = seq
+    if time is not None:
+        ack["time"] = time
+    ack["state"] = state
+    return ack
+
+
+def record_ack(message_id: str, record: AckRecord) -> JsonObject:
+    """``im_ack`` of a remembered message (``im_ack`` with every field, on the hot path)."""
+    return {
+        "type": "im_ack",
+        "id": message_id,
+        "seq": record.seq,
+        "time": record.time,
+        "state": record.state,
+    }
+
+
+def im_seen(seq: int) -> JsonObject:
+    return {"type": "im_seen", "seq": seq}
+
+
+def typing(user: UserConfig, on: bool) -> JsonObject:
+    return {"type": "im_message", "typing": on, "sender": user.sip, "sender_dn": user.dn}
+
+
+def relayed_item(
+    user: UserConfig,
+    time: int,
+    seq: int,
+    data: str,
+    attach: str | None,
+    subject: str | None,
+    mime: str = "text/html",
+) -> JsonObject:
+    """The ``im_message`` as receivers get it (PROTOCOL §12.5), as a dict."""
+    item: JsonObject = {
+        "type": "im_message",
+        "sender": user.sip,
+        "sender_dn": user.dn,
+        "time": time,
+        "seq": seq,
+        "mime": mime,
+        "data": data,
+    }
+    if attach is not None:
+        item["attach"] = attach
+    if subject is not None:
+        item["subject"] = subject
+    return item
+
+
+def line_item(line: Line) -> JsonObject:
+    """A transcript line as it was relayed (replays, transfers, late group devices)."""
+    return relayed_item(line.user, line.time, line.seq, line.html, line.attach, line.subject)
+
+
+def system_message(sender: UserConfig, time: int, html: str) -> JsonObject:
+    """A message of the hub's own (§9.5): no ``seq``, marked ``system``."""
+    return {
+        "type": "im_message",
+        "sender": sender.sip,
+        "sender_dn": sender.dn,
+        "time": time,
+        "mime": "text/html",
+        "data": html,
+        "system": True,
+    }
+
+
+def relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw: ImMessage) -> str:
+    """The relayed ``Signaling`` frame, built from pieces (the hot path, §4.6).
+
+    Byte for byte what ``encode`` makes of ``relayed_item`` in its envelope (a test holds
+    it to that): everything up to ``"time":`` is fixed for the receiving leg, so it is
+    encoded once and kept on the leg until its ``src`` or the sender's name changes.
+    """
+    head = receiver.relay_head
+    src = receiver.reg.src
+    if head is None or head[0] is not src:
+        envelope: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
+        if src is not None:
+            envelope["src"] = src
+        envelope["call"] = receiver.number
+        user = sender.reg.user
+        head = receiver.relay_head = (
+            src,
+            encode(envelope)[:-1]
+            + ',"sig":{"type":"facility","fty":[{"type":"im_message","sender":'
+            + encode_string(user.sip)
+            + ',"sender_dn":'
+            + encode_string(user.dn)
+            + ',"time":',
+        )
+    text = f'{head[1]}{time},"seq":{seq},"mime":"text/html","data":{encode_string(html)}'
+    if raw.attach is not None:
+        text += ',"attach":' + encode_string(raw.attach)
+    if raw.subject is not None:
+        text += ',"subject":' + encode_string(raw.subject)
+    return text + "}]}}"
+
+
+def post(
+    *,
+    domain: str,
+    author: UserConfig,
+    topic: str,
+    peer: str | None,
+    peer_dn: str,
+    text: str,
+    call_id: str,
+    seq: int,
+    time_ms: int,
+    attach: str | None,
+    message_id: str | None,
+    sides: list[str] | None = None,
+    writer: str | None = None,
+) -> JsonObject:
+    """One message for the messages service (PROTOCOL §7.3). ``peer`` is the other side
+    of a one-to-one chat, None for a group's (whose sip is then the ``topic``); a
+    ``writer`` is named when an agent wrote as its queue (its id is the agent's, 12.21)."""
+    message: JsonObject = {"mt": "Post", "type": 1, "domain": domain}
+    message.update({"author": author.sip, "dn": author.dn, "topic": topic})
+    if peer is not None:
+        message["peer"] = peer
+    message.update({"peer_dn": peer_dn, "grp": peer is None})
+    if sides is not None:
+        message["sides"] = sides
+    message.update({"text": text, "callId": call_id, "seq": seq, "time": time_ms})
+    if attach is not None:
+        message["attach"] = attach
+    if message_id is not None:
+        message["id"] = message_id
+        if writer is not None:
+            message["writer"] = writer
+    return message

@@ -1,0 +1,107 @@
+"""One support chat as the hub sees it besides its call (PROTOCOL §9.2-§9.5).
+
+A ``SupportChat`` is what ``Queues`` keeps per live support chat: the queue, the visitor
+and the context its web page gave, the agent it is meant for or has, and when it was
+last active. ``view`` is its entry on the board (§9.3); ``setup_fty`` what an agent's
+offer carries besides the name. The helpers below read a visitor's ``context`` and name
+a conversation the way the Queue API does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from config import QueueConfig, UserConfig
+
+from .calls import Call
+from .messages import Sig
+from .timers import Timer
+
+__all__ = ["SupportChat", "context_of", "context_of_setup", "conversation", "queue_user"]
+
+JsonObject = dict[str, Any]
+
+_CONTEXT_FIELDS = {"product": 200, "seller": 200, "url": 2000}
+"""The context a visitor's setup may carry (§9.2), with the longest value kept."""
+
+
+@dataclass(slots=True, eq=False)
+class SupportChat:
+    """What the hub knows of one support chat besides its call."""
+
+    call: Call
+    queue: QueueConfig
+    visitor: UserConfig
+    since: int
+    """When it started (ms since the epoch)."""
+    context: JsonObject | None
+    target: str | None = None
+    """An agent the chat is meant for (the seller of the context, or a transfer's
+    ``to``): only that agent is offered it."""
+    agent: UserConfig | None = None
+    declined: set[str] = field(default_factory=set)
+    last: float = 0.0
+    """Monotonic time of the latest message (or of the answer): inactivity counts from it."""
+    last_ms: int | None = None
+    warned: bool = False
+    idle: Timer | None = None
+    closed_by: str | None = None
+    transfers: int = 0
+
+    def view(self) -> JsonObject:
+        """The ``chat`` object of the board (§9.3): ``confId`` names the conversation, and
+        ``callId`` (§9.3's name) carries the same value for clients written before per-leg
+        ids (docs 12.19)."""
+        chat: JsonObject = {
+            **conversation(self.call),
+            "visitor": {"sip": self.visitor.sip, "dn": self.visitor.dn},
+            "queue": self.queue.sip,
+            "since": self.since,
+            "context": self.context,
+            "last_message_time": self.last_ms,
+        }
+        if self.agent is not None:
+            chat["agent"] = {"sip": self.agent.sip, "dn": self.agent.dn}
+        return chat
+
+    def setup_fty(self) -> list[JsonObject]:
+        """What an agent's ``setup`` carries besides ``im_setup`` and the name."""
+        fty: list[JsonObject] = [{"type": "queue", "sip": self.queue.sip, "dn": self.queue.dn}]
+        if self.context is not None:
+            fty.append({"type": "context", **self.context})
+        return fty
+
+    def touch(self, now: float, wall_ms: int) -> None:
+        """A message: the inactivity clock starts again (the hot path: no timer work)."""
+        self.last = now
+        self.last_ms = wall_ms
+        self.warned = False
+
+
+def queue_user(queue: QueueConfig) -> UserConfig:
+    """The queue as the callee side of its calls (the name a licensed visitor's history
+    shows, §7.3)."""
+    return UserConfig(sip=queue.sip, dn=queue.dn, num="", password="")
+
+
+def context_of_setup(sig: Sig) -> JsonObject | None:
+    """The visitor's ``context`` facility (§9.2), strings only, each cut to its limit."""
+    for item in sig.fty:
+        if item.get("type") == "context":
+            return context_of(item)
+    return None
+
+
+def context_of(item: JsonObject) -> JsonObject | None:
+    context = {
+        key: value[:limit]
+        for key, limit in _CONTEXT_FIELDS.items()
+        if isinstance(value := item.get(key), str) and value
+    }
+    return context or None
+
+
+def conversation(call: Call) -> JsonObject:
+    """How the Queue API names a chat: ``confId``, and ``callId`` as its alias (12.19)."""
+    return {"confId": call.call_id, "callId": call.call_id}

@@ -1,0 +1,54 @@
+"""The one way from a leg to its connection: every frame the core sends on a call leaves here.
+
+Theory of operation: the parts of the core (chat calls, presence, live support) hand a
+leg and a frame (``frames``) to ``Wire``; it wraps the frame in the leg's ``Signaling``
+envelope and queues it in the outbox for the leg's connection. ``text`` is the only
+method that turns a leg into an outbox send, so a leg whose device lives elsewhere has
+one place to be routed. A detached leg's connection is 0, which the outbox drops (§4.9).
+
+``to_number`` is for the one case without a leg: the answer to a ``setup`` refused
+before any leg was made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .calls import AckRecord, Leg
+from .codec import encode
+from .frames import facility, record_ack, signaling
+from .outbox import Outbox
+from .registry import Registration
+
+__all__ = ["Wire"]
+
+JsonObject = dict[str, Any]
+
+
+class Wire:
+    __slots__ = ("_out",)
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._out = outbox
+
+    def text(self, leg: Leg, text: str) -> None:
+        """An encoded frame for ``leg`` (the relay builds its own, see ``frames``)."""
+        self._out.send_text(leg.reg.conn, text)
+
+    def sig(self, leg: Leg, sig: JsonObject) -> None:
+        self.text(leg, encode(signaling(leg.reg.src, leg.number, sig)))
+
+    def fty(self, leg: Leg, item: JsonObject) -> None:
+        self.sig(leg, facility(item))
+
+    def ack(self, leg: Leg, message_id: str, record: AckRecord) -> None:
+        """The writer hears what became of its message now, or after its resume (then
+        ``record.told`` stays False and the replay tells it)."""
+        record.told = not leg.parked
+        if record.told:  # built in one line: an acked message's one extra frame
+            ack = facility(record_ack(message_id, record))
+            self.text(leg, encode(signaling(leg.reg.src, leg.number, ack)))
+
+    def to_number(self, reg: Registration, number: int, sig: JsonObject) -> None:
+        """A frame for a call number of ``reg`` that has no leg (a refused ``setup``)."""
+        self._out.send(reg.conn, signaling(reg.src, number, sig))

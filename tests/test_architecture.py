@@ -1,0 +1,190 @@
+"""The arrows between Switchboard's packages, read from the source with ``ast``.
+
+Imports point one way: no module imports itself back through others (type-only imports
+count too: a cycle under ``TYPE_CHECKING`` still ties the modules together); the messages
+service knows the hub only through its AppWebsocket layer; only storage modules import
+the ORM. And the size rules: no module over 500 lines, no function over 40 (docstring
+left out), so that every module stays one concept a newcomer can read at once.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("signaling", "messages_service", "filebuffers", "tracing", "config")
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 40
+
+TABLE_DEFINITIONS = frozenset({"messages_service.storage.migrations._tables"})
+"""Functions that only return the text of a table definition (DDL), longer by nature."""
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    path: Path
+    tree: ast.Module
+    lines: int
+
+
+@cache
+def modules() -> dict[str, Module]:
+    found = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            text = path.read_text(encoding="utf-8")
+            name = ".".join(parts)
+            found[name] = Module(name, path, ast.parse(text), len(text.splitlines()))
+    return found
+
+
+def imported(module: Module) -> Iterator[str]:
+    """Every module name ``module`` imports, anywhere in it (functions and
+    ``TYPE_CHECKING`` blocks included), resolved to absolute dotted names."""
+    is_package = module.path.name == "__init__.py"
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = _base(module.name, node, is_package)
+            for alias in node.names:  # ``from package import submodule`` names the module
+                yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules() else base
+
+
+def _base(name: str, node: ast.ImportFrom, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    package = name.split(".") if is_package else name.split(".")[:-1]
+    package = package[: len(package) - (node.level - 1)]
+    return ".".join([*package, *([node.module] if node.module else [])])
+
+
+def graph() -> dict[str, set[str]]:
+    """Our modules and the ones of ours each imports."""
+    known = modules()
+    return {
+        name: {target for target in imported(module) if target in known and target != name}
+        for name, module in known.items()
+    }
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(edges[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while (member := stack.pop()) != node:
+                component.append(member)
+            component.append(node)
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def function_lengths() -> Iterator[tuple[str, int]]:
+    """Every function's qualified name and its length in lines, its docstring left out."""
+    for module in modules().values():
+        yield from _functions(module.name, module.tree)
+
+
+def _functions(prefix: str, node: ast.AST) -> Iterator[tuple[str, int]]:
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+            name = f"{prefix}.{child.name}"
+            body = child.body
+            if ast.get_docstring(child) is not None:
+                body = body[1:]
+            if body and child.end_lineno is not None:
+                yield name, child.end_lineno - body[0].lineno + 1
+            yield from _functions(name, child)
+        elif isinstance(child, ast.ClassDef):
+            yield from _functions(f"{prefix}.{child.name}", child)
+        else:
+            yield from _functions(prefix, child)
+
+
+# --- the tests ------------------------------------------------------------------------------
+
+
+def test_the_packages_are_found() -> None:
+    names = modules()
+    assert {"signaling.core.switch", "messages_service.app", "config.loader"} <= set(names)
+    assert "signaling.core.registry" in graph()["signaling.core.switch"]
+
+
+def test_no_import_cycles() -> None:
+    edges = graph()
+    assert cycles(edges) == []
+
+
+def test_a_cycle_would_be_found() -> None:
+    """The check above can fail: a made-up cycle through three modules is reported."""
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(edges) == [["a", "b", "c"]]
+
+
+def test_the_messages_service_knows_the_hub_only_by_its_appwebsocket_layer() -> None:
+    wrong = sorted(
+        f"{module.name} imports {target}"
+        for module in modules().values()
+        if module.name.startswith("messages_service")
+        for target in imported(module)
+        if target.split(".")[0] == "signaling"
+        and not (target + ".").startswith("signaling.appwebsocket.")
+    )
+    assert wrong == []
+
+
+def test_only_storage_modules_import_the_orm() -> None:
+    wrong = sorted(
+        f"{module.name} imports {target}"
+        for module in modules().values()
+        if "storage" not in module.name.split(".")
+        for target in imported(module)
+        if target.split(".")[0] == "tortoise"
+    )
+    assert wrong == []
+
+
+def test_no_module_over_500_lines() -> None:
+    long = sorted(
+        (module.lines, name)
+        for name, module in modules().items()
+        if module.lines > MAX_MODULE_LINES
+    )
+    assert long == []
+
+
+def test_no_function_over_40_lines() -> None:
+    long = sorted(
+        (lines, name)
+        for name, lines in function_lengths()
+        if lines > MAX_FUNCTION_LINES and name not in TABLE_DEFINITIONS
+    )
+    assert long == []
