@@ -57,16 +57,25 @@ class MemoryBook:
         )
 
     def forget_node(self, node: str) -> None:
+        """A lost switch's registrations go, and its claims: those whose member is the
+        switch or starts with its name and ``:`` (as a lease running out would)."""
         for key in [key for key in self._records if key[0] == node]:
             del self._records[key]
+        for claim, members in list(self.claims.items()):
+            for member in [m for m in members if m == node or m.startswith(f"{node}:")]:
+                self.unclaim(claim, member)
 
-    def claim(self, key: str, member: str, limit: int) -> bool:
-        """One atomic step: add ``member`` if the set holds fewer than ``limit``."""
+    def claim(self, key: str, member: str, limit: int) -> tuple[bool, tuple[str, ...]]:
+        """One atomic step: add ``member`` if the set holds fewer than ``limit``; whether
+        it is in now, and the set's members."""
         members = self.claims.setdefault(key, set())
-        if member not in members and len(members) >= limit:
-            return False
-        members.add(member)
-        return True
+        granted = member in members or len(members) < limit
+        if granted:
+            members.add(member)
+        holders = tuple(sorted(members))
+        if not members:
+            del self.claims[key]
+        return granted, holders
 
     def unclaim(self, key: str, member: str) -> None:
         members = self.claims.get(key)
@@ -153,8 +162,8 @@ class MemoryBus:
             found = self.book.find(question.domain, question.sips)
             return switch.looked_up(LookedUp(question.request, found))
         if isinstance(question, Claim):
-            granted = self.book.claim(question.key, question.member, question.limit)
-            return switch.claimed(Claimed(question.request, granted))
+            granted, holders = self.book.claim(question.key, question.member, question.limit)
+            return switch.claimed(Claimed(question.request, granted, holders))
         return switch.from_nodes(delivery.sender, delivery.frames)
 
     def drop(self, index: int = 0) -> Delivery:

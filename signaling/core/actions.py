@@ -121,10 +121,12 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """The answer to ``Claim`` ``request``: whether ``member`` is in the set now."""
+    """The answer to ``Claim`` ``request``: whether ``member`` is in the set now, and
+    who is (a refused claim learns who holds what it asked for)."""
 
     request: int
     granted: bool
+    holders: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 from config import QueueConfig, SupportConfig, UserConfig
 
+from .agent_slots import AgentSlots, LocalSlots
 from .call_control import CallControl
 from .calls import Call, Leg
 from .causes import Q931, hub_cause
@@ -43,6 +44,7 @@ from .support_chat import (
     context_of,
     context_of_setup,
     conversation,
+    conversation_of,
     queue_user,
 )
 from .timers import TimerQueue
@@ -70,8 +72,11 @@ class Queues:
         max_calls: int,
         max_ids: int,
         licensed: Callable[[UserConfig], bool],
+        slots: AgentSlots | None = None,
     ) -> None:
         self._chat = chat
+        self._slots = slots or LocalSlots()
+        """Room under an agent's ``max_chats`` beyond this switch (a cluster's claims)."""
         self._out = outbox
         self._timers = timers
         self._clock = clock
@@ -153,10 +158,19 @@ class Queues:
             if sip in offered or sip in chat.declined or sip == chat.visitor.sip:
                 continue
             agent = tenant.user(sip)
-            if agent is None or not self.available(call.domain, agent):
-                continue
-            for device in self._devices(call.domain, sip):
-                self._chat.offer(call, device, self._offer_sig(chat))
+            if agent is not None and self.available(call.domain, agent):
+                ring = functools.partial(self._ring, chat, sip)
+                self._slots.ask(call.domain, agent, call.call_id, ring)
+
+    def _ring(self, chat: SupportChat, sip: str) -> bool:
+        """Offer the waiting chat to the agent's devices; False when none could take it."""
+        call = chat.call
+        if call.callee is not None or call.call_id not in self.chats:
+            return False
+        devices = self._devices(call.domain, sip)
+        for device in devices:
+            self._chat.offer(call, device, self._offer_sig(chat))
+        return bool(devices)
 
     def _offer_sig(self, chat: SupportChat) -> JsonObject:
         visitor = chat.visitor
@@ -200,6 +214,7 @@ class Queues:
         chat.agent = agent
         active = self._active.setdefault((call.domain, agent.sip), set())
         active.add(call.call_id)
+        self._slots.keep_only(call.call_id, agent.sip)
         if len(active) >= agent.max_chats:
             self._withdraw_offers(call.domain, agent.sip)
         view = chat.view()
@@ -221,12 +236,15 @@ class Queues:
                 continue
             for leg in [leg for leg in call.offers if leg.reg.user.sip == sip]:
                 self._chat.end_offer(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
+            self._slots.release(call.call_id, sip)
 
     def declined(self, leg: Leg) -> None:
         """An agent released its offer: the chat keeps waiting for the others."""
         chat: SupportChat = leg.call.support
         chat.declined.add(leg.reg.user.sip)
         self._chat.withdraw(leg)
+        if not any(other.reg.user is leg.reg.user for other in leg.call.offers):
+            self._slots.release(leg.call.call_id, leg.reg.user.sip)
 
     def closed(self, call: Call, cause: int, by: str | None) -> None:
         """The call ended, whoever ended it."""
@@ -234,6 +252,7 @@ class Queues:
         if gone is None:
             return
         chat = gone
+        self._slots.release(call.call_id)
         if chat.idle is not None:
             chat.idle.cancel()
             chat.idle = None
@@ -324,7 +343,7 @@ class Queues:
             return self._follow(conn, src, domain, queue, mt == "Subscribe")
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
-        named = _conversation_of(mt, body)
+        named = conversation_of(mt, body)
         found = self.chats.get(named)
         if found is None and body.get("confId") is None:  # a leg's own callId, as the
             found = self._chat_with_leg(named)  # agent's offered setup carried it
@@ -457,6 +476,7 @@ class Queues:
 
     def _finished(self, domain: str, agent: str, call_id: str) -> None:
         """The agent no longer has this chat; an agent with none has no entry at all."""
+        self._slots.release(call_id, agent)
         active = self._active.get((domain, agent))
         if active is not None:
             active.discard(call_id)
@@ -471,13 +491,3 @@ class Queues:
 
     def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
         self._out.send(conn, board_update(src, mt, body))
-
-
-def _conversation_of(mt: str, body: JsonObject) -> str:
-    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (the
-    conversation, as on the board, or one of its legs); both must agree."""
-    conf_id, call_id = body.get("confId"), body.get("callId")
-    named = conf_id if conf_id is not None else call_id
-    if not isinstance(named, str) or (call_id is not None and call_id != named):
-        raise BadJson(f"{mt} needs a confId (or callId, the same conversation id)")
-    return named

@@ -15,10 +15,18 @@ from typing import Any
 from config import QueueConfig, UserConfig
 
 from .calls import Call
+from .errors import BadJson
 from .messages import Sig
 from .timers import Timer
 
-__all__ = ["SupportChat", "context_of", "context_of_setup", "conversation", "queue_user"]
+__all__ = [
+    "SupportChat",
+    "context_of",
+    "context_of_setup",
+    "conversation",
+    "conversation_of",
+    "queue_user",
+]
 
 JsonObject = dict[str, Any]
 
@@ -105,3 +113,13 @@ def context_of(item: JsonObject) -> JsonObject | None:
 def conversation(call: Call) -> JsonObject:
     """How the Queue API names a chat: ``confId``, and ``callId`` as its alias (12.19)."""
     return {"confId": call.call_id, "callId": call.call_id}
+
+
+def conversation_of(mt: str, body: JsonObject) -> str:
+    """The chat a Take/Transfer/Close names: ``confId``, or the older ``callId`` (the
+    conversation, as on the board, or one of its legs); both must agree."""
+    conf_id, call_id = body.get("confId"), body.get("callId")
+    named = conf_id if conf_id is not None else call_id
+    if not isinstance(named, str) or (call_id is not None and call_id != named):
+        raise BadJson(f"{mt} needs a confId (or callId, the same conversation id)")
+    return named

@@ -186,6 +186,7 @@ class Switch:
             support=config.support,
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
+            agent_slots=node.claims if node is not None else None,
         )
         return chat
 

@@ -10,6 +10,8 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
                                ToLeg      any other frame for a proxy leg
                                Release    the last frame of a proxy leg (its ``rel``)
     device's switch -> home    FromDevice the device's event on a proxy leg (checked)
+                               Join       the device's setup to a group whose live
+                                          call is homed there (docs 12.28)
                                Refused    (home -> device's switch) the home said no
                                DeviceAway / DeviceBack / DeviceGone
                                           the device's connection dropped, resumed, ended
@@ -31,6 +33,7 @@ __all__ = [
     "DeviceGone",
     "DeviceRecord",
     "FromDevice",
+    "Join",
     "NodeFrame",
     "Offer",
     "Refused",
@@ -89,6 +92,17 @@ class FromDevice:
 
 
 @dataclass(frozen=True, slots=True)
+class Join:
+    """The device ``record`` sent ``sig``, a ``setup`` to a group whose live call is
+    homed at the target, on its call number ``leg``: the home runs it as the device's own
+    (the device may be new to it, hence the whole record)."""
+
+    record: DeviceRecord
+    leg: int
+    sig: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Refused:
     """The home refused the device's last frame on ``leg``: the device hears ``Error``."""
 
@@ -122,5 +136,7 @@ class DeviceGone:
     cause: int
 
 
-NodeFrame = Offer | ToLeg | Release | FromDevice | Refused | DeviceAway | DeviceBack | DeviceGone
+NodeFrame = (
+    Offer | ToLeg | Release | FromDevice | Join | Refused | DeviceAway | DeviceBack | DeviceGone
+)
 """Everything one switch forwards to another."""

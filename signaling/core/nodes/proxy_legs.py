@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event
+from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from ..causes import Q931, hub_cause
 from ..codec import encode
 from ..errors import BadState, MessageTooBig
@@ -25,26 +25,29 @@ from ..outbox import Outbox
 from ..registry import Registration
 from .frames import FromDevice, Offer, Refused, Release, ToLeg
 
-__all__ = ["ProxyLeg", "ProxyLegs"]
+__all__ = ["LOST", "ProxyLeg", "ProxyLegs"]
 
 _ENDED = 256
 """Proxy legs remembered after they end, so that what the home sent before it heard the
 device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch."""
-_LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
+LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
 
 
 class ProxyLeg:
     """One device's leg in a call at another switch (``home``), known there as ``leg``."""
 
-    __slots__ = ("device", "head", "home", "leg", "number", "reg", "state")
+    __slots__ = ("device", "head", "home", "leg", "number", "reg", "role", "state")
 
-    def __init__(self, home: str, device: int, leg: int, reg: Registration, number: int):
+    def __init__(
+        self, home: str, device: int, leg: int, reg: Registration, number: int, role: Role
+    ) -> None:
         self.home = home
         self.device = device
         self.leg = leg
         self.reg = reg
         self.number = number
-        self.state = LegState.OFFERED
+        self.role = role
+        self.state = LegState.OFFERED if role is Role.CALLEE else LegState.SETUP_SENT
         self.head: tuple[object, str] | None = None
         """(src it was built for, the envelope up to ``"sig":``), like a leg's relay head."""
 
@@ -75,10 +78,19 @@ class ProxyLegs:
         return len(self._legs)
 
     def offer(self, home: str, reg: Registration, frame: Offer) -> None:
-        proxy = ProxyLeg(home, frame.device, frame.leg, reg, reg.allocate_offer_number())
-        self._legs[home, frame.device, frame.leg] = proxy
-        self._by_reg.setdefault(reg, {})[proxy.number] = proxy
+        number = reg.allocate_offer_number()
+        proxy = self._add(ProxyLeg(home, frame.device, frame.leg, reg, number, Role.CALLEE))
         self._out.send_text(reg.conn, proxy.frame(frame.sig))
+
+    def join(self, home: str, reg: Registration, number: int, device: int) -> None:
+        """The device's ``setup`` on its own call number goes to the home of a group's
+        call (``Join``): the leg is the device's caller leg there, under that number."""
+        self._add(ProxyLeg(home, device, number, reg, number, Role.CALLER))
+
+    def _add(self, proxy: ProxyLeg) -> ProxyLeg:
+        self._legs[proxy.home, proxy.device, proxy.leg] = proxy
+        self._by_reg.setdefault(proxy.reg, {})[proxy.number] = proxy
+        return proxy
 
     def to_leg(self, home: str, frame: ToLeg | Release) -> None:
         key = (home, frame.device, frame.leg)
@@ -91,6 +103,8 @@ class ProxyLegs:
         self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
         if type(frame) is Release:
             self._forget(proxy)
+        elif proxy.role is Role.CALLER and proxy.state is not LegState.CONNECTED:
+            _heard(proxy, frame.sig)  # a caller's leg moves on the home's answers
 
     def refused(self, home: str, frame: Refused) -> None:
         key = (home, frame.device, frame.leg)
@@ -108,7 +122,7 @@ class ProxyLegs:
         fields = msg.sig.fields
         if event is Event.PROGRESS and fields and "cau" in fields:
             event = Event.DISC  # as the home will read it (12.25)
-        state = client_event(Role.CALLEE, proxy.state, event)
+        state = client_event(proxy.role, proxy.state, event)
         for message in msg.sig.messages:
             if message.data is not None and _utf8_len(message.data) > self._max_message:
                 raise MessageTooBig(f"message data above {self._max_message} bytes")
@@ -138,7 +152,7 @@ class ProxyLegs:
     def home_lost(self, home: str) -> None:
         """The home switch is gone, and its calls with it: each device hears ``rel`` 41."""
         for proxy in [proxy for proxy in self._legs.values() if proxy.home == home]:
-            self._out.send_text(proxy.reg.conn, proxy.frame(_LOST))
+            self._out.send_text(proxy.reg.conn, proxy.frame(LOST))
             self._forget(proxy)
 
     def _forget(self, proxy: ProxyLeg) -> None:
@@ -152,6 +166,24 @@ class ProxyLegs:
             del proxied[proxy.number]
             if not proxied:
                 del self._by_reg[proxy.reg]
+
+
+_ANSWERS = {
+    '{"type":"call_proc"': Event.CALL_PROC,
+    '{"type":"alert"': Event.ALERT,
+    '{"type":"conn"': Event.CONN,
+}
+"""The home's answers to a caller's ``setup``, by how their encoded ``sig`` starts."""
+
+
+def _heard(proxy: ProxyLeg, sig: str) -> None:
+    """The home answered the device's ``setup``: its leg's state in the hub table."""
+    for prefix, event in _ANSWERS.items():
+        if sig.startswith(prefix):
+            state = hub_event(proxy.role, proxy.state, event)
+            if state is not None:
+                proxy.state = state
+            return
 
 
 def _utf8_len(text: str) -> int:

@@ -80,17 +80,22 @@ class RemoteDevices:
             if (record.node, record.ref) not in self._by_key:
                 self._add(record)
 
-    def _add(self, record: DeviceRecord) -> None:
+    def ensure(self, record: DeviceRecord) -> Registration | None:
+        """The stand-in of ``record``'s device, made now if this switch had none."""
+        return self._by_key.get((record.node, record.ref)) or self._add(record)
+
+    def _add(self, record: DeviceRecord) -> Registration | None:
         tenant = self._tenants.tenant(record.domain)
         user = tenant.user(record.sip) if tenant is not None else None
         if user is None:
-            return
+            return None
         conn = next(self._numbers)
         device = Registration(conn, record.domain, user, record.hw, record.flags, None)
         key = (record.node, record.ref)
         self._by_key[key], self._keys[device] = device, key
         self._by_conn[conn], self._conns[device] = device, conn
         self._by_user.setdefault((record.domain, record.sip), []).append(device)
+        return device
 
     def forget(self, device: Registration) -> None:
         key = self._keys.pop(device, None)

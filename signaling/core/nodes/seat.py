@@ -14,9 +14,10 @@ run through the call core. ``node_down`` ends both sides as a lost link would.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,6 +30,7 @@ from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..outbox import Outbox
 from ..registry import Registration, Registry
+from .agent_claims import AgentClaims
 from .directory import DeviceBook, ReachableDevices
 from .frames import (
     DeviceAway,
@@ -36,13 +38,15 @@ from .frames import (
     DeviceGone,
     DeviceRecord,
     FromDevice,
+    Join,
     NodeFrame,
     Offer,
     Refused,
     Release,
     ToLeg,
 )
-from .proxy_legs import ProxyLegs
+from .group_homes import GroupHomes, GroupKey
+from .proxy_legs import LOST, ProxyLegs
 from .remote_legs import RemoteDevices
 
 __all__ = ["CallCore", "DeviceEnds", "NodeSeat", "Parked"]
@@ -58,6 +62,10 @@ class CallCore(Protocol):
     def detach(self, reg: Registration) -> None: ...
 
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None: ...
+
+    def group_live(self, domain: str, sip: str) -> bool: ...
+
+    def on_group_end(self, hook: Callable[[str, str], None]) -> None: ...
 
 
 class DeviceEnds(Protocol):
@@ -77,9 +85,15 @@ class Parked:
     inbound: Inbound
     msg: Signaling
     core: CallCore
+    settle: Callable[[], None] | None = None
+    """For a group's setup: give the group's home back if the setup made no call."""
 
     def run(self) -> None:
-        self.core.on_signaling(self.reg, self.msg)
+        try:
+            self.core.on_signaling(self.reg, self.msg)
+        finally:
+            if self.settle is not None:
+                self.settle()
 
 
 class NodeSeat:
@@ -131,6 +145,9 @@ class NodeSeat:
         self._next_ref = itertools.count(1)
         self._parked: dict[int, Parked] = {}
         self._requests = itertools.count(1)
+        self.claims = AgentClaims(outbox, name, self._requests)
+        """Support agents' ``max_chats`` across switches (given to the queues)."""
+        self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self._requests)
         self.core: CallCore | None = None
         self.ends: DeviceEnds | None = None
 
@@ -138,12 +155,14 @@ class NodeSeat:
         """Given once the switch has built them: the call core that runs calls homed here,
         and the devices part that gives a lost remote device its grace and ends it."""
         self.core, self.ends = core, ends
+        core.on_group_end(lambda domain, sip: self.homes.ended((domain, sip)))
 
     def held(self) -> dict[str, int]:
         return {
             "remote_devices": self.remote.held(),
             "proxy_legs": self.proxies.held(),
             "lookups_waiting": len(self._parked),
+            "claims": self.claims.held() + self.homes.held(),
         }
 
     # -- this switch's own registrations ----------------------------------------------------
@@ -180,54 +199,114 @@ class NodeSeat:
 
     def signaling(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
         """A device's frame that is the cluster's business: on a call homed elsewhere
-        (checked here, forwarded to the home), or a new call's ``setup`` that waits for
-        its lookup. False leaves it to the call core, as on a standalone switch."""
+        (checked here, forwarded to the home), or a new call's ``setup``, which waits for
+        its lookup (and a group's for its home). False leaves it to the call core, as on
+        a standalone switch."""
         proxy = self.proxies.get(reg, msg.call)
         if proxy is not None:
             self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
             return True
-        return self._park(conn, reg, inbound, msg)
-
-    def _park(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
-        """Hold a new call's ``setup`` until the book says where its users are."""
         if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
             return False
-        sips = self._wanted(reg, msg.sig)
+        sips, group = self._wanted(reg.domain, msg.sig)
+        parked = Parked(conn, reg, inbound, msg, self.core)
+        if group is not None:
+            parked.settle = functools.partial(self._settle, group)
+            if not self.homes.mine(group):
+                self.homes.ask(group, parked)
+                return True
         if not sips:
             return False
-        request = next(self._requests)
-        self._parked[request] = Parked(conn, reg, inbound, msg, self.core)
-        self._out.lookup(request, reg.domain, sips)
+        self._lookup(parked, sips)
         return True
 
+    def _lookup(self, parked: Parked, sips: tuple[str, ...]) -> None:
+        """Hold a new call's ``setup`` until the book says where its users are."""
+        request = next(self._requests)
+        self._parked[request] = parked
+        self._out.lookup(request, parked.reg.domain, sips)
+
     def looked_up(self, answer: LookedUp) -> Parked | None:
-        """The parked setup of ``answer``, with stand-ins for what was found elsewhere."""
+        """The parked setup of ``answer``, with stand-ins for what was found elsewhere;
+        None if its device has moved on meanwhile."""
         parked = self._parked.pop(answer.request, None)
         if parked is None:
             return None
-        sips = self._wanted(parked.reg, parked.msg.sig)
+        sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
         found = [record for record in answer.devices if record.node != self.name]
         self.remote.refresh(parked.reg.domain, sips, found)
+        if parked.reg.conn != parked.conn:  # its connection is gone: the setup with it
+            if parked.settle is not None:
+                parked.settle()
+            return None
         return parked
 
-    def _wanted(self, reg: Registration, sig: Sig) -> tuple[str, ...]:
+    def _wanted(self, domain: str, sig: Sig) -> tuple[tuple[str, ...], GroupKey | None]:
         """The users a setup may be offered to: its callee, a queue's agents or a
-        group's members, in the caller's tenant."""
+        group's members, in the caller's tenant; and the group it calls, if any."""
         cd = sig.cd
-        tenant = self._tenants.tenant(reg.domain)
+        tenant = self._tenants.tenant(domain)
         if cd is None or tenant is None:
-            return ()
-        sip, _, domain = (cd.sip or "").partition("@")
-        if domain and domain.lower() != reg.domain:
-            return ()
+            return (), None
+        sip, _, named = (cd.sip or "").partition("@")
+        if named and named.lower() != domain:
+            return (), None
         user = tenant.resolve(sip or None, cd.num)
         if user is not None:
-            return (user.sip,)
+            return (user.sip,), None
         queue = tenant.queue(sip) if sip else None
         if queue is not None:
-            return queue.agents
-        group = self._groups.get(reg.domain, sip) if sip else None
-        return tuple(sorted(group.members)) if group is not None else ()
+            return queue.agents, None
+        group = self._groups.get(domain, sip) if sip else None
+        if group is None:
+            return (), None
+        return tuple(sorted(group.members)), (domain, group.sip)
+
+    # -- a group's home ------------------------------------------------------------------------
+
+    def claimed(self, answer: Claimed) -> None:
+        """The answer to a ``Claim``: a group's home, or an agent's room for a chat."""
+        found = self.homes.answered(answer)
+        if found is None:
+            self.claims.claimed(answer)
+            return
+        parked, home = found
+        if home is None:  # this switch is the group's home now: the setup runs here
+            self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
+        else:
+            self._join(home, parked)
+
+    def _join(self, home: str, parked: Parked) -> None:
+        """Another switch is the group's home: the device's setup goes there."""
+        reg, number = parked.reg, parked.msg.call
+        ref = self._refs.get(reg)
+        if ref is None or reg.conn != parked.conn or number in reg.legs:
+            return
+        self.proxies.join(home, reg, number, ref)
+        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+        self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
+
+    def _joined(self, node: str, frame: Join) -> None:
+        """A device elsewhere sets up this switch's group call: run as its own setup."""
+        record = frame.record
+        inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
+        msg = parse_signaling(inbound)  # it parsed where the device is
+        _, group = self._wanted(record.domain, msg.sig)
+        device = self.remote.ensure(record)
+        if group is None or not self.homes.mine(group) or device is None or self.core is None:
+            self._out.forward(node, Release(record.ref, frame.leg, LOST))
+            return
+        try:
+            self.core.on_signaling(device, msg)
+        except ProtocolError as exc:
+            self._out.forward(node, Release(record.ref, frame.leg, LOST))
+            log.warning("a join from switch %s refused: %s", node, exc.text)
+        finally:
+            self._settle(group)
+
+    def _settle(self, group: GroupKey) -> None:
+        if self.core is not None and not self.core.group_live(*group):
+            self.homes.ended(group)
 
     # -- frames from other switches ------------------------------------------------------------
 
@@ -248,6 +327,8 @@ class NodeSeat:
             return self._offer(node, frame)
         if isinstance(frame, Refused):
             return self.proxies.refused(node, frame)
+        if isinstance(frame, Join):
+            return self._joined(node, frame)
         device = self.remote.get(node, frame.device)
         if device is None or self.core is None or self.ends is None:
             return None
@@ -280,9 +361,6 @@ class NodeSeat:
             self.core.on_signaling(device, parse_signaling(inbound))
         except ProtocolError as exc:
             self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
-
-    def claimed(self, answer: Claimed) -> None:
-        """The answer to a ``Claim`` this switch asked for (nothing asks one yet)."""
 
     def node_down(self, node: str) -> None:
         """Switch ``node`` is gone: calls homed there end for this switch's devices, and

@@ -33,6 +33,8 @@ class Cluster:
         self.closed_with: dict[Client, Close] = {}
         self.stores: list[Store] = []
         self.notified: list[Notify] = []
+        self.tokens: dict[Client, str] = {}
+        """Each registered client's resume token (§4.9)."""
         for node in nodes:
             switch = Switch(
                 self.config,
@@ -96,17 +98,47 @@ class Cluster:
 
     # -- login and registration ------------------------------------------------------------
 
-    def phone(self, node: str, sip: str, *, src: object = "reg") -> Client:
+    def login(self, node: str, sip: str) -> Client:
         conn, actions = self.switch(node).open(ADDRESS)
         assert actions == []
         client = (node, conn)
         self.send(client, {"mt": "AppChallenge"})
         self.send(client, login_message(sip, PASSWORDS[sip]))
         assert self.take(client)[-1]["ok"] is True
+        return client
+
+    def phone(self, node: str, sip: str, *, src: object = "reg") -> Client:
+        client = self.login(node, sip)
         register = {"api": "PbxSignal", "mt": "Register", "src": src, "flags": "NO_MEDIA_CALL"}
         self.send(client, register)
-        assert self.one(client)["mt"] == "RegisterResult"
+        result = self.one(client)
+        assert result["mt"] == "RegisterResult"
+        self.tokens[client] = result["resume"]
         return client
+
+    def resume(self, old: Client, node: str, sip: str, seqs: JsonObject) -> Client:
+        """A new connection of ``sip`` on ``node`` takes ``old``'s registration over."""
+        client = self.login(node, sip)
+        register = {
+            "api": "PbxSignal",
+            "mt": "Register",
+            "src": "reg",
+            "flags": "NO_MEDIA_CALL",
+            "resume": self.tokens.pop(old),
+            "seqs": seqs,
+        }
+        self.send(client, register)
+        result = self.take(client)
+        assert result[0]["mt"] == "RegisterResult" and result[0]["resumed"] is True, result
+        self.tokens[client] = result[0]["resume"]
+        self.inbox[client] = result[1:] + self.inbox[client]
+        return client
+
+    def groups(self, *groups: JsonObject) -> None:
+        """Every switch hears of ``groups`` from the messages service (as each hub does)."""
+        for node, switch in self.bus.switches.items():
+            for group in groups:
+                self.feed(node, switch.from_service({"mt": "GroupInd", **group}), True)
 
     # -- PbxSignal ---------------------------------------------------------------------------
 
@@ -118,8 +150,11 @@ class Cluster:
         fty = [{"type": "im_setup"}, *messages]
         self.signal(client, call, {"type": "setup", "channel": 0, "cd": {"sip": to}, "fty": fty})
 
-    def say(self, client: Client, call: int, data: str, **fields: Any) -> None:
-        self.signal(client, call, {"type": "facility", "fty": [im(data, **fields)]})
+    def say(
+        self, client: Client, call: int, data: str, *, settle: bool = True, **fields: Any
+    ) -> None:
+        sig = {"type": "facility", "fty": [im(data, **fields)]}
+        self.signal(client, call, sig, settle=settle)
 
     def offered(self, client: Client) -> int:
         message = self.one(client)
@@ -145,6 +180,7 @@ class Cluster:
             assert held["proxy_legs"] == held["lookups_waiting"] == 0, (node, held)
             assert all(not device.legs for device in _remote(switch)), node
         assert len(self.bus.book) == 0
+        assert self.bus.book.claims == {}
 
 
 def _remote(switch: Switch) -> list[Any]:
