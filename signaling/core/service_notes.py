@@ -10,6 +10,7 @@ the late path (the writer resumed on another connection since, §4.9).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .actions import StoredAck
@@ -17,6 +18,7 @@ from .chat import ChatCalls
 from .login_phase import Connection
 from .pbx_messages import MessagesBridge
 from .presence import Presence
+from .registry import Registration
 
 __all__ = ["ServiceNotes"]
 
@@ -30,11 +32,14 @@ class ServiceNotes:
         presence: Presence,
         chat: ChatCalls,
         connections: dict[int, Connection],
+        remote: Callable[[int], Registration | None] | None = None,
     ) -> None:
         self._messages = messages
         self._presence = presence
         self._chat = chat
         self._connections = connections
+        self._remote = remote
+        """A cluster's stand-ins for devices elsewhere, by their (negative) conn."""
 
     def synced(self) -> None:
         """The link is logged in: the groups and the badges watched are asked again."""
@@ -67,14 +72,20 @@ class ServiceNotes:
         """These Posts are on disk: their senders learn ``stored`` (PROTOCOL §7.5)."""
         chat = self._chat
         for ack in acks:
-            conn = self._connections.get(ack.conn)
-            registration = conn.registration if conn is not None else None
+            registration = self._writer(ack.conn)
             leg = registration.legs.get(ack.number) if registration is not None else None
             if leg is not None and leg.call.call_id == ack.call_id:
                 chat.stored(leg, ack)
             else:  # the writer's connection changed since (a resume, §4.9)
                 chat.stored_late(ack)
             chat.settled(ack)
+
+    def _writer(self, conn_id: int) -> Registration | None:
+        """The device a stored Post's writer was: a connection's, or one elsewhere."""
+        if conn_id < 0 and self._remote is not None:
+            return self._remote(conn_id)
+        conn = self._connections.get(conn_id)
+        return conn.registration if conn is not None else None
 
     def _group_answer(self, message: JsonObject) -> None:
         if message.get("mt") == "GroupInd":

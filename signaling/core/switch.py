@@ -125,7 +125,7 @@ class Switch:
         if self.node is not None:
             self.node.seat(self.chat, self.devices)
         self.visitors = self._visitor_accounts()
-        self.notes = ServiceNotes(self.messages, self.presence, self.chat, self.connections)
+        self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
         """The rate limit (§4.11); each connection keeps its own level of it."""
         self.errors: Counter[str] = Counter()
@@ -157,6 +157,10 @@ class Switch:
             close=self._close,
             node=self.node,
         )
+
+    def _service_notes(self) -> ServiceNotes:
+        remote = self.node.remote.by_conn if self.node is not None else None
+        return ServiceNotes(self.messages, self.presence, self.chat, self.connections, remote)
 
     def _visitor_accounts(self) -> VisitorAccounts:
         return VisitorAccounts(

@@ -57,6 +57,9 @@ class RemoteDevices:
     def get(self, node: str, ref: int) -> Registration | None:
         return self._by_key.get((node, ref))
 
+    def by_conn(self, conn: int) -> Registration | None:
+        return self._by_conn.get(conn)
+
     def key(self, device: Registration) -> DeviceKey | None:
         return self._keys.get(device)
 

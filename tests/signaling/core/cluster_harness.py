@@ -32,8 +32,14 @@ class Cluster:
         self.inbox: dict[Client, list[JsonObject]] = defaultdict(list)
         self.closed_with: dict[Client, Close] = {}
         self.stores: list[Store] = []
+        self.on_disk: list[tuple[str, Store]] = []
+        """Stores not yet reported written (``disk``), with the switch that made each."""
         self.notified: list[Notify] = []
         self.tokens: dict[Client, str] = {}
+        self.eager_disk = False
+        """Whether every store is on disk before the bus delivers the next frames (as
+        when the disk is faster than the network), so every writer still in its call
+        hears ``stored``."""
         """Each registered client's resume token (§4.9)."""
         for node in nodes:
             switch = Switch(
@@ -54,6 +60,7 @@ class Cluster:
         for action in actions:
             if isinstance(action, Store):
                 self.stores.append(action)
+                self.on_disk.append((node, action))
             elif isinstance(action, Notify):
                 self.notified.append(action)
             elif isinstance(action, Send):
@@ -64,8 +71,13 @@ class Cluster:
 
     def feed(self, node: str, actions: list[Action], settle: bool) -> None:
         self.bus.feed(node, actions)
-        if settle:
+        if settle and not self.eager_disk:
             self.bus.run()
+        elif settle:
+            self.disk()
+            while self.bus.pending:
+                self.bus.step()
+                self.disk()
 
     def send(self, client: Client, message: JsonObject, *, settle: bool = True) -> None:
         node, conn = client
@@ -80,6 +92,14 @@ class Cluster:
     def close(self, client: Client, clean: bool = True) -> None:
         node, conn = client
         self.feed(node, self.switch(node).closed(conn, clean), settle=True)
+
+    def disk(self) -> None:
+        """Every store made so far is on disk: each writer waiting hears ``stored``."""
+        while self.on_disk:
+            node, store = self.on_disk.pop(0)
+            switch = self.bus.switches.get(node)
+            if store.ack is not None and switch is not None:
+                self.feed(node, switch.stored([store.ack]), settle=False)
 
     # -- reading what was sent -------------------------------------------------------------
 

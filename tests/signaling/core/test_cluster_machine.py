@@ -1,8 +1,9 @@
 """Random interleavings across three switches (Hypothesis): calls placed, answered by
-devices on several switches at once, written in and hung up, while the bus delivers in
-any order. Whatever the order: one winner per call, each call's seqs contiguous, every
+devices on several switches at once, written in and hung up, and members' devices on
+every switch joining a group's one call, while the bus delivers in any order. Whatever
+the order: one winner per call, each call's seqs contiguous (a group's too), every
 message with an id answered exactly once (an ``im_ack``, or an ``Error`` when its leg was
-already gone), and no leg left anywhere once every call is released.
+already gone), and no leg or claim left anywhere once every call is released.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from tests.signaling.core.cluster_harness import Client, Cluster
 from tests.signaling.core.harness import im
+from tests.signaling.core.test_cluster_support_and_groups import TEAM
 from tests.support import make_config
 
 JsonObject = dict[str, Any]
@@ -30,6 +32,12 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         phone = self.cluster.phone
         self.callers = {phone("a", "alice"): "bob", phone("b", "carol"): "dave"}
         self.devices = [phone(node, "bob") for node in "abc"] + [phone(n, "dave") for n in "ac"]
+        self.members = [*list(self.callers)[:1], *self.devices[:3]]
+        """alice on a and bob's devices on a, b and c: the group's members."""
+        self.cluster.groups(TEAM)
+        self.cluster.eager_disk = True
+        self.group_legs: set[Leg] = set()
+        self.group_confs: set[str] = set()
         self.next_number = 0
         self.conf: dict[Leg, str] = {}
         """Every leg seen, with the conversation (confId) it belongs to."""
@@ -48,6 +56,7 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
     # -- what the clients see ---------------------------------------------------------------
 
     def _observe(self) -> None:
+        self.cluster.disk()  # a message nobody else could get yet is answered "stored"
         for client in [*self.callers, *self.devices]:
             for frame in self.cluster.take(client):
                 self._frame(client, frame)
@@ -61,11 +70,14 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         kind = sig["type"]
         if "confId" in sig:
             self.conf[leg] = sig["confId"]
+            if leg in self.group_legs or sig.get("cg") == {"sip": TEAM["sip"]}:
+                self.group_confs.add(sig["confId"])
         if kind == "setup":
             self.offers.append(leg)
         elif kind == "conn":
             self.connected.add(leg)
-            self.conns[self.conf[leg]] += 1
+            if self.conf[leg] not in self.group_confs:  # every member's join hears conn
+                self.conns[self.conf[leg]] += 1
         elif kind == "rel":
             self.ended.add(leg)
         for item in sig.get("fty", ()):
@@ -82,6 +94,17 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         self.next_number += 1
         self.placed.append((caller, self.next_number))
         self.cluster.setup(caller, self.next_number, self.callers[caller])
+        self._observe()
+
+    @rule(index=st.integers(0, 3))
+    def join_group(self, index: int) -> None:
+        member = self.members[index]
+        self.next_number += 1
+        leg = (member, self.next_number)
+        self.placed.append(leg)
+        self.group_legs.add(leg)
+        sig = {"type": "setup", "channel": 0, "cd": {"sip": TEAM["sip"]}}
+        self.cluster.signal(member, self.next_number, {**sig, "fty": [{"type": "im_setup"}]})
         self._observe()
 
     @precondition(lambda self: self.cluster.bus.pending)
@@ -135,13 +158,18 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         cluster = self.cluster
-        cluster.bus.run()
-        self._observe()
+        while cluster.bus.pending:  # each store on disk before the next delivery
+            cluster.bus.step()
+            self._observe()
         for leg in [*self.placed, *self._writers()]:  # ringing ones too
             if leg in self.ended:
                 continue
             cluster.signal(leg[0], leg[1], {"type": "rel"})
             self.ended.add(leg)
+        self._observe()
+        for leg in self.offers:  # a group's offers ring on when a member leaves
+            if leg not in self.ended:
+                cluster.signal(leg[0], leg[1], {"type": "rel"})
         self._observe()
         for leg, count in self.sent.items():  # every message heard back exactly once
             assert self.answers[leg] == count, (leg, count, self.answers[leg])
