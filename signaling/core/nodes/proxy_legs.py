@@ -112,6 +112,8 @@ class ProxyLegs:
         if proxy is not None:
             error = {"api": "PbxSignal", "mt": "Error", "code": frame.code, "text": frame.text}
             self._out.send(proxy.reg.conn, {**error, "call": proxy.number})
+            if proxy.state is LegState.SETUP_SENT:  # a refused setup leaves no leg
+                self._forget(proxy)
 
     def on_signaling(self, proxy: ProxyLeg, msg: Signaling, sig: dict[str, Any]) -> None:
         """The device's frame on a proxy leg: checked here, decided at the home."""

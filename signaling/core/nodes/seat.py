@@ -298,9 +298,8 @@ class NodeSeat:
             return
         try:
             self.core.on_signaling(device, msg)
-        except ProtocolError as exc:
-            self._out.forward(node, Release(record.ref, frame.leg, LOST))
-            log.warning("a join from switch %s refused: %s", node, exc.text)
+        except ProtocolError as exc:  # as a local setup's: an Error, and no leg
+            self._out.forward(node, Refused(record.ref, frame.leg, exc.code, exc.text))
         finally:
             self._settle(group)
 
