@@ -1,9 +1,14 @@
-"""A bare Starlette WebSocket echo endpoint: the ceiling of our stack on this box.
+"""A bare Starlette WebSocket echo and a bare JSON relay: what our stack does without us.
 
 ``bench/relay.py`` runs it next to Switchboard to answer one question: how many frames per
 second can uvicorn + Starlette + websockets move at all when the application does nothing
 but hand every text frame straight back? Whatever the relay loses against this number is
 spent in Switchboard's own code (JSON, protocol state, per-connection send queues).
+
+Its second route, ``/relay/{pair}``, is the naive relay Switchboard is measured against:
+the two connections that open the same ``pair`` are each other's peer, and every text frame
+is parsed and re-encoded (``json``) and sent to the peer, awaited in the sender's own
+reader loop. No login, no state, no acknowledgement, no send queue.
 
 Run it like the server, so that the two differ only in the application::
 
@@ -17,15 +22,20 @@ the very function ``switchboard serve`` uses (ws="websockets-sansio", the same
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-__all__ = ["ECHO_PATH", "app"]
+__all__ = ["ECHO_PATH", "RELAY_PATH", "app"]
 
 ECHO_PATH = "/echo"
+RELAY_PATH = "/relay"
+
+_rooms: dict[str, list[WebSocket]] = {}
+"""The connections of each pair, by the pair's name in the path."""
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -47,7 +57,39 @@ async def echo(websocket: WebSocket) -> None:
         return
 
 
-app = Starlette(routes=[WebSocketRoute(ECHO_PATH, echo)])
+async def relay(websocket: WebSocket) -> None:
+    """Parse every text frame, encode it again and send it to the other party of the pair.
+
+    The connection joins its pair before the handshake completes, so once both clients
+    have their upgrade answered each finds the other. A frame with no peer is dropped.
+    """
+    pair = websocket.path_params["pair"]
+    room = _rooms.setdefault(pair, [])
+    room.append(websocket)
+    try:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                continue
+            out = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+            for peer in room:
+                if peer is not websocket:
+                    await peer.send_text(out)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+    finally:
+        room.remove(websocket)
+        if not room:
+            _rooms.pop(pair, None)
+
+
+app = Starlette(
+    routes=[WebSocketRoute(ECHO_PATH, echo), WebSocketRoute(RELAY_PATH + "/{pair}", relay)]
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,18 +1,23 @@
-"""Relay benchmark: Switchboard chat throughput, latency and memory against a bare echo.
+"""Relay benchmark: Switchboard chat throughput, latency and memory against a bare relay.
 
 Run::
 
     .venv/bin/python bench/relay.py [--pairs N] [--procs K] [--seconds S] [--idle M] [--quick]
+    .venv/bin/python bench/relay.py --rounds 3 --rate 1000 --compare ../other-checkout
 
 What it does (see bench/README.md for what the figures mean):
 
 1. starts ``switchboard serve`` with a generated config (users for every pair and idle
    connection, a rate limit so high it never triggers but still runs) and a bare
-   uvicorn + Starlette echo server (``bench/echo_app.py``) with the same uvicorn settings;
+   uvicorn + Starlette server (``bench/echo_app.py``) with the same uvicorn settings, which
+   serves a bare echo and a bare JSON relay (two clients, each frame parsed, re-encoded
+   and sent to the peer: no login, no state, no ack); with ``--compare`` a second hub
+   served from another source tree (``PYTHONPATH``), for before/after in one run;
 2. max throughput: K load processes, each with P chat pairs (relay) or P connections (echo),
-   a closed loop with W messages in flight per sender; counts what receivers get;
-3. latency at half the relay maximum, paced evenly over all senders, one-way for the relay
-   (sender -> hub -> receiver) and round trip for the echo (client -> echo -> client);
+   a closed loop with W messages in flight per sender; counts what receivers get; the
+   hub without and with ``id`` (acked), the bare relay and the echo, round by round;
+3. latency at half the relay maximum (or ``--rate``), paced evenly over all senders,
+   one-way for the relays (sender -> server -> receiver) and round trip for the echo;
 4. memory: RSS growth of a fresh server per idle logged-in, registered connection;
 5. prints a summary and writes it as JSON to bench/results/.
 
@@ -57,6 +62,7 @@ HOST = "127.0.0.1"
 DOMAIN = "bench.test"
 HUB_PATH = "/PBX0/APPS/websocket"
 ECHO_PATH = "/echo"  # bench/echo_app.py ECHO_PATH; not imported, the app is a subprocess
+BARE_RELAY_PATH = "/relay"  # bench/echo_app.py RELAY_PATH
 
 JsonObject = dict[str, Any]
 
@@ -475,6 +481,7 @@ class LoadWorker:
         handlers: dict[str, Callable[[JsonObject], Coroutine[Any, Any, JsonObject]]] = {
             "relay": self.setup_relay,
             "echo": self.setup_echo,
+            "bare": self.setup_bare,
             "max": self.run_max,
             "paced": self.run_paced,
             "idle": self.open_idle,
@@ -508,6 +515,21 @@ class LoadWorker:
         for client in clients:
             self.clients.append(client)
             self.lanes.append(Lane(client, client, self.tally, with_id=False))
+        return {"lanes": len(self.lanes)}
+
+    async def setup_bare(self, command: JsonObject) -> JsonObject:
+        """Pairs on the bare relay: two connections on one pair path, each the other's peer."""
+        self.tally = Tally()
+        port, first = command["port"], command["first_user"]
+
+        async def one(index: int) -> tuple[FrameClient, FrameClient]:
+            path = f"{BARE_RELAY_PATH}/{first + 2 * index}"
+            return await FrameClient.open(port, path), await FrameClient.open(port, path)
+
+        pairs = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        for caller, callee in pairs:
+            self.clients += [caller, callee]
+            self.lanes.append(Lane(caller, callee, self.tally, command["with_id"]))
         return {"lanes": len(self.lanes)}
 
     async def open_idle(self, command: JsonObject) -> JsonObject:
@@ -694,7 +716,10 @@ class Plan:
     save: bool
     quick: bool
     rate_fraction: float = 0.5
+    rate: float | None = None
     trace: tuple[str, ...] = ()
+    compare: str | None = None
+    memory: bool = True
 
     @property
     def users(self) -> int:
@@ -717,6 +742,14 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         default=0.5,
         help="latency runs offer this fraction of the relay maximum (default 0.5)",
     )
+    parser.add_argument(
+        "--rate", type=float, help="latency runs offer this many msg/s (overrides the fraction)"
+    )
+    parser.add_argument(
+        "--compare",
+        help="source tree of a second hub run side by side (labelled 'before', via PYTHONPATH)",
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument(
         "--trace",
         default="",
@@ -741,6 +774,9 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         window=args.window,
         rounds=rounds,
         rate_fraction=args.rate_fraction,
+        rate=args.rate,
+        compare=str(Path(args.compare).resolve()) if args.compare else None,
+        memory=not args.no_memory,
         ack_seconds=max(1.0, seconds / 2),
         save=not args.no_save,
         quick=args.quick,
@@ -854,7 +890,14 @@ def machine_ticks() -> tuple[int, int]:
 class ServerProcess:
     """A server subprocess on a loopback port, its log in a file, stopped on exit."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.log_path = log_path
@@ -862,6 +905,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 argv,
                 cwd=ROOT,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -1027,11 +1071,13 @@ class Bench:
 
     # -- processes ------------------------------------------------------------------------
 
-    def start_hub(self, name: str) -> ServerProcess:
+    def start_hub(self, name: str, source: str | None = None) -> ServerProcess:
+        """``switchboard serve``; with ``source``, the code of that tree (``PYTHONPATH``)."""
         port = free_port()
         argv = [*switchboard_command(), "serve", "--config", str(self.config_path)]
         argv += ["--host", HOST, "--port", str(port), "--data-dir", str(self.tmp / name)]
-        return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log"))
+        env = None if source is None else {**os.environ, "PYTHONPATH": source}
+        return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log", env))
 
     def start_echo(self) -> ServerProcess:
         port = free_port()
@@ -1053,24 +1099,30 @@ class Bench:
     def run(self) -> JsonObject:
         plan = self.plan
         hub, echo = self.start_hub("hub"), self.start_echo()
+        before = self.start_hub("before", plan.compare) if plan.compare else None
         workers = self.start_workers()
-        hub.wait_ready()
-        echo.wait_ready()
+        for server in (hub, echo, before):
+            if server is not None:
+                server.wait_ready()
         say(
             f"load processes: {plan.procs} ({', '.join(sorted(workers.loops))}), "
             f"{plan.pairs} pairs or connections each, window {plan.window}"
         )
         results: JsonObject = {"plan": asdict(plan), "cores": os.cpu_count()}
         results["source"] = source_version()
-        results["relay_max"], results["echo_max"] = self.max_rounds(hub, echo)
-        rate = results["relay_max"]["rate"] * plan.rate_fraction
+        results |= self.max_rounds(hub, echo, before)
+        rate = plan.rate or results["relay_max"]["rate"] * plan.rate_fraction
         results["relay_latency"] = self.paced_run(hub, "relay", rate)
+        results["bare_latency"] = self.paced_run(echo, "bare", rate)
+        if before is not None:
+            results["before_latency"] = self.paced_run(before, "relay", rate, label="before")
         results["echo_latency"] = self.paced_run(echo, "echo", rate)
-        results["relay_ack_max"] = self.max_run(hub, "relay", plan.ack_seconds, with_id=True)
-        hub.stop()
-        echo.stop()
-        results["memory"] = self.memory_run("hub")
-        results["echo_memory"] = self.memory_run("echo")
+        for server in (hub, echo, before):
+            if server is not None:
+                server.stop()
+        if plan.memory:
+            results["memory"] = self.memory_run("hub")
+            results["echo_memory"] = self.memory_run("echo")
         return results
 
     def _setup(self, server: ServerProcess, kind: str, with_id: bool) -> None:
@@ -1100,20 +1152,41 @@ class Bench:
         time.sleep(0.3)  # let the server finish tearing the connections down
         return {"replies": replies, "cpu": asdict(cpu_use(before, after))}
 
-    def max_rounds(self, hub: ServerProcess, echo: ServerProcess) -> tuple[JsonObject, JsonObject]:
-        """Relay and echo maximum, alternating ``rounds`` times; the best of each counts.
+    def max_rounds(
+        self, hub: ServerProcess, echo: ServerProcess, before: ServerProcess | None
+    ) -> JsonObject:
+        """Every maximum, interleaved ``rounds`` times; the best of each counts.
 
-        On a small shared box another process can take a core for seconds; alternating
-        gives both servers the same chances and the best round is the least disturbed.
-        """
-        relay, echo_runs = [], []
+        On a small shared box another process can take a core for seconds; interleaving
+        gives every server the same chances and the best round is the least disturbed.
+        Each round: the hub without and with ``id``, the bare relay, the echo (and the
+        ``--compare`` hub, both ways)."""
+        seconds = self.plan.seconds
+        targets: list[tuple[str, ServerProcess, str, bool]] = [
+            ("relay_max", hub, "relay", False),
+            ("relay_ack_max", hub, "relay", True),
+            ("bare_max", echo, "bare", False),
+            ("echo_max", echo, "echo", False),
+        ]
+        if before is not None:
+            targets += [
+                ("before_max", before, "relay", False),
+                ("before_ack_max", before, "relay", True),
+            ]
+        runs: dict[str, list[JsonObject]] = {name: [] for name, *_ in targets}
         for _ in range(self.plan.rounds):
-            relay.append(self.max_run(hub, "relay", self.plan.seconds, with_id=False))
-            echo_runs.append(self.max_run(echo, "echo", self.plan.seconds, with_id=False))
-        return _best(relay), _best(echo_runs)
+            for name, server, kind, with_id in targets:
+                label = "before" if name.startswith("before") else None
+                runs[name].append(self.max_run(server, kind, seconds, with_id, label=label))
+        return {name: _best(rounds) for name, rounds in runs.items()}
 
     def max_run(
-        self, server: ServerProcess, kind: str, seconds: float, with_id: bool
+        self,
+        server: ServerProcess,
+        kind: str,
+        seconds: float,
+        with_id: bool,
+        label: str | None = None,
     ) -> JsonObject:
         self._setup(server, kind, with_id)
         run = self._timed(server, seconds, op="max", window=self.plan.window)
@@ -1126,11 +1199,13 @@ class Bench:
             "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
             **_health(replies),
         }
-        label = f"{kind}{'+ack' if with_id else ''} max"
+        label = f"{label or kind}{'+ack' if with_id else ''} max"
         say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
         return result
 
-    def paced_run(self, server: ServerProcess, kind: str, rate: float) -> JsonObject:
+    def paced_run(
+        self, server: ServerProcess, kind: str, rate: float, label: str | None = None
+    ) -> JsonObject:
         self._setup(server, kind, with_id=False)
         run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
         replies = run["replies"]
@@ -1155,7 +1230,7 @@ class Bench:
             **_health(replies),
         }
         say(
-            f"{kind + ' latency':<14} {_latency_text(result)}\n"
+            f"{(label or kind) + ' latency':<14} {_latency_text(result)}\n"
             f"{'':14} {_cpu_text(result)}{_warn(result)}"
         )
         return result
@@ -1200,6 +1275,14 @@ def _best(runs: list[JsonObject]) -> JsonObject:
     """The run with the highest rate, with every round's rate alongside."""
     best = max(runs, key=lambda run: float(run["rate"]))
     return best | {"rounds": [run["rate"] for run in runs]}
+
+
+def _ratio(results: JsonObject, name: str, reference: str) -> str:
+    """``name``'s best rate over ``reference``'s, and the same round by round."""
+    mine, theirs = results[name]["rounds"], results[reference]["rounds"]
+    best = results[name]["rate"] / results[reference]["rate"]
+    each = "/".join(f"{a / b:.2f}" for a, b in zip(mine, theirs, strict=True) if b)
+    return f"{best:.2f}x (rounds {each})"
 
 
 def _health(replies: Sequence[JsonObject]) -> JsonObject:
@@ -1257,19 +1340,39 @@ def _warn(result: JsonObject) -> str:
 def summary(results: JsonObject) -> str:
     relay, echo = results["relay_max"], results["echo_max"]
     ratio = relay["rate"] / echo["rate"] if echo["rate"] else float("nan")
-    memory = results["memory"]
-    return "\n".join(
-        [
-            f"relay  max {relay['rate']:6.0f} msg/s   echo max {echo['rate']:6.0f} msg/s   "
-            f"ratio {ratio:.2f}   (best of {len(relay['rounds'])}: relay "
-            f"{_rates(relay['rounds'])}, echo {_rates(echo['rounds'])})",
-            f"relay  {_latency_text(results['relay_latency'])}",
-            f"echo   {_latency_text(results['echo_latency'])}",
-            f"relay+ack max {results['relay_ack_max']['rate']:6.0f} msg/s "
-            "(with id: every message also acked to its sender)",
+    lines = [
+        f"best of {len(relay['rounds'])} rounds (each round in brackets):",
+    ]
+    names = [
+        ("relay_max", "hub, no id"),
+        ("relay_ack_max", "hub, with id (acked)"),
+        ("before_max", "before hub, no id"),
+        ("before_ack_max", "before hub, with id"),
+        ("bare_max", "bare Starlette JSON relay"),
+        ("echo_max", "bare echo"),
+    ]
+    for name, label in names:
+        if name in results:
+            rounds = results[name]["rounds"]
+            versus = "" if name in ("bare_max", "echo_max") else _ratio(results, name, "bare_max")
+            lines.append(
+                f"  {label:<26} {results[name]['rate']:7.0f} msg/s [{_rates(rounds)}]  "
+                f"{versus and 'vs bare relay ' + versus}"
+            )
+    lines.append(f"  relay / echo ratio {ratio:.2f}")
+    for name in ("relay", "before", "bare", "echo"):
+        if f"{name}_latency" in results:
+            lines.append(f"{name:<6} {_latency_text(results[name + '_latency'])}")
+    memory = results.get("memory")
+    if memory is not None:
+        lines.append(
             f"memory {memory['kib_per_connection']:.1f} KiB per idle registered connection "
             f"({memory['connections']} connections; bare echo stack "
-            f"{results['echo_memory']['kib_per_connection']:.1f} KiB)",
+            f"{results['echo_memory']['kib_per_connection']:.1f} KiB)"
+        )
+    return "\n".join(
+        [
+            *lines,
             f"server CPU {relay['cpu']['server']:.0f}%  load CPU {relay['cpu']['load']:.0f}%  "
             f"other {relay['cpu']['other']:.0f}%  (relay max run; echo max run: server "
             f"{echo['cpu']['server']:.0f}%  load {echo['cpu']['load']:.0f}%  "

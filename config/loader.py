@@ -73,6 +73,7 @@ def _build(tree: Table) -> Config:
     _check_default_domain(config)
     _check_throttle(config.login)
     _check_messages(config)
+    _check_tls(config.server)
     if config.webhooks.url and not config.webhooks.secret:
         raise ConfigError("webhooks.secret", "required when webhooks.url is set")
     return config
@@ -139,6 +140,18 @@ def _check_throttle(login: LoginConfig) -> None:
             f"{login.throttle_max_delay:g}s is longer than login.throttle_window "
             f"({login.throttle_window:g}s): a lock must end before its failures are forgotten",
         )
+
+
+def _check_tls(server: ServerConfig) -> None:
+    """TLS needs both halves, and a file that is missing should be named at start-up, not
+    found by the first client's handshake."""
+    given = {"tls_cert": server.tls_cert, "tls_key": server.tls_key}
+    for name, other in (("tls_cert", "tls_key"), ("tls_key", "tls_cert")):
+        if given[name] and not given[other]:
+            raise ConfigError(f"server.{other}", f"required when server.{name} is set")
+    for name, value in given.items():
+        if value and not Path(value).is_file():
+            raise ConfigError(f"server.{name}", f"no such file: {shown_value(value)}")
 
 
 def _check_messages(config: Config) -> None:

@@ -68,6 +68,9 @@ class ServerConfig:
     node: Text = "switchboard"  # this node's name, sent as "pbx" in PbxInfo
     dns: OptionalText = ""  # the DNS name clients reach this server by, sent as "pbxDns" in PbxInfo
     log_format: LogFormat = "text"  # "text" lines or "json" (one object per line)
+    # TLS without a proxy: PEM certificate chain and its private key; both empty = plain HTTP
+    tls_cert: OptionalText = ""
+    tls_key: OptionalText = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +258,8 @@ class TenantConfig:
     queues: tuple[QueueConfig, ...] = ()
     demo: bool = False  # true marks a tenant whose passwords are public demo values
     emoticons: tuple[tuple[str, str], ...] = ()  # (shortcode, image url path on this server)
+    # origins ("https://shop.example") whose pages may make this tenant's visitors; empty = any
+    widget_origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

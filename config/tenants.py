@@ -29,7 +29,9 @@ _GROUP_NAME = re.compile(r"group-[0-9]+")
 """Addresses the messages service gives to groups (PROTOCOL §7.6); no user may take one."""
 _SHORTCODE = re.compile(r"[a-z0-9_+-]{1,32}")
 _IMAGE_PATH = re.compile(r"/[A-Za-z0-9._~/-]{1,200}\.(png|gif|svg|webp|jpe?g)")
-_TENANT_KEYS = ("demo", "users", "apps", "queues", "emoticons")
+_TENANT_KEYS = ("demo", "users", "apps", "queues", "emoticons", "widget_origins")
+_ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
+"""An origin as browsers send it: scheme, host and port, lower case, no path."""
 _USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
 _QUEUE_KEYS = ("dn", "agents")
 _APP_KEYS = ("dn", "password", "act_for", "apis", "num", "licences")
@@ -53,8 +55,28 @@ def _tenant(domain: str, value: object) -> TenantConfig:
     queues = _queues(table.get("queues", {}), f"{where}.queues", users, apps)
     emoticons = _emoticons(table.get("emoticons", {}), f"{where}.emoticons")
     return TenantConfig(
-        domain=domain, users=users, apps=apps, queues=queues, demo=demo, emoticons=emoticons
+        domain=domain,
+        users=users,
+        apps=apps,
+        queues=queues,
+        demo=demo,
+        emoticons=emoticons,
+        widget_origins=_widget_origins(table, where),
     )
+
+
+def _widget_origins(table: Table, where: str) -> tuple[str, ...]:
+    """The origins whose pages may make visitors of this tenant (PROTOCOL §9.1). Compared
+    with the ``Origin`` header as browsers send it, so written the same way."""
+    origins = strings(table, "widget_origins", where)
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ConfigError(
+                f"{where}.widget_origins",
+                f'expected origins like "https://shop.example" (lower case, no path), '
+                f"got {shown_value(origin)}",
+            )
+    return tuple(dict.fromkeys(origins))
 
 
 def _emoticons(value: object, where: str) -> tuple[tuple[str, str], ...]:

@@ -36,12 +36,13 @@ from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
 from signaling.directory import Directory
 from signaling.directory.changes import DirectoryChanges
-from signaling.endpoint import pbx_websocket
+from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
 from signaling.hub import Hub
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import render as render_metrics
 from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
+from signaling.tls import own_certificate, web_schemes
 from tracing import Tracer
 from tracing.logs import install_record_factory
 from tracing.routes import TraceRoutes
@@ -49,7 +50,6 @@ from web import web_routes
 
 __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 
-HUB_WEBSOCKET_PATH = "/PBX0/APPS/websocket"
 MESSAGES_WEBSOCKET_PATH = "/messages/websocket"
 
 Role = Literal["all", "hub", "messages"]
@@ -109,7 +109,9 @@ def _messages_service(
         password = password or secrets.token_hex(32)  # both ends live in this process
         service = MessagesService(config, password=password, tracer=tracer, users=directory.user)
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
-    return service, ServiceConnector(config, url, password, tracer)
+    # this process's own port: trust its own certificate (docs/protocol.md 12.30)
+    own = own_certificate(config) if url.startswith("wss:") and not messages.url else None
+    return service, ServiceConnector(config, url, password, tracer, own)
 
 
 def _lifespan(
@@ -170,7 +172,7 @@ def _routes(
         routes += service.routes()
     routes += TraceRoutes(switch.tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
-    visitors = Visitors(switch, config.support, apply=lambda actions: _on_hub(app, actions))
+    visitors = Visitors(switch, config, apply=lambda actions: _on_hub(app, actions))
     routes += visitors.routes()
     routes += web_routes(config)
     return routes
@@ -233,14 +235,15 @@ class HttpTrace:
 
 
 def local_url(config: Config, path: str) -> str:
-    """``ws://`` URL of ``path`` on this server, as a client on this machine reaches it."""
+    """``ws://`` (``wss://`` with TLS) URL of ``path`` on this server, as a client on this
+    machine reaches it."""
     host = config.server.host
     if host in ("0.0.0.0", ""):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
     shown = f"[{host}]" if ":" in host else host
-    return f"ws://{shown}:{config.server.port}{path}"
+    return f"{web_schemes(config)[1]}://{shown}:{config.server.port}{path}"
 
 
 async def healthz(request: Request) -> JSONResponse:

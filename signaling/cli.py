@@ -13,6 +13,7 @@ from config import Config, ConfigError, load_config
 
 from .app import HUB_WEBSOCKET_PATH, MESSAGES_WEBSOCKET_PATH, create_app
 from .core.switch import VERSION
+from .tls import web_schemes
 
 __all__ = ["main"]
 
@@ -90,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     """Exit 0 after a stop by SIGINT or SIGTERM; 2 with one line on stderr when the
     server cannot start (a setting, and why; see signaling.startup); 130 on Ctrl-C during
     start-up. The banner is printed only once the server answers."""
-    from .server import serve
+    from .server import loop_factory, serve
     from .startup import HeldLog, startup_failure
 
     prepared = _prepare(args)
@@ -108,7 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         app = create_app(config, role=args.role)
-        asyncio.run(serve(app, config, sock, ready=on_ready))
+        # uvicorn's own choice of loop (uvloop when installed), as ``uvicorn.run`` makes.
+        with asyncio.Runner(loop_factory=loop_factory(app, config)) as runner:
+            runner.run(serve(app, config, sock, ready=on_ready))
     except KeyboardInterrupt:  # Ctrl-C before the server was up
         log.release()
         return 130
@@ -182,16 +185,17 @@ def _without_credentials(url: str) -> str:
 def _banner(config: Config, role: str = "all") -> str:
     host, port = config.server.host, config.server.port
     shown = f"[{host}]" if ":" in host else host
-    lines = [f"Switchboard {VERSION} ({role}) listening on http://{shown}:{port}"]
+    web, ws = web_schemes(config)
+    lines = [f"Switchboard {VERSION} ({role}) listening on {web}://{shown}:{port}"]
     if role != "messages":
         lines.append(
-            f"  hub AppWebsocket (PbxSignal, PbxMessages): ws://{shown}:{port}{HUB_WEBSOCKET_PATH}"
+            f"  hub AppWebsocket (PbxSignal, PbxMessages): {ws}://{shown}:{port}{HUB_WEBSOCKET_PATH}"
         )
     messages = config.messages
     if role == "messages" or (role == "all" and messages.enabled and not messages.url):
         database = _without_credentials(messages.database) or f"SQLite in {config.server.data_dir}"
         lines.append(
-            f"  messages service: ws://{shown}:{port}{MESSAGES_WEBSOCKET_PATH} ({database})"
+            f"  messages service: {ws}://{shown}:{port}{MESSAGES_WEBSOCKET_PATH} ({database})"
         )
     elif role == "hub" and messages.enabled:
         lines.append(f"  messages service at {messages.url}")
@@ -205,31 +209,39 @@ def _banner(config: Config, role: str = "all") -> str:
             lines.append(
                 "    demo tenant: each password is <user>-demo (public, never use in production)"
             )
-    demo = next(
-        (tenant for tenant in config.tenants if tenant.demo and len(tenant.users) >= 2), None
-    )
-    if demo is not None:
-        first, second = demo.users[0].sip, demo.users[1].sip
-        chat = f"{_program()} chat"
-        url = _chat_url(host, port)
-        if url != DEFAULT_CHAT_URL:
-            chat += f" --url {url}"
-        lines += [
-            "  try a chat in two more terminals:",
-            f"    {chat} --sip {second} --password {second}-demo",
-            f"    {chat} --sip {first} --password {first}-demo --to {second}",
-        ]
+    lines += _try_a_chat(config, ws)
     return "\n".join(lines)
 
 
-def _chat_url(host: str, port: int) -> str:
+def _try_a_chat(config: Config, ws: str) -> list[str]:
+    """The banner's lines that start a chat between two demo users, if there are two."""
+    host, port = config.server.host, config.server.port
+    demo = next(
+        (tenant for tenant in config.tenants if tenant.demo and len(tenant.users) >= 2), None
+    )
+    if demo is None:
+        return []
+    first, second = demo.users[0].sip, demo.users[1].sip
+    chat = f"{_program()} chat"
+    # a certificate names the host clients use, not a loopback address
+    url = _chat_url(config.server.dns if ws == "wss" and config.server.dns else host, port, ws)
+    if url != DEFAULT_CHAT_URL:
+        chat += f" --url {url}"
+    return [
+        "  try a chat in two more terminals:",
+        f"    {chat} --sip {second} --password {second}-demo",
+        f"    {chat} --sip {first} --password {first}-demo --to {second}",
+    ]
+
+
+def _chat_url(host: str, port: int, scheme: str = "ws") -> str:
     """Where a client on this machine reaches the hub: a wildcard address is not one."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
     shown = f"[{host}]" if ":" in host else host
-    return f"ws://{shown}:{port}{HUB_WEBSOCKET_PATH}"
+    return f"{scheme}://{shown}:{port}{HUB_WEBSOCKET_PATH}"
 
 
 def _program() -> str:

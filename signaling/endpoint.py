@@ -11,7 +11,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from signaling.hub import Hub
 from tracing.logs import name_connection
 
-__all__ = ["pbx_websocket"]
+__all__ = ["HUB_WEBSOCKET_PATH", "pbx_websocket"]
+
+HUB_WEBSOCKET_PATH = "/PBX0/APPS/websocket"
+"""Served by ``signaling.hub_socket`` without ASGI under ``switchboard serve``; this endpoint
+serves it for any other ASGI server."""
 
 _CLEAN_CLOSE = frozenset({1000, 1001})
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .post_outbox import PostOutbox
     from .support.webhooks import WebhookSender
 
-__all__ = ["Hub", "Peer"]
+__all__ = ["Hub", "Peer", "WirePeer"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,15 @@ class Peer(Protocol):
     async def send_text(self, data: str) -> None: ...
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class WirePeer(Peer, Protocol):
+    """A peer the hub may also write to synchronously (``signaling.hub_socket``): frames written
+    while ``writable_now`` go out at the end of this turn of the loop, without a task."""
+
+    writable_now: bool
+
+    def write_text(self, text: str) -> None: ...
 
 
 _CloseItem = tuple[int, str]
@@ -137,6 +146,8 @@ class Hub:
         self._send_queue = send_queue
         self._peers: dict[int, Peer] = {}
         """Every open connection's WebSocket, by connection id."""
+        self._wired: dict[int, WirePeer] = {}
+        """The peers among them that take synchronous writes."""
         self._links: dict[int, _Link] = {}
         """Connections with frames waiting to be sent, or closing (see ``_Link``)."""
         self._wake = asyncio.Event()
@@ -191,6 +202,8 @@ class Hub:
     def attach(self, peer: Peer, address: str) -> int:
         conn_id, actions = self.switch.open(address)
         self._peers[conn_id] = peer
+        if hasattr(peer, "write_text"):
+            self._wired[conn_id] = peer  # type: ignore[assignment]
         self._apply(actions)
         return conn_id
 
@@ -225,6 +238,7 @@ class Hub:
     async def detach(self, conn_id: int, clean: bool) -> None:
         self._apply(self.switch.closed(conn_id, clean))
         self._peers.pop(conn_id, None)
+        self._wired.pop(conn_id, None)
         link = self._links.pop(conn_id, None)
         if link is not None and link.writer is not None:
             writer = link.writer
@@ -287,6 +301,7 @@ class Hub:
 
     def _apply(self, actions: list[Action]) -> None:
         links = self._links
+        wired = self._wired
         tracer = self.tracer
         limit = self._send_queue
         index = 0
@@ -296,7 +311,13 @@ class Hub:
             if type(action) is Send:  # the relay: first and cheapest
                 if tracer.pbx:
                     self._trace_pbx(action.conn, "send", action.text)
-                link = links.get(action.conn) or self._link(action.conn)
+                link = links.get(action.conn)
+                if link is None:
+                    peer = wired.get(action.conn)
+                    if peer is not None and peer.writable_now:
+                        peer.write_text(action.text)  # no queue, no task: out this turn
+                        continue
+                    link = self._link(action.conn)
                 if link is not None and not link.closing and not link.push(action.text, limit):
                     actions.extend(self._overflow(action.conn, link))
             elif type(action) is Close:

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ class ServiceConnector:
     url: str
     password: str
     tracer: Tracer
+    ssl: ssl.SSLContext | None = None
+    """For a wss:// url the system's roots do not vouch for (this server's own, with TLS)."""
 
     def build(self, events: ServiceEvents) -> tuple[PostOutbox, ServiceLink]:
         server = self.config.server
@@ -92,6 +95,7 @@ class ServiceConnector:
             on_message=events.from_service,
             on_duplicate=events.duplicate,
             tracer=self.tracer,
+            ssl=self.ssl,
         )
         return outbox, link
 
@@ -112,8 +116,10 @@ class ServiceLink:
         on_message: Callable[[JsonObject], None],
         on_duplicate: Callable[[JsonObject, JsonObject], None] = lambda post, original: None,
         tracer: Tracer | None = None,
+        ssl: ssl.SSLContext | None = None,
     ) -> None:
         self.url = url
+        self._ssl = ssl
         self._tracer = tracer or Tracer()
         self._password = password
         self._domain = domain
@@ -157,7 +163,7 @@ class ServiceLink:
         while True:
             client: AppWebsocketClient | None = None
             try:
-                client = await AppWebsocketClient.connect(self.url, max_size=None)
+                client = await AppWebsocketClient.connect(self.url, max_size=None, ssl=self._ssl)
                 await client.login(
                     app="messages",
                     sip="messages",

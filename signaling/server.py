@@ -21,9 +21,11 @@ from starlette.applications import Starlette
 
 from config import Config
 
-from .liveness import ping_settings, protocol_for
+from .endpoint import HUB_WEBSOCKET_PATH
+from .hub_socket import wire_protocol_for
+from .liveness import ping_settings
 
-__all__ = ["bound_socket", "serve", "uvicorn_config"]
+__all__ = ["bound_socket", "loop_factory", "serve", "uvicorn_config"]
 
 
 def uvicorn_config(
@@ -33,7 +35,8 @@ def uvicorn_config(
     options: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
-        "ws": protocol_for(config.limits.idle_timeout),
+        # The hub's WebSocket on the raw transport, everything else through ASGI.
+        "ws": wire_protocol_for(config.limits.idle_timeout, _starlette(app), HUB_WEBSOCKET_PATH),
         "ws_max_size": config.limits.max_frame,
         # permessage-deflate keeps ~40 KiB per connection (docs/benchmarks.md): opt-in.
         "ws_per_message_deflate": config.limits.compression,
@@ -49,8 +52,22 @@ def uvicorn_config(
         "access_log": False,
         "timeout_graceful_shutdown": 5,
     }
+    if config.server.tls_cert:  # HTTPS and wss:// on the one port (docs/operations.md)
+        options["ssl_certfile"] = config.server.tls_cert
+        options["ssl_keyfile"] = config.server.tls_key
     options.update(overrides)
     return uvicorn.Config(app, **options)
+
+
+def _starlette(app: Any) -> Starlette | None:
+    """The Starlette app whose ``state.hub`` may serve the hub's path."""
+    return app if isinstance(app, Starlette) else None
+
+
+def loop_factory(app: Any, config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop uvicorn itself would run ``serve`` on (``loop="auto"``: uvloop when
+    it is installed), for callers that run ``serve`` under their own ``asyncio.Runner``."""
+    return uvicorn_config(app, config).get_loop_factory()
 
 
 def bound_socket(host: str, port: int) -> socket.socket:

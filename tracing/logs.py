@@ -35,6 +35,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [conn %(conn)s]: %(message)s"
 
 _installed = False
 
+serving: str | None = None
+"""The connection whose frame is being handled outside any task of its own (the hub's
+WebSocket handles frames in the transport's callback, ``signaling.hub_socket``), else None."""
+
 
 def connection_task_name(conn_id: int | str) -> str:
     """The name of a task that serves connection ``conn_id`` (``create_task(name=...)``)."""
@@ -49,7 +53,9 @@ def name_connection(conn_id: int | str) -> None:
 
 
 def current_connection() -> str:
-    """The connection the running task serves, as text; ``"-"`` outside any."""
+    """The connection being served, as text; ``"-"`` outside any."""
+    if serving is not None:
+        return serving
     try:
         task = asyncio.current_task()
     except RuntimeError:  # no event loop in this thread

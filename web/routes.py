@@ -28,7 +28,9 @@ CSP = (
 never become code, even if sanitizing ever failed."""
 
 EMBEDDABLE = {"/visit"}
-"""Pages other sites may frame: the visitor widget lives in a frame on shop pages."""
+"""Pages other sites may frame: the visitor widget lives in a frame on shop pages. Which
+sites: those of the tenant's ``widget_origins`` (``/visit?domain=D``), any when it lists
+none."""
 
 _HEADERS = {
     "Content-Security-Policy": CSP,
@@ -37,24 +39,47 @@ _HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+HSTS = "max-age=31536000"
+"""With ``[server] tls_cert`` the server speaks HTTPS only: browsers are told to keep to it
+for a year, so a later link or typed address never goes out in clear text. Not for
+subdomains: other hosts under the same name are not this server's to decide."""
+
+
+def _headers(config: Config) -> dict[str, str]:
+    if not config.server.tls_cert:
+        return dict(_HEADERS)
+    return {**_HEADERS, "Strict-Transport-Security": HSTS}
+
 
 def web_routes(config: Config) -> list[BaseRoute]:
-    routes: list[BaseRoute] = [Route(path, _page(path, name)) for path, name in PAGES.items()]
+    headers = _headers(config)
+    routes: list[BaseRoute] = [
+        Route(path, _page(path, name, config, headers)) for path, name in PAGES.items()
+    ]
     routes.append(Route("/api/emoticons", _emoticons(config)))
-    routes.append(Route("/favicon.ico", _favicon))
-    routes.append(Mount("/static", app=_Static(directory=STATIC), name="static"))
+    routes.append(Route("/favicon.ico", _favicon(headers)))
+    static = _Static(directory=STATIC, headers=headers)
+    routes.append(Mount("/static", app=static, name="static"))
     return routes
 
 
-def _page(path: str, name: str) -> Callable[[Request], Awaitable[Response]]:
-    headers = dict(_HEADERS)
-    if path in EMBEDDABLE:
-        headers["Content-Security-Policy"] = CSP.replace(
-            "frame-ancestors 'self'", "frame-ancestors *"
-        )
+def _page(
+    path: str, name: str, config: Config, headers: dict[str, str]
+) -> Callable[[Request], Awaitable[Response]]:
+    ancestors = {tenant.domain: tenant.widget_origins for tenant in config.tenants}
+    default = config.login.default_domain
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC / name, media_type="text/html", headers=headers)
+        if path not in EMBEDDABLE:
+            return FileResponse(STATIC / name, media_type="text/html", headers=headers)
+        origins = ancestors.get(request.query_params.get("domain") or default, ())
+        framed_by = " ".join(("'self'", *origins)) if origins else "*"
+        csp = CSP.replace("frame-ancestors 'self'", f"frame-ancestors {framed_by}")
+        return FileResponse(
+            STATIC / name,
+            media_type="text/html",
+            headers={**headers, "Content-Security-Policy": csp},
+        )
 
     return page
 
@@ -74,19 +99,26 @@ def _emoticons(config: Config) -> Callable[[Request], Awaitable[Response]]:
     return emoticons
 
 
-async def _favicon(request: Request) -> Response:
-    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=_HEADERS)
+def _favicon(headers: dict[str, str]) -> Callable[[Request], Awaitable[Response]]:
+    async def favicon(request: Request) -> Response:
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=headers)
+
+    return favicon
 
 
 class _Static(StaticFiles):
     """Static files with the same headers as the pages (the widget's script is embedded
     on other sites' pages, so it is the one file that may be loaded cross-origin)."""
 
+    def __init__(self, *, directory: Path, headers: dict[str, str]) -> None:
+        super().__init__(directory=directory)
+        self._headers = headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                for key, value in _HEADERS.items():
+                for key, value in self._headers.items():
                     headers.append((key.lower().encode(), value.encode()))
                 message["headers"] = headers
             await send(message)

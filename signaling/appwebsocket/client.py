@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 import websockets
@@ -27,8 +28,15 @@ class AppWebsocketClient:
         self.domain: str | None = None
 
     @classmethod
-    async def connect(cls, url: str, *, max_size: int | None = 2**20) -> AppWebsocketClient:
-        return cls(await connect(url, max_size=max_size, ping_interval=None, compression=None))
+    async def connect(
+        cls, url: str, *, max_size: int | None = 2**20, ssl: ssl.SSLContext | None = None
+    ) -> AppWebsocketClient:
+        """``ssl`` for a wss:// url whose certificate the system does not trust (default:
+        the system's trusted roots)."""
+        options: dict[str, Any] = {} if ssl is None else {"ssl": ssl}
+        return cls(
+            await connect(url, max_size=max_size, ping_interval=None, compression=None, **options)
+        )
 
     async def login(
         self,

@@ -1,12 +1,20 @@
 """Visitors (PROTOCOL §9.1): throwaway accounts for people chatting from a web page.
 
-``POST /api/visitors {"name":…, "context":{…}}`` makes a user of the tenant with a random
-sip (``visitor-<token>``) and password, no licence (its chats are volatile), and answers
-``{"domain", "sip", "password", "expires"}``. The account is deleted once it has gone
-``support.visitor_ttl`` without a registration: the switch owns that from the moment it
-is told of the account (``Switch.visitor_made``), on the hub's clock. Visitors live in
-memory only (a restart ends them, as it ends their volatile chats). Each client address
-may make ``support.visitors_per_hour`` of them.
+``POST /api/visitors {"name":…, "context":{…}, "domain":…}`` makes a user of the tenant
+``domain`` names (the widget's ``data-domain``; the default tenant without it) with a
+random sip (``visitor-<token>``) and password, no licence (its chats are volatile), and
+answers ``{"domain", "sip", "password", "expires"}``. The account is deleted once it has
+gone ``support.visitor_ttl`` without a registration: the switch owns that from the moment
+it is told of the account (``Switch.visitor_made``), on the hub's clock. Visitors live in
+memory only (a restart ends them, as it ends their volatile chats).
+
+A hosted tenant's visitors use its agents' time, so a tenant may say which shop pages may
+make them (``widget_origins``): a browser's request from a page elsewhere (its ``Origin``)
+is refused. The widget's own frame (``/visit``, this server's origin) is checked where the
+browser can enforce it, by the frame-ancestors of that page (``web.routes``). A client that
+is not a browser sends no ``Origin`` and could forge one anyway; it is held by the per
+address limit, which counts each tenant apart (``support.visitors_per_hour``), so that one
+shop's busy network never locks another shop's visitors out.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from config import SupportConfig, UserConfig
+from config import Config, UserConfig
 
 from ..core.actions import Action
 from ..core.switch import Switch
@@ -34,43 +44,65 @@ _HOUR = 3600.0
 
 class Visitors:
     def __init__(
-        self, switch: Switch, config: SupportConfig, apply: Callable[[list[Action]], None]
+        self, switch: Switch, config: Config, apply: Callable[[list[Action]], None]
     ) -> None:
         self._switch = switch
-        self._config = config
+        self._config = config.support
+        self._origins = {tenant.domain: tenant.widget_origins for tenant in config.tenants}
+        """Per configured tenant, the origins whose pages may make its visitors (none
+        listed: any page; tenants the admin API added have none)."""
         self._apply = apply
         """Carries out the actions the switch returns (the hub's)."""
-        self._made = SlidingWindow(config.visitors_per_hour, _HOUR)
+        self._made = SlidingWindow(config.support.visitors_per_hour, _HOUR)
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/api/visitors", self._create, methods=["POST"])]
 
     async def _create(self, request: Request) -> Response:
         clock = self._switch.clock
-        address = request.client.host if request.client else "-"
-        if self._made.full(address, clock.monotonic()):
-            return _error(429, "rate_limited", "too many visitor accounts from this address")
         body = await request.body()
         try:
             fields = json.loads(body) if body else {}
         except (ValueError, RecursionError):
             fields = None
-        if not isinstance(fields, dict) or not isinstance(fields.get("name", ""), str):
-            return _error(400, "bad_json", 'expected {"name": <text>, "context": {…}}')
+        if not _well_formed(fields):
+            return _error(400, "bad_json", 'expected {"name": <text>, "domain": <text>, …}')
         directory = self._switch.directory
-        domain = directory.default_domain
+        domain = fields.get("domain") or directory.default_domain
         tenant = directory.tenant(domain)
         if tenant is None:
-            return _error(404, "not_found", "no tenant for visitors")
+            return _error(404, "not_found", "no such tenant")
+        if not self._origin_allowed(request, domain):
+            return _error(403, "origin_refused", "this page may not make visitors of the tenant")
+        address = request.client.host if request.client else "-"
+        counted = f"{domain} {address}"
+        if self._made.full(counted, clock.monotonic()):
+            return _error(429, "rate_limited", "too many visitor accounts from this address")
         name = " ".join(str(fields.get("name") or "Visitor").split())[:MAX_NAME] or "Visitor"
         sip = VISITOR_PREFIX + secrets.token_hex(8)
         password = secrets.token_urlsafe(24)
         tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
-        self._made.add(address, clock.monotonic())  # counts what this address made
+        self._made.add(counted, clock.monotonic())  # counts what this address made here
         self._apply(self._switch.visitor_made(domain, sip, fields.get("context")))
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)
         answer = {"domain": domain, "sip": sip, "password": password, "expires": expires}
         return JSONResponse(answer, status_code=201, headers={"Cache-Control": "no-store"})
+
+    def _origin_allowed(self, request: Request, domain: str) -> bool:
+        """No ``Origin`` (not a browser), this server's own pages, or a listed origin."""
+        origin = request.headers.get("origin")
+        allowed = self._origins.get(domain, ())
+        if origin is None or not allowed or origin in allowed:
+            return True
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _well_formed(fields: object) -> TypeGuard[dict[str, Any]]:
+    return (
+        isinstance(fields, dict)
+        and isinstance(fields.get("name", ""), str)
+        and isinstance(fields.get("domain", ""), str)
+    )
 
 
 def _error(status: int, code: str, text: str) -> Response:

@@ -3,7 +3,9 @@
  *
  *   <script src="https://HUB/static/widget.js" data-product="Lamp 7" data-seller="..." async></script>
  *
- * Optional: data-queue (default "support"), data-title (the chat's heading), data-color
+ * Optional: data-domain (the tenant whose visitor the chat makes, default the hub's default
+ * tenant; the tenant's widget_origins must list this page's origin), data-queue (default
+ * "support"), data-title (the chat's heading), data-color
  * (the bubble's colour), data-label (the bubble's accessible name).
  *
  * It adds a chat bubble to the page; a click opens a panel holding a frame of HUB/visit,
@@ -36,6 +38,7 @@
     var params = new URLSearchParams();
     if (data.product) params.set("product", data.product);
     if (data.seller) params.set("seller", data.seller);
+    if (data.domain) params.set("domain", data.domain);
     if (data.queue) params.set("queue", data.queue);
     if (data.title) params.set("title", data.title);
     // the page, not its query: a query may hold tokens, addresses or order numbers

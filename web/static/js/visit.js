@@ -12,13 +12,14 @@ import { messageFragment as fragment } from "./html.js";
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const queue = (params.get("queue") || "support").trim();
+const domain = (params.get("domain") || "").trim(); // the tenant (the widget's data-domain)
 const context = {};
 for (const key of ["product", "seller", "url"]) {
   const value = (params.get(key) || "").trim();
   if (value) context[key] = value;
 }
 const framed = window.parent !== window;
-const STORE = `switchboard.visit.${queue}`;
+const STORE = `switchboard.visit.${domain ? `${domain}.` : ""}${queue}`;
 
 // -- storage -----------------------------------------------------------------------------
 //
@@ -235,14 +236,16 @@ async function visitorAccount(name) {
   const response = await fetch("/api/visitors", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name, context }),
+    body: JSON.stringify(domain ? { name, context, domain } : { name, context }),
   });
   if (!response.ok) {
     const problem = await response.json().catch(() => ({}));
     throw new Error(
       problem.code === "rate_limited"
         ? "Too many chats were started from your network. Please try again later."
-        : "The chat could not be started. Please try again.",
+        : problem.code === "origin_refused"
+          ? "This shop's chat cannot be started from this page."
+          : "The chat could not be started. Please try again.",
     );
   }
   const made = await response.json();
