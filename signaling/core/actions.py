@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["Ack", "Action", "Close", "Notify", "Send", "Store", "StoredAck", "ToService"]
+if TYPE_CHECKING:
+    from .nodes.frames import DeviceRecord, NodeFrame
+
+__all__ = [
+    "Ack",
+    "Action",
+    "Claim",
+    "Claimed",
+    "Close",
+    "Forward",
+    "LookedUp",
+    "Lookup",
+    "Notify",
+    "Send",
+    "Store",
+    "StoredAck",
+    "ToService",
+    "Unclaim",
+]
 
 
 @dataclass(slots=True)  # not frozen: one is built per relayed frame (see messages.py)
@@ -79,4 +97,61 @@ class Notify:
     data: dict[str, Any]
 
 
-Action = Send | Ack | Close | ToService | Store | Notify
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Carry ``frame`` to switch ``node`` (SCALE.md: a call between switches). Only a
+    switch that is part of a cluster makes these; the bus hands them to ``from_nodes``."""
+
+    node: str
+    frame: NodeFrame
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """Find the registrations of these users on every switch; the answer comes back
+    through ``Switch.looked_up`` with the same ``request``."""
+
+    request: int
+    domain: str
+    sips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LookedUp:
+    """The answer to ``Lookup`` ``request``: every registration of the users asked for."""
+
+    request: int
+    devices: tuple[DeviceRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Add ``member`` to the shared set ``key`` if it holds fewer than ``limit`` (one
+    atomic step across switches, e.g. an agent's ``max_chats``); the answer comes back
+    through ``Switch.claimed``."""
+
+    request: int
+    key: str
+    member: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The answer to ``Claim`` ``request``: whether ``member`` is in the set now, and
+    who is (a refused claim learns who holds what it asked for)."""
+
+    request: int
+    granted: bool
+    holders: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Unclaim:
+    """Take ``member`` out of the shared set ``key`` again (no answer)."""
+
+    key: str
+    member: str
+
+
+Action = Send | Ack | Close | ToService | Store | Notify | Forward | Lookup | Claim | Unclaim

@@ -23,6 +23,7 @@ from .clock import Clock
 from .expiry import Expiry
 from .login_phase import Connection, reply
 from .messages import Inbound, Register
+from .nodes.seat import NodeSeat
 from .outbox import Outbox
 from .presence import Presence
 from .registry import Registration, Registry, new_token
@@ -46,6 +47,7 @@ class Devices:
         clock: Clock,
         resume_grace: float,
         close: Callable[[Connection, int, str], None],
+        node: NodeSeat | None = None,
     ) -> None:
         self._registry = registry
         self._presence = presence
@@ -55,6 +57,8 @@ class Devices:
         self._clock = clock
         self._resume_grace = resume_grace
         self._close = close
+        self._node = node
+        """The switch's seat in a cluster: it hears of every device that comes and goes."""
         self._graces: Expiry[Registration] = Expiry(timers, clock, resume_grace, self._grace_over)
         """Detached registrations (§4.9), ended when the resume grace is up."""
         self._by_token: dict[str, Registration] = {}
@@ -86,12 +90,21 @@ class Devices:
         registration.conn = 0
         registration.drop_cause = int(cause)
         self._chat.detach(registration)
+        if self._node is not None:
+            self._node.detached(registration)
+        self._graces.touch(registration, self._clock.monotonic())
+
+    def remote_lost(self, registration: Registration) -> None:
+        """A device on a lost switch (its stand-in here): its calls wait out the resume
+        grace, as a local device's whose link was lost, then end with cause 41."""
+        if self._resume_grace <= 0:
+            return self.end(registration, Q931.TEMPORARY_FAILURE)
         self._graces.touch(registration, self._clock.monotonic())
 
     def unregister(self, conn: Connection, cause: Q931) -> None:
         registration, conn.registration = conn.registration, None
         if registration is not None:
-            self._end(registration, cause)
+            self.end(registration, cause)
 
     def held(self) -> dict[str, int]:
         return {"resume_tokens": len(self._by_token), "resume_graces": len(self._graces)}
@@ -104,6 +117,8 @@ class Devices:
         answer = {"mt": "RegisterResult", "resumed": True, "resume": registration.token}
         reply(self._out, conn.id, inbound, answer)
         self._chat.resume(registration, dict(request.seqs))
+        if self._node is not None:
+            self._node.resumed(registration, request.seqs)
         self._chat.support.agent_changed(registration.domain, registration.user.sip)
 
     def _new(self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig) -> None:
@@ -117,6 +132,8 @@ class Devices:
         self._by_token[registration.token] = registration
         before = len(self._registry.of(domain, user.sip))
         self._registry.add(registration)
+        if self._node is not None:
+            self._node.registered(registration)
         answer: JsonObject = {"mt": "RegisterResult"}
         if request.resume is not None:
             answer["resumed"] = False
@@ -149,15 +166,19 @@ class Devices:
     def _grace_over(self, registration: Registration) -> None:
         """Nobody resumed the registration in time: it ends, and its calls with it."""
         if not registration.attached:
-            self._end(registration, Q931(registration.drop_cause))
+            self.end(registration, Q931(registration.drop_cause))
 
-    def _end(self, registration: Registration, cause: Q931) -> None:
+    def end(self, registration: Registration, cause: Q931) -> None:
+        """The registration ends (unregistered, its grace over, its switch gone), and its
+        calls with it."""
         self._graces.discard(registration)
         self._by_token.pop(registration.token, None)
         domain, sip = registration.domain, registration.user.sip
         before = len(self._registry.of(domain, sip))
         self._registry.remove(registration)
         self._chat.registration_ended(registration, hub_cause(cause))
+        if self._node is not None:
+            self._node.ended(registration, cause)
         self._presence.registrations_changed(domain, sip, before)
 
 

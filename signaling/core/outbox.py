@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from .actions import Ack, Action, Close, Notify, Send, Store, StoredAck, ToService
+from .actions import (
+    Ack,
+    Action,
+    Claim,
+    Close,
+    Forward,
+    Lookup,
+    Notify,
+    Send,
+    Store,
+    StoredAck,
+    ToService,
+    Unclaim,
+)
 from .codec import encode
+
+if TYPE_CHECKING:
+    from .nodes.frames import NodeFrame
 
 __all__ = ["Outbox"]
 
 
+def _nowhere(conn: int, text: str) -> None:
+    """A standalone switch has no remote devices: nothing is sent to a negative conn."""
+
+
 class Outbox:
-    __slots__ = ("_actions", "_pending")
+    """Collects the actions of one event. The one place where a frame for a device
+    becomes a local ``Send`` or, for a device on another switch, a ``Forward``: a
+    remote device's registration has a negative ``conn`` (see ``nodes.remote_legs``),
+    so a local send pays no lookup for the seam."""
+
+    __slots__ = ("_actions", "_pending", "remote")
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
         self._pending: dict[int, int] = {}
+        self.remote: Callable[[int, str], None] = _nowhere
+        """Where frames for remote devices (negative conns) go: set by a cluster's seat."""
 
     def send(self, conn: int, message: dict[str, Any]) -> None:
         self.send_text(conn, encode(message))
@@ -23,7 +51,9 @@ class Outbox:
     def send_text(self, conn: int, text: str) -> None:
         """Send a frame the caller already encoded (the relay builds its own). Connection
         0 is a detached registration's (§4.9): nothing can reach it, so nothing is sent."""
-        if not conn:
+        if conn <= 0:
+            if conn:  # a device on another switch (nodes.remote_legs)
+                self.remote(conn, text)
             return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1
@@ -50,6 +80,18 @@ class Outbox:
 
     def notify(self, event: str, data: dict[str, Any]) -> None:
         self._actions.append(Notify(event, data))
+
+    def forward(self, node: str, frame: NodeFrame) -> None:
+        self._actions.append(Forward(node, frame))
+
+    def lookup(self, request: int, domain: str, sips: tuple[str, ...]) -> None:
+        self._actions.append(Lookup(request, domain, sips))
+
+    def claim(self, request: int, key: str, member: str, limit: int) -> None:
+        self._actions.append(Claim(request, key, member, limit))
+
+    def unclaim(self, key: str, member: str) -> None:
+        self._actions.append(Unclaim(key, member))
 
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []

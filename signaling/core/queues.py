@@ -26,6 +26,7 @@ from typing import Any
 
 from config import QueueConfig, SupportConfig, UserConfig
 
+from .agent_slots import AgentSlots, LocalSlots
 from .call_control import CallControl
 from .calls import Call, Leg
 from .causes import Q931, hub_cause
@@ -33,7 +34,7 @@ from .clock import Clock
 from .directory_view import TenantLookup
 from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
 from .frames import board as board_update
-from .frames import endpoint, name_identification, setup_offer, system_message
+from .frames import name_identification, system_message
 from .messages import Sig
 from .outbox import Outbox
 from .presence import Presence
@@ -72,8 +73,11 @@ class Queues:
         max_calls: int,
         max_ids: int,
         licensed: Callable[[UserConfig], bool],
+        slots: AgentSlots | None = None,
     ) -> None:
         self._chat = chat
+        self._slots = slots or LocalSlots()
+        """Room under an agent's ``max_chats`` beyond this switch (a cluster's claims)."""
         self._out = outbox
         self._timers = timers
         self._clock = clock
@@ -165,15 +169,19 @@ class Queues:
             if sip in offered or sip in chat.declined or sip == chat.visitor.sip:
                 continue
             agent = tenant.user(sip)
-            if agent is None or not self.available(call.domain, agent):
-                continue
-            for device in self._devices(call.domain, sip):
-                self._chat.offer(call, device, self._offer_sig(chat))
+            if agent is not None and self.available(call.domain, agent):
+                ring = functools.partial(self._ring, chat, sip)
+                self._slots.ask(call.domain, agent, call.call_id, ring)
 
-    def _offer_sig(self, chat: SupportChat) -> JsonObject:
-        visitor = chat.visitor
-        cg = endpoint(visitor.sip, visitor.num)
-        return setup_offer(cg, {"sip": chat.queue.sip}, visitor.dn, chat.setup_fty())
+    def _ring(self, chat: SupportChat, sip: str) -> bool:
+        """Offer the waiting chat to the agent's devices; False when none could take it."""
+        call = chat.call
+        if call.callee is not None or call.call_id not in self.chats:
+            return False
+        devices = self._devices(call.domain, sip)
+        for device in devices:
+            self._chat.offer(call, device, chat.offer())
+        return bool(devices)
 
     def _devices(self, domain: str, sip: str) -> list[Registration]:
         return [
@@ -212,6 +220,7 @@ class Queues:
         chat.agent = agent
         active = self._active.setdefault((call.domain, agent.sip), set())
         active.add(call.call_id)
+        self._slots.keep_only(call.call_id, agent.sip)
         if len(active) >= agent.max_chats:
             self._withdraw_offers(call.domain, agent.sip)
         view = chat.view()
@@ -233,12 +242,15 @@ class Queues:
                 continue
             for leg in [leg for leg in call.offers if leg.reg.user.sip == sip]:
                 self._chat.end_offer(leg, hub_cause(Q931.NON_SELECTED_USER_CLEARING))
+            self._slots.release(call.call_id, sip)
 
     def declined(self, leg: Leg) -> None:
         """An agent released its offer: the chat keeps waiting for the others."""
         chat: SupportChat = leg.call.support
         chat.declined.add(leg.reg.user.sip)
         self._chat.withdraw(leg)
+        if not any(other.reg.user is leg.reg.user for other in leg.call.offers):
+            self._slots.release(leg.call.call_id, leg.reg.user.sip)
 
     def closed(self, call: Call, cause: int, by: str | None) -> None:
         """The call ended, whoever ended it."""
@@ -246,6 +258,7 @@ class Queues:
         if gone is None:
             return
         chat = gone
+        self._slots.release(call.call_id)
         if chat.idle is not None:
             chat.idle.cancel()
             chat.idle = None
@@ -402,7 +415,7 @@ class Queues:
         if leg is None:
             if len(reg.legs) >= self._max_calls or not reg.no_media or not reg.attached:
                 raise Unavailable("this device cannot take another call")
-            leg = self._chat.offer(call, reg, self._offer_sig(chat))
+            leg = self._chat.offer(call, reg, chat.offer())
         self._chat.answer(leg)
         return {"mt": "TakeResult", **conversation(call), "call": leg.number}
 
@@ -469,6 +482,7 @@ class Queues:
 
     def _finished(self, domain: str, agent: str, call_id: str) -> None:
         """The agent no longer has this chat; an agent with none has no entry at all."""
+        self._slots.release(call_id, agent)
         active = self._active.get((domain, agent))
         if active is not None:
             active.discard(call_id)

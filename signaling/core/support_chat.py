@@ -18,6 +18,7 @@ from config import QueueConfig, UserConfig
 
 from .calls import Call
 from .errors import BadJson, BadMime
+from .frames import endpoint, setup_offer
 from .messages import Sig
 from .sanitize import is_opaque, sanitize
 from .timers import Timer
@@ -88,6 +89,12 @@ class SupportChat:
         if self.context is not None:
             fty.append({"type": "context", **self.context})
         return fty
+
+    def offer(self) -> JsonObject:
+        """The ``setup`` an agent's device is offered: the visitor calling the queue."""
+        visitor = self.visitor
+        called = {"sip": self.queue.sip}
+        return setup_offer(endpoint(visitor.sip, visitor.num), called, visitor.dn, self.setup_fty())
 
     def touch(self, now: float, wall_ms: int) -> None:
         """A message: the inactivity clock starts again (the hot path: no timer work)."""

@@ -25,7 +25,7 @@ from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
-from .actions import Action, StoredAck
+from .actions import Action, Claimed, LookedUp, StoredAck
 from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
@@ -43,11 +43,15 @@ from .groups import GroupBook
 from .limits import TokenBucket
 from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
 from .messages import Inbound
+from .nodes.directory import DeviceBook
+from .nodes.frames import NodeFrame
+from .nodes.seat import NodeSeat
 from .outbox import Outbox
 from .pbx_messages import MessagesBridge
 from .presence import Presence
 from .registry import Registry
-from .status import SwitchStatus
+from .service_notes import ServiceNotes
+from .status import SwitchStatus, held, snapshot
 from .timers import TimerQueue
 from .visitor_accounts import VisitorAccounts
 
@@ -81,7 +85,11 @@ class Switch:
         directory: Directory | None = None,
         tracer: Tracer | None = None,
         make_challenge: Callable[[], str] = new_challenge,
+        node: str = "",
+        book: DeviceBook | None = None,
     ) -> None:
+        """``node`` and ``book``: this switch's name in a cluster and the cluster's shared
+        record of registrations (SCALE.md); without a book the switch stands alone."""
         self.config = config
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
@@ -97,6 +105,11 @@ class Switch:
         self.throttle = self.logins.throttle
         """Failed logins (§3.6); its counts feed ``/metrics``."""
         self.registry = Registry()
+        groups = GroupBook()
+        self.node = NodeSeat.of(
+            node, book, self.registry, self.directory, groups, self._out, config.limits.max_message
+        )
+        """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
@@ -104,12 +117,15 @@ class Switch:
             outbox=self._out,
             registry=self.registry,
             licensed=self.messages.licensed,
-            ask_badge=self._ask_badge,
+            ask_badge=lambda domain, sip: self.notes.ask_badge(domain, sip),
         )
-        self.chat = self._chat_calls()
+        self.chat = self._chat_calls(groups)
         self.presence.changed = self.chat.support.agent_changed
         self.devices = self._devices()
+        if self.node is not None:
+            self.node.seat(self.chat, self.devices)
         self.visitors = self._visitor_accounts()
+        self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
         """The rate limit (§4.11); each connection keeps its own level of it."""
         self.errors: Counter[str] = Counter()
@@ -139,7 +155,12 @@ class Switch:
             clock=self.clock,
             resume_grace=self.config.signaling.resume_grace,
             close=self._close,
+            node=self.node,
         )
+
+    def _service_notes(self) -> ServiceNotes:
+        remote = self.node.remote.by_conn if self.node is not None else None
+        return ServiceNotes(self.messages, self.presence, self.chat, self.connections, remote)
 
     def _visitor_accounts(self) -> VisitorAccounts:
         return VisitorAccounts(
@@ -151,24 +172,25 @@ class Switch:
             ttl=self.config.support.visitor_ttl,
         )
 
-    def _chat_calls(self) -> ChatCalls:
-        config = self.config
+    def _chat_calls(self, groups: GroupBook) -> ChatCalls:
+        config, node = self.config, self.node
         chat = ChatCalls(
             outbox=self._out,
             timers=self.timers,
             clock=self.clock,
             tenants=self.directory,
-            registry=self.registry,
+            registry=self.registry if node is None else node.devices,
             signaling=config.signaling,
             limits=config.limits,
             congested=lambda conn_id, pending: self.congested(conn_id, pending),
             drop_slow=self._drop_slow,
             presence=self.presence,
-            groups=GroupBook(),
+            groups=groups,
             licensed=self.messages.licensed,
             support=config.support,
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
+            agent_slots=node.claims if node is not None else None,
         )
         return chat
 
@@ -238,9 +260,7 @@ class Switch:
     def service_up(self) -> list[Action]:
         """The hub's link to the messages service is logged in."""
         self.messages.service_up()
-        self.messages.query({"mt": "SyncGroups"}, self._group_answer)
-        for domain, sip in self.presence.watched_badges():
-            self._ask_badge(domain, sip)
+        self.notes.synced()
         return self._out.drain()
 
     def service_down(self) -> list[Action]:
@@ -254,22 +274,14 @@ class Switch:
         try:
             notification = self.messages.from_service(message)
             if notification is not None:
-                self._notification(notification)
+                self.notes.notification(notification)
         except Exception:
             log.exception("internal error handling a message from the messages service")
         return self._out.drain()
 
     def stored(self, acks: list[StoredAck]) -> list[Action]:
         """These Posts are on disk: their senders learn ``stored`` (PROTOCOL §7.5)."""
-        for ack in acks:
-            conn = self.connections.get(ack.conn)
-            registration = conn.registration if conn is not None else None
-            leg = registration.legs.get(ack.number) if registration is not None else None
-            if leg is not None and leg.call.call_id == ack.call_id:
-                self.chat.stored(leg, ack)
-            else:  # the writer's connection changed since (a resume, §4.9)
-                self.chat.stored_late(ack)
-            self.chat.settled(ack)
+        self.notes.stored(acks)
         return self._out.drain()
 
     def recovered(self, posts: Iterable[JsonObject]) -> None:
@@ -286,6 +298,34 @@ class Switch:
         self.logins.set_browser_trace(on)
         return self._out.drain()
 
+    # -- entry points from the other switches of a cluster (SCALE.md) -------------------------
+
+    def from_nodes(self, node: str, frames: list[NodeFrame]) -> list[Action]:
+        """Frames switch ``node`` forwarded to this one, in the order it sent them."""
+        if self.node is not None:
+            self.node.from_nodes(node, frames)
+        return self._out.drain()
+
+    def looked_up(self, answer: LookedUp) -> list[Action]:
+        """Where the users of a waiting setup are registered: the setup runs now."""
+        parked = self.node.looked_up(answer) if self.node is not None else None
+        conn = self.connections.get(parked.conn) if parked is not None else None
+        if parked is not None and conn is not None and conn.registration is parked.reg:
+            self._guarded(conn, parked.inbound, parked.run)
+        return self._out.drain()
+
+    def claimed(self, answer: Claimed) -> list[Action]:
+        """The answer to a ``Claim``: an agent's chat goes on, or the next one is tried."""
+        if self.node is not None:
+            self.node.claimed(answer)
+        return self._out.drain()
+
+    def node_down(self, node: str) -> list[Action]:
+        """Switch ``node`` is gone for good (its lease ran out)."""
+        if self.node is not None:
+            self.node.node_down(node)
+        return self._out.drain()
+
     # -- entry points from the visitors' routes (§9.1) -----------------------------------------
 
     def visitor_made(self, domain: str, sip: str, context: object) -> list[Action]:
@@ -298,18 +338,7 @@ class Switch:
 
     def status(self) -> SwitchStatus:
         """A snapshot of the counters and sizes ``/metrics`` shows."""
-        chat, throttle = self.chat, self.throttle
-        return SwitchStatus(
-            registrations=len(self.registry),
-            calls=len(chat.calls),
-            messages=chat.messages,
-            errors=dict(self.errors),
-            login_failures=throttle.failures,
-            login_throttled=dict(throttle.throttled),
-            throttle_keys=throttle.tracked(self.clock.monotonic()),
-            sender_ids=len(chat.sender_ids),
-            resends=dict(chat.resends),
-        )
+        return snapshot(self)
 
     def next_deadline(self) -> float | None:
         return self.timers.next_deadline()
@@ -318,22 +347,7 @@ class Switch:
         """How many of each thing the core keeps now. Once every connection has closed
         and the resume grace is over, all of them are 0: nothing is kept for a closed
         connection (docs/benchmarks.md, the idle bench). ``/metrics`` shows them."""
-        self.timers.next_deadline()  # drops cancelled entries that are due first
-        logins, devices = self.logins.held(), self.devices.held()
-        return {
-            "connections": len(self.connections),
-            "registrations": len(self.registry),
-            "resume_tokens": devices["resume_tokens"],
-            "login_deadlines": logins["login_deadlines"],
-            "resume_graces": devices["resume_graces"],
-            "timers": self.timers.held,
-            "throttle_keys": logins["throttle_keys"],
-            "resends_waiting": self.chat.waiting_resends,
-            "calls": len(self.chat.calls),
-            "presence": self.presence.held(),
-            **self.messages.held(),
-            **self.chat.support.held(),
-        }
+        return held(self)
 
     def fire_timers(self) -> list[Action]:
         for timer in self.timers.pop_due(self.clock.monotonic()):
@@ -373,7 +387,10 @@ class Switch:
             registration = conn.registration
             if registration is None:
                 raise BadState("Signaling not allowed before Register")
-            return self.chat.on_signaling(registration, parse_signaling(inbound))
+            msg = parse_signaling(inbound)
+            if self.node is not None and self.node.signaling(conn.id, registration, inbound, msg):
+                return None  # the cluster's: a call homed elsewhere, or a setup's lookup
+            return self.chat.on_signaling(registration, msg)
         if mt == "Register":
             return self._register(conn, inbound)
         if mt == "Unregister":
@@ -416,35 +433,6 @@ class Switch:
         user = own_device(self.directory, principal, "PbxMessages")
         self.messages.request(conn.id, principal.domain, user, inbound)
 
-    def _group_answer(self, message: JsonObject) -> None:
-        if message.get("mt") == "GroupInd":
-            group = self.chat.groups.update(message)
-            if group is not None:
-                self.chat.group_changed(group)
-
-    def _notification(self, message: JsonObject) -> None:
-        """What the service tells the hub unasked (PROTOCOL §12.10)."""
-        mt, domain, user = message.get("mt"), message.get("domain"), message.get("user")
-        if mt == "GroupInd":
-            return self._group_answer(message)
-        if not isinstance(domain, str) or not isinstance(user, str):
-            return
-        if mt == "Badge" and type(message.get("count")) is int:
-            self.presence.badge(domain, user, message["count"])
-        elif mt == "ChatDeleted":  # docs/protocol.md 12.32: to the user's sessions
-            self.messages.tell(domain, user, message)
-        elif mt == "Seen" and type(message.get("seq")) is int:
-            call_id = message.get("callId")
-            if isinstance(call_id, str):
-                self.chat.seen(call_id, user, message["seq"])
-
-    def _ask_badge(self, domain: str, sip: str) -> None:
-        def done(answer: JsonObject) -> None:
-            if answer.get("mt") == "ReadBadgeResult" and type(answer.get("count")) is int:
-                self.presence.badge(domain, sip, answer["count"])
-
-        self.messages.query({"mt": "ReadBadge", "domain": domain, "user": sip}, done)
-
     # -- limits, timers, teardown ------------------------------------------------------------
 
     def _rate_limited(self, conn: Connection, wait_ms: int) -> None:
@@ -475,6 +463,16 @@ class Switch:
         conn.closing = True
         self.logins.ended(conn)
         self.devices.drop(conn, cause, resumable=resumable)
+
+    def _guarded(self, conn: Connection, inbound: Inbound, run: Callable[[], None]) -> None:
+        """Run what waited (a setup for its lookup), answering errors as ``receive`` does."""
+        try:
+            run()
+        except ProtocolError as exc:
+            self._error(conn, exc, inbound)
+        except Exception:
+            log.exception("internal error handling a setup on connection %d", conn.id)
+            self._error(conn, ProtocolError("internal error"), inbound, code="internal")
 
     # -- replies ------------------------------------------------------------------------------
 

@@ -3,8 +3,10 @@
 Theory of operation: the parts of the core (chat calls, presence, live support) hand a
 leg and a frame (``frames``) to ``Wire``; it wraps the frame in the leg's ``Signaling``
 envelope and queues it in the outbox for the leg's connection. ``text`` is the only
-method that turns a leg into an outbox send, so a leg whose device lives elsewhere has
-one place to be routed. A detached leg's connection is 0, which the outbox drops (§4.9).
+method that turns a leg into an outbox send. A detached leg's connection is 0, which the
+outbox drops (§4.9); a leg whose device is on another switch has a negative one, which
+the outbox forwards there (``nodes.remote_legs``, docs 12.28), in the same test, so a
+local send pays nothing for it.
 
 ``to_number`` is for the one case without a leg: the answer to a ``setup`` refused
 before any leg was made.
@@ -49,7 +51,8 @@ class Wire:
         if not record.told:
             return
         reg = leg.reg
-        if reg.cumulative_acks:  # joined with its neighbours by the I/O layer (12.31)
+        if reg.cumulative_acks and reg.conn > 0:  # joined by the I/O layer (12.31); a
+            # device on another switch hears the single form, its switch joins nothing
             self._out.ack(
                 Ack(
                     reg.conn, reg.src, leg.number, message_id, record.seq, record.time, record.state

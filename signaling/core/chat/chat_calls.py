@@ -27,6 +27,7 @@ from config import LimitsConfig, SignalingConfig, SupportConfig, UserConfig
 from tracing import Tracer
 
 from ..actions import StoredAck
+from ..agent_slots import AgentSlots
 from ..calls import Call, Leg
 from ..callstate import CLIENT_EVENTS, Event, Role
 from ..clock import Clock
@@ -74,6 +75,7 @@ class ChatCalls:
         support: SupportConfig | None = None,
         id_ttl: float = 24 * 3600.0,
         tracer: Tracer | None = None,
+        agent_slots: AgentSlots | None = None,
     ) -> None:
         self.presence = presence
         self.calls: dict[str, Call] = {}
@@ -86,7 +88,7 @@ class ChatCalls:
             outbox, timers, clock, signaling, limits.max_message, congested, drop_slow
         )
         self.support = self._queues(
-            outbox, timers, clock, tenants, registry, support, signaling, licensed
+            outbox, timers, clock, tenants, registry, support, signaling, licensed, agent_slots
         )
         self._control = self._call_control(timers, clock)
         self._setup = self._call_setup(tenants, registry, signaling, licensed)
@@ -123,7 +125,7 @@ class ChatCalls:
             legs=self._legs,
             acks=self._acks,
             calls=self.calls,
-            book=book or GroupBook(),
+            book=book if book is not None else GroupBook(),
             registry=registry,
             timers=timers,
             clock=clock,
@@ -166,6 +168,7 @@ class ChatCalls:
         support: SupportConfig | None,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
+        slots: AgentSlots | None,
     ) -> Queues:
         return Queues(
             chat=self,
@@ -179,6 +182,7 @@ class ChatCalls:
             max_calls=signaling.max_calls,
             max_ids=signaling.max_ids,
             licensed=licensed,
+            slots=slots,
         )
 
     def _call_control(self, timers: TimerQueue, clock: Clock) -> Control:
@@ -302,6 +306,14 @@ class ChatCalls:
 
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
         self._resume.resume(reg, seqs)
+
+    def group_live(self, domain: str, sip: str) -> bool:
+        """Whether the group has a live call here (a cluster's group home asks)."""
+        return self._groups.live(domain, sip)
+
+    def on_group_end(self, hook: Callable[[str, str], None]) -> None:
+        """``hook`` hears (domain, group sip) when a group's live call here ends."""
+        self._groups.ended = hook
 
     def group_changed(self, group: Group) -> None:
         self._groups.changed(group)

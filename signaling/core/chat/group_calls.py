@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from config import SignalingConfig
@@ -61,6 +62,11 @@ class GroupCalls:
         self._config = config
         self._live: dict[tuple[str, str], Call] = {}
         """Each group's live call, by (domain, group sip)."""
+        self.ended: Callable[[str, str], None] = _nobody
+        """Told (domain, group sip) when a group's live call ends (a cluster's seat)."""
+
+    def live(self, domain: str, sip: str) -> bool:
+        return (domain, sip) in self._live
 
     def named(self, domain: str, sip: str) -> Group | None:
         """The group a ``setup`` calls, if its ``cd`` names one of the caller's tenant."""
@@ -193,6 +199,7 @@ class GroupCalls:
         if not call.joined and not call.offers and call.group is not None:
             self._calls.pop(call.call_id, None)
             self._live.pop((call.domain, call.group.sip), None)
+            self.ended(call.domain, call.group.sip)
 
     def changed(self, group: Group) -> None:
         """The service changed a group: devices of users no longer members leave (21)."""
@@ -204,3 +211,7 @@ class GroupCalls:
             if leg.reg.user.sip not in group.members:
                 self._wire.sig(leg, rel(hub_cause(Q931.CALL_REJECTED)))
                 self.leave(leg)
+
+
+def _nobody(domain: str, sip: str) -> None:
+    """A standalone switch: nobody needs to hear that a group's call ended."""

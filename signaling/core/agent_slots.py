@@ -1,0 +1,47 @@
+"""Room for one more support chat under an agent's ``max_chats`` (PROTOCOL §9.2).
+
+Theory of operation: before a waiting chat is offered to an agent, ``Queues`` asks its
+``AgentSlots`` for the agent. A standalone switch holds every support chat of its
+tenants, so its own count (``Queues.available``) is the whole truth: ``LocalSlots``
+offers at once and keeps nothing. In a cluster, chats homed on other switches count too:
+the cluster's slots (``nodes.agent_claims``) claim the chat in the agent's shared set
+first and offer only once the claim is granted. Either way the queue tells its slots
+when an agent's part in a chat is over (declined, another agent took it, closed), so a
+claim never outlives what it counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from config import UserConfig
+
+__all__ = ["AgentSlots", "LocalSlots"]
+
+
+class AgentSlots(Protocol):
+    def ask(self, domain: str, agent: UserConfig, call_id: str, ring: Callable[[], bool]) -> None:
+        """Offer chat ``call_id`` to ``agent`` (``ring``) once it has room; ``ring`` says
+        whether any device was offered it."""
+
+    def release(self, call_id: str, sip: str | None = None) -> None:
+        """The agent ``sip`` (None: every agent) no longer has chat ``call_id``."""
+
+    def keep_only(self, call_id: str, sip: str) -> None:
+        """Agent ``sip`` took chat ``call_id``: the others' offers of it are over."""
+
+
+class LocalSlots:
+    """A standalone switch: the queue's own count decided already; nothing to keep."""
+
+    __slots__ = ()
+
+    def ask(self, domain: str, agent: UserConfig, call_id: str, ring: Callable[[], bool]) -> None:
+        ring()
+
+    def release(self, call_id: str, sip: str | None = None) -> None:
+        pass
+
+    def keep_only(self, call_id: str, sip: str) -> None:
+        pass

@@ -1,0 +1,11 @@
+"""Calls across switches: the seam between a call's home switch and the switches where
+its devices are (SCALE.md "Home node and remote legs").
+
+- ``frames``: what switches tell each other.
+- ``directory``: where a user's devices are (``DeviceDirectory``, ``DeviceBook``).
+- ``remote_legs``: the home's side of a device on another switch.
+- ``proxy_legs``: a switch's side of its own device in a call homed elsewhere.
+- ``agent_claims``: support agents' ``max_chats`` counted across switches.
+- ``group_homes``: one home per group's live call.
+- ``seat``: a switch's place in the cluster, sorting what comes in.
+"""

@@ -1,0 +1,65 @@
+"""Where a user's devices are: the ``DeviceDirectory`` the call core offers calls to.
+
+A standalone switch's directory is its own ``Registry``: the registrations of its own
+connections, at no extra cost. A switch in a cluster offers calls through
+``ReachableDevices``: its own registrations, then stand-ins for the ones on other
+switches (``remote_legs.RemoteDevices``) as far as the last ``Lookup`` found them. The
+cluster's shared record of every registration is a ``DeviceBook`` (Redis in production,
+a dict in the in-memory bus); a switch writes its own registrations there and reads the
+others' only through ``Lookup``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+from ..registry import Registration, Registry
+
+if TYPE_CHECKING:
+    from .frames import DeviceRecord
+    from .remote_legs import RemoteDevices
+
+__all__ = ["DeviceBook", "DeviceDirectory", "ReachableDevices"]
+
+
+class DeviceDirectory(Protocol):
+    """The registrations of (domain, sip) a call may be offered to, on any switch: a
+    remote one is a registration whose ``conn`` is negative (``remote_legs``)."""
+
+    def of(self, domain: str, sip: str) -> tuple[Registration, ...]: ...
+
+
+class DeviceBook(Protocol):
+    """The cluster's shared record of registrations: each switch writes its own."""
+
+    def publish(self, record: DeviceRecord) -> None: ...
+
+    def withdraw(self, node: str, ref: int) -> None: ...
+
+    def find(self, domain: str, sips: Iterable[str]) -> tuple[DeviceRecord, ...]: ...
+
+
+class ReachableDevices(Registry):
+    """A cluster switch's directory for calls: its own registrations first (the order a
+    standalone switch offers in), then the known ones elsewhere. Adding and removing go
+    to the switch's own registry; this view keeps nothing of its own."""
+
+    def __init__(self, local: Registry, remote: RemoteDevices) -> None:
+        super().__init__()
+        self._local = local
+        self._remote = remote
+
+    def add(self, registration: Registration) -> None:
+        self._local.add(registration)
+
+    def remove(self, registration: Registration) -> None:
+        self._local.remove(registration)
+
+    def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
+        local = self._local.of(domain, sip)
+        remote = self._remote.of(domain, sip)
+        return local + remote if remote else local
+
+    def __len__(self) -> int:
+        return len(self._local)

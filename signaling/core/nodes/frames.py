@@ -1,0 +1,142 @@
+"""What switches tell each other about calls that span them (SCALE.md "Home node and
+remote legs").
+
+Theory of operation: every call has one *home* switch, the one that received its
+``setup``; it runs the whole call (seq, held messages, acks, transcript, first ``conn``
+wins). A device registered on another switch takes part through a *remote leg* at the
+home and a *proxy leg* on its own switch. These frames travel between the two:
+
+    home  -> device's switch   Offer      a setup for one of its devices
+                               ToLeg      any other frame for a proxy leg
+                               Release    the last frame of a proxy leg (its ``rel``)
+    device's switch -> home    FromDevice the device's event on a proxy leg (checked)
+                               Join       the device's setup to a group whose live
+                                          call is homed there (docs 12.28)
+                               Refused    (home -> device's switch) the home said no
+                               DeviceAway / DeviceBack / DeviceGone
+                                          the device's connection dropped, resumed, ended
+
+A device is named by ``device``, the number its own switch gave the registration
+(``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
+for a device carry ``sig``, the ``sig`` object already encoded as JSON text: the device's
+switch puts its own envelope (``src``, its call number) around it and never decodes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "DeviceAway",
+    "DeviceBack",
+    "DeviceGone",
+    "DeviceRecord",
+    "FromDevice",
+    "Join",
+    "NodeFrame",
+    "Offer",
+    "Refused",
+    "Release",
+    "ToLeg",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """One registration as the shared directory knows it: where it is, whose it is."""
+
+    node: str
+    ref: int
+    domain: str
+    sip: str
+    hw: str
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Offer a call to ``device``: its switch gives it a call number and sends ``sig``."""
+
+    device: int
+    leg: int
+    sig: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToLeg:
+    """A frame for the device on proxy leg ``leg`` (a message, an ack, ``conn``...)."""
+
+    device: int
+    leg: int
+    sig: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The home ended leg ``leg``: ``sig`` (a ``rel``) is the device's last frame on it."""
+
+    device: int
+    leg: int
+    sig: str
+
+
+@dataclass(frozen=True, slots=True)
+class FromDevice:
+    """The device's ``sig`` on proxy leg ``leg``, already checked by its switch (size,
+    rate, state): the home runs it as if the device were its own."""
+
+    device: int
+    leg: int
+    sig: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """The device ``record`` sent ``sig``, a ``setup`` to a group whose live call is
+    homed at the target, on its call number ``leg``: the home runs it as the device's own
+    (the device may be new to it, hence the whole record)."""
+
+    record: DeviceRecord
+    leg: int
+    sig: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The home refused the device's last frame on ``leg``: the device hears ``Error``."""
+
+    device: int
+    leg: int
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAway:
+    """The device's connection dropped; its calls wait for a resume (§4.9)."""
+
+    device: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBack:
+    """A new connection resumed the device: the home offers its calls again and replays
+    after ``seqs`` (the client's last seq per call, as it sent them)."""
+
+    device: int
+    seqs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceGone:
+    """The device's registration ended with ``cause``: its legs end as a local one's would."""
+
+    device: int
+    cause: int
+
+
+NodeFrame = (
+    Offer | ToLeg | Release | FromDevice | Join | Refused | DeviceAway | DeviceBack | DeviceGone
+)
+"""Everything one switch forwards to another."""

@@ -1,0 +1,192 @@
+"""Proxy legs: a switch's side of its own device in a call whose home is another switch.
+
+Theory of operation: the home offers a call to one of this switch's devices (``Offer``).
+The device gets a call number from its own registration, as for a local offer, and the
+setup. From then on the proxy leg only passes frames: what the home sends (``ToLeg``,
+``Release``) is pushed to the device with this switch's envelope and never decoded;
+what the device sends on the leg is checked here first, where the connection is (the
+rate limit already ran in ``Switch.receive``; here the leg's state in the client table
+and each message's size), then forwarded to the home (``FromDevice``), which decides
+everything else. A proxy leg ends on the home's ``Release``, on the device's ``rel``, or
+with ``rel`` 41 when the home switch is lost (as a lost link would end it).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
+from ..causes import Q931, hub_cause
+from ..codec import encode
+from ..errors import BadState, MessageTooBig
+from ..messages import Signaling
+from ..outbox import Outbox
+from ..registry import Registration
+from .frames import FromDevice, Offer, Refused, Release, ToLeg
+
+__all__ = ["LOST", "ProxyLeg", "ProxyLegs"]
+
+_ENDED = 256
+"""Proxy legs remembered after they end, so that what the home sent before it heard the
+device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch."""
+LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
+
+
+class ProxyLeg:
+    """One device's leg in a call at another switch (``home``), known there as ``leg``."""
+
+    __slots__ = ("device", "head", "home", "leg", "number", "reg", "role", "state")
+
+    def __init__(
+        self, home: str, device: int, leg: int, reg: Registration, number: int, role: Role
+    ) -> None:
+        self.home = home
+        self.device = device
+        self.leg = leg
+        self.reg = reg
+        self.number = number
+        self.role = role
+        self.state = LegState.OFFERED if role is Role.CALLEE else LegState.SETUP_SENT
+        self.head: tuple[object, str] | None = None
+        """(src it was built for, the envelope up to ``"sig":``), like a leg's relay head."""
+
+    def frame(self, sig: str) -> str:
+        """The whole frame for the device around a ``sig`` encoded at the home."""
+        head, src = self.head, self.reg.src
+        if head is None or head[0] is not src:
+            envelope: dict[str, Any] = {"api": "PbxSignal", "mt": "Signaling"}
+            if src is not None:
+                envelope["src"] = src
+            envelope["call"] = self.number
+            head = self.head = (src, encode(envelope)[:-1] + ',"sig":')
+        return f"{head[1]}{sig}}}"
+
+
+class ProxyLegs:
+    """This switch's proxy legs, by (home switch, device, home's leg number)."""
+
+    def __init__(self, *, outbox: Outbox, max_message: int) -> None:
+        self._out = outbox
+        self._max_message = max_message
+        self._legs: dict[tuple[str, int, int], ProxyLeg] = {}
+        self._ended: OrderedDict[tuple[str, int, int], ProxyLeg] = OrderedDict()
+        self._by_reg: dict[Registration, dict[int, ProxyLeg]] = {}
+        """Each device's proxy legs by its own call number: only devices that have one."""
+
+    def held(self) -> int:
+        return len(self._legs)
+
+    def offer(self, home: str, reg: Registration, frame: Offer) -> None:
+        number = reg.allocate_offer_number()
+        proxy = self._add(ProxyLeg(home, frame.device, frame.leg, reg, number, Role.CALLEE))
+        self._out.send_text(reg.conn, proxy.frame(frame.sig))
+
+    def join(self, home: str, reg: Registration, number: int, device: int) -> None:
+        """The device's ``setup`` on its own call number goes to the home of a group's
+        call (``Join``): the leg is the device's caller leg there, under that number."""
+        self._add(ProxyLeg(home, device, number, reg, number, Role.CALLER))
+
+    def _add(self, proxy: ProxyLeg) -> ProxyLeg:
+        self._legs[proxy.home, proxy.device, proxy.leg] = proxy
+        self._by_reg.setdefault(proxy.reg, {})[proxy.number] = proxy
+        return proxy
+
+    def to_leg(self, home: str, frame: ToLeg | Release) -> None:
+        key = (home, frame.device, frame.leg)
+        proxy = self._legs.get(key)
+        if proxy is None:  # the device's rel crossed this frame: the home sent it before
+            proxy = self._ended.get(key)  # it heard the rel, as a socket's queue would
+            if proxy is not None:
+                self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
+            return
+        self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
+        if type(frame) is Release:
+            self._forget(proxy)
+        elif proxy.role is Role.CALLER and proxy.state is not LegState.CONNECTED:
+            _heard(proxy, frame.sig)  # a caller's leg moves on the home's answers
+
+    def refused(self, home: str, frame: Refused) -> None:
+        key = (home, frame.device, frame.leg)
+        proxy = self._legs.get(key) or self._ended.get(key)
+        if proxy is not None:
+            error = {"api": "PbxSignal", "mt": "Error", "code": frame.code, "text": frame.text}
+            self._out.send(proxy.reg.conn, {**error, "call": proxy.number})
+            if proxy.state is LegState.SETUP_SENT:  # a refused setup leaves no leg
+                self._forget(proxy)
+
+    def on_signaling(self, proxy: ProxyLeg, msg: Signaling, sig: dict[str, Any]) -> None:
+        """The device's frame on a proxy leg: checked here, decided at the home."""
+        kind = msg.sig.type
+        event = CLIENT_EVENTS.get(kind)
+        if event is None or event is Event.SETUP:
+            raise BadState(f"{kind} not allowed in state {proxy.state.value}")
+        fields = msg.sig.fields
+        if event is Event.PROGRESS and fields and "cau" in fields:
+            event = Event.DISC  # as the home will read it (12.25)
+        state = client_event(proxy.role, proxy.state, event)
+        for message in msg.sig.messages:
+            if message.data is not None and _utf8_len(message.data) > self._max_message:
+                raise MessageTooBig(f"message data above {self._max_message} bytes")
+        proxy.state = state
+        if event is Event.REL:  # after disc the home's rel still comes (its Release)
+            self._forget(proxy)
+        self._out.forward(proxy.home, FromDevice(proxy.device, proxy.leg, sig))
+
+    def get(self, reg: Registration, number: int) -> ProxyLeg | None:
+        """The device's proxy leg with call number ``number``, if that call is homed elsewhere."""
+        proxied = self._by_reg.get(reg)
+        return proxied.get(number) if proxied is not None else None
+
+    def of_device(self, reg: Registration) -> list[ProxyLeg]:
+        proxied = self._by_reg.get(reg)
+        return list(proxied.values()) if proxied else []
+
+    def drop(self, reg: Registration) -> set[str]:
+        """Forget the device's proxy legs (its homes are told by the caller); returns
+        the homes they belonged to."""
+        homes = set()
+        for proxy in self.of_device(reg):
+            homes.add(proxy.home)
+            self._forget(proxy)
+        return homes
+
+    def home_lost(self, home: str) -> None:
+        """The home switch is gone, and its calls with it: each device hears ``rel`` 41."""
+        for proxy in [proxy for proxy in self._legs.values() if proxy.home == home]:
+            self._out.send_text(proxy.reg.conn, proxy.frame(LOST))
+            self._forget(proxy)
+
+    def _forget(self, proxy: ProxyLeg) -> None:
+        key = (proxy.home, proxy.device, proxy.leg)
+        if self._legs.pop(key, None) is not None:
+            self._ended[key] = proxy
+            if len(self._ended) > _ENDED:
+                self._ended.popitem(last=False)
+        proxied = self._by_reg.get(proxy.reg)
+        if proxied is not None and proxied.get(proxy.number) is proxy:
+            del proxied[proxy.number]
+            if not proxied:
+                del self._by_reg[proxy.reg]
+
+
+_ANSWERS = {
+    '{"type":"call_proc"': Event.CALL_PROC,
+    '{"type":"alert"': Event.ALERT,
+    '{"type":"conn"': Event.CONN,
+}
+"""The home's answers to a caller's ``setup``, by how their encoded ``sig`` starts."""
+
+
+def _heard(proxy: ProxyLeg, sig: str) -> None:
+    """The home answered the device's ``setup``: its leg's state in the hub table."""
+    for prefix, event in _ANSWERS.items():
+        if sig.startswith(prefix):
+            state = hub_event(proxy.role, proxy.state, event)
+            if state is not None:
+                proxy.state = state
+            return
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

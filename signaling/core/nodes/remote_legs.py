@@ -1,0 +1,138 @@
+"""Remote legs: the home switch's side of a device registered on another switch.
+
+Theory of operation: the home runs the whole call (SCALE.md decision 2). A device on
+another switch takes part through a stand-in ``Registration`` here, whose ``conn`` is a
+negative number no connection ever has. The call core treats it as any device: it
+offers to it, counts its legs, relays to it. Its frames reach ``Outbox.send_text`` like
+every frame; a negative ``conn`` sends them to ``RemoteDevices.send``, which takes the
+envelope off (the device's switch puts its own on) and forwards the ``sig`` as an
+``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. What the device
+does on its leg comes back as ``FromDevice`` and runs through the call core unchanged.
+
+While the device's connection is away (``DeviceAway``), or its switch is lost, the
+stand-in's ``conn`` is 0, exactly as a local detached registration's (§4.9).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable
+
+from ..directory_view import TenantLookup
+from ..outbox import Outbox
+from ..registry import Registration
+from .frames import DeviceRecord, Offer, Release, ToLeg
+
+__all__ = ["RemoteDevices"]
+
+log = logging.getLogger(__name__)
+
+_HEAD = '{"api":"PbxSignal","mt":"Signaling","call":'
+"""How every frame for a stand-in starts: it has no ``src`` (the device's switch adds it)."""
+_SIG = ',"sig":'
+
+DeviceKey = tuple[str, int]
+"""(switch, the registration's number there)."""
+
+
+class RemoteDevices:
+    """The stand-ins for devices on other switches, by switch and by user."""
+
+    def __init__(self, *, outbox: Outbox, tenants: TenantLookup) -> None:
+        self._out = outbox
+        self._tenants = tenants
+        self._by_key: dict[DeviceKey, Registration] = {}
+        self._keys: dict[Registration, DeviceKey] = {}
+        self._by_conn: dict[int, Registration] = {}
+        self._conns: dict[Registration, int] = {}
+        self._by_user: dict[tuple[str, str], list[Registration]] = {}
+        self._numbers = itertools.count(-1, -1)
+        outbox.remote = self.send
+
+    def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
+        found = self._by_user.get((domain, sip))
+        return tuple(found) if found else ()
+
+    def get(self, node: str, ref: int) -> Registration | None:
+        return self._by_key.get((node, ref))
+
+    def by_conn(self, conn: int) -> Registration | None:
+        return self._by_conn.get(conn)
+
+    def key(self, device: Registration) -> DeviceKey | None:
+        return self._keys.get(device)
+
+    def on_node(self, node: str) -> list[Registration]:
+        return [device for (where, _), device in self._by_key.items() if where == node]
+
+    def held(self) -> int:
+        return len(self._by_key)
+
+    def refresh(self, domain: str, sips: Iterable[str], found: Iterable[DeviceRecord]) -> None:
+        """A lookup's answer for these users: stand-ins for what it found elsewhere;
+        those it no longer found go, unless a call still uses them. A stand-in that is
+        found again is kept: its leg numbers go on, so a late frame for an ended leg can
+        never be taken for a new one's."""
+        keys = {(record.node, record.ref) for record in found}
+        for sip in sips:
+            for device in self.of(domain, sip):
+                if not device.legs and self._keys[device] not in keys:
+                    self.forget(device)
+        for record in found:
+            if (record.node, record.ref) not in self._by_key:
+                self._add(record)
+
+    def ensure(self, record: DeviceRecord) -> Registration | None:
+        """The stand-in of ``record``'s device, made now if this switch had none."""
+        return self._by_key.get((record.node, record.ref)) or self._add(record)
+
+    def _add(self, record: DeviceRecord) -> Registration | None:
+        tenant = self._tenants.tenant(record.domain)
+        user = tenant.user(record.sip) if tenant is not None else None
+        if user is None:
+            return None
+        conn = next(self._numbers)
+        device = Registration(conn, record.domain, user, record.hw, record.flags, None)
+        key = (record.node, record.ref)
+        self._by_key[key], self._keys[device] = device, key
+        self._by_conn[conn], self._conns[device] = device, conn
+        self._by_user.setdefault((record.domain, record.sip), []).append(device)
+        return device
+
+    def forget(self, device: Registration) -> None:
+        key = self._keys.pop(device, None)
+        if key is None:
+            return
+        del self._by_key[key]
+        del self._by_conn[self._conns.pop(device)]
+        user = (device.domain, device.user.sip)
+        devices = self._by_user[user]
+        devices.remove(device)
+        if not devices:
+            del self._by_user[user]
+
+    def away(self, device: Registration) -> None:
+        """Nothing reaches the device now (its connection or its switch is gone)."""
+        device.conn = 0
+
+    def back(self, device: Registration) -> None:
+        device.conn = self._conns[device]
+
+    def send(self, conn: int, text: str) -> None:
+        """One frame for a stand-in, as the call core built it: forwarded to its switch."""
+        device = self._by_conn.get(conn)
+        key = self._keys.get(device) if device is not None else None
+        if key is None or not text.startswith(_HEAD):
+            log.warning("frame for a device on another switch dropped: %.60s", text)
+            return
+        end = text.index(_SIG, len(_HEAD))
+        leg = int(text[len(_HEAD) : end])
+        sig = text[end + len(_SIG) : -1]
+        node, ref = key
+        if sig.startswith('{"type":"setup"'):
+            self._out.forward(node, Offer(ref, leg, sig))
+        elif sig.startswith('{"type":"rel"'):
+            self._out.forward(node, Release(ref, leg, sig))
+        else:
+            self._out.forward(node, ToLeg(ref, leg, sig))

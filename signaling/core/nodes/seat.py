@@ -1,0 +1,373 @@
+"""A switch's seat in a cluster: its registrations in the shared book, the lookups its
+setups wait for, and the frames other switches send it (SCALE.md decision 10).
+
+Theory of operation: a standalone switch has no seat and pays nothing for one. With a
+seat, every registration of the switch's own is written to the cluster's ``DeviceBook``
+under a number (``ref``) other switches name it by. A ``setup`` first asks the book,
+through a ``Lookup`` action, where the users it needs are registered (the callee, a
+queue's agents, a group's members); the setup waits here and runs when
+``Switch.looked_up`` brings the answer, with stand-ins for the devices found elsewhere
+(``remote_legs``). Frames from other switches are sorted here: those about this
+switch's own devices go to ``proxy_legs``, those about remote legs of calls homed here
+run through the call core. ``node_down`` ends both sides as a lost link would.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..actions import Claimed, LookedUp
+from ..causes import Q931
+from ..codec import parse_signaling
+from ..directory_view import TenantLookup
+from ..errors import ProtocolError
+from ..groups import GroupBook
+from ..messages import Inbound, Sig, Signaling
+from ..outbox import Outbox
+from ..registry import Registration, Registry
+from .agent_claims import AgentClaims
+from .directory import DeviceBook, ReachableDevices
+from .frames import (
+    DeviceAway,
+    DeviceBack,
+    DeviceGone,
+    DeviceRecord,
+    FromDevice,
+    Join,
+    NodeFrame,
+    Offer,
+    Refused,
+    Release,
+    ToLeg,
+)
+from .group_homes import GroupHomes, GroupKey
+from .proxy_legs import LOST, ProxyLegs
+from .remote_legs import RemoteDevices
+
+__all__ = ["CallCore", "DeviceEnds", "NodeSeat", "Parked"]
+
+log = logging.getLogger(__name__)
+
+
+class CallCore(Protocol):
+    """What the seat needs of the call core: what it does for a local device."""
+
+    def on_signaling(self, reg: Registration, msg: Signaling) -> None: ...
+
+    def detach(self, reg: Registration) -> None: ...
+
+    def resume(self, reg: Registration, seqs: dict[str, int]) -> None: ...
+
+    def group_live(self, domain: str, sip: str) -> bool: ...
+
+    def on_group_end(self, hook: Callable[[str, str], None]) -> None: ...
+
+
+class DeviceEnds(Protocol):
+    """What the seat needs of the switch's devices: the resume grace and the end."""
+
+    def remote_lost(self, registration: Registration) -> None: ...
+
+    def end(self, registration: Registration, cause: Q931) -> None: ...
+
+
+@dataclass(slots=True)
+class Parked:
+    """A setup waiting for its ``Lookup``."""
+
+    conn: int
+    reg: Registration
+    inbound: Inbound
+    msg: Signaling
+    core: CallCore
+    settle: Callable[[], None] | None = None
+    """For a group's setup: give the group's home back if the setup made no call."""
+
+    def run(self) -> None:
+        try:
+            self.core.on_signaling(self.reg, self.msg)
+        finally:
+            if self.settle is not None:
+                self.settle()
+
+
+class NodeSeat:
+    @staticmethod
+    def of(
+        name: str,
+        book: DeviceBook | None,
+        registry: Registry,
+        tenants: TenantLookup,
+        groups: GroupBook,
+        outbox: Outbox,
+        max_message: int,
+    ) -> NodeSeat | None:
+        """The seat of a switch built with the cluster's ``book``; None for one without."""
+        if book is None:
+            return None
+        return NodeSeat(
+            name,
+            book,
+            outbox=outbox,
+            registry=registry,
+            tenants=tenants,
+            groups=groups,
+            max_message=max_message,
+        )
+
+    def __init__(
+        self,
+        name: str,
+        book: DeviceBook,
+        *,
+        outbox: Outbox,
+        registry: Registry,
+        tenants: TenantLookup,
+        groups: GroupBook,
+        max_message: int,
+    ) -> None:
+        self.name = name
+        self._book = book
+        self._out = outbox
+        self._tenants = tenants
+        self._groups = groups
+        self.remote = RemoteDevices(outbox=outbox, tenants=tenants)
+        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
+        self.devices = ReachableDevices(registry, self.remote)
+        """What the call core offers calls to: local registrations, then remote ones."""
+        self._refs: dict[Registration, int] = {}
+        self._own: dict[int, Registration] = {}
+        self._next_ref = itertools.count(1)
+        self._parked: dict[int, Parked] = {}
+        self._requests = itertools.count(1)
+        self.claims = AgentClaims(outbox, name, self._requests)
+        """Support agents' ``max_chats`` across switches (given to the queues)."""
+        self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self._requests)
+        self.core: CallCore | None = None
+        self.ends: DeviceEnds | None = None
+
+    def seat(self, core: CallCore, ends: DeviceEnds) -> None:
+        """Given once the switch has built them: the call core that runs calls homed here,
+        and the devices part that gives a lost remote device its grace and ends it."""
+        self.core, self.ends = core, ends
+        core.on_group_end(lambda domain, sip: self.homes.ended((domain, sip)))
+
+    def held(self) -> dict[str, int]:
+        return {
+            "remote_devices": self.remote.held(),
+            "proxy_legs": self.proxies.held(),
+            "lookups_waiting": len(self._parked),
+            "claims": self.claims.held() + self.homes.held(),
+        }
+
+    # -- this switch's own registrations ----------------------------------------------------
+
+    def registered(self, reg: Registration) -> None:
+        ref = next(self._next_ref)
+        self._refs[reg], self._own[ref] = ref, reg
+        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+        self._book.publish(record)
+
+    def detached(self, reg: Registration) -> None:
+        ref = self._refs.get(reg)
+        for home in {proxy.home for proxy in self.proxies.of_device(reg)}:
+            if ref is not None:
+                self._out.forward(home, DeviceAway(ref))
+
+    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
+        """A new connection took the device over: each home offers its calls again."""
+        ref = self._refs.get(reg)
+        for home in self.proxies.drop(reg):
+            if ref is not None:
+                self._out.forward(home, DeviceBack(ref, tuple(seqs)))
+
+    def ended(self, reg: Registration, cause: Q931) -> None:
+        ref = self._refs.pop(reg, None)
+        if ref is None:  # a stand-in for a device elsewhere
+            return self.remote.forget(reg)
+        del self._own[ref]
+        self._book.withdraw(self.name, ref)
+        for home in self.proxies.drop(reg):
+            self._out.forward(home, DeviceGone(ref, int(cause)))
+
+    # -- setups wait for their lookup --------------------------------------------------------
+
+    def signaling(self, conn: int, reg: Registration, inbound: Inbound, msg: Signaling) -> bool:
+        """A device's frame that is the cluster's business: on a call homed elsewhere
+        (checked here, forwarded to the home), or a new call's ``setup``, which waits for
+        its lookup (and a group's for its home). False leaves it to the call core, as on
+        a standalone switch."""
+        proxy = self.proxies.get(reg, msg.call)
+        if proxy is not None:
+            self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
+            return True
+        if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
+            return False
+        sips, group = self._wanted(reg.domain, msg.sig)
+        parked = Parked(conn, reg, inbound, msg, self.core)
+        if group is not None:
+            parked.settle = functools.partial(self._settle, group)
+            if not self.homes.mine(group):
+                self.homes.ask(group, parked)
+                return True
+        if not sips:
+            return False
+        self._lookup(parked, sips)
+        return True
+
+    def _lookup(self, parked: Parked, sips: tuple[str, ...]) -> None:
+        """Hold a new call's ``setup`` until the book says where its users are."""
+        request = next(self._requests)
+        self._parked[request] = parked
+        self._out.lookup(request, parked.reg.domain, sips)
+
+    def looked_up(self, answer: LookedUp) -> Parked | None:
+        """The parked setup of ``answer``, with stand-ins for what was found elsewhere;
+        None if its device has moved on meanwhile."""
+        parked = self._parked.pop(answer.request, None)
+        if parked is None:
+            return None
+        sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
+        found = [record for record in answer.devices if record.node != self.name]
+        self.remote.refresh(parked.reg.domain, sips, found)
+        if parked.reg.conn != parked.conn:  # its connection is gone: the setup with it
+            if parked.settle is not None:
+                parked.settle()
+            return None
+        return parked
+
+    def _wanted(self, domain: str, sig: Sig) -> tuple[tuple[str, ...], GroupKey | None]:
+        """The users a setup may be offered to: its callee, a queue's agents or a
+        group's members, in the caller's tenant; and the group it calls, if any."""
+        cd = sig.cd
+        tenant = self._tenants.tenant(domain)
+        if cd is None or tenant is None:
+            return (), None
+        sip, _, named = (cd.sip or "").partition("@")
+        if named and named.lower() != domain:
+            return (), None
+        user = tenant.resolve(sip or None, cd.num)
+        if user is not None:
+            return (user.sip,), None
+        queue = tenant.queue(sip) if sip else None
+        if queue is not None:
+            return queue.agents, None
+        group = self._groups.get(domain, sip) if sip else None
+        if group is None:
+            return (), None
+        return tuple(sorted(group.members)), (domain, group.sip)
+
+    # -- a group's home ------------------------------------------------------------------------
+
+    def claimed(self, answer: Claimed) -> None:
+        """The answer to a ``Claim``: a group's home, or an agent's room for a chat."""
+        found = self.homes.answered(answer)
+        if found is None:
+            self.claims.claimed(answer)
+            return
+        parked, home = found
+        if home is None:  # this switch is the group's home now: the setup runs here
+            self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
+        else:
+            self._join(home, parked)
+
+    def _join(self, home: str, parked: Parked) -> None:
+        """Another switch is the group's home: the device's setup goes there."""
+        reg, number = parked.reg, parked.msg.call
+        ref = self._refs.get(reg)
+        if ref is None or reg.conn != parked.conn or number in reg.legs:
+            return
+        self.proxies.join(home, reg, number, ref)
+        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+        self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
+
+    def _joined(self, node: str, frame: Join) -> None:
+        """A device elsewhere sets up this switch's group call: run as its own setup."""
+        record = frame.record
+        inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
+        msg = parse_signaling(inbound)  # it parsed where the device is
+        _, group = self._wanted(record.domain, msg.sig)
+        device = self.remote.ensure(record)
+        if group is None or not self.homes.mine(group) or device is None or self.core is None:
+            self._out.forward(node, Release(record.ref, frame.leg, LOST))
+            return
+        try:
+            self.core.on_signaling(device, msg)
+        except ProtocolError as exc:  # as a local setup's: an Error, and no leg
+            self._out.forward(node, Refused(record.ref, frame.leg, exc.code, exc.text))
+        finally:
+            self._settle(group)
+
+    def _settle(self, group: GroupKey) -> None:
+        if self.core is not None and not self.core.group_live(*group):
+            self.homes.ended(group)
+
+    # -- frames from other switches ------------------------------------------------------------
+
+    def from_nodes(self, node: str, frames: Sequence[NodeFrame]) -> None:
+        for frame in frames:
+            try:
+                self._frame(node, frame)
+            except Exception:
+                log.exception("internal error handling a frame from switch %s", node)
+
+    def _frame(self, node: str, frame: NodeFrame) -> None:
+        kind = type(frame)
+        if kind is ToLeg or kind is Release:
+            return self.proxies.to_leg(node, frame)  # type: ignore[arg-type]
+        if isinstance(frame, FromDevice):
+            return self._from_device(node, frame)
+        if isinstance(frame, Offer):
+            return self._offer(node, frame)
+        if isinstance(frame, Refused):
+            return self.proxies.refused(node, frame)
+        if isinstance(frame, Join):
+            return self._joined(node, frame)
+        device = self.remote.get(node, frame.device)
+        if device is None or self.core is None or self.ends is None:
+            return None
+        if isinstance(frame, DeviceAway):
+            self.remote.away(device)
+            return self.core.detach(device)
+        if isinstance(frame, DeviceBack):
+            self.remote.back(device)
+            return self.core.resume(device, dict(frame.seqs))
+        if isinstance(frame, DeviceGone):
+            self.ends.end(device, Q931(frame.cause))
+
+    def _offer(self, home: str, frame: Offer) -> None:
+        """A home offers a call to a device of this switch's."""
+        reg = self._own.get(frame.device)
+        if reg is None:
+            self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
+        elif not reg.attached:
+            self._out.forward(home, DeviceAway(frame.device))
+        else:
+            self.proxies.offer(home, reg, frame)
+
+    def _from_device(self, node: str, frame: FromDevice) -> None:
+        """A remote device's event on its leg of a call homed here: as a local one's."""
+        device = self.remote.get(node, frame.device)
+        if device is None or self.core is None:
+            return None
+        try:
+            inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
+            self.core.on_signaling(device, parse_signaling(inbound))
+        except ProtocolError as exc:
+            self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
+
+    def node_down(self, node: str) -> None:
+        """Switch ``node`` is gone: calls homed there end for this switch's devices, and
+        its devices in calls homed here are away as if their link were lost."""
+        self.proxies.home_lost(node)
+        for device in self.remote.on_node(node):
+            self.remote.away(device)
+            device.drop_cause = int(Q931.TEMPORARY_FAILURE)
+            if self.core is not None and self.ends is not None:
+                self.core.detach(device)
+                self.ends.remote_lost(device)

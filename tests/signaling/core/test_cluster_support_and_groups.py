@@ -1,0 +1,205 @@
+"""Live support and group calls across switches (docs 12.28): an agent's ``max_chats``
+counts the chats of every switch through claims in the shared state, and a group has
+one home, where every member's device joins its one live call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from config import Config
+from tests.signaling.core.cluster_harness import Client, Cluster
+from tests.support import make_config
+
+JsonObject = dict[str, Any]
+
+
+def _support(max_chats: int) -> Config:
+    config = make_config(messages=False)
+    demo = config.tenants[0]
+    users = tuple(
+        replace(user, max_chats=max_chats) if user.sip in ("alice", "bob") else user
+        for user in demo.users
+    )
+    return replace(config, tenants=(replace(demo, users=users), *config.tenants[1:]))
+
+
+def _kinds(frames: list[JsonObject]) -> list[str]:
+    return [frame["sig"]["type"] for frame in frames]
+
+
+def _claims(cluster: Cluster) -> dict[str, int]:
+    """How many chats each agent's shared set holds."""
+    claims = cluster.bus.book.claims
+    return {key.rsplit(":", 1)[1]: len(members) for key, members in claims.items()}
+
+
+# -- live support: max_chats through Claim ------------------------------------------------------
+
+
+def test_an_agent_full_with_a_chat_of_one_switch_is_not_offered_a_chat_of_another() -> None:
+    cluster = Cluster(("a", "b", "c"), _support(max_chats=1))
+    carol, dave = cluster.phone("a", "carol"), cluster.phone("b", "dave")
+    alice, bob = cluster.phone("c", "alice"), cluster.phone("c", "bob")
+    cluster.setup(carol, 1, "support")  # homed on a: both agents claimed there, then offered
+    assert _kinds(cluster.take(carol)) == ["call_proc"]
+    numbers = {alice: cluster.offered(alice), bob: cluster.offered(bob)}
+    assert _claims(cluster) == {"alice": 1, "bob": 1}
+    cluster.setup(dave, 1, "support")  # homed on b, which counts none of a's chats itself
+    assert _kinds(cluster.take(dave)) == ["call_proc"]
+    cluster.quiet(alice, bob)  # both claims refused: each agent is full with carol's chat
+    cluster.signal(alice, numbers[alice], {"type": "conn"})
+    assert _kinds(cluster.take(carol)) == ["conn"]
+    assert cluster.one(bob)["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 26}}
+    assert _claims(cluster) == {"alice": 1}  # bob's offer ended: his room is back
+    cluster.signal(dave, 1, {"type": "rel"})
+    cluster.setup(dave, 2, "support")
+    assert _kinds(cluster.take(dave)) == ["call_proc"]
+    cluster.quiet(alice)  # alice has carol's chat: refused again
+    number = cluster.offered(bob)  # bob has room: offered, once
+    cluster.signal(bob, number, {"type": "conn"})
+    assert _kinds(cluster.take(dave)) == ["conn"]
+    cluster.say(dave, 2, "hello", id="d1")
+    assert cluster.one(bob)["sig"]["fty"][0]["data"] == "hello"
+    assert cluster.one(dave)["sig"]["fty"][0]["state"] == "delivered"
+    assert _claims(cluster) == {"alice": 1, "bob": 1}
+    cluster.signal(carol, 1, {"type": "rel"})
+    assert _claims(cluster) == {"bob": 1}  # a closed chat gives its agent's room back
+    cluster.finish()  # and no claim is left at all
+
+
+def test_an_agent_with_room_for_two_takes_chats_homed_on_two_switches() -> None:
+    cluster = Cluster(("a", "b", "c"), _support(max_chats=2))
+    carol, dave, alice = (
+        cluster.phone("a", "carol"),
+        cluster.phone("b", "dave"),
+        cluster.phone("c", "alice"),
+    )
+    for visitor in (carol, dave):
+        cluster.setup(visitor, 1, "support")
+        cluster.take(visitor)
+        cluster.signal(alice, cluster.offered(alice), {"type": "conn"})
+        assert _kinds(cluster.take(visitor)) == ["conn"]
+    assert _claims(cluster) == {"alice": 2}
+    cluster.finish()
+
+
+def test_a_lost_home_takes_its_claims_with_it() -> None:
+    cluster = Cluster(("a", "b", "c"), _support(max_chats=1))
+    carol, dave, alice = (
+        cluster.phone("a", "carol"),
+        cluster.phone("b", "dave"),
+        cluster.phone("c", "alice"),
+    )
+    cluster.setup(carol, 1, "support")
+    cluster.offered(alice)
+    cluster.bus.lose("a")
+    assert cluster.one(alice)["sig"]["cau"]["num"] == 41
+    assert _claims(cluster) == {}
+    cluster.setup(dave, 1, "support")
+    cluster.take(dave)
+    assert cluster.offered(alice) < 0  # alice has room again
+    cluster.finish()
+
+
+# -- a group call with members on two switches --------------------------------------------------
+
+TEAM = {
+    "domain": "example.com",
+    "id": 1,
+    "sip": "group-1",
+    "dn": "Team",
+    "members": [{"sip": "alice", "admin": True}, {"sip": "bob", "admin": False}],
+}
+
+
+def _join(cluster: Cluster, client: Client, number: int) -> str:
+    """The member's setup to the group: answered at once, wherever the home is."""
+    sig = {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": [{"type": "im_setup"}]}
+    cluster.signal(client, number, sig)
+    frames = cluster.take(client)
+    assert _kinds(frames) == ["call_proc", "conn"], frames
+    assert {frame["call"] for frame in frames} == {number}
+    conf: str = frames[0]["sig"]["confId"]
+    return conf
+
+
+def _seqs(frames: list[JsonObject]) -> list[int]:
+    return [
+        item["seq"] for frame in frames for item in frame["sig"].get("fty", ()) if "seq" in item
+    ]
+
+
+def test_a_group_call_with_members_on_two_switches_has_one_home_and_one_seq() -> None:
+    cluster = Cluster(("a", "b"), make_config(rate=1e6, burst=10_000))
+    alice, bob, alice_b = (
+        cluster.phone("a", "alice"),
+        cluster.phone("b", "bob"),
+        cluster.phone("b", "alice"),
+    )
+    cluster.groups(TEAM)
+    conf = _join(cluster, alice, 1)  # a claims the group's home
+    assert _join(cluster, bob, 7) == conf  # b's claim is refused: bob joins a's call
+    assert cluster.bus.switches["b"].chat.calls == {}
+    for index in range(20):
+        writer, number = (alice, 1) if index % 2 == 0 else (bob, 7)
+        cluster.say(writer, number, f"m{index}", id=f"id{index}")
+    seen = {alice: cluster.take(alice), bob: cluster.take(bob)}
+    for client, frames in seen.items():  # each hears the other's ten, and acks for its own
+        relayed = [f for f in frames if f["sig"]["fty"][0]["type"] == "im_message"]
+        acks = [f for f in frames if f["sig"]["fty"][0]["type"] == "im_ack"]
+        assert len(relayed) == len(acks) == 10, client
+        assert {f["sig"]["fty"][0]["state"] for f in acks} == {"delivered"}
+    assert sorted(_seqs(seen[alice]) + _seqs(seen[bob])) == sorted([*range(1, 21)] * 2)
+    number = cluster.offered(alice_b)  # alice's device on b is offered the group's call
+    cluster.signal(alice_b, number, {"type": "conn"})
+    assert _seqs(cluster.take(alice_b)) == list(range(1, 21))  # what it missed, in order
+    cluster.say(alice_b, number, "from b", id="last")
+    assert _seqs(cluster.take(alice)) == _seqs(cluster.take(bob)) == [21]
+    for client, call in ((alice, 1), (bob, 7), (alice_b, number)):
+        cluster.signal(client, call, {"type": "rel"})
+    assert cluster.bus.book.claims == {}  # the call ended: the home is free
+    conf_b = _join(cluster, bob, 8)  # now b is first: b is the home
+    assert _join(cluster, alice, 2) == conf_b != conf
+    assert cluster.bus.switches["a"].chat.calls == {}
+    cluster.say(alice, 2, "again", id="again")
+    assert _seqs(cluster.take(bob)) == [1]
+    cluster.finish()
+
+
+def test_group_setups_on_two_switches_in_the_same_step_make_one_call() -> None:
+    cluster = Cluster(("a", "b"))
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.groups(TEAM)
+    sig = {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": [{"type": "im_setup"}]}
+    cluster.signal(alice, 1, sig, settle=False)
+    cluster.signal(bob, 1, sig, settle=False)
+    cluster.bus.step(1)  # b's claim first: b is the home, a's device joins there
+    cluster.bus.run()
+    frames = {client: cluster.take(client) for client in (alice, bob)}
+    assert all(_kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
+    assert frames[alice][0]["sig"]["confId"] == frames[bob][0]["sig"]["confId"]
+    assert cluster.bus.switches["a"].chat.calls == {}
+    cluster.say(alice, 1, "one call", id="x")
+    assert cluster.one(bob)["sig"]["fty"][0]["data"] == "one call"
+    cluster.finish()
+
+
+def test_a_non_member_is_refused_where_the_home_is_and_a_home_no_call_needs_is_let_go() -> None:
+    cluster = Cluster(("a", "b"))
+    carol = cluster.phone("b", "carol")
+    cluster.groups(TEAM)
+    sig = {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": [{"type": "im_setup"}]}
+    cluster.signal(carol, 1, sig)  # b became the home for it, and let it go again
+    assert cluster.one(carol)["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 21}}
+    assert cluster.bus.book.claims == {}
+    alice = cluster.phone("a", "alice")
+    _join(cluster, alice, 1)  # a is the home now
+    cluster.signal(carol, 2, sig)  # refused at a, heard on b
+    frame = cluster.one(carol)
+    assert (frame["call"], frame["sig"]) == (2, {"type": "rel", "cau": {"loc": 1, "num": 21}})
+    cluster.signal(carol, 2, {"type": "facility", "fty": [{"type": "im_message", "data": "x"}]})
+    assert cluster.one(carol)["mt"] == "Error"
+    assert cluster.bus.switches["b"].held()["proxy_legs"] == 0
+    cluster.finish()
