@@ -186,7 +186,7 @@ def _max_chats(table: Table, where: str) -> int:
 
 def _role(table: Table, where: str) -> str:
     """An agent's role in live support: a ``supervisor`` may close or transfer any taken
-    chat of its queues, others only their own (docs/protocol.md 12.36)."""
+    chat of its queues, others only their own (docs/protocol.md 12.34)."""
     value = table.get("role", "")
     if value not in _ROLES:
         raise ConfigError(f"{where}.role", f'expected "supervisor" or "", got {shown_value(value)}')

@@ -39,7 +39,6 @@ from .messages import Sig
 from .outbox import Outbox
 from .presence import Presence
 from .registry import Registration, Registry, UserKey
-from .support_rules import check_close, check_transfer
 from .support_chat import (
     SupportChat,
     context_of,
@@ -49,6 +48,7 @@ from .support_chat import (
     queue_user,
     setup_preview,
 )
+from .support_rules import check_close, check_transfer
 from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]

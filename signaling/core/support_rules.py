@@ -1,4 +1,4 @@
-"""Who may do what with a live support chat (docs/protocol.md 12.36).
+"""Who may do what with a live support chat (docs/protocol.md 12.34).
 
 A taken chat belongs to the agent who has it: only that agent or a ``supervisor`` of the
 chat's queue may close it or transfer it; the visitor may always close it. A chat still

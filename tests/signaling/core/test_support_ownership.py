@@ -1,5 +1,5 @@
 """Strict ownership of support chats and taking a chat by writing (docs/protocol.md
-12.36): the queue option ``take_on_write`` and the agent role ``supervisor``."""
+12.34): the queue option ``take_on_write`` and the agent role ``supervisor``."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_with_take_on_write_the_first_agent_who_writes_takes_the_chat() -> None:
 
 def test_only_the_owner_or_a_supervisor_closes_or_transfers_a_taken_chat() -> None:
     h = Harness(_config())
-    visitor, agents, numbers, conf_id = _waiting(h)
+    visitor, agents, _, conf_id = _waiting(h)
     h.send(agents["alice"], {"api": "Queue", "mt": "Take", "src": "t", "confId": conf_id})
     h.take(agents["alice"]), h.take(agents["bob"]), h.take(agents["dave"]), h.take(visitor)
     close = {"api": "Queue", "mt": "Close", "src": "c", "confId": conf_id}
@@ -110,7 +110,7 @@ def test_only_the_owner_or_a_supervisor_closes_or_transfers_a_taken_chat() -> No
 
 def test_a_supervisor_closes_a_taken_chat_and_any_agent_a_waiting_one() -> None:
     h = Harness(_config())
-    visitor, agents, numbers, conf_id = _waiting(h)
+    visitor, agents, _, conf_id = _waiting(h)
     close = {"api": "Queue", "mt": "Close", "src": "c", "confId": conf_id}
     h.send(agents["bob"], close)  # still waiting: any agent of the queue may close it
     assert h.take(agents["bob"])[-1]["mt"] == "CloseResult"
