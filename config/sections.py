@@ -221,6 +221,7 @@ class UserConfig:
     licences: frozenset[str] = frozenset()
     max_chats: int = 3  # support chats an agent has at once, taken or ringing (PROTOCOL §9.2)
     app: bool = False  # an App object seen as a device of its own (docs 12.24), not a person
+    role: str = ""  # "supervisor": closes and transfers any taken chat of its queues (docs 12.34)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,7 @@ class QueueConfig:
     sip: str
     dn: str
     agents: tuple[str, ...] = ()  # user sips of the tenant
+    take_on_write: bool = False  # an agent writing into a chat ringing for them takes it (12.34)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,9 @@ _TENANT_KEYS = (
 _DELETE_CHAT = ("own", "both")
 _ORIGIN = re.compile(r"https?://[a-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?")
 """An origin as browsers send it: scheme, host and port, lower case, no path."""
-_USER_KEYS = ("dn", "num", "password", "licences", "max_chats")
-_QUEUE_KEYS = ("dn", "agents")
+_USER_KEYS = ("dn", "num", "password", "licences", "max_chats", "role")
+_ROLES = ("", "supervisor")
+_QUEUE_KEYS = ("dn", "agents", "take_on_write")
 _APP_KEYS = ("dn", "password", "act_for", "apis", "num", "licences")
 
 
@@ -164,6 +165,7 @@ def _user(sip: str, value: object, where: str) -> UserConfig:
         password=password(table, where),
         licences=frozenset(strings(table, "licences", where)),
         max_chats=_max_chats(table, where),
+        role=_role(table, where),
     )
 
 
@@ -180,6 +182,15 @@ def _max_chats(table: Table, where: str) -> int:
     if type(value) is not int or not 0 <= value <= 1000:
         raise ConfigError(f"{where}.max_chats", f"expected 0 to 1000, got {shown_value(value)}")
     return value
+
+
+def _role(table: Table, where: str) -> str:
+    """An agent's role in live support: a ``supervisor`` may close or transfer any taken
+    chat of its queues, others only their own (docs/protocol.md 12.34)."""
+    value = table.get("role", "")
+    if value not in _ROLES:
+        raise ConfigError(f"{where}.role", f'expected "supervisor" or "", got {shown_value(value)}')
+    return str(value)
 
 
 def _queues(
@@ -201,7 +212,15 @@ def _queue(sip: str, value: object, where: str, sips: set[str]) -> QueueConfig:
         sip=sip,
         dn=optional_text(table, "dn", where, default=sip),
         agents=tuple(dict.fromkeys(agents)),
+        take_on_write=_flag(table, "take_on_write", where),
     )
+
+
+def _flag(table: Table, name: str, where: str) -> bool:
+    value = table.get(name, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{name}", f"expected true or false, got {shown_value(value)}")
+    return value
 
 
 def _apps(value: object, where: str, users: tuple[UserConfig, ...]) -> tuple[AppConfig, ...]:

@@ -32,6 +32,7 @@ from config import UserConfig
 
 from .callstate import LegState, Role
 from .delivery_state import Delivery
+from .messages import Cause
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -260,6 +261,11 @@ _NOTHING_TAKEN: Mapping[int, None] = MappingProxyType({})
 rather than an empty dict in every registration."""
 
 
+NOTHING_ENDED: Mapping[str, tuple[str, Cause]] = MappingProxyType({})
+ENDED_KEPT = 16
+"""Calls a detached registration remembers the end of (the newest)."""
+
+
 class Registration:
     """One device of a user. There is one for every registered connection, so it keeps
     nothing it can share or make when asked (``legs``, ``taken``, the default ``hw``)."""
@@ -270,6 +276,7 @@ class Registration:
         "conn",
         "domain",
         "drop_cause",
+        "ended",
         "flags",
         "next_offer",
         "src",
@@ -300,9 +307,22 @@ class Registration:
         """Lets a later connection of the same user take this registration over (§4.9)."""
         self.drop_cause = 16
         """The cause its calls end with if the grace runs out (16 clean close, 41 lost)."""
+        self.ended: Mapping[str, tuple[str, Cause]] = NOTHING_ENDED
+        """Calls that ended while it was away, by ``confId``: (the leg's ``callId``, the
+        cause), told to the next resume that names them."""
         self.taken: Mapping[int, None] = _NOTHING_TAKEN
         """Call numbers of support offers another agent answered first (§9.2), newest
         last: a late frame on one is told ``already_taken``."""
+
+    def remember_ended(self, leg: Leg, cause: Cause) -> None:
+        """A call of this device ended while it was away (§4.9, docs 12.35): a resume
+        that names it (by ``confId`` or ``callId``) is told its ``rel`` and cause. The
+        newest ``ENDED_KEPT`` calls are kept, and only until the next resume."""
+        ended = self.ended if isinstance(self.ended, dict) else {}
+        ended[leg.call.call_id] = (leg.call_id, cause)
+        if len(ended) > ENDED_KEPT:
+            del ended[next(iter(ended))]
+        self.ended = ended
 
     def remember_taken(self, number: int) -> None:
         taken = self.taken if isinstance(self.taken, dict) else {}

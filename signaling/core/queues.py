@@ -48,6 +48,7 @@ from .support_chat import (
     queue_user,
     setup_preview,
 )
+from .support_rules import check_close, check_transfer
 from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]
@@ -337,13 +338,14 @@ class Queues:
         self,
         conn: int,
         domain: str,
-        sip: str,
+        user: UserConfig,
         reg: Registration | None,
         mt: str,
         body: JsonObject,
         src: object,
     ) -> JsonObject:
         """One ``api:"Queue"`` request of a logged-in user; returns the result's body."""
+        sip = user.sip
         if mt in ("Subscribe", "Unsubscribe"):
             queue = self._queue_of_agent(domain, sip, body.get("queue"))
             return self._follow(conn, src, domain, queue, mt == "Subscribe")
@@ -357,7 +359,7 @@ class Queues:
             raise NotFound("no such support chat")
         chat = found
         if mt == "Close":
-            return self._close(chat, sip)
+            return self._close(chat, user)
         if reg is None:
             raise BadState(f"{mt} not allowed before Register")
         if mt == "Take":
@@ -421,9 +423,7 @@ class Queues:
 
     def _transfer(self, chat: SupportChat, reg: Registration, to: str) -> JsonObject:
         call = chat.call
-        current = call.callee
-        if current is None or current.reg.user.sip != reg.user.sip:
-            raise Forbidden("only the agent who has the chat transfers it")
+        current = check_transfer(chat, reg.user)
         tenant = self._tenants.tenant(call.domain)
         assert tenant is not None
         old_queue = chat.queue
@@ -434,7 +434,7 @@ class Queues:
             agent = tenant.user(to)
             if agent is None:
                 raise NotFound("no such agent or queue")
-            if agent.sip in (reg.user.sip, chat.visitor.sip) or not self.available(
+            if agent.sip in (current.reg.user.sip, chat.visitor.sip) or not self.available(
                 call.domain, agent
             ):
                 raise Unavailable(f"{to} cannot take the chat now")
@@ -458,12 +458,10 @@ class Queues:
         self.agent_changed(call.domain, previous.sip)
         return {"mt": "TransferResult", **conversation(call), "to": to}
 
-    def _close(self, chat: SupportChat, sip: str) -> JsonObject:
+    def _close(self, chat: SupportChat, user: UserConfig) -> JsonObject:
         call = chat.call
-        agent = call.callee.reg.user.sip if call.callee is not None else None
-        if sip not in (chat.visitor.sip, agent) and sip not in chat.queue.agents:
-            raise Forbidden("only the visitor and the queue's agents close a chat")
-        chat.closed_by = sip
+        check_close(chat, user)
+        chat.closed_by = user.sip
         self._chat.release(call, hub_cause(Q931.NORMAL_CLEARING))
         return {"mt": "CloseResult", **conversation(call)}
 

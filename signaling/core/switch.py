@@ -413,12 +413,13 @@ class Switch:
         """The Queue API of live support (§9.3, §9.4): users only, in their own tenant."""
         principal = conn.principal
         assert principal is not None
-        if not principal.sip or self.directory.user(principal.domain, principal.sip) is None:
+        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
+        if user is None:
             raise Forbidden("the Queue API is for users (agents and visitors)")
         reply = self.chat.support.request(
             conn.id,
             principal.domain,
-            principal.sip,
+            user,
             conn.registration,
             inbound.mt,
             inbound.body,

@@ -26,6 +26,7 @@ from ..frames import conn, disc_of, line_item, rel, with_ids
 from ..messages import Cause, Sig
 from ..queues import Queues
 from ..registry import Registration
+from ..support_rules import takes_on_write
 from ..timers import TimerQueue
 from ..wire import Wire
 from .delivery import Acks
@@ -65,6 +66,9 @@ class Control:
     # -- a client's frame on its leg --------------------------------------------------------
 
     def client_event(self, leg: Leg, event: Event, sig: Sig) -> None:
+        if event is Event.FACILITY and takes_on_write(leg, sig):
+            self.take(leg)  # the queue's take_on_write: writing takes it, as Take would
+            return self._relay.facility(leg, sig)
         next_state = client_event(leg.role, leg.state, event)  # BadState unless allowed
         if event is Event.PROGRESS and sig.fields and "cau" in sig.fields:
             event = Event.DISC  # progress with a cause: this device disconnected (12.25)

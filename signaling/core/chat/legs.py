@@ -61,6 +61,8 @@ class Legs:
         """The hub releases the leg (after the other side's ``disc``, when given)."""
         if disc is not None and not leg.parked:  # the other side's disc, then our rel
             self._wire.sig(leg, {**disc, "cau": cause.to_json()})
+        if not leg.reg.attached:  # told at its resume (docs 12.35)
+            leg.reg.remember_ended(leg, cause)
         self._wire.sig(leg, rel(cause))
         self.forget(leg)
 

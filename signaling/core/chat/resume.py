@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calls import Leg
+from ..calls import NOTHING_ENDED, Leg
 from ..callstate import Event, Role
 from ..delivery_state import Delivery, Outcome, advance
 from ..errors import BadState
@@ -23,6 +23,7 @@ from ..frames import (
     disc_of,
     endpoint,
     line_item,
+    rel,
     resumed_presence_setup,
     setup_offer,
     with_ids,
@@ -96,6 +97,25 @@ class Resume:
                 text = f"resumed {leg.call.call_id} after seq {leg.resume}"
                 self._legs.note(reg, leg.number, text)
             self._wire.sig(leg, with_ids(_resumed_setup(leg), leg))
+        self._tell_ended(reg, seqs)
+
+    def _tell_ended(self, reg: Registration, seqs: dict[str, int]) -> None:
+        """Each call the client names in ``seqs`` that ended while it was away gets its
+        ``rel`` with the cause it ended with, on a new call number (docs 12.35); then the
+        registration forgets them."""
+        ended, reg.ended = reg.ended, NOTHING_ENDED
+        if not ended:
+            return
+        by_leg = {leg_id: conf_id for conf_id, (leg_id, _) in ended.items()}
+        told: set[str] = set()
+        for named in seqs:
+            conf_id = named if named in ended else by_leg.get(named)
+            if conf_id is None or conf_id in told:
+                continue
+            told.add(conf_id)
+            leg_id, cause = ended[conf_id]
+            ids = {"callId": leg_id, "confId": conf_id}
+            self._wire.to_number(reg, reg.allocate_offer_number(), {**rel(cause), **ids})
 
     def answered(self, leg: Leg, event: Event, sig: Sig) -> None:
         """The client's answer to a re-offered call: ``conn`` (replay), or ``rel``."""

@@ -301,6 +301,13 @@ export class Client extends EventTarget {
     const number = message.call;
     let call = this.calls.get(number);
     if (sig.type === "setup") return this._offered(number, sig);
+    if (!call && sig.type === "rel" && sig.confId) {
+      // a call that ended while we were away, told at the resume (docs/protocol.md 12.35)
+      const cause = sig.cau ? sig.cau.num : 16;
+      const known = this.byConfId.get(sig.confId);
+      if (known) return this._ended(known, cause);
+      return this._emit("gone", { confId: sig.confId, callId: sig.callId, cause });
+    }
     if (!call) return;
     if (sig.type === "call_proc") {
       this._learnIds(call, sig);

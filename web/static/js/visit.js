@@ -201,6 +201,8 @@ function showTyping(on, name) {
   if (on) scrollDown();
 }
 
+let goneCause = null; // why our chat ended while the page was away, when the hub said
+
 function ended(cause) {
   const waiting = page.dataset.phase === "waiting";
   call = null;
@@ -265,6 +267,10 @@ function listen(c) {
     const live = status === "online";
     text.disabled = !live;
     $("send").disabled = !live;
+  });
+  c.addEventListener("gone", (event) => {
+    // our chat ended while the page was away: the resume says why (docs/protocol.md 12.35)
+    if (event.detail.confId === state.confId) goneCause = event.detail.cause;
   });
   c.addEventListener("call", (event) => {
     const offered = event.detail.call;
@@ -401,6 +407,7 @@ async function restore() {
     return;
   }
   await client.sync(); // the hub offers every live call right after RegisterResult
+  if (!call && goneCause !== null) return ended(goneCause);
   if (!call) {
     const cause = client.resumed ? 16 : 41;
     state.confId = null;
