@@ -17,12 +17,17 @@ of the tenant, and a user who is an agent cannot be deleted.
 Users:
 
 ``GET /admin/users[?domain=D]`` → ``{"users":[{domain, sip, dn, num, licences,
-max_chats}…]}``; ``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path
+max_chats}…]}`` (people with an account: visitors are not among them);
+``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path
 with ``{dn, num, password, licences, max_chats}`` creates (``password`` required, 201)
 or changes (fields left out keep their value, 200); ``DELETE`` removes (204). Every field
 is checked as the config checks it. A change takes effect at the next lookup: the next
 login, setup or PbxMessages session (a new licence lets the user open a session on the
 next try); connections already open keep what they logged in with.
+
+Visitors (the throwaway accounts of ``POST /api/visitors``, PROTOCOL §9.1) are listed apart
+and read-only, without a user's fields, which mean nothing for them: ``GET
+/admin/visitors[?domain=D]`` → ``{"visitors":[{domain, sip, dn}…]}`` (docs 12.36).
 
 The server's admin sees every tenant; a tenant admin sees and changes its own only
 (``forbidden`` for any other, even to ask whether it exists).
@@ -30,6 +35,7 @@ The server's admin sees every tenant; a tenant admin sees and changes its own on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -55,6 +61,7 @@ from config import (
 from .admin_login import AdminLogins, AdminScope
 from .directory.changes import DirectoryChanges, app_table, queue_table, user_table
 from .directory.directory import Directory, Tenant
+from .support.visitors import VISITOR_PREFIX
 
 __all__ = ["DirectoryAdmin"]
 
@@ -88,6 +95,7 @@ class DirectoryAdmin:
         tenant = "/admin/tenants/{domain}"
         return [
             *routes,
+            Route("/admin/visitors", self._guard(self._lister(_VISITORS)), methods=["GET"]),
             Route("/admin/tenants", self._guard(self._list_tenants), methods=["GET"]),
             Route(tenant, self._guard(self._put_tenant), methods=["PUT"]),
             Route(tenant, self._guard(self._delete_tenant), methods=["DELETE"]),
@@ -127,7 +135,11 @@ class DirectoryAdmin:
                 if tenant is None:
                     return _error(404, "not_found", "no such tenant")
                 if scope.covers(domain):
-                    entries += [kind.shown(domain, e) for _, e in sorted(kind.of(tenant).items())]
+                    entries += [
+                        kind.shown(domain, entry)
+                        for name, entry in sorted(kind.of(tenant).items())
+                        if kind.listed(name)
+                    ]
             return JSONResponse({kind.plural: entries})
 
         return listed
@@ -257,6 +269,8 @@ class _Entries:
     check_remove: Callable[[Tenant, str], None]
     remove: Callable[[Tenant, str], Any]
     record: Callable[[DirectoryChanges, str, str, Any], None]
+    listed: Callable[[str], bool] = lambda name: True
+    """Which entries the list shows (users: not the visitors, listed apart)."""
 
 
 def _shown_app(domain: str, app: AppConfig) -> dict[str, Any]:
@@ -284,6 +298,21 @@ def _shown_user(domain: str, user: UserConfig) -> dict[str, Any]:
     }
 
 
+def _user_from_table(sip: str, table: dict[str, Any]) -> UserConfig:
+    if _is_visitor(sip):  # the visitors' own names: such a user would be listed as one
+        raise ConfigError("user.sip", f"names starting with {VISITOR_PREFIX} are for visitors")
+    return user_from_table(sip, table, "user")
+
+
+def _is_visitor(sip: str) -> bool:
+    return sip.startswith(VISITOR_PREFIX)
+
+
+def _shown_visitor(domain: str, user: UserConfig) -> dict[str, Any]:
+    """A visitor: who it says it is, nothing of an agent's or a licensed user's."""
+    return {"domain": domain, "sip": user.sip, "dn": user.dn}
+
+
 def _shown_queue(domain: str, queue: QueueConfig) -> dict[str, Any]:
     return {"domain": domain, "sip": queue.sip, "dn": queue.dn, "agents": list(queue.agents)}
 
@@ -296,7 +325,7 @@ _USERS = _Entries(
     plural="users",
     singular="user",
     of=lambda tenant: tenant.users,
-    parse=lambda sip, table, tenant: user_from_table(sip, table, "user"),
+    parse=lambda sip, table, tenant: _user_from_table(sip, table),
     table=user_table,
     shown=_shown_user,
     check_put=Tenant.check_put,
@@ -304,7 +333,12 @@ _USERS = _Entries(
     check_remove=Tenant.check_remove,
     remove=Tenant.remove,
     record=DirectoryChanges.record_user,
+    listed=lambda sip: not _is_visitor(sip),
 )
+_VISITORS = dataclasses.replace(
+    _USERS, plural="visitors", singular="visitor", shown=_shown_visitor, listed=_is_visitor
+)
+"""Only listed (``GET /admin/visitors``): they come and go through ``POST /api/visitors``."""
 _APPS = _Entries(
     plural="apps",
     singular="App object",

@@ -1,11 +1,17 @@
 """The operator's login to ``/admin``, ``/metrics`` and ``/debug.xml`` (PROTOCOL §10): HTTP
-Basic against ``[admin]`` (the whole server) and ``[admin.tenants."<domain>"]`` (one
-tenant each). With no admin password configured every request is refused,
-so a server started from the defaults exposes no admin surface. Failed logins are
-throttled like client logins (PROTOCOL §3.6, the ``login.throttle_*`` numbers), the user
+Basic, or a token from ``POST /admin/login``, against ``[admin]`` (the whole server) and
+``[admin.tenants."<domain>"]`` (one tenant each). With no admin password configured every
+request is refused, so a server started from the defaults exposes no admin surface. Failed
+logins are throttled like client logins (PROTOCOL §3.6, the ``login.throttle_*`` numbers), the user
 name given being the account: a guesser's (address, user) pair is made to wait, another
 admin behind the same address is not. A request a browser marks as coming from another
-site is refused, so a page elsewhere cannot use an operator's remembered credentials."""
+site is refused, so a page elsewhere cannot use an operator's remembered credentials.
+
+The token login (docs/protocol.md 12.36) lets the admin pages keep a revocable token for
+their tab instead of the password: ``POST /admin/login {"user","password"}`` →
+``{"token","expires_in","domain"}``, then ``Authorization: Bearer <token>`` on every admin
+request until ``POST /admin/logout`` or ``TOKEN_TTL``. Tokens live in the memory of the
+server that issued them: a restart signs the pages out."""
 
 from __future__ import annotations
 
@@ -13,16 +19,29 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from config import AdminConfig, LoginConfig
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
 
-__all__ = ["AdminLogins", "AdminScope", "basic_login"]
+__all__ = ["TOKEN_TTL", "AdminLogins", "AdminScope", "basic_login"]
+
+TOKEN_TTL = 8 * 3600.0
+"""How long a token from ``POST /admin/login`` is good for: a working day, then the
+pages ask for the password again."""
+
+MAX_TOKENS = 1000
+"""Tokens kept at once; past it the oldest goes (its page signs in again). Bounds what
+repeated logins can make the server hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +62,8 @@ a browser load it as an image with the operator's remembered credentials."""
 
 
 class AdminLogins:
-    """The server's admin and the tenant admins of ``[admin]``, checked by HTTP Basic."""
+    """The server's admin and the tenant admins of ``[admin]``, checked by HTTP Basic or
+    by a token their ``POST /admin/login`` was given."""
 
     def __init__(
         self,
@@ -68,25 +88,41 @@ class AdminLogins:
                         AdminScope(tenant.domain),
                     )
                 )
+        self._tokens: OrderedDict[bytes, tuple[AdminScope, float]] = OrderedDict()
+        """Issued tokens by their digest (a memory dump shows no usable token), oldest
+        first, with when each stops working (on ``clock``)."""
 
     def who(self, request: Request) -> AdminScope | None:
-        """The scope of the request's valid admin login, or None."""
-        if not self._accounts or request.headers.get("sec-fetch-site") == "cross-site":
+        """The scope of the request's valid admin login (Basic or a token), or None."""
+        if not self._browser_may_send(request):
             return None
-        if request.headers.get("sec-fetch-dest", "empty") not in _ADMIN_DESTINATIONS:
-            return None  # an <img>, <script>, frame... of a page: never the operator's wish
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            return self._token_scope(value.strip())
         if scheme.lower() != "basic":
             return None  # no login tried: nothing to count
         try:
             given_user, sep, given_password = base64.b64decode(value, validate=True).partition(b":")
         except (binascii.Error, ValueError):
             given_user, sep, given_password = b"", b"", b""
-        address = request.client.host if request.client else "-"
+        scope, _ = self._check(_address(request), given_user, given_password, tried=bool(sep))
+        return scope
+
+    def _browser_may_send(self, request: Request) -> bool:
+        if not self._accounts or request.headers.get("sec-fetch-site") == "cross-site":
+            return False
+        # an <img>, <script>, frame... of a page: never the operator's wish
+        return request.headers.get("sec-fetch-dest", "empty") in _ADMIN_DESTINATIONS
+
+    def _check(
+        self, address: str, given_user: bytes, given_password: bytes, *, tried: bool = True
+    ) -> tuple[AdminScope | None, bool]:
+        """The account's scope (or None) and whether the pair was held back by the
+        throttle."""
         account = given_user.decode("utf-8", "replace")
         now = self._clock()
         if self._throttle.locked(address, account, now) > 0:
-            return None
+            return None, True
         user, password = _digest(given_user), _digest(given_password)
         found = None
         for account_user, account_password, scope in self._accounts:
@@ -94,13 +130,64 @@ class AdminLogins:
             # part was wrong nor the password's length shows in the time taken.
             user_ok = hmac.compare_digest(user, account_user)
             password_ok = hmac.compare_digest(password, account_password)
-            if sep and user_ok and password_ok and found is None:
+            if tried and user_ok and password_ok and found is None:
                 found = scope
         if found is None:
             self._throttle.failed(address, account, now)
         else:
             self._throttle.succeeded(address, account, now)
-        return found
+        return found, False
+
+    def _token_scope(self, token: str) -> AdminScope | None:
+        held = self._tokens.get(_token_key(token)) if token else None
+        if held is None:
+            return None
+        scope, expires = held
+        if self._clock() >= expires:
+            del self._tokens[_token_key(token)]
+            return None
+        return scope
+
+    # -- POST /admin/login, POST /admin/logout ---------------------------------------------
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/admin/login", self._login, methods=["POST"]),
+            Route("/admin/logout", self._logout, methods=["POST"]),
+        ]
+
+    async def _login(self, request: Request) -> Response:
+        if not self._browser_may_send(request):
+            return _refused(401, "forbidden", "admin login refused")
+        body = await request.body()
+        try:
+            fields = json.loads(body) if len(body) <= _MAX_LOGIN_BODY else None
+        except (ValueError, RecursionError):
+            fields = None
+        if (
+            not isinstance(fields, dict)
+            or not isinstance(fields.get("user"), str)
+            or not isinstance(fields.get("password"), str)
+        ):
+            return _refused(400, "bad_json", 'expected {"user": <text>, "password": <text>}')
+        user, password = fields["user"].encode(), fields["password"].encode()
+        scope, held = self._check(_address(request), user, password)
+        if held:
+            return _refused(429, "rate_limited", "too many failed logins: wait, then try again")
+        if scope is None:
+            return _refused(401, "forbidden", "wrong user name or password")
+        token = secrets.token_urlsafe(32)
+        self._tokens[_token_key(token)] = (scope, self._clock() + TOKEN_TTL)
+        while len(self._tokens) > MAX_TOKENS:
+            self._tokens.popitem(last=False)
+        answer = {"token": token, "expires_in": int(TOKEN_TTL), "domain": scope.domain}
+        return JSONResponse(answer, headers={"Cache-Control": "no-store"})
+
+    async def _logout(self, request: Request) -> Response:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            self._tokens.pop(_token_key(value.strip()), None)
+        return Response(status_code=204)
 
     def server_admin(self, request: Request) -> bool:
         """Only the operator of the whole server (trace, metrics: they span tenants)."""
@@ -119,3 +206,18 @@ def basic_login(
 
 def _digest(value: bytes) -> bytes:
     return hashlib.sha256(value).digest()
+
+
+def _token_key(token: str) -> bytes:
+    return _digest(token.encode("utf-8", "replace"))
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def _refused(status: int, code: str, text: str) -> Response:
+    return JSONResponse({"code": code, "text": text}, status_code=status)
+
+
+_MAX_LOGIN_BODY = 4096

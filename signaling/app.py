@@ -170,6 +170,7 @@ def _routes(
     ]
     if service is not None:
         routes += service.routes()
+    routes += logins.routes()
     routes += TraceRoutes(switch.tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
     visitors = Visitors(switch, config, apply=lambda actions: _on_hub(app, actions))

@@ -57,10 +57,22 @@ def web_routes(config: Config) -> list[BaseRoute]:
         Route(path, _page(path, name, config, headers)) for path, name in PAGES.items()
     ]
     routes.append(Route("/api/emoticons", _emoticons(config)))
+    routes.append(Route("/api/limits", _limits(config)))
     routes.append(Route("/favicon.ico", _favicon(headers)))
     static = _Static(directory=STATIC, headers=headers)
     routes.append(Mount("/static", app=static, name="static"))
     return routes
+
+
+def _limits(config: Config) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /api/limits`` (docs/protocol.md 12.36): the sizes a client should keep to
+    before it sends, so that it can say so rather than meet ``message_too_big``."""
+    answer = {"max_message": config.limits.max_message, "max_file": config.files.max_size}
+
+    async def limits(request: Request) -> Response:
+        return JSONResponse(answer, headers={"Cache-Control": "no-cache"})
+
+    return limits
 
 
 def _page(

@@ -1,7 +1,9 @@
-// The operator's pages at /admin: trace flags and the live trace, users, queues and agents
-// of each tenant. Everything comes from the admin API (docs/protocol.md 12.14, 12.15) with
-// HTTP Basic credentials the operator typed in; they are kept in this tab only
-// (sessionStorage) and sent as an Authorization header, never as browser credentials.
+// The operator's pages at /admin: trace flags and the live trace, users, queues, agents,
+// visitors and App objects of each tenant, and the tenants themselves. Everything comes from
+// the admin API (docs/protocol.md 12.14, 12.15, 12.36). The password the operator types is
+// sent once, to `POST /admin/login`; what this tab keeps (sessionStorage) is the token it
+// answers, sent as `Authorization: Bearer`, never as browser credentials, and revoked by
+// `POST /admin/logout` on signing out.
 
 const STORE = "switchboard.admin";
 const POLL_MS = 1000;
@@ -26,6 +28,8 @@ const FIELD_LABELS = {
   licences: "Licences",
   max_chats: "Max chats",
   agents: "Agents",
+  act_for: "Acts for",
+  apis: "APIs",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -47,21 +51,18 @@ let auth = loadAuth();
 function loadAuth() {
   try {
     const saved = JSON.parse(sessionStorage.getItem(STORE) || "null");
-    if (saved && typeof saved.user === "string" && typeof saved.header === "string") return saved;
+    if (saved && typeof saved.user === "string" && typeof saved.token === "string") return saved;
   } catch {
     // Unreadable: sign in again.
   }
   return null;
 }
 
-function basicHeader(user, password) {
-  const bytes = new TextEncoder().encode(`${user}:${password}`);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return `Basic ${btoa(binary)}`;
+function bearer() {
+  return auth ? `Bearer ${auth.token}` : "";
 }
 
-async function request(method, path, body, header = auth?.header) {
+async function request(method, path, body, header = bearer()) {
   const headers = { Accept: "application/json", Authorization: header || "" };
   const init = { method, headers, cache: "no-store", credentials: "omit" };
   if (body !== undefined) {
@@ -109,7 +110,7 @@ function describe(error) {
 }
 
 function fieldOf(error) {
-  return error instanceof ApiError ? error.text.match(/^(?:user|queue)\.(\w+):/)?.[1] : undefined;
+  return error instanceof ApiError ? error.text.match(/^(?:user|queue|app)\.(\w+):/)?.[1] : undefined;
 }
 
 // -- small DOM helpers ----------------------------------------------------------------------
@@ -167,10 +168,9 @@ loginForm.addEventListener("submit", async (event) => {
   submit.disabled = true;
   submit.textContent = "Signing in…";
   showAlert(error, "");
-  const header = basicHeader(user, password);
   try {
-    await request("GET", "/admin/tenants", undefined, header);
-    auth = { user, header };
+    const answer = await request("POST", "/admin/login", { user, password }, "").then((r) => r.json());
+    auth = { user, token: answer.token, domain: answer.domain ?? null };
     sessionStorage.setItem(STORE, JSON.stringify(auth));
     $("login-password").value = "";
     await start();
@@ -178,7 +178,9 @@ loginForm.addEventListener("submit", async (event) => {
     const message =
       failure instanceof ApiError && failure.status === 401
         ? "Wrong user name or password. After several failed attempts the server waits a minute before it accepts any."
-        : describe(failure);
+        : failure instanceof ApiError && failure.status === 429
+          ? "Too many failed attempts: wait a minute, then try again."
+          : describe(failure);
     showAlert(error, message);
     $("login-password").select();
     $("login-password").focus();
@@ -191,6 +193,10 @@ loginForm.addEventListener("submit", async (event) => {
 $("logout").addEventListener("click", () => signOut(""));
 
 function signOut(message) {
+  if (auth && !message) {
+    // the token stops working at once; the page forgets it either way
+    fetch("/admin/logout", { method: "POST", headers: { Authorization: bearer() }, credentials: "omit" }).catch(() => {});
+  }
   auth = null;
   sessionStorage.removeItem(STORE);
   stopPolling();
@@ -207,7 +213,7 @@ function closeDialogs() {
 
 // -- sections -------------------------------------------------------------------------------
 
-const SECTIONS = ["trace", "users", "queues", "agents"];
+const SECTIONS = ["trace", "users", "queues", "agents", "visitors", "apps", "tenants"];
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 let section = "";
 let canTrace = false;
@@ -227,13 +233,15 @@ async function start() {
     if (!(error instanceof ApiError && error.status === 401)) pageError(describe(error));
   }
   $("tab-trace").hidden = !canTrace;
+  $("tab-tenants").hidden = auth.domain !== null; // only the server's admin adds or removes tenants
   try {
     await loadTenants();
   } catch (error) {
     pageError(describe(error));
   }
   const wanted = location.hash.slice(1);
-  select(SECTIONS.includes(wanted) && (wanted !== "trace" || canTrace) ? wanted : canTrace ? "trace" : "users");
+  const allowed = (name) => SECTIONS.includes(name) && !$(`tab-${name}`).hidden;
+  select(allowed(wanted) ? wanted : canTrace ? "trace" : "users");
 }
 
 function select(name, focus = false) {
@@ -516,7 +524,7 @@ $("download").addEventListener("click", async () => {
 // -- tenants --------------------------------------------------------------------------------
 
 const tenantSelects = [...document.querySelectorAll(".tenant-select")];
-const directory = { tenants: [], domain: "", users: [], queues: [] };
+const directory = { tenants: [], domain: "", users: [], queues: [], visitors: [], apps: [] };
 
 async function loadTenants() {
   const { tenants } = await api("GET", "/admin/tenants");
@@ -528,6 +536,7 @@ async function loadTenants() {
     select.disabled = tenants.length < 2;
   }
   $("tenant-list").replaceChildren(...tenants.map((t) => el("option", { value: t.domain })));
+  renderTenants();
 }
 
 for (const select of tenantSelects) {
@@ -542,12 +551,16 @@ async function refreshDirectory() {
   if (!directory.domain) return;
   const domain = enc(directory.domain);
   try {
-    const [users, queues] = await Promise.all([
+    const [users, queues, visitors, apps] = await Promise.all([
       api("GET", `/admin/users?domain=${domain}`),
       api("GET", `/admin/queues?domain=${domain}`),
+      api("GET", `/admin/visitors?domain=${domain}`),
+      api("GET", `/admin/apps?domain=${domain}`),
     ]);
     directory.users = users.users;
     directory.queues = queues.queues;
+    directory.visitors = visitors.visitors;
+    directory.apps = apps.apps;
   } catch (error) {
     pageError(`The tenant ${directory.domain} could not be read: ${describe(error)}`);
     return;
@@ -555,6 +568,8 @@ async function refreshDirectory() {
   renderUsers();
   renderQueues();
   renderAgents();
+  renderVisitors();
+  renderApps();
 }
 
 function cell(label, ...content) {
@@ -816,18 +831,183 @@ async function saveMaxChats(user, input, status) {
   }
 }
 
+// -- visitors -------------------------------------------------------------------------------
+
+function renderVisitors() {
+  const rows = directory.visitors.map((visitor) =>
+    el(
+      "tr",
+      { dataset: { sip: visitor.sip } },
+      cell("SIP", el("code", { text: visitor.sip })),
+      cell("Name they gave", visitor.dn || visitor.sip),
+    ),
+  );
+  $("visitors-body").replaceChildren(...rows);
+  $("visitors-empty").hidden = rows.length > 0;
+}
+
+// -- App objects ----------------------------------------------------------------------------
+
+function listText(values) {
+  return values
+    .split(",")
+    .map((v) => v.trim())
+    .filter(Boolean);
+}
+
+function renderApps() {
+  const rows = directory.apps.map((app) =>
+    el(
+      "tr",
+      { dataset: { name: app.name } },
+      cell("Name", el("code", { text: app.name })),
+      cell("Display name", app.dn || app.name),
+      cell(
+        "APIs",
+        app.apis.length
+          ? el("span", { class: "chips" }, app.apis.map((a) => el("span", { class: "chip", text: a })))
+          : el("span", { class: "muted", text: "—" }),
+      ),
+      cell(
+        "Acts for",
+        app.act_for.length
+          ? el("span", { class: "chips" }, app.act_for.map((a) => el("span", { class: "chip", text: a === "*" ? "every user" : a })))
+          : el("span", { class: "muted", text: "itself only" }),
+      ),
+      rowActions("App object", app.name, () => openApp(app), () => confirmDelete("app", app.name)),
+    ),
+  );
+  $("apps-body").replaceChildren(...rows);
+  $("apps-empty").hidden = rows.length > 0;
+}
+
+const appDialog = $("app-dialog");
+let editingApp = null;
+
+function openApp(app = null) {
+  editingApp = app;
+  $("app-form").reset();
+  showAlert($("app-error"), "");
+  $("app-dialog-title").textContent = app ? `Edit App object ${app.name}` : `Add an App object to ${directory.domain}`;
+  $("app-name").value = app?.name || "";
+  $("app-name").readOnly = Boolean(app);
+  $("app-dn").value = app?.dn || "";
+  $("app-apis").value = (app?.apis || []).join(", ");
+  $("app-act-for").value = (app?.act_for || []).join(", ");
+  $("app-password-hint").textContent = app ? "Leave empty to keep the current password." : "Required for a new App object.";
+  appDialog.showModal();
+  (app ? $("app-dn") : $("app-name")).focus();
+}
+
+$("app-add").addEventListener("click", () => openApp(null));
+
+$("app-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const error = $("app-error");
+  const name = $("app-name").value.trim();
+  const password = $("app-password").value;
+  if (!name) {
+    showAlert(error, "Enter the App object's name.");
+    $("app-name").focus();
+    return;
+  }
+  if (!editingApp && directory.apps.some((a) => a.name === name)) {
+    showAlert(error, `There is an App object ${name} already; edit that one instead.`);
+    $("app-name").focus();
+    return;
+  }
+  if (!editingApp && !password) {
+    showAlert(error, "A new App object needs a password.");
+    $("app-password").focus();
+    return;
+  }
+  const body = {
+    dn: $("app-dn").value.trim() || name,
+    apis: listText($("app-apis").value),
+    act_for: listText($("app-act-for").value),
+  };
+  if (password) body.password = password;
+  const save = event.target.querySelector('[type="submit"]');
+  save.disabled = true;
+  try {
+    await api("PUT", `/admin/apps/${enc(directory.domain)}/${enc(name)}`, body);
+    appDialog.close();
+    announce(`App object ${name} saved`);
+    await Promise.all([refreshDirectory(), loadTenants()]);
+  } catch (failure) {
+    showAlert(error, `Could not save App object ${name}: ${describe(failure)}`);
+  } finally {
+    save.disabled = false;
+  }
+});
+
+// -- tenants (the server's admin only) ------------------------------------------------------
+
+function renderTenants() {
+  const rows = directory.tenants.map((tenant) =>
+    el(
+      "tr",
+      { dataset: { domain: tenant.domain } },
+      cell("Domain", el("code", { text: tenant.domain })),
+      cell("Users", String(tenant.users)),
+      cell("App objects", String(tenant.apps)),
+      el(
+        "td",
+        { class: "row-actions" },
+        el("button", {
+          class: "btn btn-small btn-danger-ghost",
+          type: "button",
+          text: "Delete",
+          "aria-label": `Delete tenant ${tenant.domain}`,
+          onclick: () => confirmDelete("tenant", tenant.domain),
+        }),
+      ),
+    ),
+  );
+  $("tenants-body").replaceChildren(...rows);
+}
+
+$("tenant-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = $("tenant-domain");
+  const domain = input.value.trim().toLowerCase();
+  showAlert($("tenant-error"), "");
+  if (!domain) {
+    showAlert($("tenant-error"), "Enter the new tenant's domain, such as shop.example.");
+    input.focus();
+    return;
+  }
+  const add = $("tenant-add");
+  add.disabled = true;
+  try {
+    await api("PUT", `/admin/tenants/${enc(domain)}`);
+    input.value = "";
+    announce(`Tenant ${domain} added`);
+    await loadTenants();
+  } catch (failure) {
+    showAlert($("tenant-error"), `Could not add tenant ${domain}: ${describe(failure)}`);
+    input.focus();
+  } finally {
+    add.disabled = false;
+  }
+});
+
 // -- delete with confirmation ---------------------------------------------------------------
 
 const confirmDialog = $("confirm-dialog");
 let pendingDelete = null;
 
+const DELETE_TEXT = {
+  user: (name, domain) => `${name} can no longer log in to ${domain}. This cannot be undone.`,
+  queue: (name, domain) => `Chats to ${name} in ${domain} are refused from now on. This cannot be undone.`,
+  app: (name, domain) => `The App object ${name} can no longer log in to ${domain}. This cannot be undone.`,
+  tenant: (name) => `Every user, queue and App object of ${name} is deleted with it, and nobody can log in there any more. This cannot be undone.`,
+};
+
 function confirmDelete(kind, name) {
   pendingDelete = { kind, name, domain: directory.domain };
   $("confirm-title").textContent = `Delete ${kind} ${name}?`;
-  $("confirm-text").textContent =
-    kind === "user"
-      ? `${name} can no longer log in to ${directory.domain}. This cannot be undone.`
-      : `Chats to ${name} in ${directory.domain} are refused from now on. This cannot be undone.`;
+  $("confirm-text").textContent = DELETE_TEXT[kind](name, directory.domain);
   $("confirm-ok").textContent = `Delete ${kind}`;
   showAlert($("confirm-error"), "");
   confirmDialog.showModal();
@@ -841,10 +1021,11 @@ $("confirm-form").addEventListener("submit", async (event) => {
   const button = $("confirm-ok");
   button.disabled = true;
   try {
-    await api("DELETE", `/admin/${kind}s/${enc(domain)}/${enc(name)}`);
+    await api("DELETE", kind === "tenant" ? `/admin/tenants/${enc(name)}` : `/admin/${kind}s/${enc(domain)}/${enc(name)}`);
     confirmDialog.close();
     announce(`${kind} ${name} deleted`);
-    await Promise.all([refreshDirectory(), loadTenants()]);
+    await loadTenants(); // first: a deleted tenant is no longer the one shown
+    await refreshDirectory();
   } catch (failure) {
     showAlert($("confirm-error"), `Could not delete ${kind} ${name}: ${describe(failure)}`);
   } finally {

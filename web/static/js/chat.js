@@ -12,7 +12,7 @@
 // The page is split into modules under chat/, one concept each: state and dom (what the
 // page knows and its elements), format, storage, conversations and messages (the model),
 // render, contacts, view and notices (what is on screen), calls, typing, history,
-// attachments, emoji and groups (what the user does), events (what the hub says) and
+// attachments, emoji, groups and manage (what the user does), events (what the hub says) and
 // login. This file only wires the page's controls to them.
 //
 // Text a peer wrote reaches the DOM in exactly one place, `renderBody` (chat/render.js), as
@@ -34,6 +34,7 @@ import {
 } from "./chat/groups.js";
 import { loadHistory, markRead } from "./chat/history.js";
 import { login, logout } from "./chat/login.js";
+import { askDeleteChat, clearSearch, confirmDeleteChat, search } from "./chat/manage.js";
 import { setNotice } from "./chat/notices.js";
 import { state } from "./chat/state.js";
 import { typed } from "./chat/typing.js";
@@ -52,6 +53,15 @@ function wire() {
   ui.memberCancel.addEventListener("click", () => closeMemberForm());
   ui.memberForm.addEventListener("keydown", (event) => event.key === "Escape" && closeMemberForm());
   ui.logout.addEventListener("click", logout);
+  ui.searchForm.addEventListener("submit", search);
+  ui.searchClear.addEventListener("click", () => {
+    clearSearch();
+    ui.searchInput.focus();
+  });
+  ui.searchInput.addEventListener("keydown", (event) => event.key === "Escape" && clearSearch());
+  ui.deleteChat.addEventListener("click", askDeleteChat);
+  ui.deleteChatForm.addEventListener("submit", confirmDeleteChat);
+  ui.deleteChatCancel.addEventListener("click", () => ui.deleteChatDialog.close());
   ui.bannerAction.addEventListener("click", logout);
   ui.back.addEventListener("click", closeChat);
   ui.noticeClose.addEventListener("click", () => state.open && setNotice(state.open, ""));

@@ -266,6 +266,7 @@ export class Client extends EventTarget {
     }
     if (message.src !== undefined && this._pending.has(message.src)) return this._answer(message);
     if (message.api === "Queue") return this._emit("queue", { message });
+    if (message.api === "PbxMessages" && mt === "ChatDeleted") return this._emit("chatdeleted", { message });
     if (mt === "Error") return this._emit("error", { message });
   }
 

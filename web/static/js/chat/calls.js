@@ -10,8 +10,6 @@ import { updateMark } from "./render.js";
 import { state } from "./state.js";
 import { scrollToBottom } from "./view.js";
 
-export const MAX_MESSAGE_BYTES = 64 * 1024; // limits.max_message (the default)
-
 export function attachCall(conv, call) {
   state.callConv.set(call, conv);
   state.callsByNumber.set(call.number, call);
@@ -39,7 +37,7 @@ export function callFor(conv, first) {
 }
 
 export function tooBig(html) {
-  return new TextEncoder().encode(html).length > MAX_MESSAGE_BYTES;
+  return new TextEncoder().encode(html).length > state.maxMessage;
 }
 
 export function send(conv, html, attach = []) {
@@ -94,7 +92,7 @@ export function submitMessage() {
   const html = textToHtml(text);
   if (tooBig(html)) {
     // the hub would refuse it (message_too_big): keep it here to be shortened
-    setNotice(conv, `The message is too long to send (at most ${formatBytes(MAX_MESSAGE_BYTES)}); shorten it or send it in parts.`);
+    setNotice(conv, `The message is too long to send (at most ${formatBytes(state.maxMessage)}); shorten it or send it in parts.`);
     return;
   }
   ui.input.value = "";

@@ -65,6 +65,18 @@ export const ui = {
   emoticonGrid: $("emoticon-grid"),
   attachButton: $("attach-button"),
   fileInput: $("file-input"),
+  searchForm: $("search-form"),
+  searchInput: $("search-input"),
+  searchClear: $("search-clear"),
+  searchStatus: $("search-status"),
+  searchResults: $("search-results"),
+  deleteChat: $("delete-chat"),
+  deleteChatDialog: $("delete-chat-dialog"),
+  deleteChatForm: $("delete-chat-form"),
+  deleteChatText: $("delete-chat-text"),
+  deleteChatError: $("delete-chat-error"),
+  deleteChatConfirm: $("delete-chat-confirm"),
+  deleteChatCancel: $("delete-chat-cancel"),
 };
 
 export function el(tag, className, text) {

@@ -5,6 +5,7 @@ import { conversation } from "./conversations.js";
 import { readGroups } from "./groups.js";
 import { ui } from "./dom.js";
 import { htmlToText } from "./format.js";
+import { chatDeleted } from "./manage.js";
 import { addMessage, makeMsg } from "./messages.js";
 import { setNotice } from "./notices.js";
 import { refreshAttachments, updateMark } from "./render.js";
@@ -153,6 +154,10 @@ export async function readChats() {
     const { inds } = await state.client.messages("ReadChats", {});
     state.licensed = true;
     for (const ind of inds) {
+      if (ind.mt === "ChatDeletedInd") {
+        chatDeleted(ind);
+        continue;
+      }
       if (!ind.sip) continue;
       const conv = conversation(ind.sip, ind.dn);
       if (ind.timestamp && ind.timestamp > conv.lastTime) conv.lastTime = ind.timestamp;
@@ -163,6 +168,7 @@ export async function readChats() {
   }
   ui.attachButton.hidden = !state.licensed;
   ui.newGroup.hidden = !state.licensed;
+  ui.searchForm.hidden = !state.licensed;
   renderContacts();
   if (state.licensed) await readGroups();
 }

@@ -7,6 +7,7 @@ import { ui } from "./dom.js";
 import { loadEmoticons } from "./emoji.js";
 import { onAck, onCall, onConnected, onError, onMessage, onPresence, onReleased, onSeen, onStatus, onTyping } from "./events.js";
 import { readChats } from "./history.js";
+import { chatDeleted, loadLimits } from "./manage.js";
 import { state } from "./state.js";
 import { loadContacts } from "./storage.js";
 
@@ -42,6 +43,7 @@ export async function login(event) {
   client.addEventListener("released", (e) => onReleased(e.detail));
   client.addEventListener("presence", (e) => onPresence(e.detail));
   client.addEventListener("error", (e) => onError(e.detail));
+  client.addEventListener("chatdeleted", (e) => chatDeleted(e.detail.message));
   state.client = client;
   state.me = { sip, domain: domain || "" };
   try {
@@ -70,7 +72,7 @@ export async function login(event) {
   loadContacts();
   renderContacts();
   loadEmoticons();
-  await readChats();
+  await Promise.all([readChats(), loadLimits()]);
   for (const conv of state.convs.values()) watch(conv);
   ui.addSip.focus();
 }

@@ -4,6 +4,7 @@ import { resend } from "./calls.js";
 import { updateContactItem } from "./contacts.js";
 import { el } from "./dom.js";
 import { formatBytes, formatTime, htmlToText, safeUrl } from "./format.js";
+import { deleteMessage } from "./manage.js";
 import { state } from "./state.js";
 import { keepAtBottom } from "./view.js";
 
@@ -59,6 +60,14 @@ export function renderMessage(conv, msg) {
     retry.hidden = true;
     retry.addEventListener("click", () => resend(conv, msg));
     item.append(retry);
+  }
+  if (state.licensed) {
+    const remove = el("button", "msg-delete", "Delete");
+    remove.type = "button";
+    remove.setAttribute("aria-label", "Delete this message");
+    remove.title = "Delete this message (on all your devices)";
+    remove.addEventListener("click", () => deleteMessage(conv, msg));
+    item.append(remove);
   }
   updateMark(msg, item);
   return item;

@@ -18,5 +18,7 @@ export const state = {
   loggingOut: false,
   wasReconnecting: false,
   order: 0,
+  maxMessage: 64 * 1024, // limits.max_message, from GET /api/limits at login
+  maxFile: 25 * 1024 * 1024, // files.max_size, likewise
   stickToBottom: true, // keep the newest message in view as pictures load
 };

@@ -60,6 +60,7 @@ export function openChat(conv, { focus = true } = {}) {
   if (conv.atBottom) scrollToBottom();
   else ui.messages.scrollTop = conv.scrollTop;
   ui.attachButton.hidden = !state.licensed;
+  ui.deleteChat.hidden = !state.licensed;
   if (state.licensed && !conv.historyLoaded) loadHistory(conv, false);
   else markRead(conv);
   if (conv.group) joinGroup(conv);
