@@ -82,9 +82,13 @@ PBX_MESSAGES_MT: Final = frozenset(
         "WriteMemberResult",
         "ReadGroupsInd",
         "ReadGroupsResult",
+        "DeleteChatResult",
+        "ChatDeleted",
+        "ChatDeletedInd",
     }
 )
-"""Answers of the messages service a licensed session may get (PROTOCOL §6, §7.4, §7.6)."""
+"""Answers of the messages service a licensed session may get (PROTOCOL §6, §7.4, §7.6;
+docs/protocol.md 12.32 for deleting a chat)."""
 QUEUE_MT: Final = frozenset(
     {
         "SubscribeResult",
@@ -97,6 +101,7 @@ QUEUE_MT: Final = frozenset(
         "ChatTaken",
         "ChatTransferred",
         "ChatClosed",
+        "ChatUpdated",
     }
 )
 """Answers and board updates of the Queue API of live support (PROTOCOL §9.3, §9.4)."""
