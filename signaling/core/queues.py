@@ -152,13 +152,15 @@ class Queues:
             self._board(call.domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
 
     def visitor_presence(self, domain: str, sip: str, online: bool) -> None:
-        """A visitor went offline (its page closed, docs 12.37) or came back: the board
-        entries of its chats say so. The chats wait out the resume grace for a reload."""
+        """A visitor went offline (its page closed, docs 12.37) or came back: its chats
+        remember it, and the board entries of the waiting ones say so at once (a taken
+        chat's agent is in the chat). The chats wait out the resume grace for a reload."""
         gone = None if online else int(self._clock.wall() * 1000)
         for chat in list(self.chats.values()):
             if chat.call.domain == domain and chat.visitor.sip == sip:
                 chat.gone_since = gone
-                self._board(domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
+                if chat.agent is None:
+                    self._board(domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
 
     def _waiting(self, chat: SupportChat) -> None:
         view = chat.view()
