@@ -27,6 +27,7 @@ from .sections import (
     LimitsConfig,
     LoginConfig,
     MessagesConfig,
+    PresenceConfig,
     ServerConfig,
     SignalingConfig,
     SupportConfig,
@@ -68,6 +69,7 @@ def _build(tree: Table) -> Config:
         admin=_admin(tree),
         webhooks=WebhooksConfig(**_section_values(tree, "webhooks")),
         support=SupportConfig(**_section_values(tree, "support")),
+        presence=PresenceConfig(**_section_values(tree, "presence")),
         tenants=tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)

@@ -46,6 +46,7 @@ __all__ = [
     "LimitsConfig",
     "LoginConfig",
     "MessagesConfig",
+    "PresenceConfig",
     "QueueConfig",
     "ServerConfig",
     "SignalingConfig",
@@ -167,6 +168,13 @@ class SupportConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PresenceConfig:
+    """What presence says of visitors besides online or not (docs 12.37)."""
+
+    recent_window: PositiveDuration = 300.0  # a visitor seen this long ago still shows as recent
+
+
+@dataclass(frozen=True, slots=True)
 class WebhooksConfig:
     """Events POSTed to the operator (PROTOCOL §9.6)."""
 
@@ -280,6 +288,7 @@ class Config:
     admin: AdminConfig = AdminConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
     support: SupportConfig = SupportConfig()
+    presence: PresenceConfig = PresenceConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

@@ -4,7 +4,9 @@ registration with its token, the resume grace of a dropped one, and its end.
 A registration outlives its connection by ``signaling.resume_grace``: ``drop`` detaches
 it (its calls wait, §4.9) and ``register`` with the token attaches it to a new
 connection. Each token works once. When the grace is up, or the client unregisters,
-``end`` removes the device and its calls end with it.
+``end`` removes the device and its calls end with it. Presence is told of every change
+that can make the user online or offline: a clean close is one (docs 12.37), a lost
+link is not.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .login_phase import Connection, reply
 from .messages import Inbound, Register
 from .nodes.seat import NodeSeat
 from .outbox import Outbox
-from .presence import Presence
+from .presence import Presence, present
 from .registry import Registration, Registry, new_token
 from .timers import TimerQueue
 
@@ -71,10 +73,12 @@ class Devices:
         or a repeated Register that updates the device in place, keeping its calls."""
         registration = conn.registration
         if registration is None and request.resume is not None:
+            assert conn.principal is not None  # past the login phase
+            was_online = self._presence.online(conn.principal.domain, user.sip)
             registration = self._take_over(conn, request.resume, user.sip)
             if registration is not None:
                 registration.user = user
-                return self._resumed(conn, inbound, request, registration)
+                return self._resumed(conn, inbound, request, registration, was_online)
         if registration is None:
             return self._new(conn, inbound, request, user)
         _update(registration, request)
@@ -86,6 +90,7 @@ class Devices:
         registration = conn.registration
         if registration is None or not resumable or self._resume_grace <= 0:
             return self.unregister(conn, cause)
+        was_online = self._presence.online(*registration.key)
         conn.registration = None
         registration.conn = 0
         registration.drop_cause = int(cause)
@@ -93,6 +98,8 @@ class Devices:
         if self._node is not None:
             self._node.detached(registration)
         self._graces.touch(registration, self._clock.monotonic())
+        if not present(registration):  # a clean close: offline now, the calls wait
+            self._presence.registrations_changed(*registration.key, was_online)
 
     def remote_lost(self, registration: Registration) -> None:
         """A device on a lost switch (its stand-in here): its calls wait out the resume
@@ -110,16 +117,22 @@ class Devices:
         return {"resume_tokens": len(self._by_token), "resume_graces": len(self._graces)}
 
     def _resumed(
-        self, conn: Connection, inbound: Inbound, request: Register, registration: Registration
+        self,
+        conn: Connection,
+        inbound: Inbound,
+        request: Register,
+        registration: Registration,
+        was_online: bool,
     ) -> None:
-        """The registration came back within its grace: its calls are offered again."""
+        """The registration came back within its grace: its calls are offered again, and
+        the user is online again if its close had made it offline."""
         _update(registration, request)
         answer = {"mt": "RegisterResult", "resumed": True, "resume": registration.token}
         reply(self._out, conn.id, inbound, answer)
         self._chat.resume(registration, dict(request.seqs))
         if self._node is not None:
             self._node.resumed(registration, request.seqs)
-        self._chat.support.agent_changed(registration.domain, registration.user.sip)
+        self._presence.registrations_changed(*registration.key, was_online)
 
     def _new(self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig) -> None:
         """A new registration; ``resumed`` is false when a resume token did not work."""
@@ -130,7 +143,7 @@ class Devices:
         )
         conn.registration = registration
         self._by_token[registration.token] = registration
-        before = len(self._registry.of(domain, user.sip))
+        was_online = self._presence.online(domain, user.sip)
         self._registry.add(registration)
         if self._node is not None:
             self._node.registered(registration)
@@ -139,7 +152,7 @@ class Devices:
             answer["resumed"] = False
         answer["resume"] = registration.token
         reply(self._out, conn.id, inbound, answer)  # before any offer the new device gets
-        self._presence.registrations_changed(domain, user.sip, before)
+        self._presence.registrations_changed(domain, user.sip, was_online)
 
     def _take_over(self, conn: Connection, token: str, sip: str) -> Registration | None:
         """The registration ``token`` names, now this connection's (§4.9); None when the
@@ -174,12 +187,12 @@ class Devices:
         self._graces.discard(registration)
         self._by_token.pop(registration.token, None)
         domain, sip = registration.domain, registration.user.sip
-        before = len(self._registry.of(domain, sip))
+        was_online = self._presence.online(domain, sip)
         self._registry.remove(registration)
         self._chat.registration_ended(registration, hub_cause(cause))
         if self._node is not None:
             self._node.ended(registration, cause)
-        self._presence.registrations_changed(domain, sip, before)
+        self._presence.registrations_changed(domain, sip, was_online)
 
 
 def own_device(directory: Directory, principal: Principal, api: str) -> UserConfig | None:

@@ -2,9 +2,14 @@
 
 A client subscribes with a no-media ``setup`` carrying ``presence_subscribe`` to a user of
 its tenant; the hub answers ``conn`` at once and sends ``presence_notify`` now and on every
-change: ``open`` while the user has any registration, ``closed`` otherwise, with the
-activity and note last published. A user's subscription to itself also carries the unread
-badge of the messages service as ``note:"#badge:<n>"`` when the user holds the licence.
+change: ``open`` while the user has a device online, ``closed`` otherwise, with the
+activity and note last published. A device is online while connected, and while it waits
+out the resume grace after a lost link (a network blink does not flicker); a device whose
+connection closed cleanly (1000/1001: the page or app was closed) is offline at once,
+though its calls still wait out the grace (docs 12.37). A visitor's notify also says
+when it was last seen and whether that was recently (``visitor_seen``). A user's
+subscription to itself also carries the unread badge of the messages service as
+``note:"#badge:<n>"`` when the user holds the licence.
 
 The subscription is a call like any other (it lives in the registration's call table, so
 ``rel`` and the end of the registration remove it), but it carries no messages.
@@ -21,14 +26,18 @@ from config import UserConfig
 
 from .calls import Call, Leg
 from .callstate import Event, LegState, Role, hub_event, released
+from .causes import Q931
+from .clock import Clock
 from .errors import BadState
 from .frames import conn, facility, with_ids
 from .messages import Sig
 from .outbox import Outbox
 from .registry import Registration, Registry, UserKey
+from .timers import TimerQueue
+from .visitor_seen import VisitorsSeen
 from .wire import Wire
 
-__all__ = ["Presence"]
+__all__ = ["Presence", "present"]
 
 JsonObject = dict[str, Any]
 
@@ -49,6 +58,9 @@ class Presence:
         registry: Registry,
         licensed: Callable[[UserConfig], bool],
         ask_badge: Callable[[str, str], None],
+        timers: TimerQueue,
+        clock: Clock,
+        recent_window: float,
     ) -> None:
         self._wire = Wire(outbox)
         self._registry = registry
@@ -57,9 +69,15 @@ class Presence:
         self._watchers: dict[UserKey, list[Leg]] = {}
         self._published: dict[UserKey, Published] = {}
         self._badges: dict[UserKey, int] = {}
+        self.visitors = VisitorsSeen(
+            timers=timers, clock=clock, window=recent_window, window_over=self._notify_all
+        )
         self.changed: Callable[[str, str], None] = lambda domain, sip: None
         """Told after a user's devices or published activity changed (live support
         follows its agents through it, §9.2)."""
+        self.went: Callable[[str, str, bool], None] = lambda domain, sip, online: None
+        """Told when a user goes offline or comes back (live support shows a visitor
+        whose page closed, docs 12.38)."""
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -118,14 +136,25 @@ class Presence:
         self._notify_all(key)
         self.changed(*key)
 
-    def registrations_changed(self, domain: str, sip: str, before: int) -> None:
-        """A registration of the user came or went; ``before`` is how many it had."""
+    def online(self, domain: str, sip: str) -> bool:
+        """Whether any device of the user counts as online (see ``present``)."""
+        return any(present(reg) for reg in self._registry.of(domain, sip))
+
+    def registrations_changed(self, domain: str, sip: str, was_online: bool) -> None:
+        """A device of the user came, went, closed or came back; ``was_online`` is what
+        ``online`` said before."""
         key = (domain, sip)
-        if (before > 0) != bool(self._registry.of(domain, sip)):
-            if not self._registry.of(domain, sip):
-                self._published.pop(key, None)  # a new login starts as available
-                self._badges.pop(key, None)  # asked again when the user subscribes
+        online = self.online(domain, sip)
+        if not self._registry.of(domain, sip):
+            self._published.pop(key, None)  # a new login starts as available
+            self._badges.pop(key, None)  # asked again when the user subscribes
+        if online != was_online:
+            if online:
+                self.visitors.came(key)
+            else:
+                self.visitors.went(key)
             self._notify_all(key)
+            self.went(domain, sip, online)
         self.changed(domain, sip)  # also a device more or less: offers may follow
 
     def activity(self, domain: str, sip: str) -> str:
@@ -165,7 +194,7 @@ class Presence:
                 self._notify_leg(leg, key)
 
     def _notify_leg(self, leg: Leg, key: UserKey) -> None:
-        online = bool(self._registry.of(*key))
+        online = self.online(*key)
         published = self._published.get(key, Published())
         notify: JsonObject = {
             "type": "presence_notify",
@@ -175,8 +204,18 @@ class Presence:
         }
         if self._is_self(leg) and key in self._badges:
             notify["note"] = f"#badge:{self._badges[key]}"
+        seen = self.visitors.fields(key, online)
+        if seen is not None:
+            notify.update(seen)
         self._wire.sig(leg, facility(notify))
 
     @staticmethod
     def _is_self(leg: Leg) -> bool:
         return leg.call.caller_user.sip == leg.call.callee_user.sip
+
+
+def present(reg: Registration) -> bool:
+    """A device counts as online while connected, and while it waits out the resume grace
+    after a lost link or a close by the hub; not once its connection closed cleanly (the
+    cause its calls would end with is then 16, normal clearing)."""
+    return reg.attached or reg.drop_cause != Q931.NORMAL_CLEARING

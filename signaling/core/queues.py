@@ -27,6 +27,7 @@ from typing import Any
 from config import QueueConfig, SupportConfig, UserConfig
 
 from .agent_slots import AgentSlots, LocalSlots
+from .agent_status import AgentStatus
 from .call_control import CallControl
 from .calls import Call, Leg
 from .causes import Q931, hub_cause
@@ -95,8 +96,8 @@ class Queues:
         """(domain, queue sip) -> {connection: the src of its Subscribe}."""
         self._active: dict[UserKey, set[str]] = {}
         """The support chats each agent has taken and not yet closed."""
-        self._status: dict[UserKey, tuple[str, str]] = {}
-        """The last (status, activity) told to the ``agent.status`` webhook."""
+        self._agent_status = AgentStatus(outbox, presence)
+        presence.went = self.visitor_presence  # a visitor's page closed or came back
         self._contexts: dict[UserKey, JsonObject] = {}
         """What a visitor's web page said when the account was made (§9.1)."""
 
@@ -149,6 +150,17 @@ class Queues:
         chat = call.support
         if chat is not None and chat.agent is None and call.call_id in self.chats:
             self._board(call.domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
+
+    def visitor_presence(self, domain: str, sip: str, online: bool) -> None:
+        """A visitor went offline (its page closed, docs 12.38) or came back: its chats
+        remember it, and the board entries of the waiting ones say so at once (a taken
+        chat's agent is in the chat). The chats wait out the resume grace for a reload."""
+        gone = None if online else int(self._clock.wall() * 1000)
+        for chat in list(self.chats.values()):
+            if chat.call.domain == domain and chat.visitor.sip == sip:
+                chat.gone_since = gone
+                if chat.agent is None:
+                    self._board(domain, chat.queue.sip, "ChatUpdated", {"chat": chat.view()})
 
     def _waiting(self, chat: SupportChat) -> None:
         view = chat.view()
@@ -282,23 +294,7 @@ class Queues:
             return
         queues = [queue.sip for queue in tenant.all_queues() if sip in queue.agents]
         if queues:
-            online = bool(self._registry.of(domain, sip))
-            activity = self._presence.activity(domain, sip) if online else ""
-            status = ("open" if online else "closed", activity)
-            if self._status.get((domain, sip)) != status:
-                self._status[(domain, sip)] = status
-                self._out.notify(
-                    "agent.status",
-                    {
-                        "domain": domain,
-                        "agent": sip,
-                        "status": status[0],
-                        "activity": status[1],
-                        "queues": queues,
-                    },
-                )
-                if not online:
-                    del self._status[(domain, sip)]
+            self._agent_status.tell(domain, sip, queues)
         for chat in list(self.chats.values()):
             if (
                 chat.call.domain == domain
@@ -475,7 +471,7 @@ class Queues:
         return {
             "support_chats": len(self.chats),
             "support_boards": len(self._boards),
-            "support_agents": len(self._active) + len(self._status),
+            "support_agents": len(self._active) + len(self._agent_status),
         }
 
     def _finished(self, domain: str, agent: str, call_id: str) -> None:

@@ -65,6 +65,9 @@ class SupportChat:
     preview: str | None = None
     """The start of the visitor's first message, as plain text: the board shows it so an
     agent knows what a waiting chat is about before taking it (docs 12.33)."""
+    gone_since: int | None = None
+    """When the visitor's page closed (ms), while the chat waits out the resume grace
+    for a reload (docs 12.38); None while the visitor is online."""
 
     def view(self) -> JsonObject:
         """The ``chat`` object of the board (§9.3): ``confId`` names the conversation, and
@@ -78,6 +81,8 @@ class SupportChat:
             "context": self.context,
             "last_message_time": self.last_ms,
             "preview": self.preview,
+            "visitor_gone": self.gone_since is not None,
+            "gone_since": self.gone_since,
         }
         if self.agent is not None:
             chat["agent"] = {"sip": self.agent.sip, "dn": self.agent.dn}

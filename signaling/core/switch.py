@@ -31,14 +31,7 @@ from .chat import ChatCalls
 from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
 from .devices import Devices, own_device
-from .errors import (
-    BadJson,
-    BadState,
-    Forbidden,
-    ProtocolError,
-    RateLimited,
-    UnknownMt,
-)
+from .errors import BadJson, BadState, Forbidden, ProtocolError, RateLimited, UnknownMt
 from .groups import GroupBook
 from .limits import TokenBucket
 from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
@@ -113,12 +106,7 @@ class Switch:
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
-        self.presence = Presence(
-            outbox=self._out,
-            registry=self.registry,
-            licensed=self.messages.licensed,
-            ask_badge=lambda domain, sip: self.notes.ask_badge(domain, sip),
-        )
+        self.presence = self._presence()
         self.chat = self._chat_calls(groups)
         self.presence.changed = self.chat.support.agent_changed
         self.devices = self._devices()
@@ -144,6 +132,17 @@ class Switch:
         logins.set_browser_trace(self.tracer.browser)
         return logins
 
+    def _presence(self) -> Presence:
+        return Presence(
+            outbox=self._out,
+            registry=self.registry,
+            licensed=self.messages.licensed,
+            ask_badge=lambda domain, sip: self.notes.ask_badge(domain, sip),
+            timers=self.timers,
+            clock=self.clock,
+            recent_window=self.config.presence.recent_window,
+        )
+
     def _devices(self) -> Devices:
         return Devices(
             registry=self.registry,
@@ -167,6 +166,7 @@ class Switch:
             directory=self.directory,
             registry=self.registry,
             support=self.chat.support,
+            seen=self.presence.visitors,
             timers=self.timers,
             clock=self.clock,
             ttl=self.config.support.visitor_ttl,
@@ -174,7 +174,7 @@ class Switch:
 
     def _chat_calls(self, groups: GroupBook) -> ChatCalls:
         config, node = self.config, self.node
-        chat = ChatCalls(
+        return ChatCalls(
             outbox=self._out,
             timers=self.timers,
             clock=self.clock,
@@ -192,7 +192,6 @@ class Switch:
             tracer=self.tracer,
             agent_slots=node.claims if node is not None else None,
         )
-        return chat
 
     # -- entry points from the I/O layer --------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 The visitors' route makes the account in the directory and tells the switch; from then
 on the core owns its end: once it has gone ``support.visitor_ttl`` without a
-registration it is removed, with the context its chats carried. While the visitor is
+registration it is removed, with the context its chats carried and when it was last
+seen (presence, docs 12.37). While the visitor is
 registered somewhere, another period starts instead.
 """
 
@@ -15,6 +16,7 @@ from signaling.directory import Directory
 from .clock import Clock
 from .registry import Registry
 from .timers import TimerQueue
+from .visitor_seen import VisitorsSeen
 
 __all__ = ["VisitorAccounts", "VisitorContexts"]
 
@@ -32,6 +34,7 @@ class VisitorAccounts:
         directory: Directory,
         registry: Registry,
         support: VisitorContexts,
+        seen: VisitorsSeen,
         timers: TimerQueue,
         clock: Clock,
         ttl: float,
@@ -39,6 +42,7 @@ class VisitorAccounts:
         self._directory = directory
         self._registry = registry
         self._support = support
+        self._seen = seen
         self._timers = timers
         self._clock = clock
         self._ttl = ttl
@@ -46,6 +50,7 @@ class VisitorAccounts:
     def made(self, domain: str, sip: str, context: object) -> None:
         """A visitor account was made: its chats carry ``context`` until it ends."""
         self._support.visitor_context(domain, sip, context)
+        self._seen.made((domain, sip))
         self._expire_later(domain, sip)
 
     def _expire_later(self, domain: str, sip: str) -> None:
@@ -58,4 +63,5 @@ class VisitorAccounts:
         if tenant is not None:
             tenant.remove(sip)
         self._support.visitor_context(domain, sip, None)
+        self._seen.ended((domain, sip))
         return None

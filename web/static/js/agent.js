@@ -55,6 +55,11 @@ function elapsed(since) {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
+function leftNote(goneSince) {
+  const ago = elapsed(goneSince);
+  return ago === "just now" ? "visitor left just now" : `visitor left ${ago} ago`;
+}
+
 function clock(seconds) {
   const date = seconds ? new Date(seconds * 1000) : new Date(Date.now() + skew);
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -418,6 +423,8 @@ function chatOf(call) {
 // -- the board --------------------------------------------------------------------------
 
 function waitingCard(confId, chat, call) {
+  // the visitor's page closed: the chat waits out the resume grace for a reload (docs 12.38)
+  const gone = Boolean(chat && chat.visitor_gone);
   const name = chat ? chat.visitor.dn || chat.visitor.sip : call.peer.dn || call.peer.sip;
   const context = (chat && chat.context) || (call && call.context) || {};
   const url = context.url && safeUrl(context.url);
@@ -429,12 +436,12 @@ function waitingCard(confId, chat, call) {
   if (chat && !call) buttons.push(el("button", { type: "button", class: "primary small", text: "Take", onclick: (event) => take(confId, event.currentTarget) }));
   return el(
     "li",
-    { class: `card${call ? " ringing" : ""}`, dataset: { confId } },
+    { class: `card${call ? " ringing" : ""}${gone ? " gone" : ""}`, dataset: { confId } },
     el(
       "div",
       { class: "card-top" },
       avatar(name),
-      el("div", { class: "card-who" }, el("strong", { text: name }), el("span", { class: "since", text: chat ? `waiting ${elapsed(chat.since)}` : "ringing" })),
+      el("div", { class: "card-who" }, el("strong", { text: name }), el("span", { class: "since", text: chat ? `waiting ${elapsed(chat.since)}` : "ringing" }), gone ? el("span", { class: "gone-note", text: leftNote(chat.gone_since), title: "The visitor's page closed: a reload within the resume grace brings them back, else the chat closes" }) : null),
       call ? el("span", { class: "bell", title: "Ringing for you", "aria-label": "ringing" }) : null,
     ),
     // the start of the visitor's first message, as the board carries it (docs 12.33)

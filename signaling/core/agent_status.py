@@ -1,0 +1,47 @@
+"""What the ``agent.status`` webhook last said of each agent (PROTOCOL §9.6).
+
+An agent's status is its presence (``open`` or ``closed``, docs 12.37: a clean close is
+``closed`` at once) and the activity it published. The webhook is told only changes, so
+the last status told is kept per agent while the agent is online, and forgotten once it
+is ``closed`` (nothing kept for an agent who is away).
+"""
+
+from __future__ import annotations
+
+from .outbox import Outbox
+from .presence import Presence
+from .registry import UserKey
+
+__all__ = ["AgentStatus"]
+
+
+class AgentStatus:
+    def __init__(self, outbox: Outbox, presence: Presence) -> None:
+        self._out = outbox
+        self._presence = presence
+        self._status: dict[UserKey, tuple[str, str]] = {}
+        """The last (status, activity) told to the ``agent.status`` webhook."""
+
+    def tell(self, domain: str, sip: str, queues: list[str]) -> None:
+        """Tell the webhook the agent's status if it changed since last told."""
+        online = self._presence.online(domain, sip)
+        activity = self._presence.activity(domain, sip) if online else ""
+        status = ("open" if online else "closed", activity)
+        if self._status.get((domain, sip)) == status:
+            return
+        self._status[(domain, sip)] = status
+        self._out.notify(
+            "agent.status",
+            {
+                "domain": domain,
+                "agent": sip,
+                "status": status[0],
+                "activity": status[1],
+                "queues": queues,
+            },
+        )
+        if not online:
+            del self._status[(domain, sip)]
+
+    def __len__(self) -> int:
+        return len(self._status)
