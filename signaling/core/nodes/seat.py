@@ -18,7 +18,7 @@ import functools
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..actions import Claimed, LookedUp
@@ -49,7 +49,7 @@ from .group_homes import GroupHomes, GroupKey
 from .proxy_legs import LOST, ProxyLegs
 from .remote_legs import RemoteDevices
 
-__all__ = ["CallCore", "DeviceEnds", "NodeSeat", "Parked"]
+__all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat", "Parked"]
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +76,24 @@ class DeviceEnds(Protocol):
     def end(self, registration: Registration, cause: Q931) -> None: ...
 
 
+Guard = Callable[[int, Inbound, Callable[[], None]], None]
+"""Runs what waited for connection ``conn`` as its ``inbound`` frame would have run:
+a ``ProtocolError`` is answered ``Error`` on that connection (``Switch._guarded``)."""
+
+
 @dataclass(slots=True)
 class Parked:
-    """A setup waiting for its ``Lookup``."""
+    """A setup waiting for its ``Lookup`` (or its group's home)."""
 
     conn: int
     reg: Registration
     inbound: Inbound
     msg: Signaling
-    core: CallCore
     settle: Callable[[], None] | None = None
     """For a group's setup: give the group's home back if the setup made no call."""
-
-    def run(self) -> None:
-        try:
-            self.core.on_signaling(self.reg, self.msg)
-        finally:
-            if self.settle is not None:
-                self.settle()
+    later: list[tuple[Inbound, Signaling]] = field(default_factory=list)
+    """The device's frames on the same call number meanwhile (a ``rel``, a message):
+    they run after the setup, in order, as they would have on one switch."""
 
 
 class NodeSeat:
@@ -144,17 +144,21 @@ class NodeSeat:
         self._own: dict[int, Registration] = {}
         self._next_ref = itertools.count(1)
         self._parked: dict[int, Parked] = {}
+        self._held: dict[tuple[Registration, int], Parked] = {}
+        """The same waiting setups, by device and call number."""
         self._requests = itertools.count(1)
         self.claims = AgentClaims(outbox, name, self._requests)
         """Support agents' ``max_chats`` across switches (given to the queues)."""
         self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self._requests)
         self.core: CallCore | None = None
         self.ends: DeviceEnds | None = None
+        self._guard: Guard | None = None
 
-    def seat(self, core: CallCore, ends: DeviceEnds) -> None:
+    def seat(self, core: CallCore, ends: DeviceEnds, guard: Guard) -> None:
         """Given once the switch has built them: the call core that runs calls homed here,
-        and the devices part that gives a lost remote device its grace and ends it."""
-        self.core, self.ends = core, ends
+        the devices part that gives a lost remote device its grace and ends it, and how
+        a frame that waited runs."""
+        self.core, self.ends, self._guard = core, ends, guard
         core.on_group_end(lambda domain, sip: self.homes.ended((domain, sip)))
 
     def held(self) -> dict[str, int]:
@@ -202,6 +206,10 @@ class NodeSeat:
         (checked here, forwarded to the home), or a new call's ``setup``, which waits for
         its lookup (and a group's for its home). False leaves it to the call core, as on
         a standalone switch."""
+        held = self._held.get((reg, msg.call)) if self._held else None
+        if held is not None:  # its setup waits: this runs after it
+            held.later.append((inbound, msg))
+            return True
         proxy = self.proxies.get(reg, msg.call)
         if proxy is not None:
             self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
@@ -209,14 +217,16 @@ class NodeSeat:
         if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
             return False
         sips, group = self._wanted(reg.domain, msg.sig)
-        parked = Parked(conn, reg, inbound, msg, self.core)
+        parked = Parked(conn, reg, inbound, msg)
         if group is not None:
             parked.settle = functools.partial(self._settle, group)
             if not self.homes.mine(group):
+                self._held[reg, msg.call] = parked
                 self.homes.ask(group, parked)
                 return True
         if not sips:
             return False
+        self._held[reg, msg.call] = parked
         self._lookup(parked, sips)
         return True
 
@@ -226,20 +236,39 @@ class NodeSeat:
         self._parked[request] = parked
         self._out.lookup(request, parked.reg.domain, sips)
 
-    def looked_up(self, answer: LookedUp) -> Parked | None:
-        """The parked setup of ``answer``, with stand-ins for what was found elsewhere;
-        None if its device has moved on meanwhile."""
+    def looked_up(self, answer: LookedUp) -> None:
+        """The parked setup of ``answer`` runs, with stand-ins for what was found
+        elsewhere, unless its device has moved on meanwhile."""
         parked = self._parked.pop(answer.request, None)
         if parked is None:
-            return None
+            return
         sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
         found = [record for record in answer.devices if record.node != self.name]
         self.remote.refresh(parked.reg.domain, sips, found)
-        if parked.reg.conn != parked.conn:  # its connection is gone: the setup with it
+        core = self.core
+        assert core is not None
+        self._run(parked, functools.partial(core.on_signaling, parked.reg, parked.msg))
+
+    def _run(self, parked: Parked, setup: Callable[[], None]) -> None:
+        """The waiting ``setup`` goes on, then the frames sent after it; nothing runs if
+        the device's connection is gone. A group's home is settled either way."""
+        reg = parked.reg
+        if self._held.get((reg, parked.msg.call)) is parked:
+            del self._held[reg, parked.msg.call]
+        try:
+            if reg.conn != parked.conn or self._guard is None:
+                return  # the device moved on (closed, resumed elsewhere, unregistered)
+            self._guard(parked.conn, parked.inbound, setup)
+            for inbound, msg in parked.later:
+                self._guard(parked.conn, inbound, functools.partial(self._again, reg, msg, inbound))
+        finally:
             if parked.settle is not None:
                 parked.settle()
-            return None
-        return parked
+
+    def _again(self, reg: Registration, msg: Signaling, inbound: Inbound) -> None:
+        """A frame that waited behind a setup, routed as ``Switch`` routes a new one."""
+        if not self.signaling(reg.conn, reg, inbound, msg) and self.core is not None:
+            self.core.on_signaling(reg, msg)
 
     def _wanted(self, domain: str, sig: Sig) -> tuple[tuple[str, ...], GroupKey | None]:
         """The users a setup may be offered to: its callee, a queue's agents or a
@@ -274,13 +303,13 @@ class NodeSeat:
         if home is None:  # this switch is the group's home now: the setup runs here
             self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
         else:
-            self._join(home, parked)
+            self._run(parked, functools.partial(self._join, home, parked))
 
     def _join(self, home: str, parked: Parked) -> None:
         """Another switch is the group's home: the device's setup goes there."""
         reg, number = parked.reg, parked.msg.call
         ref = self._refs.get(reg)
-        if ref is None or reg.conn != parked.conn or number in reg.legs:
+        if ref is None or number in reg.legs:
             return
         self.proxies.join(home, reg, number, ref)
         record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)

@@ -1,0 +1,68 @@
+"""The seams of calls across switches (docs 12.28): frames that arrive while a setup
+waits for its lookup, late frames around a resume, and what each switch keeps for a
+call once it is over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.signaling.core.cluster_harness import Cluster
+from tests.signaling.core.harness import Harness, im
+from tests.signaling.core.test_cluster_support_and_groups import TEAM
+
+JsonObject = dict[str, Any]
+
+_SETUP = {"type": "setup", "channel": 0, "cd": {"sip": "bob"}, "fty": [{"type": "im_setup"}]}
+_GROUP = {**_SETUP, "cd": {"sip": TEAM["sip"]}}
+
+
+def _bare(frames: list[JsonObject]) -> list[JsonObject]:
+    """Frames without the ids each switch makes up (confId, callId)."""
+    return [
+        {
+            **frame,
+            "sig": {k: v for k, v in frame["sig"].items() if k not in ("confId", "callId")},
+        }
+        if "sig" in frame
+        else frame
+        for frame in frames
+    ]
+
+
+# -- frames on a call number whose setup waits for its lookup --------------------------------
+
+
+def test_frames_after_a_waiting_setup_run_after_it_as_on_one_switch() -> None:
+    one = Harness()
+    alice_one, bob_one = one.phone("alice"), one.phone("bob")
+    cluster = Cluster()
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    for sig in (_SETUP, {"type": "rel"}, {"type": "facility", "fty": [im("late", id="x")]}):
+        one.signal(alice_one, 1, sig)
+        cluster.signal(alice, 1, sig, settle=False)
+    assert cluster.take(alice) == [] and len(cluster.bus.pending) == 1  # the Lookup
+    cluster.bus.run()
+    assert _bare(cluster.take(alice)) == _bare(one.take(alice_one))
+    assert [f["sig"]["type"] for f in cluster.take(bob)] == [
+        f["sig"]["type"] for f in one.take(bob_one)
+    ]
+    assert cluster.switch("a").chat.calls == {}
+    one.finish()
+    cluster.finish()
+
+
+def test_a_group_setup_released_before_its_home_is_known_makes_no_call() -> None:
+    cluster = Cluster()
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.groups(TEAM)
+    cluster.signal(bob, 1, _GROUP)
+    cluster.take(bob)  # b is the group's home
+    cluster.signal(alice, 3, _GROUP, settle=False)
+    cluster.signal(alice, 3, {"type": "rel"}, settle=False)
+    cluster.bus.run()  # the claim is refused: alice's setup joins at b, then leaves it
+    frames = cluster.take(alice)
+    assert [frame["sig"]["type"] for frame in frames] == ["call_proc", "conn"]
+    assert cluster.switch("a").held()["proxy_legs"] == 0
+    cluster.signal(bob, 1, {"type": "rel"})
+    cluster.finish()
