@@ -256,7 +256,7 @@ class NodeSeat:
         if self._held.get((reg, parked.msg.call)) is parked:
             del self._held[reg, parked.msg.call]
         try:
-            if reg.conn != parked.conn or self._guard is None:
+            if reg.conn != parked.conn or reg not in self._refs or self._guard is None:
                 return  # the device moved on (closed, resumed elsewhere, unregistered)
             self._guard(parked.conn, parked.inbound, setup)
             for inbound, msg in parked.later:

@@ -66,3 +66,19 @@ def test_a_group_setup_released_before_its_home_is_known_makes_no_call() -> None
     assert cluster.switch("a").held()["proxy_legs"] == 0
     cluster.signal(bob, 1, {"type": "rel"})
     cluster.finish()
+
+
+# -- nothing kept once a call is over ------------------------------------------------------------
+
+
+def test_a_group_home_is_given_back_when_the_device_unregisters_while_it_is_claimed() -> None:
+    cluster = Cluster()
+    alice = cluster.phone("a", "alice")
+    cluster.groups(TEAM)
+    cluster.signal(alice, 1, _GROUP, settle=False)  # the Claim waits on the bus
+    unregister = {"api": "PbxSignal", "mt": "Unregister"}
+    cluster.send(alice, unregister, settle=False)
+    cluster.bus.run()
+    assert cluster.switch("a").held()["claims"] == 0
+    assert cluster.bus.book.claims == {}
+    cluster.finish()
