@@ -118,12 +118,12 @@ class Cluster:
 
     # -- login and registration ------------------------------------------------------------
 
-    def login(self, node: str, sip: str) -> Client:
+    def login(self, node: str, sip: str, *, settle: bool = True) -> Client:
         conn, actions = self.switch(node).open(ADDRESS)
         assert actions == []
         client = (node, conn)
-        self.send(client, {"mt": "AppChallenge"})
-        self.send(client, login_message(sip, PASSWORDS[sip]))
+        self.send(client, {"mt": "AppChallenge"}, settle=settle)
+        self.send(client, login_message(sip, PASSWORDS[sip]), settle=settle)
         assert self.take(client)[-1]["ok"] is True
         return client
 
@@ -136,9 +136,12 @@ class Cluster:
         self.tokens[client] = result["resume"]
         return client
 
-    def resume(self, old: Client, node: str, sip: str, seqs: JsonObject) -> Client:
-        """A new connection of ``sip`` on ``node`` takes ``old``'s registration over."""
-        client = self.login(node, sip)
+    def resume(
+        self, old: Client, node: str, sip: str, seqs: JsonObject, *, settle: bool = True
+    ) -> Client:
+        """A new connection of ``sip`` on ``node`` takes ``old``'s registration over
+        (``settle=False``: what it sends other switches waits on the bus)."""
+        client = self.login(node, sip, settle=settle)
         register = {
             "api": "PbxSignal",
             "mt": "Register",
@@ -147,7 +150,7 @@ class Cluster:
             "resume": self.tokens.pop(old),
             "seqs": seqs,
         }
-        self.send(client, register)
+        self.send(client, register, settle=settle)
         result = self.take(client)
         assert result[0]["mt"] == "RegisterResult" and result[0]["resumed"] is True, result
         self.tokens[client] = result[0]["resume"]

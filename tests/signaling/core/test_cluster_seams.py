@@ -10,6 +10,7 @@ from typing import Any
 from tests.signaling.core.cluster_harness import Cluster
 from tests.signaling.core.harness import Harness, im
 from tests.signaling.core.test_cluster_support_and_groups import TEAM
+from tests.support import make_config
 
 JsonObject = dict[str, Any]
 
@@ -65,6 +66,35 @@ def test_a_group_setup_released_before_its_home_is_known_makes_no_call() -> None
     assert [frame["sig"]["type"] for frame in frames] == ["call_proc", "conn"]
     assert cluster.switch("a").held()["proxy_legs"] == 0
     cluster.signal(bob, 1, {"type": "rel"})
+    cluster.finish()
+
+
+# -- late frames around a resume ---------------------------------------------------------------
+
+
+def test_a_frame_sent_before_the_home_heard_of_a_resume_is_not_given_to_the_new_connection() -> (
+    None
+):
+    cluster = Cluster(("a", "b"), make_config(grace=30.0))
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.setup(alice, 1, "bob")
+    conf = cluster.take(alice)[0]["sig"]["confId"]
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    cluster.take(alice)
+    cluster.feed("b", cluster.switch("b").closed(bob[1], False), settle=False)
+    cluster.say(alice, 1, "in flight", id="m1", settle=False)
+    again = cluster.resume(bob, "b", "bob", {conf: 0}, settle=False)
+    cluster.bus.run()  # the home's relay reaches b after the resume, then a hears of it all
+    setup = cluster.one(again)  # the re-offered call, and nothing on the old call number
+    assert setup["sig"]["type"] == "setup" and setup["sig"]["confId"] == conf, setup
+    cluster.signal(again, setup["call"], {"type": "conn"})
+    relayed = [
+        item["data"]
+        for frame in cluster.take(again)
+        for item in frame["sig"].get("fty", ())
+        if item["type"] == "im_message"
+    ]
+    assert relayed == ["in flight"]
     cluster.finish()
 
 
