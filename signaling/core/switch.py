@@ -174,7 +174,7 @@ class Switch:
 
     def _chat_calls(self, groups: GroupBook) -> ChatCalls:
         config, node = self.config, self.node
-        chat = ChatCalls(
+        return ChatCalls(
             outbox=self._out,
             timers=self.timers,
             clock=self.clock,
@@ -191,8 +191,8 @@ class Switch:
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
             agent_slots=node.claims if node is not None else None,
+            leg_ended=node.leg_ended if node is not None else None,
         )
-        return chat
 
     # -- entry points from the I/O layer --------------------------------------------------
 

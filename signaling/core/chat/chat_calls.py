@@ -76,11 +76,13 @@ class ChatCalls:
         id_ttl: float = 24 * 3600.0,
         tracer: Tracer | None = None,
         agent_slots: AgentSlots | None = None,
+        leg_ended: Callable[[Leg], None] | None = None,
     ) -> None:
+        """``leg_ended``: told of each leg that ends (a cluster's seat)."""
         self.presence = presence
         self.calls: dict[str, Call] = {}
         self._wire = Wire(outbox)
-        self._legs = Legs(wire=self._wire, tracer=tracer or Tracer())
+        self._legs = Legs(wire=self._wire, tracer=tracer or Tracer(), leg_ended=leg_ended)
         sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         self._acks = self._delivery(outbox, sender_ids, licensed, limits.max_message)
         self._groups = self._group_calls(groups, registry, timers, clock, signaling)

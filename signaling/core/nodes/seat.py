@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..actions import Claimed, LookedUp
+from ..calls import Leg
+from ..callstate import Role
 from ..causes import Q931
 from ..codec import parse_signaling
 from ..directory_view import TenantLookup
-from ..errors import ProtocolError
+from ..errors import BadState, ProtocolError
 from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..outbox import Outbox
@@ -146,6 +148,10 @@ class NodeSeat:
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
         """The same waiting setups, by device and call number."""
+        self._call_holds: dict[Leg, tuple[Registration, ...]] = {}
+        """The stand-ins each call's setup found, by the caller's leg."""
+        self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
+        """The stand-ins of each group's members, while its live call is here."""
         self._requests = itertools.count(1)
         self.claims = AgentClaims(outbox, name, self._requests)
         """Support agents' ``max_chats`` across switches (given to the queues)."""
@@ -159,7 +165,7 @@ class NodeSeat:
         the devices part that gives a lost remote device its grace and ends it, and how
         a frame that waited runs."""
         self.core, self.ends, self._guard = core, ends, guard
-        core.on_group_end(lambda domain, sip: self.homes.ended((domain, sip)))
+        core.on_group_end(lambda domain, sip: self._group_over((domain, sip)))
 
     def held(self) -> dict[str, int]:
         return {
@@ -247,7 +253,35 @@ class NodeSeat:
         self.remote.refresh(parked.reg.domain, sips, found)
         core = self.core
         assert core is not None
-        self._run(parked, functools.partial(core.on_signaling, parked.reg, parked.msg))
+        devices = self.remote.hold(parked.reg.domain, sips)
+        try:
+            self._run(parked, functools.partial(core.on_signaling, parked.reg, parked.msg))
+        finally:
+            self._keep(parked, devices)
+
+    def _keep(self, parked: Parked, devices: tuple[Registration, ...]) -> None:
+        """The stand-ins a setup found stay while its call may offer to them: a group's
+        while its live call lasts, another's while the caller's leg does."""
+        if not devices:
+            return
+        _, group = self._wanted(parked.reg.domain, parked.msg.sig)
+        leg = parked.reg.legs.get(parked.msg.call)
+        if group is not None and self.core is not None and self.core.group_live(*group):
+            devices, self._group_holds[group] = self._group_holds.get(group, ()), devices
+        elif group is None and leg is not None and leg.role is Role.CALLER:
+            self._call_holds[leg] = devices
+            return
+        self.remote.release(devices)
+
+    def leg_ended(self, leg: Leg) -> None:
+        """A leg of a call here ended: the stand-ins its call held are let go with the
+        caller's leg, and a stand-in goes with its last leg."""
+        devices = self._call_holds.pop(leg, None) if self._call_holds else None
+        if devices is not None:
+            self.remote.release(devices)
+        reg = leg.reg
+        if reg.conn <= 0 and not reg.legs:  # a stand-in (or a device away) with no call
+            self.remote.idle(reg)
 
     def _run(self, parked: Parked, setup: Callable[[], None]) -> None:
         """The waiting ``setup`` goes on, then the frames sent after it; nothing runs if
@@ -321,8 +355,9 @@ class NodeSeat:
         inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
         msg = parse_signaling(inbound)  # it parsed where the device is
         _, group = self._wanted(record.domain, msg.sig)
-        device = self.remote.ensure(record)
-        if group is None or not self.homes.mine(group) or device is None or self.core is None:
+        valid = group is not None and self.homes.mine(group)
+        device = self.remote.ensure(record) if valid else None
+        if group is None or device is None or self.core is None:
             self._out.forward(node, Release(record.ref, frame.leg, LOST))
             return
         try:
@@ -331,10 +366,17 @@ class NodeSeat:
             self._out.forward(node, Refused(record.ref, frame.leg, exc.code, exc.text))
         finally:
             self._settle(group)
+            if not device.legs:  # refused: no call keeps it
+                self.remote.idle(device)
 
     def _settle(self, group: GroupKey) -> None:
         if self.core is not None and not self.core.group_live(*group):
-            self.homes.ended(group)
+            self._group_over(group)
+
+    def _group_over(self, group: GroupKey) -> None:
+        """No live call of the group here: its home is free, its members' stand-ins go."""
+        self.homes.ended(group)
+        self.remote.release(self._group_holds.pop(group, ()))
 
     # -- frames from other switches ------------------------------------------------------------
 
@@ -380,11 +422,15 @@ class NodeSeat:
             self.proxies.offer(home, reg, frame)
 
     def _from_device(self, node: str, frame: FromDevice) -> None:
-        """A remote device's event on its leg of a call homed here: as a local one's."""
+        """A remote device's event on its leg of a call homed here: as a local one's. A
+        device whose stand-in went with its last leg is answered as on a call number
+        without a call (its frame crossed the leg's end)."""
         device = self.remote.get(node, frame.device)
-        if device is None or self.core is None:
+        if self.core is None:
             return None
         try:
+            if device is None:
+                return _idle(frame)
             inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
             self.core.on_signaling(device, parse_signaling(inbound))
         except ProtocolError as exc:
@@ -400,3 +446,11 @@ class NodeSeat:
             if self.core is not None and self.ends is not None:
                 self.core.detach(device)
                 self.ends.remote_lost(device)
+
+
+def _idle(frame: FromDevice) -> None:
+    """A frame on a leg that is over, of a device no call here knows any more: a ``rel``
+    or ``disc`` crossed the leg's end and is dropped; anything else is refused."""
+    kind = frame.sig.get("type")
+    if kind not in ("rel", "disc"):
+        raise BadState(f"{str(kind)[:40]} not allowed in state idle")

@@ -112,3 +112,29 @@ def test_a_group_home_is_given_back_when_the_device_unregisters_while_it_is_clai
     assert cluster.switch("a").held()["claims"] == 0
     assert cluster.bus.book.claims == {}
     cluster.finish()
+
+
+def test_the_home_forgets_a_remote_device_once_its_call_is_over() -> None:
+    cluster = Cluster()
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.setup(alice, 1, "bob")
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    cluster.signal(alice, 1, {"type": "rel"})
+    assert cluster.switch("a").held()["remote_devices"] == 0
+    cluster.finish()
+
+
+def test_a_join_that_reaches_a_switch_that_is_no_longer_home_keeps_no_stand_in() -> None:
+    cluster = Cluster()
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.groups(TEAM)
+    cluster.signal(bob, 1, _GROUP)
+    cluster.take(bob)  # b is the home
+    cluster.signal(alice, 1, _GROUP, settle=False)  # a's claim: refused, b named
+    cluster.bus.step()
+    cluster.signal(bob, 1, {"type": "rel"}, settle=False)  # b lets the home go...
+    cluster.bus.run()  # ...before alice's Join reaches it
+    frames = cluster.take(alice)
+    assert frames[-1]["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 41}}
+    assert cluster.switch("b").held()["remote_devices"] == 0
+    cluster.finish()
