@@ -350,8 +350,12 @@ class NodeSeat:
         self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
 
     def _joined(self, node: str, frame: Join) -> None:
-        """A device elsewhere sets up this switch's group call: run as its own setup."""
+        """A device elsewhere sets up this switch's group call: run as its own setup. A
+        switch speaks only for its own devices: a Join naming another's is dropped."""
         record = frame.record
+        if record.node != node:
+            log.warning("Join from switch %s for a device of %.40s dropped", node, record.node)
+            return
         inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
         msg = parse_signaling(inbound)  # it parsed where the device is
         _, group = self._wanted(record.domain, msg.sig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from signaling.core.nodes.frames import DeviceRecord, Join
 from tests.signaling.core.cluster_harness import Cluster
 from tests.signaling.core.harness import Harness, im
 from tests.signaling.core.test_cluster_support_and_groups import TEAM
@@ -137,4 +138,23 @@ def test_a_join_that_reaches_a_switch_that_is_no_longer_home_keeps_no_stand_in()
     frames = cluster.take(alice)
     assert frames[-1]["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 41}}
     assert cluster.switch("b").held()["remote_devices"] == 0
+    cluster.finish()
+
+
+# -- frames from other switches are checked ------------------------------------------------------
+
+
+def test_a_join_naming_a_device_of_another_switch_than_its_sender_is_dropped() -> None:
+    cluster = Cluster(("a", "b", "c"))
+    bob = cluster.phone("b", "bob")
+    cluster.groups(TEAM)
+    cluster.signal(bob, 1, _GROUP)
+    cluster.take(bob)  # b is the group's home
+    record = DeviceRecord("a", 99, "example.com", "alice", "x", frozenset({"NO_MEDIA_CALL"}))
+    forged = Join(record, 5, _GROUP)  # c speaks for a device of a's
+    cluster.feed("b", cluster.switch("b").from_nodes("c", [forged]), settle=False)
+    seat = cluster.switch("b").node
+    assert seat is not None and seat.remote.get("a", 99) is None
+    assert cluster.bus.pending == []  # dropped: nobody is answered
+    cluster.signal(bob, 1, {"type": "rel"})
     cluster.finish()
