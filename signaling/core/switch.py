@@ -107,7 +107,7 @@ class Switch:
         self.registry = Registry()
         groups = GroupBook()
         self.node = NodeSeat.of(
-            node, book, self.registry, self.directory, groups, self._out, config.limits.max_message
+            node, book, self.registry, self.directory, groups, self._out, config
         )
         """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(

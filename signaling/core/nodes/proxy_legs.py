@@ -142,6 +142,11 @@ class ProxyLegs:
         proxied = self._by_reg.get(reg)
         return proxied.get(number) if proxied is not None else None
 
+    def count(self, reg: Registration) -> int:
+        """How many calls homed elsewhere the device is in."""
+        proxied = self._by_reg.get(reg)
+        return len(proxied) if proxied is not None else 0
+
     def of_device(self, reg: Registration) -> list[ProxyLeg]:
         proxied = self._by_reg.get(reg)
         return list(proxied.values()) if proxied else []

@@ -21,13 +21,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from config import Config
+
 from ..actions import Claimed, LookedUp
 from ..calls import Leg
 from ..callstate import Role
-from ..causes import Q931
+from ..causes import Q931, hub_cause
 from ..codec import parse_signaling
 from ..directory_view import TenantLookup
 from ..errors import BadState, ProtocolError
+from ..frames import rel
+from ..frames import signaling as envelope
 from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..outbox import Outbox
@@ -107,7 +111,7 @@ class NodeSeat:
         tenants: TenantLookup,
         groups: GroupBook,
         outbox: Outbox,
-        max_message: int,
+        config: Config,
     ) -> NodeSeat | None:
         """The seat of a switch built with the cluster's ``book``; None for one without."""
         if book is None:
@@ -119,7 +123,8 @@ class NodeSeat:
             registry=registry,
             tenants=tenants,
             groups=groups,
-            max_message=max_message,
+            max_message=config.limits.max_message,
+            max_calls=config.signaling.max_calls,
         )
 
     def __init__(
@@ -132,8 +137,11 @@ class NodeSeat:
         tenants: TenantLookup,
         groups: GroupBook,
         max_message: int,
+        max_calls: int,
     ) -> None:
         self.name = name
+        self._max_calls = max_calls
+        """Calls a device may be part of at once: its legs here and its proxy legs."""
         self._book = book
         self._out = outbox
         self._tenants = tenants
@@ -223,6 +231,10 @@ class NodeSeat:
         if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
             return False
         sips, group = self._wanted(reg.domain, msg.sig)
+        proxied = self.proxies.count(reg)
+        if (proxied or group is not None) and len(reg.legs) + proxied >= self._max_calls:
+            self._full(reg, msg.call)  # the home would not count this switch's calls
+            return True
         parked = Parked(conn, reg, inbound, msg)
         if group is not None:
             parked.settle = functools.partial(self._settle, group)
@@ -235,6 +247,12 @@ class NodeSeat:
         self._held[reg, msg.call] = parked
         self._lookup(parked, sips)
         return True
+
+    def _full(self, reg: Registration, number: int) -> None:
+        """The device is in ``max_calls`` calls already: its ``setup`` is refused with
+        47, as the call core refuses it on one switch."""
+        refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))
+        self._out.send(reg.conn, envelope(reg.src, number, refusal))
 
     def _lookup(self, parked: Parked, sips: tuple[str, ...]) -> None:
         """Hold a new call's ``setup`` until the book says where its users are."""
@@ -422,6 +440,9 @@ class NodeSeat:
             self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
         elif not reg.attached:
             self._out.forward(home, DeviceAway(frame.device))
+        elif len(reg.legs) + self.proxies.count(reg) >= self._max_calls:  # as a busy device
+            refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))  # declines: the home hears 47
+            self._out.forward(home, FromDevice(frame.device, frame.leg, refusal))
         else:
             self.proxies.offer(home, reg, frame)
 

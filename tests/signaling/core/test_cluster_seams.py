@@ -5,6 +5,7 @@ call once it is over.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from signaling.core.nodes.frames import DeviceRecord, Join
@@ -157,4 +158,68 @@ def test_a_join_naming_a_device_of_another_switch_than_its_sender_is_dropped() -
     assert seat is not None and seat.remote.get("a", 99) is None
     assert cluster.bus.pending == []  # dropped: nobody is answered
     cluster.signal(bob, 1, {"type": "rel"})
+    cluster.finish()
+
+
+# -- max_calls counts every call of a device, wherever its home is ------------------------------
+
+
+def _one_call_each() -> Any:
+    config = make_config()
+    return replace(config, signaling=replace(config.signaling, max_calls=1))
+
+
+def test_a_device_in_a_call_homed_elsewhere_is_not_offered_more_than_max_calls() -> None:
+    cluster = Cluster(("a", "b", "c"), _one_call_each())
+    alice, bob, carol = (
+        cluster.phone("a", "alice"),
+        cluster.phone("b", "bob"),
+        cluster.phone("c", "carol"),
+    )
+    cluster.setup(alice, 1, "bob")
+    cluster.take(alice)
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    cluster.take(alice)
+    cluster.setup(carol, 1, "bob")  # homed on c; b refuses the offer: bob has his one call
+    assert cluster.take(bob) == []
+    frames = cluster.take(carol)
+    assert frames[-1]["sig"]["type"] == "rel" and frames[-1]["sig"]["cau"]["num"] == 47, frames
+    cluster.finish()
+
+
+def test_a_device_in_a_call_homed_elsewhere_may_not_set_up_more_than_max_calls() -> None:
+    cluster = Cluster(("a", "b"), _one_call_each())
+    alice, bob, carol = (
+        cluster.phone("a", "alice"),
+        cluster.phone("b", "bob"),
+        cluster.phone("b", "carol"),
+    )
+    cluster.setup(alice, 1, "bob")
+    cluster.take(alice)
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    cluster.setup(bob, 5, "carol")  # carol is on bob's own switch
+    assert cluster.one(bob) == {
+        "api": "PbxSignal",
+        "mt": "Signaling",
+        "src": "reg",
+        "call": 5,
+        "sig": {"type": "rel", "cau": {"loc": 1, "num": 47}},
+    }
+    assert cluster.take(carol) == []
+    cluster.finish()
+
+
+def test_a_full_device_group_setup_is_refused_where_it_is_before_any_join() -> None:
+    cluster = Cluster(("a", "b"), _one_call_each())
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    carol = cluster.phone("b", "carol")
+    cluster.groups(TEAM)
+    cluster.signal(alice, 1, _GROUP)
+    cluster.take(alice)  # a is the group's home
+    cluster.setup(bob, 2, "carol")  # bob's one call, on his own switch
+    cluster.take(bob)
+    assert cluster.offered(carol) < 0
+    cluster.signal(bob, 3, _GROUP, settle=False)
+    assert cluster.one(bob)["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 47}}
+    assert cluster.bus.pending == []  # not even a claim
     cluster.finish()
