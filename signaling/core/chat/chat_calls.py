@@ -36,10 +36,11 @@ from ..errors import BadState
 from ..frames import rel
 from ..groups import Group, GroupBook
 from ..messages import Cause, ImMessage, Signaling
+from ..nodes.directory import DeviceDirectory
 from ..outbox import Outbox
 from ..presence import Presence
 from ..queues import Queues
-from ..registry import Registration, Registry
+from ..registry import Registration
 from ..sender_ids import SenderIds, SenderKey
 from ..timers import TimerQueue
 from ..wire import Wire
@@ -64,7 +65,7 @@ class ChatCalls:
         timers: TimerQueue,
         clock: Clock,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         signaling: SignalingConfig,
         limits: LimitsConfig,
         congested: Callable[[int, int], bool],
@@ -117,7 +118,7 @@ class ChatCalls:
     def _group_calls(
         self,
         book: GroupBook | None,
-        registry: Registry,
+        registry: DeviceDirectory,
         timers: TimerQueue,
         clock: Clock,
         signaling: SignalingConfig,
@@ -166,7 +167,7 @@ class ChatCalls:
         timers: TimerQueue,
         clock: Clock,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         support: SupportConfig | None,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
@@ -203,7 +204,7 @@ class ChatCalls:
     def _call_setup(
         self,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
     ) -> Setup:

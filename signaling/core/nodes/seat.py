@@ -35,9 +35,9 @@ from ..frames import signaling as envelope
 from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..outbox import Outbox
-from ..registry import Registration, Registry
+from ..registry import Registration
 from .agent_claims import AgentClaims
-from .directory import DeviceBook, ReachableDevices
+from .directory import DeviceBook, DeviceDirectory, ReachableDevices
 from .frames import (
     DeviceAway,
     DeviceBack,
@@ -107,7 +107,7 @@ class NodeSeat:
     def of(
         name: str,
         book: DeviceBook | None,
-        registry: Registry,
+        registry: DeviceDirectory,
         tenants: TenantLookup,
         groups: GroupBook,
         outbox: Outbox,
@@ -133,7 +133,7 @@ class NodeSeat:
         book: DeviceBook,
         *,
         outbox: Outbox,
-        registry: Registry,
+        registry: DeviceDirectory,
         tenants: TenantLookup,
         groups: GroupBook,
         max_message: int,
