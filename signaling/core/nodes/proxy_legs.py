@@ -18,6 +18,7 @@ from typing import Any
 
 from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from ..causes import Q931, hub_cause
+from ..chat.text import utf8_len
 from ..codec import encode
 from ..errors import BadState, MessageTooBig
 from ..messages import Signaling
@@ -130,7 +131,7 @@ class ProxyLegs:
             event = Event.DISC  # as the home will read it (12.25)
         state = client_event(proxy.role, proxy.state, event)
         for message in msg.sig.messages:
-            if message.data is not None and _utf8_len(message.data) > self._max_message:
+            if message.data is not None and utf8_len(message.data) > self._max_message:
                 raise MessageTooBig(f"message data above {self._max_message} bytes")
         proxy.state = state
         if event is Event.REL:  # after disc the home's rel still comes (its Release)
@@ -196,7 +197,3 @@ def _heard(proxy: ProxyLeg, sig: str) -> None:
             if state is not None:
                 proxy.state = state
             return
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
