@@ -3,8 +3,9 @@
 Imports point one way: no module imports itself back through others (type-only imports
 count too: a cycle under ``TYPE_CHECKING`` still ties the modules together); the messages
 service knows the hub only through its AppWebsocket layer; only storage modules import
-the ORM. And the size rules: no module over 500 lines, no function over 40 (docstring
-left out), so that every module stays one concept a newcomer can read at once.
+the ORM; the sans-I/O core (and the in-memory bus) never imports asyncio. And the size
+rules: no module over 500 lines, no function over 40 (docstring left out), so that every
+module stays one concept a newcomer can read at once.
 """
 
 from __future__ import annotations
@@ -170,6 +171,46 @@ def test_only_storage_modules_import_the_orm() -> None:
         if target.split(".")[0] == "tortoise"
     )
     assert wrong == []
+
+
+SANS_IO = ("signaling.core", "signaling.bus.memory")
+"""The sans-I/O parts: the switch's core, and the in-memory bus that drives several of
+them in one process for tests. Time and sockets reach them only through the I/O layer."""
+
+
+def asyncio_imports(found: Iterator[Module]) -> list[str]:
+    """The modules of ``SANS_IO`` among ``found`` that import asyncio, however they do."""
+    return sorted(
+        f"{module.name} imports {target}"
+        for module in found
+        if any(module.name == part or module.name.startswith(f"{part}.") for part in SANS_IO)
+        for target in imported(module)
+        if target.split(".")[0] == "asyncio"
+    )
+
+
+def test_the_sans_io_parts_never_import_asyncio() -> None:
+    assert asyncio_imports(iter(modules().values())) == []
+
+
+def test_an_asyncio_import_in_the_core_would_be_found() -> None:
+    """The check above can fail: made-up core modules that import asyncio are reported,
+    a made-up I/O module that does is not."""
+    made_up = [
+        ("signaling.core.made_up", "import asyncio\n"),
+        ("signaling.core.nodes.made_up", "def later():\n    from asyncio import sleep\n"),
+        ("signaling.bus.memory", "from asyncio.queues import Queue\n"),
+        ("signaling.hub.made_up", "import asyncio\n"),
+    ]
+    found = (
+        Module(name, ROOT / "made_up.py", ast.parse(text), text.count("\n"))
+        for name, text in made_up
+    )
+    assert asyncio_imports(found) == [
+        "signaling.bus.memory imports asyncio.queues",
+        "signaling.core.made_up imports asyncio",
+        "signaling.core.nodes.made_up imports asyncio",
+    ]
 
 
 def test_no_module_over_500_lines() -> None:

@@ -44,7 +44,11 @@ class Outcome(Enum):
 
 
 class DeliveryError(Exception):
-    """A move the delivery table does not allow: a defect of the hub, never the client's."""
+    """A move the delivery table does not allow: a defect of the hub, never the client's.
+
+    Not a ``SignalingError`` on purpose: that root is for what may be told to the peer (a
+    code and a safe text); a defect of the hub is any other exception, which the client
+    hears as ``internal`` while the log gets the traceback (``errors.py``)."""
 
 
 _D, _O = Delivery, Outcome

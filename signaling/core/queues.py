@@ -37,9 +37,10 @@ from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavai
 from .frames import board as board_update
 from .frames import name_identification, system_message
 from .messages import Sig
+from .nodes.directory import DeviceDirectory
 from .outbox import Outbox
 from .presence import Presence
-from .registry import Registration, Registry, UserKey
+from .registry import Registration, UserKey
 from .support_chat import (
     SupportChat,
     context_of,
@@ -69,7 +70,7 @@ class Queues:
         timers: TimerQueue,
         clock: Clock,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         presence: Presence,
         config: SupportConfig,
         max_calls: int,

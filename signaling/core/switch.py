@@ -100,7 +100,7 @@ class Switch:
         self.registry = Registry()
         groups = GroupBook()
         self.node = NodeSeat.of(
-            node, book, self.registry, self.directory, groups, self._out, config.limits.max_message
+            node, book, self.registry, self.directory, groups, self._out, config
         )
         """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
@@ -111,7 +111,7 @@ class Switch:
         self.presence.changed = self.chat.support.agent_changed
         self.devices = self._devices()
         if self.node is not None:
-            self.node.seat(self.chat, self.devices)
+            self.node.seat(self.chat, self.devices, self._guarded)
         self.visitors = self._visitor_accounts()
         self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
@@ -191,6 +191,7 @@ class Switch:
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
             agent_slots=node.claims if node is not None else None,
+            leg_ended=node.leg_ended if node is not None else None,
         )
 
     # -- entry points from the I/O layer --------------------------------------------------
@@ -307,10 +308,8 @@ class Switch:
 
     def looked_up(self, answer: LookedUp) -> list[Action]:
         """Where the users of a waiting setup are registered: the setup runs now."""
-        parked = self.node.looked_up(answer) if self.node is not None else None
-        conn = self.connections.get(parked.conn) if parked is not None else None
-        if parked is not None and conn is not None and conn.registration is parked.reg:
-            self._guarded(conn, parked.inbound, parked.run)
+        if self.node is not None:
+            self.node.looked_up(answer)
         return self._out.drain()
 
     def claimed(self, answer: Claimed) -> list[Action]:
@@ -464,8 +463,11 @@ class Switch:
         self.logins.ended(conn)
         self.devices.drop(conn, cause, resumable=resumable)
 
-    def _guarded(self, conn: Connection, inbound: Inbound, run: Callable[[], None]) -> None:
+    def _guarded(self, conn_id: int, inbound: Inbound, run: Callable[[], None]) -> None:
         """Run what waited (a setup for its lookup), answering errors as ``receive`` does."""
+        conn = self.connections.get(conn_id)
+        if conn is None:
+            return
         try:
             run()
         except ProtocolError as exc:

@@ -36,10 +36,11 @@ from ..errors import BadState
 from ..frames import rel
 from ..groups import Group, GroupBook
 from ..messages import Cause, ImMessage, Signaling
+from ..nodes.directory import DeviceDirectory
 from ..outbox import Outbox
 from ..presence import Presence
 from ..queues import Queues
-from ..registry import Registration, Registry
+from ..registry import Registration
 from ..sender_ids import SenderIds, SenderKey
 from ..timers import TimerQueue
 from ..wire import Wire
@@ -64,7 +65,7 @@ class ChatCalls:
         timers: TimerQueue,
         clock: Clock,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         signaling: SignalingConfig,
         limits: LimitsConfig,
         congested: Callable[[int, int], bool],
@@ -76,11 +77,13 @@ class ChatCalls:
         id_ttl: float = 24 * 3600.0,
         tracer: Tracer | None = None,
         agent_slots: AgentSlots | None = None,
+        leg_ended: Callable[[Leg], None] | None = None,
     ) -> None:
+        """``leg_ended``: told of each leg that ends (a cluster's seat)."""
         self.presence = presence
         self.calls: dict[str, Call] = {}
         self._wire = Wire(outbox)
-        self._legs = Legs(wire=self._wire, tracer=tracer or Tracer())
+        self._legs = Legs(wire=self._wire, tracer=tracer or Tracer(), leg_ended=leg_ended)
         sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         self._acks = self._delivery(outbox, sender_ids, licensed, limits.max_message)
         self._groups = self._group_calls(groups, registry, timers, clock, signaling)
@@ -115,7 +118,7 @@ class ChatCalls:
     def _group_calls(
         self,
         book: GroupBook | None,
-        registry: Registry,
+        registry: DeviceDirectory,
         timers: TimerQueue,
         clock: Clock,
         signaling: SignalingConfig,
@@ -164,7 +167,7 @@ class ChatCalls:
         timers: TimerQueue,
         clock: Clock,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         support: SupportConfig | None,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
@@ -201,7 +204,7 @@ class ChatCalls:
     def _call_setup(
         self,
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
     ) -> Setup:

@@ -25,7 +25,8 @@ from ..delivery_state import Delivery
 from ..frames import conn, endpoint, line_item, post, rel, relayed_item, setup_offer, with_ids
 from ..groups import Group, GroupBook
 from ..messages import ImMessage
-from ..registry import Registration, Registry
+from ..nodes.directory import DeviceDirectory
+from ..registry import Registration
 from ..timers import TimerQueue
 from ..wire import Wire
 from .delivery import Acks
@@ -46,7 +47,7 @@ class GroupCalls:
         acks: Acks,
         calls: dict[str, Call],
         book: GroupBook,
-        registry: Registry,
+        registry: DeviceDirectory,
         timers: TimerQueue,
         clock: Clock,
         config: SignalingConfig,

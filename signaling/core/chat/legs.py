@@ -13,6 +13,7 @@ message (that is ``pbx``'s to see).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tracing import Tracer
@@ -32,9 +33,18 @@ NORMAL = hub_cause(Q931.NORMAL_CLEARING)
 
 
 class Legs:
-    def __init__(self, *, wire: Wire, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        *,
+        wire: Wire,
+        tracer: Tracer,
+        leg_ended: Callable[[Leg], None] | None = None,
+    ) -> None:
         self._wire = wire
         self.tracer = tracer
+        self._leg_ended = leg_ended
+        """Told of each leg that ended (a cluster's seat: what the call kept for devices
+        on other switches goes with it)."""
 
     def hub_event(self, leg: Leg, event: Event, sig: JsonObject) -> None:
         """Tell a leg what happened, if its state table lets that happen now."""
@@ -56,6 +66,8 @@ class Legs:
             leg.typing = None
         if leg.reg.legs.get(leg.number) is leg:
             del leg.reg.legs[leg.number]
+            if self._leg_ended is not None:
+                self._leg_ended(leg)
 
     def end(self, leg: Leg, cause: Cause, disc: JsonObject | None = None) -> None:
         """The hub releases the leg (after the other side's ``disc``, when given)."""

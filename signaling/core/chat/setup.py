@@ -27,9 +27,10 @@ from ..directory_view import TenantLookup
 from ..errors import AlreadyTaken, BadState
 from ..frames import HUB_FTY, conn, endpoint, setup_offer, with_ids
 from ..messages import Sig
+from ..nodes.directory import DeviceDirectory
 from ..presence import Presence
 from ..queues import Queues
-from ..registry import Registration, Registry
+from ..registry import Registration
 from ..wire import Wire
 from .control import Control
 from .delivery import Acks
@@ -56,7 +57,7 @@ class Setup:
         presence: Presence,
         calls: dict[str, Call],
         tenants: TenantLookup,
-        registry: Registry,
+        registry: DeviceDirectory,
         config: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
     ) -> None:

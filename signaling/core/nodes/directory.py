@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from ..registry import Registration, Registry
+from ..registry import Registration
 
 if TYPE_CHECKING:
     from .frames import DeviceRecord
@@ -40,26 +40,17 @@ class DeviceBook(Protocol):
     def find(self, domain: str, sips: Iterable[str]) -> tuple[DeviceRecord, ...]: ...
 
 
-class ReachableDevices(Registry):
+class ReachableDevices:
     """A cluster switch's directory for calls: its own registrations first (the order a
-    standalone switch offers in), then the known ones elsewhere. Adding and removing go
-    to the switch's own registry; this view keeps nothing of its own."""
+    standalone switch offers in), then the known ones elsewhere. A view that keeps
+    nothing of its own: registrations are added to and removed from the switch's own
+    registry, stand-ins by ``RemoteDevices``."""
 
-    def __init__(self, local: Registry, remote: RemoteDevices) -> None:
-        super().__init__()
+    def __init__(self, local: DeviceDirectory, remote: RemoteDevices) -> None:
         self._local = local
         self._remote = remote
-
-    def add(self, registration: Registration) -> None:
-        self._local.add(registration)
-
-    def remove(self, registration: Registration) -> None:
-        self._local.remove(registration)
 
     def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
         local = self._local.of(domain, sip)
         remote = self._remote.of(domain, sip)
         return local + remote if remote else local
-
-    def __len__(self) -> int:
-        return len(self._local)

@@ -9,10 +9,10 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
     home  -> device's switch   Offer      a setup for one of its devices
                                ToLeg      any other frame for a proxy leg
                                Release    the last frame of a proxy leg (its ``rel``)
+                               Refused    the home said no to the device's frame
     device's switch -> home    FromDevice the device's event on a proxy leg (checked)
                                Join       the device's setup to a group whose live
                                           call is homed there (docs 12.28)
-                               Refused    (home -> device's switch) the home said no
                                DeviceAway / DeviceBack / DeviceGone
                                           the device's connection dropped, resumed, ended
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from ..causes import Q931, hub_cause
+from ..chat.text import utf8_len
 from ..codec import encode
 from ..errors import BadState, MessageTooBig
 from ..messages import Signaling
@@ -29,14 +30,15 @@ __all__ = ["LOST", "ProxyLeg", "ProxyLegs"]
 
 _ENDED = 256
 """Proxy legs remembered after they end, so that what the home sent before it heard the
-device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch."""
+device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch; only
+the connection the leg was made on: a resumed device gets its calls offered again."""
 LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
 
 
 class ProxyLeg:
     """One device's leg in a call at another switch (``home``), known there as ``leg``."""
 
-    __slots__ = ("device", "head", "home", "leg", "number", "reg", "role", "state")
+    __slots__ = ("conn", "device", "head", "home", "leg", "number", "reg", "role", "state")
 
     def __init__(
         self, home: str, device: int, leg: int, reg: Registration, number: int, role: Role
@@ -45,6 +47,9 @@ class ProxyLeg:
         self.device = device
         self.leg = leg
         self.reg = reg
+        self.conn = reg.conn
+        """The device's connection when the leg was made: a late frame for the ended leg
+        is for it alone (never a connection that resumed the registration)."""
         self.number = number
         self.role = role
         self.state = LegState.OFFERED if role is Role.CALLEE else LegState.SETUP_SENT
@@ -97,8 +102,8 @@ class ProxyLegs:
         proxy = self._legs.get(key)
         if proxy is None:  # the device's rel crossed this frame: the home sent it before
             proxy = self._ended.get(key)  # it heard the rel, as a socket's queue would
-            if proxy is not None:
-                self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
+            if proxy is not None and proxy.reg.conn == proxy.conn:
+                self._out.send_text(proxy.conn, proxy.frame(frame.sig))
             return
         self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
         if type(frame) is Release:
@@ -109,7 +114,7 @@ class ProxyLegs:
     def refused(self, home: str, frame: Refused) -> None:
         key = (home, frame.device, frame.leg)
         proxy = self._legs.get(key) or self._ended.get(key)
-        if proxy is not None:
+        if proxy is not None and proxy.reg.conn == proxy.conn:
             error = {"api": "PbxSignal", "mt": "Error", "code": frame.code, "text": frame.text}
             self._out.send(proxy.reg.conn, {**error, "call": proxy.number})
             if proxy.state is LegState.SETUP_SENT:  # a refused setup leaves no leg
@@ -126,7 +131,7 @@ class ProxyLegs:
             event = Event.DISC  # as the home will read it (12.25)
         state = client_event(proxy.role, proxy.state, event)
         for message in msg.sig.messages:
-            if message.data is not None and _utf8_len(message.data) > self._max_message:
+            if message.data is not None and utf8_len(message.data) > self._max_message:
                 raise MessageTooBig(f"message data above {self._max_message} bytes")
         proxy.state = state
         if event is Event.REL:  # after disc the home's rel still comes (its Release)
@@ -138,17 +143,23 @@ class ProxyLegs:
         proxied = self._by_reg.get(reg)
         return proxied.get(number) if proxied is not None else None
 
+    def count(self, reg: Registration) -> int:
+        """How many calls homed elsewhere the device is in."""
+        proxied = self._by_reg.get(reg)
+        return len(proxied) if proxied is not None else 0
+
     def of_device(self, reg: Registration) -> list[ProxyLeg]:
         proxied = self._by_reg.get(reg)
         return list(proxied.values()) if proxied else []
 
     def drop(self, reg: Registration) -> set[str]:
-        """Forget the device's proxy legs (its homes are told by the caller); returns
-        the homes they belonged to."""
+        """Forget the device's proxy legs, not to be remembered as ended ones (its homes
+        are told by the caller, and offer the calls again on a resume); returns the
+        homes they belonged to."""
         homes = set()
         for proxy in self.of_device(reg):
             homes.add(proxy.home)
-            self._forget(proxy)
+            self._forget(proxy, remember=False)
         return homes
 
     def home_lost(self, home: str) -> None:
@@ -157,9 +168,9 @@ class ProxyLegs:
             self._out.send_text(proxy.reg.conn, proxy.frame(LOST))
             self._forget(proxy)
 
-    def _forget(self, proxy: ProxyLeg) -> None:
+    def _forget(self, proxy: ProxyLeg, *, remember: bool = True) -> None:
         key = (proxy.home, proxy.device, proxy.leg)
-        if self._legs.pop(key, None) is not None:
+        if self._legs.pop(key, None) is not None and remember:
             self._ended[key] = proxy
             if len(self._ended) > _ENDED:
                 self._ended.popitem(last=False)
@@ -186,7 +197,3 @@ def _heard(proxy: ProxyLeg, sig: str) -> None:
             if state is not None:
                 proxy.state = state
             return
-
-
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))

@@ -47,7 +47,13 @@ class RemoteDevices:
         self._by_conn: dict[int, Registration] = {}
         self._conns: dict[Registration, int] = {}
         self._by_user: dict[tuple[str, str], list[Registration]] = {}
+        self._uses: dict[Registration, int] = {}
+        """How many calls hold each stand-in (``hold``): only stand-ins some call holds."""
         self._numbers = itertools.count(-1, -1)
+        self._next_offer = -1
+        self._told = False
+        """Where a new stand-in's leg numbers start: below every forgotten one's, so a
+        late frame for a leg of a forgotten stand-in is never taken for a new leg's."""
         outbox.remote = self.send
 
     def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
@@ -94,16 +100,53 @@ class RemoteDevices:
             return None
         conn = next(self._numbers)
         device = Registration(conn, record.domain, user, record.hw, record.flags, None)
+        device.next_offer = self._next_offer
         key = (record.node, record.ref)
         self._by_key[key], self._keys[device] = device, key
         self._by_conn[conn], self._conns[device] = device, conn
         self._by_user.setdefault((record.domain, record.sip), []).append(device)
         return device
 
+    def hold(self, domain: str, sips: Iterable[str]) -> tuple[Registration, ...]:
+        """The stand-ins of these users, kept while a call may still offer to them (a
+        support chat's next agent, a group's member): until ``release``."""
+        devices = tuple(device for sip in sips for device in self.of(domain, sip))
+        for device in devices:
+            self._uses[device] = self._uses.get(device, 0) + 1
+        return devices
+
+    def release(self, devices: Iterable[Registration]) -> None:
+        """A call no longer offers to these: those without a leg or another call go."""
+        for device in devices:
+            uses = self._uses.get(device)
+            if uses is None:  # forgotten meanwhile (gone from the book, or its switch)
+                continue
+            if uses > 1:
+                self._uses[device] = uses - 1
+                continue
+            del self._uses[device]
+            if not device.legs:
+                self.forget(device)
+
+    def idle(self, device: Registration) -> None:
+        """The device's last leg here ended: its stand-in goes unless a call holds it (a
+        later call's lookup makes a new one)."""
+        if device in self._keys and device not in self._uses:
+            self.forget(device)
+
+    def _not_carried(self, text: str) -> None:
+        """A frame no proxy leg carries (a Queue board update for an agent on another
+        switch: the Queue API across switches is not built, docs 12.28). Logged once."""
+        if not self._told:
+            self._told = True
+            log.debug("frames other than a call's for devices elsewhere are dropped: %.60s", text)
+
     def forget(self, device: Registration) -> None:
         key = self._keys.pop(device, None)
         if key is None:
             return
+        self._next_offer = min(self._next_offer, device.next_offer)
+        self._uses.pop(device, None)
         del self._by_key[key]
         del self._by_conn[self._conns.pop(device)]
         user = (device.domain, device.user.sip)
@@ -124,7 +167,7 @@ class RemoteDevices:
         device = self._by_conn.get(conn)
         key = self._keys.get(device) if device is not None else None
         if key is None or not text.startswith(_HEAD):
-            log.warning("frame for a device on another switch dropped: %.60s", text)
+            self._not_carried(text)
             return
         end = text.index(_SIG, len(_HEAD))
         leg = int(text[len(_HEAD) : end])

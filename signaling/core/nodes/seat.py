@@ -18,20 +18,26 @@ import functools
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from config import Config
+
 from ..actions import Claimed, LookedUp
-from ..causes import Q931
+from ..calls import Leg
+from ..callstate import Role
+from ..causes import Q931, hub_cause
 from ..codec import parse_signaling
 from ..directory_view import TenantLookup
-from ..errors import ProtocolError
+from ..errors import BadState, ProtocolError
+from ..frames import rel
+from ..frames import signaling as envelope
 from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..outbox import Outbox
-from ..registry import Registration, Registry
+from ..registry import Registration
 from .agent_claims import AgentClaims
-from .directory import DeviceBook, ReachableDevices
+from .directory import DeviceBook, DeviceDirectory, ReachableDevices
 from .frames import (
     DeviceAway,
     DeviceBack,
@@ -49,7 +55,7 @@ from .group_homes import GroupHomes, GroupKey
 from .proxy_legs import LOST, ProxyLegs
 from .remote_legs import RemoteDevices
 
-__all__ = ["CallCore", "DeviceEnds", "NodeSeat", "Parked"]
+__all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat", "Parked"]
 
 log = logging.getLogger(__name__)
 
@@ -76,24 +82,24 @@ class DeviceEnds(Protocol):
     def end(self, registration: Registration, cause: Q931) -> None: ...
 
 
+Guard = Callable[[int, Inbound, Callable[[], None]], None]
+"""Runs what waited for connection ``conn`` as its ``inbound`` frame would have run:
+a ``ProtocolError`` is answered ``Error`` on that connection (``Switch._guarded``)."""
+
+
 @dataclass(slots=True)
 class Parked:
-    """A setup waiting for its ``Lookup``."""
+    """A setup waiting for its ``Lookup`` (or its group's home)."""
 
     conn: int
     reg: Registration
     inbound: Inbound
     msg: Signaling
-    core: CallCore
     settle: Callable[[], None] | None = None
     """For a group's setup: give the group's home back if the setup made no call."""
-
-    def run(self) -> None:
-        try:
-            self.core.on_signaling(self.reg, self.msg)
-        finally:
-            if self.settle is not None:
-                self.settle()
+    later: list[tuple[Inbound, Signaling]] = field(default_factory=list)
+    """The device's frames on the same call number meanwhile (a ``rel``, a message):
+    they run after the setup, in order, as they would have on one switch."""
 
 
 class NodeSeat:
@@ -101,11 +107,11 @@ class NodeSeat:
     def of(
         name: str,
         book: DeviceBook | None,
-        registry: Registry,
+        registry: DeviceDirectory,
         tenants: TenantLookup,
         groups: GroupBook,
         outbox: Outbox,
-        max_message: int,
+        config: Config,
     ) -> NodeSeat | None:
         """The seat of a switch built with the cluster's ``book``; None for one without."""
         if book is None:
@@ -117,7 +123,8 @@ class NodeSeat:
             registry=registry,
             tenants=tenants,
             groups=groups,
-            max_message=max_message,
+            max_message=config.limits.max_message,
+            max_calls=config.signaling.max_calls,
         )
 
     def __init__(
@@ -126,12 +133,15 @@ class NodeSeat:
         book: DeviceBook,
         *,
         outbox: Outbox,
-        registry: Registry,
+        registry: DeviceDirectory,
         tenants: TenantLookup,
         groups: GroupBook,
         max_message: int,
+        max_calls: int,
     ) -> None:
         self.name = name
+        self._max_calls = max_calls
+        """Calls a device may be part of at once: its legs here and its proxy legs."""
         self._book = book
         self._out = outbox
         self._tenants = tenants
@@ -144,18 +154,26 @@ class NodeSeat:
         self._own: dict[int, Registration] = {}
         self._next_ref = itertools.count(1)
         self._parked: dict[int, Parked] = {}
+        self._held: dict[tuple[Registration, int], Parked] = {}
+        """The same waiting setups, by device and call number."""
+        self._call_holds: dict[Leg, tuple[Registration, ...]] = {}
+        """The stand-ins each call's setup found, by the caller's leg."""
+        self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
+        """The stand-ins of each group's members, while its live call is here."""
         self._requests = itertools.count(1)
         self.claims = AgentClaims(outbox, name, self._requests)
         """Support agents' ``max_chats`` across switches (given to the queues)."""
         self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self._requests)
         self.core: CallCore | None = None
         self.ends: DeviceEnds | None = None
+        self._guard: Guard | None = None
 
-    def seat(self, core: CallCore, ends: DeviceEnds) -> None:
+    def seat(self, core: CallCore, ends: DeviceEnds, guard: Guard) -> None:
         """Given once the switch has built them: the call core that runs calls homed here,
-        and the devices part that gives a lost remote device its grace and ends it."""
-        self.core, self.ends = core, ends
-        core.on_group_end(lambda domain, sip: self.homes.ended((domain, sip)))
+        the devices part that gives a lost remote device its grace and ends it, and how
+        a frame that waited runs."""
+        self.core, self.ends, self._guard = core, ends, guard
+        core.on_group_end(lambda domain, sip: self._group_over((domain, sip)))
 
     def held(self) -> dict[str, int]:
         return {
@@ -202,6 +220,10 @@ class NodeSeat:
         (checked here, forwarded to the home), or a new call's ``setup``, which waits for
         its lookup (and a group's for its home). False leaves it to the call core, as on
         a standalone switch."""
+        held = self._held.get((reg, msg.call)) if self._held else None
+        if held is not None:  # its setup waits: this runs after it
+            held.later.append((inbound, msg))
+            return True
         proxy = self.proxies.get(reg, msg.call)
         if proxy is not None:
             self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
@@ -209,16 +231,28 @@ class NodeSeat:
         if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
             return False
         sips, group = self._wanted(reg.domain, msg.sig)
-        parked = Parked(conn, reg, inbound, msg, self.core)
+        proxied = self.proxies.count(reg)
+        if (proxied or group is not None) and len(reg.legs) + proxied >= self._max_calls:
+            self._full(reg, msg.call)  # the home would not count this switch's calls
+            return True
+        parked = Parked(conn, reg, inbound, msg)
         if group is not None:
             parked.settle = functools.partial(self._settle, group)
             if not self.homes.mine(group):
+                self._held[reg, msg.call] = parked
                 self.homes.ask(group, parked)
                 return True
         if not sips:
             return False
+        self._held[reg, msg.call] = parked
         self._lookup(parked, sips)
         return True
+
+    def _full(self, reg: Registration, number: int) -> None:
+        """The device is in ``max_calls`` calls already: its ``setup`` is refused with
+        47, as the call core refuses it on one switch."""
+        refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))
+        self._out.send(reg.conn, envelope(reg.src, number, refusal))
 
     def _lookup(self, parked: Parked, sips: tuple[str, ...]) -> None:
         """Hold a new call's ``setup`` until the book says where its users are."""
@@ -226,20 +260,67 @@ class NodeSeat:
         self._parked[request] = parked
         self._out.lookup(request, parked.reg.domain, sips)
 
-    def looked_up(self, answer: LookedUp) -> Parked | None:
-        """The parked setup of ``answer``, with stand-ins for what was found elsewhere;
-        None if its device has moved on meanwhile."""
+    def looked_up(self, answer: LookedUp) -> None:
+        """The parked setup of ``answer`` runs, with stand-ins for what was found
+        elsewhere, unless its device has moved on meanwhile."""
         parked = self._parked.pop(answer.request, None)
         if parked is None:
-            return None
+            return
         sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
         found = [record for record in answer.devices if record.node != self.name]
         self.remote.refresh(parked.reg.domain, sips, found)
-        if parked.reg.conn != parked.conn:  # its connection is gone: the setup with it
+        core = self.core
+        assert core is not None
+        devices = self.remote.hold(parked.reg.domain, sips)
+        try:
+            self._run(parked, functools.partial(core.on_signaling, parked.reg, parked.msg))
+        finally:
+            self._keep(parked, devices)
+
+    def _keep(self, parked: Parked, devices: tuple[Registration, ...]) -> None:
+        """The stand-ins a setup found stay while its call may offer to them: a group's
+        while its live call lasts, another's while the caller's leg does."""
+        if not devices:
+            return
+        _, group = self._wanted(parked.reg.domain, parked.msg.sig)
+        leg = parked.reg.legs.get(parked.msg.call)
+        if group is not None and self.core is not None and self.core.group_live(*group):
+            devices, self._group_holds[group] = self._group_holds.get(group, ()), devices
+        elif group is None and leg is not None and leg.role is Role.CALLER:
+            self._call_holds[leg] = devices
+            return
+        self.remote.release(devices)
+
+    def leg_ended(self, leg: Leg) -> None:
+        """A leg of a call here ended: the stand-ins its call held are let go with the
+        caller's leg, and a stand-in goes with its last leg."""
+        devices = self._call_holds.pop(leg, None) if self._call_holds else None
+        if devices is not None:
+            self.remote.release(devices)
+        reg = leg.reg
+        if reg.conn <= 0 and not reg.legs:  # a stand-in (or a device away) with no call
+            self.remote.idle(reg)
+
+    def _run(self, parked: Parked, setup: Callable[[], None]) -> None:
+        """The waiting ``setup`` goes on, then the frames sent after it; nothing runs if
+        the device's connection is gone. A group's home is settled either way."""
+        reg = parked.reg
+        if self._held.get((reg, parked.msg.call)) is parked:
+            del self._held[reg, parked.msg.call]
+        try:
+            if reg.conn != parked.conn or reg not in self._refs or self._guard is None:
+                return  # the device moved on (closed, resumed elsewhere, unregistered)
+            self._guard(parked.conn, parked.inbound, setup)
+            for inbound, msg in parked.later:
+                self._guard(parked.conn, inbound, functools.partial(self._again, reg, msg, inbound))
+        finally:
             if parked.settle is not None:
                 parked.settle()
-            return None
-        return parked
+
+    def _again(self, reg: Registration, msg: Signaling, inbound: Inbound) -> None:
+        """A frame that waited behind a setup, routed as ``Switch`` routes a new one."""
+        if not self.signaling(reg.conn, reg, inbound, msg) and self.core is not None:
+            self.core.on_signaling(reg, msg)
 
     def _wanted(self, domain: str, sig: Sig) -> tuple[tuple[str, ...], GroupKey | None]:
         """The users a setup may be offered to: its callee, a queue's agents or a
@@ -274,26 +355,31 @@ class NodeSeat:
         if home is None:  # this switch is the group's home now: the setup runs here
             self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
         else:
-            self._join(home, parked)
+            self._run(parked, functools.partial(self._join, home, parked))
 
     def _join(self, home: str, parked: Parked) -> None:
         """Another switch is the group's home: the device's setup goes there."""
         reg, number = parked.reg, parked.msg.call
         ref = self._refs.get(reg)
-        if ref is None or reg.conn != parked.conn or number in reg.legs:
+        if ref is None or number in reg.legs:
             return
         self.proxies.join(home, reg, number, ref)
         record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
         self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
 
     def _joined(self, node: str, frame: Join) -> None:
-        """A device elsewhere sets up this switch's group call: run as its own setup."""
+        """A device elsewhere sets up this switch's group call: run as its own setup. A
+        switch speaks only for its own devices: a Join naming another's is dropped."""
         record = frame.record
+        if record.node != node:
+            log.warning("Join from switch %s for a device of %.40s dropped", node, record.node)
+            return
         inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
         msg = parse_signaling(inbound)  # it parsed where the device is
         _, group = self._wanted(record.domain, msg.sig)
-        device = self.remote.ensure(record)
-        if group is None or not self.homes.mine(group) or device is None or self.core is None:
+        valid = group is not None and self.homes.mine(group)
+        device = self.remote.ensure(record) if valid else None
+        if group is None or device is None or self.core is None:
             self._out.forward(node, Release(record.ref, frame.leg, LOST))
             return
         try:
@@ -302,10 +388,17 @@ class NodeSeat:
             self._out.forward(node, Refused(record.ref, frame.leg, exc.code, exc.text))
         finally:
             self._settle(group)
+            if not device.legs:  # refused: no call keeps it
+                self.remote.idle(device)
 
     def _settle(self, group: GroupKey) -> None:
         if self.core is not None and not self.core.group_live(*group):
-            self.homes.ended(group)
+            self._group_over(group)
+
+    def _group_over(self, group: GroupKey) -> None:
+        """No live call of the group here: its home is free, its members' stand-ins go."""
+        self.homes.ended(group)
+        self.remote.release(self._group_holds.pop(group, ()))
 
     # -- frames from other switches ------------------------------------------------------------
 
@@ -347,15 +440,22 @@ class NodeSeat:
             self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
         elif not reg.attached:
             self._out.forward(home, DeviceAway(frame.device))
+        elif len(reg.legs) + self.proxies.count(reg) >= self._max_calls:  # as a busy device
+            refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))  # declines: the home hears 47
+            self._out.forward(home, FromDevice(frame.device, frame.leg, refusal))
         else:
             self.proxies.offer(home, reg, frame)
 
     def _from_device(self, node: str, frame: FromDevice) -> None:
-        """A remote device's event on its leg of a call homed here: as a local one's."""
+        """A remote device's event on its leg of a call homed here: as a local one's. A
+        device whose stand-in went with its last leg is answered as on a call number
+        without a call (its frame crossed the leg's end)."""
         device = self.remote.get(node, frame.device)
-        if device is None or self.core is None:
+        if self.core is None:
             return None
         try:
+            if device is None:
+                return _idle(frame)
             inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
             self.core.on_signaling(device, parse_signaling(inbound))
         except ProtocolError as exc:
@@ -371,3 +471,11 @@ class NodeSeat:
             if self.core is not None and self.ends is not None:
                 self.core.detach(device)
                 self.ends.remote_lost(device)
+
+
+def _idle(frame: FromDevice) -> None:
+    """A frame on a leg that is over, of a device no call here knows any more: a ``rel``
+    or ``disc`` crossed the leg's end and is dropped; anything else is refused."""
+    kind = frame.sig.get("type")
+    if kind not in ("rel", "disc"):
+        raise BadState(f"{str(kind)[:40]} not allowed in state idle")
