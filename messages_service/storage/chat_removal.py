@@ -61,7 +61,7 @@ async def _remove_side(
     rows = await live.using_db(tx).order_by("id")
     await live.using_db(tx).update(deleted=True)
     if chat is None:
-        return tuple(map(_removed, rows)), False
+        return tuple(row.stored() for row in rows), False
     newest = max((row.id for row in rows), default=chat.read_upto)
     await (
         Chat.filter(id=chat.id)
@@ -73,7 +73,7 @@ async def _remove_side(
             read_upto=max(chat.read_upto, newest, chat.last_id),
         )
     )
-    return tuple(map(_removed, rows)), chat.unread > 0
+    return tuple(row.stored() for row in rows), chat.unread > 0
 
 
 async def _put_note(tx: BaseDBAsyncClient, note: ChatDeleted) -> None:
@@ -108,18 +108,3 @@ async def notes_of(conn: BaseDBAsyncClient, domain: str, topic: str) -> list[Cha
 async def drop_note(conn: BaseDBAsyncClient, domain: str, topic: str, peer: str) -> None:
     """``topic`` read its chat with ``peer``: the note has been seen."""
     await ChatDeletion.filter(domain=domain, topic=topic, peer=peer).using_db(conn).delete()
-
-
-def _removed(row: Message) -> StoredMessage:
-    return StoredMessage(
-        id=row.id,
-        peer=row.peer,
-        grp=bool(row.grp),
-        author=row.author,
-        author_dn=row.author_dn,
-        text=row.text,
-        attach=row.attach,
-        call_id=row.call_id,
-        seq=row.seq,
-        time_ms=row.time_ms,
-    )

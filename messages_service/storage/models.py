@@ -14,6 +14,8 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
+from .rows import StoredMessage
+
 __all__ = ["APP_LABEL", "Chat", "ChatDeletion", "Group", "Member", "Message"]
 
 APP_LABEL = "messages"
@@ -45,6 +47,26 @@ class Message(Model):
     class Meta:
         table = "messages"
         app = APP_LABEL
+
+    def stored(self, user: str | None = None, peer_read_upto: int = 0) -> StoredMessage:
+        """The row as the store hands it out; ``read`` only on the user's own one-to-one
+        messages, and only when the caller passed the user."""
+        read = None
+        if user is not None and self.author == user and not self.grp:
+            read = self.id <= peer_read_upto
+        return StoredMessage(
+            id=self.id,
+            peer=self.peer,
+            grp=bool(self.grp),
+            author=self.author,
+            author_dn=self.author_dn,
+            text=self.text,
+            attach=self.attach,
+            call_id=self.call_id,
+            seq=self.seq,
+            time_ms=self.time_ms,
+            read=read,
+        )
 
 
 class Chat(Model):

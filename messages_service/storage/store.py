@@ -172,7 +172,7 @@ class MessageStore:
             if older is not None:
                 query = query.filter(id__lt=older)
             found = await query.using_db(conn).order_by("-id").limit(count + 1)
-            page = [_stored(row, user, chat.peer_read_upto) for row in found]
+            page = [row.stored(user, chat.peer_read_upto) for row in found]
         had_unread = False
         if chat.last_id > chat.read_upto:
             # Up to the newest row seen now: a row stored meanwhile stays unread.
@@ -219,7 +219,7 @@ class MessageStore:
             chunk = await query.using_db(conn).order_by("-id").limit(size)
             scanned += len(chunk)
             hits += (
-                _stored(row, user, marks.get(row.peer, 0))
+                row.stored(user, marks.get(row.peer, 0))
                 for row in chunk
                 if wanted in _visible_text(row.text).casefold()
             )
@@ -257,7 +257,7 @@ class MessageStore:
         # with the writer's upserts, and this only ever moves a marker forward.
         if not row.grp:
             await _mark_peer_copy_read(conn, row)
-        return ReadMark(_stored(row), changed)
+        return ReadMark(row.stored(), changed)
 
     async def own_message(self, domain: str, user: str, message_id: int) -> StoredMessage | None:
         """A live row of the user's own topic, or None (``Attachments``)."""
@@ -265,7 +265,7 @@ class MessageStore:
 
     async def _own_message(self, domain: str, user: str, message_id: int) -> StoredMessage | None:
         row = await _own_row(self._db.client(), domain, user, message_id)
-        return None if row is None else _stored(row)
+        return None if row is None else row.stored()
 
     async def delete(self, domain: str, user: str, message_id: int) -> Removal | None:
         """Delete a row of the user's own topic, leaving a tombstone (a resent Post must
@@ -288,7 +288,7 @@ class MessageStore:
                 .first()
             )
             if chat is None:
-                return Removal(_stored(row), False)
+                return Removal(row.stored(), False)
             was_unread = row.author != user and row.id > chat.read_upto
             if was_unread:
                 await Chat.filter(id=chat.id).using_db(tx).update(unread=F("unread") - 1)
@@ -307,7 +307,7 @@ class MessageStore:
                         last_time=latest.time_ms if latest else 0,
                     )
                 )
-        return Removal(_stored(row), was_unread)
+        return Removal(row.stored(), was_unread)
 
     # -- deleting a whole chat (docs/protocol.md 12.32) ---------------------------------------
 
@@ -466,27 +466,6 @@ async def _with_members(conn: BaseDBAsyncClient, groups: Iterable[Group]) -> lis
         GroupInfo(group.id, group.domain, group.dn, tuple(members[group.id]))
         for group in sorted(by_id.values(), key=lambda group: group.id)
     ]
-
-
-def _stored(row: Message, user: str | None = None, peer_read_upto: int = 0) -> StoredMessage:
-    """A row as the store hands it out; ``read`` only on the user's own one-to-one
-    messages, and only when the caller passed the user."""
-    read = None
-    if user is not None and row.author == user and not row.grp:
-        read = row.id <= peer_read_upto
-    return StoredMessage(
-        id=row.id,
-        peer=row.peer,
-        grp=bool(row.grp),
-        author=row.author,
-        author_dn=row.author_dn,
-        text=row.text,
-        attach=row.attach,
-        call_id=row.call_id,
-        seq=row.seq,
-        time_ms=row.time_ms,
-        read=read,
-    )
 
 
 def _visible_text(text: str) -> str:
