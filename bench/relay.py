@@ -77,6 +77,7 @@ PACE_TICK = 0.001  # seconds between pacer wake-ups in the latency runs
 DRAIN_SECONDS = 3.0  # how long a run waits for messages still in flight
 REPLY_TIMEOUT = 10.0  # seconds to wait for one expected protocol reply
 START_LEAD = 0.3  # how far ahead the coordinator schedules a run's start
+ID_SPAN = 10**7  # message ids one lane may use (it starts past every earlier lane's)
 OTHER_CPU_WARNING = 30.0  # % of a core used by neither server nor load: figures disturbed
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"  # what browsers offer (RFC 7692)
@@ -375,6 +376,7 @@ class Lane:
     Frames are prepared from a byte template so that sending costs no JSON encoding.
     """
 
+    lanes = 0  # made so far in this process
     __slots__ = (
         "_head",
         "_mid",
@@ -395,7 +397,11 @@ class Lane:
         self.receiver = receiver
         self.tally = tally
         self.sent = 0
-        self.next_id = 0
+        # Ids are keys per sender for as long as the hub remembers them (docs/protocol.md
+        # 12.21): a later run of the same users must not resend the ids of an earlier one,
+        # which the hub would answer as retries without relaying them.
+        Lane.lanes += 1
+        self.next_id = Lane.lanes * ID_SPAN
         self.with_id = with_id
         item = {"type": "im_message", "mime": "text/plain", "data": "@DATA@"}
         if with_id:

@@ -224,9 +224,9 @@ class ServiceLink:
         # Each frame is handled whole before the next is read (12.23: causal order).
         timeout = self._config.keepalive * 3
         while True:
-            message = await client.recv(timeout)
+            text, message = await client.recv_frame(timeout)
             if self._tracer.appwebsocket:
-                self._trace("recv", json.dumps(message, ensure_ascii=False))
+                self._trace("recv", text)
             mt, src = message.get("mt"), message.get("src")
             if type(src) is int and mt in ("PostResult", "Error"):
                 self._post_answered(src, message)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
+
 from signaling.core.actions import StoredAck
 
 __all__ = ["PostOutbox"]
@@ -155,7 +157,7 @@ class PostOutbox:
         done, self._done = self._done, []
         if not adding and not done:
             return
-        encoded = [(key, _ENCODE(post)) for key, post, _ in adding]
+        encoded = [(key, _encode(post)) for key, post, _ in adding]
         lines = [_post_line(key, text) for key, text in encoded]
         if done:
             lines.append(_line({"done": done}))
@@ -189,11 +191,22 @@ class PostOutbox:
             await asyncio.to_thread(file.close)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _encode(record: JsonObject) -> str:
+    """A Post (or journal record) as compact JSON, non-ASCII kept: ``orjson`` writes these
+    exactly as ``json`` does (strings, integers, booleans and lists of strings: no floats)
+    at a twentieth of the cost; anything it refuses (an integer beyond 64 bits, a lone
+    surrogate) goes through ``json`` as before."""
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:
+        return _JSON_ENCODE(record)
 
 
 def _line(record: JsonObject) -> bytes:
-    return _ENCODE(record).encode() + b"\n"
+    return _encode(record).encode() + b"\n"
 
 
 def _post_line(key: int, text: str) -> bytes:
@@ -236,7 +249,7 @@ def _recover(path: Path) -> tuple[dict[int, str], list[str]]:
                     if post is not None:
                         settled.append(post)
             else:
-                pending[int(record["k"])] = _ENCODE(record["post"])
+                pending[int(record["k"])] = _encode(record["post"])
         except (ValueError, KeyError, TypeError):
             # Only the last line can be torn (a crash mid-write); it was never reported
             # durable, so nobody was told "stored" about it.

@@ -95,6 +95,11 @@ class AppWebsocketClient:
             raise _closed(exc) from exc
 
     async def recv(self, timeout: float = 5.0) -> JsonObject:
+        return (await self.recv_frame(timeout))[1]
+
+    async def recv_frame(self, timeout: float = 5.0) -> tuple[str, JsonObject]:
+        """The next frame as it came and as parsed (a trace shows the text unchanged,
+        without encoding the message again)."""
         try:
             text = await asyncio.wait_for(self._ws.recv(), timeout)
         except TimeoutError as exc:
@@ -104,7 +109,7 @@ class AppWebsocketClient:
         message = json.loads(text)
         if not isinstance(message, dict):
             raise ConnectionClosed(None, "peer sent a non-object frame")
-        return message
+        return text if isinstance(text, str) else text.decode(errors="replace"), message
 
     async def wait_closed(self, timeout: float = 5.0) -> tuple[int | None, str]:
         """Read until the server closes; returns the close code and reason."""

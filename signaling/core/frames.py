@@ -292,6 +292,29 @@ def relay_text(sender: Leg, receiver: Leg, time: int, seq: int, html: str, raw: 
     return text + "}]}}"
 
 
+def fanout_text(receiver: Leg, body: str) -> str:
+    """A group's relayed frame for one member device: the leg's envelope around ``body``,
+    the ``im_message`` item encoded once for every member (§7.6, the hot path of a group).
+
+    Byte for byte what ``encode`` makes of ``signaling(src, number, facility(item))``.
+    Everything before the item depends only on the receiving leg, so it is encoded once
+    and kept in the leg's ``relay_head`` until its ``src`` changes: a group's leg never
+    carries a one-to-one relay's head (that one names the only sender, a group has many).
+    """
+    head = receiver.relay_head
+    src = receiver.reg.src
+    if head is None or head[0] is not src:
+        envelope: JsonObject = {"api": "PbxSignal", "mt": "Signaling"}
+        if src is not None:
+            envelope["src"] = src
+        envelope["call"] = receiver.number
+        head = receiver.relay_head = (
+            src,
+            encode(envelope)[:-1] + ',"sig":{"type":"facility","fty":[',
+        )
+    return f"{head[1]}{body}]}}}}"
+
+
 def post(
     *,
     domain: str,

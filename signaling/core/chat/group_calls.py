@@ -21,8 +21,19 @@ from ..calls import Call, Leg, Line
 from ..callstate import Event, LegState, Role
 from ..causes import Q931, hub_cause
 from ..clock import Clock
+from ..codec import encode
 from ..delivery_state import Delivery
-from ..frames import conn, endpoint, line_item, post, rel, relayed_item, setup_offer, with_ids
+from ..frames import (
+    conn,
+    endpoint,
+    fanout_text,
+    line_item,
+    post,
+    rel,
+    relayed_item,
+    setup_offer,
+    with_ids,
+)
 from ..groups import Group, GroupBook
 from ..messages import ImMessage
 from ..nodes.directory import DeviceDirectory
@@ -132,9 +143,10 @@ class GroupCalls:
         if raw.participants is not None:  # the group's own list, never the writer's word
             item["participants"] = ",".join(sorted(group.members))
         receivers = [other for other in call.joined if other is not leg]
+        body = encode(item)  # once for every member: only the envelope is the leg's
         for other in receivers:
             if not other.parked:  # a detached member device catches up when it resumes
-                self._wire.fty(other, item)
+                self._wire.text(other, fanout_text(other, body))
         keep = max(self._config.transcript_messages, self._config.hold_messages, 1)
         line = Line(
             seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, utf8_len(html)
