@@ -152,6 +152,9 @@ class NodeSeat:
         """What the call core offers calls to: local registrations, then remote ones."""
         self._refs: dict[Registration, int] = {}
         self._own: dict[int, Registration] = {}
+        self._waiting: dict[Registration, set[str]] = {}
+        """Homes whose offer reached a device while it was away (told ``DeviceAway``): no
+        proxy leg names them, yet its resume or end must reach them."""
         self._next_ref = itertools.count(1)
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
@@ -200,7 +203,7 @@ class NodeSeat:
     def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
         """A new connection took the device over: each home offers its calls again."""
         ref = self._refs.get(reg)
-        for home in self.proxies.drop(reg):
+        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
             if ref is not None:
                 self._out.forward(home, DeviceBack(ref, tuple(seqs)))
 
@@ -210,7 +213,7 @@ class NodeSeat:
             return self.remote.forget(reg)
         del self._own[ref]
         self._book.withdraw(self.name, ref)
-        for home in self.proxies.drop(reg):
+        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
             self._out.forward(home, DeviceGone(ref, int(cause)))
 
     # -- setups wait for their lookup --------------------------------------------------------
@@ -438,7 +441,8 @@ class NodeSeat:
         reg = self._own.get(frame.device)
         if reg is None:
             self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
-        elif not reg.attached:
+        elif not reg.attached:  # a re-offer after a resume, and the device dropped again
+            self._waiting.setdefault(reg, set()).add(home)
             self._out.forward(home, DeviceAway(frame.device))
         elif len(reg.legs) + self.proxies.count(reg) >= self._max_calls:  # as a busy device
             refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))  # declines: the home hears 47

@@ -223,3 +223,37 @@ def test_a_full_device_group_setup_is_refused_where_it_is_before_any_join() -> N
     assert cluster.one(bob)["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 47}}
     assert cluster.bus.pending == []  # not even a claim
     cluster.finish()
+
+
+def test_a_device_that_drops_again_before_its_re_offers_arrive_gets_them_on_its_next_resume() -> (
+    None
+):
+    cluster = Cluster(("a", "b"), make_config(grace=60.0))
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.setup(alice, 1, "bob")
+    conf = cluster.take(alice)[0]["sig"]["confId"]
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    cluster.take(alice)
+    cluster.feed("b", cluster.switch("b").closed(bob[1], False), settle=False)
+    again = cluster.resume(bob, "b", "bob", {conf: 0}, settle=False)  # DeviceBack waits
+    cluster.feed("b", cluster.switch("b").closed(again[1], False), settle=False)
+    cluster.bus.run()  # the home's re-offer reaches b while bob is away once more
+    cluster.say(alice, 1, "while away", id="m1")
+    assert [item["state"] for item in _acks(cluster.take(alice))] == ["held"]
+    third = cluster.resume(again, "b", "bob", {conf: 0})
+    setup = cluster.one(third)  # the home heard of this resume too: the call is offered
+    assert setup["sig"]["confId"] == conf and {"type": "resumed"} in setup["sig"]["fty"]
+    cluster.signal(third, setup["call"], {"type": "conn"})
+    replay = [
+        item["data"]
+        for frame in cluster.take(third)
+        for item in frame["sig"].get("fty", ())
+        if item["type"] == "im_message"
+    ]
+    assert replay == ["while away"]
+    assert [item["state"] for item in _acks(cluster.take(alice))] == ["delivered"]
+    cluster.finish()
+
+
+def _acks(frames: list[JsonObject]) -> list[JsonObject]:
+    return [item for f in frames for item in f["sig"].get("fty", ()) if item["type"] == "im_ack"]
