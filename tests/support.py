@@ -303,3 +303,30 @@ async def posted(route: respx.Route, count: int) -> list[httpx.Request]:
             return [call.request for call in route.calls]
         await asyncio.sleep(0.01)
     raise AssertionError(f"{route.call_count} of {count} webhooks posted")
+
+
+async def resume_phone(
+    server: RunningServer, old: Phone, password: str, seqs: dict[str, Any] | None = None
+) -> tuple[Phone, dict[str, Any]]:
+    """A new connection of ``old``'s user registers with ``old``'s resume token (and
+    ``seqs``, the last seq seen of each call, when given; PROTOCOL §4.9). Returns the new
+    phone and its RegisterResult."""
+    client = await server.connect()
+    await client.login(password=password, sip=old.sip)
+    phone = Phone(client, old.sip)
+    server.phones.append(phone)
+    register: dict[str, Any] = {
+        "api": "PbxSignal",
+        "mt": "Register",
+        "src": "reg",
+        "flags": "NO_MEDIA_CALL",
+        "resume": old.resume_token,
+    }
+    if seqs is not None:
+        register["seqs"] = seqs
+    await client.send(register)
+    result = await phone.next()
+    assert result["mt"] == "RegisterResult" and "err" not in result, result
+    assert isinstance(result["resume"], str) and result["resume"] != old.resume_token
+    phone.resume_token = result["resume"]
+    return phone, result

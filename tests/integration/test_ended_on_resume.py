@@ -12,7 +12,7 @@ import httpx
 
 from config import Config, QueueConfig
 from tests.integration.test_support import queue_request, update, watch
-from tests.support import Phone, RunningServer, make_config, running_server
+from tests.support import Phone, RunningServer, make_config, resume_phone, running_server
 
 JsonObject = dict[str, Any]
 GRACE = 600.0  # longer than the chat's idle_close
@@ -28,23 +28,8 @@ def _config() -> Config:
 
 async def _resume(server: RunningServer, old: Phone, seqs: JsonObject, password: str) -> Phone:
     """A new connection of ``old``'s user takes its registration over with ``seqs``."""
-    client = await server.connect()
-    await client.login(password=password, sip=old.sip)
-    phone = Phone(client, old.sip)
-    server.phones.append(phone)
-    await client.send(
-        {
-            "api": "PbxSignal",
-            "mt": "Register",
-            "src": "reg",
-            "flags": "NO_MEDIA_CALL",
-            "resume": old.resume_token,
-            "seqs": seqs,
-        }
-    )
-    result = await phone.next()
-    assert result["mt"] == "RegisterResult" and result["resumed"] is True, result
-    phone.resume_token = result["resume"]
+    phone, result = await resume_phone(server, old, password, seqs)
+    assert result["resumed"] is True, result
     return phone
 
 

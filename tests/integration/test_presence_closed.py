@@ -12,7 +12,14 @@ from typing import Any
 import httpx
 
 from config import Config, QueueConfig
-from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
+from tests.support import (
+    PASSWORDS,
+    Phone,
+    RunningServer,
+    make_config,
+    resume_phone,
+    running_server,
+)
 
 JsonObject = dict[str, Any]
 
@@ -60,22 +67,8 @@ async def _notifies(phone: Phone, number: int) -> list[JsonObject]:
 
 
 async def _resume(server: RunningServer, old: Phone, password: str) -> tuple[Phone, JsonObject]:
-    client = await server.connect()
-    await client.login(password=password, sip=old.sip)
-    phone = Phone(client, old.sip)
-    server.phones.append(phone)
-    await client.send(
-        {
-            "api": "PbxSignal",
-            "mt": "Register",
-            "src": "reg",
-            "flags": "NO_MEDIA_CALL",
-            "resume": old.resume_token,
-        }
-    )
-    result = await phone.next()
-    assert result["mt"] == "RegisterResult" and result.get("resumed") is True, result
-    phone.resume_token = result["resume"]
+    phone, result = await resume_phone(server, old, password)
+    assert result.get("resumed") is True, result
     return phone, result
 
 

@@ -11,7 +11,14 @@ from typing import Any, NamedTuple
 import pytest
 
 from signaling.appwebsocket.errors import ConnectionClosed
-from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
+from tests.support import (
+    PASSWORDS,
+    Phone,
+    RunningServer,
+    make_config,
+    resume_phone,
+    running_server,
+)
 
 JsonObject = dict[str, Any]
 
@@ -62,25 +69,7 @@ async def _register_resume(
     server: RunningServer, old: Phone, seqs: JsonObject | None = None
 ) -> tuple[Phone, JsonObject]:
     """A new connection of ``old``'s user registers with ``old``'s resume token."""
-    client = await server.connect()
-    await client.login(password=PASSWORDS[old.sip], sip=old.sip)
-    phone = Phone(client, old.sip)
-    server.phones.append(phone)
-    register: JsonObject = {
-        "api": "PbxSignal",
-        "mt": "Register",
-        "src": "reg",
-        "flags": "NO_MEDIA_CALL",
-        "resume": old.resume_token,
-    }
-    if seqs is not None:
-        register["seqs"] = seqs
-    await client.send(register)
-    result = await phone.next()
-    assert result["mt"] == "RegisterResult" and "err" not in result, result
-    assert isinstance(result["resume"], str) and result["resume"] != old.resume_token
-    phone.resume_token = result["resume"]
-    return phone, result
+    return await resume_phone(server, old, PASSWORDS[old.sip], seqs)
 
 
 async def _resume(
