@@ -65,14 +65,14 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     return flusher
 
 
-def _text_frame(payload: bytes) -> bytes:
-    """One final, unmasked server text frame (RFC 6455 §5.2)."""
-    size = len(payload)
+def _text_header(size: int) -> bytes:
+    """The header of one final, unmasked server text frame of ``size`` bytes (RFC 6455
+    §5.2); the payload follows it as its own item of the turn's single write."""
     if size < 126:
-        return bytes((0x81, size)) + payload
+        return bytes((0x81, size))
     if size < 65536:
-        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
-    return b"\x81\x7f" + size.to_bytes(8, "big") + payload
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
 class WireProtocol(LivenessProtocol):
@@ -214,15 +214,15 @@ class WireProtocol(LivenessProtocol):
     def write_text(self, text: str) -> None:
         """Queue a frame for this turn's single write (the hub calls this only while
         ``writable_now``)."""
-        if self._plain:
-            frame = _text_frame(text.encode())
-        else:
-            self.conn.send_text(text.encode())
-            frame = b"".join(self.conn.data_to_send())
         pending = self._pending
         if not pending:
             _flusher(self.loop).add(self)
-        pending.append(frame)
+        payload = text.encode()
+        if self._plain:  # header and payload joined once, by the flush
+            pending += (_text_header(len(payload)), payload)
+        else:
+            self.conn.send_text(payload)
+            pending += self.conn.data_to_send()
 
     def flush(self) -> None:
         pending = self._pending

@@ -20,7 +20,7 @@ from typing import Any
 
 from config import UserConfig
 
-from .calls import AckRecord, Leg, Line
+from .calls import Leg, Line
 from .codec import encode, encode_string
 from .messages import Cause, ImMessage, Sig
 
@@ -38,7 +38,6 @@ __all__ = [
     "line_item",
     "name_identification",
     "post",
-    "record_ack",
     "rel",
     "relay_text",
     "relayed_item",
@@ -195,17 +194,6 @@ def ack_text(src: object, number: int, ids: list[str], seq: int, time: int, stat
         item = {"type": "im_ack", "ids": ids}
     item["seq"], item["time"], item["state"] = seq, time, state
     return encode(signaling(src, number, facility(item)))
-
-
-def record_ack(message_id: str, record: AckRecord) -> JsonObject:
-    """``im_ack`` of a remembered message (``im_ack`` with every field, on the hot path)."""
-    return {
-        "type": "im_ack",
-        "id": message_id,
-        "seq": record.seq,
-        "time": record.time,
-        "state": record.state,
-    }
 
 
 def im_seen(seq: int) -> JsonObject:

@@ -59,9 +59,8 @@ class Outbox:
         self._pending[conn] = self._pending.get(conn, 0) + 1
 
     def ack(self, ack: Ack) -> None:
-        """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31)."""
-        if not ack.conn:
-            return
+        """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31);
+        ``Wire.ack`` makes these only for a connected local device (``conn`` > 0)."""
         self._actions.append(ack)
         self._pending[ack.conn] = self._pending.get(ack.conn, 0) + 1
 

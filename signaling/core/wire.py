@@ -19,7 +19,7 @@ from typing import Any
 from .actions import Ack
 from .calls import AckRecord, Leg
 from .codec import encode
-from .frames import facility, record_ack, signaling
+from .frames import ack_text, facility, signaling
 from .outbox import Outbox
 from .registry import Registration
 
@@ -58,9 +58,11 @@ class Wire:
                     reg.conn, reg.src, leg.number, message_id, record.seq, record.time, record.state
                 )
             )
-        else:  # built in one line: an acked message's one extra frame
-            ack = facility(record_ack(message_id, record))
-            self.text(leg, encode(signaling(leg.reg.src, leg.number, ack)))
+        else:  # the single form of §4.6, as every ack of a run of one is built
+            self.text(
+                leg,
+                ack_text(reg.src, leg.number, [message_id], record.seq, record.time, record.state),
+            )
 
     def to_number(self, reg: Registration, number: int, sig: JsonObject) -> None:
         """A frame for a call number of ``reg`` that has no leg (a refused ``setup``)."""
