@@ -19,6 +19,7 @@ from .loader import load_config
 from .sections import (
     AdminConfig,
     AppConfig,
+    ClusterConfig,
     Config,
     FilesConfig,
     LimitsConfig,
@@ -42,6 +43,7 @@ __all__ = [
     "ENV_PREFIX",
     "AdminConfig",
     "AppConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "FilesConfig",

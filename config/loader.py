@@ -22,6 +22,7 @@ from .layers import deep_merge, env_overrides, merge_file, read_defaults, read_f
 from .schema import SECTIONS
 from .sections import (
     AdminConfig,
+    ClusterConfig,
     Config,
     FilesConfig,
     LimitsConfig,
@@ -70,15 +71,26 @@ def _build(tree: Table) -> Config:
         webhooks=WebhooksConfig(**_section_values(tree, "webhooks")),
         support=SupportConfig(**_section_values(tree, "support")),
         presence=PresenceConfig(**_section_values(tree, "presence")),
+        cluster=ClusterConfig(**_section_values(tree, "cluster")),
         tenants=tenants(tree.get("tenants", {})),
     )
     _check_default_domain(config)
     _check_throttle(config.login)
     _check_messages(config)
     _check_tls(config.server)
+    _check_cluster(config.cluster)
     if config.webhooks.url and not config.webhooks.secret:
         raise ConfigError("webhooks.secret", "required when webhooks.url is set")
     return config
+
+
+def _check_cluster(cluster: ClusterConfig) -> None:
+    if cluster.heartbeat * 3 > cluster.lease:
+        raise ConfigError(
+            "cluster.heartbeat",
+            "must be at most a third of cluster.lease (a node renews its lease several "
+            "times before it runs out)",
+        )
 
 
 def _section_values(tree: Table, section: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from .values import (
     PositiveDuration,
     PositiveRate,
     PositiveSize,
+    RedisUrl,
     Size,
     Text,
     WsUrl,
@@ -41,6 +42,7 @@ from .values import (
 __all__ = [
     "AdminConfig",
     "AppConfig",
+    "ClusterConfig",
     "Config",
     "FilesConfig",
     "LimitsConfig",
@@ -175,6 +177,17 @@ class PresenceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Several hub nodes sharing one Redis (SCALE.md, docs/operations.md "Running several
+    nodes"); ``server.node`` names this one."""
+
+    redis: RedisUrl = field(default="", repr=False)  # empty = one process, no Redis at all
+    lease: PositiveDuration = 10.0  # a node whose lease is not renewed by then is dead
+    heartbeat: PositiveDuration = 2.0  # how often a node renews its lease and checks the others
+    inbox_max: PositiveCount = 100_000  # entries kept in a node's inbox stream, about
+
+
+@dataclass(frozen=True, slots=True)
 class WebhooksConfig:
     """Events POSTed to the operator (PROTOCOL §9.6)."""
 
@@ -289,6 +302,7 @@ class Config:
     webhooks: WebhooksConfig = WebhooksConfig()
     support: SupportConfig = SupportConfig()
     presence: PresenceConfig = PresenceConfig()
+    cluster: ClusterConfig = ClusterConfig()
     tenants: tuple[TenantConfig, ...] = ()
 
     def tenant(self, domain: str) -> TenantConfig | None:

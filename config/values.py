@@ -35,6 +35,7 @@ __all__ = [
     "PositiveDuration",
     "PositiveRate",
     "PositiveSize",
+    "RedisUrl",
     "Size",
     "Text",
     "WsUrl",
@@ -111,6 +112,13 @@ def http_url(value: object) -> str:
     if url and (not url.startswith(("http://", "https://")) or any(c in url for c in "?# ")):
         raise ValueError(f"expected an http:// or https:// base URL, got {shown_value(url)}")
     return url.rstrip("/")
+
+
+def redis_url(value: object) -> str:
+    url = optional_string(value)
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return url
 
 
 def database_url(value: object) -> str:
@@ -198,6 +206,7 @@ LogFormat = Annotated[str, Option(log_format)]
 WsUrl = Annotated[str, Option(ws_url)]
 HttpUrl = Annotated[str, Option(http_url)]
 DatabaseUrl = Annotated[str, Option(database_url)]
+RedisUrl = Annotated[str, Option(redis_url)]
 Port = Annotated[int, Option(port, integer_from_env)]
 Count = Annotated[int, Option(count, integer_from_env)]
 PositiveCount = Annotated[int, Option(positive(count), integer_from_env)]

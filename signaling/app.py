@@ -31,6 +31,7 @@ from messages_service.app import MessagesService, create_messages_app
 from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
 from signaling.appwebsocket.digest import new_challenge
+from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import Action
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
@@ -72,16 +73,19 @@ def create_app(
     directory = Directory(config.tenants, config.login.default_domain)
     changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
     changes.load_into(directory)
+    bus = RedisBus(config.cluster, config.server.node) if config.cluster.redis else None
     switch = Switch(
         config,
         clock or SystemClock(),
         directory=directory,
         tracer=tracer,
         make_challenge=make_challenge,
+        node=bus.address if bus is not None else "",
+        book=bus.book if bus is not None else None,
     )
     service, connector = _messages_service(config, role, service_url, tracer, directory)
     app = Starlette(
-        lifespan=_lifespan(config, role, switch, service, connector),
+        lifespan=_lifespan(config, role, switch, service, connector, bus),
         exception_handlers={404: _json_error, 405: _json_error},
     )
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
@@ -120,6 +124,7 @@ def _lifespan(
     switch: Switch,
     service: MessagesService | None,
     connector: ServiceConnector | None,
+    bus: RedisBus | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     """Start the messages service (when served here) and the hub, built with its parts;
     stop them in the opposite order."""
@@ -129,7 +134,7 @@ def _lifespan(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         webhooks = WebhookSender(config.webhooks) if config.webhooks.url else None
         send_queue = config.limits.send_queue
-        hub = Hub(switch, send_queue=send_queue, service=connector, webhooks=webhooks)
+        hub = Hub(switch, send_queue=send_queue, service=connector, webhooks=webhooks, bus=bus)
         app.state.hub = hub
         if service is not None:
             await service.start()
@@ -256,6 +261,8 @@ async def healthz(request: Request) -> JSONResponse:
     if hub is None:
         return JSONResponse({"status": "starting"}, status_code=503)
     checks: dict[str, str] = {}
+    if hub.bus is not None:
+        checks["bus"] = "up" if hub.bus.up else "down"
     if hub.link is not None:
         checks["messages_link"] = "up" if hub.link.up else "down"
     service: MessagesService | None = getattr(request.app.state, "messages_service", None)

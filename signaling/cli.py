@@ -51,6 +51,11 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--data-dir", type=Path, help="where data is kept (default ./data)")
     serve.add_argument(
+        "--node",
+        help="this node's name (server.node): unique among the nodes of a cluster, and a "
+        "messages-service replica's name",
+    )
+    serve.add_argument(
         "--role",
         choices=("all", "hub", "messages"),
         default="all",
@@ -171,6 +176,8 @@ def _with_overrides(config: Config, args: argparse.Namespace) -> Config:
         server = replace(server, port=args.port)
     if args.data_dir is not None:
         server = replace(server, data_dir=args.data_dir)
+    if args.node is not None:
+        server = replace(server, node=args.node)
     return replace(config, server=server)
 
 
@@ -202,6 +209,9 @@ def _banner(config: Config, role: str = "all") -> str:
     lines.append(f"  data directory: {config.server.data_dir}")
     if role == "messages":
         return "\n".join(lines)
+    if config.cluster.redis:
+        redis = _without_credentials(config.cluster.redis)
+        lines.append(f"  cluster node {config.server.node!r}, Redis at {redis}")
     for tenant in config.tenants:
         users = ", ".join(user.sip for user in tenant.users)
         lines.append(f"  tenant {tenant.domain}: {users}")

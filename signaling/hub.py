@@ -23,7 +23,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
-from signaling.core.actions import Ack, Action, Close, Notify, Send, Store, StoredAck, ToService
+from signaling.core.actions import (
+    Ack,
+    Action,
+    Claim,
+    Claimed,
+    Close,
+    Forward,
+    LookedUp,
+    Lookup,
+    Notify,
+    Send,
+    Store,
+    StoredAck,
+    ToService,
+    Unclaim,
+)
+from signaling.core.nodes.frames import NodeFrame
 from tracing import Tracer
 from tracing.logs import connection_task_name
 
@@ -32,6 +48,7 @@ from .core.switch import Switch
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
+    from .bus.redis_bus import RedisBus
     from .messages_link import ServiceConnector, ServiceLink
     from .post_outbox import PostOutbox
     from .support.webhooks import WebhookSender
@@ -59,6 +76,9 @@ class WirePeer(Peer, Protocol):
 
 
 _CloseItem = tuple[int, str]
+
+_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim))
+"""Actions for the bus (SCALE.md); a switch standing alone makes none."""
 
 
 class _Link:
@@ -168,8 +188,11 @@ class Hub:
         send_queue: int,
         service: ServiceConnector | None = None,
         webhooks: WebhookSender | None = None,
+        bus: RedisBus | None = None,
     ) -> None:
         self.switch = switch
+        self.bus = bus
+        """The way to the other nodes, when clustering (``signaling.bus.redis_bus``)."""
         self.tracer: Tracer = switch.tracer
         """``pbx`` traces every frame in and out; the core traces ``signalling``."""
         self.frame_times = FrameTimes()
@@ -202,6 +225,8 @@ class Hub:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.bus is not None:  # first: a node whose name is taken must not serve
+            await self.bus.start(self)
         if self.webhooks is not None:
             self.webhooks.start()
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())
@@ -228,6 +253,8 @@ class Hub:
                 await self._timer_task
         if self.webhooks is not None:
             await self.webhooks.stop()
+        if self.bus is not None:
+            await self.bus.stop()
 
     def wake(self) -> None:
         """Re-read the clock now (tests call this after advancing a manual clock)."""
@@ -323,6 +350,20 @@ class Hub:
     def duplicate(self, post: dict[str, Any], original: dict[str, Any]) -> None:
         self._apply(self.switch.duplicate(post, original))
 
+    # -- the other nodes (signaling.bus) ------------------------------------------------------
+
+    def from_nodes(self, sender: str, frames: list[NodeFrame]) -> None:
+        self._apply(self.switch.from_nodes(sender, frames))
+
+    def looked_up(self, answer: LookedUp) -> None:
+        self._apply(self.switch.looked_up(answer))
+
+    def claimed(self, answer: Claimed) -> None:
+        self._apply(self.switch.claimed(answer))
+
+    def node_down(self, address: str) -> None:
+        self._apply(self.switch.node_down(address))
+
     # -- carrying out actions ------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -407,6 +448,8 @@ class Hub:
             self.outbox.add(action.post, action.ack)
         elif type(action) is Notify and self.webhooks is not None:
             self.webhooks.emit(action.event, action.data)
+        elif type(action) in _CLUSTER and self.bus is not None:
+            self.bus.take(action)
         return index
 
     def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:

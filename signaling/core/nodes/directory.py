@@ -11,7 +11,6 @@ others' only through ``Lookup``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from ..registry import Registration
@@ -31,13 +30,12 @@ class DeviceDirectory(Protocol):
 
 
 class DeviceBook(Protocol):
-    """The cluster's shared record of registrations: each switch writes its own."""
+    """The cluster's shared record of registrations: each switch writes its own, and
+    reads the others' only through ``Lookup`` (answered by the bus)."""
 
     def publish(self, record: DeviceRecord) -> None: ...
 
     def withdraw(self, node: str, ref: int) -> None: ...
-
-    def find(self, domain: str, sips: Iterable[str]) -> tuple[DeviceRecord, ...]: ...
 
 
 class ReachableDevices:

@@ -1,0 +1,183 @@
+"""Node frames as bytes, for a transport between processes (SCALE.md performance rule 3).
+
+One stream entry carries the frames one switch forwarded to another in one turn of its
+loop, as one JSON array of arrays: a one-letter tag, then the frame's fields in their
+declared order. A ``sig`` that is already JSON text (an offer, a relayed message)
+travels as a string and is never decoded on the way: the receiving switch puts its own
+envelope around it. A device's ``sig`` (``FromDevice``, ``Join``) is an object the home
+reads, so it travels as one. Decoding checks each frame's shape: a malformed entry
+raises ``BadFrame`` and is dropped whole by the transport, never half-applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from signaling.core.nodes.frames import (
+    DeviceAway,
+    DeviceBack,
+    DeviceGone,
+    DeviceRecord,
+    FromDevice,
+    Join,
+    NodeFrame,
+    Offer,
+    Refused,
+    Release,
+    ToLeg,
+)
+
+from .errors import BadFrame
+
+__all__ = ["decode_frames", "decode_record", "encode_frames", "encode_record"]
+
+
+def encode_record(record: DeviceRecord) -> list[Any]:
+    return [record.node, record.ref, record.domain, record.sip, record.hw, sorted(record.flags)]
+
+
+def decode_record(fields: Any) -> DeviceRecord:
+    node, ref, domain, sip, hw, flags = fields
+    if not (
+        isinstance(node, str)
+        and type(ref) is int
+        and isinstance(domain, str)
+        and isinstance(sip, str)
+        and isinstance(hw, str)
+        and isinstance(flags, list)
+        and all(isinstance(flag, str) for flag in flags)
+    ):
+        raise BadFrame(f"not a device record: {fields!r}")
+    return DeviceRecord(node, ref, domain, sip, hw, frozenset(flags))
+
+
+def _fields(frame: NodeFrame) -> list[Any]:
+    if isinstance(frame, Offer | ToLeg | Release | FromDevice):
+        return [frame.device, frame.leg, frame.sig]
+    if isinstance(frame, Join):
+        return [encode_record(frame.record), frame.leg, frame.sig]
+    if isinstance(frame, Refused):
+        return [frame.device, frame.leg, frame.code, frame.text]
+    if isinstance(frame, DeviceAway):
+        return [frame.device]
+    if isinstance(frame, DeviceBack):
+        return [frame.device, [list(pair) for pair in frame.seqs]]
+    return [frame.device, frame.cause]
+
+
+_TAGS: dict[type[Any], str] = {
+    Offer: "o",
+    ToLeg: "t",
+    Release: "r",
+    FromDevice: "f",
+    Join: "j",
+    Refused: "x",
+    DeviceAway: "a",
+    DeviceBack: "b",
+    DeviceGone: "g",
+}
+
+
+def encode_frames(frames: list[NodeFrame]) -> bytes:
+    return orjson.dumps([[_TAGS[type(frame)], *_fields(frame)] for frame in frames])
+
+
+def _ints(*values: Any) -> bool:
+    return all(type(value) is int for value in values)
+
+
+def _text_frame(kind: type[Offer | ToLeg | Release]) -> Callable[[list[Any]], NodeFrame]:
+    def build(fields: list[Any]) -> NodeFrame:
+        device, leg, sig = fields
+        if not (_ints(device, leg) and isinstance(sig, str)):
+            raise BadFrame(f"bad {kind.__name__}: {fields!r}")
+        return kind(device, leg, sig)
+
+    return build
+
+
+def _from_device(fields: list[Any]) -> NodeFrame:
+    device, leg, sig = fields
+    if not (_ints(device, leg) and isinstance(sig, dict)):
+        raise BadFrame(f"bad FromDevice: {fields!r}")
+    return FromDevice(device, leg, sig)
+
+
+def _join(fields: list[Any]) -> NodeFrame:
+    record, leg, sig = fields
+    if not (type(leg) is int and isinstance(sig, dict)):
+        raise BadFrame(f"bad Join: {fields!r}")
+    return Join(decode_record(record), leg, sig)
+
+
+def _refused(fields: list[Any]) -> NodeFrame:
+    device, leg, code, text = fields
+    if not (_ints(device, leg) and isinstance(code, str) and isinstance(text, str)):
+        raise BadFrame(f"bad Refused: {fields!r}")
+    return Refused(device, leg, code, text)
+
+
+def _away(fields: list[Any]) -> NodeFrame:
+    (device,) = fields
+    if not _ints(device):
+        raise BadFrame(f"bad DeviceAway: {fields!r}")
+    return DeviceAway(device)
+
+
+def _back(fields: list[Any]) -> NodeFrame:
+    device, seqs = fields
+    if not (_ints(device) and isinstance(seqs, list)):
+        raise BadFrame(f"bad DeviceBack: {fields!r}")
+    pairs: list[tuple[str, int]] = []
+    for pair in seqs:
+        if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise BadFrame(f"bad DeviceBack seqs: {seqs!r}")
+        if not _ints(pair[1]):
+            raise BadFrame(f"bad DeviceBack seqs: {seqs!r}")
+        pairs.append((pair[0], pair[1]))
+    return DeviceBack(device, tuple(pairs))
+
+
+def _gone(fields: list[Any]) -> NodeFrame:
+    device, cause = fields
+    if not _ints(device, cause):
+        raise BadFrame(f"bad DeviceGone: {fields!r}")
+    return DeviceGone(device, cause)
+
+
+_BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
+    "o": _text_frame(Offer),
+    "t": _text_frame(ToLeg),
+    "r": _text_frame(Release),
+    "f": _from_device,
+    "j": _join,
+    "x": _refused,
+    "a": _away,
+    "b": _back,
+    "g": _gone,
+}
+
+
+def decode_frames(data: bytes) -> list[NodeFrame]:
+    """The frames of one entry, or ``BadFrame`` if any of them is not a frame."""
+    try:
+        items = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise BadFrame(f"not JSON: {exc}") from None
+    if not isinstance(items, list):
+        raise BadFrame("not a list of frames")
+    frames: list[NodeFrame] = []
+    for item in items:
+        if not (isinstance(item, list) and item and isinstance(item[0], str)):
+            raise BadFrame(f"not a frame: {item!r}")
+        build = _BUILDERS.get(item[0])
+        if build is None:
+            raise BadFrame(f"unknown frame tag {item[0]!r}")
+        try:
+            frames.append(build(item[1:]))
+        except (ValueError, TypeError):  # the wrong number or kind of fields
+            raise BadFrame(f"bad frame: {item!r}") from None
+    return frames

@@ -1,0 +1,49 @@
+"""The names of what the cluster keeps in Redis (SCALE.md "Shared state"), in one place.
+
+A node's *name* is what the operator gave it (``server.node``); its *address* is the name
+and an incarnation chosen at start, ``name.1a2b3c4d``. Everything that must not outlive
+one run of a node (its inbox, its registrations, its claims) is keyed by the address, so
+that frames sent to a node that died can never reach its next run, whose registrations
+are numbered from 1 again. The keys of one user share a hash tag, ``{domain:sip}``.
+"""
+
+from __future__ import annotations
+
+PREFIX = "sb:"
+NODES = f"{PREFIX}nodes"
+"""Hash: node name -> the address of its current run, for the survivors' checks."""
+
+
+def lease(name: str) -> str:
+    """String holding the address of the run that holds the name, with an expiry."""
+    return f"{PREFIX}node:{name}"
+
+
+def inbox(address: str) -> str:
+    """Stream: the frames other nodes send to this run of a node."""
+    return f"{PREFIX}inbox:{address}"
+
+
+def registrations(domain: str, sip: str) -> str:
+    """Hash: ``address:ref`` -> the encoded ``DeviceRecord``, every node's devices of a user."""
+    return f"{PREFIX}reg:{{{domain}:{sip}}}"
+
+
+def node_registrations(address: str) -> str:
+    """Set: ``key|field`` of each registration a run wrote, for the janitor."""
+    return f"{PREFIX}noderegs:{address}"
+
+
+def claim_set(key: str) -> str:
+    """Set: the members of the core's shared claim ``key`` (an agent's chats, a group's home)."""
+    return f"{PREFIX}claim:{key}"
+
+
+def node_claims(address: str) -> str:
+    """Set: the claim sets a run added a member to, for the janitor."""
+    return f"{PREFIX}nodeclaims:{address}"
+
+
+def janitor(address: str) -> str:
+    """String set once by the survivor that cleans up after a dead run."""
+    return f"{PREFIX}janitor:{address}"

@@ -1,0 +1,75 @@
+"""Node frames survive the trip through bytes, and anything else is refused whole."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from signaling.bus.codec import decode_frames, encode_frames
+from signaling.bus.errors import BadFrame
+from signaling.core.nodes.frames import (
+    DeviceAway,
+    DeviceBack,
+    DeviceGone,
+    DeviceRecord,
+    FromDevice,
+    Join,
+    NodeFrame,
+    Offer,
+    Refused,
+    Release,
+    ToLeg,
+)
+
+RECORD = DeviceRecord("a.1", 7, "example.com", "bob", "phone", frozenset({"NO_MEDIA_CALL"}))
+
+EVERY_KIND: list[NodeFrame] = [
+    Offer(3, 12, '{"type":"setup","cg":{"sip":"alice"}}'),
+    ToLeg(3, 12, '{"type":"facility","fty":[{"type":"im_message","data":"\\u2028 😀"}]}'),
+    Release(3, 12, '{"type":"rel","cau":{"loc":1,"num":16}}'),
+    FromDevice(3, 12, {"type": "conn", "nested": {"x": [1, 2.5, None, True]}}),
+    Join(RECORD, 4, {"type": "setup", "cd": {"sip": "group"}}),
+    Refused(3, 12, "bad_state", "no such call"),
+    DeviceAway(3),
+    DeviceBack(3, (("call-1", 5), ("call-2", 0))),
+    DeviceGone(3, 41),
+]
+
+
+def test_every_kind_of_frame_comes_back_as_it_was_sent() -> None:
+    assert decode_frames(encode_frames(EVERY_KIND)) == EVERY_KIND
+
+
+def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
+    sig = '{"b":1,"a":2}'  # not re-ordered, not re-encoded
+    (frame,) = decode_frames(encode_frames([ToLeg(1, 2, sig)]))
+    assert isinstance(frame, ToLeg) and frame.sig == sig
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b'{"o": 1}',
+        b'[["o", 1, 2]]',
+        b'[["o", 1, 2, {}]]',
+        b'[["z", 1]]',
+        b"[[]]",
+        b'[["a", "3"]]',
+        b'[["a", true]]',
+        b'[["b", 3, [["c", "1"]]]]',
+        b'[["j", ["a.1", 7, "d", "s", "hw", [1]], 4, {}]]',
+        b'[["g", 3]]',
+        b'[["j", 5, 4, {}]]',
+        b'[["b", 3, 7]]',
+    ],
+)
+def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:
+    with pytest.raises(BadFrame):
+        decode_frames(data)
+
+
+def test_one_bad_frame_among_good_ones_refuses_the_entry() -> None:
+    good = orjson.loads(encode_frames(EVERY_KIND[:2]))
+    with pytest.raises(BadFrame):
+        decode_frames(orjson.dumps([*good, ["x", 1]]))

@@ -1,0 +1,118 @@
+"""Two hub nodes sharing a private Redis (SCALE.md): real uvicorn servers on loopback,
+real WebSocket clients, the Redis bus between them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+from config import Config
+from tests.redis_server import RedisServer, private_redis
+from tests.support import Phone, RunningServer, make_config, running_server
+
+JsonObject = dict[str, Any]
+
+
+def node_config(redis: RedisServer, node: str, **cluster: Any) -> Config:
+    """Node ``node`` of a cluster on ``redis``: a short lease, and rate limits out of the
+    way (the test clock does not move, so a token bucket would never refill)."""
+    config = make_config(messages=False, burst=5000, rate_close_after=5000)
+    timing = {"lease": 1.5, "heartbeat": 0.3, **cluster}
+    return replace(
+        config,
+        server=replace(config.server, node=node),
+        cluster=replace(config.cluster, redis=redis.url, **timing),
+    )
+
+
+@contextlib.asynccontextmanager
+async def two_nodes() -> AsyncIterator[tuple[RedisServer, RunningServer, RunningServer]]:
+    async with (
+        private_redis() as redis,
+        running_server(node_config(redis, "a")) as a,
+        running_server(node_config(redis, "b")) as b,
+    ):
+        yield redis, a, b
+
+
+async def call_across(a: RunningServer, b: RunningServer) -> tuple[Phone, Phone, int]:
+    """alice on node a calls bob on node b; bob answers."""
+    alice, bob = await a.phone("alice"), await b.phone("bob")
+    await alice.setup(1, "bob")
+    await alice.sig(1, "call_proc")
+    number, offer = await bob.offered()
+    assert offer["type"] == "setup"
+    await bob.signal(number, {"type": "conn"})
+    await alice.sig(1, "conn")
+    return alice, bob, number
+
+
+async def test_a_chat_between_users_on_two_nodes() -> None:
+    async with two_nodes() as (_, a, b):
+        alice, bob, number = await call_across(a, b)
+        await alice.say(1, "hello from a", id="m1")
+        relayed = await bob.fty(number)
+        assert (relayed["type"], relayed["data"], relayed["seq"]) == (
+            "im_message",
+            "hello from a",
+            1,
+        )
+        ack = await alice.fty(1)
+        assert (ack["type"], ack["id"], ack["seq"], ack["state"]) == (
+            "im_ack",
+            "m1",
+            1,
+            "delivered",
+        )
+        await bob.say(number, "and back from b", id="r1")
+        relayed = await alice.fty(1)
+        assert (relayed["data"], relayed["seq"]) == ("and back from b", 2)
+        assert (await bob.fty(number))["id"] == "r1"
+        await alice.signal(1, {"type": "rel", "cau": {"loc": 1, "num": 16}})
+        assert (await bob.sig(number, "rel"))["sig"]["cau"]["num"] == 16
+
+
+async def test_a_thousand_messages_across_nodes_keep_their_order_and_acks() -> None:
+    async with two_nodes() as (_, a, b):
+        alice, bob, number = await call_across(a, b)
+        for n in range(1000):
+            await alice.say(1, f"message {n}", id=f"m{n}")
+        seqs = [(await bob.fty(number))["seq"] for _ in range(1000)]
+        assert seqs == list(range(1, 1001))
+        acked: list[str] = []
+        while len(acked) < 1000:
+            ack = await alice.fty(1)
+            assert ack["type"] == "im_ack" and ack["state"] == "delivered"
+            acked += ack.get("ids") or [ack["id"]]
+        assert acked == [f"m{n}" for n in range(1000)]
+        await alice.sync()
+        await bob.sync()
+
+
+async def test_the_callee_s_node_dying_ends_the_call_on_the_other() -> None:
+    async with two_nodes() as (_, a, b):
+        alice, _bob, _number = await call_across(a, b)
+        bus = b.hub.bus
+        assert bus is not None
+        # node b stops renewing its lease and reading, as a killed process would
+        for task in bus._tasks:
+            task.cancel()
+        released = await alice.sig(1, "rel")
+        assert released["sig"]["cau"]["num"] == 41
+        await alice.sync()
+
+
+async def test_a_node_started_after_the_other_reaches_its_users() -> None:
+    async with private_redis() as redis, running_server(node_config(redis, "a")) as a:
+        bob_waits = await a.phone("bob")
+        async with running_server(node_config(redis, "b")) as b:
+            alice = await b.phone("alice")
+            await alice.setup(1, "bob")
+            await alice.sig(1, "call_proc")
+            number, _ = await bob_waits.offered()
+            await bob_waits.signal(number, {"type": "conn"})
+            await alice.sig(1, "conn")
+            await asyncio.sleep(0)
