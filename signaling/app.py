@@ -138,7 +138,12 @@ def _lifespan(
         app.state.hub = hub
         if service is not None:
             await service.start()
-        await hub.start()
+        try:
+            await hub.start()
+        except BaseException:  # a node refused by the cluster: nothing may keep running
+            if service is not None:
+                await service.stop()
+            raise
         if tracer.app:
             tracer.record("app", f"hub started ({role}), node {config.server.node}")
         # Everything alive now (modules, config, routes) lives as long as the process:
@@ -288,6 +293,7 @@ async def metrics(request: Request) -> Response:
         outbox_depth=len(outbox.pending) if outbox is not None else 0,
         frame_times=hub.frame_times,
         held=hub.held(),
+        bus=hub.bus,
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

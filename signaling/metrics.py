@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from .core.status import SwitchStatus
+
+if TYPE_CHECKING:
+    from .bus.redis_bus import RedisBus
 
 __all__ = ["FrameTimes", "render"]
 
@@ -53,6 +57,7 @@ def render(
     outbox_depth: int,
     frame_times: FrameTimes,
     held: Mapping[str, int] | None = None,
+    bus: RedisBus | None = None,
 ) -> str:
     """The whole page: the core's ``status`` and what the hub adds (its sockets, the
     outbox, frame times, ``held``: what it and its core keep, by kind)."""
@@ -72,7 +77,27 @@ def render(
     page.by_label("switchboard_resends_total", "counter", _RESENDS, "by", answered)
     name = "switchboard_frame_seconds"
     page.metric(name, "histogram", _FRAME_SECONDS, frame_times.lines(name))
+    if bus is not None:
+        _cluster(page, bus)
     return page.text()
+
+
+def _cluster(page: _Page, bus: RedisBus) -> None:
+    """What crosses between nodes (docs/operations.md "Running several nodes")."""
+    stats = bus.stats
+    frames = {"out": stats.frames_out, "in": stats.frames_in}
+    page.by_label("switchboard_bus_frames_total", "counter", _BUS_FRAMES, "way", frames)
+    entries = {"out": stats.entries_out, "in": stats.entries_in}
+    page.by_label("switchboard_bus_entries_total", "counter", _BUS_ENTRIES, "way", entries)
+    page.single("switchboard_bus_pipelines_total", "counter", _BUS_PIPELINES, stats.pipelines)
+    largest = stats.largest_pipeline
+    page.single("switchboard_bus_largest_pipeline", "gauge", _BUS_LARGEST, largest)
+    page.single("switchboard_bus_dropped_total", "counter", _BUS_DROPPED, stats.dropped)
+    page.single("switchboard_bus_bad_entries_total", "counter", _BUS_BAD, stats.bad_entries)
+    lag = round(stats.lag_ms / 1000, 6)
+    page.single("switchboard_bus_inbox_lag_seconds", "gauge", _BUS_LAG, lag)
+    page.single("switchboard_bus_nodes", "gauge", _BUS_NODES, bus.nodes)
+    page.single("switchboard_bus_up", "gauge", _BUS_UP, int(bus.up))
 
 
 def _logins(page: _Page, status: SwitchStatus) -> None:
@@ -96,7 +121,7 @@ class _Page:
         self._lines.append(f"# TYPE {name} {kind}")
         self._lines.extend(samples)
 
-    def single(self, name: str, kind: str, help_text: str, value: int) -> None:
+    def single(self, name: str, kind: str, help_text: str, value: float) -> None:
         self.metric(name, kind, help_text, [f"{name} {value}"])
 
     def by_label(
@@ -142,3 +167,12 @@ _RESENDS = (
     "from memory, nothing relayed; service: stored nothing, the ack was corrected)."
 )
 _FRAME_SECONDS = "Time the hub takes over one frame from a client (relay latency inside the hub)."
+_BUS_FRAMES = "Frames between this node and the others, by way (cluster)."
+_BUS_ENTRIES = "Inbox stream entries between this node and the others (several frames each)."
+_BUS_PIPELINES = "Redis pipelines this node's bus wrote (one per writer turn)."
+_BUS_LARGEST = "Most frames one of this node's pipelines carried."
+_BUS_DROPPED = "Frames dropped because Redis was unreachable and too many waited."
+_BUS_BAD = "Malformed inbox entries dropped."
+_BUS_LAG = "Age of the last inbox entry when it was read (Redis's clock against this node's)."
+_BUS_NODES = "Hub nodes this node knows of, itself included."
+_BUS_UP = "1 while the heartbeat works and the inbox is read, else 0."

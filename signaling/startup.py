@@ -21,6 +21,7 @@ from logging.handlers import BufferingHandler
 from pathlib import Path
 
 from config import ConfigError
+from signaling.bus.errors import BusError
 
 __all__ = ["HeldLog", "StartupFailure", "startup_failure"]
 
@@ -39,6 +40,8 @@ def startup_failure(exc: BaseException, data_dir: Path) -> StartupFailure | None
     failure an operator can fix (a bug: keep the traceback)."""
     if isinstance(exc, ConfigError):
         return StartupFailure(exc.where, _one_line(exc.problem))
+    if isinstance(exc, BusError):
+        return StartupFailure(exc.setting, _one_line(str(exc)))
     if isinstance(exc, OSError) and exc.filename is not None and _inside(exc.filename, data_dir):
         reason = f"{(exc.strerror or str(exc)).lower()}: {exc.filename}"
         return StartupFailure("server.data_dir", _one_line(reason))

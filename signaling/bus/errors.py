@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["BadFrame", "BusError", "NodeNameTaken"]
+__all__ = ["BadFrame", "BusError", "BusUnreachable", "NodeNameTaken"]
 
 
 class BusError(Exception):
     code = "bus_error"
+    setting = "cluster.redis"
+    """The setting an operator looks at when this stops a node from starting."""
 
 
 class BadFrame(BusError):
@@ -15,7 +17,14 @@ class BadFrame(BusError):
     code = "bad_frame"
 
 
+class BusUnreachable(BusError):
+    """Redis did not answer when the node started."""
+
+    code = "bus_unreachable"
+
+
 class NodeNameTaken(BusError):
     """Another live node holds this node's name: the second one must not start."""
 
     code = "node_name_taken"
+    setting = "server.node"

@@ -12,12 +12,16 @@ run's registrations, claims and inbox from Redis. Redis's clock alone decides ex
 no clocks are compared across machines.
 
 When Redis has lost the lease (a restart without persistence), the renewal writes it
-again and the node writes its registrations again (``reassert``).
+again and the node writes its registrations again (``reassert``). The other nodes lost
+theirs at the same instant and write them again at their own next heartbeat: so a lease
+found missing makes its run dead only once it has stayed missing for two heartbeats (a
+run seen replaced by a new one of its name is dead at once).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -70,6 +74,7 @@ class NodeLease:
         address: str,
         *,
         lease: float,
+        heartbeat: float,
         node_down: Callable[[str], None],
         reasserted: Callable[[], None],
     ) -> None:
@@ -77,6 +82,7 @@ class NodeLease:
         self.name = name
         self.address = address
         self._lease_ms = int(lease * 1000)
+        self._grace = 2 * heartbeat
         self._node_down = node_down
         self._reasserted = reasserted
         self._renew = redis.register_script(_RENEW)
@@ -85,6 +91,8 @@ class NodeLease:
         """Node name -> the address of its run, as last read."""
         self.dead: set[str] = set()
         """Addresses of runs declared dead, by this node or by their successor."""
+        self._missing: dict[str, float] = {}
+        """Runs whose lease was found missing, and since when (monotonic seconds)."""
 
     async def acquire(self) -> None:
         """Take the name, or ``NodeNameTaken`` when a live run holds it. A previous run
@@ -102,6 +110,8 @@ class NodeLease:
         await self._redis.hset(keys.NODES, self.name, self.address)
         if previous is not None and _text(previous) != self.address:
             await self._declare_dead(_text(previous))
+        nodes = await self._redis.hgetall(keys.NODES)
+        self.known = {_text(name): _text(address) for name, address in nodes.items()}
 
     async def release(self) -> None:
         """A clean stop: the name is free at once, and the survivors see this run gone
@@ -120,21 +130,33 @@ class NodeLease:
         if renewed == 2:
             log.warning("cluster: Redis had lost this node's lease; writing its state again")
             self._reasserted()
-        elif renewed == 0:
+            self._missing.clear()  # the others lost theirs too: give them their heartbeat
+            return
+        if renewed == 0:
             log.error("cluster: another run holds the name %r now", self.name)
-        await self._check_others()
+        await self._check_others(time.monotonic())
 
-    async def _check_others(self) -> None:
+    async def _check_others(self, now: float) -> None:
         nodes = {_text(k): _text(v) for k, v in (await self._redis.hgetall(keys.NODES)).items()}
         names = [name for name in nodes if name != self.name]
         holders = await self._redis.mget([keys.lease(name) for name in names]) if names else []
+        missing: set[str] = set()
         for name, holder in zip(names, holders, strict=True):
-            if _text(holder) != nodes[name]:
+            if not holder:
+                missing.add(nodes[name])
+            elif _text(holder) != nodes[name]:
                 await self._declare_dead(nodes[name])
         for name, address in self.known.items():
-            if nodes.get(name) != address and address != self.address:
+            if name not in nodes and address != self.address:
+                missing.add(address)
+                nodes[name] = address  # still known until it is declared dead
+            elif nodes[name] != address and address != self.address:
+                await self._declare_dead(address)  # a new run of its name replaced it
+        self._missing = {address: self._missing.get(address, now) for address in missing}
+        for address, since in self._missing.items():
+            if now - since >= self._grace:
                 await self._declare_dead(address)
-        self.known = nodes
+        self.known = {name: a for name, a in nodes.items() if a not in self.dead}
 
     async def _declare_dead(self, address: str) -> None:
         if address in self.dead or address == self.address:

@@ -39,7 +39,7 @@ from signaling.core.nodes.frames import DeviceRecord, NodeFrame
 
 from . import keys
 from .codec import decode_frames, decode_record, encode_frames
-from .errors import BadFrame
+from .errors import BadFrame, BusUnreachable
 from .lease import NodeLease
 from .redis_book import Op, RedisBook
 
@@ -144,11 +144,16 @@ class RedisBus:
             self.name,
             self.address,
             lease=self.config.lease,
+            heartbeat=self.config.heartbeat,
             node_down=self._node_down,
             reasserted=self._reassert,
         )
         try:
             await self._lease.acquire()
+        except (RedisError, OSError) as exc:
+            await self._close_connections()
+            shown = self.config.redis.rpartition("@")[2]
+            raise BusUnreachable(f"cannot reach Redis at {shown}: {exc}") from exc
         except BaseException:
             await self._close_connections()
             raise

@@ -51,7 +51,9 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """``python -m signaling.cli serve --role ROLE`` on a fixed loopback port."""
 
-    def __init__(self, role: str, config: Path, data_dir: Path, port: int, log: Path) -> None:
+    def __init__(
+        self, role: str, config: Path, data_dir: Path, port: int, log: Path, *extra: str
+    ) -> None:
         self.role = role
         self.port = port
         self.log = log
@@ -70,6 +72,7 @@ class ServerProcess:
             HOST,
             "--port",
             str(port),
+            *extra,
         ]
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

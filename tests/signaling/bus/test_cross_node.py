@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+import httpx
+
 from config import Config
 from tests.redis_server import RedisServer, private_redis
 from tests.support import Phone, RunningServer, make_config, running_server
@@ -116,3 +118,35 @@ async def test_a_node_started_after_the_other_reaches_its_users() -> None:
             await bob_waits.signal(number, {"type": "conn"})
             await alice.sig(1, "conn")
             await asyncio.sleep(0)
+
+
+async def test_health_and_metrics_show_the_bus() -> None:
+    async with two_nodes() as (redis, a, b), httpx.AsyncClient() as http:
+        alice, bob, number = await call_across(a, b)
+        await alice.say(1, "counted", id="c1")
+        await bob.fty(number)
+        await alice.fty(1)
+        health = (await http.get(f"{a.http}/healthz?ready=1")).json()
+        assert health == {"status": "ok", "checks": {"bus": "up"}}
+        for _ in range(100):  # node a learns of b at its next heartbeat
+            page = (await http.get(f"{a.http}/metrics")).text
+            if _metric(page, "switchboard_bus_nodes") == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert _metric(page, 'switchboard_bus_frames_total{way="out"}') >= 2  # conn... message
+        assert _metric(page, 'switchboard_bus_frames_total{way="in"}') >= 1
+        assert _metric(page, "switchboard_bus_nodes") == 2
+        assert _metric(page, "switchboard_bus_up") == 1
+        redis.kill()  # the bus is down: a balancer must send clients elsewhere
+        for _ in range(100):
+            answer = await http.get(f"{a.http}/healthz?ready=1")
+            if answer.status_code == 503:
+                break
+            await asyncio.sleep(0.05)
+        assert answer.status_code == 503
+        assert answer.json() == {"status": "degraded", "checks": {"bus": "down"}}
+
+
+def _metric(page: str, name: str) -> float:
+    (line,) = [line for line in page.splitlines() if line.startswith(f"{name} ")]
+    return float(line.split()[-1])

@@ -1,0 +1,96 @@
+"""Hub nodes in child processes sharing a private Redis, for the tests of a cluster that
+kill a node (SCALE.md "Testing on one 2-core machine").
+
+Each node is ``switchboard serve --node NAME`` with one config: the cluster's Redis, a
+short lease (so a dead node is noticed within about two seconds), volatile chat (the
+messages service is not part of these tests) and rate limits out of the way.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+from signaling.app import HUB_WEBSOCKET_PATH
+from signaling.appwebsocket.client import AppWebsocketClient
+from tests.integration.processes import HOST, ServerProcess, free_port
+from tests.support import Phone
+
+__all__ = ["LEASE", "ClusterNodes"]
+
+DOMAIN = "cluster.test"
+LEASE = 1.5
+"""Seconds a node's lease lasts; its heartbeat is a fifth of it."""
+
+
+class ClusterNodes:
+    def __init__(self, directory: Path, redis_url: str, names: tuple[str, ...]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.passwords = {sip: secrets.token_hex(12) for sip in ("alice", "bob", "carol")}
+        self.config = directory / "cluster.toml"
+        self.config.write_text(_config(redis_url, self.passwords))
+        self.nodes = {name: self._node(name) for name in names}
+
+    def _node(self, name: str) -> ServerProcess:
+        return ServerProcess(
+            "all",
+            self.config,
+            self.directory / name,
+            free_port(),
+            self.directory / f"{name}.log",
+            "--node",
+            name,
+        )
+
+    async def start(self) -> None:
+        for node in self.nodes.values():
+            await node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes.values():
+            node.stop()
+
+    def url(self, name: str) -> str:
+        return f"ws://{HOST}:{self.nodes[name].port}{HUB_WEBSOCKET_PATH}"
+
+    def http(self, name: str) -> str:
+        return f"http://{HOST}:{self.nodes[name].port}"
+
+    async def phone(self, name: str, sip: str) -> Phone:
+        """A registered client of ``sip`` on node ``name``."""
+        client = await AppWebsocketClient.connect(self.url(name), max_size=None)
+        await client.login(password=self.passwords[sip], sip=sip, domain=DOMAIN)
+        phone = Phone(client, sip)
+        await phone.register()
+        return phone
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"== node {name} log (last lines)\n{node.log_tail()}"
+            for name, node in self.nodes.items()
+        )
+
+
+def _config(redis_url: str, passwords: dict[str, str]) -> str:
+    lines = [
+        "[cluster]",
+        f"redis = {json.dumps(redis_url)}",
+        f'lease = "{LEASE}s"',
+        f'heartbeat = "{LEASE / 5}s"',
+        "[messages]",
+        "enabled = false",
+        "[login]",
+        f'default_domain = "{DOMAIN}"',
+        "[limits]",
+        "rate = 1000000.0",
+        "burst = 1000000",
+        "[signaling]",
+        'resume_grace = "0s"',
+        "[trace]",
+        "flags = []",
+    ]
+    for sip, password in passwords.items():
+        lines += [f'[tenants."{DOMAIN}".users.{sip}]', f"password = {json.dumps(password)}"]
+    return "\n".join([*lines, ""])
