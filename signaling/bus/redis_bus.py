@@ -161,7 +161,7 @@ class RedisBus:
         loop = asyncio.get_running_loop()
         for run in (self._write_loop, self._read_loop, self._heartbeat_loop):
             self._tasks.append(loop.create_task(run(), name=f"bus-{run.__name__.strip('_')}"))
-        if self._next.ops:
+        if self._pending():  # registrations written while the hub was starting
             self._wake.set()
 
     async def stop(self) -> None:
@@ -235,6 +235,8 @@ class RedisBus:
 
     def _node_down(self, address: str) -> None:
         self._received.pop(address, None)
+        self._sent.pop(address, None)
+        self._queued -= len(self._next.frames.pop(address, ()))  # nobody will read them
         if self._peer is not None:
             self._peer.node_down(address)
 
