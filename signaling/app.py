@@ -73,7 +73,7 @@ def create_app(
     directory = Directory(config.tenants, config.login.default_domain)
     changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
     changes.load_into(directory)
-    bus = RedisBus(config.cluster, config.server.node) if config.cluster.redis else None
+    bus = RedisBus(config.cluster, config.server.node, tracer) if config.cluster.redis else None
     switch = Switch(
         config,
         clock or SystemClock(),

@@ -227,6 +227,14 @@ class Hub:
     async def start(self) -> None:
         if self.bus is not None:  # first: a node whose name is taken must not serve
             await self.bus.start(self)
+        try:
+            await self._start_parts()
+        except BaseException:  # the node does not serve: its name is free again at once
+            if self.bus is not None:
+                await self.bus.stop()
+            raise
+
+    async def _start_parts(self) -> None:
         if self.webhooks is not None:
             self.webhooks.start()
         self._timer_task = asyncio.get_running_loop().create_task(self._run_timers())

@@ -94,6 +94,8 @@ def _cluster(page: _Page, bus: RedisBus) -> None:
     page.single("switchboard_bus_largest_pipeline", "gauge", _BUS_LARGEST, largest)
     page.single("switchboard_bus_dropped_total", "counter", _BUS_DROPPED, stats.dropped)
     page.single("switchboard_bus_bad_entries_total", "counter", _BUS_BAD, stats.bad_entries)
+    page.single("switchboard_bus_gaps_total", "counter", _BUS_GAPS, stats.gaps)
+    page.single("switchboard_bus_refused_total", "counter", _BUS_REFUSED, stats.refused)
     lag = round(stats.lag_ms / 1000, 6)
     page.single("switchboard_bus_inbox_lag_seconds", "gauge", _BUS_LAG, lag)
     page.single("switchboard_bus_nodes", "gauge", _BUS_NODES, bus.nodes)
@@ -172,7 +174,9 @@ _BUS_ENTRIES = "Inbox stream entries between this node and the others (several f
 _BUS_PIPELINES = "Redis pipelines this node's bus wrote (one per writer turn)."
 _BUS_LARGEST = "Most frames one of this node's pipelines carried."
 _BUS_DROPPED = "Frames dropped because Redis was unreachable and too many waited."
-_BUS_BAD = "Malformed inbox entries dropped."
+_BUS_BAD = "Inbox entries dropped: malformed, or the switch could not take them."
+_BUS_GAPS = "Times entries from another node went missing (its calls here then end)."
+_BUS_REFUSED = "Redis commands answered with an error (a key of the wrong type, out of memory)."
 _BUS_LAG = "Age of the last inbox entry when it was read (Redis's clock against this node's)."
 _BUS_NODES = "Hub nodes this node knows of, itself included."
 _BUS_UP = "1 while the heartbeat works and the inbox is read, else 0."

@@ -3,19 +3,23 @@ decision 5).
 
 Theory of operation: a run of a node holds ``sb:node:{name}`` (its address as the value,
 an expiry of ``cluster.lease``) and renews it every ``cluster.heartbeat``. At start a
-second live run of the same name finds the key held and is refused (``NodeNameTaken``).
-Every heartbeat a node also reads which address each known name has now: a run whose
-lease is gone, or whose name another run holds now (a restart), is dead. Each survivor
+second live run of the same name finds the key held and is refused (``NodeNameTaken``);
+the run makes its inbox stream (a marker entry: nobody else ever creates it). Every
+heartbeat a node also reads which address each known name has now: a run whose name
+another run holds now (a restart) is dead at once; a run whose lease is missing is dead
+once it has stayed missing for two more heartbeats (Redis may have restarted without its
+data, and every node writes its lease again at its own next heartbeat). Each survivor
 tells its own switch at once (``node_down``: the calls with that run's devices end as a
-lost link would); the first survivor to set ``sb:janitor:{address}`` removes the dead
-run's registrations, claims and inbox from Redis. Redis's clock alone decides expiry;
-no clocks are compared across machines.
+lost link would); the survivor that sets ``sb:janitor:{address}`` removes the dead run's
+registrations, claims and inbox from Redis (the key lasts a minute while it cleans, so a
+janitor that fails is followed by another, and a day once it is done). Redis's clock alone
+decides expiry; no clocks are compared across machines.
 
-When Redis has lost the lease (a restart without persistence), the renewal writes it
-again and the node writes its registrations again (``reassert``). The other nodes lost
-theirs at the same instant and write them again at their own next heartbeat: so a lease
-found missing makes its run dead only once it has stayed missing for two heartbeats (a
-run seen replaced by a new one of its name is dead at once).
+When Redis has lost the lease, the renewal writes it again and the node writes its state
+again (``reasserted``). A run that finds itself declared dead (its janitor key exists,
+or another run holds its name) is *fenced*: the others ended its calls and drop what it
+sends, so it must not go on as if nothing happened; it ends its own cross-node calls,
+reports itself down and waits to be restarted. A clean stop removes the run's own keys.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ from .errors import NodeNameTaken
 
 __all__ = ["NodeLease"]
 
+_DONE = "done"
+
 log = logging.getLogger(__name__)
 
 _RENEW = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return 3
+end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -45,9 +54,10 @@ if not holder then
 end
 return 0
 """
-"""1: renewed; 2: the lease was gone and is written again; 0: another run holds it."""
+"""1: renewed; 2: the lease was gone and is written again; 0: another run holds the
+name; 3: this run was declared dead."""
 
-_FORGET_CLAIMS = """
+_FORGET = """
 local prefix = ARGV[1] .. ':'
 for _, set in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   for _, member in ipairs(redis.call('SMEMBERS', set)) do
@@ -56,14 +66,20 @@ for _, set in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
   end
 end
-redis.call('DEL', KEYS[1])
+for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  local bar = string.find(entry, '|', 1, true)
+  if bar then
+    redis.call('HDEL', string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1))
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
 return 1
 """
-"""Take a dead run's members out of every claim set it added one to, and its name out of
-the nodes unless a new run holds it."""
+"""Remove what a run kept: its members of every claim set, its registrations, its inbox,
+and its name from the nodes unless a new run holds it."""
 
 
 class NodeLease:
@@ -77,6 +93,7 @@ class NodeLease:
         heartbeat: float,
         node_down: Callable[[str], None],
         reasserted: Callable[[], None],
+        fenced: Callable[[], None],
     ) -> None:
         self._redis = redis
         self.name = name
@@ -85,14 +102,18 @@ class NodeLease:
         self._grace = 2 * heartbeat
         self._node_down = node_down
         self._reasserted = reasserted
+        self._fenced = fenced
         self._renew = redis.register_script(_RENEW)
-        self._forget_claims = redis.register_script(_FORGET_CLAIMS)
+        self._forget = redis.register_script(_FORGET)
         self.known: dict[str, str] = {}
         """Node name -> the address of its run, as last read."""
         self.dead: set[str] = set()
         """Addresses of runs declared dead, by this node or by their successor."""
+        self._unclean: set[str] = set()
+        """Dead runs whose cleaning this node has not seen done yet."""
         self._missing: dict[str, float] = {}
         """Runs whose lease was found missing, and since when (monotonic seconds)."""
+        self.fenced = False
 
     async def acquire(self) -> None:
         """Take the name, or ``NodeNameTaken`` when a live run holds it. A previous run
@@ -106,6 +127,7 @@ class NodeLease:
                 f"runs out in {max(ttl, 0) / 1000:.1f} s if it is dead): give this one "
                 "another server.node (serve --node NAME)"
             )
+        await self.make_inbox()
         previous = await self._redis.hget(keys.NODES, self.name)
         await self._redis.hset(keys.NODES, self.name, self.address)
         if previous is not None and _text(previous) != self.address:
@@ -113,28 +135,48 @@ class NodeLease:
         nodes = await self._redis.hgetall(keys.NODES)
         self.known = {_text(name): _text(address) for name, address in nodes.items()}
 
+    async def make_inbox(self) -> None:
+        """The run's inbox exists from now on (others never create it: ``nomkstream``)."""
+        await self._redis.xadd(keys.inbox(self.address), {"m": "1"})
+
     async def release(self) -> None:
-        """A clean stop: the name is free at once, and the survivors see this run gone
-        at their next heartbeat."""
+        """A clean stop: the name is free at once and the run's keys are gone; the
+        survivors end its calls within two heartbeats."""
         lease = keys.lease(self.name)
         if _text(await self._redis.get(lease)) == self.address:
             await self._redis.delete(lease)
+        await self._forget_run(self.address)
 
     async def beat(self) -> None:
         """Renew, then look for dead runs. Raises what Redis raises (the caller counts
         failures)."""
+        if self.fenced:
+            return
         renewed = await self._renew(
-            keys=[keys.lease(self.name), keys.NODES],
+            keys=[keys.lease(self.name), keys.NODES, keys.janitor(self.address)],
             args=[self.address, self._lease_ms, self.name],
         )
+        if renewed in (0, 3):
+            self._fence("declared dead by the others" if renewed == 3 else "its name taken")
+            return
         if renewed == 2:
             log.warning("cluster: Redis had lost this node's lease; writing its state again")
+            await self.make_inbox()
             self._reasserted()
             self._missing.clear()  # the others lost theirs too: give them their heartbeat
             return
-        if renewed == 0:
-            log.error("cluster: another run holds the name %r now", self.name)
         await self._check_others(time.monotonic())
+
+    def _fence(self, why: str) -> None:
+        log.error(
+            "cluster: this node (%s) was %s; its calls with other nodes end; restart it",
+            self.address,
+            why,
+        )
+        self.fenced = True
+        for address in sorted(set(self.known.values()) - {self.address}):
+            self._node_down(address)
+        self._fenced()
 
     async def _check_others(self, now: float) -> None:
         nodes = {_text(k): _text(v) for k, v in (await self._redis.hgetall(keys.NODES)).items()}
@@ -157,6 +199,8 @@ class NodeLease:
             if now - since >= self._grace:
                 await self._declare_dead(address)
         self.known = {name: a for name, a in nodes.items() if a not in self.dead}
+        for address in list(self._unclean):
+            await self._clean(address)
 
     async def _declare_dead(self, address: str) -> None:
         if address in self.dead or address == self.address:
@@ -164,23 +208,32 @@ class NodeLease:
         self.dead.add(address)
         log.warning("cluster: node run %s is gone", address)
         self._node_down(address)
-        if await self._redis.set(keys.janitor(address), self.name, nx=True, ex=3600):
-            await self._clean(address)
+        self._unclean.add(address)
+        await self._clean(address)
 
     async def _clean(self, address: str) -> None:
-        """Remove what a dead run kept in Redis (this node won the janitor's key)."""
-        entries = await self._redis.smembers(keys.node_registrations(address))
-        pipe = self._redis.pipeline(transaction=False)
-        for entry in entries:
-            key, _, field = _text(entry).partition("|")
-            pipe.hdel(key, field)
-        pipe.delete(keys.node_registrations(address), keys.inbox(address))
-        await pipe.execute()
+        """Remove what a dead run kept in Redis, if this node is its janitor."""
+        janitor = keys.janitor(address)
+        if not await self._redis.set(janitor, f"cleaning by {self.name}", nx=True, ex=60):
+            if _text(await self._redis.get(janitor)) == _DONE:
+                self._unclean.discard(address)
+            return  # another survivor cleans; if it fails, its key runs out
+        await self._forget_run(address)
+        await self._redis.set(janitor, _DONE, ex=86_400)
+        self._unclean.discard(address)
+        log.info("cluster: cleaned up after %s", address)
+
+    async def _forget_run(self, address: str) -> None:
         name = address.rpartition(".")[0]
-        await self._forget_claims(
-            keys=[keys.node_claims(address), keys.NODES], args=[address, name]
+        await self._forget(
+            keys=[
+                keys.node_claims(address),
+                keys.NODES,
+                keys.node_registrations(address),
+                keys.inbox(address),
+            ],
+            args=[address, name],
         )
-        log.info("cluster: cleaned up after %s (%d registrations)", address, len(entries))
 
 
 def _text(value: bytes | str | None) -> str:

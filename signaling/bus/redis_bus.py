@@ -2,21 +2,22 @@
 1-5, performance rules 1-5).
 
 Theory of operation: the hub hands the bus the cluster actions its switch returned
-(``take``); nothing waits on Redis there. They collect until the writer task runs, then
-leave in one pipeline: the registrations this node wrote or withdrew, one stream entry
-per target node holding every frame for it (``XADD`` to its inbox, trimmed to about
-``cluster.inbox_max``), the lookups (``HGETALL`` of each user's registrations) and the
-claims (one Lua script each: add the member if the set is not full). While a pipeline is
-in flight the next one fills, so the busier the node, the more each carries. The
-answers go back to the switch through the hub (``BusPeer``).
+(``take``); nothing waits on Redis there. They collect in a ``Batch`` until the writer
+task runs, then leave in one pipeline (``outbound``): the registrations this node wrote
+or withdrew, numbered stream entries for each target node holding its frames, the
+lookups and the claims. While a pipeline is in flight the next batch fills, so the
+busier the node, the more each carries. The answers go back to the switch through the
+hub (``BusPeer``).
 
 A reader task follows this run's inbox with ``XREAD BLOCK`` from its start and hands
-each entry's frames to the switch in the order the sender wrote them. Entries carry the
-sender's address and a number per (sender, target): a pipeline resent after a broken
-connection may have been written once already, and the copy is dropped by its number.
+each entry to ``inbound``, which drops copies and notices gaps. A heartbeat task renews
+the lease and finds dead runs (``lease``); a control channel keeps the trace flags the
+same on every node (``control``). ``up``, which ``/healthz`` shows, is true while every
+task runs, the heartbeat works, and the run has not been fenced.
 
-A heartbeat task renews the lease and finds dead runs (``lease.NodeLease``). ``up`` is
-what ``/healthz`` shows: the last heartbeat worked and the inbox is being read.
+While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that
+the frames for the node concerned are dropped and its calls here end as if it had died,
+rather than reaching it with a hole in the middle.
 """
 
 from __future__ import annotations
@@ -26,40 +27,38 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
-import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config import ClusterConfig
 from signaling.core.actions import Action, Claim, Claimed, Forward, LookedUp, Lookup, Unclaim
-from signaling.core.nodes.frames import DeviceRecord, NodeFrame
+from signaling.core.nodes.frames import NodeFrame
+from tracing import Tracer
 
 from . import keys
-from .codec import decode_frames, decode_record, encode_frames
-from .errors import BadFrame, BusUnreachable
+from .control import ControlChannel
+from .errors import BusUnreachable
+from .inbound import Inbound
 from .lease import NodeLease
+from .outbound import Batch, Outbound
 from .redis_book import Op, RedisBook
+from .stats import BusStats
 
-__all__ = ["BusPeer", "BusStats", "RedisBus"]
+__all__ = ["QUEUED_MAX", "BusPeer", "BusStats", "RedisBus"]
 
 log = logging.getLogger(__name__)
 
 QUEUED_MAX = 200_000
-"""Frames waiting for Redis at most; beyond, while Redis is unreachable, frames are
-dropped (counted in ``BusStats.dropped``) rather than kept in unbounded memory."""
+"""Frames waiting for Redis at most (see the module's docstring)."""
 
-_CLAIM = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1
-   or redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('SADD', KEYS[1], ARGV[1])
-  redis.call('SADD', KEYS[2], KEYS[1])
-  return {1, redis.call('SMEMBERS', KEYS[1])}
-end
-return {0, redis.call('SMEMBERS', KEYS[1])}
-"""
+READ_BLOCK_MS = 1000
+RETRY_DELAY = 0.05
+"""Seconds before entries whose target had no inbox are written again."""
+COMMAND_TIMEOUT = 5.0
+"""Seconds a Redis command may take before the connection counts as broken."""
 
 
 class BusPeer(Protocol):
@@ -75,70 +74,48 @@ class BusPeer(Protocol):
     def node_down(self, address: str) -> None: ...
 
 
-@dataclass(slots=True)
-class BusStats:
-    """Counters for ``/metrics``."""
-
-    frames_out: int = 0
-    frames_in: int = 0
-    entries_out: int = 0
-    entries_in: int = 0
-    pipelines: int = 0
-    largest_pipeline: int = 0
-    """Most frames one pipeline carried."""
-    dropped: int = 0
-    bad_entries: int = 0
-    lag_ms: float = 0.0
-    """Age of the last entry read when it was read (Redis's clock against this node's)."""
-
-
-class _Batch:
-    """What one pipeline carries; kept whole until Redis took it (a resend is the same)."""
-
-    __slots__ = ("entries", "frames", "ops", "questions")
-
-    def __init__(self) -> None:
-        self.ops: list[Op] = []
-        self.frames: dict[str, list[NodeFrame]] = {}
-        self.entries: list[tuple[str, dict[str, Any]]] = []
-        self.questions: list[Lookup | Claim] = []
-
-
 class RedisBus:
-    def __init__(self, config: ClusterConfig, name: str) -> None:
+    def __init__(self, config: ClusterConfig, name: str, tracer: Tracer | None = None) -> None:
+        """``tracer``: its flags are the cluster's (``control``), when given."""
         self.config = config
         self.name = name
+        self._tracer = tracer
         self.address = f"{name}.{secrets.token_hex(4)}"
         """This run's address: the switch's node name in the cluster (``keys``)."""
         self.book = RedisBook(self.address, self._queue_op)
         self.stats = BusStats()
-        self._next = _Batch()
+        self._next = Batch()
         self._queued = 0
-        self._sent: dict[str, int] = {}
-        """Entries written per target: the next entry's number."""
-        self._received: dict[str, int] = {}
-        """The last entry number read per sender."""
+        self._overflowed: set[str] = set()
         self._peer: BusPeer | None = None
         self._redis: Any = None
         self._reader: Any = None
+        self._subscriber: Any = None
+        self._outbound: Outbound | None = None
+        self._inbound: Inbound | None = None
         self._lease: NodeLease | None = None
+        self._control: ControlChannel | None = None
         self._wake: asyncio.Event | None = None
         self._settled = asyncio.Event()
         """Set whenever the writer has sent everything it was given."""
+        self._settled.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._beat_ok_at = 0.0
-        self._reading = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self, peer: BusPeer) -> None:
-        """Connect, take the node's name (``NodeNameTaken`` if a live run holds it) and
-        start the writer, reader and heartbeat tasks."""
+        """Connect, take the node's name (``NodeNameTaken`` if a live run holds it,
+        ``BusUnreachable`` if Redis does not answer) and start the tasks."""
         self._peer = peer
         self._wake = asyncio.Event()
-        self._redis = aioredis.Redis.from_url(self.config.redis, socket_connect_timeout=5)
-        self._reader = aioredis.Redis.from_url(self.config.redis, socket_connect_timeout=5)
-        self._claim = self._redis.register_script(_CLAIM)
+        self._redis = self._client(COMMAND_TIMEOUT)
+        self._reader = self._client(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
+        give_up = self.config.lease + 3 * self.config.heartbeat
+        self._outbound = Outbound(
+            self._redis, self.address, self.config.inbox_max, self.stats, give_up
+        )
+        self._inbound = Inbound(peer, self.stats, self._is_dead)
         self._lease = NodeLease(
             self._redis,
             self.name,
@@ -147,9 +124,16 @@ class RedisBus:
             heartbeat=self.config.heartbeat,
             node_down=self._node_down,
             reasserted=self._reassert,
+            fenced=self._fenced,
         )
         try:
             await self._lease.acquire()
+            if self._tracer is not None:
+                self._subscriber = self._client(None)
+                self._control = ControlChannel(
+                    self._redis, self._subscriber, self._tracer, self.address
+                )
+                await self._control.start()
         except (RedisError, OSError) as exc:
             await self._close_connections()
             shown = self.config.redis.rpartition("@")[2]
@@ -158,46 +142,64 @@ class RedisBus:
             await self._close_connections()
             raise
         self._beat_ok_at = time.monotonic()
+        self._run_tasks()
+
+    def _client(self, timeout: float | None) -> Any:
+        return aioredis.Redis.from_url(
+            self.config.redis, socket_connect_timeout=COMMAND_TIMEOUT, socket_timeout=timeout
+        )
+
+    def _run_tasks(self) -> None:
+        runs: dict[str, Coroutine[Any, Any, None]] = {
+            "write": self._write_loop(),
+            "read": self._read_loop(),
+            "heartbeat": self._heartbeat_loop(),
+        }
+        if self._control is not None:
+            runs["announce"] = self._control.run_publisher()
+            runs["control"] = self._control.run_subscriber()
         loop = asyncio.get_running_loop()
-        for run in (self._write_loop, self._read_loop, self._heartbeat_loop):
-            self._tasks.append(loop.create_task(run(), name=f"bus-{run.__name__.strip('_')}"))
-        if self._pending():  # registrations written while the hub was starting
-            self._wake.set()
+        for name, run in runs.items():
+            self._tasks.append(loop.create_task(run, name=f"bus-{name}"))
+        if self._next:  # registrations written while the hub was starting
+            self._wake_writer()
 
     async def stop(self) -> None:
-        """Send what waits (briefly), stop the tasks and give the name back."""
+        """Send what waits (briefly), stop the tasks, and give the name and the run's
+        keys back."""
         if self._wake is None:
             return
-        if self._pending():
-            self._settled.clear()
-            self._wake.set()
+        if self._next or not self._settled.is_set():
+            self._wake_writer()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._settled.wait(), 2.0)
+        if self._control is not None:
+            self._control.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._lease is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._lease.release()
+        if self._lease is not None and not self._lease.fenced:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                await asyncio.wait_for(self._lease.release(), 2.0)
         await self._close_connections()
 
-    def _pending(self) -> bool:
-        batch = self._next
-        return bool(batch.frames or batch.ops or batch.questions)
-
     async def _close_connections(self) -> None:
-        for client in (self._redis, self._reader):
+        for client in (self._redis, self._reader, self._subscriber):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
 
     @property
     def up(self) -> bool:
-        """The heartbeat worked within the last lease and the inbox is being read."""
-        fresh = time.monotonic() - self._beat_ok_at < self.config.lease
-        return self._wake is not None and fresh and self._reading
+        """Every task runs, the heartbeat worked within the last lease, and the run is
+        not fenced."""
+        if self._wake is None or (self._lease is not None and self._lease.fenced):
+            return False
+        if any(task.done() for task in self._tasks):
+            return False
+        return time.monotonic() - self._beat_ok_at < self.config.lease
 
     @property
     def nodes(self) -> int:
@@ -209,160 +211,139 @@ class RedisBus:
         """A cluster action of the switch: it leaves with the next pipeline."""
         batch = self._next
         if type(action) is Forward:
-            if self._queued >= QUEUED_MAX:
-                self.stats.dropped += 1
+            target = action.node
+            if self._queued >= QUEUED_MAX or target in self._overflowed:
+                self._overflow(target)
                 return
-            frames = batch.frames.get(action.node)
+            frames = batch.frames.get(target)
             if frames is None:
-                frames = batch.frames[action.node] = []
+                frames = batch.frames[target] = []
             frames.append(action.frame)
             self._queued += 1
         elif type(action) is Unclaim:
-            key, member = keys.claim_set(action.key), action.member
-            batch.ops.append(lambda pipe: pipe.srem(key, member))
+            key, member = action.key, action.member
+            if self._outbound is not None:
+                self._outbound.unclaimed(key, member)
+            claim = keys.claim_set(key)
+            batch.ops.append(lambda pipe: pipe.srem(claim, member))
         elif type(action) is Lookup or type(action) is Claim:
             batch.questions.append(action)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
         if self._wake is not None:
+            self._settled.clear()
             self._wake.set()
+
+    def _overflow(self, target: str) -> None:
+        """Too much waits for Redis: the frames for ``target`` go, and so do the calls
+        with it here (later, not inside the hub's turn that made the frame)."""
+        self.stats.dropped += 1
+        if target in self._overflowed:
+            return
+        self._overflowed.add(target)
+        dropped = self._next.frames.pop(target, [])
+        self._queued -= len(dropped)
+        self.stats.dropped += len(dropped)
+        log.error(
+            "cluster: Redis unreachable and %d frames waiting; ending calls with %s",
+            QUEUED_MAX,
+            target,
+        )
+        if self._peer is not None:
+            asyncio.get_running_loop().call_soon(self._peer.node_down, target)
 
     def _queue_op(self, op: Op) -> None:
         self._next.ops.append(op)
-        if self._wake is not None:
-            self._wake.set()
+        self._wake_writer()
 
     def _reassert(self) -> None:
         self.book.reassert()
+        if self._outbound is not None:
+            for op in self._outbound.reassert():
+                self._queue_op(op)
+
+    def _is_dead(self, address: str) -> bool:
+        return self._lease is not None and address in self._lease.dead
 
     def _node_down(self, address: str) -> None:
-        self._received.pop(address, None)
-        self._sent.pop(address, None)
+        if self._outbound is not None:
+            self._outbound.forget(address)
+        if self._inbound is not None:
+            self._inbound.forget(address)
         self._queued -= len(self._next.frames.pop(address, ()))  # nobody will read them
         if self._peer is not None:
             self._peer.node_down(address)
 
-    # -- the writer ----------------------------------------------------------------------------
+    def _fenced(self) -> None:
+        self._queued -= self._next.frame_count()
+        self._next.frames.clear()
+
+    # -- the tasks -----------------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._outbound is not None
+        outbound = self._outbound
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._next = self._next, _Batch()
-            self._number(batch)
-            results = await self._execute(batch)
-            self._queued -= sum(len(frames) for frames in batch.frames.values())
-            self._answer(batch, results)
-            if not self._pending():
+            batch, self._next = self._next, Batch()
+            if batch:
+                await self._write(outbound, batch)
+            if not self._next:
                 self._settled.set()
 
-    def _number(self, batch: _Batch) -> None:
-        """Encode each target's frames as one entry with its number."""
-        for target, frames in batch.frames.items():
-            number = self._sent.get(target, 0) + 1
-            self._sent[target] = number
-            entry = {"n": self.address, "s": number, "f": encode_frames(frames)}
-            batch.entries.append((target, entry))
-        count = sum(len(frames) for frames in batch.frames.values())
-        stats = self.stats
-        stats.frames_out += count
-        stats.entries_out += len(batch.entries)
-        stats.pipelines += 1
-        stats.largest_pipeline = max(stats.largest_pipeline, count)
-
-    async def _execute(self, batch: _Batch) -> list[Any]:
-        """Run the batch's pipeline until Redis took it (retrying while it cannot)."""
-        delay = 0.05
-        while True:
-            pipe = self._redis.pipeline(transaction=False)
-            for op in batch.ops:
-                op(pipe)
-            for target, entry in batch.entries:
-                pipe.xadd(keys.inbox(target), entry, maxlen=self.config.inbox_max, approximate=True)
-            first = len(pipe)
-            for question in batch.questions:
-                self._ask(pipe, question)
-            try:
-                results: list[Any] = await pipe.execute()
-            except (RedisError, OSError) as exc:
-                log.warning("cluster: Redis write failed (%s); retrying in %.2f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            return results[first:]
-
-    def _ask(self, pipe: Any, question: Lookup | Claim) -> None:
-        if type(question) is Lookup:
-            for sip in question.sips:
-                pipe.hgetall(keys.registrations(question.domain, sip))
-        else:
-            assert type(question) is Claim
-            self._claim(
-                keys=[keys.claim_set(question.key), keys.node_claims(self.address)],
-                args=[question.member, question.limit],
-                client=pipe,
+    async def _write(self, outbound: Outbound, batch: Batch) -> None:
+        outbound.number(batch)
+        placed, results = await outbound.execute(batch)
+        self._queued -= batch.frame_count()
+        self._overflowed.clear()
+        dead = self._lease.dead if self._lease is not None else set()
+        again, lost = outbound.unplaced(batch, placed, time.monotonic(), dead)
+        if again:  # before anything newer for the same targets
+            self._next.entries[:0] = again
+            asyncio.get_running_loop().call_later(RETRY_DELAY, self._wake_writer)
+        for target in lost:
+            log.error(
+                "cluster: %s has had no inbox for %.0f s; ending calls with it",
+                target,
+                outbound.give_up,
             )
+            self._node_down(target)
+        for answer in outbound.answers(batch, results, dead):
+            self._answer(answer)
 
-    def _answer(self, batch: _Batch, results: list[Any]) -> None:
+    def _answer(self, answer: LookedUp | Claimed) -> None:
         peer = self._peer
         assert peer is not None
-        index = 0
-        for question in batch.questions:
-            if type(question) is Lookup:
-                replies = results[index : index + len(question.sips)]
-                index += len(question.sips)
-                records = _records(replies, self._lease.dead if self._lease else set())
-                peer.looked_up(LookedUp(question.request, records))
+        try:
+            if type(answer) is LookedUp:
+                peer.looked_up(answer)
             else:
-                granted, members = results[index]
-                index += 1
-                holders = tuple(sorted(_text(member) for member in members))
-                peer.claimed(Claimed(question.request, bool(granted), holders))
-
-    # -- the reader ----------------------------------------------------------------------------
+                assert type(answer) is Claimed
+                peer.claimed(answer)
+        except Exception:
+            log.exception("cluster: internal error handling an answer from Redis")
 
     async def _read_loop(self) -> None:
+        assert self._inbound is not None
+        inbound = self._inbound
         inbox = keys.inbox(self.address)
         last: bytes | str = "0-0"
         delay = 0.05
         while True:
             try:
-                reply = await self._reader.xread({inbox: last}, count=512, block=1000)
+                reply = await self._reader.xread({inbox: last}, count=512, block=READ_BLOCK_MS)
             except (RedisError, OSError) as exc:
-                self._reading = False
                 log.warning("cluster: reading the inbox failed (%s)", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            self._reading, delay = True, 0.05
+            delay = 0.05
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     last = entry_id
-                    self._deliver(entry_id, fields)
-
-    def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        stats = self.stats
-        try:
-            sender = fields[b"n"].decode()
-            number = int(fields[b"s"])
-            frames = decode_frames(fields[b"f"])
-        except (KeyError, ValueError, UnicodeDecodeError, BadFrame) as exc:
-            stats.bad_entries += 1
-            log.error("cluster: dropped a malformed inbox entry %r: %s", entry_id, exc)
-            return
-        lease = self._lease
-        if lease is not None and sender in lease.dead:
-            return  # a dead run's late words: its calls here have ended already
-        if number <= self._received.get(sender, 0):
-            return  # a resent pipeline's copy
-        self._received[sender] = number
-        stats.entries_in += 1
-        stats.frames_in += len(frames)
-        with contextlib.suppress(ValueError):
-            stats.lag_ms = time.time() * 1000 - int(entry_id.split(b"-")[0])
-        assert self._peer is not None
-        self._peer.from_nodes(sender, frames)
-
-    # -- the heartbeat -------------------------------------------------------------------------
+                    inbound.entry(entry_id, fields)
 
     async def _heartbeat_loop(self) -> None:
         assert self._lease is not None
@@ -377,23 +358,3 @@ class RedisBus:
                 log.exception("cluster: internal error in the heartbeat")
                 continue
             self._beat_ok_at = time.monotonic()
-
-
-def _records(replies: list[dict[bytes, bytes]], dead: set[str]) -> tuple[DeviceRecord, ...]:
-    """The registrations in ``replies``, but for those of runs known dead (the janitor
-    may not have removed them yet)."""
-    found: list[DeviceRecord] = []
-    for reply in replies:
-        for value in reply.values():
-            try:
-                record = decode_record(orjson.loads(value))
-            except (ValueError, TypeError, BadFrame) as exc:
-                log.error("cluster: a malformed registration in Redis: %s", exc)
-                continue
-            if record.node not in dead:
-                found.append(record)
-    return tuple(found)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -8,12 +8,16 @@ messages service is not part of these tests) and rate limits out of the way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from pathlib import Path
 
+import redis.asyncio as aioredis
+
 from signaling.app import HUB_WEBSOCKET_PATH
 from signaling.appwebsocket.client import AppWebsocketClient
+from signaling.bus import keys
 from tests.integration.processes import HOST, ServerProcess, free_port
 from tests.support import Phone
 
@@ -28,6 +32,7 @@ class ClusterNodes:
     def __init__(self, directory: Path, redis_url: str, names: tuple[str, ...]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
+        self.redis_url = redis_url
         self.passwords = {sip: secrets.token_hex(12) for sip in ("alice", "bob", "carol")}
         self.config = directory / "cluster.toml"
         self.config.write_text(_config(redis_url, self.passwords))
@@ -59,12 +64,22 @@ class ClusterNodes:
         return f"http://{HOST}:{self.nodes[name].port}"
 
     async def phone(self, name: str, sip: str) -> Phone:
-        """A registered client of ``sip`` on node ``name``."""
+        """A registered client of ``sip`` on node ``name``, once every node can find it
+        (the node writes the registration to Redis just after ``RegisterResult``)."""
         client = await AppWebsocketClient.connect(self.url(name), max_size=None)
         await client.login(password=self.passwords[sip], sip=sip, domain=DOMAIN)
         phone = Phone(client, sip)
-        await phone.register()
-        return phone
+        redis = aioredis.Redis.from_url(self.redis_url)
+        try:
+            before = await redis.hlen(keys.registrations(DOMAIN, sip))
+            await phone.register()
+            for _ in range(500):
+                if await redis.hlen(keys.registrations(DOMAIN, sip)) > before:
+                    return phone
+                await asyncio.sleep(0.01)
+        finally:
+            await redis.aclose()
+        raise AssertionError(f"{sip}'s registration on node {name} never reached Redis")
 
     def logs(self) -> str:
         return "\n".join(

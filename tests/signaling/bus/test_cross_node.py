@@ -150,3 +150,24 @@ async def test_health_and_metrics_show_the_bus() -> None:
 def _metric(page: str, name: str) -> float:
     (line,) = [line for line in page.splitlines() if line.startswith(f"{name} ")]
     return float(line.split()[-1])
+
+
+async def test_trace_flags_switched_on_one_node_switch_on_every_node() -> None:
+    async with two_nodes() as (redis, a, b):
+        tracer_b = b.hub.tracer
+        assert not tracer_b.signalling
+        a.hub.tracer.set_flags({"signalling": True, "pbx": True})  # as PUT /admin/trace does
+        for _ in range(100):
+            if tracer_b.signalling and tracer_b.pbx:
+                break
+            await asyncio.sleep(0.02)
+        assert tracer_b.signalling and tracer_b.pbx
+        b.hub.tracer.set_flags({"pbx": False})
+        for _ in range(100):
+            if not a.hub.tracer.pbx:
+                break
+            await asyncio.sleep(0.02)
+        assert not a.hub.tracer.pbx and a.hub.tracer.signalling
+        # a node started now takes the cluster's flags, not its config's
+        async with running_server(node_config(redis, "c")) as c:
+            assert c.hub.tracer.signalling and not c.hub.tracer.pbx

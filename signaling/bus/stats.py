@@ -1,0 +1,28 @@
+"""The bus's counters, read by ``/metrics``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BusStats"]
+
+
+@dataclass(slots=True)
+class BusStats:
+    frames_out: int = 0
+    frames_in: int = 0
+    entries_out: int = 0
+    entries_in: int = 0
+    pipelines: int = 0
+    largest_pipeline: int = 0
+    """Most frames one pipeline carried."""
+    dropped: int = 0
+    """Frames dropped because too many waited for an unreachable Redis."""
+    bad_entries: int = 0
+    """Inbox entries dropped: malformed, or the switch could not take them."""
+    gaps: int = 0
+    """Times entries from another node went missing (trimmed, or lost by Redis)."""
+    refused: int = 0
+    """Commands Redis answered with an error."""
+    lag_ms: float = 0.0
+    """Age of the last entry read when it was read (Redis's clock against this node's)."""
