@@ -74,7 +74,10 @@ export async function login(event) {
   loadEmoticons();
   await Promise.all([readChats(), loadLimits()]);
   for (const conv of state.convs.values()) watch(conv);
-  ui.addSip.focus();
+  // the first field to type in, unless the user is already typing somewhere (a search
+  // started while the chats were loading must keep its keystrokes)
+  const active = document.activeElement;
+  if (!active || active === document.body || active === ui.loginPassword) ui.addSip.focus();
 }
 
 export function logout() {
