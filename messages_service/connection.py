@@ -118,8 +118,8 @@ class Connection:
         """Frames waiting for the socket to have room, oldest first."""
         self._inbox: deque[str] = deque()
         """Frames read while the task handles an earlier one, oldest first."""
-        self._held = False
-        """The socket reads nothing for now (see ``_input``)."""
+        self.held = False
+        """The socket reads nothing from the hub for now (see ``_input``)."""
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._heard = self._loop.time()
@@ -198,8 +198,8 @@ class Connection:
         ``limits.send_queue`` frames wait to go out: the peer slows down, memory stays
         bounded."""
         hold = bool(self._inbox) or len(self._out) >= self._limit
-        if hold != self._held and not self._closing:
-            self._held = hold
+        if hold != self.held and not self._closing:
+            self.held = hold
             if hold:
                 self._socket.pause_input()
             else:
