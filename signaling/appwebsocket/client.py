@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 import websockets
@@ -91,6 +92,20 @@ class AppWebsocketClient:
     async def send_text(self, text: str | bytes) -> None:
         try:
             await self._ws.send(text)
+        except websockets.ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        """Several text frames in one write to the transport (one ``send()`` where
+        ``send_text`` per frame makes one each); each is still a frame of its own.
+        Waits, as ``send`` does, while the transport's buffer is over its mark."""
+        ws = self._ws
+        try:
+            async with ws.send_context():
+                protocol = ws.protocol
+                for text in texts:
+                    protocol.send_text(text.encode())
+                ws.transport.write(b"".join(protocol.data_to_send()))
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
 
