@@ -35,7 +35,7 @@ from websockets.exceptions import WebSocketException
 
 from config import Config, MessagesConfig
 from signaling.appwebsocket.client import AppWebsocketClient
-from signaling.appwebsocket.errors import AppWebsocketError
+from signaling.appwebsocket.errors import AppWebsocketError, ReplyTimeout
 from tracing import Tracer
 
 from .appwebsocket.housekeeping import pbx_info
@@ -139,6 +139,8 @@ class ServiceLink:
         self._requests: deque[JsonObject] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._heard = 0.0
+        """Loop time of the last frame from the service (``_keepalive`` watches it)."""
         self.up = False
         self.connects = 0
         """Successful logins so far (tests and metrics read it)."""
@@ -224,11 +226,12 @@ class ServiceLink:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _read(self, client: AppWebsocketClient) -> None:
-        # The service answers our KeepAlives, so silence for three periods is a dead link.
         # Each frame is handled whole before the next is read (12.23: causal order).
-        timeout = self._config.keepalive * 3
+        # Silence is watched by ``_keepalive``, not by a timeout per frame.
+        loop = asyncio.get_running_loop()
         while True:
-            text, message = await client.recv_frame(timeout)
+            text, message = await client.recv_frame(None)
+            self._heard = loop.time()
             if self._tracer.appwebsocket:
                 self._trace("recv", text)
             mt, src = message.get("mt"), message.get("src")
@@ -286,6 +289,18 @@ class ServiceLink:
         self._tracer.record("appwebsocket", f"{direction} {text}", user="messages")
 
     async def _keepalive(self, client: AppWebsocketClient) -> None:
+        """A KeepAlive every period; and the link's one watchdog: the service answers
+        our KeepAlives, so nothing from it for three periods is a dead link."""
+        loop = asyncio.get_running_loop()
+        period = self._config.keepalive
+        silence = period * 3
+        self._heard = loop.time()
+        keepalive_at = self._heard + period
         while True:
-            await asyncio.sleep(self._config.keepalive)
-            await self._send(client, {"mt": "KeepAlive"})
+            await asyncio.sleep(max(0.0, min(keepalive_at, self._heard + silence) - loop.time()))
+            now = loop.time()
+            if now >= self._heard + silence:
+                raise ReplyTimeout(f"nothing received within {silence} s")
+            if now >= keepalive_at:
+                await self._send(client, {"mt": "KeepAlive"})
+                keepalive_at = now + period

@@ -112,11 +112,16 @@ class AppWebsocketClient:
     async def recv(self, timeout: float = 5.0) -> JsonObject:
         return (await self.recv_frame(timeout))[1]
 
-    async def recv_frame(self, timeout: float = 5.0) -> tuple[str, JsonObject]:
+    async def recv_frame(self, timeout: float | None = 5.0) -> tuple[str, JsonObject]:
         """The next frame as it came and as parsed (a trace shows the text unchanged,
-        without encoding the message again)."""
+        without encoding the message again). ``timeout=None`` waits as long as it takes,
+        without a timer (or a task) per frame: for a caller that watches the link's
+        silence itself."""
         try:
-            text = await asyncio.wait_for(self._ws.recv(), timeout)
+            if timeout is None:
+                text = await self._ws.recv()
+            else:
+                text = await asyncio.wait_for(self._ws.recv(), timeout)
         except TimeoutError as exc:
             raise ReplyTimeout(f"nothing received within {timeout} s") from exc
         except websockets.ConnectionClosed as exc:
