@@ -113,11 +113,11 @@ async def test_a_logged_in_hub_silent_for_idle_timeout_is_closed_4006(sqlite_url
     the WebSocket pings (the client's stack does) is not enough on this link: the hub
     sends KeepAlive, as its link does."""
     config = service_config(sqlite_url)
-    config = replace(config, limits=replace(config.limits, idle_timeout=0.6))
+    config = replace(config, limits=replace(config.limits, idle_timeout=1.0))
     async with running_service(config) as running:
         hub = await running.hub()
-        for _ in range(8):  # 1.6 s of KeepAlives, well past idle_timeout
-            await asyncio.sleep(0.2)
+        for _ in range(8):  # 2 s of KeepAlives, well past idle_timeout
+            await asyncio.sleep(0.25)
             await hub.sync()
         closed = await hub.client.wait_closed(timeout=10)
         assert closed[0] == 4006
