@@ -28,11 +28,18 @@ from filebuffers import LocalStore
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
+from signaling.appwebsocket.transport import (
+    CLOSED,
+    Served,
+    TransportSocket,
+    serve_on_transport,
+)
 from tracing import Tracer
 
 from .accounts import ServiceAccounts
+from .asgi_socket import AsgiSocket
 from .attachments import Attachments
-from .connection import Connection, Services
+from .connection import Connection, Services, Socket
 from .directory import TenantDirectory
 from .errors import Unavailable
 from .handlers import Handlers
@@ -48,9 +55,9 @@ MESSAGES_PATH = "/messages/websocket"
 """The service's AppWebsocket (PROTOCOL §2)."""
 
 CLOSE_TIMEOUT = 5.0
+"""How long ``stop()`` waits for connections to finish closing."""
 READY_TIMEOUT = 2.0
 """Seconds ``/healthz`` waits for the database's answer before calling it down."""
-"""How long ``stop()`` waits for connections to finish closing."""
 
 
 def files_folder(config: Config) -> Path:
@@ -182,13 +189,25 @@ class MessagesService:
             if removed.buffers or removed.incoming or removed.blobs:
                 log.info("file buffers collected: %s", removed)
 
-    async def _websocket(self, websocket: WebSocket) -> None:
+    def serve_on_transport(self, app: Starlette) -> None:
+        """Under ``switchboard serve`` the service's WebSocket is served on the transport,
+        without ASGI (docs/protocol.md 12.40); ``routes()`` keep an ASGI route for it,
+        for other servers."""
+        serve_on_transport(app, MESSAGES_PATH, self._serve_socket)
+
+    def _serve_socket(self, socket: TransportSocket) -> Served:
+        return self._open(socket, socket.address())
+
+    def _open(self, socket: Socket, address: str) -> Served:
         services = self._services
         if services is None:  # not started yet, or stopping
-            await websocket.accept()
-            await websocket.close(closecodes.WS_1012_SERVICE_RESTART)
-            return
-        await Connection(websocket, services).serve()
+            socket.close_now(closecodes.WS_1012_SERVICE_RESTART)
+            return CLOSED
+        return Connection(socket, address, services).served()
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        adapter = AsgiSocket(websocket)
+        await adapter.serve(lambda socket: self._open(socket, adapter.address))
 
 
 def create_messages_app(config: Config, *, password: str | None = None) -> Starlette:
@@ -213,6 +232,7 @@ def create_messages_app(config: Config, *, password: str | None = None) -> Starl
 
     app = Starlette(routes=service.routes(), lifespan=lifespan)
     app.state.messages_service = service
+    service.serve_on_transport(app)
     return app
 
 

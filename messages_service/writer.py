@@ -13,7 +13,8 @@ them in its outbox and resend them later, in order. Nothing is lost (the hub sti
 holds them) and nothing is doubled (the transaction wrote nothing, and Posts are
 idempotent anyway).
 
-Call ``start()``, ``await submit(...)`` for each Post, ``await stop()`` to drain.
+Call ``start()``, ``offer(...)`` (or ``await submit(...)`` when it has no room) for each
+Post, ``await stop()`` to drain.
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ class PostWriter:
     def start(self) -> None:
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def offer(self, item: QueuedPost) -> bool:
+        """Queue one Post if there is room now (no task, no wait); False when the queue
+        is full and the caller must ``submit`` it. After ``stop``, as ``submit``."""
+        if not self._accepting:
+            item.answer(Unavailable("service stopping").to_wire(item.src))
+            return True
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            return False
+        return True
 
     async def submit(self, item: QueuedPost) -> None:
         """Queue one Post; waits while the queue is full. After ``stop`` the Post is

@@ -31,6 +31,7 @@ from messages_service.app import MessagesService, create_messages_app
 from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
 from signaling.appwebsocket.digest import new_challenge
+from signaling.appwebsocket.transport import serve_on_transport
 from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import Action
 from signaling.core.clock import Clock, SystemClock
@@ -39,6 +40,7 @@ from signaling.directory import Directory
 from signaling.directory.changes import DirectoryChanges
 from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
 from signaling.hub import Hub
+from signaling.hub_socket import hub_endpoint
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import render as render_metrics
 from signaling.support.visitors import Visitors
@@ -91,6 +93,9 @@ def create_app(
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
     app.router.routes.extend(_routes(app, config, switch, service, changes, logins))
     app.add_middleware(HttpTrace, tracer=tracer)
+    serve_on_transport(app, HUB_WEBSOCKET_PATH, hub_endpoint(app))
+    if service is not None:
+        service.serve_on_transport(app)
     app.state.switch = switch
     app.state.tracer = tracer
     app.state.messages_service = service

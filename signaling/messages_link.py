@@ -6,8 +6,9 @@ fails; then wait (doubling from ``reconnect_min`` to ``reconnect_max``, with jit
 that many hubs do not reconnect in step) and start over.
 
 The writer sends forwarded requests as they come and the outbox's durable Posts in key
-order; after every reconnect it starts again from the oldest unacknowledged Post, so
-the service sees them in order (§7.7). ``PostResult`` goes to the outbox; every other
+order, whatever is waiting written in one go (several frames, one transport write);
+after every reconnect it starts again from the oldest unacknowledged Post, so the
+service sees them in order (§7.7). ``PostResult`` goes to the outbox; every other
 answer or notification goes to the hub's core.
 
 The reader hands each frame to the core and lets it finish before it reads the next: it
@@ -34,7 +35,7 @@ from websockets.exceptions import WebSocketException
 
 from config import Config, MessagesConfig
 from signaling.appwebsocket.client import AppWebsocketClient
-from signaling.appwebsocket.errors import AppWebsocketError
+from signaling.appwebsocket.errors import AppWebsocketError, ReplyTimeout
 from tracing import Tracer
 
 from .appwebsocket.housekeeping import pbx_info
@@ -47,6 +48,9 @@ __all__ = ["ServiceConnector", "ServiceEvents", "ServiceLink"]
 log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
+
+BATCH = 256
+"""Frames written to the service in one write at most."""
 
 
 class ServiceEvents(Protocol):
@@ -135,6 +139,8 @@ class ServiceLink:
         self._requests: deque[JsonObject] = deque()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._heard = 0.0
+        """Loop time of the last frame from the service (``_keepalive`` watches it)."""
         self.up = False
         self.connects = 0
         """Successful logins so far (tests and metrics read it)."""
@@ -220,11 +226,12 @@ class ServiceLink:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _read(self, client: AppWebsocketClient) -> None:
-        # The service answers our KeepAlives, so silence for three periods is a dead link.
         # Each frame is handled whole before the next is read (12.23: causal order).
-        timeout = self._config.keepalive * 3
+        # Silence is watched by ``_keepalive``, not by a timeout per frame.
+        loop = asyncio.get_running_loop()
         while True:
-            text, message = await client.recv_frame(timeout)
+            text, message = await client.recv_frame(None)
+            self._heard = loop.time()
             if self._tracer.appwebsocket:
                 self._trace("recv", text)
             mt, src = message.get("mt"), message.get("src")
@@ -247,18 +254,31 @@ class ServiceLink:
             self._outbox.done(key)
 
     async def _write(self, client: AppWebsocketClient) -> None:
-        requests = self._requests
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while requests:
-                await self._send(client, requests.popleft())
-            while (unsent := self._outbox.next_unsent()) is not None:
-                if self._tracer.appwebsocket:
-                    self._trace("send", unsent[1])
-                await client.send_text(unsent[1])
-                while requests:  # a reader's request need not wait for a long backlog
-                    await self._send(client, requests.popleft())
+            while batch := self._next_batch():
+                await client.send_texts(batch)
+
+    def _next_batch(self) -> list[str]:
+        """What to write next, in one go: every request waiting, then the oldest durable
+        Posts not sent yet, ``BATCH`` frames at most. The Posts that became durable in
+        one flush of the outbox (one turn of the loop) leave in one write, one frame
+        each (PROTOCOL §7), and a reader's request waits for one batch at most, never
+        for a long backlog."""
+        batch: list[str] = []
+        requests, tracing = self._requests, self._tracer.appwebsocket
+        while requests and len(batch) < BATCH:
+            message = requests.popleft()
+            if tracing:
+                self._trace("send", json.dumps(message, ensure_ascii=False))
+            batch.append(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+        outbox = self._outbox
+        while len(batch) < BATCH and (unsent := outbox.next_unsent()) is not None:
+            if tracing:
+                self._trace("send", unsent[1])
+            batch.append(unsent[1])
+        return batch
 
     async def _send(self, client: AppWebsocketClient, message: JsonObject) -> None:
         if self._tracer.appwebsocket:
@@ -269,6 +289,18 @@ class ServiceLink:
         self._tracer.record("appwebsocket", f"{direction} {text}", user="messages")
 
     async def _keepalive(self, client: AppWebsocketClient) -> None:
+        """A KeepAlive every period; and the link's one watchdog: the service answers
+        our KeepAlives, so nothing from it for three periods is a dead link."""
+        loop = asyncio.get_running_loop()
+        period = self._config.keepalive
+        silence = period * 3
+        self._heard = loop.time()
+        keepalive_at = self._heard + period
         while True:
-            await asyncio.sleep(self._config.keepalive)
-            await self._send(client, {"mt": "KeepAlive"})
+            await asyncio.sleep(max(0.0, min(keepalive_at, self._heard + silence) - loop.time()))
+            now = loop.time()
+            if now >= self._heard + silence:
+                raise ReplyTimeout(f"nothing received within {silence} s")
+            if now >= keepalive_at:
+                await self._send(client, {"mt": "KeepAlive"})
+                keepalive_at = now + period

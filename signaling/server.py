@@ -21,9 +21,8 @@ from starlette.applications import Starlette
 
 from config import Config
 
-from .endpoint import HUB_WEBSOCKET_PATH
-from .hub_socket import wire_protocol_for
-from .liveness import ping_settings
+from .appwebsocket.liveness import ping_settings
+from .appwebsocket.transport import endpoints_of, transport_protocol_for
 
 __all__ = ["bound_socket", "loop_factory", "serve", "uvicorn_config"]
 
@@ -35,8 +34,9 @@ def uvicorn_config(
     options: dict[str, Any] = {
         "host": config.server.host,
         "port": config.server.port,
-        # The hub's WebSocket on the raw transport, everything else through ASGI.
-        "ws": wire_protocol_for(config.limits.idle_timeout, _starlette(app), HUB_WEBSOCKET_PATH),
+        # The AppWebsockets (the hub's, the messages service's) on the raw transport,
+        # everything else through ASGI.
+        "ws": transport_protocol_for(config.limits.idle_timeout, endpoints_of(app)),
         "ws_max_size": config.limits.max_frame,
         # permessage-deflate keeps ~40 KiB per connection (docs/benchmarks.md): opt-in.
         "ws_per_message_deflate": config.limits.compression,
@@ -57,11 +57,6 @@ def uvicorn_config(
         options["ssl_keyfile"] = config.server.tls_key
     options.update(overrides)
     return uvicorn.Config(app, **options)
-
-
-def _starlette(app: Any) -> Starlette | None:
-    """The Starlette app whose ``state.hub`` may serve the hub's path."""
-    return app if isinstance(app, Starlette) else None
 
 
 def loop_factory(app: Any, config: Config) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -36,8 +36,9 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [conn %(conn)s]: %(message)s"
 _installed = False
 
 serving: str | None = None
-"""The connection whose frame is being handled outside any task of its own (the hub's
-WebSocket handles frames in the transport's callback, ``signaling.hub_socket``), else None."""
+"""The connection whose frame is being handled outside any task of its own (the
+AppWebsockets of the hub and the messages service handle frames in the transport's
+callback, ``signaling.appwebsocket.transport``), else None."""
 
 
 def connection_task_name(conn_id: int | str) -> str:

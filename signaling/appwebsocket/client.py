@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+from collections.abc import Sequence
 from typing import Any
 
 import websockets
@@ -94,14 +95,33 @@ class AppWebsocketClient:
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
 
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        """Several text frames in one write to the transport (one ``send()`` where
+        ``send_text`` per frame makes one each); each is still a frame of its own.
+        Waits, as ``send`` does, while the transport's buffer is over its mark."""
+        ws = self._ws
+        try:
+            async with ws.send_context():
+                protocol = ws.protocol
+                for text in texts:
+                    protocol.send_text(text.encode())
+                ws.transport.write(b"".join(protocol.data_to_send()))
+        except websockets.ConnectionClosed as exc:
+            raise _closed(exc) from exc
+
     async def recv(self, timeout: float = 5.0) -> JsonObject:
         return (await self.recv_frame(timeout))[1]
 
-    async def recv_frame(self, timeout: float = 5.0) -> tuple[str, JsonObject]:
+    async def recv_frame(self, timeout: float | None = 5.0) -> tuple[str, JsonObject]:
         """The next frame as it came and as parsed (a trace shows the text unchanged,
-        without encoding the message again)."""
+        without encoding the message again). ``timeout=None`` waits as long as it takes,
+        without a timer (or a task) per frame: for a caller that watches the link's
+        silence itself."""
         try:
-            text = await asyncio.wait_for(self._ws.recv(), timeout)
+            if timeout is None:
+                text = await self._ws.recv()
+            else:
+                text = await asyncio.wait_for(self._ws.recv(), timeout)
         except TimeoutError as exc:
             raise ReplyTimeout(f"nothing received within {timeout} s") from exc
         except websockets.ConnectionClosed as exc:

@@ -2,12 +2,12 @@
 
 Theory of operation: the hub closes a connection that has not logged in ``login.timeout``
 after it opened, and ends a detached registration ``signaling.resume_grace`` after its
-connection dropped (silence is the transport's business: ``signaling.liveness``). Each of these is a
-fixed delay after a stamp, so the order in which keys were last stamped is the order in
-which they fall due. A dict keeps exactly that order: ``touch`` moves a key to the end,
-the first key is always the next to fall due. One ``Timer`` in the ``TimerQueue`` waits
-for the first key; when it fires, every key that is due is handed to ``expired`` and the
-timer is armed again for the new first key.
+connection dropped (silence is the transport's business: ``appwebsocket.liveness``).
+Each of these is a fixed delay after a stamp, so the order in which keys were last
+stamped is the order in which they fall due. A dict keeps exactly that order: ``touch``
+moves a key to the end, the first key is always the next to fall due. One ``Timer`` in
+the ``TimerQueue`` waits for the first key; when it fires, every key that is due is
+handed to ``expired`` and the timer is armed again for the new first key.
 
 So a waiting connection costs one dict entry here, not a timer, a heap entry and a
 closure of its own.

@@ -21,7 +21,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from .appwebsocket import closecodes
+from . import closecodes
 
 __all__ = ["LivenessProtocol", "ping_settings", "protocol_for"]
 

@@ -1,0 +1,361 @@
+"""AppWebsockets served on the transport, without ASGI (docs/protocol.md 12.29, 12.40).
+
+Why: under ASGI every frame in became a message dict put on a queue and taken by the
+endpoint's task, and every frame out was a task's ``await send_text`` through Starlette's
+and uvicorn's wrappers down to one ``send()`` syscall per frame; half the hub's CPU at
+full load went there, and most of what storing a message cost beyond relaying it went
+the same way on the messages service's side (docs/benchmarks.md).
+
+``TransportSocket`` is uvicorn's sans-I/O WebSocket protocol (with liveness,
+``LivenessProtocol``) that serves the paths an app names with ``serve_on_transport``
+itself: once the handshake is accepted, the path's ``Endpoint`` is handed the socket and
+says what ``Served`` it: a complete text message goes to ``Served.text`` straight from
+``data_received``, without a task, and frames out are written synchronously, every frame
+a connection gets in one turn of the loop joined into one ``transport.write`` at the end
+of that turn. Every other path (HTTP, admin, files) goes to the ASGI app as before, on
+the same port.
+
+Frames are written directly only while the transport's buffer is under its high-water
+mark (``writable_now``); past it the endpoint keeps its frames itself and is told by
+``Served.resumed`` (or waits in ``send_text``) when there is room again. What a peer that
+lets them pile up deserves is the endpoint's policy, as are login, idle cut-offs and
+errors: this module only moves frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from starlette.applications import Starlette
+from uvicorn.middleware.proxy_headers import _TrustedHosts
+from websockets.frames import Frame
+from websockets.http11 import Request
+
+from tracing import logs
+
+from . import closecodes
+from .liveness import LivenessProtocol
+
+__all__ = [
+    "CLOSED",
+    "Endpoint",
+    "Served",
+    "TransportSocket",
+    "endpoints_of",
+    "serve_on_transport",
+    "transport_protocol_for",
+]
+
+_ENDPOINTS = "transport_endpoints"
+"""The attribute of an app's ``state`` holding its paths served on the transport."""
+
+
+def _nothing() -> None:
+    return None
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What serves one connection accepted on the transport: plain callables, called from
+    the transport's callbacks (never awaited there)."""
+
+    name: str
+    """Names the connection on the log lines written while its frames are handled."""
+    text: Callable[[str], None]
+    """A complete text message."""
+    binary: Callable[[], None]
+    """A complete binary message (the AppWebsocket refuses them)."""
+    gone: Callable[[int], Coroutine[Any, Any, None] | None]
+    """The connection is over, with this close code (once). A coroutine returned runs as
+    a task the server waits for when it shuts down."""
+    begin: Callable[[], None] = _nothing
+    """Frames of one read follow (the hub joins the acks they cause, 12.31) ..."""
+    end: Callable[[], None] = _nothing
+    """... and that read's frames are all handled."""
+    resumed: Callable[[], None] = _nothing
+    """The transport's buffer has room again: ``writable_now`` is true."""
+
+
+CLOSED = Served(name="-", text=_ignore, binary=_nothing, gone=_ignore)
+"""What an endpoint returns for a connection it closed at once (not serving now)."""
+
+Endpoint = Callable[["TransportSocket"], Served]
+"""Serves one path: given a socket whose handshake is done, what serves it."""
+
+
+def serve_on_transport(app: Starlette, path: str, endpoint: Endpoint) -> None:
+    """Serve ``path`` of ``app`` on the transport under ``switchboard serve`` (an ASGI
+    route for it, if any, still serves it under other servers)."""
+    endpoints = getattr(app.state, _ENDPOINTS, None)
+    if endpoints is None:
+        endpoints = {}
+        setattr(app.state, _ENDPOINTS, endpoints)
+    endpoints[path] = endpoint
+
+
+def endpoints_of(app: object) -> Mapping[str, Endpoint]:
+    """The paths ``app`` serves on the transport (none for an app that is not Starlette)."""
+    if not isinstance(app, Starlette):
+        return {}
+    endpoints: Mapping[str, Endpoint] = getattr(app.state, _ENDPOINTS, {})
+    return endpoints
+
+
+class _Flusher:
+    """Writes out, once per turn of the loop, every connection that has frames waiting."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: list[TransportSocket] = []
+
+    def add(self, socket: TransportSocket) -> None:
+        if not self.due:
+            self.loop.call_soon(self.flush)
+        self.due.append(socket)
+
+    def flush(self) -> None:
+        due, self.due = self.due, []
+        for socket in due:
+            socket.flush()
+
+
+_flushers: dict[asyncio.AbstractEventLoop, _Flusher] = {}
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        _flushers.clear()  # a new loop (tests run one per test): the old one is gone
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
+def _text_header(size: int) -> bytes:
+    """The header of one final, unmasked server text frame of ``size`` bytes (RFC 6455
+    §5.2); the payload follows it as its own item of the turn's single write."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65536:
+        return b"\x81\x7e" + size.to_bytes(2, "big")
+    return b"\x81\x7f" + size.to_bytes(8, "big")
+
+
+class TransportSocket(LivenessProtocol):
+    """uvicorn's WebSocket protocol with liveness; the ``endpoints``' paths served
+    without ASGI."""
+
+    endpoints: ClassVar[Mapping[str, Endpoint]] = {}
+    """Set by ``transport_protocol_for``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.served: Served | None = None
+        """Set once an endpoint's path is accepted: the connection is then its."""
+        self.writable_now = True
+        """Frames may be written now: under the high-water mark and not closing."""
+        self._pending: list[bytes] = []
+        self._plain = not self.conn.extensions
+        self._detached = False
+
+    # -- the handshake -------------------------------------------------------------------
+
+    def handle_connect(self, event: Request) -> None:
+        endpoint = self.endpoints.get(event.path.partition("?")[0])
+        if endpoint is None:
+            super().handle_connect(event)
+            return
+        self.request = event
+        self.response = self.conn.accept(event)
+        self.handshake_initiated = True
+        if self.response.status_code != 101:
+            super().handle_connect(event)  # the same refusal as on any other path
+            return
+        del self.response.headers["Date"]
+        self.response.headers.update(
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in self.default_headers
+        )
+        self.handshake_complete = True
+        self.conn.send_response(self.response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self._plain = not self.conn.extensions
+        self.start_keepalive()
+        self.logger.info('%s - "WebSocket %s" [accepted]', self.address(), event.path)
+        self.served = endpoint(self)
+
+    def address(self) -> str:
+        """The client's address, a trusted proxy's ``X-Forwarded-For`` applied as uvicorn
+        does for ASGI requests."""
+        host = self.client[0] if self.client else "unknown"
+        config = self.config
+        if config.proxy_headers and host in _TrustedHosts(config.forwarded_allow_ips):
+            forwarded = self.request.headers.get_all("X-Forwarded-For")
+            if forwarded:
+                trusted = _TrustedHosts(config.forwarded_allow_ips)
+                client, _ = trusted.get_trusted_client_address(", ".join(forwarded))
+                host = client or host
+        return host
+
+    # -- frames in --------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """Every frame of one read is one batch for the endpoint."""
+        served = self.served
+        if served is None:
+            super().data_received(data)
+            return
+        served.begin()
+        try:
+            super().data_received(data)
+        finally:
+            served.end()
+
+    def send_receive_event_to_app(self) -> None:
+        served = self.served
+        if served is None:
+            super().send_receive_event_to_app()
+            return
+        frames = self.frames
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        self.frames = []
+        if self.close_sent:
+            return
+        logs.serving = served.name  # log lines name this connection
+        try:
+            if self.curr_msg_data_type == "text":
+                try:
+                    text = data.decode()
+                except UnicodeDecodeError:
+                    self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
+                    self.handle_parser_exception()
+                    return
+                served.text(text)
+            else:
+                served.binary()
+        finally:
+            logs.serving = None
+
+    def pause_input(self) -> None:
+        """Read nothing more from the peer for now (its frames wait in the kernel)."""
+        if not self.read_paused and not self.close_sent and not self.transport.is_closing():
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_input(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+    def handle_close(self, event: Frame) -> None:
+        close = self.conn.close_rcvd
+        super().handle_close(event)
+        self._detach(close.code if close is not None else 1005)
+
+    def handle_parser_exception(self) -> None:
+        super().handle_parser_exception()
+        close = self.conn.close_sent
+        self.writable_now = False
+        self._detach(close.code if close is not None else 1006)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.writable_now = False
+        super().connection_lost(exc)
+        self._detach(1006 if exc is not None else 1005)
+
+    def shutdown(self) -> None:
+        if self.served is not None and not self.close_sent:
+            self.flush()
+            self.writable_now = False
+            self._detach(closecodes.WS_1012_SERVICE_RESTART)
+        super().shutdown()
+
+    def _detach(self, code: int) -> None:
+        """Tell the endpoint the connection is over, once."""
+        served = self.served
+        if served is None or self._detached:
+            return
+        self._detached = True
+        after = served.gone(code)
+        if after is not None:
+            task = self.loop.create_task(after)
+            task.add_done_callback(self.on_task_complete)
+            self.tasks.add(task)
+
+    # -- frames out -------------------------------------------------------------------------
+
+    def write_text(self, text: str) -> None:
+        """Queue a frame for this turn's single write (call it only while
+        ``writable_now``; frames written later are dropped once closing)."""
+        pending = self._pending
+        if not pending:
+            _flusher(self.loop).add(self)
+        payload = text.encode()
+        if self._plain:  # header and payload joined once, by the flush
+            pending += (_text_header(len(payload)), payload)
+        else:
+            self.conn.send_text(payload)
+            pending += self.conn.data_to_send()
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending:
+            self._pending = []
+            if not self.transport.is_closing():
+                self.transport.write(b"".join(pending))
+
+    def pause_writing(self) -> None:
+        self.writable_now = False
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.writable_now = not self.close_sent and not self.disconnected
+        super().resume_writing()
+        if self.writable_now and self.served is not None:
+            self.served.resumed()
+
+    async def send_text(self, data: str) -> None:
+        """A frame that waited for room (the hub's send queue): written once there is."""
+        await self.writable.wait()
+        if self.disconnected or self.close_sent:
+            raise ConnectionResetError("the connection is closed")
+        self.write_text(data)
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        """The hub's ``Close``: ``close_now``."""
+        self.close_now(code, reason or "")
+
+    def close_now(self, code: int, reason: str = "") -> None:
+        """Close after every frame written so far; the endpoint is told at once."""
+        self.flush()
+        self.writable_now = False
+        if self.close_sent or self.disconnected or self.transport.is_closing():
+            return
+        self.conn.send_close(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
+        self._detach(code)
+
+
+def transport_protocol_for(
+    idle_timeout: float, endpoints: Mapping[str, Endpoint]
+) -> type[TransportSocket]:
+    """The protocol class uvicorn builds per connection: liveness after ``idle_timeout``,
+    ``endpoints``' paths served on the transport."""
+
+    class Configured(TransportSocket):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, idle_timeout=idle_timeout, **kwargs)
+
+    Configured.endpoints = endpoints
+    return Configured
