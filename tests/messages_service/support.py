@@ -78,11 +78,12 @@ class RunningService:
 
 
 @contextlib.asynccontextmanager
-async def running_service(config: Config) -> AsyncIterator[RunningService]:
-    """The service (``create_messages_app``) served by uvicorn on a free loopback port."""
+async def running_service(config: Config, **options: Any) -> AsyncIterator[RunningService]:
+    """The service (``create_messages_app``) served by uvicorn on a free loopback port;
+    ``options`` go over ``uvicorn_config``'s (``ws=`` picks another WebSocket protocol)."""
     app = create_messages_app(config)
     sock = bound_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn_config(app, config, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, config, log_level="warning", **options))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -3,50 +3,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import uvicorn
 
 from config import Config
-from messages_service import create_messages_app
 from signaling.appwebsocket.errors import LoginFailed
-from signaling.server import bound_socket, uvicorn_config
 from tests.messages_service.support import (
     DOMAIN,
     RunningService,
     chat_post,
+    running_service,
     service_config,
 )
 
 
-@contextlib.asynccontextmanager
-async def asgi_service(config: Config) -> AsyncIterator[RunningService]:
+def asgi_service(config: Config) -> contextlib.AbstractAsyncContextManager[RunningService]:
     """The service under uvicorn's own WebSocket protocol: every path through ASGI."""
-    app = create_messages_app(config)
-    sock = bound_socket("127.0.0.1", 0)
-    options = uvicorn_config(app, config, log_level="warning", ws="websockets-sansio")
-    server = uvicorn.Server(options)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.005)
-        running = RunningService(app.state.messages_service, sock.getsockname()[1], config)
-        try:
-            yield running
-        finally:
-            for link in running.links:
-                with contextlib.suppress(Exception):
-                    await link.client.close()
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    return running_service(config, ws="websockets-sansio")
 
 
 async def test_a_hub_logs_in_posts_and_reads_over_the_asgi_route(sqlite_url: str) -> None:
