@@ -1,0 +1,77 @@
+"""Cases the cluster machine (``test_cluster_machine.py``) found, kept as plain tests with
+the harness, so that each stays proven without Hypothesis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.signaling.core.cluster_harness import Client, Cluster
+from tests.signaling.core.test_cluster_support_and_groups import TEAM
+from tests.support import make_config
+
+JsonObject = dict[str, Any]
+
+GROUP_SETUP = {
+    "type": "setup",
+    "channel": 0,
+    "cd": {"sip": TEAM["sip"]},
+    "fty": [{"type": "im_setup"}],
+}
+
+
+def _seqs(frames: list[JsonObject]) -> list[int]:
+    return [
+        item["seq"]
+        for frame in frames
+        for item in frame.get("sig", {}).get("fty", ())
+        if item["type"] == "im_message"
+    ]
+
+
+def _drop(cluster: Cluster, client: Client) -> None:
+    """The client's link is lost (not a clean close); what its switch tells others waits."""
+    node, conn = client
+    cluster.feed(node, cluster.switch(node).closed(conn, False), settle=False)
+
+
+# -- a group's message that only its Post heard of ----------------------------------------------
+
+
+def test_a_group_message_written_to_nobody_is_heard_of_by_its_post_alone() -> None:
+    """bob on c writes twice in the group's call homed on a, hangs up and loses his link
+    before a hears any of it; alice left the call and is away. Message 1 reaches no
+    device (nobody is in the call, and alice is not online to be offered it) and its
+    ``stored`` goes to a connection that is gone: the Post is its only trace. Alice,
+    back, is offered the call by message 2 and gets it from there on (the rest is the
+    group's history)."""
+    cluster = Cluster(("a", "c"), make_config(rate=1e6, burst=10_000, grace=60.0))
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("c", "bob")
+    cluster.groups(TEAM)
+    cluster.signal(alice, 1, GROUP_SETUP)  # a is the home
+    conf = cluster.take(alice)[0]["sig"]["confId"]
+    cluster.signal(bob, 2, GROUP_SETUP)  # bob's setup joins a's call
+    assert cluster.take(bob)[0]["sig"]["confId"] == conf
+    cluster.signal(alice, 1, {"type": "rel"})
+    _drop(cluster, alice)
+    for data in ("one", "two"):
+        cluster.say(bob, 2, data, id=data, settle=False)
+    cluster.signal(bob, 2, {"type": "rel"}, settle=False)
+    _drop(cluster, bob)
+    cluster.bus.step()  # "one": seq 1, to nobody; alice is away, so not offered the call
+    cluster.disk()  # its "stored" leaves for bob's old connection
+    again = cluster.resume(alice, "a", "alice", {}, settle=False)
+    cluster.bus.step()  # "two": seq 2, and alice (online again) is offered the call
+    offer = cluster.one(again)
+    assert offer["sig"]["type"] == "setup" and offer["sig"]["confId"] == conf
+    cluster.signal(again, offer["call"], {"type": "conn"})
+    assert _seqs(cluster.take(again)) == [2]
+    cluster.bus.run()
+    cluster.disk()
+    cluster.bus.run()
+    assert cluster.take(bob) == []  # no ack on a connection that is gone
+    posts = [
+        (store.post["id"], store.post["seq"], store.post["callId"]) for store in cluster.stores
+    ]
+    assert posts == [("one", 1, conf), ("two", 2, conf)]
+    cluster.finish()
