@@ -5,7 +5,9 @@ while the bus delivers in any order.
 
 What is checked, whatever the order:
 
-- one winner per call; every message's seq is one number, each call's seqs contiguous;
+- one winner per call; every message's seq is one number, each call's seqs contiguous
+  (what the Posts carry counts: a message nobody was in the call to hear, whose writer
+  lost its ack with its link, is known by its Post alone);
 - what each receiver got: per device and leg (its ``callId``, kept across a resume),
   the ``im_message`` seqs strictly increase, so nothing arrives twice or out of order;
 - once the bus has settled and nobody is away, a leg still in its call has every seq of
@@ -103,6 +105,9 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         self.helds: Counter[tuple[str, Client]] = Counter()
         self.states: dict[str, set[str]] = defaultdict(set)
         self.msg_seq: dict[str, set[int]] = defaultdict(set)
+        self.posted: dict[str, set[int]] = defaultdict(set)
+        """The seqs of the Posts handed to the messages service, by confId."""
+        self.posts_read = 0
         self.home_lost: set[str] = set()
         """Calls (confIds) homed on the lost switch."""
         self.ended_before_loss: set[Stream] = set()
@@ -129,6 +134,12 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
 
     def _observe(self) -> None:
         self.cluster.disk()  # a message nobody else could get yet is answered "stored"
+        stores = self.cluster.stores
+        for post in [store.post for store in stores[self.posts_read :]]:
+            self.posted[post["callId"]].add(post["seq"])
+            if post.get("id") in self.written:
+                self.msg_seq[post["id"]].add(post["seq"])
+        self.posts_read = len(stores)
         for client in list(self.name):
             for frame in self.cluster.take(client):
                 self._frame(client, frame)
@@ -391,6 +402,8 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
             seqs[self.stream_conf[stream]].update(got)
         for message_id, (_, conf) in self.written.items():
             seqs[conf].update(self.msg_seq.get(message_id, ()))
+        for conf, posted in self.posted.items():
+            seqs[conf].update(posted)
         return seqs
 
     def _own(self, stream: Stream) -> set[int]:
