@@ -118,3 +118,33 @@ def test_the_machine_counts_a_seq_only_a_post_heard_of() -> None:
     assert len(offered) == 1
     machine.answer(_draw(offered[0]))
     machine.teardown()
+
+
+# -- a call that ended at its home before the home was lost ----------------------------------------
+
+
+def test_a_message_crossing_its_calls_end_is_answered_by_rel_41_when_the_home_is_lost() -> None:
+    """alice on a calls bob; bob's device on a answers first, so a releases bob's device
+    on c (26), whose ``conn`` crosses that ``rel``; alice hangs up, so the call is over
+    at a; bob on c, still connected as far as c knows, writes. Then a is lost with all
+    it sent: c's device hears ``rel`` 41, which answers its message, as for any call
+    homed on a lost switch."""
+    cluster = Cluster(("a", "c"), make_config(rate=1e6, burst=10_000, grace=60.0))
+    alice, bob_a, bob_c = (
+        cluster.phone("a", "alice"),
+        cluster.phone("a", "bob"),
+        cluster.phone("c", "bob"),
+    )
+    cluster.setup(alice, 1, "bob")
+    cluster.take(alice)
+    number_a, number_c = cluster.offered(bob_a), cluster.offered(bob_c)
+    cluster.signal(bob_a, number_a, {"type": "conn"}, settle=False)  # wins: c's rel 26 waits
+    cluster.signal(bob_c, number_c, {"type": "conn"}, settle=False)
+    cluster.signal(alice, 1, {"type": "rel"}, settle=False)
+    assert cluster.switch("a").chat.calls == {}  # the call is over at its home
+    cluster.say(bob_c, number_c, "late", id="m1", settle=False)
+    cluster.bus.lose("a")
+    frames = cluster.take(bob_c)
+    lost = {"type": "rel", "cau": {"loc": 1, "num": 41}}
+    assert [(frame["call"], frame["sig"]) for frame in frames] == [(number_c, lost)]
+    cluster.finish()
