@@ -18,7 +18,8 @@ What is checked, whatever the order:
   within the grace, naming the last seq each leg got) gets the replay after its ``conn``:
   everything above that seq, nothing twice, no gap;
 - a lost switch: calls homed there end at once with ``rel`` 41 for the devices elsewhere
-  (a message they sent that the home never answered is answered by that ``rel``); a call
+  (a message they sent that the home never answered is answered by that ``rel``), also
+  those over at the home whose end the device's switch had not heard yet; a call
   homed elsewhere whose other side was on the lost switch ends with ``rel`` 41 after the
   grace, its messages meanwhile ``held``, then ``not_delivered`` or ``stored``;
 - every message answered exactly once (an ``im_ack`` with a final state, after at most
@@ -108,6 +109,9 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         self.posted: dict[str, set[int]] = defaultdict(set)
         """The seqs of the Posts handed to the messages service, by confId."""
         self.posts_read = 0
+        self.homes: dict[str, str] = {}
+        """Each call's home by confId, kept once the call is over there: a device
+        elsewhere may not have heard of the end when the home is lost."""
         self.home_lost: set[str] = set()
         """Calls (confIds) homed on the lost switch."""
         self.ended_before_loss: set[Stream] = set()
@@ -140,6 +144,8 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
             if post.get("id") in self.written:
                 self.msg_seq[post["id"]].add(post["seq"])
         self.posts_read = len(stores)
+        for node, switch in self.cluster.bus.switches.items():
+            self.homes.update(dict.fromkeys(switch.chat.calls, node))
         for client in list(self.name):
             for frame in self.cluster.take(client):
                 self._frame(client, frame)
@@ -292,17 +298,12 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
     @rule(node=st.sampled_from("abc"))
     def lose(self, node: str) -> None:
         """A switch dies: every other switch hears ``node_down``; its devices are gone."""
-        homes = {
-            conf: name
-            for name, switch in self.cluster.bus.switches.items()
-            for conf in switch.chat.calls
-        }
         live = [leg for leg in [*self.connected, *self.answered] if leg not in self.ended]
         self.lost_node = node
         self.ended_before_loss = set(self.rel_cause)
         self.lost = {name for name in self.client if name.startswith(f"{node}:")}
         self.away -= self.lost
-        self.home_lost = {conf for conf, home in homes.items() if home == node}
+        self.home_lost = {conf for conf, home in self.homes.items() if home == node}
         self.doomed = {
             call_id
             for home, switch in self.cluster.bus.switches.items()

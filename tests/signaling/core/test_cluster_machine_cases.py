@@ -148,3 +148,19 @@ def test_a_message_crossing_its_calls_end_is_answered_by_rel_41_when_the_home_is
     lost = {"type": "rel", "cau": {"loc": 1, "num": 41}}
     assert [(frame["call"], frame["sig"]) for frame in frames] == [(number_c, lost)]
     cluster.finish()
+
+
+def test_the_machine_knows_a_calls_home_after_the_call_ended_there() -> None:
+    """The steps above as the machine took them (shrunk from 50 steps, seed 17): the
+    call had ended at a when a was lost, yet c's device had not heard it; its message is
+    answered by ``rel`` 41 only if the machine still counts the call as a's."""
+    machine = CallsAcrossSwitches()
+    client = machine.client
+    machine.place(_draw("a:alice"))
+    ringing = {machine.name[leg[0]]: leg for leg in machine._ringing()}
+    machine.answer(_draw(ringing["a:bob"]))
+    machine.answer(_draw(ringing["c:bob"]))
+    machine.hang_up(_draw((client["a:alice"], 1)))
+    machine.write(_draw(ringing["c:bob"]))
+    machine.lose("a")
+    machine.teardown()
