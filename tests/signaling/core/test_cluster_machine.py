@@ -5,7 +5,9 @@ while the bus delivers in any order.
 
 What is checked, whatever the order:
 
-- one winner per call; every message's seq is one number, each call's seqs contiguous;
+- one winner per call; every message's seq is one number, each call's seqs contiguous
+  (what the Posts carry counts: a message nobody was in the call to hear, whose writer
+  lost its ack with its link, is known by its Post alone);
 - what each receiver got: per device and leg (its ``callId``, kept across a resume),
   the ``im_message`` seqs strictly increase, so nothing arrives twice or out of order;
 - once the bus has settled and nobody is away, a leg still in its call has every seq of
@@ -16,7 +18,8 @@ What is checked, whatever the order:
   within the grace, naming the last seq each leg got) gets the replay after its ``conn``:
   everything above that seq, nothing twice, no gap;
 - a lost switch: calls homed there end at once with ``rel`` 41 for the devices elsewhere
-  (a message they sent that the home never answered is answered by that ``rel``); a call
+  (a message they sent that the home never answered is answered by that ``rel``), also
+  those over at the home whose end the device's switch had not heard yet; a call
   homed elsewhere whose other side was on the lost switch ends with ``rel`` 41 after the
   grace, its messages meanwhile ``held``, then ``not_delivered`` or ``stored``;
 - every message answered exactly once (an ``im_ack`` with a final state, after at most
@@ -103,6 +106,12 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         self.helds: Counter[tuple[str, Client]] = Counter()
         self.states: dict[str, set[str]] = defaultdict(set)
         self.msg_seq: dict[str, set[int]] = defaultdict(set)
+        self.posted: dict[str, set[int]] = defaultdict(set)
+        """The seqs of the Posts handed to the messages service, by confId."""
+        self.posts_read = 0
+        self.homes: dict[str, str] = {}
+        """Each call's home by confId, kept once the call is over there: a device
+        elsewhere may not have heard of the end when the home is lost."""
         self.home_lost: set[str] = set()
         """Calls (confIds) homed on the lost switch."""
         self.ended_before_loss: set[Stream] = set()
@@ -129,6 +138,14 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
 
     def _observe(self) -> None:
         self.cluster.disk()  # a message nobody else could get yet is answered "stored"
+        stores = self.cluster.stores
+        for post in [store.post for store in stores[self.posts_read :]]:
+            self.posted[post["callId"]].add(post["seq"])
+            if post.get("id") in self.written:
+                self.msg_seq[post["id"]].add(post["seq"])
+        self.posts_read = len(stores)
+        for node, switch in self.cluster.bus.switches.items():
+            self.homes.update(dict.fromkeys(switch.chat.calls, node))
         for client in list(self.name):
             for frame in self.cluster.take(client):
                 self._frame(client, frame)
@@ -281,17 +298,12 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
     @rule(node=st.sampled_from("abc"))
     def lose(self, node: str) -> None:
         """A switch dies: every other switch hears ``node_down``; its devices are gone."""
-        homes = {
-            conf: name
-            for name, switch in self.cluster.bus.switches.items()
-            for conf in switch.chat.calls
-        }
         live = [leg for leg in [*self.connected, *self.answered] if leg not in self.ended]
         self.lost_node = node
         self.ended_before_loss = set(self.rel_cause)
         self.lost = {name for name in self.client if name.startswith(f"{node}:")}
         self.away -= self.lost
-        self.home_lost = {conf for conf, home in homes.items() if home == node}
+        self.home_lost = {conf for conf, home in self.homes.items() if home == node}
         self.doomed = {
             call_id
             for home, switch in self.cluster.bus.switches.items()
@@ -391,6 +403,8 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
             seqs[self.stream_conf[stream]].update(got)
         for message_id, (_, conf) in self.written.items():
             seqs[conf].update(self.msg_seq.get(message_id, ()))
+        for conf, posted in self.posted.items():
+            seqs[conf].update(posted)
         return seqs
 
     def _own(self, stream: Stream) -> set[int]:
