@@ -870,15 +870,18 @@ def free_port() -> int:
 
 
 def switchboard_command() -> list[str]:
-    """The ``switchboard`` console script next to this interpreter, else its entry point.
-
-    Not ``python -m signaling.cli``: that module has no ``__main__`` guard and exits 0
-    without doing anything.
-    """
-    script = Path(sys.executable).parent / "switchboard"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from signaling.cli import main; sys.exit(main())"]
+    """``switchboard`` as this interpreter runs it, with ``signaling`` found on the import
+    path alone (``-P``: not the working directory), which ``tree_env`` sets to the tree
+    to be measured. Not the ``switchboard`` console script: it imports the package from
+    wherever the virtualenv was installed from, and its first line names that
+    installation's interpreter. Not ``-m signaling.cli`` either: in older trees (a
+    ``--compare`` checkout) that module has no ``__main__`` guard."""
+    return [
+        sys.executable,
+        "-P",
+        "-c",
+        "import sys; from signaling.cli import main; sys.exit(main())",
+    ]
 
 
 def _die_with_parent() -> None:
@@ -903,8 +906,19 @@ def machine_ticks() -> tuple[int, int]:
     return total - values[3] - values[4], total
 
 
+def tree_env(source: str | Path = ROOT) -> dict[str, str]:
+    """The environment of a server process: ``source``'s code first on the import path.
+
+    The ``switchboard`` script and ``bench/echo_app.py`` would otherwise import the
+    package wherever the virtualenv's editable install points, which is another checkout
+    whenever several share one virtualenv, and the run would measure that one."""
+    return {**os.environ, "PYTHONPATH": str(source)}
+
+
 class ServerProcess:
-    """A server subprocess on a loopback port, its log in a file, stopped on exit."""
+    """A server subprocess on a loopback port, its log in a file, stopped on exit.
+
+    Without ``env`` it runs with ``tree_env()``: this checkout's code."""
 
     def __init__(
         self,
@@ -921,7 +935,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=env,
+                env=tree_env() if env is None else env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -1092,7 +1106,7 @@ class Bench:
         port = free_port()
         argv = [*switchboard_command(), "serve", "--config", str(self.config_path)]
         argv += ["--host", HOST, "--port", str(port), "--data-dir", str(self.tmp / name)]
-        env = None if source is None else {**os.environ, "PYTHONPATH": source}
+        env = None if source is None else tree_env(source)
         return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log", env))
 
     def start_echo(self) -> ServerProcess:
