@@ -322,10 +322,17 @@ async def echo_session(client: FrameClient, index: int) -> None:
 
 
 async def open_pair(
-    port: int, secret: str, caller_index: int, flags: str = "NO_MEDIA_CALL"
+    port: int,
+    secret: str,
+    caller_index: int,
+    flags: str = "NO_MEDIA_CALL",
+    callee_port: int | None = None,
 ) -> tuple[FrameClient, FrameClient]:
-    """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat."""
-    callee = await open_session(port, secret, caller_index + 1, flags=flags)
+    """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat.
+
+    With ``callee_port`` the callee is a client of another server (a node of the same
+    cluster: bench/cluster.py), so the call crosses between nodes."""
+    callee = await open_session(callee_port or port, secret, caller_index + 1, flags=flags)
     caller = await open_session(port, secret, caller_index, flags=flags)
     setup = {"type": "setup", "channel": 0, "cd": {"sip": user_name(caller_index + 1)}}
     setup["fty"] = [{"type": "im_setup"}]
@@ -509,11 +516,12 @@ class LoadWorker:
     async def setup_relay(self, command: JsonObject) -> JsonObject:
         port, first, with_id = command["port"], command["first_user"], command["with_id"]
         flags = "NO_MEDIA_CALL|CUMULATIVE_ACK" if command.get("cumulative") else "NO_MEDIA_CALL"
+        callee_port = command.get("callee_port")  # callees on another node (cluster.py)
         gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
         async def one(index: int) -> tuple[FrameClient, FrameClient]:
             async with gate:
-                return await open_pair(port, self.secret, first + 2 * index, flags)
+                return await open_pair(port, self.secret, first + 2 * index, flags, callee_port)
 
         self.tally = Tally()
         pairs = await asyncio.gather(*(one(i) for i in range(command["count"])))
@@ -1064,9 +1072,16 @@ class CpuUse:
 
 
 def sample_cpu(server_pid: int, worker_pids: Sequence[int]) -> CpuSample:
+    return sample_cpus([server_pid], worker_pids)
+
+
+def sample_cpus(server_pids: Sequence[int], worker_pids: Sequence[int]) -> CpuSample:
+    """CPU ticks so far; ``server`` is every server process together (a cluster's nodes
+    and its Redis count as one server)."""
     busy, total = machine_ticks()
     load = sum(cpu_ticks(pid) for pid in worker_pids)
-    return CpuSample(time.monotonic(), cpu_ticks(server_pid), load, busy, total)
+    server = sum(cpu_ticks(pid) for pid in server_pids)
+    return CpuSample(time.monotonic(), server, load, busy, total)
 
 
 def cpu_use(before: CpuSample, after: CpuSample) -> CpuUse:
@@ -1085,6 +1100,75 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def timed_run(
+    workers: WorkerPool,
+    server_pids: Sequence[int],
+    warmup: float,
+    seconds: float,
+    command: JsonObject,
+    probe: Callable[[], Any] | None = None,
+) -> JsonObject:
+    """Schedule a run (``max`` or ``paced``) on every load process, sample CPU at its two
+    measuring marks (and ``probe``, whose two readings come back as ``probes``), collect
+    the replies and close the run's connections."""
+    procs = len(workers.pids)
+    start = time.monotonic() + START_LEAD
+    measure_from = start + warmup
+    measure_to = measure_from + seconds
+    times = {"start": start, "measure_from": measure_from, "measure_to": measure_to}
+    workers.send([command | times] * procs)
+    probes = []
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    before = sample_cpus(server_pids, workers.pids)
+    if probe is not None:
+        probes.append(probe())
+    time.sleep(max(0.0, measure_to - time.monotonic()))
+    after = sample_cpus(server_pids, workers.pids)
+    if probe is not None:
+        probes.append(probe())
+    replies = workers.gather(timeout=DRAIN_SECONDS + 30.0)
+    workers.call([{"op": "close"}] * procs)
+    time.sleep(0.3)  # let the server finish tearing the connections down
+    return {"replies": replies, "cpu": asdict(cpu_use(before, after)), "probes": probes}
+
+
+def max_figures(run: JsonObject, seconds: float) -> JsonObject:
+    """The figures of a closed-loop run from ``timed_run``: delivered and acked per second."""
+    replies = run["replies"]
+    delivered = sum(reply["delivered"] for reply in replies)
+    return {
+        "rate": delivered / seconds,
+        "ack_rate": sum(reply["acks"] for reply in replies) / seconds,
+        "cpu": run["cpu"],
+        "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
+        **_health(replies),
+    }
+
+
+def latency_figures(run: JsonObject, rate: float, seconds: float) -> JsonObject:
+    """The figures of a paced run from ``timed_run``: one-way latency percentiles."""
+    replies = run["replies"]
+    latencies = array.array("d")
+    for reply in replies:
+        latencies.frombytes(reply["latencies"])
+    ordered = sorted(latencies)
+    achieved = sum(reply["delivered_in_window"] for reply in replies) / seconds
+    return {
+        "offered": rate,
+        "sent_rate": sum(reply["sent_in_window"] for reply in replies) / seconds,
+        "achieved": achieved,
+        "p50_ms": 1000 * percentile(ordered, 0.50),
+        "p99_ms": 1000 * percentile(ordered, 0.99),
+        "p999_ms": 1000 * percentile(ordered, 0.999),
+        "max_ms": 1000 * (ordered[-1] if ordered else float("nan")),
+        "samples": len(ordered),
+        "pacer_max_lag_ms": 1000 * max(reply["max_lag"] for reply in replies),
+        "cpu": run["cpu"],
+        "server_us_per_msg": _cost(run["cpu"], achieved),
+        **_health(replies),
+    }
 
 
 class Bench:
@@ -1170,19 +1254,7 @@ class Bench:
     def _timed(self, server: ServerProcess, seconds: float, **command: Any) -> JsonObject:
         """Schedule a run on every load process; sample CPU over its measuring window."""
         assert self.workers is not None
-        start = time.monotonic() + START_LEAD
-        measure_from = start + self.plan.warmup
-        measure_to = measure_from + seconds
-        times = {"start": start, "measure_from": measure_from, "measure_to": measure_to}
-        self.workers.send([command | times] * self.plan.procs)
-        time.sleep(max(0.0, measure_from - time.monotonic()))
-        before = sample_cpu(server.pid, self.workers.pids)
-        time.sleep(max(0.0, measure_to - time.monotonic()))
-        after = sample_cpu(server.pid, self.workers.pids)
-        replies = self.workers.gather(timeout=DRAIN_SECONDS + 30.0)
-        self.workers.call([{"op": "close"}] * self.plan.procs)
-        time.sleep(0.3)  # let the server finish tearing the connections down
-        return {"replies": replies, "cpu": asdict(cpu_use(before, after))}
+        return timed_run(self.workers, [server.pid], self.plan.warmup, seconds, command)
 
     def max_rounds(
         self, hub: ServerProcess, echo: ServerProcess, before: ServerProcess | None
@@ -1228,15 +1300,7 @@ class Bench:
     ) -> JsonObject:
         self._setup(server, kind, with_id, cumulative)
         run = self._timed(server, seconds, op="max", window=self.plan.window)
-        replies = run["replies"]
-        delivered = sum(reply["delivered"] for reply in replies)
-        result = {
-            "rate": delivered / seconds,
-            "ack_rate": sum(reply["acks"] for reply in replies) / seconds,
-            "cpu": run["cpu"],
-            "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
-            **_health(replies),
-        }
+        result = max_figures(run, seconds)
         acks = "+cack" if cumulative else "+ack" if with_id else ""
         label = f"{label or kind}{acks} max"
         say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
@@ -1247,27 +1311,7 @@ class Bench:
     ) -> JsonObject:
         self._setup(server, kind, with_id=False)
         run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
-        replies = run["replies"]
-        latencies = array.array("d")
-        for reply in replies:
-            latencies.frombytes(reply["latencies"])
-        ordered = sorted(latencies)
-        seconds = self.plan.seconds
-        achieved = sum(reply["delivered_in_window"] for reply in replies) / seconds
-        result = {
-            "offered": rate,
-            "sent_rate": sum(reply["sent_in_window"] for reply in replies) / seconds,
-            "achieved": achieved,
-            "p50_ms": 1000 * percentile(ordered, 0.50),
-            "p99_ms": 1000 * percentile(ordered, 0.99),
-            "p999_ms": 1000 * percentile(ordered, 0.999),
-            "max_ms": 1000 * (ordered[-1] if ordered else float("nan")),
-            "samples": len(ordered),
-            "pacer_max_lag_ms": 1000 * max(reply["max_lag"] for reply in replies),
-            "cpu": run["cpu"],
-            "server_us_per_msg": _cost(run["cpu"], achieved),
-            **_health(replies),
-        }
+        result = latency_figures(run, rate, self.plan.seconds)
         say(
             f"{(label or kind) + ' latency':<14} {_latency_text(result)}\n"
             f"{'':14} {_cpu_text(result)}{_warn(result)}"
