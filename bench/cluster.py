@@ -112,7 +112,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="after the rounds, one more cross-node run with py-spy on each node",
+        help="after the rounds, a single-hub and a cross-node run with py-spy on each hub",
     )
     parser.add_argument("--quick", action="store_true", help="one short round (about 40 s)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
@@ -304,18 +304,18 @@ class ClusterBench:
                 runs[name].append(self.one_run(name, targets[name], block))
         results["runs"] = runs
         if plan.profile:
-            results["profile"] = self.profiled_run(targets["cross"])
+            single = {"single": self.single.pid}
+            nodes = {name: node.pid for name, node in self.nodes.items()}
+            results["profile"] = {
+                "single": self.profiled_run("single", targets["single"], single),
+                "cross": self.profiled_run("cross", targets["cross"], nodes),
+            }
         return results
 
     def one_run(self, name: str, target: Target, block: int) -> JsonObject:
         """Set the pairs up in user block ``block``, run, and read the figures."""
         plan = self.plan
-        setup = {"op": "relay", "port": target.port, "count": plan.pairs, "with_id": True}
-        if target.callee_port is not None:
-            setup["callee_port"] = target.callee_port
-        first = block * plan.block
-        commands = [setup | {"first_user": first + 2 * plan.pairs * i} for i in range(plan.procs)]
-        self.workers.call(commands, timeout=60.0)
+        self._setup(target, block)
         probe = self.reading if target.cluster else None
         pids = list(target.pids.values())
         if name.endswith("_latency"):
@@ -346,42 +346,48 @@ class ClusterBench:
             "bus": {node: self.probe.bus(node) for node in NODES},
         }
 
-    def profiled_run(self, target: Target) -> JsonObject:
-        """One more cross-node maximum with ``py-spy record`` on both nodes (raw stacks)."""
+    def profiled_run(self, name: str, target: Target, spied: dict[str, int]) -> JsonObject:
+        """One more maximum run of scenario ``name`` with ``py-spy record`` on each of the
+        ``spied`` processes (raw stacks into bench/results/), and their top functions."""
         spy = shutil.which("py-spy")
         if spy is None:
             say("! --profile: no py-spy on the PATH; skipped")
             return {"skipped": "no py-spy"}
         plan, seconds = self.plan, self.plan.profile
-        block = SCENARIOS.index("cross")
-        setup = {"op": "relay", "port": target.port, "count": plan.pairs, "with_id": True}
-        setup["callee_port"] = target.callee_port
-        first = block * plan.block
-        commands = [setup | {"first_user": first + 2 * plan.pairs * i} for i in range(plan.procs)]
-        self.workers.call(commands, timeout=60.0)
-        outputs = {node: RESULTS_DIR / f"cluster-profile-{node}.txt" for node in NODES}
+        self._setup(target, SCENARIOS.index(name))
         RESULTS_DIR.mkdir(exist_ok=True)
+        outputs = {label: RESULTS_DIR / f"cluster-profile-{label}.txt" for label in spied}
         spies: list[subprocess.Popen[bytes]] = []
 
         def start_spies() -> None:
-            for node, path in outputs.items():
-                argv = [spy, "record", "--pid", str(self.nodes[node].pid), "--format", "raw"]
-                argv += ["--rate", "250", "--duration", str(int(seconds)), "-o", str(path)]
-                spies.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL))
+            for label, path in outputs.items():
+                argv = [spy, "record", "--pid", str(spied[label]), "--format", "raw"]
+                argv += ["--rate", "250", "--nonblocking", "--duration", str(int(seconds))]
+                spies.append(subprocess.Popen([*argv, "-o", str(path)], stdout=subprocess.DEVNULL))
 
-        pids = list(target.pids.values())
         command = {"op": "max", "window": plan.window}
-        probe = _once(start_spies)
-        run = timed_run(self.workers, pids, plan.warmup, seconds + 1.0, command, probe)
+        pids = list(target.pids.values())
+        run = timed_run(self.workers, pids, plan.warmup, seconds + 1.0, command, _once(start_spies))
         for process in spies:
             process.wait(timeout=60)
         result = max_figures(run, seconds + 1.0)
-        say(f"\nprofiled cross max {result['rate']:.0f} msg/s (py-spy costs some of it)")
-        for node, path in outputs.items():
-            say(f"  node {node}: {path.relative_to(RESULTS_DIR.parent.parent)}")
-            for line in top_functions(path):
-                say(f"    {line}")
-        return {"rate": result["rate"], "files": {n: str(p) for n, p in outputs.items()}}
+        say(f"\nprofiled {name} max {result['rate']:.0f} msg/s  {_cpu_text(result)}")
+        tops = {}
+        for label, path in outputs.items():
+            tops[label] = top_functions(path)
+            say(f"  {label}: {path.relative_to(RESULTS_DIR.parent.parent)}")
+            say("\n".join(f"    {line}" for line in tops[label]))
+        return {"rate": result["rate"], "cpu": result["cpu"], "top": tops}
+
+    def _setup(self, target: Target, block: int) -> None:
+        """The pairs of a run, in user block ``block`` (every run has its own users)."""
+        plan = self.plan
+        setup = {"op": "relay", "port": target.port, "count": plan.pairs, "with_id": True}
+        if target.callee_port is not None:
+            setup["callee_port"] = target.callee_port
+        first = block * plan.block
+        commands = [setup | {"first_user": first + 2 * plan.pairs * i} for i in range(plan.procs)]
+        self.workers.call(commands, timeout=60.0)
 
 
 def _once(action: Callable[[], None]) -> Callable[[], None]:
