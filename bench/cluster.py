@@ -307,8 +307,8 @@ class ClusterBench:
             single = {"single": self.single.pid}
             nodes = {name: node.pid for name, node in self.nodes.items()}
             results["profile"] = {
-                "single": self.profiled_run("single", targets["single"], single),
-                "cross": self.profiled_run("cross", targets["cross"], nodes),
+                name: self.profiled_run(name, targets[name], single if "single" in name else nodes)
+                for name in ("single", "cross", "single_latency", "cross_latency")
             }
         return results
 
@@ -347,7 +347,7 @@ class ClusterBench:
         }
 
     def profiled_run(self, name: str, target: Target, spied: dict[str, int]) -> JsonObject:
-        """One more maximum run of scenario ``name`` with ``py-spy record`` on each of the
+        """One more run of scenario ``name`` with ``py-spy record`` on each of the
         ``spied`` processes (raw stacks into bench/results/), and their top functions."""
         spy = shutil.which("py-spy")
         if spy is None:
@@ -356,7 +356,7 @@ class ClusterBench:
         plan, seconds = self.plan, self.plan.profile
         self._setup(target, SCENARIOS.index(name))
         RESULTS_DIR.mkdir(exist_ok=True)
-        outputs = {label: RESULTS_DIR / f"cluster-profile-{label}.txt" for label in spied}
+        outputs = {label: RESULTS_DIR / f"cluster-profile-{name}-{label}.txt" for label in spied}
         spies: list[subprocess.Popen[bytes]] = []
 
         def start_spies() -> None:
@@ -365,19 +365,26 @@ class ClusterBench:
                 argv += ["--rate", "250", "--nonblocking", "--duration", str(int(seconds))]
                 spies.append(subprocess.Popen([*argv, "-o", str(path)], stdout=subprocess.DEVNULL))
 
-        command = {"op": "max", "window": plan.window}
-        pids = list(target.pids.values())
-        run = timed_run(self.workers, pids, plan.warmup, seconds + 1.0, command, _once(start_spies))
+        paced = name.endswith("_latency")
+        command: JsonObject = {"op": "max", "window": plan.window}
+        if paced:
+            command = {"op": "paced", "rate": plan.rate / plan.procs}
+        pids, probe = list(target.pids.values()), _once(start_spies)
+        run = timed_run(self.workers, pids, plan.warmup, seconds + 1.0, command, probe)
         for process in spies:
             process.wait(timeout=60)
-        result = max_figures(run, seconds + 1.0)
-        say(f"\nprofiled {name} max {result['rate']:.0f} msg/s  {_cpu_text(result)}")
+        if paced:
+            result = latency_figures(run, plan.rate, seconds + 1.0)
+            say(f"\nprofiled {name}: {_latency_text(result)}\n  {_cpu_text(result)}")
+        else:
+            result = max_figures(run, seconds + 1.0)
+            say(f"\nprofiled {name} max {result['rate']:.0f} msg/s  {_cpu_text(result)}")
         tops = {}
         for label, path in outputs.items():
             tops[label] = top_functions(path)
             say(f"  {label}: {path.relative_to(RESULTS_DIR.parent.parent)}")
             say("\n".join(f"    {line}" for line in tops[label]))
-        return {"rate": result["rate"], "cpu": result["cpu"], "top": tops}
+        return {"result": result, "top": tops}
 
     def _setup(self, target: Target, block: int) -> None:
         """The pairs of a run, in user block ``block`` (every run has its own users)."""
@@ -422,11 +429,19 @@ def top_functions(path: Path, count: int = 12) -> list[str]:
     if not total:
         return []
     ranked = sorted(own.items(), key=lambda item: -item[1])[:count]
-    lines = [f"{100 * n / total:5.1f}%  {function}" for function, n in ranked]
+    lines = [
+        f"{100 * n / total:5.1f}%  {function}{_NOTES.get(function, '')}" for function, n in ranked
+    ]
     return [
         *lines,
         f"{100 * bus / total:5.1f}%  in the bus (signaling/bus or redis-py on the stack)",
     ]
+
+
+_NOTES = {
+    "Runner.run (asyncio/runners.py)": "  [uvloop's own C code: polling, socket reads; idle too]"
+}
+"""What a frame on top of the stack stands for, where its name does not say it."""
 
 
 def _redis_argv(port: int) -> list[str]:
