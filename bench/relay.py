@@ -72,6 +72,7 @@ FILLER = b"bench message from a sender to its receiver 0123456789"
 CALL = 1  # the caller's call number of every pair
 MEMORY_WARMUP = 10  # connections opened before the memory baseline (one-time costs)
 SETUP_CONCURRENCY = 50  # chat pairs set up at once per load process
+SETUP_ATTEMPTS = 40  # setups across nodes, 50 ms apart (see open_pair)
 IDLE_CONCURRENCY = 100  # idle connections opening at once (memory run)
 PACE_TICK = 0.001  # seconds between pacer wake-ups in the latency runs
 DRAIN_SECONDS = 3.0  # how long a run waits for messages still in flight
@@ -322,15 +323,32 @@ async def echo_session(client: FrameClient, index: int) -> None:
 
 
 async def open_pair(
-    port: int, secret: str, caller_index: int, flags: str = "NO_MEDIA_CALL"
+    port: int,
+    secret: str,
+    caller_index: int,
+    flags: str = "NO_MEDIA_CALL",
+    callee_port: int | None = None,
 ) -> tuple[FrameClient, FrameClient]:
-    """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat."""
-    callee = await open_session(port, secret, caller_index + 1, flags=flags)
+    """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat.
+
+    With ``callee_port`` the callee is a client of another server (a node of the same
+    cluster: bench/cluster.py), so the call crosses between nodes. The callee's node
+    publishes the registration in the cluster's book with its next write, after the
+    ``RegisterResult``: a setup that comes first is released (18, no user responding)
+    and is placed again, a little later."""
+    callee = await open_session(callee_port or port, secret, caller_index + 1, flags=flags)
     caller = await open_session(port, secret, caller_index, flags=flags)
     setup = {"type": "setup", "channel": 0, "cd": {"sip": user_name(caller_index + 1)}}
     setup["fty"] = [{"type": "im_setup"}]
-    caller.send_json({"api": "PbxSignal", "mt": "Signaling", "call": CALL, "sig": setup})
-    await expect(caller, "Signaling", "call_proc")
+    attempts = SETUP_ATTEMPTS if callee_port else 1
+    for attempt in range(attempts):
+        caller.send_json({"api": "PbxSignal", "mt": "Signaling", "call": CALL, "sig": setup})
+        answer = await expect(caller, "Signaling")
+        if answer["sig"].get("type") == "call_proc":
+            break
+        if answer["sig"].get("type") != "rel" or attempt == attempts - 1:
+            raise RuntimeError(f"setup of {user_name(caller_index)}: {json.dumps(answer)[:300]}")
+        await asyncio.sleep(0.05)
     offer = await expect(callee, "Signaling", "setup")
     conn = {"api": "PbxSignal", "mt": "Signaling", "call": offer["call"], "sig": {"type": "conn"}}
     callee.send_json(conn)
@@ -509,11 +527,12 @@ class LoadWorker:
     async def setup_relay(self, command: JsonObject) -> JsonObject:
         port, first, with_id = command["port"], command["first_user"], command["with_id"]
         flags = "NO_MEDIA_CALL|CUMULATIVE_ACK" if command.get("cumulative") else "NO_MEDIA_CALL"
+        callee_port = command.get("callee_port")  # callees on another node (cluster.py)
         gate = asyncio.Semaphore(SETUP_CONCURRENCY)
 
         async def one(index: int) -> tuple[FrameClient, FrameClient]:
             async with gate:
-                return await open_pair(port, self.secret, first + 2 * index, flags)
+                return await open_pair(port, self.secret, first + 2 * index, flags, callee_port)
 
         self.tally = Tally()
         pairs = await asyncio.gather(*(one(i) for i in range(command["count"])))
@@ -870,15 +889,18 @@ def free_port() -> int:
 
 
 def switchboard_command() -> list[str]:
-    """The ``switchboard`` console script next to this interpreter, else its entry point.
-
-    Not ``python -m signaling.cli``: that module has no ``__main__`` guard and exits 0
-    without doing anything.
-    """
-    script = Path(sys.executable).parent / "switchboard"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "import sys; from signaling.cli import main; sys.exit(main())"]
+    """``switchboard`` as this interpreter runs it, with ``signaling`` found on the import
+    path alone (``-P``: not the working directory), which ``tree_env`` sets to the tree
+    to be measured. Not the ``switchboard`` console script: it imports the package from
+    wherever the virtualenv was installed from, and its first line names that
+    installation's interpreter. Not ``-m signaling.cli`` either: in older trees (a
+    ``--compare`` checkout) that module has no ``__main__`` guard."""
+    return [
+        sys.executable,
+        "-P",
+        "-c",
+        "import sys; from signaling.cli import main; sys.exit(main())",
+    ]
 
 
 def _die_with_parent() -> None:
@@ -903,8 +925,19 @@ def machine_ticks() -> tuple[int, int]:
     return total - values[3] - values[4], total
 
 
+def tree_env(source: str | Path = ROOT) -> dict[str, str]:
+    """The environment of a server process: ``source``'s code first on the import path.
+
+    The ``switchboard`` script and ``bench/echo_app.py`` would otherwise import the
+    package wherever the virtualenv's editable install points, which is another checkout
+    whenever several share one virtualenv, and the run would measure that one."""
+    return {**os.environ, "PYTHONPATH": str(source)}
+
+
 class ServerProcess:
-    """A server subprocess on a loopback port, its log in a file, stopped on exit."""
+    """A server subprocess on a loopback port, its log in a file, stopped on exit.
+
+    Without ``env`` it runs with ``tree_env()``: this checkout's code."""
 
     def __init__(
         self,
@@ -921,7 +954,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=env,
+                env=tree_env() if env is None else env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -1050,9 +1083,16 @@ class CpuUse:
 
 
 def sample_cpu(server_pid: int, worker_pids: Sequence[int]) -> CpuSample:
+    return sample_cpus([server_pid], worker_pids)
+
+
+def sample_cpus(server_pids: Sequence[int], worker_pids: Sequence[int]) -> CpuSample:
+    """CPU ticks so far; ``server`` is every server process together (a cluster's nodes
+    and its Redis count as one server)."""
     busy, total = machine_ticks()
     load = sum(cpu_ticks(pid) for pid in worker_pids)
-    return CpuSample(time.monotonic(), cpu_ticks(server_pid), load, busy, total)
+    server = sum(cpu_ticks(pid) for pid in server_pids)
+    return CpuSample(time.monotonic(), server, load, busy, total)
 
 
 def cpu_use(before: CpuSample, after: CpuSample) -> CpuUse:
@@ -1071,6 +1111,75 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def timed_run(
+    workers: WorkerPool,
+    server_pids: Sequence[int],
+    warmup: float,
+    seconds: float,
+    command: JsonObject,
+    probe: Callable[[], Any] | None = None,
+) -> JsonObject:
+    """Schedule a run (``max`` or ``paced``) on every load process, sample CPU at its two
+    measuring marks (and ``probe``, whose two readings come back as ``probes``), collect
+    the replies and close the run's connections."""
+    procs = len(workers.pids)
+    start = time.monotonic() + START_LEAD
+    measure_from = start + warmup
+    measure_to = measure_from + seconds
+    times = {"start": start, "measure_from": measure_from, "measure_to": measure_to}
+    workers.send([command | times] * procs)
+    probes = []
+    time.sleep(max(0.0, measure_from - time.monotonic()))
+    before = sample_cpus(server_pids, workers.pids)
+    if probe is not None:
+        probes.append(probe())
+    time.sleep(max(0.0, measure_to - time.monotonic()))
+    after = sample_cpus(server_pids, workers.pids)
+    if probe is not None:
+        probes.append(probe())
+    replies = workers.gather(timeout=DRAIN_SECONDS + 30.0)
+    workers.call([{"op": "close"}] * procs)
+    time.sleep(0.3)  # let the server finish tearing the connections down
+    return {"replies": replies, "cpu": asdict(cpu_use(before, after)), "probes": probes}
+
+
+def max_figures(run: JsonObject, seconds: float) -> JsonObject:
+    """The figures of a closed-loop run from ``timed_run``: delivered and acked per second."""
+    replies = run["replies"]
+    delivered = sum(reply["delivered"] for reply in replies)
+    return {
+        "rate": delivered / seconds,
+        "ack_rate": sum(reply["acks"] for reply in replies) / seconds,
+        "cpu": run["cpu"],
+        "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
+        **_health(replies),
+    }
+
+
+def latency_figures(run: JsonObject, rate: float, seconds: float) -> JsonObject:
+    """The figures of a paced run from ``timed_run``: one-way latency percentiles."""
+    replies = run["replies"]
+    latencies = array.array("d")
+    for reply in replies:
+        latencies.frombytes(reply["latencies"])
+    ordered = sorted(latencies)
+    achieved = sum(reply["delivered_in_window"] for reply in replies) / seconds
+    return {
+        "offered": rate,
+        "sent_rate": sum(reply["sent_in_window"] for reply in replies) / seconds,
+        "achieved": achieved,
+        "p50_ms": 1000 * percentile(ordered, 0.50),
+        "p99_ms": 1000 * percentile(ordered, 0.99),
+        "p999_ms": 1000 * percentile(ordered, 0.999),
+        "max_ms": 1000 * (ordered[-1] if ordered else float("nan")),
+        "samples": len(ordered),
+        "pacer_max_lag_ms": 1000 * max(reply["max_lag"] for reply in replies),
+        "cpu": run["cpu"],
+        "server_us_per_msg": _cost(run["cpu"], achieved),
+        **_health(replies),
+    }
 
 
 class Bench:
@@ -1092,7 +1201,7 @@ class Bench:
         port = free_port()
         argv = [*switchboard_command(), "serve", "--config", str(self.config_path)]
         argv += ["--host", HOST, "--port", str(port), "--data-dir", str(self.tmp / name)]
-        env = None if source is None else {**os.environ, "PYTHONPATH": source}
+        env = None if source is None else tree_env(source)
         return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log", env))
 
     def start_echo(self) -> ServerProcess:
@@ -1156,19 +1265,7 @@ class Bench:
     def _timed(self, server: ServerProcess, seconds: float, **command: Any) -> JsonObject:
         """Schedule a run on every load process; sample CPU over its measuring window."""
         assert self.workers is not None
-        start = time.monotonic() + START_LEAD
-        measure_from = start + self.plan.warmup
-        measure_to = measure_from + seconds
-        times = {"start": start, "measure_from": measure_from, "measure_to": measure_to}
-        self.workers.send([command | times] * self.plan.procs)
-        time.sleep(max(0.0, measure_from - time.monotonic()))
-        before = sample_cpu(server.pid, self.workers.pids)
-        time.sleep(max(0.0, measure_to - time.monotonic()))
-        after = sample_cpu(server.pid, self.workers.pids)
-        replies = self.workers.gather(timeout=DRAIN_SECONDS + 30.0)
-        self.workers.call([{"op": "close"}] * self.plan.procs)
-        time.sleep(0.3)  # let the server finish tearing the connections down
-        return {"replies": replies, "cpu": asdict(cpu_use(before, after))}
+        return timed_run(self.workers, [server.pid], self.plan.warmup, seconds, command)
 
     def max_rounds(
         self, hub: ServerProcess, echo: ServerProcess, before: ServerProcess | None
@@ -1214,15 +1311,7 @@ class Bench:
     ) -> JsonObject:
         self._setup(server, kind, with_id, cumulative)
         run = self._timed(server, seconds, op="max", window=self.plan.window)
-        replies = run["replies"]
-        delivered = sum(reply["delivered"] for reply in replies)
-        result = {
-            "rate": delivered / seconds,
-            "ack_rate": sum(reply["acks"] for reply in replies) / seconds,
-            "cpu": run["cpu"],
-            "server_us_per_msg": _cost(run["cpu"], delivered / seconds),
-            **_health(replies),
-        }
+        result = max_figures(run, seconds)
         acks = "+cack" if cumulative else "+ack" if with_id else ""
         label = f"{label or kind}{acks} max"
         say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
@@ -1233,27 +1322,7 @@ class Bench:
     ) -> JsonObject:
         self._setup(server, kind, with_id=False)
         run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
-        replies = run["replies"]
-        latencies = array.array("d")
-        for reply in replies:
-            latencies.frombytes(reply["latencies"])
-        ordered = sorted(latencies)
-        seconds = self.plan.seconds
-        achieved = sum(reply["delivered_in_window"] for reply in replies) / seconds
-        result = {
-            "offered": rate,
-            "sent_rate": sum(reply["sent_in_window"] for reply in replies) / seconds,
-            "achieved": achieved,
-            "p50_ms": 1000 * percentile(ordered, 0.50),
-            "p99_ms": 1000 * percentile(ordered, 0.99),
-            "p999_ms": 1000 * percentile(ordered, 0.999),
-            "max_ms": 1000 * (ordered[-1] if ordered else float("nan")),
-            "samples": len(ordered),
-            "pacer_max_lag_ms": 1000 * max(reply["max_lag"] for reply in replies),
-            "cpu": run["cpu"],
-            "server_us_per_msg": _cost(run["cpu"], achieved),
-            **_health(replies),
-        }
+        result = latency_figures(run, rate, self.plan.seconds)
         say(
             f"{(label or kind) + ' latency':<14} {_latency_text(result)}\n"
             f"{'':14} {_cpu_text(result)}{_warn(result)}"
