@@ -62,6 +62,7 @@ from relay import (
     latency_figures,
     max_figures,
     run_bench,
+    save_results,
     say,
     source_version,
     switchboard_command,
@@ -628,10 +629,7 @@ def summary(results: JsonObject) -> str:
 
 
 def save(results: JsonObject) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"cluster-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return save_results("cluster", results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import sys
@@ -39,7 +38,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))  # the scenario lives with the tests
 
 import asyncpg  # noqa: E402
-from relay import source_version, terminate_as_exit  # noqa: E402
+from relay import save_results, source_version, terminate_as_exit  # noqa: E402
 
 from tests.databases import scratch_postgres  # noqa: E402
 from tests.integration.faults import FAULTS, MESSAGES, WINDOW, Outcome, run_fault  # noqa: E402
@@ -216,10 +215,7 @@ def summary(results: JsonObject, count: int) -> str:
 
 
 def save(results: JsonObject) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"faults-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return save_results("faults", results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

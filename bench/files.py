@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import secrets
 import sys
@@ -41,11 +40,11 @@ from relay import (
     DOMAIN,
     HOST,
     HUB_PATH,
-    RESULTS_DIR,
     JsonObject,
     ServerProcess,
     free_port,
     run_bench,
+    save_results,
     say,
     source_version,
     switchboard_command,
@@ -240,10 +239,7 @@ def summary(results: JsonObject) -> str:
 
 
 def save(results: JsonObject) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"files-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return save_results("files", results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

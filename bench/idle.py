@@ -59,6 +59,7 @@ from relay import (
     WorkerPool,
     free_port,
     run_bench,
+    save_results,
     say,
     source_version,
     switchboard_command,
@@ -548,10 +549,7 @@ def summary(results: JsonObject) -> str:
 
 
 def save(results: JsonObject) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"idle-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return save_results("idle", results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1481,11 +1481,16 @@ def _rates(rates: Sequence[float]) -> str:
     return "/".join(f"{rate:.0f}" for rate in rates)
 
 
-def save(results: JsonObject) -> Path:
+def save_results(kind: str, results: JsonObject) -> Path:
+    """``results`` as JSON in bench/results/, named after the bench and the time."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"relay-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = RESULTS_DIR / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
+
+
+def save(results: JsonObject) -> Path:
+    return save_results("relay", results)
 
 
 @contextlib.contextmanager

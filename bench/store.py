@@ -57,6 +57,7 @@ from relay import (
     free_port,
     run_bench,
     sample_cpu,
+    save_results,
     say,
     source_version,
     switchboard_command,
@@ -456,10 +457,7 @@ def summary(results: JsonObject) -> str:
 
 
 def save(results: JsonObject) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"store-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return save_results("store", results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
