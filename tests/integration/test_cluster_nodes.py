@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
 from tests.integration.cluster_processes import LEASE, ClusterNodes
-from tests.integration.processes import ROOT, free_port
+from tests.integration.processes import free_port
+from tests.integration.test_startup_errors import assert_one_line, serve
 from tests.redis_server import RedisServer, private_redis
 from tests.support import Phone
 
@@ -48,26 +47,21 @@ async def exchange(caller: Phone, callee: Phone, number: int, theirs: int, text:
     assert (await caller.fty(number))["state"] == "delivered"
 
 
-def serve(config: Path, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "signaling.cli", "serve", "--config", str(config)]
-    command += ["--data-dir", str(data_dir), "--port", str(free_port()), *args]
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
-
-
 async def test_a_second_node_of_a_live_node_s_name_is_refused(tmp_path: Path) -> None:
     async with cluster(tmp_path, "a") as (_, nodes):
-        result = await asyncio.to_thread(serve, nodes.config, tmp_path / "twin", "--node", "a")
-        assert result.returncode == 2, result.stderr
+        config = nodes.config.read_text()
+        (tmp_path / "twin").mkdir()
+        result = await asyncio.to_thread(serve, tmp_path / "twin", config, "--node", "a")
+        assert_one_line(result, "server.node", "another live node is named 'a'")
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith("switchboard: cannot start: server.node: another live node is")
         assert "'a'" in line and "--node NAME" in line
 
 
 async def test_a_node_whose_redis_does_not_answer_is_refused(tmp_path: Path) -> None:
-    config = tmp_path / "lonely.toml"
-    config.write_text(f'[cluster]\nredis = "redis://127.0.0.1:{free_port()}/0"\n')
-    result = await asyncio.to_thread(serve, config, tmp_path / "data", "--node", "a")
-    assert result.returncode == 2, result.stderr
+    config = f'[cluster]\nredis = "redis://127.0.0.1:{free_port()}/0"\n'
+    result = await asyncio.to_thread(serve, tmp_path, config, "--node", "a")
+    assert_one_line(result, "cluster.redis", "cannot reach Redis at ")
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("switchboard: cannot start: cluster.redis: cannot reach Redis at ")
 

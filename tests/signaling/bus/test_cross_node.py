@@ -117,7 +117,6 @@ async def test_a_node_started_after_the_other_reaches_its_users() -> None:
             number, _ = await bob_waits.offered()
             await bob_waits.signal(number, {"type": "conn"})
             await alice.sig(1, "conn")
-            await asyncio.sleep(0)
 
 
 async def test_health_and_metrics_show_the_bus() -> None:
