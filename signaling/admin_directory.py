@@ -10,16 +10,17 @@ App objects: ``/admin/apps[?domain=D]`` and ``/admin/apps/<domain>/<name>`` as f
 with ``{dn, password, act_for, apis, num, licences}`` (``num`` and ``licences`` count once
 "PbxSignal" is among ``apis``: the App object is then a device of its own, docs 12.24).
 
-Queues: ``/admin/queues[?domain=D]`` → ``{"queues":[{domain, sip, dn, agents}…]}`` and
-``/admin/queues/<domain>/<sip>`` as for users, with ``{dn, agents}``; agents must be users
-of the tenant, and a user who is an agent cannot be deleted.
+Queues: ``/admin/queues[?domain=D]`` → ``{"queues":[{domain, sip, dn, agents,
+take_on_write}…]}`` and ``/admin/queues/<domain>/<sip>`` as for users, with ``{dn, agents,
+take_on_write}``; agents must be users of the tenant, and a user who is an agent cannot be
+deleted.
 
 Users:
 
 ``GET /admin/users[?domain=D]`` → ``{"users":[{domain, sip, dn, num, licences,
-max_chats}…]}`` (people with an account: visitors are not among them);
+max_chats, role}…]}`` (people with an account: visitors are not among them);
 ``GET /admin/users/<domain>/<sip>`` → one user; ``PUT`` the same path
-with ``{dn, num, password, licences, max_chats}`` creates (``password`` required, 201)
+with ``{dn, num, password, licences, max_chats, role}`` creates (``password`` required, 201)
 or changes (fields left out keep their value, 200); ``DELETE`` removes (204). Every field
 is checked as the config checks it. A change takes effect at the next lookup: the next
 login, setup or PbxMessages session (a new licence lets the user open a session on the
@@ -295,6 +296,7 @@ def _shown_user(domain: str, user: UserConfig) -> dict[str, Any]:
         "num": user.num,
         "licences": sorted(user.licences),
         "max_chats": user.max_chats,
+        "role": user.role,
     }
 
 
@@ -314,7 +316,13 @@ def _shown_visitor(domain: str, user: UserConfig) -> dict[str, Any]:
 
 
 def _shown_queue(domain: str, queue: QueueConfig) -> dict[str, Any]:
-    return {"domain": domain, "sip": queue.sip, "dn": queue.dn, "agents": list(queue.agents)}
+    return {
+        "domain": domain,
+        "sip": queue.sip,
+        "dn": queue.dn,
+        "agents": list(queue.agents),
+        "take_on_write": queue.take_on_write,
+    }
 
 
 def _error(status: int, code: str, text: str, headers: dict[str, str] | None = None) -> Response:

@@ -11,11 +11,11 @@ the admin API changed since::
 
 ``null`` marks a user, App object or queue deleted; a tenant without ``queues`` (a file
 written before queues could be changed) has none changed, and a user without
-``max_chats`` has the default. At start the file is applied over the configured tenants;
-after each change it is rewritten whole (small: one entry per thing changed),
-atomically, readable by the server's user only because it holds passwords, as the
-config file does: the AppWebsocket login digest is computed from the password
-itself, so the server must know it (PROTOCOL §3).
+``max_chats`` or ``role``, or a queue without ``take_on_write``, has the default. At
+start the file is applied over the configured tenants; after each change it is rewritten
+whole (small: one entry per thing changed), atomically, readable by the server's user
+only because it holds passwords, as the config file does: the AppWebsocket login digest
+is computed from the password itself, so the server must know it (PROTOCOL §3).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ def user_table(user: UserConfig) -> dict[str, Any]:
         "password": user.password,
         "licences": sorted(user.licences),
         "max_chats": user.max_chats,
+        "role": user.role,
     }
 
 
@@ -74,7 +75,7 @@ def app_table(app: AppConfig) -> dict[str, Any]:
 
 
 def queue_table(queue: QueueConfig) -> dict[str, Any]:
-    return {"dn": queue.dn, "agents": list(queue.agents)}
+    return {"dn": queue.dn, "agents": list(queue.agents), "take_on_write": queue.take_on_write}
 
 
 class DirectoryChanges:

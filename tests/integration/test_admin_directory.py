@@ -18,6 +18,7 @@ from signaling.appwebsocket.errors import LoginFailed
 from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
 
 SERVER_ADMIN = ("admin", "server-admin-secret")
+TAKEN_BY_TAKE = {"take_on_write": False}  # a queue as the config makes it
 TENANT_ADMIN = ("ops", "example-admin-secret")
 
 
@@ -63,6 +64,7 @@ async def test_a_new_licence_opens_a_session_on_the_next_try(served: RunningServ
         "num": "103",
         "licences": ["messages"],
         "max_chats": 3,
+        "role": "",
     }
     assert (await session_answer(served, "carol"))["mt"] == "SessionResult"  # no restart
 
@@ -292,7 +294,12 @@ def test_a_corrupt_changes_file_is_a_configuration_error(tmp_path: Path) -> None
 async def test_queues_are_created_read_listed_changed_and_deleted(served: RunningServer) -> None:
     async with client(served, TENANT_ADMIN) as admin:
         listed = (await admin.get("/admin/queues")).json()["queues"]
-        support = {"sip": "support", "dn": "Example support", "agents": ["alice", "bob"]}
+        support = {
+            "sip": "support",
+            "dn": "Example support",
+            "agents": ["alice", "bob"],
+            "take_on_write": False,
+        }
         assert listed == [{"domain": "example.com", **support}]  # from the config
         created = await admin.put(
             "/admin/queues/example.com/sales", json={"dn": "Sales", "agents": ["carol"]}
@@ -303,6 +310,7 @@ async def test_queues_are_created_read_listed_changed_and_deleted(served: Runnin
             "sip": "sales",
             "dn": "Sales",
             "agents": ["carol"],
+            "take_on_write": False,
         }
         assert (await admin.get("/admin/queues/example.com/sales")).json() == created.json()
         changed = await admin.put(
@@ -437,14 +445,27 @@ async def test_queues_and_agent_settings_survive_a_restart(tmp_path: Path) -> No
     ):
         queues = {q["sip"]: q for q in (await admin.get("/admin/queues")).json()["queues"]}
         assert queues == {
-            "sales": {"domain": "example.com", "sip": "sales", "dn": "Sales", "agents": ["carol"]},
+            "sales": {
+                "domain": "example.com",
+                "sip": "sales",
+                "dn": "Sales",
+                "agents": ["carol"],
+                **TAKEN_BY_TAKE,
+            },
             "support": {
                 "domain": "example.com",
                 "sip": "support",
                 "dn": "Example support",
                 "agents": ["bob"],
+                **TAKEN_BY_TAKE,
             },
-            "dave": {"domain": "example.com", "sip": "dave", "dn": "dave", "agents": []},
+            "dave": {
+                "domain": "example.com",
+                "sip": "dave",
+                "dn": "dave",
+                "agents": [],
+                **TAKEN_BY_TAKE,
+            },
         }
         assert (await admin.get("/admin/users/example.com/bob")).json()["max_chats"] == 7
         assert (await admin.get("/admin/users/example.com/alice")).status_code == 404
@@ -472,3 +493,52 @@ async def test_guessing_an_admin_password_locks_only_the_guessing_pair(
     served.clock.advance(served.config.login.throttle_delay)
     async with client(served, SERVER_ADMIN) as admin:
         assert (await admin.get("/admin/tenants")).status_code == 200
+
+
+def supervised_config() -> Config:
+    """admin_config with bob a supervisor and the support queue taken by writing."""
+    config = admin_config()
+    demo, *others = config.tenants
+    users = tuple(replace(u, role="supervisor") if u.sip == "bob" else u for u in demo.users)
+    queues = tuple(replace(q, take_on_write=True) for q in demo.queues)
+    return replace(config, tenants=(replace(demo, users=users, queues=queues), *others))
+
+
+async def test_role_and_take_on_write_are_shown_kept_across_changes_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    """docs/protocol.md 12.34: a change of other fields keeps a supervisor one and a queue
+    taken by writing; both are set, checked and kept like any other field."""
+    async with (
+        running_server(supervised_config(), data_dir=tmp_path) as server,
+        client(server, TENANT_ADMIN) as admin,
+    ):
+        bob = (await admin.get("/admin/users/example.com/bob")).json()
+        assert bob["role"] == "supervisor"
+        changed = await admin.put("/admin/users/example.com/bob", json={"max_chats": 5})
+        assert changed.json()["role"] == "supervisor"  # left out: kept
+        support = (await admin.get("/admin/queues/example.com/support")).json()
+        assert support["take_on_write"] is True
+        moved = await admin.put("/admin/queues/example.com/support", json={"agents": ["alice"]})
+        assert moved.json()["take_on_write"] is True
+        made = await admin.put("/admin/users/example.com/alice", json={"role": "supervisor"})
+        assert made.json()["role"] == "supervisor"
+        plain = await admin.put("/admin/queues/example.com/plain", json={"agents": ["carol"]})
+        assert (plain.status_code, plain.json()["take_on_write"]) == (201, False)
+        for bad in ("boss", 1, None):
+            answer = await admin.put("/admin/users/example.com/carol", json={"role": bad})
+            assert (answer.status_code, answer.json()["code"]) == (400, "bad_json"), bad
+            assert "role" in answer.json()["text"]
+        answer = await admin.put("/admin/queues/example.com/plain", json={"take_on_write": "y"})
+        assert (answer.status_code, answer.json()["code"]) == (400, "bad_json")
+        listed = (await admin.get("/admin/users", params={"domain": "example.com"})).json()
+        assert {u["sip"]: u["role"] for u in listed["users"]}["carol"] == ""
+    async with (
+        running_server(admin_config(), data_dir=tmp_path) as server,
+        client(server, TENANT_ADMIN) as admin,
+    ):
+        for sip in ("alice", "bob"):
+            user = (await admin.get(f"/admin/users/example.com/{sip}")).json()
+            assert user["role"] == "supervisor", user
+        support = (await admin.get("/admin/queues/example.com/support")).json()
+        assert (support["agents"], support["take_on_write"]) == (["alice"], True)

@@ -126,6 +126,7 @@ async def test_the_admin_adds_a_user_and_a_queue_through_the_forms(browser: Brow
             "num": "150",
             "licences": ["messages"],
             "max_chats": 3,
+            "role": "",
         }
         await page.screenshot(path=screenshot_path("admin-users"))
 
@@ -145,6 +146,7 @@ async def test_the_admin_adds_a_user_and_a_queue_through_the_forms(browser: Brow
             "sip": "sales",
             "dn": "Sales",
             "agents": ["bob", "erin"],
+            "take_on_write": False,
         }
         await page.screenshot(path=screenshot_path("admin-queues"))
 
