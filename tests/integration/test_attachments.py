@@ -7,10 +7,13 @@ alice and bob hold the ``messages`` licence in the demo tenant.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
+from tests.integration.test_delete_chat import delete_chat
 from tests.integration.test_messages import ask, drained, read_chat, session
-from tests.support import RunningServer, connected_pair
+from tests.support import RunningServer, connected_pair, make_config, running_server
 
 PDF = b"%PDF-1.7\n" + b"report body " * 500
 
@@ -153,3 +156,32 @@ async def test_one_upload_in_two_messages_gives_each_message_its_own_copy(
         await ask(alice, "Delete", id=first["id"])
         assert (await http.get(one["url"])).status_code == 404
         assert (await http.get(two["url"])).content == b"twice"  # the other message keeps it
+
+
+async def test_deleting_a_whole_chat_releases_that_sides_files(tmp_path: Path) -> None:
+    """docs/protocol.md 12.32: ``DeleteChat`` takes the deleter's permanent buffers with its
+    copy; with ``delete_chat = "both"`` the other side's go too."""
+    for mode, bob_keeps in (("own", True), ("both", False)):
+        config = delete_chat(make_config(), mode)
+        async with running_server(config, data_dir=tmp_path / mode) as server:
+            alice, bob, number = await connected_pair(server)
+            await session(alice)
+            (created,) = await ask(alice, "CreateFileBuffer", name="plan.txt", size=5)
+            async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+                assert (await http.post(created["upload"], content=b"plan!")).status_code == 201
+                await alice.say(1, "the plan", attach=created["url"])
+                await alice.say(1, "and no file")
+                await bob.fty(number)
+                await bob.fty(number)
+                await drained(server)
+                await session(bob)
+                files = {}
+                for phone, peer in ((alice, "bob"), (bob, "alice")):
+                    with_file = (await read_chat(phone, peer))[-1]
+                    (listed,) = await ask(phone, "Attachments", id=with_file["id"])
+                    files[phone.sip] = listed["files"][0]["url"]
+                (result,) = await ask(alice, "DeleteChat", sip="bob")
+                assert (result["mt"], result["removed"]) == ("DeleteChatResult", 2), result
+                assert (await http.get(files["alice"])).status_code == 404, mode
+                kept = await http.get(files["bob"])
+                assert (kept.status_code == 200) is bob_keeps, (mode, kept.status_code)
