@@ -208,3 +208,60 @@ async def test_an_anonymous_visitors_chat_is_not_kept_under_the_queue() -> None:
         assert await chats(alice_reads, queue="desk") == {}
         *hits, _ = await ask(alice_reads, "Search", text="hello")
         assert hits == []
+
+
+async def test_a_writer_from_outside_the_queue_reads_its_chat_and_an_agent_deletes() -> None:
+    """A transfer to dave, who is no agent of the queue: once he wrote in the chat he reads
+    its history under the queue (that chat only). An agent of the queue deletes the queue's
+    copy: the customer is told with role ``agent`` and keeps its own copy (``own``)."""
+    config = desk_config(messages=True)
+    demo, *others = config.tenants
+    queues = tuple(
+        replace(q, agents=("alice", "bob")) if q.sip == "desk" else q for q in demo.queues
+    )
+    config = licensed(
+        replace(config, tenants=(replace(demo, queues=queues), *others)), "carol", "dave"
+    )
+    async with running_server(config=config) as server:
+        carol, alice = await server.phone("carol"), await server.phone("alice")
+        bob, dave = await server.phone("bob"), await server.phone("dave")
+        call_id, _ = await visit(
+            carol, 1, "desk", {"type": "im_message", "mime": "text/plain", "data": "my kettle"}
+        )
+        number, _ = await alice.offered()
+        await bob.offered()
+        await alice.signal(number, {"type": "conn"})
+        await until(alice, lambda m: m.get("sig", {}).get("type") == "facility")
+        await alice.say(number, "Let me ask dave", id="a1")
+        await queue_request(alice, "Transfer", "x", confId=call_id, to="dave")
+        await until(alice, lambda m: m.get("sig", {}).get("type") == "rel")
+        number, _ = await dave.offered()
+        await dave.signal(number, {"type": "conn"})
+        await until(dave, lambda m: m.get("sig", {}).get("type") == "facility")
+        await dave.say(number, "Which model is it?", id="d1")
+        await drained(server)
+
+        dave_reads = await reader(server, "dave")
+        history = await read_chat(dave_reads, "carol", queue="desk")
+        assert [m["text"] for m in history] == [
+            "Which model is it?",
+            "Let me ask dave",
+            "my kettle",
+        ]
+        (error,) = await ask(dave_reads, "ReadChats", queue="desk")  # not the queue's others
+        assert (error["mt"], error["code"]) == ("Error", "forbidden")
+
+        carol_reads = await reader(server, "carol")
+        bob_reads = await reader(server, "bob")
+        answers = await ask(bob_reads, "DeleteChat", sip="carol", queue="desk")
+        assert (answers[-1]["mt"], answers[-1]["removed"]) == ("DeleteChatResult", 3), answers
+        event = await until(carol_reads, chat_deleted)
+        assert {k: event[k] for k in ("sip", "by", "role", "removed")} == {
+            "sip": "desk",
+            "by": "bob",
+            "role": "agent",
+            "removed": False,
+        }
+        assert "queue" not in event  # the told side is the customer, not a queue
+        assert len(await read_chat(carol_reads, "desk")) == 3
+        assert await read_chat(bob_reads, "carol", queue="desk") == []
