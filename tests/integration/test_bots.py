@@ -1,6 +1,7 @@
 """Bots (docs/bots.md): the example greeter runs as its own process against a real server,
-a visitor calls the support queue, the bot answers and greets; and the client API keeps a
-chat across a lost connection (resume), with typing and acknowledgements."""
+a visitor calls the support queue, the bot answers and greets; the client API keeps a
+chat across a lost connection (resume), with typing and acknowledgements; and an App object
+logged in as itself places chats and is called by its name."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import replace
 import httpx
 
 from config import Config, QueueConfig, UserConfig
-from signaling.appwebsocket.bot import Bot, ChatEnded
+from signaling.appwebsocket.bot import Bot, Chat, ChatEnded
 from tests.integration.processes import ROOT
 from tests.support import Phone, RunningServer, make_config, running_server
 
@@ -120,3 +121,55 @@ async def test_a_bot_keeps_its_chat_across_a_lost_connection() -> None:
             raise AssertionError("the chat did not end")
         except ChatEnded as ended:
             assert ended.cause == 16
+
+
+async def test_an_app_object_bot_places_a_chat_and_is_called_by_its_name() -> None:
+    """``Bot(app=…)``: an App object with PbxSignal chats under its own name (12.24): it
+    places a chat with a first message, exchanges messages with acks and typing, and is
+    offered the chats users place to its name."""
+    async with (
+        running_server(make_config(idle_timeout=3600.0)) as server,
+        Bot(server.url, app="helpdesk-bot", password="bot-secret") as bot,
+    ):
+        assert bot.domain == "example.com"
+        alice = await server.phone("alice")
+        chat = await bot.call("alice", "Your order 4711 has shipped.")
+        number, offer = await alice.offered()
+        assert offer["cg"]["sip"] == "helpdesk-bot"
+        assert {"type": "name_identification", "name": "Helpdesk bot"} in offer["fty"]
+        await alice.signal(number, {"type": "conn"})
+        await asyncio.wait_for(chat.connected.wait(), 10)
+        first = await alice.fty(number)  # held until alice answered (§4.5)
+        assert first["data"] == "Your order 4711 has shipped."
+        await alice.say(number, typing=True)
+        await asyncio.wait_for(until_typing(chat), 10)
+        await alice.say(number, "When will it arrive?", id="q1")
+        assert (await alice.fty(number))["state"] == "delivered"
+        assert (await chat.receive(10)).data == "When will it arrive?"
+        assert not chat.peer_typing  # a message ends the typing
+        await chat.typing(True)
+        assert (await alice.fty(number)).get("typing") is True
+        assert await chat.send("Tomorrow before noon.") == "delivered"
+        assert (await alice.fty(number))["data"] == "Tomorrow before noon."
+        await chat.release()
+        ended = await alice.sig(number)
+        if ended["sig"]["type"] == "facility":  # the bot's typing ends with the chat
+            assert ended["sig"]["fty"][0]["typing"] is False, ended
+            ended = await alice.sig(number)
+        assert (ended["sig"]["type"], ended["sig"]["cau"]["num"]) == ("rel", 16)
+
+        await alice.setup(1, "helpdesk-bot", {"mime": "text/plain", "data": "one more thing"})
+        await alice.sig(1, "call_proc")
+        called = await asyncio.wait_for(anext(bot.offers()), 10)
+        assert (called.peer["sip"], called.peer_name) == ("alice", "Alice Example")
+        await called.answer()
+        await alice.sig(1, "conn")
+        assert (await called.receive(10)).data == "one more thing"
+        assert await called.send("Sure, go ahead.") == "delivered"
+        assert (await alice.fty(1))["data"] == "Sure, go ahead."
+
+
+async def until_typing(chat: Chat) -> None:
+    """Until the bot has read the peer's typing notice (the caller bounds the wait)."""
+    while not chat.peer_typing:  # noqa: ASYNC110 - the Bot API has a flag, not an event
+        await asyncio.sleep(0.01)
