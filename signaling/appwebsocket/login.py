@@ -198,8 +198,13 @@ class LoginServer:
             return self._fail(body, LoginFailure.FAILED)
         self._throttle.succeeded(self._address, account, now)
         self.state = LoginState.LOGGED_IN
-        reply = _echo(body, {"mt": "AppLoginResult", "ok": True, "domain": found.principal.domain})
-        return LoginOutcome(reply, found.principal, session_key(challenge, found.password))
+        principal = found.principal
+        # dn (extension, docs/protocol.md 12.41): whom the session acts as, by name
+        reply = _echo(
+            body,
+            {"mt": "AppLoginResult", "ok": True, "domain": principal.domain, "dn": principal.dn},
+        )
+        return LoginOutcome(reply, principal, session_key(challenge, found.password))
 
     def _throttled(self, body: JsonObject, wait: float) -> LoginOutcome:
         # (extension, docs §12.22) when this pair may try again, as rate_limited says it

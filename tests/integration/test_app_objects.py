@@ -20,6 +20,8 @@ from tests.integration.test_messages import chats, read_chat, session
 from tests.signaling.core.test_app_objects import APP_PASSWORDS, app_config
 from tests.support import Phone, RunningServer, drained, running_server
 
+APP_NAMES = {app.name: app.dn or app.name for app in app_config().tenants[0].apps}
+
 
 @pytest.fixture
 async def server() -> AsyncIterator[RunningServer]:
@@ -38,7 +40,12 @@ async def client_like_the_library(server: RunningServer, name: str) -> Phone:
     fields = {"app": name, "domain": "", "sip": name, "guid": "0" * 32, "dn": "Admin"}
     digest = login_digest(**fields, challenge=challenge["challenge"], password=APP_PASSWORDS[name])
     await client.send({"mt": "AppLogin", **fields, "digest": digest, "pbxObj": name, "lang": "en"})
-    assert await client.recv() == {"mt": "AppLoginResult", "ok": True, "domain": "example.com"}
+    assert await client.recv() == {
+        "mt": "AppLoginResult",
+        "ok": True,
+        "domain": "example.com",
+        "dn": APP_NAMES[name],  # its own display name, not the "Admin" sent
+    }
     info = await client.recv()
     assert info == {
         "mt": "PbxInfo",

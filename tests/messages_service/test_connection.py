@@ -21,7 +21,7 @@ from tests.messages_service.support import (
 async def test_the_hub_logs_in_as_app_object_messages(sqlite_service: RunningService) -> None:
     client = await sqlite_service.connect()
     result = await client.login(app="messages", sip="messages", domain=DOMAIN, password=PASSWORD)
-    assert result == {"mt": "AppLoginResult", "ok": True, "domain": DOMAIN}
+    assert result == {"mt": "AppLoginResult", "ok": True, "domain": DOMAIN, "dn": ""}
     await client.send({"mt": "PbxInfo", "domain": DOMAIN, "pbx": "hub-1"})  # no answer
     await client.send({"mt": "KeepAlive"})
     assert await client.recv() == {"mt": "KeepAlive"}

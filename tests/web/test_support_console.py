@@ -65,16 +65,26 @@ async def test_the_console_on_a_narrow_screen_keeps_the_chat_readable(browser: B
 
 
 async def test_one_person_has_the_same_initials_on_every_page(browser: Browser) -> None:
+    """alice ("Alice Example") is "AE" on her console and in her chat app, which learn her
+    name at login (docs 12.41), as on the page of the visitor she chats with."""
     async with running_server(support_config()) as server:
         agent = await agent_console(browser, server)
-        await expect(agent.locator("#me-avatar")).to_have_text("AL")
+        await expect(agent.locator("#me-avatar")).to_have_text("AE")
         chat = await (await browser.new_context()).new_page()
         await chat.goto(server.http + "/")
         await chat.get_by_label("User", exact=True).fill("alice")
         await chat.get_by_label("Password", exact=True).fill("alice-demo")
         await chat.get_by_role("button", name="Sign in").click()
-        await expect(chat.locator("#me-initials")).to_have_text("AL")
-        # both pages import the one rule
+        await expect(chat.locator("#me-initials")).to_have_text("AE")
+        await expect(chat.locator("#me-name")).to_have_text("alice@example.com")
+        visit = await (await browser.new_context(viewport={"width": 400, "height": 640})).new_page()
+        await visit.goto(server.http + "/visit")
+        await visit.get_by_label("Your name").fill("Sam Okafor")
+        await visit.get_by_role("button", name="Start chat").click()
+        card = agent.locator("#waiting .card", has_text="Sam Okafor")
+        await card.get_by_role("button", name="Accept").click()
+        await expect(visit.locator("#avatar")).to_have_text("AE")
+        # every page imports the one rule
         names = ["Alice Example", "alice", "alice@example.com", "ann-marie.berger", ""]
         rule = "async (names) => names.map((await import('/static/js/initials.js')).initials)"
         got = await agent.evaluate(rule, names)

@@ -129,7 +129,12 @@ def test_login_with_the_challenge_succeeds() -> None:
     challenge = challenged(server)
     outcome = server.login(app_login(challenge, PASSWORDS["alice"]), 1.0)
     assert outcome.ok and outcome.principal == ALICE
-    assert outcome.reply == {"mt": "AppLoginResult", "ok": True, "domain": "example.com"}
+    assert outcome.reply == {
+        "mt": "AppLoginResult",
+        "ok": True,
+        "domain": "example.com",
+        "dn": "Alice Example",  # whom the session acts as (docs 12.41)
+    }
     assert server.state is LoginState.LOGGED_IN
 
 
@@ -294,7 +299,13 @@ def test_login_request_normalizes_missing_and_non_string_fields() -> None:
 def test_both_results_echo_src(src: object) -> None:
     server = make_server()
     ok = server.login(app_login(challenged(server), PASSWORDS["alice"], src=src), 0.0)
-    assert ok.reply == {"mt": "AppLoginResult", "ok": True, "domain": "example.com", "src": src}
+    assert ok.reply == {
+        "mt": "AppLoginResult",
+        "ok": True,
+        "domain": "example.com",
+        "dn": "Alice Example",
+        "src": src,
+    }
     server = make_server()
     bad = server.login(app_login(challenged(server), "wrong", src=src), 0.0)
     assert bad.reply["src"] == src

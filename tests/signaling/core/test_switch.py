@@ -37,7 +37,13 @@ def test_login_ok_answers_with_the_tenant_and_echoes_src() -> None:
     assert h.one(conn) == {"mt": "AppChallengeResult", "challenge": CHALLENGE}
     actions = h.send(conn, login_message("alice", "alice-demo", src="s1"))
     assert closes(actions) == []
-    assert h.one(conn) == {"mt": "AppLoginResult", "ok": True, "domain": "example.com", "src": "s1"}
+    assert h.one(conn) == {
+        "mt": "AppLoginResult",
+        "ok": True,
+        "domain": "example.com",
+        "dn": "Alice Example",
+        "src": "s1",
+    }
     principal = h.switch.connections[conn].principal
     assert principal is not None and (principal.domain, principal.sip) == ("example.com", "alice")
     h.finish()
@@ -233,7 +239,12 @@ def test_app_object_gets_pbx_info_with_the_documented_fields() -> None:
     h.take(conn)
     h.send(conn, login_message("", "bot-secret", app="helpdesk-bot"))
     result, info = h.take(conn)
-    assert result == {"mt": "AppLoginResult", "ok": True, "domain": "example.com"}
+    assert result == {
+        "mt": "AppLoginResult",
+        "ok": True,
+        "domain": "example.com",
+        "dn": "Helpdesk bot",
+    }
     assert info == {
         "mt": "PbxInfo",
         "domain": "example.com",

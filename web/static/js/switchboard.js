@@ -112,6 +112,7 @@ export class Client extends EventTarget {
     this.sip = sip;
     this.password = password;
     this.domain = domain;
+    this.dn = ""; // our display name, as the server knows it (docs/protocol.md 12.41)
     this.url = url;
     this.app = app;
     this.calls = new Map(); // by call number
@@ -248,6 +249,7 @@ export class Client extends EventTarget {
         return;
       }
       this.domain = message.domain || this.domain;
+      this.dn = message.dn || this.dn || this.sip;
       return this._register();
     }
     if (mt === "TraceFlags") {

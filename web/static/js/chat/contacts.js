@@ -76,7 +76,8 @@ export function updateContactItem(conv) {
 
 export function renderMe() {
   const presence = { status: "open", activity: state.activity };
-  setAvatar(ui.meAvatar, ui.meInitials, ui.meDot, state.me.sip, state.me.sip, presence);
+  // initials from our name as others see it, so that they match on every page
+  setAvatar(ui.meAvatar, ui.meInitials, ui.meDot, state.me.dn || state.me.sip, state.me.sip, presence);
   ui.meName.textContent = `${state.me.sip}@${state.me.domain}`;
   ui.meStatus.value = state.activity;
 }

@@ -59,6 +59,7 @@ export async function login(event) {
     return;
   }
   state.me.domain = client.domain;
+  state.me.dn = client.dn;
   try {
     localStorage.setItem("switchboard:last-user", JSON.stringify({ sip, domain }));
   } catch {
