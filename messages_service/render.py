@@ -81,11 +81,12 @@ def badge(value: Badge) -> JsonObject:
 
 def chat_deleted(note: ChatDeleted) -> JsonObject:
     """``ChatDeleted`` (docs/protocol.md 12.32): ``sip`` the chat as its receiver names it
-    (its peer), ``by`` who deleted it acting as ``role``, ``removed`` when the receiver's
-    copy went too."""
+    (its peer) and ``dn`` that peer's display name, ``by`` who deleted it acting as
+    ``role``, ``removed`` when the receiver's copy went too."""
     return {
         "mt": "ChatDeleted",
         "sip": note.peer,
+        "dn": note.peer_dn or note.peer,
         "by": note.deleter,
         "role": note.role,
         "removed": note.removed,

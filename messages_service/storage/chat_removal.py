@@ -10,6 +10,8 @@ chat: so a device that was offline learns of the deletion at its next sync.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tortoise.backends.base.client import BaseDBAsyncClient
 
 from .database import Database
@@ -46,6 +48,7 @@ async def delete_chat(
         if other is not None:
             note = ChatDeleted(domain, other, topic, deleter, role, both, now_ms)
             await _put_note(tx, note)
+            note = (await _named(tx, [note]))[0]
         await _drop(tx, domain, topic, peer)  # the deleter has nothing left to learn of it
     return ChatRemoval({side: rows for side, (rows, _) in removed.items()}, changed, note)
 
@@ -97,12 +100,26 @@ async def _drop(tx: BaseDBAsyncClient, domain: str, topic: str, peer: str) -> No
 async def notes_of(conn: BaseDBAsyncClient, domain: str, topic: str) -> list[ChatDeleted]:
     """``topic``'s notes, newest first."""
     rows = await ChatDeletion.filter(domain=domain, topic=topic).using_db(conn).order_by("-id")
-    return [
+    notes = [
         ChatDeleted(
             row.domain, row.topic, row.peer, row.deleter, row.role, bool(row.removed), row.time_ms
         )
         for row in rows
     ]
+    return await _named(conn, notes)
+
+
+async def _named(conn: BaseDBAsyncClient, notes: list[ChatDeleted]) -> list[ChatDeleted]:
+    """``notes`` (all of one side) with each peer's display name from that side's chat
+    rows, which a deletion keeps (unlisted) even when it removes the side's messages."""
+    if not notes:
+        return notes
+    first = notes[0]
+    rows = await Chat.filter(
+        domain=first.domain, topic=first.topic, peer__in=[note.peer for note in notes]
+    ).using_db(conn)
+    names = {row.peer: row.peer_dn for row in rows}
+    return [replace(note, peer_dn=names.get(note.peer, "")) for note in notes]
 
 
 async def drop_note(conn: BaseDBAsyncClient, domain: str, topic: str, peer: str) -> None:

@@ -192,7 +192,9 @@ class PostBatch:
 @dataclass(frozen=True, slots=True)
 class ChatDeleted:
     """A note for ``topic``: its chat with ``peer`` was deleted on the other side by
-    ``deleter`` acting as ``role``; ``removed`` when ``topic``'s copy went too."""
+    ``deleter`` acting as ``role``; ``removed`` when ``topic``'s copy went too.
+    ``peer_dn`` is ``peer``'s display name as ``topic``'s chat row knows it (empty when
+    ``topic`` has no such row)."""
 
     domain: str
     topic: str
@@ -201,6 +203,7 @@ class ChatDeleted:
     role: str
     removed: bool
     time_ms: int
+    peer_dn: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,8 +82,9 @@ async def test_own_deletes_the_deleters_copy_and_tells_a_connected_peer() -> Non
         assert answers[-1]["mt"] == "DeleteChatResult", answers
         assert (answers[-1]["sip"], answers[-1]["removed"]) == ("bob", 2)
         event = await until(bob, chat_deleted)
-        assert {k: event[k] for k in ("sip", "by", "role", "removed")} == {
+        assert {k: event[k] for k in ("sip", "dn", "by", "role", "removed")} == {
             "sip": "alice",
+            "dn": "Alice Example",
             "by": "alice",
             "role": "user",
             "removed": False,
@@ -104,8 +105,8 @@ async def test_a_device_offline_at_the_deletion_learns_it_at_sync() -> None:
         *inds, result = await ask(bob, "ReadChats")
         assert result["mt"] == "ReadChatsResult"
         notes = [ind for ind in inds if ind["mt"] == "ChatDeletedInd"]
-        assert [(n["sip"], n["by"], n["role"], n["removed"]) for n in notes] == [
-            ("alice", "alice", "user", False)
+        assert [(n["sip"], n["dn"], n["by"], n["role"], n["removed"]) for n in notes] == [
+            ("alice", "Alice Example", "alice", "user", False)
         ]
         await read_chat(bob, "alice")  # seen: the note is gone
         *inds, _ = await ask(bob, "ReadChats")
@@ -120,7 +121,7 @@ async def test_both_removes_the_other_sides_copy_too() -> None:
         assert "alice" in await chats(bob)
         await ask(alice, "DeleteChat", sip="bob")
         event = await until(bob, chat_deleted)
-        assert (event["sip"], event["removed"]) == ("alice", True)
+        assert (event["sip"], event["dn"], event["removed"]) == ("alice", "Alice Example", True)
         assert await read_chat(bob, "alice") == []
         assert "alice" not in await chats(bob)
 
@@ -190,7 +191,12 @@ async def test_the_queue_keeps_a_licensed_customers_support_chat() -> None:
         answers = await ask(carol_reads, "DeleteChat", sip="desk")
         assert answers[-1]["mt"] == "DeleteChatResult", answers
         event = await until(dave, chat_deleted)
-        assert (event["sip"], event["queue"], event["role"]) == ("carol", "desk", "customer")
+        assert (event["sip"], event["dn"], event["queue"], event["role"]) == (
+            "carol",
+            "Carol Example",
+            "desk",
+            "customer",
+        )
         assert len(await read_chat(dave, "carol", queue="desk")) == 2
 
 
@@ -256,8 +262,9 @@ async def test_a_writer_from_outside_the_queue_reads_its_chat_and_an_agent_delet
         answers = await ask(bob_reads, "DeleteChat", sip="carol", queue="desk")
         assert (answers[-1]["mt"], answers[-1]["removed"]) == ("DeleteChatResult", 3), answers
         event = await until(carol_reads, chat_deleted)
-        assert {k: event[k] for k in ("sip", "by", "role", "removed")} == {
+        assert {k: event[k] for k in ("sip", "dn", "by", "role", "removed")} == {
             "sip": "desk",
+            "dn": "Help desk",
             "by": "bob",
             "role": "agent",
             "removed": False,

@@ -8,6 +8,8 @@ from __future__ import annotations
 import httpx
 from playwright.async_api import Browser, expect
 
+from tests.integration.test_delete_chat import delete_chat
+from tests.integration.test_messages import ask, call_offline, say_stored, session
 from tests.support import drained, make_config, running_server
 from tests.web.conftest import screenshot_path
 from tests.web.test_chat_app import _clean, _composer, _contact, _keep, _login
@@ -101,3 +103,26 @@ async def test_the_composer_keeps_to_the_servers_max_message(browser: Browser) -
         await _composer(alice).press("Enter")
         await expect(alice.locator(".msg.mine .body")).to_have_text(["short enough"])
         _clean(alice)
+
+
+async def test_a_chat_deleted_while_the_page_was_away_is_said_at_the_next_sign_in(
+    browser: Browser,
+) -> None:
+    """docs 12.32: bob was signed out when alice deleted their chat; his chat app learns
+    it from ReadChats (``ChatDeletedInd``) and says so, with ``both`` his copy gone too."""
+    async with running_server(delete_chat(make_config(), "both")) as server:
+        phone = await server.phone("alice")
+        await call_offline(phone, "bob")
+        await say_stored(phone, 1, "Your parcel left today", "m1")
+        await drained(server)
+        await session(phone)
+        (deleted,) = await ask(phone, "DeleteChat", sip="bob")
+        assert deleted["mt"] == "DeleteChatResult", deleted
+
+        bob = await _login(browser, server.http, "bob")
+        await _contact(bob, "alice").click()
+        await expect(bob.locator("#notice")).to_contain_text(
+            "Alice Example deleted this chat, and with it your copy."
+        )
+        await expect(bob.locator(".msg")).to_have_count(0)
+        _clean(bob)

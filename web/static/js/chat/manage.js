@@ -110,7 +110,7 @@ export async function confirmDeleteChat(event) {
 /** The other side deleted a chat (live `ChatDeleted`, or `ChatDeletedInd` from ReadChats). */
 export function chatDeleted(frame) {
   if (!frame || !frame.sip || frame.queue) return;
-  const conv = conversation(frame.sip);
+  const conv = conversation(frame.sip, frame.dn);
   const who = frame.by === conv.sip ? conv.name : frame.by;
   if (frame.removed) {
     clearMessages(conv);
