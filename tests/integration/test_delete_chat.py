@@ -272,3 +272,35 @@ async def test_a_writer_from_outside_the_queue_reads_its_chat_and_an_agent_delet
         assert "queue" not in event  # the told side is the customer, not a queue
         assert len(await read_chat(carol_reads, "desk")) == 3
         assert await read_chat(bob_reads, "carol", queue="desk") == []
+
+
+async def test_a_member_deletes_only_its_own_copy_of_a_groups_chat() -> None:
+    """A group's chat: the member's own copy goes; the group, the other members' copies
+    and their devices are untouched (no ChatDeleted)."""
+    async with running_server(config=make_config()) as server:
+        alice, bob = await server.phone("alice"), await server.phone("bob")
+        await session(alice)
+        (created,) = await ask(alice, "WriteGroup", dn="Team")
+        group = created["sip"]
+        await ask(alice, "WriteMember", grp=created["id"], member="bob", admin=False)
+        await alice.setup(1, group)
+        await alice.sig(1, "call_proc")
+        await alice.sig(1, "conn")
+        await alice.say(1, "hello team", id="t1")
+        number, _ = await bob.offered()
+        await bob.signal(number, {"type": "conn"})
+        assert (await bob.fty(number))["data"] == "hello team"
+        await drained(server)
+        bob_reads = await reader(server, "bob")
+
+        alice_reads = await reader(server, "alice")
+        answers = await ask(alice_reads, "DeleteChat", sip=group)
+        assert (answers[-1]["mt"], answers[-1]["removed"]) == ("DeleteChatResult", 1), answers
+        assert await read_chat(alice_reads, group) == []
+        assert group not in await chats(alice_reads)
+        # (ask would meet a live ChatDeleted on bob's session before its answer)
+        assert [m["text"] for m in await read_chat(bob_reads, group)] == ["hello team"]
+        *inds, _ = await ask(bob_reads, "ReadChats")
+        assert not [ind for ind in inds if ind["mt"] == "ChatDeletedInd"]
+        *groups, _ = await ask(alice_reads, "ReadGroups")  # still a member
+        assert [g["sip"] for g in groups] == [group]
