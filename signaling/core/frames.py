@@ -28,6 +28,7 @@ __all__ = [
     "HUB_FTY",
     "ack_text",
     "board",
+    "call_proc",
     "conn",
     "disc_of",
     "endpoint",
@@ -137,6 +138,11 @@ def resumed_presence_setup(watched: UserConfig) -> JsonObject:
         "cd": endpoint(watched.sip, watched.num),
         "fty": [{"type": "presence_subscribe"}, RESUMED],
     }
+
+
+def call_proc(leg: Leg) -> JsonObject:
+    """The hub's answer to a caller's ``setup`` it takes on: the call is being placed."""
+    return with_ids({"type": "call_proc"}, leg)
 
 
 def conn(name: str | None = None) -> JsonObject:

@@ -24,6 +24,7 @@ from ..clock import Clock
 from ..codec import encode
 from ..delivery_state import Delivery
 from ..frames import (
+    call_proc,
     conn,
     endpoint,
     fanout_text,
@@ -94,7 +95,7 @@ class GroupCalls:
         leg = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
         reg.legs[number] = leg
         call.joined.append(leg)
-        self._legs.hub_event(leg, Event.CALL_PROC, with_ids({"type": "call_proc"}, leg))
+        self._legs.hub_event(leg, Event.CALL_PROC, call_proc(leg))
         self._legs.hub_event(leg, Event.CONN, conn(group.dn))
         return leg
 
