@@ -61,7 +61,12 @@ class Presence:
         timers: TimerQueue,
         clock: Clock,
         recent_window: float,
+        changed: Callable[[str, str], None] = lambda domain, sip: None,
+        went: Callable[[str, str, bool], None] = lambda domain, sip, online: None,
     ) -> None:
+        """``changed`` is told after a user's devices or published activity changed (live
+        support follows its agents through it, §9.2); ``went`` when a user goes offline or
+        comes back (live support shows a visitor whose page closed, docs 12.38)."""
         self._wire = Wire(outbox)
         self._registry = registry
         self._licensed = licensed
@@ -72,12 +77,8 @@ class Presence:
         self.visitors = VisitorsSeen(
             timers=timers, clock=clock, window=recent_window, window_over=self._notify_all
         )
-        self.changed: Callable[[str, str], None] = lambda domain, sip: None
-        """Told after a user's devices or published activity changed (live support
-        follows its agents through it, §9.2)."""
-        self.went: Callable[[str, str, bool], None] = lambda domain, sip, online: None
-        """Told when a user goes offline or comes back (live support shows a visitor
-        whose page closed, docs 12.38)."""
+        self._changed = changed
+        self._went = went
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -134,7 +135,7 @@ class Presence:
         if isinstance(note, str):
             published.note = note[:200]
         self._notify_all(key)
-        self.changed(*key)
+        self._changed(*key)
 
     def online(self, domain: str, sip: str) -> bool:
         """Whether any device of the user counts as online (see ``present``)."""
@@ -154,8 +155,8 @@ class Presence:
             else:
                 self.visitors.went(key)
             self._notify_all(key)
-            self.went(domain, sip, online)
-        self.changed(domain, sip)  # also a device more or less: offers may follow
+            self._went(domain, sip, online)
+        self._changed(domain, sip)  # also a device more or less: offers may follow
 
     def activity(self, domain: str, sip: str) -> str:
         """The activity the user last published (``available`` until then)."""

@@ -97,18 +97,15 @@ class Switch:
         self.connections: dict[int, Connection] = self.logins.connections
         self.throttle = self.logins.throttle
         """Failed logins (§3.6); its counts feed ``/metrics``."""
-        self.registry = Registry()
+        self.registry = registry = Registry()
         groups = GroupBook()
-        self.node = NodeSeat.of(
-            node, book, self.registry, self.directory, groups, self._out, config
-        )
+        self.node = NodeSeat.of(node, book, registry, self.directory, groups, self._out, config)
         """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
         self.presence = self._presence()
         self.chat = self._chat_calls(groups)
-        self.presence.changed = self.chat.support.agent_changed
         self.devices = self._devices()
         if self.node is not None:
             self.node.seat(self.chat, self.devices, self._guarded)
@@ -141,6 +138,8 @@ class Switch:
             timers=self.timers,
             clock=self.clock,
             recent_window=self.config.presence.recent_window,
+            changed=lambda domain, sip: self.chat.support.agent_changed(domain, sip),
+            went=lambda domain, sip, on: self.chat.support.visitor_presence(domain, sip, on),
         )
 
     def _devices(self) -> Devices:
