@@ -191,6 +191,7 @@ class Switch:
             tracer=self.tracer,
             agent_slots=node.claims if node is not None else None,
             leg_ended=node.leg_ended if node is not None else None,
+            group_ended=node.group_ended if node is not None else None,
         )
 
     # -- entry points from the I/O layer --------------------------------------------------

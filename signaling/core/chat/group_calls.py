@@ -63,7 +63,10 @@ class GroupCalls:
         timers: TimerQueue,
         clock: Clock,
         config: SignalingConfig,
+        ended: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``ended`` is told (domain, group sip) when a group's live call here ends (a
+        cluster's seat gives the group's home back)."""
         self._wire = wire
         self._legs = legs
         self._acks = acks
@@ -75,8 +78,7 @@ class GroupCalls:
         self._config = config
         self._live: dict[tuple[str, str], Call] = {}
         """Each group's live call, by (domain, group sip)."""
-        self.ended: Callable[[str, str], None] = _nobody
-        """Told (domain, group sip) when a group's live call ends (a cluster's seat)."""
+        self._ended = ended or _nobody
 
     def live(self, domain: str, sip: str) -> bool:
         return (domain, sip) in self._live
@@ -213,7 +215,7 @@ class GroupCalls:
         if not call.joined and not call.offers and call.group is not None:
             self._calls.pop(call.call_id, None)
             self._live.pop((call.domain, call.group.sip), None)
-            self.ended(call.domain, call.group.sip)
+            self._ended(call.domain, call.group.sip)
 
     def changed(self, group: Group) -> None:
         """The service changed a group: devices of users no longer members leave (21)."""

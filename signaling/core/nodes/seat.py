@@ -71,8 +71,6 @@ class CallCore(Protocol):
 
     def group_live(self, domain: str, sip: str) -> bool: ...
 
-    def on_group_end(self, hook: Callable[[str, str], None]) -> None: ...
-
 
 class DeviceEnds(Protocol):
     """What the seat needs of the switch's devices: the resume grace and the end."""
@@ -176,7 +174,6 @@ class NodeSeat:
         the devices part that gives a lost remote device its grace and ends it, and how
         a frame that waited runs."""
         self.core, self.ends, self._guard = core, ends, guard
-        core.on_group_end(lambda domain, sip: self._group_over((domain, sip)))
 
     def held(self) -> dict[str, int]:
         return {
@@ -397,6 +394,10 @@ class NodeSeat:
     def _settle(self, group: GroupKey) -> None:
         if self.core is not None and not self.core.group_live(*group):
             self._group_over(group)
+
+    def group_ended(self, domain: str, sip: str) -> None:
+        """The group's live call here ended (the call core tells it)."""
+        self._group_over((domain, sip))
 
     def _group_over(self, group: GroupKey) -> None:
         """No live call of the group here: its home is free, its members' stand-ins go."""
