@@ -47,6 +47,12 @@ __all__ = ["Database", "Dialect", "dialect_of"]
 
 log = logging.getLogger(__name__)
 
+for _chatty in ("aiosqlite", "tortoise.db_client"):
+    # Their DEBUG lines carry every statement's parameters: message text, file keys,
+    # password hashes. Queries are traced by the ``database`` flag, which redacts them;
+    # a root logger at DEBUG must not put them in the log.
+    logging.getLogger(_chatty).setLevel(logging.INFO)
+
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgres"]
 
