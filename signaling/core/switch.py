@@ -55,16 +55,6 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 
 
-_ABUSE = frozenset(
-    {
-        closecodes.WS_4002_TOO_MANY_BAD_MESSAGES,
-        closecodes.WS_4003_BINARY_FRAME,
-        closecodes.WS_4004_RATE_LIMIT,
-    }
-)
-"""Closes the hub makes for abuse: the registration ends at once, no resume (§4.9)."""
-
-
 def _never_congested(conn_id: int, pending: int) -> bool:
     return False
 
@@ -456,7 +446,7 @@ class Switch:
             return
         conn.closing = True
         self._out.close(conn.id, code, reason)
-        self._teardown(conn, Q931.TEMPORARY_FAILURE, resumable=code not in _ABUSE)
+        self._teardown(conn, Q931.TEMPORARY_FAILURE, resumable=code not in closecodes.ABUSE)
 
     def _teardown(self, conn: Connection, cause: Q931, *, resumable: bool = True) -> None:
         conn.closing = True
