@@ -25,7 +25,7 @@ from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
-from .actions import Action, Claimed, LookedUp, StoredAck
+from .actions import Action, Claimed, LookedUp, PresenceShares, StoredAck
 from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
@@ -130,6 +130,7 @@ class Switch:
             recent_window=self.config.presence.recent_window,
             changed=lambda domain, sip: self.chat.support.agent_changed(domain, sip),
             went=lambda domain, sip, on: self.chat.support.visitor_presence(domain, sip, on),
+            cluster_wait=self.config.cluster.answer_wait if self.node is not None else None,
         )
 
     def _devices(self) -> Devices:
@@ -312,6 +313,12 @@ class Switch:
         """Switch ``node`` is gone for good (its lease ran out)."""
         if self.node is not None:
             self.node.node_down(node)
+            self.presence.node_down(node)
+        return self._out.drain()
+
+    def presence_shares(self, answer: PresenceShares) -> list[Action]:
+        """A followed user's presence on the other switches (``PresenceWatch``)."""
+        self.presence.shares_read(answer)
         return self._out.drain()
 
     # -- entry points from the visitors' routes (§9.1) -----------------------------------------

@@ -190,6 +190,7 @@ class NodeSeat:
         self._refs[reg], self._own[ref] = ref, reg
         record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
         self._book.publish(record)
+        self._out.when_findable(reg.conn)  # its RegisterResult waits until others find it
 
     def detached(self, reg: Registration) -> None:
         ref = self._refs.get(reg)
@@ -235,6 +236,8 @@ class NodeSeat:
         if (proxied or group is not None) and len(reg.legs) + proxied >= self._max_calls:
             self._full(reg, msg.call)  # the home would not count this switch's calls
             return True
+        if not msg.sig.has_fty("im_setup"):  # a presence subscription needs no lookup: the
+            return False  # user is followed on every switch (presence_shares)
         parked = Parked(conn, reg, inbound, msg)
         if group is not None:
             parked.settle = functools.partial(self._settle, group)
