@@ -30,6 +30,9 @@ from signaling.core.actions import (
     LookedUp,
     Lookup,
     Notify,
+    PresenceShare,
+    PresenceShares,
+    PresenceWatch,
     Send,
     Store,
     StoredAck,
@@ -64,7 +67,7 @@ class WirePeer(Peer, Protocol):
     def write_text(self, text: str) -> None: ...
 
 
-_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim))
+_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim, PresenceShare, PresenceWatch))
 """Actions for the bus (SCALE.md); a switch standing alone makes none."""
 
 
@@ -294,6 +297,9 @@ class Hub:
 
     def node_down(self, address: str) -> None:
         self._apply(self.switch.node_down(address))
+
+    def presence_shares(self, answer: PresenceShares) -> None:
+        self._apply(self.switch.presence_shares(answer))
 
     # -- carrying out actions ------------------------------------------------------------------
 
