@@ -38,6 +38,7 @@ from signaling.core.actions import (
     StoredAck,
     ToService,
     Unclaim,
+    WhenFindable,
 )
 from signaling.core.nodes.frames import NodeFrame
 from tracing import Tracer
@@ -387,6 +388,10 @@ class Hub:
             self.webhooks.emit(action.event, action.data)
         elif type(action) in _CLUSTER and self.bus is not None:
             self.bus.take(action)
+        elif type(action) is WhenFindable and self.bus is not None:
+            link = self._links.get(action.conn) or self._link(action.conn)
+            if link is not None and not link.closing:  # the RegisterResult waits for Redis
+                link.push(self.bus.written(), self._send_queue)
         return index
 
     def _enqueue_close(self, link: Link, code: int, reason: str) -> None:

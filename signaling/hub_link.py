@@ -2,7 +2,9 @@
 the task that writes it (PROTOCOL §1.6: 4008 on overflow; DESIGN "Principles").
 
 The hub makes a ``Link`` for a connection's first frame and drops it once everything is
-sent.
+sent. Besides frames and the close, the queue may hold a *gate*, a future: what follows
+it waits until it is done (a RegisterResult in a cluster waits for Redis, docs 12.39),
+while what was queued before it still goes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from signaling.appwebsocket import closecodes
 from tracing.logs import connection_task_name
 
-__all__ = ["CloseItem", "Link", "Peer", "close_quietly"]
+__all__ = ["CloseItem", "Gate", "Link", "Peer", "close_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ class Peer(Protocol):
 
 
 CloseItem = tuple[int, str]
+Gate = asyncio.Future[None]
+"""In a connection's queue: what follows waits until it is done (docs 12.39)."""
 
 
 class Link:
@@ -49,11 +53,11 @@ class Link:
         self.conn_id = conn_id
         self.links = links
         """The hub's links, which this one leaves when it has sent everything."""
-        self.items: deque[str | CloseItem] = deque()
+        self.items: deque[str | CloseItem | Gate] = deque()
         self.closing = False
         self.writer: asyncio.Task[None] | None = None
 
-    def push(self, item: str | CloseItem, limit: int) -> bool:
+    def push(self, item: str | CloseItem | Gate, limit: int) -> bool:
         """Queue a frame (or the close); False when ``limit`` frames already wait."""
         items = self.items
         if len(items) >= limit:
@@ -78,9 +82,11 @@ class Link:
                 item = items.popleft()
                 if isinstance(item, str):
                     await peer.send_text(item)
-                else:
+                elif isinstance(item, tuple):
                     items.clear()
                     await peer.close(*item)
+                else:
+                    await item
         except asyncio.CancelledError:
             raise
         except (OSError, WebSocketDisconnect, WebSocketDisconnected) as exc:

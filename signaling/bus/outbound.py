@@ -7,13 +7,14 @@ had no inbox for ``give_up`` seconds (then the target counts as gone).
 
 A ``Batch`` collects, between two turns of the writer, the registrations written or
 withdrawn, the presence shares written, the frames for each other node, the lookups and
-the claims, and the users whose presence to read (``presence``). ``Outbound``
-numbers the frames into stream entries (at most ``ENTRY_FRAMES`` frames each), fills
-the pipeline, runs it until Redis has taken it, and turns the replies into the switch's
-``LookedUp`` and ``Claimed``. A command Redis refuses (a key of the wrong type, out of
-memory) costs that command only: it is logged and counted, a lookup it belonged to finds
-nothing and a claim is refused; only a broken connection makes the batch go again,
-whole, with the same entry numbers.
+the claims, the users whose presence to read (``presence``), and who waits for all of it
+to be in Redis (``waiters``). ``Outbound`` numbers the frames into stream entries (at
+most ``ENTRY_FRAMES`` frames each), fills the pipeline, runs it until Redis has taken
+it, and turns the replies into the switch's ``LookedUp`` and ``Claimed`` (the presence
+reads' into ``PresenceShares``, in ``presence``). A command Redis refuses (a key of the
+wrong type, out of memory) costs that command only: it is logged and counted, a lookup
+it belonged to finds nothing and a claim is refused; only a broken connection makes the
+batch go again, whole, with the same entry numbers.
 
 It also keeps the claims this run holds, so that they can be written again after Redis
 lost them (``reassert``).
@@ -66,7 +67,7 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 class Batch:
     """What one pipeline carries; kept whole until Redis took it."""
 
-    __slots__ = ("entries", "frames", "ops", "questions", "reads", "shares")
+    __slots__ = ("entries", "frames", "ops", "questions", "reads", "shares", "waiters")
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
@@ -77,9 +78,13 @@ class Batch:
         """Users whose presence share this batch writes (among ``ops``)."""
         self.reads: dict[UserKey, None] = {}
         """Users whose presence to read after the writes, each once, in order."""
+        self.waiters: list[asyncio.Future[None]] = []
+        """Done once Redis has taken this batch."""
 
     def __bool__(self) -> bool:
-        return bool(self.frames or self.ops or self.questions or self.entries or self.reads)
+        return bool(
+            self.frames or self.ops or self.questions or self.entries or self.reads or self.waiters
+        )
 
     def frame_count(self) -> int:
         return sum(len(frames) for frames in self.frames.values())

@@ -17,6 +17,11 @@ same on every node (``control``); users' presence is shared and followed by
 shows, is true while every task runs, the heartbeat works, and the run has not been
 fenced.
 
+A new registration's ``RegisterResult`` waits for the pipeline that writes it
+(``written``): once Redis has taken it, every node finds the device. If Redis does not
+answer within ``cluster.answer_wait`` the answer goes anyway, and the registration is
+written when Redis is back.
+
 While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that
 the frames for the node concerned are dropped and its calls here end as if it had died,
 rather than reaching it with a hole in the middle.
@@ -266,6 +271,21 @@ class RedisBus:
             self._presence.watch(action, batch)
         self._wake_writer()
 
+    def written(self) -> asyncio.Future[None]:
+        """Done once Redis has taken everything taken so far (a registration's write: the
+        device can be found), or after ``cluster.answer_wait`` if it has not answered."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._next.waiters.append(waiter)
+        self._wake_writer()
+        loop.call_later(self.config.answer_wait, self._overdue, waiter)
+        return waiter
+
+    def _overdue(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self.stats.late_answers += 1
+            waiter.set_result(None)
+
     def _read_presence(self, key: tuple[str, str]) -> None:
         self._next.reads[key] = None
         self._wake_writer()
@@ -347,6 +367,9 @@ class RedisBus:
     async def _write(self, outbound: Outbound, batch: Batch) -> None:
         outbound.number(batch)
         placed, results = await outbound.execute(batch)
+        for waiter in batch.waiters:
+            if not waiter.done():  # else given up waiting, or its connection closed
+                waiter.set_result(None)
         self._queued -= batch.frame_count()
         self._overflowed.clear()
         dead = self._lease.dead if self._lease is not None else set()

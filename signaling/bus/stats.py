@@ -28,5 +28,8 @@ class BusStats:
     """Changes of this node's presence shares written (0/1 transitions, publishes)."""
     presence_reads: int = 0
     """Users' presence read (a new follower, a change announced, a reconnect)."""
+    late_answers: int = 0
+    """Answers (a RegisterResult) sent after ``cluster.answer_wait`` without waiting
+    for Redis any longer."""
     lag_ms: float = 0.0
     """Age of the last entry read when it was read (Redis's clock against this node's)."""
