@@ -92,7 +92,6 @@ class RedisPresence:
         self._settle = 2 * heartbeat
         self._stats = stats
         self._read = read
-        self._script = redis.register_script(_SHARE)
         self.mine: dict[UserKey, tuple[bool, bytes]] = {}
         """This run's share of each user registered here, and what it last published
         (empty if nothing): written again after Redis lost them."""
@@ -152,11 +151,12 @@ class RedisPresence:
     def _op(
         self, hash_key: str, channel: str, index: str, value: str, published: bytes, had: bool
     ) -> Op:
-        script, address = self._script, self._address
+        address = self._address
 
         def write(pipe: Any) -> None:
-            pipe.scripts.add(script)
-            pipe.evalsha(script.sha, 1, hash_key, address, value, published, channel)
+            # EVAL, not EVALSHA: no SCRIPT EXISTS round trip before the pipeline (which a
+            # RegisterResult waits for); Redis keeps the compiled script by its hash
+            pipe.eval(_SHARE, 1, hash_key, address, value, published, channel)
             if not value:
                 pipe.srem(index, hash_key)
             elif not had:
