@@ -20,7 +20,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from config import Config, ConfigError, UserConfig
@@ -211,6 +213,14 @@ class MessagesService:
         except TimeoutError:
             return False
 
+    async def checks(self) -> dict[str, str]:
+        """``/healthz``'s checks of the service: ``database``, and ``replicas`` (the
+        connection that hears the other replicas) when ``messages.replicas``."""
+        checks = {"database": "up" if await self.database_ready() else "down"}
+        if self.replicas is not None:
+            checks["replicas"] = "up" if self.replicas.up else "down"
+        return checks
+
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
 
@@ -267,7 +277,18 @@ def create_messages_app(config: Config, *, password: str | None = None) -> Starl
         finally:
             await service.stop()
 
-    app = Starlette(routes=service.routes(), lifespan=lifespan)
+    async def healthz(request: Request) -> JSONResponse:
+        """As the hub's ``/healthz``: 200 while serving (``degraded`` when a check is
+        down), and with ``?ready=1`` 503 unless every check is up, so that a balancer in
+        front of replicas sends hubs elsewhere meanwhile."""
+        checks = await service.checks()
+        ready = all(state == "up" for state in checks.values())
+        body = {"status": "ok" if ready else "degraded", "checks": checks}
+        status = 503 if request.query_params.get("ready") == "1" and not ready else 200
+        return JSONResponse(body, status_code=status)
+
+    routes = [Route("/healthz", healthz), *service.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.messages_service = service
     service.serve_on_transport(app)
     return app

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from config import Config, ConfigError, UserConfig, load_config
@@ -126,6 +127,15 @@ async def until_listening_again(
         await asyncio.sleep(0.01)
 
 
+async def health(running: RunningService) -> JsonObject:
+    """``/healthz?ready=1`` of a service process (``--role messages``)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{running.port}") as http:
+        answer = await http.get("/healthz", params={"ready": "1"})
+    body: JsonObject = answer.json()
+    assert answer.status_code == (200 if body["status"] == "ok" else 503), body
+    return body
+
+
 async def test_every_kind_of_notification_reaches_the_other_replicas_hubs(
     postgres_url: str,
 ) -> None:
@@ -211,6 +221,7 @@ async def test_a_cut_listening_connection_loses_no_note(postgres_url: str) -> No
         assert [note["id"] for note in got[3:]] == [r["id"] for r in renamed]
         assert await quiet(hub_b) == []
         assert replicas_of(b).gaps == 0
+        assert (await health(b))["checks"] == {"database": "up", "replicas": "up"}
 
 
 async def test_notes_pruned_before_they_were_read_close_that_replicas_hub_links(
@@ -244,6 +255,7 @@ async def test_notes_pruned_before_they_were_read_close_that_replicas_hub_links(
 async def test_one_service_pays_nothing_for_replicas(database_url: str) -> None:
     async with running_service(service_config(database_url)) as running:
         assert running.service.replicas is None
+        assert await health(running) == {"status": "ok", "checks": {"database": "up"}}
         hub = await running.hub()
         await hub.user("alice").one("WriteGroup", dn="Team")
         assert len(await heard(hub, "GroupInd", 1)) == 1
