@@ -300,5 +300,5 @@ class Replicas:
             if connection is not None and not connection.is_closed():
                 try:
                     await asyncio.wait_for(connection.close(), STOP_TIMEOUT)
-                except (*_FAILURES, asyncio.CancelledError):
+                except _FAILURES:
                     connection.terminate()

@@ -120,7 +120,8 @@ async def prune(connection: Any, keep: float) -> int:
         "WITH gone AS (DELETE FROM replica_notes"
         " WHERE created < now() - make_interval(secs => $1) RETURNING id),"
         " mark AS (UPDATE replica_notes_pruned"
-        " SET upto = GREATEST(upto, (SELECT COALESCE(MAX(id), 0) FROM gone)))"
+        " SET upto = GREATEST(upto, (SELECT MAX(id) FROM gone))"
+        " WHERE EXISTS (SELECT 1 FROM gone))"
         " SELECT COUNT(*) FROM gone",
         keep,
     )

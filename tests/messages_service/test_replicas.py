@@ -224,7 +224,28 @@ async def test_a_cut_listening_connection_loses_no_note(postgres_url: str) -> No
         assert (await health(b))["checks"] == {"database": "up", "replicas": "up"}
 
 
-async def test_notes_pruned_before_they_were_read_close_that_replicas_hub_links(
+async def test_a_cut_writing_connection_loses_no_note(postgres_url: str) -> None:
+    async with replicas(postgres_url) as (a, b):
+        hub_a, hub_b = await a.hub(), await b.hub()
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            name = f"switchboard {replicas_of(a).run} notes"
+            cut = await admin.fetchval(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = $1",
+                name,
+            )
+            assert cut is True
+        finally:
+            await admin.close()
+        for n in range(3):  # A writes them once it has connected again
+            await hub_a.user("alice").one("WriteGroup", dn=f"while cut {n}")
+        got = await heard(hub_b, "GroupInd", 3)
+        assert [note["dn"] for note in got] == [f"while cut {n}" for n in range(3)]
+        assert await quiet(hub_b) == []
+
+
+async def test_notes_pruned_before_they_were_read_close_the_hub_links_of_who_missed_them(
     postgres_url: str,
 ) -> None:
     async with replicas(postgres_url) as (a, b):
@@ -232,24 +253,28 @@ async def test_notes_pruned_before_they_were_read_close_that_replicas_hub_links(
         admin = await asyncpg.connect(postgres_url)
         try:
             old = await listening_pid(admin, b)
-            await admin.execute(
+            await admin.execute(  # with no NOTIFY: neither replica reads it in time
                 "INSERT INTO replica_notes (origin, body) VALUES ('elsewhere', $1)",
                 json.dumps(_group_ind("never read")),
             )
-            assert await notes.prune(admin, 0.0) == 1  # gone before B read it
-            await admin.execute("SELECT pg_terminate_backend($1)", old)
-            with pytest.raises(ConnectionClosed) as closed:
-                while True:  # B, listening again, finds the gap and closes its hub links
-                    await hub_b.client.recv(WAIT)
-            assert closed.value.code == 1012
-            assert replicas_of(b).gaps == 1
+            assert await notes.prune(admin, 0.0) == 1
+            await admin.execute("SELECT pg_terminate_backend($1)", old)  # B reads again
+            await admin.execute("SELECT pg_notify($1, 'elsewhere 0 0')", notes.CHANNEL)  # A too
+            for link in (hub_b, hub_a):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:  # each finds the gap and closes its hub links
+                        await link.client.recv(WAIT)
+                assert closed.value.code == 1012
+            assert (replicas_of(a).gaps, replicas_of(b).gaps) == (1, 1)
             await until_listening_again(admin, b, old)
         finally:
             await admin.close()
-        again = await b.hub()  # a hub logs in again (and asks for its state afresh)
-        await hub_a.user("alice").one("WriteGroup", dn="after the gap")
-        (note,) = await heard(again, "GroupInd", 1)
+        again_a, again_b = await a.hub(), await b.hub()  # hubs log in again, ask afresh
+        await again_a.user("alice").one("WriteGroup", dn="after the gap")
+        (note,) = await heard(again_b, "GroupInd", 1)
         assert note["dn"] == "after the gap"
+        assert [m["dn"] for m in await quiet(again_a)] == ["after the gap"]  # its own
+        assert await quiet(again_b) == []
 
 
 async def test_one_service_pays_nothing_for_replicas(database_url: str) -> None:
