@@ -68,6 +68,10 @@ _FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutErro
 
 
 class Replicas:
+    """This replica's side of the notes: ``start()``, then ``publish`` each notification
+    made here; ``deliver`` gets each one another replica made; ``lost`` is called when
+    notes were pruned before this replica read them. ``stop()`` when done."""
+
     def __init__(
         self,
         url: str,
