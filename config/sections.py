@@ -144,6 +144,8 @@ class MessagesConfig:
     request_timeout: PositiveDuration = 10.0
     # a client message id stays a key per sender this long
     idempotency_ttl: PositiveDuration = 24 * 3600.0
+    # true: one of several service replicas on one PostgreSQL, telling each other's hubs
+    replicas: Flag = False
 
 
 @dataclass(frozen=True, slots=True)
