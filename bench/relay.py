@@ -332,10 +332,11 @@ async def open_pair(
     """Caller ``caller_index`` calls ``caller_index + 1``, who answers: a connected chat.
 
     With ``callee_port`` the callee is a client of another server (a node of the same
-    cluster: bench/cluster.py), so the call crosses between nodes. The callee's node
-    publishes the registration in the cluster's book with its next write, after the
-    ``RegisterResult``: a setup that comes first is released (18, no user responding)
-    and is placed again, a little later."""
+    cluster: bench/cluster.py), so the call crosses between nodes. The callee's
+    ``RegisterResult`` comes once its node has written the registration to Redis
+    (docs/protocol.md 12.39); a tree from before that answered first, so a setup that
+    came first was released (18, no user responding): it is placed again, a little
+    later."""
     callee = await open_session(callee_port or port, secret, caller_index + 1, flags=flags)
     caller = await open_session(port, secret, caller_index, flags=flags)
     setup = {"type": "setup", "channel": 0, "cd": {"sip": user_name(caller_index + 1)}}

@@ -170,7 +170,14 @@ def _check_tls(server: ServerConfig) -> None:
 
 def _check_messages(config: Config) -> None:
     """A hub reaching a service in another process must share its secret; a random one
-    only works when both live in this process."""
+    only works when both live in this process. Replicas of the service share one
+    PostgreSQL."""
     messages = config.messages
     if messages.enabled and messages.url and not messages.password:
         raise ConfigError("messages.password", "required when messages.url is set")
+    if messages.replicas and not messages.database.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            "messages.replicas",
+            "needs a postgres:// messages.database: replicas share one PostgreSQL "
+            "(a SQLite file belongs to one process)",
+        )

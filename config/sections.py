@@ -144,6 +144,8 @@ class MessagesConfig:
     request_timeout: PositiveDuration = 10.0
     # a client message id stays a key per sender this long
     idempotency_ttl: PositiveDuration = 24 * 3600.0
+    # true: one of several service replicas on one PostgreSQL, telling each other's hubs
+    replicas: Flag = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,7 @@ class ClusterConfig:
     lease: PositiveDuration = 10.0  # a node whose lease is not renewed by then is dead
     heartbeat: PositiveDuration = 2.0  # how often a node renews its lease and checks the others
     inbox_max: PositiveCount = 100_000  # entries kept in a node's inbox stream, about
+    answer_wait: PositiveDuration = 2.0  # a RegisterResult waits for Redis this long at most
 
 
 @dataclass(frozen=True, slots=True)

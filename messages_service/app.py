@@ -20,7 +20,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from config import Config, ConfigError, UserConfig
@@ -44,7 +46,9 @@ from .directory import TenantDirectory
 from .errors import Unavailable
 from .handlers import Handlers
 from .hubs import HubConnections
+from .replicas import Replicas
 from .storage import MessageStore
+from .storage.database import dialect_of
 from .writer import PostWriter
 
 __all__ = ["MESSAGES_PATH", "MessagesService", "create_messages_app", "database_url"]
@@ -111,22 +115,21 @@ class MessagesService:
         self.file_routes = FileRoutes(self.file_store, secret, base_url=files.url)
         self.attachments = Attachments(self.file_store, self.file_routes, secret)
         self._collector: asyncio.Task[None] | None = None
+        self.replicas: Replicas | None = None
+        """With ``messages.replicas``: what this replica tells the others' hubs (12.41)."""
 
     async def start(self) -> None:
-        """Open the store (running migrations) and start the Post writer."""
+        """Open the store (running migrations), join the other replicas (when
+        ``messages.replicas``) and start the Post writer."""
         if self._services is not None:
             return
-        try:
-            store = await MessageStore.open(
-                self.database_url, self.tracer, key_ttl=self.config.messages.idempotency_ttl
-            )
-        except ValueError as exc:
-            raise ConfigError("messages.database", str(exc)) from exc
-        except Unavailable as exc:
-            # At start-up nothing can be retried yet: the operator must fix the setting
-            # (a missing database, a wrong port or role), so say which and why.
-            reason = f"cannot open {_shown(self.database_url)}: {_first_cause(exc)}"
-            raise ConfigError("messages.database", reason) from exc
+        store = await self._open_store()
+        if self.config.messages.replicas:
+            try:
+                await self._join_replicas()
+            except BaseException:
+                await store.close()
+                raise
         await self.file_store.open()
         self._collector = asyncio.get_running_loop().create_task(self._collect_garbage())
         writer = PostWriter(
@@ -148,12 +151,48 @@ class MessagesService:
         )
         log.info("messages service started (%s)", store.dialect)
 
+    async def _open_store(self) -> MessageStore:
+        try:
+            return await MessageStore.open(
+                self.database_url, self.tracer, key_ttl=self.config.messages.idempotency_ttl
+            )
+        except ValueError as exc:
+            raise ConfigError("messages.database", str(exc)) from exc
+        except Unavailable as exc:
+            # At start-up nothing can be retried yet: the operator must fix the setting
+            # (a missing database, a wrong port or role), so say which and why.
+            reason = f"cannot open {_shown(self.database_url)}: {_first_cause(exc)}"
+            raise ConfigError("messages.database", reason) from exc
+
+    async def _join_replicas(self) -> None:
+        """docs/protocol.md 12.41: every notification made here goes to the other
+        replicas' hubs too, and theirs to this one's."""
+        if dialect_of(self.database_url) != "postgres":
+            raise ConfigError("messages.replicas", "needs a postgres:// messages.database")
+        replicas = Replicas(
+            self.database_url,
+            self.config.server.node,
+            deliver=self.hubs.deliver,
+            lost=lambda: self.hubs.close_logged_in(closecodes.WS_1012_SERVICE_RESTART),
+        )
+        try:
+            await replicas.start()
+        except Unavailable as exc:
+            reason = f"cannot listen on {_shown(self.database_url)}: {_first_cause(exc)}"
+            raise ConfigError("messages.replicas", reason) from exc
+        self.replicas = replicas
+        self.hubs.relay = replicas.publish
+
     async def stop(self) -> None:
         """Write every queued Post, close the connections (1012), close the store."""
         services, self._services = self._services, None
         if services is None:
             return
         await services.writer.stop()
+        if self.replicas is not None:  # after the writer: its last badges go out too
+            self.hubs.relay = None
+            await self.replicas.stop()
+            self.replicas = None
         if self._collector is not None:
             self._collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -173,6 +212,14 @@ class MessagesService:
             return await asyncio.wait_for(self._store.ready(), READY_TIMEOUT)
         except TimeoutError:
             return False
+
+    async def checks(self) -> dict[str, str]:
+        """``/healthz``'s checks of the service: ``database``, and ``replicas`` (the
+        connection that hears the other replicas) when ``messages.replicas``."""
+        checks = {"database": "up" if await self.database_ready() else "down"}
+        if self.replicas is not None:
+            checks["replicas"] = "up" if self.replicas.up else "down"
+        return checks
 
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
@@ -230,7 +277,18 @@ def create_messages_app(config: Config, *, password: str | None = None) -> Starl
         finally:
             await service.stop()
 
-    app = Starlette(routes=service.routes(), lifespan=lifespan)
+    async def healthz(request: Request) -> JSONResponse:
+        """As the hub's ``/healthz``: 200 while serving (``degraded`` when a check is
+        down), and with ``?ready=1`` 503 unless every check is up, so that a balancer in
+        front of replicas sends hubs elsewhere meanwhile."""
+        checks = await service.checks()
+        ready = all(state == "up" for state in checks.values())
+        body = {"status": "ok" if ready else "degraded", "checks": checks}
+        status = 503 if request.query_params.get("ready") == "1" and not ready else 200
+        return JSONResponse(body, status_code=status)
+
+    routes = [Route("/healthz", healthz), *service.routes()]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.messages_service = service
     service.serve_on_transport(app)
     return app

@@ -277,7 +277,7 @@ async def healthz(request: Request) -> JSONResponse:
         checks["messages_link"] = "up" if hub.link.up else "down"
     service: MessagesService | None = getattr(request.app.state, "messages_service", None)
     if service is not None:
-        checks["database"] = "up" if await service.database_ready() else "down"
+        checks.update(await service.checks())
     ready = all(state == "up" for state in checks.values())
     body = {"status": "ok" if ready else "degraded", "checks": checks}
     status = 503 if request.query_params.get("ready") == "1" and not ready else 200

@@ -204,6 +204,8 @@ def _banner(config: Config, role: str = "all") -> str:
         lines.append(
             f"  messages service: {ws}://{shown}:{port}{MESSAGES_WEBSOCKET_PATH} ({database})"
         )
+        if messages.replicas:
+            lines.append(f"  replica {config.server.node!r}, hearing the others through PostgreSQL")
     elif role == "hub" and messages.enabled:
         lines.append(f"  messages service at {messages.url}")
     lines.append(f"  data directory: {config.server.data_dir}")

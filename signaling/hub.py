@@ -1,11 +1,11 @@
 """asyncio glue around the sans-I/O ``Switch``: sockets, send queues and the timer task.
 
 A connection with frames to send gets a bounded send queue drained by a writer task of
-its own, both made for the first frame and dropped once all are sent (an idle connection
-has neither), so one slow or dead client never slows the others: when its queue
-overflows the connection is closed 4008 (DESIGN "Principles"). One timer task sleeps
-until the switch's next deadline; the clock is injected, so tests that advance a manual
-clock call ``wake()`` afterwards.
+its own (``hub_link``), both made for the first frame and dropped once all are sent (an
+idle connection has neither), so one slow or dead client never slows the others: when
+its queue overflows the connection is closed 4008 (DESIGN "Principles"). One timer task
+sleeps until the switch's next deadline; the clock is injected, so tests that advance a
+manual clock call ``wake()`` afterwards.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import json
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
-
-from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import (
@@ -33,18 +30,22 @@ from signaling.core.actions import (
     LookedUp,
     Lookup,
     Notify,
+    PresenceShare,
+    PresenceShares,
+    PresenceWatch,
     Send,
     Store,
     StoredAck,
     ToService,
     Unclaim,
+    WhenFindable,
 )
 from signaling.core.nodes.frames import NodeFrame
 from tracing import Tracer
-from tracing.logs import connection_task_name
 
 from .core.frames import ack_text
 from .core.switch import Switch
+from .hub_link import Link, Peer, close_quietly
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
@@ -58,14 +59,6 @@ __all__ = ["Hub", "Peer", "WirePeer"]
 log = logging.getLogger(__name__)
 
 
-class Peer(Protocol):
-    """The part of a Starlette WebSocket the hub uses."""
-
-    async def send_text(self, data: str) -> None: ...
-
-    async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
-
-
 class WirePeer(Peer, Protocol):
     """A peer the hub may also write to synchronously (``signaling.hub_socket``): frames written
     while ``writable_now`` go out at the end of this turn of the loop, without a task."""
@@ -75,74 +68,8 @@ class WirePeer(Peer, Protocol):
     def write_text(self, text: str) -> None: ...
 
 
-_CloseItem = tuple[int, str]
-
-_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim))
+_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim, PresenceShare, PresenceWatch))
 """Actions for the bus (SCALE.md); a switch standing alone makes none."""
-
-
-class _Link:
-    """One connection's outbound side while it has something to send: a bounded FIFO and
-    the task draining it (PROTOCOL §1.6: 4008 on overflow).
-
-    Made for the first frame and dropped, with its queue and task, once everything is
-    sent, so an idle connection costs none of them; one that is closing keeps its link
-    until it is gone, so that nothing more is queued for it."""
-
-    __slots__ = ("closing", "conn_id", "items", "links", "peer", "writer")
-
-    def __init__(self, peer: Peer, conn_id: int, links: dict[int, _Link]) -> None:
-        self.peer = peer
-        self.conn_id = conn_id
-        self.links = links
-        """The hub's links, which this one leaves when it has sent everything."""
-        self.items: deque[str | _CloseItem] = deque()
-        self.closing = False
-        self.writer: asyncio.Task[None] | None = None
-
-    def push(self, item: str | _CloseItem, limit: int) -> bool:
-        """Queue a frame (or the close); False when ``limit`` frames already wait."""
-        items = self.items
-        if len(items) >= limit:
-            return False
-        items.append(item)
-        if self.writer is None:
-            # Named after the connection: its log lines are about this connection, not
-            # the one whose event caused the frame.
-            name = connection_task_name(self.conn_id)
-            self.writer = asyncio.get_running_loop().create_task(self._write(), name=name)
-        return True
-
-    def stop(self) -> None:
-        self.items.clear()
-        if self.writer is not None:
-            self.writer.cancel()
-
-    async def _write(self) -> None:
-        items, peer = self.items, self.peer
-        try:
-            while items:
-                item = items.popleft()
-                if isinstance(item, str):
-                    await peer.send_text(item)
-                else:
-                    items.clear()
-                    await peer.close(*item)
-        except asyncio.CancelledError:
-            raise
-        except (OSError, WebSocketDisconnect, WebSocketDisconnected) as exc:
-            # The peer went away mid-send; its reader sees that too and detaches.
-            log.debug("send failed: %r", exc)
-            self.closing = True
-            items.clear()
-        except Exception:
-            # Never leave a live connection deaf: close it so the client reconnects.
-            log.exception("a frame could not be sent; closing the connection with 1011")
-            await _close_quietly(peer, closecodes.WS_1011_INTERNAL_ERROR, "internal error")
-        finally:
-            self.writer = None
-            if not items and not self.closing and self.links.get(self.conn_id) is self:
-                del self.links[self.conn_id]
 
 
 class _AckRun:
@@ -203,8 +130,8 @@ class Hub:
         """Every open connection's WebSocket, by connection id."""
         self._wired: dict[int, WirePeer] = {}
         """The peers among them that take synchronous writes."""
-        self._links: dict[int, _Link] = {}
-        """Connections with frames waiting to be sent, or closing (see ``_Link``)."""
+        self._links: dict[int, Link] = {}
+        """Connections with frames waiting to be sent, or closing (see ``Link``)."""
         self._runs: dict[int, _AckRun] = {}
         """Acks of registrations that asked for cumulative acks, waiting for the end of the
         batch (or for another frame to their connection) to leave as one frame."""
@@ -372,6 +299,9 @@ class Hub:
     def node_down(self, address: str) -> None:
         self._apply(self.switch.node_down(address))
 
+    def presence_shares(self, answer: PresenceShares) -> None:
+        self._apply(self.switch.presence_shares(answer))
+
     # -- carrying out actions ------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -386,12 +316,12 @@ class Hub:
         link = self._links.get(conn_id)
         return (0 if link is None else len(link.items)) + pending >= self._send_queue
 
-    def _link(self, conn_id: int) -> _Link | None:
+    def _link(self, conn_id: int) -> Link | None:
         """The connection's link, made now if it has none; None if it is gone."""
         peer = self._peers.get(conn_id)
         if peer is None:
             return None
-        link = self._links[conn_id] = _Link(peer, conn_id, self._links)
+        link = self._links[conn_id] = Link(peer, conn_id, self._links)
         return link
 
     def _apply(self, actions: list[Action]) -> None:
@@ -458,14 +388,18 @@ class Hub:
             self.webhooks.emit(action.event, action.data)
         elif type(action) in _CLUSTER and self.bus is not None:
             self.bus.take(action)
+        elif type(action) is WhenFindable and self.bus is not None:
+            link = self._links.get(action.conn) or self._link(action.conn)
+            if link is not None and not link.closing:  # the RegisterResult waits for Redis
+                link.push(self.bus.written(), self._send_queue)
         return index
 
-    def _enqueue_close(self, link: _Link, code: int, reason: str) -> None:
+    def _enqueue_close(self, link: Link, code: int, reason: str) -> None:
         if not link.push((code, reason), self._send_queue):
             link.stop()
-            self._spawn(_close_quietly(link.peer, code, reason))
+            self._spawn(close_quietly(link.peer, code, reason))
 
-    def _overflow(self, conn_id: int, link: _Link) -> list[Action]:
+    def _overflow(self, conn_id: int, link: Link) -> list[Action]:
         """A client that does not read its messages is closed 4008, nobody else waits.
 
         The core refuses relays to a congested receiver itself; this is the backstop for
@@ -474,7 +408,7 @@ class Hub:
         link.closing = True
         link.stop()
         code = closecodes.WS_4008_SLOW_CONSUMER
-        self._spawn(_close_quietly(link.peer, code, "slow consumer"))
+        self._spawn(close_quietly(link.peer, code, "slow consumer"))
         return self.switch.kick(conn_id, code, "slow consumer")
 
     async def _run_timers(self) -> None:
@@ -488,8 +422,3 @@ class Hub:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
             self._apply(self.switch.fire_timers())
-
-
-async def _close_quietly(peer: Peer, code: int, reason: str) -> None:
-    with contextlib.suppress(Exception):
-        await peer.close(code, reason)

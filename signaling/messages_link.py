@@ -83,8 +83,11 @@ class ServiceConnector:
 
     def build(self, events: ServiceEvents) -> tuple[PostOutbox, ServiceLink]:
         server = self.config.server
+        wake = asyncio.Event()  # the link's: Posts became durable, or a request waits
         outbox = PostOutbox(
-            server.data_dir / f"outbox-{server.node}.jsonl", on_durable=events.stored
+            server.data_dir / f"outbox-{server.node}.jsonl",
+            on_durable=events.stored,
+            on_ready=wake.set,
         )
         link = ServiceLink(
             self.url,
@@ -94,6 +97,7 @@ class ServiceConnector:
             dns=server.dns,
             config=self.config.messages,
             outbox=outbox,
+            wake=wake,
             on_up=events.service_up,
             on_down=events.service_down,
             on_message=events.from_service,
@@ -115,6 +119,7 @@ class ServiceLink:
         dns: str = "",
         config: MessagesConfig,
         outbox: PostOutbox,
+        wake: asyncio.Event,
         on_up: Callable[[], None],
         on_down: Callable[[], None],
         on_message: Callable[[JsonObject], None],
@@ -137,14 +142,13 @@ class ServiceLink:
         self._on_duplicate = on_duplicate
         """Told of a Post the service answered with an earlier one (``PostResult.original``)."""
         self._requests: deque[JsonObject] = deque()
-        self._wake = asyncio.Event()
+        self._wake = wake  # set by a request, and by the outbox's on_ready (durable Posts)
         self._task: asyncio.Task[None] | None = None
         self._heard = 0.0
         """Loop time of the last frame from the service (``_keepalive`` watches it)."""
         self.up = False
         self.connects = 0
         """Successful logins so far (tests and metrics read it)."""
-        outbox.on_ready = self._wake.set
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -96,6 +96,10 @@ def _cluster(page: _Page, bus: RedisBus) -> None:
     page.single("switchboard_bus_bad_entries_total", "counter", _BUS_BAD, stats.bad_entries)
     page.single("switchboard_bus_gaps_total", "counter", _BUS_GAPS, stats.gaps)
     page.single("switchboard_bus_refused_total", "counter", _BUS_REFUSED, stats.refused)
+    writes, reads = stats.presence_writes, stats.presence_reads
+    page.single("switchboard_bus_presence_writes_total", "counter", _BUS_PRESENCE_OUT, writes)
+    page.single("switchboard_bus_presence_reads_total", "counter", _BUS_PRESENCE_IN, reads)
+    page.single("switchboard_bus_late_answers_total", "counter", _BUS_LATE, stats.late_answers)
     lag = round(stats.lag_ms / 1000, 6)
     page.single("switchboard_bus_inbox_lag_seconds", "gauge", _BUS_LAG, lag)
     page.single("switchboard_bus_nodes", "gauge", _BUS_NODES, bus.nodes)
@@ -177,6 +181,9 @@ _BUS_DROPPED = "Frames dropped because Redis was unreachable and too many waited
 _BUS_BAD = "Inbox entries dropped: malformed, or the switch could not take them."
 _BUS_GAPS = "Times entries from another node went missing (its calls here then end)."
 _BUS_REFUSED = "Redis commands answered with an error (a key of the wrong type, out of memory)."
+_BUS_PRESENCE_OUT = "Changes of this node's share of users' presence written (0/1, publishes)."
+_BUS_PRESENCE_IN = "Users' presence read from Redis (a new subscriber, a change, a reconnect)."
+_BUS_LATE = "RegisterResults sent after cluster.answer_wait without Redis having taken the write."
 _BUS_LAG = "Age of the last inbox entry when it was read (Redis's clock against this node's)."
 _BUS_NODES = "Hub nodes this node knows of, itself included."
 _BUS_UP = "1 while the heartbeat works and the inbox is read, else 0."

@@ -42,9 +42,18 @@ _COMPACT_RATIO = 4
 
 
 class PostOutbox:
-    def __init__(self, path: Path, *, on_durable: Callable[[list[StoredAck]], None]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        on_durable: Callable[[list[StoredAck]], None],
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_durable`` hears the acks of Posts now on disk; ``on_ready`` is called
+        after new Posts became durable (the link sends them on)."""
         self.path = path
         self._on_durable = on_durable
+        self._on_ready = on_ready
         self.pending: dict[int, str] = {}
         """Durable Posts the service has not acknowledged, oldest first, as the JSON text
         that was journaled and that the link sends: each Post is encoded once."""
@@ -62,8 +71,6 @@ class PostOutbox:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
-        self.on_ready: Callable[[], None] = lambda: None
-        """Called after new Posts became durable (the link sends them on)."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -182,7 +189,7 @@ class PostOutbox:
             acks = [ack for _, _, ack in adding if ack is not None]
             if acks:
                 self._on_durable(acks)
-            self.on_ready()
+            self._on_ready()
         if self._size > max(_COMPACT_BYTES, _COMPACT_RATIO * self._pending_bytes):
             file, snapshot = self._file, dict(self.pending)
             # Acknowledgements that arrive meanwhile are queued in _done and go to the

@@ -40,6 +40,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database only (what SQLite cannot do, such as replicas
+    of the messages service sharing one database)."""
+    async with _postgres_database() as url:
+        yield url
+
+
 @contextlib.asynccontextmanager
 async def _postgres_database() -> AsyncIterator[str]:
     server = os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT

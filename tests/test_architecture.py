@@ -4,13 +4,14 @@ Imports point one way: no module imports itself back through others (type-only i
 count too: a cycle under ``TYPE_CHECKING`` still ties the modules together); the messages
 service knows the hub only through its AppWebsocket layer; only storage modules import
 the ORM; the sans-I/O core (and the in-memory bus) never imports asyncio. And the size
-rules: no module over 500 lines, no function over 40 (docstring left out), so that every
-module stays one concept a newcomer can read at once.
+rules: no module over 500 lines, no function over 40 (docstring left out) and the median
+function at most 8, so that every module stays one concept a newcomer can read at once.
 """
 
 from __future__ import annotations
 
 import ast
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -21,6 +22,7 @@ PACKAGES = ("signaling", "messages_service", "filebuffers", "tracing", "config")
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 40
+MAX_MEDIAN_FUNCTION_LINES = 8
 
 TABLE_DEFINITIONS = frozenset({"messages_service.storage.migrations._tables"})
 """Functions that only return the text of a table definition (DDL), longer by nature."""
@@ -229,3 +231,9 @@ def test_no_function_over_40_lines() -> None:
         if lines > MAX_FUNCTION_LINES and name not in TABLE_DEFINITIONS
     )
     assert long == []
+
+
+def test_the_median_function_is_at_most_8_lines() -> None:
+    lengths = [lines for _, lines in function_lengths()]
+    assert len(lengths) > 1000  # every package's functions, not a handful
+    assert statistics.median(lengths) <= MAX_MEDIAN_FUNCTION_LINES

@@ -47,6 +47,12 @@ __all__ = ["Database", "Dialect", "dialect_of"]
 
 log = logging.getLogger(__name__)
 
+for _chatty in ("aiosqlite", "tortoise.db_client"):
+    # Their DEBUG lines carry every statement's parameters: message text, file keys,
+    # password hashes. Queries are traced by the ``database`` flag, which redacts them;
+    # a root logger at DEBUG must not put them in the log.
+    logging.getLogger(_chatty).setLevel(logging.INFO)
+
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgres"]
 
@@ -90,7 +96,7 @@ class Database:
     """Open with ``await Database.open(url)``; then ``run()`` units of work that use
     ``client()`` and ``transaction()``; ``close()`` when done."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, tracer: Tracer | None = None) -> None:
         self.dialect = dialect_of(url)
         if self.dialect == "sqlite" and sqlite3.sqlite_version_info < SQLITE_MINIMUM:
             raise ValueError(
@@ -106,12 +112,12 @@ class Database:
         self._context = contextvars.Context()
         self._context.run(self._tortoise.__enter__)
         self._open = False
-        self.tracer = Tracer()
+        self.tracer = tracer or Tracer()
         """Each unit of work and its time go to the ``database`` flag."""
 
     @classmethod
-    async def open(cls, url: str) -> Database:
-        database = cls(url)
+    async def open(cls, url: str, tracer: Tracer | None = None) -> Database:
+        database = cls(url, tracer)
         other = next((d for d in _open_dialects if d != database.dialect), None)
         if other is not None:
             raise ValueError(

@@ -78,9 +78,7 @@ class MessageStore:
         cls, url: str, tracer: Tracer | None = None, *, key_ttl: float = DEFAULT_KEY_TTL
     ) -> MessageStore:
         """Open the database at ``url`` and bring its schema up to date."""
-        db = await Database.open(url)
-        if tracer is not None:
-            db.tracer = tracer
+        db = await Database.open(url, tracer)
         try:
             await db.run(migrate(db))
         except BaseException:

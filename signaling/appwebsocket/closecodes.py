@@ -36,3 +36,6 @@ WS_4004_RATE_LIMIT = 4004
 WS_4005_REPLACED = 4005
 WS_4006_IDLE = 4006
 WS_4008_SLOW_CONSUMER = 4008
+
+ABUSE = frozenset({WS_4002_TOO_MANY_BAD_MESSAGES, WS_4003_BINARY_FRAME, WS_4004_RATE_LIMIT})
+"""Closes the hub makes for abuse: the registration ends at once, no resume (§4.9)."""

@@ -199,7 +199,7 @@ class LoginServer:
         self._throttle.succeeded(self._address, account, now)
         self.state = LoginState.LOGGED_IN
         principal = found.principal
-        # dn (extension, docs/protocol.md 12.41): whom the session acts as, by name
+        # dn (extension, docs/protocol.md 12.42): whom the session acts as, by name
         reply = _echo(
             body,
             {"mt": "AppLoginResult", "ok": True, "domain": principal.domain, "dn": principal.dn},

@@ -33,10 +33,12 @@ from starlette.applications import Starlette
 from uvicorn.middleware.proxy_headers import _TrustedHosts
 from websockets.frames import Frame
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from tracing import logs
 
 from . import closecodes
+from .frames_in import FINAL_TEXT, MASKED, apply_mask, frame_end
 from .liveness import LivenessProtocol
 
 __all__ = [
@@ -163,6 +165,12 @@ class TransportSocket(LivenessProtocol):
         self._pending: list[bytes] = []
         self._plain = not self.conn.extensions
         self._detached = False
+        self._inbound: bytearray | None = None
+        """Bytes of a frame not yet whole, once the transport cuts frames itself
+        (``frames_in``); None while ``websockets``' parser reads every byte: during the
+        handshake, and for good once the connection is closing."""
+        self._fragmented = False
+        """A fragmented message handed to ``websockets`` is not finished yet."""
 
     # -- the handshake -------------------------------------------------------------------
 
@@ -210,12 +218,80 @@ class TransportSocket(LivenessProtocol):
         served = self.served
         if served is None:
             super().data_received(data)
+            if self.served is not None and self._at_frame_start(data):
+                self._inbound = bytearray()
             return
         served.begin()
         try:
-            super().data_received(data)
+            if self._inbound is None:
+                super().data_received(data)
+            else:
+                self.heard_at = self.loop.time()
+                self._cut(data)
         finally:
             served.end()
+
+    def _at_frame_start(self, data: bytes) -> bool:
+        """The read that completed the handshake held the request and nothing after it,
+        so ``websockets`` has read no byte of a frame: the transport may cut them. (A
+        client that sends frames before the 101, which RFC 6455 §4.1 forbids, is read by
+        ``websockets`` alone.)"""
+        reader = getattr(self.conn, "reader", None)
+        return (
+            self._plain
+            and not self.close_sent
+            and self.conn.state is State.OPEN
+            and reader is not None
+            and not getattr(reader, "buffer", True)
+            and data.find(b"\r\n\r\n") == len(data) - 4
+        )
+
+    def _cut(self, data: bytes) -> None:
+        """Whole masked text messages go to the endpoint from here; any other frame goes
+        whole to ``websockets``; a frame not yet whole waits for the next read."""
+        inbound = self._inbound
+        assert inbound is not None
+        if inbound:
+            inbound += data
+            data = bytes(inbound)
+            inbound.clear()
+        limit = self.config.ws_max_size
+        start, end = 0, len(data)
+        while start < end:
+            cut = frame_end(data, start, limit)
+            if cut is None:
+                break
+            payload, stop = cut
+            if payload < 0:  # too big to wait for: websockets refuses it (1009)
+                self._hand_over(data[start:])
+                return
+            if stop > end:
+                break
+            if data[start] == FINAL_TEXT and data[start + 1] & MASKED and not self._fragmented:
+                self._text(apply_mask(data[payload:stop], data[payload - 4 : payload]))
+            else:
+                self._to_websockets(data[start:stop])
+            if self.close_sent or self._inbound is None:
+                self._hand_over(data[stop:])
+                return
+            start = stop
+        if start < end:
+            inbound += data[start:]
+
+    def _to_websockets(self, frame: bytes) -> None:
+        opcode = frame[0] & 0x0F
+        if opcode <= 2:  # continuation, text, binary: a message's fragments end with FIN
+            self._fragmented = not frame[0] & 0x80
+        super().data_received(frame)
+        if self.conn.state is not State.OPEN:
+            self._inbound = None
+
+    def _hand_over(self, rest: bytes) -> None:
+        """``websockets`` reads the connection from here on (it is closing, or a frame
+        is too big): the rest of this read goes to it."""
+        self._inbound = None
+        if rest:
+            super().data_received(rest)
 
     def send_receive_event_to_app(self) -> None:
         served = self.served
@@ -227,18 +303,28 @@ class TransportSocket(LivenessProtocol):
         self.frames = []
         if self.close_sent:
             return
+        if self.curr_msg_data_type == "text":
+            self._text(data)
+        else:
+            logs.serving = served.name
+            try:
+                served.binary()
+            finally:
+                logs.serving = None
+
+    def _text(self, data: bytes) -> None:
+        """A whole text message for the endpoint (not valid UTF-8: closed 1007)."""
+        served = self.served
+        assert served is not None
         logs.serving = served.name  # log lines name this connection
         try:
-            if self.curr_msg_data_type == "text":
-                try:
-                    text = data.decode()
-                except UnicodeDecodeError:
-                    self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
-                    self.handle_parser_exception()
-                    return
-                served.text(text)
-            else:
-                served.binary()
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
+                self.handle_parser_exception()
+                return
+            served.text(text)
         finally:
             logs.serving = None
 
@@ -255,10 +341,12 @@ class TransportSocket(LivenessProtocol):
 
     def handle_close(self, event: Frame) -> None:
         close = self.conn.close_rcvd
+        self.flush()  # answers to the frames before the close go out before ours
         super().handle_close(event)
         self._detach(close.code if close is not None else 1005)
 
     def handle_parser_exception(self) -> None:
+        self.flush()  # answers to the frames before the bad one go out before the close
         super().handle_parser_exception()
         close = self.conn.close_sent
         self.writable_now = False

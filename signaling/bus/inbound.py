@@ -36,10 +36,19 @@ class Receiver(Protocol):
 
 
 class Inbound:
-    def __init__(self, peer: Receiver, stats: BusStats, dead: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        peer: Receiver,
+        stats: BusStats,
+        dead: Callable[[str], bool],
+        cut_off: Callable[[str], None] | None = None,
+    ) -> None:
+        """``cut_off``: end the calls with a sender whose entries went missing (the
+        peer's ``node_down`` unless given)."""
         self._peer = peer
         self._stats = stats
         self._dead = dead
+        self._cut_off = cut_off or peer.node_down
         self._numbers: dict[str, int] = {}
         """The last entry number read per sender."""
 
@@ -72,7 +81,7 @@ class Inbound:
                 number - 1,
                 sender,
             )
-            self._handle(sender, lambda: self._peer.node_down(sender))
+            self._handle(sender, lambda: self._cut_off(sender))
         stats.entries_in += 1
         stats.frames_in += len(frames)
         with contextlib.suppress(ValueError):

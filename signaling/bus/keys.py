@@ -44,6 +44,28 @@ def node_claims(address: str) -> str:
     return f"{PREFIX}nodeclaims:{address}"
 
 
+PRESENCE_PREFIX = f"{PREFIX}pres:"
+CHANGES_PREFIX = f"{PREFIX}pc:"
+PRESENCE_CHANGES = f"{CHANGES_PREFIX}*"
+"""The pattern every node follows: a change of any user's presence."""
+
+
+def presence(domain: str, sip: str) -> str:
+    """Hash: each run's share of a user's presence (``1`` online there, ``0`` only
+    registered there) and ``p``, the activity and note last published on any run."""
+    return f"{PRESENCE_PREFIX}{{{domain}:{sip}}}"
+
+
+def presence_changes(domain: str, sip: str) -> str:
+    """Pub/sub channel: the user's presence hash changed (the message names the writer)."""
+    return f"{CHANGES_PREFIX}{{{domain}:{sip}}}"
+
+
+def node_presence(address: str) -> str:
+    """Set: the presence hashes a run holds a share in, for the janitor."""
+    return f"{PREFIX}nodepres:{address}"
+
+
 def janitor(address: str) -> str:
     """String set once by the survivor that cleans up after a dead run."""
     return f"{PREFIX}janitor:{address}"

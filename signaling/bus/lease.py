@@ -11,9 +11,9 @@ once it has stayed missing for two more heartbeats (Redis may have restarted wit
 data, and every node writes its lease again at its own next heartbeat). Each survivor
 tells its own switch at once (``node_down``: the calls with that run's devices end as a
 lost link would); the survivor that sets ``sb:janitor:{address}`` removes the dead run's
-registrations, claims and inbox from Redis (the key lasts a minute while it cleans, so a
-janitor that fails is followed by another, and a day once it is done). Redis's clock alone
-decides expiry; no clocks are compared across machines.
+registrations, claims, presence shares and inbox from Redis (the key lasts a minute while
+it cleans, so a janitor that fails is followed by another, and a day once it is done).
+Redis's clock alone decides expiry; no clocks are compared across machines.
 
 When Redis has lost the lease, the renewal writes it again and the node writes its state
 again (``reasserted``). A run that finds itself declared dead (its janitor key exists,
@@ -72,14 +72,22 @@ for _, entry in ipairs(redis.call('SMEMBERS', KEYS[3])) do
     redis.call('HDEL', string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1))
   end
 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  redis.call('HDEL', key, ARGV[1])
+  if redis.call('HLEN', key) == 1 and redis.call('HEXISTS', key, 'p') == 1 then
+    redis.call('DEL', key)
+  end
+  redis.call('PUBLISH', ARGV[4] .. string.sub(key, #ARGV[3] + 1), ARGV[1])
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
 return 1
 """
-"""Remove what a run kept: its members of every claim set, its registrations, its inbox,
-and its name from the nodes unless a new run holds it."""
+"""Remove what a run kept: its members of every claim set, its registrations, its shares
+of users' presence (announced, as the run would have: ``presence``), its inbox, and its
+name from the nodes unless a new run holds it."""
 
 
 class NodeLease:
@@ -231,8 +239,9 @@ class NodeLease:
                 keys.NODES,
                 keys.node_registrations(address),
                 keys.inbox(address),
+                keys.node_presence(address),
             ],
-            args=[address, name],
+            args=[address, name, keys.PRESENCE_PREFIX, keys.CHANGES_PREFIX],
         )
 
 

@@ -9,8 +9,12 @@ loses one, ``run`` delivers until nothing is left, ``lose`` takes a switch out a
 node (its registrations leave the book, what it sent or was sent is lost, every other
 switch hears ``node_down``). ``Lookup`` and
 ``Claim`` are answered from the book when they are delivered, not when asked, so a test
-can order them against registrations and other claims. Local actions of every switch
-(``Send``, ``Close``, ``Store``...) go to ``sink``.
+can order them against registrations and other claims. Presence works as on Redis: a
+``PresenceShare`` is written to the book at once, and every switch that follows the user
+(``PresenceWatch``) gets a read of its shares delivered, as the announcement of the change
+and the read after it; the read, too, answers from the book when delivered. A registration
+is findable as soon as it is written, so ``WhenFindable`` holds nothing here. Local
+actions of every switch (``Send``, ``Close``, ``Store``...) go to ``sink``.
 """
 
 from __future__ import annotations
@@ -25,14 +29,20 @@ from signaling.core.actions import (
     Forward,
     LookedUp,
     Lookup,
+    PresenceShare,
+    PresenceShares,
+    PresenceWatch,
     Unclaim,
+    WhenFindable,
 )
 from signaling.core.nodes.frames import DeviceRecord, NodeFrame
 from signaling.core.switch import Switch
 
 __all__ = ["Delivery", "MemoryBook", "MemoryBus"]
 
-_CLUSTER = (Forward, Lookup, Claim, Unclaim)
+_CLUSTER = (Forward, Lookup, Claim, Unclaim, WhenFindable, PresenceShare, PresenceWatch)
+
+UserKey = tuple[str, str]
 
 
 class MemoryBook:
@@ -41,6 +51,10 @@ class MemoryBook:
     def __init__(self) -> None:
         self._records: dict[tuple[str, int], DeviceRecord] = {}
         self.claims: dict[str, set[str]] = {}
+        self.presence: dict[UserKey, dict[str, bool]] = {}
+        """Each user's shares: switch -> online there."""
+        self.published: dict[UserKey, tuple[str, str]] = {}
+        """Each user's last published activity and note, while it has shares."""
 
     def publish(self, record: DeviceRecord) -> None:
         self._records[record.node, record.ref] = record
@@ -56,14 +70,39 @@ class MemoryBook:
             if record.domain == domain and record.sip in wanted
         )
 
-    def forget_node(self, node: str) -> None:
+    def forget_node(self, node: str) -> list[UserKey]:
         """A lost switch's registrations go, and its claims: those whose member is the
-        switch or starts with its name and ``:`` (as a lease running out would)."""
+        switch or starts with its name and ``:`` (as a lease running out would), and its
+        presence shares; returns the users whose shares changed."""
         for key in [key for key in self._records if key[0] == node]:
             del self._records[key]
+        users = [user for user, shares in self.presence.items() if node in shares]
+        for user in users:
+            self.share(node, PresenceShare(*user, None))
         for claim, members in list(self.claims.items()):
             for member in [m for m in members if m == node or m.startswith(f"{node}:")]:
                 self.unclaim(claim, member)
+        return users
+
+    def share(self, node: str, share: PresenceShare) -> None:
+        """Switch ``node``'s share of a user, as the Redis script writes it."""
+        user = (share.domain, share.sip)
+        shares = self.presence.setdefault(user, {})
+        if share.online is None:
+            shares.pop(node, None)
+        else:
+            shares[node] = share.online
+            if share.published is not None:
+                self.published[user] = share.published
+        if not shares:
+            del self.presence[user]
+            self.published.pop(user, None)
+
+    def shares(self, user: UserKey, reader: str) -> PresenceShares:
+        """A user's shares as switch ``reader`` reads them: the others'."""
+        shares = self.presence.get(user, {})
+        others = tuple(sorted((node, on) for node, on in shares.items() if node != reader))
+        return PresenceShares(user[0], user[1], others, self.published.get(user))
 
     def claim(self, key: str, member: str, limit: int) -> tuple[bool, tuple[str, ...]]:
         """One atomic step: add ``member`` if the set holds fewer than ``limit``; whether
@@ -96,6 +135,8 @@ class Delivery:
     target: str
     frames: list[NodeFrame] = field(default_factory=list)
     question: Lookup | Claim | None = None
+    read: UserKey | None = None
+    """A user's presence shares to read for the target (it follows the user)."""
 
 
 def _nowhere(node: str, actions: list[Action]) -> None:
@@ -109,6 +150,8 @@ class MemoryBus:
         self.pending: list[Delivery] = []
         self.sink = sink
         self.delivered = 0
+        self.following: dict[UserKey, set[str]] = {}
+        """The switches that follow each user's presence (``PresenceWatch``)."""
 
     def join(self, node: str, switch: Switch) -> None:
         self.switches[node] = switch
@@ -130,9 +173,31 @@ class MemoryBus:
                 batch.frames.append(action.frame)
             elif isinstance(action, Unclaim):
                 self.book.unclaim(action.key, action.member)
-            else:
+            elif isinstance(action, PresenceShare | PresenceWatch):
+                self._presence(node, action)
+            elif isinstance(action, Lookup | Claim):
                 self.pending.append(Delivery(node, node, question=action))
+            # WhenFindable: the book is written already, nothing waits
         return local
+
+    def _presence(self, node: str, action: PresenceShare | PresenceWatch) -> None:
+        user = (action.domain, action.sip)
+        if isinstance(action, PresenceShare):
+            self.book.share(node, action)
+            self._announce(node, user)
+        elif action.on:
+            self.following.setdefault(user, set()).add(node)
+            self.pending.append(Delivery(node, node, read=user))
+        else:
+            followers = self.following.get(user, set())
+            followers.discard(node)
+            if not followers:
+                self.following.pop(user, None)
+
+    def _announce(self, writer: str, user: UserKey) -> None:
+        """A user's shares changed: every switch following it reads them again."""
+        for node in sorted(self.following.get(user, ())):
+            self.pending.append(Delivery(writer, node, read=user))
 
     def feed(self, node: str, actions: list[Action]) -> None:
         """Actions a switch returned: cluster ones wait, local ones go to the sink."""
@@ -157,6 +222,8 @@ class MemoryBus:
         return delivery
 
     def _deliver(self, switch: Switch, delivery: Delivery) -> list[Action]:
+        if delivery.read is not None:
+            return switch.presence_shares(self.book.shares(delivery.read, delivery.target))
         question = delivery.question
         if isinstance(question, Lookup):
             found = self.book.find(question.domain, question.sips)
@@ -183,9 +250,15 @@ class MemoryBus:
         """Switch ``node`` dies: its registrations leave the book, what it sent or was
         sent is lost, and the others hear ``node_down`` (in the order they joined)."""
         self.switches.pop(node, None)
-        self.book.forget_node(node)
+        changed = self.book.forget_node(node)
         self.pending = [
             delivery for delivery in self.pending if node not in (delivery.sender, delivery.target)
         ]
+        for user, followers in list(self.following.items()):
+            followers.discard(node)
+            if not followers:
+                del self.following[user]
         for name, switch in list(self.switches.items()):
             self.feed(name, switch.node_down(node))
+        for user in changed:  # the survivor that cleans up announces the change
+            self._announce(node, user)

@@ -6,13 +6,15 @@ is written again with the next pipelines, in order, until it is placed or the ta
 had no inbox for ``give_up`` seconds (then the target counts as gone).
 
 A ``Batch`` collects, between two turns of the writer, the registrations written or
-withdrawn, the frames for each other node, the lookups and the claims. ``Outbound``
-numbers the frames into stream entries (at most ``ENTRY_FRAMES`` frames each), fills
-the pipeline, runs it until Redis has taken it, and turns the replies into the switch's
-``LookedUp`` and ``Claimed``. A command Redis refuses (a key of the wrong type, out of
-memory) costs that command only: it is logged and counted, a lookup it belonged to finds
-nothing and a claim is refused; only a broken connection makes the batch go again,
-whole, with the same entry numbers.
+withdrawn, the presence shares written, the frames for each other node, the lookups and
+the claims, the users whose presence to read (``presence``), and who waits for all of it
+to be in Redis (``waiters``). ``Outbound`` numbers the frames into stream entries (at
+most ``ENTRY_FRAMES`` frames each), fills the pipeline, runs it until Redis has taken
+it, and turns the replies into the switch's ``LookedUp`` and ``Claimed`` (the presence
+reads' into ``PresenceShares``, in ``presence``). A command Redis refuses (a key of the
+wrong type, out of memory) costs that command only: it is logged and counted, a lookup
+it belonged to finds nothing and a claim is refused; only a broken connection makes the
+batch go again, whole, with the same entry numbers.
 
 It also keeps the claims this run holds, so that they can be written again after Redis
 lost them (``reassert``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -30,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from signaling.core.actions import Claim, Claimed, LookedUp, Lookup
 from signaling.core.nodes.frames import DeviceRecord, NodeFrame
+from signaling.core.registry import UserKey
 
 from . import keys
 from .codec import decode_record, encode_frames
@@ -63,16 +67,24 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 class Batch:
     """What one pipeline carries; kept whole until Redis took it."""
 
-    __slots__ = ("entries", "frames", "ops", "questions")
+    __slots__ = ("entries", "frames", "ops", "questions", "reads", "shares", "waiters")
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
         self.frames: dict[str, list[NodeFrame]] = {}
         self.entries: list[tuple[str, dict[str, Any]]] = []
         self.questions: list[Lookup | Claim] = []
+        self.shares: list[UserKey] = []
+        """Users whose presence share this batch writes (among ``ops``)."""
+        self.reads: dict[UserKey, None] = {}
+        """Users whose presence to read after the writes, each once, in order."""
+        self.waiters: list[asyncio.Future[None]] = []
+        """Done once Redis has taken this batch."""
 
     def __bool__(self) -> bool:
-        return bool(self.frames or self.ops or self.questions or self.entries)
+        return bool(
+            self.frames or self.ops or self.questions or self.entries or self.reads or self.waiters
+        )
 
     def frame_count(self) -> int:
         return sum(len(frames) for frames in self.frames.values())
@@ -95,6 +107,8 @@ class Outbound:
         """The last entry number written per target."""
         self.held: dict[str, set[str]] = {}
         """Claims this run holds: the core's key -> members."""
+        self.read_presence: Callable[[Any, Batch], None] = _no_reads
+        """Queues a batch's presence reads after its questions (``presence``)."""
 
     def forget(self, target: str) -> None:
         self._numbers.pop(target, None)
@@ -178,6 +192,11 @@ class Outbound:
                 lost.add(target)
         return [(t, e) for t, e in again if t not in lost], lost
 
+    @staticmethod
+    def asked(batch: Batch) -> int:
+        """How many replies the batch's questions have (the presence reads follow them)."""
+        return sum(len(q.sips) if type(q) is Lookup else 1 for q in batch.questions)
+
     def _fill(self, pipe: Any, batch: Batch) -> int:
         for op in batch.ops:
             op(pipe)
@@ -198,6 +217,8 @@ class Outbound:
                 pipe.scripts.add(self._claim)
                 claim = keys.claim_set(question.key)
                 pipe.evalsha(self._claim.sha, 2, claim, index, question.member, question.limit)
+        if batch.reads:
+            self.read_presence(pipe, batch)
         return first
 
     def answers(self, batch: Batch, results: list[Any], dead: set[str]) -> list[LookedUp | Claimed]:
@@ -244,6 +265,10 @@ class Outbound:
                 if record.node not in dead:
                     found.append(record)
         return tuple(found)
+
+
+def _no_reads(pipe: Any, batch: Batch) -> None:
+    raise AssertionError("presence reads without a reader")
 
 
 def _hold(claim: str, member: str, index: str) -> Op:

@@ -12,8 +12,15 @@ hub (``BusPeer``).
 A reader task follows this run's inbox with ``XREAD BLOCK`` from its start and hands
 each entry to ``inbound``, which drops copies and notices gaps. A heartbeat task renews
 the lease and finds dead runs (``lease``); a control channel keeps the trace flags the
-same on every node (``control``). ``up``, which ``/healthz`` shows, is true while every
-task runs, the heartbeat works, and the run has not been fenced.
+same on every node (``control``); users' presence is shared and followed by
+``presence``, whose reads ride in the writer's pipelines. ``up``, which ``/healthz``
+shows, is true while every task runs, the heartbeat works, and the run has not been
+fenced.
+
+A new registration's ``RegisterResult`` waits for the pipeline that writes it
+(``written``): once Redis has taken it, every node finds the device. If Redis does not
+answer within ``cluster.answer_wait`` the answer goes anyway, and the registration is
+written when Redis is back.
 
 While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that
 the frames for the node concerned are dropped and its calls here end as if it had died,
@@ -34,7 +41,18 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config import ClusterConfig
-from signaling.core.actions import Action, Claim, Claimed, Forward, LookedUp, Lookup, Unclaim
+from signaling.core.actions import (
+    Action,
+    Claim,
+    Claimed,
+    Forward,
+    LookedUp,
+    Lookup,
+    PresenceShare,
+    PresenceShares,
+    PresenceWatch,
+    Unclaim,
+)
 from signaling.core.nodes.frames import NodeFrame
 from tracing import Tracer
 
@@ -44,6 +62,7 @@ from .errors import BusUnreachable
 from .inbound import Inbound
 from .lease import NodeLease
 from .outbound import Batch, Outbound
+from .presence import RedisPresence
 from .redis_book import Op, RedisBook
 from .stats import BusStats
 
@@ -71,6 +90,8 @@ class BusPeer(Protocol):
 
     def claimed(self, answer: Claimed) -> None: ...
 
+    def presence_shares(self, answer: PresenceShares) -> None: ...
+
     def node_down(self, address: str) -> None: ...
 
 
@@ -95,6 +116,7 @@ class RedisBus:
         self._inbound: Inbound | None = None
         self._lease: NodeLease | None = None
         self._control: ControlChannel | None = None
+        self._presence: RedisPresence | None = None
         self._wake: asyncio.Event | None = None
         self._settled = asyncio.Event()
         """Set whenever the writer has sent everything it was given."""
@@ -115,7 +137,7 @@ class RedisBus:
         self._outbound = Outbound(
             self._redis, self.address, self.config.inbox_max, self.stats, give_up
         )
-        self._inbound = Inbound(peer, self.stats, self._is_dead)
+        self._inbound = Inbound(peer, self.stats, self._is_dead, self._cut_off)
         self._lease = NodeLease(
             self._redis,
             self.name,
@@ -126,10 +148,12 @@ class RedisBus:
             reasserted=self._reassert,
             fenced=self._fenced,
         )
+        self._subscriber = self._client(None)
+        self._presence = self._shared_presence()
+        self._outbound.read_presence = self._presence.fill
         try:
             await self._lease.acquire()
             if self._tracer is not None:
-                self._subscriber = self._client(None)
                 self._control = ControlChannel(
                     self._redis, self._subscriber, self._tracer, self.address
                 )
@@ -144,6 +168,17 @@ class RedisBus:
         self._beat_ok_at = time.monotonic()
         self._run_tasks()
 
+    def _shared_presence(self) -> RedisPresence:
+        return RedisPresence(
+            self._redis,
+            self._subscriber,
+            address=self.address,
+            lease=keys.lease(self.name),
+            heartbeat=self.config.heartbeat,
+            stats=self.stats,
+            read=self._read_presence,
+        )
+
     def _client(self, timeout: float | None) -> Any:
         return aioredis.Redis.from_url(
             self.config.redis, socket_connect_timeout=COMMAND_TIMEOUT, socket_timeout=timeout
@@ -155,6 +190,8 @@ class RedisBus:
             "read": self._read_loop(),
             "heartbeat": self._heartbeat_loop(),
         }
+        if self._presence is not None:
+            runs["presence"] = self._presence.run_subscriber()
         if self._control is not None:
             runs["announce"] = self._control.run_publisher()
             runs["control"] = self._control.run_subscriber()
@@ -228,6 +265,29 @@ class RedisBus:
             batch.ops.append(lambda pipe: pipe.srem(claim, member))
         elif type(action) is Lookup or type(action) is Claim:
             batch.questions.append(action)
+        elif type(action) is PresenceShare and self._presence is not None:
+            self._presence.share(action, batch)
+        elif type(action) is PresenceWatch and self._presence is not None:
+            self._presence.watch(action, batch)
+        self._wake_writer()
+
+    def written(self) -> asyncio.Future[None]:
+        """Done once Redis has taken everything taken so far (a registration's write: the
+        device can be found), or after ``cluster.answer_wait`` if it has not answered."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._next.waiters.append(waiter)
+        self._wake_writer()
+        loop.call_later(self.config.answer_wait, self._overdue, waiter)
+        return waiter
+
+    def _overdue(self, waiter: asyncio.Future[None]) -> None:
+        if not waiter.done():
+            self.stats.late_answers += 1
+            waiter.set_result(None)
+
+    def _read_presence(self, key: tuple[str, str]) -> None:
+        self._next.reads[key] = None
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -251,7 +311,15 @@ class RedisBus:
             target,
         )
         if self._peer is not None:
-            asyncio.get_running_loop().call_soon(self._peer.node_down, target)
+            asyncio.get_running_loop().call_soon(self._cut_off, target)
+
+    def _cut_off(self, address: str) -> None:
+        """The calls with ``address`` end, though it may live (entries to or from it were
+        lost): the users it holds online are read again, as it still holds them."""
+        if self._peer is not None:
+            self._peer.node_down(address)
+        if self._presence is not None:
+            self._presence.read_all()
 
     def _queue_op(self, op: Op) -> None:
         self._next.ops.append(op)
@@ -261,6 +329,9 @@ class RedisBus:
         self.book.reassert()
         if self._outbound is not None:
             for op in self._outbound.reassert():
+                self._queue_op(op)
+        if self._presence is not None:
+            for op in self._presence.reassert():
                 self._queue_op(op)
 
     def _is_dead(self, address: str) -> bool:
@@ -296,6 +367,9 @@ class RedisBus:
     async def _write(self, outbound: Outbound, batch: Batch) -> None:
         outbound.number(batch)
         placed, results = await outbound.execute(batch)
+        for waiter in batch.waiters:
+            if not waiter.done():  # else given up waiting, or its connection closed
+                waiter.set_result(None)
         self._queued -= batch.frame_count()
         self._overflowed.clear()
         dead = self._lease.dead if self._lease is not None else set()
@@ -312,13 +386,19 @@ class RedisBus:
             self._node_down(target)
         for answer in outbound.answers(batch, results, dead):
             self._answer(answer)
+        if self._presence is not None:
+            asked = outbound.asked(batch)
+            for shares in self._presence.answers(batch, results[asked:], dead):
+                self._answer(shares)
 
-    def _answer(self, answer: LookedUp | Claimed) -> None:
+    def _answer(self, answer: LookedUp | Claimed | PresenceShares) -> None:
         peer = self._peer
         assert peer is not None
         try:
             if type(answer) is LookedUp:
                 peer.looked_up(answer)
+            elif type(answer) is PresenceShares:
+                peer.presence_shares(answer)
             else:
                 assert type(answer) is Claimed
                 peer.claimed(answer)

@@ -24,5 +24,12 @@ class BusStats:
     """Times entries from another node went missing (trimmed, or lost by Redis)."""
     refused: int = 0
     """Commands Redis answered with an error."""
+    presence_writes: int = 0
+    """Changes of this node's presence shares written (0/1 transitions, publishes)."""
+    presence_reads: int = 0
+    """Users' presence read (a new follower, a change announced, a reconnect)."""
+    late_answers: int = 0
+    """Answers (a RegisterResult) sent after ``cluster.answer_wait`` without waiting
+    for Redis any longer."""
     lag_ms: float = 0.0
     """Age of the last entry read when it was read (Redis's clock against this node's)."""

@@ -18,11 +18,15 @@ __all__ = [
     "LookedUp",
     "Lookup",
     "Notify",
+    "PresenceShare",
+    "PresenceShares",
+    "PresenceWatch",
     "Send",
     "Store",
     "StoredAck",
     "ToService",
     "Unclaim",
+    "WhenFindable",
 ]
 
 
@@ -154,4 +158,63 @@ class Unclaim:
     member: str
 
 
-Action = Send | Ack | Close | ToService | Store | Notify | Forward | Lookup | Claim | Unclaim
+@dataclass(frozen=True, slots=True)
+class WhenFindable:
+    """What this switch sends connection ``conn`` from here on waits until the
+    registration it just wrote to the cluster's book can be found by every switch (docs
+    12.39): its ``RegisterResult`` first. The bus releases it once Redis has taken the
+    write, or after ``cluster.answer_wait`` if Redis does not answer."""
+
+    conn: int
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceShare:
+    """This switch's share of a user's presence changed (docs 12.39): ``online`` is whether
+    a device of the user here counts as online, None once the user has no registration
+    here; ``published`` the activity and note a device here just published."""
+
+    domain: str
+    sip: str
+    online: bool | None
+    published: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceWatch:
+    """Follow (``on``) or stop following a user's presence on the other switches: while
+    followed, the answer comes through ``Switch.presence_shares`` now and after every
+    change."""
+
+    domain: str
+    sip: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceShares:
+    """A followed user's presence on the other switches: (switch, online there) for each
+    switch where the user has a registration, and the activity and note last published
+    on any switch (None: nothing published since the user's first registration)."""
+
+    domain: str
+    sip: str
+    shares: tuple[tuple[str, bool], ...]
+    published: tuple[str, str] | None
+
+
+Action = (
+    Send
+    | Ack
+    | Close
+    | ToService
+    | Store
+    | Notify
+    | Forward
+    | Lookup
+    | Claim
+    | Unclaim
+    | WhenFindable
+    | PresenceShare
+    | PresenceWatch
+)

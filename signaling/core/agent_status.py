@@ -24,7 +24,7 @@ class AgentStatus:
 
     def tell(self, domain: str, sip: str, queues: list[str]) -> None:
         """Tell the webhook the agent's status if it changed since last told."""
-        online = self._presence.online(domain, sip)
+        online = self._presence.here(domain, sip)  # each node tells of its own devices
         activity = self._presence.activity(domain, sip) if online else ""
         status = ("open" if online else "closed", activity)
         if self._status.get((domain, sip)) == status:

@@ -38,12 +38,20 @@ __all__ = [
 ]
 
 
-class Role(Enum):
+class _Member(Enum):
+    """An enum hashed by identity: every message looks its leg's (role, state, event) up
+    in a table, and ``Enum``'s own hash is a Python call per member, three per lookup.
+    Members are singletons compared by identity, so identity is also the right hash."""
+
+    __hash__ = object.__hash__
+
+
+class Role(_Member):
     CALLER = "caller"
     CALLEE = "callee"
 
 
-class LegState(Enum):
+class LegState(_Member):
     IDLE = "idle"
     SETUP_SENT = "setup_sent"
     PROCEEDING = "proceeding"
@@ -53,7 +61,7 @@ class LegState(Enum):
     RELEASED = "released"
 
 
-class Event(Enum):
+class Event(_Member):
     SETUP = "setup"
     CALL_PROC = "call_proc"
     ALERT = "alert"

@@ -74,11 +74,11 @@ class Devices:
         registration = conn.registration
         if registration is None and request.resume is not None:
             assert conn.principal is not None  # past the login phase
-            was_online = self._presence.online(conn.principal.domain, user.sip)
+            was_here = self._presence.here(conn.principal.domain, user.sip)
             registration = self._take_over(conn, request.resume, user.sip)
             if registration is not None:
                 registration.user = user
-                return self._resumed(conn, inbound, request, registration, was_online)
+                return self._resumed(conn, inbound, request, registration, was_here)
         if registration is None:
             return self._new(conn, inbound, request, user)
         _update(registration, request)
@@ -90,7 +90,7 @@ class Devices:
         registration = conn.registration
         if registration is None or not resumable or self._resume_grace <= 0:
             return self.unregister(conn, cause)
-        was_online = self._presence.online(*registration.key)
+        was_here = self._presence.here(*registration.key)
         conn.registration = None
         registration.conn = 0
         registration.drop_cause = int(cause)
@@ -99,7 +99,7 @@ class Devices:
             self._node.detached(registration)
         self._graces.touch(registration, self._clock.monotonic())
         if not present(registration):  # a clean close: offline now, the calls wait
-            self._presence.registrations_changed(*registration.key, was_online)
+            self._presence.registrations_changed(*registration.key, was_here)
 
     def remote_lost(self, registration: Registration) -> None:
         """A device on a lost switch (its stand-in here): its calls wait out the resume
@@ -122,7 +122,7 @@ class Devices:
         inbound: Inbound,
         request: Register,
         registration: Registration,
-        was_online: bool,
+        was_here: bool,
     ) -> None:
         """The registration came back within its grace: its calls are offered again, and
         the user is online again if its close had made it offline."""
@@ -132,7 +132,7 @@ class Devices:
         self._chat.resume(registration, dict(request.seqs))
         if self._node is not None:
             self._node.resumed(registration, request.seqs)
-        self._presence.registrations_changed(*registration.key, was_online)
+        self._presence.registrations_changed(*registration.key, was_here)
 
     def _new(self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig) -> None:
         """A new registration; ``resumed`` is false when a resume token did not work."""
@@ -143,7 +143,7 @@ class Devices:
         )
         conn.registration = registration
         self._by_token[registration.token] = registration
-        was_online = self._presence.online(domain, user.sip)
+        was_here = self._presence.here(domain, user.sip)
         self._registry.add(registration)
         if self._node is not None:
             self._node.registered(registration)
@@ -152,7 +152,7 @@ class Devices:
             answer["resumed"] = False
         answer["resume"] = registration.token
         reply(self._out, conn.id, inbound, answer)  # before any offer the new device gets
-        self._presence.registrations_changed(domain, user.sip, was_online)
+        self._presence.registrations_changed(domain, user.sip, was_here)
 
     def _take_over(self, conn: Connection, token: str, sip: str) -> Registration | None:
         """The registration ``token`` names, now this connection's (§4.9); None when the
@@ -187,12 +187,12 @@ class Devices:
         self._graces.discard(registration)
         self._by_token.pop(registration.token, None)
         domain, sip = registration.domain, registration.user.sip
-        was_online = self._presence.online(domain, sip)
+        was_here = self._presence.here(domain, sip)
         self._registry.remove(registration)
         self._chat.registration_ended(registration, hub_cause(cause))
         if self._node is not None:
             self._node.ended(registration, cause)
-        self._presence.registrations_changed(domain, sip, was_online)
+        self._presence.registrations_changed(domain, sip, was_here)
 
 
 def own_device(directory: Directory, principal: Principal, api: str) -> UserConfig | None:

@@ -28,6 +28,7 @@ __all__ = [
     "HUB_FTY",
     "ack_text",
     "board",
+    "call_proc",
     "conn",
     "disc_of",
     "endpoint",
@@ -139,6 +140,11 @@ def resumed_presence_setup(watched: UserConfig) -> JsonObject:
     }
 
 
+def call_proc(leg: Leg) -> JsonObject:
+    """The hub's answer to a caller's ``setup`` it takes on: the call is being placed."""
+    return with_ids({"type": "call_proc"}, leg)
+
+
 def conn(name: str | None = None) -> JsonObject:
     """``conn`` to a caller, naming who answered (none for a presence subscription)."""
     if name is None:
@@ -187,13 +193,23 @@ def im_ack(
 def ack_text(src: object, number: int, ids: list[str], seq: int, time: int, state: str) -> str:
     """The frame of a run of acks (docs/protocol.md 12.31): one id in the single form of
     §4.6, byte for byte; several as ``ids``, oldest first, whose seqs run up by one to
-    ``seq``, all with the same ``time`` and ``state``."""
+    ``seq``, all with the same ``time`` and ``state``.
+
+    Built from pieces, as ``relay_text`` is: an acked message costs this frame besides
+    its relay, and ``encode`` of the nested dicts was the largest single cost of an acked
+    message in the core (docs/benchmarks.md). Byte for byte what ``encode`` makes of
+    ``signaling(src, number, facility(...))`` of the ack item (a test holds it to that).
+    """
     if len(ids) == 1:
-        item: JsonObject = {"type": "im_ack", "id": ids[0]}
+        named = '"id":' + encode_string(ids[0])
     else:
-        item = {"type": "im_ack", "ids": ids}
-    item["seq"], item["time"], item["state"] = seq, time, state
-    return encode(signaling(src, number, facility(item)))
+        named = '"ids":[' + ",".join([encode_string(one) for one in ids]) + "]"
+    origin = "" if src is None else '"src":' + encode(src) + ","
+    return (
+        f'{{"api":"PbxSignal","mt":"Signaling",{origin}"call":{number},'
+        f'"sig":{{"type":"facility","fty":[{{"type":"im_ack",{named},'
+        f'"seq":{seq},"time":{time},"state":{encode_string(state)}}}]}}}}'
+    )
 
 
 def im_seen(seq: int) -> JsonObject:

@@ -13,11 +13,14 @@ from .actions import (
     Forward,
     Lookup,
     Notify,
+    PresenceShare,
+    PresenceWatch,
     Send,
     Store,
     StoredAck,
     ToService,
     Unclaim,
+    WhenFindable,
 )
 from .codec import encode
 
@@ -91,6 +94,17 @@ class Outbox:
 
     def unclaim(self, key: str, member: str) -> None:
         self._actions.append(Unclaim(key, member))
+
+    def when_findable(self, conn: int) -> None:
+        self._actions.append(WhenFindable(conn))
+
+    def presence_share(
+        self, domain: str, sip: str, online: bool | None, published: tuple[str, str] | None
+    ) -> None:
+        self._actions.append(PresenceShare(domain, sip, online, published))
+
+    def presence_watch(self, domain: str, sip: str, on: bool) -> None:
+        self._actions.append(PresenceWatch(domain, sip, on))
 
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []

@@ -98,7 +98,6 @@ class Queues:
         self._active: dict[UserKey, set[str]] = {}
         """The support chats each agent has taken and not yet closed."""
         self._agent_status = AgentStatus(outbox, presence)
-        presence.went = self.visitor_presence  # a visitor's page closed or came back
         self._contexts: dict[UserKey, JsonObject] = {}
         """What a visitor's web page said when the account was made (§9.1)."""
 

@@ -25,7 +25,7 @@ from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
-from .actions import Action, Claimed, LookedUp, StoredAck
+from .actions import Action, Claimed, LookedUp, PresenceShares, StoredAck
 from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
@@ -53,16 +53,6 @@ __all__ = ["BUILD", "VERSION", "Connection", "Switch", "SwitchStatus"]
 log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
-
-
-_ABUSE = frozenset(
-    {
-        closecodes.WS_4002_TOO_MANY_BAD_MESSAGES,
-        closecodes.WS_4003_BINARY_FRAME,
-        closecodes.WS_4004_RATE_LIMIT,
-    }
-)
-"""Closes the hub makes for abuse: the registration ends at once, no resume (§4.9)."""
 
 
 def _never_congested(conn_id: int, pending: int) -> bool:
@@ -97,18 +87,15 @@ class Switch:
         self.connections: dict[int, Connection] = self.logins.connections
         self.throttle = self.logins.throttle
         """Failed logins (§3.6); its counts feed ``/metrics``."""
-        self.registry = Registry()
+        self.registry = registry = Registry()
         groups = GroupBook()
-        self.node = NodeSeat.of(
-            node, book, self.registry, self.directory, groups, self._out, config
-        )
+        self.node = NodeSeat.of(node, book, registry, self.directory, groups, self._out, config)
         """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
         self.presence = self._presence()
         self.chat = self._chat_calls(groups)
-        self.presence.changed = self.chat.support.agent_changed
         self.devices = self._devices()
         if self.node is not None:
             self.node.seat(self.chat, self.devices, self._guarded)
@@ -141,6 +128,9 @@ class Switch:
             timers=self.timers,
             clock=self.clock,
             recent_window=self.config.presence.recent_window,
+            changed=lambda domain, sip: self.chat.support.agent_changed(domain, sip),
+            went=lambda domain, sip, on: self.chat.support.visitor_presence(domain, sip, on),
+            cluster_wait=self.config.cluster.answer_wait if self.node is not None else None,
         )
 
     def _devices(self) -> Devices:
@@ -192,6 +182,7 @@ class Switch:
             tracer=self.tracer,
             agent_slots=node.claims if node is not None else None,
             leg_ended=node.leg_ended if node is not None else None,
+            group_ended=node.group_ended if node is not None else None,
         )
 
     # -- entry points from the I/O layer --------------------------------------------------
@@ -322,6 +313,12 @@ class Switch:
         """Switch ``node`` is gone for good (its lease ran out)."""
         if self.node is not None:
             self.node.node_down(node)
+            self.presence.node_down(node)
+        return self._out.drain()
+
+    def presence_shares(self, answer: PresenceShares) -> list[Action]:
+        """A followed user's presence on the other switches (``PresenceWatch``)."""
+        self.presence.shares_read(answer)
         return self._out.drain()
 
     # -- entry points from the visitors' routes (§9.1) -----------------------------------------
@@ -456,7 +453,7 @@ class Switch:
             return
         conn.closing = True
         self._out.close(conn.id, code, reason)
-        self._teardown(conn, Q931.TEMPORARY_FAILURE, resumable=code not in _ABUSE)
+        self._teardown(conn, Q931.TEMPORARY_FAILURE, resumable=code not in closecodes.ABUSE)
 
     def _teardown(self, conn: Connection, cause: Q931, *, resumable: bool = True) -> None:
         conn.closing = True

@@ -16,6 +16,10 @@ seeded ``kill_at``-th message, the run kills one process and starts it again at 
   the journal replays them and alice resends them.
 - ``service``: the hub stays up and alice stays connected; the hub keeps the Posts in
   its journal and sends them when the service is back.
+- ``replica`` (PostgreSQL only): two replicas of the service, A and B, behind a balancer
+  (docs/protocol.md 12.41); A, which the hub's link went to, is killed for good. The
+  hub's link lands on B and resends its journal there: the Posts A stored before it
+  died are answered as stored, the rest are stored by B.
 
 Once every id is acknowledged and the hub's outbox is empty (``/metrics``), both sides'
 histories are read from the database and through the protocol (``ReadChat``, paged).
@@ -56,6 +60,7 @@ __all__ = ["FAULTS", "Outcome", "run_fault"]
 JsonObject = dict[str, Any]
 
 FAULTS = ("hub", "service")
+"""The faults of both backends (``replica`` needs PostgreSQL)."""
 MESSAGES = 500
 WINDOW = 64
 ACK_TIMEOUT = 15.0
@@ -299,6 +304,8 @@ class Outcome:
     probe: tuple[str, ...]
     probe_rows: dict[str, int] = field(default_factory=dict)
     """Rows the probe added per side (the contract says none)."""
+    replicas_used: int = 1
+    """Replicas of the service the hub's link went to (``replica``: both)."""
 
     @property
     def expected(self) -> list[str]:
@@ -345,6 +352,8 @@ class Outcome:
             found.append(f"the {self.fault} was killed {self.kills} times, not once")
         if self.fault == "hub" and self.connections != 2:
             found.append(f"alice connected {self.connections} times, not twice")
+        if self.fault == "replica" and self.replicas_used != 2:
+            found.append(f"the hub's link went to {self.replicas_used} replica(s), not both")
         for side in SIDES:
             tally = self.tally(side)
             texts = [message["text"] for message in self.histories.get(side, [])]
@@ -388,24 +397,26 @@ async def run_fault(
     count: int = MESSAGES,
     window: int = WINDOW,
 ) -> Outcome:
-    """One run of ``fault`` (``hub`` or ``service``) on ``database``; see the module."""
-    assert fault in FAULTS, fault
+    """One run of ``fault`` (``hub``, ``service`` or ``replica``) on ``database``; see
+    the module."""
+    assert fault in (*FAULTS, "replica"), fault
     kill_at = random.Random(seed).randint(count // 20, count - count // 20)
-    servers = SplitServers(directory, database)
+    servers = SplitServers(directory, database, replicas=2 if fault == "replica" else 1)
     victim = servers.hub if fault == "hub" else servers.service
     restarts: list[asyncio.Task[None]] = []
     acked_at_kill: set[str] = set()
 
     def after_send(sent: int) -> None:
-        if sent == kill_at and not restarts:
+        if sent == kill_at and not victim.kills:
             victim.kill()
             acked_at_kill.update(writer.acks)
-            restarts.append(asyncio.get_running_loop().create_task(victim.start()))
+            if fault != "replica":  # a replica's hubs go to the others instead
+                restarts.append(asyncio.get_running_loop().create_task(victim.start()))
 
     writer = Writer(
         servers.hub_url, servers.alice, count=count, window=window, after_send=after_send
     )
-    with stopping(servers.hub, servers.service):
+    with stopping(servers):
         try:
             await servers.start()
             await drained(servers)  # the link is up before the first message
@@ -443,6 +454,7 @@ async def run_fault(
         acks=writer.acks,
         probe=probe,
         probe_rows={side: len(after.get(side, [])) - len(rows.get(side, [])) for side in SIDES},
+        replicas_used=len(set(servers.balancer.routed)) if servers.balancer else 1,
     )
 
 

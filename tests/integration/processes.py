@@ -2,7 +2,8 @@
 
 ``SplitServers`` writes the configs of the split deployment (DESIGN "Deployment modes":
 ``serve --role messages`` and ``serve --role hub``, the hub pointing at the service's
-URL) and starts both as ``ServerProcess``es. ``kill()`` sends SIGKILL: no shutdown, no
+URL; or several replicas of the service and several hubs) and starts them as
+``ServerProcess``es. ``kill()`` sends SIGKILL: no shutdown, no
 flush, as a crash or an OOM killer does; ``start()`` again brings the same role back on
 the same port, data directory and database, so whatever the killed process left on
 disk (the hub's outbox journal, the service's rows) is what the new one finds.
@@ -25,8 +26,10 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from signaling.app import HUB_WEBSOCKET_PATH, MESSAGES_WEBSOCKET_PATH
+from tests.integration.balancer import Balancer
 
 __all__ = ["DOMAIN", "ServerProcess", "SplitServers", "free_port", "stopping"]
 
@@ -142,8 +145,12 @@ class ServerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
 
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
 @contextlib.contextmanager
-def stopping(*processes: ServerProcess) -> Iterator[None]:
+def stopping(*processes: Stoppable) -> Iterator[None]:
     try:
         yield
     finally:
@@ -161,74 +168,128 @@ class SplitServers:
     """A messages service and a hub in two processes, sharing one tenant ``faults.test``
     whose users alice and bob hold the ``messages`` licence.
 
+    With ``replicas`` > 1 (PostgreSQL only), that many service processes named ``a``,
+    ``b``, … run with ``messages.replicas`` on one database (docs/protocol.md 12.41), a
+    ``Balancer`` in front of them. ``links`` says where each hub's ``messages.url``
+    points: the index of a replica, or ``None`` for the balancer (the service itself
+    when there is one replica). ``service`` and ``hub`` are the first of each.
+
     Limits are raised out of the way (a fault test is about storage, not rate limits),
     the hub's link reconnects within 50-250 ms, and trace flags are off."""
 
-    def __init__(self, directory: Path, database: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        database: str,
+        *,
+        replicas: int = 1,
+        links: tuple[int | None, ...] = (None,),
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.database = database
-        secret = secrets.token_hex(16)
+        self._secret = secrets.token_hex(16)
         self.alice = Account("alice", secrets.token_hex(12))
         self.bob = Account("bob", secrets.token_hex(12))
-        service_port, hub_port = free_port(), free_port()
-        common = _common_settings(self.alice, self.bob)
+        self._common = _common_settings(self.alice, self.bob)
         service_config = directory / "service.toml"
         service_config.write_text(
             "\n".join(
                 [
                     "[messages]",
-                    f"password = {json.dumps(secret)}",
+                    f"password = {json.dumps(self._secret)}",
                     f"database = {json.dumps(database)}",
-                    *common,
+                    *(["replicas = true"] if replicas > 1 else []),
+                    *self._common,
                 ]
             )
         )
-        hub_config = directory / "hub.toml"
-        service_url = f"ws://{HOST}:{service_port}{MESSAGES_WEBSOCKET_PATH}"
-        hub_config.write_text(
+        self.services = [self._service(service_config, n, replicas) for n in range(replicas)]
+        self.service = self.services[0]
+        self.balancer = (
+            Balancer(free_port(), [s.port for s in self.services]) if replicas > 1 else None
+        )
+        self.hubs = [self._hub(n, link) for n, link in enumerate(links)]
+        self.hub = self.hubs[0]
+
+    def _service(self, config: Path, number: int, replicas: int) -> ServerProcess:
+        if replicas == 1:
+            return ServerProcess(
+                "messages",
+                config,
+                self.directory / "service",
+                free_port(),
+                self.directory / "service.log",
+            )
+        name = "abcdefgh"[number]
+        return ServerProcess(
+            "messages",
+            config,
+            self.directory / f"service-{name}",
+            free_port(),
+            self.directory / f"service-{name}.log",
+            "--node",
+            name,
+        )
+
+    def _hub(self, number: int, link: int | None) -> ServerProcess:
+        port = self.services[link].port if link is not None else self.services[0].port
+        if link is None and self.balancer is not None:
+            port = self.balancer.port
+        suffix = "" if number == 0 else str(number + 1)
+        config = self.directory / f"hub{suffix}.toml"
+        service_url = f"ws://{HOST}:{port}{MESSAGES_WEBSOCKET_PATH}"
+        config.write_text(
             "\n".join(
                 [
                     "[messages]",
-                    f"password = {json.dumps(secret)}",
+                    f"password = {json.dumps(self._secret)}",
                     f"url = {json.dumps(service_url)}",
                     'reconnect_min = "50ms"',
                     'reconnect_max = "250ms"',
-                    *common,
+                    *self._common,
                 ]
             )
         )
-        self.service = ServerProcess(
-            "messages",
-            service_config,
-            directory / "service",
-            service_port,
-            directory / "service.log",
-        )
-        self.hub = ServerProcess(
-            "hub", hub_config, directory / "hub", hub_port, directory / "hub.log"
+        return ServerProcess(
+            "hub",
+            config,
+            self.directory / f"hub{suffix}",
+            free_port(),
+            self.directory / f"hub{suffix}.log",
         )
 
     @property
+    def processes(self) -> list[ServerProcess]:
+        return [*self.hubs, *self.services]
+
+    @property
     def hub_url(self) -> str:
-        return f"ws://{HOST}:{self.hub.port}{HUB_WEBSOCKET_PATH}"
+        return self.url_of(self.hub)
 
     @property
     def hub_http(self) -> str:
         return f"http://{HOST}:{self.hub.port}"
 
+    def url_of(self, hub: ServerProcess) -> str:
+        return f"ws://{HOST}:{hub.port}{HUB_WEBSOCKET_PATH}"
+
     async def start(self) -> None:
-        await self.service.start()
-        await self.hub.start()
+        if self.balancer is not None:
+            await self.balancer.start()
+        for process in [*self.services, *self.hubs]:
+            await process.start()
 
     def stop(self) -> None:
-        self.hub.stop()
-        self.service.stop()
+        for process in self.processes:
+            process.stop()
+        if self.balancer is not None:
+            self.balancer.stop()
 
     def logs(self) -> str:
         return "\n".join(
-            f"== {process.role} log (last lines)\n{process.log_tail()}"
-            for process in (self.hub, self.service)
+            f"== {process.log.stem} log (last lines)\n{process.log_tail()}"
+            for process in self.processes
         )
 
 

@@ -50,7 +50,7 @@ async def test_user_login(server: RunningServer) -> None:
         "mt": "AppLoginResult",
         "ok": True,
         "domain": "example.com",
-        "dn": "Alice Example",  # the directory's name, not the one sent (docs 12.41)
+        "dn": "Alice Example",  # the directory's name, not the one sent (docs 12.42)
         "src": "s1",
     }
     await client.close()

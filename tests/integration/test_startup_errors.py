@@ -73,6 +73,11 @@ def test_a_database_port_nobody_listens_on(tmp_path: Path) -> None:
     assert_one_line(result, "messages.database", "connection refused")
 
 
+def test_replicas_of_the_service_on_sqlite(tmp_path: Path) -> None:
+    result = serve(tmp_path, "[messages]\nreplicas = true\n", "--role", "messages")
+    assert_one_line(result, "messages.replicas", "needs a postgres:// messages.database")
+
+
 def test_a_malformed_config_value(tmp_path: Path) -> None:
     result = serve(tmp_path, '[limits]\nrate = "fast"\n')
     assert_one_line(result, "limits.rate", "expected a number")

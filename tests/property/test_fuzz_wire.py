@@ -217,7 +217,7 @@ def check_reply(frame: str | bytes, who: str) -> JsonObject:
     elif mt == "AppLoginResult":
         if message.get("ok") is True:
             assert type(message.get("domain")) is str, f"{who}: {short(message)}"
-            assert type(message.get("dn")) is str, f"{who}: {short(message)}"  # docs 12.41
+            assert type(message.get("dn")) is str, f"{who}: {short(message)}"  # docs 12.42
         else:
             assert "ok" not in message, f"{who}: {short(message)}"
             assert type(message.get("error")) is int, f"{who}: {short(message)}"

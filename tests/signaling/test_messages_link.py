@@ -42,7 +42,8 @@ async def fake_service(answers_keepalive: bool) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def running_link(url: str, tmp_path: Path, events: list[str]) -> AsyncIterator[ServiceLink]:
-    outbox = PostOutbox(tmp_path / "outbox.jsonl", on_durable=lambda acks: None)
+    wake = asyncio.Event()
+    outbox = PostOutbox(tmp_path / "outbox.jsonl", on_durable=lambda acks: None, on_ready=wake.set)
     await outbox.open()
     config = MessagesConfig(keepalive=KEEPALIVE, reconnect_min=0.05, reconnect_max=0.05)
     link = ServiceLink(
@@ -52,6 +53,7 @@ async def running_link(url: str, tmp_path: Path, events: list[str]) -> AsyncIter
         node="n1",
         config=config,
         outbox=outbox,
+        wake=wake,
         on_up=lambda: events.append("up"),
         on_down=lambda: events.append("down"),
         on_message=lambda message: None,

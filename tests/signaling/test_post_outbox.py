@@ -4,6 +4,7 @@ what the service acknowledged does not come back, order is kept."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,16 +19,19 @@ def post(seq: int) -> dict[str, object]:
     return {"mt": "Post", "callId": "c", "seq": seq, "text": f"message {seq}"}
 
 
-async def opened(path: Path, durable: list[StoredAck] | None = None) -> PostOutbox:
-    outbox, _ = await reopened(path, durable)
+async def opened(
+    path: Path, durable: list[StoredAck] | None = None, on_ready: Callable[[], None] = lambda: None
+) -> PostOutbox:
+    outbox, _ = await reopened(path, durable, on_ready)
     return outbox
 
 
 async def reopened(
-    path: Path, durable: list[StoredAck] | None = None
+    path: Path, durable: list[StoredAck] | None = None, on_ready: Callable[[], None] = lambda: None
 ) -> tuple[PostOutbox, list[str]]:
     """The outbox opened on ``path``, and what it recovered from it."""
-    outbox = PostOutbox(path, on_durable=(durable if durable is not None else []).extend)
+    found = durable if durable is not None else []
+    outbox = PostOutbox(path, on_durable=found.extend, on_ready=on_ready)
     return outbox, await outbox.open()
 
 
@@ -41,9 +45,10 @@ def unsent(outbox: PostOutbox) -> list[tuple[int, dict[str, Any]]]:
 
 async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Path) -> None:
     durable: list[StoredAck] = []
-    outbox = await opened(tmp_path / "outbox.jsonl", durable)
     ready: list[int] = []
-    outbox.on_ready = lambda: ready.append(len(outbox.pending))
+    outbox = await opened(
+        tmp_path / "outbox.jsonl", durable, on_ready=lambda: ready.append(len(outbox.pending))
+    )
     ack = StoredAck(1, "c", 1, "m1", 1)
     outbox.add(post(1), ack)
     outbox.add(post(2), None)

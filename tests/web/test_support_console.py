@@ -66,7 +66,7 @@ async def test_the_console_on_a_narrow_screen_keeps_the_chat_readable(browser: B
 
 async def test_one_person_has_the_same_initials_on_every_page(browser: Browser) -> None:
     """alice ("Alice Example") is "AE" on her console and in her chat app, which learn her
-    name at login (docs 12.41), as on the page of the visitor she chats with."""
+    name at login (docs 12.42), as on the page of the visitor she chats with."""
     async with running_server(support_config()) as server:
         agent = await agent_console(browser, server)
         await expect(agent.locator("#me-avatar")).to_have_text("AE")

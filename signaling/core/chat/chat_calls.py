@@ -78,15 +78,17 @@ class ChatCalls:
         tracer: Tracer | None = None,
         agent_slots: AgentSlots | None = None,
         leg_ended: Callable[[Leg], None] | None = None,
+        group_ended: Callable[[str, str], None] | None = None,
     ) -> None:
-        """``leg_ended``: told of each leg that ends (a cluster's seat)."""
+        """``leg_ended``: told of each leg that ends; ``group_ended``: told (domain, group
+        sip) when a group's live call here ends (both for a cluster's seat)."""
         self.presence = presence
         self.calls: dict[str, Call] = {}
         self._wire = Wire(outbox)
         self._legs = Legs(wire=self._wire, tracer=tracer or Tracer(), leg_ended=leg_ended)
         sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         self._acks = self._delivery(outbox, sender_ids, licensed, limits.max_message)
-        self._groups = self._group_calls(groups, registry, timers, clock, signaling)
+        self._groups = self._group_calls(groups, registry, timers, clock, signaling, group_ended)
         self._relay = self._message_relay(
             outbox, timers, clock, signaling, limits.max_message, congested, drop_slow
         )
@@ -122,6 +124,7 @@ class ChatCalls:
         timers: TimerQueue,
         clock: Clock,
         signaling: SignalingConfig,
+        ended: Callable[[str, str], None] | None,
     ) -> GroupCalls:
         return GroupCalls(
             wire=self._wire,
@@ -133,6 +136,7 @@ class ChatCalls:
             timers=timers,
             clock=clock,
             config=signaling,
+            ended=ended,
         )
 
     def _message_relay(
@@ -313,10 +317,6 @@ class ChatCalls:
     def group_live(self, domain: str, sip: str) -> bool:
         """Whether the group has a live call here (a cluster's group home asks)."""
         return self._groups.live(domain, sip)
-
-    def on_group_end(self, hook: Callable[[str, str], None]) -> None:
-        """``hook`` hears (domain, group sip) when a group's live call here ends."""
-        self._groups.ended = hook
 
     def group_changed(self, group: Group) -> None:
         self._groups.changed(group)

@@ -24,6 +24,7 @@ from ..clock import Clock
 from ..codec import encode
 from ..delivery_state import Delivery
 from ..frames import (
+    call_proc,
     conn,
     endpoint,
     fanout_text,
@@ -62,7 +63,10 @@ class GroupCalls:
         timers: TimerQueue,
         clock: Clock,
         config: SignalingConfig,
+        ended: Callable[[str, str], None] | None = None,
     ) -> None:
+        """``ended`` is told (domain, group sip) when a group's live call here ends (a
+        cluster's seat gives the group's home back)."""
         self._wire = wire
         self._legs = legs
         self._acks = acks
@@ -74,8 +78,7 @@ class GroupCalls:
         self._config = config
         self._live: dict[tuple[str, str], Call] = {}
         """Each group's live call, by (domain, group sip)."""
-        self.ended: Callable[[str, str], None] = _nobody
-        """Told (domain, group sip) when a group's live call ends (a cluster's seat)."""
+        self._ended = ended or _nobody
 
     def live(self, domain: str, sip: str) -> bool:
         return (domain, sip) in self._live
@@ -94,7 +97,7 @@ class GroupCalls:
         leg = Leg(call, reg, number, Role.CALLER, LegState.SETUP_SENT)
         reg.legs[number] = leg
         call.joined.append(leg)
-        self._legs.hub_event(leg, Event.CALL_PROC, with_ids({"type": "call_proc"}, leg))
+        self._legs.hub_event(leg, Event.CALL_PROC, call_proc(leg))
         self._legs.hub_event(leg, Event.CONN, conn(group.dn))
         return leg
 
@@ -212,7 +215,7 @@ class GroupCalls:
         if not call.joined and not call.offers and call.group is not None:
             self._calls.pop(call.call_id, None)
             self._live.pop((call.domain, call.group.sip), None)
-            self.ended(call.domain, call.group.sip)
+            self._ended(call.domain, call.group.sip)
 
     def changed(self, group: Group) -> None:
         """The service changed a group: devices of users no longer members leave (21)."""

@@ -25,7 +25,7 @@ from ..callstate import Event, LegState, Role, client_event
 from ..causes import Q931
 from ..directory_view import TenantLookup
 from ..errors import AlreadyTaken, BadState
-from ..frames import HUB_FTY, conn, endpoint, setup_offer, with_ids
+from ..frames import HUB_FTY, call_proc, conn, endpoint, setup_offer, with_ids
 from ..messages import Sig
 from ..nodes.directory import DeviceDirectory
 from ..presence import Presence
@@ -167,7 +167,7 @@ class Setup:
         call.caller = caller
         reg.legs[number] = caller
         self._calls[call.call_id] = call
-        self._legs.hub_event(caller, Event.CALL_PROC, with_ids({"type": "call_proc"}, caller))
+        self._legs.hub_event(caller, Event.CALL_PROC, call_proc(caller))
         return caller
 
     def _answer_for_offline(

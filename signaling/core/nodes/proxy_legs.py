@@ -21,6 +21,7 @@ from ..causes import Q931, hub_cause
 from ..chat.text import utf8_len
 from ..codec import encode
 from ..errors import BadState, MessageTooBig
+from ..frames import rel
 from ..messages import Signaling
 from ..outbox import Outbox
 from ..registry import Registration
@@ -32,7 +33,7 @@ _ENDED = 256
 """Proxy legs remembered after they end, so that what the home sent before it heard the
 device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch; only
 the connection the leg was made on: a resumed device gets its calls offered again."""
-LOST = encode({"type": "rel", "cau": hub_cause(Q931.TEMPORARY_FAILURE).to_json()})
+LOST = encode(rel(hub_cause(Q931.TEMPORARY_FAILURE)))
 
 
 class ProxyLeg:

@@ -71,8 +71,6 @@ class CallCore(Protocol):
 
     def group_live(self, domain: str, sip: str) -> bool: ...
 
-    def on_group_end(self, hook: Callable[[str, str], None]) -> None: ...
-
 
 class DeviceEnds(Protocol):
     """What the seat needs of the switch's devices: the resume grace and the end."""
@@ -176,7 +174,6 @@ class NodeSeat:
         the devices part that gives a lost remote device its grace and ends it, and how
         a frame that waited runs."""
         self.core, self.ends, self._guard = core, ends, guard
-        core.on_group_end(lambda domain, sip: self._group_over((domain, sip)))
 
     def held(self) -> dict[str, int]:
         return {
@@ -193,6 +190,7 @@ class NodeSeat:
         self._refs[reg], self._own[ref] = ref, reg
         record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
         self._book.publish(record)
+        self._out.when_findable(reg.conn)  # its RegisterResult waits until others find it
 
     def detached(self, reg: Registration) -> None:
         ref = self._refs.get(reg)
@@ -238,6 +236,8 @@ class NodeSeat:
         if (proxied or group is not None) and len(reg.legs) + proxied >= self._max_calls:
             self._full(reg, msg.call)  # the home would not count this switch's calls
             return True
+        if not msg.sig.has_fty("im_setup"):  # a presence subscription needs no lookup: the
+            return False  # user is followed on every switch (presence_shares)
         parked = Parked(conn, reg, inbound, msg)
         if group is not None:
             parked.settle = functools.partial(self._settle, group)
@@ -397,6 +397,10 @@ class NodeSeat:
     def _settle(self, group: GroupKey) -> None:
         if self.core is not None and not self.core.group_live(*group):
             self._group_over(group)
+
+    def group_ended(self, domain: str, sip: str) -> None:
+        """The group's live call here ended (the call core tells it)."""
+        self._group_over((domain, sip))
 
     def _group_over(self, group: GroupKey) -> None:
         """No live call of the group here: its home is free, its members' stand-ins go."""

@@ -133,7 +133,7 @@ def test_login_with_the_challenge_succeeds() -> None:
         "mt": "AppLoginResult",
         "ok": True,
         "domain": "example.com",
-        "dn": "Alice Example",  # whom the session acts as (docs 12.41)
+        "dn": "Alice Example",  # whom the session acts as (docs 12.42)
     }
     assert server.state is LoginState.LOGGED_IN
 

@@ -205,3 +205,7 @@ class Cluster:
             assert held["remote_devices"] == held["claims"] == 0, (node, held)
         assert len(self.bus.book) == 0
         assert self.bus.book.claims == {}
+        assert self.bus.book.presence == {} and self.bus.book.published == {}
+        assert self.bus.following == {}
+        for node, switch in self.bus.switches.items():
+            assert switch.presence.held() == 0, node

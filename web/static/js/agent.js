@@ -733,7 +733,7 @@ async function login(event) {
   $("login-view").hidden = true;
   $("console").hidden = false;
   $("me-name").textContent = user;
-  // initials from our name as visitors and colleagues see it (docs/protocol.md 12.41)
+  // initials from our name as visitors and colleagues see it (docs/protocol.md 12.42)
   $("me-avatar").replaceWith(Object.assign(avatar(client.dn || user, "small"), { id: "me-avatar" }));
   client.watch(client.sip); // our own presence: the availability switch follows it
   queue = wanted;

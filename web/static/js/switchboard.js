@@ -112,7 +112,7 @@ export class Client extends EventTarget {
     this.sip = sip;
     this.password = password;
     this.domain = domain;
-    this.dn = ""; // our display name, as the server knows it (docs/protocol.md 12.41)
+    this.dn = ""; // our display name, as the server knows it (docs/protocol.md 12.42)
     this.url = url;
     this.app = app;
     this.calls = new Map(); // by call number
