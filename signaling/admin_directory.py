@@ -32,6 +32,10 @@ and read-only, without a user's fields, which mean nothing for them: ``GET
 
 The server's admin sees every tenant; a tenant admin sees and changes its own only
 (``forbidden`` for any other, even to ask whether it exists).
+
+Every change is kept (a ``ChangeLog``: a file, or the cluster's database, which then
+makes it on every node) before it is answered; one that cannot be kept is answered 500
+and not made.
 """
 
 from __future__ import annotations
@@ -60,8 +64,9 @@ from config import (
 )
 
 from .admin_login import AdminLogins, AdminScope
-from .directory.changes import DirectoryChanges, app_table, queue_table, user_table
+from .directory.change_set import Change, ChangeLog, Kind, app_table, queue_table, user_table
 from .directory.directory import Directory, Tenant
+from .directory.errors import ChangesUnavailable
 from .support.visitors import VISITOR_PREFIX
 
 __all__ = ["DirectoryAdmin"]
@@ -76,9 +81,7 @@ Handler = Callable[[Request, AdminScope], Awaitable[Response]]
 
 
 class DirectoryAdmin:
-    def __init__(
-        self, directory: Directory, changes: DirectoryChanges, logins: AdminLogins
-    ) -> None:
+    def __init__(self, directory: Directory, changes: ChangeLog, logins: AdminLogins) -> None:
         self._directory = directory
         self._changes = changes
         self._logins = logins
@@ -117,7 +120,7 @@ class DirectoryAdmin:
                 return _error(403, "forbidden", "another tenant's users")
             try:
                 response = await handler(request, scope)
-            except OSError:
+            except (OSError, ChangesUnavailable):
                 log.exception("an admin change could not be saved; nothing was changed")
                 response = _error(500, "internal", "the change could not be saved")
             response.headers["Cache-Control"] = "no-store"
@@ -174,8 +177,8 @@ class DirectoryAdmin:
                 return _error(400, "bad_json", str(exc))
             except ValueError as exc:
                 return _error(409, "bad_state", str(exc))
-            kind.record(self._changes, domain, name, entry)  # saved first: then made
-            kind.put(tenant, entry)
+            change = Change(domain, kind.kind, name, kind.table(entry))
+            await self._changes.keep(change, lambda: kind.put(tenant, entry))  # saved first
             return JSONResponse(kind.shown(domain, entry), status_code=200 if old else 201)
 
         return put
@@ -190,8 +193,8 @@ class DirectoryAdmin:
                 kind.check_remove(tenant, name)
             except ValueError as exc:
                 return _error(409, "bad_state", str(exc))
-            kind.record(self._changes, domain, name, None)
-            kind.remove(tenant, name)
+            change = Change(domain, kind.kind, name, None)
+            await self._changes.keep(change, lambda: kind.remove(tenant, name))
             return Response(status_code=204)
 
         return deleted
@@ -220,8 +223,8 @@ class DirectoryAdmin:
             return _error(400, "bad_json", "domain: expected a host name such as example.com")
         if self._tenant(domain) is not None:
             return JSONResponse({"domain": domain}, status_code=200)
-        self._changes.record_tenant(domain, added=True)
-        self._directory.add_tenant(domain)
+        change = Change.tenant(domain, added=True)
+        await self._changes.keep(change, lambda: self._directory.add_tenant(domain))
         return JSONResponse({"domain": domain}, status_code=201)
 
     async def _delete_tenant(self, request: Request, scope: AdminScope) -> Response:
@@ -232,8 +235,8 @@ class DirectoryAdmin:
             return _error(404, "not_found", "no such tenant")
         if domain == self._directory.default_domain:
             return _error(409, "bad_state", "the default tenant (login.default_domain) stays")
-        self._changes.record_tenant(domain, added=False)
-        self._directory.remove_tenant(domain)
+        change = Change.tenant(domain, added=False)
+        await self._changes.keep(change, lambda: self._directory.remove_tenant(domain))
         return Response(status_code=204)
 
     def _tenant(self, domain: str) -> Tenant | None:
@@ -261,6 +264,8 @@ class _Entries:
 
     plural: str
     singular: str
+    kind: Kind
+    """Where its changes go (``change_set``)."""
     of: Callable[[Tenant], Mapping[str, Any]]
     parse: Callable[[str, dict[str, Any], Tenant], Any]
     table: Callable[[Any], dict[str, Any]]
@@ -269,7 +274,6 @@ class _Entries:
     put: Callable[[Tenant, Any], None]
     check_remove: Callable[[Tenant, str], None]
     remove: Callable[[Tenant, str], Any]
-    record: Callable[[DirectoryChanges, str, str, Any], None]
     listed: Callable[[str], bool] = lambda name: True
     """Which entries the list shows (users: not the visitors, listed apart)."""
 
@@ -332,6 +336,7 @@ def _error(status: int, code: str, text: str, headers: dict[str, str] | None = N
 _USERS = _Entries(
     plural="users",
     singular="user",
+    kind="users",
     of=lambda tenant: tenant.users,
     parse=lambda sip, table, tenant: _user_from_table(sip, table),
     table=user_table,
@@ -340,7 +345,6 @@ _USERS = _Entries(
     put=Tenant.put,
     check_remove=Tenant.check_remove,
     remove=Tenant.remove,
-    record=DirectoryChanges.record_user,
     listed=lambda sip: not _is_visitor(sip),
 )
 _VISITORS = dataclasses.replace(
@@ -350,6 +354,7 @@ _VISITORS = dataclasses.replace(
 _APPS = _Entries(
     plural="apps",
     singular="App object",
+    kind="apps",
     of=lambda tenant: tenant.apps,
     parse=lambda name, table, tenant: app_from_table(name, table, "app", set(tenant.users)),
     table=app_table,
@@ -358,11 +363,11 @@ _APPS = _Entries(
     put=Tenant.put_app,
     check_remove=lambda tenant, name: None,
     remove=Tenant.remove_app,
-    record=DirectoryChanges.record_app,
 )
 _QUEUES = _Entries(
     plural="queues",
     singular="queue",
+    kind="queues",
     of=lambda tenant: tenant.queues,
     parse=lambda sip, table, tenant: queue_from_table(sip, table, "queue", set(tenant.users)),
     table=queue_table,
@@ -371,5 +376,4 @@ _QUEUES = _Entries(
     put=Tenant.put_queue,
     check_remove=lambda tenant, sip: None,
     remove=Tenant.remove_queue,
-    record=DirectoryChanges.record_queue,
 )

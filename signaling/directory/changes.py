@@ -1,21 +1,14 @@
 """The admin API's changes to tenants, users, App objects and support queues, kept across
-restarts (PROTOCOL §10.2).
+restarts in a file when the hub runs as one process (PROTOCOL §10.2; a cluster keeps
+them in its database, ``shared``).
 
 The configuration stays the starting point; this file in ``server.data_dir`` holds what
-the admin API changed since::
-
-    {"tenants": {"<domain>": {"state": "config" | "added" | "removed",
-                              "users": {"<sip>": {…} | null},
-                              "apps": {"<name>": {…} | null},
-                              "queues": {"<sip>": {…} | null}}}}
-
-``null`` marks a user, App object or queue deleted; a tenant without ``queues`` (a file
-written before queues could be changed) has none changed, and a user without
-``max_chats`` or ``role``, or a queue without ``take_on_write``, has the default. At
-start the file is applied over the configured tenants; after each change it is rewritten
-whole (small: one entry per thing changed), atomically, readable by the server's user
-only because it holds passwords, as the config file does: the AppWebsocket login digest
-is computed from the password itself, so the server must know it (PROTOCOL §3).
+the admin API changed since, as ``{"tenants": …}`` in the shape ``change_set``
+describes. At start the file is applied over the configured tenants; after each change
+it is rewritten whole (small: one entry per thing changed), atomically, readable by the
+server's user only because it holds passwords, as the config file does: the
+AppWebsocket login digest is computed from the password itself, so the server must know
+it (PROTOCOL §3).
 """
 
 from __future__ import annotations
@@ -23,65 +16,34 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import logging
 import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from config import (
-    AppConfig,
-    ConfigError,
-    QueueConfig,
-    UserConfig,
-    app_from_table,
-    queue_from_table,
-    user_from_table,
+from config import AppConfig, ConfigError, QueueConfig, UserConfig
+
+from .change_set import (
+    Change,
+    TenantChanges,
+    app_table,
+    apply_changes,
+    queue_table,
+    user_table,
+    with_change,
 )
+from .directory import Directory
 
-from .directory import Directory, Tenant
-
-__all__ = ["DirectoryChanges", "app_table", "queue_table", "user_table"]
-
-log = logging.getLogger(__name__)
-
-Table = dict[str, Any]
-Put = Callable[[str, Table, str], None]
-"""Adds one saved entry (name, its table, where it was for messages) to a tenant."""
-
-
-def user_table(user: UserConfig) -> dict[str, Any]:
-    """The fields of a user as the config and this file write them."""
-    return {
-        "dn": user.dn,
-        "num": user.num,
-        "password": user.password,
-        "licences": sorted(user.licences),
-        "max_chats": user.max_chats,
-        "role": user.role,
-    }
-
-
-def app_table(app: AppConfig) -> dict[str, Any]:
-    return {
-        "dn": app.dn,
-        "password": app.password,
-        "act_for": sorted(app.act_for),
-        "apis": list(app.apis),
-        "num": app.num,
-        "licences": sorted(app.licences),
-    }
-
-
-def queue_table(queue: QueueConfig) -> dict[str, Any]:
-    return {"dn": queue.dn, "agents": list(queue.agents), "take_on_write": queue.take_on_write}
+__all__ = ["DirectoryChanges"]
 
 
 class DirectoryChanges:
+    """The file of one process's changes (a ``ChangeLog``)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._tenants: dict[str, dict[str, Any]] = {}
+        self._tenants: TenantChanges = {}
 
     def load_into(self, directory: Directory) -> None:
         """Apply the saved changes; entries that no longer fit (a number now taken, an
@@ -104,70 +66,34 @@ class DirectoryChanges:
                 self.path.name, 'expected {"tenants": {<domain>: {users, apps, queues}}}'
             )
         self._tenants = tenants
-        for domain, change in tenants.items():
-            self._apply(directory, domain, change)
+        apply_changes(directory, tenants)
 
-    def _apply(self, directory: Directory, domain: str, change: dict[str, Any]) -> None:
-        tenant = _tenant_for(directory, domain, change.get("state", "config"))
-        if tenant is None:
-            return
+    async def keep(self, change: Change, make: Callable[[], object]) -> None:
+        """Saved first, then made: a change that could not be saved (OSError) is not
+        made at all."""
+        self.record(change)
+        make()
 
-        def put_user(sip: str, table: Table, where: str) -> None:
-            tenant.put(user_from_table(sip, table, where))
-
-        def put_app(name: str, table: Table, where: str) -> None:
-            tenant.put_app(app_from_table(name, table, where, set(tenant.users)))
-
-        def put_queue(sip: str, table: Table, where: str) -> None:
-            tenant.put_queue(queue_from_table(sip, table, where, set(tenant.users)))
-
-        # Users first, then App objects and queues (which may name those users); all
-        # deletions before, the other way round: a name freed by one may be taken by another.
-        kinds: list[tuple[str, dict[str, Table | None], Callable[[str], object], Put]] = [
-            ("user", change.get("users", {}), tenant.remove, put_user),
-            ("app", change.get("apps", {}), tenant.remove_app, put_app),
-            ("queue", change.get("queues", {}), tenant.remove_queue, put_queue),
-        ]
-        for _kind, entries, remove, _put in reversed(kinds):
-            for name, table in entries.items():
-                if table is None:
-                    remove(name)
-        _put_all(
-            domain,
-            [
-                (kind, name, table, put)
-                for kind, entries, _remove, put in kinds
-                for name, table in entries.items()
-                if table is not None
-            ],
-        )
-
-    # Each record writes the whole new state first and keeps it only once it is on disk:
-    # the caller applies a change after recording it, so a change that could not be
-    # saved is not made at all (OSError reaches the caller).
+    def record(self, change: Change) -> None:
+        """Write the whole new state, and keep it only once it is on disk."""
+        tenants = copy.deepcopy(self._tenants)
+        with_change(tenants, change)
+        self._write(tenants)
 
     def record_user(self, domain: str, sip: str, user: UserConfig | None) -> None:
         """Save a user as it is to be (None: deleted)."""
-        tenants = copy.deepcopy(self._tenants)
-        _entry(tenants, domain)["users"][sip] = None if user is None else user_table(user)
-        self._write(tenants)
+        self.record(Change(domain, "users", sip, None if user is None else user_table(user)))
 
     def record_app(self, domain: str, name: str, app: AppConfig | None) -> None:
-        tenants = copy.deepcopy(self._tenants)
-        _entry(tenants, domain)["apps"][name] = None if app is None else app_table(app)
-        self._write(tenants)
+        self.record(Change(domain, "apps", name, None if app is None else app_table(app)))
 
     def record_queue(self, domain: str, sip: str, queue: QueueConfig | None) -> None:
-        tenants = copy.deepcopy(self._tenants)
-        _entry(tenants, domain)["queues"][sip] = None if queue is None else queue_table(queue)
-        self._write(tenants)
+        table = None if queue is None else queue_table(queue)
+        self.record(Change(domain, "queues", sip, table))
 
     def record_tenant(self, domain: str, *, added: bool) -> None:
         """A tenant added (empty) or removed: what was recorded for it before is moot."""
-        tenants = copy.deepcopy(self._tenants)
-        state = "added" if added else "removed"
-        tenants[domain] = {"state": state, "users": {}, "apps": {}, "queues": {}}
-        self._write(tenants)
+        self.record(Change.tenant(domain, added=added))
 
     def _write(self, tenants: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,54 +112,3 @@ class DirectoryChanges:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
-
-
-def _tenant_for(directory: Directory, domain: str, state: str) -> Tenant | None:
-    """The tenant a saved change applies to: the configured one, or a new empty one for
-    ``"added"`` (after a removal it starts out empty); None when there is none to
-    change (``"removed"``, or a tenant no longer configured)."""
-    if state in ("removed", "added"):
-        existing = directory.tenant(domain)
-        if existing is not None and existing.domain == domain:
-            try:
-                directory.remove_tenant(domain)
-            except ValueError as exc:
-                log.warning("directory changes: %s not removed: %s", domain, exc)
-        if state == "removed":
-            return None
-    tenant = directory.add_tenant(domain) if state == "added" else directory.tenant(domain)
-    if tenant is None or tenant.domain != domain:
-        log.warning("directory changes: no tenant %r; its changes are kept aside", domain)
-        return None
-    return tenant
-
-
-_Waiting = tuple[str, str, Table, Put]
-"""An entry to put: its kind, its name, its saved table and how to put it."""
-
-
-def _put_all(domain: str, waiting: list[_Waiting]) -> None:
-    """Put every entry, until nothing moves: an entry may need a number or name that a
-    later one frees (an App object moved off the number a new user now has), whatever
-    the order. What still does not fit is skipped with a warning."""
-    while waiting:
-        refused: list[tuple[_Waiting, Exception]] = []
-        for entry in waiting:
-            kind, name, table, put = entry
-            try:
-                put(name, table, f"{domain}/{name}")
-            except (ConfigError, ValueError) as error:
-                refused.append((entry, error))
-        if len(refused) == len(waiting):
-            for (kind, name, _table, _put), why in refused:
-                log.warning("directory changes: %s %s/%s skipped: %s", kind, domain, name, why)
-            return
-        waiting = [entry for entry, _ in refused]
-
-
-def _entry(tenants: dict[str, dict[str, Any]], domain: str) -> dict[str, Any]:
-    change = tenants.setdefault(domain, {"state": "config"})
-    change.setdefault("users", {})
-    change.setdefault("apps", {})
-    change.setdefault("queues", {})
-    return change
