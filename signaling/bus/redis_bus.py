@@ -54,6 +54,7 @@ from signaling.core.actions import (
     Unclaim,
 )
 from signaling.core.nodes.frames import NodeFrame
+from signaling.stopping import stop_tasks
 from tracing import Tracer
 
 from . import keys
@@ -212,8 +213,7 @@ class RedisBus:
                 await asyncio.wait_for(self._settled.wait(), 2.0)
         if self._control is not None:
             self._control.stop()
-        for task in self._tasks:
-            task.cancel()
+        await stop_tasks(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
