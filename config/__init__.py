@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .errors import ConfigError
 from .layers import ENV_PREFIX
-from .loader import load_config
+from .loader import check_cluster, load_config
 from .sections import (
     AdminConfig,
     AppConfig,
@@ -61,6 +61,7 @@ __all__ = [
     "UserConfig",
     "WebhooksConfig",
     "app_from_table",
+    "check_cluster",
     "check_domain",
     "load_config",
     "parse_duration",

@@ -39,7 +39,7 @@ from .sections import (
 from .tables import Table, as_table, key, optional_text, reject_unknown
 from .tenants import check_domain, password, tenants
 
-__all__ = ["load_config"]
+__all__ = ["check_cluster", "load_config"]
 
 _TOP_LEVEL = (*SECTIONS, "tenants")
 
@@ -78,13 +78,26 @@ def _build(tree: Table) -> Config:
     _check_throttle(config.login)
     _check_messages(config)
     _check_tls(config.server)
-    _check_cluster(config.cluster)
+    check_cluster(config.cluster)
     if config.webhooks.url and not config.webhooks.secret:
         raise ConfigError("webhooks.secret", "required when webhooks.url is set")
     return config
 
 
-def _check_cluster(cluster: ClusterConfig) -> None:
+def check_cluster(cluster: ClusterConfig) -> None:
+    """The checks across ``[cluster]``'s keys (also run on a ``Config`` built in code)."""
+    if cluster.redis and not cluster.database:
+        raise ConfigError(
+            "cluster.database",
+            "required when cluster.redis is set: the nodes keep their shared directory "
+            "(the admin API's changes) in this PostgreSQL database",
+        )
+    if cluster.redis and cluster.database.startswith("sqlite:"):
+        raise ConfigError(
+            "cluster.database",
+            "must be PostgreSQL (postgres://…): a SQLite file is one machine's, the nodes "
+            "of a cluster share this database",
+        )
     if cluster.heartbeat * 3 > cluster.lease:
         raise ConfigError(
             "cluster.heartbeat",

@@ -184,6 +184,8 @@ class ClusterConfig:
     nodes"); ``server.node`` names this one."""
 
     redis: RedisUrl = field(default="", repr=False)  # empty = one process, no Redis at all
+    # PostgreSQL the nodes share (admin directory changes); required when redis is set
+    database: DatabaseUrl = field(default="", repr=False)
     lease: PositiveDuration = 10.0  # a node whose lease is not renewed by then is dead
     heartbeat: PositiveDuration = 2.0  # how often a node renews its lease and checks the others
     inbox_max: PositiveCount = 100_000  # entries kept in a node's inbox stream, about

@@ -11,13 +11,15 @@ service at ``messages.url``; ``messages`` serves only the service.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -26,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from config import Config, ConfigError
+from config import Config, ConfigError, check_cluster
 from messages_service.app import MessagesService, create_messages_app
 from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
@@ -37,7 +39,10 @@ from signaling.core.actions import Action
 from signaling.core.clock import Clock, SystemClock
 from signaling.core.switch import Switch
 from signaling.directory import Directory
+from signaling.directory.change_set import ChangeLog
 from signaling.directory.changes import DirectoryChanges
+from signaling.directory.shared import SharedChanges
+from signaling.directory.storage import ChangesTable
 from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
 from signaling.hub import Hub
 from signaling.hub_socket import hub_endpoint
@@ -54,6 +59,8 @@ from web import web_routes
 __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app", "local_url"]
 
 MESSAGES_WEBSOCKET_PATH = "/messages/websocket"
+
+log = logging.getLogger(__name__)
 
 Role = Literal["all", "hub", "messages"]
 
@@ -73,9 +80,11 @@ def create_app(
     install_record_factory()
     tracer = make_tracer(config)
     directory = Directory(config.tenants, config.login.default_domain)
-    changes = DirectoryChanges(config.server.data_dir / f"directory-{config.server.node}.json")
-    changes.load_into(directory)
-    bus = RedisBus(config.cluster, config.server.node, tracer) if config.cluster.redis else None
+    changes, shared = _change_log(config, directory)
+    bus = None
+    if shared is not None:
+        bus = RedisBus(config.cluster, config.server.node, tracer, directory=shared)
+        shared.announce = bus.announce_directory
     switch = Switch(
         config,
         clock or SystemClock(),
@@ -87,7 +96,7 @@ def create_app(
     )
     service, connector = _messages_service(config, role, service_url, tracer, directory)
     app = Starlette(
-        lifespan=_lifespan(config, role, switch, service, connector, bus),
+        lifespan=_lifespan(config, role, switch, service, connector, bus, shared),
         exception_handlers={404: _json_error, 405: _json_error},
     )
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
@@ -100,6 +109,25 @@ def create_app(
     app.state.tracer = tracer
     app.state.messages_service = service
     return app
+
+
+def _change_log(config: Config, directory: Directory) -> tuple[ChangeLog, SharedChanges | None]:
+    """Where the admin API's changes are kept: a file in ``server.data_dir``, made over
+    ``directory`` now; when clustering, the cluster's database (made at start, by the
+    lifespan), which is also returned as such."""
+    path = config.server.data_dir / f"directory-{config.server.node}.json"
+    if not config.cluster.redis:
+        changes = DirectoryChanges(path)
+        changes.load_into(directory)
+        return changes, None
+    check_cluster(config.cluster)  # a Config built in code has not been through the loader
+    if path.exists():
+        log.warning(
+            "%s is not read when clustering: the admin API's changes live in cluster.database",
+            path,
+        )
+    shared = SharedChanges(ChangesTable(config.cluster.database), directory)
+    return shared, shared
 
 
 def _messages_service(
@@ -130,9 +158,11 @@ def _lifespan(
     service: MessagesService | None,
     connector: ServiceConnector | None,
     bus: RedisBus | None,
+    shared: SharedChanges | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """Start the messages service (when served here) and the hub, built with its parts;
-    stop them in the opposite order."""
+    """Start the cluster's directory changes (when clustering), the messages service
+    (when served here) and the hub, built with its parts; stop them in the opposite
+    order. A part that cannot start stops those started before it."""
     tracer = switch.tracer
 
     @asynccontextmanager
@@ -141,30 +171,32 @@ def _lifespan(
         send_queue = config.limits.send_queue
         hub = Hub(switch, send_queue=send_queue, service=connector, webhooks=webhooks, bus=bus)
         app.state.hub = hub
-        if service is not None:
-            await service.start()
-        try:
-            await hub.start()
-        except BaseException:  # a node refused by the cluster: nothing may keep running
-            if service is not None:
-                await service.stop()
-            raise
-        if tracer.app:
-            tracer.record("app", f"hub started ({role}), node {config.server.node}")
-        # Everything alive now (modules, config, routes) lives as long as the process:
-        # keep it out of the collector's full passes, which otherwise walk it all and
-        # stall the relay for tens of milliseconds (docs/benchmarks.md).
-        gc.freeze()
-        try:
-            yield
-        finally:
+        # The directory first: a node joins the cluster with the cluster's changes made.
+        parts: list[_Part | None] = [shared, service, hub]
+        async with contextlib.AsyncExitStack() as started:
+            for part in parts:
+                if part is not None:
+                    await part.start()
+                    started.push_async_callback(part.stop)
             if tracer.app:
-                tracer.record("app", "hub stopping")
-            await hub.stop()
-            if service is not None:
-                await service.stop()
+                tracer.record("app", f"hub started ({role}), node {config.server.node}")
+            # Everything alive now (modules, config, routes) lives as long as the process:
+            # keep it out of the collector's full passes, which otherwise walk it all and
+            # stall the relay for tens of milliseconds (docs/benchmarks.md).
+            gc.freeze()
+            try:
+                yield
+            finally:
+                if tracer.app:
+                    tracer.record("app", "hub stopping")
 
     return lifespan
+
+
+class _Part(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def _routes(
@@ -172,7 +204,7 @@ def _routes(
     config: Config,
     switch: Switch,
     service: MessagesService | None,
-    changes: DirectoryChanges,
+    changes: ChangeLog,
     logins: AdminLogins,
 ) -> list[BaseRoute]:
     """Every route but the messages service's own WebSocket (which ``service`` brings)."""

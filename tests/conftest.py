@@ -36,7 +36,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite://{(tmp_path / 'messages.sqlite3').as_posix()}"
         return
-    async with _postgres_database() as url:
+    async with postgres_database() as url:
         yield url
 
 
@@ -44,12 +44,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 async def postgres_url() -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database only (what SQLite cannot do, such as replicas
     of the messages service sharing one database)."""
-    async with _postgres_database() as url:
+    async with postgres_database() as url:
         yield url
 
 
 @contextlib.asynccontextmanager
-async def _postgres_database() -> AsyncIterator[str]:
+async def postgres_database(prefix: str = "switchboard_test") -> AsyncIterator[str]:
+    """A fresh PostgreSQL database on ``$SWITCHBOARD_TEST_POSTGRES``, dropped after; the
+    test is skipped (failed in CI) when that server cannot be reached."""
     server = os.environ.get(POSTGRES_ENV) or POSTGRES_DEFAULT
     try:
         admin = await asyncpg.connect(server, timeout=5)
@@ -59,7 +61,7 @@ async def _postgres_database() -> AsyncIterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     try:
-        async with scratch_postgres(admin, server, "switchboard_test") as url:
+        async with scratch_postgres(admin, server, prefix) as url:
             yield url
     finally:
         await admin.close()

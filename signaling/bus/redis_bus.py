@@ -12,10 +12,10 @@ hub (``BusPeer``).
 A reader task follows this run's inbox with ``XREAD BLOCK`` from its start and hands
 each entry to ``inbound``, which drops copies and notices gaps. A heartbeat task renews
 the lease and finds dead runs (``lease``); a control channel keeps the trace flags the
-same on every node (``control``); users' presence is shared and followed by
-``presence``, whose reads ride in the writer's pipelines. ``up``, which ``/healthz``
-shows, is true while every task runs, the heartbeat works, and the run has not been
-fenced.
+same on every node and tells the directory changes' follower of new versions
+(``control``); users' presence is shared and followed by ``presence``, whose reads ride
+in the writer's pipelines. ``up``, which ``/healthz`` shows, is true while every task
+runs, the heartbeat works, and the run has not been fenced.
 
 A new registration's ``RegisterResult`` waits for the pipeline that writes it
 (``written``): once Redis has taken it, every node finds the device. If Redis does not
@@ -58,7 +58,7 @@ from signaling.stopping import stop_tasks
 from tracing import Tracer
 
 from . import keys
-from .control import ControlChannel
+from .control import ControlChannel, DirectoryFollower
 from .errors import BusUnreachable
 from .inbound import Inbound
 from .lease import NodeLease
@@ -97,11 +97,19 @@ class BusPeer(Protocol):
 
 
 class RedisBus:
-    def __init__(self, config: ClusterConfig, name: str, tracer: Tracer | None = None) -> None:
-        """``tracer``: its flags are the cluster's (``control``), when given."""
+    def __init__(
+        self,
+        config: ClusterConfig,
+        name: str,
+        tracer: Tracer | None = None,
+        directory: DirectoryFollower | None = None,
+    ) -> None:
+        """``tracer``: its flags are the cluster's (``control``), when given;
+        ``directory``: told of the directory changes' versions the others announce."""
         self.config = config
         self.name = name
         self._tracer = tracer
+        self._directory = directory
         self.address = f"{name}.{secrets.token_hex(4)}"
         """This run's address: the switch's node name in the cluster (``keys``)."""
         self.book = RedisBook(self.address, self._queue_op)
@@ -154,9 +162,9 @@ class RedisBus:
         self._outbound.read_presence = self._presence.fill
         try:
             await self._lease.acquire()
-            if self._tracer is not None:
+            if self._tracer is not None or self._directory is not None:
                 self._control = ControlChannel(
-                    self._redis, self._subscriber, self._tracer, self.address
+                    self._redis, self._subscriber, self.address, self._tracer, self._directory
                 )
                 await self._control.start()
         except (RedisError, OSError) as exc:
@@ -227,6 +235,11 @@ class RedisBus:
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
+
+    def announce_directory(self, version: int) -> None:
+        """Tell the other nodes that the directory changes reached ``version``."""
+        if self._control is not None:
+            self._control.announce_directory(version)
 
     @property
     def up(self) -> bool:

@@ -714,3 +714,15 @@ def test_an_old_file_with_the_first_two_throttle_keys_still_loads(tmp_path: Path
 )
 def test_login_throttle_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     assert error(tmp_path, text).startswith(message)
+
+
+def test_a_cluster_needs_a_postgres_database(tmp_path: Path) -> None:
+    redis = '[cluster]\nredis = "redis://127.0.0.1:6379/0"\n'
+    assert error(tmp_path, redis).startswith("cluster.database: required when cluster.redis")
+    sqlite = redis + 'database = "sqlite:///var/lib/switchboard/directory.sqlite3"\n'
+    assert error(tmp_path, sqlite).startswith("cluster.database: must be PostgreSQL")
+    config = load(tmp_path, redis + 'database = "postgres://sb:secret@db.example/sb"\n')
+    assert config.cluster.database == "postgres://sb:secret@db.example/sb"
+    assert "secret" not in repr(config.cluster)
+    # one process: no database needed, and one given is not used
+    assert load(tmp_path, "").cluster.database == ""

@@ -1,9 +1,9 @@
-"""Hub nodes in child processes sharing a private Redis, for the tests of a cluster that
-kill a node (SCALE.md "Testing on one 2-core machine").
+"""Hub nodes in child processes sharing a private Redis and a scratch PostgreSQL database,
+for the tests of a cluster that kill a node (SCALE.md "Testing on one 2-core machine").
 
-Each node is ``switchboard serve --node NAME`` with one config: the cluster's Redis, a
-short lease (so a dead node is noticed within about two seconds), volatile chat (the
-messages service is not part of these tests) and rate limits out of the way.
+Each node is ``switchboard serve --node NAME`` with one config: the cluster's Redis and
+database, a short lease (so a dead node is noticed within about two seconds), volatile
+chat (the messages service is not part of these tests) and rate limits out of the way.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ LEASE = 1.5
 
 
 class ClusterNodes:
-    def __init__(self, directory: Path, redis_url: str, names: tuple[str, ...]) -> None:
+    def __init__(
+        self, directory: Path, redis_url: str, database: str, names: tuple[str, ...]
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.redis_url = redis_url
         self.passwords = {sip: secrets.token_hex(12) for sip in ("alice", "bob", "carol")}
         self.config = directory / "cluster.toml"
-        self.config.write_text(_config(redis_url, self.passwords))
+        self.config.write_text(_config(redis_url, database, self.passwords))
         self.nodes = {name: self._node(name) for name in names}
 
     def _node(self, name: str) -> ServerProcess:
@@ -88,10 +90,11 @@ class ClusterNodes:
         )
 
 
-def _config(redis_url: str, passwords: dict[str, str]) -> str:
+def _config(redis_url: str, database: str, passwords: dict[str, str]) -> str:
     lines = [
         "[cluster]",
         f"redis = {json.dumps(redis_url)}",
+        f"database = {json.dumps(database)}",
         f'lease = "{LEASE}s"',
         f'heartbeat = "{LEASE / 5}s"',
         "[messages]",

@@ -5,22 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
+from tests.cluster_services import cluster_services
+from tests.conftest import postgres_database
 from tests.integration.cluster_processes import LEASE, ClusterNodes
 from tests.integration.processes import free_port
 from tests.integration.test_startup_errors import assert_one_line, serve
-from tests.redis_server import RedisServer, private_redis
+from tests.redis_server import RedisServer
 from tests.support import Phone
 
 
 @contextlib.asynccontextmanager
 async def cluster(tmp_path: Path, *names: str) -> AsyncIterator[tuple[RedisServer, ClusterNodes]]:
-    async with private_redis() as redis:
-        nodes = ClusterNodes(tmp_path, redis.url, names)
+    async with cluster_services() as services:
+        redis = services.redis
+        nodes = ClusterNodes(tmp_path, redis.url, services.database, names)
         try:
             await nodes.start()
             yield redis, nodes
@@ -59,8 +63,10 @@ async def test_a_second_node_of_a_live_node_s_name_is_refused(tmp_path: Path) ->
 
 
 async def test_a_node_whose_redis_does_not_answer_is_refused(tmp_path: Path) -> None:
-    config = f'[cluster]\nredis = "redis://127.0.0.1:{free_port()}/0"\n'
-    result = await asyncio.to_thread(serve, tmp_path, config, "--node", "a")
+    async with postgres_database("switchboard_cluster") as database:
+        redis = f"redis://127.0.0.1:{free_port()}/0"
+        config = f"[cluster]\nredis = {json.dumps(redis)}\ndatabase = {json.dumps(database)}\n"
+        result = await asyncio.to_thread(serve, tmp_path, config, "--node", "a")
     assert_one_line(result, "cluster.redis", "cannot reach Redis at ")
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("switchboard: cannot start: cluster.redis: cannot reach Redis at ")

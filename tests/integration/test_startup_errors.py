@@ -78,6 +78,41 @@ def test_replicas_of_the_service_on_sqlite(tmp_path: Path) -> None:
     assert_one_line(result, "messages.replicas", "needs a postgres:// messages.database")
 
 
+def cluster_config(database: str | None) -> str:
+    """A cluster node's config (Redis on a port nobody listens on: the database is
+    checked first, and the node never gets that far)."""
+    lines = ["[cluster]", f'redis = "redis://127.0.0.1:{free_port()}/0"']
+    if database is not None:
+        lines.append(f"database = {json.dumps(database)}")
+    return "\n".join([*lines, ""])
+
+
+def test_a_cluster_node_without_a_database(tmp_path: Path) -> None:
+    result = serve(tmp_path, cluster_config(None), "--node", "a")
+    assert_one_line(result, "cluster.database", "required when cluster.redis is set")
+
+
+def test_a_cluster_node_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'directory.sqlite3'}"
+    result = serve(tmp_path, cluster_config(url), "--node", "a")
+    assert_one_line(result, "cluster.database", "must be PostgreSQL")
+
+
+def test_a_cluster_database_port_nobody_listens_on(tmp_path: Path) -> None:
+    url = f"postgres://postgres@127.0.0.1:{free_port()}/switchboard"
+    result = serve(tmp_path, cluster_config(url), "--node", "a")
+    assert_one_line(result, "cluster.database", "connection refused")
+
+
+def test_a_cluster_database_that_does_not_exist(tmp_path: Path) -> None:
+    name = f"switchboard_missing_{secrets.token_hex(4)}"
+    result = serve(tmp_path, cluster_config(postgres_with(name)), "--node", "a")
+    unreachable = "connection refused" in result.stderr
+    if unreachable and os.environ.get(REQUIRE_SERVICES_ENV) != "1":
+        pytest.skip(f"PostgreSQL at ${POSTGRES_ENV} unreachable")
+    assert_one_line(result, "cluster.database", f'database "{name}" does not exist')
+
+
 def test_a_malformed_config_value(tmp_path: Path) -> None:
     result = serve(tmp_path, '[limits]\nrate = "fast"\n')
     assert_one_line(result, "limits.rate", "expected a number")

@@ -6,38 +6,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from config import Config
-from tests.redis_server import RedisServer, private_redis
-from tests.support import Phone, RunningServer, make_config, running_server
+from tests.cluster_services import ClusterServices, cluster_services, node_config
+from tests.support import Phone, RunningServer, running_server
 
 JsonObject = dict[str, Any]
 
 
-def node_config(redis: RedisServer, node: str, **cluster: Any) -> Config:
-    """Node ``node`` of a cluster on ``redis``: a short lease, and rate limits out of the
-    way (the test clock does not move, so a token bucket would never refill)."""
-    config = make_config(messages=False, burst=5000, rate_close_after=5000)
-    timing = {"lease": 1.5, "heartbeat": 0.3, **cluster}
-    return replace(
-        config,
-        server=replace(config.server, node=node),
-        cluster=replace(config.cluster, redis=redis.url, **timing),
-    )
-
-
 @contextlib.asynccontextmanager
-async def two_nodes() -> AsyncIterator[tuple[RedisServer, RunningServer, RunningServer]]:
+async def two_nodes() -> AsyncIterator[tuple[ClusterServices, RunningServer, RunningServer]]:
     async with (
-        private_redis() as redis,
-        running_server(node_config(redis, "a")) as a,
-        running_server(node_config(redis, "b")) as b,
+        cluster_services() as services,
+        running_server(node_config(services, "a")) as a,
+        running_server(node_config(services, "b")) as b,
     ):
-        yield redis, a, b
+        yield services, a, b
 
 
 async def call_across(a: RunningServer, b: RunningServer) -> tuple[Phone, Phone, int]:
@@ -108,9 +94,9 @@ async def test_the_callee_s_node_dying_ends_the_call_on_the_other() -> None:
 
 
 async def test_a_node_started_after_the_other_reaches_its_users() -> None:
-    async with private_redis() as redis, running_server(node_config(redis, "a")) as a:
+    async with cluster_services() as services, running_server(node_config(services, "a")) as a:
         bob_waits = await a.phone("bob")
-        async with running_server(node_config(redis, "b")) as b:
+        async with running_server(node_config(services, "b")) as b:
             alice = await b.phone("alice")
             await alice.setup(1, "bob")
             await alice.sig(1, "call_proc")
@@ -120,7 +106,7 @@ async def test_a_node_started_after_the_other_reaches_its_users() -> None:
 
 
 async def test_health_and_metrics_show_the_bus() -> None:
-    async with two_nodes() as (redis, a, b), httpx.AsyncClient() as http:
+    async with two_nodes() as (services, a, b), httpx.AsyncClient() as http:
         alice, bob, number = await call_across(a, b)
         await alice.say(1, "counted", id="c1")
         await bob.fty(number)
@@ -136,7 +122,7 @@ async def test_health_and_metrics_show_the_bus() -> None:
         assert _metric(page, 'switchboard_bus_frames_total{way="in"}') >= 1
         assert _metric(page, "switchboard_bus_nodes") == 2
         assert _metric(page, "switchboard_bus_up") == 1
-        redis.kill()  # the bus is down: a balancer must send clients elsewhere
+        services.redis.kill()  # the bus is down: a balancer must send clients elsewhere
         for _ in range(100):
             answer = await http.get(f"{a.http}/healthz?ready=1")
             if answer.status_code == 503:
@@ -152,7 +138,7 @@ def _metric(page: str, name: str) -> float:
 
 
 async def test_trace_flags_switched_on_one_node_switch_on_every_node() -> None:
-    async with two_nodes() as (redis, a, b):
+    async with two_nodes() as (services, a, b):
         tracer_b = b.hub.tracer
         assert not tracer_b.signalling
         a.hub.tracer.set_flags({"signalling": True, "pbx": True})  # as PUT /admin/trace does
@@ -168,5 +154,5 @@ async def test_trace_flags_switched_on_one_node_switch_on_every_node() -> None:
             await asyncio.sleep(0.02)
         assert not a.hub.tracer.pbx and a.hub.tracer.signalling
         # a node started now takes the cluster's flags, not its config's
-        async with running_server(node_config(redis, "c")) as c:
+        async with running_server(node_config(services, "c")) as c:
             assert c.hub.tracer.signalling and not c.hub.tracer.pbx

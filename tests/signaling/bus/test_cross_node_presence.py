@@ -15,8 +15,8 @@ from signaling.bus import keys
 from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import PresenceShare, PresenceShares, PresenceWatch
 from signaling.core.nodes.presence_shares import SharedPresence
+from tests.cluster_services import cluster_services, node_config
 from tests.redis_server import RedisServer, private_redis
-from tests.signaling.bus.test_cross_node import node_config
 from tests.support import Phone, RunningServer, running_server
 
 JsonObject = dict[str, Any]
@@ -28,12 +28,12 @@ BOB = ("example.com", "bob")
 async def nodes(
     *names: str, **cluster: Any
 ) -> AsyncIterator[tuple[RedisServer, list[RunningServer]]]:
-    async with private_redis() as redis, contextlib.AsyncExitStack() as stack:
+    async with cluster_services() as services, contextlib.AsyncExitStack() as stack:
         servers = [
-            await stack.enter_async_context(running_server(node_config(redis, name, **cluster)))
+            await stack.enter_async_context(running_server(node_config(services, name, **cluster)))
             for name in names
         ]
-        yield redis, servers
+        yield services.redis, servers
 
 
 async def watch(phone: Phone, number: int, to: str) -> JsonObject:

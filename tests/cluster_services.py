@@ -1,0 +1,47 @@
+"""What the nodes of a cluster share, made for one test: a private ``redis-server`` and a
+scratch PostgreSQL database (``[cluster] redis`` and ``database``), and the config of an
+in-process node on them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from config import Config
+from tests.conftest import postgres_database
+from tests.redis_server import RedisServer, private_redis
+from tests.support import make_config
+
+__all__ = ["ClusterServices", "cluster_services", "node_config"]
+
+
+@dataclass(frozen=True)
+class ClusterServices:
+    redis: RedisServer
+    database: str
+    """The PostgreSQL url of ``[cluster] database``."""
+
+
+@contextlib.asynccontextmanager
+async def cluster_services() -> AsyncIterator[ClusterServices]:
+    async with private_redis() as redis, postgres_database("switchboard_cluster") as database:
+        yield ClusterServices(redis, database)
+
+
+def node_config(
+    services: ClusterServices, node: str, config: Config | None = None, **cluster: Any
+) -> Config:
+    """Node ``node`` of a cluster on ``services`` (from ``config``, by default the test
+    config without the messages service): a short lease, and rate limits out of the way
+    (the test clock does not move, so a token bucket would never refill)."""
+    config = config or make_config(messages=False, burst=5000, rate_close_after=5000)
+    timing = {"lease": 1.5, "heartbeat": 0.3, **cluster}
+    return replace(
+        config,
+        server=replace(config.server, node=node),
+        cluster=replace(
+            config.cluster, redis=services.redis.url, database=services.database, **timing
+        ),
+    )
