@@ -3,12 +3,15 @@
 Run::
 
     .venv/bin/python bench/cluster.py [--rounds 3] [--seconds 5] [--rate 1000] [--quick]
+                                      [--postgres URL]
 
 What it does (see bench/README.md and docs/benchmarks.md for what the figures mean):
 
 1. starts a private ``redis-server`` on a free port (nothing on disk), one hub without
    any cluster config (the reference) and two hub nodes, ``a`` and ``b``, that share that
-   Redis (``switchboard serve --node a|b`` with ``[cluster] redis``); Redis and every hub
+   Redis and a PostgreSQL database made for the run (``switchboard serve --node a|b``
+   with ``[cluster] redis`` and ``database``; the nodes only read it at start, and the
+   database server is not pinned: nothing in the runs uses it); Redis and every hub
    are pinned to one core with ``taskset``, the coordinator and the load processes of
    bench/relay.py to the other;
 2. round by round, interleaved: the closed-loop relay maximum on the single hub, on node
@@ -32,6 +35,7 @@ This is a benchmark, not a test: nothing here is collected by pytest.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -41,9 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,6 +76,7 @@ from relay import (
 )
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 NODES = ("a", "b")
 SCENARIOS = ("single", "same", "cross", "cross_latency", "single_latency")
 """Each round runs these in this order; each has a block of users of its own."""
@@ -91,6 +97,8 @@ class Plan:
     rounds: int
     rate: float
     save: bool
+    postgres: str = DEFAULT_POSTGRES
+    """The server on which the run's ``[cluster] database`` is made."""
     profile: float = 0.0
     """Seconds of py-spy on each node during an extra cross-node run (0: none)."""
 
@@ -119,6 +127,12 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     )
     parser.add_argument("--quick", action="store_true", help="one short round (about 40 s)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("SWITCHBOARD_BENCH_POSTGRES", DEFAULT_POSTGRES),
+        help="server to make the nodes' cluster.database on (default "
+        f"$SWITCHBOARD_BENCH_POSTGRES or {DEFAULT_POSTGRES})",
+    )
     args = parser.parse_args(argv)
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -133,6 +147,7 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         rounds=rounds,
         rate=args.rate,
         save=not args.no_save,
+        postgres=args.postgres,
         profile=args.profile,
     )
 
@@ -169,10 +184,11 @@ class Cores:
         return ["taskset", "-c", str(self.server), *argv]
 
 
-def hub_config(users: int, secret: str, redis_url: str = "") -> str:
-    """The hub's TOML: relay.py's bench settings and users; with ``redis_url`` a cluster
-    node. The messages service is off and the resume grace zero on every hub alike, so
-    the runs differ only in the cluster (nothing is stored: no user holds a licence)."""
+def hub_config(users: int, secret: str, redis_url: str = "", database: str = "") -> str:
+    """The hub's TOML: relay.py's bench settings and users; with ``redis_url`` (and the
+    cluster's ``database``) a cluster node. The messages service is off and the resume
+    grace zero on every hub alike, so the runs differ only in the cluster (nothing is
+    stored: no user holds a licence)."""
     lines = [
         *BENCH_SETTINGS,
         "[messages]",
@@ -186,7 +202,8 @@ def hub_config(users: int, secret: str, redis_url: str = "") -> str:
         "",
     ]
     if redis_url:
-        lines += ["[cluster]", f"redis = {json.dumps(redis_url)}", ""]
+        lines += ["[cluster]", f"redis = {json.dumps(redis_url)}"]
+        lines += [f"database = {json.dumps(database)}", ""]
     return "\n".join([*lines, *user_tables(users, secret)])
 
 
@@ -252,10 +269,11 @@ class ClusterBench:
         self.redis = self._server("redis", _redis_argv(free_port()))
         self.redis.wait_ready()
         redis_url = f"redis://{HOST}:{self.redis.port}/0"
+        database = stack.enter_context(scratch_database(plan.postgres))
         users = len(SCENARIOS) * plan.block
         single_config, node_config = self.tmp / "single.toml", self.tmp / "node.toml"
         single_config.write_text(hub_config(users, self.secret))
-        node_config.write_text(hub_config(users, self.secret, redis_url))
+        node_config.write_text(hub_config(users, self.secret, redis_url, database))
         self.single = self._hub("single", single_config)
         self.nodes = {name: self._hub(name, node_config, "--node", name) for name in NODES}
         self.workers = WorkerPool(plan.procs, self.secret)
@@ -459,6 +477,39 @@ _NOTES = {
     "Runner.run (asyncio/runners.py)": "  [uvloop's own C code: polling, socket reads; idle too]"
 }
 """What a frame on top of the stack stands for, where its name does not say it."""
+
+
+@contextmanager
+def scratch_database(server: str) -> Iterator[str]:
+    """A PostgreSQL database made on ``server`` for this run (its url), dropped after."""
+    name = f"switchboard_bench_cluster_{secrets.token_hex(6)}"
+    try:
+        _postgres(server, f'CREATE DATABASE "{name}"')
+    except Exception as exc:
+        raise SystemExit(f"bench/cluster.py needs PostgreSQL at {server}: {exc}") from exc
+    try:
+        yield urllib.parse.urlsplit(server)._replace(path=f"/{name}").geturl()
+    finally:
+        _postgres(
+            server,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+            f'DROP DATABASE IF EXISTS "{name}"',
+        )
+
+
+def _postgres(server: str, *statements: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(server, timeout=5)
+        try:
+            for statement in statements:
+                await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
 
 
 def _redis_argv(port: int) -> list[str]:
