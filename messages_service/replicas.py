@@ -41,7 +41,6 @@ from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import orjson
 
 from .errors import Unavailable
@@ -64,7 +63,7 @@ PENDING_MAX = 100_000
 """Notes waiting in memory for the database, at most."""
 STOP_TIMEOUT = 5.0
 
-_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_FAILURES = notes.FAILURES
 
 
 class Replicas:
@@ -193,7 +192,7 @@ class Replicas:
             return
         try:
             await notes.append(self._writer, self.run, batch)
-        except asyncpg.DataError:  # never written, however often tried: not kept
+        except notes.Unwritable:  # never written, however often tried: not kept
             log.exception("replica %s: %d note(s) refused", self.run, len(batch))
         else:
             self.published += len(batch)

@@ -28,7 +28,23 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 from tortoise.backends.base.config_generator import expand_db_url
 
-__all__ = ["CHANNEL", "Note", "Notes", "append", "connect", "newest", "prune", "read_after"]
+__all__ = [
+    "CHANNEL",
+    "FAILURES",
+    "Note",
+    "Notes",
+    "Unwritable",
+    "append",
+    "connect",
+    "newest",
+    "prune",
+    "read_after",
+]
+
+FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+"""What a note connection's statements raise when the database or the link fails."""
+Unwritable = asyncpg.DataError
+"""A note the database refuses whatever the moment: writing it again cannot help."""
 
 CHANNEL = "switchboard_replica_notes"
 _LOCK = 0x5377_6E74  # one constant for every replica's writes (migrations use another)
