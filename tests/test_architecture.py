@@ -4,8 +4,9 @@ Imports point one way: no module imports itself back through others (type-only i
 count too: a cycle under ``TYPE_CHECKING`` still ties the modules together); the messages
 service knows the hub only through its AppWebsocket layer; only storage modules import
 the ORM or a database driver; the sans-I/O core (and the in-memory bus) never imports
-asyncio. And the size rules: no module over 500 lines, no function over 40 (docstring left out) and the median
-function at most 8, so that every module stays one concept a newcomer can read at once.
+asyncio. And the size rules: no module over 500 lines, no function over 40 (docstring
+left out) and the median function at most 8, so that every module stays one concept a
+newcomer can read at once.
 """
 
 from __future__ import annotations
