@@ -50,7 +50,7 @@ from .support_chat import (
     queue_user,
     setup_preview,
 )
-from .support_rules import check_close, check_transfer
+from .support_rules import board_terms, check_close, check_transfer
 from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]
@@ -344,7 +344,8 @@ class Queues:
         sip = user.sip
         if mt in ("Subscribe", "Unsubscribe"):
             queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            return self._follow(conn, src, domain, queue, mt == "Subscribe")
+            result = self._follow(conn, src, domain, queue, mt == "Subscribe")
+            return {**result, **board_terms(user, queue)} if mt == "Subscribe" else result
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
         named = conversation_of(mt, body)

@@ -9,20 +9,28 @@ first one who writes owns it, as live-helper operators expect.
 
 from __future__ import annotations
 
-from config import UserConfig
+from config import QueueConfig, UserConfig
 
 from .calls import Leg
 from .errors import Forbidden
 from .messages import Sig
 from .support_chat import SupportChat
 
-__all__ = ["SUPERVISOR", "check_close", "check_transfer", "takes_on_write"]
+__all__ = ["SUPERVISOR", "board_terms", "check_close", "check_transfer", "takes_on_write"]
 
 SUPERVISOR = "supervisor"
 
 
 def _supervises(chat: SupportChat, user: UserConfig) -> bool:
     return user.role == SUPERVISOR and user.sip in chat.queue.agents
+
+
+def board_terms(user: UserConfig, queue: QueueConfig) -> dict[str, object]:
+    """What ``SubscribeResult`` tells an agent of the queue it watches, so that a console
+    offers only what the hub allows: its ``role`` there (``"supervisor"`` or ``"agent"``)
+    and whether writing into a ringing chat takes it (docs/protocol.md 12.34)."""
+    role = SUPERVISOR if user.role == SUPERVISOR else "agent"
+    return {"role": role, "take_on_write": queue.take_on_write}
 
 
 def check_close(chat: SupportChat, user: UserConfig) -> None:

@@ -62,8 +62,16 @@ async def new_visitor(server: RunningServer, name: str) -> Phone:
     return await server.phone(visitor["sip"], password=visitor["password"])
 
 
-async def watch(server: RunningServer, sip: str = "alice", queue: str = "desk") -> Phone:
-    """A connection of ``sip`` (not registered) that watches the queue's board (§9.3)."""
+async def watch(
+    server: RunningServer,
+    sip: str = "alice",
+    queue: str = "desk",
+    *,
+    role: str = "agent",
+    take_on_write: bool = False,
+) -> Phone:
+    """A connection of ``sip`` (not registered) that watches the queue's board (§9.3);
+    the result says the agent's ``role`` there and the queue's ``take_on_write`` (12.34)."""
     client = await server.connect()
     await client.login(password=PASSWORDS[sip], sip=sip)
     board = Phone(client, sip)
@@ -74,6 +82,8 @@ async def watch(server: RunningServer, sip: str = "alice", queue: str = "desk") 
         "mt": "SubscribeResult",
         "src": "board",
         "queue": queue,
+        "role": role,
+        "take_on_write": take_on_write,
     }
     return board
 

@@ -64,7 +64,7 @@ async def test_without_take_on_write_an_agent_writing_into_a_ringing_chat_is_bad
 
 async def test_with_take_on_write_the_agent_who_writes_takes_the_chat() -> None:
     async with running_server(desk_config(take_on_write=True)) as server:
-        board = await watch(server, "alice")
+        board = await watch(server, "alice", take_on_write=True)
         visitor, agents, numbers, conf_id = await ringing(server)
         assert (await update(board, "ChatWaiting"))["chat"]["confId"] == conf_id
 
@@ -153,3 +153,12 @@ async def test_only_the_owner_or_a_supervisor_closes_or_transfers_a_taken_chat()
         assert (closed["by"], closed["cause"]) == ("dave", 16)
         for phone in (visitor, *agents.values(), board):
             await phone.sync()
+
+
+async def test_the_board_tells_each_agent_its_role_and_whether_writing_takes() -> None:
+    """``SubscribeResult`` carries the agent's ``role`` and the queue's ``take_on_write``
+    (12.34), so that a console offers Close, Transfer and writing only where they work."""
+    async with running_server(desk_config(take_on_write=True)) as server:
+        await watch(server, "dave", role="supervisor", take_on_write=True)
+        await watch(server, "alice", take_on_write=True)
+        await watch(server, "bob", "sales")  # a queue without the option

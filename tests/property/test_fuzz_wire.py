@@ -310,6 +310,9 @@ def _check_queue_message(message: JsonObject, where: str) -> None:
     mt = message["mt"]
     if mt in ("SubscribeResult", "UnsubscribeResult"):
         assert type(message.get("queue")) is str, where
+        if mt == "SubscribeResult":  # what the agent may do there (docs 12.34)
+            assert message.get("role") in ("agent", "supervisor"), where
+            assert type(message.get("take_on_write")) is bool, where
     elif mt in ("TakeResult", "TransferResult", "CloseResult"):
         assert _is_call_id(message.get("confId")), where
         assert message.get("callId") == message["confId"], where
@@ -497,7 +500,13 @@ class ServerThread:
             bob.register()
             bob.send_json(SUBSCRIBE)
             result = bob.next()
-            assert result == {**SUBSCRIBE, "mt": "SubscribeResult"}, f"a chat outlived: {result}"
+            expected = {
+                **SUBSCRIBE,
+                "mt": "SubscribeResult",
+                "role": "agent",
+                "take_on_write": False,
+            }
+            assert result == expected, f"a chat outlived: {result}"
             dave.login("dave")
             dave.register()
             setup = {"type": "setup", "channel": 0, "cd": {"sip": "support"}}

@@ -4,8 +4,6 @@ goes when the visitor's page comes back, in a real Chromium against a real serve
 
 from __future__ import annotations
 
-import datetime
-
 from playwright.async_api import Browser, expect
 
 from tests.support import running_server
@@ -18,10 +16,9 @@ async def test_a_waiting_card_says_the_visitor_left_until_the_page_comes_back(
     browser: Browser,
 ) -> None:
     async with running_server(support_config()) as server:
-        agent = await agent_console(browser, server)
-        # the console's clock reads the hub's (the board's times are the hub's)
-        hub_now = datetime.datetime.fromtimestamp(server.clock.wall(), datetime.UTC)
-        await agent.clock.install(time=hub_now)
+        # the console's clock reads the hub's (the board's times are the hub's), and its
+        # board refresh moves with the fast-forward
+        agent = await agent_console(browser, server, hub_clock=True)
         await agent.get_by_role("button", name="Away").click()
         await expect(agent.locator("#availability")).to_have_attribute("data-activity", "away")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import html
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -29,7 +30,7 @@ from starlette.routing import Route
 from config import Config
 from signaling.server import bound_socket
 from tests.support import Phone, RunningServer, make_config, running_server
-from tests.web.conftest import screenshot_path
+from tests.web.conftest import keep_screenshot, screenshot_path
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -120,8 +121,16 @@ async def shop_site(hub: str) -> AsyncIterator[str]:
         sock.close()
 
 
-async def agent_console(browser: Browser, server: RunningServer, user: str = "alice") -> Page:
+async def agent_console(
+    browser: Browser, server: RunningServer, user: str = "alice", *, hub_clock: bool = False
+) -> Page:
+    """``user``'s support console, signed in. ``hub_clock``: the page's clock starts at
+    the hub's time before the page loads, so that its timers (the board's refresh) move
+    with ``page.clock.fast_forward`` too."""
     page = await (await browser.new_context(viewport={"width": 1360, "height": 820})).new_page()
+    if hub_clock:
+        wall = datetime.datetime.fromtimestamp(server.clock.wall(), datetime.UTC)
+        await page.clock.install(time=wall)
     await page.goto(server.http + "/agent")
     await page.get_by_label("User").fill(user)
     await page.get_by_label("Password").fill(f"{user}-demo")
@@ -267,6 +276,7 @@ async def test_a_shop_visitor_and_an_agent_chat_through_the_widget(browser: Brow
         await expect(agent.locator(".chat")).to_have_count(2)  # side by side
 
         await agent.screenshot(path=screenshot_path("agent"))
+        keep_screenshot("agent")
         await shop.screenshot(path=screenshot_path("visit"))
         await shop.set_viewport_size(PHONE)
         await expect(shop.get_by_role("button", name="Chat with us")).to_be_hidden()

@@ -69,7 +69,14 @@ def test_a_visitor_call_is_offered_to_every_available_agent_and_shown_on_the_boa
     agents = _agents(h, *AGENTS)
     board = h.login("alice")
     assert _board(h, board) == [
-        {"api": "Queue", "mt": "SubscribeResult", "src": "board", "queue": "desk"}
+        {
+            "api": "Queue",
+            "mt": "SubscribeResult",
+            "src": "board",
+            "queue": "desk",
+            "role": "agent",
+            "take_on_write": False,
+        }
     ]
     visitor = h.phone("carol")
     _visit(h, visitor, product="Kettle 3000", url="https://shop.example/kettle")

@@ -27,6 +27,8 @@ const FIELD_LABELS = {
   password: "Password",
   licences: "Licences",
   max_chats: "Max chats",
+  role: "Role",
+  take_on_write: "Take by writing",
   agents: "Agents",
   act_for: "Acts for",
   apis: "APIs",
@@ -587,6 +589,14 @@ function rowActions(kind, name, onEdit, onDelete) {
 
 // -- users ----------------------------------------------------------------------------------
 
+/** A user's role in live support (docs/protocol.md 12.34): an agent, or a supervisor who
+ * also closes and transfers other agents' chats. */
+function roleBadge(user) {
+  return user.role === "supervisor"
+    ? el("span", { class: "badge chip-accent", text: "Supervisor" })
+    : el("span", { class: "muted", text: "Agent" });
+}
+
 function renderUsers() {
   const rows = directory.users.map((user) => {
     const licensed = user.licences.includes("messages");
@@ -604,6 +614,7 @@ function renderUsers() {
           : el("span", { class: "badge", text: "Volatile" }),
         others.map((l) => el("span", { class: "badge", text: l })),
       ),
+      cell("Role", roleBadge(user)),
       cell("Max chats", String(user.max_chats)),
       rowActions("user", user.sip, () => openUser(user), () => confirmDelete("user", user.sip)),
     );
@@ -627,6 +638,7 @@ function openUser(user = null) {
   $("user-dn").value = user?.dn || "";
   $("user-num").value = user?.num || "";
   $("user-max").value = String(user?.max_chats ?? 3);
+  $("user-role").value = user?.role === "supervisor" ? "supervisor" : "";
   $("user-messages").checked = Boolean(user?.licences.includes("messages"));
   $("user-password").required = !user;
   $("user-password-hint").textContent = user ? "Leave empty to keep the current password." : "Required for a new user.";
@@ -661,6 +673,7 @@ $("user-form").addEventListener("submit", async (event) => {
     dn: $("user-dn").value.trim() || sip,
     num: $("user-num").value.trim(),
     licences: [...others, ...($("user-messages").checked ? ["messages"] : [])],
+    role: $("user-role").value,
   };
   if (maxText) body.max_chats = Number(maxText);
   if (password) body.password = password;
@@ -672,7 +685,7 @@ $("user-form").addEventListener("submit", async (event) => {
     announce(`User ${sip} saved`);
     await Promise.all([refreshDirectory(), loadTenants()]);
   } catch (failure) {
-    const field = { dn: "user-dn", num: "user-num", password: "user-password", max_chats: "user-max" }[fieldOf(failure)];
+    const field = { dn: "user-dn", num: "user-num", password: "user-password", max_chats: "user-max", role: "user-role" }[fieldOf(failure)];
     fail(`Could not save user ${sip}: ${describe(failure)}`, field ? $(field) : null);
   } finally {
     save.disabled = false;
@@ -698,6 +711,8 @@ function renderQueues() {
           ? el("span", { class: "chips" }, queue.agents.map((a) => el("span", { class: "chip", title: userName(a), text: a })))
           : el("span", { class: "muted", text: "No agents" }),
       ),
+      // writing into a ringing chat takes it (docs/protocol.md 12.34)
+      cell("Take by writing", queue.take_on_write ? el("span", { class: "badge badge-on", text: "On" }) : el("span", { class: "muted", text: "Off" })),
       rowActions("queue", queue.sip, () => openQueue(queue), () => confirmDelete("queue", queue.sip)),
     ),
   );
@@ -716,6 +731,7 @@ function openQueue(queue = null) {
   $("queue-sip").value = queue?.sip || "";
   $("queue-sip").readOnly = Boolean(queue);
   $("queue-dn").value = queue?.dn || "";
+  $("queue-take-on-write").checked = Boolean(queue?.take_on_write);
   const chosen = new Set(queue?.agents || []);
   const options = directory.users.map((user) =>
     el(
@@ -747,7 +763,7 @@ $("queue-form").addEventListener("submit", async (event) => {
     return;
   }
   const agents = [...$("queue-agents").querySelectorAll('input[name="agents"]:checked')].map((i) => i.value);
-  const body = { dn: $("queue-dn").value.trim() || sip, agents };
+  const body = { dn: $("queue-dn").value.trim() || sip, agents, take_on_write: $("queue-take-on-write").checked };
   const save = event.target.querySelector('[type="submit"]');
   save.disabled = true;
   try {
@@ -803,6 +819,7 @@ function renderAgents() {
       cell("SIP", el("code", { text: user.sip })),
       cell("Name", user.dn || user.sip),
       cell("Queues", el("span", { class: "chips" }, queuesOf.get(user.sip).map((q) => el("span", { class: "chip", text: q })))),
+      cell("Role", roleBadge(user)),
       cell("Max chats", form),
     );
   });

@@ -23,7 +23,7 @@
 //   typing    ({call, sip, dn, typing})
 //   seen      ({call, seq}) the peer read up to seq
 //   released  ({call, cause}) the call ended; cause is the Q.931 number
-//   presence  ({sip, status, activity, note, badge})
+//   presence  ({sip, status, activity, note, badge, lastSeen, recent})
 //   queue     ({message}) a board update (api Queue)
 //   error     ({message}) an Error frame about nothing we asked
 
@@ -376,6 +376,9 @@ export class Client extends EventTarget {
         activity: item.activity,
         note: match ? "" : item.note,
         badge: match ? Number(match[1]) : null,
+        // a visitor's: when last seen (ms) and whether recently (docs/protocol.md 12.37)
+        lastSeen: typeof item.last_seen === "number" ? item.last_seen : null,
+        recent: typeof item.recent === "boolean" ? item.recent : null,
       });
     }
     if (item.type === "im_ack") {
