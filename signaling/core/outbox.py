@@ -27,7 +27,12 @@ from .codec import encode
 if TYPE_CHECKING:
     from .nodes.frames import NodeFrame
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "RemoteFrames"]
+
+
+RemoteFrames = Callable[[int, str], Forward | None]
+"""The ``Forward`` that carries a frame for a device on another switch (negative
+``conn``) there, or None if no call carries it (``nodes.remote_legs``)."""
 
 
 def _nowhere(conn: int, text: str) -> None:
@@ -40,13 +45,14 @@ class Outbox:
     remote device's registration has a negative ``conn`` (see ``nodes.remote_legs``),
     so a local send pays no lookup for the seam."""
 
-    __slots__ = ("_actions", "_pending", "remote")
+    __slots__ = ("_actions", "_pending", "_remote")
 
-    def __init__(self) -> None:
+    def __init__(self, remote: RemoteFrames | None = None) -> None:
+        """``remote``: where frames for remote devices go, in a cluster (the stand-ins'
+        ``RemoteDevices.forward``); a standalone switch has none."""
         self._actions: list[Action] = []
         self._pending: dict[int, int] = {}
-        self.remote: Callable[[int, str], None] = _nowhere
-        """Where frames for remote devices (negative conns) go: set by a cluster's seat."""
+        self._remote: RemoteFrames = remote or _nowhere
 
     def send(self, conn: int, message: dict[str, Any]) -> None:
         self.send_text(conn, encode(message))
@@ -56,7 +62,9 @@ class Outbox:
         0 is a detached registration's (§4.9): nothing can reach it, so nothing is sent."""
         if conn <= 0:
             if conn:  # a device on another switch (nodes.remote_legs)
-                self.remote(conn, text)
+                forward = self._remote(conn, text)
+                if forward is not None:
+                    self._actions.append(forward)
             return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1

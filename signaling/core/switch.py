@@ -38,6 +38,7 @@ from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
 from .messages import Inbound
 from .nodes.directory import DeviceBook
 from .nodes.frames import NodeFrame
+from .nodes.remote_legs import RemoteDevices
 from .nodes.seat import NodeSeat
 from .outbox import Outbox
 from .pbx_messages import MessagesBridge
@@ -78,7 +79,8 @@ class Switch:
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
         self.tracer = tracer or Tracer()
         """``signalling`` traces the core's decisions; the hub traces ``pbx`` with it."""
-        self._out = Outbox()
+        remote = RemoteDevices(tenants=self.directory) if book is not None else None
+        self._out = Outbox(remote.forward if remote is not None else None)
         self.congested: Callable[[int, int], bool] = _never_congested
         """Set by the I/O layer: would this connection's send queue overflow with that
         many more frames (the ones this event already produced for it) plus one?"""
@@ -89,7 +91,9 @@ class Switch:
         """Failed logins (§3.6); its counts feed ``/metrics``."""
         self.registry = registry = Registry()
         groups = GroupBook()
-        self.node = NodeSeat.of(node, book, registry, self.directory, groups, self._out, config)
+        self.node = NodeSeat.of(
+            node, book, remote, registry, self.directory, groups, self._out, config
+        )
         """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages

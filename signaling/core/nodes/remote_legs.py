@@ -4,9 +4,9 @@ Theory of operation: the home runs the whole call (SCALE.md decision 2). A devic
 another switch takes part through a stand-in ``Registration`` here, whose ``conn`` is a
 negative number no connection ever has. The call core treats it as any device: it
 offers to it, counts its legs, relays to it. Its frames reach ``Outbox.send_text`` like
-every frame; a negative ``conn`` sends them to ``RemoteDevices.send``, which takes the
-envelope off (the device's switch puts its own on) and forwards the ``sig`` as an
-``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. What the device
+every frame; for a negative ``conn`` the outbox asks ``RemoteDevices.forward``, which
+takes the envelope off (the device's switch puts its own on) and carries the ``sig`` as
+an ``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. What the device
 does on its leg comes back as ``FromDevice`` and runs through the call core unchanged.
 
 While the device's connection is away (``DeviceAway``), or its switch is lost, the
@@ -19,8 +19,8 @@ import itertools
 import logging
 from collections.abc import Iterable
 
+from ..actions import Forward
 from ..directory_view import TenantLookup
-from ..outbox import Outbox
 from ..registry import Registration
 from .frames import DeviceRecord, Offer, Release, ToLeg
 
@@ -37,10 +37,10 @@ DeviceKey = tuple[str, int]
 
 
 class RemoteDevices:
-    """The stand-ins for devices on other switches, by switch and by user."""
+    """The stand-ins for devices on other switches, by switch and by user. Built before
+    the switch's outbox, which is given ``forward``: the way of every frame for them."""
 
-    def __init__(self, *, outbox: Outbox, tenants: TenantLookup) -> None:
-        self._out = outbox
+    def __init__(self, *, tenants: TenantLookup) -> None:
         self._tenants = tenants
         self._by_key: dict[DeviceKey, Registration] = {}
         self._keys: dict[Registration, DeviceKey] = {}
@@ -54,7 +54,6 @@ class RemoteDevices:
         self._told = False
         """Where a new stand-in's leg numbers start: below every forgotten one's, so a
         late frame for a leg of a forgotten stand-in is never taken for a new leg's."""
-        outbox.remote = self.send
 
     def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
         found = self._by_user.get((domain, sip))
@@ -162,20 +161,20 @@ class RemoteDevices:
     def back(self, device: Registration) -> None:
         device.conn = self._conns[device]
 
-    def send(self, conn: int, text: str) -> None:
-        """One frame for a stand-in, as the call core built it: forwarded to its switch."""
+    def forward(self, conn: int, text: str) -> Forward | None:
+        """One frame for a stand-in, as the call core built it: what carries it to its
+        switch (``Outbox.send_text`` collects it), None for a frame no call carries."""
         device = self._by_conn.get(conn)
         key = self._keys.get(device) if device is not None else None
         if key is None or not text.startswith(_HEAD):
             self._not_carried(text)
-            return
+            return None
         end = text.index(_SIG, len(_HEAD))
         leg = int(text[len(_HEAD) : end])
         sig = text[end + len(_SIG) : -1]
         node, ref = key
         if sig.startswith('{"type":"setup"'):
-            self._out.forward(node, Offer(ref, leg, sig))
-        elif sig.startswith('{"type":"rel"'):
-            self._out.forward(node, Release(ref, leg, sig))
-        else:
-            self._out.forward(node, ToLeg(ref, leg, sig))
+            return Forward(node, Offer(ref, leg, sig))
+        if sig.startswith('{"type":"rel"'):
+            return Forward(node, Release(ref, leg, sig))
+        return Forward(node, ToLeg(ref, leg, sig))

@@ -105,18 +105,21 @@ class NodeSeat:
     def of(
         name: str,
         book: DeviceBook | None,
+        remote: RemoteDevices | None,
         registry: DeviceDirectory,
         tenants: TenantLookup,
         groups: GroupBook,
         outbox: Outbox,
         config: Config,
     ) -> NodeSeat | None:
-        """The seat of a switch built with the cluster's ``book``; None for one without."""
-        if book is None:
+        """The seat of a switch built with the cluster's ``book`` (and the stand-ins its
+        outbox forwards to); None for one without."""
+        if book is None or remote is None:
             return None
         return NodeSeat(
             name,
             book,
+            remote=remote,
             outbox=outbox,
             registry=registry,
             tenants=tenants,
@@ -130,6 +133,7 @@ class NodeSeat:
         name: str,
         book: DeviceBook,
         *,
+        remote: RemoteDevices,
         outbox: Outbox,
         registry: DeviceDirectory,
         tenants: TenantLookup,
@@ -144,7 +148,7 @@ class NodeSeat:
         self._out = outbox
         self._tenants = tenants
         self._groups = groups
-        self.remote = RemoteDevices(outbox=outbox, tenants=tenants)
+        self.remote = remote
         self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
         self.devices = ReachableDevices(registry, self.remote)
         """What the call core offers calls to: local registrations, then remote ones."""
