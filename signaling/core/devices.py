@@ -25,7 +25,7 @@ from .clock import Clock
 from .expiry import Expiry
 from .login_phase import Connection, reply
 from .messages import Inbound, Register
-from .nodes.seat import NodeSeat
+from .nodes.seat_parts import SeatParts
 from .outbox import Outbox
 from .presence import Presence, present
 from .registry import Registration, Registry, new_token
@@ -49,7 +49,7 @@ class Devices:
         clock: Clock,
         resume_grace: float,
         close: Callable[[Connection, int, str], None],
-        node: NodeSeat | None = None,
+        node: SeatParts | None = None,
     ) -> None:
         self._registry = registry
         self._presence = presence
@@ -60,7 +60,8 @@ class Devices:
         self._resume_grace = resume_grace
         self._close = close
         self._node = node
-        """The switch's seat in a cluster: it hears of every device that comes and goes."""
+        """The parts of the switch's seat in a cluster: it hears of every device that comes
+        and goes."""
         self._graces: Expiry[Registration] = Expiry(timers, clock, resume_grace, self._grace_over)
         """Detached registrations (§4.9), ended when the resume grace is up."""
         self._by_token: dict[str, Registration] = {}

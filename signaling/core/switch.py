@@ -38,9 +38,8 @@ from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
 from .messages import Inbound
 from .nodes.directory import DeviceBook
 from .nodes.frames import NodeFrame
-from .nodes.remote_legs import RemoteDevices
 from .nodes.seat import NodeSeat
-from .outbox import Outbox
+from .nodes.seat_parts import SeatParts, outbox_and_seat_parts
 from .pbx_messages import MessagesBridge
 from .presence import Presence
 from .registry import Registry
@@ -79,8 +78,8 @@ class Switch:
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
         self.tracer = tracer or Tracer()
         """``signalling`` traces the core's decisions; the hub traces ``pbx`` with it."""
-        remote = RemoteDevices(tenants=self.directory) if book is not None else None
-        self._out = Outbox(remote.forward if remote is not None else None)
+        self.registry = Registry()
+        self._out, parts = outbox_and_seat_parts(node, book, self.directory, self.registry, config)
         self.congested: Callable[[int, int], bool] = _never_congested
         """Set by the I/O layer: would this connection's send queue overflow with that
         many more frames (the ones this event already produced for it) plus one?"""
@@ -89,20 +88,17 @@ class Switch:
         self.connections: dict[int, Connection] = self.logins.connections
         self.throttle = self.logins.throttle
         """Failed logins (§3.6); its counts feed ``/metrics``."""
-        self.registry = registry = Registry()
-        groups = GroupBook()
-        self.node = NodeSeat.of(
-            node, book, remote, registry, self.directory, groups, self._out, config
-        )
-        """Its seat in a cluster, None when it stands alone."""
         self.messages = MessagesBridge(
             outbox=self._out, timers=self.timers, clock=clock, config=config.messages
         )
-        self.presence = self._presence()
-        self.chat = self._chat_calls(groups)
-        self.devices = self._devices()
-        if self.node is not None:
-            self.node.seat(self.chat, self.devices, self._guarded)
+        self.presence = self._presence(parts is not None)
+        groups = GroupBook()
+        self.chat = self._chat_calls(groups, parts)
+        self.devices = self._devices(parts)
+        self.node = NodeSeat.of(
+            parts, self.chat, self.devices, self._guarded, self.directory, groups, config
+        )
+        """Its seat in a cluster, None when it stands alone."""
         self.visitors = self._visitor_accounts()
         self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
@@ -123,7 +119,7 @@ class Switch:
         logins.set_browser_trace(self.tracer.browser)
         return logins
 
-    def _presence(self) -> Presence:
+    def _presence(self, clustered: bool) -> Presence:
         return Presence(
             outbox=self._out,
             registry=self.registry,
@@ -134,10 +130,10 @@ class Switch:
             recent_window=self.config.presence.recent_window,
             changed=lambda domain, sip: self.chat.support.agent_changed(domain, sip),
             went=lambda domain, sip, on: self.chat.support.visitor_presence(domain, sip, on),
-            cluster_wait=self.config.cluster.answer_wait if self.node is not None else None,
+            cluster_wait=self.config.cluster.answer_wait if clustered else None,
         )
 
-    def _devices(self) -> Devices:
+    def _devices(self, parts: SeatParts | None) -> Devices:
         return Devices(
             registry=self.registry,
             presence=self.presence,
@@ -148,7 +144,7 @@ class Switch:
             clock=self.clock,
             resume_grace=self.config.signaling.resume_grace,
             close=self._close,
-            node=self.node,
+            node=parts,
         )
 
     def _service_notes(self) -> ServiceNotes:
@@ -166,8 +162,8 @@ class Switch:
             ttl=self.config.support.visitor_ttl,
         )
 
-    def _chat_calls(self, groups: GroupBook) -> ChatCalls:
-        config, node = self.config, self.node
+    def _chat_calls(self, groups: GroupBook, node: SeatParts | None) -> ChatCalls:
+        config = self.config
         return ChatCalls(
             outbox=self._out,
             timers=self.timers,

@@ -1,30 +1,29 @@
-"""A switch's seat in a cluster: its registrations in the shared book, the lookups its
-setups wait for, and the frames other switches send it (SCALE.md decision 10).
+"""A switch's seat in a cluster: the lookups its setups wait for, and the frames other
+switches send it (SCALE.md decision 10).
 
-Theory of operation: a standalone switch has no seat and pays nothing for one. With a
-seat, every registration of the switch's own is written to the cluster's ``DeviceBook``
-under a number (``ref``) other switches name it by. A ``setup`` first asks the book,
-through a ``Lookup`` action, where the users it needs are registered (the callee, a
-queue's agents, a group's members); the setup waits here and runs when
-``Switch.looked_up`` brings the answer, with stand-ins for the devices found elsewhere
-(``remote_legs``). Frames from other switches are sorted here: those about this
-switch's own devices go to ``proxy_legs``, those about remote legs of calls homed here
-run through the call core. ``node_down`` ends both sides as a lost link would.
+Theory of operation: a standalone switch has no seat and pays nothing for one. A
+switch in a cluster first builds the parts of its seat its call core and its devices
+are given (``seat_parts``: its registrations in the shared book, the stand-ins, the
+proxy legs, claims and homes), then the call core and the devices, then this seat,
+given all of them. A ``setup`` first asks the book, through a ``Lookup`` action, where
+the users it needs are registered (the callee, a queue's agents, a group's members);
+the setup waits here and runs when ``Switch.looked_up`` brings the answer, with
+stand-ins for the devices found elsewhere (``remote_legs``). Frames from other switches
+are sorted here: those about this switch's own devices go to ``proxy_legs``, those
+about remote legs of calls homed here run through the call core. ``node_down`` ends
+both sides as a lost link would.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from config import Config
 
 from ..actions import Claimed, LookedUp
-from ..calls import Leg
 from ..callstate import Role
 from ..causes import Q931, hub_cause
 from ..codec import parse_signaling
@@ -34,15 +33,11 @@ from ..frames import rel
 from ..frames import signaling as envelope
 from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
-from ..outbox import Outbox
 from ..registry import Registration
-from .agent_claims import AgentClaims
-from .directory import DeviceBook, DeviceDirectory, ReachableDevices
 from .frames import (
     DeviceAway,
     DeviceBack,
     DeviceGone,
-    DeviceRecord,
     FromDevice,
     Join,
     NodeFrame,
@@ -51,11 +46,11 @@ from .frames import (
     Release,
     ToLeg,
 )
-from .group_homes import GroupHomes, GroupKey
-from .proxy_legs import LOST, ProxyLegs
-from .remote_legs import RemoteDevices
+from .group_homes import GroupKey
+from .proxy_legs import LOST
+from .seat_parts import Parked, SeatParts, device_record
 
-__all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat", "Parked"]
+__all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat"]
 
 log = logging.getLogger(__name__)
 
@@ -85,99 +80,61 @@ Guard = Callable[[int, Inbound, Callable[[], None]], None]
 a ``ProtocolError`` is answered ``Error`` on that connection (``Switch._guarded``)."""
 
 
-@dataclass(slots=True)
-class Parked:
-    """A setup waiting for its ``Lookup`` (or its group's home)."""
-
-    conn: int
-    reg: Registration
-    inbound: Inbound
-    msg: Signaling
-    settle: Callable[[], None] | None = None
-    """For a group's setup: give the group's home back if the setup made no call."""
-    later: list[tuple[Inbound, Signaling]] = field(default_factory=list)
-    """The device's frames on the same call number meanwhile (a ``rel``, a message):
-    they run after the setup, in order, as they would have on one switch."""
-
-
 class NodeSeat:
+    """Built after the call core and the devices, and given them with the parts they
+    were given before (``seat_parts``)."""
+
     @staticmethod
     def of(
-        name: str,
-        book: DeviceBook | None,
-        remote: RemoteDevices | None,
-        registry: DeviceDirectory,
+        parts: SeatParts | None,
+        core: CallCore,
+        ends: DeviceEnds,
+        guard: Guard,
         tenants: TenantLookup,
         groups: GroupBook,
-        outbox: Outbox,
         config: Config,
     ) -> NodeSeat | None:
-        """The seat of a switch built with the cluster's ``book`` (and the stand-ins its
-        outbox forwards to); None for one without."""
-        if book is None or remote is None:
+        """The seat of a switch in a cluster (one with ``parts``); None for one alone."""
+        if parts is None:
             return None
+        limit = config.signaling.max_calls
         return NodeSeat(
-            name,
-            book,
-            remote=remote,
-            outbox=outbox,
-            registry=registry,
+            parts,
+            core=core,
+            ends=ends,
+            guard=guard,
             tenants=tenants,
             groups=groups,
-            max_message=config.limits.max_message,
-            max_calls=config.signaling.max_calls,
+            max_calls=limit,
         )
 
     def __init__(
         self,
-        name: str,
-        book: DeviceBook,
+        parts: SeatParts,
         *,
-        remote: RemoteDevices,
-        outbox: Outbox,
-        registry: DeviceDirectory,
+        core: CallCore,
+        ends: DeviceEnds,
+        guard: Guard,
         tenants: TenantLookup,
         groups: GroupBook,
-        max_message: int,
         max_calls: int,
     ) -> None:
-        self.name = name
-        self._max_calls = max_calls
-        """Calls a device may be part of at once: its legs here and its proxy legs."""
-        self._book = book
-        self._out = outbox
+        """``core`` runs calls homed here, ``ends`` gives a lost remote device its grace
+        and ends it, ``guard`` runs a frame that waited."""
+        self.name = parts.name
+        self._parts = parts
+        self._out = parts.outbox
+        self.core, self.ends, self._guard = core, ends, guard
         self._tenants = tenants
         self._groups = groups
-        self.remote = remote
-        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
-        self.devices = ReachableDevices(registry, self.remote)
-        """What the call core offers calls to: local registrations, then remote ones."""
-        self._refs: dict[Registration, int] = {}
-        self._own: dict[int, Registration] = {}
-        self._waiting: dict[Registration, set[str]] = {}
-        """Homes whose offer reached a device while it was away (told ``DeviceAway``): no
-        proxy leg names them, yet its resume or end must reach them."""
-        self._next_ref = itertools.count(1)
+        self._max_calls = max_calls
+        """Calls a device may be part of at once: its legs here and its proxy legs."""
+        self.remote, self.proxies = parts.remote, parts.proxies
+        self.claims, self.homes = parts.claims, parts.homes
+        self._requests = parts.requests
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
         """The same waiting setups, by device and call number."""
-        self._call_holds: dict[Leg, tuple[Registration, ...]] = {}
-        """The stand-ins each call's setup found, by the caller's leg."""
-        self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
-        """The stand-ins of each group's members, while its live call is here."""
-        self._requests = itertools.count(1)
-        self.claims = AgentClaims(outbox, name, self._requests)
-        """Support agents' ``max_chats`` across switches (given to the queues)."""
-        self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self._requests)
-        self.core: CallCore | None = None
-        self.ends: DeviceEnds | None = None
-        self._guard: Guard | None = None
-
-    def seat(self, core: CallCore, ends: DeviceEnds, guard: Guard) -> None:
-        """Given once the switch has built them: the call core that runs calls homed here,
-        the devices part that gives a lost remote device its grace and ends it, and how
-        a frame that waited runs."""
-        self.core, self.ends, self._guard = core, ends, guard
 
     def held(self) -> dict[str, int]:
         return {
@@ -186,37 +143,6 @@ class NodeSeat:
             "lookups_waiting": len(self._parked),
             "claims": self.claims.held() + self.homes.held(),
         }
-
-    # -- this switch's own registrations ----------------------------------------------------
-
-    def registered(self, reg: Registration) -> None:
-        ref = next(self._next_ref)
-        self._refs[reg], self._own[ref] = ref, reg
-        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
-        self._book.publish(record)
-        self._out.when_findable(reg.conn)  # its RegisterResult waits until others find it
-
-    def detached(self, reg: Registration) -> None:
-        ref = self._refs.get(reg)
-        for home in {proxy.home for proxy in self.proxies.of_device(reg)}:
-            if ref is not None:
-                self._out.forward(home, DeviceAway(ref))
-
-    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
-        """A new connection took the device over: each home offers its calls again."""
-        ref = self._refs.get(reg)
-        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
-            if ref is not None:
-                self._out.forward(home, DeviceBack(ref, tuple(seqs)))
-
-    def ended(self, reg: Registration, cause: Q931) -> None:
-        ref = self._refs.pop(reg, None)
-        if ref is None:  # a stand-in for a device elsewhere
-            return self.remote.forget(reg)
-        del self._own[ref]
-        self._book.withdraw(self.name, ref)
-        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
-            self._out.forward(home, DeviceGone(ref, int(cause)))
 
     # -- setups wait for their lookup --------------------------------------------------------
 
@@ -233,7 +159,7 @@ class NodeSeat:
         if proxy is not None:
             self.proxies.on_signaling(proxy, msg, inbound.body["sig"])
             return True
-        if msg.sig.type != "setup" or msg.call in reg.legs or self.core is None:
+        if msg.sig.type != "setup" or msg.call in reg.legs:
             return False
         sips, group = self._wanted(reg.domain, msg.sig)
         proxied = self.proxies.count(reg)
@@ -276,11 +202,9 @@ class NodeSeat:
         sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
         found = [record for record in answer.devices if record.node != self.name]
         self.remote.refresh(parked.reg.domain, sips, found)
-        core = self.core
-        assert core is not None
         devices = self.remote.hold(parked.reg.domain, sips)
         try:
-            self._run(parked, functools.partial(core.on_signaling, parked.reg, parked.msg))
+            self._run(parked, functools.partial(self.core.on_signaling, parked.reg, parked.msg))
         finally:
             self._keep(parked, devices)
 
@@ -291,22 +215,12 @@ class NodeSeat:
             return
         _, group = self._wanted(parked.reg.domain, parked.msg.sig)
         leg = parked.reg.legs.get(parked.msg.call)
-        if group is not None and self.core is not None and self.core.group_live(*group):
-            devices, self._group_holds[group] = self._group_holds.get(group, ()), devices
+        if group is not None and self.core.group_live(*group):
+            self._parts.keep_for_group(group, devices)
         elif group is None and leg is not None and leg.role is Role.CALLER:
-            self._call_holds[leg] = devices
-            return
-        self.remote.release(devices)
-
-    def leg_ended(self, leg: Leg) -> None:
-        """A leg of a call here ended: the stand-ins its call held are let go with the
-        caller's leg, and a stand-in goes with its last leg."""
-        devices = self._call_holds.pop(leg, None) if self._call_holds else None
-        if devices is not None:
+            self._parts.keep_for_call(leg, devices)
+        else:
             self.remote.release(devices)
-        reg = leg.reg
-        if reg.conn <= 0 and not reg.legs:  # a stand-in (or a device away) with no call
-            self.remote.idle(reg)
 
     def _run(self, parked: Parked, setup: Callable[[], None]) -> None:
         """The waiting ``setup`` goes on, then the frames sent after it; nothing runs if
@@ -315,7 +229,7 @@ class NodeSeat:
         if self._held.get((reg, parked.msg.call)) is parked:
             del self._held[reg, parked.msg.call]
         try:
-            if reg.conn != parked.conn or reg not in self._refs or self._guard is None:
+            if reg.conn != parked.conn or self._parts.ref(reg) is None:
                 return  # the device moved on (closed, resumed elsewhere, unregistered)
             self._guard(parked.conn, parked.inbound, setup)
             for inbound, msg in parked.later:
@@ -326,7 +240,7 @@ class NodeSeat:
 
     def _again(self, reg: Registration, msg: Signaling, inbound: Inbound) -> None:
         """A frame that waited behind a setup, routed as ``Switch`` routes a new one."""
-        if not self.signaling(reg.conn, reg, inbound, msg) and self.core is not None:
+        if not self.signaling(reg.conn, reg, inbound, msg):
             self.core.on_signaling(reg, msg)
 
     def _wanted(self, domain: str, sig: Sig) -> tuple[tuple[str, ...], GroupKey | None]:
@@ -367,11 +281,11 @@ class NodeSeat:
     def _join(self, home: str, parked: Parked) -> None:
         """Another switch is the group's home: the device's setup goes there."""
         reg, number = parked.reg, parked.msg.call
-        ref = self._refs.get(reg)
+        ref = self._parts.ref(reg)
         if ref is None or number in reg.legs:
             return
         self.proxies.join(home, reg, number, ref)
-        record = DeviceRecord(self.name, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+        record = device_record(self.name, ref, reg)
         self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
 
     def _joined(self, node: str, frame: Join) -> None:
@@ -386,7 +300,7 @@ class NodeSeat:
         _, group = self._wanted(record.domain, msg.sig)
         valid = group is not None and self.homes.mine(group)
         device = self.remote.ensure(record) if valid else None
-        if group is None or device is None or self.core is None:
+        if group is None or device is None:
             self._out.forward(node, Release(record.ref, frame.leg, LOST))
             return
         try:
@@ -399,17 +313,8 @@ class NodeSeat:
                 self.remote.idle(device)
 
     def _settle(self, group: GroupKey) -> None:
-        if self.core is not None and not self.core.group_live(*group):
-            self._group_over(group)
-
-    def group_ended(self, domain: str, sip: str) -> None:
-        """The group's live call here ended (the call core tells it)."""
-        self._group_over((domain, sip))
-
-    def _group_over(self, group: GroupKey) -> None:
-        """No live call of the group here: its home is free, its members' stand-ins go."""
-        self.homes.ended(group)
-        self.remote.release(self._group_holds.pop(group, ()))
+        if not self.core.group_live(*group):
+            self._parts.group_over(group)
 
     # -- frames from other switches ------------------------------------------------------------
 
@@ -433,7 +338,7 @@ class NodeSeat:
         if isinstance(frame, Join):
             return self._joined(node, frame)
         device = self.remote.get(node, frame.device)
-        if device is None or self.core is None or self.ends is None:
+        if device is None:
             return None
         if isinstance(frame, DeviceAway):
             self.remote.away(device)
@@ -446,11 +351,11 @@ class NodeSeat:
 
     def _offer(self, home: str, frame: Offer) -> None:
         """A home offers a call to a device of this switch's."""
-        reg = self._own.get(frame.device)
+        reg = self._parts.own(frame.device)
         if reg is None:
             self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
         elif not reg.attached:  # a re-offer after a resume, and the device dropped again
-            self._waiting.setdefault(reg, set()).add(home)
+            self._parts.away_from(reg, home)
             self._out.forward(home, DeviceAway(frame.device))
         elif len(reg.legs) + self.proxies.count(reg) >= self._max_calls:  # as a busy device
             refusal = rel(hub_cause(Q931.RESOURCE_UNAVAILABLE))  # declines: the home hears 47
@@ -463,8 +368,6 @@ class NodeSeat:
         device whose stand-in went with its last leg is answered as on a call number
         without a call (its frame crossed the leg's end)."""
         device = self.remote.get(node, frame.device)
-        if self.core is None:
-            return None
         try:
             if device is None:
                 return _idle(frame)
@@ -480,9 +383,8 @@ class NodeSeat:
         for device in self.remote.on_node(node):
             self.remote.away(device)
             device.drop_cause = int(Q931.TEMPORARY_FAILURE)
-            if self.core is not None and self.ends is not None:
-                self.core.detach(device)
-                self.ends.remote_lost(device)
+            self.core.detach(device)
+            self.ends.remote_lost(device)
 
 
 def _idle(frame: FromDevice) -> None:

@@ -1,0 +1,189 @@
+"""The parts of a switch's seat in a cluster that its call core and its devices are given
+(SCALE.md decision 10). They are built before both and are complete without them; the
+seat that runs frames from other switches through the call core (``seat``) is built
+after, and given these parts.
+
+- This switch's own registrations, written to the cluster's ``DeviceBook`` under a
+  number (``ref``) other switches name each by; the devices part tells of each one that
+  comes, detaches, resumes or ends, and the homes of its calls hear of it.
+- The stand-ins for devices on other switches (``remote_legs``) and the
+  ``ReachableDevices`` the call core offers calls to; the proxy legs of this switch's
+  devices in calls homed elsewhere (``proxy_legs``); support agents' claims and groups'
+  homes.
+- Which stand-ins each call holds: a call's while its caller's leg lives, a group's while
+  its live call does. The call core tells of each leg's end and each group call's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from config import Config
+
+from ..calls import Leg
+from ..causes import Q931
+from ..directory_view import TenantLookup
+from ..messages import Inbound, Signaling
+from ..outbox import Outbox
+from ..registry import Registration
+from .agent_claims import AgentClaims
+from .directory import DeviceBook, DeviceDirectory, ReachableDevices
+from .frames import DeviceAway, DeviceBack, DeviceGone, DeviceRecord
+from .group_homes import GroupHomes, GroupKey
+from .proxy_legs import ProxyLegs
+from .remote_legs import RemoteDevices
+
+__all__ = ["Parked", "SeatParts", "device_record", "outbox_and_seat_parts"]
+
+
+@dataclass(slots=True)
+class Parked:
+    """A setup waiting for its ``Lookup`` (or its group's home, which ``homes`` keeps it
+    for while it asks)."""
+
+    conn: int
+    reg: Registration
+    inbound: Inbound
+    msg: Signaling
+    settle: Callable[[], None] | None = None
+    """For a group's setup: give the group's home back if the setup made no call."""
+    later: list[tuple[Inbound, Signaling]] = field(default_factory=list)
+    """The device's frames on the same call number meanwhile (a ``rel``, a message):
+    they run after the setup, in order, as they would have on one switch."""
+
+
+def outbox_and_seat_parts(
+    name: str,
+    book: DeviceBook | None,
+    tenants: TenantLookup,
+    registry: DeviceDirectory,
+    config: Config,
+) -> tuple[Outbox, SeatParts | None]:
+    """A switch's outbox and, for one built with the cluster's ``book``, the parts of its
+    seat: the stand-ins for devices elsewhere are built first, then the outbox that
+    forwards their frames, then the parts, given both. A switch alone has no parts."""
+    if book is None:
+        return Outbox(), None
+    remote = RemoteDevices(tenants=tenants)
+    outbox = Outbox(remote.forward)
+    max_message = config.limits.max_message
+    parts = SeatParts(
+        name, book, remote=remote, registry=registry, outbox=outbox, max_message=max_message
+    )
+    return outbox, parts
+
+
+def device_record(node: str, ref: int, reg: Registration) -> DeviceRecord:
+    """What other switches learn of a registration of ``node``'s."""
+    return DeviceRecord(node, ref, reg.domain, reg.user.sip, reg.hw, reg.flags)
+
+
+class SeatParts:
+    def __init__(
+        self,
+        name: str,
+        book: DeviceBook,
+        *,
+        remote: RemoteDevices,
+        registry: DeviceDirectory,
+        outbox: Outbox,
+        max_message: int,
+    ) -> None:
+        self.name = name
+        self._book = book
+        self.outbox = outbox
+        """The switch's, shared with the seat built after these parts."""
+        self.remote = remote
+        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
+        self.devices = ReachableDevices(registry, remote)
+        """What the call core offers calls to: local registrations, then remote ones."""
+        self.requests = itertools.count(1)
+        """Numbers for the questions to the bus (lookups, claims): one answer entry point."""
+        self.claims = AgentClaims(outbox, name, self.requests)
+        """Support agents' ``max_chats`` across switches (given to the queues)."""
+        self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self.requests)
+        self._refs: dict[Registration, int] = {}
+        self._own: dict[int, Registration] = {}
+        self._waiting: dict[Registration, set[str]] = {}
+        """Homes whose offer reached a device while it was away (told ``DeviceAway``): no
+        proxy leg names them, yet its resume or end must reach them."""
+        self._next_ref = itertools.count(1)
+        self._call_holds: dict[Leg, tuple[Registration, ...]] = {}
+        """The stand-ins each call's setup found, by the caller's leg."""
+        self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
+        """The stand-ins of each group's members, while its live call is here."""
+
+    # -- this switch's own registrations ----------------------------------------------------
+
+    def ref(self, reg: Registration) -> int | None:
+        """The number other switches know ``reg`` by; None if it is not one of ours."""
+        return self._refs.get(reg)
+
+    def own(self, ref: int) -> Registration | None:
+        return self._own.get(ref)
+
+    def away_from(self, reg: Registration, home: str) -> None:
+        """``home`` offered to ``reg`` while it was away, and was told so: its resume or
+        its end reaches that home too."""
+        self._waiting.setdefault(reg, set()).add(home)
+
+    def registered(self, reg: Registration) -> None:
+        ref = next(self._next_ref)
+        self._refs[reg], self._own[ref] = ref, reg
+        self._book.publish(device_record(self.name, ref, reg))
+        self.outbox.when_findable(reg.conn)  # its RegisterResult waits until others find it
+
+    def detached(self, reg: Registration) -> None:
+        ref = self._refs.get(reg)
+        for home in {proxy.home for proxy in self.proxies.of_device(reg)}:
+            if ref is not None:
+                self.outbox.forward(home, DeviceAway(ref))
+
+    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
+        """A new connection took the device over: each home offers its calls again."""
+        ref = self._refs.get(reg)
+        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
+            if ref is not None:
+                self.outbox.forward(home, DeviceBack(ref, tuple(seqs)))
+
+    def ended(self, reg: Registration, cause: Q931) -> None:
+        ref = self._refs.pop(reg, None)
+        if ref is None:  # a stand-in for a device elsewhere
+            return self.remote.forget(reg)
+        del self._own[ref]
+        self._book.withdraw(self.name, ref)
+        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
+            self.outbox.forward(home, DeviceGone(ref, int(cause)))
+
+    # -- the stand-ins calls hold ----------------------------------------------------------
+
+    def keep_for_call(self, leg: Leg, devices: tuple[Registration, ...]) -> None:
+        """The stand-ins a setup found stay while its caller's leg does."""
+        self._call_holds[leg] = devices
+
+    def keep_for_group(self, group: GroupKey, devices: tuple[Registration, ...]) -> None:
+        """The stand-ins of a group's members stay while its live call lasts; those kept
+        for it before are let go."""
+        devices, self._group_holds[group] = self._group_holds.get(group, ()), devices
+        self.remote.release(devices)
+
+    def leg_ended(self, leg: Leg) -> None:
+        """A leg of a call here ended: the stand-ins its call held are let go with the
+        caller's leg, and a stand-in goes with its last leg."""
+        devices = self._call_holds.pop(leg, None) if self._call_holds else None
+        if devices is not None:
+            self.remote.release(devices)
+        reg = leg.reg
+        if reg.conn <= 0 and not reg.legs:  # a stand-in (or a device away) with no call
+            self.remote.idle(reg)
+
+    def group_ended(self, domain: str, sip: str) -> None:
+        """The group's live call here ended (the call core tells it)."""
+        self.group_over((domain, sip))
+
+    def group_over(self, group: GroupKey) -> None:
+        """No live call of the group here: its home is free, its members' stand-ins go."""
+        self.homes.ended(group)
+        self.remote.release(self._group_holds.pop(group, ()))
