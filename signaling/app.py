@@ -45,6 +45,7 @@ from signaling.directory.shared import SharedChanges
 from signaling.directory.storage import ChangesTable
 from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
 from signaling.hub import Hub
+from signaling.hub_link import SendQueues
 from signaling.hub_socket import hub_endpoint
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import render as render_metrics
@@ -85,6 +86,7 @@ def create_app(
     if shared is not None:
         bus = RedisBus(config.cluster, config.server.node, tracer, directory=shared)
         shared.announce = bus.announce_directory
+    queues = SendQueues(config.limits.send_queue)
     switch = Switch(
         config,
         clock or SystemClock(),
@@ -93,10 +95,11 @@ def create_app(
         make_challenge=make_challenge,
         node=bus.address if bus is not None else "",
         book=bus.book if bus is not None else None,
+        congested=queues.congested,
     )
     service, connector = _messages_service(config, role, service_url, tracer, directory)
     app = Starlette(
-        lifespan=_lifespan(config, role, switch, service, connector, bus, shared),
+        lifespan=_lifespan(config, role, switch, queues, service, connector, bus, shared),
         exception_handlers={404: _json_error, 405: _json_error},
     )
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
@@ -155,6 +158,7 @@ def _lifespan(
     config: Config,
     role: Role,
     switch: Switch,
+    queues: SendQueues,
     service: MessagesService | None,
     connector: ServiceConnector | None,
     bus: RedisBus | None,
@@ -168,8 +172,7 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         webhooks = WebhookSender(config.webhooks) if config.webhooks.url else None
-        send_queue = config.limits.send_queue
-        hub = Hub(switch, send_queue=send_queue, service=connector, webhooks=webhooks, bus=bus)
+        hub = Hub(switch, queues=queues, service=connector, webhooks=webhooks, bus=bus)
         app.state.hub = hub
         # The directory first: a node joins the cluster with the cluster's changes made.
         parts: list[_Part | None] = [shared, service, hub]

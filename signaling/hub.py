@@ -3,7 +3,9 @@
 A connection with frames to send gets a bounded send queue drained by a writer task of
 its own (``hub_link``), both made for the first frame and dropped once all are sent (an
 idle connection has neither), so one slow or dead client never slows the others: when
-its queue overflows the connection is closed 4008 (DESIGN "Principles"). One timer task
+its queue overflows the connection is closed 4008 (DESIGN "Principles"). The queues
+(``SendQueues``) are built before the hub and the switch, which asks them whether a
+receiver is congested. One timer task
 sleeps until the switch's next deadline; the clock is injected, so tests that advance a
 manual clock call ``wake()`` afterwards.
 """
@@ -17,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from signaling.appwebsocket import closecodes
 from signaling.core.actions import (
@@ -45,7 +47,7 @@ from tracing import Tracer
 
 from .core.frames import ack_text
 from .core.switch import Switch
-from .hub_link import Link, Peer, close_quietly
+from .hub_link import Link, Peer, SendQueues, WirePeer, close_quietly
 from .metrics import FrameTimes
 
 if TYPE_CHECKING:
@@ -57,15 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["Hub", "Peer", "WirePeer"]
 
 log = logging.getLogger(__name__)
-
-
-class WirePeer(Peer, Protocol):
-    """A peer the hub may also write to synchronously (``signaling.hub_socket``): frames written
-    while ``writable_now`` go out at the end of this turn of the loop, without a task."""
-
-    writable_now: bool
-
-    def write_text(self, text: str) -> None: ...
 
 
 _CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim, PresenceShare, PresenceWatch))
@@ -104,15 +97,16 @@ class _AckRun:
 
 
 class Hub:
-    """The switch's asyncio side, built with its parts: the messages service's outbox and
-    link (from ``service``, when the service is enabled) and the webhook sender (when
-    configured). ``start`` and ``stop`` run them; the tracer is the switch's."""
+    """The switch's asyncio side, built with its parts: the connections' send queues (the
+    ones the switch was given), the messages service's outbox and link (from
+    ``service``, when the service is enabled) and the webhook sender (when configured).
+    ``start`` and ``stop`` run them; the tracer is the switch's."""
 
     def __init__(
         self,
         switch: Switch,
         *,
-        send_queue: int,
+        queues: SendQueues,
         service: ServiceConnector | None = None,
         webhooks: WebhookSender | None = None,
         bus: RedisBus | None = None,
@@ -125,13 +119,8 @@ class Hub:
         self.frame_times = FrameTimes()
         """How long each client frame takes here, for ``/metrics``."""
         self.tracer.on_change.append(self._flags_changed)
-        self._send_queue = send_queue
-        self._peers: dict[int, Peer] = {}
-        """Every open connection's WebSocket, by connection id."""
-        self._wired: dict[int, WirePeer] = {}
-        """The peers among them that take synchronous writes."""
-        self._links: dict[int, Link] = {}
-        """Connections with frames waiting to be sent, or closing (see ``Link``)."""
+        self._queues = queues
+        """Every open connection's WebSocket and, while it has frames to send, its link."""
         self._runs: dict[int, _AckRun] = {}
         """Acks of registrations that asked for cumulative acks, waiting for the end of the
         batch (or for another frame to their connection) to leave as one frame."""
@@ -139,7 +128,6 @@ class Hub:
         self._wake = asyncio.Event()
         self._sleeping_until = math.inf
         self._timer_task: asyncio.Task[None] | None = None
-        switch.congested = self._congested
         self._closing: set[asyncio.Task[None]] = set()
         self.webhooks = webhooks
         """Where ``Notify`` actions go (PROTOCOL §9.6), when configured."""
@@ -173,9 +161,10 @@ class Hub:
 
     async def stop(self) -> None:
         """Close every connection with 1012 (restarting) and stop the timers."""
-        for conn_id in list(self._peers):
+        for conn_id in list(self._queues.peers):
             self._apply(self.switch.kick(conn_id, closecodes.WS_1012_SERVICE_RESTART, "restart"))
-        writers = [link.writer for link in self._links.values() if link.writer is not None]
+        links = self._queues.links.values()
+        writers = [link.writer for link in links if link.writer is not None]
         if writers or self._closing:
             await asyncio.wait([*writers, *self._closing], timeout=2.0)
         if self.link is not None:
@@ -199,9 +188,7 @@ class Hub:
 
     def attach(self, peer: Peer, address: str) -> int:
         conn_id, actions = self.switch.open(address)
-        self._peers[conn_id] = peer
-        if hasattr(peer, "write_text"):
-            self._wired[conn_id] = peer  # type: ignore[assignment]
+        self._queues.add(conn_id, peer)
         self._apply(actions)
         return conn_id
 
@@ -245,9 +232,7 @@ class Hub:
 
     async def detach(self, conn_id: int, clean: bool) -> None:
         self._apply(self.switch.closed(conn_id, clean))
-        self._peers.pop(conn_id, None)
-        self._wired.pop(conn_id, None)
-        link = self._links.pop(conn_id, None)
+        link = self._queues.remove(conn_id)
         if link is not None and link.writer is not None:
             writer = link.writer
             link.stop()
@@ -256,15 +241,15 @@ class Hub:
 
     @property
     def connection_count(self) -> int:
-        return len(self._peers)
+        return len(self._queues.peers)
 
     def held(self) -> dict[str, int]:
         """What the hub and its core keep now, by kind; all 0 once every connection has
         closed and the resume grace is over (``Switch.held``)."""
         return {
             **self.switch.held(),
-            "sockets": len(self._peers),
-            "send_queues": len(self._links),
+            "sockets": len(self._queues.peers),
+            "send_queues": len(self._queues.links),
             "closing": len(self._closing),
         }
 
@@ -310,25 +295,10 @@ class Hub:
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    def _congested(self, conn_id: int, pending: int) -> bool:
-        if conn_id not in self._peers:
-            return False
-        link = self._links.get(conn_id)
-        return (0 if link is None else len(link.items)) + pending >= self._send_queue
-
-    def _link(self, conn_id: int) -> Link | None:
-        """The connection's link, made now if it has none; None if it is gone."""
-        peer = self._peers.get(conn_id)
-        if peer is None:
-            return None
-        link = self._links[conn_id] = Link(peer, conn_id, self._links)
-        return link
-
     def _apply(self, actions: list[Action]) -> None:
-        links = self._links
-        wired = self._wired
+        queues = self._queues
+        links, wired, limit = queues.links, queues.wired, queues.limit
         tracer = self.tracer
-        limit = self._send_queue
         runs = self._runs
         index = 0
         while index < len(actions) or (runs and not self._batches):
@@ -352,7 +322,7 @@ class Hub:
                 if peer is not None and peer.writable_now:
                     peer.write_text(action.text)  # no queue, no task: out this turn
                     continue
-                link = self._link(action.conn)
+                link = queues.link(action.conn)
             if link is not None and not link.closing and not link.push(action.text, limit):
                 actions.extend(self._overflow(action.conn, link))
         deadline = self.switch.next_deadline()
@@ -375,7 +345,7 @@ class Hub:
             if runs and action.conn in runs:
                 actions.insert(index - 1, Send(action.conn, runs.pop(action.conn).text()))
                 return index - 1
-            link = self._links.get(action.conn) or self._link(action.conn)
+            link = self._queues.link(action.conn)
             if link is not None and not link.closing:
                 link.closing = True
                 self._enqueue_close(link, action.code, action.reason)
@@ -389,13 +359,13 @@ class Hub:
         elif type(action) in _CLUSTER and self.bus is not None:
             self.bus.take(action)
         elif type(action) is WhenFindable and self.bus is not None:
-            link = self._links.get(action.conn) or self._link(action.conn)
+            link = self._queues.link(action.conn)
             if link is not None and not link.closing:  # the RegisterResult waits for Redis
-                link.push(self.bus.written(), self._send_queue)
+                link.push(self.bus.written(), self._queues.limit)
         return index
 
     def _enqueue_close(self, link: Link, code: int, reason: str) -> None:
-        if not link.push((code, reason), self._send_queue):
+        if not link.push((code, reason), self._queues.limit):
             link.stop()
             self._spawn(close_quietly(link.peer, code, reason))
 

@@ -1,10 +1,14 @@
-"""One connection's outbound side while it has something to send: a bounded queue and
-the task that writes it (PROTOCOL §1.6: 4008 on overflow; DESIGN "Principles").
+"""Every connection's outbound side: its socket and, while it has something to send, a
+bounded queue and the task that writes it (PROTOCOL §1.6: 4008 on overflow; DESIGN
+"Principles").
 
-The hub makes a ``Link`` for a connection's first frame and drops it once everything is
-sent. Besides frames and the close, the queue may hold a *gate*, a future: what follows
-it waits until it is done (a RegisterResult in a cluster waits for Redis, docs 12.39),
-while what was queued before it still goes.
+``SendQueues`` holds them for every open connection. It is built before the switch and
+the hub and given to both: the switch asks it whether a connection's queue would
+overflow (``congested``), the hub fills the queues. The hub makes a connection's
+``Link`` for its first frame and drops it once everything is sent. Besides frames and
+the close, the queue may hold a *gate*, a future: what follows it waits until it is
+done (a RegisterResult in a cluster waits for Redis, docs 12.39), while what was queued
+before it still goes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from signaling.appwebsocket import closecodes
 from tracing.logs import connection_task_name
 
-__all__ = ["CloseItem", "Gate", "Link", "Peer", "close_quietly"]
+__all__ = ["CloseItem", "Gate", "Link", "Peer", "SendQueues", "WirePeer", "close_quietly"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,15 @@ class Peer(Protocol):
     async def send_text(self, data: str) -> None: ...
 
     async def close(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+class WirePeer(Peer, Protocol):
+    """A peer the hub may also write to synchronously (``signaling.hub_socket``): frames written
+    while ``writable_now`` go out at the end of this turn of the loop, without a task."""
+
+    writable_now: bool
+
+    def write_text(self, text: str) -> None: ...
 
 
 CloseItem = tuple[int, str]
@@ -107,3 +120,48 @@ class Link:
 async def close_quietly(peer: Peer, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):
         await peer.close(code, reason)
+
+
+class SendQueues:
+    """Every open connection's socket and, while it has frames waiting or is closing, its
+    ``Link``, by connection id; at most ``limit`` frames wait for one connection."""
+
+    __slots__ = ("limit", "links", "peers", "wired")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.peers: dict[int, Peer] = {}
+        self.wired: dict[int, WirePeer] = {}
+        """The peers among them that take synchronous writes."""
+        self.links: dict[int, Link] = {}
+        """Connections with frames waiting to be sent, or closing (see ``Link``)."""
+
+    def congested(self, conn_id: int, pending: int) -> bool:
+        """Would the connection's queue overflow with ``pending`` more frames (those the
+        switch's current event already made for it) and one more? What the switch asks."""
+        if conn_id not in self.peers:
+            return False
+        link = self.links.get(conn_id)
+        return (0 if link is None else len(link.items)) + pending >= self.limit
+
+    def add(self, conn_id: int, peer: Peer) -> None:
+        self.peers[conn_id] = peer
+        if hasattr(peer, "write_text"):
+            self.wired[conn_id] = peer  # type: ignore[assignment]
+
+    def remove(self, conn_id: int) -> Link | None:
+        """The connection is gone; its link, if it had one, is returned to be stopped."""
+        self.peers.pop(conn_id, None)
+        self.wired.pop(conn_id, None)
+        return self.links.pop(conn_id, None)
+
+    def link(self, conn_id: int) -> Link | None:
+        """The connection's link, made now if it has none; None if it is gone."""
+        link = self.links.get(conn_id)
+        if link is not None:
+            return link
+        peer = self.peers.get(conn_id)
+        if peer is None:
+            return None
+        link = self.links[conn_id] = Link(peer, conn_id, self.links)
+        return link

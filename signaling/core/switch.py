@@ -70,9 +70,12 @@ class Switch:
         make_challenge: Callable[[], str] = new_challenge,
         node: str = "",
         book: DeviceBook | None = None,
+        congested: Callable[[int, int], bool] = _never_congested,
     ) -> None:
         """``node`` and ``book``: this switch's name in a cluster and the cluster's shared
-        record of registrations (SCALE.md); without a book the switch stands alone."""
+        record of registrations (SCALE.md); without a book the switch stands alone.
+        ``congested``: would a connection's send queue (the I/O layer's) overflow with that
+        many more frames (the ones this event already produced for it) plus one?"""
         self.config = config
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
@@ -80,9 +83,6 @@ class Switch:
         """``signalling`` traces the core's decisions; the hub traces ``pbx`` with it."""
         self.registry = Registry()
         self._out, parts = outbox_and_seat_parts(node, book, self.directory, self.registry, config)
-        self.congested: Callable[[int, int], bool] = _never_congested
-        """Set by the I/O layer: would this connection's send queue overflow with that
-        many more frames (the ones this event already produced for it) plus one?"""
         self.timers = TimerQueue()
         self.logins = self._login_phase(make_challenge)
         self.connections: dict[int, Connection] = self.logins.connections
@@ -93,7 +93,7 @@ class Switch:
         )
         self.presence = self._presence(parts is not None)
         groups = GroupBook()
-        self.chat = self._chat_calls(groups, parts)
+        self.chat = self._chat_calls(groups, parts, congested)
         self.devices = self._devices(parts)
         self.node = NodeSeat.of(
             parts, self.chat, self.devices, self._guarded, self.directory, groups, config
@@ -162,7 +162,9 @@ class Switch:
             ttl=self.config.support.visitor_ttl,
         )
 
-    def _chat_calls(self, groups: GroupBook, node: SeatParts | None) -> ChatCalls:
+    def _chat_calls(
+        self, groups: GroupBook, node: SeatParts | None, congested: Callable[[int, int], bool]
+    ) -> ChatCalls:
         config = self.config
         return ChatCalls(
             outbox=self._out,
@@ -172,7 +174,7 @@ class Switch:
             registry=self.registry if node is None else node.devices,
             signaling=config.signaling,
             limits=config.limits,
-            congested=lambda conn_id, pending: self.congested(conn_id, pending),
+            congested=congested,
             drop_slow=self._drop_slow,
             presence=self.presence,
             groups=groups,

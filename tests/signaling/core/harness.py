@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -74,7 +75,15 @@ class Harness:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or make_config()
         self.clock = ManualClock()
-        self.switch = Switch(self.config, self.clock, make_challenge=lambda: CHALLENGE)
+        self.congested: Callable[[int, int], bool] = lambda conn, pending: False
+        """How full the I/O layer's send queues are, as a test sets it: would ``conn``'s
+        overflow with ``pending`` more frames and one? The switch asks through this."""
+        self.switch = Switch(
+            self.config,
+            self.clock,
+            make_challenge=lambda: CHALLENGE,
+            congested=lambda conn, pending: self.congested(conn, pending),
+        )
         self.inbox: dict[int, list[JsonObject]] = defaultdict(list)
         self.closed_with: dict[int, Close] = {}
         self.stores: list[Store] = []

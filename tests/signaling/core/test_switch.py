@@ -1035,7 +1035,7 @@ def test_a_congested_receiver_is_closed_4008_and_the_sender_told_not_delivered()
     h.call(alice, bob)
     h.say(bob, -1, None, typing=True)
     h.take(alice)
-    h.switch.congested = lambda conn, _pending: conn == bob
+    h.congested = lambda conn, _pending: conn == bob
     actions = h.say(alice, 1, "are you reading?", id="s1")
     assert closes(actions) == [Close(bob, 4008, "slow consumer")]
     ack, stop, rel = h.take(alice)
@@ -1051,7 +1051,7 @@ def test_nothing_is_sent_to_a_slow_receiver_after_its_close() -> None:
     h = Harness()
     alice, bob = h.phone("alice"), h.phone("bob")
     h.call(alice, bob)
-    h.switch.congested = lambda conn, _pending: conn == bob
+    h.congested = lambda conn, _pending: conn == bob
     sig = {"type": "facility", "fty": [im("first", id="a"), {"type": "x_vendor"}]}
     message = {"api": "PbxSignal", "mt": "Signaling", "call": 1, "sig": sig}
     actions = h.switch.receive(alice, json.dumps(message))
@@ -1070,7 +1070,7 @@ def test_nothing_follows_the_rel_of_a_call_released_for_a_slow_receiver() -> Non
     h = Harness()
     alice, bob = h.phone("alice"), h.phone("bob")
     h.call(alice, bob)
-    h.switch.congested = lambda conn, _pending: conn == bob
+    h.congested = lambda conn, _pending: conn == bob
     h.signal(alice, 1, {"type": "facility", "fty": [im("one", id="a"), im("two", id="b")]})
     kinds = [m["sig"]["type"] for m in h.take(alice)]
     assert kinds[-1] == "rel", kinds
@@ -1232,7 +1232,7 @@ def test_congestion_counts_the_frames_this_event_already_produced() -> None:
     alice, bob = h.phone("alice"), h.phone("bob")
     h.call(alice, bob)
     # the hub's queue for bob has room for two more frames
-    h.switch.congested = lambda conn, pending: conn == bob and pending >= 2
+    h.congested = lambda conn, pending: conn == bob and pending >= 2
     sig = {"type": "facility", "fty": [im(f"m{n}", id=f"m{n}") for n in range(5)]}
     h.send(alice, {"api": "PbxSignal", "mt": "Signaling", "call": 1, "sig": sig})
     replies = h.take(alice)
