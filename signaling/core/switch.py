@@ -72,10 +72,9 @@ class Switch:
         book: DeviceBook | None = None,
         congested: Callable[[int, int], bool] = _never_congested,
     ) -> None:
-        """``node`` and ``book``: this switch's name in a cluster and the cluster's shared
-        record of registrations (SCALE.md); without a book the switch stands alone.
-        ``congested``: would a connection's send queue (the I/O layer's) overflow with that
-        many more frames (the ones this event already produced for it) plus one?"""
+        """``node``, ``book``: its name in a cluster and the cluster's shared record of
+        registrations (SCALE.md); with no book it stands alone. ``congested``: would a
+        connection's send queue overflow with this event's frames for it and one more?"""
         self.config = config
         self.clock = clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
@@ -88,16 +87,12 @@ class Switch:
         self.connections: dict[int, Connection] = self.logins.connections
         self.throttle = self.logins.throttle
         """Failed logins (§3.6); its counts feed ``/metrics``."""
-        self.messages = MessagesBridge(
-            outbox=self._out, timers=self.timers, clock=clock, config=config.messages
-        )
+        self.messages = self._messages_bridge()
         self.presence = self._presence(parts is not None)
         groups = GroupBook()
         self.chat = self._chat_calls(groups, parts, congested)
         self.devices = self._devices(parts)
-        self.node = NodeSeat.of(
-            parts, self.chat, self.devices, self._guarded, self.directory, groups, config
-        )
+        self.node = NodeSeat.of(parts, self.chat, self.devices, self._guarded, groups, config)
         """Its seat in a cluster, None when it stands alone."""
         self.visitors = self._visitor_accounts()
         self.notes = self._service_notes()
@@ -118,6 +113,10 @@ class Switch:
         )
         logins.set_browser_trace(self.tracer.browser)
         return logins
+
+    def _messages_bridge(self) -> MessagesBridge:
+        config, clock = self.config.messages, self.clock
+        return MessagesBridge(outbox=self._out, timers=self.timers, clock=clock, config=config)
 
     def _presence(self, clustered: bool) -> Presence:
         return Presence(

@@ -27,7 +27,6 @@ from ..actions import Claimed, LookedUp
 from ..callstate import Role
 from ..causes import Q931, hub_cause
 from ..codec import parse_signaling
-from ..directory_view import TenantLookup
 from ..errors import BadState, ProtocolError
 from ..frames import rel
 from ..frames import signaling as envelope
@@ -90,7 +89,6 @@ class NodeSeat:
         core: CallCore,
         ends: DeviceEnds,
         guard: Guard,
-        tenants: TenantLookup,
         groups: GroupBook,
         config: Config,
     ) -> NodeSeat | None:
@@ -98,15 +96,7 @@ class NodeSeat:
         if parts is None:
             return None
         limit = config.signaling.max_calls
-        return NodeSeat(
-            parts,
-            core=core,
-            ends=ends,
-            guard=guard,
-            tenants=tenants,
-            groups=groups,
-            max_calls=limit,
-        )
+        return NodeSeat(parts, core=core, ends=ends, guard=guard, groups=groups, max_calls=limit)
 
     def __init__(
         self,
@@ -115,17 +105,17 @@ class NodeSeat:
         core: CallCore,
         ends: DeviceEnds,
         guard: Guard,
-        tenants: TenantLookup,
         groups: GroupBook,
         max_calls: int,
     ) -> None:
         """``core`` runs calls homed here, ``ends`` gives a lost remote device its grace
-        and ends it, ``guard`` runs a frame that waited."""
+        and ends it, ``guard`` runs a frame that waited; a setup's users are found in the
+        parts' tenants and in ``groups``."""
         self.name = parts.name
         self._parts = parts
         self._out = parts.outbox
         self.core, self.ends, self._guard = core, ends, guard
-        self._tenants = tenants
+        self._tenants = parts.tenants
         self._groups = groups
         self._max_calls = max_calls
         """Calls a device may be part of at once: its legs here and its proxy legs."""

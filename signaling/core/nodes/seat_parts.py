@@ -70,7 +70,13 @@ def outbox_and_seat_parts(
     outbox = Outbox(remote.forward)
     max_message = config.limits.max_message
     parts = SeatParts(
-        name, book, remote=remote, registry=registry, outbox=outbox, max_message=max_message
+        name,
+        book,
+        remote=remote,
+        registry=registry,
+        tenants=tenants,
+        outbox=outbox,
+        max_message=max_message,
     )
     return outbox, parts
 
@@ -88,10 +94,13 @@ class SeatParts:
         *,
         remote: RemoteDevices,
         registry: DeviceDirectory,
+        tenants: TenantLookup,
         outbox: Outbox,
         max_message: int,
     ) -> None:
         self.name = name
+        self.tenants = tenants
+        """Where a remote device's user is found, and a setup's users (by the seat)."""
         self._book = book
         self.outbox = outbox
         """The switch's, shared with the seat built after these parts."""
