@@ -53,28 +53,10 @@ class AppWebsocketClient:
         timeout: float = 5.0,
     ) -> JsonObject:
         """Challenge, digest, ``AppLogin``; returns ``AppLoginResult`` or raises LoginFailed."""
-        await self.send({"mt": "AppChallenge"})
-        challenge = await self.recv(timeout)
-        if challenge.get("mt") != "AppChallengeResult":
-            raise LoginFailed(None, f"unexpected {challenge.get('mt')!r}")
-        message: JsonObject = {
-            "mt": "AppLogin",
-            "app": app,
-            "domain": domain,
-            "sip": sip,
-            "guid": guid,
-            "dn": dn,
-            "digest": login_digest(
-                app=app,
-                domain=domain,
-                sip=sip,
-                guid=guid,
-                dn=dn,
-                info=info,
-                challenge=str(challenge.get("challenge", "")),
-                password=password,
-            ),
-        }
+        challenge = await self._challenge(timeout)
+        identity = {"app": app, "domain": domain, "sip": sip, "guid": guid, "dn": dn}
+        digest = login_digest(**identity, info=info, challenge=challenge, password=password)
+        message: JsonObject = {"mt": "AppLogin", **identity, "digest": digest}
         if info is not NO_INFO:
             message["info"] = info
         if pbx_obj is not None:
@@ -85,6 +67,14 @@ class AppWebsocketClient:
             raise LoginFailed(result.get("error"), result.get("errorText"))
         self.domain = result.get("domain")
         return result
+
+    async def _challenge(self, timeout: float) -> str:
+        """Ask for a login challenge (``AppChallenge``) and return it."""
+        await self.send({"mt": "AppChallenge"})
+        challenge = await self.recv(timeout)
+        if challenge.get("mt") != "AppChallengeResult":
+            raise LoginFailed(None, f"unexpected {challenge.get('mt')!r}")
+        return str(challenge.get("challenge", ""))
 
     async def send(self, message: JsonObject) -> None:
         await self.send_text(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
