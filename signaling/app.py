@@ -12,6 +12,7 @@ service at ``messages.url``; ``messages`` serves only the service.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import secrets
@@ -87,19 +88,11 @@ def create_app(
         bus = RedisBus(config.cluster, config.server.node, tracer, directory=shared)
         shared.announce = bus.announce_directory
     queues = SendQueues(config.limits.send_queue)
-    switch = Switch(
-        config,
-        clock or SystemClock(),
-        directory=directory,
-        tracer=tracer,
-        make_challenge=make_challenge,
-        node=bus.address if bus is not None else "",
-        book=bus.book if bus is not None else None,
-        congested=queues.congested,
-    )
+    switch = _switch(config, clock or SystemClock(), make_challenge, tracer, directory, bus, queues)
     service, connector = _messages_service(config, role, service_url, tracer, directory)
+    build_hub = functools.partial(_hub, config, switch, queues, connector, bus)
     app = Starlette(
-        lifespan=_lifespan(config, role, switch, queues, service, connector, bus, shared),
+        lifespan=_lifespan(config, role, build_hub, service, shared),
         exception_handlers={404: _json_error, 405: _json_error},
     )
     logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
@@ -133,6 +126,29 @@ def _change_log(config: Config, directory: Directory) -> tuple[ChangeLog, Shared
     return shared, shared
 
 
+def _switch(
+    config: Config,
+    clock: Clock,
+    make_challenge: Callable[[], str],
+    tracer: Tracer,
+    directory: Directory,
+    bus: RedisBus | None,
+    queues: SendQueues,
+) -> Switch:
+    """The sans-I/O core, given the tracer and directory the routes share, the send
+    queues the hub fills, and, in a cluster, the bus's book of registrations."""
+    return Switch(
+        config,
+        clock,
+        directory=directory,
+        tracer=tracer,
+        make_challenge=make_challenge,
+        node=bus.address if bus is not None else "",
+        book=bus.book if bus is not None else None,
+        congested=queues.congested,
+    )
+
+
 def _messages_service(
     config: Config, role: Role, service_url: str | None, tracer: Tracer, directory: Directory
 ) -> tuple[MessagesService | None, ServiceConnector | None]:
@@ -154,26 +170,34 @@ def _messages_service(
     return service, ServiceConnector(config, url, password, tracer, own)
 
 
+def _hub(
+    config: Config,
+    switch: Switch,
+    queues: SendQueues,
+    connector: ServiceConnector | None,
+    bus: RedisBus | None,
+) -> Hub:
+    """The hub, built with its parts when the app starts: the send queues the switch was
+    given, the way to the messages service, the webhook sender (when configured), the bus."""
+    webhooks = WebhookSender(config.webhooks) if config.webhooks.url else None
+    return Hub(switch, queues=queues, service=connector, webhooks=webhooks, bus=bus)
+
+
 def _lifespan(
     config: Config,
     role: Role,
-    switch: Switch,
-    queues: SendQueues,
+    build_hub: Callable[[], Hub],
     service: MessagesService | None,
-    connector: ServiceConnector | None,
-    bus: RedisBus | None,
     shared: SharedChanges | None,
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """Start the cluster's directory changes (when clustering), the messages service
-    (when served here) and the hub, built with its parts; stop them in the opposite
-    order. A part that cannot start stops those started before it."""
-    tracer = switch.tracer
+    """Build the hub, then start the cluster's directory changes (when clustering), the
+    messages service (when served here) and the hub; stop them in the opposite order. A
+    part that cannot start stops those started before it."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        webhooks = WebhookSender(config.webhooks) if config.webhooks.url else None
-        hub = Hub(switch, queues=queues, service=connector, webhooks=webhooks, bus=bus)
-        app.state.hub = hub
+        hub = app.state.hub = build_hub()
+        tracer = hub.tracer
         # The directory first: a node joins the cluster with the cluster's changes made.
         parts: list[_Part | None] = [shared, service, hub]
         async with contextlib.AsyncExitStack() as started:
