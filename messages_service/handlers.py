@@ -49,6 +49,7 @@ from .requests import (
 from .storage import (
     Badge,
     ChatDeleted,
+    ChatRemoval,
     GroupInfo,
     MessageStore,
     NewPost,
@@ -199,35 +200,44 @@ class Handlers:
                 raise Forbidden("only members delete a group's chat")
         topic = await self._topic(caller, queue, peer)
         one_to_one = group_id is None
-        if queue is not None:
-            role = "agent"
-        elif self._directory.queue(caller.domain, peer) is not None:
-            role = "customer"
-        else:
-            role = "member" if not one_to_one else "user"
-        both = one_to_one and self._directory.delete_chat(caller.domain) == "both"
         removal = await self._store.delete_chat(
             caller.domain,
             topic,
             peer,
             other=peer if one_to_one else None,
             deleter=caller.user,
-            role=role,
-            both=both,
+            role=self._deleter_role(caller.domain, queue, peer, one_to_one),
+            both=one_to_one and self._directory.delete_chat(caller.domain) == "both",
         )
         if removal is None:
             raise NotFound(f"no chat with {peer[:80]!r}")
-        for side, messages in removal.removed.items():
-            await self._forget(Owner(caller.domain, side), messages)
-        notifications: list[JsonObject] = []
-        for side in removal.unread_changed:
-            if self._directory.queue(caller.domain, side) is None:
-                count = await self._store.unread_total(caller.domain, side)
-                notifications.append(render.badge(Badge(caller.domain, side, count)))
-        if removal.note is not None:
-            notifications += self._told(removal.note)
+        notifications = await self._chat_removed(caller.domain, removal)
         removed = len(removal.removed.get(topic, ()))
         return Reply([{"mt": "DeleteChatResult", "sip": peer, "removed": removed}], notifications)
+
+    def _deleter_role(self, domain: str, queue: str | None, peer: str, one_to_one: bool) -> str:
+        """Who deletes a chat, as its deletion note tells the other side: an agent for its
+        queue, a queue's customer, a group's member, or a user."""
+        if queue is not None:
+            return "agent"
+        if self._directory.queue(domain, peer) is not None:
+            return "customer"
+        return "user" if one_to_one else "member"
+
+    async def _chat_removed(self, domain: str, removal: ChatRemoval) -> list[JsonObject]:
+        """A chat is deleted: each side's attachments go with its rows; the notifications
+        are the new badges of the users whose unread count changed, then the other side's
+        ``ChatDeleted``."""
+        for side, messages in removal.removed.items():
+            await self._forget(Owner(domain, side), messages)
+        notifications: list[JsonObject] = []
+        for side in removal.unread_changed:
+            if self._directory.queue(domain, side) is None:
+                count = await self._store.unread_total(domain, side)
+                notifications.append(render.badge(Badge(domain, side, count)))
+        if removal.note is not None:
+            notifications += self._told(removal.note)
+        return notifications
 
     def _told(self, note: ChatDeleted) -> list[JsonObject]:
         """``ChatDeleted`` for each user of the other side: the user, or a queue's agents."""
