@@ -268,15 +268,7 @@ class LocalStore:
         self._reserved[owner] += limit
         incoming = self.root / "incoming" / secrets.token_hex(16)
         try:
-            size, digest, head = await _receive(chunks, incoming, limit)
-            blob = self._blob_path(digest)
-            await asyncio.to_thread(_settle, incoming, blob)
-            current = await self.get(buffer_id)
-            if current is None or current.expired(self._clock()):
-                raise Expired("the upload url expired during the upload")
-            mime = sniff(head, claimed_mime or buffer.mime)
-            done = replace(current, size=size, sha256=digest, mime=mime)
-            await self._save(done)
+            done = await self._write_upload(buffer, chunks, incoming, limit, claimed_mime)
             self._used[owner] += done.charged
             return done
         finally:
@@ -284,6 +276,28 @@ class LocalStore:
             self._uploading.discard(buffer_id)
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(incoming.unlink)
+
+    async def _write_upload(
+        self,
+        buffer: Buffer,
+        chunks: AsyncIterable[bytes],
+        incoming: Path,
+        limit: int,
+        claimed_mime: str | None,
+    ) -> Buffer:
+        """The upload's bytes, at most ``limit``, written to ``incoming`` and moved to
+        their blob; then the buffer, unless it expired meanwhile, saved with their size,
+        digest and media type."""
+        size, digest, head = await _receive(chunks, incoming, limit)
+        blob = self._blob_path(digest)
+        await asyncio.to_thread(_settle, incoming, blob)
+        current = await self.get(buffer.id)
+        if current is None or current.expired(self._clock()):
+            raise Expired("the upload url expired during the upload")
+        mime = sniff(head, claimed_mime or buffer.mime)
+        done = replace(current, size=size, sha256=digest, mime=mime)
+        await self._save(done)
+        return done
 
     async def promote(self, buffer_id: str, owners: list[Owner]) -> list[Buffer]:
         """One permanent buffer per owner over the temporary buffer's bytes (PROTOCOL
