@@ -92,8 +92,17 @@ class Batch:
 
 class Outbound:
     def __init__(
-        self, redis: Any, address: str, inbox_max: int, stats: BusStats, give_up: float
+        self,
+        redis: Any,
+        address: str,
+        inbox_max: int,
+        stats: BusStats,
+        give_up: float,
+        *,
+        read_presence: Callable[[Any, Batch], None],
     ) -> None:
+        """``read_presence`` queues a batch's presence reads after its questions
+        (``presence``)."""
         self._redis = redis
         self.give_up = give_up
         """Seconds an entry waits for its target's inbox to exist again before the
@@ -107,8 +116,7 @@ class Outbound:
         """The last entry number written per target."""
         self.held: dict[str, set[str]] = {}
         """Claims this run holds: the core's key -> members."""
-        self.read_presence: Callable[[Any, Batch], None] = _no_reads
-        """Queues a batch's presence reads after its questions (``presence``)."""
+        self._read_presence = read_presence
 
     def forget(self, target: str) -> None:
         self._numbers.pop(target, None)
@@ -218,7 +226,7 @@ class Outbound:
                 claim = keys.claim_set(question.key)
                 pipe.evalsha(self._claim.sha, 2, claim, index, question.member, question.limit)
         if batch.reads:
-            self.read_presence(pipe, batch)
+            self._read_presence(pipe, batch)
         return first
 
     def answers(self, batch: Batch, results: list[Any], dead: set[str]) -> list[LookedUp | Claimed]:
@@ -265,10 +273,6 @@ class Outbound:
                 if record.node not in dead:
                     found.append(record)
         return tuple(found)
-
-
-def _no_reads(pipe: Any, batch: Batch) -> None:
-    raise AssertionError("presence reads without a reader")
 
 
 def _hold(claim: str, member: str, index: str) -> Op:

@@ -140,11 +140,35 @@ class RedisBus:
         ``BusUnreachable`` if Redis does not answer) and start the tasks."""
         self._peer = peer
         self._wake = asyncio.Event()
+        lease = self._connect(peer)
+        try:
+            await lease.acquire()
+            await self._start_control()
+        except (RedisError, OSError) as exc:
+            await self._close_connections()
+            shown = self.config.redis.rpartition("@")[2]
+            raise BusUnreachable(f"cannot reach Redis at {shown}: {exc}") from exc
+        except BaseException:
+            await self._close_connections()
+            raise
+        self._beat_ok_at = time.monotonic()
+        self._run_tasks()
+
+    def _connect(self, peer: BusPeer) -> NodeLease:
+        """The Redis clients and the parts that use them; the node's lease is returned, to
+        be taken before anything else runs."""
         self._redis = self._client(COMMAND_TIMEOUT)
         self._reader = self._client(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
+        self._subscriber = self._client(None)
+        self._presence = self._shared_presence()
         give_up = self.config.lease + 3 * self.config.heartbeat
         self._outbound = Outbound(
-            self._redis, self.address, self.config.inbox_max, self.stats, give_up
+            self._redis,
+            self.address,
+            self.config.inbox_max,
+            self.stats,
+            give_up,
+            read_presence=self._presence.fill,
         )
         self._inbound = Inbound(peer, self.stats, self._is_dead, self._cut_off)
         self._lease = NodeLease(
@@ -157,25 +181,16 @@ class RedisBus:
             reasserted=self._reassert,
             fenced=self._fenced,
         )
-        self._subscriber = self._client(None)
-        self._presence = self._shared_presence()
-        self._outbound.read_presence = self._presence.fill
-        try:
-            await self._lease.acquire()
-            if self._tracer is not None or self._directory is not None:
-                self._control = ControlChannel(
-                    self._redis, self._subscriber, self.address, self._tracer, self._directory
-                )
-                await self._control.start()
-        except (RedisError, OSError) as exc:
-            await self._close_connections()
-            shown = self.config.redis.rpartition("@")[2]
-            raise BusUnreachable(f"cannot reach Redis at {shown}: {exc}") from exc
-        except BaseException:
-            await self._close_connections()
-            raise
-        self._beat_ok_at = time.monotonic()
-        self._run_tasks()
+        return self._lease
+
+    async def _start_control(self) -> None:
+        """The channel that keeps the trace flags and the admin API's directory changes
+        the same on every node, when the bus has either (``control``)."""
+        if self._tracer is not None or self._directory is not None:
+            self._control = ControlChannel(
+                self._redis, self._subscriber, self.address, self._tracer, self._directory
+            )
+            await self._control.start()
 
     def _shared_presence(self) -> RedisPresence:
         return RedisPresence(
