@@ -180,16 +180,7 @@ class LoginServer:
             return self._fail(body, LoginFailure.NO_CHALLENGE)
         found = self._accounts.find(request)
         password = found.password if found else _DUMMY_PASSWORD
-        expected = login_digest(
-            app=request.app,
-            domain=request.domain,
-            sip=request.sip,
-            guid=request.guid,
-            dn=request.dn,
-            info=request.info,
-            challenge=challenge,
-            password=password,
-        )
+        expected = _digest(request, challenge, password)
         # Compare even for unknown accounts so that timing does not reveal which exist.
         if not verify_digest(expected, request.digest) or found is None:
             wait_after = self._throttle.failed(self._address, account, now)
@@ -235,3 +226,17 @@ def _field(body: JsonObject, key: str) -> str:
     value = body.get(key)
     # A non-string field cannot have been hashed as the documented string: let it fail.
     return value if type(value) is str else ("" if value is None else "\x00invalid")
+
+
+def _digest(request: LoginRequest, challenge: str, password: str) -> str:
+    """The digest a client that knows ``password`` sends with ``request`` (§3.2)."""
+    return login_digest(
+        app=request.app,
+        domain=request.domain,
+        sip=request.sip,
+        guid=request.guid,
+        dn=request.dn,
+        info=request.info,
+        challenge=challenge,
+        password=password,
+    )
