@@ -7,5 +7,7 @@ its devices are (SCALE.md "Home node and remote legs").
 - ``proxy_legs``: a switch's side of its own device in a call homed elsewhere.
 - ``agent_claims``: support agents' ``max_chats`` counted across switches.
 - ``group_homes``: one home per group's live call.
-- ``seat``: a switch's place in the cluster, sorting what comes in.
+- ``seat_parts``: what the call core and the devices are given of a switch's place in
+  the cluster (its registrations in the book, stand-ins, proxy legs, claims, homes).
+- ``seat``: a switch's place in the cluster, built after them, sorting what comes in.
 """
