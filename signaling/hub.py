@@ -284,6 +284,9 @@ class Hub:
     def node_down(self, address: str) -> None:
         self._apply(self.switch.node_down(address))
 
+    def node_reset(self, address: str) -> None:
+        self._apply(self.switch.node_down(address, calls_only=True))
+
     def presence_shares(self, answer: PresenceShares) -> None:
         self._apply(self.switch.presence_shares(answer))
 

@@ -104,6 +104,20 @@ def _cluster(page: _Page, bus: RedisBus) -> None:
     page.single("switchboard_bus_inbox_lag_seconds", "gauge", _BUS_LAG, lag)
     page.single("switchboard_bus_nodes", "gauge", _BUS_NODES, bus.nodes)
     page.single("switchboard_bus_up", "gauge", _BUS_UP, int(bus.up))
+    _fences(page, bus)
+
+
+def _fences(page: _Page, bus: RedisBus) -> None:
+    """A node cut off from Redis fences itself (docs/protocol.md 12.39)."""
+    stats, now = bus.stats, bus.standing.value
+    standing = {name: int(name == now) for name in ("up", "fenced", "dead")}
+    page.by_label("switchboard_bus_standing", "gauge", _BUS_STANDING, "standing", standing)
+    page.single("switchboard_bus_fences_total", "counter", _BUS_FENCES, stats.fences)
+    page.single("switchboard_bus_rejoins_total", "counter", _BUS_REJOINS, stats.rejoins)
+    unsent = stats.fenced_frames
+    page.single("switchboard_bus_fenced_frames_total", "counter", _BUS_UNSENT, unsent)
+    page.single("switchboard_bus_resets_total", "counter", _BUS_RESETS, stats.resets)
+    page.single("switchboard_bus_stale_entries_total", "counter", _BUS_STALE, stats.stale)
 
 
 def _logins(page: _Page, status: SwitchStatus) -> None:
@@ -187,3 +201,13 @@ _BUS_LATE = "RegisterResults sent after cluster.answer_wait without Redis having
 _BUS_LAG = "Age of the last inbox entry when it was read (Redis's clock against this node's)."
 _BUS_NODES = "Hub nodes this node knows of, itself included."
 _BUS_UP = "1 while the heartbeat works and the inbox is read, else 0."
+_BUS_STANDING = (
+    "1 for this node's standing in the cluster: up, fenced (it could not renew its lease "
+    "and stopped its work with other nodes; back once Redis answers) or dead (declared dead "
+    "by the others: restart it)."
+)
+_BUS_FENCES = "Times this node fenced itself (its lease not renewed for lease - heartbeat)."
+_BUS_REJOINS = "Times this node came back from a fence without having been declared dead."
+_BUS_UNSENT = "Frames for other nodes not sent because this node was fenced (their calls ended)."
+_BUS_RESETS = "Other nodes' returns from a fence heard (the calls with them ended here)."
+_BUS_STALE = "Inbox entries dropped: written before their sender knew this node had fenced itself."

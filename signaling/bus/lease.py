@@ -15,11 +15,15 @@ registrations, claims, presence shares and inbox from Redis (the key lasts a min
 it cleans, so a janitor that fails is followed by another, and a day once it is done).
 Redis's clock alone decides expiry; no clocks are compared across machines.
 
-When Redis has lost the lease, the renewal writes it again and the node writes its state
-again (``reasserted``). A run that finds itself declared dead (its janitor key exists,
-or another run holds its name) is *fenced*: the others ended its calls and drop what it
-sends, so it must not go on as if nothing happened; it ends its own cross-node calls,
-reports itself down and waits to be restarted. A clean stop removes the run's own keys.
+Each renewal that works is reported with the time it was sent (``renewed``): a run that
+has not renewed for a while fences itself before the others may declare it dead
+(``fence``). When the lease was gone (Redis lost it, or it ran out while the run was cut
+off and nobody declared the run dead yet), the renewal writes it again and the node
+writes its state again. A run that finds itself declared dead (its janitor key exists,
+or another run holds its name) is fenced for good: the others ended its calls and drop
+what it sends, so it must not go on as if nothing happened; it ends its own cross-node
+calls, reports itself down and waits to be restarted. A clean stop removes the run's own
+keys.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ class NodeLease:
         lease: float,
         heartbeat: float,
         node_down: Callable[[str], None],
-        reasserted: Callable[[], None],
+        renewed: Callable[[float, bool], None],
         fenced: Callable[[], None],
     ) -> None:
         self._redis = redis
@@ -109,7 +113,9 @@ class NodeLease:
         self._lease_ms = int(lease * 1000)
         self._grace = 2 * heartbeat
         self._node_down = node_down
-        self._reasserted = reasserted
+        self._renewed = renewed
+        """Called with when the renewal that worked was sent (monotonic), and whether
+        it had to write the lease again (the node's state is then written again too)."""
         self._fenced = fenced
         self._renew = redis.register_script(_RENEW)
         self._forget = redis.register_script(_FORGET)
@@ -160,6 +166,7 @@ class NodeLease:
         failures)."""
         if self.fenced:
             return
+        sent = time.monotonic()
         renewed = await self._renew(
             keys=[keys.lease(self.name), keys.NODES, keys.janitor(self.address)],
             args=[self.address, self._lease_ms, self.name],
@@ -168,11 +175,15 @@ class NodeLease:
             self._fence("declared dead by the others" if renewed == 3 else "its name taken")
             return
         if renewed == 2:
-            log.warning("cluster: Redis had lost this node's lease; writing its state again")
+            log.warning(
+                "cluster: this node's lease was gone (Redis lost it, or it ran out while "
+                "the node was cut off); writing its state again"
+            )
             await self.make_inbox()
-            self._reasserted()
-            self._missing.clear()  # the others lost theirs too: give them their heartbeat
+            self._renewed(sent, True)
+            self._missing.clear()  # the others may have lost theirs: give them a heartbeat
             return
+        self._renewed(sent, False)
         await self._check_others(time.monotonic())
 
     def _fence(self, why: str) -> None:

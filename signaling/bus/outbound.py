@@ -17,7 +17,10 @@ it belonged to finds nothing and a claim is refused; only a broken connection ma
 batch go again, whole, with the same entry numbers.
 
 It also keeps the claims this run holds, so that they can be written again after Redis
-lost them (``reassert``).
+lost them (``reassert``). An entry for a run whose reset this run heard (``fence``)
+carries that run's epoch (``e``); ``restart`` numbers a target's entries from 1 again,
+after this run fenced itself (its reset goes first). While the run is fenced, a batch
+waits (``open``).
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 class Batch:
     """What one pipeline carries; kept whole until Redis took it."""
 
-    __slots__ = ("entries", "frames", "ops", "questions", "reads", "shares", "waiters")
+    __slots__ = ("cut", "entries", "frames", "ops", "questions", "reads", "shares", "waiters")
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
@@ -80,6 +83,9 @@ class Batch:
         """Users whose presence to read after the writes, each once, in order."""
         self.waiters: list[asyncio.Future[None]] = []
         """Done once Redis has taken this batch."""
+        self.cut = False
+        """The run fenced itself since the batch was filled: its next try leaves out the
+        entries with frames (``drop_frames``)."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -88,6 +94,11 @@ class Batch:
 
     def frame_count(self) -> int:
         return sum(len(frames) for frames in self.frames.values())
+
+    def drop_frames(self) -> None:
+        """Leave out the entries carrying frames; resets (``fence``) stay."""
+        self.entries[:] = [(target, entry) for target, entry in self.entries if "r" in entry]
+        self.cut = False
 
 
 class Outbound:
@@ -100,10 +111,15 @@ class Outbound:
         give_up: float,
         *,
         read_presence: Callable[[Any, Batch], None],
+        heard: dict[str, int] | None = None,
+        open_: asyncio.Event | None = None,
     ) -> None:
         """``read_presence`` queues a batch's presence reads after its questions
-        (``presence``)."""
+        (``presence``); ``heard``: the epoch of each run's last reset (``Inbound.heard``);
+        ``open_``: set while the run may write (``Fence.open``)."""
         self._redis = redis
+        self._heard = heard if heard is not None else {}
+        self._open = open_
         self.give_up = give_up
         """Seconds an entry waits for its target's inbox to exist again before the
         target counts as gone."""
@@ -121,6 +137,14 @@ class Outbound:
     def forget(self, target: str) -> None:
         self._numbers.pop(target, None)
         self._unplaced_since.pop(target, None)
+
+    def targets(self) -> set[str]:
+        """The runs this run has written entries to."""
+        return set(self._numbers)
+
+    def restart(self, target: str) -> None:
+        """The next entry for ``target`` is number 1 (it hears this run's reset first)."""
+        self._numbers.pop(target, None)
 
     def unclaimed(self, key: str, member: str) -> None:
         members = self.held.get(key)
@@ -147,6 +171,9 @@ class Outbound:
                 self._numbers[target] = number
                 chunk = frames[start : start + ENTRY_FRAMES]
                 entry = {"n": self._address, "s": number, "f": encode_frames(chunk)}
+                epoch = self._heard.get(target)
+                if epoch:
+                    entry["e"] = epoch
                 batch.entries.append((target, entry))
         stats = self._stats
         count = batch.frame_count()
@@ -160,6 +187,10 @@ class Outbound:
         (``None`` where the target's inbox does not exist) and to its questions."""
         delay = 0.05
         while True:
+            if self._open is not None:
+                await self._open.wait()  # the batch goes once the run is back
+            if batch.cut:
+                batch.drop_frames()
             pipe = self._redis.pipeline(transaction=False)
             first = self._fill(pipe, batch)
             try:

@@ -2,12 +2,10 @@
 1-5, performance rules 1-5).
 
 Theory of operation: the hub hands the bus the cluster actions its switch returned
-(``take``); nothing waits on Redis there. They collect in a ``Batch`` until the writer
-task runs, then leave in one pipeline (``outbound``): the registrations this node wrote
-or withdrew, numbered stream entries for each target node holding its frames, the
-lookups and the claims. While a pipeline is in flight the next batch fills, so the
-busier the node, the more each carries. The answers go back to the switch through the
-hub (``BusPeer``).
+(``take``); nothing waits on Redis there. They collect until the writer task runs, then
+leave in one pipeline (``writer``, ``outbound``): the registrations this node wrote or
+withdrew, numbered stream entries for each target node holding its frames, the lookups
+and the claims. The answers go back to the switch through the hub (``BusPeer``).
 
 A reader task follows this run's inbox with ``XREAD BLOCK`` from its start and hands
 each entry to ``inbound``, which drops copies and notices gaps. A heartbeat task renews
@@ -17,14 +15,17 @@ same on every node and tells the directory changes' follower of new versions
 in the writer's pipelines. ``up``, which ``/healthz`` shows, is true while every task
 runs, the heartbeat works, and the run has not been fenced.
 
+A run that has not renewed its lease for ``lease - heartbeat`` fences itself before the
+others may declare it dead (``fence``): the calls with the other runs end here, frames for
+them are dropped, lookups find this node's devices only, and the writer and the reader
+wait; what it must write (registrations, presence, claims) waits with the writer. When a
+renewal works again it tells the runs it cut off (a reset entry each, before anything
+else) and writes its state again; when Redis says it was declared dead, it stays fenced.
+
 A new registration's ``RegisterResult`` waits for the pipeline that writes it
 (``written``): once Redis has taken it, every node finds the device. If Redis does not
 answer within ``cluster.answer_wait`` the answer goes anyway, and the registration is
 written when Redis is back.
-
-While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that
-the frames for the node concerned are dropped and its calls here end as if it had died,
-rather than reaching it with a hole in the middle.
 """
 
 from __future__ import annotations
@@ -41,18 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config import ClusterConfig
-from signaling.core.actions import (
-    Action,
-    Claim,
-    Claimed,
-    Forward,
-    LookedUp,
-    Lookup,
-    PresenceShare,
-    PresenceShares,
-    PresenceWatch,
-    Unclaim,
-)
+from signaling.core.actions import Claimed, LookedUp, PresenceShares
 from signaling.core.nodes.frames import NodeFrame
 from signaling.stopping import stop_tasks
 from tracing import Tracer
@@ -60,23 +50,20 @@ from tracing import Tracer
 from . import keys
 from .control import ControlChannel, DirectoryFollower
 from .errors import BusUnreachable
+from .fence import Fence, Standing
 from .inbound import Inbound
 from .lease import NodeLease
-from .outbound import Batch, Outbound
+from .outbound import Outbound
 from .presence import RedisPresence
-from .redis_book import Op, RedisBook
+from .redis_book import RedisBook
 from .stats import BusStats
+from .writer import QUEUED_MAX, Answer, Writer
 
 __all__ = ["QUEUED_MAX", "BusPeer", "BusStats", "RedisBus"]
 
 log = logging.getLogger(__name__)
 
-QUEUED_MAX = 200_000
-"""Frames waiting for Redis at most (see the module's docstring)."""
-
 READ_BLOCK_MS = 1000
-RETRY_DELAY = 0.05
-"""Seconds before entries whose target had no inbox are written again."""
 COMMAND_TIMEOUT = 5.0
 """Seconds a Redis command may take before the connection counts as broken."""
 
@@ -95,6 +82,10 @@ class BusPeer(Protocol):
 
     def node_down(self, address: str) -> None: ...
 
+    def node_reset(self, address: str) -> None:
+        """The run fenced itself and came back: its calls here end, its users' presence
+        stands."""
+
 
 class RedisBus:
     def __init__(
@@ -112,11 +103,22 @@ class RedisBus:
         self._directory = directory
         self.address = f"{name}.{secrets.token_hex(4)}"
         """This run's address: the switch's node name in the cluster (``keys``)."""
-        self.book = RedisBook(self.address, self._queue_op)
         self.stats = BusStats()
-        self._next = Batch()
-        self._queued = 0
-        self._overflowed: set[str] = set()
+        self._fence = Fence(
+            config.lease - config.heartbeat, fenced=self._fenced_self, back=self._rejoin
+        )
+        self._writer = Writer(
+            self.stats,
+            self._fence,
+            answer_wait=config.answer_wait,
+            answer=self._answer,
+            cut_off=self._cut_off,
+            node_down=self._node_down,
+            dead=self._dead,
+        )
+        self.take = self._writer.take
+        """A cluster action of the switch: it leaves with the next pipeline."""
+        self.book = RedisBook(self.address, self._writer.queue_op)
         self._peer: BusPeer | None = None
         self._redis: Any = None
         self._reader: Any = None
@@ -126,10 +128,7 @@ class RedisBus:
         self._lease: NodeLease | None = None
         self._control: ControlChannel | None = None
         self._presence: RedisPresence | None = None
-        self._wake: asyncio.Event | None = None
-        self._settled = asyncio.Event()
-        """Set whenever the writer has sent everything it was given."""
-        self._settled.set()
+        self._started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._beat_ok_at = 0.0
 
@@ -139,9 +138,10 @@ class RedisBus:
         """Connect, take the node's name (``NodeNameTaken`` if a live run holds it,
         ``BusUnreachable`` if Redis does not answer) and start the tasks."""
         self._peer = peer
-        self._wake = asyncio.Event()
-        lease = self._connect(peer)
+        self._started = True
+        lease = self._build(peer)
         try:
+            acquired = time.monotonic()
             await lease.acquire()
             await self._start_control()
         except (RedisError, OSError) as exc:
@@ -152,36 +152,8 @@ class RedisBus:
             await self._close_connections()
             raise
         self._beat_ok_at = time.monotonic()
+        self._fence.renewed(acquired)
         self._run_tasks()
-
-    def _connect(self, peer: BusPeer) -> NodeLease:
-        """The Redis clients and the parts that use them; the node's lease is returned, to
-        be taken before anything else runs."""
-        self._redis = self._client(COMMAND_TIMEOUT)
-        self._reader = self._client(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
-        self._subscriber = self._client(None)
-        self._presence = self._shared_presence()
-        give_up = self.config.lease + 3 * self.config.heartbeat
-        self._outbound = Outbound(
-            self._redis,
-            self.address,
-            self.config.inbox_max,
-            self.stats,
-            give_up,
-            read_presence=self._presence.fill,
-        )
-        self._inbound = Inbound(peer, self.stats, self._is_dead, self._cut_off)
-        self._lease = NodeLease(
-            self._redis,
-            self.name,
-            self.address,
-            lease=self.config.lease,
-            heartbeat=self.config.heartbeat,
-            node_down=self._node_down,
-            reasserted=self._reassert,
-            fenced=self._fenced,
-        )
-        return self._lease
 
     async def _start_control(self) -> None:
         """The channel that keeps the trace flags and the admin API's directory changes
@@ -192,6 +164,36 @@ class RedisBus:
             )
             await self._control.start()
 
+    def _build(self, peer: BusPeer) -> NodeLease:
+        """The connections and the parts that use them; the lease, to be acquired."""
+        self._redis = self._client(COMMAND_TIMEOUT)
+        self._reader = self._client(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
+        self._subscriber = self._client(None)
+        give_up = self.config.lease + 3 * self.config.heartbeat
+        self._inbound = Inbound(peer, self.stats, self._is_dead, self._cut_off, peer.node_reset)
+        self._presence = self._writer.presence = self._shared_presence()
+        self._outbound = self._writer.outbound = Outbound(
+            self._redis,
+            self.address,
+            self.config.inbox_max,
+            self.stats,
+            give_up,
+            read_presence=self._presence.fill,
+            heard=self._inbound.heard,
+            open_=self._fence.open,
+        )
+        self._lease = NodeLease(
+            self._redis,
+            self.name,
+            self.address,
+            lease=self.config.lease,
+            heartbeat=self.config.heartbeat,
+            node_down=self._node_down,
+            renewed=self._renewed,
+            fenced=self._fenced,
+        )
+        return self._lease
+
     def _shared_presence(self) -> RedisPresence:
         return RedisPresence(
             self._redis,
@@ -200,7 +202,7 @@ class RedisBus:
             lease=keys.lease(self.name),
             heartbeat=self.config.heartbeat,
             stats=self.stats,
-            read=self._read_presence,
+            read=self._writer.read_presence,
         )
 
     def _client(self, timeout: float | None) -> Any:
@@ -210,7 +212,7 @@ class RedisBus:
 
     def _run_tasks(self) -> None:
         runs: dict[str, Coroutine[Any, Any, None]] = {
-            "write": self._write_loop(),
+            "write": self._writer.run(),
             "read": self._read_loop(),
             "heartbeat": self._heartbeat_loop(),
         }
@@ -222,18 +224,18 @@ class RedisBus:
         loop = asyncio.get_running_loop()
         for name, run in runs.items():
             self._tasks.append(loop.create_task(run, name=f"bus-{name}"))
-        if self._next:  # registrations written while the hub was starting
-            self._wake_writer()
 
     async def stop(self) -> None:
         """Send what waits (briefly), stop the tasks, and give the name and the run's
         keys back."""
-        if self._wake is None:
+        if not self._started:
             return
-        if self._next or not self._settled.is_set():
-            self._wake_writer()
+        self._fence.stop()
+        writer = self._writer
+        if self._fence.up and (writer.next or not writer.settled.is_set()):
+            writer.wake()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._settled.wait(), 2.0)
+                await asyncio.wait_for(writer.settled.wait(), 2.0)
         if self._control is not None:
             self._control.stop()
         await stop_tasks(self._tasks)
@@ -260,11 +262,16 @@ class RedisBus:
     def up(self) -> bool:
         """Every task runs, the heartbeat worked within the last lease, and the run is
         not fenced."""
-        if self._wake is None or (self._lease is not None and self._lease.fenced):
+        if not self._started or not self._fence.up:
             return False
         if any(task.done() for task in self._tasks):
             return False
         return time.monotonic() - self._beat_ok_at < self.config.lease
+
+    @property
+    def standing(self) -> Standing:
+        """Up, fenced (cut off from Redis, may come back) or dead (restart it)."""
+        return self._fence.standing
 
     @property
     def nodes(self) -> int:
@@ -272,74 +279,10 @@ class RedisBus:
 
     # -- from the hub ------------------------------------------------------------------------
 
-    def take(self, action: Action) -> None:
-        """A cluster action of the switch: it leaves with the next pipeline."""
-        batch = self._next
-        if type(action) is Forward:
-            target = action.node
-            if self._queued >= QUEUED_MAX or target in self._overflowed:
-                self._overflow(target)
-                return
-            frames = batch.frames.get(target)
-            if frames is None:
-                frames = batch.frames[target] = []
-            frames.append(action.frame)
-            self._queued += 1
-        elif type(action) is Unclaim:
-            key, member = action.key, action.member
-            if self._outbound is not None:
-                self._outbound.unclaimed(key, member)
-            claim = keys.claim_set(key)
-            batch.ops.append(lambda pipe: pipe.srem(claim, member))
-        elif type(action) is Lookup or type(action) is Claim:
-            batch.questions.append(action)
-        elif type(action) is PresenceShare and self._presence is not None:
-            self._presence.share(action, batch)
-        elif type(action) is PresenceWatch and self._presence is not None:
-            self._presence.watch(action, batch)
-        self._wake_writer()
-
     def written(self) -> asyncio.Future[None]:
         """Done once Redis has taken everything taken so far (a registration's write: the
         device can be found), or after ``cluster.answer_wait`` if it has not answered."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._next.waiters.append(waiter)
-        self._wake_writer()
-        loop.call_later(self.config.answer_wait, self._overdue, waiter)
-        return waiter
-
-    def _overdue(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
-            self.stats.late_answers += 1
-            waiter.set_result(None)
-
-    def _read_presence(self, key: tuple[str, str]) -> None:
-        self._next.reads[key] = None
-        self._wake_writer()
-
-    def _wake_writer(self) -> None:
-        if self._wake is not None:
-            self._settled.clear()
-            self._wake.set()
-
-    def _overflow(self, target: str) -> None:
-        """Too much waits for Redis: the frames for ``target`` go, and so do the calls
-        with it here (later, not inside the hub's turn that made the frame)."""
-        self.stats.dropped += 1
-        if target in self._overflowed:
-            return
-        self._overflowed.add(target)
-        dropped = self._next.frames.pop(target, [])
-        self._queued -= len(dropped)
-        self.stats.dropped += len(dropped)
-        log.error(
-            "cluster: Redis unreachable and %d frames waiting; ending calls with %s",
-            QUEUED_MAX,
-            target,
-        )
-        if self._peer is not None:
-            asyncio.get_running_loop().call_soon(self._cut_off, target)
+        return self._writer.written()
 
     def _cut_off(self, address: str) -> None:
         """The calls with ``address`` end, though it may live (entries to or from it were
@@ -349,77 +292,74 @@ class RedisBus:
         if self._presence is not None:
             self._presence.read_all()
 
-    def _queue_op(self, op: Op) -> None:
-        self._next.ops.append(op)
-        self._wake_writer()
-
     def _reassert(self) -> None:
         self.book.reassert()
         if self._outbound is not None:
             for op in self._outbound.reassert():
-                self._queue_op(op)
+                self._writer.queue_op(op)
         if self._presence is not None:
             for op in self._presence.reassert():
-                self._queue_op(op)
+                self._writer.queue_op(op)
 
     def _is_dead(self, address: str) -> bool:
         return self._lease is not None and address in self._lease.dead
+
+    def _dead(self) -> set[str]:
+        return self._lease.dead if self._lease is not None else set()
 
     def _node_down(self, address: str) -> None:
         if self._outbound is not None:
             self._outbound.forget(address)
         if self._inbound is not None:
             self._inbound.forget(address)
-        self._queued -= len(self._next.frames.pop(address, ()))  # nobody will read them
+        self._writer.forget(address)
         if self._peer is not None:
             self._peer.node_down(address)
 
+    def _renewed(self, sent: float, lost: bool) -> None:
+        """A renewal sent at ``sent`` worked; ``lost``: it wrote the lease again."""
+        fenced = not self._fence.up
+        self._fence.renewed(sent)  # if it was fenced and is back: _rejoin
+        if lost and not fenced:
+            self._reassert()
+
+    def _fenced_self(self) -> None:
+        """The lease went unrenewed for ``lease - heartbeat`` (``fence``): the calls with
+        every other run end here, as their ``node_down`` would, before those runs may
+        declare this one dead; what they send meanwhile is dropped once this run is back."""
+        assert self._lease is not None and self._inbound is not None
+        assert self._outbound is not None and self._peer is not None
+        self.stats.fences += 1
+        known = {*self._lease.known.values(), *self._inbound.senders(), *self._outbound.targets()}
+        runs = frozenset(known - {self.address} - self._lease.dead)
+        self._fence.cut = runs
+        self._inbound.expect(runs, self._fence.epoch)
+        for address in runs:
+            self._outbound.restart(address)
+        self._writer.drop_unsent(refuse=False)
+        for address in sorted(runs):
+            self._peer.node_down(address)
+
+    def _rejoin(self) -> None:
+        """Back from a fence, not declared dead: each run it cut off reads a reset before
+        anything else from this one, then this run's state is written again."""
+        assert self._lease is not None
+        self.stats.rejoins += 1
+        runs = sorted(self._fence.cut - self._lease.dead)
+        resets = [(run, {"n": self.address, "r": self._fence.epoch}) for run in runs]
+        self._writer.next.entries[:0] = resets
+        self._reassert()
+        self._writer.wake()
+
     def _fenced(self) -> None:
-        self._queued -= self._next.frame_count()
-        self._next.frames.clear()
+        """Declared dead by the others: fenced for good (``lease``). Nothing more is
+        written; whatever waited for Redis is answered from this node alone."""
+        self._fence.declared_dead()
+        self._writer.drop_unsent(refuse=True)
 
     # -- the tasks -----------------------------------------------------------------------------
 
-    async def _write_loop(self) -> None:
-        assert self._wake is not None and self._outbound is not None
-        outbound = self._outbound
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._next = self._next, Batch()
-            if batch:
-                await self._write(outbound, batch)
-            if not self._next:
-                self._settled.set()
-
-    async def _write(self, outbound: Outbound, batch: Batch) -> None:
-        outbound.number(batch)
-        placed, results = await outbound.execute(batch)
-        for waiter in batch.waiters:
-            if not waiter.done():  # else given up waiting, or its connection closed
-                waiter.set_result(None)
-        self._queued -= batch.frame_count()
-        self._overflowed.clear()
-        dead = self._lease.dead if self._lease is not None else set()
-        again, lost = outbound.unplaced(batch, placed, time.monotonic(), dead)
-        if again:  # before anything newer for the same targets
-            self._next.entries[:0] = again
-            asyncio.get_running_loop().call_later(RETRY_DELAY, self._wake_writer)
-        for target in lost:
-            log.error(
-                "cluster: %s has had no inbox for %.0f s; ending calls with it",
-                target,
-                outbound.give_up,
-            )
-            self._node_down(target)
-        for answer in outbound.answers(batch, results, dead):
-            self._answer(answer)
-        if self._presence is not None:
-            asked = outbound.asked(batch)
-            for shares in self._presence.answers(batch, results[asked:], dead):
-                self._answer(shares)
-
-    def _answer(self, answer: LookedUp | Claimed | PresenceShares) -> None:
+    def _answer(self, answer: Answer) -> None:
         peer = self._peer
         assert peer is not None
         try:
@@ -440,6 +380,7 @@ class RedisBus:
         last: bytes | str = "0-0"
         delay = 0.05
         while True:
+            await self._fence.open.wait()
             try:
                 reply = await self._reader.xread({inbox: last}, count=512, block=READ_BLOCK_MS)
             except (RedisError, OSError) as exc:
@@ -448,6 +389,8 @@ class RedisBus:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
+            if not self._fence.up:
+                continue  # read again once back: the entries of the runs it cut off wait
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     last = entry_id

@@ -31,5 +31,17 @@ class BusStats:
     late_answers: int = 0
     """Answers (a RegisterResult) sent after ``cluster.answer_wait`` without waiting
     for Redis any longer."""
+    fences: int = 0
+    """Times this node fenced itself: it had not renewed its lease for ``lease -
+    heartbeat`` (``fence``)."""
+    rejoins: int = 0
+    """Times it came back from a fence without having been declared dead."""
+    fenced_frames: int = 0
+    """Frames for other nodes not sent because this node was fenced (their calls ended)."""
+    resets: int = 0
+    """Other nodes' comebacks from a fence heard: the calls with them ended here."""
+    stale: int = 0
+    """Inbox entries dropped because their sender wrote them before it heard that this
+    node had fenced itself (they belong to calls that ended)."""
     lag_ms: float = 0.0
     """Age of the last entry read when it was read (Redis's clock against this node's)."""

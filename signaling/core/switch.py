@@ -310,11 +310,13 @@ class Switch:
             self.node.claimed(answer)
         return self._out.drain()
 
-    def node_down(self, node: str) -> list[Action]:
-        """Switch ``node`` is gone for good (its lease ran out)."""
+    def node_down(self, node: str, *, calls_only: bool = False) -> list[Action]:
+        """Switch ``node`` is gone for good (its lease ran out); ``calls_only``: it fenced
+        itself and is back, its users' presence stands (docs 12.39)."""
         if self.node is not None:
             self.node.node_down(node)
-            self.presence.node_down(node)
+            if not calls_only:
+                self.presence.node_down(node)
         return self._out.drain()
 
     def presence_shares(self, answer: PresenceShares) -> list[Action]:

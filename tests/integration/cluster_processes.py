@@ -30,20 +30,32 @@ LEASE = 1.5
 
 class ClusterNodes:
     def __init__(
-        self, directory: Path, redis_url: str, database: str, names: tuple[str, ...]
+        self,
+        directory: Path,
+        redis_url: str,
+        database: str,
+        names: tuple[str, ...],
+        *,
+        redis_for: dict[str, str] | None = None,
     ) -> None:
+        """``redis_for``: the Redis URL of some nodes, if not ``redis_url`` (a proxy the
+        test owns in between)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.redis_url = redis_url
         self.passwords = {sip: secrets.token_hex(12) for sip in ("alice", "bob", "carol")}
         self.config = directory / "cluster.toml"
         self.config.write_text(_config(redis_url, database, self.passwords))
+        self._configs: dict[str, Path] = {}
+        for name, url in (redis_for or {}).items():
+            self._configs[name] = directory / f"cluster-{name}.toml"
+            self._configs[name].write_text(_config(url, database, self.passwords))
         self.nodes = {name: self._node(name) for name in names}
 
     def _node(self, name: str) -> ServerProcess:
         return ServerProcess(
             "all",
-            self.config,
+            self._configs.get(name, self.config),
             self.directory / name,
             free_port(),
             self.directory / f"{name}.log",

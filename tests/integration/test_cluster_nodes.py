@@ -1,12 +1,13 @@
 """Hub nodes as separate processes on one private Redis: start-up refusals, a node killed
-with SIGKILL, and Redis restarting without its data (SCALE.md "Failures")."""
+with SIGKILL, a node cut off from Redis by a proxy the test owns, and Redis restarting
+without its data (SCALE.md "Failures")."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,9 @@ from tests.integration.cluster_processes import LEASE, ClusterNodes
 from tests.integration.processes import free_port
 from tests.integration.test_startup_errors import assert_one_line, serve
 from tests.redis_server import RedisServer
+from tests.signaling.bus.test_cross_node_presence import notify, watch
 from tests.support import Phone
+from tests.tcp_proxy import tcp_proxy
 
 
 @contextlib.asynccontextmanager
@@ -111,3 +114,70 @@ async def test_redis_restarting_empty_loses_nothing_the_nodes_know(tmp_path: Pat
             await client.aclose()
         theirs = await call(alice, bob, 1)
         await exchange(alice, bob, 1, theirs, "after the restart")
+
+
+async def test_a_partitioned_node_fences_itself_and_serves_across_again_once_restarted(
+    tmp_path: Path,
+) -> None:
+    """Node b's Redis connections hang (a proxy the test pauses) for longer than the
+    others need to declare it dead: b fences itself first (the lease is 1.5 s: b at 1.2 s,
+    a at 2.1 s at the earliest), a ends the call and tells bob's watcher ``closed`` once;
+    back, b says it was declared dead and stays down until restarted; restarted, bob is
+    reached across again."""
+    async with cluster_services() as services, tcp_proxy(services.redis.port) as proxy:
+        proxied = {"b": f"redis://127.0.0.1:{proxy.port}/0"}
+        names = ("a", "b")
+        nodes = ClusterNodes(
+            tmp_path, services.redis.url, services.database, names, redis_for=proxied
+        )
+        try:
+            await nodes.start()
+            await _partitioned(nodes, proxy.pause, proxy.heal)
+        except BaseException:
+            print(nodes.logs())
+            raise
+        finally:
+            proxy.heal()
+            nodes.stop()
+
+
+async def _partitioned(
+    nodes: ClusterNodes, pause: Callable[[], None], heal: Callable[[], None]
+) -> None:
+    alice, bob = await nodes.phone("a", "alice"), await nodes.phone("b", "bob")
+    carol = await nodes.phone("a", "carol")
+    assert (await watch(carol, 1, "bob"))["status"] == "open"
+    theirs = await call(alice, bob, 1)
+    await exchange(alice, bob, 1, theirs, "before")
+    pause()
+    await _until_metric(nodes, "b", 'switchboard_bus_standing{standing="fenced"}', 1)
+    assert (await bob.sig(theirs, "rel"))["sig"]["cau"]["num"] == 41
+    released = await alice.next(timeout=LEASE * 4)  # a declares b dead
+    assert released["sig"]["type"] == "rel" and released["sig"]["cau"]["num"] == 41
+    assert await carol.fty(1) == notify("closed")
+    await _until_metric(nodes, "a", "switchboard_bus_nodes", 1)
+    heal()
+    await _until_metric(nodes, "b", 'switchboard_bus_standing{standing="dead"}', 1)
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(f"{nodes.http('b')}/healthz?ready=1")
+    assert answer.status_code == 503 and answer.json()["checks"]["bus"] == "down"
+    log = nodes.nodes["b"].log.read_text()
+    assert log.index("fences itself") < log.index("declared dead by the others")
+    await carol.sync()  # closed once, and no ghost
+    nodes.nodes["b"].stop()
+    await nodes.nodes["b"].start()  # a new run: its name was free
+    bob = await nodes.phone("b", "bob")
+    assert await carol.fty(1) == notify("open", "available")
+    theirs = await call(alice, bob, 2)
+    await exchange(alice, bob, 2, theirs, "after")
+
+
+async def _until_metric(nodes: ClusterNodes, name: str, metric: str, value: float) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(200):
+            page = (await http.get(f"{nodes.http(name)}/metrics")).text
+            lines = [line for line in page.splitlines() if line.startswith(f"{metric} ")]
+            if lines and float(lines[0].split()[-1]) == value:
+                return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"node {name}: {metric} never {value}")

@@ -212,6 +212,9 @@ class Seen:
     def node_down(self, address: str) -> None:
         self.down.append(address)
 
+    def node_reset(self, address: str) -> None:
+        pass
+
 
 @contextlib.asynccontextmanager
 async def bus(redis: RedisServer, name: str) -> AsyncIterator[tuple[RedisBus, Seen]]:

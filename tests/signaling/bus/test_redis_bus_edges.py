@@ -28,6 +28,7 @@ class Recorder:
     frames: list[tuple[str, NodeFrame]] = field(default_factory=list)
     claims: list[Claimed] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
+    resets: list[str] = field(default_factory=list)
     broken: set[NodeFrame] = field(default_factory=set)
 
     def from_nodes(self, sender: str, frames: list[NodeFrame]) -> None:
@@ -45,6 +46,9 @@ class Recorder:
 
     def node_down(self, address: str) -> None:
         self.down.append(address)
+
+    def node_reset(self, address: str) -> None:
+        self.resets.append(address)
 
 
 def cluster(redis: RedisServer, **timing: float) -> ClusterConfig:
@@ -129,7 +133,7 @@ async def test_a_claim_survives_redis_restarting_empty() -> None:
                 await asyncio.sleep(0.02)
             else:
                 raise AssertionError("a never wrote its lease again")
-            await until(lambda: a._settled.is_set(), "a wrote what it holds")
+            await until(lambda: a._writer.settled.is_set(), "a wrote what it holds")
             async with bus(redis, "b") as (b, seen_b):
                 b.take(Claim(1, "max_chats:example.com:agent", "b:chat-2", 1))
                 await until(lambda: len(seen_b.claims) == 1, "b's claim answered")
