@@ -109,19 +109,22 @@ class Inbound:
             stats.stale += 1  # about calls that ended when this run fenced itself
             return
         if number != last + 1:
-            stats.gaps += 1
-            log.error(
-                "cluster: entries %d to %d from %s are missing; its calls here end",
-                last + 1,
-                number - 1,
-                sender,
-            )
-            self._handle(sender, lambda: self._cut_off(sender))
+            self._gap(sender, last, number)
         stats.entries_in += 1
         stats.frames_in += len(frames)
         with contextlib.suppress(ValueError):
             stats.lag_ms = time.time() * 1000 - int(entry_id.split(b"-")[0])
         self._handle(sender, lambda: self._peer.from_nodes(sender, frames))
+
+    def _gap(self, sender: str, last: int, number: int) -> None:
+        self._stats.gaps += 1
+        log.error(
+            "cluster: entries %d to %d from %s are missing; its calls here end",
+            last + 1,
+            number - 1,
+            sender,
+        )
+        self._handle(sender, lambda: self._cut_off(sender))
 
     def _reset(self, sender: str, epoch: int) -> None:
         """``sender`` fenced itself and came back; a copy (a resent pipeline) or an

@@ -107,15 +107,7 @@ class RedisBus:
         self._fence = Fence(
             config.lease - config.heartbeat, fenced=self._fenced_self, back=self._rejoin
         )
-        self._writer = Writer(
-            self.stats,
-            self._fence,
-            answer_wait=config.answer_wait,
-            answer=self._answer,
-            cut_off=self._cut_off,
-            node_down=self._node_down,
-            dead=self._dead,
-        )
+        self._writer = self._make_writer()
         self.take = self._writer.take
         """A cluster action of the switch: it leaves with the next pipeline."""
         self.book = RedisBook(self.address, self._writer.queue_op)
@@ -131,6 +123,17 @@ class RedisBus:
         self._started = False
         self._tasks: list[asyncio.Task[None]] = []
         self._beat_ok_at = 0.0
+
+    def _make_writer(self) -> Writer:
+        return Writer(
+            self.stats,
+            self._fence,
+            answer_wait=self.config.answer_wait,
+            answer=self._answer,
+            cut_off=self._cut_off,
+            node_down=self._node_down,
+            dead=self._dead,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
