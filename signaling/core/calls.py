@@ -252,6 +252,18 @@ class Call:
         legs = [leg for leg in (self.caller, self.callee) if leg is not None]
         return legs + self.offers
 
+    def unlink(self) -> None:
+        """The call is over and every leg told: let go of the legs and the support chat,
+        which refer back to it, so that reference counting frees them all once the last
+        leg is dropped; the cycle collector never has to find them (the hub freezes what
+        outlives a full collection, so a cycle left here would stay until an unfreeze).
+        The legs keep their ``call``: a late frame or hook that still holds one reads
+        the released call, which has no legs any more."""
+        self.caller = self.callee = None
+        self.offers = []
+        self.joined = []
+        self.support = None
+
 
 UserKey = tuple[str, str]
 """(tenant domain, user sip)."""

@@ -149,6 +149,7 @@ class Presence:
                 del self._watchers[key]
                 if self._shares is not None:
                     self._unfollow(key, self._shares)
+        leg.call.unlink()
 
     def _unfollow(self, key: UserKey, shares: SharedPresence) -> None:
         """Nobody here watches the user any more: what was read of the others goes."""

@@ -181,6 +181,7 @@ class Control:
         if call.support is not None:
             by = except_leg.reg.user.sip if except_leg is not None else None
             self._support.closed(call, cause.num, by)
+        call.unlink()
 
     def _report_unsent(self, call: Call, except_leg: Leg | None) -> None:
         """What never reached a receiver: the webhook and the writer hear it."""
