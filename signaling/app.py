@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import logging
 import secrets
 import time
@@ -45,10 +44,12 @@ from signaling.directory.changes import DirectoryChanges
 from signaling.directory.shared import SharedChanges
 from signaling.directory.storage import ChangesTable
 from signaling.endpoint import HUB_WEBSOCKET_PATH, pbx_websocket
+from signaling.gc_pauses import GcPauses
 from signaling.hub import Hub
 from signaling.hub_link import SendQueues
 from signaling.hub_socket import hub_endpoint
 from signaling.messages_link import ServiceConnector
+from signaling.metrics import GC_PAUSE_SECONDS
 from signaling.metrics import render as render_metrics
 from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
@@ -103,6 +104,7 @@ def create_app(
         service.serve_on_transport(app)
     app.state.switch = switch
     app.state.tracer = tracer
+    app.state.gc_pauses = GcPauses()
     app.state.messages_service = service
     return app
 
@@ -199,7 +201,9 @@ def _lifespan(
         hub = app.state.hub = build_hub()
         tracer = hub.tracer
         # The directory first: a node joins the cluster with the cluster's changes made.
-        parts: list[_Part | None] = [shared, service, hub]
+        # The collector's watch last: what is alive by then (modules, config, routes, the
+        # parts) lives as long as the process and is frozen (signaling.gc_pauses).
+        parts: list[_Part | None] = [shared, service, hub, app.state.gc_pauses]
         async with contextlib.AsyncExitStack() as started:
             for part in parts:
                 if part is not None:
@@ -207,10 +211,6 @@ def _lifespan(
                     started.push_async_callback(part.stop)
             if tracer.app:
                 tracer.record("app", f"hub started ({role}), node {config.server.node}")
-            # Everything alive now (modules, config, routes) lives as long as the process:
-            # keep it out of the collector's full passes, which otherwise walk it all and
-            # stall the relay for tens of milliseconds (docs/benchmarks.md).
-            gc.freeze()
             try:
                 yield
             finally:
@@ -358,6 +358,7 @@ async def metrics(request: Request) -> Response:
         frame_times=hub.frame_times,
         held=hub.held(),
         bus=hub.bus,
+        gc_pauses=request.app.state.gc_pauses.lines(GC_PAUSE_SECONDS),
     )
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

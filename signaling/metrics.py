@@ -2,9 +2,10 @@
 
 Gauges are read when scraped (connections, registrations, calls, the outbox's depth, the
 login throttle's entries); counters are plain integers the code already keeps (messages
-accepted, Posts stored, errors by code, wrong passwords, throttled logins); the one
-histogram, how long the hub takes over a frame from a client (parse, route, queue every
-frame it causes), is observed by the hub itself.
+accepted, Posts stored, errors by code, wrong passwords, throttled logins); the two
+histograms are how long the hub takes over a frame from a client (parse, route, queue
+every frame it causes), observed by the hub itself, and how long each garbage collection
+held the process, observed by ``gc_pauses.GcPauses``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from .core.status import SwitchStatus
 if TYPE_CHECKING:
     from .bus.redis_bus import RedisBus
 
-__all__ = ["FrameTimes", "render"]
+__all__ = ["GC_PAUSE_SECONDS", "FrameTimes", "render"]
+
+GC_PAUSE_SECONDS = "switchboard_gc_pause_seconds"
 
 BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
 """Seconds; a frame usually takes tens of microseconds."""
@@ -39,14 +42,17 @@ class FrameTimes:
         self.count += 1
         self.total += seconds
 
-    def lines(self, name: str) -> Iterable[str]:
+    def lines(self, name: str, labels: str = "") -> Iterable[str]:
+        """The samples; ``labels`` (``generation="2"``) go before ``le`` on each."""
         running = 0
+        within = f"{labels}," if labels else ""
         for bound, count in zip(BUCKETS, self.counts, strict=False):
             running += count
-            yield f'{name}_bucket{{le="{bound}"}} {running}'
-        yield f'{name}_bucket{{le="+Inf"}} {self.count}'
-        yield f"{name}_sum {self.total:.6f}"
-        yield f"{name}_count {self.count}"
+            yield f'{name}_bucket{{{within}le="{bound}"}} {running}'
+        yield f'{name}_bucket{{{within}le="+Inf"}} {self.count}'
+        tail = f"{{{labels}}}" if labels else ""
+        yield f"{name}_sum{tail} {self.total:.6f}"
+        yield f"{name}_count{tail} {self.count}"
 
 
 def render(
@@ -58,9 +64,11 @@ def render(
     frame_times: FrameTimes,
     held: Mapping[str, int] | None = None,
     bus: RedisBus | None = None,
+    gc_pauses: Iterable[str] | None = None,
 ) -> str:
     """The whole page: the core's ``status`` and what the hub adds (its sockets, the
-    outbox, frame times, ``held``: what it and its core keep, by kind)."""
+    outbox, frame times, ``held``: what it and its core keep, by kind; ``gc_pauses``:
+    the samples of the collector's pauses, ``GcPauses.lines``)."""
     page = _Page()
     page.single("switchboard_connections", "gauge", _CONNECTIONS, connections)
     page.single("switchboard_registrations", "gauge", _REGISTRATIONS, status.registrations)
@@ -77,6 +85,8 @@ def render(
     page.by_label("switchboard_resends_total", "counter", _RESENDS, "by", answered)
     name = "switchboard_frame_seconds"
     page.metric(name, "histogram", _FRAME_SECONDS, frame_times.lines(name))
+    if gc_pauses is not None:
+        page.metric(GC_PAUSE_SECONDS, "histogram", _GC_PAUSE_SECONDS, gc_pauses)
     if bus is not None:
         _cluster(page, bus)
     return page.text()
@@ -187,6 +197,10 @@ _RESENDS = (
     "from memory, nothing relayed; service: stored nothing, the ack was corrected)."
 )
 _FRAME_SECONDS = "Time the hub takes over one frame from a client (relay latency inside the hub)."
+_GC_PAUSE_SECONDS = (
+    "Time each garbage collection held the process, by generation (2: a full one; the "
+    "hub freezes what outlives it, so it walks only what is new)."
+)
 _BUS_FRAMES = "Frames between this node and the others, by way (cluster)."
 _BUS_ENTRIES = "Inbox stream entries between this node and the others (several frames each)."
 _BUS_PIPELINES = "Redis pipelines this node's bus wrote (one per writer turn)."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import replace
 
@@ -36,6 +37,7 @@ async def test_metrics_count_a_scripted_session() -> None:
         assert (await bob.next())["code"] == "bad_json"
         await alice.signal(7, {"type": "conn"})  # no such call: bad_state
         assert (await alice.next())["code"] == "bad_state"
+        gc.collect()  # the server runs in this process: its hook times this one too
         async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
             answer = await http.get("/metrics")  # PROTOCOL §2: like /healthz, no login
         assert answer.status_code == 200
@@ -51,6 +53,10 @@ async def test_metrics_count_a_scripted_session() -> None:
         assert frames >= 3 + 2 + 4  # the messages, the bad frames, logins and registrations
         assert sample(text, 'switchboard_frame_seconds_bucket{le="+Inf"}') == frames
         assert "# TYPE switchboard_frame_seconds histogram" in text
+        assert "# TYPE switchboard_gc_pause_seconds histogram" in text
+        full = sample(text, 'switchboard_gc_pause_seconds_count{generation="2"}')
+        assert full >= 1
+        assert sample(text, 'switchboard_gc_pause_seconds_bucket{generation="2",le="+Inf"}') == full
 
 
 async def test_healthz_reports_a_link_that_is_down(server: RunningServer) -> None:
