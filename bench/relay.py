@@ -938,7 +938,8 @@ def tree_env(source: str | Path = ROOT) -> dict[str, str]:
 class ServerProcess:
     """A server subprocess on a loopback port, its log in a file, stopped on exit.
 
-    Without ``env`` it runs with ``tree_env()``: this checkout's code."""
+    Without ``env`` it runs with ``tree_env()``: this checkout's code. ``bench/gc_probe``
+    is on its import path: it times the process's garbage collections (``gc_pauses``)."""
 
     def __init__(
         self,
@@ -951,11 +952,15 @@ class ServerProcess:
         self.name = name
         self.port = port
         self.log_path = log_path
+        self.gc_path = log_path.with_suffix(".gc.json")
+        env = tree_env() if env is None else env
+        path = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), str(BENCH_DIR / "gc_probe")]))
+        env = {**env, "PYTHONPATH": path, "BENCH_GC_PROBE": str(self.gc_path)}
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=tree_env() if env is None else env,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -995,6 +1000,27 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+    def gc_pauses(self, start: float, end: float) -> JsonObject:
+        """After ``stop``: its collections that ended between ``start`` and ``end``
+        (``time.monotonic``), by generation: how many, the longest (wall clock, and CPU
+        time, which a busy box does not stretch) and all together."""
+        if not self.gc_path.exists():
+            return {}
+        probe = json.loads(self.gc_path.read_text())
+        found: JsonObject = {}
+        for ended, seconds, cpu, generation in zip(
+            probe["ends"], probe["seconds"], probe["cpu"], probe["generations"], strict=True
+        ):
+            if start <= ended <= end:
+                entry = found.setdefault(
+                    str(generation), {"count": 0, "max_ms": 0.0, "max_cpu_ms": 0.0, "ms": 0.0}
+                )
+                entry["count"] += 1
+                entry["max_ms"] = max(entry["max_ms"], seconds * 1000)
+                entry["max_cpu_ms"] = max(entry["max_cpu_ms"], cpu * 1000)
+                entry["ms"] += seconds * 1000
+        return found
 
 
 class WorkerPool:
@@ -1236,7 +1262,9 @@ class Bench:
         )
         results: JsonObject = {"plan": asdict(plan), "cores": os.cpu_count()}
         results["source"] = source_version()
+        began = time.monotonic()
         results |= self.max_rounds(hub, echo, before)
+        maxed = time.monotonic()
         rate = plan.rate or results["relay_max"]["rate"] * plan.rate_fraction
         results["relay_latency"] = self.paced_run(hub, "relay", rate)
         results["bare_latency"] = self.paced_run(echo, "bare", rate)
@@ -1246,6 +1274,14 @@ class Bench:
         for server in (hub, echo, before):
             if server is not None:
                 server.stop()
+        results["gc"] = {
+            name: {
+                "max_runs": server.gc_pauses(began, maxed),
+                "latency_run": server.gc_pauses(*results[f"{name}_latency"]["window"]),
+            }
+            for name, server in (("relay", hub), ("bare", echo), ("before", before))
+            if server is not None
+        }
         if plan.memory:
             results["memory"] = self.memory_run("hub")
             results["echo_memory"] = self.memory_run("echo")
@@ -1322,8 +1358,10 @@ class Bench:
         self, server: ServerProcess, kind: str, rate: float, label: str | None = None
     ) -> JsonObject:
         self._setup(server, kind, with_id=False)
+        began = time.monotonic()
         run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
         result = latency_figures(run, rate, self.plan.seconds)
+        result["window"] = [began, time.monotonic()]  # for the server's gc pauses
         say(
             f"{(label or kind) + ' latency':<14} {_latency_text(result)}\n"
             f"{'':14} {_cpu_text(result)}{_warn(result)}"
@@ -1356,6 +1394,7 @@ class Bench:
             "rss_before_kib": before,
             "rss_after_kib": after,
             "kib_per_connection": (after - before) / opened["opened"],
+            "gc": server.gc_pauses(0.0, time.monotonic()),
         }
         what = "idle registered connection" if target == "hub" else "idle echo connection"
         say(
@@ -1460,6 +1499,11 @@ def summary(results: JsonObject) -> str:
     for name in ("relay", "before", "bare", "echo"):
         if f"{name}_latency" in results:
             lines.append(f"{name:<6} {_latency_text(results[name + '_latency'])}")
+    for name, pauses in results.get("gc", {}).items():
+        lines.append(
+            f"gc {name:<6} max runs: {_gc_text(pauses['max_runs'])}; "
+            f"latency run: {_gc_text(pauses['latency_run'])}"
+        )
     memory = results.get("memory")
     if memory is not None:
         lines.append(
@@ -1467,6 +1511,7 @@ def summary(results: JsonObject) -> str:
             f"({memory['connections']} connections; bare echo stack "
             f"{results['echo_memory']['kib_per_connection']:.1f} KiB)"
         )
+        lines.append(f"gc memory-run hub, whole life: {_gc_text(memory['gc'])}")
     return "\n".join(
         [
             *lines,
@@ -1475,6 +1520,17 @@ def summary(results: JsonObject) -> str:
             f"{echo['cpu']['server']:.0f}%  load {echo['cpu']['load']:.0f}%  "
             f"other {echo['cpu']['other']:.0f}%)",
         ]
+    )
+
+
+def _gc_text(pauses: JsonObject) -> str:
+    """Collections by generation: how many, and the longest."""
+    if not pauses:
+        return "none"
+    return ", ".join(
+        f"gen{generation} {entry['count']} (max {entry['max_ms']:.2f} ms, "
+        f"CPU {entry['max_cpu_ms']:.2f} ms)"
+        for generation, entry in sorted(pauses.items())
     )
 
 
