@@ -4,7 +4,7 @@ Theory of operation. CPython frees almost everything by reference counting; its 
 collector only looks for garbage that refers to itself. It walks the objects made since
 its last pass (generation 0) when allocations outnumber deallocations by 700, those and
 the survivors of ten such passes (generation 1) every tenth time, and every object the
-process has (generation 2) every hundredth. A hub holds hundreds of thousands: about 110
+process has (generation 2) every hundredth. A hub holds hundreds of thousands: 60-110
 per idle registered connection, and each live call's transcript and acks (up to 200
 lines and 1,024 ids). Measured under bench/relay.py (docs/benchmarks.md), three things
 made that stall the event loop:
@@ -20,20 +20,22 @@ made that stall the event loop:
    generation-1 pass (which takes generation 0 with it) on a clock, every
    ``YOUNG_EVERY`` (``tick``): at 1,000 messages a second one finds a few hundred
    objects (30 µs typically, under 0.5 ms at most); at the relay's maximum, under 3 ms.
-   Twenty passes a second cost nothing measurable when idle. CPython's own passes still
+   An idle hub pays 3 ms of CPU a second for the twenty wake-ups (the loop's wake-up
+   on this box, not the pass: one over nothing takes 1 µs). CPython's own passes still
    run when its count says so, and its thresholds stay (700, 10, 10): with passes this
    small, a larger threshold would only make the automatic ones fewer and longer.
 3. Frozen objects are never looked at again, so garbage cycles among them would stay.
    The call core makes none: its calls, legs, registrations and connections are freed
-   by reference counting alone (``Call.unlink``, tests/signaling/core/test_no_cycles.py).
-   The stack underneath does, a few objects for each connection that closes (an asyncio
-   transport refers to itself through its callbacks; uvicorn's HTTP protocol and its
-   parser refer to each other): the bench's heaviest churn left 0-1,600 of them per 15 s.
-   A *complete* collection (``complete``: unfreeze, collect, freeze again) frees them
-   every ``COMPLETE_EVERY``. It walks everything, as a full pass did before (0.2-0.5 µs
-   an object, 40-150 ms for 200,000-300,000 objects): one delayed burst of messages every
-   ten minutes, not a round's p99, and what it can find is bounded by the connections
-   that close in ten minutes.
+   by reference counting alone (``Call.unlink``, tests/signaling/core/test_no_cycles.py);
+   500 registered connections closed at once left nothing for the collector. The stack
+   underneath makes a few while a connection opens (uvicorn's HTTP protocol and its
+   parser refer to each other until the WebSocket is handed over): 1-3 objects per
+   opened connection, when a pass froze them half-way. A *complete* collection
+   (``complete``: unfreeze, collect, freeze again) frees them every ``COMPLETE_EVERY``.
+   It walks everything, as a full pass did before (0.2-0.9 µs an object, the more the
+   busier the box: 50-100 ms for a hub of 100,000 objects): one delayed burst of
+   messages every ten minutes, not a round's p99, while what it finds stays bounded by
+   the connections opened in ten minutes.
 
 ``pauses`` times every collection, by generation, for ``/metrics``
 (``switchboard_gc_pause_seconds``); the hook costs two calls per collection.
