@@ -1377,6 +1377,7 @@ class Bench:
         assert self.workers is not None
         server = self.start_hub("memory") if target == "hub" else self.start_echo()
         server.wait_ready()
+        ready = time.monotonic()
         base = {"op": "idle", "port": server.port, "target": target}
         warm = base | {"first_user": 0, "count": MEMORY_WARMUP, "concurrency": MEMORY_WARMUP}
         self.workers.call_one(0, warm)
@@ -1394,7 +1395,7 @@ class Bench:
             "rss_before_kib": before,
             "rss_after_kib": after,
             "kib_per_connection": (after - before) / opened["opened"],
-            "gc": server.gc_pauses(0.0, time.monotonic()),
+            "gc": server.gc_pauses(ready, time.monotonic()),
         }
         what = "idle registered connection" if target == "hub" else "idle echo connection"
         say(
@@ -1511,7 +1512,7 @@ def summary(results: JsonObject) -> str:
             f"({memory['connections']} connections; bare echo stack "
             f"{results['echo_memory']['kib_per_connection']:.1f} KiB)"
         )
-        lines.append(f"gc memory-run hub, whole life: {_gc_text(memory['gc'])}")
+        lines.append(f"gc memory-run hub, once serving: {_gc_text(memory['gc'])}")
     return "\n".join(
         [
             *lines,
