@@ -1284,6 +1284,8 @@ class Bench:
         }
         if plan.memory:
             results["memory"] = self.memory_run("hub")
+            if plan.compare:
+                results["before_memory"] = self.memory_run("hub", plan.compare)
             results["echo_memory"] = self.memory_run("echo")
         return results
 
@@ -1368,14 +1370,18 @@ class Bench:
         )
         return result
 
-    def memory_run(self, target: str) -> JsonObject:
-        """RSS growth per idle connection, on a fresh server that has served nothing else.
+    def memory_run(self, target: str, source: str | None = None) -> JsonObject:
+        """RSS growth per idle connection, on a fresh server that has served nothing else
+        (with ``source``, the ``--compare`` tree's hub).
 
         ``MEMORY_WARMUP`` connections come first and stay open, so one-time costs (first
         handshake, first login, lazily built caches) are in the baseline, not the figure.
         """
         assert self.workers is not None
-        server = self.start_hub("memory") if target == "hub" else self.start_echo()
+        if target == "hub":
+            server = self.start_hub("memory" if source is None else "memory-before", source)
+        else:
+            server = self.start_echo()
         server.wait_ready()
         ready = time.monotonic()
         base = {"op": "idle", "port": server.port, "target": target}
@@ -1398,8 +1404,9 @@ class Bench:
             "gc": server.gc_pauses(ready, time.monotonic()),
         }
         what = "idle registered connection" if target == "hub" else "idle echo connection"
+        name = target if source is None else "before"
         say(
-            f"{target + ' memory':<14} {result['kib_per_connection']:.1f} KiB per {what} "
+            f"{name + ' memory':<14} {result['kib_per_connection']:.1f} KiB per {what} "
             f"(RSS {before} -> {after} KiB, {result['connections']} opened in "
             f"{result['open_seconds']:.1f} s)"
         )
@@ -1513,6 +1520,12 @@ def summary(results: JsonObject) -> str:
             f"{results['echo_memory']['kib_per_connection']:.1f} KiB)"
         )
         lines.append(f"gc memory-run hub, once serving: {_gc_text(memory['gc'])}")
+    before = results.get("before_memory")
+    if before is not None:
+        lines.append(
+            f"before: memory {before['kib_per_connection']:.1f} KiB per idle registered "
+            f"connection; gc once serving: {_gc_text(before['gc'])}"
+        )
     return "\n".join(
         [
             *lines,
