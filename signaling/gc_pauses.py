@@ -9,17 +9,17 @@ per idle registered connection, and each live call's transcript and acks (up to 
 lines and 1,024 ids). Measured under bench/relay.py (docs/benchmarks.md), three things
 made that stall the event loop:
 
-1. A full pass walks everything: 45-120 ms of CPU each, every few seconds under load.
+1. A full pass walks everything: 50-250 ms of CPU each, every few seconds under load.
    So the hub freezes (``gc.freeze``) what is alive at start-up and the survivors of
    every generation-1 and -2 pass (``collected``, a ``gc.callbacks`` hook): no later pass
    walks them again, and a full pass is as short as a generation-1 one.
 2. The count that starts a pass goes down for every object freed, old or young. A busy
    call drops its oldest transcript line and ack for every new one, so it frees as many
    objects as it makes: the count stands still while generation 0 fills up, and a pass
-   came only after 80,000-110,000 new objects (20-30 ms). So the hub runs a
+   came only after 80,000-120,000 new objects (20-45 ms). So the hub runs a
    generation-1 pass (which takes generation 0 with it) on a clock, every
    ``YOUNG_EVERY`` (``tick``): at 1,000 messages a second one finds a few hundred
-   objects (30 µs typically, under 0.5 ms at most); at the relay's maximum, under 3 ms.
+   objects (30 µs typically, 1 ms at most); at the relay's maximum, under 3 ms of CPU.
    An idle hub pays 3 ms of CPU a second for the twenty wake-ups (the loop's wake-up
    on this box, not the pass: one over nothing takes 1 µs). CPython's own passes still
    run when its count says so, and its thresholds stay (700, 10, 10): with passes this

@@ -256,7 +256,8 @@ class Call:
         """The call is over and every leg told: let go of the legs and the support chat,
         which refer back to it, so that reference counting frees them all once the last
         leg is dropped; the cycle collector never has to find them (the hub freezes what
-        outlives a full collection, so a cycle left here would stay until an unfreeze).
+        outlives its passes, so a cycle left here would stay until the next complete
+        collection: ``signaling.gc_pauses``).
         The legs keep their ``call``: a late frame or hook that still holds one reads
         the released call, which has no legs any more."""
         self.caller = self.callee = None
