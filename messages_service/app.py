@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +36,7 @@ from signaling.appwebsocket.transport import (
     serve_on_transport,
 )
 from tracing import Tracer
+from tracing.redact import first_cause, shown_url
 
 from .accounts import ServiceAccounts
 from .asgi_socket import AsgiSocket
@@ -161,7 +161,7 @@ class MessagesService:
         except Unavailable as exc:
             # At start-up nothing can be retried yet: the operator must fix the setting
             # (a missing database, a wrong port or role), so say which and why.
-            reason = f"cannot open {_shown(self.database_url)}: {_first_cause(exc)}"
+            reason = f"cannot open {shown_url(self.database_url)}: {first_cause(exc)}"
             raise ConfigError("messages.database", reason) from exc
 
     async def _join_replicas(self) -> None:
@@ -178,7 +178,7 @@ class MessagesService:
         try:
             await replicas.start()
         except Unavailable as exc:
-            reason = f"cannot listen on {_shown(self.database_url)}: {_first_cause(exc)}"
+            reason = f"cannot listen on {shown_url(self.database_url)}: {first_cause(exc)}"
             raise ConfigError("messages.replicas", reason) from exc
         self.replicas = replicas
         self.hubs.relay = replicas.publish
@@ -292,21 +292,3 @@ def create_messages_app(config: Config, *, password: str | None = None) -> Starl
     app.state.messages_service = service
     service.serve_on_transport(app)
     return app
-
-
-def _first_cause(exc: BaseException) -> str:
-    """The driver's own words for why the database failed: the innermost cause, which
-    names the database, role or address but never the password."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno).lower()  # asyncio's own text names no reason
-    return str(exc) or type(exc).__name__
-
-
-def _shown(url: str) -> str:
-    """A database URL fit for a message: never the user name or password it may carry."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.partition("/")[0]:
-        return f"{scheme}://{rest.partition('@')[2]}"
-    return url

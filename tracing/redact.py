@@ -8,9 +8,10 @@ whatever the subsystem and wherever in the text they stand; then the text is cut
 
 from __future__ import annotations
 
+import os
 import re
 
-__all__ = ["MAX_TEXT", "redact"]
+__all__ = ["MAX_TEXT", "first_cause", "redact", "shown_url"]
 
 MAX_TEXT = 400
 """Characters a record keeps of its text."""
@@ -51,3 +52,22 @@ def redact(text: str, limit: int = MAX_TEXT) -> str:
     if len(text) > limit:
         return f"{text[:limit]}…(+{len(text) - limit})"
     return text
+
+
+def shown_url(url: str) -> str:
+    """A database or Redis URL fit for a message: never the user name or password it may
+    carry."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.partition("/")[0]:
+        return f"{scheme}://{rest.partition('@')[2]}"
+    return url
+
+
+def first_cause(exc: BaseException) -> str:
+    """The driver's own words for why a connection failed: the innermost cause, which
+    names the database, role or address but never the password."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()  # asyncio's own text names no reason
+    return str(exc) or type(exc).__name__

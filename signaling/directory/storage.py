@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -25,6 +24,7 @@ from typing import Any, TypeVar, cast
 import asyncpg  # type: ignore[import-untyped]
 
 from config import ConfigError
+from tracing.redact import first_cause, shown_url
 
 from .change_set import Change, Kind
 from .errors import ChangesUnavailable
@@ -99,7 +99,7 @@ class ChangesTable:
                     await connection.execute(statement)
         except (*_DRIVER_ERRORS, ValueError) as exc:
             await self.close()
-            reason = f"cannot open {_shown(self._url)}: {_first_cause(exc)}"
+            reason = f"cannot open {shown_url(self._url)}: {first_cause(exc)}"
             raise ConfigError("cluster.database", reason) from exc
 
     async def close(self) -> None:
@@ -163,21 +163,3 @@ def _rows(records: list[Any]) -> list[Row]:
         table = None if entry is None else json.loads(entry)
         rows.append(Row(Change(domain, cast(Kind, kind), name, table), int(version)))
     return rows
-
-
-def _first_cause(exc: BaseException) -> str:
-    """The driver's own words for the failure: the innermost cause, which names the
-    database, role or address but never the password."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
-
-
-def _shown(url: str) -> str:
-    """A database URL fit for a message: without the user name and password."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest.partition("/")[0]:
-        return f"{scheme}://{rest.partition('@')[2]}"
-    return url
