@@ -23,11 +23,15 @@ from .actions import (
     WhenFindable,
 )
 from .codec import encode
+from .delivery_state import Delivery
+from .nodes.frames import Reached
 
 if TYPE_CHECKING:
     from .nodes.frames import NodeFrame
 
 __all__ = ["Outbox"]
+
+_DELIVERED, _SENT, _HELD = Delivery.DELIVERED, Delivery.SENT, Delivery.HELD
 
 
 def _nowhere(conn: int, text: str) -> None:
@@ -40,11 +44,14 @@ class Outbox:
     remote device's registration has a negative ``conn`` (see ``nodes.remote_legs``),
     so a local send pays no lookup for the seam."""
 
-    __slots__ = ("_actions", "_pending", "remote")
+    __slots__ = ("_actions", "_pending", "_reached", "remote")
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
         self._pending: dict[int, int] = {}
+        self._reached: dict[str, dict[tuple[int, int], int]] = {}
+        """Delivery reports not yet forwarded: per home switch, the highest seq handed
+        to each (device, leg) in this batch (``reached``)."""
         self.remote: Callable[[int, str], None] = _nowhere
         """Where frames for remote devices (negative conns) go: set by a cluster's seat."""
 
@@ -60,6 +67,24 @@ class Outbox:
             return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1
+
+    def relay(self, conn: int, text: str) -> Delivery:
+        """A relayed message for a connected receiver, sent as ``send_text`` sends it;
+        returns what its writer may be told: ``delivered`` once it is in the
+        connection's queue, ``sent`` when it went to the device's switch, whose report
+        decides (docs 12.39). The same test as ``send_text``: a local relay pays nothing
+        for the seam."""
+        if conn <= 0:
+            return self._elsewhere(conn, text)
+        self._actions.append(Send(conn, text))
+        self._pending[conn] = self._pending.get(conn, 0) + 1
+        return _DELIVERED
+
+    def _elsewhere(self, conn: int, text: str) -> Delivery:
+        if not conn:  # detached: nothing reaches it (the relay keeps it for the resume)
+            return _HELD
+        self.remote(conn, text)
+        return _SENT
 
     def ack(self, ack: Ack) -> None:
         """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31);
@@ -84,7 +109,28 @@ class Outbox:
         self._actions.append(Notify(event, data))
 
     def forward(self, node: str, frame: NodeFrame) -> None:
+        if self._reached:  # the reports of what reached the device go first (12.39)
+            self._report(node)
         self._actions.append(Forward(node, frame))
+
+    def reached(self, node: str, device: int, leg: int, seq: int) -> None:
+        """A message home ``node`` relayed on ``leg`` of ``device`` is in the device's
+        connection's queue: reported with the others of this batch (``report``)."""
+        legs = self._reached.get(node)
+        if legs is None:
+            legs = self._reached[node] = {}
+        legs[device, leg] = seq
+
+    def report(self) -> None:
+        """The batch is over: one ``Reached`` to each home with what reached its devices."""
+        for node in list(self._reached):
+            self._report(node)
+
+    def _report(self, node: str) -> None:
+        legs = self._reached.pop(node, None)
+        if legs:
+            reached = tuple((device, leg, seq) for (device, leg), seq in legs.items())
+            self._actions.append(Forward(node, Reached(reached)))
 
     def lookup(self, request: int, domain: str, sips: tuple[str, ...]) -> None:
         self._actions.append(Lookup(request, domain, sips))

@@ -98,7 +98,8 @@ class Switch:
         self.chat = self._chat_calls(groups)
         self.devices = self._devices()
         if self.node is not None:
-            self.node.seat(self.chat, self.devices, self._guarded)
+            slow = (lambda conn_id, pending: self.congested(conn_id, pending), self._drop_slow)
+            self.node.seat(self.chat, self.devices, self._guarded, slow)
         self.visitors = self._visitor_accounts()
         self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)

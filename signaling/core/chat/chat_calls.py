@@ -270,6 +270,11 @@ class ChatCalls:
         return self._acks.waiting_resends
 
     @property
+    def unreported(self) -> int:
+        """Messages sent to devices on other switches, waiting for their reports."""
+        return len(self._acks.reports)
+
+    @property
     def _awaiting(self) -> dict[SenderKey, list[Leg]]:
         return self._acks.awaiting
 
@@ -313,6 +318,15 @@ class ChatCalls:
 
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
         self._resume.resume(reg, seqs)
+
+    def reached(self, leg: Leg, seq: int) -> None:
+        """The switch of ``leg``'s device reports the messages up to ``seq`` in its
+        connection's queue (docs 12.39)."""
+        self._acks.reached(leg, seq)
+
+    def unreached(self, legs: Iterable[Leg]) -> None:
+        """No report will come for what was sent on these legs of devices elsewhere."""
+        self._acks.unreached(legs)
 
     def group_live(self, domain: str, sip: str) -> bool:
         """Whether the group has a live call here (a cluster's group home asks)."""

@@ -7,5 +7,6 @@ its devices are (SCALE.md "Home node and remote legs").
 - ``proxy_legs``: a switch's side of its own device in a call homed elsewhere.
 - ``agent_claims``: support agents' ``max_chats`` counted across switches.
 - ``group_homes``: one home per group's live call.
-- ``seat``: a switch's place in the cluster, sorting what comes in.
+- ``seat``: a switch's place in the cluster, sorting what comes in; ``needs``: what it
+  needs of the switch it sits in.
 """

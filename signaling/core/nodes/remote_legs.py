@@ -6,8 +6,10 @@ negative number no connection ever has. The call core treats it as any device: i
 offers to it, counts its legs, relays to it. Its frames reach ``Outbox.send_text`` like
 every frame; a negative ``conn`` sends them to ``RemoteDevices.send``, which takes the
 envelope off (the device's switch puts its own on) and forwards the ``sig`` as an
-``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. What the device
-does on its leg comes back as ``FromDevice`` and runs through the call core unchanged.
+``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. A relayed message
+of a one-to-one call goes with its ``seq``, read from the text, so that the device's
+switch can report it (docs 12.39). What the device does on its leg comes back as
+``FromDevice`` and runs through the call core unchanged.
 
 While the device's connection is away (``DeviceAway``), or its switch is lost, the
 stand-in's ``conn`` is 0, exactly as a local detached registration's (§4.9).
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 _HEAD = '{"api":"PbxSignal","mt":"Signaling","call":'
 """How every frame for a stand-in starts: it has no ``src`` (the device's switch adds it)."""
 _SIG = ',"sig":'
+_MESSAGE = '{"type":"facility","fty":[{"type":"im_message","sender":'
+"""How a relayed message's ``sig`` starts (``frames.relay_text``, ``relayed_item``)."""
+_SEQ = ',"seq":'
 
 DeviceKey = tuple[str, int]
 """(switch, the registration's number there)."""
@@ -166,16 +171,35 @@ class RemoteDevices:
         """One frame for a stand-in, as the call core built it: forwarded to its switch."""
         device = self._by_conn.get(conn)
         key = self._keys.get(device) if device is not None else None
-        if key is None or not text.startswith(_HEAD):
+        if device is None or key is None or not text.startswith(_HEAD):
             self._not_carried(text)
             return
         end = text.index(_SIG, len(_HEAD))
         leg = int(text[len(_HEAD) : end])
         sig = text[end + len(_SIG) : -1]
         node, ref = key
-        if sig.startswith('{"type":"setup"'):
+        if sig.startswith(_MESSAGE):
+            self._out.forward(node, ToLeg(ref, leg, sig, _reported(device, leg, sig)))
+        elif sig.startswith('{"type":"setup"'):
             self._out.forward(node, Offer(ref, leg, sig))
         elif sig.startswith('{"type":"rel"'):
             self._out.forward(node, Release(ref, leg, sig))
         else:
             self._out.forward(node, ToLeg(ref, leg, sig))
+
+
+def _reported(device: Registration, number: int, sig: str) -> int:
+    """The seq of a relayed message its switch should report: a one-to-one call's (a
+    group's messages are acknowledged without reports); 0 for none. The fields before
+    ``seq`` are strings, whose quotes JSON escapes: the first ``,"seq":`` is the field."""
+    leg = device.legs.get(number)
+    if leg is None or leg.call.group is not None:
+        return 0
+    start = sig.find(_SEQ, len(_MESSAGE))
+    if start < 0:  # a system message of the hub's own (no seq)
+        return 0
+    start += len(_SEQ)
+    end = start
+    while end < len(sig) and sig[end].isdigit():
+        end += 1
+    return int(sig[start:end]) if end > start else 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from config import Config
 from signaling.bus.memory import MemoryBus
-from signaling.core.actions import Action, Close, Notify, Send, Store
+from signaling.core.actions import Ack, Action, Close, Notify, Send, Store
 from signaling.core.clock import ManualClock
 from signaling.core.switch import Switch
 from tests.signaling.core.harness import ADDRESS, CHALLENGE, im, login_message
@@ -36,6 +36,9 @@ class Cluster:
         self.on_disk: list[tuple[str, Store]] = []
         """Stores not yet reported written (``disk``), with the switch that made each."""
         self.notified: list[Notify] = []
+        self.joinable: dict[Client, list[Ack]] = defaultdict(list)
+        """Acks for registrations that asked for cumulative acks (docs 12.31): the I/O
+        layer joins them, so they are kept as the core made them."""
         self.tokens: dict[Client, str] = {}
         """Each registered client's resume token (§4.9)."""
         self.eager_disk = False
@@ -69,6 +72,8 @@ class Cluster:
                 self.inbox[node, action.conn].append(json.loads(action.text))
             elif isinstance(action, Close):
                 self.closed_with[node, action.conn] = action
+            elif isinstance(action, Ack):
+                self.joinable[node, action.conn].append(action)
 
     def feed(self, node: str, actions: list[Action], settle: bool) -> None:
         self.bus.feed(node, actions)
