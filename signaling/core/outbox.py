@@ -44,7 +44,7 @@ class Outbox:
     remote device's registration has a negative ``conn`` (see ``nodes.remote_legs``),
     so a local send pays no lookup for the seam."""
 
-    __slots__ = ("_actions", "_pending", "_reached", "remote")
+    __slots__ = ("_actions", "_pending", "_reached", "remote", "remote_relay")
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
@@ -54,6 +54,8 @@ class Outbox:
         to each (device, leg) in this batch (``reached``)."""
         self.remote: Callable[[int, str], None] = _nowhere
         """Where frames for remote devices (negative conns) go: set by a cluster's seat."""
+        self.remote_relay: Callable[[int, str], None] = _nowhere
+        """The same for a relayed message (``relay``), which its switch reports."""
 
     def send(self, conn: int, message: dict[str, Any]) -> None:
         self.send_text(conn, encode(message))
@@ -83,7 +85,7 @@ class Outbox:
     def _elsewhere(self, conn: int, text: str) -> Delivery:
         if not conn:  # detached: nothing reaches it (the relay keeps it for the resume)
             return _HELD
-        self.remote(conn, text)
+        self.remote_relay(conn, text)
         return _SENT
 
     def ack(self, ack: Ack) -> None:

@@ -269,11 +269,19 @@ class Acks:
         """The receiver's switch handed every message up to ``seq`` on this leg to the
         device's connection: ``delivered``, told to each writer (one batch's acks join
         as 12.31 says)."""
+        call, wrote, writer = receiver.call, None, None
         for message in self.reports.reached(receiver, seq):
             record = message.record
-            if record.state is _SENT:
-                record.state = advance(record.state, Outcome.REPORTED)
-                self.tell(receiver.call, message.role, message.sip, message.message_id, record)
+            if record.state is not _SENT:
+                continue
+            record.state = advance(record.state, Outcome.REPORTED)
+            if wrote != (message.role, message.sip):  # one writer for a run, as a rule
+                wrote = (message.role, message.sip)
+                writer = writer_of(call, message.role, message.sip)
+            if writer is None:  # told after its resume
+                record.told = False
+            else:
+                self._wire.ack(writer, message.message_id, record)
 
     def unreached(self, receivers: Iterable[Leg]) -> None:
         """No report will come for what was sent on these legs (the device went away,

@@ -298,9 +298,13 @@ class Relay:
         if call.support is not None:  # application data is activity too (no idle close)
             call.support.touch(self._clock.monotonic(), int(wall * 1000))
         item = relayed_item(leg.reg.user, now, seq, data, None, raw.subject, mime=mime)
-        states = [self._wire.relay_item(receiver, item) for receiver in receivers]
-        if message_id is not None:  # a group's: delivered; a peer's: as a message's
-            state = _DELIVERED if call.group is not None else states[0]
+        if call.group is None:  # one receiver: the peer, delivered as a message is
+            state = self._wire.relay_item(receivers[0], item)
+        else:
+            state = _DELIVERED
+            for receiver in receivers:
+                self._wire.fty(receiver, item)
+        if message_id is not None:
             self._acks.decided(leg, message_id, seq, now, state, keyed=False)
 
     # -- typing -------------------------------------------------------------------------------

@@ -149,8 +149,11 @@ class Resume:
             mine = line.role is leg.role and line.sip == own
             if mine and line.id is not None:
                 item["id"] = line.id  # so the client recognises its own message
+            if call.group is not None:  # a group's messages ask no report
+                self._wire.fty(leg, item)
+                continue
             state = self._wire.relay_item(leg, item)
-            if line.id is None or call.group is not None:
+            if line.id is None:
                 continue
             record = call.acks.get((line.role, line.sip, line.id))
             if record is None or record.seq != line.seq:

@@ -6,10 +6,11 @@ negative number no connection ever has. The call core treats it as any device: i
 offers to it, counts its legs, relays to it. Its frames reach ``Outbox.send_text`` like
 every frame; a negative ``conn`` sends them to ``RemoteDevices.send``, which takes the
 envelope off (the device's switch puts its own on) and forwards the ``sig`` as an
-``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. A relayed message
-of a one-to-one call goes with its ``seq``, read from the text, so that the device's
-switch can report it (docs 12.39). What the device does on its leg comes back as
-``FromDevice`` and runs through the call core unchanged.
+``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. A message the
+relay hands over as such (``Outbox.relay``: a one-to-one call's) comes to ``relay``
+instead and goes with its ``seq``, read from the text, so that the device's switch
+reports it (docs 12.39). What the device does on its leg comes back as ``FromDevice``
+and runs through the call core unchanged.
 
 While the device's connection is away (``DeviceAway``), or its switch is lost, the
 stand-in's ``conn`` is 0, exactly as a local detached registration's (§4.9).
@@ -59,7 +60,7 @@ class RemoteDevices:
         self._told = False
         """Where a new stand-in's leg numbers start: below every forgotten one's, so a
         late frame for a leg of a forgotten stand-in is never taken for a new leg's."""
-        outbox.remote = self.send
+        outbox.remote, outbox.remote_relay = self.send, self.relay
 
     def of(self, domain: str, sip: str) -> tuple[Registration, ...]:
         found = self._by_user.get((domain, sip))
@@ -169,37 +170,44 @@ class RemoteDevices:
 
     def send(self, conn: int, text: str) -> None:
         """One frame for a stand-in, as the call core built it: forwarded to its switch."""
-        device = self._by_conn.get(conn)
-        key = self._keys.get(device) if device is not None else None
-        if device is None or key is None or not text.startswith(_HEAD):
-            self._not_carried(text)
+        found = self._split(conn, text)
+        if found is None:
             return
-        end = text.index(_SIG, len(_HEAD))
-        leg = int(text[len(_HEAD) : end])
-        sig = text[end + len(_SIG) : -1]
-        node, ref = key
-        if sig.startswith(_MESSAGE):
-            self._out.forward(node, ToLeg(ref, leg, sig, _reported(device, leg, sig)))
-        elif sig.startswith('{"type":"setup"'):
+        node, ref, leg, sig = found
+        if sig.startswith('{"type":"setup"'):
             self._out.forward(node, Offer(ref, leg, sig))
         elif sig.startswith('{"type":"rel"'):
             self._out.forward(node, Release(ref, leg, sig))
         else:
             self._out.forward(node, ToLeg(ref, leg, sig))
 
+    def relay(self, conn: int, text: str) -> None:
+        """A relayed message of a one-to-one call: forwarded with its seq, which the
+        device's switch reports once the message is in the connection's queue."""
+        found = self._split(conn, text)
+        if found is not None:
+            node, ref, leg, sig = found
+            self._out.forward(node, ToLeg(ref, leg, sig, _seq(sig)))
 
-def _reported(device: Registration, number: int, sig: str) -> int:
-    """The seq of a relayed message its switch should report: a one-to-one call's (a
-    group's messages are acknowledged without reports); 0 for none. The fields before
-    ``seq`` are strings, whose quotes JSON escapes: the first ``,"seq":`` is the field."""
-    leg = device.legs.get(number)
-    if leg is None or leg.call.group is not None:
-        return 0
+    def _split(self, conn: int, text: str) -> tuple[str, int, int, str] | None:
+        """Where a frame for a stand-in goes: (switch, device, leg, its ``sig``)."""
+        device = self._by_conn.get(conn)
+        key = self._keys.get(device) if device is not None else None
+        if key is None or not text.startswith(_HEAD):
+            self._not_carried(text)
+            return None
+        end = text.index(_SIG, len(_HEAD))
+        return key[0], key[1], int(text[len(_HEAD) : end]), text[end + len(_SIG) : -1]
+
+
+def _seq(sig: str) -> int:
+    """A relayed message's seq (0 if it has none). The fields before it are strings,
+    whose quotes JSON escapes: the first ``,"seq":`` is the field; the mime follows."""
     start = sig.find(_SEQ, len(_MESSAGE))
-    if start < 0:  # a system message of the hub's own (no seq)
+    if start < 0:
         return 0
     start += len(_SEQ)
-    end = start
-    while end < len(sig) and sig[end].isdigit():
-        end += 1
-    return int(sig[start:end]) if end > start else 0
+    try:
+        return int(sig[start : sig.index(",", start)])
+    except ValueError:
+        return 0
