@@ -68,7 +68,7 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 class Batch:
     """What one pipeline carries; kept whole until Redis took it."""
 
-    __slots__ = ("entries", "frames", "ops", "questions", "reads", "shares", "waiters")
+    __slots__ = ("entries", "frames", "ops", "questions", "reads", "reports", "shares", "waiters")
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
@@ -81,6 +81,8 @@ class Batch:
         """Users whose presence to read after the writes, each once, in order."""
         self.waiters: list[asyncio.Future[None]] = []
         """Done once Redis has taken this batch."""
+        self.reports = 0
+        """Delivery reports among ``frames`` (``report_pace``)."""
 
     def __bool__(self) -> bool:
         return bool(

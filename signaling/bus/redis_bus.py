@@ -22,6 +22,9 @@ A new registration's ``RegisterResult`` waits for the pipeline that writes it
 answer within ``cluster.answer_wait`` the answer goes anyway, and the registration is
 written when Redis is back.
 
+Delivery reports wait for the pace of ``report_pace`` (at most one pipeline with reports
+every few milliseconds) unless something else leaves first and takes them along.
+
 While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that
 the frames for the node concerned are dropped and its calls here end as if it had died,
 rather than reaching it with a hole in the middle.
@@ -53,7 +56,7 @@ from signaling.core.actions import (
     PresenceWatch,
     Unclaim,
 )
-from signaling.core.nodes.frames import NodeFrame
+from signaling.core.nodes.frames import NodeFrame, Reached
 from signaling.stopping import stop_tasks
 from tracing import Tracer
 
@@ -65,6 +68,7 @@ from .lease import NodeLease
 from .outbound import Batch, Outbound
 from .presence import RedisPresence
 from .redis_book import Op, RedisBook
+from .report_pace import ReportPace
 from .stats import BusStats
 
 __all__ = ["QUEUED_MAX", "BusPeer", "BusStats", "RedisBus"]
@@ -132,6 +136,8 @@ class RedisBus:
         self._settled.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._beat_ok_at = 0.0
+        self._pace = ReportPace()
+        self._report_timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -221,6 +227,8 @@ class RedisBus:
                 await asyncio.wait_for(self._settled.wait(), 2.0)
         if self._control is not None:
             self._control.stop()
+        if self._report_timer is not None:
+            self._report_timer.cancel()
         await stop_tasks(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -270,6 +278,9 @@ class RedisBus:
                 frames = batch.frames[target] = []
             frames.append(action.frame)
             self._queued += 1
+            if type(action.frame) is Reached:
+                batch.reports += 1
+                return self._wake_for_reports()
         elif type(action) is Unclaim:
             key, member = action.key, action.member
             if self._outbound is not None:
@@ -307,6 +318,18 @@ class RedisBus:
         if self._wake is not None:
             self._settled.clear()
             self._wake.set()
+
+    def _wake_for_reports(self) -> None:
+        """A delivery report waits for its pace (``report_pace``), then wakes the writer."""
+        wait = self._pace.wait(time.monotonic())
+        if not wait:
+            self._wake_writer()
+        elif self._report_timer is None:
+            self._report_timer = asyncio.get_running_loop().call_later(wait, self._reports_due)
+
+    def _reports_due(self) -> None:
+        self._report_timer = None
+        self._wake_writer()
 
     def _overflow(self, target: str) -> None:
         """Too much waits for Redis: the frames for ``target`` go, and so do the calls
@@ -378,6 +401,8 @@ class RedisBus:
                 self._settled.set()
 
     async def _write(self, outbound: Outbound, batch: Batch) -> None:
+        if batch.reports:
+            self._pace.sent(time.monotonic())
         outbound.number(batch)
         placed, results = await outbound.execute(batch)
         for waiter in batch.waiters:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
 from signaling.bus import keys
 from signaling.bus.codec import decode_frames
 from signaling.bus.outbound import join_reports
+from signaling.bus.report_pace import ReportPace
 from signaling.core.nodes.frames import DeviceAway, NodeFrame, Reached, ToLeg
 from tests.signaling.bus.test_cross_node import call_across, two_nodes
 from tests.support import RunningServer
@@ -90,3 +92,31 @@ def test_reports_next_to_each_other_in_one_pipeline_leave_as_one() -> None:
     ]
     plain: list[NodeFrame] = [ToLeg(3, -1, "{}", 1), away]
     assert join_reports(plain) is plain
+
+
+def test_reports_leave_at_once_after_a_quiet_spell_and_then_at_their_pace() -> None:
+    pace = ReportPace(gap=0.005)
+    assert pace.wait(100.0) == 0  # the first report: with the next pipeline
+    pace.sent(100.0)
+    assert pace.wait(100.001) == pytest.approx(0.004)  # the next one waits for the gap
+    assert pace.wait(100.005) == 0
+    pace.sent(100.007)
+    assert pace.wait(100.0071) == pytest.approx(0.0049)
+    assert pace.wait(101.0) == 0  # quiet again: at once
+
+
+async def test_one_message_at_a_time_is_delivered_each_with_its_report() -> None:
+    """A moderate rate: each message alone in its entry; the reports keep their pace and
+    every message is still acknowledged, in order, once."""
+    async with two_nodes() as (_, a, b):
+        alice, bob, number = await call_across(a, b)
+        for n in range(200):
+            await alice.say(1, f"one {n}", id=f"o{n}")
+            assert (await bob.fty(number))["seq"] == n + 1
+        acked: list[str] = []
+        while len(acked) < 200:
+            ack = await alice.fty(1)
+            assert ack["state"] == "delivered", ack
+            acked.append(ack["id"])
+        assert acked == [f"o{n}" for n in range(200)]
+        await alice.sync()
