@@ -18,7 +18,8 @@ import math
 __all__ = ["REPORT_GAP", "ReportPace"]
 
 REPORT_GAP = 0.005
-"""Seconds: at 1,000 messages a second between two nodes, one report in five messages."""
+"""Seconds: at 1,000 messages a second between two nodes, one report pipeline for about
+four messages (docs/benchmarks.md)."""
 
 
 class ReportPace:
