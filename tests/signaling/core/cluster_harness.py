@@ -4,7 +4,8 @@ A ``Cluster`` is the ``Harness`` of several switches: clients are (switch, conne
 pairs, frames each client received wait in its inbox, and nothing travels between
 switches unless the test lets it (``settle=False`` leaves it in ``bus.pending``).
 ``finish()`` closes everything and proves that no switch kept anything: no call, leg,
-stand-in, waiting lookup or claim, and nothing in the shared book.
+stand-in, waiting lookup or claim, no message waiting for its delivery report, and
+nothing in the shared book.
 """
 
 from __future__ import annotations
@@ -208,6 +209,7 @@ class Cluster:
             held = switch.held()
             assert held["proxy_legs"] == held["lookups_waiting"] == 0, (node, held)
             assert held["remote_devices"] == held["claims"] == 0, (node, held)
+            assert held["unreported"] == 0, (node, held)  # every message's report settled
         assert len(self.bus.book) == 0
         assert self.bus.book.claims == {}
         assert self.bus.book.presence == {} and self.bus.book.published == {}
