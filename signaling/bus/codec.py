@@ -5,8 +5,10 @@ loop, as one JSON array of arrays: a one-letter tag, then the frame's fields in 
 declared order. A ``sig`` that is already JSON text (an offer, a relayed message)
 travels as a string and is never decoded on the way: the receiving switch puts its own
 envelope around it. A device's ``sig`` (``FromDevice``, ``Join``) is an object the home
-reads, so it travels as one. Decoding checks each frame's shape: a malformed entry
-raises ``BadFrame`` and is dropped whole by the transport, never half-applied.
+reads, so it travels as one. A ``ToLeg`` that relays a message carries its ``seq`` as a
+fourth field; a delivery report (``Reached``) is its legs' numbers in a row, three by
+three. Decoding checks each frame's shape: a malformed entry raises ``BadFrame`` and is
+dropped whole by the transport, never half-applied.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from signaling.core.nodes.frames import (
     Join,
     NodeFrame,
     Offer,
+    Reached,
     Refused,
     Release,
     ToLeg,
@@ -55,8 +58,12 @@ def decode_record(fields: Any) -> DeviceRecord:
 
 
 def _fields(frame: NodeFrame) -> list[Any]:
+    if type(frame) is ToLeg and frame.seq:
+        return [frame.device, frame.leg, frame.sig, frame.seq]
     if isinstance(frame, Offer | ToLeg | Release | FromDevice):
         return [frame.device, frame.leg, frame.sig]
+    if isinstance(frame, Reached):
+        return [number for leg in frame.legs for number in leg]
     if isinstance(frame, Join):
         return [encode_record(frame.record), frame.leg, frame.sig]
     if isinstance(frame, Refused):
@@ -78,6 +85,7 @@ _TAGS: dict[type[Any], str] = {
     DeviceAway: "a",
     DeviceBack: "b",
     DeviceGone: "g",
+    Reached: "d",
 }
 
 
@@ -89,7 +97,7 @@ def _ints(*values: Any) -> bool:
     return all(type(value) is int for value in values)
 
 
-def _text_frame(kind: type[Offer | ToLeg | Release]) -> Callable[[list[Any]], NodeFrame]:
+def _text_frame(kind: type[Offer | Release]) -> Callable[[list[Any]], NodeFrame]:
     def build(fields: list[Any]) -> NodeFrame:
         device, leg, sig = fields
         if not (_ints(device, leg) and isinstance(sig, str)):
@@ -97,6 +105,28 @@ def _text_frame(kind: type[Offer | ToLeg | Release]) -> Callable[[list[Any]], No
         return kind(device, leg, sig)
 
     return build
+
+
+def _to_leg(fields: list[Any]) -> NodeFrame:
+    """A ``ToLeg``, with the ``seq`` of the message it relays when it has a fourth field."""
+    if len(fields) == 4:
+        device, leg, sig, seq = fields
+        if not (type(device) is int and type(leg) is int and type(seq) is int and seq > 0):
+            raise BadFrame(f"bad ToLeg: {fields!r}")
+    else:
+        device, leg, sig = fields
+        seq = 0
+        if not (type(device) is int and type(leg) is int):
+            raise BadFrame(f"bad ToLeg: {fields!r}")
+    if not isinstance(sig, str):
+        raise BadFrame(f"bad ToLeg: {fields!r}")
+    return ToLeg(device, leg, sig, seq)
+
+
+def _reached(fields: list[Any]) -> NodeFrame:
+    if not fields or len(fields) % 3 or not all(type(number) is int for number in fields):
+        raise BadFrame(f"bad Reached: {fields!r}")
+    return Reached(tuple(zip(fields[0::3], fields[1::3], fields[2::3], strict=True)))
 
 
 def _from_device(fields: list[Any]) -> NodeFrame:
@@ -150,7 +180,7 @@ def _gone(fields: list[Any]) -> NodeFrame:
 
 _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "o": _text_frame(Offer),
-    "t": _text_frame(ToLeg),
+    "t": _to_leg,
     "r": _text_frame(Release),
     "f": _from_device,
     "j": _join,
@@ -158,6 +188,7 @@ _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "a": _away,
     "b": _back,
     "g": _gone,
+    "d": _reached,
 }
 
 

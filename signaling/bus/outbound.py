@@ -9,12 +9,13 @@ A ``Batch`` collects, between two turns of the writer, the registrations written
 withdrawn, the presence shares written, the frames for each other node, the lookups and
 the claims, the users whose presence to read (``presence``), and who waits for all of it
 to be in Redis (``waiters``). ``Outbound`` numbers the frames into stream entries (at
-most ``ENTRY_FRAMES`` frames each), fills the pipeline, runs it until Redis has taken
-it, and turns the replies into the switch's ``LookedUp`` and ``Claimed`` (the presence
-reads' into ``PresenceShares``, in ``presence``). A command Redis refuses (a key of the
-wrong type, out of memory) costs that command only: it is logged and counted, a lookup
-it belonged to finds nothing and a claim is refused; only a broken connection makes the
-batch go again, whole, with the same entry numbers.
+most ``ENTRY_FRAMES`` frames each; delivery reports next to each other, made by several
+entries read in one turn, as one: they are cumulative), fills the pipeline, runs it
+until Redis has taken it, and turns the replies into the switch's ``LookedUp`` and
+``Claimed`` (the presence reads' into ``PresenceShares``, in ``presence``). A command
+Redis refuses (a key of the wrong type, out of memory) costs that command only: it is
+logged and counted, a lookup it belonged to finds nothing and a claim is refused; only a
+broken connection makes the batch go again, whole, with the same entry numbers.
 
 It also keeps the claims this run holds, so that they can be written again after Redis
 lost them (``reassert``). An entry for a run whose reset this run heard (``fence``)
@@ -35,7 +36,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from signaling.core.actions import Claim, Claimed, LookedUp, Lookup
-from signaling.core.nodes.frames import DeviceRecord, NodeFrame
+from signaling.core.nodes.frames import DeviceRecord, NodeFrame, Reached
 from signaling.core.registry import UserKey
 
 from . import keys
@@ -44,7 +45,7 @@ from .errors import BadFrame
 from .redis_book import Op
 from .stats import BusStats
 
-__all__ = ["ENTRY_FRAMES", "Batch", "Outbound"]
+__all__ = ["ENTRY_FRAMES", "Batch", "Outbound", "join_reports"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,17 @@ _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 class Batch:
     """What one pipeline carries; kept whole until Redis took it."""
 
-    __slots__ = ("cut", "entries", "frames", "ops", "questions", "reads", "shares", "waiters")
+    __slots__ = (
+        "cut",
+        "entries",
+        "frames",
+        "ops",
+        "questions",
+        "reads",
+        "reports",
+        "shares",
+        "waiters",
+    )
 
     def __init__(self) -> None:
         self.ops: list[Op] = []
@@ -86,6 +97,8 @@ class Batch:
         self.cut = False
         """The run fenced itself since the batch was filled: its next try leaves out the
         entries with frames (``drop_frames``)."""
+        self.reports = 0
+        """Delivery reports among ``frames`` (``report_pace``)."""
 
     def __bool__(self) -> bool:
         return bool(
@@ -165,7 +178,8 @@ class Outbound:
     def number(self, batch: Batch) -> None:
         """Encode each target's frames as numbered entries (after those written again)."""
         before = len(batch.entries)
-        for target, frames in batch.frames.items():
+        for target, given in batch.frames.items():
+            frames = join_reports(given)
             for start in range(0, len(frames), ENTRY_FRAMES):
                 number = self._numbers.get(target, 0) + 1
                 self._numbers[target] = number
@@ -304,6 +318,25 @@ class Outbound:
                 if record.node not in dead:
                     found.append(record)
         return tuple(found)
+
+
+def join_reports(frames: list[NodeFrame]) -> list[NodeFrame]:
+    """``frames`` with each run of delivery reports made one, the highest seq per leg (a
+    node reading several entries in one turn reports each; docs 12.39)."""
+    if not any(type(frame) is Reached for frame in frames):
+        return frames
+    joined: list[NodeFrame] = []
+    for frame in frames:
+        last = joined[-1] if joined else None
+        if type(frame) is Reached and type(last) is Reached:
+            legs = {(device, leg): seq for device, leg, seq in last.legs}
+            for device, leg, seq in frame.legs:
+                legs[device, leg] = max(seq, legs.get((device, leg), 0))
+            frame = Reached(tuple((device, leg, seq) for (device, leg), seq in legs.items()))
+            joined[-1] = frame
+        else:
+            joined.append(frame)
+    return joined
 
 
 def _hold(claim: str, member: str, index: str) -> Op:

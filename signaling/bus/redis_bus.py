@@ -241,6 +241,7 @@ class RedisBus:
                 await asyncio.wait_for(writer.settled.wait(), 2.0)
         if self._control is not None:
             self._control.stop()
+        self._writer.stop()
         await stop_tasks(self._tasks)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -7,6 +7,9 @@ task runs, then leave in one pipeline (``Outbound``). While a pipeline is in fli
 next batch fills, so the busier the node, the more each carries. The answers go back
 through ``answer``.
 
+Delivery reports wait for the pace of ``report_pace`` (at most one pipeline with reports
+every few milliseconds) unless something else leaves first and takes them along.
+
 While Redis cannot be reached, frames wait in memory up to ``QUEUED_MAX``; beyond that the
 frames for the node concerned are dropped and its calls here end as if it had died,
 rather than reaching it with a hole in the middle.
@@ -36,12 +39,14 @@ from signaling.core.actions import (
     PresenceWatch,
     Unclaim,
 )
+from signaling.core.nodes.frames import Reached
 
 from . import keys
 from .fence import Fence, Standing
 from .outbound import Batch, Outbound
 from .presence import RedisPresence
 from .redis_book import Op
+from .report_pace import ReportPace
 from .stats import BusStats
 
 __all__ = ["QUEUED_MAX", "RETRY_DELAY", "Writer"]
@@ -90,6 +95,8 @@ class Writer:
         self.settled = asyncio.Event()
         """Set whenever the writer has sent everything it was given."""
         self.settled.set()
+        self._pace = ReportPace()
+        self._report_timer: asyncio.TimerHandle | None = None
 
     # -- from the bus ------------------------------------------------------------------------
 
@@ -106,6 +113,9 @@ class Writer:
                 frames = batch.frames[target] = []
             frames.append(action.frame)
             self._queued += 1
+            if type(action.frame) is Reached:
+                batch.reports += 1
+                return self._wake_for_reports()
         elif not self._fence.up and self._unasked(action):
             return
         elif type(action) is Unclaim:
@@ -153,6 +163,24 @@ class Writer:
     def wake(self) -> None:
         self.settled.clear()
         self._wake.set()
+
+    def _wake_for_reports(self) -> None:
+        """A delivery report waits for its pace (``report_pace``), then wakes the writer."""
+        wait = self._pace.wait(time.monotonic())
+        if not wait:
+            self.wake()
+        elif self._report_timer is None:
+            self._report_timer = asyncio.get_running_loop().call_later(wait, self._reports_due)
+
+    def _reports_due(self) -> None:
+        self._report_timer = None
+        self.wake()
+
+    def stop(self) -> None:
+        """The bus stops: no report waits for its pace any more."""
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            self._report_timer = None
 
     def forget(self, target: str) -> None:
         """``target`` is gone: nobody will read its frames."""
@@ -203,6 +231,7 @@ class Writer:
         self._queued -= self.next.frame_count()
         self._stats.fenced_frames += self.next.frame_count()
         self.next.frames.clear()
+        self.next.reports = 0
         self.next.drop_frames()
         loop = asyncio.get_running_loop()
         for batch in (self.next, self.writing):
@@ -239,6 +268,8 @@ class Writer:
                 self.settled.set()
 
     async def _write(self, outbound: Outbound, batch: Batch) -> None:
+        if batch.reports:
+            self._pace.sent(time.monotonic())
         outbound.number(batch)
         placed, results = await outbound.execute(batch)
         for waiter in batch.waiters:

@@ -3,9 +3,12 @@
 Theory of operation: each message a client sends with an ``id`` gets an ``AckRecord``
 whose ``state`` is one of ``Delivery``; the writer hears it in an ``im_ack`` (the value
 is the wire's word, which is why the enum is str-valued). A message starts in one of
-three states, decided where it is relayed:
+four states, decided where it is relayed:
 
 - ``delivered``: it went out to a connected receiver at once;
+- ``sent``: it went to a receiver's device on another switch (docs 12.39); the writer
+  hears nothing until that switch reports it in the connection's queue (then
+  ``delivered``), or the device goes away first (then ``held``). Never on the wire;
 - ``held``: nobody has answered yet (held until ``conn``) or the receiver's device is
   away (kept in the transcript until it resumes);
 - ``pending``: the hub answered for an offline licensed user; the writer hears nothing
@@ -26,6 +29,7 @@ __all__ = ["TRANSITIONS", "Delivery", "DeliveryError", "Outcome", "advance", "de
 
 class Delivery(StrEnum):
     PENDING = "pending"
+    SENT = "sent"
     HELD = "held"
     DELIVERED = "delivered"
     STORED = "stored"
@@ -35,6 +39,14 @@ class Delivery(StrEnum):
 class Outcome(Enum):
     RELAYED = "relayed"
     """A held message reached its receiver (at ``conn``, or in the replay of a resume)."""
+    FORWARDED = "forwarded"
+    """A held message went to its receiver's device on another switch (at ``conn``, or
+    in the replay of a resume): that switch's report decides."""
+    REPORTED = "reported"
+    """The receiver's switch reported the message in the device's connection's queue."""
+    UNREPORTED = "unreported"
+    """No report will come: the receiver's device went away, its switch was lost, or its
+    leg or the call ended first. The message waits as a held one does."""
     ON_DISK = "on_disk"
     """Its Post is durable (the outbox's ``stored``, or the service's duplicate answer)."""
     KEPT_FOR_LATER = "kept_for_later"
@@ -55,6 +67,9 @@ _D, _O = Delivery, Outcome
 
 TRANSITIONS: dict[tuple[Delivery, Outcome], Delivery] = {
     (_D.HELD, _O.RELAYED): _D.DELIVERED,
+    (_D.HELD, _O.FORWARDED): _D.SENT,
+    (_D.SENT, _O.REPORTED): _D.DELIVERED,
+    (_D.SENT, _O.UNREPORTED): _D.HELD,
     (_D.HELD, _O.KEPT_FOR_LATER): _D.STORED,
     (_D.HELD, _O.LOST): _D.NOT_DELIVERED,
     (_D.PENDING, _O.ON_DISK): _D.STORED,

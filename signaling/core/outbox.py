@@ -23,6 +23,8 @@ from .actions import (
     WhenFindable,
 )
 from .codec import encode
+from .delivery_state import Delivery
+from .nodes.frames import Reached
 
 if TYPE_CHECKING:
     from .nodes.frames import NodeFrame
@@ -33,6 +35,8 @@ __all__ = ["Outbox", "RemoteFrames"]
 RemoteFrames = Callable[[int, str], Forward | None]
 """The ``Forward`` that carries a frame for a device on another switch (negative
 ``conn``) there, or None if no call carries it (``nodes.remote_legs``)."""
+
+_DELIVERED, _SENT, _HELD = Delivery.DELIVERED, Delivery.SENT, Delivery.HELD
 
 
 def _nowhere(conn: int, text: str) -> None:
@@ -45,14 +49,22 @@ class Outbox:
     remote device's registration has a negative ``conn`` (see ``nodes.remote_legs``),
     so a local send pays no lookup for the seam."""
 
-    __slots__ = ("_actions", "_pending", "_remote")
+    __slots__ = ("_actions", "_pending", "_reached", "_remote", "_remote_relay")
 
-    def __init__(self, remote: RemoteFrames | None = None) -> None:
+    def __init__(
+        self, remote: RemoteFrames | None = None, remote_relay: RemoteFrames | None = None
+    ) -> None:
         """``remote``: where frames for remote devices go, in a cluster (the stand-ins'
-        ``RemoteDevices.forward``); a standalone switch has none."""
+        ``RemoteDevices.forward``); ``remote_relay``: the same for a relayed message
+        (``relay``), which its switch reports (``RemoteDevices.relay``). A standalone
+        switch has neither."""
         self._actions: list[Action] = []
         self._pending: dict[int, int] = {}
+        self._reached: dict[str, dict[tuple[int, int], int]] = {}
+        """Delivery reports not yet forwarded: per home switch, the highest seq handed
+        to each (device, leg) in this batch (``reached``)."""
         self._remote: RemoteFrames = remote or _nowhere
+        self._remote_relay: RemoteFrames = remote_relay or _nowhere
 
     def send(self, conn: int, message: dict[str, Any]) -> None:
         self.send_text(conn, encode(message))
@@ -64,10 +76,30 @@ class Outbox:
             if conn:  # a device on another switch (nodes.remote_legs)
                 forward = self._remote(conn, text)
                 if forward is not None:
-                    self._actions.append(forward)
+                    self._carry(forward)
             return
         self._actions.append(Send(conn, text))
         self._pending[conn] = self._pending.get(conn, 0) + 1
+
+    def relay(self, conn: int, text: str) -> Delivery:
+        """A relayed message for a connected receiver, sent as ``send_text`` sends it;
+        returns what its writer may be told: ``delivered`` once it is in the
+        connection's queue, ``sent`` when it went to the device's switch, whose report
+        decides (docs 12.39). The same test as ``send_text``: a local relay pays nothing
+        for the seam."""
+        if conn <= 0:
+            return self._elsewhere(conn, text)
+        self._actions.append(Send(conn, text))
+        self._pending[conn] = self._pending.get(conn, 0) + 1
+        return _DELIVERED
+
+    def _elsewhere(self, conn: int, text: str) -> Delivery:
+        if not conn:  # detached: nothing reaches it (the relay keeps it for the resume)
+            return _HELD
+        forward = self._remote_relay(conn, text)
+        if forward is not None:
+            self._carry(forward)
+        return _SENT
 
     def ack(self, ack: Ack) -> None:
         """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31);
@@ -92,7 +124,31 @@ class Outbox:
         self._actions.append(Notify(event, data))
 
     def forward(self, node: str, frame: NodeFrame) -> None:
-        self._actions.append(Forward(node, frame))
+        self._carry(Forward(node, frame))
+
+    def _carry(self, forward: Forward) -> None:
+        if self._reached:  # the reports of what reached the device go first (12.39)
+            self._report(forward.node)
+        self._actions.append(forward)
+
+    def reached(self, node: str, device: int, leg: int, seq: int) -> None:
+        """A message home ``node`` relayed on ``leg`` of ``device`` is in the device's
+        connection's queue: reported with the others of this batch (``report``)."""
+        legs = self._reached.get(node)
+        if legs is None:
+            legs = self._reached[node] = {}
+        legs[device, leg] = seq
+
+    def report(self) -> None:
+        """The batch is over: one ``Reached`` to each home with what reached its devices."""
+        for node in list(self._reached):
+            self._report(node)
+
+    def _report(self, node: str) -> None:
+        legs = self._reached.pop(node, None)
+        if legs:
+            reached = tuple((device, leg, seq) for (device, leg), seq in legs.items())
+            self._actions.append(Forward(node, Reached(reached)))
 
     def lookup(self, request: int, domain: str, sips: tuple[str, ...]) -> None:
         self._actions.append(Lookup(request, domain, sips))

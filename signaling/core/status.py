@@ -90,6 +90,7 @@ def held(parts: SwitchParts) -> dict[str, int]:
         "timers": parts.timers.held,
         "throttle_keys": logins["throttle_keys"],
         "resends_waiting": parts.chat.waiting_resends,
+        "unreported": parts.chat.unreported,
         "calls": len(parts.chat.calls),
         "presence": parts.presence.held(),
         **(node.held() if node is not None else {}),

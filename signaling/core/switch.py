@@ -75,13 +75,13 @@ class Switch:
         """``node``, ``book``: its name in a cluster and the cluster's shared record of
         registrations (SCALE.md); with no book it stands alone. ``congested``: would a
         connection's send queue overflow with this event's frames for it and one more?"""
-        self.config = config
-        self.clock = clock
+        self.config, self.clock = config, clock
         self.directory = directory or Directory(config.tenants, config.login.default_domain)
         self.tracer = tracer or Tracer()
         """``signalling`` traces the core's decisions; the hub traces ``pbx`` with it."""
-        self.registry = Registry()
-        self._out, parts = outbox_and_seat_parts(node, book, self.directory, self.registry, config)
+        self.registry = registry = Registry()
+        slow = (congested, self._drop_slow)  # for a message relayed from another switch
+        self._out, parts = outbox_and_seat_parts(node, book, self.directory, registry, config, slow)
         self.timers = TimerQueue()
         self.logins = self._login_phase(make_challenge)
         self.connections: dict[int, Connection] = self.logins.connections
@@ -342,9 +342,8 @@ class Switch:
         return self.timers.next_deadline()
 
     def held(self) -> dict[str, int]:
-        """How many of each thing the core keeps now. Once every connection has closed
-        and the resume grace is over, all of them are 0: nothing is kept for a closed
-        connection (docs/benchmarks.md, the idle bench). ``/metrics`` shows them."""
+        """How many of each thing the core keeps now, for ``/metrics``: all 0 once every
+        connection has closed and the resume grace is over (docs/benchmarks.md, idle)."""
         return held(self)
 
     def fire_timers(self) -> list[Action]:

@@ -3,7 +3,9 @@
 Theory of operation: the parts of the core (chat calls, presence, live support) hand a
 leg and a frame (``frames``) to ``Wire``; it wraps the frame in the leg's ``Signaling``
 envelope and queues it in the outbox for the leg's connection. ``text`` is the only
-method that turns a leg into an outbox send. A detached leg's connection is 0, which the
+method that turns a leg into an outbox send, ``relay`` the one for a relayed message: it
+also says what the writer may be told (``delivered``, or ``sent`` for a device on another
+switch, docs 12.39). A detached leg's connection is 0, which the
 outbox drops (§4.9); a leg whose device is on another switch has a negative one, which
 the outbox forwards there (``nodes.remote_legs``, docs 12.28), in the same test, so a
 local send pays nothing for it.
@@ -19,6 +21,7 @@ from typing import Any
 from .actions import Ack
 from .calls import AckRecord, Leg
 from .codec import encode
+from .delivery_state import Delivery
 from .frames import ack_text, facility, signaling
 from .outbox import Outbox
 from .registry import Registration
@@ -37,6 +40,15 @@ class Wire:
     def text(self, leg: Leg, text: str) -> None:
         """An encoded frame for ``leg`` (the relay builds its own, see ``frames``)."""
         self._out.send_text(leg.reg.conn, text)
+
+    def relay(self, leg: Leg, text: str) -> Delivery:
+        """A relayed message (its ``seq`` in it) for a connected ``leg``: ``delivered``
+        once in the connection's queue, ``sent`` when it went to the device's switch."""
+        return self._out.relay(leg.reg.conn, text)
+
+    def relay_item(self, leg: Leg, item: JsonObject) -> Delivery:
+        """The same for an ``im_message`` item built as a dict (a held or kept one)."""
+        return self.relay(leg, encode(signaling(leg.reg.src, leg.number, facility(item))))
 
     def sig(self, leg: Leg, sig: JsonObject) -> None:
         self.text(leg, encode(signaling(leg.reg.src, leg.number, sig)))

@@ -85,7 +85,7 @@ class ChatCalls:
         self.presence = presence
         self.calls: dict[str, Call] = {}
         self._wire = Wire(outbox)
-        self._legs = Legs(wire=self._wire, tracer=tracer or Tracer(), leg_ended=leg_ended)
+        self._legs = self._leg_parts(tracer or Tracer(), leg_ended)
         sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         self._acks = self._delivery(outbox, sender_ids, licensed, limits.max_message)
         self._groups = self._group_calls(groups, registry, timers, clock, signaling, group_ended)
@@ -116,6 +116,21 @@ class ChatCalls:
             licensed=licensed,
             max_message=max_message,
         )
+
+    def _leg_parts(self, tracer: Tracer, leg_ended: Callable[[Leg], None] | None) -> Legs:
+        """In a cluster (``leg_ended`` given): the leg of a device elsewhere that ends
+        takes the reports of its messages with it (docs 12.39), then ``leg_ended`` hears
+        of it."""
+        if leg_ended is None:
+            return Legs(wire=self._wire, tracer=tracer)
+        told = leg_ended
+
+        def ended(leg: Leg) -> None:
+            if leg.reg.conn < 0:  # its messages' reports come no more
+                self._acks.unreached((leg,))
+            told(leg)
+
+        return Legs(wire=self._wire, tracer=tracer, leg_ended=ended)
 
     def _group_calls(
         self,
@@ -270,6 +285,11 @@ class ChatCalls:
         return self._acks.waiting_resends
 
     @property
+    def unreported(self) -> int:
+        """Messages sent to devices on other switches, waiting for their reports."""
+        return len(self._acks.reports)
+
+    @property
     def _awaiting(self) -> dict[SenderKey, list[Leg]]:
         return self._acks.awaiting
 
@@ -313,6 +333,15 @@ class ChatCalls:
 
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
         self._resume.resume(reg, seqs)
+
+    def reached(self, leg: Leg, seq: int) -> None:
+        """The switch of ``leg``'s device reports the messages up to ``seq`` in its
+        connection's queue (docs 12.39)."""
+        self._acks.reached(leg, seq)
+
+    def unreached(self, legs: Iterable[Leg]) -> None:
+        """No report will come for what was sent on these legs of devices elsewhere."""
+        self._acks.unreached(legs)
 
     def group_live(self, domain: str, sip: str) -> bool:
         """Whether the group has a live call here (a cluster's group home asks)."""

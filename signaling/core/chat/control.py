@@ -121,8 +121,8 @@ class Control:
                 if line.seq < first_held:
                     self._wire.fty(leg, line_item(line))
         for message in held:
-            self._wire.fty(leg, message.im_message)
-            self._acks.held_relayed(caller, message)
+            reached = self._wire.relay_item(leg, message.im_message)
+            self._acks.held_relayed(caller, message, leg, reached)
 
     def _end_other_offers(self, call: Call, winner: Leg) -> None:
         losers, call.offers = [leg for leg in call.offers if leg is not winner], []

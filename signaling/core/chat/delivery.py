@@ -9,6 +9,9 @@ as Posts. Every later change of a message's state is a move of the delivery tabl
 
 - ``held`` -> ``delivered`` when a held message is relayed at ``conn`` (``held_relayed``)
   or in a resume's replay (``resume.py``);
+- ``sent`` -> ``delivered`` when the switch of a receiver's device elsewhere reports it
+  in the connection's queue (``reached``, docs 12.39), or ``held`` when no report will
+  come (``unreached``); ``held`` -> ``sent`` when a held message goes to such a device;
 - ``held`` -> ``not_delivered``/``stored`` when the call ends first (``report_undelivered``,
   ``report_parked``);
 - ``pending`` -> ``stored`` when the outbox has the Post on disk (``stored``,
@@ -38,13 +41,15 @@ from ..registry import Registration
 from ..sanitize import sanitize
 from ..sender_ids import SenderIds, SenderKey, sender_key, stored_record
 from ..wire import Wire
+from .reports import Reports, Unreported
 
 __all__ = ["Acks"]
 
 JsonObject = dict[str, Any]
 
-_PENDING = Delivery.PENDING
-"""A global is cheaper to read than an enum's member (checked once per acked message)."""
+_PENDING, _SENT = Delivery.PENDING, Delivery.SENT
+_DELIVERED, _HELD = Delivery.DELIVERED, Delivery.HELD
+"""Globals are cheaper to read than an enum's members (checked once per acked message)."""
 
 _MAX_WAITING = 8
 """Resends of one id waiting for their original's "stored", at most (a client retrying
@@ -73,6 +78,8 @@ class Acks:
         ``/metrics``."""
         self.awaiting: dict[SenderKey, list[Leg]] = {}
         """Resends whose original is not on disk yet: told when it is (``settled``)."""
+        self.reports = Reports()
+        """Messages ``sent`` to devices on other switches, until their reports come."""
 
     # -- a new message --------------------------------------------------------------------
 
@@ -82,7 +89,8 @@ class Acks:
         call = leg.call
         record = call.acked(leg, message_id)
         if record is not None:
-            if record.state != _PENDING:  # else its "stored" is on the way
+            state = record.state  # pending: its "stored" is on the way; sent: its report
+            if state is not _PENDING and state is not _SENT:
                 self._wire.ack(leg, message_id, record)
             return True
         if call.stored or call.group is not None:  # stored: the id is the sender's key
@@ -96,13 +104,18 @@ class Acks:
         self, leg: Leg, message_id: str, seq: int, now: int, state: Delivery, keyed: bool
     ) -> None:
         """Remember what became of a new message and tell its writer (unless ``pending``:
-        then ``stored`` follows). ``keyed``: it was posted, its id is a key (§4.6)."""
+        then ``stored`` follows; or ``sent``: then the receiver's switch reports, docs
+        12.39). ``keyed``: it was posted, its id is a key (§4.6)."""
         record = AckRecord(seq, now, state)
         leg.call.remember(leg, message_id, record)
         if keyed:
             self.sender_ids.put(leg.call.domain, leg.reg.user.sip, message_id, record)
-        if state != _PENDING:
+        if state is _DELIVERED or state is _HELD:
             self._wire.ack(leg, message_id, record)
+        elif state is _SENT:
+            receiver = leg.call.peer(leg)
+            if receiver is not None:
+                self.expect(receiver, (leg.role, leg.reg.user.sip), message_id, record)
 
     def not_delivered(self, leg: Leg, message_id: str) -> None:
         """Refused before it had a seq: nobody can take it now."""
@@ -177,9 +190,10 @@ class Acks:
 
     # -- held messages ----------------------------------------------------------------------
 
-    def held_relayed(self, caller: Leg, message: HeldMessage) -> None:
+    def held_relayed(self, caller: Leg, message: HeldMessage, callee: Leg, state: Delivery) -> None:
         """A message held until ``conn`` reached the callee: posted now (a licensed chat),
-        ``delivered`` to its writer."""
+        ``delivered`` to its writer; ``state`` ``sent``: it went to the callee's switch,
+        whose report tells."""
         call = caller.call
         fields = message.im_message
         if call.stored:
@@ -196,8 +210,13 @@ class Acks:
             return
         record = call.acked(caller, message.id)
         if record is not None:
-            record.state = advance(record.state, Outcome.RELAYED)
-            self._wire.ack(caller, message.id, record)
+            if state is _SENT:
+                record.state = advance(record.state, Outcome.FORWARDED)
+                writer = (caller.role, caller.reg.user.sip)
+                self.expect(callee, writer, message.id, record, held=True)
+            else:
+                record.state = advance(record.state, Outcome.RELAYED)
+                self._wire.ack(caller, message.id, record)
             if call.stored:  # posted now: its id is the sender's key (§4.6)
                 self.sender_ids.put(call.domain, caller.reg.user.sip, message.id, record)
 
@@ -214,7 +233,10 @@ class Acks:
 
     def report_parked(self, call: Call, except_leg: Leg | None) -> None:
         """Messages that waited for a detached device that never came back (§4.9): their
-        writers learn they were stored (a licensed chat) or not delivered."""
+        writers learn they were stored (a licensed chat) or not delivered. Messages sent
+        to a device elsewhere and never reported are held first (12.39)."""
+        if self.reports:
+            self.unreached(call.legs())
         acks = call.acks
         if call.group is not None or not any(r.state == Delivery.HELD for r in acks.values()):
             return
@@ -226,6 +248,53 @@ class Acks:
             writer = writer_of(call, role, sip)
             if writer is not None and writer is not except_leg:
                 self._wire.ack(writer, message_id, record)
+
+    # -- delivery reports from other switches (docs 12.39) -------------------------------------
+
+    def expect(
+        self,
+        receiver: Leg,
+        writer: tuple[Role, str],
+        message_id: str,
+        record: AckRecord,
+        held: bool = False,
+    ) -> None:
+        """A message ``sent`` to ``receiver``'s device on another switch by ``writer``
+        (its side and user) waits for that switch's report (``held``: its writer heard
+        ``held`` already)."""
+        role, sip = writer
+        self.reports.expect(receiver, Unreported(record.seq, role, sip, message_id, record, held))
+
+    def reached(self, receiver: Leg, seq: int) -> None:
+        """The receiver's switch handed every message up to ``seq`` on this leg to the
+        device's connection: ``delivered``, told to each writer (one batch's acks join
+        as 12.31 says)."""
+        call, wrote, writer = receiver.call, None, None
+        for message in self.reports.reached(receiver, seq):
+            record = message.record
+            if record.state is not _SENT:
+                continue
+            record.state = advance(record.state, Outcome.REPORTED)
+            if wrote != (message.role, message.sip):  # one writer for a run, as a rule
+                wrote = (message.role, message.sip)
+                writer = writer_of(call, message.role, message.sip)
+            if writer is None:  # told after its resume
+                record.told = False
+            else:
+                self._wire.ack(writer, message.message_id, record)
+
+    def unreached(self, receivers: Iterable[Leg]) -> None:
+        """No report will come for what was sent on these legs (the device went away,
+        its switch was lost, the leg or the call ended): each message still ``sent`` is
+        ``held``, as for a device away, and its writer hears so once."""
+        for receiver in receivers:
+            for message in self.reports.unreached(receiver):
+                record = message.record
+                if record.state is not _SENT:
+                    continue
+                record.state = advance(record.state, Outcome.UNREPORTED)
+                if not message.held:
+                    self.tell(receiver.call, message.role, message.sip, message.message_id, record)
 
     def tell(self, call: Call, role: Role, sip: str, message_id: str, record: AckRecord) -> None:
         """The writer of a message hears its new state now, or after its resume."""
@@ -324,8 +393,10 @@ class Acks:
             if leg not in waiting and len(waiting) < _MAX_WAITING:
                 waiting.append(leg)
             return None
-        # A copy: ``told`` belongs to the original writer's leg, not to this one.
-        self._wire.ack(leg, message_id, AckRecord(known.seq, known.time, known.state))
+        # A copy: ``told`` belongs to the original writer's leg, not to this one; and the
+        # report of a message sent elsewhere tells that leg alone: the copy hears held.
+        state = _HELD if known.state is _SENT else known.state
+        self._wire.ack(leg, message_id, AckRecord(known.seq, known.time, state))
 
     def settled(self, ack: StoredAck) -> None:
         """A Post is on disk, whether or not its call still lives: its id's record says
@@ -373,6 +444,8 @@ class Acks:
             record.seq, record.time = corrected.seq, corrected.time
             if record.state == Delivery.PENDING:
                 record.state = advance(record.state, Outcome.ON_DISK)
+            if record.state is _SENT:  # its report tells, with the corrected seq
+                continue
             if call.group is None:
                 self.tell(call, role, sip, written, record)
                 continue

@@ -6,7 +6,8 @@ that passes the cheap refusals (a retry, the size, a reader that is not keeping 
 hold limits) is sanitized once, numbered with the call's next ``seq``, kept in the
 transcript, and then, by where the receiver is:
 
-- connected: sent at once as text built from pieces (``frames.relay_text``), ``delivered``;
+- connected: sent at once as text built from pieces (``frames.relay_text``), ``delivered``
+  (``sent`` for a device on another switch, until its switch reports it, docs 12.39);
 - away (detached, resuming): kept for the replay, ``held``;
 - not answered yet: held until ``conn``, ``held``;
 - an offline licensed user the hub answered for: ``pending`` until the Post is on disk.
@@ -190,8 +191,7 @@ class Relay:
         self.messages += 1
         self._keep_line(leg, seq, now, wall_ms, html, raw, message_id)
         if peer is not None and not parked:  # the hot path: straight to the connected peer
-            self._wire.text(peer, relay_text(leg, peer, now, seq, html, raw))
-            state = _DELIVERED
+            state = self._wire.relay(peer, relay_text(leg, peer, now, seq, html, raw))
         else:
             state = self._keep_for_later(leg, parked, seq, now, html, raw, message_id, size)
         posted = call.stored and (state != _HELD or parked)  # held: at conn
@@ -298,10 +298,14 @@ class Relay:
         if call.support is not None:  # application data is activity too (no idle close)
             call.support.touch(self._clock.monotonic(), int(wall * 1000))
         item = relayed_item(leg.reg.user, now, seq, data, None, raw.subject, mime=mime)
-        for receiver in receivers:
-            self._wire.fty(receiver, item)
+        if call.group is None:  # one receiver: the peer, delivered as a message is
+            state = self._wire.relay_item(receivers[0], item)
+        else:
+            state = _DELIVERED
+            for receiver in receivers:
+                self._wire.fty(receiver, item)
         if message_id is not None:
-            self._acks.decided(leg, message_id, seq, now, _DELIVERED, keyed=False)
+            self._acks.decided(leg, message_id, seq, now, state, keyed=False)
 
     # -- typing -------------------------------------------------------------------------------
 

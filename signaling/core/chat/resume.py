@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calls import NOTHING_ENDED, Leg
+from ..calls import NOTHING_ENDED, AckRecord, Leg, Line
 from ..callstate import Event, Role
 from ..delivery_state import Delivery, Outcome, advance
 from ..errors import BadState
@@ -41,6 +41,9 @@ from .relay import Relay
 __all__ = ["Resume"]
 
 JsonObject = dict[str, Any]
+
+_SILENT = frozenset((Delivery.PENDING, Delivery.SENT))
+"""States a writer is not told of: ``stored`` or a report follows."""
 
 
 class Resume:
@@ -146,21 +149,36 @@ class Resume:
             mine = line.role is leg.role and line.sip == own
             if mine and line.id is not None:
                 item["id"] = line.id  # so the client recognises its own message
-            self._wire.fty(leg, item)
-            if line.id is None or call.group is not None:
+            if call.group is not None:  # a group's messages ask no report
+                self._wire.fty(leg, item)
+                continue
+            state = self._wire.relay_item(leg, item)
+            if line.id is None:
                 continue
             record = call.acks.get((line.role, line.sip, line.id))
             if record is None or record.seq != line.seq:
                 continue
             if mine:  # what became of it while this device was away
-                if record.state != Delivery.PENDING:
+                if record.state not in _SILENT:
                     self._wire.ack(leg, line.id, record)
             elif record.state == Delivery.HELD:
-                record.state = advance(record.state, Outcome.RELAYED)
-                self._acks.tell(call, line.role, line.sip, line.id, record)
+                self._replayed(leg, line, line.id, record, state)
         for (role, sip, message_id), record in list(call.acks.items()):
-            if not record.told and role is leg.role and sip == own:  # older than the replay
+            mine = role is leg.role and sip == own
+            if mine and not record.told and record.state not in _SILENT:  # older than the replay
                 self._wire.ack(leg, message_id, record)
+
+    def _replayed(
+        self, leg: Leg, line: Line, message_id: str, record: AckRecord, state: Delivery
+    ) -> None:
+        """A held message reached the resumed device: ``delivered`` to its writer now,
+        or, for a device on another switch, when that switch reports it (12.39)."""
+        if state is Delivery.SENT:
+            record.state = advance(record.state, Outcome.FORWARDED)
+            self._acks.expect(leg, (line.role, line.sip), message_id, record, held=True)
+            return
+        record.state = advance(record.state, Outcome.RELAYED)
+        self._acks.tell(leg.call, line.role, line.sip, message_id, record)
 
 
 def _resumed_setup(leg: Leg) -> JsonObject:

@@ -9,5 +9,6 @@ its devices are (SCALE.md "Home node and remote legs").
 - ``group_homes``: one home per group's live call.
 - ``seat_parts``: what the call core and the devices are given of a switch's place in
   the cluster (its registrations in the book, stand-ins, proxy legs, claims, homes).
-- ``seat``: a switch's place in the cluster, built after them, sorting what comes in.
+- ``seat``: a switch's place in the cluster, built after them, sorting what comes in;
+  ``needs``: what it needs of the switch it sits in.
 """

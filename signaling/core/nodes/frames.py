@@ -7,7 +7,8 @@ wins). A device registered on another switch takes part through a *remote leg* a
 home and a *proxy leg* on its own switch. These frames travel between the two:
 
     home  -> device's switch   Offer      a setup for one of its devices
-                               ToLeg      any other frame for a proxy leg
+                               ToLeg      any other frame for a proxy leg (a
+                                          relayed message with its ``seq``)
                                Release    the last frame of a proxy leg (its ``rel``)
                                Refused    the home said no to the device's frame
     device's switch -> home    FromDevice the device's event on a proxy leg (checked)
@@ -15,6 +16,9 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
                                           call is homed there (docs 12.28)
                                DeviceAway / DeviceBack / DeviceGone
                                           the device's connection dropped, resumed, ended
+                               Reached    the delivery report: relayed messages up to
+                                          a seq are in the device's connection's
+                                          queue (docs 12.39), per leg, once per batch
 
 A device is named by ``device``, the number its own switch gave the registration
 (``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
@@ -36,6 +40,7 @@ __all__ = [
     "Join",
     "NodeFrame",
     "Offer",
+    "Reached",
     "Refused",
     "Release",
     "ToLeg",
@@ -65,11 +70,14 @@ class Offer:
 
 @dataclass(frozen=True, slots=True)
 class ToLeg:
-    """A frame for the device on proxy leg ``leg`` (a message, an ack, ``conn``...)."""
+    """A frame for the device on proxy leg ``leg`` (a message, an ack, ``conn``...).
+    ``seq`` is the message's when ``sig`` relays one of a one-to-one call, else 0: its
+    switch reports it once it is in the connection's queue (``Reached``)."""
 
     device: int
     leg: int
     sig: str
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +144,26 @@ class DeviceGone:
     cause: int
 
 
+@dataclass(frozen=True, slots=True)
+class Reached:
+    """The delivery report (docs 12.39): for each ``(device, leg, seq)``, the messages
+    the home relayed on that leg up to ``seq`` were handed to the device's connection,
+    as a message is ``delivered`` on one switch. Cumulative: one frame for whatever
+    one batch of the home's frames brought, never one per message."""
+
+    legs: tuple[tuple[int, int, int], ...]
+
+
 NodeFrame = (
-    Offer | ToLeg | Release | FromDevice | Join | Refused | DeviceAway | DeviceBack | DeviceGone
+    Offer
+    | ToLeg
+    | Release
+    | FromDevice
+    | Join
+    | Refused
+    | DeviceAway
+    | DeviceBack
+    | DeviceGone
+    | Reached
 )
 """Everything one switch forwards to another."""

@@ -9,11 +9,18 @@ rate limit already ran in ``Switch.receive``; here the leg's state in the client
 and each message's size), then forwarded to the home (``FromDevice``), which decides
 everything else. A proxy leg ends on the home's ``Release``, on the device's ``rel``, or
 with ``rel`` 41 when the home switch is lost (as a lost link would end it).
+
+A relayed message (a ``ToLeg`` with its ``seq``) is what one switch calls ``delivered``
+once it is in the connection's queue: so it is checked as the home checks a local
+receiver (a reader that is not keeping up is cut off, 4008, and nothing is reported),
+pushed, and reported to the home with the other messages of the batch (``Reached``,
+through ``Outbox.reached``; docs 12.39).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
@@ -27,13 +34,25 @@ from ..outbox import Outbox
 from ..registry import Registration
 from .frames import FromDevice, Offer, Refused, Release, ToLeg
 
-__all__ = ["LOST", "ProxyLeg", "ProxyLegs"]
+__all__ = ["LOST", "ProxyLeg", "ProxyLegs", "SlowReaders"]
 
 _ENDED = 256
 """Proxy legs remembered after they end, so that what the home sent before it heard the
 device's ``rel`` (an ack, an ``Error``) still reaches the device, as on one switch; only
 the connection the leg was made on: a resumed device gets its calls offered again."""
 LOST = encode(rel(hub_cause(Q931.TEMPORARY_FAILURE)))
+
+SlowReaders = tuple[Callable[[int, int], bool], Callable[[int], None]]
+"""Would a connection's queue overflow with that many more frames (``Switch.congested``),
+and cut off a reader that is not keeping up (4008): as the relay has them."""
+
+
+def _never(conn: int, pending: int) -> bool:
+    return False
+
+
+def _nobody(conn: int) -> None:
+    """Without the switch's readers nobody is congested, so nobody is cut off."""
 
 
 class ProxyLeg:
@@ -72,13 +91,18 @@ class ProxyLeg:
 class ProxyLegs:
     """This switch's proxy legs, by (home switch, device, home's leg number)."""
 
-    def __init__(self, *, outbox: Outbox, max_message: int) -> None:
+    def __init__(
+        self, *, outbox: Outbox, max_message: int, slow: SlowReaders = (_never, _nobody)
+    ) -> None:
+        """``slow``: how the switch finds a reader that is not keeping up and cuts it off
+        (a relayed message checks it, as the relay does)."""
         self._out = outbox
         self._max_message = max_message
         self._legs: dict[tuple[str, int, int], ProxyLeg] = {}
         self._ended: OrderedDict[tuple[str, int, int], ProxyLeg] = OrderedDict()
         self._by_reg: dict[Registration, dict[int, ProxyLeg]] = {}
         """Each device's proxy legs by its own call number: only devices that have one."""
+        self._slow = slow
 
     def held(self) -> int:
         return len(self._legs)
@@ -106,11 +130,24 @@ class ProxyLegs:
             if proxy is not None and proxy.reg.conn == proxy.conn:
                 self._out.send_text(proxy.conn, proxy.frame(frame.sig))
             return
+        if type(frame) is ToLeg and frame.seq and proxy.reg.conn > 0:
+            return self._message(home, proxy, frame)
         self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
         if type(frame) is Release:
             self._forget(proxy)
         elif proxy.role is Role.CALLER and proxy.state is not LegState.CONNECTED:
             _heard(proxy, frame.sig)  # a caller's leg moves on the home's answers
+
+    def _message(self, home: str, proxy: ProxyLeg, frame: ToLeg) -> None:
+        """A relayed message: pushed and reported to the home, unless its reader is not
+        keeping up (then cut off, as on one switch: the home hears ``DeviceAway``)."""
+        conn = proxy.reg.conn
+        congested, drop_slow = self._slow
+        if congested(conn, self._out.pending(conn)):
+            drop_slow(conn)
+            return
+        self._out.send_text(conn, proxy.frame(frame.sig))
+        self._out.reached(home, frame.device, frame.leg, frame.seq)
 
     def refused(self, home: str, frame: Refused) -> None:
         key = (home, frame.device, frame.leg)

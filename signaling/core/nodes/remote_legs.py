@@ -6,8 +6,11 @@ negative number no connection ever has. The call core treats it as any device: i
 offers to it, counts its legs, relays to it. Its frames reach ``Outbox.send_text`` like
 every frame; for a negative ``conn`` the outbox asks ``RemoteDevices.forward``, which
 takes the envelope off (the device's switch puts its own on) and carries the ``sig`` as
-an ``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. What the device
-does on its leg comes back as ``FromDevice`` and runs through the call core unchanged.
+an ``Offer``, a ``ToLeg`` or, for the last frame of a leg, a ``Release``. A message the
+relay hands over as such (``Outbox.relay``: a one-to-one call's) is asked of ``relay``
+instead and goes with its ``seq``, read from the text, so that the device's switch
+reports it (docs 12.39). What the device does on its leg comes back as ``FromDevice``
+and runs through the call core unchanged.
 
 While the device's connection is away (``DeviceAway``), or its switch is lost, the
 stand-in's ``conn`` is 0, exactly as a local detached registration's (§4.9).
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 _HEAD = '{"api":"PbxSignal","mt":"Signaling","call":'
 """How every frame for a stand-in starts: it has no ``src`` (the device's switch adds it)."""
 _SIG = ',"sig":'
+_MESSAGE = '{"type":"facility","fty":[{"type":"im_message","sender":'
+"""How a relayed message's ``sig`` starts (``frames.relay_text``, ``relayed_item``)."""
+_SEQ = ',"seq":'
 
 DeviceKey = tuple[str, int]
 """(switch, the registration's number there)."""
@@ -38,7 +44,8 @@ DeviceKey = tuple[str, int]
 
 class RemoteDevices:
     """The stand-ins for devices on other switches, by switch and by user. Built before
-    the switch's outbox, which is given ``forward``: the way of every frame for them."""
+    the switch's outbox, which is given ``forward`` and ``relay``: the ways of every frame
+    for them."""
 
     def __init__(self, *, tenants: TenantLookup) -> None:
         self._tenants = tenants
@@ -164,17 +171,45 @@ class RemoteDevices:
     def forward(self, conn: int, text: str) -> Forward | None:
         """One frame for a stand-in, as the call core built it: what carries it to its
         switch (``Outbox.send_text`` collects it), None for a frame no call carries."""
+        found = self._split(conn, text)
+        if found is None:
+            return None
+        node, ref, leg, sig = found
+        if sig.startswith('{"type":"setup"'):
+            return Forward(node, Offer(ref, leg, sig))
+        if sig.startswith('{"type":"rel"'):
+            return Forward(node, Release(ref, leg, sig))
+        return Forward(node, ToLeg(ref, leg, sig))
+
+    def relay(self, conn: int, text: str) -> Forward | None:
+        """A relayed message of a one-to-one call (``Outbox.relay``): carried with its
+        seq, which the device's switch reports once the message is in the connection's
+        queue."""
+        found = self._split(conn, text)
+        if found is None:
+            return None
+        node, ref, leg, sig = found
+        return Forward(node, ToLeg(ref, leg, sig, _seq(sig)))
+
+    def _split(self, conn: int, text: str) -> tuple[str, int, int, str] | None:
+        """Where a frame for a stand-in goes: (switch, device, leg, its ``sig``)."""
         device = self._by_conn.get(conn)
         key = self._keys.get(device) if device is not None else None
         if key is None or not text.startswith(_HEAD):
             self._not_carried(text)
             return None
         end = text.index(_SIG, len(_HEAD))
-        leg = int(text[len(_HEAD) : end])
-        sig = text[end + len(_SIG) : -1]
-        node, ref = key
-        if sig.startswith('{"type":"setup"'):
-            return Forward(node, Offer(ref, leg, sig))
-        if sig.startswith('{"type":"rel"'):
-            return Forward(node, Release(ref, leg, sig))
-        return Forward(node, ToLeg(ref, leg, sig))
+        return key[0], key[1], int(text[len(_HEAD) : end]), text[end + len(_SIG) : -1]
+
+
+def _seq(sig: str) -> int:
+    """A relayed message's seq (0 if it has none). The fields before it are strings,
+    whose quotes JSON escapes: the first ``,"seq":`` is the field; the mime follows."""
+    start = sig.find(_SEQ, len(_MESSAGE))
+    if start < 0:
+        return 0
+    start += len(_SEQ)
+    try:
+        return int(sig[start : sig.index(",", start)])
+    except ValueError:
+        return 0

@@ -10,8 +10,9 @@ the users it needs are registered (the callee, a queue's agents, a group's membe
 the setup waits here and runs when ``Switch.looked_up`` brings the answer, with
 stand-ins for the devices found elsewhere (``remote_legs``). Frames from other switches
 are sorted here: those about this switch's own devices go to ``proxy_legs``, those
-about remote legs of calls homed here run through the call core. ``node_down`` ends
-both sides as a lost link would.
+about remote legs of calls homed here run through the call core, and so do the delivery
+reports (``Reached``), which the end of each batch sends back for what reached this
+switch's devices (docs 12.39). ``node_down`` ends both sides as a lost link would.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 from config import Config
 
@@ -41,42 +41,19 @@ from .frames import (
     Join,
     NodeFrame,
     Offer,
+    Reached,
     Refused,
     Release,
     ToLeg,
 )
 from .group_homes import GroupKey
+from .needs import CallCore, DeviceEnds, Guard
 from .proxy_legs import LOST
 from .seat_parts import Parked, SeatParts, device_record
 
 __all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat"]
 
 log = logging.getLogger(__name__)
-
-
-class CallCore(Protocol):
-    """What the seat needs of the call core: what it does for a local device."""
-
-    def on_signaling(self, reg: Registration, msg: Signaling) -> None: ...
-
-    def detach(self, reg: Registration) -> None: ...
-
-    def resume(self, reg: Registration, seqs: dict[str, int]) -> None: ...
-
-    def group_live(self, domain: str, sip: str) -> bool: ...
-
-
-class DeviceEnds(Protocol):
-    """What the seat needs of the switch's devices: the resume grace and the end."""
-
-    def remote_lost(self, registration: Registration) -> None: ...
-
-    def end(self, registration: Registration, cause: Q931) -> None: ...
-
-
-Guard = Callable[[int, Inbound, Callable[[], None]], None]
-"""Runs what waited for connection ``conn`` as its ``inbound`` frame would have run:
-a ``ProtocolError`` is answered ``Error`` on that connection (``Switch._guarded``)."""
 
 
 class NodeSeat:
@@ -314,11 +291,14 @@ class NodeSeat:
                 self._frame(node, frame)
             except Exception:
                 log.exception("internal error handling a frame from switch %s", node)
+        self._out.report()  # what reached this switch's devices, once for the batch
 
     def _frame(self, node: str, frame: NodeFrame) -> None:
         kind = type(frame)
         if kind is ToLeg or kind is Release:
             return self.proxies.to_leg(node, frame)  # type: ignore[arg-type]
+        if isinstance(frame, Reached):
+            return self._reached(node, frame)
         if isinstance(frame, FromDevice):
             return self._from_device(node, frame)
         if isinstance(frame, Offer):
@@ -331,13 +311,27 @@ class NodeSeat:
         if device is None:
             return None
         if isinstance(frame, DeviceAway):
-            self.remote.away(device)
-            return self.core.detach(device)
+            return self._away(device)
         if isinstance(frame, DeviceBack):
             self.remote.back(device)
             return self.core.resume(device, dict(frame.seqs))
         if isinstance(frame, DeviceGone):
             self.ends.end(device, Q931(frame.cause))
+
+    def _reached(self, node: str, frame: Reached) -> None:
+        """Switch ``node`` reports messages in its devices' connections' queues."""
+        for ref, number, seq in frame.legs:
+            device = self.remote.get(node, ref)
+            leg = device.legs.get(number) if device is not None else None
+            if leg is not None:
+                self.core.reached(leg, seq)
+
+    def _away(self, device: Registration) -> None:
+        """Nothing reaches a device elsewhere now: what was sent to it and not reported
+        is held, and its calls wait as a local device's do when its link drops."""
+        self.remote.away(device)
+        self.core.unreached(list(device.legs.values()))
+        self.core.detach(device)
 
     def _offer(self, home: str, frame: Offer) -> None:
         """A home offers a call to a device of this switch's."""
@@ -371,9 +365,8 @@ class NodeSeat:
         its devices in calls homed here are away as if their link were lost."""
         self.proxies.home_lost(node)
         for device in self.remote.on_node(node):
-            self.remote.away(device)
+            self._away(device)
             device.drop_cause = int(Q931.TEMPORARY_FAILURE)
-            self.core.detach(device)
             self.ends.remote_lost(device)
 
 

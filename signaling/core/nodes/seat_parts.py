@@ -32,7 +32,7 @@ from .agent_claims import AgentClaims
 from .directory import DeviceBook, DeviceDirectory, ReachableDevices
 from .frames import DeviceAway, DeviceBack, DeviceGone, DeviceRecord
 from .group_homes import GroupHomes, GroupKey
-from .proxy_legs import ProxyLegs
+from .proxy_legs import ProxyLegs, SlowReaders
 from .remote_legs import RemoteDevices
 
 __all__ = ["Parked", "SeatParts", "device_record", "outbox_and_seat_parts"]
@@ -60,14 +60,17 @@ def outbox_and_seat_parts(
     tenants: TenantLookup,
     registry: DeviceDirectory,
     config: Config,
+    slow: SlowReaders,
 ) -> tuple[Outbox, SeatParts | None]:
     """A switch's outbox and, for one built with the cluster's ``book``, the parts of its
     seat: the stand-ins for devices elsewhere are built first, then the outbox that
-    forwards their frames, then the parts, given both. A switch alone has no parts."""
+    forwards their frames, then the parts, given both. A switch alone has no parts.
+    ``slow``: how the switch finds a reader that is not keeping up and cuts it off (the
+    proxy legs check it for a relayed message, docs 12.39)."""
     if book is None:
         return Outbox(), None
     remote = RemoteDevices(tenants=tenants)
-    outbox = Outbox(remote.forward)
+    outbox = Outbox(remote.forward, remote.relay)
     max_message = config.limits.max_message
     parts = SeatParts(
         name,
@@ -77,6 +80,7 @@ def outbox_and_seat_parts(
         tenants=tenants,
         outbox=outbox,
         max_message=max_message,
+        slow=slow,
     )
     return outbox, parts
 
@@ -97,6 +101,7 @@ class SeatParts:
         tenants: TenantLookup,
         outbox: Outbox,
         max_message: int,
+        slow: SlowReaders,
     ) -> None:
         self.name = name
         self.tenants = tenants
@@ -105,7 +110,7 @@ class SeatParts:
         self.outbox = outbox
         """The switch's, shared with the seat built after these parts."""
         self.remote = remote
-        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message)
+        self.proxies = ProxyLegs(outbox=outbox, max_message=max_message, slow=slow)
         self.devices = ReachableDevices(registry, remote)
         """What the call core offers calls to: local registrations, then remote ones."""
         self.requests = itertools.count(1)

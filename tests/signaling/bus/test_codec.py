@@ -16,6 +16,7 @@ from signaling.core.nodes.frames import (
     Join,
     NodeFrame,
     Offer,
+    Reached,
     Refused,
     Release,
     ToLeg,
@@ -26,6 +27,7 @@ RECORD = DeviceRecord("a.1", 7, "example.com", "bob", "phone", frozenset({"NO_ME
 EVERY_KIND: list[NodeFrame] = [
     Offer(3, 12, '{"type":"setup","cg":{"sip":"alice"}}'),
     ToLeg(3, 12, '{"type":"facility","fty":[{"type":"im_message","data":"\\u2028 😀"}]}'),
+    ToLeg(3, 12, '{"type":"facility","fty":[{"type":"im_message","seq":9}]}', 9),
     Release(3, 12, '{"type":"rel","cau":{"loc":1,"num":16}}'),
     FromDevice(3, 12, {"type": "conn", "nested": {"x": [1, 2.5, None, True]}}),
     Join(RECORD, 4, {"type": "setup", "cd": {"sip": "group"}}),
@@ -33,6 +35,7 @@ EVERY_KIND: list[NodeFrame] = [
     DeviceAway(3),
     DeviceBack(3, (("call-1", 5), ("call-2", 0))),
     DeviceGone(3, 41),
+    Reached(((3, -1, 9), (4, -7, 120))),
 ]
 
 
@@ -62,6 +65,12 @@ def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
         b'[["g", 3]]',
         b'[["j", 5, 4, {}]]',
         b'[["b", 3, 7]]',
+        b'[["t", 1, 2, "{}", 0]]',
+        b'[["t", 1, 2, "{}", "9"]]',
+        b'[["t", 1, 2, "{}", 9, 9]]',
+        b'[["d"]]',
+        b'[["d", 3, -1]]',
+        b'[["d", 3, -1, "9"]]',
     ],
 )
 def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:

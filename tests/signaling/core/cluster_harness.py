@@ -4,18 +4,20 @@ A ``Cluster`` is the ``Harness`` of several switches: clients are (switch, conne
 pairs, frames each client received wait in its inbox, and nothing travels between
 switches unless the test lets it (``settle=False`` leaves it in ``bus.pending``).
 ``finish()`` closes everything and proves that no switch kept anything: no call, leg,
-stand-in, waiting lookup or claim, and nothing in the shared book.
+stand-in, waiting lookup or claim, no message waiting for its delivery report, and
+nothing in the shared book.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from config import Config
 from signaling.bus.memory import MemoryBus
-from signaling.core.actions import Action, Close, Notify, Send, Store
+from signaling.core.actions import Ack, Action, Close, Notify, Send, Store
 from signaling.core.clock import ManualClock
 from signaling.core.switch import Switch
 from tests.signaling.core.harness import ADDRESS, CHALLENGE, im, login_message
@@ -36,12 +38,18 @@ class Cluster:
         self.on_disk: list[tuple[str, Store]] = []
         """Stores not yet reported written (``disk``), with the switch that made each."""
         self.notified: list[Notify] = []
+        self.joinable: dict[Client, list[Ack]] = defaultdict(list)
+        """Acks for registrations that asked for cumulative acks (docs 12.31): the I/O
+        layer joins them, so they are kept as the core made them."""
         self.tokens: dict[Client, str] = {}
         """Each registered client's resume token (§4.9)."""
         self.eager_disk = False
         """Whether every store is on disk before the bus delivers the next frames (as
         when the disk is faster than the network), so every writer still in its call
         hears ``stored``."""
+        self.congested: dict[str, Callable[[int, int], bool]] = {}
+        """What each switch's I/O layer says of its send queues (``Switch(congested=)``):
+        none is full unless a test says so for a switch."""
         for node in nodes:
             switch = Switch(
                 self.config,
@@ -49,11 +57,16 @@ class Cluster:
                 make_challenge=lambda: CHALLENGE,
                 node=node,
                 book=self.bus.book,
+                congested=lambda conn, pending, node=node: self._congested(node, conn, pending),
             )
             self.bus.join(node, switch)
 
     def switch(self, node: str) -> Switch:
         return self.bus.switches[node]
+
+    def _congested(self, node: str, conn: int, pending: int) -> bool:
+        full = self.congested.get(node)
+        return full is not None and full(conn, pending)
 
     # -- feeding events ------------------------------------------------------------------
 
@@ -69,6 +82,8 @@ class Cluster:
                 self.inbox[node, action.conn].append(json.loads(action.text))
             elif isinstance(action, Close):
                 self.closed_with[node, action.conn] = action
+            elif isinstance(action, Ack):
+                self.joinable[node, action.conn].append(action)
 
     def feed(self, node: str, actions: list[Action], settle: bool) -> None:
         self.bus.feed(node, actions)
@@ -203,6 +218,7 @@ class Cluster:
             held = switch.held()
             assert held["proxy_legs"] == held["lookups_waiting"] == 0, (node, held)
             assert held["remote_devices"] == held["claims"] == 0, (node, held)
+            assert held["unreported"] == 0, (node, held)  # every message's report settled
         assert len(self.bus.book) == 0
         assert self.bus.book.claims == {}
         assert self.bus.book.presence == {} and self.bus.book.published == {}

@@ -32,6 +32,7 @@ def test_nothing_leaves_a_final_state_and_only_pending_waits_for_the_disk() -> N
     assert {before for before, _ in TRANSITIONS} == {
         Delivery.HELD,
         Delivery.PENDING,
+        Delivery.SENT,
         Delivery.STORED,
     }
     for outcome in Outcome:
@@ -40,6 +41,19 @@ def test_nothing_leaves_a_final_state_and_only_pending_waits_for_the_disk() -> N
     assert advance(Delivery.PENDING, Outcome.ON_DISK) is Delivery.STORED
     with pytest.raises(DeliveryError):
         advance(Delivery.HELD, Outcome.ON_DISK)
+
+
+def test_a_message_sent_to_another_switch_is_delivered_only_on_its_report() -> None:
+    """docs 12.39: ``sent`` ends ``delivered`` by a report, or waits ``held`` without."""
+    assert {outcome for state, outcome in TRANSITIONS if state is Delivery.SENT} == {
+        Outcome.REPORTED,
+        Outcome.UNREPORTED,
+    }
+    assert advance(Delivery.SENT, Outcome.REPORTED) is Delivery.DELIVERED
+    assert advance(Delivery.SENT, Outcome.UNREPORTED) is Delivery.HELD
+    assert advance(Delivery.HELD, Outcome.FORWARDED) is Delivery.SENT
+    with pytest.raises(DeliveryError):
+        advance(Delivery.SENT, Outcome.LOST)  # a call that ends makes it held first
 
 
 def test_states_are_the_wire_words() -> None:
