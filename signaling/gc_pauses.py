@@ -44,12 +44,12 @@ made that stall the event loop:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterable
 
 from .metrics import FrameTimes
+from .stopping import stop_tasks
 
 __all__ = ["COMPLETE_EVERY", "YOUNG_EVERY", "GcPauses"]
 
@@ -82,9 +82,7 @@ class GcPauses:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         self.uninstall()
 
