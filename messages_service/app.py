@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from config import Config, ConfigError, UserConfig
+from config import Config, ConfigError
 from filebuffers import LocalStore
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
@@ -42,10 +43,11 @@ from .accounts import ServiceAccounts
 from .asgi_socket import AsgiSocket
 from .attachments import Attachments
 from .connection import Connection, Services, Socket
-from .directory import TenantDirectory
+from .directory import LiveDirectory, TenantDirectory
 from .errors import Unavailable
 from .handlers import Handlers
 from .hubs import HubConnections
+from .metrics import ServiceFigures
 from .replicas import Replicas
 from .storage import MessageStore
 from .storage.database import dialect_of
@@ -76,6 +78,21 @@ def database_url(config: Config) -> str:
     return f"sqlite://{(config.server.data_dir / 'messages.sqlite3').as_posix()}"
 
 
+class Part(Protocol):
+    """Something started with the service and stopped after it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Reachable(Protocol):
+    """A ``Part`` whose database ``/healthz`` shows (the cluster's directory)."""
+
+    async def reachable(self) -> bool: ...
+
+
 class MessagesService:
     """The service: ``start()`` opens the store and the writer, ``routes()`` serve the
     AppWebsocket, ``stop()`` drains and closes. ``password`` is App object ``messages``'s
@@ -87,7 +104,7 @@ class MessagesService:
         *,
         password: str,
         tracer: Tracer | None = None,
-        users: Callable[[str, str], UserConfig | None] | None = None,
+        directory: LiveDirectory | None = None,
     ) -> None:
         if not password:
             raise ConfigError(
@@ -98,7 +115,7 @@ class MessagesService:
         self.database_url = database_url(config)
         self._accounts = ServiceAccounts(password)
         self._throttle = LoginThrottle(ThrottlePolicy.from_config(config.login))
-        self._directory = TenantDirectory(config.tenants, users)
+        self._directory = TenantDirectory(config.tenants, directory)
         self.hubs = HubConnections()
         self._store: MessageStore | None = None
         self._services: Services | None = None
@@ -221,6 +238,18 @@ class MessagesService:
             checks["replicas"] = "up" if self.replicas.up else "down"
         return checks
 
+    def figures(self) -> ServiceFigures:
+        """What ``/metrics`` shows of the service now."""
+        writer = self._services.writer if self._services is not None else None
+        return ServiceFigures(
+            hubs=len(self.hubs),
+            posts=writer.posts if writer is not None else 0,
+            batches=writer.batches if writer is not None else 0,
+            refused=writer.refused if writer is not None else 0,
+            waiting=writer.waiting if writer is not None else 0,
+            replicas_up=self.replicas.up if self.replicas is not None else None,
+        )
+
     def routes(self) -> list[BaseRoute]:
         return [WebSocketRoute(MESSAGES_PATH, self._websocket), *self.file_routes.routes()]
 
@@ -257,38 +286,64 @@ class MessagesService:
         await adapter.serve(lambda socket: self._open(socket, adapter.address))
 
 
-def create_messages_app(config: Config, *, password: str | None = None) -> Starlette:
+def create_messages_app(
+    config: Config,
+    *,
+    password: str | None = None,
+    directory: LiveDirectory | None = None,
+    before: Part | None = None,
+) -> Starlette:
     """The service alone (``--role messages``); ``password`` defaults to
-    ``messages.password``."""
+    ``messages.password``. ``directory``, when given, is where users, licences and queues
+    are read (else the configuration); ``before`` starts before the service and stops
+    after it (what keeps that directory up to date)."""
     trace = config.trace
     try:  # [trace] applies here too; its flags are switched through a hub's admin API
         tracer = Tracer(flags=trace.flags, buffer=trace.buffer)
     except ValueError as exc:
         raise ConfigError("trace.flags", str(exc)) from exc
     service = MessagesService(
-        config, password=config.messages.password if password is None else password, tracer=tracer
+        config,
+        password=config.messages.password if password is None else password,
+        tracer=tracer,
+        directory=directory,
     )
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-
-    async def healthz(request: Request) -> JSONResponse:
-        """As the hub's ``/healthz``: 200 while serving (``degraded`` when a check is
-        down), and with ``?ready=1`` 503 unless every check is up, so that a balancer in
-        front of replicas sends hubs elsewhere meanwhile."""
-        checks = await service.checks()
-        ready = all(state == "up" for state in checks.values())
-        body = {"status": "ok" if ready else "degraded", "checks": checks}
-        status = 503 if request.query_params.get("ready") == "1" and not ready else 200
-        return JSONResponse(body, status_code=status)
-
-    routes = [Route("/healthz", healthz), *service.routes()]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    routes = [Route("/healthz", _healthz(service, before)), *service.routes()]
+    app = Starlette(routes=routes, lifespan=_lifespan(service, before))
     app.state.messages_service = service
     service.serve_on_transport(app)
     return app
+
+
+def _lifespan(
+    service: MessagesService, before: Part | None
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as started:
+            for part in (before, service):
+                if part is not None:
+                    await part.start()
+                    started.push_async_callback(part.stop)
+            yield
+
+    return lifespan
+
+
+def _healthz(
+    service: MessagesService, before: Part | None
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def healthz(request: Request) -> JSONResponse:
+        """As the hub's ``/healthz``: 200 while serving (``degraded`` when a check is
+        down), and with ``?ready=1`` 503 unless the service's own checks are up, so that
+        a balancer in front of replicas sends hubs elsewhere meanwhile."""
+        checks = await service.checks()
+        ready = all(state == "up" for state in checks.values())
+        if isinstance(before, Reachable):  # shown, not for ready: as on a hub
+            checks["directory"] = "up" if await before.reachable() else "down"
+        status = "ok" if all(state == "up" for state in checks.values()) else "degraded"
+        code = 503 if request.query_params.get("ready") == "1" and not ready else 200
+        return JSONResponse({"status": status, "checks": checks}, status_code=code)
+
+    return healthz

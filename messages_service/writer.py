@@ -72,6 +72,15 @@ class PostWriter:
         self._accepting = False
         self.batches = 0
         """Transactions committed so far (tests and metrics read it)."""
+        self.posts = 0
+        """Posts answered from a committed transaction (stored, or a duplicate)."""
+        self.refused = 0
+        """Posts answered ``unavailable`` because the database failed (resent by hubs)."""
+
+    @property
+    def waiting(self) -> int:
+        """Posts queued for the next transaction."""
+        return self._queue.qsize()
 
     def start(self) -> None:
         self._accepting = True
@@ -123,16 +132,19 @@ class PostWriter:
     async def _commit(self, batch: Sequence[QueuedPost]) -> None:
         result = await self._write([item.post for item in batch])
         if result is None:
+            self.refused += len(batch)
             for item in batch:
                 item.answer(Unavailable().to_wire(item.src))
             # The Posts queued behind it are refused too: stored before the failed ones
             # (which the hub resends) they would get smaller ids, out of order (§7.7).
             while not self._queue.empty():
                 item = self._queue.get_nowait()
+                self.refused += 1
                 item.answer(Unavailable().to_wire(item.src))
                 self._queue.task_done()
             return
         self.batches += 1
+        self.posts += len(batch)
         if result.files and self._on_files is not None:
             # Before the answers: a Post is acknowledged only once its files are granted,
             # so a crash in between makes the hub resend it, and granting again is

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Config, ConfigError, check_cluster
 from messages_service.app import MessagesService, create_messages_app
+from messages_service.metrics import render as render_service_metrics
 from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
 from signaling.appwebsocket.digest import new_challenge
@@ -63,6 +64,9 @@ __all__ = ["HUB_WEBSOCKET_PATH", "MESSAGES_WEBSOCKET_PATH", "Role", "create_app"
 
 MESSAGES_WEBSOCKET_PATH = "/messages/websocket"
 
+SERVICE_RECHECK = 2.0
+"""Seconds between a messages service's reads of the cluster directory's version."""
+
 log = logging.getLogger(__name__)
 
 Role = Literal["all", "hub", "messages"]
@@ -79,7 +83,7 @@ def create_app(
     """The app for ``role``. ``service_url`` is where the hub finds the messages service
     (default: ``messages.url``, else this process at ``server.host``/``server.port``)."""
     if role == "messages":
-        return create_messages_app(config)
+        return _messages_app(config)
     install_record_factory()
     tracer = make_tracer(config)
     directory = Directory(config.tenants, config.login.default_domain)
@@ -106,6 +110,31 @@ def create_app(
     app.state.tracer = tracer
     app.state.gc_pauses = GcPauses()
     app.state.messages_service = service
+    app.state.shared_directory = shared
+    return app
+
+
+def _messages_app(config: Config) -> Starlette:
+    """``--role messages``, with its ``/metrics`` (behind the server admin's login when
+    ``admin.metrics_login``). When the hubs keep the admin API's changes in
+    ``cluster.database``, the service follows them there too (so that a user given the
+    ``messages`` licence, or a queue's agents changed, through any hub count here),
+    reading the version every ``SERVICE_RECHECK`` seconds as it hears no announcements."""
+    directory, shared = None, None
+    if config.cluster.database:
+        directory = Directory(config.tenants, config.login.default_domain)
+        table = ChangesTable(config.cluster.database)
+        shared = SharedChanges(table, directory, recheck=SERVICE_RECHECK)
+    app = create_messages_app(config, directory=directory, before=shared)
+    service: MessagesService = app.state.messages_service
+
+    async def metrics(request: Request) -> Response:
+        text = render_service_metrics(service.figures())
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    logins = AdminLogins(config.admin, config.login, SystemClock().monotonic)
+    guarded = _admin_only(metrics, logins.server_admin) if config.admin.metrics_login else metrics
+    app.router.routes.append(Route("/metrics", guarded))
     return app
 
 
@@ -165,7 +194,7 @@ def _messages_service(
     password = messages.password
     if role == "all" and not messages.url:
         password = password or secrets.token_hex(32)  # both ends live in this process
-        service = MessagesService(config, password=password, tracer=tracer, users=directory.user)
+        service = MessagesService(config, password=password, tracer=tracer, directory=directory)
     url = service_url or messages.url or local_url(config, MESSAGES_WEBSOCKET_PATH)
     # this process's own port: trust its own certificate (docs/protocol.md 12.30)
     own = own_certificate(config) if url.startswith("wss:") and not messages.url else None
@@ -324,8 +353,10 @@ def local_url(config: Config, path: str) -> str:
 async def healthz(request: Request) -> JSONResponse:
     """Liveness, with readiness alongside: 200 while the process serves (``status``
     ``ok``, or ``degraded`` when a dependency is down; ``checks`` say which), 503 only
-    while starting. ``?ready=1`` answers 503 unless everything is up, for a load
-    balancer that should send clients elsewhere meanwhile."""
+    while starting. ``?ready=1`` answers 503 unless everything the node serves with is up,
+    for a load balancer that should send clients elsewhere meanwhile. The cluster's
+    ``directory`` database is shown but does not count for ``ready``: logins and chats go
+    on without it, and draining every node because it is down would stop them all."""
     hub: Hub | None = getattr(request.app.state, "hub", None)
     if hub is None:
         return JSONResponse({"status": "starting"}, status_code=503)
@@ -338,9 +369,12 @@ async def healthz(request: Request) -> JSONResponse:
     if service is not None:
         checks.update(await service.checks())
     ready = all(state == "up" for state in checks.values())
-    body = {"status": "ok" if ready else "degraded", "checks": checks}
-    status = 503 if request.query_params.get("ready") == "1" and not ready else 200
-    return JSONResponse(body, status_code=status)
+    shared: SharedChanges | None = getattr(request.app.state, "shared_directory", None)
+    if shared is not None:
+        checks["directory"] = "up" if await shared.reachable() else "down"
+    status = "ok" if all(state == "up" for state in checks.values()) else "degraded"
+    code = 503 if request.query_params.get("ready") == "1" and not ready else 200
+    return JSONResponse({"status": status, "checks": checks}, status_code=code)
 
 
 async def metrics(request: Request) -> Response:

@@ -187,6 +187,14 @@ class Directory:
         tenant = self.tenant(domain)
         return tenant.user(sip) if tenant else None
 
+    def queue(self, domain: str, sip: str) -> QueueConfig | None:
+        tenant = self.tenant(domain)
+        return tenant.queue(sip) if tenant else None
+
+    def queues(self, domain: str) -> list[QueueConfig]:
+        tenant = self.tenant(domain)
+        return tenant.all_queues() if tenant else []
+
     def domains(self) -> list[str]:
         return sorted(self._tenants)
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 RECHECK = 30.0
 """Seconds between two reads of the version when nothing was announced."""
+REACHABLE_WAIT = 2.0
+"""Seconds ``reachable`` waits for the database's answer."""
 RETRY_MAX = 5.0
 """The longest wait before reading again after the database failed."""
 
@@ -89,6 +91,15 @@ class SharedChanges:
             version, rows = await self._table.write(change)
             self._make(rows, version)
         self.announce(version)
+
+    async def reachable(self, timeout: float = REACHABLE_WAIT) -> bool:
+        """Whether the database answers now (``/healthz``'s ``directory``); a database
+        that hangs counts as down and does not hang the probe."""
+        try:
+            await asyncio.wait_for(self._table.version(), timeout)
+        except (TimeoutError, ChangesUnavailable):
+            return False
+        return True
 
     def announced(self, version: int | None) -> None:
         """Another node announced ``version``, or (None) the subscription came back and

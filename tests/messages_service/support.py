@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from config import Config, TenantConfig, UserConfig, load_config
 from messages_service import MESSAGES_PATH, MessagesService, create_messages_app
@@ -64,6 +65,10 @@ class RunningService:
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{MESSAGES_PATH}"
 
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     async def connect(self) -> AppWebsocketClient:
         client = await AppWebsocketClient.connect(self.url, max_size=None)
         self.links.append(HubLink(client))
@@ -78,10 +83,13 @@ class RunningService:
 
 
 @contextlib.asynccontextmanager
-async def running_service(config: Config, **options: Any) -> AsyncIterator[RunningService]:
-    """The service (``create_messages_app``) served by uvicorn on a free loopback port;
-    ``options`` go over ``uvicorn_config``'s (``ws=`` picks another WebSocket protocol)."""
-    app = create_messages_app(config)
+async def running_service(
+    config: Config, make_app: Callable[[Config], Starlette] = create_messages_app, **options: Any
+) -> AsyncIterator[RunningService]:
+    """The service (``make_app``'s: ``create_messages_app`` unless a test wants what
+    ``--role messages`` serves) served by uvicorn on a free loopback port; ``options`` go
+    over ``uvicorn_config``'s (``ws=`` picks another WebSocket protocol)."""
+    app = make_app(config)
     sock = bound_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn_config(app, config, log_level="warning", **options))
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -2,24 +2,30 @@
 this process on a private ``redis-server`` and a scratch PostgreSQL database, real
 uvicorn servers, real HTTP and WebSocket clients. A change made through one node is
 seen by the others (each test polls with a generous bound: never a claim on speed),
-by a node started later, by a node whose subscription was cut, and two nodes changing
-at once lose nothing."""
+by a node started later, by a node whose subscription was cut, by a messages service of
+the cluster, and two nodes changing at once lose nothing; ``/healthz`` shows whether the
+database answers."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from config import Config
+from signaling.app import create_app
 from signaling.appwebsocket.errors import LoginFailed
 from tests.cluster_services import ClusterServices, cluster_services, node_config
+from tests.messages_service.support import running_service, service_config
 from tests.support import RunningServer, make_config, running_server
 from tests.tcp_proxy import tcp_proxy
 
@@ -206,3 +212,63 @@ async def _kept_dn(database: str, sip: str) -> str:
         await connection.close()
     assert isinstance(entry, str)
     return entry
+
+
+async def test_a_messages_service_of_the_cluster_follows_the_changes(tmp_path: Path) -> None:
+    """``--role messages`` with the cluster's database reads users and licences there:
+    carol, unlicensed in the configuration, becomes a group member once a node's admin
+    API gives her the licence, and erin, added through the admin API, too."""
+    async with nodes("a") as (services, (a,)):
+        config = service_config(f"sqlite://{(tmp_path / 'messages.sqlite3').as_posix()}")
+        config = replace(config, cluster=replace(config.cluster, database=services.database))
+        async with running_service(config, functools.partial(create_app, role="messages")) as m:
+            alice = (await m.hub()).user("alice")
+            group = (await alice.one("WriteGroup", dn="Team"))["id"]
+            refused = await alice.one("WriteMember", grp=group, member="carol")
+            assert refused["code"] == "unlicensed", refused
+            await put(a, "/admin/users/example.com/carol", {"licences": ["messages"]})
+            await put(a, "/admin/users/example.com/erin", {**ERIN, "licences": ["messages"]})
+            for member in ("carol", "erin"):
+
+                async def added(member: str = member) -> bool:
+                    answer = await alice.one("WriteMember", grp=group, member=member)
+                    return bool(answer["mt"] == "WriteMemberResult")
+
+                await until(added, f"{member} a member")
+            async with httpx.AsyncClient(base_url=m.http) as http:
+                health = (await http.get("/healthz")).json()
+            assert health["checks"] == {"database": "up", "directory": "up"}, health
+
+
+async def test_healthz_shows_the_directory_s_database_without_draining_the_node() -> None:
+    """The cluster's database cut off (through a proxy the test pauses): ``checks``
+    say ``directory: down`` and the node is ``degraded``, but ``?ready=1`` stays 200:
+    logins and chats go on without it. Back, it is ``up`` again."""
+    async with cluster_services() as services, tcp_proxy(_port(services.database)) as proxy:
+        config = admin_node(services, "a")
+        cluster = replace(config.cluster, database=_through(services.database, proxy.port))
+        async with (
+            running_server(replace(config, cluster=cluster)) as a,
+            httpx.AsyncClient(base_url=a.http, timeout=10) as http,
+        ):
+            health = (await http.get("/healthz")).json()
+            assert health == {"status": "ok", "checks": {"bus": "up", "directory": "up"}}
+            proxy.pause()
+            health = (await http.get("/healthz")).json()
+            assert health["checks"]["directory"] == "down" and health["status"] == "degraded"
+            assert (await http.get("/healthz?ready=1")).status_code == 200
+            proxy.heal()
+
+            async def back() -> bool:
+                return bool((await http.get("/healthz")).json()["status"] == "ok")
+
+            await until(back, "the directory's database up again")
+
+
+def _port(url: str) -> int:
+    return urlsplit(url).port or 5432
+
+
+def _through(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{port}").geturl()

@@ -112,7 +112,7 @@ async def test_health_and_metrics_show_the_bus() -> None:
         await bob.fty(number)
         await alice.fty(1)
         health = (await http.get(f"{a.http}/healthz?ready=1")).json()
-        assert health == {"status": "ok", "checks": {"bus": "up"}}
+        assert health == {"status": "ok", "checks": {"bus": "up", "directory": "up"}}
         for _ in range(100):  # node a learns of b at its next heartbeat
             page = (await http.get(f"{a.http}/metrics")).text
             if _metric(page, "switchboard_bus_nodes") == 2:
@@ -129,7 +129,10 @@ async def test_health_and_metrics_show_the_bus() -> None:
                 break
             await asyncio.sleep(0.05)
         assert answer.status_code == 503
-        assert answer.json() == {"status": "degraded", "checks": {"bus": "down"}}
+        assert answer.json() == {
+            "status": "degraded",
+            "checks": {"bus": "down", "directory": "up"},
+        }
 
 
 def _metric(page: str, name: str) -> float:

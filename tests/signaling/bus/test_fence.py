@@ -195,7 +195,10 @@ async def test_a_node_cut_off_fences_itself_keeps_its_own_calls_and_comes_back()
         assert not dead(a)  # before anyone may declare it dead
         assert (await bob.sig(theirs, "rel"))["sig"]["cau"]["num"] == 41  # homed on a: over
         assert await dave.fty(3) == notify("closed")  # b knows nothing of a any more
-        assert await health(b) == (503, {"status": "degraded", "checks": {"bus": "down"}})
+        assert await health(b) == (
+            503,
+            {"status": "degraded", "checks": {"bus": "down", "directory": "up"}},
+        )
         await dave.say(1, "still here", id="local-1")  # b's own calls go on
         assert (await bob.fty(local))["data"] == "still here"
         assert (await dave.fty(1))["id"] == "local-1"
@@ -220,7 +223,10 @@ async def test_a_node_cut_off_fences_itself_keeps_its_own_calls_and_comes_back()
         assert (await alice.fty(2))["data"] == "back"
         assert (await bob.fty(number))["id"] == "back"
         await until(lambda: bus(b).up, "b is up")
-        assert await health(b) == (200, {"status": "ok", "checks": {"bus": "up"}})
+        assert await health(b) == (
+            200,
+            {"status": "ok", "checks": {"bus": "up", "directory": "up"}},
+        )
         assert await metric(b, 'switchboard_bus_standing{standing="up"}') == 1
         assert await metric(b, "switchboard_bus_fences_total") == 1
         assert await metric(b, "switchboard_bus_rejoins_total") == 1
@@ -282,7 +288,10 @@ async def test_a_partitioned_node_fences_itself_first_then_is_cleaned_up_once(
         await asyncio.sleep(max(0.0, PARTITION - (time.monotonic() - paused)))
         proxy.heal()
         await until(lambda: bus(b).standing is Standing.DEAD, "b learns it was declared dead")
-        assert await health(b) == (503, {"status": "degraded", "checks": {"bus": "down"}})
+        assert await health(b) == (
+            503,
+            {"status": "degraded", "checks": {"bus": "down", "directory": "up"}},
+        )
         assert any("declared dead by the others" in r.getMessage() for r in caplog.records)
         await dave.say(1, "after", id="after")  # and after
         assert (await bob.fty(local))["data"] == "after"
