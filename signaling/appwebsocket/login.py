@@ -10,6 +10,11 @@ messages service can reuse it with its own accounts.
 
 States (``LoginState``): ``NEW -> CHALLENGED -> LOGGED_IN`` or ``-> FAILED``. A failed
 login is final: the caller closes the connection with 4001 after sending the reply.
+
+A hub node of a cluster asks the cluster's throttle before it answers (docs 12.44), so
+there ``login`` runs in two steps: ``start`` uses the challenge up and says what the
+attempt names (the connection is ``CHECKING`` meanwhile), ``finish`` answers it once the
+throttle's verdict is known.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from enum import Enum
 from typing import Any, Protocol
 
 from .digest import NO_INFO, login_digest, new_challenge, session_key, verify_digest
-from .throttle import LoginThrottle
+from .throttle import Throttle
 
 __all__ = [
     "Account",
     "Accounts",
+    "LoginAttempt",
     "LoginFailure",
     "LoginOutcome",
     "LoginRequest",
@@ -40,6 +46,7 @@ JsonObject = dict[str, Any]
 class LoginState(Enum):
     NEW = "new"
     CHALLENGED = "challenged"
+    CHECKING = "checking"
     LOGGED_IN = "logged_in"
     FAILED = "failed"
 
@@ -50,6 +57,8 @@ class LoginFailure(Enum):
     FAILED = (1, "login failed")
     THROTTLED = (2, "throttled")
     NO_CHALLENGE = (3, "no valid challenge")
+    UNAVAILABLE = (4, "unavailable")
+    """(extension, docs 12.44) the account could not be looked up: try again later."""
 
     @property
     def number(self) -> int:
@@ -134,6 +143,18 @@ class LoginOutcome:
         return self.principal is not None
 
 
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """One ``AppLogin`` between ``start`` and ``finish``."""
+
+    body: JsonObject
+    request: LoginRequest
+    account: str
+    """The throttle's name of the account (``Accounts.throttle_key``)."""
+    challenge: str | None
+    """The challenge it used up, None when there was no valid one."""
+
+
 _DUMMY_PASSWORD = "\x00no-such-account"
 
 
@@ -141,7 +162,7 @@ class LoginServer:
     def __init__(
         self,
         accounts: Accounts,
-        throttle: LoginThrottle,
+        throttle: Throttle,
         *,
         address: str,
         challenge_ttl: float,
@@ -163,19 +184,39 @@ class LoginServer:
         self.state = LoginState.CHALLENGED
         return {"mt": "AppChallengeResult", "challenge": self._challenge}
 
+    @property
+    def address(self) -> str:
+        """The client's address, as the throttle counts it."""
+        return self._address
+
     def login(self, body: JsonObject, now: float) -> LoginOutcome:
-        """Check one ``AppLogin``; the challenge is used up whatever the result.
+        """Check one ``AppLogin``; the challenge is used up whatever the result."""
+        return self.finish(self.start(body, now), now)
+
+    def start(self, body: JsonObject, now: float) -> LoginAttempt:
+        """The first step of ``login``: the challenge is used up; ``finish`` answers."""
+        challenge, self._challenge = self._challenge, None
+        if challenge is not None and now - self._issued > self._ttl:
+            challenge = None
+        request = LoginRequest.from_message(body)
+        self.state = LoginState.CHECKING
+        return LoginAttempt(body, request, self._accounts.throttle_key(request), challenge)
+
+    def finish(
+        self, attempt: LoginAttempt, now: float, throttle: Throttle | None = None
+    ) -> LoginOutcome:
+        """Answer ``attempt`` (by default with the server's own throttle).
 
         The throttle (§3.6) is asked twice: before the digest, whether this (address,
         account) pair is locked (that alone may refuse a correct password); after a wrong
         digest, whether the answer is ``throttled``. Nothing else can refuse a right one."""
-        challenge, self._challenge = self._challenge, None
-        request = LoginRequest.from_message(body)
-        account = self._accounts.throttle_key(request)
-        wait = self._throttle.locked(self._address, account, now)
+        throttle = throttle or self._throttle
+        body, request, account = attempt.body, attempt.request, attempt.account
+        wait = throttle.locked(self._address, account, now)
         if wait > 0:
             return self._throttled(body, wait)
-        if challenge is None or now - self._issued > self._ttl:
+        challenge = attempt.challenge
+        if challenge is None:
             # Not counted: without a challenge nothing about the password was learnt.
             return self._fail(body, LoginFailure.NO_CHALLENGE)
         found = self._accounts.find(request)
@@ -183,11 +224,11 @@ class LoginServer:
         expected = _digest(request, challenge, password)
         # Compare even for unknown accounts so that timing does not reveal which exist.
         if not verify_digest(expected, request.digest) or found is None:
-            wait_after = self._throttle.failed(self._address, account, now)
+            wait_after = throttle.failed(self._address, account, now)
             if wait_after is not None:
                 return self._throttled(body, wait_after)
             return self._fail(body, LoginFailure.FAILED)
-        self._throttle.succeeded(self._address, account, now)
+        throttle.succeeded(self._address, account, now)
         self.state = LoginState.LOGGED_IN
         principal = found.principal
         # dn (extension, docs/protocol.md 12.42): whom the session acts as, by name
@@ -196,6 +237,11 @@ class LoginServer:
             {"mt": "AppLoginResult", "ok": True, "domain": principal.domain, "dn": principal.dn},
         )
         return LoginOutcome(reply, principal, session_key(challenge, found.password))
+
+    def unavailable(self, attempt: LoginAttempt) -> LoginOutcome:
+        """Answer ``attempt`` without looking at it: its account could not be looked up
+        (docs 12.44). Nothing about the password was learnt, so nothing is counted."""
+        return self._fail(attempt.body, LoginFailure.UNAVAILABLE)
 
     def _throttled(self, body: JsonObject, wait: float) -> LoginOutcome:
         # (extension, docs §12.22) when this pair may try again, as rate_limited says it

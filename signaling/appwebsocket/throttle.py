@@ -15,7 +15,15 @@ Theory of operation. Wrong passwords are remembered under three kinds of key:
 So the one thing that can refuse a correct password is its own pair's lock: a colleague
 behind the same address (another account) or the owner at another address (another
 pair) is never refused for someone else's guessing. Call ``locked`` before checking a
-digest, then ``failed`` or ``succeeded``.
+digest, then ``failed`` or ``succeeded`` (the ``Throttle`` interface).
+
+The shared form (docs/protocol.md 12.44), for nodes that answer logins from one count:
+``gate`` asks ``locked`` and, unless the pair is locked, counts the attempt as a wrong
+password at once (its ``Verdict`` says whether a wrong password is then ``throttled``);
+``forgive`` takes the count back once the password was right. Counting before the digest
+is checked is what keeps concurrent attempts from slipping past a lock on several nodes
+at once; ``signaling.bus.login_scripts`` does the same in Redis, and the in-memory bus
+with this class.
 
 Memory stays bounded: each kind keeps at most ``max_keys`` entries (the oldest go first),
 and an entry is dropped ``window`` after it last changed (a pair's lock never outlasts
@@ -29,11 +37,35 @@ import hashlib
 import ipaddress
 from collections import Counter
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from config import LoginConfig
 
-__all__ = ["LoginThrottle", "ThrottlePolicy", "address_key"]
+__all__ = ["LoginThrottle", "Throttle", "ThrottlePolicy", "Verdict", "account_key", "address_key"]
+
+
+class Throttle(Protocol):
+    """What ``LoginServer`` asks about one attempt: ``locked`` before the digest is checked,
+    then ``failed`` or ``succeeded`` (``LoginThrottle``'s methods)."""
+
+    def locked(self, address: str, account: str, now: float) -> float: ...
+
+    def failed(self, address: str, account: str, now: float) -> float | None: ...
+
+    def succeeded(self, address: str, account: str, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The shared throttle's answer about one attempt (``LoginThrottle.gate``)."""
+
+    wait: float = 0.0
+    """Seconds the pair is still locked: the attempt is refused ``throttled``, not counted."""
+    over: str | None = None
+    """The budget (``account`` or ``address``) that was spent: a wrong password is
+    answered ``throttled`` and its pair locked for ``max_delay``."""
+    counted: bool = False
+    """The attempt was counted as a wrong password: ``forgive`` it if it was right."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +222,7 @@ class LoginThrottle:
     def locked(self, address: str, account: str, now: float) -> float:
         """Seconds until this pair may try again; 0 when it may try now."""
         self.sweep(now)
-        pair = self._pairs.get((address_key(address), _account_key(account)))
+        pair = self._pairs.get((address_key(address), account_key(account)))
         if pair is None or pair.until <= now:
             return 0.0
         self.throttled["pair"] += 1
@@ -200,10 +232,18 @@ class LoginThrottle:
         """A wrong password (or an unknown account) of this pair. Returns the seconds the
         pair is now locked when the answer must be ``throttled`` (the account's or the
         address's budget is spent), None for a plain failure."""
+        self.failures += 1
+        over = self._count(address, account, now)
+        if over is None:
+            return None
+        self.throttled[over] += 1
+        return self.policy.max_delay
+
+    def _count(self, address: str, account: str, now: float) -> str | None:
+        """Count a wrong password; the budget that was already spent, if any."""
         self.sweep(now)
         policy = self.policy
-        self.failures += 1
-        where, name = address_key(address), _account_key(account)
+        where, name = address_key(address), account_key(account)
         # Both budgets are charged (no short cut): each counts every wrong password.
         account_ok = self._charge(self._accounts, name, policy.account_failures, now)
         address_ok = self._charge(self._addresses, where, policy.address_failures, now)
@@ -214,18 +254,33 @@ class LoginThrottle:
         if over is not None:
             pair.until = now + policy.max_delay
             pair.locks += 1
-            self.throttled[over] += 1
         elif pair.failures >= policy.failures:
             pair.until = now + policy.backoff(pair.locks)
             pair.locks += 1
         self._pairs.changed(key, pair, now)
-        return policy.max_delay if over is not None else None
+        return over
 
     def succeeded(self, address: str, account: str, now: float) -> None:
         """A correct password: the pair's typos are forgiven (the account's and address's
         counts stay, they are about everyone's failures)."""
-        self._pairs.forget((address_key(address), _account_key(account)))
+        self._pairs.forget((address_key(address), account_key(account)))
         self.sweep(now)
+
+    def gate(self, address: str, account: str, now: float, *, charge: bool = True) -> Verdict:
+        """The shared form's one question (see the module's docstring): the pair's lock, or
+        else (with ``charge``) the attempt counted as a wrong password until forgiven."""
+        wait = self.locked(address, account, now)
+        if wait > 0 or not charge:
+            return Verdict(wait)
+        return Verdict(0.0, self._count(address, account, now), counted=True)
+
+    def forgive(self, address: str, account: str, now: float) -> None:
+        """The attempt ``gate`` counted had the right password: the pair's history goes
+        (``succeeded``) and both budgets get their token back."""
+        self.succeeded(address, account, now)
+        policy = self.policy
+        _refund(self._accounts, account_key(account), policy.account_failures)
+        _refund(self._addresses, address_key(address), policy.address_failures)
 
     def sweep(self, now: float) -> None:
         """Drop every entry older than ``window``."""
@@ -260,6 +315,13 @@ class LoginThrottle:
         return within
 
 
-def _account_key(account: str) -> bytes:
-    # Hashed to a fixed size: the name comes from the client and could be as long as a frame.
+def _refund(kind: _Recent[_K, _Bucket], key: _K, capacity: int) -> None:
+    bucket = kind.get(key)
+    if bucket is not None:
+        bucket.tokens = min(float(capacity), bucket.tokens + 1.0)
+
+
+def account_key(account: str) -> bytes:
+    """The key of an account name: hashed to a fixed size, since the name comes from the
+    client and could be as long as a frame."""
     return hashlib.blake2b(account.encode("utf-8", "surrogatepass"), digest_size=16).digest()
