@@ -69,3 +69,21 @@ def node_presence(address: str) -> str:
 def janitor(address: str) -> str:
     """String set once by the survivor that cleans up after a dead run."""
     return f"{PREFIX}janitor:{address}"
+
+
+def throttle(scope: str, kind: str, name: str) -> str:
+    """Hash: one entry of the login throttle of ``scope`` (``hub``, ``admin``; docs 12.44):
+    a (address, account) pair's failures and lock, or an account's or an address's
+    budget. The keys of one scope share a hash tag: one script reaches all three."""
+    return f"{PREFIX}thr:{{{scope}}}:{kind}:{name}"
+
+
+def visitors_made(counted: str) -> str:
+    """Sorted set: when visitor accounts were made for ``counted`` (a tenant and a client
+    address) within the last hour, for ``support.visitors_per_hour``."""
+    return f"{PREFIX}thr:{{visitors}}:made:{counted}"
+
+
+def visitor(domain: str, sip: str) -> str:
+    """Hash: a visitor account (``dn``, ``password``, ``context``), with an expiry."""
+    return f"{PREFIX}visitor:{{{domain}:{sip}}}"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from signaling.appwebsocket.throttle import Verdict
 
 if TYPE_CHECKING:
     from .nodes.frames import DeviceRecord, NodeFrame
@@ -11,10 +13,14 @@ if TYPE_CHECKING:
 __all__ = [
     "Ack",
     "Action",
+    "CheckLogin",
     "Claim",
     "Claimed",
     "Close",
+    "ForgiveLogin",
     "Forward",
+    "KeepVisitor",
+    "LoginChecked",
     "LookedUp",
     "Lookup",
     "Notify",
@@ -26,6 +32,8 @@ __all__ = [
     "StoredAck",
     "ToService",
     "Unclaim",
+    "VisitorRecord",
+    "VisitorReleased",
     "WhenFindable",
 ]
 
@@ -203,6 +211,69 @@ class PresenceShares:
     published: tuple[str, str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class CheckLogin:
+    """Ask the cluster's throttle about connection ``conn``'s ``AppLogin`` (docs 12.44):
+    whether the (address, account) pair is locked, and if not, with ``charge``, count the
+    attempt as a wrong password until ``ForgiveLogin`` (``LoginThrottle.gate``). With
+    ``visitor``, also read that visitor account, which this switch does not know. The
+    answer comes back through ``Switch.login_checked``."""
+
+    conn: int
+    address: str
+    account: str
+    charge: bool
+    visitor: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorRecord:
+    """A visitor account as the cluster keeps it (docs 12.44): enough for any switch to
+    let it log in and to carry its context into its chats."""
+
+    domain: str
+    sip: str
+    dn: str
+    password: str = field(repr=False)
+    context: object = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoginChecked:
+    """The answer to ``CheckLogin`` of ``conn``: the verdict, None when the cluster's
+    throttle did not answer in time (the switch's own counts decide alone), and the
+    visitor account asked for, if it exists."""
+
+    conn: int
+    verdict: Verdict | None
+    visitor: VisitorRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForgiveLogin:
+    """The attempt ``CheckLogin`` counted had the right password: take the count back."""
+
+    address: str
+    account: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepVisitor:
+    """Keep ``record`` in the cluster for another ``support.visitor_ttl``: it is in use
+    here (made, logged in, or still registered when its period ended)."""
+
+    record: VisitorRecord
+
+
+@dataclass(frozen=True, slots=True)
+class VisitorReleased:
+    """This switch no longer holds the visitor account: it lives on in the cluster while
+    another switch keeps it, and ends there when nobody does."""
+
+    domain: str
+    sip: str
+
+
 Action = (
     Send
     | Ack
@@ -217,4 +288,8 @@ Action = (
     | WhenFindable
     | PresenceShare
     | PresenceWatch
+    | CheckLogin
+    | ForgiveLogin
+    | KeepVisitor
+    | VisitorReleased
 )

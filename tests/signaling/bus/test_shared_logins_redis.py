@@ -1,0 +1,183 @@
+"""The cluster's login throttle and visitor accounts in a private ``redis-server``
+(``signaling.bus.logins``, docs/protocol.md 12.44): the scripts decide as
+``LoginThrottle.gate`` does, a visitor account is made within its address's hourly
+share and written with its expiry, and every question is answered, with None when Redis
+cannot answer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
+from signaling.bus import keys
+from signaling.bus.logins import ADMIN, HUB, SharedLogins
+from signaling.core.actions import KeepVisitor, VisitorRecord, VisitorReleased
+from tests.redis_server import RedisServer, private_redis
+
+POLICY = ThrottlePolicy(
+    failures=4,
+    window=3600.0,
+    delay=1000.0,  # no lock runs out while a test runs: Redis's clock goes on
+    max_delay=2000.0,
+    account_failures=7,
+    address_failures=5,
+)
+ANN = VisitorRecord("example.com", "visitor-00000000000000aa", "Ann", "ann-pw", {"product": "x"})
+
+
+@contextlib.asynccontextmanager
+async def shared(
+    redis: RedisServer, *, up: bool = True, wait: float = 5.0
+) -> AsyncIterator[tuple[SharedLogins, list[Any]]]:
+    """A ``SharedLogins`` on ``redis`` and the writes it queued for the bus's writer."""
+    ops: list[Any] = []
+    logins = SharedLogins(
+        POLICY,
+        visitor_ttl=60.0,
+        visitors_per_hour=2,
+        grace=10.0,
+        answer_wait=wait,
+        queue_op=ops.append,
+        up=lambda: up,
+    )
+    client = redis.client()
+    logins.connect(client)
+    task = asyncio.create_task(logins.asks.run())
+    try:
+        yield logins, ops
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
+
+
+async def run_ops(redis: RedisServer, ops: list[Any]) -> None:
+    client = redis.client()
+    try:
+        pipe = client.pipeline(transaction=False)
+        for op in ops:
+            op(pipe)
+        await pipe.execute()
+    finally:
+        await client.aclose()
+
+
+async def test_the_script_decides_as_the_throttle_in_memory() -> None:
+    """Random attempts of three addresses on three accounts, some with the right
+    password (then forgiven): every verdict of Redis is the model's (no lock runs out
+    during the test, and the budgets refill by far less than one in its time)."""
+    addresses = ["192.0.2.1", "192.0.2.2", "2001:db8::1"]
+    accounts = ["example.com/alice", "example.com/bob", "other.org/alice"]
+    async with private_redis() as redis, shared(redis) as (logins, _):
+        for seed in range(3):
+            model, rng, seen = LoginThrottle(POLICY), random.Random(seed), set()
+            await flush(redis)
+            for step in range(120):
+                address, account = rng.choice(addresses), rng.choice(accounts)
+                charge = rng.random() > 0.1
+                expected = model.gate(address, account, 0.0, charge=charge)
+                got = await logins.check(HUB, address, account, charge=charge)
+                assert got is not None
+                assert (got.wait > 0, got.over, got.counted) == (
+                    expected.wait > 0,
+                    expected.over,
+                    expected.counted,
+                ), (seed, step)
+                seen.add((got.wait > 0, got.over))
+                if got.counted and rng.random() < 0.5:  # a right password
+                    model.forgive(address, account, 0.0)
+                    logins.forgive(HUB, address, account)
+            # every kind of verdict came up: locked, plain, over either budget
+            assert seen == {(True, None), (False, None), (False, "account"), (False, "address")}
+
+
+async def flush(redis: RedisServer) -> None:
+    client = redis.client()
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+
+
+async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> None:
+    async with private_redis() as redis, shared(redis) as (logins, _):
+        for _ in range(POLICY.failures):
+            assert (await logins.check(HUB, "192.0.2.1", "alice", charge=True)) is not None
+        locked = await logins.check(HUB, "192.0.2.1", "alice", charge=True)
+        assert locked is not None and locked.wait > 1000 - 5 and not locked.counted
+        admin = await logins.check(ADMIN, "192.0.2.1", "alice", charge=True)
+        assert admin is not None and admin.wait == 0  # admin logins are counted apart
+        logins.forgive(ADMIN, "192.0.2.1", "alice")
+        client = redis.client()
+        try:
+            await client.ping()  # the forgiveness went on the questions' connection first
+            await logins.check(HUB, "192.0.2.9", "bob", charge=False)
+            names = sorted(name.decode() for name in await client.keys("sb:thr:{admin}*"))
+            pair_gone = not any(":pair:" in name for name in names)
+            budgets = await client.hgetall(keys.throttle(ADMIN, "address", "192.0.2.1"))
+        finally:
+            await client.aclose()
+        assert pair_gone and float(budgets[b"t"]) == POLICY.address_failures
+
+
+async def test_visitor_accounts_are_made_within_the_address_s_hourly_share() -> None:
+    async with private_redis() as redis, shared(redis) as (logins, _):
+        bea = VisitorRecord("example.com", "visitor-00000000000000bb", "Bea", "bea-pw")
+        cid = VisitorRecord("example.com", "visitor-00000000000000cc", "Cid", "cid-pw")
+        assert await logins.make_visitor("example.com 192.0.2.1", ANN) is True
+        assert await logins.make_visitor("example.com 192.0.2.1", bea) is True
+        assert await logins.make_visitor("example.com 192.0.2.1", cid) is False
+        assert await logins.make_visitor("other.org 192.0.2.1", cid) is True
+        client = redis.client()
+        try:
+            stored = await client.hgetall(keys.visitor(ANN.domain, ANN.sip))
+            expiry = await client.pttl(keys.visitor(ANN.domain, ANN.sip))
+            made = await client.exists(keys.visitor(cid.domain, cid.sip))
+        finally:
+            await client.aclose()
+        assert stored == {b"dn": b"Ann", b"password": b"ann-pw", b"context": b'{"product":"x"}'}
+        assert 60_000 < expiry <= 70_000  # visitor_ttl and the grace
+        assert made == 1  # made for the other tenant, under the same sip: one account
+
+
+async def test_a_kept_account_is_written_again_after_redis_lost_it() -> None:
+    async with private_redis() as redis, shared(redis) as (logins, ops):
+        logins.take(KeepVisitor(ANN))
+        await run_ops(redis, ops)
+        await flush(redis)  # Redis lost its data
+        await run_ops(redis, logins.reassert())
+        client = redis.client()
+        try:
+            assert await client.hget(keys.visitor(ANN.domain, ANN.sip), "password") == b"ann-pw"
+            logins.take(VisitorReleased(ANN.domain, ANN.sip))
+            assert logins.reassert() == []  # released: lost with the data, as accepted
+        finally:
+            await client.aclose()
+
+
+async def test_a_question_is_answered_none_when_redis_cannot_answer() -> None:
+    async with private_redis() as redis, shared(redis, wait=0.5) as (logins, _):
+        redis.kill()
+        assert await logins.check(HUB, "192.0.2.1", "alice", charge=True) is None
+        assert await logins.make_visitor("example.com 192.0.2.1", ANN) is None
+        assert logins.asks.unanswered == 2
+    async with private_redis() as redis, shared(redis, up=False) as (logins, _):
+        assert await logins.check(HUB, "192.0.2.1", "alice", charge=True) is None
+
+
+async def test_a_silent_redis_is_given_up_on_within_the_wait() -> None:
+    """Redis takes the connection but answers nothing (paused): the question is answered
+    None after ``wait``, however long Redis stays silent."""
+    async with private_redis() as redis, shared(redis, wait=0.5) as (logins, _):
+        assert redis.process is not None
+        client = redis.client()
+        try:
+            await client.client_pause(10_000)
+            assert await asyncio.wait_for(logins.check(HUB, "a", "b", charge=True), 5) is None
+        finally:
+            await client.aclose()
