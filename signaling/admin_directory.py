@@ -107,7 +107,7 @@ class DirectoryAdmin:
 
     def _guard(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
-            scope = self._logins.who(request)
+            scope = await self._logins.who(request)
             if scope is None:
                 return _error(
                     401,

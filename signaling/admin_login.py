@@ -4,8 +4,10 @@ Basic, or a token from ``POST /admin/login``, against ``[admin]`` (the whole ser
 request is refused, so a server started from the defaults exposes no admin surface. Failed
 logins are throttled like client logins (PROTOCOL §3.6, the ``login.throttle_*`` numbers), the user
 name given being the account: a guesser's (address, user) pair is made to wait, another
-admin behind the same address is not. A request a browser marks as coming from another
-site is refused, so a page elsewhere cannot use an operator's remembered credentials.
+admin behind the same address is not. On a node of a cluster they are counted in Redis
+for every node (docs 12.44), apart from client logins. A request a browser marks as
+coming from another site is refused, so a page elsewhere cannot use an operator's
+remembered credentials.
 
 The token login (docs/protocol.md 12.36) lets the admin pages keep a revocable token for
 their tab instead of the password: ``POST /admin/login {"user","password"}`` →
@@ -23,7 +25,7 @@ import json
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -31,13 +33,17 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config import AdminConfig, LoginConfig
-from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
+from signaling.appwebsocket.attempt_throttle import AttemptThrottle, ClusterThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, Throttle, ThrottlePolicy
 
 __all__ = ["TOKEN_TTL", "AdminLogins", "AdminScope", "basic_login"]
 
 TOKEN_TTL = 8 * 3600.0
 """How long a token from ``POST /admin/login`` is good for: a working day, then the
 pages ask for the password again."""
+
+ADMIN_SCOPE = "admin"
+"""Admin logins are counted apart from client logins in the cluster's throttle."""
 
 MAX_TOKENS = 1000
 """Tokens kept at once; past it the oldest goes (its page signs in again). Bounds what
@@ -70,9 +76,12 @@ class AdminLogins:
         admin: AdminConfig,
         login: LoginConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: ClusterThrottle | None = None,
     ) -> None:
+        """``shared``: the cluster's count of failed logins, on a node of a cluster."""
         login = login or LoginConfig()
         self._throttle = LoginThrottle(ThrottlePolicy.from_config(login))
+        self._shared = shared
         self._clock = clock
         self._accounts: list[tuple[bytes, bytes, AdminScope]] = []
         if admin.password:
@@ -92,7 +101,7 @@ class AdminLogins:
         """Issued tokens by their digest (a memory dump shows no usable token), oldest
         first, with when each stops working (on ``clock``)."""
 
-    def who(self, request: Request) -> AdminScope | None:
+    async def who(self, request: Request) -> AdminScope | None:
         """The scope of the request's valid admin login (Basic or a token), or None."""
         if not self._browser_may_send(request):
             return None
@@ -105,7 +114,8 @@ class AdminLogins:
             given_user, sep, given_password = base64.b64decode(value, validate=True).partition(b":")
         except (binascii.Error, ValueError):
             given_user, sep, given_password = b"", b"", b""
-        scope, _ = self._check(_address(request), given_user, given_password, tried=bool(sep))
+        address = _address(request)
+        scope, _ = await self._check(address, given_user, given_password, tried=bool(sep))
         return scope
 
     def _browser_may_send(self, request: Request) -> bool:
@@ -114,14 +124,15 @@ class AdminLogins:
         # an <img>, <script>, frame... of a page: never the operator's wish
         return request.headers.get("sec-fetch-dest", "empty") in _ADMIN_DESTINATIONS
 
-    def _check(
+    async def _check(
         self, address: str, given_user: bytes, given_password: bytes, *, tried: bool = True
     ) -> tuple[AdminScope | None, bool]:
         """The account's scope (or None) and whether the pair was held back by the
         throttle."""
         account = given_user.decode("utf-8", "replace")
+        throttle = await self._throttle_of(address, account)
         now = self._clock()
-        if self._throttle.locked(address, account, now) > 0:
+        if throttle.locked(address, account, now) > 0:
             return None, True
         user, password = _digest(given_user), _digest(given_password)
         found = None
@@ -133,10 +144,21 @@ class AdminLogins:
             if tried and user_ok and password_ok and found is None:
                 found = scope
         if found is None:
-            self._throttle.failed(address, account, now)
+            throttle.failed(address, account, now)
         else:
-            self._throttle.succeeded(address, account, now)
+            throttle.succeeded(address, account, now)
         return found, False
+
+    async def _throttle_of(self, address: str, account: str) -> Throttle:
+        """This node's throttle, or in a cluster the one of this attempt (its verdict
+        asked for first, docs 12.44)."""
+        shared = self._shared
+        if shared is None:
+            return self._throttle
+        verdict = await shared.check(ADMIN_SCOPE, address, account, charge=True)
+        return AttemptThrottle(
+            self._throttle, verdict, lambda: shared.forgive(ADMIN_SCOPE, address, account)
+        )
 
     def _token_scope(self, token: str) -> AdminScope | None:
         held = self._tokens.get(_token_key(token)) if token else None
@@ -171,7 +193,7 @@ class AdminLogins:
         ):
             return _refused(400, "bad_json", 'expected {"user": <text>, "password": <text>}')
         user, password = fields["user"].encode(), fields["password"].encode()
-        scope, held = self._check(_address(request), user, password)
+        scope, held = await self._check(_address(request), user, password)
         if held:
             return _refused(429, "rate_limited", "too many failed logins: wait, then try again")
         if scope is None:
@@ -189,9 +211,9 @@ class AdminLogins:
             self._tokens.pop(_token_key(value.strip()), None)
         return Response(status_code=204)
 
-    def server_admin(self, request: Request) -> bool:
+    async def server_admin(self, request: Request) -> bool:
         """Only the operator of the whole server (trace, metrics: they span tenants)."""
-        scope = self.who(request)
+        scope = await self.who(request)
         return scope is not None and scope.domain is None
 
 
@@ -199,7 +221,7 @@ def basic_login(
     admin: AdminConfig,
     login: LoginConfig | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> Callable[[Request], bool]:
+) -> Callable[[Request], Awaitable[bool]]:
     """A check that a request comes from the server's admin (not a tenant admin)."""
     return AdminLogins(admin, login, clock).server_admin
 

@@ -52,7 +52,7 @@ from signaling.hub_socket import hub_endpoint
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import GC_PAUSE_SECONDS
 from signaling.metrics import render as render_metrics
-from signaling.support.visitors import Visitors
+from signaling.support.visitors import VisitorBook, Visitors
 from signaling.support.webhooks import WebhookSender
 from signaling.tls import own_certificate, web_schemes
 from tracing import Tracer
@@ -88,10 +88,7 @@ def create_app(
     tracer = make_tracer(config)
     directory = Directory(config.tenants, config.login.default_domain)
     changes, shared = _change_log(config, directory)
-    bus = None
-    if shared is not None:
-        bus = RedisBus(config.cluster, config.server.node, tracer, directory=shared)
-        shared.announce = bus.announce_directory
+    bus = _bus(config, tracer, shared) if shared is not None else None
     queues = SendQueues(config.limits.send_queue)
     switch = _switch(config, clock or SystemClock(), make_challenge, tracer, directory, bus, queues)
     service, connector = _messages_service(config, role, service_url, tracer, directory)
@@ -100,8 +97,9 @@ def create_app(
         lifespan=_lifespan(config, role, build_hub, service, shared),
         exception_handlers={404: _json_error, 405: _json_error},
     )
-    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic)
-    app.router.routes.extend(_routes(app, config, switch, service, changes, logins))
+    book = bus.logins if bus is not None else None
+    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic, shared=book)
+    app.router.routes.extend(_routes(app, config, switch, service, changes, logins, book))
     app.add_middleware(HttpTrace, tracer=tracer)
     serve_on_transport(app, HUB_WEBSOCKET_PATH, hub_endpoint(app))
     if service is not None:
@@ -155,6 +153,21 @@ def _change_log(config: Config, directory: Directory) -> tuple[ChangeLog, Shared
         )
     shared = SharedChanges(ChangesTable(config.cluster.database), directory)
     return shared, shared
+
+
+def _bus(config: Config, tracer: Tracer, shared: SharedChanges) -> RedisBus:
+    """The way to the other nodes, which also announces the cluster's directory changes
+    and keeps the cluster's logins and visitor accounts."""
+    bus = RedisBus(
+        config.cluster,
+        config.server.node,
+        tracer,
+        directory=shared,
+        login=config.login,
+        support=config.support,
+    )
+    shared.announce = bus.announce_directory
+    return bus
 
 
 def _switch(
@@ -262,8 +275,10 @@ def _routes(
     service: MessagesService | None,
     changes: ChangeLog,
     logins: AdminLogins,
+    visitor_book: VisitorBook | None,
 ) -> list[BaseRoute]:
-    """Every route but the messages service's own WebSocket (which ``service`` brings)."""
+    """Every route but the messages service's own WebSocket (which ``service`` brings);
+    ``visitor_book``: where visitor accounts are made, when not in this node's memory."""
     admin_login = logins.server_admin
     metrics_route = _admin_only(metrics, admin_login) if config.admin.metrics_login else metrics
     routes: list[BaseRoute] = [
@@ -276,7 +291,7 @@ def _routes(
     routes += logins.routes()
     routes += TraceRoutes(switch.tracer, admin_login).routes()
     routes += DirectoryAdmin(switch.directory, changes, logins).routes()
-    visitors = Visitors(switch, config, apply=lambda actions: _on_hub(app, actions))
+    visitors = Visitors(switch, config, lambda actions: _on_hub(app, actions), visitor_book)
     routes += visitors.routes()
     routes += web_routes(config)
     return routes
@@ -414,10 +429,11 @@ async def _json_error(request: Request, exc: Exception) -> Response:
 
 
 def _admin_only(
-    handler: Callable[[Request], Awaitable[Response]], authorized: Callable[[Request], bool]
+    handler: Callable[[Request], Awaitable[Response]],
+    authorized: Callable[[Request], Awaitable[bool]],
 ) -> Callable[[Request], Awaitable[Response]]:
     async def guarded(request: Request) -> Response:
-        if not authorized(request):
+        if not await authorized(request):
             return JSONResponse(
                 {"code": "forbidden", "text": "admin login needed"},
                 status_code=401,

@@ -25,10 +25,14 @@ from signaling.appwebsocket import closecodes
 from signaling.core.actions import (
     Ack,
     Action,
+    CheckLogin,
     Claim,
     Claimed,
     Close,
+    ForgiveLogin,
     Forward,
+    KeepVisitor,
+    LoginChecked,
     LookedUp,
     Lookup,
     Notify,
@@ -40,6 +44,7 @@ from signaling.core.actions import (
     StoredAck,
     ToService,
     Unclaim,
+    VisitorReleased,
     WhenFindable,
 )
 from signaling.core.nodes.frames import NodeFrame
@@ -63,6 +68,9 @@ log = logging.getLogger(__name__)
 
 _CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim, PresenceShare, PresenceWatch))
 """Actions for the bus (SCALE.md); a switch standing alone makes none."""
+
+_SHARED = (CheckLogin, ForgiveLogin, KeepVisitor, VisitorReleased)
+"""Actions on the cluster's logins and visitor accounts (docs/protocol.md 12.44)."""
 
 
 class _AckRun:
@@ -290,6 +298,9 @@ class Hub:
     def presence_shares(self, answer: PresenceShares) -> None:
         self._apply(self.switch.presence_shares(answer))
 
+    def login_checked(self, answer: LoginChecked) -> None:
+        self._apply(self.switch.login_checked(answer))
+
     # -- carrying out actions ------------------------------------------------------------------
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -361,6 +372,8 @@ class Hub:
             self.webhooks.emit(action.event, action.data)
         elif type(action) in _CLUSTER and self.bus is not None:
             self.bus.take(action)
+        elif isinstance(action, _SHARED) and self.bus is not None:
+            self.bus.logins.take(action)
         elif type(action) is WhenFindable and self.bus is not None:
             link = self._queues.link(action.conn)
             if link is not None and not link.closing:  # the RegisterResult waits for Redis

@@ -110,6 +110,8 @@ def _cluster(page: _Page, bus: RedisBus) -> None:
     page.single("switchboard_bus_presence_writes_total", "counter", _BUS_PRESENCE_OUT, writes)
     page.single("switchboard_bus_presence_reads_total", "counter", _BUS_PRESENCE_IN, reads)
     page.single("switchboard_bus_late_answers_total", "counter", _BUS_LATE, stats.late_answers)
+    alone = bus.logins.asks.unanswered
+    page.single("switchboard_bus_unanswered_logins_total", "counter", _BUS_UNANSWERED, alone)
     lag = round(stats.lag_ms / 1000, 6)
     page.single("switchboard_bus_inbox_lag_seconds", "gauge", _BUS_LAG, lag)
     page.single("switchboard_bus_nodes", "gauge", _BUS_NODES, bus.nodes)
@@ -212,6 +214,10 @@ _BUS_REFUSED = "Redis commands answered with an error (a key of the wrong type, 
 _BUS_PRESENCE_OUT = "Changes of this node's share of users' presence written (0/1, publishes)."
 _BUS_PRESENCE_IN = "Users' presence read from Redis (a new subscriber, a change, a reconnect)."
 _BUS_LATE = "RegisterResults sent after cluster.answer_wait without Redis having taken the write."
+_BUS_UNANSWERED = (
+    "Login questions (a login's count, a visitor account) Redis did not answer within "
+    "cluster.answer_wait or that were not asked (fenced): decided by this node's counts."
+)
 _BUS_LAG = "Age of the last inbox entry when it was read (Redis's clock against this node's)."
 _BUS_NODES = "Hub nodes this node knows of, itself included."
 _BUS_UP = "1 while the heartbeat works and the inbox is read, else 0."

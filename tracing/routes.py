@@ -12,7 +12,7 @@ composition root); errors are JSON ``{code, text}`` (§10.3).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -29,7 +29,7 @@ _REALM = 'Basic realm="Switchboard admin", charset="UTF-8"'
 
 
 class TraceRoutes:
-    def __init__(self, tracer: Tracer, authorized: Callable[[Request], bool]) -> None:
+    def __init__(self, tracer: Tracer, authorized: Callable[[Request], Awaitable[bool]]) -> None:
         self.tracer = tracer
         self._authorized = authorized
 
@@ -44,7 +44,7 @@ class TraceRoutes:
 
     def _guard(self, handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def guarded(request: Request) -> Response:
-            if not self._authorized(request):
+            if not await self._authorized(request):
                 return _error(401, "forbidden", "admin login needed", {"WWW-Authenticate": _REALM})
             response: Response = await handler(request)
             response.headers["Cache-Control"] = "no-store"

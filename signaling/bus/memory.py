@@ -13,7 +13,11 @@ can order them against registrations and other claims. Presence works as on Redi
 ``PresenceShare`` is written to the book at once, and every switch that follows the user
 (``PresenceWatch``) gets a read of its shares delivered, as the announcement of the change
 and the read after it; the read, too, answers from the book when delivered. A registration
-is findable as soon as it is written, so ``WhenFindable`` holds nothing here. Local
+is findable as soon as it is written, so ``WhenFindable`` holds nothing here. Logins
+are counted in one ``LoginThrottle`` of the book, by its shared form (``gate``,
+``forgive``), on the bus's ``clock``: a ``CheckLogin`` is answered when delivered, and
+visitor accounts are in the book while some switch keeps them (once the last lets go,
+the account is gone at once, where Redis would wait for its expiry). Local
 actions of every switch (``Send``, ``Close``, ``Store``...) go to ``sink``.
 """
 
@@ -22,17 +26,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from signaling.appwebsocket.throttle import LoginThrottle
 from signaling.core.actions import (
     Action,
+    CheckLogin,
     Claim,
     Claimed,
+    ForgiveLogin,
     Forward,
+    KeepVisitor,
+    LoginChecked,
     LookedUp,
     Lookup,
     PresenceShare,
     PresenceShares,
     PresenceWatch,
     Unclaim,
+    VisitorRecord,
+    VisitorReleased,
     WhenFindable,
 )
 from signaling.core.nodes.frames import DeviceRecord, NodeFrame
@@ -41,6 +52,7 @@ from signaling.core.switch import Switch
 __all__ = ["Delivery", "MemoryBook", "MemoryBus"]
 
 _CLUSTER = (Forward, Lookup, Claim, Unclaim, WhenFindable, PresenceShare, PresenceWatch)
+_SHARED = (CheckLogin, ForgiveLogin, KeepVisitor, VisitorReleased)
 
 UserKey = tuple[str, str]
 
@@ -55,6 +67,12 @@ class MemoryBook:
         """Each user's shares: switch -> online there."""
         self.published: dict[UserKey, tuple[str, str]] = {}
         """Each user's last published activity and note, while it has shares."""
+        self.throttle = LoginThrottle()
+        """Every switch's logins, counted together (the defaults of ``[login]``)."""
+        self.visitors: dict[UserKey, VisitorRecord] = {}
+        """The visitor accounts some switch keeps."""
+        self.keepers: dict[UserKey, set[str]] = {}
+        """The switches that keep each visitor account."""
 
     def publish(self, record: DeviceRecord) -> None:
         self._records[record.node, record.ref] = record
@@ -134,7 +152,7 @@ class Delivery:
     sender: str
     target: str
     frames: list[NodeFrame] = field(default_factory=list)
-    question: Lookup | Claim | None = None
+    question: Lookup | Claim | CheckLogin | None = None
     read: UserKey | None = None
     """A user's presence shares to read for the target (it follows the user)."""
 
@@ -143,9 +161,19 @@ def _nowhere(node: str, actions: list[Action]) -> None:
     """The default sink: local actions are dropped."""
 
 
+def _no_time() -> float:
+    return 0.0
+
+
 class MemoryBus:
-    def __init__(self, sink: Callable[[str, list[Action]], None] = _nowhere) -> None:
+    def __init__(
+        self,
+        sink: Callable[[str, list[Action]], None] = _nowhere,
+        clock: Callable[[], float] = _no_time,
+    ) -> None:
+        """``clock``: the time the shared login throttle counts in (the switches')."""
         self.book = MemoryBook()
+        self.clock = clock
         self.switches: dict[str, Switch] = {}
         self.pending: list[Delivery] = []
         self.sink = sink
@@ -163,7 +191,9 @@ class MemoryBus:
         batches: dict[str, Delivery] = {}
         local: list[Action] = []
         for action in actions:
-            if not isinstance(action, _CLUSTER):
+            if isinstance(action, _SHARED):
+                self._shared(node, action)
+            elif not isinstance(action, _CLUSTER):
                 local.append(action)
             elif isinstance(action, Forward):
                 batch = batches.get(action.node)
@@ -179,6 +209,25 @@ class MemoryBus:
                 self.pending.append(Delivery(node, node, question=action))
             # WhenFindable: the book is written already, nothing waits
         return local
+
+    def _shared(
+        self, node: str, action: CheckLogin | ForgiveLogin | KeepVisitor | VisitorReleased
+    ) -> None:
+        if isinstance(action, CheckLogin):
+            self.pending.append(Delivery(node, node, question=action))
+        elif isinstance(action, ForgiveLogin):
+            self.book.throttle.forgive(action.address, action.account, self.clock())
+        elif isinstance(action, KeepVisitor):
+            user = (action.record.domain, action.record.sip)
+            self.book.visitors[user] = action.record
+            self.book.keepers.setdefault(user, set()).add(node)
+        else:
+            user = (action.domain, action.sip)
+            keepers = self.book.keepers.get(user, set())
+            keepers.discard(node)
+            if not keepers:
+                self.book.keepers.pop(user, None)
+                self.book.visitors.pop(user, None)
 
     def _presence(self, node: str, action: PresenceShare | PresenceWatch) -> None:
         user = (action.domain, action.sip)
@@ -231,7 +280,25 @@ class MemoryBus:
         if isinstance(question, Claim):
             granted, holders = self.book.claim(question.key, question.member, question.limit)
             return switch.claimed(Claimed(question.request, granted, holders))
+        if isinstance(question, CheckLogin):
+            return switch.login_checked(self._login_checked(question))
         return switch.from_nodes(delivery.sender, delivery.frames)
+
+    def _login_checked(self, question: CheckLogin) -> LoginChecked:
+        address, account, charge = question.address, question.account, question.charge
+        verdict = self.book.throttle.gate(address, account, self.clock(), charge=charge)
+        visitor = self.book.visitors.get(question.visitor) if question.visitor else None
+        return LoginChecked(question.conn, verdict, visitor)
+
+    def answer_logins(self) -> None:
+        """Deliver the answers to every ``CheckLogin`` waiting, and nothing else (Redis
+        answers them on a connection of their own, in no order with the rest)."""
+        checks = [d for d in self.pending if isinstance(d.question, CheckLogin)]
+        for delivery in checks:
+            self.pending.remove(delivery)
+            switch = self.switches.get(delivery.target)
+            if switch is not None:
+                self.feed(delivery.target, self._deliver(switch, delivery))
 
     def drop(self, index: int = 0) -> Delivery:
         return self.pending.pop(index)

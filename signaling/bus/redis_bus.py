@@ -26,6 +26,9 @@ A new registration's ``RegisterResult`` waits for the pipeline that writes it
 (``written``): once Redis has taken it, every node finds the device. If Redis does not
 answer within ``cluster.answer_wait`` the answer goes anyway, and the registration is
 written when Redis is back.
+
+The cluster's login throttles and visitor accounts (``logins``) ask Redis on a connection
+of their own, answered within ``cluster.answer_wait`` (docs 12.44).
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from config import ClusterConfig
-from signaling.core.actions import Claimed, LookedUp, PresenceShares
+from config import ClusterConfig, LoginConfig, SupportConfig
+from signaling.appwebsocket.throttle import ThrottlePolicy
+from signaling.core.actions import Claimed, LoginChecked, LookedUp, PresenceShares
 from signaling.core.nodes.frames import NodeFrame
 from signaling.stopping import stop_tasks
 from tracing import Tracer
@@ -53,6 +57,7 @@ from .errors import BusUnreachable
 from .fence import Fence, Standing
 from .inbound import Inbound
 from .lease import NodeLease
+from .logins import SharedLogins
 from .outbound import Outbound
 from .presence import RedisPresence
 from .redis_book import RedisBook
@@ -80,6 +85,8 @@ class BusPeer(Protocol):
 
     def presence_shares(self, answer: PresenceShares) -> None: ...
 
+    def login_checked(self, answer: LoginChecked) -> None: ...
+
     def node_down(self, address: str) -> None: ...
 
     def node_reset(self, address: str) -> None:
@@ -94,9 +101,12 @@ class RedisBus:
         name: str,
         tracer: Tracer | None = None,
         directory: DirectoryFollower | None = None,
+        login: LoginConfig | None = None,
+        support: SupportConfig | None = None,
     ) -> None:
         """``tracer``: its flags are the cluster's (``control``), when given;
-        ``directory``: told of the directory changes' versions the others announce."""
+        ``directory``: told of the directory changes' versions the others announce;
+        ``login``, ``support``: the numbers of the throttles and visitor accounts."""
         self.config = config
         self.name = name
         self._tracer = tracer
@@ -111,6 +121,8 @@ class RedisBus:
         self.take = self._writer.take
         """A cluster action of the switch: it leaves with the next pipeline."""
         self.book = RedisBook(self.address, self._writer.queue_op)
+        self.logins = self._shared_logins(login or LoginConfig(), support or SupportConfig())
+        """The cluster's login throttles and visitor accounts (``logins``)."""
         self._peer: BusPeer | None = None
         self._redis: Any = None
         self._reader: Any = None
@@ -134,6 +146,19 @@ class RedisBus:
             node_down=self._node_down,
             dead=self._dead,
         )
+
+    def _shared_logins(self, login: LoginConfig, support: SupportConfig) -> SharedLogins:
+        logins = SharedLogins(
+            ThrottlePolicy.from_config(login),
+            visitor_ttl=support.visitor_ttl,
+            visitors_per_hour=support.visitors_per_hour,
+            grace=self.config.lease,
+            answer_wait=self.config.answer_wait,
+            queue_op=self._writer.queue_op,
+            up=lambda: self._fence.up,
+        )
+        logins.answered = self._login_checked
+        return logins
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -172,6 +197,7 @@ class RedisBus:
         self._redis = self._client(COMMAND_TIMEOUT)
         self._reader = self._client(READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT)
         self._subscriber = self._client(None)
+        self.logins.connect(self._client(self.config.answer_wait))
         give_up = self.config.lease + 3 * self.config.heartbeat
         self._inbound = Inbound(peer, self.stats, self._is_dead, self._cut_off, peer.node_reset)
         self._presence = self._writer.presence = self._shared_presence()
@@ -218,6 +244,7 @@ class RedisBus:
             "write": self._writer.run(),
             "read": self._read_loop(),
             "heartbeat": self._heartbeat_loop(),
+            "logins": self.logins.asks.run(),
         }
         if self._presence is not None:
             runs["presence"] = self._presence.run_subscriber()
@@ -252,7 +279,7 @@ class RedisBus:
         await self._close_connections()
 
     async def _close_connections(self) -> None:
-        for client in (self._redis, self._reader, self._subscriber):
+        for client in (self._redis, self._reader, self._subscriber, self.logins.asks.redis):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose()
@@ -304,6 +331,12 @@ class RedisBus:
         if self._presence is not None:
             for op in self._presence.reassert():
                 self._writer.queue_op(op)
+        for op in self.logins.reassert():
+            self._writer.queue_op(op)
+
+    def _login_checked(self, answer: LoginChecked) -> None:
+        if self._peer is not None:
+            self._peer.login_checked(answer)
 
     def _is_dead(self, address: str) -> bool:
         return self._lease is not None and address in self._lease.dead

@@ -4,7 +4,9 @@ login timeout and the failed-login throttle's sweeping.
 A connection is born here (``open``) and is handed on once its login succeeds: then its
 ``LoginServer`` is dropped and its deadline cancelled, so a logged-in connection keeps
 nothing of this phase. The ``Switch`` asks ``step`` about every frame of a connection
-that has not logged in yet, and tells ``ended`` when a connection goes.
+that has not logged in yet, and tells ``ended`` when a connection goes. In a cluster
+(``shared``) an ``AppLogin`` waits for the cluster's throttle (``login_checks``) before it
+is answered; other frames of that connection meanwhile are answered ``bad_state``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,26 @@ from typing import Any
 from config import Config
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.housekeeping import build_number, check_build, pbx_info
-from signaling.appwebsocket.login import Accounts, LoginServer, Principal
+from signaling.appwebsocket.login import (
+    Accounts,
+    LoginOutcome,
+    LoginServer,
+    LoginState,
+    Principal,
+)
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
+from signaling.directory import Directory
 
+from .actions import LoginChecked
 from .clock import Clock
-from .errors import BadJson, NotLoggedIn
+from .errors import BadJson, BadState, NotLoggedIn
 from .expiry import Expiry
+from .login_checks import LoginChecks
 from .messages import Inbound
 from .outbox import Outbox
 from .registry import Registration
 from .timers import Timer, TimerQueue
+from .visitor_accounts import VisitorAccounts
 
 __all__ = ["BUILD", "VERSION", "Connection", "LoginPhase", "reply"]
 
@@ -94,7 +106,12 @@ class LoginPhase:
         accounts: Accounts,
         make_challenge: Callable[[], str],
         close: Close,
+        browser_trace: bool = False,
+        shared: tuple[Directory, VisitorAccounts] | None = None,
     ) -> None:
+        """``shared``: in a cluster, logins are counted, and visitor accounts found, in
+        the cluster's shared state (docs 12.44); the directory and the visitor accounts
+        the logins learn them into."""
         self._config = config
         self._clock = clock
         self._timers = timers
@@ -105,12 +122,24 @@ class LoginPhase:
         self.connections: dict[int, Connection] = {}
         self.throttle = LoginThrottle(ThrottlePolicy.from_config(config.login))
         """Failed logins (§3.6); its counts feed ``/metrics``."""
+        self._checks = self._login_checks(*shared) if shared is not None else None
+        """In a cluster: the logins waiting for the cluster's throttle."""
         self._sweep: Timer | None = None
         self._due: Expiry[int] = Expiry(timers, clock, config.login.timeout, self._timeout)
         """Connections not logged in yet, by id: closed 4001 when ``login.timeout`` is up."""
         self._ids = itertools.count(1)
-        self.browser_trace = False
+        self.browser_trace = browser_trace
         """The ``browser`` trace flag, told to clients at login and when it changes."""
+
+    def _login_checks(self, directory: Directory, visitors: VisitorAccounts) -> LoginChecks:
+        return LoginChecks(
+            outbox=self._out,
+            clock=self._clock,
+            throttle=self.throttle,
+            directory=directory,
+            visitors=visitors,
+            answer=self.answer,
+        )
 
     def open(self, address: str, now: float) -> Connection:
         """A WebSocket was accepted: a new connection, with ``login.timeout`` to log in."""
@@ -131,16 +160,32 @@ class LoginPhase:
         now = self._clock.monotonic()
         login = conn.login
         assert login is not None  # there until the login ends, and then principal is set
+        if login.state is LoginState.CHECKING:
+            raise BadState(f"{inbound.mt[:40]} while the login is checked")
         if inbound.api is None and inbound.mt == "AppChallenge":
             return reply(self._out, conn.id, inbound, login.challenge(now))
         if inbound.api is None and inbound.mt == "AppLogin":
-            outcome = login.login(inbound.body, now)
-            self._sweep_later()
-            self._out.send(conn.id, outcome.reply)
-            if outcome.principal is None:
-                return self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login failed")
-            return self._logged_in(conn, outcome.principal)
+            attempt = login.start(inbound.body, now)
+            if self._checks is not None:
+                return self._checks.ask(conn.id, login, attempt)
+            return self.answer(conn.id, login.finish(attempt, now))
         raise NotLoggedIn(f"{inbound.mt[:40]} before login")
+
+    def checked(self, answer: LoginChecked) -> None:
+        """The cluster's throttle answered about a login (``shared``)."""
+        if self._checks is not None:
+            self._checks.checked(answer)
+
+    def answer(self, conn_id: int, outcome: LoginOutcome) -> None:
+        """Send a login's outcome: logged in, or closed 4001 after the reply."""
+        self._sweep_later()
+        conn = self.connections.get(conn_id)
+        if conn is None or conn.closing:
+            return
+        self._out.send(conn.id, outcome.reply)
+        if outcome.principal is None:
+            return self._close(conn, closecodes.WS_4001_LOGIN_FAILED, "login failed")
+        return self._logged_in(conn, outcome.principal)
 
     def check_build(self, conn: Connection, inbound: Inbound) -> None:
         """``CheckBuild``, answered before the login too (docs 12.24)."""
@@ -167,7 +212,11 @@ class LoginPhase:
         self._due.discard(conn.id)
 
     def held(self) -> dict[str, int]:
-        return {"login_deadlines": len(self._due), "throttle_keys": self.throttle.held()}
+        return {
+            "login_deadlines": len(self._due),
+            "login_checks": self._checks.held() if self._checks is not None else 0,
+            "throttle_keys": self.throttle.held(),
+        }
 
     def _logged_in(self, conn: Connection, principal: Principal) -> None:
         conn.principal = principal

@@ -170,6 +170,10 @@ class Outbox:
     def presence_watch(self, domain: str, sip: str, on: bool) -> None:
         self._actions.append(PresenceWatch(domain, sip, on))
 
+    def shared(self, action: Action) -> None:
+        """An action on the cluster's logins or visitor accounts (docs 12.44)."""
+        self._actions.append(action)
+
     def drain(self) -> list[Action]:
         actions, self._actions = self._actions, []
         self._pending.clear()

@@ -86,6 +86,7 @@ def held(parts: SwitchParts) -> dict[str, int]:
         "registrations": len(parts.registry),
         "resume_tokens": devices["resume_tokens"],
         "login_deadlines": logins["login_deadlines"],
+        "login_checks": logins["login_checks"],
         "resume_graces": devices["resume_graces"],
         "timers": parts.timers.held,
         "throttle_keys": logins["throttle_keys"],

@@ -25,7 +25,7 @@ from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
-from .actions import Action, Claimed, LookedUp, PresenceShares, StoredAck
+from .actions import Action, Claimed, LoginChecked, LookedUp, PresenceShares, StoredAck
 from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
@@ -83,26 +83,26 @@ class Switch:
         slow = (congested, self._drop_slow)  # for a message relayed from another switch
         self._out, parts = outbox_and_seat_parts(node, book, self.directory, registry, config, slow)
         self.timers = TimerQueue()
-        self.logins = self._login_phase(make_challenge)
-        self.connections: dict[int, Connection] = self.logins.connections
-        self.throttle = self.logins.throttle
-        """Failed logins (§3.6); its counts feed ``/metrics``."""
         self.messages = self._messages_bridge()
         self.presence = self._presence(parts is not None)
         groups = GroupBook()
         self.chat = self._chat_calls(groups, parts, congested)
+        self.visitors = self._visitor_accounts(parts is not None)
+        self.logins = self._login_phase(make_challenge, parts is not None)
+        self.connections: dict[int, Connection] = self.logins.connections
+        self.throttle = self.logins.throttle
+        """Failed logins (§3.6); its counts feed ``/metrics``."""
         self.devices = self._devices(parts)
         self.node = NodeSeat.of(parts, self.chat, self.devices, self._guarded, groups, config)
         """Its seat in a cluster, None when it stands alone."""
-        self.visitors = self._visitor_accounts()
         self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
         """The rate limit (§4.11); each connection keeps its own level of it."""
         self.errors: Counter[str] = Counter()
         """``Error`` replies sent, by code, for ``/metrics``."""
 
-    def _login_phase(self, make_challenge: Callable[[], str]) -> LoginPhase:
-        logins = LoginPhase(
+    def _login_phase(self, make_challenge: Callable[[], str], clustered: bool) -> LoginPhase:
+        return LoginPhase(
             self.config,
             self.clock,
             timers=self.timers,
@@ -110,9 +110,9 @@ class Switch:
             accounts=HubAccounts(self.directory),
             make_challenge=make_challenge,
             close=self._close,
+            browser_trace=self.tracer.browser,
+            shared=(self.directory, self.visitors) if clustered else None,
         )
-        logins.set_browser_trace(self.tracer.browser)
-        return logins
 
     def _messages_bridge(self) -> MessagesBridge:
         config, clock = self.config.messages, self.clock
@@ -150,7 +150,7 @@ class Switch:
         remote = self.node.remote.by_conn if self.node is not None else None
         return ServiceNotes(self.messages, self.presence, self.chat, self.connections, remote)
 
-    def _visitor_accounts(self) -> VisitorAccounts:
+    def _visitor_accounts(self, clustered: bool) -> VisitorAccounts:
         return VisitorAccounts(
             directory=self.directory,
             registry=self.registry,
@@ -159,6 +159,7 @@ class Switch:
             timers=self.timers,
             clock=self.clock,
             ttl=self.config.support.visitor_ttl,
+            shared=self._out if clustered else None,
         )
 
     def _chat_calls(
@@ -319,16 +320,20 @@ class Switch:
                 self.presence.node_down(node)
         return self._out.drain()
 
+    def login_checked(self, answer: LoginChecked) -> list[Action]:
+        """The cluster's throttle answered about a login (docs 12.44): it is answered now."""
+        self.logins.checked(answer)
+        return self._out.drain()
+
     def presence_shares(self, answer: PresenceShares) -> list[Action]:
         """A followed user's presence on the other switches (``PresenceWatch``)."""
         self.presence.shares_read(answer)
         return self._out.drain()
 
-    # -- entry points from the visitors' routes (§9.1) -----------------------------------------
-
     def visitor_made(self, domain: str, sip: str, context: object) -> list[Action]:
-        """A visitor account was made: its chats carry ``context``, and the account ends
-        once it has gone ``support.visitor_ttl`` without a registration (the core ends it)."""
+        """A visitor account was made (by the visitors' route, §9.1): its chats carry
+        ``context``, and the account ends once it has gone ``support.visitor_ttl`` without
+        a registration (the core ends it)."""
         self.visitors.made(domain, sip, context)
         return self._out.drain()
 
@@ -413,14 +418,9 @@ class Switch:
         user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
         if user is None:
             raise Forbidden("the Queue API is for users (agents and visitors)")
+        mt, body, src = inbound.mt, inbound.body, inbound.src
         reply = self.chat.support.request(
-            conn.id,
-            principal.domain,
-            user,
-            conn.registration,
-            inbound.mt,
-            inbound.body,
-            inbound.src,
+            conn.id, principal.domain, user, conn.registration, mt, body, src
         )
         self._reply(conn, inbound, reply)
 

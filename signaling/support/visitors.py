@@ -5,8 +5,10 @@
 random sip (``visitor-<token>``) and password, no licence (its chats are volatile), and
 answers ``{"domain", "sip", "password", "expires"}``. The account is deleted once it has
 gone ``support.visitor_ttl`` without a registration: the switch owns that from the moment
-it is told of the account (``Switch.visitor_made``), on the hub's clock. Visitors live in
-memory only (a restart ends them, as it ends their volatile chats).
+it is told of the account (``Switch.visitor_made``), on the hub's clock. A node alone
+keeps visitors in memory only (a restart ends them, as it ends their volatile chats); a
+node of a cluster makes them in Redis first (``VisitorBook``, docs 12.44), so that they
+may log in on any node, and answers 503 ``unavailable`` when Redis does not answer.
 
 A hosted tenant's visitors use its agents' time, so a tenant may say which shop pages may
 make them (``widget_origins``): a browser's request from a page elsewhere (its ``Origin``)
@@ -22,7 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -31,21 +33,52 @@ from starlette.routing import BaseRoute, Route
 
 from config import Config, UserConfig
 
-from ..core.actions import Action
+from ..core.actions import Action, VisitorRecord
+from ..core.support_chat import context_of
 from ..core.switch import Switch
+from ..core.visitor_accounts import VISITOR_PREFIX
 from ..core.window import SlidingWindow
 
-__all__ = ["VISITOR_PREFIX", "Visitors"]
+__all__ = ["VISITOR_PREFIX", "LocalVisitors", "VisitorBook", "Visitors"]
 
-VISITOR_PREFIX = "visitor-"
 MAX_NAME = 80
 _HOUR = 3600.0
 
 
+class VisitorBook(Protocol):
+    """Where visitor accounts are made, counted per tenant and client address."""
+
+    async def make_visitor(self, counted: str, record: VisitorRecord) -> bool | None:
+        """True: made; False: ``support.visitors_per_hour`` were made for ``counted``
+        within the hour; None: it could not be made now (nothing was)."""
+        ...
+
+
+class LocalVisitors:
+    """The ``VisitorBook`` of a node alone: the count in memory, the account in the
+    directory (``Visitors`` puts it there)."""
+
+    def __init__(self, per_hour: int, clock: Callable[[], float]) -> None:
+        self._made = SlidingWindow(per_hour, _HOUR)
+        self._clock = clock
+
+    async def make_visitor(self, counted: str, record: VisitorRecord) -> bool | None:
+        now = self._clock()
+        if self._made.full(counted, now):
+            return False
+        self._made.add(counted, now)  # counts what this address made here
+        return True
+
+
 class Visitors:
     def __init__(
-        self, switch: Switch, config: Config, apply: Callable[[list[Action]], None]
+        self,
+        switch: Switch,
+        config: Config,
+        apply: Callable[[list[Action]], None],
+        book: VisitorBook | None = None,
     ) -> None:
+        """``book``: the cluster's (``signaling.bus.logins``); by default this node's."""
         self._switch = switch
         self._config = config.support
         self._origins = {tenant.domain: tenant.widget_origins for tenant in config.tenants}
@@ -53,7 +86,8 @@ class Visitors:
         listed: any page; tenants the admin API added have none)."""
         self._apply = apply
         """Carries out the actions the switch returns (the hub's)."""
-        self._made = SlidingWindow(config.support.visitors_per_hour, _HOUR)
+        clock = switch.clock.monotonic
+        self._book = book or LocalVisitors(config.support.visitors_per_hour, clock)
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/api/visitors", self._create, methods=["POST"])]
@@ -75,14 +109,14 @@ class Visitors:
         if not self._origin_allowed(request, domain):
             return _error(403, "origin_refused", "this page may not make visitors of the tenant")
         address = request.client.host if request.client else "-"
-        counted = f"{domain} {address}"
-        if self._made.full(counted, clock.monotonic()):
+        record = _new_visitor(tenant.domain, fields)
+        made = await self._book.make_visitor(f"{domain} {address}", record)
+        if made is None:
+            return _error(503, "unavailable", "visitor accounts cannot be made now: try later")
+        if not made:
             return _error(429, "rate_limited", "too many visitor accounts from this address")
-        name = " ".join(str(fields.get("name") or "Visitor").split())[:MAX_NAME] or "Visitor"
-        sip = VISITOR_PREFIX + secrets.token_hex(8)
-        password = secrets.token_urlsafe(24)
-        tenant.put(UserConfig(sip=sip, dn=name, num="", password=password))
-        self._made.add(counted, clock.monotonic())  # counts what this address made here
+        sip, password = record.sip, record.password
+        tenant.put(UserConfig(sip=sip, dn=record.dn, num="", password=password))
         self._apply(self._switch.visitor_made(domain, sip, fields.get("context")))
         expires = int((clock.wall() + self._config.visitor_ttl) * 1000)
         answer = {"domain": domain, "sip": sip, "password": password, "expires": expires}
@@ -95,6 +129,16 @@ class Visitors:
         if origin is None or not allowed or origin in allowed:
             return True
         return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def _new_visitor(domain: str, fields: dict[str, Any]) -> VisitorRecord:
+    """A new account: a random sip and password, the name given (tidied), the context
+    as its chats will carry it."""
+    name = " ".join(str(fields.get("name") or "Visitor").split())[:MAX_NAME] or "Visitor"
+    context = fields.get("context")
+    kept = context_of(context) if isinstance(context, dict) else None
+    sip, password = VISITOR_PREFIX + secrets.token_hex(8), secrets.token_urlsafe(24)
+    return VisitorRecord(domain, sip, name, password, kept)
 
 
 def _well_formed(fields: object) -> TypeGuard[dict[str, Any]]:

@@ -31,7 +31,7 @@ class Cluster:
     def __init__(self, nodes: tuple[str, ...] = ("a", "b"), config: Config | None = None):
         self.config = config or make_config()
         self.clock = ManualClock()
-        self.bus = MemoryBus(self.record)
+        self.bus = MemoryBus(self.record, self.clock.monotonic)
         self.inbox: dict[Client, list[JsonObject]] = defaultdict(list)
         self.closed_with: dict[Client, Close] = {}
         self.stores: list[Store] = []
@@ -134,17 +134,22 @@ class Cluster:
 
     # -- login and registration ------------------------------------------------------------
 
-    def login(self, node: str, sip: str, *, settle: bool = True) -> Client:
+    def login(
+        self, node: str, sip: str, *, settle: bool = True, password: str | None = None
+    ) -> Client:
         conn, actions = self.switch(node).open(ADDRESS)
         assert actions == []
         client = (node, conn)
         self.send(client, {"mt": "AppChallenge"}, settle=settle)
-        self.send(client, login_message(sip, PASSWORDS[sip]), settle=settle)
+        self.send(client, login_message(sip, password or PASSWORDS[sip]), settle=settle)
+        self.bus.answer_logins()  # the cluster's throttle answers (docs 12.44), nothing else
         assert self.take(client)[-1]["ok"] is True
         return client
 
-    def phone(self, node: str, sip: str, *, src: object = "reg") -> Client:
-        client = self.login(node, sip)
+    def phone(
+        self, node: str, sip: str, *, src: object = "reg", password: str | None = None
+    ) -> Client:
+        client = self.login(node, sip, password=password)
         register = {"api": "PbxSignal", "mt": "Register", "src": src, "flags": "NO_MEDIA_CALL"}
         self.send(client, register)
         result = self.one(client)
