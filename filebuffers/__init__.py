@@ -5,10 +5,11 @@ nothing else of Switchboard."""
 
 from .errors import AlreadyUploaded, Expired, FileBufferError, Forbidden, NotFound, TooBig
 from .interface import BufferStore
+from .model import Buffer, Keys, Owner, Usage
 from .names import content_disposition, safe_name
 from .signing import sign, verify
 from .sniff import INLINE_IMAGES, sniff
-from .store import Buffer, Keys, LocalStore, Owner, Usage
+from .store import LocalStore
 
 __all__ = [
     "INLINE_IMAGES",

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Protocol
 
-from .store import Buffer, Keys, Owner, Usage
+from .model import Buffer, Keys, Owner, Usage
 
 __all__ = ["BufferStore"]
 
@@ -19,9 +19,11 @@ __all__ = ["BufferStore"]
 class BufferStore(Protocol):
     async def open(self) -> None: ...
 
-    def used(self, owner: Owner) -> int: ...
+    async def close(self) -> None: ...
 
-    def room(self, owner: Owner) -> int: ...
+    async def used(self, owner: Owner) -> int: ...
+
+    async def room(self, owner: Owner) -> int: ...
 
     async def create(
         self, owner: Owner, name: str | None, mime: str | None, announced: int | None

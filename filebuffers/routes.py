@@ -30,10 +30,10 @@ from starlette.routing import BaseRoute, Route
 
 from .errors import BadRequest, FileBufferError, Forbidden, NotFound
 from .interface import BufferStore
+from .model import Buffer
 from .names import content_disposition
 from .signing import sign, verify
 from .sniff import INLINE_IMAGES
-from .store import Buffer
 
 __all__ = ["FILES_PATH", "FileRoutes"]
 

@@ -65,7 +65,7 @@ async def test_an_upload_is_hashed_sniffed_and_stored_once(store: LocalStore) ->
     assert done.sha256 == hashlib.sha256(PNG).hexdigest()
     assert store.blob(done).read_bytes() == PNG
     assert await store.get(buffer.id) == done
-    assert store.used(ALICE) == len(PNG)
+    assert await store.used(ALICE) == len(PNG)
     assert names(files_under(store.root)) == {"buffers", done.sha256[:2]}  # nothing else
 
 
@@ -83,7 +83,7 @@ async def test_sizes_over_the_limit_are_refused_before_and_during_the_upload(
         await store.upload(buffer.id, keys.upload, chunks(b"x" * 5000), declared=10)
     assert list((store.root / "incoming").iterdir()) == []
     assert not (await store.get(buffer.id)).uploaded  # type: ignore[union-attr]
-    assert store.used(ALICE) == 0
+    assert await store.used(ALICE) == 0
     done = await store.upload(buffer.id, keys.upload, chunks(b"small"))  # a retry within the limit
     assert done.size == 5
 
@@ -185,7 +185,7 @@ async def test_an_interrupted_upload_leaves_nothing_behind(store: LocalStore) ->
         await task
     assert list((store.root / "incoming").iterdir()) == []
     assert list((store.root / "blobs").iterdir()) == []
-    assert store.used(ALICE) == 0
+    assert await store.used(ALICE) == 0
 
 
 async def test_promotion_gives_each_side_its_own_buffer_over_one_copy(
@@ -198,8 +198,8 @@ async def test_promotion_gives_each_side_its_own_buffer_over_one_copy(
     assert mine.id != theirs.id and (mine.user, theirs.user) == ("alice", "bob")
     assert mine.kind == theirs.kind == "permanent" and mine.expires is None
     assert store.blob(mine) == store.blob(theirs)  # one copy on disk
-    assert store.used(ALICE) == len(PNG)  # the uploader's quota carries the file
-    assert store.used(BOB) == 0  # a received copy costs bob nothing: nobody fills his quota
+    assert await store.used(ALICE) == len(PNG)  # the uploader's quota carries the file
+    assert await store.used(BOB) == 0  # a received copy costs bob nothing: nobody fills his quota
     assert await store.delete(mine.id)
     clock.now += 3600
     await store.collect_garbage()
@@ -213,7 +213,7 @@ async def test_the_quota_counts_what_an_owner_holds(store: LocalStore) -> None:
     for index in range(3):  # 3 x 3000 of a 10,000 quota
         buffer, keys = await store.create(ALICE, f"{index}.bin", None, None)
         await store.upload(buffer.id, keys.upload, chunks(b"z" * 3000))
-    assert store.room(ALICE) == 1000 and store.room(BOB) == 4096
+    assert await store.room(ALICE) == 1000 and await store.room(BOB) == 4096
     with pytest.raises(TooBig) as refused:
         await store.create(ALICE, "more.bin", None, 1001)
     assert refused.value.max_bytes == 1000
@@ -238,7 +238,7 @@ async def test_collection_takes_expired_buffers_and_stale_uploads(
     assert (removed.buffers, removed.incoming, removed.blobs) == (2, 1, 1)
     assert await store.get(gone.id) is None and await store.get(never.id) is None
     assert (await store.get(permanent.id)) == permanent
-    assert store.used(ALICE) == 0 and store.used(BOB) == 0
+    assert await store.used(ALICE) == 0 and await store.used(BOB) == 0
 
 
 async def test_usage_is_counted_again_when_the_store_opens(
@@ -248,7 +248,7 @@ async def test_usage_is_counted_again_when_the_store_opens(
     await store.upload(buffer.id, keys.upload, chunks(b"x" * 123))
     again = LocalStore(store.root, max_size=4096, temp_ttl=600, quota=10_000, clock=clock)
     await again.open()
-    assert again.used(ALICE) == 123
+    assert await again.used(ALICE) == 123
 
 
 async def test_uploads_at_once_share_the_quota(store: LocalStore) -> None:
@@ -265,4 +265,4 @@ async def test_uploads_at_once_share_the_quota(store: LocalStore) -> None:
         return_exceptions=True,
     )
     assert sum(isinstance(result, TooBig) for result in results) >= 1
-    assert store.used(ALICE) <= 10_000
+    assert await store.used(ALICE) <= 10_000
