@@ -13,6 +13,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "TooBig",
+    "Unavailable",
 ]
 
 
@@ -73,3 +74,11 @@ class NotFound(FileBufferError):
 class Forbidden(FileBufferError):
     code = "forbidden"
     status = 403
+
+
+class Unavailable(FileBufferError):
+    """The shared metadata (PostgreSQL) cannot be reached or failed: retry later. The
+    driver's words stay in the log and in ``__cause__``, never on the wire."""
+
+    code = "unavailable"
+    status = 503

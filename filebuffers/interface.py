@@ -1,8 +1,8 @@
 """What the rest of Switchboard needs of a buffer store (PROTOCOL §8).
 
-``LocalStore`` (a folder) is the one there is; the routes and the messages service are
-written against this protocol, so that a store over an object store or a database can
-take its place without them changing.
+``LocalStore`` (a folder, for one process) and ``SharedStore`` (a shared folder and
+PostgreSQL, for several) are the two there are; the routes and the messages service are
+written against this protocol, so either takes the other's place without them changing.
 """
 
 from __future__ import annotations

@@ -19,8 +19,12 @@ headers of §8.5, and with Range support.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -36,6 +40,8 @@ from .signing import sign, verify
 from .sniff import INLINE_IMAGES
 
 __all__ = ["FILES_PATH", "FileRoutes"]
+
+log = logging.getLogger(__name__)
 
 FILES_PATH = "/messages/files"
 
@@ -128,12 +134,13 @@ class FileRoutes:
         try:
             buffer = await self._readable(request)
             path = self.store.blob(buffer)
+            stat = await _stat(path)
         except FileBufferError as error:
             return _refusal(error)
         headers = dict(SAFE_HEADERS)
         inline = buffer.mime in INLINE_IMAGES
         headers["Content-Disposition"] = content_disposition(buffer.name, inline=inline)
-        return FileResponse(path, headers=headers, media_type=buffer.mime)
+        return FileResponse(path, headers=headers, media_type=buffer.mime, stat_result=stat)
 
     async def _readable(self, request: Request) -> Buffer:
         """The buffer the request may read; otherwise the reason it may not."""
@@ -156,6 +163,16 @@ class FileRoutes:
         ):
             raise Forbidden("the url is not signed for this file, or has expired")
         return buffer
+
+
+async def _stat(path: Path) -> os.stat_result:
+    """The blob's size and times; ``NotFound`` when its bytes are missing, which only a
+    folder not mounted (or restored apart from the metadata) explains: logged."""
+    try:
+        return await asyncio.to_thread(os.stat, path)
+    except FileNotFoundError:
+        log.warning("file buffers: no bytes at %s; is the files folder mounted?", path)
+        raise NotFound("no such file") from None
 
 
 def _content_length(request: Request) -> int | None:

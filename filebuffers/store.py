@@ -18,7 +18,8 @@ temporary buffer lives, and blobs no buffer refers to once they are that old too
 
 Quotas are counted per owner over the buffers that hold bytes; the counts are built
 from the metadata at ``open`` and kept in memory, which is exact for one process per
-folder (the embedded default and the split mode's single service).
+folder (the embedded default and the split mode's single service). Several processes
+sharing buffers use ``shared.SharedStore`` instead.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
 """Upload and download over real HTTP (uvicorn on loopback, httpx): the refusals of §8.2
-with their codes, the safe headers of §8.5, Range, and who may read what."""
+with their codes, the safe headers of §8.5, Range, and who may read what. Every test
+runs over the local store and again over the shared one (PostgreSQL and a folder), so
+that a node of a cluster keeps every rule one process keeps."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,14 +19,17 @@ import uvicorn
 from starlette.applications import Starlette
 
 from config import Config
-from filebuffers import Buffer, LocalStore, Owner
+from filebuffers import Buffer, LocalStore, Owner, SharedStore
 from filebuffers.routes import FileRoutes
 from signaling.server import bound_socket, uvicorn_config
+from tests.conftest import postgres_database
 
 ALICE = Owner("example.com", "alice")
 BOB = Owner("other.org", "bob")
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 SECRET = b"s" * 32
+
+Store = LocalStore | SharedStore
 
 
 class Clock:
@@ -37,7 +43,7 @@ class Clock:
 @dataclass
 class Served:
     files: FileRoutes
-    store: LocalStore
+    store: Store
     http: httpx.AsyncClient
     clock: Clock
     port: int
@@ -51,13 +57,36 @@ class Served:
         return self.files.read_url(buffer, keys.read)
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@contextlib.asynccontextmanager
+async def opened_store(kind: str, root: Path, clock: Clock) -> AsyncIterator[Store]:
+    """The local store in ``root``, or the shared one over ``root`` and a fresh
+    PostgreSQL database (skipped when there is none, failed in CI)."""
+    async with contextlib.AsyncExitStack() as stack:
+        store: Store
+        if kind == "local":
+            store = LocalStore(root, max_size=64 * 1024, temp_ttl=600, quota=10**7, clock=clock)
+        else:
+            database = await stack.enter_async_context(postgres_database())
+            store = SharedStore(
+                root, database, max_size=64 * 1024, temp_ttl=600, quota=10**7, clock=clock
+            )
+        await store.open()
+        stack.push_async_callback(store.close)
+        yield store
+
+
+@pytest.fixture(params=["local", "shared"])
+async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Served]:
     clock = Clock()
-    store = LocalStore(
-        tmp_path / "files", max_size=64 * 1024, temp_ttl=600, quota=10**7, clock=clock
-    )
-    await store.open()
+    async with (
+        opened_store(request.param, tmp_path / "files", clock) as store,
+        serving(store, clock) as served,
+    ):
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def serving(store: Store, clock: Clock) -> AsyncIterator[Served]:
     files = FileRoutes(store, SECRET, clock=clock)
     app = Starlette(routes=files.routes())
     sock = bound_socket("127.0.0.1", 0)
@@ -250,11 +279,22 @@ async def test_a_temporary_url_expires(served: Served) -> None:
     assert (await served.http.get(url)).status_code == 410
 
 
+async def test_bytes_missing_from_the_folder_are_not_found(served: Served) -> None:
+    """A folder not mounted on this node (or restored apart from the metadata): 404, as
+    for no file, never a 500."""
+    url = await served.temporary(b"somewhere else", "a.txt", "text/plain")
+    (blob,) = (path for path in (served.store.root / "blobs").rglob("*") if path.is_file())
+    blob.unlink()
+    answer = await served.http.get(url)
+    assert (answer.status_code, answer.json()["code"]) == (404, "not_found")
+
+
 async def _permanent(served: Served) -> Buffer:
     buffer, keys = await served.store.create(ALICE, "doc.pdf", "application/pdf", None)
     await served.store.upload(buffer.id, keys.upload, _once(b"%PDF-1.7 body"))
-    (permanent,) = await served.store.promote(buffer.id, [BOB])
-    return permanent
+    uploaded = await served.store.get(buffer.id)
+    assert uploaded is not None
+    return await served.store.grant(uploaded, BOB, secrets.token_urlsafe(16))
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -322,7 +362,8 @@ async def test_odd_names_stay_names_and_come_back_safely(
     assert all(32 <= ord(char) < 127 for char in disposition)
     root = served.store.root.resolve()
     assert all(path.resolve().is_relative_to(root) for path in served.store.root.rglob("*"))
-    assert {path.name for path in served.store.root.iterdir()} == {"buffers", "blobs", "incoming"}
+    made = {path.name for path in served.store.root.iterdir()}
+    assert made - {"buffers"} == {"blobs", "incoming"}  # buffers/: the local store's metadata
 
 
 def test_urls_can_name_another_origin(tmp_path: Path) -> None:
