@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from starlette.applications import Starlette
@@ -26,7 +26,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from config import Config, ConfigError
-from filebuffers import LocalStore
+from filebuffers import FileBufferError
 from filebuffers.routes import FileRoutes
 from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
@@ -45,6 +45,7 @@ from .attachments import Attachments
 from .connection import Connection, Services, Socket
 from .directory import LiveDirectory, TenantDirectory
 from .errors import Unavailable
+from .file_store import make_file_store, open_file_store
 from .handlers import Handlers
 from .hubs import HubConnections
 from .metrics import ServiceFigures
@@ -64,11 +65,6 @@ CLOSE_TIMEOUT = 5.0
 """How long ``stop()`` waits for connections to finish closing."""
 READY_TIMEOUT = 2.0
 """Seconds ``/healthz`` waits for the database's answer before calling it down."""
-
-
-def files_folder(config: Config) -> Path:
-    """``files.dir``, or the folder ``files`` in ``server.data_dir``."""
-    return Path(config.files.dir) if config.files.dir else config.server.data_dir / "files"
 
 
 def database_url(config: Config) -> str:
@@ -96,7 +92,8 @@ class Reachable(Protocol):
 class MessagesService:
     """The service: ``start()`` opens the store and the writer, ``routes()`` serve the
     AppWebsocket, ``stop()`` drains and closes. ``password`` is App object ``messages``'s
-    shared secret (an empty one would let nobody in, and is refused)."""
+    shared secret (an empty one would let nobody in, and is refused). ``clock`` is the
+    wall time of file buffers (their expiry, signed urls' lifetimes), which tests move."""
 
     def __init__(
         self,
@@ -105,6 +102,7 @@ class MessagesService:
         password: str,
         tracer: Tracer | None = None,
         directory: LiveDirectory | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not password:
             raise ConfigError(
@@ -119,18 +117,14 @@ class MessagesService:
         self.hubs = HubConnections()
         self._store: MessageStore | None = None
         self._services: Services | None = None
-        files = config.files
-        self.file_store = LocalStore(
-            files_folder(config),
-            max_size=files.max_size,
-            temp_ttl=files.temp_ttl,
-            quota=files.quota,
-        )
+        self.file_store = make_file_store(config, clock)
         # The key of signed download urls: from the shared secret, so that every service
         # process of one deployment signs alike (and a url outlives a restart).
         secret = hashlib.sha256(b"switchboard file urls\n" + password.encode()).digest()
-        self.file_routes = FileRoutes(self.file_store, secret, base_url=files.url)
-        self.attachments = Attachments(self.file_store, self.file_routes, secret)
+        self.file_routes = FileRoutes(
+            self.file_store, secret, base_url=config.files.url, clock=clock
+        )
+        self.attachments = Attachments(self.file_store, self.file_routes, secret, clock)
         self._collector: asyncio.Task[None] | None = None
         self.replicas: Replicas | None = None
         """With ``messages.replicas``: what this replica tells the others' hubs (12.41)."""
@@ -141,13 +135,11 @@ class MessagesService:
         if self._services is not None:
             return
         store = await self._open_store()
-        if self.config.messages.replicas:
-            try:
-                await self._join_replicas()
-            except BaseException:
-                await store.close()
-                raise
-        await self.file_store.open()
+        try:
+            await self._open_shared_parts()
+        except BaseException:
+            await store.close()
+            raise
         self._collector = asyncio.get_running_loop().create_task(self._collect_garbage())
         writer = PostWriter(
             store,
@@ -181,6 +173,17 @@ class MessagesService:
             reason = f"cannot open {shown_url(self.database_url)}: {first_cause(exc)}"
             raise ConfigError("messages.database", reason) from exc
 
+    async def _open_shared_parts(self) -> None:
+        """The other replicas (when ``messages.replicas``) and the file buffers; what
+        was opened is closed again when the next part cannot be."""
+        if self.config.messages.replicas:
+            await self._join_replicas()
+        try:
+            await open_file_store(self.file_store, self.config)
+        except BaseException:
+            await self._leave_replicas()
+            raise
+
     async def _join_replicas(self) -> None:
         """docs/protocol.md 12.41: every notification made here goes to the other
         replicas' hubs too, and theirs to this one's."""
@@ -206,20 +209,24 @@ class MessagesService:
         if services is None:
             return
         await services.writer.stop()
-        if self.replicas is not None:  # after the writer: its last badges go out too
-            self.hubs.relay = None
-            await self.replicas.stop()
-            self.replicas = None
+        await self._leave_replicas()  # after the writer: its last badges go out too
         if self._collector is not None:
             self._collector.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._collector
             self._collector = None
+        await self.file_store.close()
         await self.hubs.close_all(closecodes.WS_1012_SERVICE_RESTART, CLOSE_TIMEOUT)
         if self._store is not None:
             await self._store.close()
             self._store = None
         log.info("messages service stopped")
+
+    async def _leave_replicas(self) -> None:
+        if self.replicas is not None:
+            self.hubs.relay = None
+            await self.replicas.stop()
+            self.replicas = None
 
     async def database_ready(self) -> bool:
         """True when the message store answers a trivial query now (``/healthz``)."""
@@ -259,7 +266,7 @@ class MessagesService:
             await asyncio.sleep(self.config.files.gc_interval)
             try:
                 removed = await self.file_store.collect_garbage()
-            except OSError as exc:
+            except (OSError, FileBufferError) as exc:  # the folder, or the shared database
                 log.warning("collecting file buffers failed: %r", exc)
                 continue
             if removed.buffers or removed.incoming or removed.blobs:
@@ -292,11 +299,12 @@ def create_messages_app(
     password: str | None = None,
     directory: LiveDirectory | None = None,
     before: Part | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The service alone (``--role messages``); ``password`` defaults to
     ``messages.password``. ``directory``, when given, is where users, licences and queues
     are read (else the configuration); ``before`` starts before the service and stops
-    after it (what keeps that directory up to date)."""
+    after it (what keeps that directory up to date); ``clock`` is ``MessagesService``'s."""
     trace = config.trace
     try:  # [trace] applies here too; its flags are switched through a hub's admin API
         tracer = Tracer(flags=trace.flags, buffer=trace.buffer)
@@ -307,6 +315,7 @@ def create_messages_app(
         password=config.messages.password if password is None else password,
         tracer=tracer,
         directory=directory,
+        clock=clock,
     )
 
     routes = [Route("/healthz", _healthz(service, before)), *service.routes()]

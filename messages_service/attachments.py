@@ -18,17 +18,20 @@ url it got.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from filebuffers import Buffer, BufferStore, FileBufferError, Owner, TooBig
+from filebuffers import Unavailable as StoreUnavailable
 from filebuffers.routes import FILES_PATH, FileRoutes
 
+from .errors import Unavailable
 from .storage import FileGrant, StoredMessage
 
 __all__ = ["Attachments"]
@@ -61,7 +64,8 @@ class Attachments:
         ``attach``) and its ``upload`` url (for the creator alone: docs/protocol.md
         12.13), or the ``too_big`` answer with the most that would be taken."""
         try:
-            buffer, keys = await self.store.create(owner, name, mime, size)
+            with _answering():
+                buffer, keys = await self.store.create(owner, name, mime, size)
         except TooBig as refused:
             return {
                 "mt": "CreateFileBufferResult",
@@ -96,7 +100,8 @@ class Attachments:
         found = []
         for temporary_id in _temporary_ids(message.attach):
             own_id = self._own_id(temporary_id, owner, message.call_id, message.seq)
-            buffer = await self.store.get(own_id)
+            with _answering():
+                buffer = await self.store.get(own_id)
             if buffer is not None and buffer.owner == owner:
                 url = self._routes.signed_url(buffer, session, URL_LIFETIME)
                 found.append(
@@ -114,7 +119,9 @@ class Attachments:
         """``owner`` deleted its copy of ``message``: its buffers go too (§8.6); the
         bytes stay while another side's buffer refers to them."""
         for temporary_id in _temporary_ids(message.attach):
-            await self.store.delete(self._own_id(temporary_id, owner, message.call_id, message.seq))
+            own_id = self._own_id(temporary_id, owner, message.call_id, message.seq)
+            with _answering():
+                await self.store.delete(own_id)
 
     async def _uploads_of(self, attach: str | None, author: Owner) -> list[Buffer]:
         """The uploaded temporary buffers of ``author`` that ``attach`` names by their
@@ -142,6 +149,16 @@ class Attachments:
         message = f"{temporary_id}\n{owner.domain}\n{owner.user}\n{call_id}\n{seq}".encode()
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:22]
+
+
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """A shared store whose database failed: the request is answered ``unavailable``
+    (retry), as when the messages' own database fails."""
+    try:
+        yield
+    except StoreUnavailable as exc:
+        raise Unavailable("file buffers are unavailable") from exc
 
 
 def _temporary_ids(attach: str | None) -> list[str]:

@@ -68,7 +68,8 @@ async def test_a_second_node_of_a_live_node_s_name_is_refused(tmp_path: Path) ->
 async def test_a_node_whose_redis_does_not_answer_is_refused(tmp_path: Path) -> None:
     async with postgres_database("switchboard_cluster") as database:
         redis = f"redis://127.0.0.1:{free_port()}/0"
-        config = f"[cluster]\nredis = {json.dumps(redis)}\ndatabase = {json.dumps(database)}\n"
+        config = "[messages]\nenabled = false\n[cluster]\n"
+        config += f"redis = {json.dumps(redis)}\ndatabase = {json.dumps(database)}\n"
         result = await asyncio.to_thread(serve, tmp_path, config, "--node", "a")
     assert_one_line(result, "cluster.redis", "cannot reach Redis at ")
     (line,) = result.stderr.strip().splitlines()

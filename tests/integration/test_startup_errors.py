@@ -78,10 +78,39 @@ def test_replicas_of_the_service_on_sqlite(tmp_path: Path) -> None:
     assert_one_line(result, "messages.replicas", "needs a postgres:// messages.database")
 
 
+def shared_files_config(database: str, folder: str = "") -> str:
+    """A messages-service replica keeping file buffers in ``cluster.database``."""
+    lines = ["[messages]", 'password = "secret"', "[cluster]", f"database = {json.dumps(database)}"]
+    if folder:
+        lines += ["[files]", f"dir = {json.dumps(folder)}"]
+    return "\n".join([*lines, ""])
+
+
+def test_shared_file_buffers_without_a_shared_folder(tmp_path: Path) -> None:
+    config = shared_files_config(postgres_with("switchboard"))
+    result = serve(tmp_path, config, "--role", "messages")
+    assert_one_line(result, "files.dir", "required when cluster.database is set")
+
+
+def test_shared_file_buffers_on_sqlite(tmp_path: Path) -> None:
+    config = shared_files_config(f"sqlite://{tmp_path / 'files.sqlite3'}", str(tmp_path))
+    result = serve(tmp_path, config, "--role", "messages")
+    assert_one_line(result, "cluster.database", "must be PostgreSQL")
+
+
+def test_shared_file_buffers_on_a_port_nobody_listens_on(tmp_path: Path) -> None:
+    url = f"postgres://postgres:hidden@127.0.0.1:{free_port()}/switchboard"
+    result = serve(tmp_path, shared_files_config(url, str(tmp_path)), "--role", "messages")
+    assert_one_line(result, "cluster.database", "connection refused")
+    assert "hidden" not in result.stderr
+
+
 def cluster_config(database: str | None) -> str:
     """A cluster node's config (Redis on a port nobody listens on: the database is
-    checked first, and the node never gets that far)."""
-    lines = ["[cluster]", f'redis = "redis://127.0.0.1:{free_port()}/0"']
+    checked first, and the node never gets that far), volatile chat (a node serving the
+    messages service itself would need files.dir first)."""
+    lines = ["[messages]", "enabled = false", "[cluster]"]
+    lines.append(f'redis = "redis://127.0.0.1:{free_port()}/0"')
     if database is not None:
         lines.append(f"database = {json.dumps(database)}")
     return "\n".join([*lines, ""])

@@ -220,7 +220,11 @@ async def test_a_messages_service_of_the_cluster_follows_the_changes(tmp_path: P
     API gives her the licence, and erin, added through the admin API, too."""
     async with nodes("a") as (services, (a,)):
         config = service_config(f"sqlite://{(tmp_path / 'messages.sqlite3').as_posix()}")
-        config = replace(config, cluster=replace(config.cluster, database=services.database))
+        config = replace(
+            config,
+            cluster=replace(config.cluster, database=services.database),
+            files=replace(config.files, dir=str(tmp_path / "files")),  # shared: 12.45
+        )
         async with running_service(config, functools.partial(create_app, role="messages")) as m:
             alice = (await m.hub()).user("alice")
             group = (await alice.one("WriteGroup", dn="Team"))["id"]
