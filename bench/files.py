@@ -2,7 +2,7 @@
 
 Run::
 
-    .venv/bin/python bench/files.py [--big-mib 100] [--small-count 20] [--quick]
+    .venv/bin/python bench/files.py [--big-mib 100] [--small-count 20] [--quick] [--shared]
 
 What it does (see bench/README.md for what the figures mean):
 
@@ -18,6 +18,11 @@ What it does (see bench/README.md for what the figures mean):
    flat, because uploads are streamed to disk, never held;
 5. prints a summary and writes it as JSON to bench/results/.
 
+With ``--shared`` the server keeps its file buffers as a node of a cluster does
+(docs/protocol.md 12.45): metadata, uploads in progress and quotas in a PostgreSQL
+database made for the run (``[cluster] database``), the bytes in a ``files.dir`` of
+their own; comparing it with a run without says what sharing costs an upload.
+
 This is a benchmark, not a test: nothing here is collected by pytest.
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import sys
@@ -36,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+from cluster import DEFAULT_POSTGRES, scratch_database
 from relay import (
     DOMAIN,
     HOST,
@@ -61,6 +68,8 @@ class Plan:
     big_count: int
     small_count: int
     save: bool
+    shared: bool = False
+    postgres: str = DEFAULT_POSTGRES
 
 
 def parse_plan(argv: Sequence[str] | None = None) -> Plan:
@@ -70,25 +79,46 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     parser.add_argument("--small-count", type=int, help="1 MiB files (default 20, quick 5)")
     parser.add_argument("--quick", action="store_true", help="short run")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results JSON")
+    parser.add_argument(
+        "--shared", action="store_true", help="file buffers as a cluster's node keeps them"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("SWITCHBOARD_BENCH_POSTGRES", DEFAULT_POSTGRES),
+        help="server to make the --shared run's database on",
+    )
     args = parser.parse_args(argv)
     big_count = args.big_count or (1 if args.quick else 3)
     small_count = args.small_count or (5 if args.quick else 20)
     if min(args.big_mib, big_count, small_count) < 1:
         parser.error("sizes and counts must be positive")
-    return Plan(args.big_mib, big_count, small_count, save=not args.no_save)
+    return Plan(
+        args.big_mib,
+        big_count,
+        small_count,
+        save=not args.no_save,
+        shared=args.shared,
+        postgres=args.postgres,
+    )
 
 
-def write_config(path: Path, plan: Plan, password: str) -> None:
+def write_config(path: Path, plan: Plan, password: str, database: str = "") -> None:
+    """The run's config; with ``database``, file buffers are shared (metadata there,
+    bytes in a folder next to the config)."""
     limit = (plan.big_mib + 1) * MIB
+    shared = [f"dir = {json.dumps(str(path.parent / 'shared'))}"] if database else []
+    cluster = ["[cluster]", f"database = {json.dumps(database)}", ""] if database else []
     path.write_text(
         "\n".join(
             [
                 "[login]",
                 f'default_domain = "{DOMAIN}"',
                 "",
+                *cluster,
                 "[files]",
                 f"max_size = {limit}",
                 f"quota = {limit * (plan.big_count + plan.small_count + 2)}",
+                *shared,
                 "",
                 f'[tenants."{DOMAIN}".users.{USER}]',
                 f'password = "{password}"',
@@ -213,7 +243,9 @@ def run(plan: Plan, stack: contextlib.ExitStack) -> JsonObject:
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sb-files-")))
     password = secrets.token_hex(8)
     config = tmp / "files.toml"
-    write_config(config, plan, password)
+    database = stack.enter_context(scratch_database(plan.postgres)) if plan.shared else ""
+    write_config(config, plan, password, database)
+    say("file buffers shared (PostgreSQL and a folder)" if plan.shared else "file buffers local")
     port = free_port()
     argv = [*switchboard_command(), "serve", "--config", str(config)]
     argv += ["--host", HOST, "--port", str(port), "--data-dir", str(tmp / "data")]
