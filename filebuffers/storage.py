@@ -17,7 +17,8 @@ buffer that is deleted or collected while an upload runs, gives the room back; e
 those touches a row only while it still has the upload's token, so room is given back
 once. A process that dies during an upload leaves its token and its hold on the row
 until the buffer expires and is collected (within ``files.temp_ttl``). Transactions
-lock the buffer's row before its owner's, so they do not deadlock one another.
+lock the buffer's row before its owner's; one the database still aborts (a deadlock) is
+tried again.
 """
 
 from __future__ import annotations
