@@ -156,9 +156,11 @@ class AdminLogins:
         if shared is None:
             return self._throttle
         verdict = await shared.check(ADMIN_SCOPE, address, account, charge=True)
-        return AttemptThrottle(
-            self._throttle, verdict, lambda: shared.forgive(ADMIN_SCOPE, address, account)
-        )
+
+        def forgive(taken: tuple[str, ...]) -> None:
+            shared.forgive(ADMIN_SCOPE, address, account, taken)
+
+        return AttemptThrottle(self._throttle, verdict, forgive)
 
     def _token_scope(self, token: str) -> AdminScope | None:
         held = self._tokens.get(_token_key(token)) if token else None

@@ -31,19 +31,23 @@ class ClusterThrottle(Protocol):
         """``LoginThrottle.gate`` for one attempt; None when Redis did not answer."""
         ...
 
-    def forgive(self, scope: str, address: str, account: str) -> None:
-        """The attempt ``check`` counted had the right password."""
+    def forgive(self, scope: str, address: str, account: str, taken: tuple[str, ...]) -> None:
+        """The attempt ``check`` counted had the right password: the budgets ``taken``
+        get their tokens back (``LoginThrottle.forgive``)."""
         ...
 
 
 class AttemptThrottle:
-    """The ``Throttle`` of one attempt; ``forgive`` takes back the cluster's count of it
-    when its password was right."""
+    """The ``Throttle`` of one attempt; ``forgive`` (told the budgets to refund) takes
+    back the cluster's count of it when its password was right."""
 
     __slots__ = ("_forgive", "_local", "_verdict")
 
     def __init__(
-        self, local: LoginThrottle, verdict: Verdict | None, forgive: Callable[[], None]
+        self,
+        local: LoginThrottle,
+        verdict: Verdict | None,
+        forgive: Callable[[tuple[str, ...]], None],
     ) -> None:
         self._local = local
         self._verdict = verdict
@@ -69,4 +73,4 @@ class AttemptThrottle:
     def succeeded(self, address: str, account: str, now: float) -> None:
         self._local.succeeded(address, account, now)
         if self._verdict is not None and self._verdict.counted:
-            self._forgive()
+            self._forgive(self._verdict.taken)

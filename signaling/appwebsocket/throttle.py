@@ -20,7 +20,10 @@ digest, then ``failed`` or ``succeeded`` (the ``Throttle`` interface).
 The shared form (docs/protocol.md 12.44), for nodes that answer logins from one count:
 ``gate`` asks ``locked`` and, unless the pair is locked, counts the attempt as a wrong
 password at once (its ``Verdict`` says whether a wrong password is then ``throttled``);
-``forgive`` takes the count back once the password was right. Counting before the digest
+``forgive`` takes the count back once the password was right: the pair's history goes, as
+a right password ends it, and each budget gets back the token the attempt took from it, if
+it took one (a spent budget gave none, so a right login cannot refill it for a guesser at
+the same address or on the same account). Counting before the digest
 is checked is what keeps concurrent attempts from slipping past a lock on several nodes
 at once; ``signaling.bus.login_scripts`` does the same in Redis, and the in-memory bus
 with this class.
@@ -66,6 +69,9 @@ class Verdict:
     answered ``throttled`` and its pair locked for ``max_delay``."""
     counted: bool = False
     """The attempt was counted as a wrong password: ``forgive`` it if it was right."""
+    taken: tuple[str, ...] = ()
+    """The budgets (``account``, ``address``) that gave the attempt a token, which
+    ``forgive`` gives back; a spent one gave none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,14 +239,15 @@ class LoginThrottle:
         pair is now locked when the answer must be ``throttled`` (the account's or the
         address's budget is spent), None for a plain failure."""
         self.failures += 1
-        over = self._count(address, account, now)
+        over, _ = self._count(address, account, now)
         if over is None:
             return None
         self.throttled[over] += 1
         return self.policy.max_delay
 
-    def _count(self, address: str, account: str, now: float) -> str | None:
-        """Count a wrong password; the budget that was already spent, if any."""
+    def _count(self, address: str, account: str, now: float) -> tuple[str | None, tuple[str, ...]]:
+        """Count a wrong password: the budget that was already spent, if any, and the
+        budgets that gave a token for it."""
         self.sweep(now)
         policy = self.policy
         where, name = address_key(address), account_key(account)
@@ -258,7 +265,8 @@ class LoginThrottle:
             pair.until = now + policy.backoff(pair.locks)
             pair.locks += 1
         self._pairs.changed(key, pair, now)
-        return over
+        taken = (("account",) if account_ok else ()) + (("address",) if address_ok else ())
+        return over, taken
 
     def succeeded(self, address: str, account: str, now: float) -> None:
         """A correct password: the pair's typos are forgiven (the account's and address's
@@ -272,15 +280,18 @@ class LoginThrottle:
         wait = self.locked(address, account, now)
         if wait > 0 or not charge:
             return Verdict(wait)
-        return Verdict(0.0, self._count(address, account, now), counted=True)
+        over, taken = self._count(address, account, now)
+        return Verdict(0.0, over, counted=True, taken=taken)
 
-    def forgive(self, address: str, account: str, now: float) -> None:
+    def forgive(self, address: str, account: str, now: float, taken: tuple[str, ...]) -> None:
         """The attempt ``gate`` counted had the right password: the pair's history goes
-        (``succeeded``) and both budgets get their token back."""
+        (``succeeded``), and each budget that gave it a token (``taken``) gets it back."""
         self.succeeded(address, account, now)
         policy = self.policy
-        _refund(self._accounts, account_key(account), policy.account_failures)
-        _refund(self._addresses, address_key(address), policy.address_failures)
+        if "account" in taken:
+            _refund(self._accounts, account_key(account), policy.account_failures)
+        if "address" in taken:
+            _refund(self._addresses, address_key(address), policy.address_failures)
 
     def sweep(self, now: float) -> None:
         """Drop every entry older than ``window``."""

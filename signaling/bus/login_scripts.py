@@ -28,8 +28,8 @@ GATE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lock = tonumber(redis.call('HGET', KEYS[1], 'u') or 0)
-if lock > now then return {lock - now, 0} end
-if ARGV[1] ~= '1' then return {0, 0} end
+if lock > now then return {lock - now, 0, 0} end
+if ARGV[1] ~= '1' then return {0, 0, 0} end
 local window = tonumber(ARGV[3])
 local function take(key, cap)
   local b = redis.call('HMGET', key, 't', 's')
@@ -45,6 +45,9 @@ local account_ok = take(KEYS[2], tonumber(ARGV[6]))
 local address_ok = take(KEYS[3], tonumber(ARGV[7]))
 local over = 0
 if not account_ok then over = 1 elseif not address_ok then over = 2 end
+local taken = 0
+if account_ok then taken = taken + 1 end
+if address_ok then taken = taken + 2 end
 local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
 local locks = tonumber(redis.call('HGET', KEYS[1], 'l') or 0)
 local wait = -1
@@ -57,24 +60,28 @@ if wait >= 0 then
   redis.call('HSET', KEYS[1], 'u', string.format('%d', now + wait), 'l', locks + 1)
 end
 redis.call('PEXPIRE', KEYS[1], window)
-return {0, over}
+return {0, over, taken}
 """
 """KEYS: pair, account, address. ARGV: charge (1 or 0), failures, window, delay,
 max_delay (milliseconds), account_failures, address_failures. Returns {ms the pair is
-still locked, the budget spent: 0 none, 1 the account's, 2 the address's}."""
+still locked, the budget spent: 0 none, 1 the account's, 2 the address's, the budgets
+that gave a token: 1 the account's plus 2 the address's}."""
 
 FORGIVE = """
 redis.call('DEL', KEYS[1])
 for i = 2, 3 do
   local tokens = redis.call('HGET', KEYS[i], 't')
-  if tokens then
-    local kept = math.min(tonumber(ARGV[i - 1]), tonumber(tokens) + 1)
+  if tokens and ARGV[2 * i - 2] == '1' then
+    local kept = math.min(tonumber(ARGV[2 * i - 3]), tonumber(tokens) + 1)
     redis.call('HSET', KEYS[i], 't', string.format('%.17g', kept))
   end
 end
 return 1
 """
-"""KEYS: pair, account, address. ARGV: account_failures, address_failures."""
+"""KEYS: pair, account, address. ARGV: account_failures, whether the account's budget
+gave a token (1 or 0), address_failures, whether the address's did. The pair goes; a
+budget gets a token back only if it gave one (``GATE``'s ``taken``). An entry written
+keeps the expiry ``GATE`` set: ``HSET`` on a hash does not clear it."""
 
 MADE = """
 local t = redis.call('TIME')
@@ -117,16 +124,22 @@ def gate_args(policy: ThrottlePolicy, charge: bool) -> tuple[int, ...]:
     )
 
 
-def forgive_args(policy: ThrottlePolicy) -> tuple[int, int]:
-    return policy.account_failures, policy.address_failures
+def forgive_args(policy: ThrottlePolicy, taken: tuple[str, ...]) -> tuple[int, ...]:
+    return (
+        policy.account_failures,
+        int("account" in taken),
+        policy.address_failures,
+        int("address" in taken),
+    )
 
 
 def verdict(reply: Any, charge: bool) -> Verdict | None:
     """``GATE``'s reply as a ``Verdict``; None for anything else (an error)."""
     try:
-        wait_ms, over = (int(part) for part in reply)
+        wait_ms, over, taken = (int(part) for part in reply)
     except (TypeError, ValueError):
         return None
     if wait_ms > 0:
         return Verdict(wait_ms / 1000)
-    return Verdict(0.0, _OVER.get(over), counted=charge)
+    gave = tuple(name for bit, name in ((1, "account"), (2, "address")) if taken & bit)
+    return Verdict(0.0, _OVER.get(over), counted=charge, taken=gave)

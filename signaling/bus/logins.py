@@ -95,7 +95,7 @@ class SharedLogins:
         if type(action) is CheckLogin:
             self._check_login(action)
         elif type(action) is ForgiveLogin:
-            self.forgive(HUB, action.address, action.account)
+            self.forgive(HUB, action.address, action.account, action.taken)
         elif type(action) is KeepVisitor:
             record = action.record
             self.held[record.domain, record.sip] = (record, time.monotonic() + self._ttl)
@@ -132,10 +132,11 @@ class SharedLogins:
         )
         return login_scripts.verdict(replies[0], charge) if replies else None
 
-    def forgive(self, scope: str, address: str, account: str) -> None:
-        """The attempt ``check`` counted had the right password (no answer awaited)."""
+    def forgive(self, scope: str, address: str, account: str, taken: tuple[str, ...]) -> None:
+        """The attempt ``check`` counted had the right password (no answer awaited): the
+        budgets ``taken`` get their tokens back."""
         keys_ = login_scripts.throttle_keys(scope, address, account)
-        args = login_scripts.forgive_args(self.policy)
+        args = login_scripts.forgive_args(self.policy, taken)
         self.asks.ask(lambda pipe: self._call(pipe, "FORGIVE", keys_, args), _ignored)
 
     async def make_visitor(self, counted: str, record: VisitorRecord) -> bool | None:

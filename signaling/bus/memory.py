@@ -216,7 +216,8 @@ class MemoryBus:
         if isinstance(action, CheckLogin):
             self.pending.append(Delivery(node, node, question=action))
         elif isinstance(action, ForgiveLogin):
-            self.book.throttle.forgive(action.address, action.account, self.clock())
+            clock = self.clock()
+            self.book.throttle.forgive(action.address, action.account, clock, action.taken)
         elif isinstance(action, KeepVisitor):
             user = (action.record.domain, action.record.sip)
             self.book.visitors[user] = action.record

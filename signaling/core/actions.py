@@ -255,6 +255,9 @@ class ForgiveLogin:
 
     address: str
     account: str
+    taken: tuple[str, ...]
+    """The budgets that gave the attempt a token (``Verdict.taken``): only they get one
+    back."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from signaling.appwebsocket.attempt_throttle import AttemptThrottle
 from signaling.appwebsocket.login import LoginAttempt, LoginOutcome, LoginRequest, LoginServer
-from signaling.appwebsocket.throttle import LoginThrottle
+from signaling.appwebsocket.throttle import LoginThrottle, Verdict
 from signaling.directory import Directory
 
 from .actions import CheckLogin, ForgiveLogin, LoginChecked
@@ -70,10 +70,7 @@ class LoginChecks:
             self._visitors.learned(answer.visitor)
         elif asked and answer.verdict is None:
             return self._answer(answer.conn, login.unavailable(attempt))
-        forgive = ForgiveLogin(login.address, attempt.account)
-        throttle = AttemptThrottle(
-            self._throttle, answer.verdict, lambda: self._out.shared(forgive)
-        )
+        throttle = self._attempt_throttle(login.address, attempt.account, answer.verdict)
         outcome = login.finish(attempt, self._clock.monotonic(), throttle)
         principal = outcome.principal
         if principal is not None and principal.sip:
@@ -82,6 +79,17 @@ class LoginChecks:
 
     def held(self) -> int:
         return len(self._waiting)
+
+    def _attempt_throttle(
+        self, address: str, account: str, verdict: Verdict | None
+    ) -> AttemptThrottle:
+        """The cluster's verdict joined to this switch's counts; a right password's
+        forgiveness goes to the cluster."""
+
+        def forgive(taken: tuple[str, ...]) -> None:
+            self._out.shared(ForgiveLogin(address, account, taken))
+
+        return AttemptThrottle(self._throttle, verdict, forgive)
 
     def _unknown_visitor(self, request: LoginRequest) -> tuple[str, str] | None:
         """The visitor account a user login names, when this switch does not know it."""

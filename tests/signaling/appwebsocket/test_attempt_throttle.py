@@ -17,7 +17,7 @@ def test_gate_counts_an_attempt_before_it_is_checked_as_failed_would() -> None:
     shared, alone = LoginThrottle(), LoginThrottle()
     for _ in range(5):
         verdict = shared.gate(A, ALICE, 0.0)
-        assert verdict == Verdict(0.0, None, counted=True)
+        assert verdict == Verdict(0.0, None, counted=True, taken=("account", "address"))
         alone.failed(A, ALICE, 0.0)
     # the fifth locked the pair, as five failures do: the sixth is refused, not counted
     assert shared.gate(A, ALICE, 0.5) == Verdict(0.5) == Verdict(alone.locked(A, ALICE, 0.5))
@@ -35,8 +35,9 @@ def test_forgive_takes_the_count_back_whole() -> None:
     policy = ThrottlePolicy(failures=2, account_failures=3, address_failures=3)
     shared = LoginThrottle(policy)
     for _ in range(10):  # many right passwords, each counted at its gate, then forgiven
-        assert shared.gate(A, ALICE, 0.0).counted
-        shared.forgive(A, ALICE, 0.0)
+        verdict = shared.gate(A, ALICE, 0.0)
+        assert verdict.counted and verdict.taken == ("account", "address")
+        shared.forgive(A, ALICE, 0.0, verdict.taken)
     # nothing of them is left: a pair's two typos and the budgets' three are all there
     assert [shared.gate(A, ALICE, 0.0).over for _ in range(2)] == [None, None]
     assert shared.gate(A, ALICE, 0.0).wait > 0  # the second typo locked the pair
@@ -52,18 +53,31 @@ def test_a_spent_budget_is_told_as_the_verdict_s_over() -> None:
     assert verdict.over == "account" and verdict.counted
 
 
-def forgiven() -> tuple[list[int], AttemptThrottle]:
-    calls: list[int] = []
-    return calls, AttemptThrottle(
-        LoginThrottle(), Verdict(0.0, None, counted=True), lambda: calls.append(1)
-    )
+def test_a_spent_budget_is_not_refilled_by_a_right_password() -> None:
+    """A guesser with an account of its own (a visitor account is free) logs in with it
+    between guesses: the address's spent budget gave those logins no token, so their
+    forgiveness gives none back, and no further guess is checked."""
+    shared = LoginThrottle(ThrottlePolicy(failures=100, address_failures=3))
+    for n in range(3):
+        assert shared.gate(A, f"example.com/victim{n}", 0.0).over is None
+    for n in range(10):
+        mine = shared.gate(A, "example.com/mine", 0.0)
+        assert mine.over == "address" and mine.taken == ("account",)
+        shared.forgive(A, "example.com/mine", 0.0, mine.taken)
+        assert shared.gate(A, f"example.com/other{n}", 0.0).over == "address"
+
+
+def forgiven() -> tuple[list[tuple[str, ...]], AttemptThrottle]:
+    calls: list[tuple[str, ...]] = []
+    verdict = Verdict(0.0, None, counted=True, taken=("account", "address"))
+    return calls, AttemptThrottle(LoginThrottle(), verdict, calls.append)
 
 
 def test_a_right_password_forgives_what_the_cluster_counted() -> None:
     calls, attempt = forgiven()
     assert attempt.locked(A, ALICE, 0.0) == 0.0
     attempt.succeeded(A, ALICE, 0.0)
-    assert calls == [1]
+    assert calls == [("account", "address")]
 
 
 def test_a_wrong_password_is_counted_here_too_and_not_forgiven() -> None:

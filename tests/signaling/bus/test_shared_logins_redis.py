@@ -83,15 +83,16 @@ async def test_the_script_decides_as_the_throttle_in_memory() -> None:
                 expected = model.gate(address, account, 0.0, charge=charge)
                 got = await logins.check(HUB, address, account, charge=charge)
                 assert got is not None
-                assert (got.wait > 0, got.over, got.counted) == (
+                assert (got.wait > 0, got.over, got.counted, got.taken) == (
                     expected.wait > 0,
                     expected.over,
                     expected.counted,
+                    expected.taken,
                 ), (seed, step)
                 seen.add((got.wait > 0, got.over))
                 if got.counted and rng.random() < 0.5:  # a right password
-                    model.forgive(address, account, 0.0)
-                    logins.forgive(HUB, address, account)
+                    model.forgive(address, account, 0.0, expected.taken)
+                    logins.forgive(HUB, address, account, got.taken)
             # every kind of verdict came up: locked, plain, over either budget
             assert seen == {(True, None), (False, None), (False, "account"), (False, "address")}
 
@@ -112,7 +113,8 @@ async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> 
         assert locked is not None and locked.wait > 1000 - 5 and not locked.counted
         admin = await logins.check(ADMIN, "192.0.2.1", "alice", charge=True)
         assert admin is not None and admin.wait == 0  # admin logins are counted apart
-        logins.forgive(ADMIN, "192.0.2.1", "alice")
+        assert admin.taken == ("account", "address")
+        logins.forgive(ADMIN, "192.0.2.1", "alice", admin.taken)
         client = redis.client()
         try:
             await client.ping()  # the forgiveness went on the questions' connection first
@@ -123,6 +125,21 @@ async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> 
         finally:
             await client.aclose()
         assert pair_gone and float(budgets[b"t"]) == POLICY.address_failures
+
+
+async def test_a_right_password_gives_back_no_token_a_spent_budget_did_not_give() -> None:
+    """The address's budget (5) is spent; logins with the right password of an account of
+    the guesser's own, between its guesses, do not refill it."""
+    async with private_redis() as redis, shared(redis) as (logins, _):
+        for n in range(POLICY.address_failures):
+            first = await logins.check(HUB, "192.0.2.1", f"victim{n}", charge=True)
+            assert first is not None and first.over is None
+        for n in range(3):
+            mine = await logins.check(HUB, "192.0.2.1", "mine", charge=True)
+            assert mine is not None and mine.over == "address" and mine.taken == ("account",)
+            logins.forgive(HUB, "192.0.2.1", "mine", mine.taken)
+            guess = await logins.check(HUB, "192.0.2.1", f"other{n}", charge=True)
+            assert guess is not None and guess.over == "address"
 
 
 async def test_visitor_accounts_are_made_within_the_address_s_hourly_share() -> None:
