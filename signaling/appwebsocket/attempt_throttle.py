@@ -9,7 +9,9 @@ says its pair is locked, and a wrong password is ``throttled`` when either says 
 spent. The node's own count never exceeds the cluster's, which saw the same attempts and
 more, except after Redis lost its throttle windows: then it still holds what this node
 saw. Without a verdict (Redis did not answer in time, or the node is cut off from it) the
-node's own count decides alone, so throttling goes on at one node's limits.
+node's own count decides alone, so throttling goes on at one node's limits; a right
+password then still ends its pair's history in Redis, where a late question may have
+counted it.
 """
 
 from __future__ import annotations
@@ -72,5 +74,12 @@ class AttemptThrottle:
 
     def succeeded(self, address: str, account: str, now: float) -> None:
         self._local.succeeded(address, account, now)
-        if self._verdict is not None and self._verdict.counted:
-            self._forgive(self._verdict.taken)
+        verdict = self._verdict
+        if verdict is None:
+            # The question may have reached Redis and been counted there, its answer
+            # lost: a right password ends the pair's history all the same (12.22), so the
+            # pair goes, lest its count lock out the next right password; the budgets
+            # keep what they may have lost, as nobody knows whether they gave a token.
+            self._forgive(())
+        elif verdict.counted:
+            self._forgive(verdict.taken)

@@ -8,7 +8,8 @@ writer's frames, and never more than one connection however many logins come at 
 Every question is answered exactly once and within ``wait`` seconds of being asked: with
 its replies, or with None when Redis did not answer in time, the connection broke, or
 the node is cut off from Redis (``up`` false: answered at once, nothing is sent). A reply
-that is an error stays in the list; the one who asked reads it as no answer.
+that is an error stays in the list; the one who asked reads it as no answer. Commands
+nobody waits for (``tell``) go the same way, in order with the questions.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ Answer = Callable[[list[Any] | None], None]
 
 
 class _Question:
-    __slots__ = ("answer", "fill", "timer")
+    __slots__ = ("answer", "counted", "fill", "timer")
 
-    def __init__(self, fill: Fill, answer: Answer) -> None:
+    def __init__(self, fill: Fill, answer: Answer, counted: bool = True) -> None:
         self.fill = fill
         self.answer: Answer | None = answer
+        self.counted = counted
+        """Whether going unanswered counts in ``Asks.unanswered`` (someone waited)."""
         self.timer: asyncio.TimerHandle | None = None
 
     def settle(self, replies: list[Any] | None) -> None:
@@ -67,10 +70,18 @@ class Asks:
         self.redis = redis
 
     def ask(self, fill: Fill, answer: Answer) -> None:
-        question = _Question(fill, answer)
+        self._put(_Question(fill, answer))
+
+    def tell(self, fill: Fill) -> None:
+        """Commands nobody waits for (a right password's forgiveness): they go with the
+        next pipeline, or nowhere when the node may not use Redis now, and are never
+        counted ``unanswered``."""
+        self._put(_Question(fill, _nobody, counted=False))
+
+    def _put(self, question: _Question) -> None:
         loop = asyncio.get_running_loop()
         if self.redis is None or not self._up():
-            self.unanswered += 1
+            self.unanswered += question.counted
             loop.call_soon(question.settle, None)
             return
         question.timer = loop.call_later(self._wait, self._late, question)
@@ -91,7 +102,7 @@ class Asks:
     def _late(self, question: _Question) -> None:
         question.timer = None
         if question.answer is not None:
-            self.unanswered += 1
+            self.unanswered += question.counted
             question.settle(None)
 
     async def run(self) -> None:
@@ -117,5 +128,9 @@ class Asks:
             replies = None
         for question, (start, end) in zip(questions, spans, strict=True):
             if question.answer is not None and replies is None:
-                self.unanswered += 1
+                self.unanswered += question.counted
             question.settle(replies[start:end] if replies is not None else None)
+
+
+def _nobody(replies: list[Any] | None) -> None:
+    """The answer to commands nobody waits for (``tell``)."""

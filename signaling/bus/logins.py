@@ -137,7 +137,9 @@ class SharedLogins:
         budgets ``taken`` get their tokens back."""
         keys_ = login_scripts.throttle_keys(scope, address, account)
         args = login_scripts.forgive_args(self.policy, taken)
-        self.asks.ask(lambda pipe: self._call(pipe, "FORGIVE", keys_, args), _ignored)
+        # A lost forgiveness leaves one failure counted in the budgets; the pair's next
+        # right password ends its history again.
+        self.asks.tell(lambda pipe: self._call(pipe, "FORGIVE", keys_, args))
 
     async def make_visitor(self, counted: str, record: VisitorRecord) -> bool | None:
         """Make a visitor account for ``counted`` (a tenant and an address): True once
@@ -178,10 +180,6 @@ class SharedLogins:
 
     def _expiry_ms(self, seconds: float) -> int:
         return _ms(seconds + self._grace)
-
-
-def _ignored(replies: list[Any] | None) -> None:
-    """A question nobody waits for: a lost forgiveness leaves one failure counted."""
 
 
 def _ms(seconds: float) -> int:

@@ -111,6 +111,15 @@ def test_a_budget_the_cluster_saw_spent_makes_a_wrong_password_throttled() -> No
     assert local.locked(A, ALICE, 0.0) == 0.0  # this node's own pair is not locked for it
 
 
+def test_without_a_verdict_a_right_password_still_ends_its_pair_in_the_cluster() -> None:
+    """The question may have been counted in Redis, its answer lost: the pair goes there
+    too, and no budget gets a token it may not have given."""
+    calls: list[tuple[str, ...]] = []
+    attempt = AttemptThrottle(LoginThrottle(), None, calls.append)
+    attempt.succeeded(A, ALICE, 0.0)
+    assert calls == [()]
+
+
 def test_without_a_verdict_this_node_decides_alone() -> None:
     local = LoginThrottle()
     for _ in range(5):

@@ -140,6 +140,35 @@ def test_without_an_answer_a_switch_counts_alone_and_an_unknown_visitor_is_unava
     done(cluster)
 
 
+def counted_late(cluster: Cluster, client: Client) -> dict[str, object]:
+    """The client's ``CheckLogin`` reached Redis and was counted, but its answer came
+    after ``cluster.answer_wait``: the switch decided without a verdict."""
+    (delivery,) = [d for d in cluster.bus.pending if isinstance(d.question, CheckLogin)]
+    cluster.bus.pending.remove(delivery)
+    check = delivery.question
+    assert isinstance(check, CheckLogin)
+    cluster.bus.book.throttle.gate(check.address, check.account, cluster.clock.monotonic())
+    node, conn = client
+    cluster.feed(node, cluster.switch(node).login_checked(LoginChecked(conn, None)), True)
+    result = cluster.take(client)[-1]
+    assert result["mt"] == "AppLoginResult", result
+    return result
+
+
+def test_a_right_password_counted_too_late_still_ends_its_pair_s_history() -> None:
+    """Four typos, then the right password whose count came back too late: had it stayed
+    counted, the pair would be locked for its owner's next login on every switch."""
+    cluster = Cluster()
+    for node in "abab":
+        assert login(cluster, node, "alice", "wrong", "192.0.2.1")["error"] == 1
+    client = attempt(cluster, "a", "alice", PASSWORDS["alice"], "192.0.2.1")
+    assert counted_late(cluster, client)["ok"] is True
+    assert login(cluster, "b", "alice", PASSWORDS["alice"], "192.0.2.1")["ok"] is True
+    for node in "abab":  # and the four typos are free again
+        assert login(cluster, node, "alice", "wrong", "192.0.2.1")["error"] == 1
+    done(cluster)
+
+
 def test_a_visitor_is_kept_in_the_cluster_while_used_and_released_when_not() -> None:
     config = make_config()
     config = replace(config, support=replace(config.support, visitor_ttl=100.0))
