@@ -151,10 +151,10 @@ class AdminLogins:
 
     async def _throttle_of(self, address: str, account: str) -> Throttle:
         """This node's throttle, or in a cluster the one of this attempt (its verdict
-        asked for first, docs 12.44)."""
+        asked for first, docs 12.44), unless this node refuses the attempt anyway."""
         shared = self._shared
-        if shared is None:
-            return self._throttle
+        if shared is None or self._throttle.lock_left(address, account, self._clock()) > 0:
+            return self._throttle  # a pair locked here is refused without counting it there
         verdict = await shared.check(ADMIN_SCOPE, address, account, charge=True)
 
         def forgive(taken: tuple[str, ...]) -> None:

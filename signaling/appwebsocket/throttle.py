@@ -226,12 +226,19 @@ class LoginThrottle:
         before the digest was checked), ``account`` or ``address`` (a wrong password)."""
 
     def locked(self, address: str, account: str, now: float) -> float:
-        """Seconds until this pair may try again; 0 when it may try now."""
+        """Seconds until this pair may try again; 0 when it may try now. An attempt
+        refused so is counted in ``throttled``."""
+        wait = self.lock_left(address, account, now)
+        if wait > 0:
+            self.throttled["pair"] += 1
+        return wait
+
+    def lock_left(self, address: str, account: str, now: float) -> float:
+        """``locked`` without counting a refusal: a look before asking elsewhere."""
         self.sweep(now)
         pair = self._pairs.get((address_key(address), account_key(account)))
         if pair is None or pair.until <= now:
             return 0.0
-        self.throttled["pair"] += 1
         return pair.until - now
 
     def failed(self, address: str, account: str, now: float) -> float | None:

@@ -55,7 +55,13 @@ class LoginChecks:
         the attempt, and whether a visitor account was asked for."""
 
     def ask(self, conn_id: int, login: LoginServer, attempt: LoginAttempt) -> None:
-        """Ask the cluster about ``attempt``; ``checked`` answers it."""
+        """Ask the cluster about ``attempt``; ``checked`` answers it. A pair this switch
+        holds locked is refused at once: asked, the cluster would count the attempt as a
+        wrong password that nothing takes back (its own lock may have run out already,
+        or Redis lost it), though a refused attempt is not counted (12.22)."""
+        now = self._clock.monotonic()
+        if self._throttle.lock_left(login.address, attempt.account, now) > 0:
+            return self._answer(conn_id, login.finish(attempt, now, self._throttle))
         visitor = self._unknown_visitor(attempt.request)
         self._waiting[conn_id] = (login, attempt, visitor is not None)
         charge = attempt.challenge is not None  # without one nothing is counted (12.22)

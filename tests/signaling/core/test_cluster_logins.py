@@ -128,7 +128,7 @@ def test_without_an_answer_a_switch_counts_alone_and_an_unknown_visitor_is_unava
         client = attempt(cluster, "b", "alice", "wrong", "192.0.2.1")
         assert unanswered(cluster, client)["error"] == 1
     client = attempt(cluster, "b", "alice", PASSWORDS["alice"], "192.0.2.1")
-    assert unanswered(cluster, client)["error"] == 2  # this switch's own count holds
+    assert cluster.take(client)[-1]["error"] == 2  # this switch's own count holds
     client = attempt(cluster, "b", "bob", PASSWORDS["bob"], "192.0.2.1")
     assert unanswered(cluster, client)["ok"] is True
     client = attempt(cluster, "b", record.sip, record.password, "192.0.2.1")
@@ -137,6 +137,24 @@ def test_without_an_answer_a_switch_counts_alone_and_an_unknown_visitor_is_unava
     assert cluster.switch("b").throttle.failures == 5  # not counted: nothing was checked
     client = attempt(cluster, "a", record.sip, record.password, "192.0.2.1")
     assert unanswered(cluster, client)["ok"] is True  # known where it was made
+    done(cluster)
+
+
+def test_a_pair_this_switch_holds_locked_is_refused_without_asking_the_cluster() -> None:
+    """Redis lost its throttle windows, or the switch's lock outlasts the cluster's: the
+    refused attempt is not counted anywhere (12.22), right password or wrong."""
+    cluster = Cluster()
+    for _ in range(5):
+        client = attempt(cluster, "b", "alice", "wrong", "192.0.2.1")
+        assert unanswered(cluster, client)["error"] == 1
+    for password in (PASSWORDS["alice"], "wrong"):
+        client = attempt(cluster, "b", "alice", password, "192.0.2.1")
+        assert cluster.take(client)[-1]["error"] == 2
+    assert not any(isinstance(d.question, CheckLogin) for d in cluster.bus.pending)
+    assert cluster.bus.book.throttle.held() == 0
+    assert cluster.switch("b").throttle.throttled == {"pair": 2}
+    cluster.advance(1.0)
+    assert login(cluster, "a", "alice", PASSWORDS["alice"], "192.0.2.1")["ok"] is True
     done(cluster)
 
 
