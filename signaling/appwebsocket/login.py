@@ -238,6 +238,15 @@ class LoginServer:
         )
         return LoginOutcome(reply, principal, session_key(challenge, found.password))
 
+    def proves(self, attempt: LoginAttempt, password: str) -> bool:
+        """Whether ``attempt``'s digest was made with ``password`` (and a valid challenge):
+        a look at an account not known here yet, before it is learnt. Nothing is counted;
+        ``finish`` still answers the attempt."""
+        challenge = attempt.challenge
+        if challenge is None:
+            return False
+        return verify_digest(_digest(attempt.request, challenge, password), attempt.request.digest)
+
     def unavailable(self, attempt: LoginAttempt) -> LoginOutcome:
         """Answer ``attempt`` without looking at it: its account could not be looked up
         (docs 12.44). Nothing about the password was learnt, so nothing is counted."""

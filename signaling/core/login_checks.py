@@ -6,11 +6,14 @@ switch in a cluster first asks the cluster's throttle (``CheckLogin``), so that 
 spread over the nodes are counted together: the login waits here, by connection, until
 ``checked`` brings the answer (the bus answers within ``cluster.answer_wait``, without a
 verdict when Redis did not), and ``LoginServer.finish`` then answers it with the verdict
-joined to the switch's own counts (``AttemptThrottle``). A visitor account this switch
-does not know is read with the same question and learnt before the digest is checked;
-when Redis did not answer, such a login is answered ``unavailable``, since its password
-is nowhere here. An attempt whose connection closed meanwhile is finished all the same,
-so that a right password is forgiven.
+joined to the switch's own counts (``AttemptThrottle``). A pair this switch holds locked
+is refused at once, without asking. A visitor account this switch does not know is read
+with the same question and learnt only when the attempt's digest was made with its
+password (a wrong one must not make this switch hold it, and keep it alive in the
+cluster, for whoever knows a visitor's name); the attempt then goes on as any other. When
+Redis did not answer, such a login is answered ``unavailable``, since its password is
+nowhere here. An attempt whose connection closed meanwhile is finished all the same, so
+that a right password is forgiven.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ class LoginChecks:
             return
         login, attempt, asked = waiting
         if answer.visitor is not None:
-            self._visitors.learned(answer.visitor)
+            if login.proves(attempt, answer.visitor.password):  # else it fails as unknown
+                self._visitors.learned(answer.visitor)
         elif asked and answer.verdict is None:
             return self._answer(answer.conn, login.unavailable(attempt))
         throttle = self._attempt_throttle(login.address, attempt.account, answer.verdict)

@@ -107,6 +107,10 @@ def test_a_wrong_password_of_a_visitor_known_elsewhere_is_a_failure() -> None:
     record = visitor(cluster, "a")
     assert login(cluster, "b", record.sip, "not-it", "192.0.2.1")["error"] == 1
     assert login(cluster, "b", "visitor-ffffffffffffffff", "x", "192.0.2.1")["error"] == 1
+    # not learnt by switch b, so not kept alive in the cluster by anyone who knows its name
+    assert cluster.switch("b").directory.user(DOMAIN, record.sip) is None
+    assert cluster.bus.book.keepers[DOMAIN, record.sip] == {"a"}
+    assert cluster.switch("b").throttle.failures == 2  # counted as unknown accounts
     done(cluster)
 
 
