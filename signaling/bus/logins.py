@@ -79,15 +79,12 @@ class SharedLogins:
         self.asks = Asks(answer_wait, up)
         self.answered: Callable[[LoginChecked], None] | None = None
         """Where a ``CheckLogin``'s answer goes (the switch, through the hub)."""
-        self._scripts: dict[str, Any] = {}
         self.held: dict[tuple[str, str], tuple[VisitorRecord, float]] = {}
         """The visitor accounts this node holds, with when its hold runs out (monotonic)."""
 
     def connect(self, redis: Any) -> None:
         """The connection the questions go on (see ``asks``)."""
         self.asks.connect(redis)
-        for name in ("GATE", "FORGIVE", "MADE"):
-            self._scripts[name] = redis.register_script(getattr(login_scripts, name))
 
     # -- from the hub ------------------------------------------------------------------------
 
@@ -174,9 +171,10 @@ class SharedLogins:
         self._call(pipe, "GATE", keys_, login_scripts.gate_args(self.policy, charge))
 
     def _call(self, pipe: Any, name: str, keys_: tuple[str, ...], args: tuple[Any, ...]) -> None:
-        script = self._scripts[name]
-        pipe.scripts.add(script)
-        pipe.evalsha(script.sha, len(keys_), *keys_, *args)
+        # EVAL with the script's text, as presence does: a pipeline that carries scripts
+        # by their digest asks SCRIPT EXISTS first, a second round trip for every login,
+        # and Redis finds a text it ran before in its cache.
+        pipe.eval(getattr(login_scripts, name), len(keys_), *keys_, *args)
 
     def _expiry_ms(self, seconds: float) -> int:
         return _ms(seconds + self._grace)

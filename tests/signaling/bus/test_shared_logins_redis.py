@@ -105,6 +105,24 @@ async def flush(redis: RedisServer) -> None:
         await client.aclose()
 
 
+async def test_a_login_s_question_is_one_round_trip() -> None:
+    """No SCRIPT EXISTS before each question's pipeline: just the scripts' runs."""
+    async with private_redis() as redis, shared(redis) as (logins, _):
+        for n in range(3):
+            verdict = await logins.check(HUB, "192.0.2.1", f"user{n}", charge=True)
+            assert verdict is not None
+            logins.forgive(HUB, "192.0.2.1", f"user{n}", verdict.taken)
+        # a question after them: the forgiveness went before it, on the same connection
+        assert await logins.check(HUB, "192.0.2.9", "bob", charge=False) is not None
+        client = redis.client()
+        try:
+            stats = await client.info("commandstats")
+        finally:
+            await client.aclose()
+        assert not any(name.startswith("cmdstat_script") for name in stats), stats
+        assert stats["cmdstat_eval"]["calls"] == 7
+
+
 async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> None:
     async with private_redis() as redis, shared(redis) as (logins, _):
         for _ in range(POLICY.failures):
@@ -117,7 +135,7 @@ async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> 
         logins.forgive(ADMIN, "192.0.2.1", "alice", admin.taken)
         client = redis.client()
         try:
-            await client.ping()  # the forgiveness went on the questions' connection first
+            # a question after it: the forgiveness went first, on the questions' connection
             await logins.check(HUB, "192.0.2.9", "bob", charge=False)
             names = sorted(name.decode() for name in await client.keys("sb:thr:{admin}*"))
             pair_gone = not any(":pair:" in name for name in names)
