@@ -76,9 +76,11 @@ def test_a_login_waits_for_the_answer_and_says_so_to_anything_else() -> None:
     cluster = Cluster()
     client = attempt(cluster, "a", "alice", PASSWORDS["alice"], "192.0.2.1")
     assert cluster.take(client) == []
-    cluster.send(client, {"mt": "AppChallenge"}, settle=False)
+    cluster.send(client, {"mt": "AppChallenge", "src": "again"}, settle=False)
     (error,) = cluster.take(client)
-    assert error["mt"] == "Error" and error["code"] == "bad_state"
+    assert (error["mt"], error["code"], error["src"]) == ("Error", "bad_state", "again")
+    cluster.send(client, {"mt": "KeepAlive"}, settle=False)
+    assert cluster.take(client) == [{"mt": "KeepAlive"}]  # answered as always
     assert cluster.switch("a").held()["login_checks"] == 1
     assert answer(cluster, client)["ok"] is True
     assert cluster.switch("a").held()["login_checks"] == 0
