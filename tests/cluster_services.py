@@ -1,20 +1,20 @@
 """What the nodes of a cluster share, made for one test: a private ``redis-server`` and a
-scratch PostgreSQL database (``[cluster] redis`` and ``database``), and the config of an
-in-process node on them."""
+scratch PostgreSQL database (``[cluster] redis`` and ``database``), the config of an
+in-process node on them, and such nodes running."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from config import Config
 from tests.conftest import postgres_database
 from tests.redis_server import RedisServer, private_redis
-from tests.support import make_config
+from tests.support import RunningServer, make_config, running_server
 
-__all__ = ["ClusterServices", "cluster_services", "node_config"]
+__all__ = ["ClusterServices", "cluster_services", "node_config", "running_nodes"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,17 @@ def node_config(
             config.cluster, redis=services.redis.url, database=services.database, **timing
         ),
     )
+
+
+@contextlib.asynccontextmanager
+async def running_nodes(
+    config: Callable[[ClusterServices, str], Config], *names: str
+) -> AsyncIterator[tuple[ClusterServices, list[RunningServer]]]:
+    """Fresh services and an in-process node on them for each of ``names``, each
+    configured by ``config`` (e.g. ``node_config``)."""
+    async with cluster_services() as services, contextlib.AsyncExitStack() as stack:
+        running = [
+            await stack.enter_async_context(running_server(config(services, name)))
+            for name in names
+        ]
+        yield services, running

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pytest
 from config import Config
 from signaling.app import create_app
 from signaling.appwebsocket.errors import LoginFailed
-from tests.cluster_services import ClusterServices, cluster_services, node_config
+from tests.cluster_services import ClusterServices, cluster_services, node_config, running_nodes
 from tests.messages_service.support import running_service, service_config
 from tests.support import RunningServer, make_config, running_server
 from tests.tcp_proxy import tcp_proxy
@@ -41,14 +41,10 @@ def admin_node(services: ClusterServices, name: str, **cluster: Any) -> Config:
     return node_config(services, name, config, **cluster)
 
 
-@contextlib.asynccontextmanager
-async def nodes(*names: str) -> AsyncIterator[tuple[ClusterServices, list[RunningServer]]]:
-    async with cluster_services() as services, contextlib.AsyncExitStack() as stack:
-        running = [
-            await stack.enter_async_context(running_server(admin_node(services, name)))
-            for name in names
-        ]
-        yield services, running
+def nodes(
+    *names: str,
+) -> contextlib.AbstractAsyncContextManager[tuple[ClusterServices, list[RunningServer]]]:
+    return running_nodes(admin_node, *names)
 
 
 def admin(node: RunningServer) -> httpx.AsyncClient:

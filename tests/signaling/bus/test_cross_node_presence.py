@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from config import ClusterConfig
+from config import ClusterConfig, Config
 from signaling.bus import keys
 from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import PresenceShare, PresenceShares, PresenceWatch
 from signaling.core.nodes.presence_shares import SharedPresence
-from tests.cluster_services import cluster_services, node_config
+from tests.cluster_services import ClusterServices, node_config, running_nodes
 from tests.redis_server import RedisServer, private_redis
-from tests.support import Phone, RunningServer, running_server
+from tests.support import Phone, RunningServer
 
 JsonObject = dict[str, Any]
 
@@ -28,11 +28,10 @@ BOB = ("example.com", "bob")
 async def nodes(
     *names: str, **cluster: Any
 ) -> AsyncIterator[tuple[RedisServer, list[RunningServer]]]:
-    async with cluster_services() as services, contextlib.AsyncExitStack() as stack:
-        servers = [
-            await stack.enter_async_context(running_server(node_config(services, name, **cluster)))
-            for name in names
-        ]
+    def config(services: ClusterServices, name: str) -> Config:
+        return node_config(services, name, **cluster)
+
+    async with running_nodes(config, *names) as (services, servers):
         yield services.redis, servers
 
 
@@ -208,6 +207,9 @@ class Seen:
 
     def presence_shares(self, answer: PresenceShares) -> None:
         self.shares.append(answer)
+
+    def login_checked(self, answer: Any) -> None:
+        pass
 
     def node_down(self, address: str) -> None:
         self.down.append(address)

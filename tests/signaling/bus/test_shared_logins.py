@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +17,7 @@ import httpx
 from config import Config
 from signaling.appwebsocket.digest import login_digest
 from signaling.bus import keys
-from tests.cluster_services import ClusterServices, cluster_services, node_config
+from tests.cluster_services import ClusterServices, node_config, running_nodes
 from tests.support import RunningServer, make_config, running_server
 
 ADMIN = ("admin", "cluster-admin-secret")
@@ -39,16 +38,10 @@ def login_node(services: ClusterServices, name: str, **login: Any) -> Config:
     return node_config(services, name, config)
 
 
-@contextlib.asynccontextmanager
-async def nodes(
+def nodes(
     *names: str, **login: Any
-) -> AsyncIterator[tuple[ClusterServices, list[RunningServer]]]:
-    async with cluster_services() as services, contextlib.AsyncExitStack() as stack:
-        running = [
-            await stack.enter_async_context(running_server(login_node(services, name, **login)))
-            for name in names
-        ]
-        yield services, running
+) -> contextlib.AbstractAsyncContextManager[tuple[ClusterServices, list[RunningServer]]]:
+    return running_nodes(lambda services, name: login_node(services, name, **login), *names)
 
 
 async def attempt(
