@@ -128,7 +128,7 @@ async def test_a_forgiven_login_leaves_nothing_behind_and_scopes_are_apart() -> 
         for _ in range(POLICY.failures):
             assert (await logins.check(HUB, "192.0.2.1", "alice", charge=True)) is not None
         locked = await logins.check(HUB, "192.0.2.1", "alice", charge=True)
-        assert locked is not None and locked.wait > 1000 - 5 and not locked.counted
+        assert locked is not None and 500 < locked.wait <= 1000 and not locked.counted
         admin = await logins.check(ADMIN, "192.0.2.1", "alice", charge=True)
         assert admin is not None and admin.wait == 0  # admin logins are counted apart
         assert admin.taken == ("account", "address")
