@@ -31,7 +31,8 @@ from .chat import ChatCalls
 from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
 from .devices import Devices, own_device
-from .errors import BadJson, BadState, Forbidden, ProtocolError, RateLimited, UnknownMt
+from .error_replies import ErrorReplies
+from .errors import BadJson, BadState, Forbidden, ProtocolError, UnknownMt
 from .groups import GroupBook
 from .limits import TokenBucket
 from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
@@ -98,8 +99,8 @@ class Switch:
         self.notes = self._service_notes()
         self._bucket = TokenBucket(config.limits.rate, config.limits.burst)
         """The rate limit (§4.11); each connection keeps its own level of it."""
-        self.errors: Counter[str] = Counter()
-        """``Error`` replies sent, by code, for ``/metrics``."""
+        self._errors = ErrorReplies(self._out)
+        self.errors: Counter[str] = self._errors.counts  # by code, for /metrics
 
     def _login_phase(self, make_challenge: Callable[[], str], clustered: bool) -> LoginPhase:
         return LoginPhase(
@@ -214,15 +215,15 @@ class Switch:
             conn.bad = 0
         except BadJson as exc:
             conn.bad += 1
-            self._error(conn, exc, inbound)
+            self._errors.error(conn.id, exc, inbound)
             if conn.bad >= self.config.limits.max_bad_messages:
                 self._close(conn, closecodes.WS_4002_TOO_MANY_BAD_MESSAGES, "too many bad messages")
         except ProtocolError as exc:
             conn.bad = 0
-            self._error(conn, exc, inbound)
+            self._errors.error(conn.id, exc, inbound)
         except Exception:
             log.exception("internal error handling a message on connection %d", conn.id)
-            self._error(conn, ProtocolError("internal error"), inbound, code="internal")
+            self._errors.error(conn.id, ProtocolError("internal error"), inbound, "internal")
         return self._out.drain()
 
     def receive_binary(self, conn_id: int) -> list[Action]:
@@ -437,12 +438,7 @@ class Switch:
         conn.limited += 1
         if conn.limited >= self.config.limits.rate_close_after:
             return self._close(conn, closecodes.WS_4004_RATE_LIMIT, "rate limit exceeded")
-        error = RateLimited(wait_ms)
-        self.errors[error.code] += 1
-        self._out.send(
-            conn.id,
-            {"mt": "Error", "code": error.code, "text": error.text, "retry_after_ms": wait_ms},
-        )
+        self._errors.rate_limited(conn.id, wait_ms)
 
     def _drop_slow(self, conn_id: int) -> None:
         conn = self.connections.get(conn_id)
@@ -470,30 +466,13 @@ class Switch:
         try:
             run()
         except ProtocolError as exc:
-            self._error(conn, exc, inbound)
+            self._errors.error(conn.id, exc, inbound)
         except Exception:
             log.exception("internal error handling a setup on connection %d", conn.id)
-            self._error(conn, ProtocolError("internal error"), inbound, code="internal")
+            self._errors.error(conn.id, ProtocolError("internal error"), inbound, "internal")
 
     # -- replies ------------------------------------------------------------------------------
 
     def _reply(self, conn: Connection, inbound: Inbound, body: JsonObject) -> None:
         """Answer a request: ``api`` and ``src`` are echoed (PROTOCOL §1.2)."""
         reply(self._out, conn.id, inbound, body)
-
-    def _error(
-        self,
-        conn: Connection,
-        error: ProtocolError,
-        inbound: Inbound | None,
-        code: str | None = None,
-    ) -> None:
-        reply: JsonObject = {"mt": "Error", "code": code or error.code, "text": error.text}
-        self.errors[reply["code"]] += 1
-        if inbound is None:
-            return self._out.send(conn.id, reply)
-        if inbound.mt == "Signaling":
-            call = inbound.body.get("call")
-            if type(call) is int:
-                reply["call"] = call
-        self._reply(conn, inbound, reply)
