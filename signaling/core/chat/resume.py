@@ -144,6 +144,8 @@ class Resume:
         call, own = leg.call, leg.reg.user.sip
         for line in list(call.transcript):
             if line.seq <= after:
+                if line.id is not None and call.group is None:
+                    self._had(leg, line, line.id)
                 continue
             item = line_item(line)
             mine = line.role is leg.role and line.sip == own
@@ -167,6 +169,17 @@ class Resume:
             mine = role is leg.role and sip == own
             if mine and not record.told and record.state not in _SILENT:  # older than the replay
                 self._wire.ack(leg, message_id, record)
+
+    def _had(self, leg: Leg, line: Line, message_id: str) -> None:
+        """The client's seqs say it has a message that was held for it: it reached the
+        old connection after all, whose switch's report never came (docs 12.43). Its
+        writer learns it was delivered."""
+        if line.role is leg.role and line.sip == leg.reg.user.sip:
+            return
+        record = leg.call.acks.get((line.role, line.sip, message_id))
+        if record is not None and record.seq == line.seq and record.state == Delivery.HELD:
+            record.state = advance(record.state, Outcome.RELAYED)
+            self._acks.tell(leg.call, line.role, line.sip, message_id, record)
 
     def _replayed(
         self, leg: Leg, line: Line, message_id: str, record: AckRecord, state: Delivery

@@ -142,6 +142,31 @@ def test_a_dropped_callee_resumes_and_gets_exactly_what_it_missed() -> None:
     h.finish()
 
 
+def test_a_held_message_the_client_says_it_has_is_delivered_not_replayed() -> None:
+    """The client's seqs are its word on what it received (docs 12.43: across nodes a
+    message may reach the old connection while its report is lost): a held message at
+    or below them is ``delivered`` to its writer at the ``conn``, and not sent again."""
+    h = _harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    h.call(alice, bob)
+    call_id = _call_id(h, alice)
+    token = h.tokens[bob]
+    h.close(bob, clean=False)
+    h.say(alice, 1, "one", id="a1")
+    h.say(alice, 1, "two", id="a2")
+    acks = [sig_of(m, 1)["fty"][0] for m in h.take(alice)]
+    assert [(a["id"], a["state"]) for a in acks] == [("a1", "held"), ("a2", "held")]
+    again = _resume(h, "bob", token, {call_id: 1})
+    _result(h, again)
+    setup = h.one(again)
+    h.signal(again, setup["call"], {"type": "conn"})
+    replayed = [sig_of(m, setup["call"])["fty"][0] for m in h.take(again)]
+    assert [m["seq"] for m in replayed] == [2]
+    delivered = [sig_of(m, 1)["fty"][0] for m in h.take(alice)]
+    assert [(a["id"], a["state"]) for a in delivered] == [("a1", "delivered"), ("a2", "delivered")]
+    h.finish()
+
+
 def test_replay_includes_own_messages_with_their_ids_after_the_seq_given() -> None:
     h = _harness()
     alice, bob = h.phone("alice"), h.phone("bob")
