@@ -165,6 +165,7 @@ def _bus(config: Config, tracer: Tracer, shared: SharedChanges) -> RedisBus:
         directory=shared,
         login=config.login,
         support=config.support,
+        resume_grace=config.signaling.resume_grace,
     )
     shared.announce = bus.announce_directory
     return bus

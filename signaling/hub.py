@@ -39,6 +39,8 @@ from signaling.core.actions import (
     PresenceShare,
     PresenceShares,
     PresenceWatch,
+    Recall,
+    Recalled,
     Send,
     Store,
     StoredAck,
@@ -66,7 +68,7 @@ __all__ = ["Hub", "Peer", "WirePeer"]
 log = logging.getLogger(__name__)
 
 
-_CLUSTER = frozenset((Forward, Lookup, Claim, Unclaim, PresenceShare, PresenceWatch))
+_CLUSTER = frozenset((Forward, Lookup, Recall, Claim, Unclaim, PresenceShare, PresenceWatch))
 """Actions for the bus (SCALE.md); a switch standing alone makes none."""
 
 _SHARED = (CheckLogin, ForgiveLogin, KeepVisitor, VisitorReleased)
@@ -285,6 +287,9 @@ class Hub:
 
     def looked_up(self, answer: LookedUp) -> None:
         self._apply(self.switch.looked_up(answer))
+
+    def recalled(self, answer: Recalled) -> None:
+        self._apply(self.switch.recalled(answer))
 
     def claimed(self, answer: Claimed) -> None:
         self._apply(self.switch.claimed(answer))

@@ -7,8 +7,10 @@ travels as a string and is never decoded on the way: the receiving switch puts i
 envelope around it. A device's ``sig`` (``FromDevice``, ``Join``) is an object the home
 reads, so it travels as one. A ``ToLeg`` that relays a message carries its ``seq`` as a
 fourth field; a delivery report (``Reached``) is its legs' numbers in a row, three by
-three. Decoding checks each frame's shape: a malformed entry raises ``BadFrame`` and is
-dropped whole by the transport, never half-applied.
+three. A registration's snapshot (docs 12.43), kept in Redis under its token's hash,
+has an encoding of its own (``encode_snapshot``). Decoding checks each frame's shape: a
+malformed entry raises ``BadFrame`` and is dropped whole by the transport, never
+half-applied.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from signaling.core.nodes.frames import (
     DeviceAway,
     DeviceBack,
     DeviceGone,
+    DeviceMoved,
     DeviceRecord,
     FromDevice,
     Join,
@@ -30,12 +33,21 @@ from signaling.core.nodes.frames import (
     Reached,
     Refused,
     Release,
+    Snapshot,
+    TakeOver,
     ToLeg,
 )
 
 from .errors import BadFrame
 
-__all__ = ["decode_frames", "decode_record", "encode_frames", "encode_record"]
+__all__ = [
+    "decode_frames",
+    "decode_record",
+    "decode_snapshot",
+    "encode_frames",
+    "encode_record",
+    "encode_snapshot",
+]
 
 
 def encode_record(record: DeviceRecord) -> list[Any]:
@@ -57,6 +69,35 @@ def decode_record(fields: Any) -> DeviceRecord:
     return DeviceRecord(node, ref, domain, sip, hw, frozenset(flags))
 
 
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """Domain and sip first: the script that takes a snapshot compares them."""
+    s = snapshot
+    return orjson.dumps([s.domain, s.sip, s.hw, sorted(s.flags), s.node, s.ref, list(s.homes)])
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    try:
+        domain, sip, hw, flags, node, ref, homes = orjson.loads(data)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        raise BadFrame(f"not a snapshot: {data[:80]!r}") from None
+    if not (
+        all(isinstance(text, str) for text in (domain, sip, hw, node))
+        and type(ref) is int
+        and _strings(flags)
+        and _strings(homes)
+    ):
+        raise BadFrame(f"not a snapshot: {data[:80]!r}")
+    return Snapshot(domain, sip, hw, frozenset(flags), node, ref, tuple(homes))
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _seqs(seqs: tuple[tuple[str, int], ...]) -> list[list[Any]]:
+    return [list(pair) for pair in seqs]
+
+
 def _fields(frame: NodeFrame) -> list[Any]:
     if type(frame) is ToLeg and frame.seq:
         return [frame.device, frame.leg, frame.sig, frame.seq]
@@ -71,7 +112,11 @@ def _fields(frame: NodeFrame) -> list[Any]:
     if isinstance(frame, DeviceAway):
         return [frame.device]
     if isinstance(frame, DeviceBack):
-        return [frame.device, [list(pair) for pair in frame.seqs]]
+        return [frame.device, _seqs(frame.seqs)]
+    if isinstance(frame, TakeOver):
+        return [frame.device, frame.ref, _seqs(frame.seqs)]
+    if isinstance(frame, DeviceMoved):
+        return [frame.node, frame.device, frame.to, frame.ref, _seqs(frame.seqs)]
     return [frame.device, frame.cause]
 
 
@@ -86,6 +131,8 @@ _TAGS: dict[type[Any], str] = {
     DeviceBack: "b",
     DeviceGone: "g",
     Reached: "d",
+    TakeOver: "k",
+    DeviceMoved: "v",
 }
 
 
@@ -157,18 +204,39 @@ def _away(fields: list[Any]) -> NodeFrame:
     return DeviceAway(device)
 
 
-def _back(fields: list[Any]) -> NodeFrame:
-    device, seqs = fields
-    if not (_ints(device) and isinstance(seqs, list)):
-        raise BadFrame(f"bad DeviceBack: {fields!r}")
+def _pairs(seqs: Any) -> tuple[tuple[str, int], ...]:
+    """A client's seqs as a frame carries them: [name, seq] pairs."""
+    if not isinstance(seqs, list):
+        raise BadFrame(f"bad seqs: {seqs!r}")
     pairs: list[tuple[str, int]] = []
     for pair in seqs:
         if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
-            raise BadFrame(f"bad DeviceBack seqs: {seqs!r}")
+            raise BadFrame(f"bad seqs: {seqs!r}")
         if not _ints(pair[1]):
-            raise BadFrame(f"bad DeviceBack seqs: {seqs!r}")
+            raise BadFrame(f"bad seqs: {seqs!r}")
         pairs.append((pair[0], pair[1]))
-    return DeviceBack(device, tuple(pairs))
+    return tuple(pairs)
+
+
+def _back(fields: list[Any]) -> NodeFrame:
+    device, seqs = fields
+    if not _ints(device):
+        raise BadFrame(f"bad DeviceBack: {fields!r}")
+    return DeviceBack(device, _pairs(seqs))
+
+
+def _take_over(fields: list[Any]) -> NodeFrame:
+    device, ref, seqs = fields
+    if not _ints(device, ref):
+        raise BadFrame(f"bad TakeOver: {fields!r}")
+    return TakeOver(device, ref, _pairs(seqs))
+
+
+def _moved(fields: list[Any]) -> NodeFrame:
+    node, device, to, ref, seqs = fields
+    if not (isinstance(node, str) and isinstance(to, str) and _ints(device, ref)):
+        raise BadFrame(f"bad DeviceMoved: {fields!r}")
+    return DeviceMoved(node, device, to, ref, _pairs(seqs))
 
 
 def _gone(fields: list[Any]) -> NodeFrame:
@@ -189,6 +257,8 @@ _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "b": _back,
     "g": _gone,
     "d": _reached,
+    "k": _take_over,
+    "v": _moved,
 }
 
 

@@ -34,6 +34,16 @@ def node_registrations(address: str) -> str:
     return f"{PREFIX}noderegs:{address}"
 
 
+def token(key: str) -> str:
+    """String: a registration's snapshot, under the hash of its resume token (docs 12.43)."""
+    return f"{PREFIX}tok:{key}"
+
+
+def node_tokens(address: str) -> str:
+    """Set: the snapshot keys a run wrote, for the janitor (which lets them expire)."""
+    return f"{PREFIX}nodetok:{address}"
+
+
 def claim_set(key: str) -> str:
     """Set: the members of the core's shared claim ``key`` (an agent's chats, a group's home)."""
     return f"{PREFIX}claim:{key}"

@@ -12,7 +12,9 @@ data, and every node writes its lease again at its own next heartbeat). Each sur
 tells its own switch at once (``node_down``: the calls with that run's devices end as a
 lost link would); the survivor that sets ``sb:janitor:{address}`` removes the dead run's
 registrations, claims, presence shares and inbox from Redis (the key lasts a minute while
-it cleans, so a janitor that fails is followed by another, and a day once it is done).
+it cleans, so a janitor that fails is followed by another, and a day once it is done),
+and gives its registrations' snapshots the resume grace: their clients may resume on
+another node until then (docs 12.43).
 Redis's clock alone decides expiry; no clocks are compared across machines.
 
 Each renewal that works is reported with the time it was sent (``renewed``): a run that
@@ -83,7 +85,14 @@ for _, key in ipairs(redis.call('SMEMBERS', KEYS[5])) do
   end
   redis.call('PUBLISH', ARGV[4] .. string.sub(key, #ARGV[3] + 1), ARGV[1])
 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[6])) do
+  if tonumber(ARGV[5]) <= 0 then
+    redis.call('DEL', key)
+  elseif redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIRE', key, ARGV[5])
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 if redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then
   redis.call('HDEL', KEYS[2], ARGV[2])
 end
@@ -91,7 +100,8 @@ return 1
 """
 """Remove what a run kept: its members of every claim set, its registrations, its shares
 of users' presence (announced, as the run would have: ``presence``), its inbox, and its
-name from the nodes unless a new run holds it."""
+name from the nodes unless a new run holds it; its snapshots that had no expiry (their
+connections were open) expire after the resume grace (ARGV[5], in ms) from now."""
 
 
 class NodeLease:
@@ -106,6 +116,7 @@ class NodeLease:
         node_down: Callable[[str], None],
         renewed: Callable[[float, bool], None],
         fenced: Callable[[], None],
+        resume_grace: float = 0.0,
     ) -> None:
         self._redis = redis
         self.name = name
@@ -117,6 +128,8 @@ class NodeLease:
         """Called with when the renewal that worked was sent (monotonic), and whether
         it had to write the lease again (the node's state is then written again too)."""
         self._fenced = fenced
+        self._grace_ms = int(resume_grace * 1000)
+        """How long a gone run's snapshots stay (``_FORGET``)."""
         self._renew = redis.register_script(_RENEW)
         self._forget = redis.register_script(_FORGET)
         self.known: dict[str, str] = {}
@@ -251,8 +264,9 @@ class NodeLease:
                 keys.node_registrations(address),
                 keys.inbox(address),
                 keys.node_presence(address),
+                keys.node_tokens(address),
             ],
-            args=[address, name, keys.PRESENCE_PREFIX, keys.CHANGES_PREFIX],
+            args=[address, name, keys.PRESENCE_PREFIX, keys.CHANGES_PREFIX, self._grace_ms],
         )
 
 

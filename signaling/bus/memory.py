@@ -7,7 +7,8 @@ The test decides what happens next: ``step`` delivers the oldest, ``step(i)`` an
 way's (switch to switch; each way keeps its own order, as a stream does), ``drop(i)``
 loses one, ``run`` delivers until nothing is left, ``lose`` takes a switch out as a dead
 node (its registrations leave the book, what it sent or was sent is lost, every other
-switch hears ``node_down``). ``Lookup`` and
+switch hears ``node_down``; its registrations' snapshots stay, as they would in Redis
+for the resume grace). ``Lookup``, ``Recall`` and
 ``Claim`` are answered from the book when they are delivered, not when asked, so a test
 can order them against registrations and other claims. Presence works as on Redis: a
 ``PresenceShare`` is written to the book at once, and every switch that follows the user
@@ -41,27 +42,32 @@ from signaling.core.actions import (
     PresenceShare,
     PresenceShares,
     PresenceWatch,
+    Recall,
+    Recalled,
     Unclaim,
     VisitorRecord,
     VisitorReleased,
     WhenFindable,
 )
-from signaling.core.nodes.frames import DeviceRecord, NodeFrame
+from signaling.core.nodes.frames import DeviceRecord, NodeFrame, Snapshot
 from signaling.core.switch import Switch
 
 __all__ = ["Delivery", "MemoryBook", "MemoryBus"]
 
-_CLUSTER = (Forward, Lookup, Claim, Unclaim, WhenFindable, PresenceShare, PresenceWatch)
+_CLUSTER = (Forward, Lookup, Recall, Claim, Unclaim, WhenFindable, PresenceShare, PresenceWatch)
 _SHARED = (CheckLogin, ForgiveLogin, KeepVisitor, VisitorReleased)
 
 UserKey = tuple[str, str]
 
 
 class MemoryBook:
-    """Registrations by user and the claim sets, as Redis will hold them."""
+    """Registrations by user, their snapshots and the claim sets, as Redis holds them."""
 
     def __init__(self) -> None:
         self._records: dict[tuple[str, int], DeviceRecord] = {}
+        self.snapshots: dict[str, tuple[Snapshot, float | None]] = {}
+        """Registrations' snapshots by token hash, with their expiry (not counted down:
+        the tests look at it)."""
         self.claims: dict[str, set[str]] = {}
         self.presence: dict[UserKey, dict[str, bool]] = {}
         """Each user's shares: switch -> online there."""
@@ -79,6 +85,21 @@ class MemoryBook:
 
     def withdraw(self, node: str, ref: int) -> None:
         self._records.pop((node, ref), None)
+
+    def keep(self, key: str, snapshot: Snapshot, expiry: float | None) -> None:
+        self.snapshots[key] = (snapshot, expiry)
+
+    def drop(self, key: str) -> None:
+        self.snapshots.pop(key, None)
+
+    def recall(self, key: str, domain: str, sip: str) -> Snapshot | None:
+        """Take the snapshot under ``key`` if it is (domain, sip)'s, as the Redis script
+        does: read and removed in one step."""
+        kept = self.snapshots.get(key)
+        if kept is None or (kept[0].domain, kept[0].sip) != (domain, sip):
+            return None
+        del self.snapshots[key]
+        return kept[0]
 
     def find(self, domain: str, sips: Iterable[str]) -> tuple[DeviceRecord, ...]:
         wanted = set(sips)
@@ -152,7 +173,7 @@ class Delivery:
     sender: str
     target: str
     frames: list[NodeFrame] = field(default_factory=list)
-    question: Lookup | Claim | CheckLogin | None = None
+    question: Lookup | Recall | Claim | CheckLogin | None = None
     read: UserKey | None = None
     """A user's presence shares to read for the target (it follows the user)."""
 
@@ -205,7 +226,7 @@ class MemoryBus:
                 self.book.unclaim(action.key, action.member)
             elif isinstance(action, PresenceShare | PresenceWatch):
                 self._presence(node, action)
-            elif isinstance(action, Lookup | Claim):
+            elif isinstance(action, Lookup | Recall | Claim):
                 self.pending.append(Delivery(node, node, question=action))
             # WhenFindable: the book is written already, nothing waits
         return local
@@ -283,6 +304,9 @@ class MemoryBus:
             return switch.claimed(Claimed(question.request, granted, holders))
         if isinstance(question, CheckLogin):
             return switch.login_checked(self._login_checked(question))
+        if isinstance(question, Recall):
+            kept = self.book.recall(question.key, question.domain, question.sip)
+            return switch.recalled(Recalled(question.request, kept))
         return switch.from_nodes(delivery.sender, delivery.frames)
 
     def _login_checked(self, question: CheckLogin) -> LoginChecked:

@@ -5,17 +5,19 @@ Redis lost its data the target makes its inbox again at its next heartbeat, so t
 is written again with the next pipelines, in order, until it is placed or the target has
 had no inbox for ``give_up`` seconds (then the target counts as gone).
 
-A ``Batch`` collects, between two turns of the writer, the registrations written or
-withdrawn, the presence shares written, the frames for each other node, the lookups and
-the claims, the users whose presence to read (``presence``), and who waits for all of it
-to be in Redis (``waiters``). ``Outbound`` numbers the frames into stream entries (at
-most ``ENTRY_FRAMES`` frames each; delivery reports next to each other, made by several
-entries read in one turn, as one: they are cumulative), fills the pipeline, runs it
-until Redis has taken it, and turns the replies into the switch's ``LookedUp`` and
-``Claimed`` (the presence reads' into ``PresenceShares``, in ``presence``). A command
-Redis refuses (a key of the wrong type, out of memory) costs that command only: it is
-logged and counted, a lookup it belonged to finds nothing and a claim is refused; only a
-broken connection makes the batch go again, whole, with the same entry numbers.
+A ``Batch`` collects, between two turns of the writer, the registrations (and their
+snapshots) written or withdrawn, the presence shares written, the frames for each other
+node, the lookups, recalls and claims, the users whose presence to read (``presence``),
+and who waits for all of it to be in Redis (``waiters``). ``Outbound`` numbers the frames
+into stream entries (at most ``ENTRY_FRAMES`` frames each; delivery reports next to each
+other, made by several entries read in one turn, as one: they are cumulative), fills the
+pipeline, runs it until Redis has taken it, and turns the replies into the switch's
+``LookedUp``, ``Recalled`` and ``Claimed`` (the presence reads' into ``PresenceShares``,
+in ``presence``). A command Redis refuses (a key of the wrong type, out of memory) costs
+that command only: it is logged and counted, a lookup it belonged to finds nothing, a
+recall no snapshot, and a claim is refused; only a broken connection makes the batch go
+again, whole, with the same entry numbers (a recall that ran before the connection broke
+has taken its snapshot: the copy finds none, and the client registers anew).
 
 It also keeps the claims this run holds, so that they can be written again after Redis
 lost them (``reassert``). An entry for a run whose reset this run heard (``fence``)
@@ -35,12 +37,12 @@ import orjson
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from signaling.core.actions import Claim, Claimed, LookedUp, Lookup
-from signaling.core.nodes.frames import DeviceRecord, NodeFrame, Reached
+from signaling.core.actions import Claim, Claimed, LookedUp, Lookup, Recall, Recalled
+from signaling.core.nodes.frames import DeviceRecord, NodeFrame, Reached, Snapshot
 from signaling.core.registry import UserKey
 
 from . import keys
-from .codec import decode_record, encode_frames
+from .codec import decode_record, decode_snapshot, encode_frames
 from .errors import BadFrame
 from .redis_book import Op
 from .stats import BusStats
@@ -63,6 +65,23 @@ end
 return {0, redis.call('SMEMBERS', KEYS[1])}
 """
 """Add the member if the set holds fewer than the limit: one atomic step."""
+
+_RECALL = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  return false
+end
+local ok, snapshot = pcall(cjson.decode, value)
+if ok and type(snapshot) == 'table' and snapshot[1] == ARGV[1] and snapshot[2] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return value
+end
+return false
+"""
+"""Take a resume token's snapshot if it is the user's (domain, sip): read and removed in
+one step, so that the token works once, on one node (docs 12.43)."""
+
+Question = Lookup | Recall | Claim
 
 _BROKEN = (RedisConnectionError, RedisTimeoutError, OSError)
 """What makes a batch go again: the connection, not a command."""
@@ -87,7 +106,7 @@ class Batch:
         self.ops: list[Op] = []
         self.frames: dict[str, list[NodeFrame]] = {}
         self.entries: list[tuple[str, dict[str, Any]]] = []
-        self.questions: list[Lookup | Claim] = []
+        self.questions: list[Question] = []
         self.shares: list[UserKey] = []
         """Users whose presence share this batch writes (among ``ops``)."""
         self.reads: dict[UserKey, None] = {}
@@ -265,6 +284,9 @@ class Outbound:
             if type(question) is Lookup:
                 for sip in question.sips:
                     pipe.hgetall(keys.registrations(question.domain, sip))
+            elif type(question) is Recall:  # EVAL: no SCRIPT EXISTS round trip first
+                token = keys.token(question.key)
+                pipe.eval(_RECALL, 1, token, question.domain, question.sip)
             else:
                 assert type(question) is Claim
                 pipe.scripts.add(self._claim)
@@ -274,8 +296,10 @@ class Outbound:
             self._read_presence(pipe, batch)
         return first
 
-    def answers(self, batch: Batch, results: list[Any], dead: set[str]) -> list[LookedUp | Claimed]:
-        answers: list[LookedUp | Claimed] = []
+    def answers(
+        self, batch: Batch, results: list[Any], dead: set[str]
+    ) -> list[LookedUp | Recalled | Claimed]:
+        answers: list[LookedUp | Recalled | Claimed] = []
         index = 0
         for question in batch.questions:
             if type(question) is Lookup:
@@ -283,11 +307,28 @@ class Outbound:
                 index += len(question.sips)
                 answers.append(LookedUp(question.request, self._records(replies, dead)))
                 continue
-            assert type(question) is Claim
             reply = results[index]
             index += 1
-            answers.append(self._claimed(question, reply))
+            if type(question) is Recall:
+                answers.append(Recalled(question.request, self._snapshot(reply)))
+            else:
+                assert type(question) is Claim
+                answers.append(self._claimed(question, reply))
         return answers
+
+    def _snapshot(self, reply: Any) -> Snapshot | None:
+        """A recalled snapshot (None: no such token, or another user's)."""
+        if isinstance(reply, Exception):
+            self._stats.refused += 1
+            log.error("cluster: Redis refused a recall: %s", reply)
+            return None
+        if reply is None:
+            return None
+        try:
+            return decode_snapshot(reply)
+        except BadFrame as exc:
+            log.error("cluster: a malformed snapshot in Redis: %s", exc)
+            return None
 
     def _claimed(self, question: Claim, reply: Any) -> Claimed:
         if isinstance(reply, Exception):

@@ -46,7 +46,7 @@ from redis.exceptions import RedisError
 
 from config import ClusterConfig, LoginConfig, SupportConfig
 from signaling.appwebsocket.throttle import ThrottlePolicy
-from signaling.core.actions import Claimed, LoginChecked, LookedUp, PresenceShares
+from signaling.core.actions import Claimed, LoginChecked, LookedUp, PresenceShares, Recalled
 from signaling.core.nodes.frames import NodeFrame
 from signaling.stopping import stop_tasks
 from tracing import Tracer
@@ -81,6 +81,8 @@ class BusPeer(Protocol):
 
     def looked_up(self, answer: LookedUp) -> None: ...
 
+    def recalled(self, answer: Recalled) -> None: ...
+
     def claimed(self, answer: Claimed) -> None: ...
 
     def presence_shares(self, answer: PresenceShares) -> None: ...
@@ -103,14 +105,14 @@ class RedisBus:
         directory: DirectoryFollower | None = None,
         login: LoginConfig | None = None,
         support: SupportConfig | None = None,
+        resume_grace: float = 0.0,
     ) -> None:
         """``tracer``: its flags are the cluster's (``control``), when given;
         ``directory``: told of the directory changes' versions the others announce;
-        ``login``, ``support``: the numbers of the throttles and visitor accounts."""
-        self.config = config
-        self.name = name
-        self._tracer = tracer
-        self._directory = directory
+        ``login``, ``support``, ``resume_grace``: the numbers of the throttles and visitor
+        accounts, and how long the snapshots of a run that is gone stay (``lease``)."""
+        self.config, self.name, self._resume_grace = config, name, resume_grace
+        self._tracer, self._directory = tracer, directory
         self.address = f"{name}.{secrets.token_hex(4)}"
         """This run's address: the switch's node name in the cluster (``keys``)."""
         self.stats = BusStats()
@@ -220,6 +222,7 @@ class RedisBus:
             node_down=self._node_down,
             renewed=self._renewed,
             fenced=self._fenced,
+            resume_grace=self._resume_grace,
         )
         return self._lease
 
@@ -402,6 +405,8 @@ class RedisBus:
         try:
             if type(answer) is LookedUp:
                 peer.looked_up(answer)
+            elif type(answer) is Recalled:
+                peer.recalled(answer)
             elif type(answer) is PresenceShares:
                 peer.presence_shares(answer)
             else:

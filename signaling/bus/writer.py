@@ -37,6 +37,8 @@ from signaling.core.actions import (
     PresenceShare,
     PresenceShares,
     PresenceWatch,
+    Recall,
+    Recalled,
     Unclaim,
 )
 from signaling.core.nodes.frames import Reached
@@ -59,7 +61,7 @@ QUEUED_MAX = 200_000
 RETRY_DELAY = 0.05
 """Seconds before entries whose target had no inbox are written again."""
 
-Answer = LookedUp | Claimed | PresenceShares
+Answer = LookedUp | Recalled | Claimed | PresenceShares
 
 
 class Writer:
@@ -124,7 +126,7 @@ class Writer:
                 self.outbound.unclaimed(key, member)
             claim = keys.claim_set(key)
             batch.ops.append(lambda pipe: pipe.srem(claim, member))
-        elif type(action) is Lookup or type(action) is Claim:
+        elif type(action) is Lookup or type(action) is Claim or type(action) is Recall:
             batch.questions.append(action)
         elif type(action) is PresenceShare and self.presence is not None:
             self.presence.share(action, batch)
@@ -193,12 +195,15 @@ class Writer:
             self._stats.fenced_frames += 1
 
     def _unasked(self, action: Action) -> bool:
-        """Fenced: a lookup finds this node's devices only (answered now); dead, a claim
-        is refused and nothing else is kept for Redis. False: ``action`` waits as usual
-        (written once the run is back)."""
+        """Fenced: a lookup finds this node's devices only and a recall no snapshot
+        (answered now); dead, a claim is refused and nothing else is kept for Redis.
+        False: ``action`` waits as usual (written once the run is back)."""
         loop = asyncio.get_running_loop()
         if type(action) is Lookup:
             loop.call_soon(self._answer, LookedUp(action.request, ()))
+            return True
+        if type(action) is Recall:
+            loop.call_soon(self._answer, Recalled(action.request, None))
             return True
         if self._fence.standing is not Standing.DEAD:
             return False
@@ -227,7 +232,8 @@ class Writer:
         """The run fenced itself (``refuse`` false) or was declared dead: frames waiting
         for the other runs are dropped (their calls ended), resets kept; lookups are
         answered with this node's devices only, registrations waiting to be findable are
-        answered, and claims are refused if ``refuse`` (nothing more is written)."""
+        answered, recalls find nothing, and claims are refused if ``refuse`` (nothing more
+        is written)."""
         self._queued -= self.next.frame_count()
         self._stats.fenced_frames += self.next.frame_count()
         self.next.frames.clear()
@@ -244,6 +250,8 @@ class Writer:
             for question in batch.questions:
                 if type(question) is Lookup:
                     loop.call_soon(self._answer, LookedUp(question.request, ()))
+                elif type(question) is Recall:
+                    loop.call_soon(self._answer, Recalled(question.request, None))
                 elif refuse:
                     loop.call_soon(self._answer, Claimed(question.request, False, ()))
         self.next.questions = [q for q in self.next.questions if type(q) is Claim]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from signaling.appwebsocket.throttle import Verdict
 
 if TYPE_CHECKING:
-    from .nodes.frames import DeviceRecord, NodeFrame
+    from .nodes.frames import DeviceRecord, NodeFrame, Snapshot
 
 __all__ = [
     "Ack",
@@ -27,6 +27,8 @@ __all__ = [
     "PresenceShare",
     "PresenceShares",
     "PresenceWatch",
+    "Recall",
+    "Recalled",
     "Send",
     "Store",
     "StoredAck",
@@ -134,6 +136,28 @@ class LookedUp:
 
     request: int
     devices: tuple[DeviceRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """Take the snapshot the book keeps under ``key`` (a resume token's hash), if it is
+    a registration of (``domain``, ``sip``): read and removed in one step, so a token
+    works once across every switch (docs 12.43). Another user's is left alone. The
+    answer comes back through ``Switch.recalled`` with the same ``request``."""
+
+    request: int
+    key: str
+    domain: str
+    sip: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recalled:
+    """The answer to ``Recall`` ``request``: the snapshot, or None (no such token, or
+    it expired, or it is another user's)."""
+
+    request: int
+    snapshot: Snapshot | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +310,7 @@ Action = (
     | Notify
     | Forward
     | Lookup
+    | Recall
     | Claim
     | Unclaim
     | WhenFindable

@@ -7,6 +7,10 @@ connection. Each token works once. When the grace is up, or the client unregiste
 ``end`` removes the device and its calls end with it. Presence is told of every change
 that can make the user online or offline: a clean close is one (docs 12.37), a lost
 link is not.
+
+In a cluster a token may be another switch's (docs 12.43): the Register waits for the
+registration's snapshot (``recalled``), and the registration moves here, its calls
+going on; the switch it left lets it go (``moved_away``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .clock import Clock
 from .expiry import Expiry
 from .login_phase import Connection, reply
 from .messages import Inbound, Register
+from .nodes.frames import Snapshot
+from .nodes.moves import Recalling
 from .nodes.seat_parts import SeatParts
 from .outbox import Outbox
 from .presence import Presence, present
@@ -80,6 +86,9 @@ class Devices:
             if registration is not None:
                 registration.user = user
                 return self._resumed(conn, inbound, request, registration, was_here)
+            if self._node is not None and request.resume not in self._by_token:
+                waiting = Recalling(conn.id, inbound, request, user)  # perhaps another's
+                return self._node.recall(waiting, conn.principal.domain, request.resume)
         if registration is None:
             return self._new(conn, inbound, request, user)
         _update(registration, request)
@@ -131,8 +140,8 @@ class Devices:
         answer = {"mt": "RegisterResult", "resumed": True, "resume": registration.token}
         reply(self._out, conn.id, inbound, answer)
         self._chat.resume(registration, dict(request.seqs))
-        if self._node is not None:
-            self._node.resumed(registration, request.seqs)
+        if self._node is not None and request.resume is not None:
+            self._node.resumed(registration, request.seqs, request.resume)
         self._presence.registrations_changed(*registration.key, was_here)
 
     def _new(self, conn: Connection, inbound: Inbound, request: Register, user: UserConfig) -> None:
@@ -177,6 +186,72 @@ class Devices:
         conn.registration = registration
         return registration
 
+    # -- resume on another switch (docs 12.43) -------------------------------------------------
+
+    def recalled(self, conn: Connection, waiting: Recalling, snapshot: Snapshot | None) -> None:
+        """The cluster's answer about a resume token this switch did not know: the
+        registration moves here from its switch, or (no such token, expired, another
+        user's) a new one is made, ``resumed:false``."""
+        principal, request, user, node = conn.principal, waiting.request, waiting.user, self._node
+        assert principal is not None and node is not None  # logged in, in a cluster
+        if conn.closing or conn.registration is not None:
+            return  # gone meanwhile: its token is used up
+        if snapshot is None or not _theirs(snapshot, principal.domain, user.sip, node.name):
+            return self._new(conn, waiting.inbound, request, user)
+        was_here = self._presence.here(principal.domain, user.sip)
+        hw = request.hw or snapshot.hw
+        registration = Registration(conn.id, principal.domain, user, hw, request.flags, request.src)
+        conn.registration = registration
+        self._by_token[registration.token] = registration
+        self._registry.add(registration)
+        node.moved_in(registration, snapshot, request.seqs)
+        answer = {"mt": "RegisterResult", "resumed": True, "resume": registration.token}
+        reply(self._out, conn.id, waiting.inbound, answer)
+        device = node.remote.take(snapshot.node, snapshot.ref)
+        if device is not None:  # calls homed here held it: they are this one's now
+            self.moved_here(device, registration, request.seqs)
+        self._presence.registrations_changed(principal.domain, user.sip, was_here)
+
+    def moved_here(
+        self, device: Registration, registration: Registration, seqs: tuple[tuple[str, int], ...]
+    ) -> None:
+        """``device`` stood in for a device on another switch that resumed here as
+        ``registration``: the calls that held it are offered to it again."""
+        self._graces.discard(device)  # its switch was lost: its grace ran here
+        if device.attached:  # nobody said it was away yet: it is now
+            self._chat.unreached(list(device.legs.values()))
+            device.conn = 0
+            self._chat.detach(device)
+        self._chat.adopt(registration, device, dict(seqs))
+
+    def moved_away(
+        self, registration: Registration, to: str, ref: int, seqs: tuple[tuple[str, int], ...]
+    ) -> None:
+        """The client resumed this registration on switch ``to`` (its ``ref`` there): it
+        is no longer this switch's, and its calls do not end. A connection still holding
+        it is closed 4005; the calls homed here are offered to it again there."""
+        old = self._connections.get(registration.conn) if registration.attached else None
+        if old is not None:  # a half-open link, as in ``_take_over``
+            old.registration = None
+            registration.conn = 0
+            self._chat.detach(registration)
+            self._close(old, closecodes.WS_4005_REPLACED, "replaced by a newer session")
+        domain, sip = registration.key
+        was_here = self._presence.here(domain, sip)
+        self._graces.discard(registration)
+        self._by_token.pop(registration.token, None)
+        self._registry.remove(registration)
+        assert self._node is not None  # only a switch in a cluster is told
+        self._node.moved_away(registration, to, ref, seqs)
+        if registration.legs:  # its stand-in now: each call is offered there again
+            self._chat.resume(registration, dict(seqs))
+        self._presence.registrations_changed(domain, sip, was_here)
+
+    def remote_back(self, registration: Registration) -> None:
+        """A stand-in whose switch was lost reaches its device again (it resumed on
+        another switch): its grace here is over."""
+        self._graces.discard(registration)
+
     def _grace_over(self, registration: Registration) -> None:
         """Nobody resumed the registration in time: it ends, and its calls with it."""
         if not registration.attached:
@@ -209,6 +284,11 @@ def own_device(directory: Directory, principal: Principal, api: str) -> UserConf
     if app is None or api not in app.apis:
         return None
     return tenant.app_users.get(app.name)
+
+
+def _theirs(snapshot: Snapshot, domain: str, sip: str, here: str) -> bool:
+    """Whether a recalled snapshot is the user's, and of another switch than ``here``."""
+    return (snapshot.domain, snapshot.sip) == (domain, sip) and snapshot.node != here
 
 
 def _update(registration: Registration, request: Register) -> None:

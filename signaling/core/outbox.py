@@ -15,6 +15,7 @@ from .actions import (
     Notify,
     PresenceShare,
     PresenceWatch,
+    Recall,
     Send,
     Store,
     StoredAck,
@@ -152,6 +153,9 @@ class Outbox:
 
     def lookup(self, request: int, domain: str, sips: tuple[str, ...]) -> None:
         self._actions.append(Lookup(request, domain, sips))
+
+    def recall(self, request: int, key: str, domain: str, sip: str) -> None:
+        self._actions.append(Recall(request, key, domain, sip))
 
     def claim(self, request: int, key: str, member: str, limit: int) -> None:
         self._actions.append(Claim(request, key, member, limit))

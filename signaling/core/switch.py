@@ -13,6 +13,7 @@ frames in a row close it (4002); anything unexpected is answered ``internal`` an
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -25,7 +26,7 @@ from signaling.appwebsocket.housekeeping import app_info
 from signaling.directory import Directory, HubAccounts
 from tracing import Tracer
 
-from .actions import Action, Claimed, LoginChecked, LookedUp, PresenceShares, StoredAck
+from .actions import Action, Claimed, LoginChecked, LookedUp, PresenceShares, Recalled, StoredAck
 from .causes import Q931
 from .chat import ChatCalls
 from .clock import Clock
@@ -306,6 +307,18 @@ class Switch:
             self.node.looked_up(answer)
         return self._out.drain()
 
+    def recalled(self, answer: Recalled) -> list[Action]:
+        """A resume token unknown here, looked up in the cluster (docs 12.43): the Register
+        that waited for it goes on, then what its connection sent meanwhile, in order."""
+        waiting = self.node.recalled(answer.request) if self.node is not None else None
+        conn = self.connections.get(waiting.conn) if waiting is not None else None
+        if waiting is not None and conn is not None:
+            run = functools.partial(self.devices.recalled, conn, waiting, answer.snapshot)
+            self._guarded(conn.id, waiting.inbound, run)
+            for inbound in waiting.later:
+                self._guarded(conn.id, inbound, functools.partial(self._pbx_signal, conn, inbound))
+        return self._out.drain()
+
     def claimed(self, answer: Claimed) -> list[Action]:
         """The answer to a ``Claim``: an agent's chat goes on, or the next one is tried."""
         if self.node is not None:
@@ -385,6 +398,9 @@ class Switch:
         raise UnknownMt(f"unknown api {api[:40]!r}")
 
     def _pbx_signal(self, conn: Connection, inbound: Inbound) -> None:
+        node = self.node
+        if conn.registration is None and node is not None and node.holds(conn.id, inbound):
+            return None  # its Register waits for the cluster's answer (docs 12.43)
         mt = inbound.mt
         if mt == "Signaling":
             registration = conn.registration

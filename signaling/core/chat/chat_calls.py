@@ -334,6 +334,10 @@ class ChatCalls:
     def resume(self, reg: Registration, seqs: dict[str, int]) -> None:
         self._resume.resume(reg, seqs)
 
+    def adopt(self, reg: Registration, device: Registration, seqs: dict[str, int]) -> None:
+        """The calls of stand-in ``device`` are ``reg``'s now (docs 12.43)."""
+        self._resume.adopt(reg, device, seqs)
+
     def reached(self, leg: Leg, seq: int) -> None:
         """The switch of ``leg``'s device reports the messages up to ``seq`` in its
         connection's queue (docs 12.39)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..calls import NOTHING_ENDED, AckRecord, Leg, Line
+from ..calls import ENDED_KEPT, NOTHING_ENDED, AckRecord, Leg, Line
 from ..callstate import Event, Role
 from ..delivery_state import Delivery, Outcome, advance
 from ..errors import BadState
@@ -87,8 +87,27 @@ class Resume:
         (new call number, the same ``callId`` and ``confId``, ``resumed``); the replay
         follows its ``conn``. ``seqs`` may name a call by its ``confId`` or by the leg's
         ``callId`` (docs 12.18); the ``confId`` wins when both are there."""
-        for leg in sorted(reg.legs.values(), key=lambda leg: -leg.number):
-            del reg.legs[leg.number]
+        self._offer_again(reg, list(reg.legs.values()), seqs)
+        self._tell_ended(reg, seqs)
+
+    def adopt(self, reg: Registration, device: Registration, seqs: dict[str, int]) -> None:
+        """``device`` stood in here for ``reg``'s device while it was on another switch
+        (docs 12.43): its calls are ``reg``'s now, offered again as after a resume, and
+        the calls that ended meanwhile are told as after one."""
+        legs = list(device.legs.values())
+        device.legs.clear()
+        for leg in legs:
+            leg.reg = reg
+        if device.ended:
+            ended = [*reg.ended.items(), *device.ended.items()]
+            reg.ended = dict(ended[-ENDED_KEPT:])
+        self._offer_again(reg, legs, seqs)
+        self._tell_ended(reg, seqs)
+
+    def _offer_again(self, reg: Registration, legs: list[Leg], seqs: dict[str, int]) -> None:
+        for leg in sorted(legs, key=lambda leg: -leg.number):
+            if reg.legs.get(leg.number) is leg:
+                del reg.legs[leg.number]
             leg.number = reg.allocate_offer_number()
             reg.legs[leg.number] = leg
             leg.relay_head = None
@@ -100,7 +119,6 @@ class Resume:
                 text = f"resumed {leg.call.call_id} after seq {leg.resume}"
                 self._legs.note(reg, leg.number, text)
             self._wire.sig(leg, with_ids(_resumed_setup(leg), leg))
-        self._tell_ended(reg, seqs)
 
     def _tell_ended(self, reg: Registration, seqs: dict[str, int]) -> None:
         """Each call the client names in ``seqs`` that ended while it was away gets its

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..registry import Registration
 
 if TYPE_CHECKING:
-    from .frames import DeviceRecord
+    from .frames import DeviceRecord, Snapshot
     from .remote_legs import RemoteDevices
 
 __all__ = ["DeviceBook", "DeviceDirectory", "ReachableDevices"]
@@ -31,11 +31,17 @@ class DeviceDirectory(Protocol):
 
 class DeviceBook(Protocol):
     """The cluster's shared record of registrations: each switch writes its own, and
-    reads the others' only through ``Lookup`` (answered by the bus)."""
+    reads the others' only through ``Lookup`` (answered by the bus); and the snapshots
+    of its registrations, by ``snapshots.token_key``, read through ``Recall``."""
 
     def publish(self, record: DeviceRecord) -> None: ...
 
     def withdraw(self, node: str, ref: int) -> None: ...
+
+    def keep(self, key: str, snapshot: Snapshot, expiry: float | None) -> None:
+        """Write ``snapshot`` under ``key``: for ``expiry`` seconds, or until dropped."""
+
+    def drop(self, key: str) -> None: ...
 
 
 class ReachableDevices:

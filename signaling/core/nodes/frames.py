@@ -19,6 +19,9 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
                                Reached    the delivery report: relayed messages up to
                                           a seq are in the device's connection's
                                           queue (docs 12.39), per leg, once per batch
+    device's new switch -> old TakeOver   the client resumed the device there (docs
+                                          12.43): the old one lets it go, not its calls
+    new or old switch -> home  DeviceMoved the device lives on the new switch now
 
 A device is named by ``device``, the number its own switch gave the registration
 (``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
@@ -35,6 +38,7 @@ __all__ = [
     "DeviceAway",
     "DeviceBack",
     "DeviceGone",
+    "DeviceMoved",
     "DeviceRecord",
     "FromDevice",
     "Join",
@@ -43,6 +47,8 @@ __all__ = [
     "Reached",
     "Refused",
     "Release",
+    "Snapshot",
+    "TakeOver",
     "ToLeg",
 ]
 
@@ -57,6 +63,22 @@ class DeviceRecord:
     sip: str
     hw: str
     flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A registration as its switch last wrote it to the book, under a hash of its
+    resume token (``snapshots``, docs 12.43): whose it is, how the device registered,
+    where it is (switch and number, as in its ``DeviceRecord``) and the other switches
+    it has calls homed on, which a move must tell. Not a frame: read with ``Recall``."""
+
+    domain: str
+    sip: str
+    hw: str
+    flags: frozenset[str]
+    node: str
+    ref: int
+    homes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +176,31 @@ class Reached:
     legs: tuple[tuple[int, int, int], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class TakeOver:
+    """A client resumed the receiver's registration ``device`` on the sender, where it is
+    ``ref`` now (docs 12.43): the receiver closes a connection still holding it (4005)
+    and lets it go without ending its calls; the calls homed at the receiver are offered
+    to it again on the sender, replayed after ``seqs``."""
+
+    device: int
+    ref: int
+    seqs: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMoved:
+    """Registration ``device`` of switch ``node`` lives on switch ``to`` as ``ref`` now
+    (a resume there, docs 12.43): the home points its stand-in there and offers its
+    calls again, replayed after ``seqs``. Sent by the new switch and by the old one."""
+
+    node: str
+    device: int
+    to: str
+    ref: int
+    seqs: tuple[tuple[str, int], ...]
+
+
 NodeFrame = (
     Offer
     | ToLeg
@@ -165,5 +212,7 @@ NodeFrame = (
     | DeviceBack
     | DeviceGone
     | Reached
+    | TakeOver
+    | DeviceMoved
 )
 """Everything one switch forwards to another."""

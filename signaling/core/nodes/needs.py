@@ -36,11 +36,22 @@ class CallCore(Protocol):
 
 
 class DeviceEnds(Protocol):
-    """What the seat needs of the switch's devices: the resume grace and the end."""
+    """What the seat needs of the switch's devices: the resume grace and the end, and a
+    registration that resumed on another switch (docs 12.43)."""
 
     def remote_lost(self, registration: Registration) -> None: ...
 
+    def remote_back(self, registration: Registration) -> None: ...
+
     def end(self, registration: Registration, cause: Q931) -> None: ...
+
+    def moved_away(
+        self, registration: Registration, to: str, ref: int, seqs: tuple[tuple[str, int], ...]
+    ) -> None: ...
+
+    def moved_here(
+        self, device: Registration, registration: Registration, seqs: tuple[tuple[str, int], ...]
+    ) -> None: ...
 
 
 Guard = Callable[[int, Inbound, Callable[[], None]], None]

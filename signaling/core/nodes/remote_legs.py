@@ -104,14 +104,41 @@ class RemoteDevices:
         user = tenant.user(record.sip) if tenant is not None else None
         if user is None:
             return None
-        conn = next(self._numbers)
-        device = Registration(conn, record.domain, user, record.hw, record.flags, None)
-        device.next_offer = self._next_offer
-        key = (record.node, record.ref)
+        device = Registration(0, record.domain, user, record.hw, record.flags, None)
+        self._place(device, (record.node, record.ref))
+        return device
+
+    def _place(self, device: Registration, key: DeviceKey) -> None:
+        """``device`` is the stand-in of ``key`` from now on, reached by a conn of its own."""
+        conn = device.conn = next(self._numbers)
+        device.next_offer = min(device.next_offer, self._next_offer)
         self._by_key[key], self._keys[device] = device, key
         self._by_conn[conn], self._conns[device] = device, conn
-        self._by_user.setdefault((record.domain, record.sip), []).append(device)
+        self._by_user.setdefault((device.domain, device.user.sip), []).append(device)
+
+    def adopt(self, device: Registration, node: str, ref: int) -> None:
+        """A registration of this switch moved to switch ``node``, where it is ``ref``
+        (a resume there, docs 12.43), and calls homed here still hold it: it stays, as
+        their stand-in for the device there. Frames for it have no ``src``: its new
+        switch puts its own envelope around them."""
+        device.src = None
+        self._place(device, (node, ref))
+
+    def take(self, node: str, ref: int) -> Registration | None:
+        """The stand-in of ``node``'s ``ref``, no longer one: the device resumed on this
+        switch, and the calls homed here go on with it as a registration of its own."""
+        device = self._by_key.get((node, ref))
+        if device is not None:
+            self.forget(device)
         return device
+
+    def rekey(self, device: Registration, node: str, ref: int) -> None:
+        """The device resumed on switch ``node``, where it is ``ref``: its stand-in goes
+        on under that name, and reaches it there (its ``conn`` as before)."""
+        del self._by_key[self._keys[device]]
+        key = self._keys[device] = (node, ref)
+        self._by_key[key] = device
+        device.conn = self._conns[device]
 
     def hold(self, domain: str, sips: Iterable[str]) -> tuple[Registration, ...]:
         """The stand-ins of these users, kept while a call may still offer to them (a

@@ -13,6 +13,10 @@ are sorted here: those about this switch's own devices go to ``proxy_legs``, tho
 about remote legs of calls homed here run through the call core, and so do the delivery
 reports (``Reached``), which the end of each batch sends back for what reached this
 switch's devices (docs 12.39). ``node_down`` ends both sides as a lost link would.
+
+A registration resumed on another switch (docs 12.43) is let go here on that switch's
+``TakeOver``; a home hearing ``DeviceMoved`` points the device's stand-in at its new
+switch and offers the calls again, as after ``DeviceBack``.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .frames import (
     DeviceAway,
     DeviceBack,
     DeviceGone,
+    DeviceMoved,
     FromDevice,
     Join,
     NodeFrame,
@@ -44,9 +49,11 @@ from .frames import (
     Reached,
     Refused,
     Release,
+    TakeOver,
     ToLeg,
 )
 from .group_homes import GroupKey
+from .moves import Recalling
 from .needs import CallCore, DeviceEnds, Guard
 from .proxy_legs import LOST
 from .seat_parts import Parked, SeatParts, device_record
@@ -107,7 +114,7 @@ class NodeSeat:
         return {
             "remote_devices": self.remote.held(),
             "proxy_legs": self.proxies.held(),
-            "lookups_waiting": len(self._parked),
+            "lookups_waiting": len(self._parked) + len(self._parts.moves),
             "claims": self.claims.held() + self.homes.held(),
         }
 
@@ -252,6 +259,7 @@ class NodeSeat:
         if ref is None or number in reg.legs:
             return
         self.proxies.join(home, reg, number, ref)
+        self._parts.homed(reg, home)
         record = device_record(self.name, ref, reg)
         self._out.forward(home, Join(record, number, parked.inbound.body["sig"]))
 
@@ -307,6 +315,10 @@ class NodeSeat:
             return self.proxies.refused(node, frame)
         if isinstance(frame, Join):
             return self._joined(node, frame)
+        if isinstance(frame, TakeOver):
+            return self._taken_over(node, frame)
+        if isinstance(frame, DeviceMoved):
+            return self._moved(node, frame)
         device = self.remote.get(node, frame.device)
         if device is None:
             return None
@@ -336,8 +348,10 @@ class NodeSeat:
     def _offer(self, home: str, frame: Offer) -> None:
         """A home offers a call to a device of this switch's."""
         reg = self._parts.own(frame.device)
-        if reg is None:
-            self._out.forward(home, DeviceGone(frame.device, int(Q931.NORMAL_CLEARING)))
+        if reg is None:  # gone, or moved to another switch: the home hears where
+            moved = self._parts.moves.where(frame.device)
+            gone = DeviceGone(frame.device, int(Q931.NORMAL_CLEARING))
+            self._out.forward(home, moved or gone)
         elif not reg.attached:  # a re-offer after a resume, and the device dropped again
             self._parts.away_from(reg, home)
             self._out.forward(home, DeviceAway(frame.device))
@@ -346,6 +360,7 @@ class NodeSeat:
             self._out.forward(home, FromDevice(frame.device, frame.leg, refusal))
         else:
             self.proxies.offer(home, reg, frame)
+            self._parts.homed(reg, home)
 
     def _from_device(self, node: str, frame: FromDevice) -> None:
         """A remote device's event on its leg of a call homed here: as a local one's. A
@@ -359,6 +374,56 @@ class NodeSeat:
             self.core.on_signaling(device, parse_signaling(inbound))
         except ProtocolError as exc:
             self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
+
+    # -- resume on another switch (docs 12.43) -------------------------------------------------
+
+    def holds(self, conn: int, inbound: Inbound) -> bool:
+        """Whether a frame of connection ``conn`` waits behind its Register's recall."""
+        return self._parts.moves.holds(conn, inbound)
+
+    def recalled(self, request: int) -> Recalling | None:
+        """The Register that waited for the answer to ``request``, now to go on."""
+        return self._parts.moves.answered(request)
+
+    def _taken_over(self, node: str, frame: TakeOver) -> None:
+        """A client resumed registration ``frame.device`` of this switch on ``node``."""
+        reg = self._parts.own(frame.device)
+        if reg is not None:  # else it ended first (its grace ran out, it unregistered)
+            self.ends.moved_away(reg, node, frame.ref, frame.seqs)
+
+    def _moved(self, node: str, frame: DeviceMoved) -> None:
+        """A device in calls homed here lives on switch ``frame.to`` now: its stand-in
+        follows it there (or, moved here, its calls are its registration's here), and
+        its calls are offered again and replayed after the client's seqs. Told by both
+        switches, it moves once; a switch speaks only for a device it had or has."""
+        if node not in (frame.node, frame.to):
+            log.warning("DeviceMoved from switch %s for %.40s dropped", node, frame.node)
+            return
+        device = self.remote.get(frame.node, frame.device)
+        if device is None:  # no call here holds it, or it moved already
+            return
+        if frame.to != self.name:
+            return self._follow(device, frame.to, frame.ref, frame.seqs)
+        reg = self._parts.own(frame.ref)
+        if reg is not None:  # a call here offered to its old switch after it came here
+            self.remote.take(frame.node, frame.device)
+            return self.ends.moved_here(device, reg, frame.seqs)
+        onward = self._parts.moves.where(frame.ref)  # and it moved on since
+        if onward is None:
+            return self.ends.end(device, Q931.TEMPORARY_FAILURE)
+        self._follow(device, onward.to, onward.ref, onward.seqs)
+
+    def _follow(
+        self, device: Registration, to: str, ref: int, seqs: tuple[tuple[str, int], ...]
+    ) -> None:
+        other = self.remote.get(to, ref)
+        if other is not None:  # a lookup found the new registration first (rare):
+            self.ends.end(other, Q931.TEMPORARY_FAILURE)  # its offers end, the calls go on
+        if device.attached:  # its old switch had not said it was away
+            self._away(device)
+        self.remote.rekey(device, to, ref)
+        self.ends.remote_back(device)
+        self.core.resume(device, dict(seqs))
 
     def node_down(self, node: str) -> None:
         """Switch ``node`` is gone: calls homed there end for this switch's devices, and

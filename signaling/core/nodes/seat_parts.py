@@ -4,8 +4,13 @@ seat that runs frames from other switches through the call core (``seat``) is bu
 after, and given these parts.
 
 - This switch's own registrations, written to the cluster's ``DeviceBook`` under a
-  number (``ref``) other switches name each by; the devices part tells of each one that
-  comes, detaches, resumes or ends, and the homes of its calls hear of it.
+  number (``ref``) other switches name each by, with their snapshots (``snapshots``);
+  the devices part tells of each one that comes, detaches, resumes or ends, and the
+  homes of its calls hear of it.
+- Resume on another switch (docs 12.43): a ``Register`` with a token this switch does
+  not know waits for the cluster's snapshot (``recall``); a registration that moved
+  here tells the switch it left and the homes of its calls (``moved_in``), and one that
+  moved away is let go, its calls homed here kept for it there (``moved_away``).
 - The stand-ins for devices on other switches (``remote_legs``) and the
   ``ReachableDevices`` the call core offers calls to; the proxy legs of this switch's
   devices in calls homed elsewhere (``proxy_legs``); support agents' claims and groups'
@@ -30,10 +35,20 @@ from ..outbox import Outbox
 from ..registry import Registration
 from .agent_claims import AgentClaims
 from .directory import DeviceBook, DeviceDirectory, ReachableDevices
-from .frames import DeviceAway, DeviceBack, DeviceGone, DeviceRecord
+from .frames import (
+    DeviceAway,
+    DeviceBack,
+    DeviceGone,
+    DeviceMoved,
+    DeviceRecord,
+    Snapshot,
+    TakeOver,
+)
 from .group_homes import GroupHomes, GroupKey
+from .moves import Moves, Recalling
 from .proxy_legs import ProxyLegs, SlowReaders
 from .remote_legs import RemoteDevices
+from .snapshots import Snapshots, token_key
 
 __all__ = ["Parked", "SeatParts", "device_record", "outbox_and_seat_parts"]
 
@@ -81,6 +96,7 @@ def outbox_and_seat_parts(
         outbox=outbox,
         max_message=max_message,
         slow=slow,
+        grace=config.signaling.resume_grace,
     )
     return outbox, parts
 
@@ -102,6 +118,7 @@ class SeatParts:
         outbox: Outbox,
         max_message: int,
         slow: SlowReaders,
+        grace: float = 0.0,
     ) -> None:
         self.name = name
         self.tenants = tenants
@@ -128,6 +145,8 @@ class SeatParts:
         """The stand-ins each call's setup found, by the caller's leg."""
         self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
         """The stand-ins of each group's members, while its live call is here."""
+        self.snapshots = Snapshots(book, name, grace)  # a detached one's lasts ``grace`` s
+        self.moves = Moves()
 
     # -- this switch's own registrations ----------------------------------------------------
 
@@ -142,25 +161,39 @@ class SeatParts:
         """``home`` offered to ``reg`` while it was away, and was told so: its resume or
         its end reaches that home too."""
         self._waiting.setdefault(reg, set()).add(home)
+        self.homed(reg, home)
+
+    def homed(self, reg: Registration, home: str) -> None:
+        """A call homed on ``home`` reached the device: a move must tell that home."""
+        ref = self._refs.get(reg)
+        if ref is not None:
+            self.snapshots.homed(reg, ref, home)
 
     def registered(self, reg: Registration) -> None:
         ref = next(self._next_ref)
         self._refs[reg], self._own[ref] = ref, reg
         self._book.publish(device_record(self.name, ref, reg))
+        self.snapshots.write(reg, ref)
         self.outbox.when_findable(reg.conn)  # its RegisterResult waits until others find it
 
     def detached(self, reg: Registration) -> None:
         ref = self._refs.get(reg)
+        if ref is None:
+            return
+        self.snapshots.write(reg, ref)  # it expires with the resume grace now
         for home in {proxy.home for proxy in self.proxies.of_device(reg)}:
-            if ref is not None:
-                self.outbox.forward(home, DeviceAway(ref))
+            self.outbox.forward(home, DeviceAway(ref))
 
-    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]]) -> None:
-        """A new connection took the device over: each home offers its calls again."""
+    def resumed(self, reg: Registration, seqs: Sequence[tuple[str, int]], replaced: str) -> None:
+        """A new connection took the device over with token ``replaced``, which works no
+        more: each home offers its calls again."""
         ref = self._refs.get(reg)
+        if ref is None:
+            return
+        self.snapshots.drop(replaced)
+        self.snapshots.write(reg, ref)
         for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
-            if ref is not None:
-                self.outbox.forward(home, DeviceBack(ref, tuple(seqs)))
+            self.outbox.forward(home, DeviceBack(ref, tuple(seqs)))
 
     def ended(self, reg: Registration, cause: Q931) -> None:
         ref = self._refs.pop(reg, None)
@@ -168,8 +201,53 @@ class SeatParts:
             return self.remote.forget(reg)
         del self._own[ref]
         self._book.withdraw(self.name, ref)
+        self.snapshots.drop(reg.token)
+        self.snapshots.forget(reg)
         for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
             self.outbox.forward(home, DeviceGone(ref, int(cause)))
+
+    # -- resume on another switch (docs 12.43) -------------------------------------------------
+
+    def recall(self, waiting: Recalling, domain: str, token: str) -> None:
+        """A Register of ``domain``'s user names ``token``, which this switch does not
+        know: perhaps another's. The book is asked for its snapshot; the Register waits
+        for the answer, and so do the connection's frames after it."""
+        number = next(self.requests)
+        self.moves.wait(number, waiting)
+        self.outbox.recall(number, token_key(token), domain, waiting.user.sip)
+
+    def moved_in(
+        self, reg: Registration, snapshot: Snapshot, seqs: Sequence[tuple[str, int]]
+    ) -> None:
+        """``reg``, registered here now, took over the registration of ``snapshot``: the
+        switch that held it lets it go, and the homes of its calls offer them here."""
+        self.snapshots.moved_in(reg, snapshot)
+        self.registered(reg)
+        ref, pairs = self._refs[reg], tuple(seqs)
+        self.outbox.forward(snapshot.node, TakeOver(snapshot.ref, ref, pairs))
+        moved = DeviceMoved(snapshot.node, snapshot.ref, self.name, ref, pairs)
+        for home in snapshot.homes:
+            if home not in (self.name, snapshot.node):
+                self.outbox.forward(home, moved)
+
+    def moved_away(
+        self, reg: Registration, to: str, ref: int, seqs: Sequence[tuple[str, int]]
+    ) -> None:
+        """``reg`` resumed on switch ``to``, where it is ``ref``: no longer this switch's
+        registration. The homes of its calls elsewhere hear where it is, the new switch
+        too if one is (the new switch tells them as well: a home told twice does it
+        once); calls homed here keep it as their stand-in for the device there."""
+        old = self._refs.pop(reg)
+        del self._own[old]
+        self._book.withdraw(self.name, old)
+        self.snapshots.drop(reg.token)
+        self.snapshots.forget(reg)
+        moved = DeviceMoved(self.name, old, to, ref, tuple(seqs))
+        self.moves.went(old, moved)
+        for home in sorted(self.proxies.drop(reg) | self._waiting.pop(reg, set())):
+            self.outbox.forward(home, moved)
+        if reg.legs:
+            self.remote.adopt(reg, to, ref)
 
     # -- the stand-ins calls hold ----------------------------------------------------------
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from signaling.bus.codec import decode_frames, encode_frames
+from signaling.bus.codec import decode_frames, decode_snapshot, encode_frames, encode_snapshot
 from signaling.bus.errors import BadFrame
 from signaling.core.nodes.frames import (
     DeviceAway,
     DeviceBack,
     DeviceGone,
+    DeviceMoved,
     DeviceRecord,
     FromDevice,
     Join,
@@ -19,6 +20,8 @@ from signaling.core.nodes.frames import (
     Reached,
     Refused,
     Release,
+    Snapshot,
+    TakeOver,
     ToLeg,
 )
 
@@ -36,6 +39,8 @@ EVERY_KIND: list[NodeFrame] = [
     DeviceBack(3, (("call-1", 5), ("call-2", 0))),
     DeviceGone(3, 41),
     Reached(((3, -1, 9), (4, -7, 120))),
+    TakeOver(3, 8, (("conf-1", 5),)),
+    DeviceMoved("b.2", 3, "c.3", 8, (("conf-1", 5), ("leg-2", 0))),
 ]
 
 
@@ -71,6 +76,12 @@ def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
         b'[["d"]]',
         b'[["d", 3, -1]]',
         b'[["d", 3, -1, "9"]]',
+        b'[["k", 3, 8]]',
+        b'[["k", 3, "8", []]]',
+        b'[["k", 3, 8, [["c", 1, 2]]]]',
+        b'[["v", "b.2", 3, "c.3", 8]]',
+        b'[["v", 2, 3, "c.3", 8, []]]',
+        b'[["v", "b.2", 3, "c.3", 8, {}]]',
     ],
 )
 def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:
@@ -82,3 +93,28 @@ def test_one_bad_frame_among_good_ones_refuses_the_entry() -> None:
     good = orjson.loads(encode_frames(EVERY_KIND[:2]))
     with pytest.raises(BadFrame):
         decode_frames(orjson.dumps([*good, ["x", 1]]))
+
+
+SNAPSHOT = Snapshot("example.com", "bob", "phone", frozenset({"NO_MEDIA_CALL"}), "b.2", 3, ("a.1",))
+
+
+def test_a_snapshot_comes_back_as_it_was_kept() -> None:
+    data = encode_snapshot(SNAPSHOT)
+    assert orjson.loads(data)[:2] == ["example.com", "bob"]  # what the recall script reads
+    assert decode_snapshot(data) == SNAPSHOT
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not json",
+        b'{"domain": "example.com"}',
+        b'["example.com", "bob", "phone", [], "b.2", 3]',
+        b'["example.com", "bob", "phone", [], "b.2", "3", []]',
+        b'["example.com", "bob", "phone", [1], "b.2", 3, []]',
+        b'["example.com", "bob", "phone", [], "b.2", 3, "a.1"]',
+    ],
+)
+def test_a_malformed_snapshot_is_refused(data: bytes) -> None:
+    with pytest.raises(BadFrame):
+        decode_snapshot(data)

@@ -16,8 +16,8 @@ from config import ClusterConfig
 from signaling.bus import keys
 from signaling.bus.codec import encode_frames
 from signaling.bus.redis_bus import RedisBus
-from signaling.core.actions import Claim, Claimed, Forward, LookedUp
-from signaling.core.nodes.frames import DeviceGone, DeviceRecord, NodeFrame
+from signaling.core.actions import Claim, Claimed, Forward, LookedUp, Recall, Recalled
+from signaling.core.nodes.frames import DeviceGone, DeviceRecord, NodeFrame, Snapshot
 from tests.redis_server import RedisServer, private_redis
 
 
@@ -27,6 +27,7 @@ class Recorder:
 
     frames: list[tuple[str, NodeFrame]] = field(default_factory=list)
     claims: list[Claimed] = field(default_factory=list)
+    recalls: list[Recalled] = field(default_factory=list)
     down: list[str] = field(default_factory=list)
     resets: list[str] = field(default_factory=list)
     broken: set[NodeFrame] = field(default_factory=set)
@@ -43,6 +44,9 @@ class Recorder:
 
     def claimed(self, answer: Claimed) -> None:
         self.claims.append(answer)
+
+    def recalled(self, answer: Recalled) -> None:
+        self.recalls.append(answer)
 
     def node_down(self, address: str) -> None:
         self.down.append(address)
@@ -241,6 +245,46 @@ async def test_one_command_redis_refuses_does_not_stall_the_bus() -> None:
                 break
             await asyncio.sleep(0.02)
         assert seen_a.frames == [(b.address, DeviceGone(5, 16))], "the bus is stuck"
+
+
+async def test_a_snapshot_is_taken_once_by_its_user_and_nothing_else_stalls() -> None:
+    """A ``Recall`` takes a snapshot once, and only for the user it is of; a snapshot
+    that is not one, or a key of the wrong type, finds nothing and costs nothing else."""
+    async with (
+        private_redis() as redis,
+        bus(redis, "a") as (a, _),
+        bus(redis, "b") as (b, seen_b),
+    ):
+        kept = Snapshot("example.com", "bob", "phone", frozenset(), a.address, 1, ("c.1",))
+        a.book.keep("k1", kept, None)
+        a.book.keep("k2", kept, 30.0)
+        client = redis.client()
+        try:
+            for _ in range(250):
+                if await client.exists(keys.token("k1"), keys.token("k2")) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert await client.pttl(keys.token("k1")) == -1  # a connection holds it
+            assert 0 < await client.pttl(keys.token("k2")) <= 30_000
+            await client.set(keys.token("k3"), "not a snapshot")
+            await client.hset(keys.token("k4"), "not", "a string")  # type: ignore[misc]
+            asked = [("k1", "alice"), ("k1", "bob"), ("k1", "bob"), ("k3", "bob"), ("k4", "bob")]
+            for request, (key, sip) in enumerate(asked, 1):
+                b.take(Recall(request, key, "example.com", sip))
+            b.take(Forward(a.address, DeviceGone(5, 16)))
+            await until(lambda: len(seen_b.recalls) == 5, "the answers")
+            found = sorted((answer.request, answer.snapshot) for answer in seen_b.recalls)
+            assert found == [(1, None), (2, kept), (3, None), (4, None), (5, None)]
+            assert await client.exists(keys.token("k1")) == 0
+            a.book.drop("k2")
+            for _ in range(250):
+                if not await client.exists(keys.token("k2")):
+                    break
+                await asyncio.sleep(0.02)
+            index = await client.smembers(keys.node_tokens(a.address))
+            assert index == {keys.token("k1").encode()}  # until a lets its registration go
+        finally:
+            await client.aclose()
 
 
 async def test_a_copy_of_an_entry_is_delivered_once() -> None:

@@ -14,9 +14,9 @@ What is checked, whatever the order:
   the call from where it joined to the last one, each either received or its own (no
   gap); in a call between devices that were never away nor lost, a leg received exactly
   the seqs acked ``delivered`` to the other side;
-- a device that was away (its connection dropped, resumed later on the same switch
-  within the grace, naming the last seq each leg got) gets the replay after its ``conn``:
-  everything above that seq, nothing twice, no gap;
+- a device that was away (its connection dropped, resumed later within the grace on its
+  switch or any other, naming the last seq each leg got) gets the replay after its
+  ``conn``: everything above that seq, nothing twice, no gap (docs 12.43);
 - a lost switch: calls homed there end at once with ``rel`` 41 for the devices elsewhere
   (a message they sent that the home never answered is answered by that ``rel``), also
   those over at the home whose end the device's switch had not heard yet; a call
@@ -275,17 +275,19 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
     @precondition(lambda self: self.away)
     @rule(data=st.data())
     def resume(self, data: st.DataObject) -> None:
-        """The device that dropped comes back on its switch within the grace."""
-        self._resume(data.draw(st.sampled_from(sorted(self.away))))
+        """The device that dropped comes back within the grace, on its switch or on
+        another one."""
+        name = data.draw(st.sampled_from(sorted(self.away)))
+        self._resume(name, data.draw(st.sampled_from(sorted(self.cluster.bus.switches))))
 
-    def _resume(self, name: str) -> None:
+    def _resume(self, name: str, node: str | None = None) -> None:
         old = self.client[name]
         seen = {
             call_id: got[-1] if got else 0
             for (device, call_id), got in self._streams_of(name).items()
             if device == name
         }
-        client = self.cluster.resume(old, old[0], self.sip[name], seen, settle=False)
+        client = self.cluster.resume(old, node or old[0], self.sip[name], seen, settle=False)
         self.away.discard(name)
         self.client[name], self.name[client] = client, name
         self._observe()
@@ -301,7 +303,7 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
         live = [leg for leg in [*self.connected, *self.answered] if leg not in self.ended]
         self.lost_node = node
         self.ended_before_loss = set(self.rel_cause)
-        self.lost = {name for name in self.client if name.startswith(f"{node}:")}
+        self.lost = {name for name, client in self.client.items() if client[0] == node}
         self.away -= self.lost
         self.home_lost = {conf for conf, home in self.homes.items() if home == node}
         self.doomed = {
@@ -309,6 +311,7 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
             for home, switch in self.cluster.bus.switches.items()
             if home != node
             for call_id in _doomed(home, switch, node)
+            if not self._peer_moved(call_id)
         }
         self.cluster.bus.lose(node)
         self._observe()
@@ -317,6 +320,17 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
                 stream = self._stream(leg)
                 if stream not in self.hung_up:
                     assert self.rel_cause.get(stream) == 41, (stream, self.rel_cause.get(stream))
+
+    def _peer_moved(self, call_id: str) -> bool:
+        """Whether the other side of leg ``call_id`` was on the lost switch only as far as
+        its home knew: the device had resumed on another one, and its move is on the way."""
+        confs = {conf for (_, leg_id), conf in self.stream_conf.items() if leg_id == call_id}
+        others = [
+            name
+            for (name, leg_id), conf in self.stream_conf.items()
+            if conf in confs and leg_id != call_id
+        ]
+        return bool(others) and not any(name in self.lost for name in others)
 
     def _ringing(self) -> list[Leg]:
         """Offers (and re-offers after a resume) nobody answered yet, on live devices."""
@@ -373,6 +387,8 @@ class CallsAcrossSwitches(RuleBasedStateMachine):
             self._settle()
             for stream in self.stream_conf:
                 if stream[1] not in self.doomed or stream in self.hung_up:
+                    continue
+                if stream[0] in self.lost:  # it had moved to the lost switch: gone too
                     continue
                 assert self.rel_cause.get(stream) == 41, (stream, self.rel_cause.get(stream))
         for leg in [*self.placed, *self._writers()]:  # ringing ones too

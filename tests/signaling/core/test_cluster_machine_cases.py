@@ -82,17 +82,17 @@ def test_a_group_message_written_to_nobody_is_heard_of_by_its_post_alone() -> No
 
 
 class _Drawn:
-    """One value a rule of the machine draws, fixed."""
+    """The values a rule of the machine draws, fixed, in order (the last one again)."""
 
-    def __init__(self, value: object) -> None:
-        self.value = value
+    def __init__(self, *values: object) -> None:
+        self.values = list(values)
 
     def draw(self, strategy: object) -> object:
-        return self.value
+        return self.values.pop(0) if len(self.values) > 1 else self.values[0]
 
 
-def _draw(value: object) -> st.DataObject:
-    return cast(st.DataObject, _Drawn(value))
+def _draw(*values: object) -> st.DataObject:
+    return cast(st.DataObject, _Drawn(*values))
 
 
 def test_the_machine_counts_a_seq_only_a_post_heard_of() -> None:
@@ -112,7 +112,7 @@ def test_the_machine_counts_a_seq_only_a_post_heard_of() -> None:
     machine.hang_up(_draw(bob))
     machine.drop(_draw("c:bob"))
     machine.deliver(_draw(0))
-    machine.resume(_draw("a:alice"))
+    machine.resume(_draw("a:alice", "a"))  # on its own switch
     machine.deliver(_draw(0))
     offered = [leg for leg in machine._ringing() if leg[0] == client["a:alice"]]
     assert len(offered) == 1
