@@ -3,7 +3,8 @@ for the tests of a cluster that kill a node (SCALE.md "Testing on one 2-core mac
 
 Each node is ``switchboard serve --node NAME`` with one config: the cluster's Redis and
 database, a short lease (so a dead node is noticed within about two seconds), volatile
-chat (the messages service is not part of these tests) and rate limits out of the way.
+chat (the messages service is not part of these tests), rate limits out of the way, and
+no resume grace unless a test gives one (``grace``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import json
 import secrets
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -37,19 +39,20 @@ class ClusterNodes:
         names: tuple[str, ...],
         *,
         redis_for: dict[str, str] | None = None,
+        grace: float = 0.0,
     ) -> None:
         """``redis_for``: the Redis URL of some nodes, if not ``redis_url`` (a proxy the
-        test owns in between)."""
+        test owns in between); ``grace``: ``signaling.resume_grace`` in seconds."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.redis_url = redis_url
         self.passwords = {sip: secrets.token_hex(12) for sip in ("alice", "bob", "carol")}
         self.config = directory / "cluster.toml"
-        self.config.write_text(_config(redis_url, database, self.passwords))
+        self.config.write_text(_config(redis_url, database, self.passwords, grace))
         self._configs: dict[str, Path] = {}
         for name, url in (redis_for or {}).items():
             self._configs[name] = directory / f"cluster-{name}.toml"
-            self._configs[name].write_text(_config(url, database, self.passwords))
+            self._configs[name].write_text(_config(url, database, self.passwords, grace))
         self.nodes = {name: self._node(name) for name in names}
 
     def _node(self, name: str) -> ServerProcess:
@@ -95,6 +98,21 @@ class ClusterNodes:
             await redis.aclose()
         raise AssertionError(f"{sip}'s registration on node {name} never reached Redis")
 
+    async def resume(
+        self, name: str, old: Phone, seqs: dict[str, int]
+    ) -> tuple[Phone, dict[str, Any]]:
+        """A new connection of ``old``'s user on node ``name`` registers with ``old``'s
+        resume token and ``seqs`` (PROTOCOL §4.9): the new phone and its RegisterResult."""
+        client = await AppWebsocketClient.connect(self.url(name), max_size=None)
+        await client.login(password=self.passwords[old.sip], sip=old.sip, domain=DOMAIN)
+        phone = Phone(client, old.sip)
+        register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "flags": "NO_MEDIA_CALL"}
+        await client.send({**register, "resume": old.resume_token, "seqs": seqs})
+        result = await phone.next()
+        assert result["mt"] == "RegisterResult" and "err" not in result, result
+        phone.resume_token = result["resume"]
+        return phone, result
+
     def logs(self) -> str:
         return "\n".join(
             f"== node {name} log (last lines)\n{node.log_tail()}"
@@ -102,7 +120,7 @@ class ClusterNodes:
         )
 
 
-def _config(redis_url: str, database: str, passwords: dict[str, str]) -> str:
+def _config(redis_url: str, database: str, passwords: dict[str, str], grace: float) -> str:
     lines = [
         "[cluster]",
         f"redis = {json.dumps(redis_url)}",
@@ -117,7 +135,7 @@ def _config(redis_url: str, database: str, passwords: dict[str, str]) -> str:
         "rate = 1000000.0",
         "burst = 1000000",
         "[signaling]",
-        'resume_grace = "0s"',
+        f'resume_grace = "{grace}s"',
         "[trace]",
         "flags = []",
     ]
