@@ -9,6 +9,9 @@ its devices are (SCALE.md "Home node and remote legs").
 - ``group_homes``: one home per group's live call.
 - ``seat_parts``: what the call core and the devices are given of a switch's place in
   the cluster (its registrations in the book, stand-ins, proxy legs, claims, homes).
+- ``snapshots``: each registration's snapshot in the book, under its token's hash, for
+  a resume on another switch; ``moves``: what a switch remembers while registrations
+  move between switches (docs 12.43).
 - ``seat``: a switch's place in the cluster, built after them, sorting what comes in;
   ``needs``: what it needs of the switch it sits in.
 """
