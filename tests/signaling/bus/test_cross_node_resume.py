@@ -2,7 +2,8 @@
 WebSocket clients. A client whose link drops reconnects to another node with its token
 and the call goes on there, while its peer keeps writing: no gap, no duplicate. Redis
 holds the registration's snapshot under the token's hash only; a node that stops
-renewing leaves its snapshots to expire with the grace, and its clients resume elsewhere.
+renewing leaves its snapshots to expire with the grace, and the clients of a node that
+stops (killed or cleanly) resume elsewhere.
 """
 
 from __future__ import annotations
@@ -13,24 +14,24 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tests.cluster_services import ClusterServices, cluster_services, node_config
+from config import Config
+from tests.cluster_services import ClusterServices, node_config, running_nodes
 from tests.support import PASSWORDS, Phone, RunningServer, make_config, resume_phone, running_server
 
 JsonObject = dict[str, Any]
 GRACE = 30.0
+CONFIG = make_config(messages=False, burst=5000, rate_close_after=5000, grace=GRACE)
+
+
+def resuming_node(services: ClusterServices, name: str) -> Config:
+    return node_config(services, name, CONFIG)
 
 
 @contextlib.asynccontextmanager
 async def three_nodes() -> AsyncIterator[
     tuple[ClusterServices, RunningServer, RunningServer, RunningServer]
 ]:
-    config = make_config(messages=False, burst=5000, rate_close_after=5000, grace=GRACE)
-    async with (
-        cluster_services() as services,
-        running_server(node_config(services, "a", config)) as a,
-        running_server(node_config(services, "b", config)) as b,
-        running_server(node_config(services, "c", config)) as c,
-    ):
+    async with running_nodes(resuming_node, "a", "b", "c") as (services, (a, b, c)):
         yield services, a, b, c
 
 
@@ -147,13 +148,8 @@ async def test_a_stopped_node_s_clients_resume_on_another_within_the_grace() -> 
 async def test_the_clients_of_a_node_stopped_for_an_upgrade_resume_on_the_others() -> None:
     """Node b stops cleanly (closing its connections with 1012); bob resumes on c and
     his call, homed on a, goes on."""
-    config = make_config(messages=False, burst=5000, rate_close_after=5000, grace=GRACE)
-    async with (
-        cluster_services() as services,
-        running_server(node_config(services, "a", config)) as a,
-        running_server(node_config(services, "c", config)) as c,
-    ):
-        async with running_server(node_config(services, "b", config)) as b:
+    async with running_nodes(resuming_node, "a", "c") as (services, (a, c)):
+        async with running_server(resuming_node(services, "b")) as b:
             alice, bob = await a.phone("alice"), await b.phone("bob")
             conf, number = await call(alice, bob)
             await alice.say(1, "one", id="m1")
