@@ -28,8 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.redis_server import private_redis
-from tests.signaling.bus.test_cross_node import node_config
+from tests.cluster_services import cluster_services, node_config
 from tests.signaling.bus.test_cross_node_presence import publish, watch
 from tests.support import PASSWORDS, Phone, RunningServer, make_config, running_server
 
@@ -126,11 +125,11 @@ async def registers(server: RunningServer, rounds: int) -> tuple[float, float]:
 async def main(rounds: int) -> None:
     quiet = {"lease": 30.0, "heartbeat": 10.0}  # no heartbeat among the counted commands
     async with (
-        private_redis() as redis,
-        running_server(node_config(redis, "a", **quiet)) as a,
-        running_server(node_config(redis, "b", **quiet)) as b,
+        cluster_services() as services,
+        running_server(node_config(services, "a", **quiet)) as a,
+        running_server(node_config(services, "b", **quiet)) as b,
     ):
-        client = redis.client()
+        client = services.redis.client()
         try:
             await changes(client, a, b, rounds)
             await messages(client, a, b, 1000)
