@@ -230,3 +230,27 @@ class Cluster:
         assert self.bus.following == {}
         for node, switch in self.bus.switches.items():
             assert switch.presence.held() == 0, node
+
+
+def without_ids(
+    frames: list[list[JsonObject]], *, dropped: tuple[str, ...] = ()
+) -> list[list[JsonObject]]:
+    """Each client's frames with leg and conversation ids replaced by their order of
+    first appearance, and the fields named in ``dropped`` left out (``time`` where two
+    runs of one script did not share a clock), so that two runs compare equal."""
+    seen: dict[str, str] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: seen.setdefault(item, f"id{len(seen)}")
+                if key in ("callId", "confId")
+                else walk(item)
+                for key, item in value.items()
+                if key not in dropped
+            }
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return [walk(client) for client in frames]
