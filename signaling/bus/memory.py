@@ -9,7 +9,9 @@ loses one, ``run`` delivers until nothing is left, ``lose`` takes a switch out a
 node (its registrations leave the book, what it sent or was sent is lost, every other
 switch hears ``node_down``). ``Lookup`` and
 ``Claim`` are answered from the book when they are delivered, not when asked, so a test
-can order them against registrations and other claims. Presence works as on Redis: a
+can order them against registrations and other claims; ``decide(i)`` runs a claim in the
+book at once and leaves its answer waiting (Redis ran it; the reply is on its way, and
+frames on other ways may overtake it). Presence works as on Redis: a
 ``PresenceShare`` is written to the book at once, and every switch that follows the user
 (``PresenceWatch``) gets a read of its shares delivered, as the announcement of the change
 and the read after it; the read, too, answers from the book when delivered. A registration
@@ -153,6 +155,8 @@ class Delivery:
     target: str
     frames: list[NodeFrame] = field(default_factory=list)
     question: Lookup | Claim | CheckLogin | None = None
+    answer: Claimed | None = None
+    """A claim already run in the book (``decide``), its answer not yet delivered."""
     read: UserKey | None = None
     """A user's presence shares to read for the target (it follows the user)."""
 
@@ -271,7 +275,17 @@ class MemoryBus:
             self.feed(delivery.target, self._deliver(switch, delivery))
         return delivery
 
+    def decide(self, index: int = 0) -> None:
+        """Run the claim ``pending[index]`` in the book now; its answer stays pending."""
+        delivery = self.pending[index]
+        question = delivery.question
+        assert isinstance(question, Claim), delivery
+        granted, holders = self.book.claim(question.key, question.member, question.limit)
+        delivery.question, delivery.answer = None, Claimed(question.request, granted, holders)
+
     def _deliver(self, switch: Switch, delivery: Delivery) -> list[Action]:
+        if delivery.answer is not None:
+            return switch.claimed(delivery.answer)
         if delivery.read is not None:
             return switch.presence_shares(self.book.shares(delivery.read, delivery.target))
         question = delivery.question

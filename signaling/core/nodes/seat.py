@@ -239,11 +239,13 @@ class NodeSeat:
         if found is None:
             self.claims.claimed(answer)
             return
-        parked, home = found
+        parked, home, early = found
         if home is None:  # this switch is the group's home now: the setup runs here
             self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
         else:
             self._run(parked, functools.partial(self._join, home, parked))
+        for run in early:  # Joins that came before the answer, for it said we are home
+            run()
 
     def _join(self, home: str, parked: Parked) -> None:
         """Another switch is the group's home: the device's setup goes there."""
@@ -265,6 +267,9 @@ class NodeSeat:
         inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
         msg = parse_signaling(inbound)  # it parsed where the device is
         _, group = self._wanted(record.domain, msg.sig)
+        if group is not None and not self.homes.mine(group) and self.homes.claiming(group):
+            self.homes.after_answer(group, functools.partial(self._joined, node, frame))
+            return  # the sender found this switch home: Redis's answer is on its way
         valid = group is not None and self.homes.mine(group)
         device = self.remote.ensure(record) if valid else None
         if group is None or device is None:
