@@ -186,7 +186,16 @@ class MemoryBus:
         """The switches that follow each user's presence (``PresenceWatch``)."""
 
     def join(self, node: str, switch: Switch) -> None:
+        """A switch joins: it and every other meet (``node_up``, as the heartbeats that
+        find a new node do) and what they tell each other then is delivered at once."""
+        others = list(self.switches.items())
         self.switches[node] = switch
+        before = len(self.pending)
+        for name, other in others:
+            self.feed(name, other.node_up(node))
+            self.feed(node, switch.node_up(name))
+        while len(self.pending) > before:
+            self.step(before)
 
     # -- from the switches ---------------------------------------------------------------------
 

@@ -20,6 +20,13 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
                                           a seq are in the device's connection's
                                           queue (docs 12.39), per leg, once per batch
 
+Live support's boards and Queue requests travel between any two switches (docs 12.46):
+
+    a chat's home -> every switch  BoardNews   an update of a queue's board
+                                   BoardState  all its chats, to a switch it just met
+    agent's switch -> chat's home  QueueAsk    a Take, Transfer or Close of its user's
+    home -> agent's switch         QueueAnswer the answer to it
+
 A device is named by ``device``, the number its own switch gave the registration
 (``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
 for a device carry ``sig``, the ``sig`` object already encoded as JSON text: the device's
@@ -32,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BoardNews",
+    "BoardState",
     "DeviceAway",
     "DeviceBack",
     "DeviceGone",
@@ -40,6 +49,8 @@ __all__ = [
     "Join",
     "NodeFrame",
     "Offer",
+    "QueueAnswer",
+    "QueueAsk",
     "Reached",
     "Refused",
     "Release",
@@ -154,6 +165,54 @@ class Reached:
     legs: tuple[tuple[int, int, int], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class BoardNews:
+    """An update of the board of ``queue`` (§9.3) about a support chat homed at the
+    sender: ``mt`` and ``body`` as the home's own subscribers get them. ``kept``: the
+    chat (``body["chat"]``) stays on that queue's board; False once it left it (closed,
+    or transferred to another queue)."""
+
+    domain: str
+    queue: str
+    mt: str
+    body: dict[str, Any]
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoardState:
+    """Every support chat homed at the sender as its queue's board shows it, (domain,
+    queue, chat): the first the sender tells a switch it did not know, which forgets
+    whatever it kept of the sender's chats before."""
+
+    chats: tuple[tuple[str, str, dict[str, Any]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAsk:
+    """A Queue request (``body``: ``Take``, ``Transfer`` or ``Close``, §9.4) of user
+    ``sip`` on the sender about a chat homed at the target, which runs it as if the user
+    were its own and answers ``QueueAnswer`` with the same ``ask``. ``record``: the asking
+    connection's registration, if it has one (a ``Take`` connects it)."""
+
+    ask: int
+    domain: str
+    sip: str
+    record: DeviceRecord | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnswer:
+    """The home's answer to ``QueueAsk`` ``ask``: the body of its result or its error.
+    For a ``TakeResult``, ``leg`` is the home's leg of the asking device: the asker's
+    switch puts the device's own call number for it in ``call``."""
+
+    ask: int
+    body: dict[str, Any]
+    leg: int = 0
+
+
 NodeFrame = (
     Offer
     | ToLeg
@@ -165,5 +224,9 @@ NodeFrame = (
     | DeviceBack
     | DeviceGone
     | Reached
+    | BoardNews
+    | BoardState
+    | QueueAsk
+    | QueueAnswer
 )
 """Everything one switch forwards to another."""

@@ -34,6 +34,8 @@ from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..registry import Registration
 from .frames import (
+    BoardNews,
+    BoardState,
     DeviceAway,
     DeviceBack,
     DeviceGone,
@@ -41,6 +43,8 @@ from .frames import (
     Join,
     NodeFrame,
     Offer,
+    QueueAnswer,
+    QueueAsk,
     Reached,
     Refused,
     Release,
@@ -98,6 +102,8 @@ class NodeSeat:
         """Calls a device may be part of at once: its legs here and its proxy legs."""
         self.remote, self.proxies = parts.remote, parts.proxies
         self.claims, self.homes = parts.claims, parts.homes
+        self.boards = parts.boards
+        self.boards.attach(core.support)
         self._requests = parts.requests
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
@@ -109,6 +115,7 @@ class NodeSeat:
             "proxy_legs": self.proxies.held(),
             "lookups_waiting": len(self._parked),
             "claims": self.claims.held() + self.homes.held(),
+            **self.boards.held(),
         }
 
     # -- setups wait for their lookup --------------------------------------------------------
@@ -312,6 +319,8 @@ class NodeSeat:
             return self.proxies.refused(node, frame)
         if isinstance(frame, Join):
             return self._joined(node, frame)
+        if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer):
+            return self._support(node, frame)
         device = self.remote.get(node, frame.device)
         if device is None:
             return None
@@ -322,6 +331,18 @@ class NodeSeat:
             return self.core.resume(device, dict(frame.seqs))
         if isinstance(frame, DeviceGone):
             self.ends.end(device, Q931(frame.cause))
+
+    def _support(self, node: str, frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> None:
+        """Live support's frames: boards, and Queue requests to a chat's home (12.46)."""
+        boards = self.boards
+        if isinstance(frame, BoardNews):
+            boards.news(node, frame)
+        elif isinstance(frame, BoardState):
+            boards.state(node, frame)
+        elif isinstance(frame, QueueAsk):
+            boards.asked(node, frame)
+        else:
+            boards.answered(node, frame)
 
     def _reached(self, node: str, frame: Reached) -> None:
         """Switch ``node`` reports messages in its devices' connections' queues."""
@@ -365,10 +386,16 @@ class NodeSeat:
         except ProtocolError as exc:
             self._out.forward(node, Refused(frame.device, frame.leg, exc.code, exc.text))
 
+    def node_up(self, node: str) -> None:
+        """Switch ``node`` is live (the bus says so at each heartbeat): it learns this
+        switch's support chats, once."""
+        self.boards.node_up(node)
+
     def node_down(self, node: str) -> None:
         """Switch ``node`` is gone: calls homed there end for this switch's devices, and
         its devices in calls homed here are away as if their link were lost."""
         self.proxies.home_lost(node)
+        self.boards.node_down(node)
         for device in self.remote.on_node(node):
             self._away(device)
             device.drop_cause = int(Q931.TEMPORARY_FAILURE)

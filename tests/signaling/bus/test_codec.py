@@ -8,6 +8,8 @@ import pytest
 from signaling.bus.codec import decode_frames, encode_frames
 from signaling.bus.errors import BadFrame
 from signaling.core.nodes.frames import (
+    BoardNews,
+    BoardState,
     DeviceAway,
     DeviceBack,
     DeviceGone,
@@ -16,6 +18,8 @@ from signaling.core.nodes.frames import (
     Join,
     NodeFrame,
     Offer,
+    QueueAnswer,
+    QueueAsk,
     Reached,
     Refused,
     Release,
@@ -36,6 +40,12 @@ EVERY_KIND: list[NodeFrame] = [
     DeviceBack(3, (("call-1", 5), ("call-2", 0))),
     DeviceGone(3, 41),
     Reached(((3, -1, 9), (4, -7, 120))),
+    BoardNews("example.com", "desk", "ChatTaken", {"chat": {"confId": "c1"}}, True),
+    BoardState((("example.com", "desk", {"confId": "c1"}), ("x.org", "help", {}))),
+    BoardState(()),
+    QueueAsk(5, "example.com", "bob", RECORD, {"mt": "Take", "confId": "c1"}),
+    QueueAsk(6, "example.com", "bob", None, {"mt": "Close", "confId": "c1"}),
+    QueueAnswer(5, {"mt": "TakeResult", "confId": "c1", "call": -3}, -3),
 ]
 
 
@@ -71,6 +81,14 @@ def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
         b'[["d"]]',
         b'[["d", 3, -1]]',
         b'[["d", 3, -1, "9"]]',
+        b'[["n", "d", "q", "ChatTaken", {}, 1]]',
+        b'[["n", "d", "q", "ChatTaken", [], true]]',
+        b'[["s", "d", "q", {}]]',
+        b'[["s", ["d", 7, {}]]]',
+        b'[["q", 5, "d", "bob", null, []]]',
+        b'[["q", 5, "d", "bob", [1], {}]]',
+        b'[["w", 5, {}, "3"]]',
+        b'[["w", 5, {}]]',
     ],
 )
 def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:

@@ -224,6 +224,7 @@ class Cluster:
             assert held["proxy_legs"] == held["lookups_waiting"] == 0, (node, held)
             assert held["remote_devices"] == held["claims"] == 0, (node, held)
             assert held["unreported"] == 0, (node, held)  # every message's report settled
+            assert held["board_chats"] == held["queue_asks"] == 0, (node, held)
         assert len(self.bus.book) == 0
         assert self.bus.book.claims == {}
         assert self.bus.book.presence == {} and self.bus.book.published == {}
