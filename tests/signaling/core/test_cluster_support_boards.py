@@ -220,3 +220,31 @@ def test_a_late_answer_that_crosses_its_rel_26_and_the_chat_s_end_is_already_tak
     )
     assert len(frames) == 2
     cluster.finish()
+
+
+def test_support_events_are_told_once_each_by_the_switch_they_belong_to() -> None:
+    """A chat's events come from its home; an agent's status from the switch that holds
+    the agent's devices: the home says nothing of an agent of another switch when a chat
+    the agent had closes (it never told that agent ``open``)."""
+    cluster = Cluster(("a", "b", "c"), _desk())
+    carol, alice = cluster.phone("a", "carol"), cluster.phone("b", "alice")
+    bob = cluster.phone("c", "bob")
+    _waiting(cluster, carol)
+    number = cluster.offered(alice)
+    cluster.offered(bob)
+    cluster.signal(alice, number, {"type": "conn"})
+    cluster.signal(carol, 1, {"type": "rel"})
+    cluster.close(alice)
+    told = [
+        (note.event, note.data.get("agent") or note.data.get("by"), note.data.get("status"))
+        for note in cluster.notified
+    ]
+    assert told == [
+        ("agent.status", "alice", "open"),
+        ("agent.status", "bob", "open"),
+        ("chat.waiting", None, None),
+        ("chat.taken", "alice", None),
+        ("chat.closed", "carol", None),
+        ("agent.status", "alice", "closed"),
+    ]
+    cluster.finish()
