@@ -31,9 +31,10 @@ from signaling.bus import keys
 from tests.cluster_services import cluster_services
 from tests.integration.processes import HOST, ServerProcess, free_port
 from tests.redis_server import RedisServer
+from tests.signaling.bus.test_cross_node_presence import until_redis
 from tests.support import Phone
 
-__all__ = ["DOMAIN", "LEASE", "ClusterNodes", "Tenant", "cluster"]
+__all__ = ["DOMAIN", "LEASE", "ClusterNodes", "Tenant", "cluster", "gone"]
 
 DOMAIN = "cluster.test"
 LEASE = 1.5
@@ -259,3 +260,13 @@ async def cluster(
             raise
         finally:
             nodes.stop()
+
+
+async def gone(redis: RedisServer, *names: str) -> None:
+    """Until none of these keys is in Redis (a survivor cleaned up after a dead node, a
+    group's home was let go)."""
+
+    async def absent(client: Any) -> bool:
+        return not await client.exists(*names)
+
+    await until_redis(redis, absent, f"gone from Redis: {names}")

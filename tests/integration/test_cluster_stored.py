@@ -13,10 +13,9 @@ from typing import Any
 import asyncpg
 
 from signaling.bus import keys
-from tests.integration.cluster_processes import DOMAIN, cluster
+from tests.integration.cluster_processes import DOMAIN, cluster, gone
 from tests.integration.test_group_causality import groups_of
 from tests.integration.test_messages import ask, session
-from tests.redis_server import RedisServer
 from tests.signaling.bus.test_fence import join
 from tests.support import Phone
 
@@ -40,19 +39,6 @@ async def team(alice: Phone, bob: Phone) -> str:
     return str(created["sip"])
 
 
-async def no_home(redis: RedisServer, group: str) -> None:
-    """Until the group's home is let go (its last device left its call)."""
-    client = redis.client()
-    try:
-        for _ in range(500):
-            if not await client.exists(keys.claim_set(f"group-home:{DOMAIN}:{group}")):
-                return
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
-    raise AssertionError(f"group {group} keeps its home")
-
-
 async def test_a_group_set_up_on_two_nodes_at_the_same_instant_is_one_call(tmp_path: Path) -> None:
     async with cluster(tmp_path, "a", "b", messages=True) as (redis, nodes):
         alice, bob = await nodes.phone("a", "alice"), await nodes.phone("b", "bob")
@@ -65,7 +51,7 @@ async def test_a_group_set_up_on_two_nodes_at_the_same_instant_is_one_call(tmp_p
             assert (await alice.fty(number))["state"] == "delivered"
             for phone in (alice, bob):
                 await phone.signal(number, {"type": "rel"})
-            await no_home(redis, group)
+            await gone(redis, keys.claim_set(f"group-home:{DOMAIN}:{group}"))
         for phone in (alice, bob):
             await phone.sync()
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import httpx
 
 from signaling.bus import keys
-from tests.integration.cluster_processes import DOMAIN, LEASE, Tenant, cluster
-from tests.redis_server import RedisServer
+from tests.integration.cluster_processes import DOMAIN, LEASE, Tenant, cluster, gone
 from tests.signaling.bus.test_cross_node_presence import notify, watch
 
 SEEN_WITHIN = 1.0
@@ -60,16 +59,3 @@ async def test_presence_follows_a_user_across_nodes_and_a_killed_node_leaves_no_
         assert closed["sig"]["fty"] == [notify("closed")], closed
         await gone(redis, keys.registrations(DOMAIN, "bob"), keys.presence(DOMAIN, "bob"))
         await carol.sync()  # no ghost comes back
-
-
-async def gone(redis: RedisServer, *names: str) -> None:
-    """Until the survivor that cleaned up after the dead node removed these keys."""
-    client = redis.client()
-    try:
-        for _ in range(500):
-            if not await client.exists(*names):
-                return
-            await asyncio.sleep(0.01)
-    finally:
-        await client.aclose()
-    raise AssertionError(f"left in Redis: {names}")
