@@ -92,28 +92,32 @@ async def test_a_thousand_messages_across_nodes_are_the_frames_of_one_node(tmp_p
 
 
 async def fork(alice: Phone, devices: list[Phone], number: int) -> Phone:
-    """Alice calls Bob, whose devices all answer at once: the one that won. Each loser
-    hears cause 26, then ``bad_state`` for its ``conn``, which came after the winner's
-    (on its own node, or at the call's home if it crossed the ``rel`` on the way)."""
+    """Alice calls Bob, whose devices all answer at once: the one that won. A loser's
+    ``conn`` came after the winner's: ``bad_state``, as on one node."""
     await alice.setup(number, "bob")
     await alice.sig(number, "call_proc")
-    numbers = {device: (await device.offered())[0] for device in devices}
-    await asyncio.gather(*(device.signal(numbers[device], {"type": "conn"}) for device in devices))
-    await alice.sig(number, "conn")
-    await alice.signal(number, {"type": "rel"})
+    offers = {device: (await device.offered())[0] for device in devices}
+    return await one_winner(alice, number, offers, "bad_state")
+
+
+async def one_winner(caller: Phone, number: int, offers: dict[Phone, int], late: str) -> Phone:
+    """Every offered device answers at once; the caller hears one ``conn`` and hangs up.
+    The winner hears cause 16; each other device 26, then the ``late`` error for its
+    ``conn`` (told on its own node, or at the call's home if it crossed the ``rel``)."""
+    await asyncio.gather(
+        *(device.signal(offer, {"type": "conn"}) for device, offer in offers.items())
+    )
+    await caller.sig(number, "conn")
+    await caller.signal(number, {"type": "rel"})
     winners = []
-    for device in devices:
-        cause = (await device.sig(numbers[device], "rel"))["sig"]["cau"]
+    for device, offer in offers.items():
+        cause = (await device.sig(offer, "rel"))["sig"]["cau"]
         if cause["num"] == 16:
             winners.append(device)
             continue
         assert cause == {"loc": 1, "num": 26}
         refused = await device.next()
-        assert (refused["mt"], refused["code"], refused["call"]) == (
-            "Error",
-            "bad_state",
-            numbers[device],
-        ), refused
+        assert (refused["mt"], refused["code"], refused["call"]) == ("Error", late, offer), refused
     (winner,) = winners
     return winner
 

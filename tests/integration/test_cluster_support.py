@@ -13,6 +13,7 @@ from typing import Any
 
 from signaling.bus import keys
 from tests.integration.cluster_processes import DOMAIN, ClusterNodes, Tenant, cluster
+from tests.integration.test_cluster_calls import one_winner
 from tests.integration.test_support import queue_request, update, visit
 from tests.integration.webhook_receiver import webhook_receiver
 from tests.redis_server import RedisServer
@@ -89,23 +90,11 @@ async def test_a_chat_with_its_agents_on_other_nodes_is_picked_once_and_max_chat
 
 
 async def pick(visitor: Phone, agents: tuple[Phone, ...], number: int) -> None:
-    """Every agent answers the visitor's chat at once: one wins; each other hears 26,
-    then ``already_taken`` for its ``conn`` (on its own node or at the chat's home)."""
+    """Every agent answers the visitor's chat at once: one wins; each other's ``conn``
+    is told ``already_taken``, as on one node."""
     await visit(visitor, number)
     offers = {agent: (await agent.offered())[0] for agent in agents}
-    await asyncio.gather(*(agent.signal(offers[agent], {"type": "conn"}) for agent in agents))
-    await visitor.sig(number, "conn")
-    await visitor.signal(number, {"type": "rel"})
-    winners = []
-    for agent, offer in offers.items():
-        cause = (await agent.sig(offer, "rel"))["sig"]["cau"]
-        if cause["num"] == 16:
-            winners.append(agent)
-            continue
-        assert cause == TAKEN
-        late = await agent.next()
-        assert (late["mt"], late["code"], late["call"]) == ("Error", "already_taken", offer)
-    assert len(winners) == 1
+    await one_winner(visitor, number, offers, "already_taken")
 
 
 async def chats_of(redis: RedisServer, agent: str) -> set[str]:
