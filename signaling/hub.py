@@ -297,6 +297,9 @@ class Hub:
     def node_down(self, address: str) -> None:
         self._apply(self.switch.node_down(address))
 
+    def node_up(self, address: str) -> None:
+        self._apply(self.switch.node_up(address))
+
     def node_reset(self, address: str) -> None:
         self._apply(self.switch.node_down(address, calls_only=True))
 

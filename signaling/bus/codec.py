@@ -7,8 +7,9 @@ travels as a string and is never decoded on the way: the receiving switch puts i
 envelope around it. A device's ``sig`` (``FromDevice``, ``Join``) is an object the home
 reads, so it travels as one. A ``ToLeg`` that relays a message carries its ``seq`` as a
 fourth field; a delivery report (``Reached``) is its legs' numbers in a row, three by
-three. A registration's snapshot (docs 12.43), kept in Redis under its token's hash,
-has an encoding of its own (``encode_snapshot``). Decoding checks each frame's shape: a
+three. Live support's frames (boards, Queue requests) carry their JSON objects as such.
+A registration's snapshot (docs 12.43), kept in Redis under its token's hash, has an
+encoding of its own (``encode_snapshot``). Decoding checks each frame's shape: a
 malformed entry raises ``BadFrame`` and is dropped whole by the transport, never
 half-applied.
 """
@@ -21,6 +22,8 @@ from typing import Any
 import orjson
 
 from signaling.core.nodes.frames import (
+    BoardNews,
+    BoardState,
     DeviceAway,
     DeviceBack,
     DeviceGone,
@@ -30,6 +33,8 @@ from signaling.core.nodes.frames import (
     Join,
     NodeFrame,
     Offer,
+    QueueAnswer,
+    QueueAsk,
     Reached,
     Refused,
     Release,
@@ -98,7 +103,20 @@ def _seqs(seqs: tuple[tuple[str, int], ...]) -> list[list[Any]]:
     return [list(pair) for pair in seqs]
 
 
+def _support_fields(frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> list[Any]:
+    if isinstance(frame, BoardNews):
+        return [frame.domain, frame.queue, frame.mt, frame.body, frame.kept]
+    if isinstance(frame, BoardState):
+        return [list(chat) for chat in frame.chats]
+    if isinstance(frame, QueueAsk):
+        record = encode_record(frame.record) if frame.record is not None else None
+        return [frame.ask, frame.domain, frame.sip, record, frame.body]
+    return [frame.ask, frame.body, frame.leg]
+
+
 def _fields(frame: NodeFrame) -> list[Any]:
+    if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer):
+        return _support_fields(frame)
     if type(frame) is ToLeg and frame.seq:
         return [frame.device, frame.leg, frame.sig, frame.seq]
     if isinstance(frame, Offer | ToLeg | Release | FromDevice):
@@ -133,6 +151,10 @@ _TAGS: dict[type[Any], str] = {
     Reached: "d",
     TakeOver: "k",
     DeviceMoved: "v",
+    BoardNews: "n",
+    BoardState: "s",
+    QueueAsk: "q",
+    QueueAnswer: "w",
 }
 
 
@@ -246,6 +268,42 @@ def _gone(fields: list[Any]) -> NodeFrame:
     return DeviceGone(device, cause)
 
 
+def _board_news(fields: list[Any]) -> NodeFrame:
+    domain, queue, mt, body, kept = fields
+    if not (_texts(domain, queue, mt) and isinstance(body, dict) and type(kept) is bool):
+        raise BadFrame(f"bad BoardNews: {fields!r}")
+    return BoardNews(domain, queue, mt, body, kept)
+
+
+def _board_state(fields: list[Any]) -> NodeFrame:
+    chats: list[tuple[str, str, dict[str, Any]]] = []
+    for chat in fields:
+        if not (isinstance(chat, list) and len(chat) == 3 and _texts(*chat[:2])):
+            raise BadFrame(f"bad BoardState: {chat!r}")
+        if not isinstance(chat[2], dict):
+            raise BadFrame(f"bad BoardState: {chat!r}")
+        chats.append((chat[0], chat[1], chat[2]))
+    return BoardState(tuple(chats))
+
+
+def _queue_ask(fields: list[Any]) -> NodeFrame:
+    ask, domain, sip, record, body = fields
+    if not (_ints(ask) and _texts(domain, sip) and isinstance(body, dict)):
+        raise BadFrame(f"bad QueueAsk: {fields!r}")
+    return QueueAsk(ask, domain, sip, decode_record(record) if record is not None else None, body)
+
+
+def _queue_answer(fields: list[Any]) -> NodeFrame:
+    ask, body, leg = fields
+    if not (_ints(ask, leg) and isinstance(body, dict)):
+        raise BadFrame(f"bad QueueAnswer: {fields!r}")
+    return QueueAnswer(ask, body, leg)
+
+
+def _texts(*values: Any) -> bool:
+    return all(isinstance(value, str) for value in values)
+
+
 _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "o": _text_frame(Offer),
     "t": _to_leg,
@@ -259,6 +317,10 @@ _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "d": _reached,
     "k": _take_over,
     "v": _moved,
+    "n": _board_news,
+    "s": _board_state,
+    "q": _queue_ask,
+    "w": _queue_answer,
 }
 
 

@@ -10,7 +10,9 @@ node (its registrations leave the book, what it sent or was sent is lost, every 
 switch hears ``node_down``; its registrations' snapshots stay, as they would in Redis
 for the resume grace). ``Lookup``, ``Recall`` and
 ``Claim`` are answered from the book when they are delivered, not when asked, so a test
-can order them against registrations and other claims. Presence works as on Redis: a
+can order them against registrations and other claims; ``decide(i)`` runs a claim in the
+book at once and leaves its answer waiting (Redis ran it; the reply is on its way, and
+frames on other ways may overtake it). Presence works as on Redis: a
 ``PresenceShare`` is written to the book at once, and every switch that follows the user
 (``PresenceWatch``) gets a read of its shares delivered, as the announcement of the change
 and the read after it; the read, too, answers from the book when delivered. A registration
@@ -174,6 +176,8 @@ class Delivery:
     target: str
     frames: list[NodeFrame] = field(default_factory=list)
     question: Lookup | Recall | Claim | CheckLogin | None = None
+    answer: Claimed | None = None
+    """A claim already run in the book (``decide``), its answer not yet delivered."""
     read: UserKey | None = None
     """A user's presence shares to read for the target (it follows the user)."""
 
@@ -203,7 +207,16 @@ class MemoryBus:
         """The switches that follow each user's presence (``PresenceWatch``)."""
 
     def join(self, node: str, switch: Switch) -> None:
+        """A switch joins: it and every other meet (``node_up``, as the heartbeats that
+        find a new node do) and what they tell each other then is delivered at once."""
+        others = list(self.switches.items())
         self.switches[node] = switch
+        before = len(self.pending)
+        for name, other in others:
+            self.feed(name, other.node_up(node))
+            self.feed(node, switch.node_up(name))
+        while len(self.pending) > before:
+            self.step(before)
 
     # -- from the switches ---------------------------------------------------------------------
 
@@ -292,7 +305,17 @@ class MemoryBus:
             self.feed(delivery.target, self._deliver(switch, delivery))
         return delivery
 
+    def decide(self, index: int = 0) -> None:
+        """Run the claim ``pending[index]`` in the book now; its answer stays pending."""
+        delivery = self.pending[index]
+        question = delivery.question
+        assert isinstance(question, Claim), delivery
+        granted, holders = self.book.claim(question.key, question.member, question.limit)
+        delivery.question, delivery.answer = None, Claimed(question.request, granted, holders)
+
     def _deliver(self, switch: Switch, delivery: Delivery) -> list[Action]:
+        if delivery.answer is not None:
+            return switch.claimed(delivery.answer)
         if delivery.read is not None:
             return switch.presence_shares(self.book.shares(delivery.read, delivery.target))
         question = delivery.question

@@ -91,6 +91,9 @@ class BusPeer(Protocol):
 
     def node_down(self, address: str) -> None: ...
 
+    def node_up(self, address: str) -> None:
+        """The run is live (told at every heartbeat: the switch meets each run once)."""
+
     def node_reset(self, address: str) -> None:
         """The run fenced itself and came back: its calls here end, its users' presence
         stands."""
@@ -184,6 +187,7 @@ class RedisBus:
         self._beat_ok_at = time.monotonic()
         self._fence.renewed(acquired)
         self._run_tasks()
+        self._meet()
 
     async def _start_control(self) -> None:
         """The channel that keeps the trace flags and the admin API's directory changes
@@ -451,3 +455,16 @@ class RedisBus:
                 log.exception("cluster: internal error in the heartbeat")
                 continue
             self._beat_ok_at = time.monotonic()
+            self._meet()
+
+    def _meet(self) -> None:
+        """Tell the switch of every live run the lease knows, as long as this run is not
+        fenced: it meets each once (its support chats' boards, docs 12.46)."""
+        lease, peer = self._lease, self._peer
+        if lease is None or peer is None or not self._fence.up:
+            return
+        for address in sorted(set(lease.known.values()) - lease.dead - {self.address}):
+            try:
+                peer.node_up(address)
+            except Exception:
+                log.exception("cluster: internal error meeting %s", address)

@@ -238,12 +238,13 @@ class Writer:
         self._stats.fenced_frames += self.next.frame_count()
         self.next.frames.clear()
         self.next.reports = 0
-        self.next.drop_frames()
+        self.next.drop_frames()  # now: what it takes once the run is back must go
+        if self.writing is not None:
+            self.writing.cut = True  # its next try leaves its frames out (Outbound.execute)
         loop = asyncio.get_running_loop()
         for batch in (self.next, self.writing):
             if batch is None:
                 continue
-            batch.cut = True  # its next try leaves its frames out (Outbound.execute)
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)

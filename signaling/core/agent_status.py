@@ -3,7 +3,9 @@
 An agent's status is its presence (``open`` or ``closed``, docs 12.37: a clean close is
 ``closed`` at once) and the activity it published. The webhook is told only changes, so
 the last status told is kept per agent while the agent is online, and forgotten once it
-is ``closed`` (nothing kept for an agent who is away).
+is ``closed`` (nothing kept for an agent who is away). A switch tells only of the agents
+whose devices it holds: one that never told an agent ``open`` has no ``closed`` to tell
+(in a cluster the agent may be online on another switch, docs 12.46).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class AgentStatus:
     def tell(self, domain: str, sip: str, queues: list[str]) -> None:
         """Tell the webhook the agent's status if it changed since last told."""
         online = self._presence.here(domain, sip)  # each node tells of its own devices
+        if not online and (domain, sip) not in self._status:
+            return  # never told open here: its devices are elsewhere, or it left already
         activity = self._presence.activity(domain, sip) if online else ""
         status = ("open" if online else "closed", activity)
         if self._status.get((domain, sip)) == status:

@@ -14,7 +14,8 @@ volatile messages go to the ``message.offline`` webhook). A taken chat silent fo
 ``support.idle_warn`` gets a system warning, and after ``support.idle_close`` is released
 with cause 102. ``Transfer`` hands the chat to another agent or queue, who gets the
 transcript on ``conn``. The board (``api:"Queue"``) lists waiting and active chats and
-follows every change; the same changes go to the webhooks.
+follows every change (``support_boards``, where a cluster's switches share it); the same
+changes go to the webhooks, from the chat's home alone.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from .causes import Q931, hub_cause
 from .clock import Clock
 from .directory_view import TenantLookup
 from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
-from .frames import board as board_update
-from .frames import name_identification, system_message
-from .messages import Sig
+from .frames import name_identification
+from .messages import Inbound, Sig
 from .nodes.directory import DeviceDirectory
 from .outbox import Outbox
 from .presence import Presence
 from .registry import Registration, UserKey
+from .support_boards import Boards, LocalBoards, QueueRequest, SharedBoards
 from .support_chat import (
     SupportChat,
     context_of,
@@ -50,15 +51,13 @@ from .support_chat import (
     queue_user,
     setup_preview,
 )
+from .support_idle import IdleChats
 from .support_rules import board_terms, check_close, check_transfer
 from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]
 
 JsonObject = dict[str, Any]
-
-WARNING = "<p>This chat will be closed soon because nobody has written for a while.</p>"
-"""The system message of §9.5, sent to both sides (without a ``seq``)."""
 
 
 class Queues:
@@ -77,12 +76,13 @@ class Queues:
         max_ids: int,
         licensed: Callable[[UserConfig], bool],
         slots: AgentSlots | None = None,
+        boards: SharedBoards | None = None,
     ) -> None:
         self._chat = chat
         self._slots = slots or LocalSlots()
         """Room under an agent's ``max_chats`` beyond this switch (a cluster's claims)."""
+        self._shared = boards or LocalBoards()  # the other switches' boards (a cluster's)
         self._out = outbox
-        self._timers = timers
         self._clock = clock
         self._tenants = tenants
         self._registry = registry
@@ -93,8 +93,8 @@ class Queues:
         self._licensed = licensed
         self.chats: dict[str, SupportChat] = {}
         """Live support chats by conversation id (``confId``)."""
-        self._boards: dict[tuple[str, str], dict[int, object]] = {}
-        """(domain, queue sip) -> {connection: the src of its Subscribe}."""
+        self._boards = Boards(outbox, self._shared)
+        self._idle = IdleChats(chat, timers, clock, config, self.chats)
         self._active: dict[UserKey, set[str]] = {}
         """The support chats each agent has taken and not yet closed."""
         self._agent_status = AgentStatus(outbox, presence)
@@ -241,7 +241,7 @@ class Queues:
         self._out.notify("chat.taken", {"domain": call.domain, "chat": view, "agent": agent.sip})
         chat.last = self._clock.monotonic()
         chat.warned = False
-        self._arm_idle(chat)
+        self._idle.arm(chat)
         caller = call.caller
         if transferred and caller is not None and not caller.parked:
             self._chat.send_fty(caller, name_identification(agent.dn))
@@ -272,9 +272,7 @@ class Queues:
             return
         chat = gone
         self._slots.release(call.call_id)
-        if chat.idle is not None:
-            chat.idle.cancel()
-            chat.idle = None
+        self._idle.stop(chat)
         agent = chat.agent
         if agent is not None:
             self._finished(call.domain, agent.sip, call.call_id)
@@ -303,81 +301,80 @@ class Queues:
             ):
                 self._offer(chat)
 
-    # -- inactivity (§9.5) ---------------------------------------------------------------
-
-    def _arm_idle(self, chat: SupportChat) -> None:
-        if chat.idle is not None:
-            chat.idle.cancel()
-        wait = self._config.idle_close if chat.warned else self._config.idle_warn
-        chat.idle = self._timers.arm(chat.last + wait, functools.partial(self._idle, chat))
-
-    def _idle(self, chat: SupportChat) -> None:
-        chat.idle = None
-        call = chat.call
-        if call.call_id not in self.chats or call.callee is None:
-            return  # closed, or waiting again after a transfer (the wait timer runs)
-        silent = self._clock.monotonic() - chat.last
-        if silent >= self._config.idle_close:
-            chat.closed_by = "system"
-            return self._chat.release(call, hub_cause(Q931.RECOVERY_ON_TIMER_EXPIRY))
-        if silent >= self._config.idle_warn and not chat.warned:
-            chat.warned = True
-            warning = system_message(queue_user(chat.queue), int(self._clock.wall()), WARNING)
-            for leg in (call.caller, call.callee):
-                if leg is not None and not leg.parked:
-                    self._chat.send_fty(leg, warning)
-        self._arm_idle(chat)
-
     # -- the Queue API (§9.3, §9.4) ------------------------------------------------------
 
     def request(
-        self,
-        conn: int,
-        domain: str,
-        user: UserConfig,
-        reg: Registration | None,
-        mt: str,
-        body: JsonObject,
-        src: object,
-    ) -> JsonObject:
-        """One ``api:"Queue"`` request of a logged-in user; returns the result's body."""
-        sip = user.sip
+        self, conn: int, domain: str, sip: str, reg: Registration | None, inbound: Inbound
+    ) -> JsonObject | None:
+        """One ``api:"Queue"`` request of a logged-in user (``sip`` empty: an App object,
+        refused), in its own tenant; returns the result's body, or None when it went to
+        the switch that holds the chat it names (which answers)."""
+        tenant = self._tenants.tenant(domain)
+        user = tenant.user(sip) if tenant is not None and sip else None
+        if user is None:
+            raise Forbidden("the Queue API is for users (agents and visitors)")
+        mt, body = inbound.mt, inbound.body
         if mt in ("Subscribe", "Unsubscribe"):
             queue = self._queue_of_agent(domain, sip, body.get("queue"))
-            result = self._follow(conn, src, domain, queue, mt == "Subscribe")
-            return {**result, **board_terms(user, queue)} if mt == "Subscribe" else result
+            if mt == "Unsubscribe":
+                self._boards.unfollow(conn, domain, queue.sip)
+                return {"mt": "UnsubscribeResult", "queue": queue.sip}
+            here = [chat for key, chat in self.homed() if key == (domain, queue.sip)]
+            self._boards.follow(conn, inbound.src, domain, queue.sip, here)
+            return {"mt": "SubscribeResult", "queue": queue.sip, **board_terms(user, queue)}
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {mt[:40]!r}")
         named = conversation_of(mt, body)
+        chat = self._named(named, body)
+        if chat is None and self._shared.ask(QueueRequest(conn, inbound, reg, domain, sip, named)):
+            return None
+        return self._act(chat, domain, user, reg, body)
+
+    def asked(
+        self, domain: str, user: UserConfig, reg: Registration | None, body: JsonObject
+    ) -> JsonObject:
+        """A ``Take``, ``Transfer`` or ``Close`` another switch sent for a chat homed
+        here, on behalf of its user (and the user's device there, as ``reg``)."""
+        mt = body.get("mt")
+        if mt not in ("Take", "Transfer", "Close"):
+            raise UnknownMt(f"unknown Queue mt {str(mt)[:40]!r}")
+        return self._act(self._named(conversation_of(mt, body), body), domain, user, reg, body)
+
+    def _named(self, named: str, body: JsonObject) -> SupportChat | None:
         found = self.chats.get(named)
         if found is None and body.get("confId") is None:  # a leg's own callId, as the
             found = self._chat_with_leg(named)  # agent's offered setup carried it
+        return found
+
+    def _act(
+        self,
+        found: SupportChat | None,
+        domain: str,
+        user: UserConfig,
+        reg: Registration | None,
+        body: JsonObject,
+    ) -> JsonObject:
         if found is None or found.call.domain != domain:
             raise NotFound("no such support chat")
-        chat = found
+        mt = body["mt"]
         if mt == "Close":
-            return self._close(chat, user)
+            return self._close(found, user)
         if reg is None:
             raise BadState(f"{mt} not allowed before Register")
         if mt == "Take":
-            return self._take(chat, reg)
+            return self._take(found, reg)
         to = body.get("to")
         if not isinstance(to, str) or not to:
             raise BadJson("Transfer needs to (an agent's or a queue's sip)")
-        return self._transfer(chat, reg, to)
+        return self._transfer(found, reg, to)
 
-    def _follow(
-        self, conn: int, src: object, domain: str, queue: QueueConfig, on: bool
-    ) -> JsonObject:
-        """A connection subscribes to a queue's board (and gets it as it is) or stops."""
-        if not on:
-            self._boards.get((domain, queue.sip), {}).pop(conn, None)
-            return {"mt": "UnsubscribeResult", "queue": queue.sip}
-        self._boards.setdefault((domain, queue.sip), {})[conn] = src
-        for chat in self.chats.values():
-            if chat.call.domain == domain and chat.queue.sip == queue.sip:
-                self._send_board(conn, src, "QueueInd", {"chat": chat.view()})
-        return {"mt": "SubscribeResult", "queue": queue.sip}
+    def homed(self) -> list[tuple[tuple[str, str], JsonObject]]:
+        """Every chat homed here as its queue's board shows it: ((domain, queue), chat)."""
+        return [((c.call.domain, c.queue.sip), c.view()) for c in self.chats.values()]
+
+    def board_here(self, domain: str, queue: str, mt: str, body: JsonObject) -> None:
+        """An update of a chat homed on another switch, for the boards here."""
+        self._boards.here(domain, queue, mt, body)
 
     def _chat_with_leg(self, call_id: str) -> SupportChat | None:
         """The chat one of whose legs has this ``callId`` (a scan: rare, and bounded by
@@ -443,9 +440,7 @@ class Queues:
         chat.agent = None
         chat.transfers += 1
         chat.declined = {previous.sip}  # handed on: it goes to someone else
-        if chat.idle is not None:
-            chat.idle.cancel()
-            chat.idle = None
+        self._idle.stop(chat)
         moved = {"chat": chat.view(), "from": previous.sip, "to": to}
         self._board(call.domain, old_queue.sip, "ChatTransferred", moved)
         if chat.queue.sip != old_queue.sip:
@@ -463,9 +458,7 @@ class Queues:
         return {"mt": "CloseResult", **conversation(call)}
 
     def connection_closed(self, conn: int) -> None:
-        for key, board in list(self._boards.items()):
-            if board.pop(conn, None) is not None and not board:
-                del self._boards[key]
+        self._boards.connection_closed(conn)
 
     def held(self) -> dict[str, int]:
         """What live support keeps now (``Switch.held``)."""
@@ -487,8 +480,4 @@ class Queues:
     # -- sending -------------------------------------------------------------------------
 
     def _board(self, domain: str, queue: str, mt: str, body: JsonObject) -> None:
-        for conn, src in self._boards.get((domain, queue), {}).items():
-            self._send_board(conn, src, mt, body)
-
-    def _send_board(self, conn: int, src: object, mt: str, body: JsonObject) -> None:
-        self._out.send(conn, board_update(src, mt, body))
+        self._boards.update(domain, queue, mt, body)

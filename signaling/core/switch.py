@@ -33,7 +33,7 @@ from .clock import Clock
 from .codec import decode, parse_register, parse_signaling
 from .devices import Devices, own_device
 from .error_replies import ErrorReplies
-from .errors import BadJson, BadState, Forbidden, ProtocolError, UnknownMt
+from .errors import BadJson, BadState, ProtocolError, UnknownMt
 from .groups import GroupBook
 from .limits import TokenBucket
 from .login_phase import BUILD, VERSION, Connection, LoginPhase, reply
@@ -184,9 +184,7 @@ class Switch:
             support=config.support,
             id_ttl=config.messages.idempotency_ttl,
             tracer=self.tracer,
-            agent_slots=node.claims if node is not None else None,
-            leg_ended=node.leg_ended if node is not None else None,
-            group_ended=node.group_ended if node is not None else None,
+            seat=node,
         )
 
     # -- entry points from the I/O layer --------------------------------------------------
@@ -325,6 +323,12 @@ class Switch:
             self.node.claimed(answer)
         return self._out.drain()
 
+    def node_up(self, node: str) -> list[Action]:
+        """Switch ``node`` is live (the bus says so at every heartbeat)."""
+        if self.node is not None:
+            self.node.node_up(node)
+        return self._out.drain()
+
     def node_down(self, node: str, *, calls_only: bool = False) -> list[Action]:
         """Switch ``node`` is gone for good (its lease ran out); ``calls_only``: it fenced
         itself and is back, its users' presence stands (docs 12.39)."""
@@ -432,14 +436,10 @@ class Switch:
         """The Queue API of live support (§9.3, §9.4): users only, in their own tenant."""
         principal = conn.principal
         assert principal is not None
-        user = self.directory.user(principal.domain, principal.sip) if principal.sip else None
-        if user is None:
-            raise Forbidden("the Queue API is for users (agents and visitors)")
-        mt, body, src = inbound.mt, inbound.body, inbound.src
-        reply = self.chat.support.request(
-            conn.id, principal.domain, user, conn.registration, mt, body, src
-        )
-        self._reply(conn, inbound, reply)
+        domain, sip = principal.domain, principal.sip
+        reply = self.chat.support.request(conn.id, domain, sip, conn.registration, inbound)
+        if reply is not None:  # else it went to the chat's home, which answers (12.46)
+            self._reply(conn, inbound, reply)
 
     def _pbx_messages(self, conn: Connection, inbound: Inbound) -> None:
         """PbxMessages (§6): sessions of licensed users, forwarded to the service."""

@@ -5,37 +5,20 @@ without its data (SCALE.md "Failures")."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from tests.cluster_services import cluster_services
 from tests.conftest import postgres_database
-from tests.integration.cluster_processes import LEASE, ClusterNodes
+from tests.integration.cluster_processes import LEASE, ClusterNodes, cluster
 from tests.integration.processes import free_port
 from tests.integration.test_startup_errors import assert_one_line, serve
-from tests.redis_server import RedisServer
 from tests.signaling.bus.test_cross_node_presence import notify, watch
 from tests.support import Phone
 from tests.tcp_proxy import tcp_proxy
-
-
-@contextlib.asynccontextmanager
-async def cluster(tmp_path: Path, *names: str) -> AsyncIterator[tuple[RedisServer, ClusterNodes]]:
-    async with cluster_services() as services:
-        redis = services.redis
-        nodes = ClusterNodes(tmp_path, redis.url, services.database, names)
-        try:
-            await nodes.start()
-            yield redis, nodes
-        except BaseException:
-            print(nodes.logs())
-            raise
-        finally:
-            nodes.stop()
 
 
 async def call(caller: Phone, callee: Phone, number: int) -> int:

@@ -19,9 +19,10 @@ implements by handing each request to its part.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from config import LimitsConfig, SignalingConfig, SupportConfig, UserConfig
 from tracing import Tracer
@@ -42,6 +43,7 @@ from ..presence import Presence
 from ..queues import Queues
 from ..registry import Registration
 from ..sender_ids import SenderIds, SenderKey
+from ..support_boards import SharedBoards
 from ..timers import TimerQueue
 from ..wire import Wire
 from .control import Control
@@ -52,9 +54,23 @@ from .relay import Relay
 from .resume import Resume
 from .setup import Setup
 
-__all__ = ["ChatCalls"]
+__all__ = ["ChatCalls", "SeatHooks"]
 
 JsonObject = dict[str, Any]
+
+
+class SeatHooks(Protocol):
+    """What a switch's seat in a cluster gives the chat core (``nodes.seat_parts``)."""
+
+    @property
+    def claims(self) -> AgentSlots: ...
+
+    @property
+    def boards(self) -> SharedBoards: ...
+
+    def leg_ended(self, leg: Leg) -> None: ...
+
+    def group_ended(self, domain: str, sip: str) -> None: ...
 
 
 class ChatCalls:
@@ -76,25 +92,25 @@ class ChatCalls:
         support: SupportConfig | None = None,
         id_ttl: float = 24 * 3600.0,
         tracer: Tracer | None = None,
-        agent_slots: AgentSlots | None = None,
-        leg_ended: Callable[[Leg], None] | None = None,
-        group_ended: Callable[[str, str], None] | None = None,
+        seat: SeatHooks | None = None,
     ) -> None:
-        """``leg_ended``: told of each leg that ends; ``group_ended``: told (domain, group
-        sip) when a group's live call here ends (both for a cluster's seat)."""
+        """``seat``: the switch's seat in a cluster, which shares its agents' claims and
+        its boards, and is told of each leg that ends and of each group's live call here
+        that ends."""
         self.presence = presence
         self.calls: dict[str, Call] = {}
         self._wire = Wire(outbox)
-        self._legs = self._leg_parts(tracer or Tracer(), leg_ended)
+        self._legs = self._leg_parts(tracer or Tracer(), seat.leg_ended if seat else None)
         sender_ids = SenderIds(signaling.sender_ids, id_ttl, clock)
         self._acks = self._delivery(outbox, sender_ids, licensed, limits.max_message)
+        group_ended = seat.group_ended if seat is not None else None
         self._groups = self._group_calls(groups, registry, timers, clock, signaling, group_ended)
         self._relay = self._message_relay(
             outbox, timers, clock, signaling, limits.max_message, congested, drop_slow
         )
         self.support = self._queues(
-            outbox, timers, clock, tenants, registry, support, signaling, licensed, agent_slots
-        )
+            outbox, timers, clock, tenants, registry, support, signaling, licensed
+        )(slots=seat.claims if seat else None, boards=seat.boards if seat else None)
         self._control = self._call_control(timers, clock)
         self._setup = self._call_setup(tenants, registry, signaling, licensed)
         self._resume = self._call_resume()
@@ -190,9 +206,11 @@ class ChatCalls:
         support: SupportConfig | None,
         signaling: SignalingConfig,
         licensed: Callable[[UserConfig], bool],
-        slots: AgentSlots | None,
-    ) -> Queues:
-        return Queues(
+    ) -> Callable[..., Queues]:
+        """Live support, to be given what a cluster shares of it (``slots``: its agents'
+        claims, ``boards``: its boards; a switch alone shares nothing)."""
+        return functools.partial(
+            Queues,
             chat=self,
             outbox=outbox,
             timers=timers,
@@ -204,7 +222,6 @@ class ChatCalls:
             max_calls=signaling.max_calls,
             max_ids=signaling.max_ids,
             licensed=licensed,
-            slots=slots,
         )
 
     def _call_control(self, timers: TimerQueue, clock: Clock) -> Control:

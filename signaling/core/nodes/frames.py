@@ -23,6 +23,13 @@ home and a *proxy leg* on its own switch. These frames travel between the two:
                                           12.43): the old one lets it go, not its calls
     new or old switch -> home  DeviceMoved the device lives on the new switch now
 
+Live support's boards and Queue requests travel between any two switches (docs 12.46):
+
+    a chat's home -> every switch  BoardNews   an update of a queue's board
+                                   BoardState  all its chats, to a switch it just met
+    agent's switch -> chat's home  QueueAsk    a Take, Transfer or Close of its user's
+    home -> agent's switch         QueueAnswer the answer to it
+
 A device is named by ``device``, the number its own switch gave the registration
 (``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
 for a device carry ``sig``, the ``sig`` object already encoded as JSON text: the device's
@@ -35,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BoardNews",
+    "BoardState",
     "DeviceAway",
     "DeviceBack",
     "DeviceGone",
@@ -44,6 +53,8 @@ __all__ = [
     "Join",
     "NodeFrame",
     "Offer",
+    "QueueAnswer",
+    "QueueAsk",
     "Reached",
     "Refused",
     "Release",
@@ -201,6 +212,53 @@ class DeviceMoved:
     seqs: tuple[tuple[str, int], ...]
 
 
+class BoardNews:
+    """An update of the board of ``queue`` (§9.3) about a support chat homed at the
+    sender: ``mt`` and ``body`` as the home's own subscribers get them. ``kept``: the
+    chat (``body["chat"]``) stays on that queue's board; False once it left it (closed,
+    or transferred to another queue)."""
+
+    domain: str
+    queue: str
+    mt: str
+    body: dict[str, Any]
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BoardState:
+    """Every support chat homed at the sender as its queue's board shows it, (domain,
+    queue, chat): the first the sender tells a switch it did not know, which forgets
+    whatever it kept of the sender's chats before."""
+
+    chats: tuple[tuple[str, str, dict[str, Any]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAsk:
+    """A Queue request (``body``: ``Take``, ``Transfer`` or ``Close``, §9.4) of user
+    ``sip`` on the sender about a chat homed at the target, which runs it as if the user
+    were its own and answers ``QueueAnswer`` with the same ``ask``. ``record``: the asking
+    connection's registration, if it has one (a ``Take`` connects it)."""
+
+    ask: int
+    domain: str
+    sip: str
+    record: DeviceRecord | None
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAnswer:
+    """The home's answer to ``QueueAsk`` ``ask``: the body of its result or its error.
+    For a ``TakeResult``, ``leg`` is the home's leg of the asking device: the asker's
+    switch puts the device's own call number for it in ``call``."""
+
+    ask: int
+    body: dict[str, Any]
+    leg: int = 0
+
+
 NodeFrame = (
     Offer
     | ToLeg
@@ -214,5 +272,9 @@ NodeFrame = (
     | Reached
     | TakeOver
     | DeviceMoved
+    | BoardNews
+    | BoardState
+    | QueueAsk
+    | QueueAnswer
 )
 """Everything one switch forwards to another."""

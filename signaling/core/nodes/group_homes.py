@@ -8,12 +8,14 @@ there (``Join``), keeping a proxy leg for it. The home gives the claim back when
 group's live call ends (or when a setup it claimed for made none, e.g. a non-member's),
 so the next setup may make the call anywhere. A ``Join`` that reaches a switch that is no
 longer the home is answered ``rel`` 41, as a lost link would end the call; the client
-sets it up again.
+sets it up again. A ``Join`` may also reach the home before the home has Redis's answer to
+its own claim (the answer and the inbox come on different connections): it waits for
+that answer, then runs as any other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from ..actions import Claimed
@@ -35,9 +37,11 @@ class GroupHomes(Generic[Waiting]):
         self._mine: set[GroupKey] = set()
         """Groups whose home this switch holds."""
         self._asked: dict[int, tuple[GroupKey, Waiting]] = {}
+        self._early: dict[GroupKey, list[Callable[[], None]]] = {}
+        """What came for a group while this switch's claim of it was unanswered."""
 
     def held(self) -> int:
-        return len(self._mine) + len(self._asked)
+        return len(self._mine) + len(self._asked) + len(self._early)
 
     def mine(self, group: GroupKey) -> bool:
         return group in self._mine
@@ -48,18 +52,32 @@ class GroupHomes(Generic[Waiting]):
         self._asked[request] = (group, waiting)
         self._out.claim(request, _key(group), self._node, 1)
 
-    def answered(self, answer: Claimed) -> tuple[Waiting, str | None] | None:
-        """What waited for this claim, and the home elsewhere (None: this switch is
-        home now); None for another part's claim."""
+    def claiming(self, group: GroupKey) -> bool:
+        """Whether this switch asked for the group's home and awaits the answer."""
+        return any(asked == group for asked, _ in self._asked.values())
+
+    def after_answer(self, group: GroupKey, run: Callable[[], None]) -> None:
+        """``run`` once this switch's claim of ``group`` is answered: another switch was
+        refused the home because this one holds it, and sent its device's ``Join`` here
+        before Redis's answer to this switch's own claim arrived."""
+        self._early.setdefault(group, []).append(run)
+
+    def answered(
+        self, answer: Claimed
+    ) -> tuple[Waiting, str | None, list[Callable[[], None]]] | None:
+        """What waited for this claim, the home elsewhere (None: this switch is home
+        now), and what came for the group meanwhile (``after_answer``), to run after it;
+        None for another part's claim."""
         asked = self._asked.pop(answer.request, None)
         if asked is None:
             return None
         group, waiting = asked
+        early = self._early.pop(group, [])
         if answer.granted:
             self._mine.add(group)
-            return waiting, None
+            return waiting, None, early
         homes = [holder for holder in answer.holders if holder != self._node]
-        return waiting, homes[0] if homes else None
+        return waiting, homes[0] if homes else None, early
 
     def ended(self, group: GroupKey) -> None:
         """The group's live call here is over: its home is free again."""

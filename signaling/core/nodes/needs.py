@@ -15,12 +15,17 @@ from ..calls import Leg
 from ..causes import Q931
 from ..messages import Inbound, Signaling
 from ..registry import Registration
+from .boards import BoardHost
 
 __all__ = ["CallCore", "DeviceEnds", "Guard"]
 
 
 class CallCore(Protocol):
-    """What the seat needs of the call core: what it does for a local device."""
+    """What the seat needs of the call core: what it does for a local device, and its
+    live support (whose boards the cluster shares)."""
+
+    @property
+    def support(self) -> BoardHost: ...
 
     def on_signaling(self, reg: Registration, msg: Signaling) -> None: ...
 

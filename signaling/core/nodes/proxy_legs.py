@@ -15,6 +15,13 @@ once it is in the connection's queue: so it is checked as the home checks a loca
 receiver (a reader that is not keeping up is cut off, 4008, and nothing is reported),
 pushed, and reported to the home with the other messages of the batch (``Reached``,
 through ``Outbox.reached``; docs 12.39).
+
+A support chat's offer is an agent's (docs 12.46): what the device writes into it while it
+rings goes to the home, which decides whether writing takes the chat (the queue's
+``take_on_write``) or is refused; the leg keeps the offer's ids, so that a Queue request
+naming them goes to the home; and after another agent took the chat (``rel`` 26) a late
+frame on it is told ``already_taken``, as on one switch, whether it came after the ``rel``
+or crossed it (the home, whose call may be over by then, refuses it ``bad_state``).
 """
 
 from __future__ import annotations
@@ -23,11 +30,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from ..callstate import CLIENT_EVENTS, Event, LegState, Role, client_event, hub_event
 from ..causes import Q931, hub_cause
 from ..chat.text import utf8_len
 from ..codec import encode
-from ..errors import BadState, MessageTooBig
+from ..errors import AlreadyTaken, BadState, MessageTooBig
 from ..frames import rel
 from ..messages import Signaling
 from ..outbox import Outbox
@@ -58,7 +67,19 @@ def _nobody(conn: int) -> None:
 class ProxyLeg:
     """One device's leg in a call at another switch (``home``), known there as ``leg``."""
 
-    __slots__ = ("conn", "device", "head", "home", "leg", "number", "reg", "role", "state")
+    __slots__ = (
+        "conn",
+        "device",
+        "head",
+        "home",
+        "ids",
+        "leg",
+        "number",
+        "reg",
+        "role",
+        "state",
+        "support",
+    )
 
     def __init__(
         self, home: str, device: int, leg: int, reg: Registration, number: int, role: Role
@@ -75,6 +96,10 @@ class ProxyLeg:
         self.state = LegState.OFFERED if role is Role.CALLEE else LegState.SETUP_SENT
         self.head: tuple[object, str] | None = None
         """(src it was built for, the envelope up to ``"sig":``), like a leg's relay head."""
+        self.ids: tuple[object, ...] = ()
+        """The ``callId`` and ``confId`` its offer carried."""
+        self.support = False
+        """Whether it is an agent's offer of a support chat."""
 
     def frame(self, sig: str) -> str:
         """The whole frame for the device around a ``sig`` encoded at the home."""
@@ -110,6 +135,9 @@ class ProxyLegs:
     def offer(self, home: str, reg: Registration, frame: Offer) -> None:
         number = reg.allocate_offer_number()
         proxy = self._add(ProxyLeg(home, frame.device, frame.leg, reg, number, Role.CALLEE))
+        if _QUEUE in frame.sig:  # a support chat's: its ids name it in Queue requests
+            sig = orjson.loads(frame.sig)
+            proxy.ids, proxy.support = (sig.get("callId"), sig.get("confId")), True
         self._out.send_text(reg.conn, proxy.frame(frame.sig))
 
     def join(self, home: str, reg: Registration, number: int, device: int) -> None:
@@ -134,6 +162,8 @@ class ProxyLegs:
             return self._message(home, proxy, frame)
         self._out.send_text(proxy.reg.conn, proxy.frame(frame.sig))
         if type(frame) is Release:
+            if proxy.support and _NOT_SELECTED in frame.sig:  # another agent took it
+                proxy.reg.remember_taken(proxy.number)
             self._forget(proxy)
         elif proxy.role is Role.CALLER and proxy.state is not LegState.CONNECTED:
             _heard(proxy, frame.sig)  # a caller's leg moves on the home's answers
@@ -153,7 +183,10 @@ class ProxyLegs:
         key = (home, frame.device, frame.leg)
         proxy = self._legs.get(key) or self._ended.get(key)
         if proxy is not None and proxy.reg.conn == proxy.conn:
-            error = {"api": "PbxSignal", "mt": "Error", "code": frame.code, "text": frame.text}
+            code, text = frame.code, frame.text
+            if code == "bad_state" and proxy.number in proxy.reg.taken:  # crossed its rel 26
+                code, text = AlreadyTaken.code, "another agent took this chat"
+            error = {"api": "PbxSignal", "mt": "Error", "code": code, "text": text}
             self._out.send(proxy.reg.conn, {**error, "call": proxy.number})
             if proxy.state is LegState.SETUP_SENT:  # a refused setup leaves no leg
                 self._forget(proxy)
@@ -167,7 +200,9 @@ class ProxyLegs:
         fields = msg.sig.fields
         if event is Event.PROGRESS and fields and "cau" in fields:
             event = Event.DISC  # as the home will read it (12.25)
-        state = client_event(proxy.role, proxy.state, event)
+        state = proxy.state
+        if not (proxy.support and event is Event.FACILITY and state is LegState.OFFERED):
+            state = client_event(proxy.role, proxy.state, event)  # else the home decides
         for message in msg.sig.messages:
             if message.data is not None and utf8_len(message.data) > self._max_message:
                 raise MessageTooBig(f"message data above {self._max_message} bytes")
@@ -175,6 +210,10 @@ class ProxyLegs:
         if event is Event.REL:  # after disc the home's rel still comes (its Release)
             self._forget(proxy)
         self._out.forward(proxy.home, FromDevice(proxy.device, proxy.leg, sig))
+
+    def leg(self, home: str, device: int, leg: int) -> ProxyLeg | None:
+        """The proxy leg that is leg ``leg`` of ``device`` at ``home``."""
+        return self._legs.get((home, device, leg))
 
     def get(self, reg: Registration, number: int) -> ProxyLeg | None:
         """The device's proxy leg with call number ``number``, if that call is homed elsewhere."""
@@ -218,6 +257,11 @@ class ProxyLegs:
             if not proxied:
                 del self._by_reg[proxy.reg]
 
+
+_QUEUE = '{"type":"queue",'
+"""How the item that names a support chat's queue starts in an agent's offer."""
+_NOT_SELECTED = f'"num":{int(Q931.NON_SELECTED_USER_CLEARING)}}}'
+"""How the cause of a ``rel`` ends when another device answered first."""
 
 _ANSWERS = {
     '{"type":"call_proc"': Event.CALL_PROC,

@@ -38,6 +38,8 @@ from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..registry import Registration
 from .frames import (
+    BoardNews,
+    BoardState,
     DeviceAway,
     DeviceBack,
     DeviceGone,
@@ -46,6 +48,8 @@ from .frames import (
     Join,
     NodeFrame,
     Offer,
+    QueueAnswer,
+    QueueAsk,
     Reached,
     Refused,
     Release,
@@ -105,6 +109,8 @@ class NodeSeat:
         """Calls a device may be part of at once: its legs here and its proxy legs."""
         self.remote, self.proxies = parts.remote, parts.proxies
         self.claims, self.homes = parts.claims, parts.homes
+        self.boards = parts.boards
+        self.boards.attach(core.support)
         self._requests = parts.requests
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
@@ -116,6 +122,7 @@ class NodeSeat:
             "proxy_legs": self.proxies.held(),
             "lookups_waiting": len(self._parked) + len(self._parts.moves),
             "claims": self.claims.held() + self.homes.held(),
+            **self.boards.held(),
         }
 
     # -- setups wait for their lookup --------------------------------------------------------
@@ -246,11 +253,13 @@ class NodeSeat:
         if found is None:
             self.claims.claimed(answer)
             return
-        parked, home = found
+        parked, home, early = found
         if home is None:  # this switch is the group's home now: the setup runs here
             self._lookup(parked, self._wanted(parked.reg.domain, parked.msg.sig)[0])
         else:
             self._run(parked, functools.partial(self._join, home, parked))
+        for run in early:  # Joins that came before the answer, for it said we are home
+            run()
 
     def _join(self, home: str, parked: Parked) -> None:
         """Another switch is the group's home: the device's setup goes there."""
@@ -273,6 +282,9 @@ class NodeSeat:
         inbound = Inbound("Signaling", "PbxSignal", None, {"call": frame.leg, "sig": frame.sig})
         msg = parse_signaling(inbound)  # it parsed where the device is
         _, group = self._wanted(record.domain, msg.sig)
+        if group is not None and not self.homes.mine(group) and self.homes.claiming(group):
+            self.homes.after_answer(group, functools.partial(self._joined, node, frame))
+            return  # the sender found this switch home: Redis's answer is on its way
         valid = group is not None and self.homes.mine(group)
         device = self.remote.ensure(record) if valid else None
         if group is None or device is None:
@@ -319,6 +331,8 @@ class NodeSeat:
             return self._taken_over(node, frame)
         if isinstance(frame, DeviceMoved):
             return self._moved(node, frame)
+        if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer):
+            return self._support(node, frame)
         device = self.remote.get(node, frame.device)
         if device is None:
             return None
@@ -329,6 +343,18 @@ class NodeSeat:
             return self.core.resume(device, dict(frame.seqs))
         if isinstance(frame, DeviceGone):
             self.ends.end(device, Q931(frame.cause))
+
+    def _support(self, node: str, frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> None:
+        """Live support's frames: boards, and Queue requests to a chat's home (12.46)."""
+        boards = self.boards
+        if isinstance(frame, BoardNews):
+            boards.news(node, frame)
+        elif isinstance(frame, BoardState):
+            boards.state(node, frame)
+        elif isinstance(frame, QueueAsk):
+            boards.asked(node, frame)
+        else:
+            boards.answered(node, frame)
 
     def _reached(self, node: str, frame: Reached) -> None:
         """Switch ``node`` reports messages in its devices' connections' queues."""
@@ -425,10 +451,16 @@ class NodeSeat:
         self.ends.remote_back(device)
         self.core.resume(device, dict(seqs))
 
+    def node_up(self, node: str) -> None:
+        """Switch ``node`` is live (the bus says so at each heartbeat): it learns this
+        switch's support chats, once."""
+        self.boards.node_up(node)
+
     def node_down(self, node: str) -> None:
         """Switch ``node`` is gone: calls homed there end for this switch's devices, and
         its devices in calls homed here are away as if their link were lost."""
         self.proxies.home_lost(node)
+        self.boards.node_down(node)
         for device in self.remote.on_node(node):
             self._away(device)
             device.drop_cause = int(Q931.TEMPORARY_FAILURE)

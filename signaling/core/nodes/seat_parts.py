@@ -14,7 +14,7 @@ after, and given these parts.
 - The stand-ins for devices on other switches (``remote_legs``) and the
   ``ReachableDevices`` the call core offers calls to; the proxy legs of this switch's
   devices in calls homed elsewhere (``proxy_legs``); support agents' claims and groups'
-  homes.
+  homes; live support's boards and Queue requests across switches (``boards``).
 - Which stand-ins each call holds: a call's while its caller's leg lives, a group's while
   its live call does. The call core tells of each leg's end and each group call's.
 """
@@ -34,6 +34,7 @@ from ..messages import Inbound, Signaling
 from ..outbox import Outbox
 from ..registry import Registration
 from .agent_claims import AgentClaims
+from .boards import NodeBoards
 from .directory import DeviceBook, DeviceDirectory, ReachableDevices
 from .frames import (
     DeviceAway,
@@ -135,6 +136,8 @@ class SeatParts:
         self.claims = AgentClaims(outbox, name, self.requests)
         """Support agents' ``max_chats`` across switches (given to the queues)."""
         self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self.requests)
+        self.boards = NodeBoards(name, outbox, self.proxies, remote, tenants, self.record)
+        """Boards of chats homed elsewhere, Queue requests to their homes (docs 12.46)."""
         self._refs: dict[Registration, int] = {}
         self._own: dict[int, Registration] = {}
         self._waiting: dict[Registration, set[str]] = {}
@@ -153,6 +156,11 @@ class SeatParts:
     def ref(self, reg: Registration) -> int | None:
         """The number other switches know ``reg`` by; None if it is not one of ours."""
         return self._refs.get(reg)
+
+    def record(self, reg: Registration) -> DeviceRecord | None:
+        """What other switches know ``reg`` by; None if it is not one of ours."""
+        ref = self._refs.get(reg)
+        return device_record(self.name, ref, reg) if ref is not None else None
 
     def own(self, ref: int) -> Registration | None:
         return self._own.get(ref)

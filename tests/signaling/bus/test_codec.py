@@ -8,6 +8,8 @@ import pytest
 from signaling.bus.codec import decode_frames, decode_snapshot, encode_frames, encode_snapshot
 from signaling.bus.errors import BadFrame
 from signaling.core.nodes.frames import (
+    BoardNews,
+    BoardState,
     DeviceAway,
     DeviceBack,
     DeviceGone,
@@ -17,6 +19,8 @@ from signaling.core.nodes.frames import (
     Join,
     NodeFrame,
     Offer,
+    QueueAnswer,
+    QueueAsk,
     Reached,
     Refused,
     Release,
@@ -41,6 +45,12 @@ EVERY_KIND: list[NodeFrame] = [
     Reached(((3, -1, 9), (4, -7, 120))),
     TakeOver(3, 8, (("conf-1", 5),)),
     DeviceMoved("b.2", 3, "c.3", 8, (("conf-1", 5), ("leg-2", 0))),
+    BoardNews("example.com", "desk", "ChatTaken", {"chat": {"confId": "c1"}}, True),
+    BoardState((("example.com", "desk", {"confId": "c1"}), ("x.org", "help", {}))),
+    BoardState(()),
+    QueueAsk(5, "example.com", "bob", RECORD, {"mt": "Take", "confId": "c1"}),
+    QueueAsk(6, "example.com", "bob", None, {"mt": "Close", "confId": "c1"}),
+    QueueAnswer(5, {"mt": "TakeResult", "confId": "c1", "call": -3}, -3),
 ]
 
 
@@ -82,6 +92,14 @@ def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
         b'[["v", "b.2", 3, "c.3", 8]]',
         b'[["v", 2, 3, "c.3", 8, []]]',
         b'[["v", "b.2", 3, "c.3", 8, {}]]',
+        b'[["n", "d", "q", "ChatTaken", {}, 1]]',
+        b'[["n", "d", "q", "ChatTaken", [], true]]',
+        b'[["s", "d", "q", {}]]',
+        b'[["s", ["d", 7, {}]]]',
+        b'[["q", 5, "d", "bob", null, []]]',
+        b'[["q", 5, "d", "bob", [1], {}]]',
+        b'[["w", 5, {}, "3"]]',
+        b'[["w", 5, {}]]',
     ],
 )
 def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:

@@ -214,6 +214,9 @@ class Seen:
     def node_down(self, address: str) -> None:
         self.down.append(address)
 
+    def node_up(self, address: str) -> None:
+        pass
+
     def node_reset(self, address: str) -> None:
         pass
 

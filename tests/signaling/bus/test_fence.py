@@ -323,12 +323,10 @@ TEAM = {
 HOME = keys.claim_set("group-home:example.com:group-1")
 
 
-async def join(phone: Phone, number: int) -> str:
-    """``phone`` sets up the group's call: answered at once, wherever its home is."""
-    fty = [{"type": "im_setup"}]
-    await phone.signal(
-        number, {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": fty}
-    )
+async def join(phone: Phone, number: int, group: str = "group-1") -> str:
+    """``phone`` sets up the group's call: answered at once, wherever its home is. The
+    call's ``confId``."""
+    await phone.setup(number, group)
     proceeding = await phone.sig(number, "call_proc")
     await phone.sig(number, "conn")
     conf: str = proceeding["sig"]["confId"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -90,6 +91,21 @@ async def test_a_fenced_run_sends_nothing_and_on_its_return_the_other_drops_what
             assert not await client.exists(keys.janitor(b.address))
         finally:
             await client.aclose()
+
+
+async def test_a_frame_sent_in_the_turn_the_run_comes_back_follows_its_reset() -> None:
+    """What the switch sends in the turn of the renewal that brought its run back (it
+    meets the other runs then, ``node_up``), before the writer ran, leaves after the
+    reset, numbered from 1 again: neither dropped nor taken for a gap."""
+    async with fenced_pair() as (_, _proxy, (a, seen_a), (b, _seen_b)):
+        b._fence._lapsed()  # as when the bound passes without a renewal that worked
+        assert b.standing is Standing.FENCED
+        b._fence.renewed(time.monotonic())  # and the next one works: back, in this turn
+        b.take(Forward(a.address, DeviceGone(5, 16)))
+        await until(lambda: seen_a.frames, "the frame crosses")
+        assert seen_a.resets == [b.address]
+        assert [frame for _, frame in seen_a.frames] == [DeviceGone(5, 16)]
+        assert a.stats.gaps == 0 and seen_a.down == []
 
 
 async def test_while_fenced_lookups_find_nothing_elsewhere_and_claims_wait_for_the_return() -> None:

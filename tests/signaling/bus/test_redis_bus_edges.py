@@ -51,6 +51,9 @@ class Recorder:
     def node_down(self, address: str) -> None:
         self.down.append(address)
 
+    def node_up(self, address: str) -> None:
+        pass
+
     def node_reset(self, address: str) -> None:
         self.resets.append(address)
 

@@ -230,6 +230,7 @@ class Cluster:
             assert held["proxy_legs"] == held["lookups_waiting"] == 0, (node, held)
             assert held["remote_devices"] == held["claims"] == 0, (node, held)
             assert held["unreported"] == 0, (node, held)  # every message's report settled
+            assert held["board_chats"] == held["queue_asks"] == 0, (node, held)
         assert len(self.bus.book) == 0
         kept = [snapshot for snapshot, _ in self.bus.book.snapshots.values()]
         assert [s for s in kept if s.node in self.bus.switches] == []
@@ -238,3 +239,27 @@ class Cluster:
         assert self.bus.following == {}
         for node, switch in self.bus.switches.items():
             assert switch.presence.held() == 0, node
+
+
+def without_ids(
+    frames: list[list[JsonObject]], *, dropped: tuple[str, ...] = ()
+) -> list[list[JsonObject]]:
+    """Each client's frames with leg and conversation ids replaced by their order of
+    first appearance, and the fields named in ``dropped`` left out (``time`` where two
+    runs of one script did not share a clock), so that two runs compare equal."""
+    seen: dict[str, str] = {}
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: seen.setdefault(item, f"id{len(seen)}")
+                if key in ("callId", "confId")
+                else walk(item)
+                for key, item in value.items()
+                if key not in dropped
+            }
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return [walk(client) for client in frames]

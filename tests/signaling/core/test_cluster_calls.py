@@ -9,7 +9,7 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from tests.signaling.core.cluster_harness import Client, Cluster
+from tests.signaling.core.cluster_harness import Client, Cluster, without_ids
 from tests.signaling.core.harness import Harness, im
 from tests.support import make_config
 
@@ -36,25 +36,6 @@ def _chat(env: Any, phone: Callable[[str, str], Any], messages: int) -> list[lis
     return [env.take(alice), env.take(bob)]
 
 
-def _without_ids(frames: list[list[JsonObject]]) -> list[list[JsonObject]]:
-    """Leg and conversation ids replaced by their order of first appearance."""
-    seen: dict[str, str] = {}
-
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                key: seen.setdefault(item, f"id{len(seen)}")
-                if key in ("callId", "confId")
-                else walk(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        return value
-
-    return [walk(client) for client in frames]
-
-
 def test_a_call_between_two_switches_sends_the_frames_of_a_one_switch_call() -> None:
     config = make_config(rate=1e6, burst=10_000)  # the rate limit is not what this is about
     one = Harness(config)
@@ -63,7 +44,7 @@ def test_a_call_between_two_switches_sends_the_frames_of_a_one_switch_call() -> 
     cluster = Cluster(config=config)
     spread = _chat(cluster, cluster.phone, 1000)
     assert len(alone[0]) > 1000 and len(alone[1]) > 1000
-    assert _without_ids(spread) == _without_ids(alone)
+    assert without_ids(spread) == without_ids(alone)
     cluster.finish()
 
 

@@ -186,6 +186,29 @@ def test_group_setups_on_two_switches_in_the_same_step_make_one_call() -> None:
     cluster.finish()
 
 
+def test_a_join_that_comes_before_the_home_s_own_claim_answer_waits_for_it() -> None:
+    """a's claim runs in Redis first, but its answer reaches a after b's refusal sent
+    Bob's ``Join`` there (they travel on different connections): the Join waits for
+    the answer instead of being told the call is gone (``rel`` 41)."""
+    cluster = Cluster(("a", "b"))
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    cluster.groups(TEAM)
+    sig = {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": [{"type": "im_setup"}]}
+    cluster.signal(alice, 1, sig, settle=False)
+    cluster.signal(bob, 1, sig, settle=False)
+    cluster.bus.decide(0)  # a holds the home; the answer has not reached a yet
+    cluster.bus.step(1)  # b is refused: Bob's Join goes to a
+    join = next(i for i, d in enumerate(cluster.bus.pending) if (d.sender, d.target) == ("b", "a"))
+    cluster.bus.step(join)  # before a's answer
+    cluster.bus.run()
+    frames = {client: cluster.take(client) for client in (alice, bob)}
+    assert all(_kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
+    assert frames[alice][0]["sig"]["confId"] == frames[bob][0]["sig"]["confId"]
+    cluster.say(bob, 1, "one call", id="x")
+    assert cluster.one(alice)["sig"]["fty"][0]["data"] == "one call"
+    cluster.finish()
+
+
 def test_a_non_member_is_refused_where_the_home_is_and_a_home_no_call_needs_is_let_go() -> None:
     cluster = Cluster(("a", "b"))
     carol = cluster.phone("b", "carol")
