@@ -212,6 +212,7 @@ class DeviceMoved:
     seqs: tuple[tuple[str, int], ...]
 
 
+@dataclass(frozen=True, slots=True)
 class BoardNews:
     """An update of the board of ``queue`` (§9.3) about a support chat homed at the
     sender: ``mt`` and ``body`` as the home's own subscribers get them. ``kept``: the
