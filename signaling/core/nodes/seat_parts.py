@@ -138,6 +138,12 @@ class SeatParts:
         self.homes: GroupHomes[Parked] = GroupHomes(outbox, name, self.requests)
         self.boards = NodeBoards(name, outbox, self.proxies, remote, tenants, self.record)
         """Boards of chats homed elsewhere, Queue requests to their homes (docs 12.46)."""
+        self.snapshots = Snapshots(book, name, grace)  # a detached one's lasts ``grace`` s
+        self.moves = Moves()
+        self._start_books()
+
+    def _start_books(self) -> None:
+        """This switch's registrations by number, and what calls hold of other switches."""
         self._refs: dict[Registration, int] = {}
         self._own: dict[int, Registration] = {}
         self._waiting: dict[Registration, set[str]] = {}
@@ -148,8 +154,6 @@ class SeatParts:
         """The stand-ins each call's setup found, by the caller's leg."""
         self._group_holds: dict[GroupKey, tuple[Registration, ...]] = {}
         """The stand-ins of each group's members, while its live call is here."""
-        self.snapshots = Snapshots(book, name, grace)  # a detached one's lasts ``grace`` s
-        self.moves = Moves()
 
     # -- this switch's own registrations ----------------------------------------------------
 
