@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -242,6 +243,62 @@ async def test_permanent_copies_granted_anywhere_and_deleted_anywhere(
     assert await c.delete(PERMANENT_ID)
     assert await a.collect_garbage() == Usage(blobs=1)
     assert files_under(a.root) == []
+
+
+async def collected_or_waiting(collection: asyncio.Task[Usage], url: str) -> None:
+    """Until ``collection`` ends or waits for a lock in the test's database."""
+    waiting = """SELECT count(*) FROM pg_locks WHERE NOT granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+    connection = await asyncpg.connect(url)
+    try:
+        # a lock waiting in PostgreSQL is seen by asking it, not by an event
+        while not collection.done() and not await connection.fetchval(waiting):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+
+
+async def test_bytes_renewed_by_an_upload_while_another_process_collects_stay(
+    stores: list[SharedStore], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes of a deleted buffer are old and no buffer refers to them; an upload of
+    the same bytes through b finds them and renews them, and a's collection runs right
+    then and still sees them old (its file system's cached times, or a stat just before
+    the renewal). The upload's buffer keeps its bytes."""
+    a, b, c = stores
+    first, keys = await a.create(ALICE, "first.png", None, None)
+    blob = a.blob(await a.upload(first.id, keys.upload, chunks(PNG)))
+    assert await a.delete(first.id)
+    buffer, keys = await c.create(ALICE, "again.png", None, None)
+    settle = b._blobs.settle
+    collections: list[asyncio.Task[Usage]] = []
+
+    async def settle_while_collected(incoming: Path, digest: str) -> None:
+        await settle(incoming, digest)
+        os.utime(blob, (0, 0))  # as a collector on another machine may still see it
+        collections.append(asyncio.create_task(a.collect_garbage()))
+        await collected_or_waiting(collections[0], postgres_url)
+
+    monkeypatch.setattr(b._blobs, "settle", settle_while_collected)
+    done = await b.upload(buffer.id, keys.upload, chunks(PNG))
+    await collections[0]
+    assert c.blob(done).read_bytes() == PNG
+    assert await c.collect_garbage() == Usage()  # and the next collection keeps them too
+
+
+async def test_a_copy_is_not_granted_over_bytes_collected_since_they_were_read(
+    stores: list[SharedStore], clock: Clock
+) -> None:
+    """A copy granted from a temporary buffer read before it expired, after another
+    process collected it and its bytes: no buffer without bytes is made."""
+    a, b, c = stores
+    temporary, keys = await a.create(ALICE, "photo.png", None, None)
+    uploaded = await a.upload(temporary.id, keys.upload, chunks(PNG))
+    clock.now += 601
+    assert await b.collect_garbage() == Usage(buffers=1, blobs=1)
+    with pytest.raises(NotFound):
+        await c.grant(uploaded, BOB, PERMANENT_ID)
+    assert await a.get(PERMANENT_ID) is None
 
 
 async def test_an_upload_outlived_by_its_buffer_gives_its_room_back_once(
