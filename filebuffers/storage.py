@@ -51,6 +51,10 @@ COMMAND_TIMEOUT = 5.0
 """Seconds a connection or a statement may take before the database counts as failed."""
 POOL_SIZE = 4
 """Connections at most; every statement is short (bytes never pass through here)."""
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds a step waits for a free connection. While the database does not answer, each
+connection waits out its statement's timeout; without this, the steps queued behind
+them would wait for one such timeout after another, longer the more there are."""
 ATTEMPTS = 3
 """Tries of a transaction the database aborts (a deadlock, a serialization failure)."""
 HOLD_ATTEMPTS = 20
@@ -309,7 +313,7 @@ class BufferTable:
             raise Unavailable("the database of file buffers is not open")
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with self._pool.acquire() as connection:
+                async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
                     return await work(connection)
             except asyncpg.TransactionRollbackError as exc:
                 if attempt == ATTEMPTS:

@@ -12,6 +12,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -25,9 +26,11 @@ from filebuffers import (
     TooBig,
     Unavailable,
     Usage,
+    storage,
 )
 from filebuffers.storage import BufferTable
 from tests.filebuffers.test_store import PNG, Clock, chunks, files_under
+from tests.tcp_proxy import tcp_proxy
 
 ALICE = Owner("example.com", "alice")
 BOB = Owner("example.com", "bob")
@@ -360,3 +363,30 @@ async def test_a_database_that_cannot_be_reached_is_unavailable(tmp_path: Path) 
     assert isinstance(refused.value.__cause__, OSError)
     with pytest.raises(Unavailable):  # not open: every step says so, none hangs
         await nowhere.get("a" * 22)
+
+
+async def test_steps_queued_for_a_database_that_does_not_answer_are_unavailable(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stops answering (its packets held) while one step runs on the only
+    connection: a second step does not wait behind it (here the statement's own timeout
+    is an hour) but is answered unavailable as soon as no connection comes free."""
+    for name, seconds in (("COMMAND_TIMEOUT", 3600), ("CONNECT_TIMEOUT", 3600)):
+        monkeypatch.setattr(storage, name, seconds)
+    monkeypatch.setattr(storage, "ACQUIRE_TIMEOUT", 0.2)
+    monkeypatch.setattr(storage, "POOL_SIZE", 1)
+    server = urlsplit(postgres_url)
+    async with tcp_proxy(server.port or 5432) as proxy:
+        proxied = server._replace(netloc=f"{server.username}@127.0.0.1:{proxy.port}").geturl()
+        store = SharedStore(tmp_path, proxied, max_size=10, temp_ttl=60, quota=100)
+        await store.open()
+        try:
+            proxy.pause()
+            steps = {asyncio.create_task(store.get(f"{n}" * 22)) for n in range(2)}
+            done, waiting = await asyncio.wait(steps, return_when=asyncio.FIRST_COMPLETED)
+            (first,) = done
+            assert isinstance(first.exception(), Unavailable)
+            proxy.heal()
+            assert [await step for step in waiting] == [None]  # the one that held it ends
+        finally:
+            await store.close()
