@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ from tests.messages_service.support import (
     running_service,
     service_config,
 )
+from tests.tcp_proxy import tcp_proxy
 
 PDF = b"%PDF-1.7\n" + b"report body " * 500
 ALICE = Owner(DOMAIN, "alice")
@@ -212,3 +214,34 @@ async def test_an_oversize_upload_is_refused_on_every_replica(
             retry = await on_c.post(created["upload"], content=b"z" * 4096)
             assert retry.status_code == 201  # the url still takes a file within the limit
         assert await replicas[0].service.file_store.used(ALICE) == 4096
+
+
+async def test_a_post_whose_files_cannot_be_granted_now_is_unavailable_and_granted_when_resent(
+    tmp_path: Path, postgres_url: str, clock: Clock
+) -> None:
+    """The database of file buffers (here behind a proxy, the messages' own reached
+    directly) is cut when a Post with an attachment is stored: the Post is answered
+    unavailable, so the hub keeps it and resends it, and the resend grants the file to
+    every side instead of the message being kept without it."""
+    server = urlsplit(postgres_url)
+    async with tcp_proxy(server.port or 5432) as proxy:
+        proxied = server._replace(netloc=f"{server.username}@127.0.0.1:{proxy.port}").geturl()
+        config = replica_config(postgres_url, tmp_path / "shared", tmp_path / "a")
+        config = replace(config, cluster=replace(config.cluster, database=proxied))
+        make_app = functools.partial(create_messages_app, clock=clock)
+        async with running_service(config, make_app) as service, http(service) as client:
+            hub = await service.hub()
+            created = await hub.user("alice").one("CreateFileBuffer", name="report.pdf")
+            assert (await client.post(created["upload"], content=PDF)).status_code == 201
+            post = chat_post("alice", "bob", 1, "the report", attach=created["url"])
+            proxy.cut()
+            refused = await hub.post(1, **post)
+            assert (refused["mt"], refused["code"]) == ("Error", "unavailable"), refused
+            proxy.heal()
+            stored = await hub.post(1, **post)  # the hub's resend
+            assert stored["mt"] == "PostResult", stored
+            bob = hub.user("bob")
+            (theirs,) = await bob.read("alice")
+            (file,) = (await bob.one("Attachments", id=theirs["id"]))["files"]
+            answer = await client.get(file["url"])
+            assert answer.status_code == 200 and answer.content == PDF
