@@ -162,7 +162,7 @@ class SharedStore:
         incoming = self._blobs.incoming()
         try:
             done = await self._receive(buffer, chunks, incoming, held, claimed_mime)
-            settle = functools.partial(self._blobs.settle, incoming, done.sha256)
+            settle = functools.partial(self._settle, incoming, done.sha256)
             if not await self._table.finish(done, token, held, self._clock(), settle):
                 raise Expired("the upload url expired during the upload")
             return done
@@ -185,6 +185,16 @@ class SharedStore:
         received = await self._blobs.receive(chunks, incoming, limit)
         mime = sniff(received.head, claimed_mime or buffer.mime)
         return replace(buffer, size=received.size, sha256=received.digest, mime=mime)
+
+    async def _settle(self, incoming: Path, digest: str) -> None:
+        """The upload's bytes made their blob, inside the transaction that records them;
+        a failing folder is ``Unavailable``, logged as the folder's and not taken for
+        the database's."""
+        try:
+            await self._blobs.settle(incoming, digest)
+        except OSError as exc:
+            log.warning("file buffers' folder: %s: %s", type(exc).__name__, exc)
+            raise Unavailable("the folder of file buffers failed") from exc
 
     async def _give_back(self, buffer_id: str, token: str) -> None:
         """Release a failed upload's claim and room; shielded, so a cancelled upload

@@ -8,6 +8,7 @@ counters in the database stay exact through failed, cancelled and expired upload
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -287,6 +288,27 @@ async def test_bytes_renewed_by_an_upload_while_another_process_collects_stay(
     await collections[0]
     assert c.blob(done).read_bytes() == PNG
     assert await c.collect_garbage() == Usage()  # and the next collection keeps them too
+
+
+async def test_a_folder_failing_as_an_upload_ends_is_unavailable_and_gives_the_room_back(
+    stores: list[SharedStore],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b, _ = stores
+    buffer, keys = await a.create(ALICE, "a.bin", None, None)
+
+    async def full(incoming: Path, digest: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(b._blobs, "settle", full)
+    with pytest.raises(Unavailable):
+        await b.upload(buffer.id, keys.upload, chunks(b"bytes"))
+    assert "file buffers' folder: OSError" in caplog.text and "database" not in caplog.text
+    assert await counters(postgres_url) == {ALICE: (0, 0)} and incoming(a) == []
+    monkeypatch.undo()
+    assert (await a.upload(buffer.id, keys.upload, chunks(b"bytes"))).size == 5
 
 
 async def test_a_copy_is_not_granted_over_bytes_collected_since_they_were_read(
