@@ -14,19 +14,24 @@ An upload is claimed in the database before its body is read: the claim names th
 upload by a random token and holds the room it may take in its owner's quota (one
 guarded update), so a second upload into the buffer through any process is refused
 ``bad_state`` (409), and uploads at once through several processes share the quota
-exactly. Its bytes become a blob before the buffer's row says it holds them; a failed
-upload gives its room back (``storage`` explains how that happens once).
+exactly. Its bytes become a blob in the transaction that records them in the buffer's
+row, under the lock of those bytes; a failed upload gives its room back (``storage``
+explains how that happens once).
 
 Collection runs in every process: the expired buffers are deleted by one process at a
 time, stale incoming files and orphaned blobs by whichever finds them; a blob is
 orphaned when it is old and no row refers to it, asked of the database for exactly the
-old blobs found. Expiry compares a process's clock with times written by others, so the
-processes' clocks must agree (NTP) to well within ``files.temp_ttl``.
+old blobs found, and asked again under the lock of its bytes as it is removed. Its age
+alone cannot protect it: an upload that finds the bytes stored renews their time, but
+another machine's view of a shared folder may lag. Expiry compares a process's clock
+with times written by others, so the processes' clocks must agree (NTP) to well within
+``files.temp_ttl``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -156,8 +161,9 @@ class SharedStore:
             raise AlreadyUploaded("this buffer already holds its file, or is being uploaded")
         incoming = self._blobs.incoming()
         try:
-            done = await self._write_upload(buffer, chunks, incoming, held, claimed_mime)
-            if not await self._table.finish(done, token, held, self._clock()):
+            done = await self._receive(buffer, chunks, incoming, held, claimed_mime)
+            settle = functools.partial(self._settle, incoming, done.sha256)
+            if not await self._table.finish(done, token, held, self._clock(), settle):
                 raise Expired("the upload url expired during the upload")
             return done
         except BaseException:
@@ -166,7 +172,7 @@ class SharedStore:
         finally:
             await self._blobs.discard(incoming)
 
-    async def _write_upload(
+    async def _receive(
         self,
         buffer: Buffer,
         chunks: AsyncIterable[bytes],
@@ -174,12 +180,21 @@ class SharedStore:
         limit: int,
         claimed_mime: str | None,
     ) -> Buffer:
-        """The upload's bytes, at most ``limit``, settled as their blob; the buffer as it
-        is once they are recorded."""
+        """The upload's bytes, at most ``limit``, written to ``incoming`` (settled as
+        their blob when they are recorded); the buffer as it is once they are."""
         received = await self._blobs.receive(chunks, incoming, limit)
-        await self._blobs.settle(incoming, received.digest)
         mime = sniff(received.head, claimed_mime or buffer.mime)
         return replace(buffer, size=received.size, sha256=received.digest, mime=mime)
+
+    async def _settle(self, incoming: Path, digest: str) -> None:
+        """The upload's bytes made their blob, inside the transaction that records them;
+        a failing folder is ``Unavailable``, logged as the folder's and not taken for
+        the database's."""
+        try:
+            await self._blobs.settle(incoming, digest)
+        except OSError as exc:
+            log.warning("file buffers' folder: %s: %s", type(exc).__name__, exc)
+            raise Unavailable("the folder of file buffers failed") from exc
 
     async def _give_back(self, buffer_id: str, token: str) -> None:
         """Release a failed upload's claim and room; shielded, so a cancelled upload
@@ -194,7 +209,7 @@ class SharedStore:
         ``temporary`` buffer (no copy is made); the existing one when it was granted
         already, by this process or another, so granting again changes nothing."""
         permanent = permanent_copy(temporary, owner, buffer_id, self._clock())
-        if await self._table.insert(permanent):
+        if await self._table.insert(permanent):  # NotFound when its bytes are gone
             return permanent
         existing = await self._table.get(buffer_id)
         return existing if existing is not None else permanent
@@ -223,6 +238,8 @@ class SharedStore:
         incoming = await asyncio.to_thread(self._blobs.sweep_incoming, older_than)
         old = await asyncio.to_thread(self._blobs.old_blobs, older_than)
         referenced = await self._table.referenced(old) if old else set()
-        orphans = [digest for digest in old if digest not in referenced]
-        blobs = await asyncio.to_thread(self._blobs.remove, orphans, older_than)
+        blobs = 0
+        for digest in (digest for digest in old if digest not in referenced):
+            remove = functools.partial(asyncio.to_thread, self._blobs.remove, [digest], older_than)
+            blobs += await self._table.remove_unreferenced(digest, remove)
         return Usage(buffers, incoming, blobs)

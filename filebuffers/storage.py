@@ -16,9 +16,16 @@ again), its end turns what it held into what is used, and an upload that fails, 
 buffer that is deleted or collected while an upload runs, gives the room back; each of
 those touches a row only while it still has the upload's token, so room is given back
 once. A process that dies during an upload leaves its token and its hold on the row
-until the buffer expires and is collected (within ``files.temp_ttl``). Transactions
-lock the buffer's row before its owner's; one the database still aborts (a deadlock) is
-tried again.
+until the buffer expires and is collected (within ``files.temp_ttl``).
+
+Bytes and the rows that refer to them. A blob may be removed only while no row refers to
+it, and a row may come to refer to a blob only while it is there; across processes both
+hold one transaction-scoped advisory lock per digest (``_lock_bytes``). An upload's end
+takes it, settles its blob and records it; a permanent copy takes it and is made only
+while some row still refers to the bytes; a collection takes it, asks whether any row
+refers to them and removes the blob, before letting go. Whatever order they come in, no
+row is left without its bytes. Transactions take that lock first, then the buffer's
+row, then its owner's; one the database still aborts (a deadlock) is tried again.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
-from .errors import Unavailable
+from .errors import NotFound, Unavailable
 from .model import Buffer, Owner
 
 __all__ = ["BufferTable"]
@@ -44,6 +51,10 @@ COMMAND_TIMEOUT = 5.0
 """Seconds a connection or a statement may take before the database counts as failed."""
 POOL_SIZE = 4
 """Connections at most; every statement is short (bytes never pass through here)."""
+ACQUIRE_TIMEOUT = 5.0
+"""Seconds a step waits for a free connection. While the database does not answer, each
+connection waits out its statement's timeout; without this, the steps queued behind
+them would wait for one such timeout after another, longer the more there are."""
 ATTEMPTS = 3
 """Tries of a transaction the database aborts (a deadlock, a serialization failure)."""
 HOLD_ATTEMPTS = 20
@@ -53,6 +64,9 @@ _CREATION_LOCK = 0x5377_4669
 """A transaction-scoped advisory lock: processes starting together create the tables once."""
 _COLLECTION_LOCK = 0x5377_4667
 """Held while one process deletes expired buffers; the others skip that round."""
+_BYTES_LOCKS = 0x5377_4662
+"""With 32 bits of a digest, the advisory lock of those bytes (two keys, apart from the
+single-key locks above)."""
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS file_buffers (
@@ -114,6 +128,7 @@ _COUNT = """INSERT INTO file_quotas (domain, username, used, held) VALUES ($1, $
 _DELETE = "DELETE FROM file_buffers WHERE id = $1 RETURNING domain, username, charged, held"
 _EXPIRED = """DELETE FROM file_buffers WHERE expires <= $1
     RETURNING domain, username, charged, held"""
+_REFERS = "SELECT EXISTS (SELECT 1 FROM file_buffers WHERE sha256 = $1)"
 _REFERENCED = "SELECT DISTINCT sha256 FROM file_buffers WHERE sha256 = ANY($1::text[])"
 
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -182,10 +197,16 @@ class BufferTable:
 
     async def insert(self, buffer: Buffer) -> bool:
         """Record a new buffer, counting it toward its owner's quota; False (and
-        nothing changed) when a buffer of that id exists already."""
+        nothing changed) when a buffer of that id exists already. A buffer over bytes
+        (a permanent copy) is ``NotFound`` when no buffer refers to them any more: they
+        may be collected already."""
 
         async def work(connection: Any) -> bool:
             async with connection.transaction():
+                if buffer.sha256:
+                    await _lock_bytes(connection, buffer.sha256)
+                    if not await connection.fetchval(_REFERS, buffer.sha256):
+                        raise NotFound("the file is gone")
                 made = await connection.fetchval(_INSERT, *_values(buffer), buffer.charged)
                 if made and buffer.charged:
                     await connection.execute(_COUNT, buffer.domain, buffer.user, buffer.charged, 0)
@@ -238,13 +259,18 @@ class BufferTable:
 
         return await self._run(work)
 
-    async def finish(self, done: Buffer, token: str, held: int, now: float) -> bool:
-        """Record the bytes of the upload ``token`` in its buffer, unless the buffer
-        expired, was collected or lost the claim meanwhile (False); what the upload
-        held becomes what the buffer uses."""
+    async def finish(
+        self, done: Buffer, token: str, held: int, now: float, settle: Callable[[], Awaitable[None]]
+    ) -> bool:
+        """Make the bytes of the upload ``token`` their blob (``settle``, under the lock
+        of those bytes, so no collection removes them meanwhile) and record them in its
+        buffer, unless the buffer expired, was collected or lost the claim meanwhile
+        (False); what the upload held becomes what the buffer uses."""
 
         async def work(connection: Any) -> bool:
             async with connection.transaction():
+                await _lock_bytes(connection, done.sha256)
+                await settle()
                 values = (done.size, done.sha256, done.mime, done.charged, now)
                 row = await connection.fetchrow(_FINISH, done.id, token, *values)
                 if row is None:
@@ -267,6 +293,19 @@ class BufferTable:
 
         await self._run(work)
 
+    async def remove_unreferenced(self, digest: str, remove: Callable[[], Awaitable[int]]) -> int:
+        """``remove`` the blob of ``digest`` if no buffer refers to it, under the lock of
+        those bytes; what ``remove`` answers, or 0."""
+
+        async def work(connection: Any) -> int:
+            async with connection.transaction():
+                await _lock_bytes(connection, digest)
+                if await connection.fetchval(_REFERS, digest):
+                    return 0
+                return await remove()
+
+        return await self._run(work)
+
     async def _run(self, work: Callable[[Any], Awaitable[T]]) -> T:
         """``work`` on a connection of the pool, tried again when the database aborts it;
         ``Unavailable`` when the database fails (the details stay in the log)."""
@@ -274,7 +313,7 @@ class BufferTable:
             raise Unavailable("the database of file buffers is not open")
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                async with self._pool.acquire() as connection:
+                async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
                     return await work(connection)
             except asyncpg.TransactionRollbackError as exc:
                 if attempt == ATTEMPTS:
@@ -295,6 +334,12 @@ async def _hold_room(connection: Any, owner: Owner, most: int, quota: int) -> in
         if room == 0 or await connection.fetchval(_HOLD, owner.domain, owner.user, room, quota):
             return room
     raise Unavailable("the quota kept changing; try again")
+
+
+async def _lock_bytes(connection: Any, digest: str) -> None:
+    """Take the advisory lock of the bytes ``digest`` until the transaction ends."""
+    part = int.from_bytes(bytes.fromhex(digest[:8]), "big", signed=True)
+    await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", _BYTES_LOCKS, part)
 
 
 async def _uncount(connection: Any, rows: list[Any]) -> None:

@@ -81,16 +81,21 @@ class Attachments:
         }
 
     async def grant(self, grants: tuple[FileGrant, ...]) -> None:
-        """Permanent buffers for every side of freshly stored Posts (§8.4)."""
+        """Permanent buffers for every side of freshly stored Posts (§8.4); ``Unavailable``
+        when the store cannot answer now (the Posts are then answered so, and granted
+        when resent), a warning for a file that cannot be granted at all."""
         for grant in grants:
             post = grant.post
             author = Owner(post.domain, post.author)
-            for temporary in await self._uploads_of(post.attach, author):
+            with _answering():
+                uploads = await self._uploads_of(post.attach, author)
+            for temporary in uploads:
                 for user in grant.owners:
                     owner = Owner(post.domain, user)
                     buffer_id = self._own_id(temporary.id, owner, post.call_id, post.seq)
                     try:
-                        await self.store.grant(temporary, owner, buffer_id)
+                        with _answering():
+                            await self.store.grant(temporary, owner, buffer_id)
                     except (FileBufferError, OSError) as exc:
                         log.warning("attachment %s not granted: %r", temporary.id, exc)
 

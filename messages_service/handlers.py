@@ -21,6 +21,7 @@ wrote in that chat; ``Search`` looks through the queues the caller answers for t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
@@ -58,6 +59,8 @@ from .storage import (
 )
 
 __all__ = ["HUB_ONLY", "Handlers", "Reply", "refuse_forwarded"]
+
+log = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 
@@ -180,11 +183,13 @@ class Handlers:
 
     async def delete(self, body: JsonObject) -> Reply:
         caller, request = read_caller(body), parse_delete(body)
+        if self._attachments is not None:  # §8.6: this side's files go with its copy, first
+            message = await self._store.own_message(caller.domain, caller.user, request.id)
+            if message is not None:
+                await self._forget(Owner(caller.domain, caller.user), (message,))
         removal = await self._store.delete(caller.domain, caller.user, request.id)
         if removal is None:
             raise NotFound(f"no message {request.id} of yours")
-        if self._attachments is not None:  # §8.6: this side's files go with its copy
-            await self._attachments.forget(Owner(caller.domain, caller.user), removal.message)
         badges = [await self._badge(caller)] if removal.was_unread else []
         return Reply([{"mt": "DeleteResult", "id": request.id}], badges)
 
@@ -200,6 +205,9 @@ class Handlers:
                 raise Forbidden("only members delete a group's chat")
         topic = await self._topic(caller, queue, peer)
         one_to_one = group_id is None
+        both = one_to_one and self._directory.delete_chat(caller.domain) == "both"
+        sides = [(topic, peer), (peer, topic)] if both else [(topic, peer)]
+        forgotten = await self._forget_first(caller.domain, sides)
         removal = await self._store.delete_chat(
             caller.domain,
             topic,
@@ -207,11 +215,11 @@ class Handlers:
             other=peer if one_to_one else None,
             deleter=caller.user,
             role=self._deleter_role(caller.domain, queue, peer, one_to_one),
-            both=one_to_one and self._directory.delete_chat(caller.domain) == "both",
+            both=both,
         )
         if removal is None:
             raise NotFound(f"no chat with {peer[:80]!r}")
-        notifications = await self._chat_removed(caller.domain, removal)
+        notifications = await self._chat_removed(caller.domain, removal, forgotten)
         removed = len(removal.removed.get(topic, ()))
         return Reply([{"mt": "DeleteChatResult", "sip": peer, "removed": removed}], notifications)
 
@@ -224,12 +232,19 @@ class Handlers:
             return "customer"
         return "user" if one_to_one else "member"
 
-    async def _chat_removed(self, domain: str, removal: ChatRemoval) -> list[JsonObject]:
-        """A chat is deleted: each side's attachments go with its rows; the notifications
-        are the new badges of the users whose unread count changed, then the other side's
+    async def _chat_removed(
+        self, domain: str, removal: ChatRemoval, forgotten: set[int]
+    ) -> list[JsonObject]:
+        """A chat is deleted, the files of its rows ``forgotten`` first: those of rows
+        stored since go now, while the store answers; the notifications are the new
+        badges of the users whose unread count changed, then the other side's
         ``ChatDeleted``."""
         for side, messages in removal.removed.items():
-            await self._forget(Owner(domain, side), messages)
+            late = tuple(message for message in messages if message.id not in forgotten)
+            try:
+                await self._forget(Owner(domain, side), late)
+            except Unavailable:
+                log.warning("the files of %d deleted message(s) of %s stay", len(late), side)
         notifications: list[JsonObject] = []
         for side in removal.unread_changed:
             if self._directory.queue(domain, side) is None:
@@ -250,8 +265,22 @@ class Handlers:
             for user in users
         ]
 
+    async def _forget_first(self, domain: str, sides: list[tuple[str, str]]) -> set[int]:
+        """The files of the rows with attachments of each (topic, peer) chat of
+        ``sides``, before the rows go (``_forget``); the ids of those rows."""
+        forgotten: set[int] = set()
+        if self._attachments is not None:
+            for topic, peer in sides:
+                messages = await self._store.attached(domain, topic, peer)
+                await self._forget(Owner(domain, topic), messages)
+                forgotten.update(message.id for message in messages)
+        return forgotten
+
     async def _forget(self, owner: Owner, messages: tuple[StoredMessage, ...]) -> None:
-        """§8.6: a side's file buffers go with its copy of the messages."""
+        """§8.6: a side's file buffers go with its copy of the messages. Before the rows
+        do: a file store that cannot answer fails the request with every row still
+        there, to be asked again, where the files of rows already gone would stay, and
+        count toward their owner's quota, for ever."""
         if self._attachments is not None:
             for message in messages:
                 if message.attach:

@@ -11,7 +11,9 @@ A failed transaction is retried once; if it fails again every Post of the batch,
 every Post queued behind it, is answered ``unavailable``, which tells the hub to keep
 them in its outbox and resend them later, in order. Nothing is lost (the hub still
 holds them) and nothing is doubled (the transaction wrote nothing, and Posts are
-idempotent anyway).
+idempotent anyway). A stored Post whose files cannot be granted now (the database of
+file buffers is unavailable) is answered ``unavailable`` too: its resend finds it
+stored and grants its files then.
 
 Call ``start()``, ``offer(...)`` (or ``await submit(...)`` when it has no room) for each
 Post, ``await stop()`` to drain.
@@ -145,20 +147,31 @@ class PostWriter:
             return
         self.batches += 1
         self.posts += len(batch)
-        if result.files and self._on_files is not None:
-            # Before the answers: a Post is acknowledged only once its files are granted,
-            # so a crash in between makes the hub resend it, and granting again is
-            # harmless. Only Posts with attachments pay for it.
-            try:
-                await self._on_files(result.files)
-            except Exception:
-                log.exception(
-                    "granting the files of %d stored message(s) failed", len(result.files)
-                )
+        ungranted = await self._grant(result.files)
         for item, outcome in zip(batch, result.outcomes, strict=True):
-            item.answer(_answer(item.src, outcome))
+            if item.post in ungranted:
+                self.refused += 1
+                item.answer(Unavailable().to_wire(item.src))
+            else:
+                item.answer(_answer(item.src, outcome))
         for badge in result.badges:
             self._notify(render.badge(badge))
+
+    async def _grant(self, files: tuple[FileGrant, ...]) -> set[NewPost]:
+        """Grant the files of stored Posts; the Posts whose files cannot be granted now.
+        Before the answers: a Post is acknowledged only once its files are granted, so a
+        crash in between, or a store that is unavailable, makes the hub resend it, and
+        granting again is harmless. Only Posts with attachments pay for it."""
+        if not files or self._on_files is None:
+            return set()
+        try:
+            await self._on_files(files)
+        except Unavailable:
+            log.warning("the files of %d stored message(s) cannot be granted now", len(files))
+            return {grant.post for grant in files}
+        except Exception:
+            log.exception("granting the files of %d stored message(s) failed", len(files))
+        return set()
 
     async def _write(self, posts: list[NewPost]) -> PostBatch | None:
         for attempt in range(1, ATTEMPTS + 1):

@@ -18,7 +18,7 @@ from .database import Database
 from .models import Chat, ChatDeletion, Message
 from .rows import ChatDeleted, ChatRemoval, StoredMessage
 
-__all__ = ["delete_chat", "drop_note", "notes_of"]
+__all__ = ["attached", "delete_chat", "drop_note", "notes_of"]
 
 
 async def delete_chat(
@@ -51,6 +51,16 @@ async def delete_chat(
             note = (await _named(tx, [note]))[0]
         await _drop(tx, domain, topic, peer)  # the deleter has nothing left to learn of it
     return ChatRemoval({side: rows for side, (rows, _) in removed.items()}, changed, note)
+
+
+async def attached(
+    client: BaseDBAsyncClient, domain: str, topic: str, peer: str
+) -> tuple[StoredMessage, ...]:
+    """The live rows with attachments of ``topic``'s chat with ``peer``: their files go
+    before the rows do, so that a file store that fails leaves the chat to delete again."""
+    live = Message.filter(domain=domain, topic=topic, peer=peer, deleted=False)
+    rows = await live.filter(attach__isnull=False).using_db(client).order_by("id")
+    return tuple(row.stored() for row in rows)
 
 
 async def _remove_side(

@@ -23,7 +23,7 @@ from tortoise.expressions import F
 from messages_service.errors import Unavailable
 from tracing import Tracer
 
-from .chat_removal import delete_chat, drop_note, notes_of
+from .chat_removal import attached, delete_chat, drop_note, notes_of
 from .database import Database, Dialect
 from .migrations import migrate
 from .models import Chat, Group, Member, Message
@@ -318,6 +318,10 @@ class MessageStore:
         return await self._db.run(
             delete_chat(self._db, domain=domain, topic=topic, peer=peer, now_ms=now_ms, **how)
         )
+
+    async def attached(self, domain: str, topic: str, peer: str) -> tuple[StoredMessage, ...]:
+        """The live rows with attachments of ``topic``'s chat with ``peer``."""
+        return await self._db.run(attached(self._db.client(), domain, topic, peer))
 
     async def deletion_notes(self, domain: str, topic: str) -> list[ChatDeleted]:
         """What ``topic`` has not seen yet of chats deleted on the other side."""

@@ -8,9 +8,12 @@ counters in the database stay exact through failed, cancelled and expired upload
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -24,9 +27,11 @@ from filebuffers import (
     TooBig,
     Unavailable,
     Usage,
+    storage,
 )
 from filebuffers.storage import BufferTable
 from tests.filebuffers.test_store import PNG, Clock, chunks, files_under
+from tests.tcp_proxy import tcp_proxy
 
 ALICE = Owner("example.com", "alice")
 BOB = Owner("example.com", "bob")
@@ -244,6 +249,83 @@ async def test_permanent_copies_granted_anywhere_and_deleted_anywhere(
     assert files_under(a.root) == []
 
 
+async def collected_or_waiting(collection: asyncio.Task[Usage], url: str) -> None:
+    """Until ``collection`` ends or waits for a lock in the test's database."""
+    waiting = """SELECT count(*) FROM pg_locks WHERE NOT granted
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+    connection = await asyncpg.connect(url)
+    try:
+        # a lock waiting in PostgreSQL is seen by asking it, not by an event
+        while not collection.done() and not await connection.fetchval(waiting):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+
+
+async def test_bytes_renewed_by_an_upload_while_another_process_collects_stay(
+    stores: list[SharedStore], postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes of a deleted buffer are old and no buffer refers to them; an upload of
+    the same bytes through b finds them and renews them, and a's collection runs right
+    then and still sees them old (its file system's cached times, or a stat just before
+    the renewal). The upload's buffer keeps its bytes."""
+    a, b, c = stores
+    first, keys = await a.create(ALICE, "first.png", None, None)
+    blob = a.blob(await a.upload(first.id, keys.upload, chunks(PNG)))
+    assert await a.delete(first.id)
+    buffer, keys = await c.create(ALICE, "again.png", None, None)
+    settle = b._blobs.settle
+    collections: list[asyncio.Task[Usage]] = []
+
+    async def settle_while_collected(incoming: Path, digest: str) -> None:
+        await settle(incoming, digest)
+        os.utime(blob, (0, 0))  # as a collector on another machine may still see it
+        collections.append(asyncio.create_task(a.collect_garbage()))
+        await collected_or_waiting(collections[0], postgres_url)
+
+    monkeypatch.setattr(b._blobs, "settle", settle_while_collected)
+    done = await b.upload(buffer.id, keys.upload, chunks(PNG))
+    await collections[0]
+    assert c.blob(done).read_bytes() == PNG
+    assert await c.collect_garbage() == Usage()  # and the next collection keeps them too
+
+
+async def test_a_folder_failing_as_an_upload_ends_is_unavailable_and_gives_the_room_back(
+    stores: list[SharedStore],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b, _ = stores
+    buffer, keys = await a.create(ALICE, "a.bin", None, None)
+
+    async def full(incoming: Path, digest: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(b._blobs, "settle", full)
+    with pytest.raises(Unavailable):
+        await b.upload(buffer.id, keys.upload, chunks(b"bytes"))
+    assert "file buffers' folder: OSError" in caplog.text and "database" not in caplog.text
+    assert await counters(postgres_url) == {ALICE: (0, 0)} and incoming(a) == []
+    monkeypatch.undo()
+    assert (await a.upload(buffer.id, keys.upload, chunks(b"bytes"))).size == 5
+
+
+async def test_a_copy_is_not_granted_over_bytes_collected_since_they_were_read(
+    stores: list[SharedStore], clock: Clock
+) -> None:
+    """A copy granted from a temporary buffer read before it expired, after another
+    process collected it and its bytes: no buffer without bytes is made."""
+    a, b, c = stores
+    temporary, keys = await a.create(ALICE, "photo.png", None, None)
+    uploaded = await a.upload(temporary.id, keys.upload, chunks(PNG))
+    clock.now += 601
+    assert await b.collect_garbage() == Usage(buffers=1, blobs=1)
+    with pytest.raises(NotFound):
+        await c.grant(uploaded, BOB, PERMANENT_ID)
+    assert await a.get(PERMANENT_ID) is None
+
+
 async def test_an_upload_outlived_by_its_buffer_gives_its_room_back_once(
     stores: list[SharedStore], postgres_url: str, clock: Clock
 ) -> None:
@@ -303,3 +385,30 @@ async def test_a_database_that_cannot_be_reached_is_unavailable(tmp_path: Path) 
     assert isinstance(refused.value.__cause__, OSError)
     with pytest.raises(Unavailable):  # not open: every step says so, none hangs
         await nowhere.get("a" * 22)
+
+
+async def test_steps_queued_for_a_database_that_does_not_answer_are_unavailable(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stops answering (its packets held) while one step runs on the only
+    connection: a second step does not wait behind it (here the statement's own timeout
+    is an hour) but is answered unavailable as soon as no connection comes free."""
+    for name, seconds in (("COMMAND_TIMEOUT", 3600), ("CONNECT_TIMEOUT", 3600)):
+        monkeypatch.setattr(storage, name, seconds)
+    monkeypatch.setattr(storage, "ACQUIRE_TIMEOUT", 0.2)
+    monkeypatch.setattr(storage, "POOL_SIZE", 1)
+    server = urlsplit(postgres_url)
+    async with tcp_proxy(server.port or 5432) as proxy:
+        proxied = server._replace(netloc=f"{server.username}@127.0.0.1:{proxy.port}").geturl()
+        store = SharedStore(tmp_path, proxied, max_size=10, temp_ttl=60, quota=100)
+        await store.open()
+        try:
+            proxy.pause()
+            steps = {asyncio.create_task(store.get(f"{n}" * 22)) for n in range(2)}
+            done, waiting = await asyncio.wait(steps, return_when=asyncio.FIRST_COMPLETED)
+            (first,) = done
+            assert isinstance(first.exception(), Unavailable)
+            proxy.heal()
+            assert [await step for step in waiting] == [None]  # the one that held it ends
+        finally:
+            await store.close()

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,10 +27,12 @@ from messages_service import create_messages_app
 from tests.messages_service.support import (
     DOMAIN,
     RunningService,
+    Session,
     chat_post,
     running_service,
     service_config,
 )
+from tests.tcp_proxy import TcpProxy, tcp_proxy
 
 PDF = b"%PDF-1.7\n" + b"report body " * 500
 ALICE = Owner(DOMAIN, "alice")
@@ -212,3 +215,78 @@ async def test_an_oversize_upload_is_refused_on_every_replica(
             retry = await on_c.post(created["upload"], content=b"z" * 4096)
             assert retry.status_code == 201  # the url still takes a file within the limit
         assert await replicas[0].service.file_store.used(ALICE) == 4096
+
+
+@contextlib.asynccontextmanager
+async def files_behind_a_proxy(
+    tmp_path: Path, postgres_url: str, clock: Clock
+) -> AsyncIterator[tuple[RunningService, httpx.AsyncClient, TcpProxy]]:
+    """One service whose database of file buffers is reached through a proxy the test
+    cuts (the messages' own database is reached directly)."""
+    server = urlsplit(postgres_url)
+    async with tcp_proxy(server.port or 5432) as proxy:
+        proxied = server._replace(netloc=f"{server.username}@127.0.0.1:{proxy.port}").geturl()
+        config = replica_config(postgres_url, tmp_path / "shared", tmp_path / "a")
+        config = replace(config, cluster=replace(config.cluster, database=proxied))
+        make_app = functools.partial(create_messages_app, clock=clock)
+        async with running_service(config, make_app) as service, http(service) as client:
+            yield service, client, proxy
+
+
+async def uploaded(alice: Session, client: httpx.AsyncClient) -> str:
+    """The read url of a new buffer of alice's holding ``PDF``."""
+    created = await alice.one("CreateFileBuffer", name="report.pdf")
+    assert (await client.post(created["upload"], content=PDF)).status_code == 201
+    return str(created["url"])
+
+
+async def test_a_post_whose_files_cannot_be_granted_now_is_unavailable_and_granted_when_resent(
+    tmp_path: Path, postgres_url: str, clock: Clock
+) -> None:
+    """The database of file buffers is cut when a Post with an attachment is stored:
+    the Post is answered unavailable, so the hub keeps it and resends it, and the resend
+    grants the file to every side instead of the message being kept without it."""
+    async with files_behind_a_proxy(tmp_path, postgres_url, clock) as (service, client, proxy):
+        hub = await service.hub()
+        url = await uploaded(hub.user("alice"), client)
+        post = chat_post("alice", "bob", 1, "the report", attach=url)
+        proxy.cut()
+        refused = await hub.post(1, **post)
+        assert (refused["mt"], refused["code"]) == ("Error", "unavailable"), refused
+        proxy.heal()
+        stored = await hub.post(1, **post)  # the hub's resend
+        assert stored["mt"] == "PostResult", stored
+        bob = hub.user("bob")
+        (theirs,) = await bob.read("alice")
+        (file,) = (await bob.one("Attachments", id=theirs["id"]))["files"]
+        answer = await client.get(file["url"])
+        assert answer.status_code == 200 and answer.content == PDF
+
+
+async def test_a_deletion_whose_files_cannot_be_forgotten_now_deletes_nothing(
+    tmp_path: Path, postgres_url: str, clock: Clock
+) -> None:
+    """``Delete`` and ``DeleteChat`` while the database of file buffers is cut are
+    answered unavailable with every row still there, so asking again deletes them and
+    their files; had the rows gone first, alice's own copies of her files would count
+    toward her quota for ever, with no message left to delete."""
+    async with files_behind_a_proxy(tmp_path, postgres_url, clock) as (service, client, proxy):
+        hub = await service.hub()
+        alice = hub.user("alice")
+        for seq in (1, 2):
+            post = chat_post("alice", "bob", seq, "a file", attach=await uploaded(alice, client))
+            assert (await hub.post(seq, **post))["mt"] == "PostResult"
+        newest, _ = await alice.read("bob")
+        proxy.cut()
+        for refused in (
+            await alice.one("Delete", id=newest["id"]),
+            await alice.one("DeleteChat", sip="bob"),
+        ):
+            assert (refused["mt"], refused["code"]) == ("Error", "unavailable"), refused
+        assert len(await alice.read("bob")) == 2
+        proxy.heal()
+        assert (await alice.one("Delete", id=newest["id"]))["mt"] == "DeleteResult"
+        assert (await alice.one("DeleteChat", sip="bob"))["mt"] == "DeleteChatResult"
+        clock.now += TEMP_TTL + 1  # and her temporary buffers expire
+        assert (await service.service.file_store.collect_garbage()).buffers == 2
+        assert await service.service.file_store.used(ALICE) == 0

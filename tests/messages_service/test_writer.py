@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from messages_service.errors import NotFound, Unavailable
-from messages_service.storage import Badge, NewPost, PostBatch
+from messages_service.storage import Badge, FileGrant, NewPost, PostBatch
 from messages_service.writer import PostWriter, QueuedPost
 
 JsonObject = dict[str, Any]
@@ -134,6 +134,35 @@ async def test_a_batch_failing_twice_is_refused_with_everything_behind_it() -> N
         unavailable | {"src": 2},
         {"mt": "PostResult", "src": 3, "id": 30},
     ]
+
+
+async def test_a_post_whose_files_cannot_be_granted_now_is_answered_unavailable() -> None:
+    """Posts 1 and 3 are stored and answered; post 2 is stored too, but its files cannot
+    be granted now: it is answered unavailable, so the hub resends it (and its resend
+    grants them). The badges of the stored rows still go out."""
+
+    class WithFiles(ScriptedStore):
+        async def write_posts(self, posts: list[NewPost]) -> PostBatch:
+            batch = await super().write_posts(posts)
+            grants = tuple(FileGrant(post, ("alice", "bob")) for post in posts if post.seq == 2)
+            return PostBatch(batch.outcomes, batch.badges, grants)
+
+    async def cannot_grant(grants: tuple[FileGrant, ...]) -> None:
+        raise Unavailable("file buffers are unavailable")
+
+    out = Recorder()
+    writer = PostWriter(WithFiles(), batch_max=512, notify=out, on_files=cannot_grant)
+    writer.start()
+    for seq in (1, 2, 3):
+        writer.offer(QueuedPost(_post(seq), seq, out))
+    await writer.stop()
+    assert [(frame["mt"], frame.get("src")) for frame in out.frames] == [
+        ("PostResult", 1),
+        ("Error", 2),
+        ("PostResult", 3),
+        ("Badge", None),
+    ]
+    assert out.frames[1]["code"] == "unavailable" and writer.refused == 1
 
 
 async def test_after_stop_posts_are_answered_unavailable() -> None:
