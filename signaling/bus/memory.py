@@ -70,6 +70,9 @@ class MemoryBook:
         self.snapshots: dict[str, tuple[Snapshot, float | None]] = {}
         """Registrations' snapshots by token hash, with their expiry (not counted down:
         the tests look at it)."""
+        self.taken: dict[str, tuple[Snapshot, float | None]] = {}
+        """Snapshots a ``Recall`` took, as Redis keeps them marked taken: until their
+        switch drops them or writes them again, or the taker gives them back."""
         self.claims: dict[str, set[str]] = {}
         self.presence: dict[UserKey, dict[str, bool]] = {}
         """Each user's shares: switch -> online there."""
@@ -89,19 +92,29 @@ class MemoryBook:
         self._records.pop((node, ref), None)
 
     def keep(self, key: str, snapshot: Snapshot, expiry: float | None) -> None:
+        self.taken.pop(key, None)
         self.snapshots[key] = (snapshot, expiry)
 
     def drop(self, key: str) -> None:
         self.snapshots.pop(key, None)
+        self.taken.pop(key, None)
 
     def recall(self, key: str, domain: str, sip: str) -> Snapshot | None:
         """Take the snapshot under ``key`` if it is (domain, sip)'s, as the Redis script
-        does: read and removed in one step."""
+        does: in one step, marked taken (``taken``) rather than removed."""
         kept = self.snapshots.get(key)
         if kept is None or (kept[0].domain, kept[0].sip) != (domain, sip):
             return None
-        del self.snapshots[key]
+        self.taken[key] = self.snapshots.pop(key)
         return kept[0]
+
+    def give_back(self, key: str, request: int) -> None:
+        """A taken snapshot that was not used is takeable again, unless its switch
+        dropped or wrote it since (one question at most holds a key's mark here, so the
+        question's number is not compared as Redis compares it)."""
+        kept = self.taken.pop(key, None)
+        if kept is not None:
+            self.snapshots[key] = kept
 
     def find(self, domain: str, sips: Iterable[str]) -> tuple[DeviceRecord, ...]:
         wanted = set(sips)

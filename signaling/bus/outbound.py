@@ -16,8 +16,8 @@ pipeline, runs it until Redis has taken it, and turns the replies into the switc
 in ``presence``). A command Redis refuses (a key of the wrong type, out of memory) costs
 that command only: it is logged and counted, a lookup it belonged to finds nothing, a
 recall no snapshot, and a claim is refused; only a broken connection makes the batch go
-again, whole, with the same entry numbers (a recall that ran before the connection broke
-has taken its snapshot: the copy finds none, and the client registers anew).
+again, whole, with the same entry numbers (and the same questions: a recall that ran
+before the connection broke finds its own mark on the snapshot, and gets it again).
 
 It also keeps the claims this run holds, so that they can be written again after Redis
 lost them (``reassert``). An entry for a run whose reset this run heard (``fence``)
@@ -44,7 +44,7 @@ from signaling.core.registry import UserKey
 from . import keys
 from .codec import decode_record, decode_snapshot, encode_frames
 from .errors import BadFrame
-from .redis_book import Op
+from .redis_book import RECALL, Op, taken_mark
 from .stats import BusStats
 
 __all__ = ["ENTRY_FRAMES", "Batch", "Outbound", "join_reports"]
@@ -65,21 +65,6 @@ end
 return {0, redis.call('SMEMBERS', KEYS[1])}
 """
 """Add the member if the set holds fewer than the limit: one atomic step."""
-
-_RECALL = """
-local value = redis.call('GET', KEYS[1])
-if not value then
-  return false
-end
-local ok, snapshot = pcall(cjson.decode, value)
-if ok and type(snapshot) == 'table' and snapshot[1] == ARGV[1] and snapshot[2] == ARGV[2] then
-  redis.call('DEL', KEYS[1])
-  return value
-end
-return false
-"""
-"""Take a resume token's snapshot if it is the user's (domain, sip): read and removed in
-one step, so that the token works once, on one node (docs 12.43)."""
 
 Question = Lookup | Recall | Claim
 
@@ -285,8 +270,8 @@ class Outbound:
                 for sip in question.sips:
                     pipe.hgetall(keys.registrations(question.domain, sip))
             elif type(question) is Recall:  # EVAL: no SCRIPT EXISTS round trip first
-                token = keys.token(question.key)
-                pipe.eval(_RECALL, 1, token, question.domain, question.sip)
+                token, mark = keys.token(question.key), taken_mark(self._address, question.request)
+                pipe.eval(RECALL, 1, token, question.domain, question.sip, mark)
             else:
                 assert type(question) is Claim
                 pipe.scripts.add(self._claim)

@@ -4,10 +4,11 @@ The switch calls ``publish`` and ``withdraw`` synchronously from its core, so th
 queue a write for the bus's next pipeline; nothing waits on Redis. Reads never happen
 here: a switch learns the others' registrations through ``Lookup``, which the bus answers
 from the same keys. The same goes for the registrations' snapshots (``keep``, ``drop``;
-docs 12.43), which another node takes with ``Recall`` when a client resumes there. The
-book remembers what it wrote, so that the node can write it all again when Redis has
-lost it (a restart without persistence, a failover that lost the tail): the nodes hold
-the truth about their own connections.
+docs 12.43), which another node takes with ``Recall`` when a client resumes there
+(``RECALL``) and gives back when that client's connection closed before it could use
+it (``give_back``). The book remembers what it wrote, so that the node can write it all
+again when Redis has lost it (a restart without persistence, a failover that lost the
+tail): the nodes hold the truth about their own connections.
 """
 
 from __future__ import annotations
@@ -22,10 +23,51 @@ from signaling.core.nodes.frames import DeviceRecord, Snapshot
 from . import keys
 from .codec import encode_record, encode_snapshot
 
-__all__ = ["Op", "RedisBook"]
+__all__ = ["RECALL", "Op", "RedisBook", "taken_mark"]
 
 Op = Callable[[Any], None]
 """A write for the next pipeline: it is called with the pipeline and queues commands."""
+
+RECALL = """
+local value = redis.call('GET', KEYS[1])
+if not value then
+  return false
+end
+if string.sub(value, 1, #ARGV[3]) == ARGV[3] then
+  return string.sub(value, #ARGV[3] + 1)
+end
+local ok, snapshot = pcall(cjson.decode, value)
+if ok and type(snapshot) == 'table' and snapshot[1] == ARGV[1] and snapshot[2] == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[3] .. value, 'KEEPTTL')
+  return value
+end
+return false
+"""
+"""Take a resume token's snapshot if it is the user's (domain, sip; ARGV[1], ARGV[2]),
+in one step, so that the token works once, on one node (docs 12.43). The snapshot is
+not deleted but marked taken by the question (ARGV[3], ``taken_mark``), with the expiry
+it had: nobody else can take it, the same question asked again (a pipeline resent after
+a broken connection) gets the same answer instead of nothing, and the taker can give it
+back (``GIVE_BACK``). The mark goes when the node that wrote the snapshot lets the
+registration go (``drop``), or expires as the snapshot would have."""
+
+GIVE_BACK = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, #ARGV[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], string.sub(value, #ARGV[1] + 1), 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+"""Undo ``RECALL``: the snapshot under KEYS[1] is takeable again, if it still bears this
+question's mark (ARGV[1]). A snapshot its node dropped or wrote again since stays as it
+is: the token may no longer be good."""
+
+
+def taken_mark(address: str, request: int) -> str:
+    """What ``RECALL`` puts before a snapshot it took for question ``request`` of run
+    ``address``; not JSON, so that no other question takes the snapshot."""
+    return f"taken {address} {request}\n"
 
 
 class RedisBook:
@@ -53,6 +95,12 @@ class RedisBook:
     def drop(self, key: str) -> None:
         if self.snapshots.pop(key, None) is not None:
             self._queue(_drop(self.address, key))
+
+    def give_back(self, key: str, request: int) -> None:
+        """The snapshot under ``key`` that this run's ``Recall`` ``request`` took was not
+        used (the client's connection closed meanwhile): takeable again (``GIVE_BACK``)."""
+        name, mark = keys.token(key), taken_mark(self.address, request)
+        self._queue(lambda pipe: pipe.eval(GIVE_BACK, 1, name, mark))
 
     def reassert(self) -> None:
         """Write every registration of this run again, and its snapshot (Redis lost

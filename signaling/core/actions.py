@@ -141,9 +141,10 @@ class LookedUp:
 @dataclass(frozen=True, slots=True)
 class Recall:
     """Take the snapshot the book keeps under ``key`` (a resume token's hash), if it is
-    a registration of (``domain``, ``sip``): read and removed in one step, so a token
-    works once across every switch (docs 12.43). Another user's is left alone. The
-    answer comes back through ``Switch.recalled`` with the same ``request``."""
+    a registration of (``domain``, ``sip``): read and marked taken by ``request`` in one
+    step, so a token works once across every switch (docs 12.43); a snapshot the
+    switch cannot use goes back (``DeviceBook.give_back``). Another user's is left
+    alone. The answer comes back through ``Switch.recalled`` with the same ``request``."""
 
     request: int
     key: str

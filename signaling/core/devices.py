@@ -195,7 +195,7 @@ class Devices:
         principal, request, user, node = conn.principal, waiting.request, waiting.user, self._node
         assert principal is not None and node is not None  # logged in, in a cluster
         if conn.closing or conn.registration is not None:
-            return  # gone meanwhile: its token is used up
+            return self.unrecalled(waiting, snapshot)
         if snapshot is None or not _theirs(snapshot, principal.domain, user.sip, node.name):
             return self._new(conn, waiting.inbound, request, user)
         was_here = self._presence.here(principal.domain, user.sip)
@@ -211,6 +211,12 @@ class Devices:
         if device is not None:  # calls homed here held it: they are this one's now
             self.moved_here(device, registration, request.seqs)
         self._presence.registrations_changed(principal.domain, user.sip, was_here)
+
+    def unrecalled(self, waiting: Recalling, snapshot: Snapshot | None) -> None:
+        """The connection whose Register waited for ``snapshot`` closed meanwhile: the
+        token stays good, for the client's next try on any switch."""
+        if self._node is not None:
+            self._node.give_back(waiting, snapshot)
 
     def moved_here(
         self, device: Registration, registration: Registration, seqs: tuple[tuple[str, int], ...]

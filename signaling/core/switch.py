@@ -310,7 +310,9 @@ class Switch:
         that waited for it goes on, then what its connection sent meanwhile, in order."""
         waiting = self.node.recalled(answer.request) if self.node is not None else None
         conn = self.connections.get(waiting.conn) if waiting is not None else None
-        if waiting is not None and conn is not None:
+        if waiting is not None and conn is None:  # closed meanwhile
+            self.devices.unrecalled(waiting, answer.snapshot)
+        elif waiting is not None and conn is not None:
             run = functools.partial(self.devices.recalled, conn, waiting, answer.snapshot)
             self._guarded(conn.id, waiting.inbound, run)
             for inbound in waiting.later:

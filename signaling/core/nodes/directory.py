@@ -43,6 +43,10 @@ class DeviceBook(Protocol):
 
     def drop(self, key: str) -> None: ...
 
+    def give_back(self, key: str, request: int) -> None:
+        """The snapshot ``Recall`` ``request`` took from under ``key`` was not used:
+        takeable again, unless its switch dropped or wrote it since."""
+
 
 class ReachableDevices:
     """A cluster switch's directory for calls: its own registrations first (the order a

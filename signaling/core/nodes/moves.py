@@ -29,13 +29,14 @@ MOVED_KEPT = 256
 @dataclass(slots=True)
 class Recalling:
     """A ``Register`` waiting for the snapshot of its resume token; ``later``: the
-    connection's frames since, which run after it."""
+    connection's frames since, which run after it; ``number``: the ``Recall``'s."""
 
     conn: int
     inbound: Inbound
     request: Register
     user: UserConfig
     later: list[Inbound] = field(default_factory=list)
+    number: int = 0
 
 
 class Moves:
@@ -49,6 +50,7 @@ class Moves:
         return len(self._by_request)
 
     def wait(self, request: int, waiting: Recalling) -> None:
+        waiting.number = request
         self._by_request[request] = self._by_conn[waiting.conn] = waiting
 
     def holds(self, conn: int, inbound: Inbound) -> bool:

@@ -228,6 +228,12 @@ class SeatParts:
         self.moves.wait(number, waiting)
         self.outbox.recall(number, token_key(token), domain, waiting.user.sip)
 
+    def give_back(self, waiting: Recalling, snapshot: Snapshot | None) -> None:
+        """The Register that waited for ``snapshot`` cannot use it (its connection closed
+        meanwhile): the token works again, as if it had not been asked."""
+        if snapshot is not None and waiting.request.resume is not None:
+            self._book.give_back(token_key(waiting.request.resume), waiting.number)
+
     def moved_in(
         self, reg: Registration, snapshot: Snapshot, seqs: Sequence[tuple[str, int]]
     ) -> None:

@@ -15,10 +15,13 @@ from typing import Any
 from config import ClusterConfig
 from signaling.bus import keys
 from signaling.bus.codec import encode_frames
+from signaling.bus.outbound import Batch
 from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import Claim, Claimed, Forward, LookedUp, Recall, Recalled
 from signaling.core.nodes.frames import DeviceGone, DeviceRecord, NodeFrame, Snapshot
 from tests.redis_server import RedisServer, private_redis
+
+USER = ("example.com", "bob")
 
 
 @dataclass
@@ -278,7 +281,8 @@ async def test_a_snapshot_is_taken_once_by_its_user_and_nothing_else_stalls() ->
             await until(lambda: len(seen_b.recalls) == 5, "the answers")
             found = sorted((answer.request, answer.snapshot) for answer in seen_b.recalls)
             assert found == [(1, None), (2, kept), (3, None), (4, None), (5, None)]
-            assert await client.exists(keys.token("k1")) == 0
+            taken = await client.get(keys.token("k1"))
+            assert taken.startswith(b"taken " + b.address.encode())  # until a lets it go
             a.book.drop("k2")
             for _ in range(250):
                 if not await client.exists(keys.token("k2")):
@@ -288,6 +292,47 @@ async def test_a_snapshot_is_taken_once_by_its_user_and_nothing_else_stalls() ->
             assert index == {keys.token("k1").encode()}  # until a lets its registration go
         finally:
             await client.aclose()
+
+
+async def test_a_recall_asked_again_gets_its_snapshot_and_one_given_back_is_good_again() -> None:
+    """A pipeline resent after a broken connection asks its recall again: the snapshot
+    it took is still its own, and nobody else's. Given back (its client left), another
+    node can take it; given back after its node dropped it, it stays gone."""
+    async with (
+        private_redis() as redis,
+        bus(redis, "a") as (a, _),
+        bus(redis, "b") as (b, _),
+        bus(redis, "c") as (c, seen_c),
+    ):
+        kept = Snapshot("example.com", "bob", "phone", frozenset(), a.address, 1, ())
+        a.book.keep("k1", kept, 30.0)
+        a.book.keep("k2", kept, None)
+        await until(lambda: a._writer.settled.is_set(), "a wrote both")
+        outbound = b._writer.outbound
+        assert outbound is not None
+        batch = Batch()
+        batch.questions += [Recall(1, "k1", *USER), Recall(2, "k2", *USER)]
+        for _ in range(2):  # the pipeline, and the copy a broken connection resends
+            _, results = await outbound.execute(batch)
+            answers = outbound.answers(batch, results, set())
+            assert answers == [Recalled(1, kept), Recalled(2, kept)]
+        c.take(Recall(1, "k1", *USER))
+        await until(lambda: len(seen_c.recalls) == 1, "c's answer")
+        assert seen_c.recalls[0] == Recalled(1, None)
+        client = redis.client()
+        try:
+            assert 0 < await client.pttl(keys.token("k1")) <= 30_000  # taken, as it was
+            a.book.drop("k2")
+            await until(lambda: a._writer.settled.is_set(), "a dropped k2")
+            b.book.give_back("k1", 1)
+            b.book.give_back("k2", 2)
+            await until(lambda: b._writer.settled.is_set(), "b gave both back")
+            assert await client.exists(keys.token("k2")) == 0
+        finally:
+            await client.aclose()
+        c.take(Recall(2, "k1", *USER))
+        await until(lambda: len(seen_c.recalls) == 2, "c's second answer")
+        assert seen_c.recalls[1] == Recalled(2, kept)
 
 
 async def test_a_copy_of_an_entry_is_delivered_once() -> None:

@@ -5,8 +5,8 @@ pairs, frames each client received wait in its inbox, and nothing travels betwee
 switches unless the test lets it (``settle=False`` leaves it in ``bus.pending``).
 ``finish()`` closes everything and proves that no switch kept anything: no call, leg,
 stand-in, waiting lookup or claim, no message waiting for its delivery report, and
-nothing in the shared book (but the snapshots of switches lost, which Redis would let
-expire).
+nothing in the shared book (but the snapshots of switches lost, taken or not, which
+Redis would let expire).
 """
 
 from __future__ import annotations
@@ -232,7 +232,8 @@ class Cluster:
             assert held["unreported"] == 0, (node, held)  # every message's report settled
             assert held["board_chats"] == held["queue_asks"] == 0, (node, held)
         assert len(self.bus.book) == 0
-        kept = [snapshot for snapshot, _ in self.bus.book.snapshots.values()]
+        book = self.bus.book
+        kept = [snapshot for snapshot, _ in [*book.snapshots.values(), *book.taken.values()]]
         assert [s for s in kept if s.node in self.bus.switches] == []
         assert self.bus.book.claims == {}
         assert self.bus.book.presence == {} and self.bus.book.published == {}

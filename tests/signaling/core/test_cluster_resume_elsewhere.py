@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from signaling.core.actions import Recall
 from signaling.core.nodes.snapshots import token_key
 from tests.signaling.core.cluster_harness import Client, Cluster
 from tests.support import make_config
@@ -182,6 +183,61 @@ def test_a_token_works_once_and_only_for_its_user() -> None:
     cluster.send(late, register)
     result = cluster.one(late)
     assert result["resumed"] is False and result["resume"] != cluster.tokens[again]
+    cluster.finish()
+
+
+def test_a_client_gone_while_its_register_waited_can_still_resume() -> None:
+    """bob's first try, on c, closes before the book answered: c gives the snapshot
+    back, so his next try (on d) resumes the registration and its call as if the first
+    had never been made; and a connection closing on its own switch the same way."""
+    cluster = _cluster("a", "b", "c", "d")
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    conf, _ = _call(cluster, alice, bob)
+    cluster.close(bob, clean=False)
+    cluster.say(alice, 1, "while away", id="m1")
+    token = cluster.tokens[bob]
+    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": token}
+    for node, closing in (("c", True), ("d", False)):
+        first = cluster.login(node, "bob")
+        cluster.send(first, register, settle=False)
+        if closing:  # the socket is gone before the answer
+            cluster.feed(node, cluster.switch(node).closed(first[1], False), settle=False)
+        else:  # the switch closes it (a client over its limits)
+            cluster.feed(node, cluster.switch(node).kick(first[1], 4008, "slow"), settle=False)
+        cluster.bus.run()
+        assert cluster.take(first) == [] and token_key(token) in cluster.bus.book.snapshots
+    again = cluster.resume(bob, "d", "bob", {conf: 0})
+    _answer_resumed(cluster, again, conf)
+    assert _seqs(cluster.take(again)) == [1]
+    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    cluster.finish()
+
+
+def test_two_tries_of_one_token_at_once_on_two_switches_make_one_registration() -> None:
+    """bob's token reaches c and d at the same instant: the book gives it to the first
+    question it answers; the other gets a registration of its own (``resumed:false``),
+    and the call goes on with the first, every message once."""
+    cluster = _cluster("a", "b", "c", "d")
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    conf, _ = _call(cluster, alice, bob)
+    cluster.close(bob, clean=False)
+    cluster.say(alice, 1, "while away", id="m1")
+    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": cluster.tokens[bob]}
+    on_c, on_d = cluster.login("c", "bob"), cluster.login("d", "bob")
+    cluster.send(on_c, {**register, "seqs": {conf: 0}}, settle=False)
+    cluster.send(on_d, {**register, "seqs": {conf: 0}}, settle=False)
+    recalls = [i for i, d in enumerate(cluster.bus.pending) if isinstance(d.question, Recall)]
+    cluster.bus.step(recalls[-1])  # d's question first
+    cluster.bus.run()
+    assert cluster.take(on_c)[0]["resumed"] is False
+    result = cluster.take(on_d)
+    assert result[0]["resumed"] is True
+    cluster.inbox[on_d] = result[1:] + cluster.inbox[on_d]
+    _answer_resumed(cluster, on_d, conf)
+    assert _seqs(cluster.take(on_d)) == [1]
+    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    cluster.say(alice, 1, "again", id="m2")
+    assert _seqs(cluster.take(on_d)) == [2] and cluster.take(on_c) == []
     cluster.finish()
 
 
