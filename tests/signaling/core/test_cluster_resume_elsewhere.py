@@ -344,3 +344,32 @@ def test_a_device_back_on_its_switch_before_that_switch_heard_it_left() -> None:
     assert _seqs(cluster.take(alice)) == [1]
     assert _acks(cluster.take(back)) == [("r1", "delivered")]
     cluster.finish()
+
+
+def test_a_token_tried_at_once_on_its_switch_and_another_ends_with_one_registration() -> None:
+    """c takes bob's token from the book an instant before bob's other connection tries
+    it on b, which holds the registration and resumes it without asking: both hear
+    ``resumed:true``; b lets the registration go to c when c's TakeOver comes, closing
+    its connection 4005, and the call goes on with c alone, every message once."""
+    cluster = _cluster("a", "b", "c")
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    conf, _ = _call(cluster, alice, bob)
+    cluster.close(bob, clean=False)
+    cluster.say(alice, 1, "while away", id="m1")
+    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": cluster.tokens[bob]}
+    on_c, on_b = cluster.login("c", "bob"), cluster.login("b", "bob")
+    cluster.send(on_c, {**register, "seqs": {conf: 0}}, settle=False)
+    recalls = [i for i, d in enumerate(cluster.bus.pending) if isinstance(d.question, Recall)]
+    cluster.bus.step(recalls[0])  # c has the snapshot; its TakeOver waits on the bus
+    cluster.send(on_b, {**register, "seqs": {conf: 0}})
+    assert cluster.closed_with[on_b].code == 4005
+    assert cluster.take(on_b)[0]["resumed"] is True  # then closed
+    result = cluster.take(on_c)
+    assert result[0]["resumed"] is True
+    cluster.inbox[on_c] = result[1:] + cluster.inbox[on_c]
+    _answer_resumed(cluster, on_c, conf)
+    assert _seqs(cluster.take(on_c)) == [1]
+    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    b = cluster.switch("b")
+    assert len(b.registry) == 0 and b.held()["proxy_legs"] == 0
+    cluster.finish()
