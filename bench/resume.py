@@ -30,26 +30,21 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from presence import Counts, commands, spent
+
 from tests.cluster_services import cluster_services, node_config
-from tests.support import PASSWORDS, Phone, RunningServer, make_config, resume_phone, running_server
-
-Counts = dict[str, int]
-
-
-async def commands(client: Any) -> Counts:
-    info = await client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in info.items()}
-
-
-def spent(after: Counts, before: Counts) -> Counts:
-    """Commands run between two readings, but the ``INFO`` that read them."""
-    used = {name: calls - before.get(name, 0) for name, calls in after.items()}
-    used["info"] = used.get("info", 1) - 1
-    return {name: calls for name, calls in sorted(used.items()) if calls}
+from tests.support import (
+    PASSWORDS,
+    Phone,
+    RunningServer,
+    answered_call,
+    make_config,
+    resume_phone,
+    running_server,
+)
 
 
 def show(title: str, used: Counts, per: int) -> None:
@@ -87,15 +82,6 @@ async def rounds(
     return bob, seen, answered, replayed
 
 
-async def call(alice: Phone, bob: Phone) -> str:
-    await alice.setup(1, "bob")
-    conf: str = (await alice.sig(1, "call_proc"))["sig"]["confId"]
-    number, _ = await bob.offered()
-    await bob.signal(number, {"type": "conn"})
-    await alice.sig(1, "conn")
-    return conf
-
-
 async def main(count: int) -> None:
     quiet = {"lease": 30.0, "heartbeat": 10.0}  # no heartbeat among the counted commands
     config = make_config(messages=False, burst=100_000, rate_close_after=100_000, grace=60.0)
@@ -107,7 +93,7 @@ async def main(count: int) -> None:
         client = services.redis.client()
         try:
             alice, bob = await a.phone("alice"), await b.phone("bob")
-            conf = await call(alice, bob)
+            conf, _ = await answered_call(alice, bob)
             bob, seen, _, _ = await rounds(alice, bob, conf, 0, [b], 20)  # warm up
             before = await commands(client)
             bob, seen, _, _ = await rounds(alice, bob, conf, seen, [b], count)

@@ -282,6 +282,38 @@ async def connected_pair(
     return pa, pb, number
 
 
+async def answered_call(caller: Phone, callee: Phone) -> tuple[str, int]:
+    """``caller`` calls ``callee`` on call 1, which answers: the call's confId and the
+    callee's call number."""
+    await caller.setup(1, callee.sip)
+    conf: str = (await caller.sig(1, "call_proc"))["sig"]["confId"]
+    number, _ = await callee.offered()
+    await callee.signal(number, {"type": "conn"})
+    await caller.sig(1, "conn")
+    return conf, number
+
+
+async def answer_resumed(phone: Phone, conf: str) -> int:
+    """Call ``conf`` offered again after a resume (PROTOCOL §4.9), answered: its new
+    call number."""
+    number, setup = await phone.offered()
+    assert setup["confId"] == conf and {"type": "resumed"} in setup["fty"], setup
+    await phone.signal(number, {"type": "conn"})
+    return number
+
+
+async def acks_until_delivered(phone: Phone, count: int) -> dict[str, list[str]]:
+    """The states each of ``count`` message ids is acknowledged with, once every one
+    has been acknowledged ``delivered``."""
+    states: dict[str, list[str]] = {}
+    while sum("delivered" in got for got in states.values()) < count:
+        ack = await phone.fty(1)
+        assert ack["type"] == "im_ack", ack
+        for message_id in ack.get("ids") or [ack["id"]]:
+            states.setdefault(message_id, []).append(ack["state"])
+    return states
+
+
 async def drained(server: RunningServer) -> None:
     """Wait until the messages service has acknowledged every Post the hub took (it
     stores them in the background; histories are read from there)."""

@@ -15,7 +15,7 @@ import httpx
 
 from tests.cluster_services import cluster_services
 from tests.integration.cluster_processes import LEASE, ClusterNodes
-from tests.support import Phone
+from tests.support import acks_until_delivered, answer_resumed, answered_call
 
 GRACE = 20.0
 
@@ -34,39 +34,10 @@ async def cluster(tmp_path: Path, *names: str) -> AsyncIterator[ClusterNodes]:
             nodes.stop()
 
 
-async def call(alice: Phone, bob: Phone) -> tuple[str, int]:
-    """alice calls bob, who answers: the call's confId and bob's call number."""
-    await alice.setup(1, "bob")
-    conf: str = (await alice.sig(1, "call_proc"))["sig"]["confId"]
-    number, _ = await bob.offered()
-    await bob.signal(number, {"type": "conn"})
-    await alice.sig(1, "conn")
-    return conf, number
-
-
-async def answer_resumed(phone: Phone, conf: str) -> int:
-    number, setup = await phone.offered()
-    assert setup["confId"] == conf and {"type": "resumed"} in setup["fty"], setup
-    await phone.signal(number, {"type": "conn"})
-    return number
-
-
-async def acks_until_delivered(phone: Phone, count: int) -> dict[str, list[str]]:
-    """The states each of ``count`` message ids is acknowledged with, once every one
-    has been acknowledged ``delivered``."""
-    states: dict[str, list[str]] = {}
-    while sum("delivered" in got for got in states.values()) < count:
-        ack = await phone.fty(1)
-        assert ack["type"] == "im_ack", ack
-        for message_id in ack.get("ids") or [ack["id"]]:
-            states.setdefault(message_id, []).append(ack["state"])
-    return states
-
-
 async def test_resume_on_another_node_while_the_peer_keeps_writing(tmp_path: Path) -> None:
     async with cluster(tmp_path, "a", "b", "c") as nodes:
         alice, bob = await nodes.phone("a", "alice"), await nodes.phone("b", "bob")
-        conf, number = await call(alice, bob)
+        conf, number = await answered_call(alice, bob)
         for n in range(1, 21):
             await alice.say(1, f"before {n}", id=f"m{n}")
         seen = [(await bob.fty(number))["seq"] for _ in range(20)]
@@ -97,7 +68,7 @@ async def test_resume_on_another_node_while_the_peer_keeps_writing(tmp_path: Pat
 async def test_the_callee_resumes_elsewhere_after_its_node_is_killed(tmp_path: Path) -> None:
     async with cluster(tmp_path, "a", "b", "c") as nodes:
         alice, bob = await nodes.phone("a", "alice"), await nodes.phone("b", "bob")
-        conf, number = await call(alice, bob)
+        conf, number = await answered_call(alice, bob)
         await alice.say(1, "before", id="m1")
         assert (await bob.fty(number))["seq"] == 1
         assert (await alice.fty(1))["state"] == "delivered"

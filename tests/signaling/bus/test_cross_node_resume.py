@@ -16,7 +16,16 @@ from typing import Any
 
 from config import Config
 from tests.cluster_services import ClusterServices, node_config, running_nodes
-from tests.support import PASSWORDS, Phone, RunningServer, make_config, resume_phone, running_server
+from tests.support import (
+    PASSWORDS,
+    RunningServer,
+    acks_until_delivered,
+    answer_resumed,
+    answered_call,
+    make_config,
+    resume_phone,
+    running_server,
+)
 
 JsonObject = dict[str, Any]
 GRACE = 30.0
@@ -35,24 +44,6 @@ async def three_nodes() -> AsyncIterator[
         yield services, a, b, c
 
 
-async def call(alice: Phone, bob: Phone) -> tuple[str, int]:
-    """alice calls bob, who answers: the call's confId and bob's call number."""
-    await alice.setup(1, "bob")
-    conf: str = (await alice.sig(1, "call_proc"))["sig"]["confId"]
-    number, _ = await bob.offered()
-    await bob.signal(number, {"type": "conn"})
-    await alice.sig(1, "conn")
-    return conf, number
-
-
-async def answer_resumed(phone: Phone, conf: str) -> int:
-    """The call offered again after the resume, answered: its new number."""
-    number, setup = await phone.offered()
-    assert setup["confId"] == conf and {"type": "resumed"} in setup["fty"], setup
-    await phone.signal(number, {"type": "conn"})
-    return number
-
-
 def token_key(token: str) -> str:
     return "sb:tok:" + hashlib.sha256(token.encode()).hexdigest()
 
@@ -60,7 +51,7 @@ def token_key(token: str) -> str:
 async def test_a_client_resumes_on_another_node_while_its_peer_keeps_writing() -> None:
     async with three_nodes() as (services, a, b, c):
         alice, bob = await a.phone("alice"), await b.phone("bob")
-        conf, number = await call(alice, bob)
+        conf, number = await answered_call(alice, bob)
         for n in range(1, 11):
             await alice.say(1, f"before {n}", id=f"m{n}")
             assert (await bob.fty(number))["seq"] == n
@@ -79,11 +70,7 @@ async def test_a_client_resumes_on_another_node_while_its_peer_keeps_writing() -
         await writer
         seqs = [(await again.fty(number))["seq"] for _ in range(50)]
         assert seqs == list(range(11, 61))  # no gap, no duplicate
-        states: dict[str, list[str]] = {}
-        while sum("delivered" in got for got in states.values()) < 60:
-            ack = await alice.fty(1)
-            for message_id in ack.get("ids") or [ack["id"]]:
-                states.setdefault(message_id, []).append(ack["state"])
+        states = await acks_until_delivered(alice, 60)
         assert all(got in (["delivered"], ["held", "delivered"]) for got in states.values())
         await again.say(number, "from c", id="r1")
         assert (await alice.fty(1))["seq"] == 61
@@ -108,7 +95,7 @@ async def test_a_stopped_node_s_clients_resume_on_another_within_the_grace() -> 
     resumes on c; alice's call, homed on a, goes on."""
     async with three_nodes() as (services, a, b, c):
         alice, bob = await a.phone("alice"), await b.phone("bob")
-        conf, number = await call(alice, bob)
+        conf, number = await answered_call(alice, bob)
         await alice.say(1, "one", id="m1")
         assert (await bob.fty(number))["seq"] == 1
         assert (await alice.fty(1))["state"] == "delivered"
@@ -151,7 +138,7 @@ async def test_the_clients_of_a_node_stopped_for_an_upgrade_resume_on_the_others
     async with running_nodes(resuming_node, "a", "c") as (services, (a, c)):
         async with running_server(resuming_node(services, "b")) as b:
             alice, bob = await a.phone("alice"), await b.phone("bob")
-            conf, number = await call(alice, bob)
+            conf, number = await answered_call(alice, bob)
             await alice.say(1, "one", id="m1")
             assert (await bob.fty(number))["seq"] == 1
             assert (await alice.fty(1))["state"] == "delivered"

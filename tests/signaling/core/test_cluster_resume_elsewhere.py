@@ -186,30 +186,58 @@ def test_a_token_works_once_and_only_for_its_user() -> None:
     cluster.finish()
 
 
-def test_a_client_gone_while_its_register_waited_can_still_resume() -> None:
-    """bob's first try, on c, closes before the book answered: c gives the snapshot
-    back, so his next try (on d) resumes the registration and its call as if the first
-    had never been made; and a connection closing on its own switch the same way."""
-    cluster = _cluster("a", "b", "c", "d")
+def _away(cluster: Cluster) -> tuple[Client, Client, str]:
+    """alice on a calls bob on b, whose link drops; she writes m1 meanwhile."""
     alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
     conf, _ = _call(cluster, alice, bob)
     cluster.close(bob, clean=False)
     cluster.say(alice, 1, "while away", id="m1")
-    token = cluster.tokens[bob]
+    return alice, bob, conf
+
+
+def _try(cluster: Cluster, client: Client, token: str, conf: str) -> None:
+    """bob's new connection ``client`` registers with ``token``; what its switch sends
+    other switches waits on the bus."""
     register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": token}
+    cluster.send(client, {**register, "seqs": {conf: 0}}, settle=False)
+
+
+def _recalls(cluster: Cluster) -> list[int]:
+    return [i for i, d in enumerate(cluster.bus.pending) if isinstance(d.question, Recall)]
+
+
+def _resumed(cluster: Cluster, client: Client) -> bool:
+    """Whether the client's RegisterResult says resumed; what came after it stays."""
+    frames = cluster.take(client)
+    assert frames[0]["mt"] == "RegisterResult", frames
+    cluster.inbox[client] = frames[1:] + cluster.inbox[client]
+    resumed: bool = frames[0]["resumed"]
+    return resumed
+
+
+def _gets_m1_once(cluster: Cluster, alice: Client, client: Client, conf: str) -> None:
+    _answer_resumed(cluster, client, conf)
+    assert _seqs(cluster.take(client)) == [1]
+    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+
+
+def test_a_client_gone_while_its_register_waited_can_still_resume() -> None:
+    """bob's first try, on c, closes before the book answered: c gives the snapshot
+    back, so his next try resumes the registration and its call as if the first had
+    never been made; and so does a try on d that d closes itself meanwhile."""
+    cluster = _cluster("a", "b", "c", "d")
+    alice, bob, conf = _away(cluster)
+    token = cluster.tokens[bob]
     for node, closing in (("c", True), ("d", False)):
         first = cluster.login(node, "bob")
-        cluster.send(first, register, settle=False)
+        _try(cluster, first, token, conf)
         if closing:  # the socket is gone before the answer
             cluster.feed(node, cluster.switch(node).closed(first[1], False), settle=False)
         else:  # the switch closes it (a client over its limits)
             cluster.feed(node, cluster.switch(node).kick(first[1], 4008, "slow"), settle=False)
         cluster.bus.run()
         assert cluster.take(first) == [] and token_key(token) in cluster.bus.book.snapshots
-    again = cluster.resume(bob, "d", "bob", {conf: 0})
-    _answer_resumed(cluster, again, conf)
-    assert _seqs(cluster.take(again)) == [1]
-    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    _gets_m1_once(cluster, alice, cluster.resume(bob, "d", "bob", {conf: 0}), conf)
     cluster.finish()
 
 
@@ -218,26 +246,36 @@ def test_two_tries_of_one_token_at_once_on_two_switches_make_one_registration() 
     question it answers; the other gets a registration of its own (``resumed:false``),
     and the call goes on with the first, every message once."""
     cluster = _cluster("a", "b", "c", "d")
-    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
-    conf, _ = _call(cluster, alice, bob)
-    cluster.close(bob, clean=False)
-    cluster.say(alice, 1, "while away", id="m1")
-    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": cluster.tokens[bob]}
+    alice, bob, conf = _away(cluster)
     on_c, on_d = cluster.login("c", "bob"), cluster.login("d", "bob")
-    cluster.send(on_c, {**register, "seqs": {conf: 0}}, settle=False)
-    cluster.send(on_d, {**register, "seqs": {conf: 0}}, settle=False)
-    recalls = [i for i, d in enumerate(cluster.bus.pending) if isinstance(d.question, Recall)]
-    cluster.bus.step(recalls[-1])  # d's question first
+    for client in (on_c, on_d):
+        _try(cluster, client, cluster.tokens[bob], conf)
+    cluster.bus.step(_recalls(cluster)[-1])  # d's question first
     cluster.bus.run()
-    assert cluster.take(on_c)[0]["resumed"] is False
-    result = cluster.take(on_d)
-    assert result[0]["resumed"] is True
-    cluster.inbox[on_d] = result[1:] + cluster.inbox[on_d]
-    _answer_resumed(cluster, on_d, conf)
-    assert _seqs(cluster.take(on_d)) == [1]
-    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    assert not _resumed(cluster, on_c) and _resumed(cluster, on_d)
+    _gets_m1_once(cluster, alice, on_d, conf)
     cluster.say(alice, 1, "again", id="m2")
     assert _seqs(cluster.take(on_d)) == [2] and cluster.take(on_c) == []
+    cluster.finish()
+
+
+def test_a_token_tried_at_once_on_its_switch_and_another_ends_with_one_registration() -> None:
+    """c takes bob's token from the book an instant before bob's other connection tries
+    it on b, which holds the registration and resumes it without asking: both hear
+    ``resumed:true``; b lets the registration go to c when c's TakeOver comes, closing
+    its connection 4005, and the call goes on with c alone, every message once."""
+    cluster = _cluster("a", "b", "c")
+    alice, bob, conf = _away(cluster)
+    on_c, on_b = cluster.login("c", "bob"), cluster.login("b", "bob")
+    _try(cluster, on_c, cluster.tokens[bob], conf)
+    cluster.bus.step(_recalls(cluster)[0])  # c has the snapshot; its TakeOver waits
+    _try(cluster, on_b, cluster.tokens[bob], conf)
+    cluster.bus.run()
+    assert cluster.closed_with[on_b].code == 4005
+    assert _resumed(cluster, on_b) and _resumed(cluster, on_c)
+    _gets_m1_once(cluster, alice, on_c, conf)
+    b = cluster.switch("b")
+    assert len(b.registry) == 0 and b.held()["proxy_legs"] == 0
     cluster.finish()
 
 
@@ -343,33 +381,4 @@ def test_a_device_back_on_its_switch_before_that_switch_heard_it_left() -> None:
     cluster.say(back, number, "hello again", id="r1")
     assert _seqs(cluster.take(alice)) == [1]
     assert _acks(cluster.take(back)) == [("r1", "delivered")]
-    cluster.finish()
-
-
-def test_a_token_tried_at_once_on_its_switch_and_another_ends_with_one_registration() -> None:
-    """c takes bob's token from the book an instant before bob's other connection tries
-    it on b, which holds the registration and resumes it without asking: both hear
-    ``resumed:true``; b lets the registration go to c when c's TakeOver comes, closing
-    its connection 4005, and the call goes on with c alone, every message once."""
-    cluster = _cluster("a", "b", "c")
-    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
-    conf, _ = _call(cluster, alice, bob)
-    cluster.close(bob, clean=False)
-    cluster.say(alice, 1, "while away", id="m1")
-    register = {"api": "PbxSignal", "mt": "Register", "src": "reg", "resume": cluster.tokens[bob]}
-    on_c, on_b = cluster.login("c", "bob"), cluster.login("b", "bob")
-    cluster.send(on_c, {**register, "seqs": {conf: 0}}, settle=False)
-    recalls = [i for i, d in enumerate(cluster.bus.pending) if isinstance(d.question, Recall)]
-    cluster.bus.step(recalls[0])  # c has the snapshot; its TakeOver waits on the bus
-    cluster.send(on_b, {**register, "seqs": {conf: 0}})
-    assert cluster.closed_with[on_b].code == 4005
-    assert cluster.take(on_b)[0]["resumed"] is True  # then closed
-    result = cluster.take(on_c)
-    assert result[0]["resumed"] is True
-    cluster.inbox[on_c] = result[1:] + cluster.inbox[on_c]
-    _answer_resumed(cluster, on_c, conf)
-    assert _seqs(cluster.take(on_c)) == [1]
-    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
-    b = cluster.switch("b")
-    assert len(b.registry) == 0 and b.held()["proxy_legs"] == 0
     cluster.finish()
