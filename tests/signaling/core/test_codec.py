@@ -75,6 +75,39 @@ def test_encode_round_trips(value: object) -> None:
     assert json.loads(encode(value)) == value
 
 
+numbers = st.one_of(
+    st.integers(),
+    st.integers(-(2**64), 2**65),
+    st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**18, 10**19]),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+numbered_values = st.recursive(
+    numbers | st.text(st.sampled_from('0123456789٣a"é'), max_size=24),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children)
+    ),
+    max_leaves=8,
+)
+
+
+def _typed(value: object) -> object:
+    """``value`` with every number tagged by its type: ``1 == 1.0``, but not on the wire."""
+    if type(value) is dict:
+        return {key: _typed(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value)
+
+
+@given(numbered_values, st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]))
+def test_frames_read_as_json_reads_them(value: object, separators: tuple[str, str]) -> None:
+    """orjson reads a frame only where it reads what ``json`` reads: integers beyond 64
+    bits stay integers (orjson would make them floats), floats and digits in strings are
+    read alike."""
+    text = json.dumps({"mt": "KeepAlive", "src": value}, separators=separators)
+    assert _typed(decode(text).src) == _typed(json.loads(text)["src"])
+
+
 def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
     with pytest.raises(BadJson):
         decode("[" * 100_000)
