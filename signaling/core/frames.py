@@ -204,7 +204,10 @@ def ack_text(src: object, number: int, ids: list[str], seq: int, time: int, stat
         named = '"id":' + encode_string(ids[0])
     else:
         named = '"ids":[' + ",".join([encode_string(one) for one in ids]) + "]"
-    origin = "" if src is None else '"src":' + encode(src) + ","
+    if src is None:
+        origin = ""
+    else:  # nearly always a string: its encoding without the encoder's dispatch
+        origin = '"src":' + (encode_string(src) if type(src) is str else encode(src)) + ","
     return (
         f'{{"api":"PbxSignal","mt":"Signaling",{origin}"call":{number},'
         f'"sig":{{"type":"facility","fty":[{{"type":"im_ack",{named},'

@@ -58,6 +58,9 @@ __all__ = ["ChatCalls", "SeatHooks"]
 
 JsonObject = dict[str, Any]
 
+_SETUP = Event.SETUP
+"""A global: cheaper to read than an enum's member, and read for every frame of a call."""
+
 
 class SeatHooks(Protocol):
     """What a switch's seat in a cluster gives the chat core (``nodes.seat_parts``)."""
@@ -319,7 +322,7 @@ class ChatCalls:
         leg = reg.legs.get(msg.call)
         if leg is None:
             return self._setup.idle(reg, msg.call, event, sig)
-        if event is None or event is Event.SETUP:
+        if event is None or event is _SETUP:
             raise BadState(f"{sig.type} not allowed in state {leg.state.value}")
         if leg.resume is not None:
             return self._resume.answered(leg, event, sig)

@@ -38,6 +38,9 @@ __all__ = ["Control"]
 
 JsonObject = dict[str, Any]
 
+_FACILITY, _PROGRESS = Event.FACILITY, Event.PROGRESS
+"""Globals: cheaper to read than an enum's members, and read for every frame of a call."""
+
 
 class Control:
     def __init__(
@@ -66,15 +69,16 @@ class Control:
     # -- a client's frame on its leg --------------------------------------------------------
 
     def client_event(self, leg: Leg, event: Event, sig: Sig) -> None:
-        if event is Event.FACILITY and takes_on_write(leg, sig):
-            self.take(leg)  # the queue's take_on_write: writing takes it, as Take would
+        if event is _FACILITY:  # the most frequent frame by far: messages
+            if leg.call.support is not None and takes_on_write(leg, sig):
+                self.take(leg)  # the queue's take_on_write: writing takes it, as Take would
+            else:
+                client_event(leg.role, leg.state, event)  # BadState unless allowed
             return self._relay.facility(leg, sig)
         next_state = client_event(leg.role, leg.state, event)  # BadState unless allowed
-        if event is Event.PROGRESS and sig.fields and "cau" in sig.fields:
+        if event is _PROGRESS and sig.fields and "cau" in sig.fields:
             event = Event.DISC  # progress with a cause: this device disconnected (12.25)
             next_state = client_event(leg.role, leg.state, event)
-        if event is Event.FACILITY:
-            return self._relay.facility(leg, sig)
         if self._legs.tracer.signalling:
             change = f"{leg.state.value} -> {next_state.value}"
             self._legs.note(leg.reg, leg.number, f"{sig.type}: {change}")

@@ -51,6 +51,7 @@ JsonObject = dict[str, Any]
 # The states as module constants: a global is cheaper to read than an enum's member on the
 # hot path (PROTOCOL §4.6; the figures are in docs/benchmarks.md).
 _DELIVERED, _HELD, _PENDING = Delivery.DELIVERED, Delivery.HELD, Delivery.PENDING
+_RELEASED = LegState.RELEASED
 
 
 class Relay:
@@ -98,7 +99,7 @@ class Relay:
     def facility(self, leg: Leg, sig: Sig) -> None:
         for message in sig.messages:
             self.write(leg, message)
-            if leg.state is LegState.RELEASED:
+            if leg.state is _RELEASED:
                 return None  # e.g. the receiver was cut off: the rest has nowhere to go
         if sig.fty:
             self._other_facilities(leg, sig.fty)
