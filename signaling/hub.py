@@ -68,6 +68,9 @@ __all__ = ["Hub", "Peer", "WirePeer"]
 log = logging.getLogger(__name__)
 
 
+_perf_counter = time.perf_counter
+"""Read twice a frame: a global rather than the module's attribute."""
+
 _CLUSTER = frozenset((Forward, Lookup, Recall, Claim, Unclaim, PresenceShare, PresenceWatch))
 """Actions for the bus (SCALE.md); a switch standing alone makes none."""
 
@@ -137,6 +140,8 @@ class Hub:
         self._batches = 0
         self._wake = asyncio.Event()
         self._sleeping_until = math.inf
+        self._armed_seen = 0
+        """The switch's ``timers.armed`` when its next deadline was last looked at."""
         self._timer_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.webhooks = webhooks
@@ -203,11 +208,11 @@ class Hub:
         return conn_id
 
     def receive(self, conn_id: int, text: str) -> None:
-        began = time.perf_counter()
+        began = _perf_counter()
         if self.tracer.pbx:
             self._trace_pbx(conn_id, "recv", text)
         self._apply(self.switch.receive(conn_id, text))
-        self.frame_times.observe(time.perf_counter() - began)
+        self.frame_times.observe(_perf_counter() - began)
 
     def begin_batch(self) -> None:
         """Frames from one read of one connection follow (``signaling.hub_socket``): acks
@@ -347,9 +352,12 @@ class Hub:
                 link = queues.link(action.conn)
             if link is not None and not link.closing and not link.push(action.text, limit):
                 actions.extend(self._overflow(action.conn, link))
-        deadline = self.switch.next_deadline()
-        if deadline is not None and deadline < self._sleeping_until:
-            self._wake.set()
+        armed = self.switch.timers.armed
+        if armed != self._armed_seen:  # a timer was armed: is it sooner than the sleep?
+            self._armed_seen = armed
+            deadline = self.switch.next_deadline()
+            if deadline is not None and deadline < self._sleeping_until:
+                self._wake.set()
 
     def _apply_other(self, action: Action, actions: list[Action], index: int) -> int:
         """Every action but a relayed frame; returns where ``_apply`` goes on (an ack run

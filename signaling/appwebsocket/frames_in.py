@@ -37,11 +37,11 @@ def frame_end(data: bytes | bytearray, start: int, limit: int) -> tuple[int, int
     second = data[start + 1]
     size = second & 0x7F
     header = 2
-    if size == 126:
+    if size == 126:  # most chat frames: 126 bytes to 64 KiB, read without a slice
         header = 4
         if available < header:
             return None
-        size = int.from_bytes(data[start + 2 : start + 4], "big")
+        size = data[start + 2] << 8 | data[start + 3]
     elif size == 127:
         header = 10
         if available < header:

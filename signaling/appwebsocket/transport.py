@@ -25,6 +25,7 @@ errors: this module only moves frames.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -139,13 +140,18 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     return flusher
 
 
+_SHORT_HEADERS = tuple(bytes((0x81, size)) for size in range(126))
+_MEDIUM_HEADER = struct.Struct(">BBH").pack
+
+
 def _text_header(size: int) -> bytes:
     """The header of one final, unmasked server text frame of ``size`` bytes (RFC 6455
-    §5.2); the payload follows it as its own item of the turn's single write."""
+    §5.2); the payload follows it as its own item of the turn's single write. Built once
+    for each short size, packed in one call for the others (every frame written)."""
     if size < 126:
-        return bytes((0x81, size))
+        return _SHORT_HEADERS[size]
     if size < 65536:
-        return b"\x81\x7e" + size.to_bytes(2, "big")
+        return _MEDIUM_HEADER(0x81, 126, size)
     return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
@@ -214,13 +220,15 @@ class TransportSocket(LivenessProtocol):
     # -- frames in --------------------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        """Every frame of one read is one batch for the endpoint."""
+        """Every frame of one read is one batch for the endpoint; the log lines written
+        meanwhile name the connection (set once a read, not once a frame)."""
         served = self.served
         if served is None:
             super().data_received(data)
             if self.served is not None and self._at_frame_start(data):
                 self._inbound = bytearray()
             return
+        logs.serving = served.name
         served.begin()
         try:
             if self._inbound is None:
@@ -230,6 +238,7 @@ class TransportSocket(LivenessProtocol):
                 self._cut(data)
         finally:
             served.end()
+            logs.serving = None
 
     def _at_frame_start(self, data: bytes) -> bool:
         """The read that completed the handshake held the request and nothing after it,
@@ -306,27 +315,20 @@ class TransportSocket(LivenessProtocol):
         if self.curr_msg_data_type == "text":
             self._text(data)
         else:
-            logs.serving = served.name
-            try:
-                served.binary()
-            finally:
-                logs.serving = None
+            served.binary()
 
     def _text(self, data: bytes) -> None:
-        """A whole text message for the endpoint (not valid UTF-8: closed 1007)."""
+        """A whole text message for the endpoint (not valid UTF-8: closed 1007); only
+        ever called from ``data_received``, with a ``served``."""
         served = self.served
         assert served is not None
-        logs.serving = served.name  # log lines name this connection
         try:
-            try:
-                text = data.decode()
-            except UnicodeDecodeError:
-                self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
-                self.handle_parser_exception()
-                return
-            served.text(text)
-        finally:
-            logs.serving = None
+            text = data.decode()
+        except UnicodeDecodeError:
+            self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
+            self.handle_parser_exception()
+            return
+        served.text(text)
 
     def pause_input(self) -> None:
         """Read nothing more from the peer for now (its frames wait in the kernel)."""

@@ -41,10 +41,15 @@ class TimerQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Timer]] = []
         self._order = itertools.count()
+        self.armed = 0
+        """Timers armed or revived so far. The earliest deadline comes sooner only when
+        this grows, so the I/O layer asks for ``next_deadline`` only then, not after
+        every event (most arm nothing: a relayed message does not)."""
 
     def arm(self, deadline: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(deadline, callback)
         heapq.heappush(self._heap, (deadline, next(self._order), timer))
+        self.armed += 1
         return timer
 
     def revive(self, timer: Timer, callback: Callable[[], None]) -> bool:
@@ -55,6 +60,7 @@ class TimerQueue:
             return False
         timer.cancelled = False
         timer.callback = callback
+        self.armed += 1
         return True
 
     def next_deadline(self) -> float | None:
