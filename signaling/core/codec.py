@@ -176,12 +176,20 @@ def parse_signaling(inbound: Inbound) -> Signaling:
     return Signaling(inbound.src, call, _parse_sig(sig))
 
 
+_PLAIN_SIG = frozenset({"type", "fty"})
+"""The keys of a message's ``facility``: no endpoint, cause or channel to read."""
+
+
 def _parse_sig(sig: JsonObject) -> Sig:
     """The parts a field absent from nearly every frame (``cd``, ``cau``, the relayed
     fields of a few types) needs are called only when it is there: this runs for every
     message a client sends."""
     get = sig.get
-    kind, raw_fty, cd, cau, channel = get("type"), get("fty"), get("cd"), get("cau"), get("channel")
+    kind, raw_fty = get("type"), get("fty")
+    if sig.keys() <= _PLAIN_SIG:
+        cd = cau = channel = None
+    else:
+        cd, cau, channel = get("cd"), get("cau"), get("channel")
     if type(kind) is not str:
         raise BadJson("sig needs a string type")
     if raw_fty is None:
@@ -320,32 +328,37 @@ _FIELD_CHECKS: dict[str, Callable[[str, str, object], object]] = {
 
 _TEXT = (str, type(None))
 _FLAG = (bool, type(None))
+_PLAIN_ITEM = frozenset({"type", "data", "mime", "id"})
+"""The keys of nearly every ``im_message`` a client sends: no typing, fragment,
+attachment, subject or participants to read."""
 
 
 def _parse_im_message(item: JsonObject) -> ImMessage:
-    """Every field read once and its type checked in line (the hot path: one message of
-    a client's); any type that is wrong is left to ``_checked_im_message``, which finds
-    the first one in its order and says which."""
+    """The fields of nearly every message read and their types checked in line (the hot
+    path: every message a client sends), the others only when the item has them; a type
+    that is wrong is left to ``_checked_im_message``, which finds the first one in its
+    order and says which."""
     get = item.get
     data, mime, message_id = get("data"), get("mime"), get("id")
-    attach, subject, participants = get("attach"), get("subject"), get("participants")
-    typing, more = get("typing"), get("more")
-    if not (
-        type(data) in _TEXT
-        and type(mime) in _TEXT
-        and type(message_id) in _TEXT
-        and type(attach) in _TEXT
-        and type(subject) in _TEXT
-        and type(participants) in _TEXT
-        and type(typing) in _FLAG
-        and type(more) in _FLAG
-    ):
+    if not (type(data) in _TEXT and type(mime) in _TEXT and type(message_id) in _TEXT):
         return _checked_im_message(item)
     if message_id is not None and (
         not 0 < len(message_id) <= MAX_ID_LENGTH or "\x00" in message_id
     ):
         # NUL: no database text column can hold it, and the id is stored with the message
         raise BadJson(f"im_message id must be 1 to {MAX_ID_LENGTH} characters, without NUL")
+    if item.keys() <= _PLAIN_ITEM:
+        return ImMessage(data, mime, None, False, message_id, None, None, None)
+    typing, more, attach = get("typing"), get("more"), get("attach")
+    subject, participants = get("subject"), get("participants")
+    if not (
+        type(typing) in _FLAG
+        and type(more) in _FLAG
+        and type(attach) in _TEXT
+        and type(subject) in _TEXT
+        and type(participants) in _TEXT
+    ):
+        return _checked_im_message(item)
     if attach is not None:
         _check_attach(attach)
     return ImMessage(data, mime, typing, more is True, message_id, attach, subject, participants)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signaling.core.codec import decode, encode, parse_register, parse_signaling
+from signaling.core.codec import (
+    _checked_im_message,
+    _parse_im_message,
+    decode,
+    encode,
+    parse_register,
+    parse_signaling,
+)
 from signaling.core.errors import BadJson
 
 json_values = st.recursive(
@@ -106,6 +114,35 @@ def test_frames_read_as_json_reads_them(value: object, separators: tuple[str, st
     read alike."""
     text = json.dumps({"mt": "KeepAlive", "src": value}, separators=separators)
     assert _typed(decode(text).src) == _typed(json.loads(text)["src"])
+
+
+field_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-1, 1),
+    st.sampled_from(["", "x", "a\x00", "m" * 65, "text/plain", "https://h.test/f x"]),
+    st.sampled_from(["<b>", "%zz", " u", "x" * 8193]),
+)
+im_items = st.dictionaries(
+    st.sampled_from(
+        ["data", "mime", "id", "typing", "more", "attach", "subject", "participants", "x"]
+    ),
+    field_values,
+).map(lambda item: {"type": "im_message", **item})
+
+
+def _outcome(parse: Callable[[dict[str, object]], object], item: dict[str, object]) -> object:
+    try:
+        return parse(item)
+    except BadJson as exc:
+        return f"BadJson: {exc}"
+
+
+@given(im_items)
+def test_a_message_item_reads_as_field_by_field(item: dict[str, object]) -> None:
+    """The hot path's reading of an ``im_message`` is the field-by-field one's: the same
+    message, or the same refusal naming the same field first."""
+    assert _outcome(_parse_im_message, item) == _outcome(_checked_im_message, item)
 
 
 def test_deeply_nested_json_is_bad_json_not_a_crash() -> None:
