@@ -107,6 +107,7 @@ class Fragments:
 
 class Leg:
     __slots__ = (
+        "ack_head",
         "call",
         "call_id",
         "fragments",
@@ -134,6 +135,9 @@ class Leg:
         """The typing expiry timer while this leg's user is typing."""
         self.relay_head: tuple[object, str] | None = None
         """(src it was built for, the fixed start of every message relayed to this leg)."""
+        self.ack_head: tuple[object, int, str] | None = None
+        """(src and call number it was built for, the fixed start of every ``im_ack``
+        this leg's writer hears)."""
         self.ring: Timer | None = None
         """A group call offered to this device rings until then (§7.6)."""
         self.offered_after = 0

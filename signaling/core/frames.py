@@ -36,6 +36,7 @@ __all__ = [
     "facility",
     "im_ack",
     "im_seen",
+    "leg_ack_text",
     "line_item",
     "name_identification",
     "post",
@@ -204,14 +205,35 @@ def ack_text(src: object, number: int, ids: list[str], seq: int, time: int, stat
         named = '"id":' + encode_string(ids[0])
     else:
         named = '"ids":[' + ",".join([encode_string(one) for one in ids]) + "]"
+    return (
+        f"{_ack_head(src, number)}{named},"
+        f'"seq":{seq},"time":{time},"state":{encode_string(state)}}}]}}}}'
+    )
+
+
+def leg_ack_text(leg: Leg, message_id: str, seq: int, time: int, state: str) -> str:
+    """``ack_text`` of one id for ``leg``: every acked message costs this frame, and all
+    of it up to the id depends on the leg alone, so that part is built once and kept on
+    the leg (``ack_head``) while its ``src`` and call number stay (a test holds the two
+    to the same bytes)."""
+    src, number, head = leg.reg.src, leg.number, leg.ack_head
+    if head is None or head[0] is not src or head[1] != number:
+        head = leg.ack_head = (src, number, _ack_head(src, number))
+    return (
+        f'{head[2]}"id":{encode_string(message_id)},'
+        f'"seq":{seq},"time":{time},"state":{encode_string(state)}}}]}}}}'
+    )
+
+
+def _ack_head(src: object, number: int) -> str:
+    """An ``im_ack`` frame up to its id(s): the envelope, the facility, the item's type."""
     if src is None:
         origin = ""
     else:  # nearly always a string: its encoding without the encoder's dispatch
         origin = '"src":' + (encode_string(src) if type(src) is str else encode(src)) + ","
     return (
         f'{{"api":"PbxSignal","mt":"Signaling",{origin}"call":{number},'
-        f'"sig":{{"type":"facility","fty":[{{"type":"im_ack",{named},'
-        f'"seq":{seq},"time":{time},"state":{encode_string(state)}}}]}}}}'
+        '"sig":{"type":"facility","fty":[{"type":"im_ack",'
     )
 
 

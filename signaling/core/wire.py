@@ -22,7 +22,7 @@ from .actions import Ack
 from .calls import AckRecord, Leg
 from .codec import encode
 from .delivery_state import Delivery
-from .frames import ack_text, facility, signaling
+from .frames import facility, leg_ack_text, signaling
 from .outbox import Outbox
 from .registry import Registration
 
@@ -71,10 +71,7 @@ class Wire:
                 )
             )
         else:  # the single form of §4.6, as every ack of a run of one is built
-            self.text(
-                leg,
-                ack_text(reg.src, leg.number, [message_id], record.seq, record.time, record.state),
-            )
+            self.text(leg, leg_ack_text(leg, message_id, record.seq, record.time, record.state))
 
     def to_number(self, reg: Registration, number: int, sig: JsonObject) -> None:
         """A frame for a call number of ``reg`` that has no leg (a refused ``setup``)."""

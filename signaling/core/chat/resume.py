@@ -71,7 +71,7 @@ class Resume:
         while away ends now: its typing, a half-sent message, offers it could not answer."""
         for leg in list(reg.legs.values()):
             leg.fragments = None
-            leg.relay_head = None
+            leg.relay_head = leg.ack_head = None
             call = leg.call
             if call.presence:
                 continue
