@@ -85,10 +85,16 @@ def sanitize(data: str, mime: str | None) -> str:
     """Return the HTML to store and relay for message ``data`` sent with ``mime``.
 
     Raises ``BadMime`` for a mime other than text/html or text/plain; the mime is checked
-    before the fast path so a bad one is refused whatever the data.
+    before the fast path so a bad one is refused whatever the data. Both are read in line
+    for the usual case: this runs for every message.
     """
-    kind = _mime_kind(mime)
-    if _is_inert(data):
+    kind = _KNOWN_MIMES.get(mime) or _mime_kind(mime)
+    # Nothing that could be markup, nor a NUL to remove: the text is returned as it came.
+    # Four ``in`` checks (memchr-style scans in C) beat the alternatives; per call on
+    # CPython 3.11 here, for a 17-char / 200-char / 4 kB message: ``in`` x4
+    # ~0.27/0.22/0.44 µs, compiled ``[<>&\x00]`` regex ``.search`` ~0.36/1.7/31 µs,
+    # ``any(c in data for c in …)`` ~1.2/0.8/1.1 µs, ``frozenset.isdisjoint`` ~0.5/2.6/68 µs.
+    if not ("<" in data or ">" in data or "&" in data or "\x00" in data):
         return data
     data = data.replace("\x00", "")
     if kind == _PLAIN:
@@ -113,17 +119,6 @@ def is_opaque(mime: str | None) -> bool:
     if len(mime) > _MAX_MIME or _MIME_SYNTAX.fullmatch(mime) is None:
         raise BadMime(f"unsupported mime {mime[:_MIME_SHOWN]!r}")
     return True
-
-
-def _is_inert(data: str) -> bool:
-    """True when ``data`` has nothing that could be markup (nor a NUL to remove).
-
-    Four ``in`` checks (memchr-style scans in C) beat the alternatives; per call on
-    CPython 3.11 here, for a 17-char / 200-char / 4 kB message: ``in`` x4 ~0.27/0.22/0.44 µs,
-    compiled ``[<>&\\x00]`` regex ``.search`` ~0.36/1.7/31 µs,
-    ``any(c in data for c in …)`` ~1.2/0.8/1.1 µs, ``frozenset.isdisjoint`` ~0.5/2.6/68 µs.
-    """
-    return not ("<" in data or ">" in data or "&" in data or "\x00" in data)
 
 
 def _mime_kind(mime: str | None) -> str:
