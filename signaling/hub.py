@@ -323,13 +323,16 @@ class Hub:
         task.add_done_callback(self._closing.discard)
 
     def _apply(self, actions: list[Action]) -> None:
-        queues = self._queues
-        links, wired, limit = queues.links, queues.wired, queues.limit
-        tracer = self.tracer
-        runs = self._runs
+        """Carry out one event's actions, in order. A frame for a connection with room
+        in its transport and nothing queued is written at once (every frame relayed
+        while the readers keep up): that path reads as little as it can."""
+        runs, links, wired = self._runs, self._queues.links, self._queues.wired
         index = 0
-        while index < len(actions) or (runs and not self._batches):
-            if index == len(actions):  # the batch is over: its acks leave
+        while True:
+            if index == len(actions):
+                if not runs or self._batches:
+                    break
+                # the batch is over: its acks leave
                 actions.extend(Send(conn, run.text()) for conn, run in runs.items())
                 runs.clear()
             action = actions[index]  # an overflow appends its consequences, in order
@@ -337,27 +340,32 @@ class Hub:
             if type(action) is not Send:
                 index = self._apply_other(action, actions, index)
                 continue
-            if runs and action.conn in runs:  # the relay, first and cheapest, after the
+            conn = action.conn
+            if runs and conn in runs:  # the relay, first and cheapest, after the
                 index -= 1  # acks before it
-                actions.insert(index, Send(action.conn, runs.pop(action.conn).text()))
+                actions.insert(index, Send(conn, runs.pop(conn).text()))
                 continue
-            if tracer.pbx:
-                self._trace_pbx(action.conn, "send", action.text)
-            link = links.get(action.conn)
-            if link is None:
-                peer = wired.get(action.conn)
+            if self.tracer.pbx:
+                self._trace_pbx(conn, "send", action.text)
+            if conn not in links:
+                peer = wired.get(conn)
                 if peer is not None and peer.writable_now:
                     peer.write_text(action.text)  # no queue, no task: out this turn
                     continue
-                link = queues.link(action.conn)
-            if link is not None and not link.closing and not link.push(action.text, limit):
-                actions.extend(self._overflow(action.conn, link))
+            self._queue(action, actions)
         armed = self.switch.timers.armed
         if armed != self._armed_seen:  # a timer was armed: is it sooner than the sleep?
             self._armed_seen = armed
             deadline = self.switch.next_deadline()
             if deadline is not None and deadline < self._sleeping_until:
                 self._wake.set()
+
+    def _queue(self, action: Send, actions: list[Action]) -> None:
+        """A frame into its connection's send queue (made now if need be): one that
+        overflows closes the connection, whose consequences join ``actions``."""
+        link = self._queues.link(action.conn)
+        if link is not None and not link.closing and not link.push(action.text, self._queues.limit):
+            actions.extend(self._overflow(action.conn, link))
 
     def _apply_other(self, action: Action, actions: list[Action], index: int) -> int:
         """Every action but a relayed frame; returns where ``_apply`` goes on (an ack run

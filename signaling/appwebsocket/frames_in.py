@@ -36,21 +36,23 @@ def frame_end(data: bytes | bytearray, start: int, limit: int) -> tuple[int, int
         return None
     second = data[start + 1]
     size = second & 0x7F
-    header = 2
-    if size == 126:  # most chat frames: 126 bytes to 64 KiB, read without a slice
-        header = 4
-        if available < header:
+    if size < 126:
+        header = 2
+    elif size == 126:  # most chat frames: 126 bytes to 64 KiB, read without a slice
+        if available < 4:
             return None
         size = data[start + 2] << 8 | data[start + 3]
-    elif size == 127:
-        header = 10
-        if available < header:
+        header = 4
+    else:
+        if available < 10:
             return None
         size = int.from_bytes(data[start + 2 : start + 10], "big")
+        header = 10
     if second & MASKED:
         header += 4
     if size > limit:
         return -1, -1
     if available < header:
         return None
-    return start + header, start + header + size
+    payload = start + header
+    return payload, payload + size

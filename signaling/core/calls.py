@@ -227,12 +227,15 @@ class Call:
         return self.callee is not None or self.answered_by_hub
 
     def record(self, line: Line, max_lines: int, max_bytes: int) -> None:
-        """Keep ``line`` in the transcript, dropping the oldest beyond the limits."""
+        """Keep ``line`` in the transcript, dropping the oldest beyond the limits (a
+        busy call's transcript is full: every message drops one, so the size is counted
+        in a local)."""
         transcript = self.transcript
         transcript.append(line)
-        self.transcript_bytes += line.size
-        while transcript and (len(transcript) > max_lines or self.transcript_bytes > max_bytes):
-            self.transcript_bytes -= transcript.popleft().size
+        kept = self.transcript_bytes + line.size
+        while transcript and (len(transcript) > max_lines or kept > max_bytes):
+            kept -= transcript.popleft().size
+        self.transcript_bytes = kept
 
     def next_seq(self) -> int:
         self.seq += 1
