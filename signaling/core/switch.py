@@ -383,14 +383,14 @@ class Switch:
 
     def _dispatch(self, conn: Connection, inbound: Inbound) -> None:
         mt, api = inbound.mt, inbound.api
+        if api == "PbxSignal" and conn.principal is not None:  # nearly every frame: first
+            return self._pbx_signal(conn, inbound)
         if mt == "KeepAlive" and api is None:  # echoes src, as every answer (§1.2)
             return self._reply(conn, inbound, {"mt": "KeepAlive"})
         if mt == "CheckBuild" and api is None:  # before login too: docs 12.24
             return self.logins.check_build(conn, inbound)
         if conn.principal is None:
             return self.logins.step(conn, inbound)
-        if api == "PbxSignal":
-            return self._pbx_signal(conn, inbound)
         if api == "PbxMessages":
             return self._pbx_messages(conn, inbound)
         if api == "Queue":
