@@ -19,8 +19,9 @@ whose chat is not stored. Three runs, each on a fresh switch:
   reporting, the home's ack on the report), the in-memory bus delivering each batch of
   ``BATCH`` frames together as a stream entry would. No encoding for Redis, no Redis.
 
-It prints the median and the best of the rounds in microseconds per message. With
-``--compare TREE`` every round runs once on this tree and once on ``TREE`` (a child
+It prints the median and the best of the rounds in microseconds per message;
+``--without-id`` sends the same messages without an ``id`` (relayed, never acknowledged).
+With ``--compare TREE`` every round runs once on this tree and once on ``TREE`` (a child
 process with ``PYTHONPATH=TREE``), interleaved, so that both see the same machine.
 
 This is a benchmark, not a test: nothing here is collected by pytest.
@@ -48,31 +49,22 @@ BATCH = 16
 one batch's forwards together, and the report comes back once for it."""
 
 
-def _frames(count: int, tag: str) -> list[str]:
-    return [
-        json.dumps(
-            {
-                "api": "PbxSignal",
-                "mt": "Signaling",
-                "call": 1,
-                "sig": {
-                    "type": "facility",
-                    "fty": [
-                        {
-                            "type": "im_message",
-                            "mime": "text/plain",
-                            "data": "bench message from a sender to its receiver 0123456789",
-                            "id": f"{tag}-{index}",
-                        }
-                    ],
-                },
-            }
-        )
-        for index in range(count)
-    ]
+def _frames(count: int, tag: str, with_id: bool) -> list[str]:
+    frames = []
+    for index in range(count):
+        item = {
+            "type": "im_message",
+            "mime": "text/plain",
+            "data": "bench message from a sender to its receiver 0123456789",
+        }
+        if with_id:
+            item["id"] = f"{tag}-{index}"
+        sig = {"type": "facility", "fty": [item]}
+        frames.append(json.dumps({"api": "PbxSignal", "mt": "Signaling", "call": 1, "sig": sig}))
+    return frames
 
 
-def _prepare(kind: str, count: int) -> Callable[[], None]:
+def _prepare(kind: str, count: int, with_id: bool = True) -> Callable[[], None]:
     """One run of ``kind`` on a fresh switch (imported from the tree on ``PYTHONPATH``),
     set up and ready: the returned function relays ``count`` messages."""
     from tests.signaling.core.cluster_harness import Cluster
@@ -80,7 +72,7 @@ def _prepare(kind: str, count: int) -> Callable[[], None]:
     from tests.support import make_config
 
     config = make_config(messages=False, rate=1e9, burst=1e9)
-    frames = _frames(count, kind)
+    frames = _frames(count, kind, with_id)
     if kind == "single":
         one = Harness(config)
         carol, dave = one.phone("carol"), one.phone("dave")
@@ -132,19 +124,19 @@ def _drop(node: str, actions: list[Any]) -> None:
     """The local actions of every switch: what a socket would send, not measured."""
 
 
-def _cpu(kind: str, count: int) -> float:
+def _cpu(kind: str, count: int, with_id: bool) -> float:
     """CPU microseconds per message of one run (other processes on the box do not count)."""
-    run = _prepare(kind, count)
+    run = _prepare(kind, count, with_id)
     gc.collect()
     began = time.process_time()
     run()
     return (time.process_time() - began) * 1e6 / count
 
 
-def _opcodes(kind: str, count: int) -> float:
+def _opcodes(kind: str, count: int, with_id: bool) -> float:
     """Python bytecode instructions executed per message of one run: the core's work,
     counted, not timed (C functions count as the one instruction that calls them)."""
-    run = _prepare(kind, count)
+    run = _prepare(kind, count, with_id)
     executed = 0
 
     def trace(frame: FrameType, event: str, arg: object) -> Any:
@@ -162,19 +154,20 @@ def _opcodes(kind: str, count: int) -> float:
     return executed / count
 
 
-def _child(count: int, opcodes: bool) -> dict[str, float]:
+def _child(count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
     if opcodes:
-        _opcodes("single", 50)  # first calls: imports, caches
-        return {kind: _opcodes(kind, count) for kind in RUNS}
+        _opcodes("single", 50, with_id)  # first calls: imports, caches
+        return {kind: _opcodes(kind, count, with_id) for kind in RUNS}
     for kind in RUNS:  # warm-up: imports, caches, the first calls
-        _cpu(kind, min(count, 2000))
-    return {kind: _cpu(kind, count) for kind in RUNS}
+        _cpu(kind, min(count, 2000), with_id)
+    return {kind: _cpu(kind, count, with_id) for kind in RUNS}
 
 
-def _in(tree: Path, count: int, opcodes: bool) -> dict[str, float]:
+def _in(tree: Path, count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, __file__, "--child", "--messages", str(count)]
     command += ["--opcodes"] if opcodes else []
+    command += [] if with_id else ["--without-id"]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(out)
     return result
@@ -188,12 +181,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--opcodes", action="store_true", help="count bytecode instructions instead of CPU time"
     )
+    parser.add_argument(
+        "--without-id", action="store_true", help="messages without an id (never acknowledged)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.opcodes and args.messages == parser.get_default("messages"):
         args.messages, args.rounds = 500, 1  # counting is exact, and slow
     if args.child:
-        print(json.dumps(_child(args.messages, args.opcodes)))
+        print(json.dumps(_child(args.messages, args.opcodes, not args.without_id)))
         return
     trees = {"this tree": ROOT}
     if args.compare is not None:
@@ -201,11 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in RUNS} for name in trees}
     for round_ in range(args.rounds):
         for name, tree in trees.items():
-            for kind, value in _in(tree, args.messages, args.opcodes).items():
+            for kind, value in _in(tree, args.messages, args.opcodes, not args.without_id).items():
                 figures[name][kind].append(value)
         print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
     unit = "bytecode instructions" if args.opcodes else "CPU µs"
-    print(f"{unit} per acked message, {args.messages} messages a run, {args.rounds} rounds")
+    what = "message without id" if args.without_id else "acked message"
+    print(f"{unit} per {what}, {args.messages} messages a run, {args.rounds} rounds")
     print(f"{'run':<16}" + "".join(f"{name:>28}" for name in trees))
     for kind in RUNS:
         cells = []
