@@ -48,7 +48,7 @@ class Send:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per acked message (see messages.py)
 class Ack:
     """An ``im_ack`` for a registration that asked for cumulative acks (docs/protocol.md
     12.31): the I/O layer joins it with the acks next to it on the same call into one
