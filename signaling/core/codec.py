@@ -182,8 +182,8 @@ _PLAIN_SIG = frozenset({"type", "fty"})
 
 def _parse_sig(sig: JsonObject) -> Sig:
     """The parts a field absent from nearly every frame (``cd``, ``cau``, the relayed
-    fields of a few types) needs are called only when it is there: this runs for every
-    message a client sends."""
+    fields of a few types) needs are called only when it is there, and a facility of one
+    ``im_message`` is read without a loop: this runs for every message a client sends."""
     get = sig.get
     kind, raw_fty = get("type"), get("fty")
     if sig.keys() <= _PLAIN_SIG:
@@ -196,6 +196,27 @@ def _parse_sig(sig: JsonObject) -> Sig:
         raw_fty = ()
     elif type(raw_fty) is not list:
         raise BadJson("fty must be a list")
+    messages: tuple[ImMessage, ...]
+    others: tuple[JsonObject, ...]
+    if len(raw_fty) == 1 and type(item := raw_fty[0]) is dict and item.get("type") == "im_message":
+        messages, others = (_parse_im_message(item),), ()
+    else:
+        messages, others = _fty_items(raw_fty)
+    return Sig(
+        kind,
+        None if cd is None else _parse_endpoint(cd),
+        _parse_cause(cau) if type(cau) is dict else None,
+        channel if type(channel) is int else None,
+        messages,
+        others,
+        _relayed_fields(kind, sig) if kind in RELAYED_FIELDS else None,
+    )
+
+
+def _fty_items(
+    raw_fty: list[Any] | tuple[()],
+) -> tuple[tuple[ImMessage, ...], tuple[JsonObject, ...]]:
+    """The ``im_message`` items of a facility list, parsed, and the others, verbatim."""
     messages: list[ImMessage] = []
     others: list[JsonObject] = []
     for item in raw_fty:
@@ -207,15 +228,7 @@ def _parse_sig(sig: JsonObject) -> Sig:
             others.append(item)
         else:
             raise BadJson(f"fty item nested deeper than {MAX_ECHO_DEPTH} levels")
-    return Sig(
-        kind,
-        None if cd is None else _parse_endpoint(cd),
-        _parse_cause(cau) if type(cau) is dict else None,
-        channel if type(channel) is int else None,
-        tuple(messages),
-        tuple(others),
-        _relayed_fields(kind, sig) if kind in RELAYED_FIELDS else None,
-    )
+    return tuple(messages), tuple(others)
 
 
 MAX_UUI_BYTES = 128
