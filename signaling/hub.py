@@ -327,6 +327,7 @@ class Hub:
         in its transport and nothing queued is written at once (every frame relayed
         while the readers keep up): that path reads as little as it can."""
         runs, links, wired = self._runs, self._queues.links, self._queues.wired
+        tracer = self.tracer
         index = 0
         while True:
             if index == len(actions):
@@ -345,7 +346,7 @@ class Hub:
                 index -= 1  # acks before it
                 actions.insert(index, Send(conn, runs.pop(conn).text()))
                 continue
-            if self.tracer.pbx:
+            if tracer.pbx:
                 self._trace_pbx(conn, "send", action.text)
             if conn not in links:
                 peer = wired.get(conn)

@@ -178,19 +178,21 @@ class Relay:
             return self._app_data(leg, data, mime, message_id, raw)
         call = leg.call
         if call.group is not None:
-            self.messages += 1
-            self._groups.message(leg, sanitize(data, mime), raw, message_id)
-            return self.stop_typing(leg)
+            return self._group_message(leg, data, mime, raw, message_id)
         peer = call.peer(leg)
         parked = peer is not None and peer.parked
-        if self._refused(leg, peer, parked, size, message_id):
+        if peer is not None and not parked:  # a reader that is not keeping up is cut off
+            if self._congested(conn := peer.reg.conn, self._out.pending(conn)):
+                return self._cut_off(leg, conn, message_id)
+        elif self._no_room(leg, peer, size, message_id):
             return None
         html = sanitize(data, mime)  # after the cheap refusals: bleach is the costly part
         wall = self._clock.wall()
         now, wall_ms = int(wall), int(wall * 1000)
         seq = call.next_seq()
         self.messages += 1
-        self._keep_line(leg, seq, now, wall_ms, html, raw, message_id)
+        kept = size if html is data else utf8_len(html)  # text without markup: the same
+        self._keep_line(leg, seq, now, wall_ms, html, raw, message_id, kept)
         if peer is not None and not parked:  # the hot path: straight to the connected peer
             state = self._wire.relay(peer, relay_text(leg, peer, now, seq, html, raw))
         else:
@@ -204,21 +206,23 @@ class Relay:
         if leg.typing is not None:
             self.stop_typing(leg)
 
-    def _refused(
-        self, leg: Leg, peer: Leg | None, parked: bool, size: int, message_id: str | None
-    ) -> bool:
-        """A reader that is not keeping up, or no room to hold the message: refused."""
+    def _group_message(
+        self, leg: Leg, data: str, mime: str | None, raw: ImMessage, message_id: str | None
+    ) -> None:
+        self.messages += 1
+        self._groups.message(leg, sanitize(data, mime), raw, message_id)
+        self.stop_typing(leg)
+
+    def _cut_off(self, leg: Leg, conn: int, message_id: str | None) -> None:
+        """The reader (``conn``) is not keeping up: say so now, then cut it off (4008),
+        which releases this call. Acknowledging "delivered" here would be a lie."""
+        if message_id is not None:
+            self._acks.not_delivered(leg, message_id)
+        self._drop_slow(conn)
+
+    def _no_room(self, leg: Leg, peer: Leg | None, size: int, message_id: str | None) -> bool:
+        """No connected reader: is there no room left to hold the message? Refused then."""
         call = leg.call
-        if peer is not None and not parked:
-            conn = peer.reg.conn
-            if not self._congested(conn, self._out.pending(conn)):
-                return False
-            # The reader is not keeping up: say so now, then cut it off (4008), which
-            # releases this call. Acknowledging "delivered" here would be a lie.
-            if message_id is not None:
-                self._acks.not_delivered(leg, message_id)
-            self._drop_slow(conn)
-            return True
         if peer is not None or call.answered_by_hub:
             return False
         if (
@@ -239,8 +243,10 @@ class Relay:
         html: str,
         raw: ImMessage,
         message_id: str | None,
+        size: int,
     ) -> None:
-        """Support activity, and the transcript line (for a resume or a transfer)."""
+        """Support activity, and the transcript line (for a resume or a transfer) of
+        ``size`` bytes."""
         call = leg.call
         support = call.support
         if support is not None:
@@ -250,7 +256,6 @@ class Relay:
                 if support.preview is not None:
                     self._first_words(call)
         if self._keep and (self._resumable or call.support is not None):
-            size = utf8_len(html)
             user = leg.reg.user
             line = Line(seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size)
             call.record(line, self._keep, self._keep_bytes)
