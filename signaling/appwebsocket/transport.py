@@ -388,7 +388,9 @@ class TransportSocket(LivenessProtocol):
             _flusher(self.loop).add(self)
         payload = text.encode()
         if self._plain:  # header and payload joined once, by the flush
-            pending += (_text_header(len(payload)), payload)
+            size = len(payload)  # nearly every frame: 126 bytes to 64 KiB, packed in line
+            header = _MEDIUM_HEADER(0x81, 126, size) if 125 < size < 65536 else _text_header(size)
+            pending += (header, payload)
         else:
             self.conn.send_text(payload)
             pending += self.conn.data_to_send()
