@@ -1,0 +1,248 @@
+"""What the hub spends on one relayed message: CPU time, or instructions, under a fixed load.
+
+Run::
+
+    .venv/bin/python bench/server_cost.py [--messages 40000] [--rounds 3]
+    .venv/bin/python bench/server_cost.py --compare ../other-checkout
+    .venv/bin/python bench/server_cost.py --instructions --compare ../other-checkout
+
+``bench/relay.py`` measures how much the hub relays at full speed, which on a shared box
+moves with everything else that runs there, and how the load batches frames moves with
+the hub's own speed. This one fixes the pattern instead: ``--pairs`` chat pairs, each
+caller writing ``--burst`` messages in one write and waiting until all of them are
+delivered (and acknowledged) before the next burst, so every run asks the hub for the
+same reads, writes and turns of its loop. It reports, per kind of message (with an
+``id``, acked one by one; the same with cumulative acks, docs/protocol.md 12.31; without
+an ``id``), the hub's CPU time per message while the messages flow (``/proc``, so other
+processes weigh less than on a wall clock, but still some: caches and cores are shared).
+
+``--instructions`` runs the hub under valgrind (``cachegrind``, no cache simulation) and
+counts the instructions it executes instead: exact and the same from run to run on any
+box, kernel time left out. Each figure is the difference between a run of ``--messages``
+and one of a fifth of them (start-up, login and call set-up cancel out), divided by the
+difference in messages. It is slow: a minute or two a run.
+
+With ``--compare TREE`` every round also runs a hub served from another checkout
+(``PYTHONPATH=TREE``), interleaved. This is a benchmark, not a test: nothing here is
+collected by pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from relay import (
+    HOST,
+    ROOT,
+    FrameClient,
+    Lane,
+    ServerProcess,
+    Tally,
+    cpu_ticks,
+    free_port,
+    open_pair,
+    switchboard_command,
+    tree_env,
+    write_config,
+)
+
+KINDS = {
+    "acked": ("NO_MEDIA_CALL", True),
+    "cumulative": ("NO_MEDIA_CALL|CUMULATIVE_ACK", True),
+    "without id": ("NO_MEDIA_CALL", False),
+}
+"""Each kind of message: the flags its devices register with, whether it carries an id."""
+VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+REPLY_TIMEOUT = 60.0
+"""Seconds a burst may take to arrive (and be acknowledged): a hub under valgrind is slow."""
+
+
+class Counts:
+    """What the callers and callees of one run have received so far; ``arrived`` is set
+    once it is all that was sent (``expect``)."""
+
+    def __init__(self, with_id: bool) -> None:
+        self.delivered = self.acked = self.sent = 0
+        self.with_id = with_id
+        self.arrived = asyncio.Event()
+
+    def expect(self, sent: int) -> None:
+        self.sent = sent
+        self.arrived.clear()
+        self._check()
+
+    def on_delivered(self, texts: list[bytes]) -> None:
+        self.delivered += sum(1 for text in texts if b'"im_message"' in text)
+        self._check()
+
+    def on_acks(self, texts: list[bytes]) -> None:
+        for text in texts:
+            if b'"im_ack"' not in text:
+                continue
+            start = text.find(b'"ids":[')  # a cumulative ack: count its ids
+            self.acked += 1 if start < 0 else text.count(b",", start, text.index(b"]", start)) + 1
+        self._check()
+
+    def _check(self) -> None:
+        if self.delivered >= self.sent and (not self.with_id or self.acked >= self.sent):
+            self.arrived.set()
+
+
+async def drive(port: int, secret: str, kind: str, args: argparse.Namespace, hub: int) -> float:
+    """Set the pairs up, send the messages in bursts, and return the hub's CPU
+    microseconds per message while they flowed."""
+    flags, with_id = KINDS[kind]
+    pairs = [await open_pair(port, secret, 2 * i, flags=flags) for i in range(args.pairs)]
+    counts = Counts(with_id)
+    lanes: list[Lane] = []
+    for caller, callee in pairs:
+        lanes.append(Lane(caller, callee, Tally(), with_id))
+        caller.on_texts, callee.on_texts = counts.on_acks, counts.on_delivered
+    began, sent = cpu_ticks(hub), 0
+    while sent < args.messages:
+        for lane in lanes:
+            lane.send_burst(args.burst)
+        sent += args.burst * len(lanes)
+        counts.expect(sent)
+        await asyncio.wait_for(counts.arrived.wait(), REPLY_TIMEOUT)
+    used = (cpu_ticks(hub) - began) / os.sysconf("SC_CLK_TCK")
+    clients: list[FrameClient] = [client for pair in pairs for client in pair]
+    for client in clients:
+        client.close()
+    await asyncio.sleep(0.3)
+    return used * 1e6 / sent
+
+
+def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> float:
+    """One hub from ``tree``, one kind of message: CPU µs per message, or with
+    ``--instructions`` the instructions the whole process executed."""
+    tmp = Path(tempfile.mkdtemp(prefix="server-cost-"))
+    try:
+        secret = secrets.token_hex(8)
+        config = tmp / "bench.toml"
+        write_config(config, 2 * args.pairs, secret)
+        port = free_port()
+        argv = [*switchboard_command(), "serve", "--config", str(config)]
+        argv += ["--host", HOST, "--port", str(port), "--data-dir", str(tmp / "data")]
+        if args.instructions:
+            argv = [*VALGRIND, *argv]
+        hub = ServerProcess("hub", argv, port, tmp / "hub.log", tree_env(tree))
+        try:
+            hub.wait_ready(timeout=600.0 if args.instructions else 20.0)
+            run_args = argparse.Namespace(**{**vars(args), "messages": messages})
+            per_message = asyncio.run(drive(port, secret, kind, run_args, hub.pid))
+        finally:
+            _stop(hub, patient=args.instructions)
+        if not args.instructions:
+            return per_message
+        found = re.search(r"I\s+refs:\s+([\d,]+)", hub.log_path.read_text(errors="replace"))
+        if found is None:
+            raise RuntimeError(f"no instruction count in the hub's log:\n{hub.log_tail()}")
+        return float(found.group(1).replace(",", ""))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop(hub: ServerProcess, *, patient: bool) -> None:
+    """Stop the hub; under valgrind it needs minutes to shut down and print its count."""
+    if not patient:
+        hub.stop()
+        return
+    hub.process.terminate()
+    try:
+        hub.process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        hub.process.kill()
+        hub.process.wait(timeout=10)
+
+
+def figure(tree: Path, kind: str, args: argparse.Namespace) -> float:
+    """CPU µs per message, or instructions per message (the difference of two runs)."""
+    if not args.instructions:
+        return one_run(tree, kind, args, args.messages)
+    fewer = max(args.messages // 5, args.burst * args.pairs)
+    more = one_run(tree, kind, args, args.messages)
+    less = one_run(tree, kind, args, fewer)
+    sent = _rounded(args.messages, args) - _rounded(fewer, args)
+    return (more - less) / sent
+
+
+def _rounded(messages: int, args: argparse.Namespace) -> int:
+    """Messages a run really sends: whole bursts of every pair."""
+    step = args.burst * args.pairs
+    return -(-messages // step) * step
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, help="per run (default 40000, instructions 4000)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3, instructions 1)")
+    parser.add_argument("--pairs", type=int, default=2, help="chat pairs")
+    parser.add_argument("--burst", type=int, default=16, help="messages a caller writes at once")
+    parser.add_argument(
+        "--kinds", default=",".join(KINDS), help="comma separated: " + ", ".join(KINDS)
+    )
+    parser.add_argument("--compare", type=Path, help="another checkout, run interleaved")
+    parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
+    args = parser.parse_args(argv)
+    args.messages = args.messages or (4000 if args.instructions else 40_000)
+    args.rounds = args.rounds or (1 if args.instructions else 3)
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    if unknown := [kind for kind in kinds if kind not in KINDS]:
+        parser.error(f"unknown kinds: {', '.join(unknown)}")
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind")
+    trees = {"this tree": ROOT}
+    if args.compare is not None:
+        trees["compared"] = args.compare.resolve()
+    report(collect(trees, kinds, args, lambda text: print(text, file=sys.stderr)), args)
+
+
+def collect(
+    trees: dict[str, Path], kinds: list[str], args: argparse.Namespace, say: Callable[[str], None]
+) -> dict[str, dict[str, list[float]]]:
+    """Every round runs every kind on every tree, interleaved."""
+    figures: dict[str, dict[str, list[float]]] = {
+        kind: {name: [] for name in trees} for kind in kinds
+    }
+    for round_ in range(args.rounds):
+        for kind in kinds:
+            for name, tree in trees.items():
+                value = figure(tree, kind, args)
+                figures[kind][name].append(value)
+                say(f"round {round_ + 1}, {kind}, {name}: {value:.1f}")
+    return figures
+
+
+def report(figures: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
+    unit = "instructions" if args.instructions else "CPU µs"
+    print(
+        f"hub {unit} per message: {args.pairs} pairs, bursts of {args.burst}, "
+        f"{args.messages} messages a run, {args.rounds} rounds; median [min-max]"
+    )
+    for kind, by_tree in figures.items():
+        cells = []
+        for name, values in by_tree.items():
+            cells.append(
+                f"{name} {statistics.median(values):.1f} [{min(values):.1f}-{max(values):.1f}]"
+            )
+        line = f"{kind:<12}" + "   ".join(cells)
+        if len(by_tree) == 2:
+            mine, theirs = (statistics.median(values) for values in by_tree.values())
+            line += f"   this tree - compared = {mine - theirs:+.1f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
