@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,9 @@ class Outbox:
         (``relay``), which its switch reports (``RemoteDevices.relay``). A standalone
         switch has neither."""
         self._actions: list[Action] = []
-        self._pending: dict[int, int] = {}
+        self._pending: defaultdict[int, int] = defaultdict(int)
+        """Frames for each connection collected since the last drain (counted on every
+        frame: a ``defaultdict``'s ``+= 1`` is the cheapest count)."""
         self._reached: dict[str, dict[tuple[int, int], int]] = {}
         """Delivery reports not yet forwarded: per home switch, the highest seq handed
         to each (device, leg) in this batch (``reached``)."""
@@ -80,7 +83,7 @@ class Outbox:
                     self._carry(forward)
             return
         self._actions.append(Send(conn, text))
-        self._pending[conn] = self._pending.get(conn, 0) + 1
+        self._pending[conn] += 1
 
     def relay(self, conn: int, text: str) -> Delivery:
         """A relayed message for a connected receiver, sent as ``send_text`` sends it;
@@ -91,7 +94,7 @@ class Outbox:
         if conn <= 0:
             return self._elsewhere(conn, text)
         self._actions.append(Send(conn, text))
-        self._pending[conn] = self._pending.get(conn, 0) + 1
+        self._pending[conn] += 1
         return _DELIVERED
 
     def _elsewhere(self, conn: int, text: str) -> Delivery:
@@ -106,7 +109,7 @@ class Outbox:
         """An ``im_ack`` the I/O layer may join with its neighbours (docs/protocol.md 12.31);
         ``Wire.ack`` makes these only for a connected local device (``conn`` > 0)."""
         self._actions.append(ack)
-        self._pending[ack.conn] = self._pending.get(ack.conn, 0) + 1
+        self._pending[ack.conn] += 1
 
     def pending(self, conn: int) -> int:
         """Frames for ``conn`` collected since the last drain (not yet in its queue)."""

@@ -133,10 +133,10 @@ class Relay:
 
     def write(self, leg: Leg, message: ImMessage) -> None:
         """One ``im_message`` item of a client's (or of its ``setup``)."""
-        if message.is_typing_only:
-            return self.typing(leg, bool(message.typing))
         data = message.data
         if data is None:
+            if message.typing is not None:  # typing only (``ImMessage.is_typing_only``)
+                return self.typing(leg, bool(message.typing))
             if message.attach is None and leg.fragments is None:
                 return None  # neither text, typing nor attachment: nothing to relay
             data = ""  # an attachment alone, or the data-less last fragment
