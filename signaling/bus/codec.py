@@ -7,7 +7,8 @@ travels as a string and is never decoded on the way: the receiving switch puts i
 envelope around it. A device's ``sig`` (``FromDevice``, ``Join``) is an object the home
 reads, so it travels as one. A ``ToLeg`` that relays a message carries its ``seq`` as a
 fourth field; a delivery report (``Reached``) is its legs' numbers in a row, three by
-three. Live support's frames (boards, Queue requests) carry their JSON objects as such.
+three. Live support's frames (boards, Queue requests) carry their JSON objects as such;
+agents who may take chats (``AgentChanged``) are a domain and a list of sips.
 A registration's snapshot (docs 12.43), kept in Redis under its token's hash, has an
 encoding of its own (``encode_snapshot``). Decoding checks each frame's shape: a
 malformed entry raises ``BadFrame`` and is dropped whole by the transport, never
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from signaling.core.nodes.frames import (
+    AgentChanged,
     BoardNews,
     BoardState,
     DeviceAway,
@@ -103,7 +105,12 @@ def _seqs(seqs: tuple[tuple[str, int], ...]) -> list[list[Any]]:
     return [list(pair) for pair in seqs]
 
 
-def _support_fields(frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> list[Any]:
+SupportFrame = BoardNews | BoardState | QueueAsk | QueueAnswer | AgentChanged
+
+
+def _support_fields(frame: SupportFrame) -> list[Any]:
+    if isinstance(frame, AgentChanged):
+        return [frame.domain, list(frame.sips), frame.missed]
     if isinstance(frame, BoardNews):
         return [frame.domain, frame.queue, frame.mt, frame.body, frame.kept]
     if isinstance(frame, BoardState):
@@ -115,7 +122,7 @@ def _support_fields(frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> l
 
 
 def _fields(frame: NodeFrame) -> list[Any]:
-    if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer):
+    if isinstance(frame, SupportFrame):
         return _support_fields(frame)
     if type(frame) is ToLeg and frame.seq:
         return [frame.device, frame.leg, frame.sig, frame.seq]
@@ -155,6 +162,7 @@ _TAGS: dict[type[Any], str] = {
     BoardState: "s",
     QueueAsk: "q",
     QueueAnswer: "w",
+    AgentChanged: "c",
 }
 
 
@@ -300,6 +308,13 @@ def _queue_answer(fields: list[Any]) -> NodeFrame:
     return QueueAnswer(ask, body, leg)
 
 
+def _agent_changed(fields: list[Any]) -> NodeFrame:
+    domain, sips, missed = fields
+    if not (_texts(domain) and _strings(sips) and type(missed) is bool):
+        raise BadFrame(f"bad AgentChanged: {fields!r}")
+    return AgentChanged(domain, tuple(sips), missed)
+
+
 def _texts(*values: Any) -> bool:
     return all(isinstance(value, str) for value in values)
 
@@ -321,6 +336,7 @@ _BUILDERS: dict[str, Callable[[list[Any]], NodeFrame]] = {
     "s": _board_state,
     "q": _queue_ask,
     "w": _queue_answer,
+    "c": _agent_changed,
 }
 
 

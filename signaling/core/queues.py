@@ -27,6 +27,7 @@ from typing import Any
 
 from config import QueueConfig, SupportConfig, UserConfig
 
+from .agent_load import AgentLoad
 from .agent_slots import AgentSlots, LocalSlots
 from .agent_status import AgentStatus
 from .call_control import CallControl
@@ -85,7 +86,6 @@ class Queues:
         self._out = outbox
         self._clock = clock
         self._tenants = tenants
-        self._registry = registry
         self._presence = presence
         self._config = config
         self._max_calls = max_calls
@@ -95,8 +95,7 @@ class Queues:
         """Live support chats by conversation id (``confId``)."""
         self._boards = Boards(outbox, self._shared)
         self._idle = IdleChats(chat, timers, clock, config, self.chats)
-        self._active: dict[UserKey, set[str]] = {}
-        """The support chats each agent has taken and not yet closed."""
+        self._load = AgentLoad(registry, presence, max_calls, self.chats)
         self._agent_status = AgentStatus(outbox, presence)
         self._contexts: dict[UserKey, JsonObject] = {}
         """What a visitor's web page said when the account was made (§9.1)."""
@@ -191,36 +190,14 @@ class Queues:
         call = chat.call
         if call.callee is not None or call.call_id not in self.chats:
             return False
-        devices = self._devices(call.domain, sip)
+        devices = self._load.devices(call.domain, sip)
         for device in devices:
             self._chat.offer(call, device, chat.offer())
         return bool(devices)
 
-    def _devices(self, domain: str, sip: str) -> list[Registration]:
-        return [
-            device
-            for device in self._registry.of(domain, sip)
-            if device.no_media and device.attached and len(device.legs) < self._max_calls
-        ]
-
-    def load(self, domain: str, sip: str) -> int:
-        """Support chats the agent has taken or is being offered."""
-        offered = sum(
-            1
-            for chat in self.chats.values()
-            if chat.call.domain == domain
-            and any(leg.reg.user.sip == sip for leg in chat.call.offers)
-        )
-        return len(self._active.get((domain, sip), ())) + offered
-
     def available(self, domain: str, agent: UserConfig) -> bool:
-        """Presence open on a device that can take a call, activity ``available``, room
-        under ``max_chats`` for one more chat, offered or taken (§9.2)."""
-        if self.load(domain, agent.sip) >= agent.max_chats:
-            return False
-        if self._presence.activity(domain, agent.sip) != "available":
-            return False
-        return bool(self._devices(domain, agent.sip))
+        """Whether the agent can be offered one more chat here (``agent_load``)."""
+        return self._load.available(domain, agent)
 
     # -- what the chat core tells the queue --------------------------------------------------
 
@@ -231,10 +208,9 @@ class Queues:
         agent = leg.reg.user
         transferred = chat.transfers > 0
         chat.agent = agent
-        active = self._active.setdefault((call.domain, agent.sip), set())
-        active.add(call.call_id)
+        active = self._load.took(call.domain, agent.sip, call.call_id)
         self._slots.keep_only(call.call_id, agent.sip)
-        if len(active) >= agent.max_chats:
+        if active >= agent.max_chats:
             self._withdraw_offers(call.domain, agent.sip)
         view = chat.view()
         self._board(call.domain, chat.queue.sip, "ChatTaken", {"chat": view, "agent": agent.sip})
@@ -286,20 +262,51 @@ class Queues:
 
     def agent_changed(self, domain: str, sip: str) -> None:
         """A user's presence, devices or load changed: tell ``agent.status`` and offer
-        the waiting chats they may now take."""
+        the waiting chats they may now take, here and, in a cluster, on the switches
+        holding waiting chats of their queues (docs 12.46)."""
         tenant = self._tenants.tenant(domain)
         if tenant is None:
             return
         queues = [queue.sip for queue in tenant.all_queues() if sip in queue.agents]
         if queues:
             self._agent_status.tell(domain, sip, queues)
+            if self._presence.activity(domain, sip) == "available":  # not away, as known here
+                self._shared.agent_changed(domain, sip, queues)
+        self.reoffer(domain, sip)
+
+    def reoffer(self, domain: str, sip: str) -> None:
+        """Offer again the chats waiting here that agent ``sip`` may answer."""
         for chat in list(self.chats.values()):
-            if (
-                chat.call.domain == domain
-                and chat.call.callee is None
-                and (chat.target == sip or (chat.target is None and sip in chat.queue.agents))
-            ):
+            call = chat.call
+            if call.domain == domain and call.callee is None and self._may_answer(chat, sip):
                 self._offer(chat)
+
+    def waiting_for(self, domain: str, sip: str) -> list[Leg]:
+        """The visitors' legs of the chats waiting here that agent ``sip`` could be
+        offered now (not offered, declined or their own): a cluster's seat keeps the
+        agent's devices elsewhere for them while they wait."""
+        return [
+            chat.call.caller
+            for chat in self.chats.values()
+            if chat.call.domain == domain
+            and chat.call.callee is None
+            and chat.call.caller is not None
+            and self._may_answer(chat, sip)
+            and sip not in chat.declined
+            and sip != chat.visitor.sip
+            and all(leg.reg.user.sip != sip for leg in chat.call.offers)
+        ]
+
+    def agents_here(self, domain: str, queue: str) -> list[str]:
+        """The queue's agents online on this switch and not away, as known here."""
+        tenant = self._tenants.tenant(domain)
+        found = tenant.queue(queue) if tenant is not None else None
+        return [
+            sip
+            for sip in (found.agents if found is not None else ())
+            if self._presence.here(domain, sip)
+            and self._presence.activity(domain, sip) == "available"
+        ]
 
     # -- the Queue API (§9.3, §9.4) ------------------------------------------------------
 
@@ -406,7 +413,7 @@ class Queues:
         if call.callee is not None:
             raise AlreadyTaken("another agent took this chat")
         leg = next((leg for leg in call.offers if leg.reg is reg), None)
-        if leg is None and len(self._active.get((call.domain, sip), ())) >= reg.user.max_chats:
+        if leg is None and self._load.taken(call.domain, sip) >= reg.user.max_chats:
             raise Unavailable("max_chats reached: close a chat first")
         if leg is None:
             if len(reg.legs) >= self._max_calls or not reg.no_media or not reg.attached:
@@ -465,17 +472,13 @@ class Queues:
         return {
             "support_chats": len(self.chats),
             "support_boards": len(self._boards),
-            "support_agents": len(self._active) + len(self._agent_status),
+            "support_agents": len(self._load) + len(self._agent_status),
         }
 
     def _finished(self, domain: str, agent: str, call_id: str) -> None:
-        """The agent no longer has this chat; an agent with none has no entry at all."""
+        """The agent no longer has this chat: neither its claim nor its count."""
         self._slots.release(call_id, agent)
-        active = self._active.get((domain, agent))
-        if active is not None:
-            active.discard(call_id)
-            if not active:
-                del self._active[(domain, agent)]
+        self._load.finished(domain, agent, call_id)
 
     # -- sending -------------------------------------------------------------------------
 

@@ -52,6 +52,10 @@ class SharedBoards(Protocol):
         """Send the request to the home of the chat it names: False when no other switch
         is known to hold that chat (then it is ``not_found``)."""
 
+    def agent_changed(self, domain: str, sip: str, queues: list[str]) -> None:
+        """Agent ``sip`` of ``queues`` may take chats now: the switches holding waiting
+        chats of those queues offer them again."""
+
 
 class LocalBoards:
     """A standalone switch: every chat is here, nothing to tell or ask."""
@@ -66,6 +70,9 @@ class LocalBoards:
 
     def ask(self, request: QueueRequest) -> bool:
         return False
+
+    def agent_changed(self, domain: str, sip: str, queues: list[str]) -> None:
+        pass
 
 
 class Boards:

@@ -89,6 +89,38 @@ async def test_a_chat_with_its_agents_on_other_nodes_is_picked_once_and_max_chat
         await bob.sig(second, "rel")
 
 
+async def test_a_waiting_chat_is_offered_when_an_agent_comes_online_or_frees_up_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """Carol's chat (homed on a) waits with no agent online; alice comes online on b and
+    is offered it. Dave's chat (homed on c) waits while alice is full; when carol's chat
+    ends on a, alice has room again and c offers her dave's."""
+    async with cluster(tmp_path, "a", "b", "c", tenant=desk("alice", "bob")) as (redis, nodes):
+        carol, dave = await nodes.phone("a", "carol"), await nodes.phone("c", "dave")
+        conf, _ = await visit(carol, 1)
+        alice = await nodes.phone("b", "alice")
+        first, offer = await alice.offered()
+        assert offer["confId"] == conf
+        await alice.signal(first, {"type": "conn"})
+        await carol.sig(1, "conn")
+        watcher, _ = await board(nodes, "a", "bob")
+        other, _ = await visit(dave, 1)
+        await alice.sync()  # full: her claim is refused
+        waiting = await update(watcher, "ChatWaiting")  # a knows dave's chat (nodes just
+        assert waiting["chat"]["confId"] == other  # started meet within a heartbeat)
+        await carol.signal(1, {"type": "rel"})
+        await alice.sig(first, "rel")
+        second, offer = await alice.offered()
+        assert offer["confId"] == other
+        await alice.signal(second, {"type": "conn"})
+        await dave.sig(1, "conn")
+        assert await chats_of(redis, "alice") == {f"c.{other}"}
+        await dave.signal(1, {"type": "rel"})
+        await alice.sig(second, "rel")
+        await alice.sync()
+        await watcher.client.close()
+
+
 async def pick(visitor: Phone, agents: tuple[Phone, ...], number: int) -> None:
     """Every agent answers the visitor's chat at once: one wins; each other's ``conn``
     is told ``already_taken``, as on one node."""

@@ -9,7 +9,9 @@ an agent it sends a ``Claim`` (add the chat if the set holds fewer than ``max_ch
 one atomic step across switches); the offer goes out only when ``Switch.claimed`` says
 it was granted. When the agent's part in the chat is over, the home sends ``Unclaim``.
 A refused claim leaves the chat waiting for the other agents, as a full agent does on
-one switch.
+one switch, until the agent may take chats again (docs 12.46): then the chat is offered
+to them again, and claimed again. A change heard while the claim is still being asked
+(the agent's room came back as Redis refused it) asks once more when it is refused.
 
 A claim released while it is still being asked is taken back when its answer comes.
 """
@@ -32,8 +34,10 @@ class AgentClaims:
         self._node = node
         self._requests = requests
         """Shared with the seat's other questions: one answer entry point for all."""
-        self._asked: dict[int, tuple[str, str, str, Callable[[], bool]]] = {}
-        """Claims not yet answered: request -> (key, chat, agent sip, how to offer it)."""
+        self._asked: dict[int, tuple[str, UserConfig, str, Callable[[], bool]]] = {}
+        """Claims not yet answered: request -> (domain, agent, chat, how to offer it)."""
+        self._again: set[int] = set()
+        """Claims asked again while being asked: a refusal asks once more."""
         self._held: dict[str, dict[str, tuple[str, int]]] = {}
         """Chat -> agent sip -> (key, the request that claimed it): asked or granted."""
 
@@ -42,12 +46,15 @@ class AgentClaims:
 
     def ask(self, domain: str, agent: UserConfig, call_id: str, ring: Callable[[], bool]) -> None:
         agents = self._held.setdefault(call_id, {})
-        if agent.sip in agents:
-            return  # asked already, or offered: one claim per agent and chat
+        held = agents.get(agent.sip)
+        if held is not None:  # asked already, or offered: one claim per agent and chat
+            if held[1] in self._asked:  # its answer may predate the agent's change
+                self._again.add(held[1])
+            return
         key = f"max_chats:{domain}:{agent.sip}"
         request = next(self._requests)
         agents[agent.sip] = (key, request)
-        self._asked[request] = (key, call_id, agent.sip, ring)
+        self._asked[request] = (domain, agent, call_id, ring)
         self._out.claim(request, key, self._member(call_id), agent.max_chats)
 
     def claimed(self, answer: Claimed) -> bool:
@@ -55,15 +62,20 @@ class AgentClaims:
         asked = self._asked.pop(answer.request, None)
         if asked is None:
             return False
-        key, call_id, sip, ring = asked
+        again = answer.request in self._again
+        self._again.discard(answer.request)
+        domain, agent, call_id, ring = asked
+        sip = agent.sip
         current = self._held.get(call_id, {}).get(sip)
         if current is not None and current[1] != answer.request:
             return True  # asked again since: the newer answer decides
         if current is None:  # released while it was asked
             if answer.granted:
-                self._out.unclaim(key, self._member(call_id))
+                self._out.unclaim(f"max_chats:{domain}:{sip}", self._member(call_id))
         elif not answer.granted:  # the agent is full elsewhere: the chat waits for others
             self._forget(call_id, sip)
+            if again:
+                self.ask(domain, agent, call_id, ring)
         elif not ring():  # no device of the agent's can take it now
             self.release(call_id, sip)
         return True

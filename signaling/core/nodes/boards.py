@@ -22,6 +22,13 @@ offer made (the offer travels before the answer) gives the device's. A request's
 the switch whose board news brought the chat, or the one that offered the chat to the
 asking device (its proxy leg keeps the offer's ids). A request whose home is lost before
 it answers is answered ``unavailable``.
+
+What a switch knows of the others' waiting chats also tells it where an agent's change
+matters (``agent_changed``: a device of theirs came or published, a chat of theirs ended
+here): each switch holding a waiting chat of the agent's queues hears ``AgentChanged``
+and offers its chats again (``reoffers``). A switch that learns of a waiting chat it
+did not know names the queue's agents online here to its home, which may have looked
+them up before they registered.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from ..messages import Inbound
 from ..outbox import Outbox
 from ..registry import Registration
 from ..support_boards import QueueRequest
-from .frames import BoardNews, BoardState, DeviceRecord, QueueAnswer, QueueAsk
+from .frames import AgentChanged, BoardNews, BoardState, DeviceRecord, QueueAnswer, QueueAsk
 from .proxy_legs import ProxyLegs
 from .remote_legs import RemoteDevices
 
@@ -53,6 +60,8 @@ log = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 BoardKey = tuple[str, str]
 """(domain, queue sip)."""
+Held = tuple[str, BoardKey, JsonObject]
+"""A chat homed elsewhere as this switch keeps it: (home, board, chat as shown there)."""
 
 
 class BoardHost(Protocol):
@@ -65,6 +74,8 @@ class BoardHost(Protocol):
     def asked(
         self, domain: str, user: UserConfig, reg: Registration | None, body: JsonObject
     ) -> JsonObject: ...
+
+    def agents_here(self, domain: str, queue: str) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,9 @@ class _NoHost:
     ) -> JsonObject:
         raise Unavailable("live support is not ready on this switch")
 
+    def agents_here(self, domain: str, queue: str) -> list[str]:
+        return []
+
 
 class NodeBoards:
     def __init__(
@@ -113,8 +127,8 @@ class NodeBoards:
         self._host: BoardHost = _NoHost()
         self._nodes: set[str] = set()
         """The switches told of this one's chats."""
-        self._chats: dict[str, tuple[str, BoardKey, JsonObject]] = {}
-        """The other switches' chats by ``confId``: (home, board, chat as shown there)."""
+        self._chats: dict[str, Held] = {}
+        """The other switches' chats by ``confId``."""
         self._asks: dict[int, _Asked] = {}
         self._numbers = itertools.count(1)
 
@@ -148,6 +162,31 @@ class NodeBoards:
         body = request.inbound.body
         self._out.forward(home, QueueAsk(number, request.domain, request.sip, record, body))
         return True
+
+    def agent_changed(self, domain: str, sip: str, queues: list[str]) -> None:
+        """Tell each other switch holding a waiting chat of one of ``queues`` (a chat
+        without an agent on its board) that the agent may take chats now: one frame per
+        such switch, and none when no chat waits elsewhere."""
+        wanted = set(queues)
+        homes = {
+            home
+            for home, (board_domain, queue), chat in self._chats.values()
+            if board_domain == domain and queue in wanted and _waiting(chat)
+        }
+        for home in sorted(homes):
+            self._out.forward(home, AgentChanged(domain, (sip,)))
+
+    def _agents_here(self, node: str, boards: set[BoardKey]) -> None:
+        """Chats of ``boards`` homed on ``node`` wait, and this switch did not know them
+        waiting: their home looked their agents up before this switch heard of them, so
+        it may have missed an agent whose device came here meanwhile. It hears of the
+        queues' agents online here, and looks up those it knows no device of."""
+        found: dict[str, set[str]] = {}
+        for domain, queue in boards:
+            found.setdefault(domain, set()).update(self._host.agents_here(domain, queue))
+        for domain, sips in sorted(found.items()):
+            if sips:
+                self._out.forward(node, AgentChanged(domain, tuple(sorted(sips)), missed=True))
 
     def _home_of(self, request: QueueRequest) -> str | None:
         held = self._chats.get(request.named)
@@ -187,9 +226,12 @@ class NodeBoards:
             return
         conf: str = chat["confId"]
         board = (frame.domain, frame.queue)
+        before = self._chats.get(conf)
         if frame.kept:
             self._chats[conf] = (node, board, chat)
-        elif conf in self._chats and self._chats[conf][:2] == (node, board):
+            if _newly_waiting(before, board, chat):
+                self._agents_here(node, {board})
+        elif before is not None and before[:2] == (node, board):
             del self._chats[conf]
         self._host.board_here(frame.domain, frame.queue, frame.mt, frame.body)
 
@@ -211,11 +253,16 @@ class NodeBoards:
                 del self._chats[conf]
                 closed = {"chat": chat, "by": "system", "cause": int(Q931.TEMPORARY_FAILURE)}
                 self._host.board_here(*board, "ChatClosed", closed)
+        anew: set[BoardKey] = set()
         for conf, (board, chat) in chats.items():
             before = kept.get(conf)
             self._chats[conf] = (node, board, chat)
             if before is None or before[2] != chat:
                 self._host.board_here(*board, *_shown(chat))
+            if _newly_waiting(before, board, chat):
+                anew.add(board)
+        if anew:
+            self._agents_here(node, anew)
 
     # -- requests between switches ---------------------------------------------------------------
 
@@ -258,6 +305,16 @@ class NodeBoards:
 
 def _error(error: ProtocolError) -> JsonObject:
     return {"mt": "Error", "code": error.code, "text": error.text}
+
+
+def _waiting(chat: JsonObject) -> bool:
+    """Whether a chat as a board shows it waits for an agent."""
+    return "agent" not in chat
+
+
+def _newly_waiting(before: Held | None, board: BoardKey, chat: JsonObject) -> bool:
+    """Whether ``chat`` waits on ``board`` and was not known waiting there before."""
+    return _waiting(chat) and not (before and before[1] == board and _waiting(before[2]))
 
 
 def _shown(chat: JsonObject) -> tuple[str, JsonObject]:

@@ -29,6 +29,9 @@ Live support's boards and Queue requests travel between any two switches (docs 1
                                    BoardState  all its chats, to a switch it just met
     agent's switch -> chat's home  QueueAsk    a Take, Transfer or Close of its user's
     home -> agent's switch         QueueAnswer the answer to it
+    any switch -> a waiting chat's home
+                                   AgentChanged agents of the chat's queue may take
+                                                chats now: the home offers them again
 
 A device is named by ``device``, the number its own switch gave the registration
 (``DeviceRecord.ref``); a leg by ``leg``, the call number the home uses for it. Frames
@@ -42,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "AgentChanged",
     "BoardNews",
     "BoardState",
     "DeviceAway",
@@ -260,6 +264,22 @@ class QueueAnswer:
     leg: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class AgentChanged:
+    """Agents ``sips`` of ``domain`` may take chats they were not offered: a device of
+    theirs came or published its activity on the sender, or a chat of theirs homed there
+    ended or was handed on. Sent to a switch holding a waiting chat of one of the agents'
+    queues (as its board news showed it), which looks the agents' devices up again and
+    offers its waiting chats to them as to agents of its own (docs 12.46). ``missed``:
+    the sender just heard of a waiting chat of the receiver's, and these agents of its
+    queue are online there; the receiver looks up only those it knows no device of (its
+    chat's lookup may have come before they registered)."""
+
+    domain: str
+    sips: tuple[str, ...]
+    missed: bool = False
+
+
 NodeFrame = (
     Offer
     | ToLeg
@@ -277,5 +297,6 @@ NodeFrame = (
     | BoardState
     | QueueAsk
     | QueueAnswer
+    | AgentChanged
 )
 """Everything one switch forwards to another."""

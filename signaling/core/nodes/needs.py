@@ -16,16 +16,21 @@ from ..causes import Q931
 from ..messages import Inbound, Signaling
 from ..registry import Registration
 from .boards import BoardHost
+from .reoffers import WaitingChats
 
-__all__ = ["CallCore", "DeviceEnds", "Guard"]
+__all__ = ["CallCore", "DeviceEnds", "Guard", "SupportHost"]
+
+
+class SupportHost(BoardHost, WaitingChats, Protocol):
+    """The switch's live support, as the cluster's boards and re-offers need it."""
 
 
 class CallCore(Protocol):
     """What the seat needs of the call core: what it does for a local device, and its
-    live support (whose boards the cluster shares)."""
+    live support (whose boards and waiting chats the cluster shares)."""
 
     @property
-    def support(self) -> BoardHost: ...
+    def support(self) -> SupportHost: ...
 
     def on_signaling(self, reg: Registration, msg: Signaling) -> None: ...
 

@@ -144,9 +144,13 @@ class RemoteDevices:
         """The stand-ins of these users, kept while a call may still offer to them (a
         support chat's next agent, a group's member): until ``release``."""
         devices = tuple(device for sip in sips for device in self.of(domain, sip))
+        self.keep(devices)
+        return devices
+
+    def keep(self, devices: Iterable[Registration]) -> None:
+        """Hold these stand-ins once more each: until as many ``release``."""
         for device in devices:
             self._uses[device] = self._uses.get(device, 0) + 1
-        return devices
 
     def release(self, devices: Iterable[Registration]) -> None:
         """A call no longer offers to these: those without a leg or another call go."""

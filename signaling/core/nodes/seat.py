@@ -38,6 +38,7 @@ from ..groups import GroupBook
 from ..messages import Inbound, Sig, Signaling
 from ..registry import Registration
 from .frames import (
+    AgentChanged,
     BoardNews,
     BoardState,
     DeviceAway,
@@ -60,11 +61,15 @@ from .group_homes import GroupKey
 from .moves import Recalling
 from .needs import CallCore, DeviceEnds, Guard
 from .proxy_legs import LOST
+from .reoffers import Reoffers
 from .seat_parts import Parked, SeatParts, device_record
 
 __all__ = ["CallCore", "DeviceEnds", "Guard", "NodeSeat"]
 
 log = logging.getLogger(__name__)
+
+
+SupportFrame = BoardNews | BoardState | QueueAsk | QueueAnswer | AgentChanged
 
 
 class NodeSeat:
@@ -112,6 +117,15 @@ class NodeSeat:
         self.boards = parts.boards
         self.boards.attach(core.support)
         self._requests = parts.requests
+        self._reoffers = Reoffers(
+            name=self.name,
+            outbox=self._out,
+            requests=parts.requests,
+            remote=parts.remote,
+            devices=parts.devices,
+            keep=parts.keep_also,
+            chats=core.support,
+        )
         self._parked: dict[int, Parked] = {}
         self._held: dict[tuple[Registration, int], Parked] = {}
         """The same waiting setups, by device and call number."""
@@ -120,7 +134,7 @@ class NodeSeat:
         return {
             "remote_devices": self.remote.held(),
             "proxy_legs": self.proxies.held(),
-            "lookups_waiting": len(self._parked) + len(self._parts.moves),
+            "lookups_waiting": len(self._parked) + len(self._parts.moves) + self._reoffers.held(),
             "claims": self.claims.held() + self.homes.held(),
             **self.boards.held(),
         }
@@ -179,6 +193,7 @@ class NodeSeat:
         elsewhere, unless its device has moved on meanwhile."""
         parked = self._parked.pop(answer.request, None)
         if parked is None:
+            self._reoffers.looked_up(answer)  # an agent's devices, for the chats waiting here
             return
         sips, _ = self._wanted(parked.reg.domain, parked.msg.sig)
         found = [record for record in answer.devices if record.node != self.name]
@@ -331,7 +346,7 @@ class NodeSeat:
             return self._taken_over(node, frame)
         if isinstance(frame, DeviceMoved):
             return self._moved(node, frame)
-        if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer):
+        if isinstance(frame, BoardNews | BoardState | QueueAsk | QueueAnswer | AgentChanged):
             return self._support(node, frame)
         device = self.remote.get(node, frame.device)
         if device is None:
@@ -344,10 +359,13 @@ class NodeSeat:
         if isinstance(frame, DeviceGone):
             self.ends.end(device, Q931(frame.cause))
 
-    def _support(self, node: str, frame: BoardNews | BoardState | QueueAsk | QueueAnswer) -> None:
-        """Live support's frames: boards, and Queue requests to a chat's home (12.46)."""
+    def _support(self, node: str, frame: SupportFrame) -> None:
+        """Live support's frames: boards, Queue requests to a chat's home, and agents
+        who may take the chats waiting here (12.46)."""
         boards = self.boards
-        if isinstance(frame, BoardNews):
+        if isinstance(frame, AgentChanged):
+            self._reoffers.heard(frame)
+        elif isinstance(frame, BoardNews):
             boards.news(node, frame)
         elif isinstance(frame, BoardState):
             boards.state(node, frame)

@@ -273,6 +273,15 @@ class SeatParts:
         """The stand-ins a setup found stay while its caller's leg does."""
         self._call_holds[leg] = devices
 
+    def keep_also(self, leg: Leg, devices: tuple[Registration, ...]) -> None:
+        """More stand-ins the call of ``leg`` may offer to (an agent's devices looked up
+        after its setup, docs 12.46): held with those held for it before, each once."""
+        held = self._call_holds.get(leg, ())
+        held = tuple(device for device in held if self.remote.key(device) is not None)
+        fresh = tuple(device for device in devices if device not in held)
+        self.remote.keep(fresh)
+        self._call_holds[leg] = held + fresh
+
     def keep_for_group(self, group: GroupKey, devices: tuple[Registration, ...]) -> None:
         """The stand-ins of a group's members stay while its live call lasts; those kept
         for it before are let go."""

@@ -8,6 +8,7 @@ import pytest
 from signaling.bus.codec import decode_frames, decode_snapshot, encode_frames, encode_snapshot
 from signaling.bus.errors import BadFrame
 from signaling.core.nodes.frames import (
+    AgentChanged,
     BoardNews,
     BoardState,
     DeviceAway,
@@ -51,6 +52,8 @@ EVERY_KIND: list[NodeFrame] = [
     QueueAsk(5, "example.com", "bob", RECORD, {"mt": "Take", "confId": "c1"}),
     QueueAsk(6, "example.com", "bob", None, {"mt": "Close", "confId": "c1"}),
     QueueAnswer(5, {"mt": "TakeResult", "confId": "c1", "call": -3}, -3),
+    AgentChanged("example.com", ("alice",)),
+    AgentChanged("example.com", ("alice", "bob"), missed=True),
 ]
 
 
@@ -100,6 +103,11 @@ def test_a_pre_encoded_sig_travels_as_the_same_text() -> None:
         b'[["q", 5, "d", "bob", [1], {}]]',
         b'[["w", 5, {}, "3"]]',
         b'[["w", 5, {}]]',
+        b'[["c", "example.com"]]',
+        b'[["c", "example.com", ["alice"]]]',
+        b'[["c", "example.com", "alice", false]]',
+        b'[["c", "example.com", ["alice", 7], false]]',
+        b'[["c", "example.com", ["alice"], 0]]',
     ],
 )
 def test_a_malformed_entry_is_refused_whole(data: bytes) -> None:

@@ -153,9 +153,10 @@ class Cluster:
         client = self.login(node, sip, password=password)
         register = {"api": "PbxSignal", "mt": "Register", "src": src, "flags": "NO_MEDIA_CALL"}
         self.send(client, register)
-        result = self.one(client)
+        result, *later = self.take(client)  # later: a support chat offered to a new agent
         assert result["mt"] == "RegisterResult"
         self.tokens[client] = result["resume"]
+        self.inbox[client] = later
         return client
 
     def resume(

@@ -85,12 +85,12 @@ def test_a_board_on_another_switch_lists_and_follows_a_chat_homed_elsewhere() ->
     cluster.finish()
 
 
-def test_take_on_another_switch_of_a_chat_not_offered_there_offers_then_connects() -> None:
+def test_take_on_another_switch_of_a_chat_not_ringing_there_offers_then_connects() -> None:
     cluster = Cluster(("a", "b"), _desk())
     carol = cluster.phone("a", "carol")
     conf = _waiting(cluster, carol)
-    alice = _board(cluster, "b", "alice")  # registered after the chat came: not offered
-    cluster.take(alice)
+    alice = _board(cluster, "b", "alice")  # registered after the chat came: offered,
+    cluster.signal(alice, _offer(cluster.take(alice)), {"type": "rel"})  # and declined
     _ask(cluster, alice, "Take", conf)
     frames = cluster.take(alice)
     number = _offer(frames)  # the setup the client must not answer: it is connected
