@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from config import Config
@@ -265,3 +266,26 @@ def without_ids(
         return value
 
     return [walk(client) for client in frames]
+
+
+def support_config(max_chats: int = 1) -> Config:
+    """The demo tenant's queue ``support``, whose agents alice and bob each take at
+    most ``max_chats`` chats."""
+    config = make_config(messages=False)
+    demo = config.tenants[0]
+    users = tuple(
+        replace(user, max_chats=max_chats) if user.sip in ("alice", "bob") else user
+        for user in demo.users
+    )
+    return replace(config, tenants=(replace(demo, users=users), *config.tenants[1:]))
+
+
+def kinds(frames: list[JsonObject]) -> list[str]:
+    """The ``sig`` type of each frame."""
+    return [frame["sig"]["type"] for frame in frames]
+
+
+def claims(cluster: Cluster) -> dict[str, int]:
+    """How many chats each agent's shared set holds."""
+    book = cluster.bus.book.claims
+    return {key.rsplit(":", 1)[1]: len(members) for key, members in book.items()}

@@ -5,72 +5,50 @@ one home, where every member's device joins its one live call.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
-from config import Config
-from tests.signaling.core.cluster_harness import Client, Cluster
+from tests.signaling.core.cluster_harness import Client, Cluster, claims, kinds, support_config
 from tests.support import make_config
 
 JsonObject = dict[str, Any]
-
-
-def _support(max_chats: int) -> Config:
-    config = make_config(messages=False)
-    demo = config.tenants[0]
-    users = tuple(
-        replace(user, max_chats=max_chats) if user.sip in ("alice", "bob") else user
-        for user in demo.users
-    )
-    return replace(config, tenants=(replace(demo, users=users), *config.tenants[1:]))
-
-
-def _kinds(frames: list[JsonObject]) -> list[str]:
-    return [frame["sig"]["type"] for frame in frames]
-
-
-def _claims(cluster: Cluster) -> dict[str, int]:
-    """How many chats each agent's shared set holds."""
-    claims = cluster.bus.book.claims
-    return {key.rsplit(":", 1)[1]: len(members) for key, members in claims.items()}
 
 
 # -- live support: max_chats through Claim ------------------------------------------------------
 
 
 def test_an_agent_full_with_a_chat_of_one_switch_is_not_offered_a_chat_of_another() -> None:
-    cluster = Cluster(("a", "b", "c"), _support(max_chats=1))
+    cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
     carol, dave = cluster.phone("a", "carol"), cluster.phone("b", "dave")
     alice, bob = cluster.phone("c", "alice"), cluster.phone("c", "bob")
     cluster.setup(carol, 1, "support")  # homed on a: both agents claimed there, then offered
-    assert _kinds(cluster.take(carol)) == ["call_proc"]
+    assert kinds(cluster.take(carol)) == ["call_proc"]
     numbers = {alice: cluster.offered(alice), bob: cluster.offered(bob)}
-    assert _claims(cluster) == {"alice": 1, "bob": 1}
+    assert claims(cluster) == {"alice": 1, "bob": 1}
     cluster.setup(dave, 1, "support")  # homed on b, which counts none of a's chats itself
-    assert _kinds(cluster.take(dave)) == ["call_proc"]
+    assert kinds(cluster.take(dave)) == ["call_proc"]
     cluster.quiet(alice, bob)  # both claims refused: each agent is full with carol's chat
     cluster.signal(alice, numbers[alice], {"type": "conn"})
-    assert _kinds(cluster.take(carol)) == ["conn"]
+    assert kinds(cluster.take(carol)) == ["conn"]
     assert cluster.one(bob)["sig"] == {"type": "rel", "cau": {"loc": 1, "num": 26}}
-    assert _claims(cluster) == {"alice": 1}  # bob's offer ended: his room is back
+    assert claims(cluster) == {"alice": 1}  # bob's offer ended: his room is back
     cluster.signal(dave, 1, {"type": "rel"})
     cluster.setup(dave, 2, "support")
-    assert _kinds(cluster.take(dave)) == ["call_proc"]
+    assert kinds(cluster.take(dave)) == ["call_proc"]
     cluster.quiet(alice)  # alice has carol's chat: refused again
     number = cluster.offered(bob)  # bob has room: offered, once
     cluster.signal(bob, number, {"type": "conn"})
-    assert _kinds(cluster.take(dave)) == ["conn"]
+    assert kinds(cluster.take(dave)) == ["conn"]
     cluster.say(dave, 2, "hello", id="d1")
     assert cluster.one(bob)["sig"]["fty"][0]["data"] == "hello"
     assert cluster.one(dave)["sig"]["fty"][0]["state"] == "delivered"
-    assert _claims(cluster) == {"alice": 1, "bob": 1}
+    assert claims(cluster) == {"alice": 1, "bob": 1}
     cluster.signal(carol, 1, {"type": "rel"})
-    assert _claims(cluster) == {"bob": 1}  # a closed chat gives its agent's room back
+    assert claims(cluster) == {"bob": 1}  # a closed chat gives its agent's room back
     cluster.finish()  # and no claim is left at all
 
 
 def test_an_agent_with_room_for_two_takes_chats_homed_on_two_switches() -> None:
-    cluster = Cluster(("a", "b", "c"), _support(max_chats=2))
+    cluster = Cluster(("a", "b", "c"), support_config(max_chats=2))
     carol, dave, alice = (
         cluster.phone("a", "carol"),
         cluster.phone("b", "dave"),
@@ -80,13 +58,13 @@ def test_an_agent_with_room_for_two_takes_chats_homed_on_two_switches() -> None:
         cluster.setup(visitor, 1, "support")
         cluster.take(visitor)
         cluster.signal(alice, cluster.offered(alice), {"type": "conn"})
-        assert _kinds(cluster.take(visitor)) == ["conn"]
-    assert _claims(cluster) == {"alice": 2}
+        assert kinds(cluster.take(visitor)) == ["conn"]
+    assert claims(cluster) == {"alice": 2}
     cluster.finish()
 
 
 def test_a_lost_home_takes_its_claims_with_it() -> None:
-    cluster = Cluster(("a", "b", "c"), _support(max_chats=1))
+    cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
     carol, dave, alice = (
         cluster.phone("a", "carol"),
         cluster.phone("b", "dave"),
@@ -96,7 +74,7 @@ def test_a_lost_home_takes_its_claims_with_it() -> None:
     cluster.offered(alice)
     cluster.bus.lose("a")
     assert cluster.one(alice)["sig"]["cau"]["num"] == 41
-    assert _claims(cluster) == {}
+    assert claims(cluster) == {}
     cluster.setup(dave, 1, "support")
     cluster.take(dave)
     assert cluster.offered(alice) < 0  # alice has room again
@@ -119,7 +97,7 @@ def _join(cluster: Cluster, client: Client, number: int) -> str:
     sig = {"type": "setup", "channel": 0, "cd": {"sip": "group-1"}, "fty": [{"type": "im_setup"}]}
     cluster.signal(client, number, sig)
     frames = cluster.take(client)
-    assert _kinds(frames) == ["call_proc", "conn"], frames
+    assert kinds(frames) == ["call_proc", "conn"], frames
     assert {frame["call"] for frame in frames} == {number}
     conf: str = frames[0]["sig"]["confId"]
     return conf
@@ -178,7 +156,7 @@ def test_group_setups_on_two_switches_in_the_same_step_make_one_call() -> None:
     cluster.bus.step(1)  # b's claim first: b is the home, a's device joins there
     cluster.bus.run()
     frames = {client: cluster.take(client) for client in (alice, bob)}
-    assert all(_kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
+    assert all(kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
     assert frames[alice][0]["sig"]["confId"] == frames[bob][0]["sig"]["confId"]
     assert cluster.bus.switches["a"].chat.calls == {}
     cluster.say(alice, 1, "one call", id="x")
@@ -202,7 +180,7 @@ def test_a_join_that_comes_before_the_home_s_own_claim_answer_waits_for_it() -> 
     cluster.bus.step(join)  # before a's answer
     cluster.bus.run()
     frames = {client: cluster.take(client) for client in (alice, bob)}
-    assert all(_kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
+    assert all(kinds(got) == ["call_proc", "conn"] for got in frames.values()), frames
     assert frames[alice][0]["sig"]["confId"] == frames[bob][0]["sig"]["confId"]
     cluster.say(bob, 1, "one call", id="x")
     assert cluster.one(alice)["sig"]["fty"][0]["data"] == "one call"
