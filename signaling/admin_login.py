@@ -13,7 +13,9 @@ The token login (docs/protocol.md 12.36) lets the admin pages keep a revocable t
 their tab instead of the password: ``POST /admin/login {"user","password"}`` →
 ``{"token","expires_in","domain"}``, then ``Authorization: Bearer <token>`` on every admin
 request until ``POST /admin/logout`` or ``TOKEN_TTL``. Tokens live in the memory of the
-server that issued them: a restart signs the pages out."""
+server that issued them: a restart signs the pages out. On a node of a cluster they live in
+Redis instead (docs 12.47), so that a balancer may send each request of the pages to any
+node and a logout on one ends the token on all."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,6 +70,23 @@ header). ``/debug.xml`` changes flags on a GET, so a chat message must not be ab
 a browser load it as an image with the operator's remembered credentials."""
 
 
+class SharedTokens(Protocol):
+    """The cluster's admin tokens (``signaling.bus.logins``), keyed by the hex digest of
+    each token."""
+
+    async def keep_admin_token(self, key: str, domain: str | None, ttl: float) -> bool:
+        """Keep the token for ``ttl`` seconds; False when it was not kept."""
+        ...
+
+    async def admin_token(self, key: str) -> tuple[bool, str | None] | None:
+        """(good, domain) of the token; None when the cluster did not answer."""
+        ...
+
+    def end_admin_token(self, key: str) -> None:
+        """End the token on every node."""
+        ...
+
+
 class AdminLogins:
     """The server's admin and the tenant admins of ``[admin]``, checked by HTTP Basic or
     by a token their ``POST /admin/login`` was given."""
@@ -77,11 +97,14 @@ class AdminLogins:
         login: LoginConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         shared: ClusterThrottle | None = None,
+        tokens: SharedTokens | None = None,
     ) -> None:
-        """``shared``: the cluster's count of failed logins, on a node of a cluster."""
+        """``shared``: the cluster's count of failed logins, ``tokens`` its admin
+        tokens, on a node of a cluster."""
         login = login or LoginConfig()
         self._throttle = LoginThrottle(ThrottlePolicy.from_config(login))
         self._shared = shared
+        self._shared_tokens = tokens
         self._clock = clock
         self._accounts: list[tuple[bytes, bytes, AdminScope]] = []
         if admin.password:
@@ -99,7 +122,8 @@ class AdminLogins:
                 )
         self._tokens: OrderedDict[bytes, tuple[AdminScope, float]] = OrderedDict()
         """Issued tokens by their digest (a memory dump shows no usable token), oldest
-        first, with when each stops working (on ``clock``)."""
+        first, with when each stops working (on ``clock``). On a node of a cluster only
+        those this node issued, asked when the cluster does not answer."""
 
     async def who(self, request: Request) -> AdminScope | None:
         """The scope of the request's valid admin login (Basic or a token), or None."""
@@ -107,7 +131,7 @@ class AdminLogins:
             return None
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer":
-            return self._token_scope(value.strip())
+            return await self._token_scope(value.strip())
         if scheme.lower() != "basic":
             return None  # no login tried: nothing to count
         try:
@@ -162,13 +186,23 @@ class AdminLogins:
 
         return AttemptThrottle(self._throttle, verdict, forgive)
 
-    def _token_scope(self, token: str) -> AdminScope | None:
-        held = self._tokens.get(_token_key(token)) if token else None
+    async def _token_scope(self, token: str) -> AdminScope | None:
+        if not token:
+            return None
+        key = _token_key(token)
+        if self._shared_tokens is not None:
+            # The cluster's word first: the token may come from another node, or have
+            # been ended on another node. Unanswered, this node's own tokens still work.
+            known = await self._shared_tokens.admin_token(key.hex())
+            if known is not None:
+                good, domain = known
+                return AdminScope(domain) if good else None
+        held = self._tokens.get(key)
         if held is None:
             return None
         scope, expires = held
         if self._clock() >= expires:
-            del self._tokens[_token_key(token)]
+            del self._tokens[key]
             return None
         return scope
 
@@ -201,7 +235,16 @@ class AdminLogins:
         if scope is None:
             return _refused(401, "forbidden", "wrong user name or password")
         token = secrets.token_urlsafe(32)
-        self._tokens[_token_key(token)] = (scope, self._clock() + TOKEN_TTL)
+        key = _token_key(token)
+        shared = self._shared_tokens
+        if shared is not None and not await shared.keep_admin_token(
+            key.hex(), scope.domain, TOKEN_TTL
+        ):
+            # A token the other nodes cannot know would fail on every request the
+            # balancer sends elsewhere: none is given out (HTTP Basic still works).
+            text = "the cluster could not keep a token now: try again, or use HTTP Basic"
+            return _refused(503, "unavailable", text)
+        self._tokens[key] = (scope, self._clock() + TOKEN_TTL)
         while len(self._tokens) > MAX_TOKENS:
             self._tokens.popitem(last=False)
         answer = {"token": token, "expires_in": int(TOKEN_TTL), "domain": scope.domain}
@@ -209,8 +252,11 @@ class AdminLogins:
 
     async def _logout(self, request: Request) -> Response:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
-            self._tokens.pop(_token_key(value.strip()), None)
+        if scheme.lower() == "bearer" and value.strip():
+            key = _token_key(value.strip())
+            self._tokens.pop(key, None)
+            if self._shared_tokens is not None:
+                self._shared_tokens.end_admin_token(key.hex())
         return Response(status_code=204)
 
     async def server_admin(self, request: Request) -> bool:

@@ -98,7 +98,9 @@ def create_app(
         exception_handlers={404: _json_error, 405: _json_error},
     )
     book = bus.logins if bus is not None else None
-    logins = AdminLogins(config.admin, config.login, switch.clock.monotonic, shared=book)
+    logins = AdminLogins(
+        config.admin, config.login, switch.clock.monotonic, shared=book, tokens=book
+    )
     app.router.routes.extend(_routes(app, config, switch, service, changes, logins, book))
     app.add_middleware(HttpTrace, tracer=tracer)
     serve_on_transport(app, HUB_WEBSOCKET_PATH, hub_endpoint(app))

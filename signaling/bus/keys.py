@@ -97,3 +97,9 @@ def visitors_made(counted: str) -> str:
 def visitor(domain: str, sip: str) -> str:
     """Hash: a visitor account (``dn``, ``password``, ``context``), with an expiry."""
     return f"{PREFIX}visitor:{{{domain}:{sip}}}"
+
+
+def admin_token(key: str) -> str:
+    """String: the scope of an admin token (docs 12.47), under the hex SHA-256 of the
+    token, with the token's expiry: ``*`` for the server's admin, else the tenant's domain."""
+    return f"{PREFIX}admintok:{key}"

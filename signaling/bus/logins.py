@@ -54,6 +54,9 @@ HUB, ADMIN = "hub", "admin"
 
 SharedAction = CheckLogin | ForgiveLogin | KeepVisitor | VisitorReleased
 
+ADMIN_SCOPE_ALL = "*"
+"""An admin token's stored scope for the server's admin (a domain never is ``*``)."""
+
 _HOUR = 3600.0
 
 
@@ -154,6 +157,33 @@ class SharedLogins:
         if not written or any(isinstance(reply, Exception) for reply in written):
             return None
         return True
+
+    # -- admin tokens (docs 12.47) ------------------------------------------------------------
+
+    async def keep_admin_token(self, key: str, domain: str | None, ttl: float) -> bool:
+        """Write the token whose digest is ``key`` for ``ttl`` seconds; False when Redis
+        did not take it (the token must then not be given out)."""
+        value = ADMIN_SCOPE_ALL if domain is None else domain
+        written = await self.asks.asked(
+            lambda pipe: pipe.set(keys.admin_token(key), value, px=_ms(ttl))
+        )
+        return written is not None and bool(written) and written[0] is True
+
+    async def admin_token(self, key: str) -> tuple[bool, str | None] | None:
+        """Whether the token whose digest is ``key`` is good (some node issued it, and it
+        was neither ended nor ran out) and whose it is (None: the server's admin); None
+        when Redis did not answer."""
+        replies = await self.asks.asked(lambda pipe: pipe.get(keys.admin_token(key)))
+        if not replies or isinstance(replies[0], Exception):
+            return None
+        if replies[0] is None:
+            return False, None
+        text = _text(replies[0])
+        return True, None if text == ADMIN_SCOPE_ALL else text
+
+    def end_admin_token(self, key: str) -> None:
+        """``POST /admin/logout``: the token stops working on every node (no answer awaited)."""
+        self.asks.tell(lambda pipe: pipe.delete(keys.admin_token(key)))
 
     def reassert(self) -> list[Op]:
         """Writes of every visitor account this node holds (Redis lost them), each with

@@ -41,6 +41,31 @@ async def test_an_admin_change_on_one_node_is_seen_on_the_others_within_a_second
             await (await nodes.phone(name, "erin")).sync()
 
 
+async def test_an_admin_token_from_one_node_works_on_every_node_until_logged_out_on_any(
+    tmp_path: Path,
+) -> None:
+    """Behind a balancer each request of the admin pages may reach another node: the token
+    ``POST /admin/login`` gave on a is good on b and c, and a logout on c ends it on a."""
+    password = secrets.token_hex(12)
+    tenant = Tenant(settings=("[admin]", f'password = "{password}"'))
+    async with (
+        cluster(tmp_path, "a", "b", "c", tenant=tenant) as (_, nodes),
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        login = {"user": "admin", "password": password}
+        answer = await http.post(f"{nodes.http('a')}/admin/login", json=login)
+        assert answer.status_code == 200, answer.text
+        bearer = {"Authorization": f"Bearer {answer.json()['token']}"}
+        for name in ("a", "b", "c"):
+            users = await http.get(f"{nodes.http(name)}/admin/users", headers=bearer)
+            assert users.status_code == 200, (name, users.text)
+        ended = await http.post(f"{nodes.http('c')}/admin/logout", headers=bearer)
+        assert ended.status_code == 204
+        for name in ("a", "b", "c"):
+            users = await http.get(f"{nodes.http(name)}/admin/users", headers=bearer)
+            assert users.status_code == 401, (name, users.text)
+
+
 async def test_presence_follows_a_user_across_nodes_and_a_killed_node_leaves_no_ghost(
     tmp_path: Path,
 ) -> None:
