@@ -28,7 +28,8 @@ next try); connections already open keep what they logged in with.
 
 Visitors (the throwaway accounts of ``POST /api/visitors``, PROTOCOL §9.1) are listed apart
 and read-only, without a user's fields, which mean nothing for them: ``GET
-/admin/visitors[?domain=D]`` → ``{"visitors":[{domain, sip, dn}…]}`` (docs 12.36).
+/admin/visitors[?domain=D]`` → ``{"visitors":[{domain, sip, dn}…]}`` (docs 12.36); on a node
+of a cluster every node's, from Redis (docs 12.47).
 
 The server's admin sees every tenant; a tenant admin sees and changes its own only
 (``forbidden`` for any other, even to ask whether it exists).
@@ -79,12 +80,23 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, AdminScope], Awaitable[Response]]
 
+VisitorList = Callable[[str], Awaitable[list[tuple[str, str]] | None]]
+"""(sip, dn) of a tenant's visitor accounts in the whole cluster; None when unknown now."""
+
 
 class DirectoryAdmin:
-    def __init__(self, directory: Directory, changes: ChangeLog, logins: AdminLogins) -> None:
+    def __init__(
+        self,
+        directory: Directory,
+        changes: ChangeLog,
+        logins: AdminLogins,
+        visitors: VisitorList | None = None,
+    ) -> None:
+        """``visitors``: on a node of a cluster, the visitor accounts of every node."""
         self._directory = directory
         self._changes = changes
         self._logins = logins
+        self._cluster_visitors = visitors
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = []
@@ -99,7 +111,7 @@ class DirectoryAdmin:
         tenant = "/admin/tenants/{domain}"
         return [
             *routes,
-            Route("/admin/visitors", self._guard(self._lister(_VISITORS)), methods=["GET"]),
+            Route("/admin/visitors", self._guard(self._list_visitors), methods=["GET"]),
             Route("/admin/tenants", self._guard(self._list_tenants), methods=["GET"]),
             Route(tenant, self._guard(self._put_tenant), methods=["PUT"]),
             Route(tenant, self._guard(self._delete_tenant), methods=["DELETE"]),
@@ -147,6 +159,23 @@ class DirectoryAdmin:
             return JSONResponse({kind.plural: entries})
 
         return listed
+
+    async def _list_visitors(self, request: Request, scope: AdminScope) -> Response:
+        listed = self._cluster_visitors
+        if listed is None:  # one node: its directory holds them all
+            return await self._lister(_VISITORS)(request, scope)
+        wanted = request.query_params.get("domain")
+        entries: list[dict[str, Any]] = []
+        for domain in [wanted] if wanted else self._directory.domains():
+            if self._tenant(domain) is None:
+                return _error(404, "not_found", "no such tenant")
+            if not scope.covers(domain):
+                continue
+            found = await listed(domain)
+            if found is None:
+                return _error(503, "unavailable", "the cluster's visitors cannot be read now")
+            entries += [{"domain": domain, "sip": sip, "dn": dn} for sip, dn in found]
+        return JSONResponse({"visitors": entries})
 
     def _getter(self, kind: _Entries) -> Handler:
         async def got(request: Request, scope: AdminScope) -> Response:

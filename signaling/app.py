@@ -35,6 +35,7 @@ from signaling.admin_directory import DirectoryAdmin
 from signaling.admin_login import AdminLogins
 from signaling.appwebsocket.digest import new_challenge
 from signaling.appwebsocket.transport import serve_on_transport
+from signaling.bus.logins import SharedLogins
 from signaling.bus.redis_bus import RedisBus
 from signaling.core.actions import Action
 from signaling.core.clock import Clock, SystemClock
@@ -52,7 +53,7 @@ from signaling.hub_socket import hub_endpoint
 from signaling.messages_link import ServiceConnector
 from signaling.metrics import GC_PAUSE_SECONDS
 from signaling.metrics import render as render_metrics
-from signaling.support.visitors import VisitorBook, Visitors
+from signaling.support.visitors import Visitors
 from signaling.support.webhooks import WebhookSender
 from signaling.tls import own_certificate, web_schemes
 from tracing import Tracer
@@ -278,10 +279,11 @@ def _routes(
     service: MessagesService | None,
     changes: ChangeLog,
     logins: AdminLogins,
-    visitor_book: VisitorBook | None,
+    book: SharedLogins | None,
 ) -> list[BaseRoute]:
     """Every route but the messages service's own WebSocket (which ``service`` brings);
-    ``visitor_book``: where visitor accounts are made, when not in this node's memory."""
+    ``book``: on a node of a cluster, its logins in Redis, where visitor accounts are made
+    and listed."""
     admin_login = logins.server_admin
     metrics_route = _admin_only(metrics, admin_login) if config.admin.metrics_login else metrics
     routes: list[BaseRoute] = [
@@ -293,8 +295,9 @@ def _routes(
         routes += service.routes()
     routes += logins.routes()
     routes += TraceRoutes(switch.tracer, admin_login).routes()
-    routes += DirectoryAdmin(switch.directory, changes, logins).routes()
-    visitors = Visitors(switch, config, lambda actions: _on_hub(app, actions), visitor_book)
+    cluster_visitors = book.visitors if book is not None else None
+    routes += DirectoryAdmin(switch.directory, changes, logins, cluster_visitors).routes()
+    visitors = Visitors(switch, config, lambda actions: _on_hub(app, actions), book)
     routes += visitors.routes()
     routes += web_routes(config)
     return routes

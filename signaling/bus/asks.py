@@ -69,6 +69,10 @@ class Asks:
         """The connection to ask on (its commands time out after ``wait``)."""
         self.redis = redis
 
+    def usable(self) -> bool:
+        """Whether questions may go to Redis now (connected, and the node not cut off)."""
+        return self.redis is not None and self._up()
+
     def ask(self, fill: Fill, answer: Answer) -> None:
         self._put(_Question(fill, answer))
 

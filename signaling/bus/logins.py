@@ -24,12 +24,14 @@ Theory of operation:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from signaling.appwebsocket.throttle import ThrottlePolicy, Verdict
 from signaling.core.actions import (
@@ -58,6 +60,9 @@ ADMIN_SCOPE_ALL = "*"
 """An admin token's stored scope for the server's admin (a domain never is ``*``)."""
 
 _HOUR = 3600.0
+
+_LIST_WAIT = 10.0
+"""Seconds the admin's list of visitors may take in Redis before it is answered 503."""
 
 
 class SharedLogins:
@@ -185,6 +190,33 @@ class SharedLogins:
         """``POST /admin/logout``: the token stops working on every node (no answer awaited)."""
         self.asks.tell(lambda pipe: pipe.delete(keys.admin_token(key)))
 
+    # -- the admin's list of visitors -----------------------------------------------------
+
+    async def visitors(self, domain: str) -> list[tuple[str, str]] | None:
+        """(sip, dn) of every visitor account of ``domain`` in Redis, made through any node
+        (``GET /admin/visitors``, docs 12.47); None when Redis did not answer. A ``SCAN``
+        of the visitors' keys: for the admin's page, never on a client's path."""
+        redis = self.asks.redis
+        if redis is None or not self.asks.usable():
+            return None
+        pattern = keys.visitor(_glob_escaped(domain), "*")
+        try:
+            async with asyncio.timeout(_LIST_WAIT):
+                names = [name async for name in redis.scan_iter(match=pattern, count=1000)]
+                pipe = redis.pipeline(transaction=False)
+                for name in names:
+                    pipe.hget(name, "dn")
+                names_dn = zip(names, await pipe.execute(raise_on_error=False), strict=True)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("cluster: Redis did not list the visitors of %s (%r)", domain, exc)
+            return None
+        found = []
+        for name, dn in names_dn:
+            sip = _text(name).rpartition(":")[2].removesuffix("}")
+            if isinstance(dn, bytes | str):  # else gone since the scan, or malformed
+                found.append((sip, _text(dn)))
+        return sorted(found)
+
     def reassert(self) -> list[Op]:
         """Writes of every visitor account this node holds (Redis lost them), each with
         what is left of its hold."""
@@ -208,6 +240,11 @@ class SharedLogins:
 
     def _expiry_ms(self, seconds: float) -> int:
         return _ms(seconds + self._grace)
+
+
+def _glob_escaped(text: str) -> str:
+    """``text`` matched as it is by a ``SCAN`` pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
 def _ms(seconds: float) -> int:

@@ -1,24 +1,30 @@
-"""A visitor account across hub nodes in separate processes (docs/protocol.md 12.44): made
-through one node's ``POST /api/visitors``, it logs in and registers on another."""
+"""A visitor account across hub nodes in separate processes (docs/protocol.md 12.44, 12.47):
+made through one node's ``POST /api/visitors``, it is listed by another node's
+``GET /admin/visitors`` and logs in and registers there."""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import httpx
 
 from signaling.appwebsocket.client import AppWebsocketClient
-from tests.integration.cluster_processes import DOMAIN
-from tests.integration.test_cluster_nodes import cluster
+from tests.integration.cluster_processes import DOMAIN, Tenant, cluster
 from tests.support import Phone
 
 
 async def test_a_visitor_made_on_one_node_logs_in_on_another(tmp_path: Path) -> None:
-    async with cluster(tmp_path, "a", "b") as (_, nodes):
+    password = secrets.token_hex(12)
+    tenant = Tenant(settings=("[admin]", f'password = "{password}"'))
+    async with cluster(tmp_path, "a", "b", tenant=tenant) as (_, nodes):
         async with httpx.AsyncClient(timeout=10) as http:
             made = await http.post(f"{nodes.http('a')}/api/visitors", json={"name": "Ann"})
-        assert made.status_code == 201, made.text
-        account = made.json()
+            assert made.status_code == 201, made.text
+            account = made.json()
+            listed = await http.get(f"{nodes.http('b')}/admin/visitors", auth=("admin", password))
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["visitors"] == [{"domain": DOMAIN, "sip": account["sip"], "dn": "Ann"}]
         client = await AppWebsocketClient.connect(nodes.url("b"), max_size=None)
         try:
             result = await client.login(

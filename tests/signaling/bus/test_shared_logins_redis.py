@@ -180,6 +180,22 @@ async def test_visitor_accounts_are_made_within_the_address_s_hourly_share() -> 
         assert made == 1  # made for the other tenant, under the same sip: one account
 
 
+async def test_the_visitors_of_a_tenant_are_listed_from_every_node_s_accounts() -> None:
+    """``GET /admin/visitors`` on a node of a cluster (docs 12.47): every account of the
+    tenant in Redis, sorted, none of another tenant or of a name matching as a pattern."""
+    async with private_redis() as redis, shared(redis, wait=0.5) as (logins, _):
+        bea = VisitorRecord("example.com", "visitor-00000000000000bb", "Bea", "bea-pw")
+        other = VisitorRecord("other.org", "visitor-00000000000000cc", "Cid", "cid-pw")
+        wild = VisitorRecord("example.co*", "visitor-00000000000000dd", "Dee", "dee-pw")
+        for record in (bea, ANN, other, wild):
+            assert await logins.make_visitor(f"{record.domain} 192.0.2.{len(record.dn)}", record)
+        assert await logins.visitors("example.com") == [(ANN.sip, "Ann"), (bea.sip, "Bea")]
+        assert await logins.visitors("example.co*") == [(wild.sip, "Dee")]
+        assert await logins.visitors("nobody.test") == []
+        redis.kill()
+        assert await logins.visitors("example.com") is None
+
+
 async def test_a_kept_account_is_written_again_after_redis_lost_it() -> None:
     async with private_redis() as redis, shared(redis) as (logins, ops):
         logins.take(KeepVisitor(ANN))
