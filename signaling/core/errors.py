@@ -54,6 +54,10 @@ class ProtocolError(SignalingError):
 
     code = "bad_request"
 
+    def answer(self) -> dict[str, str]:
+        """The ``Error`` answering it, without the request's ``api`` and ``src``."""
+        return {"mt": "Error", "code": self.code, "text": self.text}
+
 
 class BadJson(ProtocolError):
     code = "bad_json"

@@ -35,8 +35,16 @@ from .calls import Call, Leg
 from .causes import Q931, hub_cause
 from .clock import Clock
 from .directory_view import TenantLookup
-from .errors import AlreadyTaken, BadJson, BadState, Forbidden, NotFound, Unavailable, UnknownMt
+from .errors import (
+    BadJson,
+    BadState,
+    Forbidden,
+    NotFound,
+    Unavailable,
+    UnknownMt,
+)
 from .frames import name_identification
+from .login_phase import reply
 from .messages import Inbound, Sig
 from .nodes.directory import DeviceDirectory
 from .outbox import Outbox
@@ -53,7 +61,8 @@ from .support_chat import (
     setup_preview,
 )
 from .support_idle import IdleChats
-from .support_rules import board_terms, check_close, check_transfer
+from .support_rules import board_terms, check_close, check_transfer, may_answer
+from .support_takes import Takes
 from .timers import TimerQueue
 
 __all__ = ["Queues", "SupportChat"]
@@ -96,6 +105,7 @@ class Queues:
         self._boards = Boards(outbox, self._shared)
         self._idle = IdleChats(chat, timers, clock, config, self.chats)
         self._load = AgentLoad(registry, presence, max_calls, self.chats)
+        self._takes = Takes(chat, self._load, self._slots, self.chats, max_calls)
         self._agent_status = AgentStatus(outbox, presence)
         self._contexts: dict[UserKey, JsonObject] = {}
         """What a visitor's web page said when the account was made (§9.1)."""
@@ -278,7 +288,7 @@ class Queues:
         """Offer again the chats waiting here that agent ``sip`` may answer."""
         for chat in list(self.chats.values()):
             call = chat.call
-            if call.domain == domain and call.callee is None and self._may_answer(chat, sip):
+            if call.domain == domain and call.callee is None and may_answer(chat, sip):
                 self._offer(chat)
 
     def waiting_for(self, domain: str, sip: str) -> list[Leg]:
@@ -291,7 +301,7 @@ class Queues:
             if chat.call.domain == domain
             and chat.call.callee is None
             and chat.call.caller is not None
-            and self._may_answer(chat, sip)
+            and may_answer(chat, sip)
             and sip not in chat.declined
             and sip != chat.visitor.sip
             and all(leg.reg.user.sip != sip for leg in chat.call.offers)
@@ -335,17 +345,25 @@ class Queues:
         chat = self._named(named, body)
         if chat is None and self._shared.ask(QueueRequest(conn, inbound, reg, domain, sip, named)):
             return None
-        return self._act(chat, domain, user, reg, body)
+        answer = functools.partial(reply, self._out, conn, inbound)
+        return self._act(chat, domain, user, reg, body, answer)
 
     def asked(
-        self, domain: str, user: UserConfig, reg: Registration | None, body: JsonObject
-    ) -> JsonObject:
+        self,
+        domain: str,
+        user: UserConfig,
+        reg: Registration | None,
+        body: JsonObject,
+        answer: Callable[[JsonObject], None],
+    ) -> JsonObject | None:
         """A ``Take``, ``Transfer`` or ``Close`` another switch sent for a chat homed
-        here, on behalf of its user (and the user's device there, as ``reg``)."""
+        here, on behalf of its user (and the user's device there, as ``reg``); None when
+        ``answer`` is told later (a Take claimed first)."""
         mt = body.get("mt")
         if mt not in ("Take", "Transfer", "Close"):
             raise UnknownMt(f"unknown Queue mt {str(mt)[:40]!r}")
-        return self._act(self._named(conversation_of(mt, body), body), domain, user, reg, body)
+        chat = self._named(conversation_of(mt, body), body)
+        return self._act(chat, domain, user, reg, body, answer)
 
     def _named(self, named: str, body: JsonObject) -> SupportChat | None:
         found = self.chats.get(named)
@@ -360,7 +378,8 @@ class Queues:
         user: UserConfig,
         reg: Registration | None,
         body: JsonObject,
-    ) -> JsonObject:
+        answer: Callable[[JsonObject], None],
+    ) -> JsonObject | None:
         if found is None or found.call.domain != domain:
             raise NotFound("no such support chat")
         mt = body["mt"]
@@ -369,7 +388,7 @@ class Queues:
         if reg is None:
             raise BadState(f"{mt} not allowed before Register")
         if mt == "Take":
-            return self._take(found, reg)
+            return self._takes.take(found, reg, answer)
         to = body.get("to")
         if not isinstance(to, str) or not to:
             raise BadJson("Transfer needs to (an agent's or a queue's sip)")
@@ -401,26 +420,6 @@ class Queues:
         if sip not in queue.agents:
             raise Forbidden("only the queue's agents see its board")
         return queue
-
-    def _may_answer(self, chat: SupportChat, sip: str) -> bool:
-        return chat.target == sip or (chat.target is None and sip in chat.queue.agents)
-
-    def _take(self, chat: SupportChat, reg: Registration) -> JsonObject:
-        call = chat.call
-        sip = reg.user.sip
-        if not self._may_answer(chat, sip) or sip == chat.visitor.sip:
-            raise Forbidden("not an agent of this chat's queue (or it is your own chat)")
-        if call.callee is not None:
-            raise AlreadyTaken("another agent took this chat")
-        leg = next((leg for leg in call.offers if leg.reg is reg), None)
-        if leg is None and self._load.taken(call.domain, sip) >= reg.user.max_chats:
-            raise Unavailable("max_chats reached: close a chat first")
-        if leg is None:
-            if len(reg.legs) >= self._max_calls or not reg.no_media or not reg.attached:
-                raise Unavailable("this device cannot take another call")
-            leg = self._chat.offer(call, reg, chat.offer())
-        self._chat.answer(leg)
-        return {"mt": "TakeResult", **conversation(call), "call": leg.number}
 
     def _transfer(self, chat: SupportChat, reg: Registration, to: str) -> JsonObject:
         call = chat.call

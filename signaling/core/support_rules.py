@@ -16,13 +16,26 @@ from .errors import Forbidden
 from .messages import Sig
 from .support_chat import SupportChat
 
-__all__ = ["SUPERVISOR", "board_terms", "check_close", "check_transfer", "takes_on_write"]
+__all__ = [
+    "SUPERVISOR",
+    "board_terms",
+    "check_close",
+    "check_transfer",
+    "may_answer",
+    "takes_on_write",
+]
 
 SUPERVISOR = "supervisor"
 
 
 def _supervises(chat: SupportChat, user: UserConfig) -> bool:
     return user.role == SUPERVISOR and user.sip in chat.queue.agents
+
+
+def may_answer(chat: SupportChat, sip: str) -> bool:
+    """Whether agent ``sip`` may answer the chat: the agent it is meant for, or any agent
+    of its queue when it is meant for none."""
+    return chat.target == sip or (chat.target is None and sip in chat.queue.agents)
 
 
 def board_terms(user: UserConfig, queue: QueueConfig) -> dict[str, object]:

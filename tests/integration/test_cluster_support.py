@@ -77,10 +77,14 @@ async def test_a_chat_with_its_agents_on_other_nodes_is_picked_once_and_max_chat
         await carol.sig(ROUNDS + 1, "conn")
         assert (await bob.sig(theirs, "rel"))["sig"]["cau"] == TAKEN
         dave = await nodes.phone("b", "dave")
-        await visit(dave, 1)
+        waiting, _ = await visit(dave, 1)
         second, _ = await bob.offered()
         assert await chats_of(redis, "alice") == {f"a.{conf}"}  # her claim was refused
         await alice.sync()  # and nothing was offered to her
+        # nor may she take it: b counts none of her chats, her claim set counts a's
+        await alice.client.send({"api": "Queue", "mt": "Take", "src": "t", "confId": waiting})
+        refused = await answered(alice, "t")
+        assert (refused["mt"], refused["code"]) == ("Error", "unavailable"), refused
         await bob.signal(second, {"type": "conn"})
         await dave.sig(1, "conn")
         for phone, number in ((carol, ROUNDS + 1), (dave, 1)):

@@ -14,6 +14,10 @@ to them again, and claimed again. A change heard while the claim is still being 
 (the agent's room came back as Redis refused it) asks once more when it is refused.
 
 A claim released while it is still being asked is taken back when its answer comes.
+
+A ``Take`` of a chat not offered to the agent is claimed first too (``Queues``, docs
+12.46): its ``ring`` runs the Take, its ``refused`` answers it when the claim is refused
+or released before its answer.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from ..outbox import Outbox
 
 __all__ = ["AgentClaims"]
 
+_Ask = tuple[str, UserConfig, str, Callable[[], bool], Callable[[], None] | None]
+
 
 class AgentClaims:
     def __init__(self, outbox: Outbox, node: str, requests: Iterator[int]) -> None:
@@ -34,8 +40,9 @@ class AgentClaims:
         self._node = node
         self._requests = requests
         """Shared with the seat's other questions: one answer entry point for all."""
-        self._asked: dict[int, tuple[str, UserConfig, str, Callable[[], bool]]] = {}
-        """Claims not yet answered: request -> (domain, agent, chat, how to offer it)."""
+        self._asked: dict[int, _Ask] = {}
+        """Claims not yet answered: request -> (domain, agent, chat, how to offer it,
+        whom to tell of a refusal)."""
         self._again: set[int] = set()
         """Claims asked again while being asked: a refusal asks once more."""
         self._held: dict[str, dict[str, tuple[str, int]]] = {}
@@ -44,7 +51,22 @@ class AgentClaims:
     def held(self) -> int:
         return len(self._held) + len(self._asked)
 
-    def ask(self, domain: str, agent: UserConfig, call_id: str, ring: Callable[[], bool]) -> None:
+    claims_first = True
+
+    def holding(self, call_id: str, sip: str) -> str | None:
+        held = self._held.get(call_id, {}).get(sip)
+        if held is None:
+            return None
+        return "asked" if held[1] in self._asked else "held"
+
+    def ask(
+        self,
+        domain: str,
+        agent: UserConfig,
+        call_id: str,
+        ring: Callable[[], bool],
+        refused: Callable[[], None] | None = None,
+    ) -> None:
         agents = self._held.setdefault(call_id, {})
         held = agents.get(agent.sip)
         if held is not None:  # asked already, or offered: one claim per agent and chat
@@ -54,7 +76,7 @@ class AgentClaims:
         key = f"max_chats:{domain}:{agent.sip}"
         request = next(self._requests)
         agents[agent.sip] = (key, request)
-        self._asked[request] = (domain, agent, call_id, ring)
+        self._asked[request] = (domain, agent, call_id, ring, refused)
         self._out.claim(request, key, self._member(call_id), agent.max_chats)
 
     def claimed(self, answer: Claimed) -> bool:
@@ -64,7 +86,7 @@ class AgentClaims:
             return False
         again = answer.request in self._again
         self._again.discard(answer.request)
-        domain, agent, call_id, ring = asked
+        domain, agent, call_id, ring, refused = asked
         sip = agent.sip
         current = self._held.get(call_id, {}).get(sip)
         if current is not None and current[1] != answer.request:
@@ -72,10 +94,14 @@ class AgentClaims:
         if current is None:  # released while it was asked
             if answer.granted:
                 self._out.unclaim(f"max_chats:{domain}:{sip}", self._member(call_id))
+            if refused is not None:
+                refused()
         elif not answer.granted:  # the agent is full elsewhere: the chat waits for others
             self._forget(call_id, sip)
             if again:
-                self.ask(domain, agent, call_id, ring)
+                self.ask(domain, agent, call_id, ring, refused)
+            elif refused is not None:
+                refused()
         elif not ring():  # no device of the agent's can take it now
             self.release(call_id, sip)
         return True

@@ -72,8 +72,13 @@ class BoardHost(Protocol):
     def board_here(self, domain: str, queue: str, mt: str, body: JsonObject) -> None: ...
 
     def asked(
-        self, domain: str, user: UserConfig, reg: Registration | None, body: JsonObject
-    ) -> JsonObject: ...
+        self,
+        domain: str,
+        user: UserConfig,
+        reg: Registration | None,
+        body: JsonObject,
+        answer: Callable[[JsonObject], None],
+    ) -> JsonObject | None: ...
 
     def agents_here(self, domain: str, queue: str) -> list[str]: ...
 
@@ -97,8 +102,13 @@ class _NoHost:
         pass
 
     def asked(
-        self, domain: str, user: UserConfig, reg: Registration | None, body: JsonObject
-    ) -> JsonObject:
+        self,
+        domain: str,
+        user: UserConfig,
+        reg: Registration | None,
+        body: JsonObject,
+        answer: Callable[[JsonObject], None],
+    ) -> JsonObject | None:
         raise Unavailable("live support is not ready on this switch")
 
     def agents_here(self, domain: str, queue: str) -> list[str]:
@@ -217,7 +227,7 @@ class NodeBoards:
             if asked.home == node:
                 del self._asks[number]
                 error = Unavailable("the switch that holds the chat is gone")
-                reply(self._out, asked.conn, asked.inbound, _error(error))
+                reply(self._out, asked.conn, asked.inbound, error.answer())
 
     def news(self, node: str, frame: BoardNews) -> None:
         self.node_up(node)
@@ -276,19 +286,23 @@ class NodeBoards:
         device = self._remote.ensure(record) if record is not None else None
         tenant = self._tenants.tenant(frame.domain)
         user = tenant.user(frame.sip) if tenant is not None else None
-        leg = 0
+
+        held = (device,) if device is not None else ()
+        self._remote.keep(held)  # until answered: a Take claimed first answers later
+
+        def answer(body: JsonObject) -> None:
+            call = body.get("call")
+            self._remote.release(held)  # goes unless it has a leg or another call
+            self._out.forward(node, QueueAnswer(frame.ask, body, call if type(call) is int else 0))
+
         try:
             if user is None:
                 raise Unavailable("no such user here")
-            body = self._host.asked(frame.domain, user, device, frame.body)
-            call = body.get("call")
-            leg = call if type(call) is int else 0
+            done = self._host.asked(frame.domain, user, device, frame.body, answer)
         except ProtocolError as exc:
-            body = _error(exc)
-        finally:
-            if device is not None and not device.legs:
-                self._remote.idle(device)
-        self._out.forward(node, QueueAnswer(frame.ask, body, leg))
+            done = exc.answer()
+        if done is not None:  # else a Take claimed first: answered once claimed
+            answer(done)
 
     def answered(self, node: str, frame: QueueAnswer) -> None:
         asked = self._asks.get(frame.ask)
@@ -301,10 +315,6 @@ class NodeBoards:
             if proxy is not None:
                 body = {**body, "call": proxy.number}
         reply(self._out, asked.conn, asked.inbound, body)
-
-
-def _error(error: ProtocolError) -> JsonObject:
-    return {"mt": "Error", "code": error.code, "text": error.text}
 
 
 def _waiting(chat: JsonObject) -> bool:

@@ -186,6 +186,7 @@ class RemoteDevices:
         self._uses.pop(device, None)
         del self._by_key[key]
         del self._by_conn[self._conns.pop(device)]
+        device.conn = 0  # reaches nothing now: a Take claimed meanwhile finds it gone
         user = (device.domain, device.user.sip)
         devices = self._by_user[user]
         devices.remove(device)

@@ -63,6 +63,67 @@ def test_an_agent_with_room_for_two_takes_chats_homed_on_two_switches() -> None:
     cluster.finish()
 
 
+def _conf(frames: list[JsonObject]) -> str:
+    (proceeding,) = frames
+    conf: str = proceeding["sig"]["confId"]
+    return conf
+
+
+def _take(cluster: Cluster, agent: Client, conf: str) -> JsonObject:
+    """The agent's ``Take`` of chat ``conf``, and its answer once everything settled."""
+    cluster.send(agent, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf})
+    (answer,) = [frame for frame in cluster.take(agent) if frame.get("src") == "q"]
+    return answer
+
+
+def test_a_full_agent_s_take_of_a_chat_not_offered_elsewhere_is_refused_by_the_claim() -> None:
+    """Alice has a chat homed on a; a chat homed on b, whose own count of her chats is
+    none, is not hers to take: the claim in her shared set refuses it."""
+    cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
+    carol, dave = cluster.phone("a", "carol"), cluster.phone("b", "dave")
+    alice, bob = cluster.phone("c", "alice"), cluster.phone("c", "bob")
+    cluster.setup(carol, 1, "support")
+    cluster.take(carol)
+    cluster.signal(alice, cluster.offered(alice), {"type": "conn"})
+    assert kinds(cluster.take(carol)) == ["conn"]
+    cluster.take(bob)  # carol's chat no longer rings for him
+    cluster.setup(dave, 1, "support")
+    conf = _conf(cluster.take(dave))
+    cluster.offered(bob)
+    refused = _take(cluster, alice, conf)
+    assert (refused["mt"], refused["code"]) == ("Error", "unavailable"), refused
+    assert "max_chats" in refused["text"]
+    assert claims(cluster) == {"alice": 1, "bob": 1}  # carol's chat, and bob's offer
+    cluster.quiet(alice, dave)
+    for visitor in (carol, dave):
+        cluster.signal(visitor, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_of_a_chat_not_offered_counts_under_max_chats_on_every_switch() -> None:
+    """Alice declined the chat homed on a and takes it after all: her shared set counts
+    it, so a chat homed on b is not offered to her until it is closed."""
+    cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
+    carol, dave = cluster.phone("a", "carol"), cluster.phone("b", "dave")
+    alice = cluster.phone("c", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    assert claims(cluster) == {}
+    taken = _take(cluster, alice, conf)
+    assert (taken["mt"], taken["confId"]) == ("TakeResult", conf), taken
+    assert kinds(cluster.take(carol)) == ["conn"]
+    assert claims(cluster) == {"alice": 1}
+    cluster.setup(dave, 1, "support")
+    cluster.take(dave)
+    cluster.quiet(alice)  # full with carol's chat, on every switch
+    cluster.signal(carol, 1, {"type": "rel"})
+    frames = cluster.take(alice)  # her room is back: dave's chat rings now
+    assert kinds(frames) == ["rel", "setup"], frames
+    cluster.signal(dave, 1, {"type": "rel"})
+    cluster.finish()
+
+
 def test_a_lost_home_takes_its_claims_with_it() -> None:
     cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
     carol, dave, alice = (
