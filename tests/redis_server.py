@@ -1,5 +1,6 @@
 """A private ``redis-server`` for one test: on a free loopback port, nothing on disk, and
-the test's to kill and start again (the shared instance on 6379 is never touched).
+the test's to kill and start again (the shared instance on 6379 is never touched); with
+a password (``AUTH``) or TLS only when asked.
 
 Without ``redis-server`` on the PATH the test is skipped, or fails when
 ``SWITCHBOARD_REQUIRE_SERVICES=1`` (CI).
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -28,17 +30,34 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, binary: str) -> None:
+    def __init__(
+        self, binary: str, password: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """``password``: clients must ``AUTH``; ``tls``: a certificate (its own CA) and its
+        key, and the server speaks TLS only."""
         self.binary = binary
         self.port = _free_port()
+        self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        secret = f":{self.password}@" if self.password else ""
+        if self.tls is not None:
+            return f"rediss://{secret}127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[0]}"
+        return f"redis://{secret}127.0.0.1:{self.port}/0"
 
     def spawn(self) -> None:
-        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        port = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key = (str(path) for path in self.tls)
+            port = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert]
+            port += ["--tls-key-file", key, "--tls-ca-cert-file", cert]
+            port += ["--tls-auth-clients", "no"]
+        command = [self.binary, *port, "--bind", "127.0.0.1"]
+        if self.password:
+            command += ["--requirepass", self.password]
         command += ["--save", "", "--appendonly", "no", "--loglevel", "warning"]
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
@@ -70,14 +89,16 @@ class RedisServer:
 
 
 @contextlib.asynccontextmanager
-async def private_redis() -> AsyncIterator[RedisServer]:
+async def private_redis(
+    password: str | None = None, tls: tuple[Path, Path] | None = None
+) -> AsyncIterator[RedisServer]:
     binary = shutil.which("redis-server")
     if binary is None:
         message = "no redis-server on this machine"
         if os.environ.get("SWITCHBOARD_REQUIRE_SERVICES") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    server = RedisServer(binary)
+    server = RedisServer(binary, password, tls)
     await server.start()
     try:
         yield server
