@@ -15,7 +15,12 @@ What it does (see bench/README.md for what the figures mean):
    served from another source tree (``PYTHONPATH``), for before/after in one run;
 2. max throughput: K load processes, each with P chat pairs (relay) or P connections (echo),
    a closed loop with W messages in flight per sender; counts what receivers get; the
-   hub without and with ``id`` (acked), the bare relay and the echo, round by round;
+   hub without and with ``id`` (acked), the bare relay and the echo, round by round; on
+   a second hub whose users hold the ``messages`` licence (messages service embedded,
+   SQLite or ``--postgres``): licensed pairs with every message stored and acked, and
+   groups of ``--group`` members made through the protocol, one writer each, against
+   a bare 1-to-N fan-out (``/fanout/{group}``) in deliveries per second; ``--only``
+   picks rows;
 3. latency at half the relay maximum (or ``--rate``), paced evenly over all senders,
    one-way for the relays (sender -> server -> receiver) and round trip for the echo;
 4. memory: RSS growth of a fresh server per idle logged-in, registered connection;
