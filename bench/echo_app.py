@@ -10,6 +10,11 @@ the two connections that open the same ``pair`` are each other's peer, and every
 is parsed and re-encoded (``json``) and sent to the peer, awaited in the sender's own
 reader loop. No login, no state, no acknowledgement, no send queue.
 
+Its third route, ``/fanout/{group}``, is the naive fan-out the hub's group chat is measured
+against: every connection that opens the same ``group`` is a member, and every text frame
+from one of them is parsed and re-encoded (``json``) once and sent to each of the others in
+turn, awaited in the sender's reader loop (1-to-9 for a group of 10).
+
 Run it like the server, so that the two differ only in the application::
 
     .venv/bin/python bench/echo_app.py --config bench.toml --port 9001
@@ -29,13 +34,17 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-__all__ = ["ECHO_PATH", "RELAY_PATH", "app"]
+__all__ = ["ECHO_PATH", "FANOUT_PATH", "RELAY_PATH", "app"]
 
 ECHO_PATH = "/echo"
 RELAY_PATH = "/relay"
+FANOUT_PATH = "/fanout"
 
 _rooms: dict[str, list[WebSocket]] = {}
 """The connections of each pair, by the pair's name in the path."""
+
+_groups: dict[str, list[WebSocket]] = {}
+"""The connections of each fan-out group, by the group's name in the path."""
 
 
 async def echo(websocket: WebSocket) -> None:
@@ -87,8 +96,42 @@ async def relay(websocket: WebSocket) -> None:
             _rooms.pop(pair, None)
 
 
+async def fanout(websocket: WebSocket) -> None:
+    """Parse every text frame, encode it again and send it to every other member.
+
+    As ``relay``, but the room is a group of any size: the connection joins before its
+    handshake completes, the frame is encoded once and sent to each other member in turn.
+    """
+    name = websocket.path_params["group"]
+    group = _groups.setdefault(name, [])
+    group.append(websocket)
+    try:
+        await websocket.accept()
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                continue
+            out = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
+            for member in group:
+                if member is not websocket:
+                    await member.send_text(out)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return
+    finally:
+        group.remove(websocket)
+        if not group:
+            _groups.pop(name, None)
+
+
 app = Starlette(
-    routes=[WebSocketRoute(ECHO_PATH, echo), WebSocketRoute(RELAY_PATH + "/{pair}", relay)]
+    routes=[
+        WebSocketRoute(ECHO_PATH, echo),
+        WebSocketRoute(RELAY_PATH + "/{pair}", relay),
+        WebSocketRoute(FANOUT_PATH + "/{group}", fanout),
+    ]
 )
 
 

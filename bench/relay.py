@@ -15,7 +15,12 @@ What it does (see bench/README.md for what the figures mean):
    served from another source tree (``PYTHONPATH``), for before/after in one run;
 2. max throughput: K load processes, each with P chat pairs (relay) or P connections (echo),
    a closed loop with W messages in flight per sender; counts what receivers get; the
-   hub without and with ``id`` (acked), the bare relay and the echo, round by round;
+   hub without and with ``id`` (acked), the bare relay and the echo, round by round; on
+   a second hub whose users hold the ``messages`` licence (messages service embedded,
+   SQLite or ``--postgres``): licensed pairs with every message stored and acked, and
+   groups of ``--group`` members made through the protocol, one writer each, against
+   a bare 1-to-N fan-out (``/fanout/{group}``) in deliveries per second; ``--only``
+   picks rows;
 3. latency at half the relay maximum (or ``--rate``), paced evenly over all senders,
    one-way for the relays (sender -> server -> receiver) and round trip for the echo;
 4. memory: RSS growth of a fresh server per idle logged-in, registered connection;
@@ -40,6 +45,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import secrets
 import signal
@@ -48,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import zlib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -63,6 +70,7 @@ DOMAIN = "bench.test"
 HUB_PATH = "/PBX0/APPS/websocket"
 ECHO_PATH = "/echo"  # bench/echo_app.py ECHO_PATH; not imported, the app is a subprocess
 BARE_RELAY_PATH = "/relay"  # bench/echo_app.py RELAY_PATH
+BARE_FANOUT_PATH = "/fanout"  # bench/echo_app.py FANOUT_PATH
 
 JsonObject = dict[str, Any]
 
@@ -80,6 +88,11 @@ REPLY_TIMEOUT = 10.0  # seconds to wait for one expected protocol reply
 START_LEAD = 0.3  # how far ahead the coordinator schedules a run's start
 ID_SPAN = 10**7  # message ids one lane may use (it starts past every earlier lane's)
 OTHER_CPU_WARNING = 30.0  # % of a core used by neither server nor load: figures disturbed
+CATCH_UP_LIMIT = 300.0  # seconds the licensed hub may take to store what a run sent
+ROWS = ("relay", "ack", "cack", "bare", "echo", "stored", "group", "latency", "memory")
+"""What ``--only`` may name: the maximum rows (``group`` is the hub's group and the bare
+fan-out, its reference), the latency runs and the memory runs. All run by default."""
+BENCH_DATABASE = "switchboard_bench_relay"  # made on --postgres for the run, dropped after
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"  # what browsers offer (RFC 7692)
 DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.2: removed by the sender, added back
@@ -357,6 +370,39 @@ async def open_pair(
     return caller, callee
 
 
+async def messages_request(client: FrameClient, mt: str, **fields: Any) -> JsonObject:
+    """One PbxMessages request (PROTOCOL §6) and its answer, which must be ``mt`` +
+    ``Result``; frames of other kinds that come first are passed over."""
+    client.send_json({"api": "PbxMessages", "mt": mt, "src": mt, **fields})
+    for _ in range(100):
+        message = await client.recv_json()
+        if message.get("api") == "PbxMessages" and message.get("src") == mt:
+            if message.get("mt") != f"{mt}Result":
+                raise RuntimeError(f"{mt}: {json.dumps(message)[:300]}")
+            return message
+    raise RuntimeError(f"{mt}: no answer among 100 frames")
+
+
+async def make_group(admin: FrameClient, dn: str, first: int, size: int) -> str:
+    """``admin`` (user ``first``) writes a group with users ``first + 1 .. first + size - 1``
+    as its other members (PROTOCOL §7.6); its sip."""
+    await messages_request(admin, "Session")
+    group = await messages_request(admin, "WriteGroup", dn=dn)
+    for index in range(first + 1, first + size):
+        await messages_request(
+            admin, "WriteMember", grp=group["id"], member=user_name(index), admin=False
+        )
+    return str(group["sip"])
+
+
+async def join_group(member: FrameClient, sip: str) -> None:
+    """``member`` calls the group ``sip`` on ``CALL``: ``call_proc``, then ``conn``."""
+    setup = {"type": "setup", "channel": 0, "cd": {"sip": sip}, "fty": [{"type": "im_setup"}]}
+    member.send_json({"api": "PbxSignal", "mt": "Signaling", "call": CALL, "sig": setup})
+    await expect(member, "Signaling", "call_proc")
+    await expect(member, "Signaling", "conn")
+
+
 class Tally:
     """What the receivers of one load process saw in the current run."""
 
@@ -389,10 +435,12 @@ class Tally:
 
 
 class Lane:
-    """One message stream: a sender and the connection that receives what it sends.
+    """One message stream: a sender and the connections that receive what it sends.
 
-    For the relay the receiver is the chat peer, for the echo it is the sender itself.
-    Frames are prepared from a byte template so that sending costs no JSON encoding.
+    For the relay the receiver is the chat peer, for the echo it is the sender itself, for
+    a group (or the bare fan-out) every other member: ``fanout`` receivers, each of which
+    gets every message. Frames are prepared from a byte template so that sending costs no
+    JSON encoding.
     """
 
     lanes = 0  # made so far in this process
@@ -400,9 +448,11 @@ class Lane:
         "_head",
         "_mid",
         "_tail",
+        "fanout",
         "frame",
         "next_id",
-        "receiver",
+        "owed",
+        "receivers",
         "sender",
         "sent",
         "tally",
@@ -410,10 +460,16 @@ class Lane:
     )
 
     def __init__(
-        self, sender: FrameClient, receiver: FrameClient, tally: Tally, with_id: bool
+        self,
+        sender: FrameClient,
+        receiver: FrameClient | Sequence[FrameClient],
+        tally: Tally,
+        with_id: bool,
     ) -> None:
         self.sender = sender
-        self.receiver = receiver
+        self.receivers = (receiver,) if isinstance(receiver, FrameClient) else tuple(receiver)
+        self.fanout = len(self.receivers)
+        self.owed = 0  # deliveries of the fan-out not yet worth a whole message
         self.tally = tally
         self.sent = 0
         # Ids are keys per sender for as long as the hub remembers them (docs/protocol.md
@@ -468,6 +524,21 @@ class Lane:
         if count and tally.refill:
             self.send_burst(count)
 
+    def on_fan(self, texts: list[bytes]) -> None:
+        """Closed loop over a fan-out: every ``fanout`` deliveries (one message's worth,
+        whichever receivers they reached) let the sender send one more."""
+        tally = self.tally
+        count = 0
+        for text in texts:
+            if b'"im_message"' in text:
+                count += 1
+            else:
+                tally.other(text)
+        tally.delivered += count
+        more, self.owed = divmod(self.owed + count, self.fanout)
+        if more and tally.refill:
+            self.send_burst(more)
+
     def on_acks(self, texts: list[bytes]) -> None:
         tally = self.tally
         for text in texts:
@@ -516,6 +587,8 @@ class LoadWorker:
             "relay": self.setup_relay,
             "echo": self.setup_echo,
             "bare": self.setup_bare,
+            "group": self.setup_group,
+            "fanout": self.setup_fanout,
             "max": self.run_max,
             "paced": self.run_paced,
             "idle": self.open_idle,
@@ -568,6 +641,51 @@ class LoadWorker:
             self.lanes.append(Lane(caller, callee, self.tally, command["with_id"]))
         return {"lanes": len(self.lanes)}
 
+    async def setup_group(self, command: JsonObject) -> JsonObject:
+        """Groups of ``size`` licensed members, made as a client makes one (PROTOCOL §7.6):
+        each member logs in and registers; the first opens a PbxMessages session, writes
+        the group and its members; then every member calls the group (``call_proc``,
+        ``conn``: all in one live call, docs/protocol.md 12.12). The first member writes,
+        every message with an ``id``; the others receive."""
+        self.tally = Tally()
+        port, first, size = command["port"], command["first_user"], command["size"]
+        gate = asyncio.Semaphore(max(1, SETUP_CONCURRENCY // size))
+
+        async def one(index: int) -> list[FrameClient]:
+            async with gate:
+                base = first + size * index
+                members = list(
+                    await asyncio.gather(
+                        *(open_session(port, self.secret, base + k) for k in range(size))
+                    )
+                )
+                sip = await make_group(members[0], f"Bench {base}", base, size)
+                for member in members:
+                    await join_group(member, sip)
+                return members
+
+        groups = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        for members in groups:
+            self.clients += members
+            self.lanes.append(Lane(members[0], members[1:], self.tally, with_id=True))
+        return {"lanes": len(self.lanes)}
+
+    async def setup_fanout(self, command: JsonObject) -> JsonObject:
+        """Groups on the bare fan-out: ``size`` connections on one group path, the first
+        the writer (the same frames as the hub's group writer, ids included)."""
+        self.tally = Tally()
+        port, first, size = command["port"], command["first_user"], command["size"]
+
+        async def one(index: int) -> list[FrameClient]:
+            path = f"{BARE_FANOUT_PATH}/{first + size * index}"
+            return [await FrameClient.open(port, path) for _ in range(size)]
+
+        groups = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        for members in groups:
+            self.clients += members
+            self.lanes.append(Lane(members[0], members[1:], self.tally, with_id=True))
+        return {"lanes": len(self.lanes)}
+
     async def open_idle(self, command: JsonObject) -> JsonObject:
         """Idle connections for the memory runs, then left alone.
 
@@ -612,12 +730,13 @@ class LoadWorker:
         """Route each lane's frames: replies to the sender are acks or surprises."""
         for lane in self.lanes:
             lane.sender.on_texts = lane.on_acks
-            lane.receiver.on_texts = receive(lane)
+            for receiver in lane.receivers:
+                receiver.on_texts = receive(lane)
 
     async def run_max(self, command: JsonObject) -> JsonObject:
         """Closed loop at full speed; counts deliveries between the two measuring marks."""
         tally = self.tally
-        self._attach(lambda lane: lane.on_bulk)
+        self._attach(lambda lane: lane.on_fan if lane.fanout > 1 else lane.on_bulk)
         await sleep_until(command["start"])
         tally.refill = True
         for lane in self.lanes:
@@ -677,7 +796,7 @@ class LoadWorker:
     async def _drain(self) -> bool:
         """Wait (bounded) until everything sent has arrived, so runs do not overlap."""
         for _ in range(int(DRAIN_SECONDS / 0.01)):
-            if self.tally.delivered >= sum(lane.sent for lane in self.lanes):
+            if self.tally.delivered >= sum(lane.sent * lane.fanout for lane in self.lanes):
                 return True
             await asyncio.sleep(0.01)
         return False
@@ -756,10 +875,19 @@ class Plan:
     trace: tuple[str, ...] = ()
     compare: str | None = None
     memory: bool = True
+    only: tuple[str, ...] = ROWS
+    group: int = 10
+    groups: int = 5
+    postgres: str | None = None
 
     @property
     def users(self) -> int:
         return max(2 * self.pairs * self.procs, self.idle + MEMORY_WARMUP)
+
+    @property
+    def licensed_users(self) -> int:
+        """Users of the licensed hub: the stored row's pairs, then the groups' members."""
+        return 2 * self.pairs * self.procs + self.group * self.groups * self.procs
 
 
 def parse_plan(argv: Sequence[str] | None = None) -> Plan:
@@ -787,6 +915,17 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory runs")
     parser.add_argument(
+        "--only",
+        help=f"run only these, comma separated, of {','.join(ROWS)} (default: all)",
+    )
+    parser.add_argument("--group", type=int, default=10, help="members of each group (default 10)")
+    parser.add_argument("--groups", type=int, default=5, help="groups per load process (default 5)")
+    parser.add_argument(
+        "--postgres",
+        help="licensed hub stores in a database made (and dropped) on this PostgreSQL "
+        "server, e.g. postgres://postgres@127.0.0.1:5432/postgres (default: SQLite)",
+    )
+    parser.add_argument(
         "--trace",
         default="",
         help="trace flags on in the hub, comma separated (default: all off)",
@@ -799,8 +938,22 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
     rounds = args.rounds or (1 if args.quick else 2)
     if not 0 < args.rate_fraction <= 1:
         parser.error("--rate-fraction must be in (0, 1]")
-    if min(args.pairs, args.procs, args.window, idle, rounds) < 1 or seconds <= 0:
-        parser.error("--pairs, --procs, --window, --idle, --rounds, --seconds must be positive")
+    if min(args.pairs, args.procs, args.window, idle, rounds, args.groups) < 1 or seconds <= 0:
+        parser.error(
+            "--pairs, --procs, --window, --idle, --rounds, --groups, --seconds must be positive"
+        )
+    if args.group < 2:
+        parser.error("--group must be at least 2 (a writer and a receiver)")
+    only: tuple[str, ...] = ROWS
+    if args.only is not None:
+        only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+        unknown = sorted(set(only) - set(ROWS))
+        if unknown or not only:
+            parser.error(f"--only takes some of {','.join(ROWS)}; not {','.join(unknown)}")
+    if args.no_memory:
+        only = tuple(name for name in only if name != "memory")
+    if "latency" in only and "relay" not in only and args.rate is None:
+        parser.error("--only latency without relay needs --rate")
     return Plan(
         pairs=args.pairs,
         procs=args.procs,
@@ -812,7 +965,11 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
         rate_fraction=args.rate_fraction,
         rate=args.rate,
         compare=str(Path(args.compare).resolve()) if args.compare else None,
-        memory=not args.no_memory,
+        memory="memory" in only,
+        only=only,
+        group=args.group,
+        groups=args.groups,
+        postgres=args.postgres,
         ack_seconds=max(1.0, seconds / 2),
         save=not args.no_save,
         quick=args.quick,
@@ -845,8 +1002,8 @@ def write_config(path: Path, users: int, secret: str, trace: Sequence[str] = ())
     path.write_text("\n".join([*lines, *user_tables(users, secret)]))
 
 
-def user_tables(users: int, secret: str) -> list[str]:
-    """The TOML lines of the bench tenant's ``users`` users."""
+def user_tables(users: int, secret: str, licences: Sequence[str] = ()) -> list[str]:
+    """The TOML lines of the bench tenant's ``users`` users (holding ``licences``)."""
     lines: list[str] = []
     for index in range(users):
         lines += [
@@ -854,9 +1011,60 @@ def user_tables(users: int, secret: str) -> list[str]:
             f'dn = "Bench {index}"',
             f'num = "{100000 + index}"',
             f'password = "{user_password(secret, index)}"',
+            *([f"licences = {json.dumps(list(licences))}"] if licences else []),
             "",
         ]
     return lines
+
+
+def write_licensed_config(
+    path: Path, users: int, secret: str, database: str, trace: Sequence[str] = ()
+) -> None:
+    """As ``write_config``, but every user holds the ``messages`` licence and the messages
+    service (embedded, the default) stores in ``database`` (empty: SQLite in the data
+    directory)."""
+    lines = [
+        *BENCH_SETTINGS,
+        "[messages]",
+        f"database = {json.dumps(database)}",
+        "",
+        "[trace]",
+        f"flags = {json.dumps(list(trace))}",
+        "",
+    ]
+    path.write_text("\n".join([*lines, *user_tables(users, secret, ["messages"])]))
+
+
+@contextlib.contextmanager
+def scratch_postgres(server_url: str, name: str) -> Iterator[str]:
+    """A database ``name`` made afresh on ``server_url`` and dropped on exit; its URL."""
+    import asyncpg
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(server_url, timeout=5)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f"DROP DATABASE IF EXISTS {name}"))
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    try:
+        yield server_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            asyncio.run(admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+def outbox_depth(port: int) -> int:
+    """Posts the hub holds that the messages service has not acknowledged yet (its
+    ``/metrics``: ``switchboard_outbox_depth``)."""
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = re.search(r"^switchboard_outbox_depth (\S+)$", text, re.MULTILINE)
+    if found is None:
+        raise RuntimeError("no switchboard_outbox_depth on the hub's /metrics")
+    return int(float(found.group(1)))
 
 
 def raise_fd_limit() -> None:
@@ -1231,6 +1439,21 @@ class Bench:
         env = None if source is None else tree_env(source)
         return self._started(ServerProcess(name, argv, port, self.tmp / f"{name}.log", env))
 
+    def start_licensed_hub(self) -> ServerProcess:
+        """``switchboard serve`` (hub and messages service in one process, the embedded
+        default) whose users all hold the ``messages`` licence; SQLite in its data
+        directory, or with ``--postgres`` a database made for the run."""
+        plan = self.plan
+        database = ""
+        if plan.postgres:
+            database = self.stack.enter_context(scratch_postgres(plan.postgres, BENCH_DATABASE))
+        config = self.tmp / "licensed.toml"
+        write_licensed_config(config, plan.licensed_users, self.secret, database, plan.trace)
+        port = free_port()
+        argv = [*switchboard_command(), "serve", "--config", str(config)]
+        argv += ["--host", HOST, "--port", str(port), "--data-dir", str(self.tmp / "licensed")]
+        return self._started(ServerProcess("licensed", argv, port, self.tmp / "licensed.log"))
+
     def start_echo(self) -> ServerProcess:
         port = free_port()
         argv = [sys.executable, str(BENCH_DIR / "echo_app.py"), "--config", str(self.config_path)]
@@ -1252,34 +1475,49 @@ class Bench:
         plan = self.plan
         hub, echo = self.start_hub("hub"), self.start_echo()
         before = self.start_hub("before", plan.compare) if plan.compare else None
+        licensed = self.start_licensed_hub() if {"stored", "group"} & set(plan.only) else None
         workers = self.start_workers()
-        for server in (hub, echo, before):
+        for server in (hub, echo, before, licensed):
             if server is not None:
                 server.wait_ready()
         say(
             f"load processes: {plan.procs} ({', '.join(sorted(workers.loops))}), "
             f"{plan.pairs} pairs or connections each, window {plan.window}"
         )
+        if licensed is not None:
+            say(
+                f"licensed hub: messages service embedded, "
+                f"{'PostgreSQL' if plan.postgres else 'SQLite'}; "
+                f"{plan.groups} groups of {plan.group} per load process"
+            )
         results: JsonObject = {"plan": asdict(plan), "cores": os.cpu_count()}
         results["source"] = source_version()
         began = time.monotonic()
-        results |= self.max_rounds(hub, echo, before)
+        results |= self.max_rounds(hub, echo, before, licensed)
         maxed = time.monotonic()
-        rate = plan.rate or results["relay_max"]["rate"] * plan.rate_fraction
-        results["relay_latency"] = self.paced_run(hub, "relay", rate)
-        results["bare_latency"] = self.paced_run(echo, "bare", rate)
-        if before is not None:
-            results["before_latency"] = self.paced_run(before, "relay", rate, label="before")
-        results["echo_latency"] = self.paced_run(echo, "echo", rate)
-        for server in (hub, echo, before):
+        if "latency" in plan.only:
+            rate = plan.rate or results["relay_max"]["rate"] * plan.rate_fraction
+            results["relay_latency"] = self.paced_run(hub, "relay", rate)
+            results["bare_latency"] = self.paced_run(echo, "bare", rate)
+            if before is not None:
+                results["before_latency"] = self.paced_run(before, "relay", rate, label="before")
+            results["echo_latency"] = self.paced_run(echo, "echo", rate)
+        for server in (hub, echo, before, licensed):
             if server is not None:
                 server.stop()
         results["gc"] = {
             name: {
                 "max_runs": server.gc_pauses(began, maxed),
-                "latency_run": server.gc_pauses(*results[f"{name}_latency"]["window"]),
+                "latency_run": server.gc_pauses(*results[f"{name}_latency"]["window"])
+                if f"{name}_latency" in results
+                else {},
             }
-            for name, server in (("relay", hub), ("bare", echo), ("before", before))
+            for name, server in (
+                ("relay", hub),
+                ("bare", echo),
+                ("before", before),
+                ("licensed", licensed),
+            )
             if server is not None
         }
         if plan.memory:
@@ -1293,11 +1531,21 @@ class Bench:
         self, server: ServerProcess, kind: str, with_id: bool, cumulative: bool = False
     ) -> None:
         assert self.workers is not None
-        per = self.plan.pairs
+        plan = self.plan
+        per = plan.pairs
+        if kind in ("group", "fanout"):  # members after every pair's users
+            size, first = plan.group, 2 * per * plan.procs
+            commands = [
+                {"op": kind, "port": server.port, "count": plan.groups, "size": size}
+                | {"first_user": first + size * plan.groups * index}
+                for index in range(plan.procs)
+            ]
+            self.workers.call(commands, timeout=120.0)
+            return
         commands = [
             {"op": kind, "port": server.port, "count": per, "first_user": 2 * per * index}
             | {"with_id": with_id, "cumulative": cumulative}
-            for index in range(self.plan.procs)
+            for index in range(plan.procs)
         ]
         self.workers.call(commands, timeout=60.0)
 
@@ -1307,7 +1555,11 @@ class Bench:
         return timed_run(self.workers, [server.pid], self.plan.warmup, seconds, command)
 
     def max_rounds(
-        self, hub: ServerProcess, echo: ServerProcess, before: ServerProcess | None
+        self,
+        hub: ServerProcess,
+        echo: ServerProcess,
+        before: ServerProcess | None,
+        licensed: ServerProcess | None = None,
     ) -> JsonObject:
         """Every maximum, interleaved ``rounds`` times; the best of each counts.
 
@@ -1315,29 +1567,103 @@ class Bench:
         gives every server the same chances and the best round is the least disturbed.
         Each round: the hub without ``id``, with ``id`` acked one by one and with
         cumulative acks (docs/protocol.md 12.31), the bare relay, the echo (and the
-        ``--compare`` hub, all three ways)."""
-        seconds = self.plan.seconds
-        targets: list[tuple[str, ServerProcess, str, bool, bool]] = [
-            ("relay_max", hub, "relay", False, False),
-            ("relay_ack_max", hub, "relay", True, False),
-            ("relay_cack_max", hub, "relay", True, True),
-            ("bare_max", echo, "bare", False, False),
-            ("echo_max", echo, "echo", False, False),
+        ``--compare`` hub, all three ways); then licensed pairs with every message stored
+        and a group's fan-out on the licensed hub, and the bare fan-out. Only the rows
+        of ``--only`` run."""
+        seconds, only = self.plan.seconds, set(self.plan.only)
+        targets: list[tuple[str, str, ServerProcess | None, str, bool, bool]] = [
+            ("relay", "relay_max", hub, "relay", False, False),
+            ("ack", "relay_ack_max", hub, "relay", True, False),
+            ("cack", "relay_cack_max", hub, "relay", True, True),
+            ("bare", "bare_max", echo, "bare", False, False),
+            ("echo", "echo_max", echo, "echo", False, False),
+            ("relay", "before_max", before, "relay", False, False),
+            ("ack", "before_ack_max", before, "relay", True, False),
+            ("cack", "before_cack_max", before, "relay", True, True),
+            ("stored", "stored_max", licensed, "relay", True, False),
+            ("group", "group_max", licensed, "group", True, False),
+            ("group", "fanout_max", echo, "fanout", True, False),
         ]
-        if before is not None:
-            targets += [
-                ("before_max", before, "relay", False, False),
-                ("before_ack_max", before, "relay", True, False),
-                ("before_cack_max", before, "relay", True, True),
-            ]
-        runs: dict[str, list[JsonObject]] = {name: [] for name, *_ in targets}
-        for _ in range(self.plan.rounds):
-            for name, server, kind, with_id, cumulative in targets:
+        chosen = [
+            (name, server, kind, with_id, cumulative)
+            for row, name, server, kind, with_id, cumulative in targets
+            if row in only and server is not None
+        ]
+        runs: dict[str, list[JsonObject]] = {name: [] for name, *_ in chosen}
+        for number in range(self.plan.rounds):
+            for name, server, kind, with_id, cumulative in chosen:
+                if name in ("stored_max", "group_max"):
+                    runs[name].append(self.licensed_run(server, name, seconds))
+                    continue
                 label = "before" if name.startswith("before") else None
                 runs[name].append(
                     self.max_run(server, kind, seconds, with_id, label=label, cumulative=cumulative)
                 )
+            round_ratios = [
+                f"{label} {runs[name][-1]['rate'] / runs[reference][-1]['rate']:.2f}"
+                for name, reference, label in (
+                    ("stored_max", "bare_max", "stored / bare relay"),
+                    ("group_max", "fanout_max", "group / bare fan-out"),
+                )
+                if name in runs and reference in runs and runs[reference][-1]["rate"]
+            ]
+            if round_ratios:
+                say(f"round {number + 1}: {', '.join(round_ratios)}")
         return {name: _best(rounds) for name, rounds in runs.items()}
+
+    def licensed_run(self, server: ServerProcess, name: str, seconds: float) -> JsonObject:
+        """A closed-loop run on the licensed hub, every message with an ``id``: licensed
+        pairs (``stored_max``: a message counts once acked to its sender and received by
+        its peer, whichever comes last) or the groups (``group_max``: deliveries at the
+        receivers, ``group - 1`` per message). Then waits until the messages service has
+        stored everything the run sent, so that no run after it shares the box with the
+        catch-up."""
+        kind = "group" if name == "group_max" else "relay"
+        self._setup(server, kind, with_id=True)
+        ticks = cpu_ticks(server.pid)
+        run = self._timed(server, seconds, op="max", window=self.plan.window)
+        result = max_figures(run, seconds)
+        fanout = self.plan.group - 1 if kind == "group" else 1
+        if kind == "relay":
+            result["delivered_rate"] = result["rate"]
+            result["rate"] = min(result["rate"], result["ack_rate"])
+        else:
+            result["message_rate"] = result["rate"] / fanout
+        result |= self.catch_up(server)
+        # The hub's CPU from the run's start until every Post is stored, per delivery of
+        # everything the run sent: the measuring window's us/msg leaves out the storing
+        # that trails the relay (the embedded service yields to it).
+        sent = sum(reply["sent"] for reply in run["replies"])
+        used = (cpu_ticks(server.pid) - ticks) / os.sysconf("SC_CLK_TCK")
+        result["all_in_us_per_msg"] = 1e6 * used / (sent * fanout) if sent else float("nan")
+        if kind == "relay":
+            head = f"{'stored max':<14} {result['rate']:9.0f} msg/s"
+        else:
+            head = (
+                f"{'group max':<14} {result['rate']:9.0f} deliveries/s "
+                f"({result['message_rate']:.0f} msg/s)"
+            )
+        say(
+            f"{head}   {_cpu_text(result)}{_warn(result)}\n"
+            f"{'':14} acked {result['ack_rate']:.0f}/s; every Post stored "
+            f"{result['catch_up_s']:.1f} s after the run; hub CPU all in "
+            f"{result['all_in_us_per_msg']:.0f} us/{'delivery' if fanout > 1 else 'msg'}"
+            + ("" if result["caught_up"] else f"  ! {result['outbox_left']} Posts left")
+        )
+        return result
+
+    def catch_up(self, server: ServerProcess) -> JsonObject:
+        """Until the hub's outbox is empty (every Post acknowledged by the service)."""
+        began = time.monotonic()
+        depth = outbox_depth(server.port)
+        while depth and time.monotonic() - began < CATCH_UP_LIMIT:
+            time.sleep(0.1)
+            depth = outbox_depth(server.port)
+        return {
+            "catch_up_s": time.monotonic() - began,
+            "caught_up": depth == 0,
+            "outbox_left": depth,
+        }
 
     def max_run(
         self,
@@ -1351,9 +1677,10 @@ class Bench:
         self._setup(server, kind, with_id, cumulative)
         run = self._timed(server, seconds, op="max", window=self.plan.window)
         result = max_figures(run, seconds)
-        acks = "+cack" if cumulative else "+ack" if with_id else ""
+        acks = "+cack" if cumulative else "+ack" if with_id and kind != "fanout" else ""
         label = f"{label or kind}{acks} max"
-        say(f"{label:<14} {result['rate']:9.0f} msg/s   {_cpu_text(result)}{_warn(result)}")
+        unit = "deliveries/s" if kind == "fanout" else "msg/s"
+        say(f"{label:<14} {result['rate']:9.0f} {unit}   {_cpu_text(result)}{_warn(result)}")
         return result
 
     def paced_run(
@@ -1480,10 +1807,10 @@ def _warn(result: JsonObject) -> str:
 
 
 def summary(results: JsonObject) -> str:
-    relay, echo = results["relay_max"], results["echo_max"]
-    ratio = relay["rate"] / echo["rate"] if echo["rate"] else float("nan")
+    relay, echo = results.get("relay_max"), results.get("echo_max")
+    rounds = results["plan"]["rounds"]
     lines = [
-        f"best of {len(relay['rounds'])} rounds (each round in brackets):",
+        f"best of {rounds} rounds (each round in brackets):",
     ]
     names = [
         ("relay_max", "hub, no id"),
@@ -1497,13 +1824,20 @@ def summary(results: JsonObject) -> str:
     ]
     for name, label in names:
         if name in results:
-            rounds = results[name]["rounds"]
-            versus = "" if name in ("bare_max", "echo_max") else _ratio(results, name, "bare_max")
+            rates = results[name]["rounds"]
+            versus = (
+                _ratio(results, name, "bare_max")
+                if name not in ("bare_max", "echo_max") and "bare_max" in results
+                else ""
+            )
             lines.append(
-                f"  {label:<26} {results[name]['rate']:7.0f} msg/s [{_rates(rounds)}]  "
+                f"  {label:<26} {results[name]['rate']:7.0f} msg/s [{_rates(rates)}]  "
                 f"{versus and 'vs bare relay ' + versus}"
             )
-    lines.append(f"  relay / echo ratio {ratio:.2f}")
+    lines += _licensed_lines(results)
+    if relay is not None and echo is not None:
+        ratio = relay["rate"] / echo["rate"] if echo["rate"] else float("nan")
+        lines.append(f"  relay / echo ratio {ratio:.2f}")
     for name in ("relay", "before", "bare", "echo"):
         if f"{name}_latency" in results:
             lines.append(f"{name:<6} {_latency_text(results[name + '_latency'])}")
@@ -1526,15 +1860,61 @@ def summary(results: JsonObject) -> str:
             f"before: memory {before['kib_per_connection']:.1f} KiB per idle registered "
             f"connection; gc once serving: {_gc_text(before['gc'])}"
         )
-    return "\n".join(
-        [
-            *lines,
+    if relay is not None and echo is not None:
+        lines.append(
             f"server CPU {relay['cpu']['server']:.0f}%  load CPU {relay['cpu']['load']:.0f}%  "
             f"other {relay['cpu']['other']:.0f}%  (relay max run; echo max run: server "
             f"{echo['cpu']['server']:.0f}%  load {echo['cpu']['load']:.0f}%  "
-            f"other {echo['cpu']['other']:.0f}%)",
-        ]
-    )
+            f"other {echo['cpu']['other']:.0f}%)"
+        )
+    return "\n".join(lines)
+
+
+def _licensed_lines(results: JsonObject) -> list[str]:
+    """The stored row against the bare relay and the group against the bare fan-out, each
+    with the aim of issue 16 (0.8x), round by round; and how long storing trailed."""
+    lines: list[str] = []
+    plan = results["plan"]
+    stored, group, fanout = (results.get(n) for n in ("stored_max", "group_max", "fanout_max"))
+    if stored is not None:
+        versus = _ratio(results, "stored_max", "bare_max") if "bare_max" in results else ""
+        lines.append(
+            f"  {'hub, licensed + stored, id':<26} {stored['rate']:7.0f} msg/s "
+            f"[{_rates(stored['rounds'])}]  {versus and 'vs bare relay ' + versus}"
+            f"{_aim(results, 'stored_max', 'bare_max')}"
+        )
+    if group is not None:
+        label = f"hub, group of {plan['group']}, id"
+        versus = _ratio(results, "group_max", "fanout_max") if fanout is not None else ""
+        lines.append(
+            f"  {label:<26} {group['rate']:7.0f} deliveries/s [{_rates(group['rounds'])}]  "
+            f"{versus and 'vs bare fan-out ' + versus}"
+            f"{_aim(results, 'group_max', 'fanout_max')}"
+        )
+    if fanout is not None:
+        lines.append(
+            f"  {'bare Starlette JSON fan-out':<26} {fanout['rate']:7.0f} deliveries/s "
+            f"[{_rates(fanout['rounds'])}]  (1 to {plan['group'] - 1})"
+        )
+    trailed = [
+        f"{name} {results[key]['catch_up_s']:.1f} s"
+        for name, key in (("stored", "stored_max"), ("group", "group_max"))
+        if key in results
+    ]
+    if trailed:
+        where = "PostgreSQL" if plan["postgres"] else "SQLite"
+        lines.append(f"  storing ({where}) done after the best run: {', '.join(trailed)}")
+    return lines
+
+
+def _aim(results: JsonObject, name: str, reference: str, aim: float = 0.8) -> str:
+    """Whether ``name`` reached ``aim`` times ``reference`` in every round, some or none."""
+    if reference not in results:
+        return ""
+    pairs = zip(results[name]["rounds"], results[reference]["rounds"], strict=True)
+    met = sum(1 for mine, theirs in pairs if theirs and mine / theirs >= aim)
+    total = len(results[name]["rounds"])
+    return f"; aim >= {aim}x met in {met} of {total} rounds"
 
 
 def _gc_text(pauses: JsonObject) -> str:
