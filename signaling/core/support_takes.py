@@ -105,6 +105,8 @@ class Takes:
                 error: ProtocolError = NotFound("no such support chat")
             elif found.call.callee is not None:
                 error = AlreadyTaken("another agent took this chat")
+            elif self._slots.holding(call_id, reg.user.sip) is not None:  # claimed anew
+                error = Unavailable("the chat is being offered to you: answer the offer")
             else:
                 error = Unavailable("max_chats reached: close a chat first")
             answer(error.answer())

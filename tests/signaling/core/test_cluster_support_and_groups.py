@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from signaling.core.actions import Claim
 from tests.signaling.core.cluster_harness import Client, Cluster, claims, kinds, support_config
 from tests.support import make_config
 
@@ -121,6 +122,41 @@ def test_a_take_of_a_chat_not_offered_counts_under_max_chats_on_every_switch() -
     frames = cluster.take(alice)  # her room is back: dave's chat rings now
     assert kinds(frames) == ["rel", "setup"], frames
     cluster.signal(dave, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_whose_claim_an_offer_overtook_is_answered_and_leaves_nothing() -> None:
+    """Alice's Take of a chat she declined waits for its claim; meanwhile bob takes the
+    chat and hands it back to the queue, which offers it to her and claims it anew. The
+    Take's own claim answers late: it is answered (the offer is hers to answer), and its
+    home lets go of her device's stand-in."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol = cluster.phone("a", "carol")
+    alice, bob = cluster.phone("b", "alice"), cluster.phone("b", "bob")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    take = {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}
+    cluster.send(alice, take, settle=False)
+    cluster.bus.step(0)  # a has the Take: its claim is asked
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    assert kinds(cluster.take(carol)) == ["conn"]
+    back = {"api": "Queue", "mt": "Transfer", "src": "t", "confId": conf, "to": "support"}
+    cluster.send(bob, back)  # her claim was let go with bob's take, and is asked anew
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    frames = cluster.take(alice)
+    (answer,) = [frame for frame in frames if frame.get("src") == "q"]
+    assert (answer["mt"], answer["code"]) == ("Error", "unavailable"), answer
+    offered = [frame["call"] for frame in frames if frame.get("sig", {}).get("type") == "setup"]
+    assert len(offered) == 1 and claims(cluster) == {"alice": 1}
+    cluster.signal(alice, offered[0], {"type": "conn"})
+    assert kinds(cluster.take(carol)) == ["facility"]  # her new agent's name
+    cluster.quiet(alice)
+    cluster.take(bob)
+    cluster.signal(carol, 1, {"type": "rel"})
     cluster.finish()
 
 
