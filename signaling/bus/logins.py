@@ -186,9 +186,14 @@ class SharedLogins:
         text = _text(replies[0])
         return True, None if text == ADMIN_SCOPE_ALL else text
 
-    def end_admin_token(self, key: str) -> None:
-        """``POST /admin/logout``: the token stops working on every node (no answer awaited)."""
-        self.asks.tell(lambda pipe: pipe.delete(keys.admin_token(key)))
+    async def end_admin_token(self, key: str) -> None:
+        """``POST /admin/logout``: the token stops working on every node. Unanswered
+        (Redis away, the node cut off), the deletion goes with the writer's writes, which
+        wait for Redis: a logout is not lost to an outage."""
+        name = keys.admin_token(key)
+        replies = await self.asks.asked(lambda pipe: pipe.delete(name))
+        if not replies or isinstance(replies[0], Exception):
+            self._queue_op(lambda pipe: pipe.delete(name))
 
     # -- the admin's list of visitors -----------------------------------------------------
 
