@@ -56,8 +56,9 @@ HUB, ADMIN = "hub", "admin"
 
 SharedAction = CheckLogin | ForgiveLogin | KeepVisitor | VisitorReleased
 
-ADMIN_SCOPE_ALL = "*"
-"""An admin token's stored scope for the server's admin (a domain never is ``*``)."""
+ADMIN_SCOPE_ALL = ""
+"""An admin token's stored scope for the server's admin: no domain is empty (the
+configuration accepts ``*`` as a tenant's domain, so that could not stand for all)."""
 
 _HOUR = 3600.0
 

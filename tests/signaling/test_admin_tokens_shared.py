@@ -166,3 +166,18 @@ async def test_a_token_seen_ended_stays_ended_on_its_node_while_redis_is_away() 
         assert await a.who(request("GET", "/admin/users", token)) is None
         redis.kill()
         assert await a.who(request("GET", "/admin/users", token)) is None
+
+
+async def test_a_tenant_admin_s_token_never_reads_as_the_server_admin_s() -> None:
+    """The configuration accepts any lower-case domain without whitespace, ``*`` too:
+    the token of that tenant's admin stays a tenant admin's on the other node."""
+    odd = AdminConfig(
+        password="secret", tenants=(TenantAdmin(domain="*", user="star", password="star-pw"),)
+    )
+    async with private_redis() as redis, shared(redis) as (book_a, _), shared(redis) as (book_b, _):
+        a = AdminLogins(odd, shared=book_a, tokens=book_a)
+        b = AdminLogins(odd, shared=book_b, tokens=book_b)
+        status, answer = await log_in(a, "star", "star-pw")
+        assert status == 200 and answer["domain"] == "*"
+        token = str(answer["token"])
+        assert await b.who(request("GET", "/admin/users", token)) == AdminScope("*")
