@@ -218,7 +218,12 @@ class SharedLogins:
             return None
         found = []
         for name, dn in names_dn:
-            sip = _text(name).rpartition(":")[2].removesuffix("}")
+            # the pattern's * matches a colon too: "example.com"'s matches the keys of
+            # a domain "example.com:8080" (which the configuration accepts)
+            text = _text(name)
+            sip = text.removesuffix("}").rpartition(":")[2]
+            if text != keys.visitor(domain, sip):
+                continue
             if isinstance(dn, bytes | str):  # else gone since the scan, or malformed
                 found.append((sip, _text(dn)))
         return sorted(found)
