@@ -160,6 +160,35 @@ def test_a_take_whose_claim_an_offer_overtook_is_answered_and_leaves_nothing() -
     cluster.finish()
 
 
+def test_a_take_claimed_for_a_device_gone_meanwhile_leaves_the_chat_waiting() -> None:
+    """Alice's Take from b waits for its claim at a; meanwhile she signs off on b and a
+    lookup at a no longer finds her device, so her stand-in goes. Granted then, the
+    claim finds the stand-in reaching nothing: the chat is not answered by a device
+    that is gone, and her claim is given back."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol, dave = cluster.phone("a", "carol"), cluster.phone("a", "dave")
+    alice = cluster.phone("b", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
+    cluster.bus.step(0)  # a has the Take: its claim is asked
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.close(alice)
+    cluster.setup(dave, 1, "support")  # a looks the agents up: her device is not found
+    assert kinds(cluster.take(dave)) == ["call_proc"]
+    a = cluster.switch("a")
+    assert a.node is not None and a.node.remote.held() == 0
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    cluster.quiet(carol)  # still waiting: nobody answered
+    assert claims(cluster) == {}
+    for visitor in (carol, dave):
+        cluster.signal(visitor, 1, {"type": "rel"})
+    cluster.finish()
+
+
 def test_a_lost_home_takes_its_claims_with_it() -> None:
     cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
     carol, dave, alice = (
