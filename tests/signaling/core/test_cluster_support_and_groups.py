@@ -189,6 +189,30 @@ def test_a_take_claimed_for_a_device_gone_meanwhile_leaves_the_chat_waiting() ->
     cluster.finish()
 
 
+def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiting() -> None:
+    """Alice's Take on the chat's home waits for its claim; meanwhile she unregisters.
+    Granted then, the claim does not make her ended registration take the chat: the
+    chat waits on, her connection hears nothing of it, and her claim is given back."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol, alice = cluster.phone("a", "carol"), cluster.phone("a", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.send(alice, {"api": "PbxSignal", "mt": "Unregister", "src": "u"})
+    assert [frame["mt"] for frame in cluster.take(alice)] == ["UnregisterResult"]
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    (answer,) = cluster.take(alice)
+    assert (answer["src"], answer["mt"], answer["code"]) == ("q", "Error", "unavailable")
+    cluster.quiet(carol)  # still waiting: nobody answered
+    assert claims(cluster) == {}
+    cluster.signal(carol, 1, {"type": "rel"})
+    cluster.finish()
+
+
 def test_a_lost_home_takes_its_claims_with_it() -> None:
     cluster = Cluster(("a", "b", "c"), support_config(max_chats=1))
     carol, dave, alice = (
