@@ -82,8 +82,8 @@ class SharedTokens(Protocol):
         """(good, domain) of the token; None when the cluster did not answer."""
         ...
 
-    def end_admin_token(self, key: str) -> None:
-        """End the token on every node."""
+    async def end_admin_token(self, key: str) -> None:
+        """End the token on every node (later if the cluster does not answer now)."""
         ...
 
 
@@ -196,7 +196,10 @@ class AdminLogins:
             known = await self._shared_tokens.admin_token(key.hex())
             if known is not None:
                 good, domain = known
-                return AdminScope(domain) if good else None
+                if good:
+                    return AdminScope(domain)
+                self._tokens.pop(key, None)  # ended elsewhere: not good here in an outage
+                return None
         held = self._tokens.get(key)
         if held is None:
             return None
@@ -256,7 +259,7 @@ class AdminLogins:
             key = _token_key(value.strip())
             self._tokens.pop(key, None)
             if self._shared_tokens is not None:
-                self._shared_tokens.end_admin_token(key.hex())
+                await self._shared_tokens.end_admin_token(key.hex())
         return Response(status_code=204)
 
     async def server_admin(self, request: Request) -> bool:

@@ -101,5 +101,5 @@ def visitor(domain: str, sip: str) -> str:
 
 def admin_token(key: str) -> str:
     """String: the scope of an admin token (docs 12.47), under the hex SHA-256 of the
-    token, with the token's expiry: ``*`` for the server's admin, else the tenant's domain."""
+    token, with the token's expiry: empty for the server's admin, else the tenant's domain."""
     return f"{PREFIX}admintok:{key}"

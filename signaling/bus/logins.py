@@ -56,8 +56,9 @@ HUB, ADMIN = "hub", "admin"
 
 SharedAction = CheckLogin | ForgiveLogin | KeepVisitor | VisitorReleased
 
-ADMIN_SCOPE_ALL = "*"
-"""An admin token's stored scope for the server's admin (a domain never is ``*``)."""
+ADMIN_SCOPE_ALL = ""
+"""An admin token's stored scope for the server's admin: no domain is empty (the
+configuration accepts ``*`` as a tenant's domain, so that could not stand for all)."""
 
 _HOUR = 3600.0
 
@@ -186,9 +187,14 @@ class SharedLogins:
         text = _text(replies[0])
         return True, None if text == ADMIN_SCOPE_ALL else text
 
-    def end_admin_token(self, key: str) -> None:
-        """``POST /admin/logout``: the token stops working on every node (no answer awaited)."""
-        self.asks.tell(lambda pipe: pipe.delete(keys.admin_token(key)))
+    async def end_admin_token(self, key: str) -> None:
+        """``POST /admin/logout``: the token stops working on every node. Unanswered
+        (Redis away, the node cut off), the deletion goes with the writer's writes, which
+        wait for Redis: a logout is not lost to an outage."""
+        name = keys.admin_token(key)
+        replies = await self.asks.asked(lambda pipe: pipe.delete(name))
+        if not replies or isinstance(replies[0], Exception):
+            self._queue_op(lambda pipe: pipe.delete(name))
 
     # -- the admin's list of visitors -----------------------------------------------------
 
@@ -212,7 +218,12 @@ class SharedLogins:
             return None
         found = []
         for name, dn in names_dn:
-            sip = _text(name).rpartition(":")[2].removesuffix("}")
+            # the pattern's * matches a colon too: "example.com"'s matches the keys of
+            # a domain "example.com:8080" (which the configuration accepts)
+            text = _text(name)
+            sip = text.removesuffix("}").rpartition(":")[2]
+            if text != keys.visitor(domain, sip):
+                continue
             if isinstance(dn, bytes | str):  # else gone since the scan, or malformed
                 found.append((sip, _text(dn)))
         return sorted(found)

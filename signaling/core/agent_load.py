@@ -45,6 +45,11 @@ class AgentLoad:
             if device.no_media and device.attached and len(device.legs) < self._max_calls
         ]
 
+    def holds(self, device: Registration) -> bool:
+        """Whether ``device`` is still one of its user's devices here (not ended, nor a
+        stand-in let go)."""
+        return any(found is device for found in self._registry.of(device.domain, device.user.sip))
+
     def taken(self, domain: str, sip: str) -> int:
         """Support chats the agent has taken and not yet closed."""
         return len(self._active.get((domain, sip), ()))

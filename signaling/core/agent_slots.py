@@ -38,7 +38,8 @@ class AgentSlots(Protocol):
     ) -> None:
         """Offer chat ``call_id`` to ``agent`` (``ring``) once it has room; ``ring`` says
         whether any device was offered it. ``refused``: told when the room was not given
-        (the agent is full elsewhere, or the claim was released while it was asked)."""
+        (the agent is full elsewhere, or the claim was released while it was asked, even
+        if asked anew since)."""
 
     def holding(self, call_id: str, sip: str) -> str | None:
         """``asked`` or ``held`` when chat ``call_id`` is claimed for agent ``sip``."""

@@ -7,9 +7,10 @@ the agent is under ``max_chats`` here. In a cluster that count is not the whole 
 agent's chats homed on other switches count too (``nodes.agent_claims``). There a chat
 not offered to the agent is claimed in the agent's shared set first, as an offer is; the
 Take runs once the claim is granted, checked again then (the chat may have been taken or
-ended meanwhile), and its answer goes out later (``answer``). A chat whose claim for the
-agent stands already (offered to another of the agent's devices) is taken at once; one
-whose claim is still being asked is refused (the offer is on its way).
+ended meanwhile, the device may be gone), and its answer goes out later (``answer``). A
+chat whose claim for the agent stands already (offered to another of the agent's
+devices) is taken at once; one whose claim is still being asked is refused (the offer
+is on its way).
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ class Takes:
                 found = self._chats.get(call_id)
                 if found is None:
                     raise NotFound("no such support chat")
+                if not self._load.holds(reg):  # ended, or its stand-in let go, meanwhile
+                    raise Unavailable("this device is gone")
                 taken = self.take(found, reg)
             except ProtocolError as exc:
                 answer(exc.answer())
@@ -105,6 +108,8 @@ class Takes:
                 error: ProtocolError = NotFound("no such support chat")
             elif found.call.callee is not None:
                 error = AlreadyTaken("another agent took this chat")
+            elif self._slots.holding(call_id, reg.user.sip) is not None:  # claimed anew
+                error = Unavailable("the chat is being offered to you: answer the offer")
             else:
                 error = Unavailable("max_chats reached: close a chat first")
             answer(error.answer())

@@ -16,8 +16,8 @@ to them again, and claimed again. A change heard while the claim is still being 
 A claim released while it is still being asked is taken back when its answer comes.
 
 A ``Take`` of a chat not offered to the agent is claimed first too (``Queues``, docs
-12.46): its ``ring`` runs the Take, its ``refused`` answers it when the claim is refused
-or released before its answer.
+12.46): its ``ring`` runs the Take, its ``refused`` answers it when the claim is refused,
+released before its answer, or asked anew meanwhile (released, then offered again).
 """
 
 from __future__ import annotations
@@ -90,6 +90,8 @@ class AgentClaims:
         sip = agent.sip
         current = self._held.get(call_id, {}).get(sip)
         if current is not None and current[1] != answer.request:
+            if refused is not None:  # a Take's claim: answered, its chat's newer claim stands
+                refused()
             return True  # asked again since: the newer answer decides
         if current is None:  # released while it was asked
             if answer.granted:

@@ -126,10 +126,14 @@ class RemoteDevices:
 
     def take(self, node: str, ref: int) -> Registration | None:
         """The stand-in of ``node``'s ``ref``, no longer one: the device resumed on this
-        switch, and the calls homed here go on with it as a registration of its own."""
+        switch, and the calls homed here go on with it as a registration of its own.
+        Its ``conn`` is left as it was: whether it was still reached tells the caller
+        what was sent it and never reported (``Devices.moved_here``)."""
         device = self._by_key.get((node, ref))
         if device is not None:
+            conn = device.conn
             self.forget(device)
+            device.conn = conn
         return device
 
     def rekey(self, device: Registration, node: str, ref: int) -> None:

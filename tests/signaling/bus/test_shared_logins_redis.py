@@ -196,6 +196,17 @@ async def test_the_visitors_of_a_tenant_are_listed_from_every_node_s_accounts() 
         assert await logins.visitors("example.com") is None
 
 
+async def test_a_tenant_s_visitors_list_none_of_a_tenant_whose_domain_extends_it() -> None:
+    """The configuration accepts a domain with a colon: the keys of ``example.com:8080``'s
+    visitors match ``example.com``'s pattern, and are none of its visitors."""
+    async with private_redis() as redis, shared(redis, wait=0.5) as (logins, _):
+        port = VisitorRecord("example.com:8080", "visitor-00000000000000ee", "Eve", "eve-pw")
+        for record in (ANN, port):
+            assert await logins.make_visitor(f"{record.domain} 192.0.2.{len(record.dn)}", record)
+        assert await logins.visitors("example.com") == [(ANN.sip, "Ann")]
+        assert await logins.visitors("example.com:8080") == [(port.sip, "Eve")]
+
+
 async def test_a_kept_account_is_written_again_after_redis_lost_it() -> None:
     async with private_redis() as redis, shared(redis) as (logins, ops):
         logins.take(KeepVisitor(ANN))

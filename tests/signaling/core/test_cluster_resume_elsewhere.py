@@ -382,3 +382,27 @@ def test_a_device_back_on_its_switch_before_that_switch_heard_it_left() -> None:
     assert _seqs(cluster.take(alice)) == [1]
     assert _acks(cluster.take(back)) == [("r1", "delivered")]
     cluster.finish()
+
+
+def test_a_device_back_on_the_home_before_its_switch_said_it_was_away() -> None:
+    """bob resumes on a, his call's home, while his old link on b looked alive: b never
+    had the message a sent his stand-in, nor said he was away. What the stand-in was
+    sent and b never reported is held, then delivered by the replay, and alice hears
+    both, as when b had said he was away."""
+    cluster = _cluster("a", "b")
+    alice, bob = cluster.phone("a", "alice"), cluster.phone("b", "bob")
+    conf, _ = _call(cluster, alice, bob)
+    cluster.say(alice, 1, "one", id="m1", settle=False)
+    (lost,) = cluster.bus.pending  # a's frame for bob's leg on b
+    assert (lost.sender, lost.target) == ("a", "b")
+    cluster.bus.pending.clear()  # b never has it
+    again = cluster.resume(bob, "a", "bob", {conf: 0})
+    a = cluster.switch("a")
+    assert a.node is not None and a.node.remote.held() == 0  # no stand-in: a local device
+    number = _answer_resumed(cluster, again, conf)
+    assert _seqs(cluster.take(again)) == [1]
+    assert _acks(cluster.take(alice)) == [("m1", "held"), ("m1", "delivered")]
+    cluster.say(again, number, "and back", id="r1")
+    assert _seqs(cluster.take(alice)) == [2]
+    assert _acks(cluster.take(again)) == [("r1", "delivered")]
+    cluster.finish()

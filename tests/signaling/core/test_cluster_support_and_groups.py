@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from signaling.core.actions import Claim
 from tests.signaling.core.cluster_harness import Client, Cluster, claims, kinds, support_config
 from tests.support import make_config
 
@@ -121,6 +122,94 @@ def test_a_take_of_a_chat_not_offered_counts_under_max_chats_on_every_switch() -
     frames = cluster.take(alice)  # her room is back: dave's chat rings now
     assert kinds(frames) == ["rel", "setup"], frames
     cluster.signal(dave, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_whose_claim_an_offer_overtook_is_answered_and_leaves_nothing() -> None:
+    """Alice's Take of a chat she declined waits for its claim; meanwhile bob takes the
+    chat and hands it back to the queue, which offers it to her and claims it anew. The
+    Take's own claim answers late: it is answered (the offer is hers to answer), and its
+    home lets go of her device's stand-in."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol = cluster.phone("a", "carol")
+    alice, bob = cluster.phone("b", "alice"), cluster.phone("b", "bob")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    take = {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}
+    cluster.send(alice, take, settle=False)
+    cluster.bus.step(0)  # a has the Take: its claim is asked
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.signal(bob, cluster.offered(bob), {"type": "conn"})
+    assert kinds(cluster.take(carol)) == ["conn"]
+    back = {"api": "Queue", "mt": "Transfer", "src": "t", "confId": conf, "to": "support"}
+    cluster.send(bob, back)  # her claim was let go with bob's take, and is asked anew
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    frames = cluster.take(alice)
+    (answer,) = [frame for frame in frames if frame.get("src") == "q"]
+    assert (answer["mt"], answer["code"]) == ("Error", "unavailable"), answer
+    offered = [frame["call"] for frame in frames if frame.get("sig", {}).get("type") == "setup"]
+    assert len(offered) == 1 and claims(cluster) == {"alice": 1}
+    cluster.signal(alice, offered[0], {"type": "conn"})
+    assert kinds(cluster.take(carol)) == ["facility"]  # her new agent's name
+    cluster.quiet(alice)
+    cluster.take(bob)
+    cluster.signal(carol, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_claimed_for_a_device_gone_meanwhile_leaves_the_chat_waiting() -> None:
+    """Alice's Take from b waits for its claim at a; meanwhile she signs off on b and a
+    lookup at a no longer finds her device, so her stand-in goes. Granted then, the
+    claim finds the stand-in reaching nothing: the chat is not answered by a device
+    that is gone, and her claim is given back."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol, dave = cluster.phone("a", "carol"), cluster.phone("a", "dave")
+    alice = cluster.phone("b", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
+    cluster.bus.step(0)  # a has the Take: its claim is asked
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.close(alice)
+    cluster.setup(dave, 1, "support")  # a looks the agents up: her device is not found
+    assert kinds(cluster.take(dave)) == ["call_proc"]
+    a = cluster.switch("a")
+    assert a.node is not None and a.node.remote.held() == 0
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    cluster.quiet(carol)  # still waiting: nobody answered
+    assert claims(cluster) == {}
+    for visitor in (carol, dave):
+        cluster.signal(visitor, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiting() -> None:
+    """Alice's Take on the chat's home waits for its claim; meanwhile she unregisters.
+    Granted then, the claim does not make her ended registration take the chat: the
+    chat waits on, her connection hears nothing of it, and her claim is given back."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol, alice = cluster.phone("a", "carol"), cluster.phone("a", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    cluster.send(alice, {"api": "PbxSignal", "mt": "Unregister", "src": "u"})
+    assert [frame["mt"] for frame in cluster.take(alice)] == ["UnregisterResult"]
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    (answer,) = cluster.take(alice)
+    assert (answer["src"], answer["mt"], answer["code"]) == ("q", "Error", "unavailable")
+    cluster.quiet(carol)  # still waiting: nobody answered
+    assert claims(cluster) == {}
+    cluster.signal(carol, 1, {"type": "rel"})
     cluster.finish()
 
 
