@@ -45,7 +45,7 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,8 +80,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Request, AdminScope], Awaitable[Response]]
 
-VisitorList = Callable[[str], Awaitable[list[tuple[str, str]] | None]]
-"""(sip, dn) of a tenant's visitor accounts in the whole cluster; None when unknown now."""
+VisitorList = Callable[[Collection[str]], Awaitable[dict[str, list[tuple[str, str]]] | None]]
+"""(sip, dn) of the visitor accounts of each of some tenants in the whole cluster; None
+when unknown now."""
 
 
 class DirectoryAdmin:
@@ -165,16 +166,18 @@ class DirectoryAdmin:
         if listed is None:  # one node: its directory holds them all
             return await self._lister(_VISITORS)(request, scope)
         wanted = request.query_params.get("domain")
-        entries: list[dict[str, Any]] = []
-        for domain in [wanted] if wanted else self._directory.domains():
-            if self._tenant(domain) is None:
-                return _error(404, "not_found", "no such tenant")
-            if not scope.covers(domain):
-                continue
-            found = await listed(domain)
-            if found is None:
-                return _error(503, "unavailable", "the cluster's visitors cannot be read now")
-            entries += [{"domain": domain, "sip": sip, "dn": dn} for sip, dn in found]
+        domains = [wanted] if wanted else self._directory.domains()
+        if any(self._tenant(domain) is None for domain in domains):
+            return _error(404, "not_found", "no such tenant")
+        covered = [domain for domain in domains if scope.covers(domain)]
+        found = await listed(covered) if covered else {}
+        if found is None:
+            return _error(503, "unavailable", "the cluster's visitors cannot be read now")
+        entries = [
+            {"domain": domain, "sip": sip, "dn": dn}
+            for domain in covered
+            for sip, dn in found.get(domain, ())
+        ]
         return JSONResponse({"visitors": entries})
 
     def _getter(self, kind: _Entries) -> Handler:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
@@ -198,14 +198,17 @@ class SharedLogins:
 
     # -- the admin's list of visitors -----------------------------------------------------
 
-    async def visitors(self, domain: str) -> list[tuple[str, str]] | None:
-        """(sip, dn) of every visitor account of ``domain`` in Redis, made through any node
-        (``GET /admin/visitors``, docs 12.47); None when Redis did not answer. A ``SCAN``
-        of the visitors' keys: for the admin's page, never on a client's path."""
+    async def visitors(self, domains: Collection[str]) -> dict[str, list[tuple[str, str]]] | None:
+        """(sip, dn) of every visitor account of each of ``domains`` in Redis, made through
+        any node (``GET /admin/visitors``, docs 12.47), sorted; None when Redis did not
+        answer. One ``SCAN`` of the visitors' keys (of the one tenant when one is asked
+        for): for the admin's page, never on a client's path."""
         redis = self.asks.redis
         if redis is None or not self.asks.usable():
             return None
-        pattern = keys.visitor(_glob_escaped(domain), "*")
+        wanted = set(domains)
+        one = next(iter(wanted)) if len(wanted) == 1 else None
+        pattern = keys.visitor(_glob_escaped(one) if one is not None else "*", "*")
         try:
             async with asyncio.timeout(_LIST_WAIT):
                 names = [name async for name in redis.scan_iter(match=pattern, count=1000)]
@@ -214,19 +217,16 @@ class SharedLogins:
                     pipe.hget(name, "dn")
                 names_dn = zip(names, await pipe.execute(raise_on_error=False), strict=True)
         except (RedisError, OSError, TimeoutError) as exc:
-            log.warning("cluster: Redis did not list the visitors of %s (%r)", domain, exc)
+            log.warning("cluster: Redis did not list the visitors (%r)", exc)
             return None
-        found = []
+        found: dict[str, list[tuple[str, str]]] = {domain: [] for domain in wanted}
         for name, dn in names_dn:
-            # the pattern's * matches a colon too: "example.com"'s matches the keys of
-            # a domain "example.com:8080" (which the configuration accepts)
-            text = _text(name)
-            sip = text.removesuffix("}").rpartition(":")[2]
-            if text != keys.visitor(domain, sip):
-                continue
+            owner = _visitor_of(_text(name))
+            if owner is None or owner[0] not in wanted:
+                continue  # the pattern's * matches a colon too: another tenant's
             if isinstance(dn, bytes | str):  # else gone since the scan, or malformed
-                found.append((sip, _text(dn)))
-        return sorted(found)
+                found[owner[0]].append((owner[1], _text(dn)))
+        return {domain: sorted(listed) for domain, listed in found.items()}
 
     def reassert(self) -> list[Op]:
         """Writes of every visitor account this node holds (Redis lost them), each with
@@ -251,6 +251,16 @@ class SharedLogins:
 
     def _expiry_ms(self, seconds: float) -> int:
         return _ms(seconds + self._grace)
+
+
+def _visitor_of(key: str) -> tuple[str, str] | None:
+    """(domain, sip) of a visitor account's key (``keys.visitor``), or None for another
+    key: a sip has no colon, a domain may (``example.com:8080``)."""
+    head = keys.visitor("", "").partition("{")[0]  # the prefix before the hash tag
+    if not key.startswith(head + "{") or not key.endswith("}"):
+        return None
+    domain, _, sip = key[len(head) + 1 : -1].rpartition(":")
+    return (domain, sip) if domain and sip and keys.visitor(domain, sip) == key else None
 
 
 def _glob_escaped(text: str) -> str:

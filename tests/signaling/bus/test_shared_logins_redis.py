@@ -189,11 +189,19 @@ async def test_the_visitors_of_a_tenant_are_listed_from_every_node_s_accounts() 
         wild = VisitorRecord("example.co*", "visitor-00000000000000dd", "Dee", "dee-pw")
         for record in (bea, ANN, other, wild):
             assert await logins.make_visitor(f"{record.domain} 192.0.2.{len(record.dn)}", record)
-        assert await logins.visitors("example.com") == [(ANN.sip, "Ann"), (bea.sip, "Bea")]
-        assert await logins.visitors("example.co*") == [(wild.sip, "Dee")]
-        assert await logins.visitors("nobody.test") == []
+        assert await logins.visitors(["example.com"]) == {
+            "example.com": [(ANN.sip, "Ann"), (bea.sip, "Bea")]
+        }
+        assert await logins.visitors(["example.co*"]) == {"example.co*": [(wild.sip, "Dee")]}
+        assert await logins.visitors(["nobody.test"]) == {"nobody.test": []}
+        # every tenant at once, in one scan
+        assert await logins.visitors(["example.com", "other.org", "nobody.test"]) == {
+            "example.com": [(ANN.sip, "Ann"), (bea.sip, "Bea")],
+            "other.org": [(other.sip, "Cid")],
+            "nobody.test": [],
+        }
         redis.kill()
-        assert await logins.visitors("example.com") is None
+        assert await logins.visitors(["example.com"]) is None
 
 
 async def test_a_tenant_s_visitors_list_none_of_a_tenant_whose_domain_extends_it() -> None:
@@ -203,8 +211,9 @@ async def test_a_tenant_s_visitors_list_none_of_a_tenant_whose_domain_extends_it
         port = VisitorRecord("example.com:8080", "visitor-00000000000000ee", "Eve", "eve-pw")
         for record in (ANN, port):
             assert await logins.make_visitor(f"{record.domain} 192.0.2.{len(record.dn)}", record)
-        assert await logins.visitors("example.com") == [(ANN.sip, "Ann")]
-        assert await logins.visitors("example.com:8080") == [(port.sip, "Eve")]
+        assert await logins.visitors(["example.com"]) == {"example.com": [(ANN.sip, "Ann")]}
+        both = await logins.visitors(["example.com", "example.com:8080"])
+        assert both == {"example.com": [(ANN.sip, "Ann")], "example.com:8080": [(port.sip, "Eve")]}
 
 
 async def test_a_kept_account_is_written_again_after_redis_lost_it() -> None:
