@@ -345,7 +345,12 @@ class Queues:
         chat = self._named(named, body)
         if chat is None and self._shared.ask(QueueRequest(conn, inbound, reg, domain, sip, named)):
             return None
-        answer = functools.partial(reply, self._out, conn, inbound)
+
+        def answer(body: JsonObject) -> None:
+            # a Take claimed first is answered later: on the connection that holds the
+            # registration then (it may have resumed on another meanwhile)
+            reply(self._out, reg.conn if reg is not None and reg.conn else conn, inbound, body)
+
         return self._act(chat, domain, user, reg, body, answer)
 
     def asked(

@@ -5,6 +5,7 @@ one home, where every member's device joins its one live call.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from signaling.core.actions import Claim
@@ -209,6 +210,31 @@ def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiti
     assert (answer["src"], answer["mt"], answer["code"]) == ("q", "Error", "unavailable")
     cluster.quiet(carol)  # still waiting: nobody answered
     assert claims(cluster) == {}
+    cluster.signal(carol, 1, {"type": "rel"})
+    cluster.finish()
+
+
+def test_a_take_claimed_while_its_device_resumed_is_answered_on_the_new_connection() -> None:
+    """Alice's Take on the chat's home waits for its claim; meanwhile her link drops and
+    she resumes on the same switch: the TakeResult reaches her new connection."""
+    config = support_config(max_chats=2)
+    signaling = replace(config.signaling, resume_grace=30.0)
+    cluster = Cluster(("a", "b"), replace(config, signaling=signaling))
+    carol, alice = cluster.phone("a", "carol"), cluster.phone("a", "alice")
+    cluster.setup(carol, 1, "support")
+    conf = _conf(cluster.take(carol))
+    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
+    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
+    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
+    cluster.bus.pending.remove(asked)  # its answer comes last
+    node, conn = alice
+    cluster.feed(node, cluster.switch(node).closed(conn, False), settle=False)
+    again = cluster.resume(alice, "a", "alice", {}, settle=False)
+    cluster.bus.pending.append(asked)
+    cluster.bus.run()
+    (answer,) = [frame for frame in cluster.take(again) if frame.get("src") == "q"]
+    assert (answer["mt"], answer["confId"]) == ("TakeResult", conf), answer
+    assert kinds(cluster.take(carol)) == ["conn"]
     cluster.signal(carol, 1, {"type": "rel"})
     cluster.finish()
 
