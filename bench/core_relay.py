@@ -71,7 +71,7 @@ def _prepare(kind: str, count: int, with_id: bool = True) -> Callable[[], None]:
     from tests.signaling.core.harness import Harness
     from tests.support import make_config
 
-    config = make_config(messages=False, rate=1e9, burst=1e9)
+    config = make_config(messages=False, grace=60.0, rate=1e9, burst=1e9)  # as a hub runs
     frames = _frames(count, kind, with_id)
     if kind == "single":
         one = Harness(config)

@@ -91,6 +91,8 @@ class Relay:
         self._resumable = config.resume_grace > 0
         """Transcripts serve resumes and transfers: without resume, only support calls
         keep one."""
+        self._keep_every = bool(self._keep) and self._resumable
+        """Every call keeps a transcript (the default): one test a message."""
         self.messages = 0
         """Chat messages accepted (given a seq) since start, for ``/metrics``."""
 
@@ -255,7 +257,7 @@ class Relay:
                 support.preview = preview_of(html)
                 if support.preview is not None:
                     self._first_words(call)
-        if self._keep and (self._resumable or call.support is not None):
+        if self._keep_every or (self._keep and call.support is not None):
             user = leg.reg.user
             line = Line(seq, now, leg.role, user, html, raw.attach, raw.subject, message_id, size)
             call.record(line, self._keep, self._keep_bytes)
