@@ -35,17 +35,15 @@ import asyncio
 import itertools
 import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
 from config import LimitsConfig, LoginConfig
 from signaling.appwebsocket import closecodes
+from signaling.appwebsocket.json_in import loads
 from signaling.appwebsocket.login import Accounts, LoginServer
 from signaling.appwebsocket.throttle import LoginThrottle
 from signaling.appwebsocket.transport import Served
@@ -260,7 +258,7 @@ class Connection:
     def _frame(self, text: str) -> Awaitable[None] | None:
         """Handle one frame as far as it can be now; what is left to wait for, if any."""
         try:
-            body = _loads(text)
+            body = loads(text, json.loads)  # orjson, or json where they differ
         except (ValueError, RecursionError):
             self._refuse(BadJson("not JSON"), None)
             return None
@@ -358,19 +356,3 @@ class Connection:
         item = QueuedPost(post, body.get("src"), self.send)
         writer = self._services.writer
         return None if writer.offer(item) else writer.submit(item)
-
-
-_LONG_NUMBER = re.compile(r"\d{19}")
-"""orjson reads an integer beyond 64 bits as a float; ``json`` keeps it an int."""
-
-
-def _loads(text: str) -> Any:
-    """A frame's JSON: ``orjson`` (a Post reads in a third of the time) wherever it reads
-    exactly what ``json`` reads; ``json`` for long numbers and whatever orjson refuses
-    (NaN, 1e400, lone surrogates, nesting too deep), so those fare just as before."""
-    if not _LONG_NUMBER.search(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)

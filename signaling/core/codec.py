@@ -15,7 +15,7 @@ from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
-import orjson
+from signaling.appwebsocket.json_in import loads
 
 from .errors import BadJson
 from .messages import Cause, Endpoint, ImMessage, Inbound, JsonObject, Register, Sig, Signaling
@@ -60,40 +60,16 @@ _ATTACH = re.compile(
 may travel there, since it is relayed and stored as it came."""
 
 
-_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
-"""A ``bytes.translate`` table: every ASCII digit becomes ``0``, every other byte a blank."""
-_LONG_NUMBER = b"0" * 19
-"""orjson reads an integer beyond 64 bits as a float where ``json`` keeps it an int; any
-such number is a run of at least 19 digits (a JSON number has no leading zeros)."""
+def decode(text: str) -> Inbound:
+    """Parse one frame into its envelope (PROTOCOL §1.2, §1.4).
 
-
-def _parse(text: str) -> Any:
-    """orjson where it reads exactly what ``json`` reads (about twice as fast); ``json``
-    for everything else: long numbers, and whatever orjson refuses (NaN, 1e400, lone
-    surrogates, too deep), so that those are refused or accepted just as before.
-
-    A long number is looked for as 19 ASCII digits in a row anywhere in the frame (in a
-    string too, which only costs that frame the slower ``json``): the frame's bytes put
-    through a translation table and a substring search, both in C, a tenth of what a
-    regular expression's scan costs (docs/benchmarks.md). UTF-8 never puts an ASCII byte
-    inside another character, so the digits of the bytes are those of the text. ``find``,
-    not ``in``: on bytes, ``in`` first tries its operand as an integer, and raising and
-    clearing that TypeError cost more than the search."""
-    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
-    if digits.find(_LONG_NUMBER) < 0:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
+    orjson reads it where it reads exactly what ``json`` reads; ``json`` everything else
+    (long numbers, and whatever orjson refuses: NaN, 1e400, lone surrogates, too deep),
+    so that those are refused or accepted just as before (``appwebsocket.json_in``)."""
     try:
-        return _decoder.decode(text)
+        body = loads(text, _decoder.decode)
     except (ValueError, RecursionError) as exc:
         raise BadJson("malformed JSON") from exc
-
-
-def decode(text: str) -> Inbound:
-    """Parse one frame into its envelope (PROTOCOL §1.2, §1.4)."""
-    body = _parse(text)
     if type(body) is not dict:
         raise BadJson("a message must be a JSON object")
     if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(body):
