@@ -9,6 +9,7 @@ never make a whole batch of Posts fail in the database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -196,7 +197,85 @@ def _group_ref(body: JsonObject) -> int:
 
 
 def parse_post(body: JsonObject, now_ms: int) -> NewPost:
-    """A Post from the hub (PROTOCOL §12.10); ``time`` defaults to ``now_ms``."""
+    """A Post from the hub (PROTOCOL §12.10); ``time`` defaults to ``now_ms``.
+
+    A Post as the hub writes it is read in line (``_usual_post``); anything else, field
+    by field (``_checked_post``), which gives the same Post or names the refused field.
+    A property test holds the two to the same outcome for every input."""
+    return _usual_post(body, now_ms) or _checked_post(body, now_ms)
+
+
+def _usual_post(body: JsonObject, now_ms: int) -> NewPost | None:
+    """The Post, when every field has the type and range the hub gives it; otherwise
+    None, for ``_checked_post`` to read (and refuse) field by field."""
+    get: Callable[[str], Any] = body.get
+    grp, author, topic = get("grp"), get("author"), get("topic")
+    if grp is True:  # a group's Post: no peer, no sides
+        peer = peer_dn = ""
+        sides: tuple[str, ...] = ()
+    elif grp is False and topic == author:
+        one_to_one = _usual_one_to_one(body, author)
+        if one_to_one is None:
+            return None
+        peer, peer_dn, sides = one_to_one
+    else:
+        return None
+    domain, dn, said, call_id = get("domain"), get("dn"), get("text"), get("callId")
+    attach, client_id, writer = get("attach"), get("id"), get("writer")
+    seq, time_ms = get("seq"), get("time")
+    dn = "" if dn is None else dn
+    time_ms = now_ms if time_ms is None else time_ms
+    names, texts = (author, topic, domain, call_id), (dn, said, peer, peer_dn)
+    if not _usual_fields(names, texts, attach, client_id, writer, (seq, time_ms)):
+        return None
+    fields = (domain, author, dn, topic, peer, peer_dn, grp, sides, said, attach, call_id)
+    return NewPost(*fields, seq, client_id, time_ms, writer or "")
+
+
+def _usual_fields(
+    names: tuple[Any, ...],
+    texts: tuple[Any, ...],
+    attach: Any,
+    client_id: Any,
+    writer: Any,
+    numbers: tuple[Any, ...],
+) -> bool:
+    """``names`` non-empty strings, ``texts`` strings, ``attach`` absent or a string,
+    ``client_id`` and ``writer`` absent or non-empty strings, all of it valid text;
+    ``numbers`` integers from 0 to 2^53-1."""
+    for name in names:
+        if type(name) is not str or not name:
+            return False
+    for value in texts:
+        if type(value) is not str:
+            return False
+    if attach is not None and type(attach) is not str:
+        return False
+    for value in (client_id, writer):
+        if value is not None and (type(value) is not str or not value):
+            return False
+    for number in numbers:
+        if type(number) is not int or not 0 <= number <= MAX_ID:
+            return False
+    return _valid_text("".join([*names, *texts, attach or "", client_id or "", writer or ""]))
+
+
+def _usual_one_to_one(body: JsonObject, author: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """``peer``, ``peer_dn`` and ``sides`` of a one-to-one Post as the hub writes them."""
+    peer, peer_dn, sides = body.get("peer"), body.get("peer_dn"), body.get("sides")
+    peer_dn = "" if peer_dn is None else peer_dn
+    if type(peer) is not str or not peer or type(peer_dn) is not str or type(sides) is not list:
+        return None
+    if not sides:
+        return None
+    for side in sides:
+        if side != author and side != peer:
+            return None
+    return peer, peer_dn, tuple(dict.fromkeys(sides))
+
+
+def _checked_post(body: JsonObject, now_ms: int) -> NewPost:
+    """``parse_post`` field by field, each field refused by name."""
     grp = flag(body, "grp")
     author = text(body, "author")
     topic = text(body, "topic")
@@ -249,7 +328,7 @@ def text(
         return default
     if not isinstance(value, str) or (not value and not allow_empty):
         raise BadJson(f"{key}: expected a {'' if allow_empty else 'non-empty '}string")
-    if "\x00" in value or not _encodable(value):
+    if not _valid_text(value):
         raise BadJson(f"{key}: not valid text")
     return value
 
@@ -283,7 +362,10 @@ def count(body: JsonObject) -> int:
     return min(number(body, "count", minimum=0, default=DEFAULT_COUNT), MAX_COUNT)
 
 
-def _encodable(value: str) -> bool:
+def _valid_text(value: str) -> bool:
+    """No NUL character and no lone surrogate: text every database can hold."""
+    if "\x00" in value:
+        return False
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

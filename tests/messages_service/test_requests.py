@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from messages_service.errors import BadJson, Forbidden, NotFound
 from messages_service.requests import (
@@ -18,6 +21,8 @@ from messages_service.requests import (
     parse_write_member,
     read_caller,
 )
+from messages_service.requests import _checked_post as checked_post
+from messages_service.requests import _usual_post as usual_post
 
 CALLER = {"domain": "example.com", "user": "bob", "session": "s1"}
 
@@ -100,7 +105,44 @@ def test_a_post_parses_as_the_hub_writes_it() -> None:
     assert (bare.time_ms, bare.client_id, bare.author_dn) == (99, None, "")
 
 
+def test_the_posts_the_hub_writes_are_read_in_line() -> None:
+    group = {k: v for k, v in POST.items() if k not in ("peer", "peer_dn", "sides")}
+    for body in (POST, {**POST, "attach": "https://h.test/f", "writer": "agent"}, group):
+        body = {**body, "grp": True, "topic": "group-3"} if body is group else body
+        assert usual_post(body, 99) == checked_post(body, 99) is not None
+
+
 def test_a_group_post_needs_no_peer_or_sides() -> None:
     group = {k: v for k, v in POST.items() if k not in ("peer", "peer_dn", "sides")}
     post = parse_post({**group, "grp": True, "topic": "group-3"}, 0)
     assert (post.grp, post.topic, post.peer, post.sides) == (True, "group-3", "", ())
+
+
+ABSENT = object()
+post_values = st.sampled_from(
+    [
+        *(ABSENT, None, False, True, 0, -1, 4, 2**53, 1.0, [], {}, "", "alice", "bob"),
+        *("ü 日本", "a\x00", "\ud800", ["alice", "bob"], ["bob", "bob"], ["carol"], [["alice"]]),
+    ]
+)
+POST_FIELDS = (
+    *("grp", "author", "topic", "peer", "peer_dn", "sides", "domain", "dn"),
+    *("text", "attach", "callId", "seq", "id", "time", "writer"),
+)
+post_changes = st.dictionaries(st.sampled_from(POST_FIELDS), post_values, max_size=3)
+
+
+def _post_outcome(parse: Callable[[dict[str, Any], int], object], body: dict[str, Any]) -> object:
+    try:
+        return parse(body, 99)
+    except BadJson as exc:
+        return f"BadJson: {exc}"
+
+
+@settings(max_examples=1000)
+@given(st.sampled_from([POST, {**POST, "grp": True, "topic": "group-3"}]), post_changes)
+def test_a_post_reads_as_field_by_field(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    """The in-line reading of a Post is the field-by-field one's: the same Post, or the
+    same refusal naming the same field first, whatever fields are changed or left out."""
+    body = {key: value for key, value in {**base, **changes}.items() if value is not ABSENT}
+    assert _post_outcome(parse_post, body) == _post_outcome(checked_post, body)
