@@ -31,24 +31,26 @@ _CONTROL = {code: f"\\x{code:02x}" for code in range(32)} | {10: "\\n", 13: "\\r
 
 
 _JSON_SECRET_HINT = re.compile(rf'"(?:{_SECRET_NAMES})"\s*:\s*"')
-_HEADER_HINTS = ("basic ", "bearer ", "digest ")
 
 
 def redact(text: str, limit: int = MAX_TEXT) -> str:
     """``text`` without secrets, at most ``limit`` characters (plus a marker).
 
     Each full pattern runs only when a cheap look at the lower-cased text says it could
-    match: most traced frames hold no secret, and with every flag on this is the cost
-    of each one."""
+    match, and control characters are replaced only in a text that has a character
+    ``isprintable`` refuses (every control character is one): most traced frames hold
+    neither, and with the ``appwebsocket`` flag on (the default) this is the cost of
+    every Post and every answer on the messages link."""
     low = text.lower()
     if _JSON_SECRET_HINT.search(low):
         text = _JSON_FIELD.sub(r'\1"***"', text)
     if "=" in text:
         text = _QUERY.sub(r"\1***", text)
         text = _ASSIGN.sub(r"\1***", text)
-    if any(hint in low for hint in _HEADER_HINTS):
+    if "basic" in low or "bearer" in low or "digest" in low:  # then blanks of any kind
         text = _HEADER.sub(r"\1***", text)
-    text = text.translate(_CONTROL)  # one record is one line: no forged lines
+    if not text.isprintable():
+        text = text.translate(_CONTROL)  # one record is one line: no forged lines
     if len(text) > limit:
         return f"{text[:limit]}…(+{len(text) - limit})"
     return text

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .redact import redact
 
@@ -34,8 +34,10 @@ SUBSYSTEMS = ("pbx", "http", "app", "database", "appwebsocket", "signalling", "b
 """The flags, as PROTOCOL §10.1 names them."""
 
 
-@dataclass(frozen=True, slots=True)
-class TraceRecord:
+class TraceRecord(NamedTuple):
+    """One record (a named tuple: made for every traced frame, in a third of a frozen
+    dataclass's time)."""
+
     seq: int
     time: float
     subsystem: str
@@ -165,7 +167,7 @@ class Tracer:
         last = records[-1].seq if records else seq
         first = self._records[0].seq if self._records else 0
         return {
-            "records": [asdict(record) for record in records],
+            "records": [record._asdict() for record in records],
             "last": last,
             "first": first,  # above since + 1: records were overwritten before being read
             "boot": self.boot,
