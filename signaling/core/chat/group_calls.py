@@ -175,10 +175,17 @@ class GroupCalls:
             self._acks.decided(leg, message_id, seq, now, state, keyed=True)
 
     def _offer_members(self, call: Call, group: Group, seen: int) -> None:
-        """Online members' devices not yet in the group's chat are offered it (§7.6)."""
+        """Online members' devices not yet in the group's chat are offered it (§7.6).
+
+        Run after every message, when nearly always every device is in: a device whose
+        joined leg is still among its legs is passed over at the cost of a lookup."""
+        joined = {leg.reg: leg for leg in call.joined}
         max_calls = self._config.max_calls
         for member in sorted(group.members):
             for device in self._registry.of(call.domain, member):
+                leg = joined.get(device)
+                if leg is not None and device.legs.get(leg.number) is leg:
+                    continue  # in the chat: a joined leg's call is the chat's
                 if not device.no_media or not device.attached or len(device.legs) >= max_calls:
                     continue
                 if any(other.call is call for other in device.legs.values()):
