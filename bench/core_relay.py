@@ -19,6 +19,16 @@ whose chat is not stored. Three runs, each on a fresh switch:
   reporting, the home's ack on the report), the in-memory bus delivering each batch of
   ``BATCH`` frames together as a stream entry would. No encoding for Redis, no Redis.
 
+Two more runs, chosen with ``--runs`` (``--runs stored,group``), are of licensed chat, on
+a standalone switch whose messages service is up:
+
+- ``stored``: a licensed user's chat, every message also handed to the outbox as a Post;
+  the ``stored`` acks come back through ``Switch.stored`` once for every ``BATCH``
+  messages, as the outbox's flush hands them over;
+- ``group``: a group call of ``GROUP`` member devices (two members, as the group tests
+  make one), one device writing: each message goes to the other devices, is posted once,
+  and is acknowledged (the Posts' acks handed back as in ``stored``).
+
 It prints the median and the best of the rounds in microseconds per message;
 ``--without-id`` sends the same messages without an ``id`` (relayed, never acknowledged).
 With ``--compare TREE`` every round runs once on this tree and once on ``TREE`` (a child
@@ -44,6 +54,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ("single", "cluster-local", "cluster-cross")
+LICENSED = ("stored", "group")
+GROUP = 10
+"""Member devices in the ``group`` run's call."""
 BATCH = 16
 """Frames a client's read brings at once (the window of bench/relay.py): the bus carries
 one batch's forwards together, and the report comes back once for it."""
@@ -71,6 +84,8 @@ def _prepare(kind: str, count: int, with_id: bool = True) -> Callable[[], None]:
     from tests.signaling.core.harness import Harness
     from tests.support import make_config
 
+    if kind in LICENSED:
+        return _licensed(kind, count, with_id)
     config = make_config(messages=False, grace=60.0, rate=1e9, burst=1e9)  # as a hub runs
     frames = _frames(count, kind, with_id)
     if kind == "single":
@@ -104,6 +119,38 @@ def _prepare(kind: str, count: int, with_id: bool = True) -> Callable[[], None]:
                 step()
 
     return clustered
+
+
+def _licensed(kind: str, count: int, with_id: bool) -> Callable[[], None]:
+    """A ``stored`` or ``group`` run, set up and ready (see the module's docstring)."""
+    from signaling.core.actions import Store
+    from tests.signaling.core.harness import Harness
+    from tests.signaling.core.test_licensed import TEAM, up
+    from tests.support import make_config
+
+    h = up(Harness(make_config(messages=True, grace=60.0, rate=1e9, burst=1e9)), TEAM)
+    if kind == "stored":
+        writer, reader = h.phone("alice"), h.phone("carol")
+        h.call(writer, reader, to="carol")
+    else:
+        devices = [h.phone("alice" if n % 2 else "bob", hw=f"hw{n}") for n in range(GROUP)]
+        for device in devices:
+            h.setup(device, 1, "group-1")  # joins at once
+        writer = devices[0]
+    frames = _frames(count, kind, with_id)
+    receive, stored = h.switch.receive, h.switch.stored
+
+    def licensed() -> None:
+        for start in range(0, count, BATCH):
+            acks = []
+            for text in frames[start : start + BATCH]:
+                for action in receive(writer, text):
+                    if type(action) is Store and action.ack is not None:
+                        acks.append(action.ack)
+            if acks:  # the outbox's flush: these Posts are on disk
+                stored(acks)
+
+    return licensed
 
 
 def _one_entry_a_way(pending: list[Any]) -> None:
@@ -154,18 +201,19 @@ def _opcodes(kind: str, count: int, with_id: bool) -> float:
     return executed / count
 
 
-def _child(count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
+def _child(runs: list[str], count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
     if opcodes:
-        _opcodes("single", 50, with_id)  # first calls: imports, caches
-        return {kind: _opcodes(kind, count, with_id) for kind in RUNS}
-    for kind in RUNS:  # warm-up: imports, caches, the first calls
+        _opcodes(runs[0], 50, with_id)  # first calls: imports, caches
+        return {kind: _opcodes(kind, count, with_id) for kind in runs}
+    for kind in runs:  # warm-up: imports, caches, the first calls
         _cpu(kind, min(count, 2000), with_id)
-    return {kind: _cpu(kind, count, with_id) for kind in RUNS}
+    return {kind: _cpu(kind, count, with_id) for kind in runs}
 
 
-def _in(tree: Path, count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
+def _in(tree: Path, runs: list[str], count: int, opcodes: bool, with_id: bool) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     command = [sys.executable, __file__, "--child", "--messages", str(count)]
+    command += ["--runs", ",".join(runs)]
     command += ["--opcodes"] if opcodes else []
     command += [] if with_id else ["--without-id"]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
@@ -184,37 +232,53 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--without-id", action="store_true", help="messages without an id (never acknowledged)"
     )
+    parser.add_argument(
+        "--runs",
+        type=_runs,
+        default=list(RUNS),
+        help=f"comma-separated, of {', '.join(RUNS + LICENSED)} (default: {', '.join(RUNS)})",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    runs: list[str] = args.runs
     if args.opcodes and args.messages == parser.get_default("messages"):
         args.messages, args.rounds = 500, 1  # counting is exact, and slow
     if args.child:
-        print(json.dumps(_child(args.messages, args.opcodes, not args.without_id)))
+        print(json.dumps(_child(runs, args.messages, args.opcodes, not args.without_id)))
         return
     trees = {"this tree": ROOT}
     if args.compare is not None:
         trees["compared"] = args.compare.resolve()
-    figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in RUNS} for name in trees}
+    figures: dict[str, dict[str, list[float]]] = {name: {k: [] for k in runs} for name in trees}
     for round_ in range(args.rounds):
         for name, tree in trees.items():
-            for kind, value in _in(tree, args.messages, args.opcodes, not args.without_id).items():
+            with_id = not args.without_id
+            for kind, value in _in(tree, runs, args.messages, args.opcodes, with_id).items():
                 figures[name][kind].append(value)
         print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
     unit = "bytecode instructions" if args.opcodes else "CPU µs"
     what = "message without id" if args.without_id else "acked message"
     print(f"{unit} per {what}, {args.messages} messages a run, {args.rounds} rounds")
     print(f"{'run':<16}" + "".join(f"{name:>28}" for name in trees))
-    for kind in RUNS:
+    for kind in runs:
         cells = []
         for name in trees:
             values = figures[name][kind]
             cells.append(f"{statistics.median(values):8.2f} (best {min(values):6.2f})")
         print(f"{kind:<16}" + "".join(f"{cell:>28}" for cell in cells))
     if args.compare is not None:
-        for kind in RUNS:
+        for kind in runs:
             mine, theirs = figures["this tree"][kind], figures["compared"][kind]
             ratio = statistics.median(mine) / statistics.median(theirs)
             print(f"{kind}: this tree / compared = {ratio:.3f} (medians)")
+
+
+def _runs(text: str) -> list[str]:
+    runs = [run.strip() for run in text.split(",") if run.strip()]
+    unknown = sorted(set(runs) - set(RUNS + LICENSED))
+    if unknown or not runs:
+        raise argparse.ArgumentTypeError(f"unknown run(s): {', '.join(unknown) or '(none)'}")
+    return runs
 
 
 if __name__ == "__main__":
