@@ -63,6 +63,10 @@ JsonObject = dict[str, Any]
 
 _ids = itertools.count(1)
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""What ``json.dumps`` with these options writes, without building an encoder per frame
+(a third of a ``PostResult``'s encoding)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Services:
@@ -142,7 +146,7 @@ class Connection:
         """Write a frame, or keep it until the socket has room; dropped once closing."""
         if self._closing:
             return
-        text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+        text = _encode(message)
         out = self._out
         if not out and self._socket.writable_now:
             self._socket.write_text(text)
