@@ -22,6 +22,13 @@ box, kernel time left out. Each figure is the difference between a run of ``--me
 and one of a fifth of them (start-up, login and call set-up cancel out), divided by the
 difference in messages. It is slow: a minute or two a run.
 
+``--kinds stored`` (not run by default) measures a stored message: every user holds the
+``messages`` licence, the messages service runs in the hub's process on SQLite (the
+embedded default, trace flags as configured by default: the ``appwebsocket`` trace on),
+every message carries an id; its CPU time is counted until every message sent has its two
+rows committed (read from the database file, from outside), so that the service's work
+and the hub's Post for each message are in it.
+
 With ``--compare TREE`` every round also runs a hub served from another checkout
 (``PYTHONPATH=TREE``), interleaved. This is a benchmark, not a test: nothing here is
 collected by pytest.
@@ -31,10 +38,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -43,6 +52,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from relay import (
+    BENCH_SETTINGS,
+    DOMAIN,
     HOST,
     ROOT,
     FrameClient,
@@ -54,6 +65,8 @@ from relay import (
     open_pair,
     switchboard_command,
     tree_env,
+    user_name,
+    user_password,
     write_config,
 )
 
@@ -61,8 +74,11 @@ KINDS = {
     "acked": ("NO_MEDIA_CALL", True),
     "cumulative": ("NO_MEDIA_CALL|CUMULATIVE_ACK", True),
     "without id": ("NO_MEDIA_CALL", False),
+    "stored": ("NO_MEDIA_CALL", True),
 }
 """Each kind of message: the flags its devices register with, whether it carries an id."""
+STORED = "stored"
+"""The kind whose users are licensed: every message also stored (not run by default)."""
 VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 REPLY_TIMEOUT = 60.0
 """Seconds a burst may take to arrive (and be acknowledged): a hub under valgrind is slow."""
@@ -99,9 +115,12 @@ class Counts:
             self.arrived.set()
 
 
-async def drive(port: int, secret: str, kind: str, args: argparse.Namespace, hub: int) -> float:
+async def drive(
+    port: int, secret: str, kind: str, args: argparse.Namespace, hub: int, rows: Path | None
+) -> float:
     """Set the pairs up, send the messages in bursts, and return the hub's CPU
-    microseconds per message while they flowed."""
+    microseconds per message while they flowed (and, with ``rows``, until that database
+    holds both rows of every message)."""
     flags, with_id = KINDS[kind]
     pairs = [await open_pair(port, secret, 2 * i, flags=flags) for i in range(args.pairs)]
     counts = Counts(with_id)
@@ -116,12 +135,47 @@ async def drive(port: int, secret: str, kind: str, args: argparse.Namespace, hub
         sent += args.burst * len(lanes)
         counts.expect(sent)
         await asyncio.wait_for(counts.arrived.wait(), REPLY_TIMEOUT)
+    if rows is not None:
+        await _all_stored(rows, 2 * sent)
     used = (cpu_ticks(hub) - began) / os.sysconf("SC_CLK_TCK")
     clients: list[FrameClient] = [client for pair in pairs for client in pair]
     for client in clients:
         client.close()
     await asyncio.sleep(0.3)
     return used * 1e6 / sent
+
+
+async def _all_stored(path: Path, rows: int) -> None:
+    """Wait until the messages database holds ``rows`` committed rows."""
+    waited = 0.0
+    while _rows(path) < rows:
+        if waited > REPLY_TIMEOUT:
+            raise RuntimeError(f"only {_rows(path)} of {rows} rows stored")
+        await asyncio.sleep(0.02)
+        waited += 0.02
+
+
+def _rows(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM messages").fetchone()[0])
+        except sqlite3.OperationalError:  # no tables yet
+            return 0
+
+
+def write_stored_config(path: Path, users: int, secret: str) -> None:
+    """Every user licensed; the messages service and the trace flags as by default."""
+    lines = list(BENCH_SETTINGS)
+    for index in range(users):
+        lines += [
+            f'[tenants."{DOMAIN}".users.{user_name(index)}]',
+            f'password = "{user_password(secret, index)}"',
+            'licences = ["messages"]',
+            "",
+        ]
+    path.write_text("\n".join(lines))
 
 
 def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> float:
@@ -131,7 +185,11 @@ def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> f
     try:
         secret = secrets.token_hex(8)
         config = tmp / "bench.toml"
-        write_config(config, 2 * args.pairs, secret)
+        rows = tmp / "data" / "messages.sqlite3" if kind == STORED else None
+        if rows is None:
+            write_config(config, 2 * args.pairs, secret)
+        else:
+            write_stored_config(config, 2 * args.pairs, secret)
         port = free_port()
         argv = [*switchboard_command(), "serve", "--config", str(config)]
         argv += ["--host", HOST, "--port", str(port), "--data-dir", str(tmp / "data")]
@@ -141,7 +199,7 @@ def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> f
         try:
             hub.wait_ready(timeout=600.0 if args.instructions else 20.0)
             run_args = argparse.Namespace(**{**vars(args), "messages": messages})
-            per_message = asyncio.run(drive(port, secret, kind, run_args, hub.pid))
+            per_message = asyncio.run(drive(port, secret, kind, run_args, hub.pid, rows))
         finally:
             _stop(hub, patient=args.instructions)
         if not args.instructions:
@@ -191,7 +249,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=2, help="chat pairs")
     parser.add_argument("--burst", type=int, default=16, help="messages a caller writes at once")
     parser.add_argument(
-        "--kinds", default=",".join(KINDS), help="comma separated: " + ", ".join(KINDS)
+        "--kinds",
+        default=",".join(kind for kind in KINDS if kind != STORED),
+        help="comma separated: " + ", ".join(KINDS),
     )
     parser.add_argument("--compare", type=Path, help="another checkout, run interleaved")
     parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
