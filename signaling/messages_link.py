@@ -47,6 +47,9 @@ __all__ = ["ServiceConnector", "ServiceEvents", "ServiceLink"]
 
 log = logging.getLogger(__name__)
 
+_JITTER = random.Random()
+"""The retries' jitter, apart from the global generator: nothing here moves its state."""
+
 JsonObject = dict[str, Any]
 
 BATCH = 256
@@ -205,7 +208,7 @@ class ServiceLink:
                 if client is not None:
                     with contextlib.suppress(Exception):
                         await client.close()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            await asyncio.sleep(delay * _JITTER.uniform(0.5, 1.0))
             delay = min(delay * 2, self._config.reconnect_max)
 
     async def _serve(self, client: AppWebsocketClient) -> None:
