@@ -67,13 +67,23 @@ async def echo(websocket: WebSocket) -> None:
 
 
 async def relay(websocket: WebSocket) -> None:
-    """Parse every text frame, encode it again and send it to the other party of the pair.
+    """The pair's other party gets every text frame, parsed and encoded again."""
+    await _forward(websocket, _rooms, websocket.path_params["pair"])
 
-    The connection joins its pair before the handshake completes, so once both clients
-    have their upgrade answered each finds the other. A frame with no peer is dropped.
+
+async def fanout(websocket: WebSocket) -> None:
+    """Every other member of the group gets every text frame, parsed and encoded again
+    once for all of them."""
+    await _forward(websocket, _groups, websocket.path_params["group"])
+
+
+async def _forward(websocket: WebSocket, rooms: dict[str, list[WebSocket]], name: str) -> None:
+    """Parse every text frame, encode it again and send it to the room's other members.
+
+    The connection joins its room before the handshake completes, so once every client
+    has its upgrade answered each finds the others. A frame with nobody else is dropped.
     """
-    pair = websocket.path_params["pair"]
-    room = _rooms.setdefault(pair, [])
+    room = rooms.setdefault(name, [])
     room.append(websocket)
     try:
         await websocket.accept()
@@ -93,37 +103,7 @@ async def relay(websocket: WebSocket) -> None:
     finally:
         room.remove(websocket)
         if not room:
-            _rooms.pop(pair, None)
-
-
-async def fanout(websocket: WebSocket) -> None:
-    """Parse every text frame, encode it again and send it to every other member.
-
-    As ``relay``, but the room is a group of any size: the connection joins before its
-    handshake completes, the frame is encoded once and sent to each other member in turn.
-    """
-    name = websocket.path_params["group"]
-    group = _groups.setdefault(name, [])
-    group.append(websocket)
-    try:
-        await websocket.accept()
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                continue
-            out = json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
-            for member in group:
-                if member is not websocket:
-                    await member.send_text(out)
-    except (WebSocketDisconnect, RuntimeError, OSError):
-        return
-    finally:
-        group.remove(websocket)
-        if not group:
-            _groups.pop(name, None)
+            rooms.pop(name, None)
 
 
 app = Starlette(

@@ -511,8 +511,9 @@ class Lane:
 
     # -- receive handlers ---------------------------------------------------------------
 
-    def on_bulk(self, texts: list[bytes]) -> None:
-        """Closed loop: every message that arrives lets its sender send one more."""
+    def _delivered(self, texts: list[bytes]) -> int:
+        """Count the messages among ``texts`` as delivered (the rest go to the tally's
+        ``other``); how many there were."""
         tally = self.tally
         count = 0
         for text in texts:
@@ -521,22 +522,19 @@ class Lane:
             else:
                 tally.other(text)
         tally.delivered += count
-        if count and tally.refill:
+        return count
+
+    def on_bulk(self, texts: list[bytes]) -> None:
+        """Closed loop: every message that arrives lets its sender send one more."""
+        count = self._delivered(texts)
+        if count and self.tally.refill:
             self.send_burst(count)
 
     def on_fan(self, texts: list[bytes]) -> None:
         """Closed loop over a fan-out: every ``fanout`` deliveries (one message's worth,
         whichever receivers they reached) let the sender send one more."""
-        tally = self.tally
-        count = 0
-        for text in texts:
-            if b'"im_message"' in text:
-                count += 1
-            else:
-                tally.other(text)
-        tally.delivered += count
-        more, self.owed = divmod(self.owed + count, self.fanout)
-        if more and tally.refill:
+        more, self.owed = divmod(self.owed + self._delivered(texts), self.fanout)
+        if more and self.tally.refill:
             self.send_burst(more)
 
     def on_acks(self, texts: list[bytes]) -> None:

@@ -228,17 +228,16 @@ class Call:
         return self.callee is not None or self.answered_by_hub
 
     def record(self, line: Line, max_lines: int, max_bytes: int) -> None:
-        """Keep ``line`` in the transcript, dropping the oldest beyond the limits (a
-        busy call's transcript is full: every message drops one, so the size is counted
-        in a local)."""
+        """Keep ``line`` in the transcript, dropping the oldest beyond the limits. Only
+        this adds lines, one at a time, so one line more than ``max_lines`` is all there
+        can be (a busy call's transcript is full: every message drops one)."""
         transcript = self.transcript
         transcript.append(line)
         kept = self.transcript_bytes + line.size
-        if len(transcript) > max_lines:  # full: the oldest goes (the loop's first turn)
+        if len(transcript) > max_lines:
             kept -= transcript.popleft().size
-        if kept > max_bytes or len(transcript) > max_lines:
-            while transcript and (len(transcript) > max_lines or kept > max_bytes):
-                kept -= transcript.popleft().size
+        while kept > max_bytes and transcript:
+            kept -= transcript.popleft().size
         self.transcript_bytes = kept
 
     def next_seq(self) -> int:

@@ -87,7 +87,7 @@ class Acks:
         """A retry of a known id is acknowledged again and relayed nowhere (§4.6); True
         when this id was seen (on this call, or stored from any call of the writer)."""
         call = leg.call
-        record = call.acks.get((leg.role, leg.reg.user.sip, message_id))  # ``Call.acked``
+        record = call.acked(leg, message_id)
         if record is not None:
             state = record.state  # pending: its "stored" is on the way; sent: its report
             if state is not _PENDING and state is not _SENT:

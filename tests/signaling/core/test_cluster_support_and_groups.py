@@ -190,11 +190,10 @@ def test_a_take_claimed_for_a_device_gone_meanwhile_leaves_the_chat_waiting() ->
     cluster.finish()
 
 
-def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiting() -> None:
-    """Alice's Take on the chat's home waits for its claim; meanwhile she unregisters.
-    Granted then, the claim does not make her ended registration take the chat: the
-    chat waits on, her connection hears nothing of it, and her claim is given back."""
-    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+def _take_waiting_for_its_claim(cluster: Cluster) -> tuple[Client, Client, str, Any]:
+    """Carol's chat homed on a; alice, on a too, declines it, then takes it: her Take waits
+    for its claim, whose delivery on the bus is held back and returned, for the test to
+    hand on when it chooses."""
     carol, alice = cluster.phone("a", "carol"), cluster.phone("a", "alice")
     cluster.setup(carol, 1, "support")
     conf = _conf(cluster.take(carol))
@@ -202,6 +201,15 @@ def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiti
     cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
     (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
     cluster.bus.pending.remove(asked)  # its answer comes last
+    return carol, alice, conf, asked
+
+
+def test_a_take_claimed_for_a_registration_ended_meanwhile_leaves_the_chat_waiting() -> None:
+    """Alice's Take on the chat's home waits for its claim; meanwhile she unregisters.
+    Granted then, the claim does not make her ended registration take the chat: the
+    chat waits on, her connection hears nothing of it, and her claim is given back."""
+    cluster = Cluster(("a", "b"), support_config(max_chats=2))
+    carol, alice, _, asked = _take_waiting_for_its_claim(cluster)
     cluster.send(alice, {"api": "PbxSignal", "mt": "Unregister", "src": "u"})
     assert [frame["mt"] for frame in cluster.take(alice)] == ["UnregisterResult"]
     cluster.bus.pending.append(asked)
@@ -220,13 +228,7 @@ def test_a_take_claimed_while_its_device_resumed_is_answered_on_the_new_connecti
     config = support_config(max_chats=2)
     signaling = replace(config.signaling, resume_grace=30.0)
     cluster = Cluster(("a", "b"), replace(config, signaling=signaling))
-    carol, alice = cluster.phone("a", "carol"), cluster.phone("a", "alice")
-    cluster.setup(carol, 1, "support")
-    conf = _conf(cluster.take(carol))
-    cluster.signal(alice, cluster.offered(alice), {"type": "rel"})  # declined
-    cluster.send(alice, {"api": "Queue", "mt": "Take", "src": "q", "confId": conf}, settle=False)
-    (asked,) = [d for d in cluster.bus.pending if isinstance(d.question, Claim)]
-    cluster.bus.pending.remove(asked)  # its answer comes last
+    carol, alice, conf, asked = _take_waiting_for_its_claim(cluster)
     node, conn = alice
     cluster.feed(node, cluster.switch(node).closed(conn, False), settle=False)
     again = cluster.resume(alice, "a", "alice", {}, settle=False)
