@@ -173,7 +173,7 @@ class SharedLogins:
         written = await self.asks.asked(
             lambda pipe: pipe.set(keys.admin_token(key), value, px=_ms(ttl))
         )
-        return written is not None and bool(written) and written[0] is True
+        return bool(written and written[0] is True)
 
     async def admin_token(self, key: str) -> tuple[bool, str | None] | None:
         """Whether the token whose digest is ``key`` is good (some node issued it, and it
