@@ -32,6 +32,7 @@ Both deadlines are one watchdog timer per connection, never a timeout per frame.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -40,6 +41,8 @@ from collections import deque
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import orjson
 
 from config import LimitsConfig, LoginConfig
 from signaling.appwebsocket import closecodes
@@ -63,9 +66,21 @@ JsonObject = dict[str, Any]
 
 _ids = itertools.count(1)
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 """What ``json.dumps`` with these options writes, without building an encoder per frame
 (a third of a ``PostResult``'s encoding)."""
+
+
+def _encode(message: JsonObject) -> str:
+    """A frame as compact JSON. ``PostResults`` holds integers alone (``writer``), which
+    ``orjson`` writes exactly as ``json`` does, in a seventh of the time for a batch of
+    hundreds (one beyond 64 bits, which it refuses, goes through ``json``); every other
+    frame goes through ``json`` (a float, in an echoed ``src``, could be spelled
+    otherwise)."""
+    if message.get("mt") == "PostResults":
+        with contextlib.suppress(TypeError):
+            return orjson.dumps(message).decode()
+    return _json_encode(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,8 @@ class Connection:
         self.logged_in = False
         self.pbx_info: JsonObject | None = None
         """The hub's ``PbxInfo`` (PROTOCOL §3.7, §7.1), for logs and debugging."""
+        self.batched_results = False
+        """The hub said in its ``PbxInfo`` that it reads ``PostResults`` (docs 12.48)."""
         self._bad = 0
         self._closing = False
         self._gone = False
@@ -320,6 +337,7 @@ class Connection:
             raise BadState(f"{mt} not allowed after login")
         if mt == "PbxInfo":  # PROTOCOL §7.1: recorded, not answered
             self.pbx_info = body
+            self.batched_results = body.get("batchedResults") is True
             log.info("hub connection %d: PbxInfo pbx=%.80r", self.id, body.get("pbx"))
             return None
         refuse_forwarded(mt, body)
@@ -357,6 +375,6 @@ class Connection:
     def _post(self, body: JsonObject) -> Coroutine[Any, Any, None] | None:
         """Hand a Post to the writer: at once while it has room, else wait for room."""
         post = self._services.handlers.queue_side(parse_post(body, int(time.time() * 1000)))
-        item = QueuedPost(post, body.get("src"), self.send)
+        item = QueuedPost(post, body.get("src"), self.send, self.batched_results)
         writer = self._services.writer
         return None if writer.offer(item) else writer.submit(item)

@@ -52,6 +52,9 @@ class QueuedPost:
     src: object
     answer: Callable[[JsonObject], None]
     """Sends a frame to the connection the Post came from (dropped if it is gone)."""
+    batched: bool = False
+    """Its hub takes the plain answers of one transaction in one ``PostResults`` frame
+    (docs/protocol.md 12.48)."""
 
 
 class PostWriter:
@@ -148,12 +151,19 @@ class PostWriter:
         self.batches += 1
         self.posts += len(batch)
         ungranted = await self._grant(result.files)
+        stored = _StoredIds()
         for item, outcome in zip(batch, result.outcomes, strict=True):
+            plain = item.batched and type(item.src) is int and item.post not in ungranted
+            if plain and isinstance(outcome, int):  # a row id (never a bool)
+                stored.add(item.answer, item.src, outcome)
+                continue
+            stored.send(item.answer)  # what it waits to say first: answers keep their order
             if item.post in ungranted:
                 self.refused += 1
                 item.answer(Unavailable().to_wire(item.src))
             else:
                 item.answer(_answer(item.src, outcome))
+        stored.send_all()
         for badge in result.badges:
             self._notify(render.badge(badge))
 
@@ -183,6 +193,34 @@ class PostWriter:
                 # A bug, not the database: still answer "unavailable", never drop a Post.
                 log.exception("storing %d Post(s) failed (attempt %d)", len(posts), attempt)
         return None
+
+
+class _StoredIds:
+    """The plain answers of one transaction, per connection, as ``[src, id]`` pairs: sent
+    as one ``PostResults`` frame (docs/protocol.md 12.48) where a ``PostResult`` per Post
+    cost its hub a frame to read for every stored message. Only integer ``src`` values
+    (the hub's outbox keys) are gathered, so the frame holds integers alone."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self) -> None:
+        self._waiting: dict[Callable[[JsonObject], None], list[list[object]]] = {}
+
+    def add(self, answer: Callable[[JsonObject], None], src: object, row_id: int) -> None:
+        pairs = self._waiting.get(answer)
+        if pairs is None:
+            pairs = self._waiting[answer] = []
+        pairs.append([src, row_id])
+
+    def send(self, answer: Callable[[JsonObject], None]) -> None:
+        """What waits for ``answer``'s connection, now: before an answer of its own."""
+        pairs = self._waiting.pop(answer, None)
+        if pairs:
+            answer({"mt": "PostResults", "ids": pairs})
+
+    def send_all(self) -> None:
+        for answer in list(self._waiting):
+            self.send(answer)
 
 
 def _answer(src: object, outcome: int | Duplicate | MessagesServiceError) -> JsonObject:

@@ -191,6 +191,7 @@ class ServiceLink:
                     version=VERSION,
                     build=BUILD,
                 )
+                info["batchedResults"] = True  # docs/protocol.md 12.48: PostResults
                 await client.send(info)
                 delay = self._config.reconnect_min
                 await self._serve(client)
@@ -242,10 +243,24 @@ class ServiceLink:
             if self._tracer.appwebsocket:
                 self._trace("recv", text)
             mt, src = message.get("mt"), message.get("src")
-            if type(src) is int and mt in ("PostResult", "Error"):
+            if mt == "PostResults":
+                self._posts_stored(message)
+            elif type(src) is int and mt in ("PostResult", "Error"):
                 self._post_answered(src, message)
             elif mt != "KeepAlive":
                 self._on_message(message)
+
+    def _posts_stored(self, message: JsonObject) -> None:
+        """``PostResults`` (docs 12.48): the Posts of one of the service's transactions,
+        stored, as ``[src, id]`` pairs; each as a ``PostResult`` without ``original``."""
+        pairs = message.get("ids")
+        if not isinstance(pairs, list):
+            log.warning("messages service sent PostResults without ids: %.200r", message)
+            return
+        done = self._outbox.done
+        for pair in pairs:
+            if isinstance(pair, list) and pair and type(pair[0]) is int:
+                done(pair[0])
 
     def _post_answered(self, key: int, message: JsonObject) -> None:
         if message.get("mt") == "PostResult":

@@ -17,6 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from .digest import NO_INFO, login_digest
 from .errors import ConnectionClosed, LoginFailed, ReplyTimeout
+from .json_in import loads
 
 __all__ = ["AppWebsocketClient"]
 
@@ -116,7 +117,8 @@ class AppWebsocketClient:
             raise ReplyTimeout(f"nothing received within {timeout} s") from exc
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
-        message = json.loads(text)
+        # orjson, or json where they differ; a binary frame as before
+        message = loads(text, json.loads) if isinstance(text, str) else json.loads(text)
         if not isinstance(message, dict):
             raise ConnectionClosed(None, "peer sent a non-object frame")
         return text if isinstance(text, str) else text.decode(errors="replace"), message

@@ -92,3 +92,36 @@ async def test_a_silent_service_is_a_dead_link_and_the_hub_reconnects(tmp_path: 
     ):
         await _until(lambda: link.connects >= 2)
         assert events[:3] == ["up", "down", "up"]
+
+
+async def test_the_hub_asks_for_post_results_and_reads_them(tmp_path: Path) -> None:
+    """docs/protocol.md 12.48: the link's PbxInfo asks for ``PostResults``; one frame
+    acknowledges several Posts, and a malformed one is passed over, the link kept."""
+    infos: list[dict[str, object]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        async for text in ws:
+            message = json.loads(text)
+            mt = message["mt"]
+            if mt == "AppChallenge":
+                await ws.send(json.dumps({"mt": "AppChallengeResult", "challenge": "c"}))
+            elif mt == "AppLogin":
+                await ws.send(json.dumps({"mt": "AppLoginResult", "ok": True}))
+            elif mt == "PbxInfo":
+                infos.append(message)
+            elif mt == "Post" and message["src"] == 3:  # the last of three
+                for bad in ({"mt": "PostResults"}, {"mt": "PostResults", "ids": [[], ["1"], 7]}):
+                    await ws.send(json.dumps(bad))
+                await ws.send(json.dumps({"mt": "PostResults", "ids": [[1, 11], [2, 12], [3, 13]]}))
+
+    events: list[str] = []
+    async with serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        url = f"ws://127.0.0.1:{next(iter(server.sockets)).getsockname()[1]}/messages/websocket"
+        async with running_link(url, tmp_path, events) as link:
+            await _until(lambda: link.up)
+            outbox = link._outbox
+            for seq in (1, 2, 3):
+                outbox.add({"mt": "Post", "seq": seq}, None)
+            await _until(lambda: outbox.acknowledged == 3)
+            assert outbox.pending == {} and link.up and events == ["up"]
+    assert [info.get("batchedResults") for info in infos] == [True]

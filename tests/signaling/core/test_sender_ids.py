@@ -216,6 +216,29 @@ def test_the_memory_is_bounded() -> None:
     assert len(off) == 0
 
 
+def test_a_corrected_record_leaves_in_its_own_turn_and_the_bound_holds() -> None:
+    """A key put again (the service's correction) is the newest: the place its first
+    record had in the order does not take the new one away early."""
+    clock = ManualClock(T0)
+    ids = SenderIds(capacity=3, ttl=60.0, clock=clock)
+    first = AckRecord(1, int(clock.wall()), "stored")
+    ids.put("d", "alice", "a", first)
+    ids.put("d", "alice", "b", AckRecord(2, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "a", first)  # the very record again: nothing changes
+    corrected = AckRecord(7, int(clock.wall()), "stored")
+    ids.put("d", "alice", "a", corrected)
+    ids.put("d", "alice", "c", AckRecord(3, int(clock.wall()), "stored"))
+    assert ids.get("d", "alice", "a") is corrected and len(ids) == 3
+    ids.put("d", "alice", "e", AckRecord(4, int(clock.wall()), "stored"))
+    assert ids.get("d", "alice", "b") is None  # the oldest went
+    assert ids.get("d", "alice", "a") is corrected
+    for n in range(10):
+        ids.put("d", "alice", f"x{n}", AckRecord(10 + n, int(clock.wall()), "stored"))
+        assert len(ids) <= 3
+    assert ids.get("d", "alice", "a") is None
+    assert list(ids) == [("d", "alice", "x7"), ("d", "alice", "x8"), ("d", "alice", "x9")]
+
+
 def test_sender_ids_zero_turns_the_hub_memory_off() -> None:
     h = Harness(with_signaling(make_config(), sender_ids=0))
     alice, bob = h.phone("alice"), h.phone("bob")
