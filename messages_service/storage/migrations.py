@@ -156,6 +156,17 @@ def _replica_notes() -> tuple[str, ...]:
     )
 
 
+def _writer_index_partial() -> tuple[str, ...]:
+    """Only support agents writing as their queue leave a ``writer`` (12.32); every other
+    row has none. Indexed only where there is one, the index costs nothing per stored
+    message (it was one of the five b-trees each row went into); ``writers_in`` asks for
+    ``writer = ?``, which both databases know implies ``writer IS NOT NULL``."""
+    return (
+        "DROP INDEX messages_writer",
+        "CREATE INDEX messages_writer ON messages (domain, topic, writer) WHERE writer IS NOT NULL",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -181,6 +192,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "replica_notes: notifications between replicas of the service",
         sqlite=(),
         postgres=_replica_notes(),
+    ),
+    Migration(
+        5,
+        "messages_writer: only the rows that have a writer",
+        sqlite=_writer_index_partial(),
+        postgres=_writer_index_partial(),
     ),
 )
 

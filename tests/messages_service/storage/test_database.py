@@ -120,3 +120,61 @@ def test_an_sqlite_without_returning_is_refused_with_a_clear_error(
     monkeypatch.setattr(sqlite3, "sqlite_version", "3.34.1")
     with pytest.raises(ValueError, match=r"SQLite 3\.34\.1 is too old.*3\.35\.0"):
         Database(f"sqlite://{tmp_path / 'm.sqlite3'}")
+
+
+async def test_the_writer_index_holds_only_rows_with_a_writer_and_serves_its_query(
+    database_url: str,
+) -> None:
+    """Migration 5: ``messages_writer`` is partial, and the query of ``writers_in`` still
+    reads it: a queue's topic of many rows, a few of them written by an agent."""
+    store = await MessageStore.open(database_url)
+    db = store._db
+    query = "SELECT DISTINCT peer FROM messages WHERE domain = ? AND topic = ? AND writer = ?"
+    row = "(?, 'queue', ?, FALSE, 'queue', 'Queue', 'hi', NULL, 'c', ?, NULL, 1, FALSE, ?)"
+
+    async def fill_and_plan() -> tuple[str, int]:
+        client = db.client()
+        params: list[object] = []
+        for n in range(1000):
+            params += ["d", f"visitor{n % 50}", n, "agent" if n % 250 == 0 else None]
+        await client.execute_query(
+            db.sql(
+                "INSERT INTO messages (domain, topic, peer, grp, author, author_dn, text,"
+                " attach, call_id, seq, client_id, time_ms, deleted, writer) VALUES "
+                + ", ".join([row] * 1000)
+            ),
+            params,
+        )
+        await client.execute_query("ANALYZE")
+        explain = "EXPLAIN QUERY PLAN" if db.dialect == "sqlite" else "EXPLAIN"
+        rows = await client.execute_query_dict(
+            db.sql(f"{explain} {query}"), ["d", "queue", "agent"]
+        )
+        if db.dialect == "sqlite":
+            entries = await client.execute_query_dict(
+                "SELECT COUNT(*) AS n FROM messages INDEXED BY messages_writer"
+                " WHERE writer IS NOT NULL"
+            )
+            definition = await client.execute_query_dict(
+                "SELECT sql FROM sqlite_master WHERE name = 'messages_writer'"
+            )
+            assert definition[0]["sql"].endswith("WHERE writer IS NOT NULL")
+        else:
+            entries = await client.execute_query_dict(
+                "SELECT COUNT(*) AS n FROM messages WHERE writer IS NOT NULL"
+            )
+            definition = await client.execute_query_dict(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_writer'"
+            )
+            assert "WHERE (writer IS NOT NULL)" in definition[0]["indexdef"]
+        return " ".join(str(value) for found in rows for value in found.values()), int(
+            entries[0]["n"]
+        )
+
+    try:
+        plan, entries = await db.run(fill_and_plan())
+        assert "messages_writer" in plan
+        assert entries == 4
+        assert await store.writers_in("d", "queue", "agent") == {"visitor0"}
+    finally:
+        await store.close()
