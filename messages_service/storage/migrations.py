@@ -156,14 +156,26 @@ def _replica_notes() -> tuple[str, ...]:
     )
 
 
-def _writer_index_partial() -> tuple[str, ...]:
+_PARTIAL_WRITER = "ON messages (domain, topic, writer) WHERE writer IS NOT NULL"
+
+
+def _writer_index_partial(dialect: Dialect) -> tuple[str, ...]:
     """Only support agents writing as their queue leave a ``writer`` (12.32); every other
     row has none. Indexed only where there is one, the index costs nothing per stored
     message (it was one of the five b-trees each row went into); ``writers_in`` asks for
-    ``writer = ?``, which both databases know implies ``writer IS NOT NULL``."""
+    ``writer = ?``, which both databases know implies ``writer IS NOT NULL``.
+
+    PostgreSQL builds the new index beside the old one and only then drops the old one
+    and renames the new: the build (a scan of every row) blocks writes to ``messages``,
+    as any ``CREATE INDEX`` does, but not reads, which ``DROP INDEX`` would block until
+    the transaction ends. SQLite cannot rename an index; its migration holds the write
+    lock throughout anyway, and readers go on beside it (WAL)."""
+    if dialect == "sqlite":
+        return ("DROP INDEX messages_writer", f"CREATE INDEX messages_writer {_PARTIAL_WRITER}")
     return (
+        f"CREATE INDEX messages_writer_partial {_PARTIAL_WRITER}",
         "DROP INDEX messages_writer",
-        "CREATE INDEX messages_writer ON messages (domain, topic, writer) WHERE writer IS NOT NULL",
+        "ALTER INDEX messages_writer_partial RENAME TO messages_writer",
     )
 
 
@@ -196,8 +208,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5,
         "messages_writer: only the rows that have a writer",
-        sqlite=_writer_index_partial(),
-        postgres=_writer_index_partial(),
+        sqlite=_writer_index_partial("sqlite"),
+        postgres=_writer_index_partial("postgres"),
     ),
 )
 

@@ -17,7 +17,7 @@ then corrects the writer's ack (``Acks.duplicate`` in ``chat/delivery.py``).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,27 +30,25 @@ __all__ = ["SenderIds", "SenderKey", "sender_key", "stored_record"]
 SenderKey = tuple[str, str, str]
 """(tenant, sender sip, client message id)."""
 
-_SWEEP = 8
-"""Expired entries looked at, at most, per ``put``: the sweep's cost stays flat."""
+_SWEEP = 256
+"""Expired records dropped by one put at most: a day's ids expiring in the same second
+are dropped over the next puts, never in one long stall of the loop."""
 
 
 class SenderIds:
-    """The records in a dict, and the order they came in as a queue of (key, record)
-    beside it: a put appends, and the oldest leave from the queue's head. At the cap
-    every put also evicts one, so this is on the stored path of every message: the queue
-    costs about half what an ``OrderedDict``'s move and pop did. A key put again (the
-    service's correction, ``Acks.duplicate``) is queued again; its older place is
-    passed over when it reaches the head, since the dict no longer holds that record.
-    The very record put again keeps its place."""
+    """An ``OrderedDict``, oldest first. Under load it sits at its cap and every put
+    evicts the oldest, so a put is on the stored path of every message: it evicts with
+    one ``popitem``, and looks for expired records at the head only once a second (a
+    record's time is in whole seconds), however many puts come in between."""
 
-    __slots__ = ("_capacity", "_clock", "_entries", "_order", "_ttl")
+    __slots__ = ("_capacity", "_clock", "_entries", "_next_sweep", "_ttl")
 
     def __init__(self, capacity: int, ttl: float, clock: Clock) -> None:
         self._capacity = capacity
         self._ttl = ttl
         self._clock = clock
-        self._entries: dict[SenderKey, AckRecord] = {}
-        self._order: deque[tuple[SenderKey, AckRecord]] = deque()
+        self._entries: OrderedDict[SenderKey, AckRecord] = OrderedDict()
+        self._next_sweep = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -72,22 +70,25 @@ class SenderIds:
         born = self._clock.wall() - self._ttl  # records older than this are expired
         if record.time < born:
             return  # a journal's Post older than the key lifetime
+        entries = self._entries
         key = (domain, sip, message_id)
-        entries, order = self._entries, self._order
-        known = entries.get(key)
-        if known is record:
-            return  # the very record again: its place stands
-        if known is not None:
-            del entries[key]  # a key put again counts as new: it leaves last
+        if key in entries:  # put again (a correction): it is the newest now
+            entries.move_to_end(key)
         entries[key] = record
-        order.append((key, record))
+        if len(entries) > self._capacity:
+            entries.popitem(last=False)
+        if born >= self._next_sweep:
+            done = self._sweep(born)  # else the next put goes on with it
+            self._next_sweep = born + 1.0 if done else born
+
+    def _sweep(self, born: float) -> bool:
+        """Drop expired records, oldest first, ``_SWEEP`` at most; True when none is left."""
+        entries = self._entries
         for _ in range(_SWEEP):
-            old_key, old = order[0]
-            if len(order) <= self._capacity and old.time >= born:
-                break
-            order.popleft()
-            if entries.get(old_key) is old:
-                del entries[old_key]
+            if not entries or next(iter(entries.values())).time >= born:
+                return True
+            entries.popitem(last=False)
+        return not entries or next(iter(entries.values())).time >= born
 
     def _expired(self, record: AckRecord) -> bool:
         return record.time < self._clock.wall() - self._ttl

@@ -21,6 +21,20 @@ async def _versions(db: Database) -> list[int]:
     return await db.run(read())
 
 
+async def _writer_indexes_partial(db: Database) -> list[bool]:
+    """For each index named ``messages_writer…``: is it partial (``writer IS NOT NULL``)?"""
+    client = db.client()
+    if db.dialect == "sqlite":
+        rows = await client.execute_query_dict(
+            "SELECT sql FROM sqlite_master WHERE name LIKE 'messages_writer%'"
+        )
+        return [row["sql"].endswith("WHERE writer IS NOT NULL") for row in rows]
+    rows = await client.execute_query_dict(
+        "SELECT indexdef FROM pg_indexes WHERE indexname LIKE 'messages_writer%'"
+    )
+    return [row["indexdef"].endswith("WHERE (writer IS NOT NULL)") for row in rows]
+
+
 async def test_migrations_run_once_and_are_recorded(database_url: str) -> None:
     db = await Database.open(database_url)
     try:
@@ -132,7 +146,7 @@ async def test_the_writer_index_holds_only_rows_with_a_writer_and_serves_its_que
     query = "SELECT DISTINCT peer FROM messages WHERE domain = ? AND topic = ? AND writer = ?"
     row = "(?, 'queue', ?, FALSE, 'queue', 'Queue', 'hi', NULL, 'c', ?, NULL, 1, FALSE, ?)"
 
-    async def fill_and_plan() -> tuple[str, int]:
+    async def fill_and_plan() -> str:
         client = db.client()
         params: list[object] = []
         for n in range(1000):
@@ -150,31 +164,51 @@ async def test_the_writer_index_holds_only_rows_with_a_writer_and_serves_its_que
         rows = await client.execute_query_dict(
             db.sql(f"{explain} {query}"), ["d", "queue", "agent"]
         )
-        if db.dialect == "sqlite":
-            entries = await client.execute_query_dict(
-                "SELECT COUNT(*) AS n FROM messages INDEXED BY messages_writer"
-                " WHERE writer IS NOT NULL"
-            )
-            definition = await client.execute_query_dict(
-                "SELECT sql FROM sqlite_master WHERE name = 'messages_writer'"
-            )
-            assert definition[0]["sql"].endswith("WHERE writer IS NOT NULL")
-        else:
-            entries = await client.execute_query_dict(
-                "SELECT COUNT(*) AS n FROM messages WHERE writer IS NOT NULL"
-            )
-            definition = await client.execute_query_dict(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'messages_writer'"
-            )
-            assert "WHERE (writer IS NOT NULL)" in definition[0]["indexdef"]
-        return " ".join(str(value) for found in rows for value in found.values()), int(
-            entries[0]["n"]
-        )
+        assert await _writer_indexes_partial(db) == [True]
+        return " ".join(str(value) for found in rows for value in found.values())
 
     try:
-        plan, entries = await db.run(fill_and_plan())
-        assert "messages_writer" in plan
-        assert entries == 4
+        assert "messages_writer" in await db.run(fill_and_plan())
         assert await store.writers_in("d", "queue", "agent") == {"visitor0"}
+    finally:
+        await store.close()
+
+
+async def test_a_database_of_version_4_with_rows_gets_the_partial_writer_index(
+    database_url: str,
+) -> None:
+    """The upgrade as it happens on a running site: version 4's full index, rows with
+    and without a writer; afterwards one index, partial, and the same answers."""
+    db = await Database.open(database_url)
+
+    async def back_to_version_4() -> None:
+        async with db.transaction() as tx:
+            await tx.execute_query("DROP INDEX messages_writer")
+            await tx.execute_query(
+                "CREATE INDEX messages_writer ON messages (domain, topic, writer)"
+            )
+            await tx.execute_query("DELETE FROM schema_version WHERE version = 5")
+            for seq, writer in enumerate(["agent", None, "agent", None]):
+                await tx.execute_query(
+                    db.sql(
+                        "INSERT INTO messages (domain, topic, peer, grp, author, author_dn,"
+                        " text, call_id, seq, time_ms, deleted, writer) VALUES"
+                        " ('d', 'queue', ?, FALSE, 'queue', 'Q', 'hi', 'c', ?, 1, FALSE, ?)"
+                    ),
+                    [f"visitor{seq}", seq, writer],
+                )
+
+    try:
+        await db.run(migrate(db))
+        await db.run(back_to_version_4())
+        assert await db.run(_writer_indexes_partial(db)) == [False]
+        assert await db.run(migrate(db)) == 4
+        assert await _versions(db) == list(range(1, LATEST_VERSION + 1))
+        assert await db.run(_writer_indexes_partial(db)) == [True]
+    finally:
+        await db.close()
+    store = await MessageStore.open(database_url)
+    try:
+        assert await store.writers_in("d", "queue", "agent") == {"visitor0", "visitor2"}
     finally:
         await store.close()

@@ -218,13 +218,14 @@ def test_the_memory_is_bounded() -> None:
 
 def test_a_corrected_record_leaves_in_its_own_turn_and_the_bound_holds() -> None:
     """A key put again (the service's correction) is the newest: the place its first
-    record had in the order does not take the new one away early."""
+    record had in the order does not take the new one away early, and the cap counts
+    keys."""
     clock = ManualClock(T0)
     ids = SenderIds(capacity=3, ttl=60.0, clock=clock)
     first = AckRecord(1, int(clock.wall()), "stored")
     ids.put("d", "alice", "a", first)
     ids.put("d", "alice", "b", AckRecord(2, int(clock.wall()), "stored"))
-    ids.put("d", "alice", "a", first)  # the very record again: nothing changes
+    ids.put("d", "alice", "a", first)  # the very record again: the newest now
     corrected = AckRecord(7, int(clock.wall()), "stored")
     ids.put("d", "alice", "a", corrected)
     ids.put("d", "alice", "c", AckRecord(3, int(clock.wall()), "stored"))
@@ -237,6 +238,45 @@ def test_a_corrected_record_leaves_in_its_own_turn_and_the_bound_holds() -> None
         assert len(ids) <= 3
     assert ids.get("d", "alice", "a") is None
     assert list(ids) == [("d", "alice", "x7"), ("d", "alice", "x8"), ("d", "alice", "x9")]
+
+
+def test_a_key_put_again_does_not_count_twice_against_the_cap() -> None:
+    clock = ManualClock(T0)
+    ids = SenderIds(capacity=3, ttl=60.0, clock=clock)
+    ids.put("d", "alice", "b", AckRecord(1, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "a", AckRecord(2, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "a", AckRecord(7, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "c", AckRecord(3, int(clock.wall()), "stored"))
+    assert sorted(key[2] for key in ids) == ["a", "b", "c"]
+
+
+def test_a_record_put_back_after_a_correction_stays() -> None:
+    """put(r1), put(r2), put(r1): r1 is the key's record, as new as its last put."""
+    clock = ManualClock(T0)
+    ids = SenderIds(capacity=3, ttl=60.0, clock=clock)
+    first = AckRecord(1, int(clock.wall()), "stored")
+    ids.put("d", "alice", "a", first)
+    ids.put("d", "alice", "a", AckRecord(7, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "a", first)
+    ids.put("d", "alice", "b", AckRecord(2, int(clock.wall()), "stored"))
+    ids.put("d", "alice", "c", AckRecord(3, int(clock.wall()), "stored"))
+    assert ids.get("d", "alice", "a") is first
+
+
+def test_expired_records_go_a_bounded_number_at_a_time() -> None:
+    """A thousand ids that expire in the same second are dropped over several puts,
+    ``_SWEEP`` at most each, and none of them is answered meanwhile."""
+    clock = ManualClock(T0)
+    ids = SenderIds(capacity=10_000, ttl=60.0, clock=clock)
+    for n in range(1000):
+        ids.put("d", "alice", f"old{n}", AckRecord(n, int(clock.wall()), "stored"))
+    clock.advance(61)
+    sizes = []
+    for n in range(6):
+        ids.put("d", "bob", f"new{n}", AckRecord(n, int(clock.wall()), "stored"))
+        sizes.append(len(ids))
+    assert sizes == [1000 - 256 + 1, 1000 - 512 + 2, 1000 - 768 + 3, 4, 5, 6]
+    assert ids.get("d", "alice", "old999") is None
 
 
 def test_sender_ids_zero_turns_the_hub_memory_off() -> None:
