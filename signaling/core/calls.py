@@ -113,6 +113,7 @@ class Leg:
         "fragments",
         "number",
         "offered_after",
+        "post_head",
         "reg",
         "relay_head",
         "resume",
@@ -135,6 +136,9 @@ class Leg:
         """The typing expiry timer while this leg's user is typing."""
         self.relay_head: tuple[object, str] | None = None
         """(src it was built for, the fixed start of every message relayed to this leg)."""
+        self.post_head: tuple[UserConfig, UserConfig, dict[str, Any]] | None = None
+        """(author and other side it was built for, the fields every Post of this leg's
+        messages starts with: ``frames.post_head``)."""
         self.ack_head: tuple[object, int, str] | None = None
         """(src and call number it was built for, the fixed start of every ``im_ack``
         this leg's writer hears)."""

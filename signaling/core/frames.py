@@ -40,6 +40,8 @@ __all__ = [
     "line_item",
     "name_identification",
     "post",
+    "post_from",
+    "post_head",
     "rel",
     "relay_text",
     "relayed_item",
@@ -363,14 +365,48 @@ def post(
     """One message for the messages service (PROTOCOL §7.3). ``peer`` is the other side
     of a one-to-one chat, None for a group's (whose sip is then the ``topic``); a
     ``writer`` is named when an agent wrote as its queue (its id is the agent's, 12.21)."""
-    message: JsonObject = {"mt": "Post", "type": 1, "domain": domain}
-    message.update({"author": author.sip, "dn": author.dn, "topic": topic})
+    head = post_head(
+        domain=domain, author=author, topic=topic, peer=peer, peer_dn=peer_dn, sides=sides
+    )
+    return post_from(head, text, call_id, seq, time_ms, attach, message_id, writer)
+
+
+def post_head(
+    *,
+    domain: str,
+    author: UserConfig,
+    topic: str,
+    peer: str | None,
+    peer_dn: str,
+    sides: list[str] | None,
+) -> JsonObject:
+    """The fields a Post starts with that stay the same for every message its writer
+    sends on one call: a leg keeps them (``Leg.post_head``) and ``post_from`` adds the
+    message's own."""
+    head: JsonObject = {"mt": "Post", "type": 1, "domain": domain}
+    head.update({"author": author.sip, "dn": author.dn, "topic": topic})
     if peer is not None:
-        message["peer"] = peer
-    message.update({"peer_dn": peer_dn, "grp": peer is None})
+        head["peer"] = peer
+    head.update({"peer_dn": peer_dn, "grp": peer is None})
     if sides is not None:
-        message["sides"] = sides
-    message.update({"text": text, "callId": call_id, "seq": seq, "time": time_ms})
+        head["sides"] = sides
+    return head
+
+
+def post_from(
+    head: JsonObject,
+    text: str,
+    call_id: str,
+    seq: int,
+    time_ms: int,
+    attach: str | None,
+    message_id: str | None,
+    writer: str | None,
+) -> JsonObject:
+    """A Post: ``head`` (``post_head``; neither it nor its ``sides`` list is changed, as
+    every Post of the leg shares them) and one message's fields, in the order the
+    service and the journal have always seen them."""
+    message = {**head, "text": text, "callId": call_id, "seq": seq, "time": time_ms}
     if attach is not None:
         message["attach"] = attach
     if message_id is not None:

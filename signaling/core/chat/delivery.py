@@ -34,7 +34,7 @@ from ..calls import AckRecord, Call, HeldMessage, Leg
 from ..callstate import Role
 from ..delivery_state import Delivery, Outcome, advance
 from ..errors import BadMime
-from ..frames import facility, im_ack, im_seen, post
+from ..frames import facility, im_ack, im_seen, post_from, post_head
 from ..messages import ImMessage
 from ..outbox import Outbox
 from ..registry import Registration
@@ -148,22 +148,22 @@ class Acks:
             if leg.role is Role.CALLER
             else (call.callee_user, call.caller_user)
         )
-        sides = [user.sip for user in (author, other) if self._licensed(user)]
+        kept = leg.post_head  # the same for every message of the leg, but for a transfer
+        if kept is None or kept[0] is not author or kept[1] is not other:
+            sides = [user.sip for user in (author, other) if self._licensed(user)]
+            head = post_head(
+                domain=call.domain,
+                author=author,
+                topic=author.sip,
+                peer=other.sip,
+                peer_dn=other.dn,
+                sides=list(dict.fromkeys(sides)),  # one side when chatting with oneself
+            )
+            kept = leg.post_head = (author, other, head)
         writer = leg.reg.user.sip
-        message = post(
-            domain=call.domain,
-            author=author,
-            topic=author.sip,
-            peer=other.sip,
-            peer_dn=other.dn,
-            text=html,
-            call_id=call.call_id,
-            seq=seq,
-            time_ms=time_ms,
-            attach=attach,
-            message_id=message_id,
-            sides=list(dict.fromkeys(sides)),  # one side when chatting with oneself
-            writer=writer if writer != author.sip else None,  # an agent as its queue
+        writer_named = writer if writer != author.sip else None  # an agent as its queue
+        message = post_from(
+            kept[2], html, call.call_id, seq, time_ms, attach, message_id, writer_named
         )
         self.store(leg, message, seq, message_id, ack=ack)
 

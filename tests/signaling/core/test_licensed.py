@@ -85,6 +85,32 @@ def test_every_message_of_a_licensed_call_is_posted_once_per_message() -> None:
     h.finish()
 
 
+def test_each_post_of_a_leg_names_the_call_s_parties_as_they_are_now() -> None:
+    """A leg keeps the fields its Posts start with (``Leg.post_head``); when the call's
+    other party changes (a support transfer gives it another user), the next Post names
+    the new one, and every Post is a dict of its own."""
+    h = Harness()
+    alice, bob = h.phone("alice"), h.phone("bob")
+    number = h.call(alice, bob)
+    h.say(alice, 1, "one", id="a1")
+    h.say(alice, 1, "two")
+    leg = next(leg for leg in h.switch.chat.calls.values()).caller
+    assert leg is not None
+    leg.call.callee_user = h.switch.directory.user("example.com", "carol")
+    h.say(alice, 1, "three")
+    h.take(alice), h.take(bob)
+    first, second, third = (store.post for store in h.stores)
+    assert (first["peer"], first["sides"], first["id"]) == ("bob", ["alice", "bob"], "a1")
+    assert (second["peer"], second["seq"], "id" in second) == ("bob", 2, False)
+    assert (third["peer"], third["peer_dn"], third["sides"]) == (
+        "carol",
+        "Carol Example",
+        ["alice"],
+    )
+    first["text"] = "changed"
+    assert second["text"] == "two" and number != 0
+
+
 def test_a_call_between_unlicensed_users_stores_nothing() -> None:
     h = Harness()
     carol, dave = h.phone("carol"), h.phone("dave")
