@@ -39,7 +39,6 @@ __all__ = [
     "leg_ack_text",
     "line_item",
     "name_identification",
-    "post",
     "post_from",
     "post_head",
     "rel",
@@ -346,31 +345,6 @@ def fanout_text(receiver: Leg, body: str) -> str:
     return f"{head[1]}{body}]}}}}"
 
 
-def post(
-    *,
-    domain: str,
-    author: UserConfig,
-    topic: str,
-    peer: str | None,
-    peer_dn: str,
-    text: str,
-    call_id: str,
-    seq: int,
-    time_ms: int,
-    attach: str | None,
-    message_id: str | None,
-    sides: list[str] | None = None,
-    writer: str | None = None,
-) -> JsonObject:
-    """One message for the messages service (PROTOCOL §7.3). ``peer`` is the other side
-    of a one-to-one chat, None for a group's (whose sip is then the ``topic``); a
-    ``writer`` is named when an agent wrote as its queue (its id is the agent's, 12.21)."""
-    head = post_head(
-        domain=domain, author=author, topic=topic, peer=peer, peer_dn=peer_dn, sides=sides
-    )
-    return post_from(head, text, call_id, seq, time_ms, attach, message_id, writer)
-
-
 def post_head(
     *,
     domain: str,
@@ -380,9 +354,10 @@ def post_head(
     peer_dn: str,
     sides: list[str] | None,
 ) -> JsonObject:
-    """The fields a Post starts with that stay the same for every message its writer
-    sends on one call: a leg keeps them (``Leg.post_head``) and ``post_from`` adds the
-    message's own."""
+    """The fields a Post (PROTOCOL §7.3) starts with, the same for every message its
+    writer sends on one call: a leg keeps them (``Leg.post_head``) and ``post_from`` adds
+    the message's own. ``peer`` is the other side of a one-to-one chat, None for a
+    group's (whose sip is then the ``topic``)."""
     head: JsonObject = {"mt": "Post", "type": 1, "domain": domain}
     head.update({"author": author.sip, "dn": author.dn, "topic": topic})
     if peer is not None:
@@ -405,7 +380,8 @@ def post_from(
 ) -> JsonObject:
     """A Post: ``head`` (``post_head``; neither it nor its ``sides`` list is changed, as
     every Post of the leg shares them) and one message's fields, in the order the
-    service and the journal have always seen them."""
+    service and the journal have always seen them; a ``writer`` is named when an agent
+    wrote as its queue (its id is the agent's, 12.21)."""
     message = {**head, "text": text, "callId": call_id, "seq": seq, "time": time_ms}
     if attach is not None:
         message["attach"] = attach

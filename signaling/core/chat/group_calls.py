@@ -29,7 +29,8 @@ from ..frames import (
     endpoint,
     fanout_text,
     line_item,
-    post,
+    post_from,
+    post_head,
     rel,
     relayed_item,
     setup_offer,
@@ -157,18 +158,16 @@ class GroupCalls:
         call.record(line, keep, self._config.transcript_bytes)
         self._offer_members(call, group, seq - 1)
         state = Delivery.DELIVERED if receivers else Delivery.PENDING
-        message = post(
+        head = post_head(
             domain=call.domain,
             author=user,
             topic=group.sip,
             peer=None,
             peer_dn=group.dn,
-            text=html,
-            call_id=call.call_id,
-            seq=seq,
-            time_ms=int(wall * 1000),
-            attach=raw.attach,
-            message_id=message_id,
+            sides=None,
+        )
+        message = post_from(
+            head, html, call.call_id, seq, int(wall * 1000), raw.attach, message_id, None
         )
         self._acks.store(leg, message, seq, message_id, ack=state == Delivery.PENDING)
         if message_id is not None:
