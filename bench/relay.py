@@ -662,7 +662,10 @@ class LoadWorker:
                     await join_group(member, sip)
                 return members
 
-        groups = await asyncio.gather(*(one(i) for i in range(command["count"])))
+        return self._group_lanes(await asyncio.gather(*(one(i) for i in range(command["count"]))))
+
+    def _group_lanes(self, groups: list[list[FrameClient]]) -> JsonObject:
+        """One lane per group: its first member writes, the others read."""
         for members in groups:
             self.clients += members
             self.lanes.append(Lane(members[0], members[1:], self.tally, with_id=True))
@@ -678,11 +681,7 @@ class LoadWorker:
             path = f"{BARE_FANOUT_PATH}/{first + size * index}"
             return [await FrameClient.open(port, path) for _ in range(size)]
 
-        groups = await asyncio.gather(*(one(i) for i in range(command["count"])))
-        for members in groups:
-            self.clients += members
-            self.lanes.append(Lane(members[0], members[1:], self.tally, with_id=True))
-        return {"lanes": len(self.lanes)}
+        return self._group_lanes(await asyncio.gather(*(one(i) for i in range(command["count"]))))
 
     async def open_idle(self, command: JsonObject) -> JsonObject:
         """Idle connections for the memory runs, then left alone.

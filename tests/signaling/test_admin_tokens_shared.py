@@ -6,7 +6,6 @@ ended), and a logout on a node cut off from Redis ends the token once Redis is b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -17,9 +16,8 @@ from starlette.requests import Request
 from config import AdminConfig, TenantAdmin
 from signaling.admin_login import TOKEN_TTL, AdminLogins, AdminScope
 from signaling.bus import keys
-from signaling.bus.logins import SharedLogins
 from tests.redis_server import RedisServer, private_redis
-from tests.signaling.bus.test_shared_logins_redis import POLICY, run_ops, shared
+from tests.signaling.bus.test_shared_logins_redis import run_ops, shared
 
 ADMIN = AdminConfig(
     password="secret",
@@ -67,26 +65,8 @@ async def node_writing(
 ) -> AsyncIterator[tuple[AdminLogins, list[Any]]]:
     """One node's admin logins and the writes it queued for its bus's writer; ``up``:
     whether it may use Redis now."""
-    ops: list[Any] = []
-    book = SharedLogins(
-        POLICY,
-        visitor_ttl=60.0,
-        visitors_per_hour=2,
-        grace=10.0,
-        answer_wait=5.0,
-        queue_op=ops.append,
-        up=up,
-    )
-    client = redis.client()
-    book.connect(client)
-    task = asyncio.create_task(book.asks.run())
-    try:
+    async with shared(redis, up=up) as (book, ops):
         yield AdminLogins(ADMIN, shared=book, tokens=book), ops
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await client.aclose()
 
 
 async def test_a_token_from_one_node_is_good_on_another_until_a_logout_on_either() -> None:

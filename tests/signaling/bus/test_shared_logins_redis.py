@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from signaling.appwebsocket.throttle import LoginThrottle, ThrottlePolicy
@@ -31,9 +31,10 @@ ANN = VisitorRecord("example.com", "visitor-00000000000000aa", "Ann", "ann-pw", 
 
 @contextlib.asynccontextmanager
 async def shared(
-    redis: RedisServer, *, up: bool = True, wait: float = 5.0
+    redis: RedisServer, *, up: bool | Callable[[], bool] = True, wait: float = 5.0
 ) -> AsyncIterator[tuple[SharedLogins, list[Any]]]:
-    """A ``SharedLogins`` on ``redis`` and the writes it queued for the bus's writer."""
+    """A ``SharedLogins`` on ``redis`` and the writes it queued for the bus's writer;
+    ``up``: whether it may use Redis (or a callable that says so at each moment)."""
     ops: list[Any] = []
     logins = SharedLogins(
         POLICY,
@@ -42,7 +43,7 @@ async def shared(
         grace=10.0,
         answer_wait=wait,
         queue_op=ops.append,
-        up=lambda: up,
+        up=up if callable(up) else lambda: up,
     )
     client = redis.client()
     logins.connect(client)
