@@ -27,9 +27,9 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -198,6 +198,21 @@ class Database:
     def transaction(self) -> TransactionContext:
         """``async with db.transaction() as tx``; only inside ``run``."""
         return self.client()._in_transaction()
+
+    async def returning(
+        self, conn: BaseDBAsyncClient, text: str, params: list[object]
+    ) -> Sequence[Sequence[Any]]:
+        """The rows a statement gives back (``INSERT … RETURNING``), each a sequence in
+        the order of its columns: on SQLite the driver's rows as they come, without the
+        dict per row that ``execute_query_dict`` builds (the Post writer's hot path);
+        PostgreSQL's ``execute_query`` drops an INSERT's rows, so there it is the dicts'
+        values, in column order."""
+        if self.dialect == "sqlite":
+            # Typed as dicts by Tortoise, but sqlite3.Row: a sequence of the columns.
+            return cast(Sequence[Sequence[Any]], (await conn.execute_query(text, params))[1])
+        return [
+            tuple(row.values()) for row in await conn.execute_query_dict(self.sql(text), params)
+        ]
 
     def sql(self, text: str) -> str:
         """Raw SQL written with ``?`` placeholders, in this dialect (``$1``… for asyncpg).

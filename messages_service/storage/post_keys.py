@@ -70,42 +70,51 @@ async def claim_keys(
     by index, each with the Post that holds its key. Runs inside the batch's transaction,
     so a key is held exactly when its Post's rows are written."""
     first: dict[_Key, NewPost] = {}
-    claimed: list[tuple[int, NewPost]] = []
+    claimed: list[tuple[int, NewPost, _Key]] = []
     for index, post in posts:
         if post.client_id is not None:
-            first.setdefault(_key(post), post)  # the same id twice in a batch: the first
-            claimed.append((index, post))
+            key = _key(post)
+            first.setdefault(key, post)  # the same id twice in a batch: the first
+            claimed.append((index, post, key))
     if not first:
         return {}
     # In key order, so that two writers (PostgreSQL replicas) lock keys in one order.
-    ordered = [first[key] for key in sorted(first)]
+    ordered = [(key, first[key]) for key in sorted(first)]
     taken = await _insert(db, tx, ordered, now_ms, now_ms - ttl_ms)
     held = await _holders(db, tx, [key for key in first if key not in taken])
     duplicates: dict[int, Original] = {}
-    for index, post in claimed:
-        key = _key(post)
-        earliest = first[key]
+    for index, post, key in claimed:
         # The key's holder: the Post stored before, else this batch's first with that id.
-        holder = held.get(key) or Original(earliest.call_id, earliest.seq, earliest.time_ms)
+        holder = held.get(key)
+        if holder is None:
+            earliest = first[key]
+            if earliest is post:  # the usual case: a new id, claimed by this very Post
+                continue
+            holder = Original(earliest.call_id, earliest.seq, earliest.time_ms)
         if not _same_post(post, holder):
             duplicates[index] = holder
     return duplicates
 
 
 async def _insert(
-    db: Database, tx: BaseDBAsyncClient, posts: list[NewPost], now_ms: int, cutoff_ms: int
+    db: Database,
+    tx: BaseDBAsyncClient,
+    posts: list[tuple[_Key, NewPost]],
+    now_ms: int,
+    cutoff_ms: int,
 ) -> set[_Key]:
-    """Insert (or take over, where expired) each Post's key; the keys it got."""
+    """Insert (or take over, where expired) the key of each ``(key, Post)``; the keys
+    it got."""
     taken: set[_Key] = set()
     for start in range(0, len(posts), _CLAIMS_PER_STATEMENT):
         chunk = posts[start : start + _CLAIMS_PER_STATEMENT]
         marks = ", ".join(["(" + ", ".join("?" * _COLUMNS) + ")"] * len(chunk))
         params: list[object] = []
-        for post in chunk:
-            params += (*_key(post), post.call_id, post.seq, post.time_ms, now_ms)
+        for key, post in chunk:
+            params += (*key, post.call_id, post.seq, post.time_ms, now_ms)
         params.append(cutoff_ms)
-        found = await tx.execute_query_dict(db.sql(_CLAIM.format(rows=marks)), params)
-        taken.update((row["domain"], row["author"], row["client_id"]) for row in found)
+        found = await db.returning(tx, _CLAIM.format(rows=marks), params)
+        taken.update((domain, author, client_id) for domain, author, client_id in found)
     return taken
 
 

@@ -49,18 +49,18 @@ _Key = tuple[str, str, str, int]
 _MAX_PARAMS = 900  # per lookup query; far below every driver's limit
 
 
-@dataclass(frozen=True, slots=True)
 class _Row:
-    """A row a Post asks for: in ``topic``'s copy, under ``peer``."""
+    """A row a Post asks for: in ``topic``'s copy, under ``peer``. Its ``key`` is made
+    once: a batch looks each row up by it a dozen times. Never changed once made."""
 
-    post: NewPost
-    topic: str
-    peer: str
-    peer_dn: str
+    __slots__ = ("key", "peer", "peer_dn", "post", "topic")
 
-    @property
-    def key(self) -> _Key:
-        return (self.post.domain, self.topic, self.post.call_id, self.post.seq)
+    def __init__(self, post: NewPost, topic: str, peer: str, peer_dn: str) -> None:
+        self.post = post
+        self.topic = topic
+        self.peer = peer
+        self.peer_dn = peer_dn
+        self.key: _Key = (post.domain, topic, post.call_id, post.seq)
 
 
 _Plan = list[_Row] | NotFound | Original
@@ -157,10 +157,9 @@ async def _insert(db: Database, tx: BaseDBAsyncClient, rows: list[_Row]) -> dict
                 False,
                 post.writer or None,
             )
-        found = await tx.execute_query_dict(db.sql(_INSERT.format(rows=marks)), params)
-        for stored in found:
-            key = (stored["domain"], stored["topic"], stored["call_id"], int(stored["seq"]))
-            ids[key] = int(stored["id"])
+        found = await db.returning(tx, _INSERT.format(rows=marks), params)
+        for row_id, domain, topic, call_id, seq in found:  # _INSERT's RETURNING columns
+            ids[(domain, topic, call_id, int(seq))] = int(row_id)
     return ids
 
 
@@ -171,13 +170,15 @@ def _plan(post: NewPost, groups: dict[tuple[str, int], _Group]) -> list[_Row] | 
         if group is None or not group.members:
             return NotFound(f"no group {post.topic[:80]!r} with members")
         return [_Row(post, member, group.sip, group.dn) for member in group.members]
-    rows: dict[str, _Row] = {}
-    for side in post.sides:  # PROTOCOL §7.2: each side's copy names the other as peer
-        if side == post.author:
-            rows[side] = _Row(post, post.author, post.peer, post.peer_dn)
-        else:
-            rows[side] = _Row(post, post.peer, post.author, post.author_dn)
-    return list(rows.values())
+    author, peer = post.author, post.peer
+    # PROTOCOL §7.2: each side's copy names the other as peer. A side named twice asks
+    # for one row: the second has the first's key, and only a key's first row is written.
+    return [
+        _Row(post, author, peer, post.peer_dn)
+        if side == author
+        else _Row(post, peer, author, post.author_dn)
+        for side in post.sides
+    ]
 
 
 def _rows(plan: _Plan) -> list[_Row]:
@@ -193,8 +194,10 @@ def _answer(
     if isinstance(plan, Original):
         assert duplicate is not None
         return duplicate
-    own = next((row for row in plan if row.topic == row.post.author), plan[0])
-    return ids[own.key]
+    for row in plan:
+        if row.topic == row.post.author:
+            return ids[row.key]
+    return ids[plan[0].key]
 
 
 async def _original_ids(
