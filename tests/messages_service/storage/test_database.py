@@ -9,7 +9,7 @@ import pytest
 
 from messages_service.errors import Unavailable
 from messages_service.storage import MessageStore
-from messages_service.storage.database import Database, dialect_of
+from messages_service.storage.database import SQLITE_CACHE_KIB, Database, dialect_of
 from messages_service.storage.migrations import LATEST_VERSION, migrate
 
 
@@ -63,18 +63,22 @@ async def test_a_database_from_a_newer_release_is_refused(database_url: str) -> 
         await MessageStore.open(database_url)
 
 
-async def test_sqlite_runs_with_wal_normal_sync_and_foreign_keys(tmp_path: Path) -> None:
+async def test_sqlite_runs_with_wal_normal_sync_foreign_keys_and_a_larger_cache(
+    tmp_path: Path,
+) -> None:
     db = await Database.open(f"sqlite://{tmp_path / 'deep' / 'er' / 'm.sqlite3'}")
 
     async def pragmas() -> list[object]:
         client = db.client()
         return [
             (await client.execute_query_dict(f"PRAGMA {name}"))[0][name]
-            for name in ("journal_mode", "synchronous", "foreign_keys")
+            for name in ("journal_mode", "synchronous", "foreign_keys", "cache_size")
         ]
 
     try:
-        assert await db.run(pragmas()) == ["wal", 1, 1]  # synchronous 1 = NORMAL
+        # synchronous 1 = NORMAL; a negative cache size is KiB (SQLite's own: -2000)
+        assert await db.run(pragmas()) == ["wal", 1, 1, -SQLITE_CACHE_KIB]
+        assert SQLITE_CACHE_KIB >= 16 * 1024
     finally:
         await db.close()
 
