@@ -14,9 +14,11 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from .digest import NO_INFO, login_digest
 from .errors import ConnectionClosed, LoginFailed, ReplyTimeout
+from .frames_out import masked_texts
 from .json_in import loads
 
 __all__ = ["AppWebsocketClient"]
@@ -88,15 +90,20 @@ class AppWebsocketClient:
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         """Several text frames in one write to the transport (one ``send()`` where
-        ``send_text`` per frame makes one each); each is still a frame of its own.
-        Waits, as ``send`` does, while the transport's buffer is over its mark."""
+        ``send_text`` per frame makes one each); each is still a frame of its own, built
+        by ``masked_texts`` (no compression is negotiated, and this client never sends a
+        fragment). Waits, as ``send`` does, while the transport's buffer is over its
+        mark."""
         ws = self._ws
         try:
             async with ws.send_context():
                 protocol = ws.protocol
-                for text in texts:
-                    protocol.send_text(text.encode())
-                ws.transport.write(b"".join(protocol.data_to_send()))
+                if protocol.state is not State.OPEN:  # closing: refused as websockets does
+                    for text in texts:
+                        protocol.send_text(text.encode())
+                queued = protocol.data_to_send()  # whatever it has to send goes first
+                frames = masked_texts([text.encode() for text in texts])
+                ws.transport.write(b"".join([*queued, frames]) if queued else frames)
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
 
