@@ -23,6 +23,8 @@ What it does (see bench/README.md for what the figures mean):
    picks rows;
 3. latency at half the relay maximum (or ``--rate``), paced evenly over all senders,
    one-way for the relays (sender -> server -> receiver) and round trip for the echo;
+   ``acklatency`` the same for the hub with every message carrying an
+   ``id``, acked one by one to its sender;
 4. memory: RSS growth of a fresh server per idle logged-in, registered connection;
 5. prints a summary and writes it as JSON to bench/results/.
 
@@ -89,7 +91,18 @@ START_LEAD = 0.3  # how far ahead the coordinator schedules a run's start
 ID_SPAN = 10**7  # message ids one lane may use (it starts past every earlier lane's)
 OTHER_CPU_WARNING = 30.0  # % of a core used by neither server nor load: figures disturbed
 CATCH_UP_LIMIT = 300.0  # seconds the licensed hub may take to store what a run sent
-ROWS = ("relay", "ack", "cack", "bare", "echo", "stored", "group", "latency", "memory")
+ROWS = (
+    "relay",
+    "ack",
+    "cack",
+    "bare",
+    "echo",
+    "stored",
+    "group",
+    "latency",
+    "acklatency",
+    "memory",
+)
 """What ``--only`` may name: the maximum rows (``group`` is the hub's group and the bare
 fan-out, its reference), the latency runs and the memory runs. All run by default."""
 BENCH_DATABASE = "switchboard_bench_relay"  # made on --postgres for the run, dropped after
@@ -949,8 +962,9 @@ def parse_plan(argv: Sequence[str] | None = None) -> Plan:
             parser.error(f"--only takes some of {','.join(ROWS)}; not {','.join(unknown)}")
     if args.no_memory:
         only = tuple(name for name in only if name != "memory")
-    if "latency" in only and "relay" not in only and args.rate is None:
-        parser.error("--only latency without relay needs --rate")
+    latency = {"latency", "acklatency"} & set(only)
+    if latency and "relay" not in only and args.rate is None:
+        parser.error(f"--only {','.join(sorted(latency))} without relay needs --rate")
     return Plan(
         pairs=args.pairs,
         procs=args.procs,
@@ -1499,6 +1513,9 @@ class Bench:
             if before is not None:
                 results["before_latency"] = self.paced_run(before, "relay", rate, label="before")
             results["echo_latency"] = self.paced_run(echo, "echo", rate)
+        if "acklatency" in plan.only:
+            rate = plan.rate or results["relay_max"]["rate"] * plan.rate_fraction
+            results["ack_latency"] = self.paced_run(hub, "relay", rate, "relay+ack", with_id=True)
         for server in (hub, echo, before, licensed):
             if server is not None:
                 server.stop()
@@ -1618,6 +1635,7 @@ class Bench:
         kind = "group" if name == "group_max" else "relay"
         self._setup(server, kind, with_id=True)
         ticks = cpu_ticks(server.pid)
+        started = time.monotonic()
         run = self._timed(server, seconds, op="max", window=self.plan.window)
         result = max_figures(run, seconds)
         fanout = self.plan.group - 1 if kind == "group" else 1
@@ -1633,6 +1651,10 @@ class Bench:
         sent = sum(reply["sent"] for reply in run["replies"])
         used = (cpu_ticks(server.pid) - ticks) / os.sysconf("SC_CLK_TCK")
         result["all_in_us_per_msg"] = 1e6 * used / (sent * fanout) if sent else float("nan")
+        # What the hub keeps up with: every message the run sent, from the first sent
+        # until the last is stored (the window's rate holds only while the outbox grows).
+        whole = time.monotonic() - started - START_LEAD
+        result["stored_through_rate"] = sent * fanout / whole if whole > 0 else float("nan")
         if kind == "relay":
             head = f"{'stored max':<14} {result['rate']:9.0f} msg/s"
         else:
@@ -1644,7 +1666,9 @@ class Bench:
             f"{head}   {_cpu_text(result)}{_warn(result)}\n"
             f"{'':14} acked {result['ack_rate']:.0f}/s; every Post stored "
             f"{result['catch_up_s']:.1f} s after the run; hub CPU all in "
-            f"{result['all_in_us_per_msg']:.0f} us/{'delivery' if fanout > 1 else 'msg'}"
+            f"{result['all_in_us_per_msg']:.0f} us/{'delivery' if fanout > 1 else 'msg'}; "
+            f"from first sent to last stored "
+            f"{result['stored_through_rate']:.0f} {'deliveries' if fanout > 1 else 'msg'}/s"
             + ("" if result["caught_up"] else f"  ! {result['outbox_left']} Posts left")
         )
         return result
@@ -1681,9 +1705,15 @@ class Bench:
         return result
 
     def paced_run(
-        self, server: ServerProcess, kind: str, rate: float, label: str | None = None
+        self,
+        server: ServerProcess,
+        kind: str,
+        rate: float,
+        label: str | None = None,
+        *,
+        with_id: bool = False,
     ) -> JsonObject:
-        self._setup(server, kind, with_id=False)
+        self._setup(server, kind, with_id=with_id)
         began = time.monotonic()
         run = self._timed(server, self.plan.seconds, op="paced", rate=rate / self.plan.procs)
         result = latency_figures(run, rate, self.plan.seconds)
@@ -1740,7 +1770,10 @@ class Bench:
 def _best(runs: list[JsonObject]) -> JsonObject:
     """The run with the highest rate, with every round's rate alongside."""
     best = max(runs, key=lambda run: float(run["rate"]))
-    return best | {"rounds": [run["rate"] for run in runs]}
+    best = best | {"rounds": [run["rate"] for run in runs]}
+    if all("stored_through_rate" in run for run in runs):
+        best["through_rounds"] = [run["stored_through_rate"] for run in runs]
+    return best
 
 
 def _ratio(results: JsonObject, name: str, reference: str) -> str:
@@ -1835,7 +1868,7 @@ def summary(results: JsonObject) -> str:
     if relay is not None and echo is not None:
         ratio = relay["rate"] / echo["rate"] if echo["rate"] else float("nan")
         lines.append(f"  relay / echo ratio {ratio:.2f}")
-    for name in ("relay", "before", "bare", "echo"):
+    for name in ("relay", "ack", "before", "bare", "echo"):
         if f"{name}_latency" in results:
             lines.append(f"{name:<6} {_latency_text(results[name + '_latency'])}")
     for name, pauses in results.get("gc", {}).items():
@@ -1901,6 +1934,15 @@ def _licensed_lines(results: JsonObject) -> list[str]:
     if trailed:
         where = "PostgreSQL" if plan["postgres"] else "SQLite"
         lines.append(f"  storing ({where}) done after the best run: {', '.join(trailed)}")
+    if stored is not None and "through_rounds" in stored and "bare_max" in results:
+        # Round by round: the run's messages, first sent to last stored, against the
+        # bare relay's rate in the same round.
+        pairs = zip(stored["through_rounds"], results["bare_max"]["rounds"], strict=True)
+        ratios = [through / bare for through, bare in pairs if bare]
+        lines.append(
+            f"  {'stored, first sent to last':<26} {stored['stored_through_rate']:7.0f} msg/s  "
+            f"vs bare relay {'/'.join(f'{ratio:.2f}' for ratio in ratios)}x"
+        )
     return lines
 
 
