@@ -105,7 +105,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=50, help="one-to-one chats writing")
     parser.add_argument("--batches", type=int, default=120, help="batches measured a run")
-    parser.add_argument("--size", type=int, default=1000, help="Posts a batch")
+    parser.add_argument("--size", type=int, default=2048, help="Posts a batch (batch_max)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--compare", type=Path, help="another checkout, run interleaved")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -135,7 +135,9 @@ class MessagesConfig:
     password: OptionalText = field(default="", repr=False)  # App object "messages"; empty = random
     # empty = SQLite file in server.data_dir; or sqlite:// / postgres:// URL
     database: DatabaseUrl = ""
-    batch_max: PositiveCount = 512  # Posts written in one transaction, at most
+    # Posts written in one transaction, at most: a commit writes every index page the
+    # batch touched, so under load a bigger batch costs less a Post (docs/benchmarks.md)
+    batch_max: PositiveCount = 2048
     # first reconnect delay of the hub's link (then doubled, jittered)
     reconnect_min: PositiveDuration = 0.2
     reconnect_max: PositiveDuration = 10.0  # longest reconnect delay
