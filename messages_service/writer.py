@@ -41,6 +41,16 @@ JsonObject = dict[str, Any]
 ATTEMPTS = 2
 """A batch is tried twice before its Posts are answered ``unavailable``."""
 
+GROUP_POSTS_MAX = 512
+"""Group Posts in one transaction, at most, whatever ``batch_max`` allows: each writes a
+row per member, so a batch of 2,048 group Posts to large groups would hold the database
+(and the loop, planning its rows) four times as long as the 512 allowed before batches
+grew for one-to-one Posts."""
+
+QUEUE_MIN = 2048
+"""Posts the queue holds at least (it holds one batch's worth: one batch is written
+while the next fills)."""
+
 
 class PostStore(Protocol):
     async def write_posts(self, posts: list[NewPost]) -> PostBatch: ...
@@ -65,14 +75,16 @@ class PostWriter:
         batch_max: int,
         notify: Callable[[JsonObject], None],
         on_files: Callable[[tuple[FileGrant, ...]], Awaitable[None]] | None = None,
+        group_posts_max: int = GROUP_POSTS_MAX,
     ) -> None:
         self._store = store
         self._on_files = on_files
         self._batch_max = max(1, batch_max)
+        self._group_posts_max = max(1, group_posts_max)
         self._notify = notify
         # Bounded: a hub that sends faster than the database writes is slowed down by
         # its own socket, instead of growing this queue without limit.
-        self._queue: asyncio.Queue[QueuedPost] = asyncio.Queue(self._batch_max * 4)
+        self._queue: asyncio.Queue[QueuedPost] = asyncio.Queue(max(self._batch_max, QUEUE_MIN))
         self._task: asyncio.Task[None] | None = None
         self._accepting = False
         self.batches = 0
@@ -126,8 +138,15 @@ class PostWriter:
         queue = self._queue
         while True:
             batch = [await queue.get()]
-            while len(batch) < self._batch_max and not queue.empty():
-                batch.append(queue.get_nowait())
+            groups = int(batch[0].post.grp)
+            while (
+                len(batch) < self._batch_max
+                and groups < self._group_posts_max
+                and not queue.empty()
+            ):
+                item = queue.get_nowait()
+                batch.append(item)
+                groups += item.post.grp
             try:
                 await self._commit(batch)
             finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from messages_service.errors import NotFound, Unavailable
@@ -89,6 +90,25 @@ async def test_posts_queued_during_a_commit_go_in_the_next_one_in_order() -> Non
         "PostResult",
         "PostResult",
     ]
+
+
+async def test_a_batch_ends_at_its_share_of_group_posts() -> None:
+    """A group Post writes a row per member: however large ``batch_max``, a batch takes
+    ``group_posts_max`` of them at most, and one-to-one Posts fill the rest as usual."""
+    store = ScriptedStore()
+    out = Recorder()
+    writer = PostWriter(store, batch_max=10, notify=out, group_posts_max=2)
+    writer.start()
+    store.release.clear()
+    for seq in range(1, 9):
+        post = _post(seq)
+        if seq in (2, 3, 4, 6, 7):
+            post = replace(post, grp=True, topic="group:1", peer="", peer_dn="", sides=())
+        await writer.submit(QueuedPost(post, seq, out))
+        await asyncio.sleep(0)  # the writer takes the first Post alone
+    store.release.set()
+    await writer.stop()
+    assert store.batches == [[1], [2, 3], [4, 5, 6], [7, 8]]
 
 
 async def test_one_posts_error_does_not_stop_its_batch() -> None:
