@@ -14,7 +14,6 @@ from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.protocol import State
 
 from .digest import NO_INFO, login_digest
 from .errors import ConnectionClosed, LoginFailed, ReplyTimeout
@@ -96,12 +95,8 @@ class AppWebsocketClient:
         mark."""
         ws = self._ws
         try:
-            async with ws.send_context():
-                protocol = ws.protocol
-                if protocol.state is not State.OPEN:  # closing: refused as websockets does
-                    for text in texts:
-                        protocol.send_text(text.encode())
-                queued = protocol.data_to_send()  # whatever it has to send goes first
+            async with ws.send_context():  # enters only while the connection is open
+                queued = ws.protocol.data_to_send()  # whatever it has to send goes first
                 frames = masked_texts([text.encode() for text in texts])
                 ws.transport.write(b"".join([*queued, frames]) if queued else frames)
         except websockets.ConnectionClosed as exc:

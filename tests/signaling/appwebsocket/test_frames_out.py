@@ -26,6 +26,21 @@ def test_every_length_class_reads_back_whole_and_in_order() -> None:
     assert frames == [(Opcode.TEXT, True, payload) for payload in payloads]
 
 
+def test_each_length_has_its_shortest_header() -> None:
+    """§5.2: the payload length in the fewest bytes that hold it (a parser may accept a
+    longer form; the RFC does not)."""
+    cases = {
+        125: b"\x81\xfd",
+        126: b"\x81\xfe\x00\x7e",
+        65535: b"\x81\xfe\xff\xff",
+        65536: b"\x81\xff\x00\x00\x00\x00\x00\x01\x00\x00",
+    }
+    for size, header in cases.items():
+        data = masked_texts([b"y" * size])
+        assert data[: len(header)] == header
+        assert len(data) == len(header) + 4 + size
+
+
 def test_each_frame_has_its_own_mask() -> None:
     payload = b"x" * 40
     data = masked_texts([payload] * 50)
