@@ -45,6 +45,28 @@ async def test_migrations_run_once_and_are_recorded(database_url: str) -> None:
         await db.close()
 
 
+async def test_returning_gives_the_rows_of_an_insert_in_column_order(database_url: str) -> None:
+    """``Database.returning``: the rows an ``INSERT … RETURNING`` gives back, each in the
+    order of its columns, with the driver's types; none for a row a conflict skipped."""
+    db = await Database.open(database_url)
+    claim = """INSERT INTO post_keys (domain, author, client_id, call_id, seq, time_ms,
+                                     stored_ms) VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (domain, author, client_id) DO NOTHING
+               RETURNING seq, client_id, author"""
+    rows = ["example.com", "alice", "m1", "c", 7, 1, 1, "example.com", "bob", "m1", "c", 9, 1, 1]
+
+    async def insert() -> list[list[object]]:
+        found = await db.returning(db.client(), claim, rows)
+        return sorted(list(row) for row in found)
+
+    try:
+        await db.run(migrate(db))
+        assert await db.run(insert()) == [[7, "m1", "alice"], [9, "m1", "bob"]]
+        assert await db.run(insert()) == []  # both keys taken: nothing inserted
+    finally:
+        await db.close()
+
+
 async def test_a_database_from_a_newer_release_is_refused(database_url: str) -> None:
     db = await Database.open(database_url)
     try:
@@ -78,7 +100,6 @@ async def test_sqlite_runs_with_wal_normal_sync_foreign_keys_and_a_larger_cache(
     try:
         # synchronous 1 = NORMAL; a negative cache size is KiB (SQLite's own: -2000)
         assert await db.run(pragmas()) == ["wal", 1, 1, -SQLITE_CACHE_KIB]
-        assert SQLITE_CACHE_KIB >= 16 * 1024
     finally:
         await db.close()
 

@@ -75,6 +75,15 @@ async def test_a_post_already_stored_writes_nothing(store: MessageStore) -> None
     assert [m.text for m in page.messages] == ["hi", "hi"]
 
 
+async def test_a_side_named_twice_gets_one_row(store: MessageStore) -> None:
+    batch = await store.write_posts([post(1, sides=("alice", "bob", "bob", "alice"))])
+    assert batch.badges == (Badge(D, "bob", 1),)
+    assert [c.unread for c in await store.chats(D, "bob", unread_only=False)] == [1]
+    for user, peer in (("alice", "bob"), ("bob", "alice")):
+        page = await store.read_chat(D, user, peer, older=None, count=50, rows=True)
+        assert [m.seq for m in page.messages] == [1]
+
+
 async def test_a_missing_side_is_written_when_a_resend_names_it(store: MessageStore) -> None:
     (first,) = (await store.write_posts([post(1, sides=("alice",))])).outcomes
     assert (await store.chats(D, "bob", unread_only=False)) == []
