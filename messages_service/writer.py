@@ -172,12 +172,13 @@ class PostWriter:
         ungranted = await self._grant(result.files)
         stored = _StoredIds()
         for item, outcome in zip(batch, result.outcomes, strict=True):
-            plain = item.batched and type(item.src) is int and item.post not in ungranted
-            if plain and isinstance(outcome, int):  # a row id (never a bool)
-                stored.add(item.answer, item.src, outcome)
+            # Asked only when some files could not be granted: hashing a Post is not free.
+            refused = bool(ungranted) and item.post in ungranted
+            if item.batched and type(item.src) is int and not refused and type(outcome) is int:
+                stored.add(item.answer, item.src, outcome)  # a row id
                 continue
             stored.send(item.answer)  # what it waits to say first: answers keep their order
-            if item.post in ungranted:
+            if refused:
                 self.refused += 1
                 item.answer(Unavailable().to_wire(item.src))
             else:
