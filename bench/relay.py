@@ -1957,12 +1957,12 @@ def _aim(results: JsonObject, name: str, reference: str, aim: float = 0.8) -> st
 
 
 def _gc_text(pauses: JsonObject) -> str:
-    """Collections by generation: how many, and the longest."""
+    """Collections by generation: how many, the longest, and all of them together."""
     if not pauses:
         return "none"
     return ", ".join(
         f"gen{generation} {entry['count']} (max {entry['max_ms']:.2f} ms, "
-        f"CPU {entry['max_cpu_ms']:.2f} ms)"
+        f"CPU {entry['max_cpu_ms']:.2f} ms; all {entry['ms']:.0f} ms)"
         for generation, entry in sorted(pauses.items())
     )
 

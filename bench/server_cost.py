@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -165,9 +166,25 @@ def _rows(path: Path) -> int:
             return 0
 
 
-def write_stored_config(path: Path, users: int, secret: str) -> None:
-    """Every user licensed; the messages service and the trace flags as by default."""
+def write_stored_config(
+    path: Path,
+    users: int,
+    secret: str,
+    service_url: str = "",
+    *,
+    split: bool = False,
+    trace: str | None = None,
+) -> None:
+    """Every user licensed; the messages service and the trace flags as by default. With
+    ``split`` the hub logs in to the service with ``secret``, at ``service_url`` (the
+    hub's configuration; empty in the service's). ``trace``: the flags on, comma separated
+    (None: as by default)."""
     lines = list(BENCH_SETTINGS)
+    if trace is not None:
+        flags = [flag.strip() for flag in trace.split(",") if flag.strip()]
+        lines += ["[trace]", f"flags = {json.dumps(flags)}", ""]
+    if service_url or split:
+        lines += ["[messages]", f'url = "{service_url}"', f'password = "{secret}"', ""]
     for index in range(users):
         lines += [
             f'[tenants."{DOMAIN}".users.{user_name(index)}]',
@@ -186,22 +203,32 @@ def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> f
         secret = secrets.token_hex(8)
         config = tmp / "bench.toml"
         rows = tmp / "data" / "messages.sqlite3" if kind == STORED else None
+        service: ServerProcess | None = None
         if rows is None:
             write_config(config, 2 * args.pairs, secret)
+        elif args.split:
+            write_stored_config(
+                tmp / "service.toml", 2 * args.pairs, secret, split=True, trace=args.trace
+            )
+            service = _server(tree, "service", tmp / "service.toml", tmp, "data", "messages")
+            service.wait_ready(timeout=20.0)
+            url = f"ws://{HOST}:{service.port}/messages/websocket"
+            write_stored_config(config, 2 * args.pairs, secret, url, split=True, trace=args.trace)
         else:
-            write_stored_config(config, 2 * args.pairs, secret)
-        port = free_port()
-        argv = [*switchboard_command(), "serve", "--config", str(config)]
-        argv += ["--host", HOST, "--port", str(port), "--data-dir", str(tmp / "data")]
-        if args.instructions:
-            argv = [*VALGRIND, *argv]
-        hub = ServerProcess("hub", argv, port, tmp / "hub.log", tree_env(tree))
+            write_stored_config(config, 2 * args.pairs, secret, trace=args.trace)
+        role = "hub" if service else "all"
+        hub = _server(
+            tree, "hub", config, tmp, "hub-data" if service else "data", role, args.instructions
+        )
+        port = hub.port
         try:
             hub.wait_ready(timeout=600.0 if args.instructions else 20.0)
             run_args = argparse.Namespace(**{**vars(args), "messages": messages})
             per_message = asyncio.run(drive(port, secret, kind, run_args, hub.pid, rows))
         finally:
             _stop(hub, patient=args.instructions)
+            if service is not None:
+                service.stop()
         if not args.instructions:
             return per_message
         found = re.search(r"I\s+refs:\s+([\d,]+)", hub.log_path.read_text(errors="replace"))
@@ -210,6 +237,19 @@ def one_run(tree: Path, kind: str, args: argparse.Namespace, messages: int) -> f
         return float(found.group(1).replace(",", ""))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _server(
+    tree: Path, name: str, config: Path, tmp: Path, data: str, role: str, counted: bool = False
+) -> ServerProcess:
+    """A ``switchboard serve`` from ``tree`` in ``role``, keeping its files in ``tmp/data``;
+    ``counted`` runs it under valgrind."""
+    port = free_port()
+    argv = [*switchboard_command(), "serve", "--config", str(config), "--role", role]
+    argv += ["--host", HOST, "--port", str(port), "--data-dir", str(tmp / data)]
+    if counted:
+        argv = [*VALGRIND, *argv]
+    return ServerProcess(name, argv, port, tmp / f"{name}.log", tree_env(tree))
 
 
 def _stop(hub: ServerProcess, *, patient: bool) -> None:
@@ -255,6 +295,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--compare", type=Path, help="another checkout, run interleaved")
     parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="stored: the messages service in a process of its own, the hub's cost alone",
+    )
+    parser.add_argument(
+        "--trace",
+        help="stored: the trace flags on, comma separated (default: as configured by default)",
+    )
     args = parser.parse_args(argv)
     args.messages = args.messages or (4000 if args.instructions else 40_000)
     args.rounds = args.rounds or (1 if args.instructions else 3)
