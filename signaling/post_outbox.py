@@ -63,7 +63,7 @@ class PostOutbox:
         self._unsent: deque[int] = deque()
         """Keys of durable Posts not yet handed to the link, oldest first. A cursor, so
         sending costs the same however many Posts wait for their acknowledgement."""
-        self._adding: list[tuple[int, JsonObject, StoredAck | None]] = []
+        self._adding = _Adding()
         self._done: list[int] = []
         self._next_key = 1
         self._file: BinaryIO | None = None
@@ -111,11 +111,18 @@ class PostOutbox:
     # -- the core's side -----------------------------------------------------------------
 
     def add(self, post: JsonObject, ack: StoredAck | None) -> None:
-        """Queue a Post; ``ack`` is reported through ``on_durable`` once it is on disk."""
+        """Queue a Post; ``ack`` is reported through ``on_durable`` once it is on disk.
+        It is encoded now, once: until the flush it is a key and a text, neither of which
+        the garbage collector walks (a dict a Post waiting for the disk was most of what
+        a young-generation pass walked on a busy licensed hub)."""
         key = self._next_key
         self._next_key += 1
         post["src"] = key
-        self._adding.append((key, post, ack))
+        adding = self._adding
+        adding.keys.append(key)
+        adding.texts.append(_encode(post))
+        if ack is not None:
+            adding.acks.append(ack)
         self._wake.set()
 
     def done(self, key: int) -> str | None:
@@ -160,12 +167,11 @@ class PostOutbox:
                 self._idle.set()
 
     async def _flush(self) -> None:
-        adding, self._adding = self._adding, []
+        adding, self._adding = self._adding, _Adding()
         done, self._done = self._done, []
         if not adding and not done:
             return
-        encoded = [(key, _encode(post)) for key, post, _ in adding]
-        lines = [_post_line(key, text) for key, text in encoded]
+        lines = list(map(_post_line, adding.keys, adding.texts))
         if done:
             lines.append(_line({"done": done}))
         data = b"".join(lines)
@@ -173,7 +179,7 @@ class PostOutbox:
         try:
             await asyncio.to_thread(_append, self._file, data, bool(adding))
         except BaseException:
-            self._adding[:0] = adding  # nobody was told: try again, in the same order
+            self._adding.put_back(adding)  # nobody was told: try again, in the same order
             self._done[:0] = done
             # Cut off whatever part of it reached the file, so the retry starts a fresh
             # line: recovery may skip a torn line only at the very end.
@@ -182,13 +188,11 @@ class PostOutbox:
             raise
         self._size += len(data)
         if adding:
-            for key, text in encoded:
-                self.pending[key] = text
-                self._pending_bytes += len(text)
-                self._unsent.append(key)
-            acks = [ack for _, _, ack in adding if ack is not None]
-            if acks:
-                self._on_durable(acks)
+            self.pending.update(zip(adding.keys, adding.texts, strict=True))
+            self._pending_bytes += sum(map(len, adding.texts))
+            self._unsent.extend(adding.keys)
+            if adding.acks:
+                self._on_durable(adding.acks)
             self._on_ready()
         if self._size > max(_COMPACT_BYTES, _COMPACT_RATIO * self._pending_bytes):
             file, snapshot = self._file, dict(self.pending)
@@ -196,6 +200,28 @@ class PostOutbox:
             # new file, after the Posts they cancel.
             self._file, self._size = await asyncio.to_thread(_rewrite, self.path, snapshot)
             await asyncio.to_thread(file.close)
+
+
+class _Adding:
+    """Posts added since the last flush, oldest first: their keys and texts side by side
+    (ints and strings: nothing for the garbage collector to walk), and the acks of
+    those that have one."""
+
+    __slots__ = ("acks", "keys", "texts")
+
+    def __init__(self) -> None:
+        self.keys: list[int] = []
+        self.texts: list[str] = []
+        self.acks: list[StoredAck] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def put_back(self, older: _Adding) -> None:
+        """``older`` (a flush that failed) goes in front of what was added since."""
+        self.keys[:0] = older.keys
+        self.texts[:0] = older.texts
+        self.acks[:0] = older.acks
 
 
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode

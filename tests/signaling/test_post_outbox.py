@@ -3,7 +3,9 @@ what the service acknowledged does not come back, order is kept."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -153,3 +155,39 @@ async def test_a_write_that_fails_halfway_is_cut_off_before_the_retry(
     again = await opened(path)
     assert [p["seq"] for _, p in unsent(again)] == [1, 2]
     await again.close()
+
+
+async def test_posts_added_during_a_failed_write_follow_the_retried_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry keeps the order the relay added them in: the Posts (and their acks) of
+    the write that failed first, then those added while it was failing."""
+    real_append = post_outbox._append
+    writing, go_on = threading.Event(), threading.Event()
+
+    def failing_once(file: BinaryIO, data: bytes, sync: bool) -> None:
+        if not go_on.is_set():
+            writing.set()
+            go_on.wait(5)
+            raise OSError(5, "Input/output error")
+        real_append(file, data, sync)
+
+    monkeypatch.setattr(post_outbox, "_append", failing_once)
+    durable: list[StoredAck] = []
+    outbox = await opened(tmp_path / "outbox.jsonl", durable)
+    outbox.add(post(1), ack(1))
+    outbox.add(post(2), None)
+    await asyncio.to_thread(writing.wait, 5)
+    outbox.add(post(3), ack(3))
+    go_on.set()
+    await outbox.flushed()
+    assert [p["seq"] for _, p in unsent(outbox)] == [1, 2, 3]
+    assert [a.seq for a in durable] == [1, 3]
+    await outbox.close()
+    again = await opened(tmp_path / "outbox.jsonl")
+    assert [(key, p["seq"]) for key, p in unsent(again)] == [(1, 1), (2, 2), (3, 3)]
+    await again.close()
+
+
+def ack(seq: int) -> StoredAck:
+    return StoredAck(conn=1, call_id="c", number=1, message_id=f"m{seq}", seq=seq)
