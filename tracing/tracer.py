@@ -9,6 +9,15 @@ ring of ``trace.buffer`` records, numbered so that readers fetch what came after
 last number they saw, and to ``trace.file`` when one is set. The filter (an extension)
 keeps only records of one user or one tenant.
 
+Redaction is paid when a record is read, not when it is made. A ring is read rarely
+(an operator polls a page) and written on every traced frame: with the ``appwebsocket``
+flag on, as it is by default, every Post a hub sends its messages service, where
+``redact`` was 3.7 of a record's 4.4 µs. So a text of up to ``RAW_MAX`` characters is
+kept as it came (a reference: the frame's own string) and redacted on the way out of
+every reader (``since``, ``text``, ``records_json``); a longer one is redacted and cut at
+once, so that the ring never holds more than ``RAW_MAX`` characters a record. With a
+file, every record is written redacted as it is made, and kept so.
+
 Flags change at run time through ``set_flags`` (the admin routes); nothing else needs
 telling, since every check reads the attribute at the moment it traces.
 """
@@ -28,15 +37,20 @@ from typing import Any, NamedTuple
 
 from .redact import redact
 
-__all__ = ["SUBSYSTEMS", "TraceFilter", "TraceRecord", "Tracer"]
+__all__ = ["RAW_MAX", "SUBSYSTEMS", "TraceFilter", "TraceRecord", "Tracer"]
 
 SUBSYSTEMS = ("pbx", "http", "app", "database", "appwebsocket", "signalling", "browser")
 """The flags, as PROTOCOL §10.1 names them."""
 
 
+RAW_MAX = 1024
+"""Characters of a text kept unredacted until it is read; a longer one is redacted and
+cut when it is recorded (the ring's memory stays bounded: ``trace.buffer`` times this)."""
+
+
 class TraceRecord(NamedTuple):
-    """One record (a named tuple: made for every traced frame, in a third of a frozen
-    dataclass's time)."""
+    """One record as readers see it: its text redacted and cut (``redact``). A named
+    tuple: made for every traced frame, in a third of a frozen dataclass's time."""
 
     seq: int
     time: float
@@ -53,6 +67,23 @@ class TraceRecord(NamedTuple):
         who = f"{self.user or '-'}@{self.domain or '-'}"
         conn = "-" if self.conn is None else str(self.conn)
         return f"{stamp}.{millis:03d}Z {self.seq} {self.subsystem} conn={conn} {who} {self.text}"
+
+
+class _Kept(NamedTuple):
+    """A record in the ring: ``text`` as it came unless ``shown`` (already redacted)."""
+
+    seq: int
+    time: float
+    subsystem: str
+    text: str
+    conn: int | None
+    user: str | None
+    domain: str | None
+    shown: bool
+
+    def public(self) -> TraceRecord:
+        text = self.text if self.shown else redact(self.text)
+        return TraceRecord(self.seq, self.time, self.subsystem, text, *self[4:7])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +131,7 @@ class Tracer:
         self.appwebsocket = self.signalling = self.browser = False
         self.filter = TraceFilter()
         self.clock = clock
-        self._records: deque[TraceRecord] = deque(maxlen=max(1, buffer))
+        self._records: deque[_Kept] = deque(maxlen=max(1, buffer))
         self._seq = itertools.count(1)
         self.boot = secrets.token_hex(4)
         """Differs after every start: a reader holding a ``since`` from before a restart
@@ -146,21 +177,22 @@ class Tracer:
         """Keep one record. Call it only when the subsystem's flag is on."""
         if not self.filter.admits(user, domain):
             return
-        record = TraceRecord(
-            next(self._seq), self.clock(), subsystem, redact(text), conn, user, domain
-        )
-        self._records.append(record)
+        shown = self._file is not None or len(text) > RAW_MAX
+        if shown:
+            text = redact(text)
+        kept = _Kept(next(self._seq), self.clock(), subsystem, text, conn, user, domain, shown)
+        self._records.append(kept)
         if self._file is not None:
-            self._file.info("%s", record.line())
+            self._file.info("%s", kept.public().line())
 
     def since(self, seq: int, limit: int = 1000) -> list[TraceRecord]:
         """Records numbered above ``seq``, oldest first, at most ``limit``."""
-        found = [record for record in self._records if record.seq > seq]
-        return found[:limit]
+        found = [kept for kept in self._records if kept.seq > seq]
+        return [kept.public() for kept in found[:limit]]
 
     def text(self) -> str:
         """The whole buffer, a line a record (``GET /admin/trace/download``)."""
-        return "".join(record.line() + "\n" for record in self._records)
+        return "".join(kept.public().line() + "\n" for kept in self._records)
 
     def records_json(self, seq: int, limit: int = 1000) -> dict[str, Any]:
         records = self.since(seq, limit)

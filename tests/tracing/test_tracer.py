@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from tracing import SUBSYSTEMS, TraceFilter, Tracer
+from tracing.redact import MAX_TEXT, redact
+from tracing.tracer import RAW_MAX
 
 
 def test_flags_start_from_config_and_switch_at_once() -> None:
@@ -51,3 +53,28 @@ def test_records_go_to_a_rotating_file_too(tmp_path: Path) -> None:
     files = sorted(p.name for p in path.parent.iterdir())
     assert files == ["switchboard.trace", "switchboard.trace.1", "switchboard.trace.2"]
     assert "line 19" in path.read_text()
+
+
+def test_every_reader_sees_a_record_redacted_however_it_was_kept(tmp_path: Path) -> None:
+    """Short texts are kept as they came and redacted when read; long ones are redacted
+    and cut at once, so the ring holds at most ``RAW_MAX`` characters a record."""
+    secret = '{"mt":"Login","password":"hunter2"}'
+    long_secret = '{"mt":"Login","password":"hunter2","pad":"' + "x" * RAW_MAX + '"}'
+    tracer = Tracer()
+    tracer.record("appwebsocket", secret)
+    tracer.record("appwebsocket", long_secret)
+    read = [
+        *(record.text for record in tracer.since(0)),
+        tracer.text(),
+        str(tracer.records_json(0)),
+    ]
+    assert all("hunter2" not in text and "***" in text for text in read)
+    assert all(len(kept.text) <= RAW_MAX for kept in tracer._records)
+    assert tracer.since(1)[0].text == redact(long_secret)  # cut once, not again when read
+    assert len(redact(long_secret)) < MAX_TEXT + 10
+
+    with_file = Tracer(file=tmp_path / "trace.log")
+    with_file.record("appwebsocket", secret)
+    written = (tmp_path / "trace.log").read_text()
+    assert "hunter2" not in written and '"password":"***"' in written
+    assert with_file.since(0)[0].text == '{"mt":"Login","password":"***"}'
