@@ -1233,12 +1233,14 @@ class ServerProcess:
         ):
             if start <= ended <= end:
                 entry = found.setdefault(
-                    str(generation), {"count": 0, "max_ms": 0.0, "max_cpu_ms": 0.0, "ms": 0.0}
+                    str(generation),
+                    {"count": 0, "max_ms": 0.0, "max_cpu_ms": 0.0, "ms": 0.0, "cpu_ms": 0.0},
                 )
                 entry["count"] += 1
                 entry["max_ms"] = max(entry["max_ms"], seconds * 1000)
                 entry["max_cpu_ms"] = max(entry["max_cpu_ms"], cpu * 1000)
                 entry["ms"] += seconds * 1000
+                entry["cpu_ms"] += cpu * 1000
         return found
 
 
@@ -1962,7 +1964,8 @@ def _gc_text(pauses: JsonObject) -> str:
         return "none"
     return ", ".join(
         f"gen{generation} {entry['count']} (max {entry['max_ms']:.2f} ms, "
-        f"CPU {entry['max_cpu_ms']:.2f} ms; all {entry['ms']:.0f} ms)"
+        f"CPU {entry['max_cpu_ms']:.2f} ms; all {entry['ms']:.0f} ms, "
+        f"CPU {entry.get('cpu_ms', 0.0):.0f} ms)"
         for generation, entry in sorted(pauses.items())
     )
 
