@@ -94,7 +94,7 @@ class StoredAck:
     """Whose message id it is (tenant and writer's sip): the key of §4.6 to settle."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per stored message (see Send)
 class Store:
     """Append ``post`` to the hub's durable outbox (PROTOCOL §7.3, §7.7). When it is on
     disk, the I/O layer hands ``ack`` (if any) back through ``Switch.stored``."""
