@@ -113,15 +113,15 @@ class PostOutbox:
 
     def add(self, post: JsonObject, ack: StoredAck | None) -> None:
         """Queue a Post; ``ack`` is reported through ``on_durable`` once it is on disk.
-        It is encoded now, once: until the flush it is a key and its bytes, neither of
-        which the garbage collector walks (a dict a Post waiting for the disk was most of what
+        It is encoded now, once: until the flush it is a key and a text, neither of which
+        the garbage collector walks (a dict a Post waiting for the disk was most of what
         a young-generation pass walked on a busy licensed hub)."""
         key = self._next_key
         self._next_key += 1
         post["src"] = key
         adding = self._adding
         adding.keys.append(key)
-        adding.texts.append(_encode(post))
+        adding.texts.append(_encode_bytes(post))
         if ack is not None:
             adding.acks.append(ack)
         self._wake.set()
@@ -204,8 +204,8 @@ class PostOutbox:
 
 
 class _Adding:
-    """Posts added since the last flush, oldest first: their keys and encoded texts side
-    by side (ints and bytes: nothing for the garbage collector to walk), and the acks of
+    """Posts added since the last flush, oldest first: their keys and texts side by side
+    (ints and strings: nothing for the garbage collector to walk), and the acks of
     those that have one."""
 
     __slots__ = ("acks", "keys", "texts")
@@ -228,7 +228,7 @@ class _Adding:
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _encode(record: JsonObject) -> bytes:
+def _encode_bytes(record: JsonObject) -> bytes:
     """A Post (or journal record) as compact UTF-8 JSON, non-ASCII kept: ``orjson`` writes
     these exactly as ``json`` does (strings, integers, booleans and lists of strings: no
     floats) at a twentieth of the cost; anything it refuses (an integer beyond 64 bits)
@@ -241,7 +241,7 @@ def _encode(record: JsonObject) -> bytes:
 
 
 def _line(record: JsonObject) -> bytes:
-    return _encode(record) + b"\n"
+    return _encode_bytes(record) + b"\n"
 
 
 def _post_line(key: int, post: bytes) -> bytes:
@@ -284,7 +284,7 @@ def _recover(path: Path) -> tuple[dict[int, bytes], list[bytes]]:
                     if post is not None:
                         settled.append(post)
             else:
-                pending[int(record["k"])] = _encode(record["post"])
+                pending[int(record["k"])] = _encode_bytes(record["post"])
         except (ValueError, KeyError, TypeError):
             # Only the last line can be torn (a crash mid-write); it was never reported
             # durable, so nobody was told "stored" about it.
