@@ -280,26 +280,25 @@ class ServiceLink:
             await self._wake.wait()
             self._wake.clear()
             while batch := self._next_batch():
-                await client.send_payloads(batch)
+                await client.send_texts(batch)
 
-    def _next_batch(self) -> list[bytes]:
+    def _next_batch(self) -> list[str]:
         """What to write next, in one go: every request waiting, then the oldest durable
         Posts not sent yet, ``BATCH`` frames at most. The Posts that became durable in
         one flush of the outbox (one turn of the loop) leave in one write, one frame
         each (PROTOCOL §7), and a reader's request waits for one batch at most, never
         for a long backlog."""
-        batch: list[bytes] = []
+        batch: list[str] = []
         requests, tracing = self._requests, self._tracer.appwebsocket
         while requests and len(batch) < BATCH:
             message = requests.popleft()
             if tracing:
                 self._trace("send", json.dumps(message, ensure_ascii=False))
-            text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-            batch.append(text.encode())
+            batch.append(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
         outbox = self._outbox
         while len(batch) < BATCH and (unsent := outbox.next_unsent()) is not None:
             if tracing:
-                self._trace("send", unsent[1].decode())
+                self._trace("send", unsent[1])
             batch.append(unsent[1])
         return batch
 

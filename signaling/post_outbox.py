@@ -54,10 +54,9 @@ class PostOutbox:
         self.path = path
         self._on_durable = on_durable
         self._on_ready = on_ready
-        self.pending: dict[int, bytes] = {}
-        """Durable Posts the service has not acknowledged, oldest first, as the UTF-8 JSON
-        that was journaled and that the link sends: each Post is encoded once, and never
-        decoded to a string and encoded again on its way to the disk and the link."""
+        self.pending: dict[int, str] = {}
+        """Durable Posts the service has not acknowledged, oldest first, as the JSON text
+        that was journaled and that the link sends: each Post is encoded once."""
         self._pending_bytes = 0
         self.acknowledged = 0
         """Posts the service has stored since start, for ``/metrics``."""
@@ -75,7 +74,7 @@ class PostOutbox:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def open(self) -> list[bytes]:
+    async def open(self) -> list[str]:
         """Read what a previous run left pending, rewrite the journal, start flushing.
         Returns every Post the journal still held, acknowledged or not, for the hub to
         learn their client ids (PROTOCOL §4.6)."""
@@ -83,7 +82,7 @@ class PostOutbox:
         self.pending, settled = await asyncio.to_thread(_recover, self.path)
         self._next_key = max(self.pending, default=0) + 1
         self._unsent = deque(self.pending)
-        self._pending_bytes = sum(map(len, self.pending.values()))
+        self._pending_bytes = sum(len(text) for text in self.pending.values())
         self._file, self._size = await asyncio.to_thread(_rewrite, self.path, self.pending)
         if self.pending:
             log.info("outbox: %d stored messages to resend", len(self.pending))
@@ -121,12 +120,12 @@ class PostOutbox:
         post["src"] = key
         adding = self._adding
         adding.keys.append(key)
-        adding.texts.append(_encode_bytes(post))
+        adding.texts.append(_encode(post))
         if ack is not None:
             adding.acks.append(ack)
         self._wake.set()
 
-    def done(self, key: int) -> bytes | None:
+    def done(self, key: int) -> str | None:
         """The service has stored it; the Post as journaled, if it was still pending."""
         text = self.pending.pop(key, None)
         if text is not None:
@@ -141,7 +140,7 @@ class PostOutbox:
         service may have missed any of them)."""
         self._unsent = deque(self.pending)
 
-    def next_unsent(self) -> tuple[int, bytes] | None:
+    def next_unsent(self) -> tuple[int, str] | None:
         """The oldest durable Post not handed out since the last ``rewind``, if any."""
         unsent, pending = self._unsent, self.pending
         while unsent:
@@ -212,7 +211,7 @@ class _Adding:
 
     def __init__(self) -> None:
         self.keys: list[int] = []
-        self.texts: list[bytes] = []
+        self.texts: list[str] = []
         self.acks: list[StoredAck] = []
 
     def __bool__(self) -> bool:
@@ -228,25 +227,24 @@ class _Adding:
 _JSON_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _encode_bytes(record: JsonObject) -> bytes:
-    """A Post (or journal record) as compact UTF-8 JSON, non-ASCII kept: ``orjson`` writes
-    these exactly as ``json`` does (strings, integers, booleans and lists of strings: no
-    floats) at a twentieth of the cost; anything it refuses (an integer beyond 64 bits)
-    goes through ``json`` as before. A Post never holds a lone surrogate: the hub's codec
-    refuses a frame with one (``bad_json``)."""
+def _encode(record: JsonObject) -> str:
+    """A Post (or journal record) as compact JSON, non-ASCII kept: ``orjson`` writes these
+    exactly as ``json`` does (strings, integers, booleans and lists of strings: no floats)
+    at a twentieth of the cost; anything it refuses (an integer beyond 64 bits, a lone
+    surrogate) goes through ``json`` as before."""
     try:
-        return orjson.dumps(record)
+        return orjson.dumps(record).decode()
     except TypeError:
-        return _JSON_ENCODE(record).encode()
+        return _JSON_ENCODE(record)
 
 
 def _line(record: JsonObject) -> bytes:
-    return _encode_bytes(record) + b"\n"
+    return _encode(record).encode() + b"\n"
 
 
-def _post_line(key: int, post: bytes) -> bytes:
+def _post_line(key: int, text: str) -> bytes:
     """``{"k":key,"post":…}`` around a Post already encoded."""
-    return b'{"k":%d,"post":%b}\n' % (key, post)
+    return b'{"k":%d,"post":%s}\n' % (key, text.encode())
 
 
 def _append(file: BinaryIO, data: bytes, sync: bool) -> None:
@@ -266,11 +264,11 @@ def _reopen_at(path: Path, file: BinaryIO, size: int) -> BinaryIO:
     return path.open("ab")
 
 
-def _recover(path: Path) -> tuple[dict[int, bytes], list[bytes]]:
+def _recover(path: Path) -> tuple[dict[int, str], list[str]]:
     """The Posts a journal holds that were never acknowledged, by key; and those it still
     holds that were (since its last rewrite), whose ids the hub remembers too."""
-    pending: dict[int, bytes] = {}
-    settled: list[bytes] = []
+    pending: dict[int, str] = {}
+    settled: list[str] = []
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -284,7 +282,7 @@ def _recover(path: Path) -> tuple[dict[int, bytes], list[bytes]]:
                     if post is not None:
                         settled.append(post)
             else:
-                pending[int(record["k"])] = _encode_bytes(record["post"])
+                pending[int(record["k"])] = _encode(record["post"])
         except (ValueError, KeyError, TypeError):
             # Only the last line can be torn (a crash mid-write); it was never reported
             # durable, so nobody was told "stored" about it.
@@ -292,7 +290,7 @@ def _recover(path: Path) -> tuple[dict[int, bytes], list[bytes]]:
     return dict(sorted(pending.items())), settled
 
 
-def _rewrite(path: Path, pending: dict[int, bytes]) -> tuple[BinaryIO, int]:
+def _rewrite(path: Path, pending: dict[int, str]) -> tuple[BinaryIO, int]:
     """Replace the journal atomically with just ``pending``; returns it opened to append."""
     temporary = path.with_suffix(path.suffix + ".tmp")
     data = b"".join(_post_line(key, text) for key, text in pending.items())

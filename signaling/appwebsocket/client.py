@@ -93,15 +93,11 @@ class AppWebsocketClient:
         by ``masked_texts`` (no compression is negotiated, and this client never sends a
         fragment). Waits, as ``send`` does, while the transport's buffer is over its
         mark."""
-        await self.send_payloads([text.encode() for text in texts])
-
-    async def send_payloads(self, payloads: Sequence[bytes]) -> None:
-        """``send_texts`` for texts already encoded: each payload is valid UTF-8."""
         ws = self._ws
         try:
             async with ws.send_context():  # enters only while the connection is open
                 queued = ws.protocol.data_to_send()  # whatever it has to send goes first
-                frames = masked_texts(payloads)
+                frames = masked_texts([text.encode() for text in texts])
                 ws.transport.write(b"".join([*queued, frames]) if queued else frames)
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc

@@ -19,14 +19,14 @@ async def test_messages_sent_in_one_read_reach_the_service_in_one_write(
     """Alice sends 30 messages in one write to Bob, who is offline: the hub makes 30
     Posts in one turn, the outbox makes them durable together, and the link writes them
     together; Bob finds all 30, in order."""
-    writes: list[list[bytes]] = []
-    send_payloads = AppWebsocketClient.send_payloads
+    writes: list[list[str]] = []
+    send_texts = AppWebsocketClient.send_texts
 
-    async def recorded(client: AppWebsocketClient, payloads: Sequence[bytes]) -> None:
-        writes.append(list(payloads))
-        await send_payloads(client, payloads)
+    async def recorded(client: AppWebsocketClient, texts: Sequence[str]) -> None:
+        writes.append(list(texts))
+        await send_texts(client, texts)
 
-    monkeypatch.setattr(AppWebsocketClient, "send_payloads", recorded)
+    monkeypatch.setattr(AppWebsocketClient, "send_texts", recorded)
     alice = await server.phone("alice")
     await call_offline(alice, "bob")
     frames = [
@@ -49,7 +49,7 @@ async def test_messages_sent_in_one_read_reach_the_service_in_one_write(
     acks = [await alice.fty(1) for _ in range(30)]
     assert [(ack["id"], ack["state"]) for ack in acks] == [(f"i{n}", "stored") for n in range(30)]
     await drained(server)
-    posts = [[frame for frame in write if b'"mt":"Post"' in frame] for write in writes]
+    posts = [[text for text in write if '"mt":"Post"' in text] for write in writes]
     assert sum(map(len, posts)) == 30
     assert max(map(len, posts)) > 1  # together, not one write per Post
     bob = await server.phone("bob")
