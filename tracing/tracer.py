@@ -83,7 +83,9 @@ class _Kept(NamedTuple):
 
     def public(self) -> TraceRecord:
         text = self.text if self.shown else redact(self.text)
-        return TraceRecord(self.seq, self.time, self.subsystem, text, *self[4:7])
+        return TraceRecord(
+            self.seq, self.time, self.subsystem, text, self.conn, self.user, self.domain
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,25 @@ from collections.abc import Sequence
 
 from .frames_in import FINAL_TEXT, MASKED, apply_mask
 
-__all__ = ["masked_texts"]
+__all__ = ["MEDIUM_TEXT_HEADER", "masked_texts", "text_header"]
 
-_SHORT = tuple(bytes((FINAL_TEXT, MASKED | size)) for size in range(126))
-_MEDIUM = struct.Struct(">BBH").pack
+_SHORT = tuple(bytes((FINAL_TEXT, size)) for size in range(126))
+_SHORT_MASKED = tuple(bytes((FINAL_TEXT, MASKED | size)) for size in range(126))
+MEDIUM_TEXT_HEADER = struct.Struct(">BBH").pack
+"""``(FINAL_TEXT, mask | 126, size)``: the header of a frame of 126 bytes to 64 KiB,
+which a hot path may pack in line."""
 _LONG = struct.Struct(">BBQ").pack
+
+
+def text_header(size: int, masked: int = 0) -> bytes:
+    """The header of one final text frame of ``size`` bytes (§5.2), unmasked as a server
+    sends it, or with ``masked`` (``MASKED``) as a client does, its key to follow: the
+    shortest length encoding, from a table for the short sizes."""
+    if size < 126:
+        return _SHORT_MASKED[size] if masked else _SHORT[size]
+    if size < 65536:
+        return MEDIUM_TEXT_HEADER(FINAL_TEXT, masked | 126, size)
+    return _LONG(FINAL_TEXT, masked | 127, size)
 
 
 def masked_texts(payloads: Sequence[bytes]) -> bytes:
@@ -35,14 +49,6 @@ def masked_texts(payloads: Sequence[bytes]) -> bytes:
     keys = os.urandom(4 * len(payloads))
     parts: list[bytes] = []
     for number, payload in enumerate(payloads):
-        size = len(payload)
-        if size < 126:
-            parts.append(_SHORT[size])
-        elif size < 65536:
-            parts.append(_MEDIUM(FINAL_TEXT, MASKED | 126, size))
-        else:
-            parts.append(_LONG(FINAL_TEXT, MASKED | 127, size))
         key = keys[4 * number : 4 * number + 4]
-        parts.append(key)
-        parts.append(apply_mask(payload, key))
+        parts += (text_header(len(payload), MASKED), key, apply_mask(payload, key))
     return b"".join(parts)

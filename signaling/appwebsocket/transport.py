@@ -25,7 +25,6 @@ errors: this module only moves frames.
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -40,6 +39,8 @@ from tracing import logs
 
 from . import closecodes
 from .frames_in import FINAL_TEXT, MASKED, apply_mask, frame_end
+from .frames_out import MEDIUM_TEXT_HEADER as _MEDIUM_HEADER
+from .frames_out import text_header
 from .liveness import LivenessProtocol
 
 __all__ = [
@@ -138,21 +139,6 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
         _flushers.clear()  # a new loop (tests run one per test): the old one is gone
         flusher = _flushers[loop] = _Flusher(loop)
     return flusher
-
-
-_SHORT_HEADERS = tuple(bytes((0x81, size)) for size in range(126))
-_MEDIUM_HEADER = struct.Struct(">BBH").pack
-
-
-def _text_header(size: int) -> bytes:
-    """The header of one final, unmasked server text frame of ``size`` bytes (RFC 6455
-    §5.2); the payload follows it as its own item of the turn's single write. Built once
-    for each short size, packed in one call for the others (every frame written)."""
-    if size < 126:
-        return _SHORT_HEADERS[size]
-    if size < 65536:
-        return _MEDIUM_HEADER(0x81, 126, size)
-    return b"\x81\x7f" + size.to_bytes(8, "big")
 
 
 class TransportSocket(LivenessProtocol):
@@ -389,7 +375,7 @@ class TransportSocket(LivenessProtocol):
         payload = text.encode()
         if self._plain:  # header and payload joined once, by the flush
             size = len(payload)  # nearly every frame: 126 bytes to 64 KiB, packed in line
-            header = _MEDIUM_HEADER(0x81, 126, size) if 125 < size < 65536 else _text_header(size)
+            header = _MEDIUM_HEADER(0x81, 126, size) if 125 < size < 65536 else text_header(size)
             pending += (header, payload)
         else:
             self.conn.send_text(payload)

@@ -5,9 +5,9 @@ class of RFC 6455 §5.2, each frame masked with a key of its own."""
 from __future__ import annotations
 
 from websockets.frames import Opcode
-from websockets.protocol import SERVER, Protocol, State
+from websockets.protocol import CLIENT, SERVER, Protocol, State
 
-from signaling.appwebsocket.frames_out import masked_texts
+from signaling.appwebsocket.frames_out import masked_texts, text_header
 
 SIZES = (0, 1, 125, 126, 127, 65535, 65536, 70000)
 
@@ -54,3 +54,14 @@ def test_each_frame_has_its_own_mask() -> None:
 
 def test_no_payloads_no_bytes() -> None:
     assert masked_texts([]) == b""
+
+
+def test_a_server_header_reads_back_unmasked_at_every_length_class() -> None:
+    """The same headers without the mask bit, as the hub's transport writes its frames:
+    a client's parser reads each payload back, and the lengths are the shortest."""
+    client = Protocol(CLIENT, state=State.OPEN, max_size=None)
+    payloads = [b"z" * size for size in SIZES]
+    client.receive_data(b"".join(text_header(len(p)) + p for p in payloads))
+    assert client.parser_exc is None
+    assert [frame.data for frame in client.events_received()] == payloads
+    assert [len(text_header(size)) for size in (125, 126, 65535, 65536)] == [2, 4, 4, 10]
