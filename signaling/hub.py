@@ -327,8 +327,7 @@ class Hub:
         in its transport and nothing queued is written at once (every frame relayed
         while the readers keep up): that path reads as little as it can."""
         runs, links, wired = self._runs, self._queues.links, self._queues.wired
-        tracer = self.tracer
-        index = 0
+        tracer, outbox, index = self.tracer, self.outbox, 0
         while True:
             if index == len(actions):
                 if not runs or self._batches:
@@ -339,7 +338,10 @@ class Hub:
             action = actions[index]  # an overflow appends its consequences, in order
             index += 1
             if type(action) is not Send:
-                index = self._apply_other(action, actions, index)
+                if type(action) is Store and outbox is not None:  # a licensed chat's Post
+                    outbox.add(action.post, action.ack)
+                else:
+                    index = self._apply_other(action, actions, index)
                 continue
             conn = action.conn
             if runs and conn in runs:  # the relay, first and cheapest, after the
@@ -391,8 +393,6 @@ class Hub:
         elif type(action) is ToService:
             if self.link is not None:
                 self.link.send(action.message)
-        elif type(action) is Store and self.outbox is not None:
-            self.outbox.add(action.post, action.ack)
         elif type(action) is Notify and self.webhooks is not None:
             self.webhooks.emit(action.event, action.data)
         elif type(action) in _CLUSTER and self.bus is not None:

@@ -295,12 +295,11 @@ class ServiceLink:
             if tracing:
                 self._trace("send", json.dumps(message, ensure_ascii=False))
             batch.append(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
-        outbox = self._outbox
-        while len(batch) < BATCH and (unsent := outbox.next_unsent()) is not None:
-            if tracing:
-                self._trace("send", unsent[1])
-            batch.append(unsent[1])
-        return batch
+        posts = self._outbox.take_unsent(BATCH - len(batch))
+        if tracing:
+            for text in posts:
+                self._trace("send", text)
+        return batch + posts if batch else posts
 
     async def _send(self, client: AppWebsocketClient, message: JsonObject) -> None:
         if self._tracer.appwebsocket:

@@ -119,11 +119,12 @@ class PostOutbox:
         self._next_key += 1
         post["src"] = key
         adding = self._adding
+        if not adding.keys:  # the first since the last flush took its batch: wake it
+            self._wake.set()
         adding.keys.append(key)
         adding.texts.append(_encode(post))
         if ack is not None:
             adding.acks.append(ack)
-        self._wake.set()
 
     def done(self, key: int) -> str | None:
         """The service has stored it; the Post as journaled, if it was still pending."""
@@ -140,15 +141,17 @@ class PostOutbox:
         service may have missed any of them)."""
         self._unsent = deque(self.pending)
 
-    def next_unsent(self) -> tuple[int, str] | None:
-        """The oldest durable Post not handed out since the last ``rewind``, if any."""
+    def take_unsent(self, count: int) -> list[str]:
+        """The oldest durable Posts not handed out since the last ``rewind``, ``count`` at
+        most, oldest first: the link's next write."""
         unsent, pending = self._unsent, self.pending
-        while unsent:
+        taken: list[str] = []
+        while unsent and len(taken) < count:
             key = unsent.popleft()
             post = pending.get(key)
             if post is not None:  # else acknowledged meanwhile: nothing left to send
-                return key, post
-        return None
+                taken.append(post)
+        return taken
 
     # -- writing -------------------------------------------------------------------------
 

@@ -38,10 +38,11 @@ async def reopened(
 
 
 def unsent(outbox: PostOutbox) -> list[tuple[int, dict[str, Any]]]:
-    """Everything the link would send now, as it takes it, decoded."""
+    """Everything the link would send now, as it takes it (a write at a time), decoded,
+    with its key (the Post's ``src``)."""
     taken = []
-    while (item := outbox.next_unsent()) is not None:
-        taken.append((item[0], json.loads(item[1])))
+    while texts := outbox.take_unsent(3):
+        taken += [(post["src"], post) for post in map(json.loads, texts)]
     return taken
 
 
@@ -56,7 +57,7 @@ async def test_posts_become_durable_in_order_and_acks_are_reported(tmp_path: Pat
     outbox.add(post(2), None)
     assert outbox.pending == {}  # nothing is durable before the flusher wrote it
     await outbox.flushed()
-    assert outbox.next_unsent() == (1, outbox.pending[1])
+    assert outbox.take_unsent(1) == [outbox.pending[1]]
     assert json.loads(outbox.pending[1]) == post(1) | {"src": 1}
     assert [post["src"] for _, post in unsent(outbox)] == [2]
     assert durable == [ack] and ready == [2]
