@@ -22,6 +22,7 @@ from config import UserConfig
 
 from .calls import Leg, Line
 from .codec import encode, encode_string
+from .delivery_state import Delivery
 from .messages import Cause, ImMessage, Sig
 
 __all__ = [
@@ -220,10 +221,19 @@ def leg_ack_text(leg: Leg, message_id: str, seq: int, time: int, state: str) -> 
     src, number, head = leg.reg.src, leg.number, leg.ack_head
     if head is None or head[0] is not src or head[1] != number:
         head = leg.ack_head = (src, number, _ack_head(src, number))
-    return (
-        f'{head[2]}"id":{encode_string(message_id)},'
-        f'"seq":{seq},"time":{time},"state":{encode_string(state)}}}]}}}}'
-    )
+    tail = _STATE_TAILS.get(state)
+    if tail is None:
+        tail = _state_tail(state)
+    return f'{head[2]}"id":{encode_string(message_id)},"seq":{seq},"time":{time}{tail}'
+
+
+def _state_tail(state: str) -> str:
+    """An ``im_ack`` frame from its state to its end."""
+    return f',"state":{encode_string(state)}}}]}}}}'
+
+
+_STATE_TAILS = {state.value: _state_tail(state.value) for state in Delivery}
+"""The end of an ``im_ack`` frame for each state, built once (a state is one of few)."""
 
 
 def _ack_head(src: object, number: int) -> str:

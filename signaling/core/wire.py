@@ -30,6 +30,9 @@ __all__ = ["Wire"]
 
 JsonObject = dict[str, Any]
 
+_CUMULATIVE = "CUMULATIVE_ACK"
+"""The Register flag of ``Registration.cumulative_acks``, read in line on every ack."""
+
 
 class Wire:
     __slots__ = ("_out",)
@@ -59,19 +62,19 @@ class Wire:
     def ack(self, leg: Leg, message_id: str, record: AckRecord) -> None:
         """The writer hears what became of its message now, or after its resume (then
         ``record.told`` stays False and the replay tells it)."""
-        record.told = not leg.parked
-        if not record.told:
-            return
         reg = leg.reg
-        if reg.cumulative_acks and reg.conn > 0:  # joined by the I/O layer (12.31); a
+        conn = reg.conn
+        told = record.told = leg.resume is None and conn != 0  # not ``leg.parked``, in line
+        if not told:
+            return
+        if conn > 0 and _CUMULATIVE in reg.flags:  # joined by the I/O layer (12.31); a
             # device on another switch hears the single form, its switch joins nothing
             self._out.ack(
-                Ack(
-                    reg.conn, reg.src, leg.number, message_id, record.seq, record.time, record.state
-                )
+                Ack(conn, reg.src, leg.number, message_id, record.seq, record.time, record.state)
             )
         else:  # the single form of §4.6, as every ack of a run of one is built
-            self.text(leg, leg_ack_text(leg, message_id, record.seq, record.time, record.state))
+            text = leg_ack_text(leg, message_id, record.seq, record.time, record.state)
+            self._out.send_text(conn, text)
 
     def to_number(self, reg: Registration, number: int, sig: JsonObject) -> None:
         """A frame for a call number of ``reg`` that has no leg (a refused ``setup``)."""
