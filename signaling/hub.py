@@ -214,6 +214,19 @@ class Hub:
         self._apply(self.switch.receive(conn_id, text))
         self.frame_times.observe(_perf_counter() - began)
 
+    def receive_all(self, conn_id: int, texts: list[str]) -> None:
+        """The text frames of one read, as one event: the core takes them in order and
+        returns their actions together, which are carried out once (one drain, one
+        ``_apply``, one timing for all: each frame is counted with the average). With the
+        ``pbx`` trace on, frame by frame, so that each frame's sends follow it there."""
+        if self.tracer.pbx:
+            for text in texts:
+                self.receive(conn_id, text)
+            return
+        began = _perf_counter()
+        self._apply(self.switch.receive_all(conn_id, texts))
+        self.frame_times.observe_each(_perf_counter() - began, len(texts))
+
     def begin_batch(self) -> None:
         """Frames from one read of one connection follow (``signaling.hub_socket``): acks
         they cause wait for ``end_batch`` to be joined (docs/protocol.md 12.31)."""

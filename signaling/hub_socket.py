@@ -39,6 +39,7 @@ def hub_endpoint(app: Starlette) -> Endpoint:
         return Served(
             name=str(conn_id),
             text=partial(hub.receive, conn_id),
+            texts=partial(hub.receive_all, conn_id),
             binary=partial(hub.receive_binary, conn_id),
             gone=partial(_detach, hub, conn_id),
             begin=hub.begin_batch,

@@ -42,6 +42,13 @@ class FrameTimes:
         self.count += 1
         self.total += seconds
 
+    def observe_each(self, seconds: float, count: int) -> None:
+        """``count`` samples that took ``seconds`` together, each counted as the average
+        (frames handled as one event)."""
+        self.counts[bisect_left(BUCKETS, seconds / count)] += count
+        self.count += count
+        self.total += seconds
+
     def lines(self, name: str, labels: str = "") -> Iterable[str]:
         """The samples; ``labels`` (``generation="2"``) go before ``le`` on each."""
         running = 0

@@ -85,6 +85,9 @@ class Served:
     """... and that read's frames are all handled."""
     resumed: Callable[[], None] = _nothing
     """The transport's buffer has room again: ``writable_now`` is true."""
+    texts: Callable[[list[str]], None] | None = None
+    """The complete text messages cut from one read, in order, in one call, for an
+    endpoint that handles them as one event (the hub); without it, ``text`` hears each."""
 
 
 CLOSED = Served(name="-", text=_ignore, binary=_nothing, gone=_ignore)
@@ -244,34 +247,68 @@ class TransportSocket(LivenessProtocol):
     def _cut(self, data: bytes) -> None:
         """Whole masked text messages go to the endpoint from here; any other frame goes
         whole to ``websockets``; a frame not yet whole waits for the next read."""
-        inbound = self._inbound
-        assert inbound is not None
-        if inbound:
-            inbound += data
-            data = bytes(inbound)
-            inbound.clear()
+        data = self._joined(data)
         limit = self.config.ws_max_size
         start, end = 0, len(data)
+        texts: list[str] = []  # whole text messages, handed over together (``_deliver``)
         while start < end:
             cut = frame_end(data, start, limit)
             if cut is None:
                 break
             payload, stop = cut
             if payload < 0:  # too big to wait for: websockets refuses it (1009)
+                self._deliver(texts)
                 self._hand_over(data[start:])
                 return
             if stop > end:
                 break
             if data[start] == FINAL_TEXT and data[start + 1] & MASKED and not self._fragmented:
-                self._text(apply_mask(data[payload:stop], data[payload - 4 : payload]))
+                message = apply_mask(data[payload:stop], data[payload - 4 : payload])
+                try:
+                    texts.append(message.decode())
+                except UnicodeDecodeError:
+                    self._deliver(texts)  # the messages before it are answered first
+                    self._not_utf8()
             else:
+                self._deliver(texts)
                 self._to_websockets(data[start:stop])
             if self.close_sent or self._inbound is None:
                 self._hand_over(data[stop:])
                 return
             start = stop
-        if start < end:
-            inbound += data[start:]
+        self._deliver(texts)
+        if self.close_sent or self._inbound is None:  # a message handled closed it
+            self._hand_over(data[start:])
+        elif start < end:
+            self._inbound += data[start:]
+
+    def _joined(self, data: bytes) -> bytes:
+        """What the last read left (a frame not yet whole), then ``data``."""
+        inbound = self._inbound
+        assert inbound is not None
+        if not inbound:
+            return data
+        inbound += data
+        joined = bytes(inbound)
+        inbound.clear()
+        return joined
+
+    def _deliver(self, texts: list[str]) -> None:
+        """The whole text messages cut from one read, in order: to the endpoint's
+        ``texts`` in one call when it has one (the hub handles them as one event), else
+        one by one while the connection stays open."""
+        if not texts:
+            return
+        served = self.served
+        assert served is not None
+        if served.texts is not None:
+            served.texts(texts)
+        else:
+            for text in texts:
+                if self.close_sent or self._inbound is None:
+                    break  # closed by one of them: the rest is not read (as websockets would)
+                served.text(text)
+        texts.clear()
 
     def _to_websockets(self, frame: bytes) -> None:
         opcode = frame[0] & 0x0F
@@ -311,10 +348,13 @@ class TransportSocket(LivenessProtocol):
         try:
             text = data.decode()
         except UnicodeDecodeError:
-            self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
-            self.handle_parser_exception()
+            self._not_utf8()
             return
         served.text(text)
+
+    def _not_utf8(self) -> None:
+        self.conn.send_close(closecodes.WS_1007_INVALID_UTF8)
+        self.handle_parser_exception()
 
     def pause_input(self) -> None:
         """Read nothing more from the peer for now (its frames wait in the kernel)."""

@@ -1,10 +1,10 @@
 """The hub's sans-I/O core: every connection's protocol state, in one object.
 
 Theory of operation: the I/O layer calls ``open`` when a WebSocket is accepted,
-``receive`` for each text frame, ``receive_binary`` for a binary one, ``closed`` when it
-ends, and ``fire_timers`` when ``next_deadline`` has passed. Each call returns the
-actions (``Send``/``Close``) to carry out, in order. Nothing here awaits or touches a
-socket; time comes from the injected clock.
+``receive_all`` with the text frames of a read (``receive``: one), ``receive_binary``,
+``closed`` when it ends, ``fire_timers`` when ``next_deadline`` has passed. Each returns
+the actions (``Send``/``Close``...) to carry out, in order. Nothing here awaits or
+touches a socket; time comes from the injected clock.
 
 Per frame: rate limit (§4.11) -> decode (§1.4) -> login gate (§3.1) -> api dispatch.
 ``ProtocolError`` is answered with ``Error`` and the connection stays open; ten bad
@@ -53,6 +53,7 @@ from .visitor_accounts import VisitorAccounts
 __all__ = ["BUILD", "VERSION", "Connection", "Switch", "SwitchStatus"]
 
 log = logging.getLogger(__name__)
+_TOO_MANY_BAD = closecodes.WS_4002_TOO_MANY_BAD_MESSAGES
 
 JsonObject = dict[str, Any]
 
@@ -198,31 +199,34 @@ class Switch:
 
     def receive(self, conn_id: int, text: str) -> list[Action]:
         """One text frame from a client."""
-        conn = self.connections.get(conn_id)
-        if conn is None or conn.closing:
-            return []
-        now = self.clock.monotonic()
-        wait_ms = self._bucket.take(conn, now)
-        if wait_ms:
-            self._rate_limited(conn, wait_ms)
-            return self._out.drain()
-        conn.limited = 0
-        inbound: Inbound | None = None
-        try:
-            inbound = decode(text)
-            self._dispatch(conn, inbound)
-            conn.bad = 0
-        except BadJson as exc:
-            conn.bad += 1
-            self._errors.error(conn.id, exc, inbound)
-            if conn.bad >= self.config.limits.max_bad_messages:
-                self._close(conn, closecodes.WS_4002_TOO_MANY_BAD_MESSAGES, "too many bad messages")
-        except ProtocolError as exc:
-            conn.bad = 0
-            self._errors.error(conn.id, exc, inbound)
-        except Exception:
-            log.exception("internal error handling a message on connection %d", conn.id)
-            self._errors.error(conn.id, ProtocolError("internal error"), inbound, "internal")
+        return self.receive_all(conn_id, (text,))
+
+    def receive_all(self, conn_id: int, texts: Iterable[str]) -> list[Action]:
+        """One read's text frames, in order, drained once (congestion counts them all)."""
+        for text in texts:
+            conn = self.connections.get(conn_id)
+            if conn is None or conn.closing:
+                break
+            if wait_ms := self._bucket.take(conn, self.clock.monotonic()):
+                self._rate_limited(conn, wait_ms)
+                continue
+            conn.limited = 0
+            inbound: Inbound | None = None
+            try:
+                inbound = decode(text)
+                self._dispatch(conn, inbound)
+                conn.bad = 0
+            except BadJson as exc:
+                conn.bad += 1
+                self._errors.error(conn.id, exc, inbound)
+                if conn.bad >= self.config.limits.max_bad_messages:
+                    self._close(conn, _TOO_MANY_BAD, "too many bad messages")
+            except ProtocolError as exc:
+                conn.bad = 0
+                self._errors.error(conn.id, exc, inbound)
+            except Exception:
+                log.exception("internal error handling a message on connection %d", conn.id)
+                self._errors.error(conn.id, ProtocolError("internal error"), inbound, "internal")
         return self._out.drain()
 
     def receive_binary(self, conn_id: int) -> list[Action]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 
+import httpx
 import pytest
 
 from signaling.appwebsocket import closecodes
@@ -146,3 +148,49 @@ async def test_bad_utf8_among_good_frames_closes_1007_after_the_good_ones(
     assert await phone.next() == {"mt": "KeepAlive", "src": 1}
     code, _ = await phone.client.wait_closed()
     assert code == closecodes.WS_1007_INVALID_UTF8
+
+
+async def test_frames_after_the_one_that_closes_in_the_same_write_are_not_answered(
+    server: RunningServer,
+) -> None:
+    """The frames of one read are one event for the hub: the tenth bad frame closes the
+    connection (4002) and what follows it in the same write is not answered."""
+    phone = await server.phone("alice")
+    bad = b"".join(frame(b"{not json") for _ in range(10))
+    write(phone, text({"mt": "KeepAlive", "src": 1}) + bad + text({"mt": "KeepAlive", "src": 2}))
+    assert await phone.next() == {"mt": "KeepAlive", "src": 1}
+    answers = [await phone.next() for _ in range(10)]
+    assert {answer["code"] for answer in answers} == {"bad_json"}
+    code, _ = await phone.client.wait_closed()
+    assert code == closecodes.WS_4002_TOO_MANY_BAD_MESSAGES
+    fresh = await server.phone("bob")
+    await fresh.sync()
+
+
+async def test_every_frame_of_one_write_is_counted_in_the_frame_times(
+    server: RunningServer,
+) -> None:
+    phone = await server.phone("alice")
+    before = frame_count(await metrics(server))
+    write(phone, b"".join(text({"mt": "KeepAlive", "src": n}) for n in range(5)))
+    assert [(await phone.next())["src"] for _ in range(5)] == [0, 1, 2, 3, 4]
+    page = await metrics(server)
+    assert frame_count(page) == before + 5
+    assert _sample(page, 'switchboard_frame_seconds_bucket{le="+Inf"}') == before + 5
+
+
+async def metrics(server: RunningServer) -> str:
+    async with httpx.AsyncClient(base_url=server.http, timeout=10) as http:
+        answer = await http.get("/metrics")
+    assert answer.status_code == 200
+    return answer.text
+
+
+def frame_count(page: str) -> float:
+    return _sample(page, "switchboard_frame_seconds_count")
+
+
+def _sample(page: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", page, re.MULTILINE)
+    assert match, f"{name} not in metrics"
+    return float(match.group(1))
