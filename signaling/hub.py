@@ -217,9 +217,11 @@ class Hub:
     def receive_all(self, conn_id: int, texts: list[str]) -> None:
         """The text frames of one read, as one event: the core takes them in order and
         returns their actions together, which are carried out once (one drain, one
-        ``_apply``, one timing for all: each frame is counted with the average). With the
-        ``pbx`` trace on, frame by frame, so that each frame's sends follow it there."""
-        if self.tracer.pbx:
+        ``_apply``, one timing for all: each frame is counted with the average). Frame by
+        frame with the ``pbx`` trace on, so that each frame's sends follow it there; and
+        for a sender whose own frames already wait in a queue, so that one overflowing it
+        (closed 4008) stops the rest of the read as before."""
+        if self.tracer.pbx or conn_id in self._queues.links:
             for text in texts:
                 self.receive(conn_id, text)
             return

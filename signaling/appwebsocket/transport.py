@@ -268,7 +268,8 @@ class TransportSocket(LivenessProtocol):
                     texts.append(message.decode())
                 except UnicodeDecodeError:
                     self._deliver(texts)  # the messages before it are answered first
-                    self._not_utf8()
+                    if not self.close_sent and self._inbound is not None:  # still open
+                        self._not_utf8()
             else:
                 self._deliver(texts)
                 self._to_websockets(data[start:stop])

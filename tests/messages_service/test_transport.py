@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,6 +17,7 @@ import websockets
 from websockets.asyncio.client import connect
 
 from messages_service.connection import Connection
+from signaling.appwebsocket import closecodes
 from signaling.appwebsocket.client import AppWebsocketClient
 from tests.messages_service.support import (
     DOMAIN,
@@ -96,6 +98,27 @@ async def test_a_text_frame_that_is_not_utf8_closes_1007(sqlite_service: Running
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+
+
+async def test_bad_utf8_behind_a_frame_that_closed_in_the_same_read_is_not_read(
+    sqlite_service: RunningService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed login closes 4001 at once; a frame that is not UTF-8 in the same read is
+    not read after it: the peer gets the 4001, and the transport's read ends cleanly (a
+    second close would raise out of ``data_received``, which asyncio logs as fatal)."""
+    caplog.set_level(logging.ERROR)
+    async with connect(sqlite_service.url, ping_interval=None) as ws:
+        login = {"mt": "AppLogin", "app": "messages", "sip": "messages", "domain": DOMAIN}
+        ws.protocol.send_text(json.dumps(login | {"digest": "0" * 64}).encode())
+        ws.protocol.send_text(b'{"mt":"KeepAlive","x":"\xff"}')
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))  # one write, one read
+        assert json.loads(await ws.recv())["mt"] == "AppLoginResult"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == closecodes.WS_4001_LOGIN_FAILED
+    await _until(lambda: len(sqlite_service.service.hubs) == 0)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_a_hub_that_closes_is_gone_at_once(sqlite_service: RunningService) -> None:
