@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .groups import Group
 
 __all__ = [
+    "CUMULATIVE_ACK",
     "AckRecord",
     "Call",
     "Fragments",
@@ -306,6 +307,10 @@ NOTHING_ENDED: Mapping[str, tuple[str, Cause]] = MappingProxyType({})
 ENDED_KEPT = 16
 """Calls a detached registration remembers the end of (the newest)."""
 
+CUMULATIVE_ACK = "CUMULATIVE_ACK"
+"""The Register flag of a device that takes one ``im_ack`` with ``ids`` for a run of its
+messages (docs/protocol.md 12.31); ``Wire.ack`` reads it in ``Registration.flags``."""
+
 
 class Registration:
     """One device of a user. There is one for every registered connection, so it keeps
@@ -410,12 +415,6 @@ class Registration:
         """The device takes ``im_message`` of other mimes as opaque application data and
         never renders them (docs/protocol.md 12.25)."""
         return "APP_DATA" in self.flags
-
-    @property
-    def cumulative_acks(self) -> bool:
-        """The device takes one ``im_ack`` with ``ids`` for a run of its messages
-        (docs/protocol.md 12.31)."""
-        return "CUMULATIVE_ACK" in self.flags
 
     def allocate_offer_number(self) -> int:
         number = self.next_offer

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .actions import Ack
-from .calls import AckRecord, Leg
+from .calls import CUMULATIVE_ACK, AckRecord, Leg
 from .codec import encode
 from .delivery_state import Delivery
 from .frames import facility, leg_ack_text, signaling
@@ -29,9 +29,6 @@ from .registry import Registration
 __all__ = ["Wire"]
 
 JsonObject = dict[str, Any]
-
-_CUMULATIVE = "CUMULATIVE_ACK"
-"""The Register flag of ``Registration.cumulative_acks``, read in line on every ack."""
 
 
 class Wire:
@@ -67,7 +64,7 @@ class Wire:
         told = record.told = leg.resume is None and conn != 0  # not ``leg.parked``, in line
         if not told:
             return
-        if conn > 0 and _CUMULATIVE in reg.flags:  # joined by the I/O layer (12.31); a
+        if conn > 0 and CUMULATIVE_ACK in reg.flags:  # joined by the I/O layer (12.31); a
             # device on another switch hears the single form, its switch joins nothing
             self._out.ack(
                 Ack(conn, reg.src, leg.number, message_id, record.seq, record.time, record.state)
